@@ -1,0 +1,94 @@
+# llmproxy: nginx module + llmproxyctl.  `make`, `make run`, `make test`.
+SHELL := /bin/bash
+
+NGINX_SRC   ?= /usr/share/nginx/src
+NGINX_BIN   ?= /usr/sbin/nginx
+BUILD       := build
+NGX_BUILD   := $(BUILD)/nginx
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+WARN        := -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
+CPPFLAGS    += -Icommon
+
+COMMON_SRCS := $(wildcard common/*.c)
+COMMON_HDRS := $(wildcard common/*.h)
+CLI_SRCS    := $(wildcard cli/*.c)
+CLI_HDRS    := $(wildcard cli/*.h)
+MOD_SRCS    := $(wildcard ngx_llmproxy_module/*.c)
+MOD_HDRS    := $(wildcard ngx_llmproxy_module/*.h)
+CLI_LIBS    := -lcjson -lcurl
+
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+ASAN_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit-asan/%,$(UNIT_SRCS))
+SAN_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+
+.PHONY: all module cli deps run test unit unit-asan integration bench lint \
+        clean
+
+all: module cli
+
+module: $(BUILD)/ngx_http_llmproxy_module.so
+cli: $(BUILD)/llmproxyctl
+
+# The module builds against Debian's nginx-dev tree with Debian's own
+# configure flags, so the .so loads into /usr/sbin/nginx.
+$(NGX_BUILD)/Makefile: config
+	@test -d $(NGINX_SRC) || { echo "nginx-dev missing: run scripts/deps.sh"; exit 1; }
+	rm -rf $(NGX_BUILD) && mkdir -p $(BUILD)
+	cp -r $(NGINX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) \
+	    > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
+
+
+
+$(BUILD)/ngx_http_llmproxy_module.so: $(NGX_BUILD)/Makefile $(MOD_SRCS) \
+        $(MOD_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
+	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
+	cp $(NGX_BUILD)/objs/ngx_http_llmproxy_module.so $@
+
+$(BUILD)/llmproxyctl: $(CLI_SRCS) $(CLI_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) \
+	    -o $@ $(CLI_SRCS) $(COMMON_SRCS) $(CLI_LIBS)
+
+# Unit tests: one executable per concern; each #includes what it tests.
+$(BUILD)/unit/%: t/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -It/unit -o $@ $< $(COMMON_SRCS) \
+	    -lcjson
+
+$(BUILD)/unit-asan/%: t/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
+	@mkdir -p $(BUILD)/unit-asan
+	$(CC) $(SAN_FLAGS) $(WARN) $(CPPFLAGS) -It/unit -o $@ $< $(COMMON_SRCS) \
+	    -lcjson
+
+deps:
+	@bash scripts/deps.sh
+
+run: deps all
+	@bash scripts/run.sh
+
+unit: $(UNIT_BINS)
+	@bash t/run-unit.sh $(UNIT_BINS)
+
+unit-asan: $(ASAN_BINS)
+	@bash t/run-unit.sh $(ASAN_BINS)
+
+integration: all
+	@bash t/run-integration.sh
+
+test: deps all $(UNIT_BINS) $(ASAN_BINS)
+	@bash t/run-all.sh
+
+bench: deps all
+	@bash bench/run.sh
+
+lint:
+	@! grep -rnE --include='*.[ch]' '.{81,}|[[:space:]]$$|	|^[^"]*//' \
+	    ngx_llmproxy_module common cli || { echo "style errors"; exit 1; }
+
+clean:
+	rm -rf $(BUILD)

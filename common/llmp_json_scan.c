@@ -1,0 +1,583 @@
+/*
+ * A single-pass validating JSON scanner; see llmp_json_scan.h.
+ */
+
+#include <string.h>
+
+#include "llmp_json_scan.h"
+
+
+typedef struct {
+    const unsigned char  *p;
+    size_t                len;
+    size_t                pos;
+    int                   depth;
+} llmp_scanner_t;
+
+
+static llmp_json_rc_e llmp_scan_value(llmp_scanner_t *s,
+    llmp_json_type_e *type, int *escaped);
+
+
+static void
+llmp_scan_ws(llmp_scanner_t *s)
+{
+    while (s->pos < s->len) {
+        switch (s->p[s->pos]) {
+        case ' ': case '\t': case '\n': case '\r':
+            s->pos++;
+            continue;
+        default:
+            return;
+        }
+    }
+}
+
+
+static int
+llmp_hex(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c |= 0x20;
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+static llmp_json_rc_e
+llmp_scan_string(llmp_scanner_t *s, int *escaped)
+{
+    const unsigned char  *p, *end;
+    const void           *q;
+    int                   i;
+
+    /* s->p[s->pos] == '"' */
+
+    p = s->p + s->pos + 1;
+    end = s->p + s->len;
+    *escaped = 0;
+
+    for ( ;; ) {
+
+        /* fast path: skip to the next quote, then look for backslashes */
+
+        q = memchr(p, '"', end - p);
+        if (q == NULL) {
+            s->pos = s->len;
+            return LLMP_JSON_TRUNCATED;
+        }
+
+        while (p < (const unsigned char *) q) {
+
+            if (*p < 0x20) {
+                s->pos = p - s->p;
+                return LLMP_JSON_SYNTAX;
+            }
+
+            if (*p != '\\') {
+                p++;
+                continue;
+            }
+
+            *escaped = 1;
+
+            if (p + 1 >= end) {
+                s->pos = s->len;
+                return LLMP_JSON_TRUNCATED;
+            }
+
+            switch (p[1]) {
+            case '"': case '\\': case '/': case 'b':
+            case 'f': case 'n': case 'r': case 't':
+                p += 2;
+                break;
+
+            case 'u':
+                if (p + 6 > end) {
+                    s->pos = s->len;
+                    return LLMP_JSON_TRUNCATED;
+                }
+
+                for (i = 2; i < 6; i++) {
+                    if (llmp_hex(p[i]) < 0) {
+                        s->pos = p + i - s->p;
+                        return LLMP_JSON_SYNTAX;
+                    }
+                }
+
+                p += 6;
+                break;
+
+            default:
+                s->pos = p + 1 - s->p;
+                return LLMP_JSON_SYNTAX;
+            }
+
+            /* an escaped quote may have moved p past q */
+
+            if (p > (const unsigned char *) q) {
+                break;
+            }
+        }
+
+        if (p == (const unsigned char *) q) {
+            s->pos = p + 1 - s->p;
+            return LLMP_JSON_OK;
+        }
+    }
+}
+
+
+static llmp_json_rc_e
+llmp_scan_number(llmp_scanner_t *s)
+{
+    size_t  start, digits;
+
+    start = s->pos;
+
+    if (s->pos < s->len && s->p[s->pos] == '-') {
+        s->pos++;
+    }
+
+    digits = 0;
+
+    if (s->pos < s->len && s->p[s->pos] == '0') {
+        s->pos++;
+        digits = 1;
+
+    } else {
+        while (s->pos < s->len && s->p[s->pos] >= '0'
+               && s->p[s->pos] <= '9')
+        {
+            s->pos++;
+            digits++;
+        }
+    }
+
+    if (digits == 0) {
+        return s->pos >= s->len ? LLMP_JSON_TRUNCATED : LLMP_JSON_SYNTAX;
+    }
+
+    if (s->pos < s->len && s->p[s->pos] == '.') {
+        s->pos++;
+        digits = 0;
+
+        while (s->pos < s->len && s->p[s->pos] >= '0'
+               && s->p[s->pos] <= '9')
+        {
+            s->pos++;
+            digits++;
+        }
+
+        if (digits == 0) {
+            return s->pos >= s->len ? LLMP_JSON_TRUNCATED : LLMP_JSON_SYNTAX;
+        }
+    }
+
+    if (s->pos < s->len && (s->p[s->pos] | 0x20) == 'e') {
+        s->pos++;
+
+        if (s->pos < s->len && (s->p[s->pos] == '+' || s->p[s->pos] == '-')) {
+            s->pos++;
+        }
+
+        digits = 0;
+
+        while (s->pos < s->len && s->p[s->pos] >= '0'
+               && s->p[s->pos] <= '9')
+        {
+            s->pos++;
+            digits++;
+        }
+
+        if (digits == 0) {
+            return s->pos >= s->len ? LLMP_JSON_TRUNCATED : LLMP_JSON_SYNTAX;
+        }
+    }
+
+    (void) start;
+
+    return LLMP_JSON_OK;
+}
+
+
+static llmp_json_rc_e
+llmp_scan_literal(llmp_scanner_t *s, const char *lit, size_t n)
+{
+    size_t  avail;
+
+    avail = s->len - s->pos;
+
+    if (avail < n) {
+        if (memcmp(s->p + s->pos, lit, avail) == 0) {
+            s->pos = s->len;
+            return LLMP_JSON_TRUNCATED;
+        }
+
+        return LLMP_JSON_SYNTAX;
+    }
+
+    if (memcmp(s->p + s->pos, lit, n) != 0) {
+        return LLMP_JSON_SYNTAX;
+    }
+
+    s->pos += n;
+
+    return LLMP_JSON_OK;
+}
+
+
+static llmp_json_rc_e
+llmp_scan_container(llmp_scanner_t *s, unsigned char close,
+    llmp_json_top_t *top)
+{
+    int                  escaped, first;
+    size_t               key_start, key_end, vstart;
+    llmp_json_rc_e       rc;
+    llmp_json_type_e     type;
+    llmp_json_member_t  *m;
+
+    if (++s->depth > LLMP_JSON_MAX_DEPTH) {
+        return LLMP_JSON_TOO_DEEP;
+    }
+
+    s->pos++;    /* '{' or '[' */
+    first = 1;
+
+    for ( ;; ) {
+        llmp_scan_ws(s);
+
+        if (s->pos >= s->len) {
+            return LLMP_JSON_TRUNCATED;
+        }
+
+        if (s->p[s->pos] == close && first) {
+            break;
+        }
+
+        if (!first) {
+            if (s->p[s->pos] == close) {
+                break;
+            }
+
+            if (s->p[s->pos] != ',') {
+                return LLMP_JSON_SYNTAX;
+            }
+
+            s->pos++;
+            llmp_scan_ws(s);
+
+            if (s->pos >= s->len) {
+                return LLMP_JSON_TRUNCATED;
+            }
+        }
+
+        first = 0;
+        key_start = s->pos;
+        key_end = s->pos;
+
+        if (close == '}') {
+            if (s->p[s->pos] != '"') {
+                return LLMP_JSON_SYNTAX;
+            }
+
+            rc = llmp_scan_string(s, &escaped);
+            if (rc != LLMP_JSON_OK) {
+                return rc;
+            }
+
+            key_end = s->pos;
+
+            llmp_scan_ws(s);
+
+            if (s->pos >= s->len) {
+                return LLMP_JSON_TRUNCATED;
+            }
+
+            if (s->p[s->pos] != ':') {
+                return LLMP_JSON_SYNTAX;
+            }
+
+            s->pos++;
+            llmp_scan_ws(s);
+        }
+
+        vstart = s->pos;
+
+        rc = llmp_scan_value(s, &type, &escaped);
+        if (rc != LLMP_JSON_OK) {
+            return rc;
+        }
+
+        if (top == NULL) {
+            continue;
+        }
+
+        top->members++;
+        m = NULL;
+
+#define LLMP_KEY_IS(name)                                                    \
+        (key_end - key_start == sizeof(name) + 1                             \
+         && memcmp(s->p + key_start + 1, name, sizeof(name) - 1) == 0)
+
+        if (LLMP_KEY_IS("model")) {
+            m = &top->model;
+
+        } else if (LLMP_KEY_IS("stream")) {
+            m = &top->stream;
+
+        } else if (LLMP_KEY_IS("stream_options")) {
+            m = &top->stream_options;
+        }
+
+#undef LLMP_KEY_IS
+
+        if (m) {
+            /* the last duplicate wins, as in most JSON parsers */
+            m->type = type;
+            m->start = vstart;
+            m->end = s->pos;
+            m->key_start = key_start;
+            m->escaped = escaped;
+        }
+    }
+
+    s->pos++;    /* the closing bracket */
+    s->depth--;
+
+    return LLMP_JSON_OK;
+}
+
+
+static llmp_json_rc_e
+llmp_scan_value(llmp_scanner_t *s, llmp_json_type_e *type, int *escaped)
+{
+    *escaped = 0;
+
+    if (s->pos >= s->len) {
+        return LLMP_JSON_TRUNCATED;
+    }
+
+    switch (s->p[s->pos]) {
+
+    case '"':
+        *type = LLMP_JSON_STRING;
+        return llmp_scan_string(s, escaped);
+
+    case '{':
+        *type = LLMP_JSON_OBJECT;
+        return llmp_scan_container(s, '}', NULL);
+
+    case '[':
+        *type = LLMP_JSON_ARRAY;
+        return llmp_scan_container(s, ']', NULL);
+
+    case 't':
+        *type = LLMP_JSON_TRUE;
+        return llmp_scan_literal(s, "true", 4);
+
+    case 'f':
+        *type = LLMP_JSON_FALSE;
+        return llmp_scan_literal(s, "false", 5);
+
+    case 'n':
+        *type = LLMP_JSON_NULL;
+        return llmp_scan_literal(s, "null", 4);
+
+    default:
+        *type = LLMP_JSON_NUMBER;
+        return llmp_scan_number(s);
+    }
+}
+
+
+llmp_json_rc_e
+llmp_json_scan_top(const unsigned char *p, size_t len, llmp_json_top_t *top)
+{
+    int               escaped;
+    llmp_json_rc_e    rc;
+    llmp_json_type_e  type;
+    llmp_scanner_t    s;
+
+    memset(top, 0, sizeof(llmp_json_top_t));
+
+    s.p = p;
+    s.len = len;
+    s.pos = 0;
+    s.depth = 0;
+
+    llmp_scan_ws(&s);
+
+    if (s.pos >= s.len) {
+        top->error_offset = s.pos;
+        return LLMP_JSON_EMPTY;
+    }
+
+    if (s.p[s.pos] != '{') {
+        rc = llmp_scan_value(&s, &type, &escaped);
+        top->error_offset = s.pos;
+        return rc == LLMP_JSON_OK ? LLMP_JSON_NOT_OBJECT : rc;
+    }
+
+    rc = llmp_scan_container(&s, '}', top);
+
+    if (rc != LLMP_JSON_OK) {
+        top->error_offset = s.pos;
+        return rc;
+    }
+
+    top->object_end = s.pos - 1;
+
+    llmp_scan_ws(&s);
+
+    if (s.pos != s.len) {
+        top->error_offset = s.pos;
+        return LLMP_JSON_SYNTAX;
+    }
+
+    return LLMP_JSON_OK;
+}
+
+
+long
+llmp_json_unescape(const unsigned char *p, size_t start, size_t end,
+    unsigned char *out)
+{
+    size_t         i;
+    unsigned long  cp, lo;
+    unsigned char *o;
+
+    o = out;
+
+    for (i = start + 1; i + 1 < end; i++) {
+
+        if (p[i] != '\\') {
+            *o++ = p[i];
+            continue;
+        }
+
+        i++;
+
+        switch (p[i]) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '/': *o++ = '/'; break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+
+        case 'u':
+            if (i + 4 >= end) {
+                return -1;
+            }
+
+            cp = (llmp_hex(p[i + 1]) << 12) | (llmp_hex(p[i + 2]) << 8)
+                 | (llmp_hex(p[i + 3]) << 4) | llmp_hex(p[i + 4]);
+            i += 4;
+
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (i + 6 >= end || p[i + 1] != '\\' || p[i + 2] != 'u') {
+                    return -1;
+                }
+
+                lo = (llmp_hex(p[i + 3]) << 12) | (llmp_hex(p[i + 4]) << 8)
+                     | (llmp_hex(p[i + 5]) << 4) | llmp_hex(p[i + 6]);
+
+                if (lo < 0xdc00 || lo > 0xdfff) {
+                    return -1;
+                }
+
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                i += 6;
+
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                return -1;
+            }
+
+            if (cp < 0x80) {
+                *o++ = (unsigned char) cp;
+
+            } else if (cp < 0x800) {
+                *o++ = (unsigned char) (0xc0 | (cp >> 6));
+                *o++ = (unsigned char) (0x80 | (cp & 0x3f));
+
+            } else if (cp < 0x10000) {
+                *o++ = (unsigned char) (0xe0 | (cp >> 12));
+                *o++ = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
+                *o++ = (unsigned char) (0x80 | (cp & 0x3f));
+
+            } else {
+                *o++ = (unsigned char) (0xf0 | (cp >> 18));
+                *o++ = (unsigned char) (0x80 | ((cp >> 12) & 0x3f));
+                *o++ = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
+                *o++ = (unsigned char) (0x80 | (cp & 0x3f));
+            }
+
+            break;
+
+        default:
+            return -1;
+        }
+    }
+
+    return (long) (o - out);
+}
+
+
+size_t
+llmp_json_escape(const unsigned char *s, size_t len, unsigned char *out)
+{
+    size_t                i;
+    unsigned char        *o;
+    static const char     hex[] = "0123456789abcdef";
+
+    o = out;
+    *o++ = '"';
+
+    for (i = 0; i < len; i++) {
+        switch (s[i]) {
+        case '"': *o++ = '\\'; *o++ = '"'; break;
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n'; break;
+        case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        case '\t': *o++ = '\\'; *o++ = 't'; break;
+
+        default:
+            if (s[i] < 0x20) {
+                *o++ = '\\'; *o++ = 'u'; *o++ = '0'; *o++ = '0';
+                *o++ = hex[s[i] >> 4];
+                *o++ = hex[s[i] & 0xf];
+
+            } else {
+                *o++ = s[i];
+            }
+        }
+    }
+
+    *o++ = '"';
+
+    return (size_t) (o - out);
+}
+
+
+const char *
+llmp_json_strerror(llmp_json_rc_e rc)
+{
+    switch (rc) {
+    case LLMP_JSON_OK: return "ok";
+    case LLMP_JSON_EMPTY: return "the request body is empty";
+    case LLMP_JSON_NOT_OBJECT: return "the request body is not a JSON object";
+    case LLMP_JSON_TRUNCATED: return "the request body is truncated JSON";
+    case LLMP_JSON_TOO_DEEP: return "the request body is nested too deeply";
+    default: return "the request body is not valid JSON";
+    }
+}

@@ -1,0 +1,465 @@
+/*
+ * Admin endpoints used by llmproxyctl, behind the master key:
+ *
+ *   POST /.../config   install a compiled config (validated and its hosts
+ *                      resolved in a thread of the pool, saved as the last
+ *                      good config, then published to every worker)
+ *   GET  /.../config   the loaded config, provider api keys removed
+ *   GET  /.../status   what the gateway has loaded, cooldowns
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <cjson/cJSON.h>
+
+
+#define NGX_HTTP_LLMPROXY_ADMIN_MAX_BODY  (64 * 1024 * 1024)
+
+
+typedef struct {
+    ngx_http_request_t             *request;   /* NULL once it is gone */
+    u_char                         *blob;
+    size_t                          len;
+    u_char                         *prepared;
+    size_t                          prepared_len;
+    ngx_str_t                       state_file;
+    ngx_int_t                       saved;
+    u_char                          err[512];
+} ngx_http_llmproxy_admin_task_t;
+
+
+static void ngx_http_llmproxy_admin_body(ngx_http_request_t *r);
+static void ngx_http_llmproxy_admin_prepare(void *data, ngx_log_t *log);
+static void ngx_http_llmproxy_admin_prepared(ngx_event_t *ev);
+static void ngx_http_llmproxy_admin_request_gone(void *data);
+static ngx_int_t ngx_http_llmproxy_admin_get_config(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_admin_status(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_admin_send_cjson(ngx_http_request_t *r,
+    cJSON *json);
+
+
+static ngx_int_t
+ngx_http_llmproxy_uri_ends(ngx_http_request_t *r, const char *s, size_t n)
+{
+    return r->uri.len >= n
+           && ngx_strncmp(r->uri.data + r->uri.len - n, s, n) == 0;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_admin_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_llmproxy_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_llmproxy_check_master_key(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_llmproxy_uri_ends(r, "/config", 7)) {
+
+        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_http_llmproxy_admin_get_config(r);
+        }
+
+        if (r->method != NGX_HTTP_POST && r->method != NGX_HTTP_PUT) {
+            return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_ALLOWED,
+                                          "invalid_request_error",
+                                          "method_not_allowed",
+                                          "use GET or POST");
+        }
+
+        if (r->headers_in.content_length_n
+            > NGX_HTTP_LLMPROXY_ADMIN_MAX_BODY)
+        {
+            return ngx_http_llmproxy_fail(r,
+                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                          "invalid_request_error",
+                                          "request_too_large",
+                                          "config larger than 64m");
+        }
+
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r,
+                                               ngx_http_llmproxy_admin_body);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    if (ngx_http_llmproxy_uri_ends(r, "/status", 7)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_llmproxy_admin_status(r);
+    }
+
+    return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
+                                  "invalid_request_error", "unknown_url",
+                                  "unknown admin endpoint %V", &r->uri);
+}
+
+
+static void
+ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
+{
+    u_char                          *p;
+    size_t                           len;
+    ngx_buf_t                       *b;
+    ngx_chain_t                     *cl;
+    ngx_thread_task_t               *task;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_llmproxy_zone_ctx_t    *zctx;
+    ngx_http_llmproxy_admin_task_t  *t;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    zctx = lmcf->shm_zone->data;
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
+        }
+    }
+
+    if (len == 0 || len > NGX_HTTP_LLMPROXY_ADMIN_MAX_BODY) {
+        ngx_http_finalize_request(r,
+            ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                   "invalid_request_error", "invalid_config",
+                                   "expected a compiled config as the body"));
+        return;
+    }
+
+    task = ngx_calloc(sizeof(ngx_thread_task_t)
+                      + sizeof(ngx_http_llmproxy_admin_task_t),
+                      r->connection->log);
+    if (task == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    t = (ngx_http_llmproxy_admin_task_t *) (task + 1);
+    task->ctx = t;
+
+    t->blob = ngx_alloc(len, r->connection->log);
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (t->blob == NULL || cln == NULL) {
+        ngx_free(t->blob);
+        ngx_free(task);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = t->blob;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            if (ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos)
+                != b->file_last - b->file_pos)
+            {
+                ngx_free(t->blob);
+                ngx_free(task);
+                ngx_http_finalize_request(r,
+                                          NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            p += b->file_last - b->file_pos;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    t->len = p - t->blob;
+    t->request = r;
+    t->state_file = zctx->state_file;
+
+    cln->handler = ngx_http_llmproxy_admin_request_gone;
+    cln->data = t;
+
+    task->handler = ngx_http_llmproxy_admin_prepare;
+    task->event.handler = ngx_http_llmproxy_admin_prepared;
+    task->event.data = task;
+    task->event.log = ngx_cycle->log;
+
+    if (ngx_thread_task_post(lmcf->thread_pool, task) != NGX_OK) {
+        cln->handler = NULL;
+        ngx_free(t->blob);
+        ngx_free(task);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+}
+
+
+/* in a thread of the pool: blocking work is fine here */
+
+static void
+ngx_http_llmproxy_admin_prepare(void *data, ngx_log_t *log)
+{
+    ngx_http_llmproxy_admin_task_t *t = data;
+
+    t->prepared = ngx_http_llmproxy_runtime_prepare(t->blob, t->len,
+                                                    &t->prepared_len, t->err,
+                                                    sizeof(t->err));
+    if (t->prepared == NULL || t->state_file.len == 0) {
+        return;
+    }
+
+    t->saved = ngx_http_llmproxy_write_file(&t->state_file, t->prepared,
+                                            t->prepared_len, log);
+}
+
+
+static void
+ngx_http_llmproxy_admin_prepared(ngx_event_t *ev)
+{
+    u_char                          *p;
+    ngx_int_t                        rc;
+    ngx_uint_t                       generation;
+    ngx_thread_task_t               *task;
+    ngx_http_request_t              *r;
+    ngx_http_llmproxy_admin_task_t  *t;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
+
+    task = ev->data;
+    t = task->ctx;
+    r = t->request;
+
+    if (r == NULL) {
+        goto done;
+    }
+
+    t->request = NULL;    /* the pool cleanup must not touch t any more */
+
+    if (t->prepared == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llmproxy: config refused: %s", t->err);
+
+        rc = ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid_request_error",
+                                    "invalid_config", "%s", t->err);
+        goto finalize;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    if (ngx_http_llmproxy_shm_install(lmcf->shm_zone->data, t->prepared,
+                                      t->prepared_len, &generation)
+        != NGX_OK)
+    {
+        rc = ngx_http_llmproxy_fail(r, NGX_HTTP_INSUFFICIENT_STORAGE,
+                                    "api_error", "zone_full",
+                                    "the config does not fit into the "
+                                    "llmproxy zone");
+        goto finalize;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "llmproxy: config generation %ui installed%s", generation,
+                  t->saved == NGX_OK ? "" : " (not saved to the state path)");
+
+    p = ngx_pnalloc(r->pool, 64);
+    if (p == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto finalize;
+    }
+
+    rc = ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, p,
+             ngx_sprintf(p, "{\"ok\":true,\"generation\":%ui}", generation)
+             - p);
+
+finalize:
+
+    ngx_http_finalize_request(r, rc);
+
+done:
+
+    if (t->prepared) {
+        cJSON_free(t->prepared);
+    }
+
+    ngx_free(t->blob);
+    ngx_free(task);
+}
+
+
+static void
+ngx_http_llmproxy_admin_request_gone(void *data)
+{
+    ngx_http_llmproxy_admin_task_t *t = data;
+
+    t->request = NULL;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_admin_get_config(ngx_http_request_t *r)
+{
+    u_char                          *blob;
+    size_t                           len;
+    cJSON                           *root, *p;
+    ngx_uint_t                       generation;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    blob = ngx_http_llmproxy_shm_copy(lmcf->shm_zone->data, &len,
+                                      &generation);
+    if (blob == NULL) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
+                                      "invalid_request_error", "no_config",
+                                      "no config loaded yet");
+    }
+
+    root = cJSON_ParseWithLength((char *) blob, len);
+    ngx_free(blob);
+
+    if (root == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* secrets never leave the gateway */
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
+                                                            "providers"))
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key");
+    }
+
+    if (cJSON_AddNumberToObject(root, "generation", (double) generation)
+        == NULL)
+    {
+        cJSON_Delete(root);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_llmproxy_admin_send_cjson(r, root);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
+{
+    u_char                          *s;
+    cJSON                           *root, *list, *item;
+    ngx_uint_t                       i;
+    ngx_array_t                      cooldowns;
+    ngx_keyval_t                    *kv;
+    ngx_http_llmproxy_runtime_t     *rt;
+    ngx_http_llmproxy_zone_ctx_t    *zctx;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    zctx = lmcf->shm_zone->data;
+
+    rt = ngx_http_llmproxy_runtime_get(r);
+
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cJSON_AddNumberToObject(root, "generation",
+                            (double) zctx->sh->generation);
+    cJSON_AddBoolToObject(root, "loaded", rt != NULL);
+
+    if (rt) {
+        s = ngx_pnalloc(r->pool, rt->config_sha256.len + 1);
+        if (s) {
+            ngx_memcpy(s, rt->config_sha256.data, rt->config_sha256.len);
+            s[rt->config_sha256.len] = '\0';
+            cJSON_AddStringToObject(root, "config_sha256", (char *) s);
+        }
+
+        cJSON_AddNumberToObject(root, "providers",
+                                (double) rt->providers.nelts);
+        cJSON_AddNumberToObject(root, "deployments",
+                                (double) rt->deployments.nelts);
+        cJSON_AddNumberToObject(root, "models", (double) rt->groups.nelts);
+        cJSON_AddNumberToObject(root, "aliases", (double) rt->aliases.nelts);
+    }
+
+    list = cJSON_AddArrayToObject(root, "cooldowns");
+
+    if (list
+        && ngx_http_llmproxy_cooldown_list(zctx, r->pool, &cooldowns)
+           == NGX_OK)
+    {
+        kv = cooldowns.elts;
+
+        for (i = 0; i < cooldowns.nelts; i++) {
+            item = cJSON_CreateObject();
+            if (item == NULL) {
+                break;
+            }
+
+            cJSON_AddItemToArray(list, item);
+
+            kv[i].key.data[kv[i].key.len] = '\0';
+            cJSON_AddStringToObject(item, "deployment",
+                                    (char *) kv[i].key.data);
+            cJSON_AddNumberToObject(item, "until_ms_from_now",
+                                    (double) ngx_atoi(kv[i].value.data,
+                                                      kv[i].value.len));
+        }
+    }
+
+    return ngx_http_llmproxy_admin_send_cjson(r, root);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_admin_send_cjson(ngx_http_request_t *r, cJSON *json)
+{
+    u_char     *p;
+    char       *s;
+    size_t      len;
+    ngx_str_t   out;
+
+    s = cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = ngx_strlen(s);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        cJSON_free(s);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(p, s, len);
+    cJSON_free(s);
+
+    out.data = p;
+    out.len = len;
+
+    return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, out.data, out.len);
+}

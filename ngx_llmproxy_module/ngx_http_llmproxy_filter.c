@@ -1,0 +1,361 @@
+/*
+ * The header and body filter: adds the x-llmproxy-* headers to every
+ * response of a gateway location, and turns the error pages nginx itself
+ * would render (HTML) into the JSON error shape of the client's interface.
+ * Errors found by the gateway are returned as plain status codes through
+ * nginx's special response path and rendered here, so nginx's own errors
+ * (400, 413, 408, ...) and the gateway's look the same to a client.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+
+static ngx_int_t ngx_http_llmproxy_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_add_header(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+static ngx_int_t
+ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
+{
+    u_char                        *p;
+    ngx_str_t                      v;
+    ngx_msec_int_t                 overhead;
+    ngx_http_llmproxy_ctx_t       *ctx;
+    ngx_http_llmproxy_loc_conf_t  *llcf;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    if (ctx == NULL) {
+        llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
+
+        if (llcf->role == NGX_HTTP_LLMPROXY_OFF) {
+            return ngx_http_next_header_filter(r);
+        }
+
+        /* nginx answered before the gateway's handler ran */
+
+        ctx = ngx_http_llmproxy_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (r->err_status) {
+        if (ngx_http_llmproxy_error_prepare(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->request_id.len
+        && ngx_http_llmproxy_add_header(r, "x-llmproxy-request-id",
+                                        &ctx->request_id)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (!ctx->upstream_started) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->current) {
+        if (ngx_http_llmproxy_add_header(r, "x-llmproxy-model",
+                                         &ctx->current->id)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    v.data = p;
+    v.len = ngx_sprintf(p, "%ui", ctx->fallbacks) - p;
+    p += v.len;
+
+    if (ngx_http_llmproxy_add_header(r, "x-llmproxy-attempted-fallbacks", &v)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    v.data = p;
+    v.len = ngx_sprintf(p, "%ui", ctx->retries) - p;
+    p += v.len;
+
+    if (ngx_http_llmproxy_add_header(r, "x-llmproxy-attempted-retries", &v)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* time spent in the gateway itself: before the first upstream attempt */
+
+    overhead = (ngx_msec_int_t) (ctx->upstream_start - ctx->start);
+    if (overhead < 0) {
+        overhead = 0;
+    }
+
+    v.data = p;
+    v.len = ngx_sprintf(p, "%M", overhead) - p;
+
+    if (ngx_http_llmproxy_add_header(r, "x-llmproxy-overhead-duration-ms", &v)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_str_t   body;
+    ngx_uint_t  status;
+
+    status = r->headers_out.status;
+
+    if (ctx->err_status == 0 || ctx->err_status != status) {
+
+        /* an error nginx or the upstream machinery chose */
+
+        ctx->err_status = status;
+        ctx->err_type = "api_error";
+        ctx->err_code = NULL;
+        ngx_str_null(&ctx->err_message);
+
+        switch (status) {
+
+        case NGX_HTTP_BAD_REQUEST:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "malformed request");
+            break;
+
+        case NGX_HTTP_NOT_FOUND:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "not found");
+            break;
+
+        case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+            ctx->err_type = "invalid_request_error";
+            ctx->err_code = "request_too_large";
+            ngx_str_set(&ctx->err_message, "request body too large");
+            break;
+
+        case NGX_HTTP_REQUEST_TIME_OUT:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "client request timed out");
+            break;
+
+        case NGX_HTTP_BAD_GATEWAY:
+        case NGX_HTTP_GATEWAY_TIME_OUT:
+        case NGX_HTTP_SERVICE_UNAVAILABLE:
+        case NGX_HTTP_INTERNAL_SERVER_ERROR:
+
+            if (ctx->upstream_started) {
+                if (ngx_http_llmproxy_upstream_error(r, ctx) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+
+                break;
+            }
+
+            ngx_str_set(&ctx->err_message, "internal gateway error");
+            break;
+
+        default:
+            ctx->err_type = status < 500 ? "invalid_request_error"
+                                         : "api_error";
+            ngx_str_set(&ctx->err_message, "request failed");
+        }
+    }
+
+    if (ngx_http_llmproxy_openai_error_body(r, ctx, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->err_message = body;   /* from here on: the rendered body */
+    ctx->error_body = 1;
+
+    r->headers_out.content_length_n = body.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    return NGX_OK;
+}
+
+
+/* every attempt failed: 504 when the last one timed out, else 502 */
+
+static ngx_int_t
+ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char      *p, *last;
+    ngx_uint_t   status;
+
+    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT) {
+        status = NGX_HTTP_GATEWAY_TIME_OUT;
+        ctx->err_type = "timeout";
+        ctx->err_code = "upstream_timeout";
+
+    } else {
+        status = NGX_HTTP_BAD_GATEWAY;
+        ctx->err_type = "api_error";
+        ctx->err_code = "all_deployments_failed";
+    }
+
+    p = ngx_pnalloc(r->pool, 512);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = p + 512;
+
+    ctx->err_message.data = p;
+
+    p = ngx_slprintf(p, last, "model \"%V\": every deployment and fallback "
+                     "failed after %ui attempt%s; last error: ",
+                     &ctx->model, ctx->attempts,
+                     ctx->attempts == 1 ? "" : "s");
+
+    switch (ctx->fail) {
+
+    case NGX_HTTP_LLMPROXY_FAIL_TIMEOUT:
+        p = ngx_slprintf(p, last, "upstream timed out");
+        break;
+
+    case NGX_HTTP_LLMPROXY_FAIL_CONNECT:
+        p = ngx_slprintf(p, last, "could not connect to upstream");
+        break;
+
+    case NGX_HTTP_LLMPROXY_FAIL_STATUS:
+        p = ngx_slprintf(p, last, "upstream returned status %ui",
+                         ctx->fail_status);
+        break;
+
+    default:
+        p = ngx_slprintf(p, last, "upstream sent an invalid response");
+    }
+
+    ctx->err_message.len = p - ctx->err_message.data;
+    ctx->err_status = status;
+
+    r->headers_out.status = status;
+    r->err_status = status;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                *b;
+    ngx_chain_t               out;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    if (in == NULL || r != r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    if (ctx == NULL || !ctx->error_body) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* the HTML error page nginx renders is replaced by our JSON */
+
+    for ( /* void */ ; in; in = in->next) {
+        in->buf->pos = in->buf->last;
+        in->buf->file_pos = in->buf->file_last;
+    }
+
+    if (ctx->error_sent) {
+        return NGX_OK;
+    }
+
+    ctx->error_sent = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->err_message.data;
+    b->last = ctx->err_message.data + ctx->err_message.len;
+    b->memory = 1;
+    b->last_buf = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_add_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_llmproxy_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_llmproxy_body_filter;
+
+    return NGX_OK;
+}

@@ -1,0 +1,775 @@
+/*
+ * ngx_http_llmproxy_module: directives, configuration, process init and
+ * the gateway's entry point, which dispatches a request to its interface.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+
+static ngx_int_t ngx_http_llmproxy_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_health(ngx_http_request_t *r,
+    ngx_uint_t readiness);
+static void ngx_http_llmproxy_request_id(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
+    ngx_str_t *key);
+
+static void *ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_llmproxy_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_llmproxy_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_llmproxy(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_llmproxy_init_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_llmproxy_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_llmproxy_commands[] = {
+
+    { ngx_string("llmproxy_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_llmproxy_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmproxy_master_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, master_key_file),
+      NULL },
+
+    { ngx_string("llmproxy_state_path"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, state_path),
+      NULL },
+
+    { ngx_string("llmproxy_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, thread_pool_name),
+      NULL },
+
+    { ngx_string("llmproxy_upstream_keepalive"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, keepalive),
+      NULL },
+
+    { ngx_string("llmproxy_upstream_keepalive_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, keepalive_timeout),
+      NULL },
+
+    { ngx_string("llmproxy_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, log_level),
+      &ngx_http_llmproxy_log_levels },
+
+    { ngx_string("llmproxy"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_llmproxy,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmproxy_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_llmproxy_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llmproxy_max_body_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_loc_conf_t, max_body_size),
+      NULL },
+
+    { ngx_string("llmproxy_buffer_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_loc_conf_t, upstream.buffer_size),
+      NULL },
+
+    { ngx_string("llmproxy_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_loc_conf_t, upstream.connect_timeout),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_llmproxy_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_llmproxy_postconfiguration,   /* postconfiguration */
+
+    ngx_http_llmproxy_create_main_conf,    /* create main configuration */
+    ngx_http_llmproxy_init_main_conf,      /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_llmproxy_create_loc_conf,     /* create location configuration */
+    ngx_http_llmproxy_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_llmproxy_module = {
+    NGX_MODULE_V1,
+    &ngx_http_llmproxy_module_ctx,         /* module context */
+    ngx_http_llmproxy_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_llmproxy_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_llmproxy_handler(ngx_http_request_t *r)
+{
+    ngx_str_t                 uri;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_llmproxy_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    uri = r->uri;
+
+    if (uri.len >= 8 && ngx_strncmp(uri.data, "/health/", 8) == 0) {
+        uri.data += 8;
+        uri.len -= 8;
+
+        if ((uri.len == 10 && ngx_strncmp(uri.data, "liveliness", 10) == 0)
+            || (uri.len == 8 && ngx_strncmp(uri.data, "liveness", 8) == 0))
+        {
+            return ngx_http_llmproxy_health(r, 0);
+        }
+
+        if (uri.len == 9 && ngx_strncmp(uri.data, "readiness", 9) == 0) {
+            return ngx_http_llmproxy_health(r, 1);
+        }
+
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
+                                      "invalid_request_error", "not_found",
+                                      "unknown health endpoint");
+    }
+
+    return ngx_http_llmproxy_openai_handler(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_health(ngx_http_request_t *r, ngx_uint_t readiness)
+{
+    u_char                         *p;
+    ngx_int_t                       rc;
+    ngx_uint_t                      generation;
+    ngx_http_llmproxy_shctx_t      *sh;
+    ngx_http_llmproxy_zone_ctx_t   *zctx;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_ALLOWED,
+                                      "invalid_request_error",
+                                      "method_not_allowed",
+                                      "use GET for health endpoints");
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (!readiness) {
+        return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK,
+                                          (u_char *) "{\"status\":\"healthy\"}",
+                                          sizeof("{\"status\":\"healthy\"}")
+                                          - 1);
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    zctx = lmcf->shm_zone->data;
+    sh = zctx->sh;
+    generation = sh->generation;
+
+    p = ngx_pnalloc(r->pool, 128);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (generation == 0) {
+        return ngx_http_llmproxy_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, p,
+                   ngx_sprintf(p, "{\"status\":\"not ready\","
+                               "\"reason\":\"no configuration loaded\"}")
+                   - p);
+    }
+
+    return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, p,
+               ngx_sprintf(p, "{\"status\":\"ready\","
+                           "\"config_generation\":%ui}", generation) - p);
+}
+
+
+ngx_http_llmproxy_ctx_t *
+ngx_http_llmproxy_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_llmproxy_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->start = ngx_current_msec;
+    ctx->iface = NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+
+    ngx_http_llmproxy_request_id(r, ctx);
+
+    ngx_http_set_ctx(r, ctx, ngx_http_llmproxy_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_llmproxy_request_id(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char    *p;
+    uint32_t   a, b, c, d;
+
+    /* a random UUID (version 4) */
+
+    p = ngx_pnalloc(r->pool, 36);
+    if (p == NULL) {
+        return;
+    }
+
+    a = (uint32_t) ngx_random();
+    b = (uint32_t) ngx_random() ^ (uint32_t) (r->connection->number << 16);
+    c = (uint32_t) ngx_random() ^ (uint32_t) ngx_current_msec;
+    d = (uint32_t) ngx_random() ^ (uint32_t) ngx_pid;
+
+    b = (b & 0xffff0fff) | 0x00004000;
+    c = (c & 0x3fffffff) | 0x80000000;
+
+    ctx->request_id.data = p;
+    ctx->request_id.len = ngx_sprintf(p, "%08xD-%04xD-%04xD-%04xD-%04xD%08xD",
+                                      a, b >> 16, b & 0xffff, c >> 16,
+                                      c & 0xffff, d)
+                          - p;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_fail(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const char *code, const char *fmt, ...)
+{
+    u_char                   *p, buf[512];
+    va_list                   args;
+    ngx_uint_t                level;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_llmproxy_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    ctx->err_status = status;
+    ctx->err_type = type;
+    ctx->err_code = code;
+    ctx->err_message.len = p - buf;
+    ctx->err_message.data = buf;
+    ctx->err_message.data = ngx_pstrdup(r->pool, &ctx->err_message);
+
+    if (ctx->err_message.data == NULL) {
+        ctx->err_message.len = 0;
+    }
+
+    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
+                                                       : NGX_LOG_INFO;
+
+    ngx_log_error(level, r->connection->log, 0, "llmproxy: %ui %V", status,
+                  &ctx->err_message);
+
+    return status;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *data, size_t len)
+{
+    ngx_int_t    rc;
+    ngx_buf_t   *b;
+    ngx_chain_t  out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = data;
+    b->last = data + len;
+    b->memory = len ? 1 : 0;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_check_master_key(ngx_http_request_t *r)
+{
+    u_char                          diff;
+    size_t                          i;
+    ngx_str_t                       key;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    if (ngx_http_llmproxy_find_key(r, &key) != NGX_OK) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
+                   "authentication_error", "missing_api_key",
+                   "no API key: pass it as \"Authorization: Bearer KEY\"");
+    }
+
+    if (lmcf->master_key.len == 0 || key.len != lmcf->master_key.len) {
+        goto invalid;
+    }
+
+    /* constant time */
+
+    diff = 0;
+
+    for (i = 0; i < key.len; i++) {
+        diff |= key.data[i] ^ lmcf->master_key.data[i];
+    }
+
+    if (diff == 0) {
+        return NGX_OK;
+    }
+
+invalid:
+
+    ngx_log_error(lmcf->log_level, r->connection->log, 0,
+                  "llmproxy: invalid API key \"%*s...\"",
+                  ngx_min(key.len, 6), key.data);
+
+    return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
+                                  "authentication_error", "invalid_api_key",
+                                  "invalid API key");
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+    ngx_str_t         v;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        v = h[i].value;
+
+        if (h[i].key.len == 13
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "authorization", 13)
+               == 0)
+        {
+            if (v.len > 7 && ngx_strncasecmp(v.data, (u_char *) "Bearer ", 7)
+                             == 0)
+            {
+                v.data += 7;
+                v.len -= 7;
+            }
+
+        } else if (!((h[i].key.len == 9
+                      && ngx_strncasecmp(h[i].key.data,
+                                         (u_char *) "x-api-key", 9) == 0)
+                     || (h[i].key.len == 14
+                         && ngx_strncasecmp(h[i].key.data,
+                                            (u_char *) "x-goog-api-key", 14)
+                            == 0)
+                     || (h[i].key.len == 7
+                         && ngx_strncasecmp(h[i].key.data,
+                                            (u_char *) "api-key", 7) == 0)
+                     || (h[i].key.len == 17
+                         && ngx_strncasecmp(h[i].key.data,
+                                            (u_char *) "x-litellm-api-key",
+                                            17) == 0)))
+        {
+            continue;
+        }
+
+        while (v.len && v.data[0] == ' ') {
+            v.data++;
+            v.len--;
+        }
+
+        if (v.len) {
+            *key = v;
+            return NGX_OK;
+        }
+    }
+
+    if (ngx_http_arg(r, (u_char *) "key", 3, &v) == NGX_OK && v.len) {
+        *key = v;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void *
+ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    lmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_llmproxy_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     lmcf->shm_zone = NULL;
+     *     lmcf->master_key = { 0, NULL };
+     *     lmcf->master_key_file = { 0, NULL };
+     *     lmcf->state_path = { 0, NULL };
+     *     lmcf->thread_pool_name = { 0, NULL };
+     *     lmcf->thread_pool = NULL;
+     */
+
+    lmcf->keepalive = NGX_CONF_UNSET_UINT;
+    lmcf->keepalive_timeout = NGX_CONF_UNSET_MSEC;
+    lmcf->log_level = NGX_CONF_UNSET_UINT;
+
+    return lmcf;
+}
+
+
+static char *
+ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_llmproxy_main_conf_t *lmcf = conf;
+
+    u_char                        *p, *data;
+    size_t                         len;
+    ngx_path_t                    *path;
+    ngx_http_llmproxy_zone_ctx_t  *zctx;
+
+    ngx_conf_init_uint_value(lmcf->keepalive, 64);
+    ngx_conf_init_msec_value(lmcf->keepalive_timeout, 60000);
+    ngx_conf_init_uint_value(lmcf->log_level, NGX_LOG_ERR);
+
+    if (lmcf->thread_pool_name.len == 0) {
+        ngx_str_set(&lmcf->thread_pool_name, "default");
+    }
+
+    lmcf->thread_pool = ngx_thread_pool_add(cf, &lmcf->thread_pool_name);
+    if (lmcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (lmcf->state_path.len) {
+        if (ngx_conf_full_name(cf->cycle, &lmcf->state_path, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* nginx creates it at start, owned by the workers' user */
+
+        path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+        if (path == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        path->name = lmcf->state_path;
+        path->conf_file = cf->conf_file->file.name.data;
+        path->line = cf->conf_file->line;
+
+        if (ngx_add_path(cf, &path) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (lmcf->shm_zone) {
+            zctx = lmcf->shm_zone->data;
+
+            len = lmcf->state_path.len + sizeof("/config.json") - 1;
+
+            p = ngx_pnalloc(cf->pool, len + 1);
+            if (p == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_sprintf(p, "%V/config.json%Z", &lmcf->state_path);
+
+            zctx->state_file.data = p;
+            zctx->state_file.len = len;
+        }
+    }
+
+    if (lmcf->master_key_file.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &lmcf->master_key_file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    data = ngx_http_llmproxy_read_file(&lmcf->master_key_file, &len, cf->log);
+    if (data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot read \"llmproxy_master_key_file\" \"%V\"",
+                           &lmcf->master_key_file);
+        return NGX_CONF_ERROR;
+    }
+
+    p = data;
+
+    while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'
+                   || p[len - 1] == ' '))
+    {
+        len--;
+    }
+
+    while (len && (*p == ' ' || *p == '\n')) {
+        p++;
+        len--;
+    }
+
+    if (len < 8) {
+        ngx_free(data);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "master key in \"%V\" is shorter than 8 characters",
+                           &lmcf->master_key_file);
+        return NGX_CONF_ERROR;
+    }
+
+    lmcf->master_key.data = ngx_pnalloc(cf->pool, len);
+    if (lmcf->master_key.data == NULL) {
+        ngx_free(data);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(lmcf->master_key.data, p, len);
+    lmcf->master_key.len = len;
+
+    ngx_explicit_memzero(data, len);
+    ngx_free(data);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_llmproxy_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_llmproxy_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_llmproxy_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->role = NGX_HTTP_LLMPROXY_OFF;
+     *     conf->upstream.* = 0 / NULL, completed when merging
+     */
+
+    conf->max_body_size = NGX_CONF_UNSET_SIZE;
+    conf->upstream.buffer_size = NGX_CONF_UNSET_SIZE;
+    conf->upstream.connect_timeout = NGX_CONF_UNSET_MSEC;
+    conf->upstream.hide_headers = NGX_CONF_UNSET_PTR;
+    conf->upstream.pass_headers = NGX_CONF_UNSET_PTR;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_llmproxy_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_llmproxy_loc_conf_t *prev = parent;
+    ngx_http_llmproxy_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
+                              16 * 1024 * 1024);
+
+    if (ngx_http_llmproxy_upstream_init_conf(cf, prev, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->role != NGX_HTTP_LLMPROXY_GATEWAY) {
+        return NGX_CONF_OK;
+    }
+
+    /*
+     * The gateway enforces its own body limit so that a body too large is
+     * answered in the client's error shape; the body is read into memory
+     * whole (the "model" member is spliced, never reparsed), so the core
+     * limits are set to match.
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    clcf->client_max_body_size = 0;
+
+    if (clcf->client_body_buffer_size < 1024 * 1024) {
+        clcf->client_body_buffer_size = 1024 * 1024;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llmproxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmproxy_loc_conf_t *llcf = conf;
+
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    if (llcf->role != NGX_HTTP_LLMPROXY_OFF) {
+        return "is duplicate";
+    }
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmproxy_module);
+
+    if (lmcf->shm_zone == NULL) {
+        return "requires \"llmproxy_zone\" to be set before it";
+    }
+
+    llcf->role = NGX_HTTP_LLMPROXY_GATEWAY;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_llmproxy_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_llmproxy_loc_conf_t *llcf = conf;
+
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    if (llcf->role != NGX_HTTP_LLMPROXY_OFF) {
+        return "is duplicate";
+    }
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmproxy_module);
+
+    if (lmcf->shm_zone == NULL) {
+        return "requires \"llmproxy_zone\" to be set before it";
+    }
+
+    if (lmcf->master_key_file.len == 0) {
+        return "requires \"llmproxy_master_key_file\" to be set before it";
+    }
+
+    llcf->role = NGX_HTTP_LLMPROXY_ADMIN;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_llmproxy_admin_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_llmproxy_filter_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_llmproxy_keepalive_init(cycle);
+}

@@ -1,0 +1,312 @@
+/*
+ * ngx_http_llmproxy_module: an LLM API gateway inside nginx.
+ *
+ * Shared declarations of the module's files:
+ *   _module.c    directives, configuration, init, request entry point
+ *   _filter.c    header/body filter: x-llmproxy-* headers, JSON errors
+ *   _shm.c       shared zone: compiled config blob, cooldowns
+ *   _runtime.c   worker-local view of the compiled config
+ *   _route.c     model resolution, attempt plan, deployment choice
+ *   _upstream.c  talking to providers: peers, keepalive, request, response
+ *   _openai.c    the OpenAI interface
+ *   _admin.c     admin endpoints used by llmproxyctl
+ */
+
+#ifndef _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_
+#define _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <llmp_json_scan.h>
+
+
+#define NGX_HTTP_LLMPROXY_IFACE_OPENAI     0x01
+#define NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC  0x02
+#define NGX_HTTP_LLMPROXY_IFACE_GEMINI     0x04
+
+#define NGX_HTTP_LLMPROXY_COOLDOWN_WINDOW  60000
+
+
+/* configuration */
+
+typedef struct {
+    ngx_shm_zone_t               *shm_zone;
+    ngx_str_t                     master_key;      /* read from the file */
+    ngx_str_t                     master_key_file;
+    ngx_str_t                     state_path;
+    ngx_str_t                     thread_pool_name;
+    ngx_thread_pool_t            *thread_pool;
+    ngx_uint_t                    keepalive;       /* cached connections */
+    ngx_msec_t                    keepalive_timeout;
+    ngx_uint_t                    log_level;
+#if (NGX_HTTP_SSL)
+    ngx_ssl_t                    *ssl;             /* upstream TLS */
+#endif
+} ngx_http_llmproxy_main_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_LLMPROXY_OFF = 0,
+    NGX_HTTP_LLMPROXY_GATEWAY,
+    NGX_HTTP_LLMPROXY_ADMIN
+} ngx_http_llmproxy_role_e;
+
+
+typedef struct {
+    ngx_uint_t                    role;
+    size_t                        max_body_size;
+    ngx_http_upstream_conf_t      upstream;
+} ngx_http_llmproxy_loc_conf_t;
+
+
+/* the worker-local view of a compiled config */
+
+typedef struct ngx_http_llmproxy_runtime_s  ngx_http_llmproxy_runtime_t;
+
+typedef struct {
+    ngx_str_t                     name;
+    ngx_str_t                     api_base;
+    ngx_uint_t                    interfaces;      /* IFACE_* bits */
+    ngx_str_t                     host;            /* Host header value */
+    ngx_str_t                     ssl_name;        /* host without port */
+    ngx_str_t                     path;            /* api_base path, no /v1 */
+    ngx_str_t                     auth_header;     /* "Authorization: ..." */
+    ngx_str_t                     api_key;
+    ngx_str_t                     extra_headers;   /* "K: V\r\n"... */
+    ngx_addr_t                   *addrs;
+    ngx_uint_t                    naddrs;
+    ngx_uint_t                    next_addr;
+    unsigned                      ssl:1;
+    unsigned                      has_v1:1;
+} ngx_http_llmproxy_provider_t;
+
+
+typedef struct ngx_http_llmproxy_group_s  ngx_http_llmproxy_group_t;
+
+typedef struct {
+    ngx_str_t                     id;              /* "provider/model" */
+    ngx_str_t                     model;           /* public name */
+    ngx_str_t                     upstream_model;
+    ngx_str_t                     upstream_model_json;  /* quoted */
+    ngx_http_llmproxy_provider_t *provider;
+    ngx_array_t                   access_groups;   /* of ngx_str_t */
+    double                        input_cost;      /* per million */
+    double                        output_cost;
+    ngx_uint_t                    rpm;
+    ngx_uint_t                    tpm;
+    ngx_int_t                     weight;
+    ngx_int_t                     current_weight;  /* smooth WRR state */
+    uint32_t                      hash;            /* crc32 of id */
+    ngx_http_llmproxy_group_t    *group;
+} ngx_http_llmproxy_deployment_t;
+
+
+/* what a requested name resolves to: a model group or one deployment */
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_http_llmproxy_group_t      *group;
+    ngx_http_llmproxy_deployment_t *deployment;
+} ngx_http_llmproxy_target_t;
+
+
+struct ngx_http_llmproxy_group_s {
+    ngx_str_t                     name;
+    ngx_array_t                   deployments;  /* of deployment_t * */
+    ngx_array_t                   fallbacks;    /* of target_t * */
+    ngx_http_llmproxy_target_t    target;       /* the group as a target */
+};
+
+
+typedef struct {
+    ngx_uint_t                    num_retries;
+    ngx_uint_t                    allowed_fails;
+    ngx_msec_t                    cooldown;
+    ngx_msec_t                    request_timeout;
+} ngx_http_llmproxy_settings_t;
+
+
+struct ngx_http_llmproxy_runtime_s {
+    ngx_pool_t                   *pool;
+    ngx_uint_t                    refcount;
+    ngx_uint_t                    generation;
+    ngx_str_t                     config_sha256;
+    ngx_http_llmproxy_settings_t  settings;
+    ngx_array_t                   providers;    /* of provider_t */
+    ngx_array_t                   deployments;  /* of deployment_t */
+    ngx_array_t                   groups;       /* of group_t */
+    ngx_array_t                   aliases;      /* of ngx_keyval_t */
+    ngx_array_t                   targets;      /* of target_t * */
+    ngx_http_llmproxy_target_t  **names;        /* open addressing table */
+    ngx_uint_t                    names_mask;
+};
+
+
+/* shared memory */
+
+typedef struct {
+    ngx_rbtree_node_t             node;           /* key: crc32 of id */
+    ngx_msec_t                    window_start;
+    ngx_msec_t                    cooldown_until;
+    ngx_msec_t                    last_fail;
+    ngx_uint_t                    fails;
+    u_short                       len;
+    u_char                        id[1];
+} ngx_http_llmproxy_cooldown_node_t;
+
+
+typedef struct {
+    ngx_atomic_t                  generation;
+    ngx_atomic_t                  cooling;        /* nodes in cooldown */
+    u_char                       *blob;
+    size_t                        blob_len;
+    ngx_rbtree_t                  cooldowns;
+    ngx_rbtree_node_t             sentinel;
+} ngx_http_llmproxy_shctx_t;
+
+
+typedef struct {
+    ngx_http_llmproxy_shctx_t    *sh;
+    ngx_slab_pool_t              *shpool;
+    ngx_str_t                     state_file;
+    ngx_log_t                    *log;
+} ngx_http_llmproxy_zone_ctx_t;
+
+
+/* one request */
+
+typedef enum {
+    NGX_HTTP_LLMPROXY_EP_NONE = 0,
+    NGX_HTTP_LLMPROXY_EP_CHAT,
+    NGX_HTTP_LLMPROXY_EP_COMPLETIONS,
+    NGX_HTTP_LLMPROXY_EP_EMBEDDINGS,
+    NGX_HTTP_LLMPROXY_EP_RESPONSES
+} ngx_http_llmproxy_endpoint_e;
+
+
+typedef enum {
+    NGX_HTTP_LLMPROXY_FAIL_NONE = 0,
+    NGX_HTTP_LLMPROXY_FAIL_CONNECT,
+    NGX_HTTP_LLMPROXY_FAIL_TIMEOUT,
+    NGX_HTTP_LLMPROXY_FAIL_STATUS,
+    NGX_HTTP_LLMPROXY_FAIL_INVALID
+} ngx_http_llmproxy_fail_e;
+
+
+typedef struct {
+    ngx_http_llmproxy_runtime_t    *rt;
+    ngx_str_t                       request_id;
+    ngx_msec_t                      start;
+    ngx_msec_t                      upstream_start;
+    ngx_uint_t                      iface;          /* client's interface */
+    ngx_uint_t                      endpoint;
+    ngx_str_t                       endpoint_path;  /* "/chat/completions" */
+
+    /* the request body and where its top-level members are */
+    u_char                         *body;
+    size_t                          body_len;
+    llmp_json_top_t                 top;
+    ngx_str_t                       model;          /* as requested */
+
+    /* the attempt plan: groups[0] is the requested one, then fallbacks */
+    ngx_array_t                     plan;           /* of target_t * */
+    ngx_uint_t                      plan_index;
+    ngx_uint_t                      attempts_in_target;
+    ngx_array_t                     tried;          /* of deployment_t * */
+    ngx_http_llmproxy_deployment_t *current;
+    ngx_uint_t                      attempts;
+    ngx_uint_t                      retries;
+    ngx_uint_t                      fallbacks;
+
+    /* why the last attempt failed */
+    ngx_uint_t                      fail;
+    ngx_uint_t                      fail_status;
+    ngx_msec_t                      retry_after;
+
+    /* an error of ours, rendered by the filter in the client's shape */
+    ngx_uint_t                      err_status;
+    ngx_str_t                       err_message;
+    const char                     *err_type;
+    const char                     *err_code;
+
+    ngx_http_status_t               status;
+    ngx_http_chunked_t              chunked;
+
+    unsigned                        stream:1;
+    unsigned                        repeat:1;
+    unsigned                        upstream_started:1;
+    unsigned                        error_body:1;
+    unsigned                        error_sent:1;
+} ngx_http_llmproxy_ctx_t;
+
+
+extern ngx_module_t  ngx_http_llmproxy_module;
+
+
+/* _module.c */
+ngx_http_llmproxy_ctx_t *ngx_http_llmproxy_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_fail(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const char *code, const char *fmt, ...);
+ngx_int_t ngx_http_llmproxy_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *data, size_t len);
+ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
+
+/* _filter.c */
+ngx_int_t ngx_http_llmproxy_filter_init(ngx_conf_t *cf);
+
+/* _shm.c */
+char *ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_llmproxy_shm_install(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *blob, size_t len, ngx_uint_t *generation);
+u_char *ngx_http_llmproxy_shm_copy(ngx_http_llmproxy_zone_ctx_t *zctx,
+    size_t *len, ngx_uint_t *generation);
+ngx_int_t ngx_http_llmproxy_cooldown_check(
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_msec_t *last_fail);
+void ngx_http_llmproxy_cooldown_fail(ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_deployment_t *d, ngx_http_llmproxy_settings_t *s,
+    ngx_msec_t cooldown);
+ngx_int_t ngx_http_llmproxy_cooldown_list(
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_pool_t *pool, ngx_array_t *out);
+
+/* _runtime.c */
+ngx_http_llmproxy_runtime_t *ngx_http_llmproxy_runtime_get(
+    ngx_http_request_t *r);
+u_char *ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len,
+    size_t *out_len, u_char *err, size_t errlen);
+ngx_http_llmproxy_target_t *ngx_http_llmproxy_runtime_find(
+    ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name);
+u_char *ngx_http_llmproxy_read_file(ngx_str_t *path, size_t *len,
+    ngx_log_t *log);
+ngx_int_t ngx_http_llmproxy_write_file(ngx_str_t *path, u_char *data,
+    size_t len, ngx_log_t *log);
+
+/* _route.c */
+ngx_int_t ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_route_next(
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx);
+void ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+
+/* _upstream.c */
+ngx_int_t ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
+    ngx_http_llmproxy_loc_conf_t *prev, ngx_http_llmproxy_loc_conf_t *conf);
+ngx_int_t ngx_http_llmproxy_keepalive_init(ngx_cycle_t *cycle);
+
+/* _openai.c */
+ngx_int_t ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_openai_error_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+
+/* _admin.c */
+ngx_int_t ngx_http_llmproxy_admin_handler(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_ */

@@ -1,0 +1,1271 @@
+/*
+ * The worker-local view of the compiled config.  llmproxyctl compiles
+ * config.json and pushes the result; the admin endpoint "prepares" it off
+ * the event loop (validates it and resolves provider hosts to addresses)
+ * and installs it in the zone; every worker then builds its own runtime
+ * from the zone when the generation changes.  Requests hold a reference
+ * to the runtime they started with, so a switch never disturbs them.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <netdb.h>
+#include <cjson/cJSON.h>
+
+
+typedef struct {
+    ngx_pool_t   *pool;
+    u_char       *err;
+    size_t        errlen;
+    ngx_uint_t    failed;
+} ngx_http_llmproxy_build_t;
+
+
+static ngx_http_llmproxy_runtime_t *ngx_http_llmproxy_runtime_build(
+    cJSON *root, ngx_uint_t generation, u_char *err, size_t errlen);
+static ngx_int_t ngx_http_llmproxy_build_settings(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    cJSON *settings);
+static ngx_int_t ngx_http_llmproxy_build_provider(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_provider_t *p,
+    cJSON *obj, ngx_uint_t n);
+static ngx_int_t ngx_http_llmproxy_build_deployment(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    ngx_http_llmproxy_deployment_t *d, cJSON *obj, ngx_uint_t n);
+static ngx_int_t ngx_http_llmproxy_build_names(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    cJSON *aliases, cJSON *fallbacks);
+static ngx_int_t ngx_http_llmproxy_names_add(ngx_http_llmproxy_runtime_t *rt,
+    ngx_http_llmproxy_target_t *t);
+static ngx_int_t ngx_http_llmproxy_parse_base(ngx_str_t *base,
+    ngx_str_t *host, ngx_str_t *hostport, ngx_str_t *path, in_port_t *port,
+    ngx_uint_t *ssl);
+static ngx_int_t ngx_http_llmproxy_str(ngx_http_llmproxy_build_t *b,
+    cJSON *obj, const char *key, ngx_str_t *out, ngx_uint_t required,
+    const char *where);
+static void ngx_http_llmproxy_runtime_release(void *data);
+
+
+static ngx_http_llmproxy_runtime_t  *ngx_http_llmproxy_current;
+static ngx_uint_t                    ngx_http_llmproxy_failed_generation;
+
+
+#define ngx_http_llmproxy_build_error(b, ...)                                \
+    do {                                                                     \
+        if (!(b)->failed) {                                                  \
+            *ngx_slprintf((b)->err, (b)->err + (b)->errlen - 1, __VA_ARGS__) \
+                = '\0';                                                      \
+        }                                                                    \
+        (b)->failed = 1;                                                     \
+    } while (0)
+
+
+ngx_http_llmproxy_runtime_t *
+ngx_http_llmproxy_runtime_get(ngx_http_request_t *r)
+{
+    u_char                         *blob, err[512];
+    size_t                          len;
+    cJSON                          *root;
+    ngx_uint_t                      generation;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_llmproxy_runtime_t    *rt, *old;
+    ngx_http_llmproxy_zone_ctx_t   *zctx;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    zctx = lmcf->shm_zone->data;
+
+    generation = zctx->sh->generation;
+    rt = ngx_http_llmproxy_current;
+
+    if (generation
+        && (rt == NULL || rt->generation != generation)
+        && generation != ngx_http_llmproxy_failed_generation)
+    {
+        blob = ngx_http_llmproxy_shm_copy(zctx, &len, &generation);
+        root = blob ? cJSON_ParseWithLength((char *) blob, len) : NULL;
+        ngx_free(blob);
+
+        rt = NULL;
+
+        if (root) {
+            rt = ngx_http_llmproxy_runtime_build(root, generation, err,
+                                                 sizeof(err));
+            cJSON_Delete(root);
+
+        } else {
+            ngx_cpystrn(err, (u_char *) "no memory or invalid JSON",
+                        sizeof(err));
+        }
+
+        if (rt == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "llmproxy: config generation %ui not loaded: %s",
+                          generation, err);
+            ngx_http_llmproxy_failed_generation = generation;
+            rt = ngx_http_llmproxy_current;
+
+        } else {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "llmproxy: config generation %ui loaded",
+                          generation);
+
+            old = ngx_http_llmproxy_current;
+            ngx_http_llmproxy_current = rt;
+            rt->refcount = 1;
+
+            if (old) {
+                ngx_http_llmproxy_runtime_release(old);
+            }
+        }
+    }
+
+    if (rt == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    rt->refcount++;
+    cln->handler = ngx_http_llmproxy_runtime_release;
+    cln->data = rt;
+
+    return rt;
+}
+
+
+static void
+ngx_http_llmproxy_runtime_release(void *data)
+{
+    ngx_http_llmproxy_runtime_t *rt = data;
+
+    if (--rt->refcount == 0) {
+        ngx_destroy_pool(rt->pool);
+    }
+}
+
+
+ngx_http_llmproxy_target_t *
+ngx_http_llmproxy_runtime_find(ngx_http_llmproxy_runtime_t *rt,
+    ngx_str_t *name)
+{
+    ngx_uint_t                   i;
+    ngx_http_llmproxy_target_t  *t;
+
+    i = ngx_hash_key(name->data, name->len) & rt->names_mask;
+
+    for ( ;; ) {
+        t = rt->names[i];
+
+        if (t == NULL) {
+            return NULL;
+        }
+
+        if (t->name.len == name->len
+            && ngx_memcmp(t->name.data, name->data, name->len) == 0)
+        {
+            return t;
+        }
+
+        i = (i + 1) & rt->names_mask;
+    }
+}
+
+
+/*
+ * Validates a compiled config and resolves its providers' hosts.  Runs in
+ * a thread of the pool (or in the master at start): it may block, and
+ * uses nothing of the worker but malloc.  Returns the config to install,
+ * with a "resolved" array of addresses in each provider.
+ */
+
+u_char *
+ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len, size_t *out_len,
+    u_char *err, size_t errlen)
+{
+    int                           rc;
+    char                          port[8], addr[NGX_SOCKADDR_STRLEN + 8];
+    u_char                       *out, host[256];
+    cJSON                        *root, *providers, *p, *base, *resolved;
+    cJSON                        *item;
+    in_port_t                     nport;
+    ngx_str_t                     b, h, hp, path;
+    ngx_uint_t                    ssl;
+    struct addrinfo               hints, *res, *ai;
+    ngx_http_llmproxy_runtime_t  *rt;
+
+    root = cJSON_ParseWithLength((char *) blob, len);
+    if (root == NULL) {
+        ngx_cpystrn(err, (u_char *) "the config is not valid JSON", errlen);
+        return NULL;
+    }
+
+    /* validate everything first: building a runtime does */
+
+    rt = ngx_http_llmproxy_runtime_build(root, 0, err, errlen);
+    if (rt == NULL) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+
+    ngx_destroy_pool(rt->pool);
+
+    providers = cJSON_GetObjectItemCaseSensitive(root, "providers");
+
+    cJSON_ArrayForEach(p, providers) {
+        base = cJSON_GetObjectItemCaseSensitive(p, "api_base");
+
+        b.data = (u_char *) base->valuestring;
+        b.len = ngx_strlen(b.data);
+
+        if (ngx_http_llmproxy_parse_base(&b, &h, &hp, &path, &nport, &ssl)
+            != NGX_OK || h.len >= sizeof(host))
+        {
+            continue;   /* cannot happen: build checked it */
+        }
+
+        ngx_memcpy(host, h.data, h.len);
+        host[h.len] = '\0';
+
+        if (host[0] == '[') {
+            ngx_memmove(host, host + 1, h.len - 2);
+            host[h.len - 2] = '\0';
+        }
+
+        ngx_sprintf((u_char *) port, "%d%Z", (int) nport);
+
+        ngx_memzero(&hints, sizeof(struct addrinfo));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "resolved");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "resolve_error");
+
+        resolved = cJSON_AddArrayToObject(p, "resolved");
+        if (resolved == NULL) {
+            goto nomem;
+        }
+
+        rc = getaddrinfo((char *) host, port, &hints, &res);
+
+        if (rc != 0) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "llmproxy: provider host \"%s\" not resolved: %s",
+                          host, gai_strerror(rc));
+
+            if (cJSON_AddStringToObject(p, "resolve_error", gai_strerror(rc))
+                == NULL)
+            {
+                goto nomem;
+            }
+
+            continue;
+        }
+
+        for (ai = res; ai; ai = ai->ai_next) {
+            len = ngx_sock_ntop(ai->ai_addr, ai->ai_addrlen, (u_char *) addr,
+                                NGX_SOCKADDR_STRLEN, 1);
+            addr[len] = '\0';
+
+            item = cJSON_CreateString(addr);
+            if (item == NULL || !cJSON_AddItemToArray(resolved, item)) {
+                freeaddrinfo(res);
+                goto nomem;
+            }
+        }
+
+        freeaddrinfo(res);
+    }
+
+    out = (u_char *) cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+
+    if (out == NULL) {
+        ngx_cpystrn(err, (u_char *) "no memory", errlen);
+        return NULL;
+    }
+
+    *out_len = ngx_strlen(out);
+
+    return out;
+
+nomem:
+
+    cJSON_Delete(root);
+    ngx_cpystrn(err, (u_char *) "no memory", errlen);
+
+    return NULL;
+}
+
+
+static ngx_http_llmproxy_runtime_t *
+ngx_http_llmproxy_runtime_build(cJSON *root, ngx_uint_t generation,
+    u_char *err, size_t errlen)
+{
+    cJSON                           *item, *list;
+    ngx_uint_t                       n, i;
+    ngx_pool_t                      *pool;
+    ngx_http_llmproxy_build_t        b;
+    ngx_http_llmproxy_runtime_t     *rt;
+    ngx_http_llmproxy_provider_t    *p;
+    ngx_http_llmproxy_deployment_t  *d;
+
+    pool = ngx_create_pool(16384, ngx_cycle->log);
+    if (pool == NULL) {
+        ngx_cpystrn(err, (u_char *) "no memory", errlen);
+        return NULL;
+    }
+
+    b.pool = pool;
+    b.err = err;
+    b.errlen = errlen;
+    b.failed = 0;
+
+    rt = ngx_pcalloc(pool, sizeof(ngx_http_llmproxy_runtime_t));
+    if (rt == NULL) {
+        goto failed;
+    }
+
+    rt->pool = pool;
+    rt->generation = generation;
+
+    if (!cJSON_IsObject(root)) {
+        ngx_http_llmproxy_build_error(&b, "the config is not a JSON object");
+        goto failed;
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(root, "format");
+    if (!cJSON_IsNumber(item) || item->valueint != 1) {
+        ngx_http_llmproxy_build_error(&b, "format: expected 1");
+        goto failed;
+    }
+
+    if (ngx_http_llmproxy_str(&b, root, "config_sha256", &rt->config_sha256,
+                              0, "")
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (ngx_http_llmproxy_build_settings(&b, rt,
+            cJSON_GetObjectItemCaseSensitive(root, "settings"))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    /* providers */
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "providers");
+    if (!cJSON_IsArray(list)) {
+        ngx_http_llmproxy_build_error(&b, "providers: expected array");
+        goto failed;
+    }
+
+    n = cJSON_GetArraySize(list);
+
+    if (ngx_array_init(&rt->providers, pool, n ? n : 1,
+                       sizeof(ngx_http_llmproxy_provider_t))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(item, list) {
+        p = ngx_array_push(&rt->providers);
+        if (p == NULL) {
+            goto failed;
+        }
+
+        if (ngx_http_llmproxy_build_provider(&b, p, item, i++) != NGX_OK) {
+            goto failed;
+        }
+    }
+
+    /* deployments, grouped by public model name */
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "deployments");
+    if (!cJSON_IsArray(list)) {
+        ngx_http_llmproxy_build_error(&b, "deployments: expected array");
+        goto failed;
+    }
+
+    n = cJSON_GetArraySize(list);
+
+    if (ngx_array_init(&rt->deployments, pool, n ? n : 1,
+                       sizeof(ngx_http_llmproxy_deployment_t))
+        != NGX_OK
+        || ngx_array_init(&rt->groups, pool, n ? n : 1,
+                          sizeof(ngx_http_llmproxy_group_t))
+           != NGX_OK
+        || ngx_array_init(&rt->targets, pool, 2 * n + 4,
+                          sizeof(ngx_http_llmproxy_target_t *))
+           != NGX_OK)
+    {
+        goto failed;
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(item, list) {
+        d = ngx_array_push(&rt->deployments);
+        if (d == NULL) {
+            goto failed;
+        }
+
+        if (ngx_http_llmproxy_build_deployment(&b, rt, d, item, i++)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    if (ngx_http_llmproxy_build_names(&b, rt,
+            cJSON_GetObjectItemCaseSensitive(root, "aliases"),
+            cJSON_GetObjectItemCaseSensitive(root, "fallbacks"))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    return rt;
+
+failed:
+
+    if (!b.failed) {
+        ngx_cpystrn(err, (u_char *) "no memory", errlen);
+    }
+
+    ngx_destroy_pool(pool);
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, cJSON *settings)
+{
+    cJSON                         *v;
+    ngx_http_llmproxy_settings_t  *s;
+
+    s = &rt->settings;
+
+    s->num_retries = 1;
+    s->allowed_fails = 3;
+    s->cooldown = 5000;
+    s->request_timeout = 600000;
+
+    if (settings == NULL) {
+        return NGX_OK;
+    }
+
+    if (!cJSON_IsObject(settings)) {
+        ngx_http_llmproxy_build_error(b, "settings: expected object");
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(v, settings) {
+
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0
+            || v->valuedouble > 1e7)
+        {
+            ngx_http_llmproxy_build_error(b, "settings.%s: expected a "
+                                          "non-negative number", v->string);
+            return NGX_ERROR;
+        }
+
+        if (ngx_strcmp(v->string, "num_retries") == 0) {
+            s->num_retries = (ngx_uint_t) v->valuedouble;
+
+        } else if (ngx_strcmp(v->string, "allowed_fails") == 0) {
+            s->allowed_fails = (ngx_uint_t) v->valuedouble;
+
+            if (s->allowed_fails == 0) {
+                s->allowed_fails = 1;
+            }
+
+        } else if (ngx_strcmp(v->string, "cooldown_seconds") == 0) {
+            s->cooldown = (ngx_msec_t) (v->valuedouble * 1000);
+
+        } else if (ngx_strcmp(v->string, "request_timeout_seconds") == 0) {
+            s->request_timeout = (ngx_msec_t) (v->valuedouble * 1000);
+
+            if (s->request_timeout == 0) {
+                ngx_http_llmproxy_build_error(b, "settings.%s: must be "
+                                              "positive", v->string);
+                return NGX_ERROR;
+            }
+
+        } else {
+            ngx_http_llmproxy_build_error(b, "settings.%s: unknown field",
+                                          v->string);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_provider_t *p, cJSON *obj, ngx_uint_t n)
+{
+    u_char     *q;
+    size_t      len;
+    cJSON      *item, *v;
+    in_port_t   port;
+    ngx_str_t   hostport, s;
+    ngx_uint_t  ssl, i;
+
+    ngx_memzero(p, sizeof(ngx_http_llmproxy_provider_t));
+
+    if (!cJSON_IsObject(obj)) {
+        ngx_http_llmproxy_build_error(b, "providers[%ui]: expected object",
+                                      n);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llmproxy_str(b, obj, "name", &p->name, 1, "providers")
+           != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "api_base", &p->api_base, 1,
+                                 "providers")
+           != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "api_key", &p->api_key, 0,
+                                 "providers")
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llmproxy_parse_base(&p->api_base, &p->ssl_name, &hostport,
+                                     &p->path, &port, &ssl)
+        != NGX_OK)
+    {
+        ngx_http_llmproxy_build_error(b, "providers.%V.api_base: expected "
+                                      "http://host[:port][/path] or https://"
+                                      "...", &p->name);
+        return NGX_ERROR;
+    }
+
+#if !(NGX_HTTP_SSL)
+    if (ssl) {
+        ngx_http_llmproxy_build_error(b, "providers.%V.api_base: https needs "
+                                      "nginx built with SSL", &p->name);
+        return NGX_ERROR;
+    }
+#endif
+
+    p->ssl = ssl;
+    p->host = hostport;
+
+    if (p->path.len >= 3
+        && ngx_strncmp(p->path.data + p->path.len - 3, "/v1", 3) == 0)
+    {
+        p->path.len -= 3;
+        p->has_v1 = 1;
+    }
+
+    /* interfaces */
+
+    item = cJSON_GetObjectItemCaseSensitive(obj, "interfaces");
+
+    cJSON_ArrayForEach(v, item) {
+        if (!cJSON_IsString(v)) {
+            continue;
+        }
+
+        if (ngx_strcmp(v->valuestring, "openai") == 0) {
+            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+
+        } else if (ngx_strcmp(v->valuestring, "anthropic") == 0) {
+            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
+
+        } else if (ngx_strcmp(v->valuestring, "gemini") == 0) {
+            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_GEMINI;
+        }
+    }
+
+    if (p->interfaces == 0) {
+        ngx_http_llmproxy_build_error(b, "providers.%V.interfaces: expected "
+                                      "a non-empty array of openai, "
+                                      "anthropic, gemini", &p->name);
+        return NGX_ERROR;
+    }
+
+    /* extra headers, pre-rendered */
+
+    item = cJSON_GetObjectItemCaseSensitive(obj, "headers");
+    len = 0;
+
+    cJSON_ArrayForEach(v, item) {
+        if (!cJSON_IsString(v)) {
+            ngx_http_llmproxy_build_error(b, "providers.%V.headers.%s: "
+                                          "expected string", &p->name,
+                                          v->string);
+            return NGX_ERROR;
+        }
+
+        len += ngx_strlen(v->string) + ngx_strlen(v->valuestring) + 4;
+    }
+
+    if (len) {
+        q = ngx_pnalloc(b->pool, len);
+        if (q == NULL) {
+            return NGX_ERROR;
+        }
+
+        p->extra_headers.data = q;
+
+        cJSON_ArrayForEach(v, item) {
+            q = ngx_sprintf(q, "%s: %s\r\n", v->string, v->valuestring);
+        }
+
+        p->extra_headers.len = q - p->extra_headers.data;
+
+        /* header injection through config values is refused */
+
+        for (i = 0; i < p->extra_headers.len; i++) {
+            if (p->extra_headers.data[i] == '\0') {
+                ngx_http_llmproxy_build_error(b, "providers.%V.headers: "
+                                              "invalid characters", &p->name);
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    /* addresses, when the config was prepared */
+
+    item = cJSON_GetObjectItemCaseSensitive(obj, "resolved");
+    len = cJSON_GetArraySize(item);
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p->addrs = ngx_pcalloc(b->pool, len * sizeof(ngx_addr_t));
+    if (p->addrs == NULL) {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(v, item) {
+        if (!cJSON_IsString(v)) {
+            continue;
+        }
+
+        s.data = (u_char *) v->valuestring;
+        s.len = ngx_strlen(s.data);
+
+        if (ngx_parse_addr_port(b->pool, &p->addrs[p->naddrs], s.data, s.len)
+            != NGX_OK)
+        {
+            ngx_http_llmproxy_build_error(b, "providers.%V.resolved: invalid "
+                                          "address \"%V\"", &p->name, &s);
+            return NGX_ERROR;
+        }
+
+        p->addrs[p->naddrs].name.data = ngx_pstrdup(b->pool, &s);
+        if (p->addrs[p->naddrs].name.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p->addrs[p->naddrs].name.len = s.len;
+        p->naddrs++;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj, ngx_uint_t n)
+{
+    u_char                          *q;
+    cJSON                           *item, *v;
+    ngx_str_t                        provider, *s;
+    ngx_uint_t                       i;
+    ngx_http_llmproxy_group_t       *g, *groups;
+    ngx_http_llmproxy_target_t      *t, **tp;
+    ngx_http_llmproxy_provider_t    *p;
+    ngx_http_llmproxy_deployment_t **dp;
+
+    ngx_memzero(d, sizeof(ngx_http_llmproxy_deployment_t));
+
+    if (!cJSON_IsObject(obj)) {
+        ngx_http_llmproxy_build_error(b, "deployments[%ui]: expected object",
+                                      n);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llmproxy_str(b, obj, "id", &d->id, 1, "deployments")
+           != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "provider", &provider, 1,
+                                 "deployments")
+           != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "model", &d->model, 1,
+                                 "deployments")
+           != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "upstream_model", &d->upstream_model,
+                                 0, "deployments")
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (d->upstream_model.len == 0) {
+        d->upstream_model = d->model;
+    }
+
+    q = ngx_pnalloc(b->pool, 6 * d->upstream_model.len + 2);
+    if (q == NULL) {
+        return NGX_ERROR;
+    }
+
+    d->upstream_model_json.data = q;
+    d->upstream_model_json.len = llmp_json_escape(d->upstream_model.data,
+                                                  d->upstream_model.len, q);
+
+    p = rt->providers.elts;
+
+    for (i = 0; i < rt->providers.nelts; i++) {
+        if (p[i].name.len == provider.len
+            && ngx_strncmp(p[i].name.data, provider.data, provider.len) == 0)
+        {
+            d->provider = &p[i];
+            break;
+        }
+    }
+
+    if (d->provider == NULL) {
+        ngx_http_llmproxy_build_error(b, "deployments.%V.provider: unknown "
+                                      "provider \"%V\"", &d->id, &provider);
+        return NGX_ERROR;
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(obj, "access_groups");
+
+    if (ngx_array_init(&d->access_groups, b->pool, 2, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(v, item) {
+        if (!cJSON_IsString(v)) {
+            ngx_http_llmproxy_build_error(b, "deployments.%V.access_groups: "
+                                          "expected array of strings",
+                                          &d->id);
+            return NGX_ERROR;
+        }
+
+        s = ngx_array_push(&d->access_groups);
+        if (s == NULL) {
+            return NGX_ERROR;
+        }
+
+        s->len = ngx_strlen(v->valuestring);
+        s->data = ngx_pstrdup(b->pool, &(ngx_str_t) { s->len,
+                                         (u_char *) v->valuestring });
+        if (s->data == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+#define ngx_http_llmproxy_num(key, field, type)                              \
+    item = cJSON_GetObjectItemCaseSensitive(obj, key);                       \
+    if (item) {                                                              \
+        if (!cJSON_IsNumber(item) || item->valuedouble < 0) {                \
+            ngx_http_llmproxy_build_error(b, "deployments.%V.%s: expected "  \
+                                          "a non-negative number", &d->id,   \
+                                          key);                              \
+            return NGX_ERROR;                                                \
+        }                                                                    \
+        d->field = (type) item->valuedouble;                                 \
+    }
+
+    ngx_http_llmproxy_num("input_cost_per_million", input_cost, double);
+    ngx_http_llmproxy_num("output_cost_per_million", output_cost, double);
+    ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
+    ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
+
+    d->weight = 1;
+    ngx_http_llmproxy_num("weight", weight, ngx_int_t);
+
+#undef ngx_http_llmproxy_num
+
+    d->hash = ngx_crc32_short(d->id.data, d->id.len);
+
+    /* the deployment's model group */
+
+    groups = rt->groups.elts;
+    g = NULL;
+
+    for (i = 0; i < rt->groups.nelts; i++) {
+        if (groups[i].name.len == d->model.len
+            && ngx_strncmp(groups[i].name.data, d->model.data, d->model.len)
+               == 0)
+        {
+            g = &groups[i];
+            break;
+        }
+    }
+
+    if (g == NULL) {
+        g = ngx_array_push(&rt->groups);
+        if (g == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(g, sizeof(ngx_http_llmproxy_group_t));
+        g->name = d->model;
+        g->target.name = d->model;
+        g->target.group = g;
+
+        if (ngx_array_init(&g->deployments, b->pool, 2,
+                           sizeof(ngx_http_llmproxy_deployment_t *))
+            != NGX_OK
+            || ngx_array_init(&g->fallbacks, b->pool, 1,
+                              sizeof(ngx_http_llmproxy_target_t *))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        tp = ngx_array_push(&rt->targets);
+        if (tp == NULL) {
+            return NGX_ERROR;
+        }
+
+        *tp = &g->target;
+    }
+
+    dp = ngx_array_push(&g->deployments);
+    if (dp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *dp = d;
+    d->group = g;
+
+    /* PROVIDER/MODEL addresses the deployment itself */
+
+    t = ngx_pcalloc(b->pool, sizeof(ngx_http_llmproxy_target_t));
+    tp = ngx_array_push(&rt->targets);
+    if (t == NULL || tp == NULL) {
+        return NGX_ERROR;
+    }
+
+    t->name = d->id;
+    t->deployment = d;
+    *tp = t;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, cJSON *aliases, cJSON *fallbacks)
+{
+    cJSON                        *item, *v;
+    ngx_str_t                     name;
+    ngx_uint_t                    i, size;
+    ngx_keyval_t                 *kv;
+    ngx_http_llmproxy_group_t    *g;
+    ngx_http_llmproxy_target_t   *t, *a, **tp, **targets;
+
+    /*
+     * The groups array must not move any more: targets point into it.
+     * It was sized for one group per deployment, so it never grew.
+     */
+
+    size = 8;
+
+    while (size < 2 * (rt->targets.nelts + cJSON_GetArraySize(aliases))) {
+        size <<= 1;
+    }
+
+    rt->names = ngx_pcalloc(b->pool,
+                            size * sizeof(ngx_http_llmproxy_target_t *));
+    if (rt->names == NULL) {
+        return NGX_ERROR;
+    }
+
+    rt->names_mask = size - 1;
+
+    targets = rt->targets.elts;
+
+    for (i = 0; i < rt->targets.nelts; i++) {
+        if (ngx_http_llmproxy_runtime_find(rt, &targets[i]->name)) {
+            ngx_http_llmproxy_build_error(b, "deployments: duplicate name "
+                                          "\"%V\"", &targets[i]->name);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_llmproxy_names_add(rt, targets[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_array_init(&rt->aliases, b->pool, 4, sizeof(ngx_keyval_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (aliases && !cJSON_IsObject(aliases)) {
+        ngx_http_llmproxy_build_error(b, "aliases: expected object");
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(item, aliases) {
+        if (!cJSON_IsString(item)) {
+            ngx_http_llmproxy_build_error(b, "aliases.%s: expected string",
+                                          item->string);
+            return NGX_ERROR;
+        }
+
+        name.data = (u_char *) item->valuestring;
+        name.len = ngx_strlen(name.data);
+
+        t = ngx_http_llmproxy_runtime_find(rt, &name);
+        if (t == NULL) {
+            ngx_http_llmproxy_build_error(b, "aliases.%s: unknown model "
+                                          "\"%V\"", item->string, &name);
+            return NGX_ERROR;
+        }
+
+        a = ngx_pcalloc(b->pool, sizeof(ngx_http_llmproxy_target_t));
+        kv = ngx_array_push(&rt->aliases);
+        if (a == NULL || kv == NULL) {
+            return NGX_ERROR;
+        }
+
+        a->name.len = ngx_strlen(item->string);
+        a->name.data = ngx_pstrdup(b->pool, &(ngx_str_t) { a->name.len,
+                                           (u_char *) item->string });
+        kv->value.data = ngx_pstrdup(b->pool, &name);
+
+        if (a->name.data == NULL || kv->value.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        kv->key = a->name;
+        kv->value.len = name.len;
+        a->group = t->group;
+        a->deployment = t->deployment;
+
+        if (ngx_http_llmproxy_runtime_find(rt, &a->name)) {
+            ngx_http_llmproxy_build_error(b, "aliases.%s: the name of a "
+                                          "model", item->string);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_llmproxy_names_add(rt, a) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (fallbacks && !cJSON_IsObject(fallbacks)) {
+        ngx_http_llmproxy_build_error(b, "fallbacks: expected object");
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(item, fallbacks) {
+        name.data = (u_char *) item->string;
+        name.len = ngx_strlen(name.data);
+
+        t = ngx_http_llmproxy_runtime_find(rt, &name);
+
+        if (t == NULL) {
+            ngx_http_llmproxy_build_error(b, "fallbacks.%s: unknown model",
+                                          item->string);
+            return NGX_ERROR;
+        }
+
+        g = t->group ? t->group : t->deployment->group;
+
+        if (!cJSON_IsArray(item)) {
+            ngx_http_llmproxy_build_error(b, "fallbacks.%s: expected array "
+                                          "of strings", item->string);
+            return NGX_ERROR;
+        }
+
+        cJSON_ArrayForEach(v, item) {
+            if (!cJSON_IsString(v)) {
+                ngx_http_llmproxy_build_error(b, "fallbacks.%s: expected "
+                                              "array of strings",
+                                              item->string);
+                return NGX_ERROR;
+            }
+
+            name.data = (u_char *) v->valuestring;
+            name.len = ngx_strlen(name.data);
+
+            a = ngx_http_llmproxy_runtime_find(rt, &name);
+            if (a == NULL) {
+                ngx_http_llmproxy_build_error(b, "fallbacks.%s: unknown "
+                                              "model \"%V\"", item->string,
+                                              &name);
+                return NGX_ERROR;
+            }
+
+            tp = ngx_array_push(&g->fallbacks);
+            if (tp == NULL) {
+                return NGX_ERROR;
+            }
+
+            *tp = a;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_names_add(ngx_http_llmproxy_runtime_t *rt,
+    ngx_http_llmproxy_target_t *t)
+{
+    ngx_uint_t  i;
+
+    i = ngx_hash_key(t->name.data, t->name.len) & rt->names_mask;
+
+    while (rt->names[i]) {
+        i = (i + 1) & rt->names_mask;
+    }
+
+    rt->names[i] = t;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_parse_base(ngx_str_t *base, ngx_str_t *host,
+    ngx_str_t *hostport, ngx_str_t *path, in_port_t *port, ngx_uint_t *ssl)
+{
+    u_char     *p, *last, *h, *colon;
+    ngx_int_t   n;
+
+    p = base->data;
+    last = base->data + base->len;
+
+    if (base->len > 7 && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0) {
+        p += 7;
+        *ssl = 0;
+        *port = 80;
+
+    } else if (base->len > 8
+               && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)
+    {
+        p += 8;
+        *ssl = 1;
+        *port = 443;
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    h = p;
+
+    if (*p == '[') {
+        p = ngx_strlchr(p, last, ']');
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        p++;
+        colon = (p < last && *p == ':') ? p : NULL;
+
+    } else {
+        while (p < last && *p != ':' && *p != '/') {
+            p++;
+        }
+
+        colon = (p < last && *p == ':') ? p : NULL;
+    }
+
+    host->data = h;
+    host->len = (colon ? colon : p) - h;
+
+    if (host->len == 0) {
+        return NGX_ERROR;
+    }
+
+    if (colon) {
+        p = colon + 1;
+
+        while (p < last && *p != '/') {
+            p++;
+        }
+
+        n = ngx_atoi(colon + 1, p - colon - 1);
+        if (n < 1 || n > 65535) {
+            return NGX_ERROR;
+        }
+
+        *port = (in_port_t) n;
+    }
+
+    hostport->data = h;
+    hostport->len = p - h;
+
+    path->data = p;
+    path->len = last - p;
+
+    while (path->len && path->data[path->len - 1] == '/') {
+        path->len--;
+    }
+
+    for (p = base->data; p < last; p++) {
+        if (*p <= ' ' || *p == 0x7f) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_str(ngx_http_llmproxy_build_t *b, cJSON *obj,
+    const char *key, ngx_str_t *out, ngx_uint_t required, const char *where)
+{
+    size_t   i;
+    cJSON   *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    if (v == NULL && !required) {
+        ngx_str_null(out);
+        return NGX_OK;
+    }
+
+    if (!cJSON_IsString(v) || (required && v->valuestring[0] == '\0')) {
+        ngx_http_llmproxy_build_error(b, "%s%s%s: expected %sstring", where,
+                                      where[0] ? "[]." : "", key,
+                                      required ? "a non-empty " : "");
+        return NGX_ERROR;
+    }
+
+    out->len = ngx_strlen(v->valuestring);
+    out->data = ngx_pnalloc(b->pool, out->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, v->valuestring, out->len);
+
+    /* values go into request lines and headers: no control characters */
+
+    for (i = 0; i < out->len; i++) {
+        if (out->data[i] < 0x20 || out->data[i] == 0x7f) {
+            ngx_http_llmproxy_build_error(b, "%s%s%s: control characters "
+                                          "are not allowed", where,
+                                          where[0] ? "[]." : "", key);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+u_char *
+ngx_http_llmproxy_read_file(ngx_str_t *path, size_t *len, ngx_log_t *log)
+{
+    u_char           *buf;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_file_info_t   fi;
+
+    fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
+                      ngx_open_file_n " \"%V\" failed", path);
+        return NULL;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
+                      ngx_fd_info_n " \"%V\" failed", path);
+        ngx_close_file(fd);
+        return NULL;
+    }
+
+    *len = (size_t) ngx_file_size(&fi);
+
+    buf = ngx_alloc(*len + 1, log);
+    if (buf == NULL) {
+        ngx_close_file(fd);
+        return NULL;
+    }
+
+    n = ngx_read_fd(fd, buf, *len);
+
+    if (n != (ssize_t) *len) {
+        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
+                      ngx_read_fd_n " \"%V\" failed", path);
+        ngx_free(buf);
+        ngx_close_file(fd);
+        return NULL;
+    }
+
+    buf[*len] = '\0';
+
+    ngx_close_file(fd);
+
+    return buf;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_write_file(ngx_str_t *path, u_char *data, size_t len,
+    ngx_log_t *log)
+{
+    u_char    tmp[NGX_MAX_PATH];
+    ssize_t   n;
+    ngx_fd_t  fd;
+
+    if (path->len + sizeof(".tmp") > NGX_MAX_PATH) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(tmp, "%V.tmp%Z", path);
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed", tmp);
+        return NGX_ERROR;
+    }
+
+    n = ngx_write_fd(fd, data, len);
+
+    if (n != (ssize_t) len || fsync(fd) == -1) {
+        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
+                      ngx_write_fd_n " \"%s\" failed", tmp);
+        ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    ngx_close_file(fd);
+
+    if (ngx_rename_file(tmp, path->data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_CRIT, log, ngx_errno,
+                      ngx_rename_file_n " \"%s\" to \"%V\" failed", tmp,
+                      path);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,1262 @@
+/*
+ * Talking to providers, on nginx's upstream machinery.
+ *
+ * The gateway is its own balancer: peer.get asks the router for the next
+ * deployment of the plan and builds the request for it (path, Host,
+ * credentials and the body with "model" spliced in), so that nginx's
+ * next-upstream logic retries across providers and fallback models with a
+ * different request each time.  peer.free records failures for the shared
+ * cooldown and keeps idle connections for reuse, the way
+ * ngx_http_upstream_keepalive_module does.  A status that warrants a retry
+ * (429, 5xx) is turned into an invalid-header failure before anything
+ * reaches the client; when the plan is exhausted, peer.get answers
+ * NGX_BUSY and the filter renders the 502 or 504.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+
+#define NGX_HTTP_LLMPROXY_TRIES  10000
+
+
+typedef struct {
+    ngx_queue_t                     queue;
+    ngx_connection_t               *connection;
+    socklen_t                       socklen;
+    ngx_sockaddr_t                  sockaddr;
+    unsigned                        ssl:1;
+} ngx_http_llmproxy_keepalive_item_t;
+
+
+static ngx_int_t ngx_http_llmproxy_peer_init(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
+    void *data, ngx_uint_t state);
+static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d);
+static ngx_int_t ngx_http_llmproxy_create_request(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_reinit_request(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_process_status_line(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_process_header(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_retryable(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_input_filter_init(void *data);
+static ngx_int_t ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes);
+static ngx_int_t ngx_http_llmproxy_chunked_filter(void *data,
+    ssize_t bytes);
+static void ngx_http_llmproxy_abort_request(ngx_http_request_t *r);
+static void ngx_http_llmproxy_finalize_request(ngx_http_request_t *r,
+    ngx_int_t rc);
+static ngx_http_llmproxy_keepalive_item_t *ngx_http_llmproxy_keepalive_find(
+    ngx_peer_connection_t *pc, ngx_uint_t ssl);
+static void ngx_http_llmproxy_keepalive_save(ngx_peer_connection_t *pc,
+    ngx_msec_t timeout);
+static void ngx_http_llmproxy_keepalive_close_handler(ngx_event_t *ev);
+static void ngx_http_llmproxy_keepalive_dummy_handler(ngx_event_t *ev);
+static void ngx_http_llmproxy_keepalive_close(ngx_connection_t *c);
+
+
+static ngx_queue_t  ngx_http_llmproxy_keepalive_cache;
+static ngx_queue_t  ngx_http_llmproxy_keepalive_free;
+
+
+static ngx_str_t  ngx_http_llmproxy_hide_headers[] = {
+    ngx_string("Date"),
+    ngx_string("Server"),
+    ngx_string("X-Pad"),
+    ngx_string("X-Accel-Expires"),
+    ngx_string("X-Accel-Redirect"),
+    ngx_string("X-Accel-Limit-Rate"),
+    ngx_string("X-Accel-Buffering"),
+    ngx_string("X-Accel-Charset"),
+    ngx_null_string
+};
+
+
+/* client headers never sent upstream: hop-by-hop, framing, credentials */
+
+static ngx_str_t  ngx_http_llmproxy_drop_headers[] = {
+    ngx_string("host"),
+    ngx_string("connection"),
+    ngx_string("keep-alive"),
+    ngx_string("proxy-connection"),
+    ngx_string("proxy-authorization"),
+    ngx_string("te"),
+    ngx_string("trailer"),
+    ngx_string("transfer-encoding"),
+    ngx_string("upgrade"),
+    ngx_string("expect"),
+    ngx_string("content-length"),
+    ngx_string("content-type"),
+    ngx_string("accept-encoding"),
+    ngx_string("cookie"),
+    ngx_string("authorization"),
+    ngx_string("x-api-key"),
+    ngx_string("x-goog-api-key"),
+    ngx_string("api-key"),
+    ngx_string("x-litellm-api-key"),
+    ngx_null_string
+};
+
+
+ngx_int_t
+ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_msec_t                     timeout;
+    ngx_http_upstream_t           *u;
+    ngx_http_upstream_conf_t      *ucf;
+    ngx_http_llmproxy_loc_conf_t  *llcf;
+
+    if (ngx_http_upstream_create(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    u = r->upstream;
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
+
+    /* the timeouts come from the config that llmproxyctl pushed */
+
+    ucf = ngx_palloc(r->pool, sizeof(ngx_http_upstream_conf_t));
+    if (ucf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(ucf, &llcf->upstream, sizeof(ngx_http_upstream_conf_t));
+
+    timeout = ctx->rt->settings.request_timeout;
+
+    ucf->send_timeout = timeout;
+    ucf->read_timeout = timeout;
+
+    if (ucf->connect_timeout > timeout) {
+        ucf->connect_timeout = timeout;
+    }
+
+    u->conf = ucf;
+    u->output.tag = (ngx_buf_tag_t) &ngx_http_llmproxy_module;
+
+    u->create_request = ngx_http_llmproxy_create_request;
+    u->reinit_request = ngx_http_llmproxy_reinit_request;
+    u->process_header = ngx_http_llmproxy_process_status_line;
+    u->abort_request = ngx_http_llmproxy_abort_request;
+    u->finalize_request = ngx_http_llmproxy_finalize_request;
+
+    u->input_filter_init = ngx_http_llmproxy_input_filter_init;
+    u->input_filter = ngx_http_llmproxy_copy_filter;
+    u->input_filter_ctx = r;
+
+    u->buffering = 0;
+
+    ctx->upstream_started = 1;
+    ctx->upstream_start = ngx_current_msec;
+
+    ngx_http_upstream_init(r);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_peer_init(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    u->peer.get = ngx_http_llmproxy_peer_get;
+    u->peer.free = ngx_http_llmproxy_peer_free;
+    u->peer.data = r;
+    u->peer.tries = NGX_HTTP_LLMPROXY_TRIES;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_addr_t                          *addr;
+    ngx_connection_t                    *c;
+    ngx_http_upstream_t                 *u;
+    ngx_http_llmproxy_ctx_t             *ctx;
+    ngx_http_llmproxy_provider_t        *p;
+    ngx_http_llmproxy_deployment_t      *d;
+    ngx_http_llmproxy_keepalive_item_t  *item;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+    u = r->upstream;
+
+    for ( ;; ) {
+
+        if (ctx->repeat && ctx->current) {
+            /* a cached connection was stale: same deployment, new one */
+            ctx->repeat = 0;
+            d = ctx->current;
+
+        } else {
+            d = ngx_http_llmproxy_route_next(r, ctx);
+
+            if (d == NULL) {
+                ngx_log_error(NGX_LOG_ERR, pc->log, 0,
+                              "llmproxy: model \"%V\": no deployment left "
+                              "after %ui attempts", &ctx->model,
+                              ctx->attempts);
+                return NGX_BUSY;
+            }
+        }
+
+        if (d->provider->naddrs) {
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, pc->log, 0,
+                      "llmproxy: provider \"%V\" has no address (its host "
+                      "did not resolve)", &d->provider->name);
+
+        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_CONNECT;
+        ngx_http_llmproxy_route_failed(r, ctx);
+    }
+
+    p = d->provider;
+    addr = &p->addrs[p->next_addr++ % p->naddrs];
+
+    pc->sockaddr = addr->sockaddr;
+    pc->socklen = addr->socklen;
+    pc->name = &addr->name;
+
+    ctx->fail = NGX_HTTP_LLMPROXY_FAIL_NONE;
+    ctx->fail_status = 0;
+    ctx->retry_after = 0;
+
+#if (NGX_HTTP_SSL)
+    u->ssl = p->ssl;
+    u->ssl_name = p->ssl_name;
+#endif
+
+    if (ngx_http_llmproxy_build_request(r, ctx, d) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    item = ngx_http_llmproxy_keepalive_find(pc, p->ssl);
+
+    if (item == NULL) {
+        return NGX_OK;
+    }
+
+    c = item->connection;
+
+    ngx_queue_remove(&item->queue);
+    ngx_queue_insert_head(&ngx_http_llmproxy_keepalive_free, &item->queue);
+
+    c->idle = 0;
+    c->sent = 0;
+    c->data = NULL;
+    c->log = pc->log;
+    c->read->log = pc->log;
+    c->write->log = pc->log;
+    c->pool->log = pc->log;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    pc->connection = c;
+    pc->cached = 1;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_connection_t               *c;
+    ngx_http_upstream_t            *u;
+    ngx_http_llmproxy_ctx_t        *ctx;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+    u = r->upstream;
+    c = pc->connection;
+
+    if (state & NGX_PEER_FAILED) {
+
+        if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_NONE) {
+            ctx->fail = (c && (c->read->timedout || c->write->timedout))
+                        ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+                        : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
+        }
+
+        if (pc->cached && ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT) {
+            ctx->repeat = 1;
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+                      "llmproxy: attempt %ui on \"%V\" failed: %s",
+                      ctx->attempts,
+                      ctx->current ? &ctx->current->id : &ctx->model,
+                      ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+                      ? "timed out"
+                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
+                      ? "connection failed"
+                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
+                      ? "retryable status" : "invalid response");
+
+        ngx_http_llmproxy_route_failed(r, ctx);
+        return;
+    }
+
+    if (c == NULL
+        || c->read->eof
+        || c->read->error
+        || c->read->timedout
+        || c->write->error
+        || c->write->timedout
+        || !u->keepalive
+        || !u->request_body_sent
+        || c->requests >= 10000
+        || ngx_terminate
+        || ngx_exiting
+        || (ngx_queue_empty(&ngx_http_llmproxy_keepalive_free)
+            && ngx_queue_empty(&ngx_http_llmproxy_keepalive_cache)))
+    {
+        return;
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        return;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    ngx_http_llmproxy_keepalive_save(pc, lmcf->keepalive_timeout);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_build_request(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d)
+{
+    u_char                        *p;
+    size_t                         len, body_len;
+    ngx_buf_t                     *b;
+    ngx_str_t                     *drop;
+    ngx_uint_t                     i;
+    ngx_chain_t                   *cl, **ll;
+    ngx_list_part_t               *part;
+    ngx_table_elt_t               *h;
+    ngx_http_llmproxy_provider_t  *pv;
+
+    pv = d->provider;
+
+    /* the body: everything but the value of "model", which is spliced */
+
+    if (ctx->top.model.type == LLMP_JSON_STRING) {
+        body_len = ctx->top.model.start + d->upstream_model_json.len
+                   + (ctx->body_len - ctx->top.model.end);
+
+    } else {
+        body_len = ctx->body_len;
+    }
+
+    len = sizeof("POST ") - 1 + pv->path.len + sizeof("/v1") - 1
+          + ctx->endpoint_path.len + sizeof(" HTTP/1.1" CRLF) - 1
+          + sizeof("Host: ") - 1 + pv->host.len + 2
+          + sizeof("Content-Type: application/json" CRLF) - 1
+          + sizeof("Content-Length: " CRLF) - 1 + NGX_OFF_T_LEN
+          + sizeof("Authorization: Bearer " CRLF) - 1 + pv->api_key.len
+          + pv->extra_headers.len + 2;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        len += h[i].key.len + 2 + h[i].value.len + 2;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(b->last, "POST %V/v1%V HTTP/1.1" CRLF "Host: %V" CRLF
+                    "Content-Type: application/json" CRLF
+                    "Content-Length: %uz" CRLF,
+                    &pv->path, &ctx->endpoint_path, &pv->host, body_len);
+
+    if (pv->api_key.len) {
+        p = ngx_sprintf(p, "Authorization: Bearer %V" CRLF, &pv->api_key);
+    }
+
+    p = ngx_cpymem(p, pv->extra_headers.data, pv->extra_headers.len);
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        for (drop = ngx_http_llmproxy_drop_headers; drop->len; drop++) {
+            if (drop->len == h[i].key.len
+                && ngx_strncasecmp(drop->data, h[i].key.data, drop->len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (drop->len) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%V: %V" CRLF, &h[i].key, &h[i].value);
+    }
+
+    *p++ = CR; *p++ = LF;
+    b->last = p;
+
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->buf = b;
+    ll = &cl->next;
+
+    r->upstream->request_bufs = cl;
+
+#define ngx_http_llmproxy_body_buf(from, size)                               \
+    if (size) {                                                              \
+        b = ngx_calloc_buf(r->pool);                                         \
+        *ll = ngx_alloc_chain_link(r->pool);                                 \
+        if (b == NULL || *ll == NULL) {                                      \
+            return NGX_ERROR;                                                \
+        }                                                                    \
+        b->start = b->pos = (u_char *) (from);                               \
+        b->end = b->last = (u_char *) (from) + (size);                       \
+        b->memory = 1;                                                       \
+        (*ll)->buf = b;                                                      \
+        ll = &(*ll)->next;                                                   \
+    }
+
+    if (ctx->top.model.type == LLMP_JSON_STRING) {
+        ngx_http_llmproxy_body_buf(ctx->body, ctx->top.model.start);
+        ngx_http_llmproxy_body_buf(d->upstream_model_json.data,
+                                   d->upstream_model_json.len);
+        ngx_http_llmproxy_body_buf(ctx->body + ctx->top.model.end,
+                                   ctx->body_len - ctx->top.model.end);
+
+    } else {
+        ngx_http_llmproxy_body_buf(ctx->body, ctx->body_len);
+    }
+
+#undef ngx_http_llmproxy_body_buf
+
+    *ll = NULL;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_create_request(ngx_http_request_t *r)
+{
+    /* the request is built per attempt, in peer.get */
+    r->upstream->request_bufs = NULL;
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_reinit_request(ngx_http_request_t *r)
+{
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    ctx->status.code = 0;
+    ctx->status.count = 0;
+    ctx->status.start = NULL;
+    ctx->status.end = NULL;
+    ctx->chunked.state = 0;
+
+    r->upstream->process_header = ngx_http_llmproxy_process_status_line;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_process_status_line(ngx_http_request_t *r)
+{
+    size_t                    len;
+    ngx_int_t                 rc;
+    ngx_http_upstream_t      *u;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+    u = r->upstream;
+
+    rc = ngx_http_parse_status_line(r, &u->buffer, &ctx->status);
+
+    if (rc == NGX_AGAIN) {
+        return rc;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llmproxy: upstream \"%V\" sent no valid HTTP/1.x "
+                      "status line", &ctx->current->id);
+        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    if (u->state && u->state->status == 0) {
+        u->state->status = ctx->status.code;
+    }
+
+    u->headers_in.status_n = ctx->status.code;
+
+    len = ctx->status.end - ctx->status.start;
+    u->headers_in.status_line.len = len;
+
+    u->headers_in.status_line.data = ngx_pnalloc(r->pool, len);
+    if (u->headers_in.status_line.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(u->headers_in.status_line.data, ctx->status.start, len);
+
+    if (ctx->status.http_version < NGX_HTTP_VERSION_11) {
+        u->headers_in.connection_close = 1;
+    }
+
+    u->process_header = ngx_http_llmproxy_process_header;
+
+    return ngx_http_llmproxy_process_header(r);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_process_header(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_table_elt_t                *h;
+    ngx_http_upstream_t            *u;
+    ngx_http_llmproxy_ctx_t        *ctx;
+    ngx_http_upstream_header_t     *hh;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    umcf = ngx_http_get_module_main_conf(r, ngx_http_upstream_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+    u = r->upstream;
+
+    for ( ;; ) {
+
+        rc = ngx_http_parse_header_line(r, &u->buffer, 1);
+
+        if (rc == NGX_OK) {
+
+            h = ngx_list_push(&u->headers_in.headers);
+            if (h == NULL) {
+                return NGX_ERROR;
+            }
+
+            h->hash = r->header_hash;
+
+            h->key.len = r->header_name_end - r->header_name_start;
+            h->value.len = r->header_end - r->header_start;
+
+            h->key.data = ngx_pnalloc(r->pool,
+                               h->key.len + 1 + h->value.len + 1 + h->key.len);
+            if (h->key.data == NULL) {
+                h->hash = 0;
+                return NGX_ERROR;
+            }
+
+            h->value.data = h->key.data + h->key.len + 1;
+            h->lowcase_key = h->key.data + h->key.len + 1 + h->value.len + 1;
+
+            ngx_memcpy(h->key.data, r->header_name_start, h->key.len);
+            h->key.data[h->key.len] = '\0';
+            ngx_memcpy(h->value.data, r->header_start, h->value.len);
+            h->value.data[h->value.len] = '\0';
+
+            if (h->key.len == r->lowcase_index) {
+                ngx_memcpy(h->lowcase_key, r->lowcase_header, h->key.len);
+
+            } else {
+                ngx_strlow(h->lowcase_key, h->key.data, h->key.len);
+            }
+
+
+            hh = ngx_hash_find(&umcf->headers_in_hash, h->hash,
+                               h->lowcase_key, h->key.len);
+
+            if (hh && hh->handler(r, h, hh->offset) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (rc == NGX_HTTP_PARSE_HEADER_DONE) {
+
+            if (ngx_http_llmproxy_retryable(r, ctx) != NGX_OK) {
+                return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+            }
+
+            if (u->headers_in.chunked) {
+                u->headers_in.content_length_n = -1;
+            }
+
+            if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
+                || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED
+                || (!u->headers_in.chunked
+                    && u->headers_in.content_length_n == 0))
+            {
+                u->keepalive = !u->headers_in.connection_close;
+            }
+
+            return NGX_OK;
+        }
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        /* rc == NGX_HTTP_PARSE_INVALID_HEADER */
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llmproxy: upstream \"%V\" sent an invalid header",
+                      &ctx->current->id);
+
+        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
+
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+}
+
+
+/*
+ * 429 and 5xx are retried on another deployment or model, as long as
+ * nothing was sent to the client; a 429's retry-after sets the cooldown
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_retryable(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_int_t             n;
+    ngx_uint_t            i, status;
+    ngx_list_part_t      *part;
+    ngx_table_elt_t      *h;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+    status = u->headers_in.status_n;
+
+    if (status != NGX_HTTP_TOO_MANY_REQUESTS && status < 500) {
+        return NGX_OK;
+    }
+
+    ctx->fail = NGX_HTTP_LLMPROXY_FAIL_STATUS;
+    ctx->fail_status = status;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "llmproxy: upstream \"%V\" answered %ui",
+                  &ctx->current->id, status);
+
+    if (status != NGX_HTTP_TOO_MANY_REQUESTS) {
+        return NGX_DECLINED;
+    }
+
+    part = &u->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == 14
+            && ngx_strncmp(h[i].lowcase_key, "retry-after-ms", 14) == 0)
+        {
+            n = ngx_atoi(h[i].value.data, h[i].value.len);
+            if (n > 0) {
+                ctx->retry_after = (ngx_msec_t) ngx_min(n, 3600000);
+                break;
+            }
+
+        } else if (h[i].key.len == 11
+                   && ngx_strncmp(h[i].lowcase_key, "retry-after", 11) == 0)
+        {
+            n = ngx_atoi(h[i].value.data, h[i].value.len);
+            if (n > 0) {
+                ctx->retry_after = (ngx_msec_t) ngx_min(n, 3600) * 1000;
+            }
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_input_filter_init(void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
+        || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED
+        || r->method == NGX_HTTP_HEAD)
+    {
+        u->length = 0;
+        u->keepalive = !u->headers_in.connection_close;
+
+    } else if (u->headers_in.chunked) {
+        u->input_filter = ngx_http_llmproxy_chunked_filter;
+        u->length = 1;
+
+    } else if (u->headers_in.content_length_n == 0) {
+        u->length = 0;
+        u->keepalive = !u->headers_in.connection_close;
+
+    } else {
+        u->length = u->headers_in.content_length_n;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_buf_t            *b;
+    ngx_chain_t          *cl, **ll;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    if (u->length == 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llmproxy: upstream sent more data than specified in "
+                      "\"Content-Length\" header");
+        u->keepalive = 0;
+        return NGX_OK;
+    }
+
+    for (cl = u->out_bufs, ll = &u->out_bufs; cl; cl = cl->next) {
+        ll = &cl->next;
+    }
+
+    cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ll = cl;
+
+    cl->buf->flush = 1;
+    cl->buf->memory = 1;
+
+    b = &u->buffer;
+
+    cl->buf->pos = b->last;
+    b->last += bytes;
+    cl->buf->last = b->last;
+    cl->buf->tag = u->output.tag;
+
+    if (u->length == -1) {
+        return NGX_OK;
+    }
+
+    if (bytes > u->length) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llmproxy: upstream sent more data than specified in "
+                      "\"Content-Length\" header");
+
+        cl->buf->last = cl->buf->pos + u->length;
+        u->length = 0;
+
+        return NGX_OK;
+    }
+
+    u->length -= bytes;
+
+    if (u->length == 0) {
+        u->keepalive = !u->headers_in.connection_close;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_int_t                 rc;
+    ngx_buf_t                *b, *buf;
+    ngx_chain_t              *cl, **ll;
+    ngx_http_upstream_t      *u;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    u = r->upstream;
+    buf = &u->buffer;
+
+    buf->pos = buf->last;
+    buf->last += bytes;
+
+    for (cl = u->out_bufs, ll = &u->out_bufs; cl; cl = cl->next) {
+        ll = &cl->next;
+    }
+
+    for ( ;; ) {
+
+        rc = ngx_http_parse_chunked(r, buf, &ctx->chunked);
+
+        if (rc == NGX_OK) {
+
+            cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
+
+            *ll = cl;
+            ll = &cl->next;
+
+            b = cl->buf;
+
+            b->flush = 1;
+            b->memory = 1;
+
+            b->pos = buf->pos;
+            b->tag = u->output.tag;
+
+            if (buf->last - buf->pos >= ctx->chunked.size) {
+                buf->pos += (size_t) ctx->chunked.size;
+                b->last = buf->pos;
+                ctx->chunked.size = 0;
+
+            } else {
+                ctx->chunked.size -= buf->last - buf->pos;
+                buf->pos = buf->last;
+                b->last = buf->last;
+            }
+
+            continue;
+        }
+
+        if (rc == NGX_DONE) {
+
+            u->keepalive = !u->headers_in.connection_close;
+            u->length = 0;
+
+            if (buf->pos != buf->last) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "llmproxy: upstream sent data after final "
+                              "chunk");
+                u->keepalive = 0;
+            }
+
+            break;
+        }
+
+        if (rc == NGX_AGAIN) {
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llmproxy: upstream sent invalid chunked response");
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llmproxy_abort_request(ngx_http_request_t *r)
+{
+    return;
+}
+
+
+static void
+ngx_http_llmproxy_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: finalize upstream request: %i", rc);
+}
+
+
+/* idle upstream connections, per worker */
+
+static ngx_http_llmproxy_keepalive_item_t *
+ngx_http_llmproxy_keepalive_find(ngx_peer_connection_t *pc, ngx_uint_t ssl)
+{
+    ngx_queue_t                         *q;
+    ngx_http_llmproxy_keepalive_item_t  *item;
+
+    if (ngx_http_llmproxy_keepalive_cache.next == NULL) {
+        return NULL;
+    }
+
+    for (q = ngx_queue_head(&ngx_http_llmproxy_keepalive_cache);
+         q != ngx_queue_sentinel(&ngx_http_llmproxy_keepalive_cache);
+         q = ngx_queue_next(q))
+    {
+        item = ngx_queue_data(q, ngx_http_llmproxy_keepalive_item_t, queue);
+
+        if (item->ssl == ssl
+            && ngx_memn2cmp((u_char *) &item->sockaddr,
+                            (u_char *) pc->sockaddr,
+                            item->socklen, pc->socklen)
+               == 0)
+        {
+            return item;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_llmproxy_keepalive_save(ngx_peer_connection_t *pc,
+    ngx_msec_t timeout)
+{
+    ngx_queue_t                         *q;
+    ngx_connection_t                    *c;
+    ngx_http_llmproxy_keepalive_item_t  *item;
+
+    c = pc->connection;
+
+    if (ngx_queue_empty(&ngx_http_llmproxy_keepalive_free)) {
+        q = ngx_queue_last(&ngx_http_llmproxy_keepalive_cache);
+        ngx_queue_remove(q);
+        item = ngx_queue_data(q, ngx_http_llmproxy_keepalive_item_t, queue);
+        ngx_http_llmproxy_keepalive_close(item->connection);
+
+    } else {
+        q = ngx_queue_head(&ngx_http_llmproxy_keepalive_free);
+        ngx_queue_remove(q);
+        item = ngx_queue_data(q, ngx_http_llmproxy_keepalive_item_t, queue);
+    }
+
+    ngx_queue_insert_head(&ngx_http_llmproxy_keepalive_cache, q);
+
+    item->connection = c;
+    item->ssl = (c->ssl != NULL);
+
+    pc->connection = NULL;
+
+    c->read->delayed = 0;
+    ngx_add_timer(c->read, timeout);
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    c->write->handler = ngx_http_llmproxy_keepalive_dummy_handler;
+    c->read->handler = ngx_http_llmproxy_keepalive_close_handler;
+
+    c->data = item;
+    c->idle = 1;
+    c->log = ngx_cycle->log;
+    c->read->log = ngx_cycle->log;
+    c->write->log = ngx_cycle->log;
+    c->pool->log = ngx_cycle->log;
+
+    item->socklen = pc->socklen;
+    ngx_memcpy(&item->sockaddr, pc->sockaddr, pc->socklen);
+
+    if (c->read->ready) {
+        ngx_http_llmproxy_keepalive_close_handler(c->read);
+    }
+}
+
+
+static void
+ngx_http_llmproxy_keepalive_dummy_handler(ngx_event_t *ev)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "llmproxy: keepalive dummy handler");
+}
+
+
+static void
+ngx_http_llmproxy_keepalive_close_handler(ngx_event_t *ev)
+{
+    int                                  n;
+    char                                 buf[1];
+    ngx_connection_t                    *c;
+    ngx_http_llmproxy_keepalive_item_t  *item;
+
+    c = ev->data;
+
+    if (c->close || c->read->timedout) {
+        goto close;
+    }
+
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+        ev->ready = 0;
+
+        if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+            goto close;
+        }
+
+        return;
+    }
+
+close:
+
+    item = c->data;
+
+    ngx_http_llmproxy_keepalive_close(c);
+
+    ngx_queue_remove(&item->queue);
+    ngx_queue_insert_head(&ngx_http_llmproxy_keepalive_free, &item->queue);
+}
+
+
+static void
+ngx_http_llmproxy_keepalive_close(ngx_connection_t *c)
+{
+#if (NGX_HTTP_SSL)
+
+    if (c->ssl) {
+        c->ssl->no_wait_shutdown = 1;
+        c->ssl->no_send_shutdown = 1;
+
+        if (ngx_ssl_shutdown(c) == NGX_AGAIN) {
+            c->ssl->handler = ngx_http_llmproxy_keepalive_close;
+            return;
+        }
+    }
+
+#endif
+
+    ngx_destroy_pool(c->pool);
+    ngx_close_connection(c);
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_keepalive_init(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                           i;
+    ngx_http_llmproxy_main_conf_t       *lmcf;
+    ngx_http_llmproxy_keepalive_item_t  *items;
+
+    ngx_queue_init(&ngx_http_llmproxy_keepalive_cache);
+    ngx_queue_init(&ngx_http_llmproxy_keepalive_free);
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_llmproxy_module);
+    if (lmcf == NULL || lmcf->keepalive == 0) {
+        return NGX_OK;
+    }
+
+    items = ngx_pcalloc(cycle->pool,
+                        sizeof(ngx_http_llmproxy_keepalive_item_t)
+                        * lmcf->keepalive);
+    if (items == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < lmcf->keepalive; i++) {
+        ngx_queue_insert_head(&ngx_http_llmproxy_keepalive_free,
+                              &items[i].queue);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
+    ngx_http_llmproxy_loc_conf_t *prev, ngx_http_llmproxy_loc_conf_t *conf)
+{
+    ngx_hash_init_t                 hash;
+    ngx_http_upstream_srv_conf_t   *uscf;
+    ngx_http_upstream_conf_t       *u;
+#if (NGX_HTTP_SSL)
+    ngx_str_t                       cafile;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+#endif
+
+    u = &conf->upstream;
+
+    ngx_conf_merge_size_value(u->buffer_size, prev->upstream.buffer_size,
+                              16384);
+    ngx_conf_merge_msec_value(u->connect_timeout,
+                              prev->upstream.connect_timeout, 10000);
+
+    if (conf->role != NGX_HTTP_LLMPROXY_GATEWAY) {
+        return NGX_OK;
+    }
+
+    u->send_timeout = 600000;
+    u->read_timeout = 600000;
+    u->next_upstream_timeout = 0;
+    u->next_upstream_tries = 0;
+    u->send_lowat = 0;
+    u->limit_rate = 0;
+    u->busy_buffers_size = u->buffer_size;
+    u->buffering = 0;
+    u->request_buffering = 1;
+    u->pass_request_headers = 0;
+    u->pass_request_body = 0;
+    u->ignore_client_abort = 0;
+    u->intercept_errors = 0;
+    u->store = 0;
+    u->local = NULL;
+    u->socket_keepalive = 0;
+
+    u->next_upstream = NGX_HTTP_UPSTREAM_FT_ERROR
+                       |NGX_HTTP_UPSTREAM_FT_TIMEOUT
+                       |NGX_HTTP_UPSTREAM_FT_INVALID_HEADER
+                       |NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT;
+
+    u->ignore_headers = NGX_HTTP_UPSTREAM_IGN_XA_REDIRECT
+                        |NGX_HTTP_UPSTREAM_IGN_XA_EXPIRES
+                        |NGX_HTTP_UPSTREAM_IGN_XA_LIMIT_RATE
+                        |NGX_HTTP_UPSTREAM_IGN_XA_BUFFERING
+                        |NGX_HTTP_UPSTREAM_IGN_XA_CHARSET
+                        |NGX_HTTP_UPSTREAM_IGN_EXPIRES
+                        |NGX_HTTP_UPSTREAM_IGN_CACHE_CONTROL
+                        |NGX_HTTP_UPSTREAM_IGN_SET_COOKIE
+                        |NGX_HTTP_UPSTREAM_IGN_VARY;
+
+    ngx_str_set(&u->module, "llmproxy");
+
+    hash.max_size = 512;
+    hash.bucket_size = ngx_align(64, ngx_cacheline_size);
+    hash.name = "llmproxy_headers_hash";
+
+    if (ngx_http_upstream_hide_headers_hash(cf, u, &prev->upstream,
+                                            ngx_http_llmproxy_hide_headers,
+                                            &hash)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    uscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_srv_conf_t));
+    if (uscf == NULL) {
+        return NGX_ERROR;
+    }
+
+    uscf->peer.init = ngx_http_llmproxy_peer_init;
+    ngx_str_set(&uscf->host, "llmproxy");
+    uscf->file_name = cf->conf_file->file.name.data;
+    uscf->line = cf->conf_file->line;
+
+    u->upstream = uscf;
+
+#if (NGX_HTTP_SSL)
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmproxy_module);
+
+    if (lmcf->ssl == NULL) {
+        lmcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+        if (lmcf->ssl == NULL) {
+            return NGX_ERROR;
+        }
+
+        lmcf->ssl->log = cf->log;
+
+        if (ngx_ssl_create(lmcf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            ngx_ssl_cleanup_ctx(lmcf->ssl);
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_ssl_cleanup_ctx;
+        cln->data = lmcf->ssl;
+
+        ngx_str_set(&cafile, "/etc/ssl/certs/ca-certificates.crt");
+
+        if (ngx_ssl_trusted_certificate(cf, lmcf->ssl, &cafile, 100)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    u->ssl = lmcf->ssl;
+    u->ssl_session_reuse = 0;
+    u->ssl_server_name = 1;
+    u->ssl_verify = 1;
+    u->ssl_name = NULL;
+    u->ssl_certificate = NULL;
+    u->ssl_certificate_key = NULL;
+    u->ssl_passwords = NULL;
+
+#endif
+
+    return NGX_OK;
+}
