@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# `make run`: builds (done by make), writes var/nginx.conf from the
+# environment, starts nginx with the module in the foreground, pushes
+# configs/config.json and prints how to call the gateway.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+listen=${LLMPROXY_LISTEN:-127.0.0.1:4000}
+config=${LLMPROXY_CONFIG:-configs/config.json}
+var=$top/var
+
+mkdir -p "$var/logs" "$var/state" "$var/tmp"
+
+# the master key: from the environment, or generated once
+if [ -n "${LLMPROXY_MASTER_KEY:-}" ]; then
+    umask 077
+    printf '%s\n' "$LLMPROXY_MASTER_KEY" > "$var/master_key"
+elif [ ! -s "$var/master_key" ]; then
+    umask 077
+    printf 'sk-%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+        > "$var/master_key"
+    echo "generated a master key in $var/master_key"
+fi
+umask 022
+
+cat > "$var/nginx.conf" <<CONF
+# written by make run: edit configs/nginx.conf for a real deployment
+load_module $top/build/ngx_http_llmproxy_module.so;
+worker_processes auto;
+daemon off;
+pid $var/nginx.pid;
+error_log $var/logs/error.log notice;
+events { worker_connections 4096; }
+thread_pool llmproxy threads=4;
+http {
+    access_log $var/logs/access.log;
+    client_body_temp_path $var/tmp;
+    llmproxy_zone llmproxy:64m;
+    llmproxy_master_key_file $var/master_key;
+    llmproxy_state_path $var/state;
+    llmproxy_thread_pool llmproxy;
+    server {
+        listen $listen;
+        location / { llmproxy; }
+        location /llmproxy/admin/ {
+            llmproxy_admin;
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+        }
+    }
+}
+CONF
+
+nginx=${NGINX_BIN:-/usr/sbin/nginx}
+"$nginx" -t -p "$var" -c "$var/nginx.conf" -e "$var/logs/error.log" 2>&1 \
+    | grep -v "syntax is ok\|test is successful" || true
+
+"$nginx" -p "$var" -c "$var/nginx.conf" -e "$var/logs/error.log" &
+pid=$!
+trap 'kill -QUIT $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0' INT TERM
+
+url="http://$listen"
+for _ in $(seq 50); do
+    curl -fs "$url/health/liveliness" >/dev/null 2>&1 && break
+    kill -0 $pid 2>/dev/null || { echo "nginx did not start: see $var/logs/error.log"; exit 1; }
+    sleep 0.1
+done
+
+export LLMPROXY_GATEWAY_URL=$url
+export LLMPROXY_MASTER_KEY
+LLMPROXY_MASTER_KEY=$(cat "$var/master_key")
+if ! "$top/build/llmproxyctl" sync -c "$config" --force; then
+    echo "the config was refused; the gateway keeps its last good one"
+fi
+
+cat <<MSG
+
+llmproxy listens on $url (logs in $var/logs/)
+master key: in $var/master_key
+
+  curl $url/v1/chat/completions \\
+    -H "Authorization: Bearer \$(cat $var/master_key)" \\
+    -H "Content-Type: application/json" \\
+    -d '{"model": "gpt-5", "messages": [{"role": "user", "content": "Hello"}]}'
+
+  curl $url/v1/models -H "Authorization: Bearer \$(cat $var/master_key)"
+
+Ctrl-C stops it.
+MSG
+
+wait $pid
