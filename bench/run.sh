@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# make bench: llmproxy against plain nginx proxy_pass, same mock, one run.
+#
+# BENCH_SECONDS   seconds per pass (default 10; `make test` uses 1)
+# BENCH_OUT       markdown report (default bench/results/latest.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+secs=${BENCH_SECONDS:-10}
+out=${BENCH_OUT:-$top/bench/results/latest.md}
+nginx=${NGINX_BIN:-/usr/sbin/nginx}
+
+command -v wrk >/dev/null || {
+    echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+
+dir=$(mktemp -d /tmp/llmproxy-bench.XXXXXX)
+cleanup() {
+    for p in mock plain gw; do
+        [ -f "$dir/$p/nginx.pid" ] && kill -QUIT "$(cat "$dir/$p/nginx.pid")" \
+            2>/dev/null || true
+    done
+    sleep 0.3
+    [ -n "${BENCH_LEAVE:-}" ] || rm -rf "$dir"
+}
+trap cleanup EXIT
+
+free_port() {
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",
+        ()=>{console.log(s.address().port);s.close()})'
+}
+
+mock_port=$(free_port); plain_port=$(free_port); gw_port=$(free_port)
+
+# a ~1 KB chat completion, and an SSE stream with a usage chunk
+json=$(node -e '
+const c = {id: "chatcmpl-bench", object: "chat.completion", created: 1,
+  model: "mock-model", choices: [{index: 0, message: {role: "assistant",
+  content: "x".repeat(760)}, finish_reason: "stop"}],
+  usage: {prompt_tokens: 12, completion_tokens: 180, total_tokens: 192}};
+console.log(JSON.stringify(c).replace(/"/g, "\\\""))')
+sse=$(node -e '
+let s = "";
+for (let i = 0; i < 8; i++) s += "data: " + JSON.stringify({id: "c",
+  object: "chat.completion.chunk", model: "mock-model", choices: [{index: 0,
+  delta: {content: "token" + i}, finish_reason: null}]}) + "\\n\\n";
+s += "data: " + JSON.stringify({id: "c", object: "chat.completion.chunk",
+  model: "mock-model", choices: [], usage: {prompt_tokens: 12,
+  completion_tokens: 8, total_tokens: 20}}) + "\\n\\ndata: [DONE]\\n\\n";
+console.log(s.replace(/"/g, "\\\""))')
+
+mkdir -p "$dir/mock" "$dir/plain" "$dir/gw/state"
+
+cat > "$dir/mock/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/mock/nginx.pid;
+error_log $dir/mock/error.log error;
+events { worker_connections 20000; }
+worker_rlimit_nofile 40000;
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_buffer_size 1m;
+    client_max_body_size 0;
+    server {
+        listen 127.0.0.1:$mock_port reuseport;
+        location / {
+            if (\$http_accept ~ event-stream) {
+                return 200 "$sse";
+            }
+            default_type application/json;
+            return 200 "$json";
+        }
+    }
+}
+CONF
+
+cat > "$dir/plain/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/plain/nginx.pid;
+error_log $dir/plain/error.log error;
+events { worker_connections 20000; }
+worker_rlimit_nofile 40000;
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_buffer_size 1m;
+    client_max_body_size 0;
+    upstream mock { server 127.0.0.1:$mock_port; keepalive 64; }
+    server {
+        listen 127.0.0.1:$plain_port;
+        location / {
+            proxy_pass http://mock;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+CONF
+
+master_key="sk-bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$master_key" > "$dir/gw/master_key"
+
+cat > "$dir/gw/nginx.conf" <<CONF
+load_module $top/build/ngx_http_llmproxy_module.so;
+worker_processes 1;
+pid $dir/gw/nginx.pid;
+error_log $dir/gw/error.log error;
+events { worker_connections 20000; }
+worker_rlimit_nofile 40000;
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    llmproxy_zone llmproxy:64m;
+    llmproxy_master_key_file $dir/gw/master_key;
+    llmproxy_state_path $dir/gw/state;
+    server {
+        listen 127.0.0.1:$gw_port;
+        location / { llmproxy; }
+        location /llmproxy/admin/ { llmproxy_admin; }
+    }
+}
+CONF
+
+cat > "$dir/config.json" <<CONF
+{
+  "providers": {
+    "mock": {"api_base": "http://127.0.0.1:$mock_port",
+             "interfaces": ["openai"],
+             "models": {"bench-model": {"model": "mock-model"}}}
+  },
+  "settings": {"num_retries": 1, "request_timeout_seconds": 30}
+}
+CONF
+
+for p in mock plain gw; do
+    "$nginx" -p "$dir/$p" -c "$dir/$p/nginx.conf" -e "$dir/$p/error.log"
+done
+sleep 0.5
+
+LLMPROXY_GATEWAY_URL=http://127.0.0.1:$gw_port LLMPROXY_MASTER_KEY=$master_key \
+    "$top/build/llmproxyctl" sync -c "$dir/config.json" --force >/dev/null
+
+# request bodies
+small='{"model":"bench-model","messages":[{"role":"user","content":"Say hi"}]}'
+node -e '
+const big = {model: "bench-model", messages: [{role: "user",
+  content: "y".repeat(256 * 1024 - 80)}]};
+process.stdout.write(JSON.stringify(big))' > "$dir/big.json"
+
+lua() {   # $1 body file, $2 extra header line (optional)
+    cat <<LUA
+local f = io.open("$1", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $master_key"
+$2
+LUA
+}
+
+printf '%s' "$small" > "$dir/small.json"
+lua "$dir/small.json" > "$dir/json.lua"
+lua "$dir/small.json" 'wrk.headers["Accept"] = "text/event-stream"' \
+    > "$dir/sse.lua"
+lua "$dir/big.json" > "$dir/big.lua"
+
+cpu_ticks() {   # user+system ticks of a master and its workers
+    local pids
+    pids="$(cat "$1") $(pgrep -P "$(cat "$1")" | tr '\n' ' ')"
+    for p in $pids; do
+        awk '{print $14 + $15}' "/proc/$p/stat"
+    done | awk '{s += $1} END {print s}'
+}
+
+rss_kb() {      # resident memory of the first worker
+    local w
+    w=$(pgrep -P "$(cat "$1")" | head -1)
+    awk '/VmRSS/ {print $2}' "/proc/$w/status"
+}
+
+to_us() {       # wrk latency ("850.00us", "1.20ms", "2.00s") to microseconds
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
+        else if (v ~ /s$/) print n * 1000000; else print n }'
+}
+
+declare -A R
+
+run_pass() {    # name conns script
+    local name=$1 conns=$2 script=$3 who port pidf t0 t1 o reqs
+    for who in plain gw; do
+        if [ $who = plain ]; then port=$plain_port; else port=$gw_port; fi
+        pidf="$dir/$who/nginx.pid"
+        # warm up connections and caches
+        wrk -t1 -c"$conns" -d1s -s "$script" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
+        t0=$(cpu_ticks "$pidf")
+        o=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$script" \
+            "http://127.0.0.1:$port/v1/chat/completions" 2>&1)
+        t1=$(cpu_ticks "$pidf")
+        reqs=$(echo "$o" | awk '/requests in/ {print $1}')
+        R[$name,$who,rps]=$(echo "$o" | awk '/Requests\/sec/ {print $2}')
+        R[$name,$who,p50]=$(to_us "$(echo "$o" | awk '$1 == "50%" {print $2}')")
+        R[$name,$who,p99]=$(to_us "$(echo "$o" | awk '$1 == "99%" {print $2}')")
+        R[$name,$who,errors]=$(echo "$o" | awk '/Non-2xx|Socket errors/ {e = e $0 "; "} END {print e}')
+        R[$name,$who,cpu]=$(awk -v a="$t0" -v b="$t1" -v n="${reqs:-0}" \
+            -v hz="$(getconf CLK_TCK)" 'BEGIN {
+                if (n > 0) printf "%.1f", (b - a) / hz * 1e6 / n; else print 0 }')
+    done
+}
+
+run_pass json50 50 "$dir/json.lua"
+run_pass json1 1 "$dir/json.lua"
+run_pass sse8 8 "$dir/sse.lua"
+run_pass body256k 8 "$dir/big.lua"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+{
+    echo "# llmproxy bench: $(date -u '+%Y-%m-%d %H:%M UTC'), ${secs}s per pass"
+    echo
+    echo "Same machine, same mock (nginx returning a 1 KB completion or an"
+    echo "SSE stream); plain = nginx proxy_pass with upstream keepalive;"
+    echo "gateway = llmproxy with the master key.  One worker each; wrk one"
+    echo "thread.  CPU = master + workers user+system time per request."
+    echo
+    echo "| pass | who | req/s | p50 µs | p99 µs | CPU µs/req | errors |"
+    echo "|---|---|---|---|---|---|---|"
+    for pass in json50 json1 sse8 body256k; do
+        for who in plain gw; do
+            echo "| $pass | $who | ${R[$pass,$who,rps]} | ${R[$pass,$who,p50]} | ${R[$pass,$who,p99]} | ${R[$pass,$who,cpu]} | ${R[$pass,$who,errors]:-none} |"
+        done
+    done
+    echo
+    echo "| ratio gateway/plain | req/s | CPU/req | p50 added µs (1 conn) |"
+    echo "|---|---|---|---|"
+    for pass in json50 json1 sse8 body256k; do
+        added=$(awk -v a="${R[$pass,gw,p50]}" -v b="${R[$pass,plain,p50]}" 'BEGIN {printf "%.0f", a - b}')
+        echo "| $pass | $(ratio "${R[$pass,gw,rps]}" "${R[$pass,plain,rps]}") | $(ratio "${R[$pass,gw,cpu]}" "${R[$pass,plain,cpu]}") | $added |"
+    done
+    echo
+    echo "Resident memory per worker: plain $(rss_kb "$dir/plain/nginx.pid") kB, gateway $(rss_kb "$dir/gw/nginx.pid") kB."
+} > "$out.tmp"
+
+mv "$out.tmp" "$out"
+cat "$out"
+
+if grep -q "\[alert\]\|\[emerg\]" "$dir/gw/error.log"; then
+    echo "gateway error log has alerts:"; grep "\[alert\]\|\[emerg\]" "$dir/gw/error.log" | head
+    exit 1
+fi
