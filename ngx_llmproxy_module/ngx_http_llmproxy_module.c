@@ -13,6 +13,8 @@ static void ngx_http_llmproxy_request_id(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
+static ngx_uint_t ngx_http_llmproxy_is_master_key(
+    ngx_http_llmproxy_main_conf_t *lmcf, ngx_str_t *key);
 
 static void *ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -50,6 +52,20 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, master_key_file),
+      NULL },
+
+    { ngx_string("llmproxy_database"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, database),
+      NULL },
+
+    { ngx_string("llmproxy_database_poll"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, database_poll),
       NULL },
 
     { ngx_string("llmproxy_state_path"),
@@ -381,8 +397,6 @@ ngx_http_llmproxy_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t
 ngx_http_llmproxy_check_master_key(ngx_http_request_t *r)
 {
-    u_char                          diff;
-    size_t                          i;
     ngx_str_t                       key;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
@@ -394,31 +408,78 @@ ngx_http_llmproxy_check_master_key(ngx_http_request_t *r)
                    "no API key: pass it as \"Authorization: Bearer KEY\"");
     }
 
-    if (lmcf->master_key.len == 0 || key.len != lmcf->master_key.len) {
-        goto invalid;
+    if (ngx_http_llmproxy_is_master_key(lmcf, &key)) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(lmcf->log_level, r->connection->log, 0,
+                  "llmproxy: invalid master key \"%*s...\"",
+                  ngx_min(key.len, 7), key.data);
+
+    return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
+                                  "authentication_error", "invalid_api_key",
+                                  "invalid API key");
+}
+
+
+/* the master key, or a virtual key from the zone */
+
+ngx_int_t
+ngx_http_llmproxy_check_key(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_str_t                       key;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    if (ngx_http_llmproxy_find_key(r, &key) != NGX_OK) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
+                   "authentication_error", "missing_api_key",
+                   "no API key: pass it as \"Authorization: Bearer KEY\"");
+    }
+
+    if (ngx_http_llmproxy_is_master_key(lmcf, &key)) {
+        ctx->key.master = 1;
+        ctx->key.all_models = 1;
+        ngx_str_set(&ctx->key.alias, "master");
+        return NGX_OK;
+    }
+
+    if (lmcf->database.len == 0) {
+        ngx_log_error(lmcf->log_level, r->connection->log, 0,
+                      "llmproxy: invalid API key \"%*s...\"",
+                      ngx_min(key.len, 7), key.data);
+
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
+                                      "authentication_error",
+                                      "invalid_api_key", "invalid API key");
+    }
+
+    return ngx_http_llmproxy_keys_check(r, ctx, &key);
+}
+
+
+static ngx_uint_t
+ngx_http_llmproxy_is_master_key(ngx_http_llmproxy_main_conf_t *lmcf,
+    ngx_str_t *key)
+{
+    u_char  diff;
+    size_t  i;
+
+    if (lmcf->master_key.len == 0 || key->len != lmcf->master_key.len) {
+        return 0;
     }
 
     /* constant time */
 
     diff = 0;
 
-    for (i = 0; i < key.len; i++) {
-        diff |= key.data[i] ^ lmcf->master_key.data[i];
+    for (i = 0; i < key->len; i++) {
+        diff |= key->data[i] ^ lmcf->master_key.data[i];
     }
 
-    if (diff == 0) {
-        return NGX_OK;
-    }
-
-invalid:
-
-    ngx_log_error(lmcf->log_level, r->connection->log, 0,
-                  "llmproxy: invalid API key \"%*s...\"",
-                  ngx_min(key.len, 6), key.data);
-
-    return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
-                                  "authentication_error", "invalid_api_key",
-                                  "invalid API key");
+    return diff == 0;
 }
 
 
@@ -517,6 +578,7 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
      *     lmcf->thread_pool = NULL;
      */
 
+    lmcf->database_poll = NGX_CONF_UNSET_MSEC;
     lmcf->keepalive = NGX_CONF_UNSET_UINT;
     lmcf->keepalive_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->log_level = NGX_CONF_UNSET_UINT;
@@ -535,6 +597,7 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_path_t                    *path;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
 
+    ngx_conf_init_msec_value(lmcf->database_poll, 1000);
     ngx_conf_init_uint_value(lmcf->keepalive, 64);
     ngx_conf_init_msec_value(lmcf->keepalive_timeout, 60000);
     ngx_conf_init_uint_value(lmcf->log_level, NGX_LOG_ERR);
@@ -771,5 +834,9 @@ ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_llmproxy_keepalive_init(cycle);
+    if (ngx_http_llmproxy_keepalive_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llmproxy_db_init_process(cycle);
 }

@@ -35,6 +35,8 @@
 typedef struct {
     ngx_shm_zone_t               *shm_zone;
     ngx_str_t                     master_key;      /* read from the file */
+    ngx_str_t                     database;        /* PostgreSQL URI */
+    ngx_msec_t                    database_poll;
     ngx_str_t                     master_key_file;
     ngx_str_t                     state_path;
     ngx_str_t                     thread_pool_name;
@@ -147,6 +149,32 @@ struct ngx_http_llmproxy_runtime_s {
 
 /* shared memory */
 
+/* a virtual key in the zone: one slab chunk, strings at the end */
+
+typedef struct ngx_http_llmproxy_key_node_s  ngx_http_llmproxy_key_node_t;
+
+struct ngx_http_llmproxy_key_node_s {
+    ngx_http_llmproxy_key_node_t *next;           /* bucket chain */
+    u_char                        digest[32];     /* SHA-256 of the key */
+    double                        max_budget;     /* < 0: no budget */
+    double                        spend;
+    time_t                        budget_reset_at;  /* 0: never */
+    time_t                        expires_at;       /* 0: never */
+    ngx_uint_t                    rpm;              /* 0: unlimited */
+    ngx_uint_t                    tpm;
+    time_t                        window;         /* minute of the counts */
+    ngx_uint_t                    requests;       /* in that minute */
+    ngx_uint_t                    tokens;
+    unsigned                      blocked:1;
+    unsigned                      revoked:1;
+    u_short                       alias_len;
+    u_short                       nmodels;
+    u_short                       ngroups;
+    u_short                       data_len;
+    u_char                        data[1];  /* alias, then u_short-length
+                                               prefixed models and groups */
+};
+
 typedef struct {
     ngx_rbtree_node_t             node;           /* key: crc32 of id */
     ngx_msec_t                    window_start;
@@ -165,6 +193,14 @@ typedef struct {
     size_t                        blob_len;
     ngx_rbtree_t                  cooldowns;
     ngx_rbtree_node_t             sentinel;
+
+    ngx_http_llmproxy_key_node_t **keys;          /* hash buckets */
+    ngx_uint_t                    keys_mask;
+    ngx_atomic_t                  nkeys;
+    int64_t                       keys_seq;       /* last change applied */
+    ngx_atomic_t                  keys_loaded;    /* first load done */
+    ngx_atomic_t                  db_ok;
+    time_t                        db_failed_at;
 } ngx_http_llmproxy_shctx_t;
 
 
@@ -174,6 +210,19 @@ typedef struct {
     ngx_str_t                     state_file;
     ngx_log_t                    *log;
 } ngx_http_llmproxy_zone_ctx_t;
+
+
+/* what a request learned about its key */
+
+typedef struct {
+    ngx_str_t                     alias;
+    ngx_str_t                     prefix;         /* for logs: "sk-AbC..." */
+    ngx_array_t                   models;         /* of ngx_str_t */
+    ngx_array_t                   groups;         /* of ngx_str_t */
+    u_char                        digest[32];
+    unsigned                      master:1;
+    unsigned                      all_models:1;
+} ngx_http_llmproxy_key_t;
 
 
 /* one request */
@@ -198,6 +247,7 @@ typedef enum {
 
 typedef struct {
     ngx_http_llmproxy_runtime_t    *rt;
+    ngx_http_llmproxy_key_t         key;
     ngx_str_t                       request_id;
     ngx_msec_t                      start;
     ngx_msec_t                      upstream_start;
@@ -253,6 +303,40 @@ ngx_int_t ngx_http_llmproxy_fail(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_llmproxy_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *data, size_t len);
 ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+
+/* a key as the database holds it, for the zone */
+
+typedef struct {
+    u_char                        digest[32];
+    ngx_str_t                     alias;
+    ngx_array_t                  *models;         /* of ngx_str_t */
+    ngx_array_t                  *groups;         /* of ngx_str_t */
+    double                        max_budget;     /* < 0: none */
+    double                        spend;
+    time_t                        budget_reset_at;
+    time_t                        expires_at;
+    ngx_uint_t                    rpm;
+    ngx_uint_t                    tpm;
+    unsigned                      blocked:1;
+    unsigned                      revoked:1;
+} ngx_http_llmproxy_key_row_t;
+
+
+/* _keys.c */
+ngx_int_t ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_key_row_t *row);
+ngx_int_t ngx_http_llmproxy_keys_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx);
+ngx_int_t ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *key);
+ngx_uint_t ngx_http_llmproxy_keys_allow(ngx_http_llmproxy_key_t *key,
+    ngx_str_t *name, ngx_http_llmproxy_deployment_t *d);
+ngx_int_t ngx_http_llmproxy_keys_allow_target(ngx_http_llmproxy_key_t *key,
+    ngx_http_llmproxy_target_t *t);
+
+/* _db.c */
+ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
 
 /* _filter.c */
 ngx_int_t ngx_http_llmproxy_filter_init(ngx_conf_t *cf);

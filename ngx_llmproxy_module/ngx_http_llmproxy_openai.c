@@ -77,7 +77,10 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
         }
     }
 
-    rc = ngx_http_llmproxy_check_master_key(r);
+    ctx->endpoint = ep->endpoint;        /* NONE for the model list */
+    ctx->endpoint_path = ep->path;
+
+    rc = ngx_http_llmproxy_check_key(r, ctx);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -108,9 +111,6 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
                                       "method_not_allowed",
                                       "use POST for %V", &r->uri);
     }
-
-    ctx->endpoint = ep->endpoint;
-    ctx->endpoint_path = ep->path;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
 
@@ -329,7 +329,7 @@ ngx_http_llmproxy_openai_models(ngx_http_request_t *r,
     size_t                           len;
     ngx_int_t                        rc;
     ngx_str_t                        owner;
-    ngx_uint_t                       i;
+    ngx_uint_t                       i, n;
     ngx_keyval_t                    *kv;
     ngx_http_llmproxy_group_t       *g;
     ngx_http_llmproxy_target_t      *t;
@@ -346,7 +346,7 @@ ngx_http_llmproxy_openai_models(ngx_http_request_t *r,
     if (id->len) {
         t = ngx_http_llmproxy_runtime_find(rt, id);
 
-        if (t == NULL) {
+        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
             return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
                        "invalid_request_error", "model_not_found",
                        "The model `%V` does not exist or you do not have "
@@ -394,10 +394,16 @@ ngx_http_llmproxy_openai_models(ngx_http_request_t *r,
     p = ngx_cpymem(p, "{\"object\":\"list\",\"data\":[",
                    sizeof("{\"object\":\"list\",\"data\":[") - 1);
 
+    n = 0;
+
     for (i = 0; i < rt->groups.nelts; i++) {
+        if (!ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target)) {
+            continue;
+        }
+
         d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
 
-        if (i) {
+        if (n++) {
             *p++ = ',';
         }
 
@@ -408,7 +414,13 @@ ngx_http_llmproxy_openai_models(ngx_http_request_t *r,
     ngx_str_set(&owner, "llmproxy");
 
     for (i = 0; i < rt->aliases.nelts; i++) {
-        if (i || rt->groups.nelts) {
+        t = ngx_http_llmproxy_runtime_find(rt, &kv[i].key);
+
+        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
+            continue;
+        }
+
+        if (n++) {
             *p++ = ',';
         }
 

@@ -14,6 +14,8 @@ static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_pick(
     ngx_http_llmproxy_target_t *t, ngx_uint_t last);
 static ngx_uint_t ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t);
+static ngx_uint_t ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d);
 
 
 ngx_int_t
@@ -31,6 +33,12 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
                    "invalid_request_error", "model_not_found",
                    "The model `%V` does not exist or you do not have access "
                    "to it.", &ctx->model);
+    }
+
+    if (!ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_FORBIDDEN,
+                   "permission_error", "model_not_allowed",
+                   "this key may not call model `%V`", &ctx->model);
     }
 
     g = t->group ? t->group : t->deployment->group;
@@ -67,7 +75,9 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
             }
         }
 
-        if (j < ctx->plan.nelts) {
+        if (j < ctx->plan.nelts
+            || !ngx_http_llmproxy_keys_allow_target(&ctx->key, fb[i]))
+        {
             continue;
         }
 
@@ -183,19 +193,28 @@ ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_deployment_t  **d;
 
     if (t->deployment) {
-        return (t->deployment->provider->interfaces & ctx->iface) ? 1 : 0;
+        return ngx_http_llmproxy_candidate(ctx, t, t->deployment);
     }
 
     n = 0;
     d = t->group->deployments.elts;
 
     for (i = 0; i < t->group->deployments.nelts; i++) {
-        if (d[i]->provider->interfaces & ctx->iface) {
-            n++;
-        }
+        n += ngx_http_llmproxy_candidate(ctx, t, d[i]);
     }
 
     return n;
+}
+
+
+/* speaks the client's API and may be used by the request's key */
+
+static ngx_uint_t
+ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d)
+{
+    return (d->provider->interfaces & ctx->iface)
+           && ngx_http_llmproxy_keys_allow(&ctx->key, &t->name, d);
 }
 
 
@@ -236,7 +255,7 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
             }
         }
 
-        if (j == ntried && (list[i]->provider->interfaces & ctx->iface)) {
+        if (j == ntried && ngx_http_llmproxy_candidate(ctx, t, list[i])) {
             untried++;
         }
     }
@@ -249,7 +268,7 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     for (i = 0; i < n; i++) {
         d = list[i];
 
-        if (!(d->provider->interfaces & ctx->iface)) {
+        if (!ngx_http_llmproxy_candidate(ctx, t, d)) {
             continue;
         }
 

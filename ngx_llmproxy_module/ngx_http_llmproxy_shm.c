@@ -358,6 +358,10 @@ ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&zctx->sh->cooldowns, &zctx->sh->sentinel,
                     ngx_http_llmproxy_cooldown_insert);
 
+    if (ngx_http_llmproxy_keys_init_zone(zctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     len = sizeof(" in llmproxy zone \"\"") + shm_zone->shm.name.len;
 
     zctx->shpool->log_ctx = ngx_slab_alloc(zctx->shpool, len);

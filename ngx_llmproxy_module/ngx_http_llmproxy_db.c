@@ -1,0 +1,396 @@
+/*
+ * The database poller: one worker (the first) asks PostgreSQL every
+ * llmproxy_database_poll for the keys changed since the last change number
+ * it applied, in a thread of the pool (libpq blocks there, never on the
+ * event loop), and writes them into the zone for every worker.  When the
+ * database is unreachable the gateway keeps serving the keys it has, says
+ * so in its log and in /health/readiness, and tries again.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <libpq-fe.h>
+#include <cjson/cJSON.h>
+
+
+#define NGX_HTTP_LLMPROXY_DB_BATCH  20000
+
+
+typedef struct {
+    PGconn                         *conn;       /* used in the thread only */
+    char                           *uri;
+    int64_t                         since;
+    int64_t                         max_seq;
+    ngx_pool_t                     *pool;       /* rows of this poll */
+    ngx_array_t                    *rows;       /* of key_row_t */
+    ngx_int_t                       rc;
+    ngx_uint_t                      more;
+    ngx_uint_t                      busy;
+    ngx_uint_t                      failing;
+    char                            err[256];
+    ngx_http_llmproxy_zone_ctx_t   *zctx;
+    ngx_msec_t                      interval;
+    ngx_thread_pool_t              *thread_pool;
+    ngx_thread_task_t              *task;
+    ngx_event_t                     timer;
+} ngx_http_llmproxy_db_t;
+
+
+static void ngx_http_llmproxy_db_poll(ngx_event_t *ev);
+static void ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log);
+static void ngx_http_llmproxy_db_done(ngx_event_t *ev);
+static ngx_int_t ngx_http_llmproxy_db_row(ngx_http_llmproxy_db_t *db,
+    PGresult *res, int i, ngx_http_llmproxy_key_row_t *row);
+static ngx_array_t *ngx_http_llmproxy_db_list(ngx_pool_t *pool,
+    const char *json);
+
+
+static ngx_http_llmproxy_db_t  ngx_http_llmproxy_db;
+
+
+ngx_int_t
+ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_llmproxy_db_t         *db;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_llmproxy_module);
+
+    if (lmcf == NULL || lmcf->database.len == 0 || lmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    /* one poller per node is enough: the zone is shared */
+
+    if (ngx_process != NGX_PROCESS_SINGLE && ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    db = &ngx_http_llmproxy_db;
+    ngx_memzero(db, sizeof(ngx_http_llmproxy_db_t));
+
+    db->uri = (char *) lmcf->database.data;     /* null-terminated */
+    db->zctx = lmcf->shm_zone->data;
+    db->interval = lmcf->database_poll;
+    db->thread_pool = lmcf->thread_pool;
+
+    db->task = ngx_thread_task_alloc(cycle->pool, 0);
+    if (db->task == NULL) {
+        return NGX_ERROR;
+    }
+
+    db->task->ctx = db;
+    db->task->handler = ngx_http_llmproxy_db_thread;
+    db->task->event.handler = ngx_http_llmproxy_db_done;
+    db->task->event.data = db;
+    db->task->event.log = cycle->log;
+
+    db->timer.handler = ngx_http_llmproxy_db_poll;
+    db->timer.data = db;
+    db->timer.log = cycle->log;
+    db->timer.cancelable = 1;
+
+    ngx_add_timer(&db->timer, 1);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llmproxy_db_poll(ngx_event_t *ev)
+{
+    ngx_http_llmproxy_db_t  *db = ev->data;
+
+    if (ngx_exiting || ngx_terminate || db->busy) {
+        return;
+    }
+
+    db->pool = ngx_create_pool(16384, ev->log);
+    if (db->pool == NULL) {
+        ngx_add_timer(&db->timer, db->interval);
+        return;
+    }
+
+    db->since = db->zctx->sh->keys_seq;
+    db->rows = NULL;
+    db->rc = NGX_OK;
+    db->more = 0;
+    db->err[0] = '\0';
+
+    if (ngx_thread_task_post(db->thread_pool, db->task) != NGX_OK) {
+        ngx_destroy_pool(db->pool);
+        db->pool = NULL;
+        ngx_add_timer(&db->timer, db->interval);
+        return;
+    }
+
+    db->busy = 1;
+}
+
+
+/* in a thread of the pool */
+
+static void
+ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_llmproxy_db_t *db = data;
+
+    int                           i, n;
+    char                          since[32];
+    PGresult                     *res;
+    const char                   *values[1];
+    ngx_http_llmproxy_key_row_t  *row;
+
+    static const char *keywords[] = {
+        "dbname", "connect_timeout", "options", "application_name", NULL
+    };
+
+    const char *params[] = {
+        db->uri, "5", "-c statement_timeout=10000", "llmproxy-gateway", NULL
+    };
+
+    if (db->conn && PQstatus(db->conn) != CONNECTION_OK) {
+        PQfinish(db->conn);
+        db->conn = NULL;
+    }
+
+    if (db->conn == NULL) {
+        db->conn = PQconnectdbParams(keywords, params, 1);
+
+        if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+            ngx_cpystrn((u_char *) db->err,
+                        (u_char *) (db->conn ? PQerrorMessage(db->conn)
+                                             : "out of memory"),
+                        sizeof(db->err));
+            PQfinish(db->conn);
+            db->conn = NULL;
+            db->rc = NGX_ERROR;
+            return;
+        }
+    }
+
+    ngx_sprintf((u_char *) since, "%L%Z", db->since);
+    values[0] = since;
+
+    res = PQexecParams(db->conn,
+        "SELECT key_hash, coalesce(alias, ''),"
+        " array_to_json(models)::text, array_to_json(access_groups)::text,"
+        " coalesce(max_budget, -1),"
+        " coalesce(extract(epoch from budget_reset_at)::bigint, 0),"
+        " spend, coalesce(rpm, 0), coalesce(tpm, 0),"
+        " coalesce(extract(epoch from expires_at)::bigint, 0),"
+        " blocked::int, (revoked_at IS NOT NULL)::int, change_seq"
+        " FROM llmproxy_keys WHERE change_seq > $1::bigint"
+        " ORDER BY change_seq LIMIT 20000",
+        1, NULL, values, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_cpystrn((u_char *) db->err, (u_char *) PQerrorMessage(db->conn),
+                    sizeof(db->err));
+        PQclear(res);
+        db->rc = NGX_ERROR;
+        return;
+    }
+
+    n = PQntuples(res);
+
+    db->rows = ngx_array_create(db->pool, n ? n : 1,
+                                sizeof(ngx_http_llmproxy_key_row_t));
+    if (db->rows == NULL) {
+        PQclear(res);
+        db->rc = NGX_ERROR;
+        return;
+    }
+
+    db->max_seq = db->since;
+    db->more = (n == NGX_HTTP_LLMPROXY_DB_BATCH);
+
+    for (i = 0; i < n; i++) {
+        row = ngx_array_push(db->rows);
+        if (row == NULL
+            || ngx_http_llmproxy_db_row(db, res, i, row) != NGX_OK)
+        {
+            db->rows->nelts--;
+            continue;
+        }
+    }
+
+    PQclear(res);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_db_row(ngx_http_llmproxy_db_t *db, PGresult *res, int i,
+    ngx_http_llmproxy_key_row_t *row)
+{
+    u_char      *hex;
+    int64_t      seq;
+    ngx_int_t    hi, lo;
+    ngx_uint_t   k;
+
+    ngx_memzero(row, sizeof(ngx_http_llmproxy_key_row_t));
+
+    seq = ngx_atoof((u_char *) PQgetvalue(res, i, 12),
+                    PQgetlength(res, i, 12));
+    if (seq > db->max_seq) {
+        db->max_seq = seq;
+    }
+
+    hex = (u_char *) PQgetvalue(res, i, 0);
+
+    if (PQgetlength(res, i, 0) != 64) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; k < 32; k++) {
+        hi = ngx_hextoi(hex + 2 * k, 1);
+        lo = ngx_hextoi(hex + 2 * k + 1, 1);
+
+        if (hi == NGX_ERROR || lo == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        row->digest[k] = (u_char) (hi << 4 | lo);
+    }
+
+    row->alias.len = PQgetlength(res, i, 1);
+    row->alias.data = ngx_pnalloc(db->pool, row->alias.len + 1);
+    if (row->alias.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(row->alias.data, PQgetvalue(res, i, 1), row->alias.len);
+
+    row->models = ngx_http_llmproxy_db_list(db->pool, PQgetvalue(res, i, 2));
+    row->groups = ngx_http_llmproxy_db_list(db->pool, PQgetvalue(res, i, 3));
+
+    if (row->models == NULL || row->groups == NULL) {
+        return NGX_ERROR;
+    }
+
+    row->max_budget = strtod(PQgetvalue(res, i, 4), NULL);
+    row->budget_reset_at = (time_t) strtoll(PQgetvalue(res, i, 5), NULL, 10);
+    row->spend = strtod(PQgetvalue(res, i, 6), NULL);
+    row->rpm = (ngx_uint_t) strtoul(PQgetvalue(res, i, 7), NULL, 10);
+    row->tpm = (ngx_uint_t) strtoul(PQgetvalue(res, i, 8), NULL, 10);
+    row->expires_at = (time_t) strtoll(PQgetvalue(res, i, 9), NULL, 10);
+    row->blocked = (PQgetvalue(res, i, 10)[0] == '1');
+    row->revoked = (PQgetvalue(res, i, 11)[0] == '1');
+
+    return NGX_OK;
+}
+
+
+static ngx_array_t *
+ngx_http_llmproxy_db_list(ngx_pool_t *pool, const char *json)
+{
+    cJSON        *root, *item;
+    ngx_str_t    *s;
+    ngx_array_t  *a;
+
+    a = ngx_array_create(pool, 2, sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NULL;
+    }
+
+    root = cJSON_Parse(json);
+
+    cJSON_ArrayForEach(item, root) {
+        if (!cJSON_IsString(item)) {
+            continue;
+        }
+
+        s = ngx_array_push(a);
+        if (s == NULL) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+
+        s->len = ngx_strlen(item->valuestring);
+        s->data = ngx_pnalloc(pool, s->len + 1);
+        if (s->data == NULL) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+
+        ngx_memcpy(s->data, item->valuestring, s->len + 1);
+    }
+
+    cJSON_Delete(root);
+
+    return a;
+}
+
+
+/* back on the event loop */
+
+static void
+ngx_http_llmproxy_db_done(ngx_event_t *ev)
+{
+    ngx_http_llmproxy_db_t *db = ev->data;
+
+    ngx_uint_t                    i, n;
+    ngx_http_llmproxy_shctx_t    *sh;
+    ngx_http_llmproxy_key_row_t  *rows;
+
+    db->busy = 0;
+    sh = db->zctx->sh;
+
+    if (db->rc != NGX_OK) {
+        if (!db->failing) {
+            ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                          "llmproxy: database unreachable, serving the keys "
+                          "loaded so far: %s", db->err);
+        }
+
+        db->failing = 1;
+        sh->db_ok = 0;
+        sh->db_failed_at = ngx_time();
+        goto next;
+    }
+
+    if (db->failing) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "llmproxy: database reachable again");
+    }
+
+    db->failing = 0;
+    sh->db_ok = 1;
+
+    n = 0;
+    rows = db->rows->elts;
+
+    for (i = 0; i < db->rows->nelts; i++) {
+        if (ngx_http_llmproxy_keys_upsert(db->zctx, &rows[i]) == NGX_OK) {
+            n++;
+        }
+    }
+
+    sh->keys_seq = db->max_seq;
+
+    if (!db->more) {
+        if (!sh->keys_loaded) {
+            ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                          "llmproxy: %ui keys loaded from the database",
+                          (ngx_uint_t) sh->nkeys);
+        }
+
+        sh->keys_loaded = 1;
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                      "llmproxy: %ui keys loaded, more to come", n);
+    }
+
+next:
+
+    ngx_destroy_pool(db->pool);
+    db->pool = NULL;
+
+    if (ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    ngx_add_timer(&db->timer, db->more ? 1 : db->interval);
+}

@@ -1,0 +1,404 @@
+/*
+ * Virtual keys in the zone: a hash table of SHA-256 digests (O(1) lookup,
+ * no database round trip per request), filled from PostgreSQL by the
+ * database poller.  The check copies what a request needs under the lock
+ * and counts the request against the key's per-minute limits, so rpm and
+ * tpm hold across all workers.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <llmp_sha256.h>
+
+
+#define NGX_HTTP_LLMPROXY_KEY_BUCKETS  (1 << 17)
+
+
+static ngx_http_llmproxy_key_node_t **ngx_http_llmproxy_keys_find(
+    ngx_http_llmproxy_shctx_t *sh, u_char *digest);
+static u_char *ngx_http_llmproxy_keys_copy_list(ngx_pool_t *pool, u_char *p,
+    ngx_uint_t n, ngx_array_t *out);
+
+
+ngx_int_t
+ngx_http_llmproxy_keys_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
+{
+    zctx->sh->keys = ngx_slab_calloc(zctx->shpool,
+                                     NGX_HTTP_LLMPROXY_KEY_BUCKETS
+                                     * sizeof(ngx_http_llmproxy_key_node_t *));
+    if (zctx->sh->keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    zctx->sh->keys_mask = NGX_HTTP_LLMPROXY_KEY_BUCKETS - 1;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *key)
+{
+    u_char                          *p;
+    time_t                           now, minute;
+    ngx_int_t                        rc;
+    const char                      *why, *code;
+    ngx_http_llmproxy_shctx_t       *sh;
+    ngx_http_llmproxy_key_node_t    *node, **pn;
+    ngx_http_llmproxy_zone_ctx_t    *zctx;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    zctx = lmcf->shm_zone->data;
+    sh = zctx->sh;
+
+    llmp_sha256(key->data, key->len, ctx->key.digest);
+
+    ctx->key.prefix.len = ngx_min(key->len, 7);
+    ctx->key.prefix.data = key->data;
+
+    now = ngx_time();
+    minute = now / 60;
+    rc = NGX_OK;
+    why = NULL;
+    code = "rate_limit_exceeded";
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    pn = ngx_http_llmproxy_keys_find(sh, ctx->key.digest);
+    node = pn ? *pn : NULL;
+
+    if (node == NULL) {
+        rc = NGX_HTTP_UNAUTHORIZED;
+        why = sh->keys_loaded ? "invalid API key"
+                              : "invalid API key (keys are not loaded yet)";
+        goto done;
+    }
+
+    if (node->revoked) {
+        rc = NGX_HTTP_UNAUTHORIZED;
+        why = "this API key has been revoked";
+        goto done;
+    }
+
+    if (node->expires_at && now >= node->expires_at) {
+        rc = NGX_HTTP_UNAUTHORIZED;
+        why = "this API key has expired";
+        goto done;
+    }
+
+    if (node->blocked) {
+        rc = NGX_HTTP_UNAUTHORIZED;
+        why = "this API key is blocked";
+        goto done;
+    }
+
+    if (node->max_budget >= 0) {
+
+        if (node->budget_reset_at && now >= node->budget_reset_at) {
+            /* the period ended: the database resets it on its side */
+            node->spend = 0;
+            node->budget_reset_at = 0;
+        }
+
+        if (node->spend >= node->max_budget) {
+            rc = NGX_HTTP_TOO_MANY_REQUESTS;
+            code = "budget_exceeded";
+            why = "budget exceeded";
+            goto done;
+        }
+    }
+
+    if (node->window != minute) {
+        node->window = minute;
+        node->requests = 0;
+        node->tokens = 0;
+    }
+
+    if (ctx->endpoint && node->rpm && node->requests >= node->rpm) {
+        rc = NGX_HTTP_TOO_MANY_REQUESTS;
+        why = "rate limit exceeded: requests per minute";
+        goto done;
+    }
+
+    if (ctx->endpoint && node->tpm && node->tokens >= node->tpm) {
+        rc = NGX_HTTP_TOO_MANY_REQUESTS;
+        why = "rate limit exceeded: tokens per minute";
+        goto done;
+    }
+
+    if (ctx->endpoint) {
+        node->requests++;     /* model calls count, listings do not */
+    }
+
+    /* copy what the request needs, then let go of the lock */
+
+    p = node->data;
+
+    ctx->key.alias.len = node->alias_len;
+    ctx->key.alias.data = ngx_pnalloc(r->pool, node->data_len + 1);
+
+    if (ctx->key.alias.data == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    ngx_memcpy(ctx->key.alias.data, p, node->data_len);
+    p = ctx->key.alias.data + node->alias_len;
+
+    p = ngx_http_llmproxy_keys_copy_list(r->pool, p, node->nmodels,
+                                         &ctx->key.models);
+    if (p == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    p = ngx_http_llmproxy_keys_copy_list(r->pool, p, node->ngroups,
+                                         &ctx->key.groups);
+    if (p == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    ctx->key.all_models = (node->nmodels == 0 && node->ngroups == 0);
+
+done:
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(lmcf->log_level, r->connection->log, 0,
+                  "llmproxy: key \"%V...\" refused: %s", &ctx->key.prefix,
+                  why);
+
+    if (rc == NGX_HTTP_UNAUTHORIZED) {
+        return ngx_http_llmproxy_fail(r, rc, "authentication_error",
+                                      "invalid_api_key", "%s", why);
+    }
+
+    if (rc == NGX_HTTP_TOO_MANY_REQUESTS) {
+        return ngx_http_llmproxy_fail(r, rc, "rate_limit_error", code,
+                                      "%s", why);
+    }
+
+    return rc;
+}
+
+
+static u_char *
+ngx_http_llmproxy_keys_copy_list(ngx_pool_t *pool, u_char *p, ngx_uint_t n,
+    ngx_array_t *out)
+{
+    u_short     len;
+    ngx_str_t  *s;
+    ngx_uint_t  i;
+
+    if (ngx_array_init(out, pool, n ? n : 1, sizeof(ngx_str_t)) != NGX_OK) {
+        return NULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_memcpy(&len, p, sizeof(u_short));
+        p += sizeof(u_short);
+
+        s = ngx_array_push(out);
+        s->data = p;
+        s->len = len;
+        p += len;
+    }
+
+    return p;
+}
+
+
+/* may this key call target t (a model, an alias or PROVIDER/MODEL)? */
+
+ngx_int_t
+ngx_http_llmproxy_keys_allow_target(ngx_http_llmproxy_key_t *key,
+    ngx_http_llmproxy_target_t *t)
+{
+    ngx_uint_t                        i;
+    ngx_http_llmproxy_deployment_t  **d;
+
+    if (key->master || key->all_models) {
+        return 1;
+    }
+
+    if (t->deployment) {
+        return ngx_http_llmproxy_keys_allow(key, &t->name, t->deployment);
+    }
+
+    d = t->group->deployments.elts;
+
+    for (i = 0; i < t->group->deployments.nelts; i++) {
+        if (ngx_http_llmproxy_keys_allow(key, &t->name, d[i])) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+ngx_uint_t
+ngx_http_llmproxy_keys_allow(ngx_http_llmproxy_key_t *key, ngx_str_t *name,
+    ngx_http_llmproxy_deployment_t *d)
+{
+    ngx_str_t   *m, *g, *ag;
+    ngx_uint_t   i, j;
+
+    if (key->master || key->all_models) {
+        return 1;
+    }
+
+    m = key->models.elts;
+
+    for (i = 0; i < key->models.nelts; i++) {
+        if ((m[i].len == name->len
+             && ngx_strncmp(m[i].data, name->data, name->len) == 0)
+            || (m[i].len == d->model.len
+                && ngx_strncmp(m[i].data, d->model.data, d->model.len) == 0)
+            || (m[i].len == d->id.len
+                && ngx_strncmp(m[i].data, d->id.data, d->id.len) == 0))
+        {
+            return 1;
+        }
+    }
+
+    g = key->groups.elts;
+    ag = d->access_groups.elts;
+
+    for (i = 0; i < key->groups.nelts; i++) {
+        for (j = 0; j < d->access_groups.nelts; j++) {
+            if (g[i].len == ag[j].len
+                && ngx_strncmp(g[i].data, ag[j].data, g[i].len) == 0)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_key_row_t *row)
+{
+    u_char                        *p;
+    size_t                         size, data_len;
+    u_short                        len;
+    ngx_str_t                     *s;
+    ngx_uint_t                     i, n;
+    ngx_array_t                   *lists[2];
+    ngx_http_llmproxy_shctx_t     *sh;
+    ngx_http_llmproxy_key_node_t  *node, *old, **pn;
+
+    sh = zctx->sh;
+
+    lists[0] = row->models;
+    lists[1] = row->groups;
+
+    data_len = row->alias.len;
+
+    for (n = 0; n < 2; n++) {
+        s = lists[n]->elts;
+
+        for (i = 0; i < lists[n]->nelts; i++) {
+            data_len += sizeof(u_short) + ngx_min(s[i].len, 65535);
+        }
+    }
+
+    if (data_len > 65535 || row->alias.len > 65535) {
+        return NGX_DECLINED;
+    }
+
+    size = offsetof(ngx_http_llmproxy_key_node_t, data) + data_len;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    node = ngx_slab_alloc_locked(zctx->shpool, size);
+    if (node == NULL) {
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "llmproxy: no memory in the zone for a key: increase "
+                      "the size of \"llmproxy_zone\"");
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(node->digest, row->digest, 32);
+    node->max_budget = row->max_budget;
+    node->spend = row->spend;
+    node->budget_reset_at = row->budget_reset_at;
+    node->expires_at = row->expires_at;
+    node->rpm = row->rpm;
+    node->tpm = row->tpm;
+    node->window = 0;
+    node->requests = 0;
+    node->tokens = 0;
+    node->blocked = row->blocked;
+    node->revoked = row->revoked;
+    node->alias_len = (u_short) row->alias.len;
+    node->nmodels = (u_short) row->models->nelts;
+    node->ngroups = (u_short) row->groups->nelts;
+    node->data_len = (u_short) data_len;
+
+    p = ngx_cpymem(node->data, row->alias.data, row->alias.len);
+
+    for (n = 0; n < 2; n++) {
+        s = lists[n]->elts;
+
+        for (i = 0; i < lists[n]->nelts; i++) {
+            len = (u_short) ngx_min(s[i].len, 65535);
+            p = ngx_cpymem(p, &len, sizeof(u_short));
+            p = ngx_cpymem(p, s[i].data, len);
+        }
+    }
+
+    pn = ngx_http_llmproxy_keys_find(sh, row->digest);
+
+    if (pn) {
+        /* replace it, keeping this minute's counts */
+        old = *pn;
+        node->window = old->window;
+        node->requests = old->requests;
+        node->tokens = old->tokens;
+        node->next = old->next;
+        *pn = node;
+        ngx_slab_free_locked(zctx->shpool, old);
+
+    } else {
+        i = ngx_crc32_short(row->digest, 32) & sh->keys_mask;
+        node->next = sh->keys[i];
+        sh->keys[i] = node;
+        (void) ngx_atomic_fetch_add(&sh->nkeys, 1);
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+static ngx_http_llmproxy_key_node_t **
+ngx_http_llmproxy_keys_find(ngx_http_llmproxy_shctx_t *sh, u_char *digest)
+{
+    ngx_http_llmproxy_key_node_t  **pn;
+
+    /* the digest is uniformly distributed: its first bytes index */
+
+    pn = &sh->keys[ngx_crc32_short(digest, 32) & sh->keys_mask];
+
+    for ( /* void */ ; *pn; pn = &(*pn)->next) {
+        if (ngx_memcmp((*pn)->digest, digest, 32) == 0) {
+            return pn;
+        }
+    }
+
+    return NULL;
+}
