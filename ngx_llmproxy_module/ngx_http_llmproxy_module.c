@@ -214,6 +214,7 @@ ngx_http_llmproxy_health(ngx_http_request_t *r, ngx_uint_t readiness)
 {
     u_char                         *p;
     ngx_int_t                       rc;
+    ngx_str_t                       db;
     ngx_uint_t                      generation;
     ngx_http_llmproxy_shctx_t      *sh;
     ngx_http_llmproxy_zone_ctx_t   *zctx;
@@ -243,21 +244,36 @@ ngx_http_llmproxy_health(ngx_http_request_t *r, ngx_uint_t readiness)
     sh = zctx->sh;
     generation = sh->generation;
 
-    p = ngx_pnalloc(r->pool, 128);
+    p = ngx_pnalloc(r->pool, 256);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (generation == 0) {
+    if (lmcf->database.len == 0) {
+        ngx_str_set(&db, "\"not configured\"");
+
+    } else if (sh->db_ok) {
+        ngx_str_set(&db, "\"connected\"");
+
+    } else {
+        ngx_str_set(&db, "\"unreachable\"");
+    }
+
+    if (generation == 0 || (lmcf->database.len && !sh->keys_loaded)) {
         return ngx_http_llmproxy_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, p,
                    ngx_sprintf(p, "{\"status\":\"not ready\","
-                               "\"reason\":\"no configuration loaded\"}")
+                               "\"reason\":\"%s\",\"database\":%V}",
+                               generation == 0 ? "no configuration loaded"
+                                               : "keys not loaded yet",
+                               &db)
                    - p);
     }
 
     return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, p,
                ngx_sprintf(p, "{\"status\":\"ready\","
-                           "\"config_generation\":%ui}", generation) - p);
+                           "\"config_generation\":%ui,\"keys\":%uA,"
+                           "\"database\":%V}",
+                           generation, sh->nkeys, &db) - p);
 }
 
 
