@@ -16,7 +16,7 @@ CLI_SRCS    := $(wildcard cli/*.c)
 CLI_HDRS    := $(wildcard cli/*.h)
 MOD_SRCS    := $(wildcard ngx_llmproxy_module/*.c)
 MOD_HDRS    := $(wildcard ngx_llmproxy_module/*.h)
-CLI_LIBS    := -lcjson -lcurl
+CLI_LIBS    := -lcjson -lcurl -lpq -lm
 
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -49,21 +49,27 @@ $(BUILD)/ngx_http_llmproxy_module.so: $(NGX_BUILD)/Makefile $(MOD_SRCS) \
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_llmproxy_module.so $@
 
-$(BUILD)/llmproxyctl: $(CLI_SRCS) $(CLI_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
+SCHEMA      := $(sort $(wildcard configs/schema/*.sql))
+
+$(BUILD)/llmp_schema.h: $(SCHEMA) scripts/embed-schema.sh
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) \
+	bash scripts/embed-schema.sh $(SCHEMA) > $@
+
+$(BUILD)/llmproxyctl: $(CLI_SRCS) $(CLI_HDRS) $(COMMON_SRCS) $(COMMON_HDRS) \
+        $(BUILD)/llmp_schema.h
+	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -I$(BUILD) -I/usr/include/postgresql \
 	    -o $@ $(CLI_SRCS) $(COMMON_SRCS) $(CLI_LIBS)
 
 # Unit tests: one executable per concern; each #includes what it tests.
 $(BUILD)/unit/%: t/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -It/unit -o $@ $< $(COMMON_SRCS) \
-	    -lcjson
+	    -lcjson -lm
 
 $(BUILD)/unit-asan/%: t/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
 	@mkdir -p $(BUILD)/unit-asan
 	$(CC) $(SAN_FLAGS) $(WARN) $(CPPFLAGS) -It/unit -o $@ $< $(COMMON_SRCS) \
-	    -lcjson
+	    -lcjson -lm
 
 deps:
 	@bash scripts/deps.sh
