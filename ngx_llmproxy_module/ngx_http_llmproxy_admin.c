@@ -20,6 +20,8 @@ typedef struct {
     ngx_http_request_t             *request;   /* NULL once it is gone */
     u_char                         *blob;
     size_t                          len;
+    u_char                         *current;    /* the installed config */
+    size_t                          current_len;
     u_char                         *prepared;
     size_t                          prepared_len;
     ngx_str_t                       state_file;
@@ -123,6 +125,7 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
     size_t                           len;
     ngx_buf_t                       *b;
     ngx_chain_t                     *cl;
+    ngx_uint_t                       generation;
     ngx_thread_task_t               *task;
     ngx_pool_cleanup_t              *cln;
     ngx_http_llmproxy_zone_ctx_t    *zctx;
@@ -195,6 +198,8 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
 
     t->len = p - t->blob;
     t->request = r;
+    t->current = ngx_http_llmproxy_shm_copy(zctx, &t->current_len,
+                                            &generation);
     t->state_file = zctx->state_file;
 
     cln->handler = ngx_http_llmproxy_admin_request_gone;
@@ -207,6 +212,7 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
 
     if (ngx_thread_task_post(lmcf->thread_pool, task) != NGX_OK) {
         cln->handler = NULL;
+        ngx_free(t->current);
         ngx_free(t->blob);
         ngx_free(task);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -223,6 +229,8 @@ ngx_http_llmproxy_admin_prepare(void *data, ngx_log_t *log)
     ngx_http_llmproxy_admin_task_t *t = data;
 
     t->prepared = ngx_http_llmproxy_runtime_prepare(t->blob, t->len,
+                                                    t->current,
+                                                    t->current_len,
                                                     &t->prepared_len, t->err,
                                                     sizeof(t->err));
     if (t->prepared == NULL || t->state_file.len == 0) {
@@ -302,6 +310,7 @@ done:
         cJSON_free(t->prepared);
     }
 
+    ngx_free(t->current);
     ngx_free(t->blob);
     ngx_free(task);
 }

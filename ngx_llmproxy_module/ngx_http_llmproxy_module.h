@@ -360,7 +360,8 @@ ngx_int_t ngx_http_llmproxy_cooldown_list(
 ngx_http_llmproxy_runtime_t *ngx_http_llmproxy_runtime_get(
     ngx_http_request_t *r);
 u_char *ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len,
-    size_t *out_len, u_char *err, size_t errlen);
+    u_char *current, size_t current_len, size_t *out_len, u_char *err,
+    size_t errlen);
 ngx_http_llmproxy_target_t *ngx_http_llmproxy_runtime_find(
     ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name);
 u_char *ngx_http_llmproxy_read_file(ngx_str_t *path, size_t *len,

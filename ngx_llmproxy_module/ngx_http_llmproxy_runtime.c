@@ -23,6 +23,8 @@ typedef struct {
 
 static ngx_http_llmproxy_runtime_t *ngx_http_llmproxy_runtime_build(
     cJSON *root, ngx_uint_t generation, u_char *err, size_t errlen);
+static ngx_int_t ngx_http_llmproxy_keep_secrets(cJSON *root,
+    u_char *current, size_t current_len, u_char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_build_settings(
     ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
     cJSON *settings);
@@ -183,8 +185,8 @@ ngx_http_llmproxy_runtime_find(ngx_http_llmproxy_runtime_t *rt,
  */
 
 u_char *
-ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len, size_t *out_len,
-    u_char *err, size_t errlen)
+ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len, u_char *current,
+    size_t current_len, size_t *out_len, u_char *err, size_t errlen)
 {
     int                           rc;
     char                          port[8], addr[NGX_SOCKADDR_STRLEN + 8];
@@ -203,7 +205,20 @@ ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len, size_t *out_len,
         return NULL;
     }
 
-    /* validate everything first: building a runtime does */
+    /*
+     * llmproxyctl never reads provider keys back: a provider it sends
+     * with "api_key_sha256" alone keeps the key the gateway has
+     */
+
+    if (ngx_http_llmproxy_keep_secrets(root, current, current_len, err,
+                                       errlen)
+        != NGX_OK)
+    {
+        cJSON_Delete(root);
+        return NULL;
+    }
+
+    /* validate everything: building a runtime does */
 
     rt = ngx_http_llmproxy_runtime_build(root, 0, err, errlen);
     if (rt == NULL) {
@@ -298,6 +313,60 @@ nomem:
     ngx_cpystrn(err, (u_char *) "no memory", errlen);
 
     return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_keep_secrets(cJSON *root, u_char *current,
+    size_t current_len, u_char *err, size_t errlen)
+{
+    cJSON  *cur, *p, *c, *sha, *csha, *ckey;
+
+    cur = current ? cJSON_ParseWithLength((char *) current, current_len)
+                  : NULL;
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
+                                                           "providers"))
+    {
+        sha = cJSON_GetObjectItemCaseSensitive(p, "api_key_sha256");
+
+        if (!cJSON_IsString(sha)
+            || cJSON_GetObjectItemCaseSensitive(p, "api_key"))
+        {
+            continue;
+        }
+
+        ckey = NULL;
+
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cur,
+                                                               "providers"))
+        {
+            csha = cJSON_GetObjectItemCaseSensitive(c, "api_key_sha256");
+
+            if (cJSON_IsString(csha)
+                && ngx_strcmp(csha->valuestring, sha->valuestring) == 0)
+            {
+                ckey = cJSON_GetObjectItemCaseSensitive(c, "api_key");
+                break;
+            }
+        }
+
+        if (!cJSON_IsString(ckey)
+            || cJSON_AddStringToObject(p, "api_key", ckey->valuestring)
+               == NULL)
+        {
+            ngx_snprintf(err, errlen, "providers.%s.api_key: not sent and "
+                         "not known to the gateway: sync with --force%Z",
+                         cJSON_GetStringValue(
+                             cJSON_GetObjectItemCaseSensitive(p, "name")));
+            cJSON_Delete(cur);
+            return NGX_ERROR;
+        }
+    }
+
+    cJSON_Delete(cur);
+
+    return NGX_OK;
 }
 
 

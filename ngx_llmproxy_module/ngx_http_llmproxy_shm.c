@@ -385,17 +385,16 @@ ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 static void
 ngx_http_llmproxy_load_state(ngx_http_llmproxy_zone_ctx_t *zctx)
 {
-    u_char      *blob, *prepared, err[256];
-    size_t       len, plen;
-    ngx_uint_t   generation;
+    u_char           *blob, *prepared, err[256];
+    size_t            len, plen;
+    ngx_uint_t        generation;
+    ngx_file_info_t   fi;
 
     if (zctx->state_file.len == 0) {
         return;
     }
 
-    if (ngx_file_info(zctx->state_file.data, &(ngx_file_info_t) { 0 })
-        == NGX_FILE_ERROR)
-    {
+    if (ngx_file_info(zctx->state_file.data, &fi) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_NOTICE, zctx->log, 0,
                       "llmproxy: no saved config in \"%V\" yet",
                       &zctx->state_file);
@@ -407,8 +406,8 @@ ngx_http_llmproxy_load_state(ngx_http_llmproxy_zone_ctx_t *zctx)
         return;
     }
 
-    prepared = ngx_http_llmproxy_runtime_prepare(blob, len, &plen, err,
-                                                 sizeof(err));
+    prepared = ngx_http_llmproxy_runtime_prepare(blob, len, NULL, 0, &plen,
+                                                 err, sizeof(err));
     ngx_free(blob);
 
     if (prepared == NULL) {
