@@ -13,32 +13,107 @@
 #include "llmp_sha256.h"
 
 
-#define LLMP_MAX_EXTEND  32
+#define LLMP_MAX_EXTEND  64
+#define LLMP_PATH_LEN    1024
 
 
 typedef struct {
     const cJSON    *providers;     /* the user's providers object */
-    cJSON          *resolved;      /* name -> provider with $extend done */
+    cJSON          *resolved;      /* name -> provider, $extend applied */
     llmp_errors_t  *errs;
+    const char     *chain[LLMP_MAX_EXTEND];
 } llmp_compile_t;
 
 
-static char *llmp_read_file(const char *path, int *missing);
-static cJSON *llmp_resolve_provider(llmp_compile_t *c, const char *name,
-    const char **chain, int depth);
-static void llmp_check_fields(const cJSON *obj, const char *path,
-    const char *const *allowed, llmp_errors_t *errs);
-static int llmp_check_duplicates(const cJSON *obj, const char *path,
+/* number kinds for llmp_check_number() */
+#define LLMP_NUM      0x00
+#define LLMP_INT      0x01
+#define LLMP_POSITIVE 0x02
+
+
+static const char *const  llmp_top_fields[] = {
+    "providers", "aliases", "fallbacks", "settings", NULL
+};
+
+static const char *const  llmp_provider_fields[] = {
+    "$extend", "api_base", "interfaces", "access_groups", "models",
+    "api_key", "headers", "weight", NULL
+};
+
+static const char *const  llmp_model_fields[] = {
+    "model", "access_groups", "input_cost_per_million",
+    "output_cost_per_million", "rpm", "tpm", "weight", NULL
+};
+
+static const char *const  llmp_settings_fields[] = {
+    "num_retries", "allowed_fails", "cooldown_seconds",
+    "request_timeout_seconds", NULL
+};
+
+static const char *const  llmp_interfaces[] = {
+    "openai", "anthropic", "gemini", NULL
+};
+
+static const struct {
+    const char  *name;
+    int          kind;
+    double       dflt;
+} llmp_settings[] = {
+    { "num_retries", LLMP_INT, 1 },
+    { "allowed_fails", LLMP_INT, 3 },
+    { "cooldown_seconds", LLMP_NUM, 5 },
+    { "request_timeout_seconds", LLMP_POSITIVE, 600 },
+    { NULL, 0, 0 }
+};
+
+static const struct {
+    const char  *name;
+    int          kind;
+} llmp_model_numbers[] = {
+    { "input_cost_per_million", LLMP_NUM },
+    { "output_cost_per_million", LLMP_NUM },
+    { "rpm", LLMP_INT },
+    { "tpm", LLMP_INT },
+    { "weight", LLMP_INT },
+    { NULL, 0 }
+};
+
+
+static char *llmp_read_file(const char *path, int *err);
+static cJSON *llmp_parse(const char *text, const char *name,
     llmp_errors_t *errs);
-static int llmp_is_string_array(const cJSON *v);
-static int llmp_check_number(const cJSON *v, const char *path, int integer,
-    double min, llmp_errors_t *errs);
-static int llmp_check_api_base(const char *s);
+static void llmp_compile_providers(llmp_compile_t *c, cJSON *providers,
+    cJSON *deployments);
+static cJSON *llmp_resolve(llmp_compile_t *c, const char *name, int depth);
 static cJSON *llmp_compile_provider(llmp_compile_t *c, const char *name,
     const cJSON *p, cJSON *deployments);
-static int llmp_name_cmp(const void *a, const void *b);
-static void llmp_sort_array(cJSON *array, const char *key);
+static const char *llmp_compile_key(llmp_compile_t *c, const char *name,
+    const cJSON *p);
+static void llmp_check_headers(llmp_compile_t *c, const char *name,
+    const cJSON *h);
+static void llmp_compile_models(llmp_compile_t *c, const char *name,
+    const cJSON *p, cJSON *deployments);
+static cJSON *llmp_compile_deployment(llmp_compile_t *c, const char *prov,
+    const cJSON *m, const cJSON *groups, const cJSON *weight);
+static cJSON *llmp_compile_aliases(const cJSON *user, llmp_errors_t *errs);
+static cJSON *llmp_compile_fallbacks(const cJSON *user,
+    llmp_errors_t *errs);
+static cJSON *llmp_compile_settings(const cJSON *user, llmp_errors_t *errs);
+static void llmp_check_fields(const cJSON *obj, const char *path,
+    const char *const *allowed, llmp_errors_t *errs);
+static void llmp_check_duplicates(const cJSON *obj, const char *path,
+    llmp_errors_t *errs);
+static int llmp_is_string_array(const cJSON *v);
+static int llmp_check_number(const cJSON *v, const char *path, int kind,
+    llmp_errors_t *errs);
+static int llmp_check_interfaces(const cJSON *v, const char *path,
+    llmp_errors_t *errs);
+static int llmp_check_api_base(const char *s);
+static int llmp_is_model(const cJSON *deployments, const char *name);
+static int llmp_sort_children(cJSON *parent, const char *key);
 
+
+/* errors */
 
 void
 llmp_errors_init(llmp_errors_t *errs)
@@ -46,34 +121,65 @@ llmp_errors_init(llmp_errors_t *errs)
     errs->items = NULL;
     errs->n = 0;
     errs->cap = 0;
+    errs->oom = 0;
 }
 
 
 void
 llmp_errors_add(llmp_errors_t *errs, const char *fmt, ...)
 {
-    char     buf[1024], **items;
-    va_list  args;
+    int       len;
+    char     *s, **items;
+    size_t    cap;
+    va_list   args;
 
     va_start(args, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, args);
+    len = vsnprintf(NULL, 0, fmt, args);
     va_end(args);
 
+    if (len < 0) {
+        errs->oom = 1;
+        return;
+    }
+
     if (errs->n == errs->cap) {
-        errs->cap = errs->cap ? 2 * errs->cap : 8;
-        items = realloc(errs->items, errs->cap * sizeof(char *));
+        cap = errs->cap ? 2 * errs->cap : 8;
+        items = realloc(errs->items, cap * sizeof(char *));
         if (items == NULL) {
+            errs->oom = 1;
             return;
         }
 
         errs->items = items;
+        errs->cap = cap;
     }
 
-    errs->items[errs->n] = strdup(buf);
-
-    if (errs->items[errs->n]) {
-        errs->n++;
+    s = malloc((size_t) len + 1);
+    if (s == NULL) {
+        errs->oom = 1;
+        return;
     }
+
+    va_start(args, fmt);
+    vsnprintf(s, (size_t) len + 1, fmt, args);
+    va_end(args);
+
+    errs->items[errs->n++] = s;
+}
+
+
+int
+llmp_errors_has(const llmp_errors_t *errs, const char *s)
+{
+    size_t  i;
+
+    for (i = 0; i < errs->n; i++) {
+        if (strcmp(errs->items[i], s) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -88,6 +194,15 @@ llmp_errors_free(llmp_errors_t *errs)
 
     free(errs->items);
     llmp_errors_init(errs);
+}
+
+
+/* the number of errors since `before`, counting one lost to memory */
+
+static size_t
+llmp_errors_since(const llmp_errors_t *errs, size_t before)
+{
+    return errs->n - before + (errs->oom ? 1 : 0);
 }
 
 
@@ -114,10 +229,16 @@ llmp_json_merge(cJSON *dst, const cJSON *src)
         }
 
         if (d) {
-            cJSON_ReplaceItemInObjectCaseSensitive(dst, s->string, copy);
+            if (!cJSON_ReplaceItemInObjectCaseSensitive(dst, s->string,
+                                                        copy))
+            {
+                cJSON_Delete(copy);
+                return -1;
+            }
 
-        } else {
-            cJSON_AddItemToObject(dst, s->string, copy);
+        } else if (!cJSON_AddItemToObject(dst, s->string, copy)) {
+            cJSON_Delete(copy);
+            return -1;
         }
     }
 
@@ -125,41 +246,60 @@ llmp_json_merge(cJSON *dst, const cJSON *src)
 }
 
 
-static char *
-llmp_read_file(const char *path, int *missing)
-{
-    long   n;
-    char  *buf;
-    FILE  *f;
+/* loading */
 
-    *missing = 0;
+static char *
+llmp_read_file(const char *path, int *err)
+{
+    char    *buf, *p;
+    size_t   len, cap, n;
+    FILE    *f;
+
+    *err = 0;
 
     f = fopen(path, "rb");
     if (f == NULL) {
-        *missing = (errno == ENOENT);
+        *err = errno;
         return NULL;
     }
 
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0
-        || fseek(f, 0, SEEK_SET) != 0)
-    {
-        fclose(f);
-        return NULL;
+    len = 0;
+    cap = 4096;
+    buf = malloc(cap);
+
+    while (buf) {
+        n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+
+        if (n == 0) {
+            break;
+        }
+
+        if (cap - len - 1 == 0) {
+            cap *= 2;
+            p = realloc(buf, cap);
+            if (p == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+
+            buf = p;
+        }
     }
 
-    buf = malloc((size_t) n + 1);
     if (buf == NULL) {
-        fclose(f);
-        return NULL;
-    }
+        *err = ENOMEM;
 
-    if (fread(buf, 1, (size_t) n, f) != (size_t) n) {
+    } else if (ferror(f)) {
+        *err = EIO;
         free(buf);
-        fclose(f);
-        return NULL;
+        buf = NULL;
+
+    } else {
+        buf[len] = '\0';
     }
 
-    buf[n] = '\0';
     fclose(f);
 
     return buf;
@@ -188,7 +328,7 @@ llmp_parse(const char *text, const char *name, llmp_errors_t *errs)
     }
 
     if (!cJSON_IsObject(root)) {
-        llmp_errors_add(errs, "%s: expected a JSON object", name);
+        llmp_errors_add(errs, "%s: expected an object", name);
         cJSON_Delete(root);
         return NULL;
     }
@@ -197,321 +337,240 @@ llmp_parse(const char *text, const char *name, llmp_errors_t *errs)
 }
 
 
-cJSON *
+int
 llmp_config_load_string(const char *json, const char *local_json,
-    llmp_errors_t *errs)
+    llmp_errors_t *errs, cJSON **compiled)
 {
-    cJSON  *base, *local, *compiled;
+    int     rc;
+    cJSON  *base, *local;
+
+    *compiled = NULL;
 
     base = llmp_parse(json, "config.json", errs);
-    if (base == NULL) {
-        return NULL;
-    }
+    local = local_json ? llmp_parse(local_json, "config.local.json", errs)
+                       : NULL;
 
-    if (local_json) {
-        local = llmp_parse(local_json, "config.local.json", errs);
-        if (local == NULL) {
-            cJSON_Delete(base);
-            return NULL;
-        }
-
-        if (llmp_json_merge(base, local) != 0) {
-            llmp_errors_add(errs, "config.local.json: out of memory");
-            cJSON_Delete(local);
-            cJSON_Delete(base);
-            return NULL;
-        }
-
+    if (base == NULL || (local_json && local == NULL)) {
+        cJSON_Delete(base);
         cJSON_Delete(local);
+        return -1;
     }
 
-    compiled = llmp_config_compile(base, errs);
+    if (local && llmp_json_merge(base, local) != 0) {
+        llmp_errors_add(errs, "config.local.json: out of memory");
+        cJSON_Delete(local);
+        cJSON_Delete(base);
+        return -1;
+    }
+
+    cJSON_Delete(local);
+
+    rc = llmp_config_compile(base, errs, compiled);
     cJSON_Delete(base);
 
-    return compiled;
+    return rc;
 }
 
 
-cJSON *
-llmp_config_load(const char *path, llmp_errors_t *errs)
+int
+llmp_config_load(const char *path, llmp_errors_t *errs, cJSON **compiled)
 {
-    int     missing;
-    char   *base, *local, *local_path, *slash;
-    cJSON  *compiled;
-    size_t  n;
+    int      rc, err;
+    char    *base, *local, *local_path;
+    size_t   n, dir;
 
-    base = llmp_read_file(path, &missing);
+    *compiled = NULL;
+
+    base = llmp_read_file(path, &err);
     if (base == NULL) {
-        llmp_errors_add(errs, "%s: %s", path,
-                        missing ? "no such file" : strerror(errno));
-        return NULL;
+        llmp_errors_add(errs, "%s: %s", path, strerror(err));
+        return -1;
     }
 
     n = strlen(path);
-    local_path = malloc(n + sizeof("config.local.json"));
+    for (dir = n; dir > 0 && path[dir - 1] != '/'; dir--) {
+        /* void */
+    }
+
+    local_path = malloc(dir + sizeof("config.local.json"));
     if (local_path == NULL) {
         free(base);
         llmp_errors_add(errs, "%s: out of memory", path);
-        return NULL;
+        return -1;
     }
 
-    memcpy(local_path, path, n + 1);
-    slash = strrchr(local_path, '/');
-    strcpy(slash ? slash + 1 : local_path, "config.local.json");
+    memcpy(local_path, path, dir);
+    memcpy(local_path + dir, "config.local.json",
+           sizeof("config.local.json"));
 
-    local = llmp_read_file(local_path, &missing);
+    local = llmp_read_file(local_path, &err);
 
-    if (local == NULL && !missing) {
-        llmp_errors_add(errs, "%s: %s", local_path, strerror(errno));
+    if (local == NULL && err != ENOENT) {
+        llmp_errors_add(errs, "%s: %s", local_path, strerror(err));
         free(local_path);
         free(base);
-        return NULL;
+        return -1;
     }
 
-    compiled = llmp_config_load_string(base, local, errs);
+    rc = llmp_config_load_string(base, local, errs, compiled);
 
     free(local_path);
     free(local);
     free(base);
 
-    return compiled;
+    return rc;
 }
 
 
-static const char *const  llmp_top_fields[] = {
-    "providers", "aliases", "fallbacks", "settings", NULL
-};
+/* compiling */
 
-static const char *const  llmp_provider_fields[] = {
-    "$extend", "api_base", "interfaces", "access_groups", "models",
-    "api_key", "headers", "weight", NULL
-};
-
-static const char *const  llmp_model_fields[] = {
-    "model", "access_groups", "input_cost_per_million",
-    "output_cost_per_million", "rpm", "tpm", "weight", NULL
-};
-
-static const char *const  llmp_settings_fields[] = {
-    "num_retries", "allowed_fails", "cooldown_seconds",
-    "request_timeout_seconds", NULL
-};
-
-
-cJSON *
-llmp_config_compile(const cJSON *config, llmp_errors_t *errs)
+int
+llmp_config_compile(const cJSON *config, llmp_errors_t *errs,
+    cJSON **compiled)
 {
-    char            path[512];
-    size_t          nerr;
-    cJSON          *out, *providers, *deployments, *aliases, *fallbacks;
-    cJSON          *settings, *p, *item, *list;
-    const cJSON    *v, *s, *user;
-    llmp_compile_t  c;
-    const char     *chain[LLMP_MAX_EXTEND + 1];
+    size_t           nerr;
+    cJSON           *out, *providers, *deployments;
+    llmp_compile_t   c;
 
+    *compiled = NULL;
     nerr = errs->n;
 
     if (!cJSON_IsObject(config)) {
-        llmp_errors_add(errs, "config: expected a JSON object");
-        return NULL;
+        llmp_errors_add(errs, "config: expected an object");
+        return -1;
     }
 
     llmp_check_fields(config, "", llmp_top_fields, errs);
 
-    c.errs = errs;
-    c.providers = cJSON_GetObjectItemCaseSensitive(config, "providers");
+    out = cJSON_CreateObject();
     c.resolved = cJSON_CreateObject();
 
-    out = cJSON_CreateObject();
-    providers = cJSON_CreateArray();
-    deployments = cJSON_CreateArray();
-    aliases = cJSON_CreateObject();
-    fallbacks = cJSON_CreateObject();
-    settings = cJSON_CreateObject();
-
-    if (c.resolved == NULL || out == NULL || providers == NULL
-        || deployments == NULL || aliases == NULL || fallbacks == NULL
-        || settings == NULL)
+    if (out == NULL || c.resolved == NULL
+        || cJSON_AddNumberToObject(out, "format", LLMP_CONFIG_FORMAT) == NULL
+        || cJSON_AddStringToObject(out, "config_sha256", "") == NULL
+        || !cJSON_AddItemToObject(out, "settings", llmp_compile_settings(
+               cJSON_GetObjectItemCaseSensitive(config, "settings"), errs))
+        || (providers = cJSON_AddArrayToObject(out, "providers")) == NULL
+        || (deployments = cJSON_AddArrayToObject(out, "deployments")) == NULL)
     {
-        llmp_errors_add(errs, "config: out of memory");
-        goto failed;
+        goto nomem;
     }
 
-    /* providers and their models */
+    c.errs = errs;
+    c.providers = cJSON_GetObjectItemCaseSensitive(config, "providers");
 
-    if (c.providers == NULL) {
-        llmp_errors_add(errs, "providers: required");
+    llmp_compile_providers(&c, providers, deployments);
 
-    } else if (!cJSON_IsObject(c.providers)) {
-        llmp_errors_add(errs, "providers: expected object");
-
-    } else {
-        llmp_check_duplicates(c.providers, "providers", errs);
-
-        cJSON_ArrayForEach(v, c.providers) {
-            if (strchr(v->string, '/') || v->string[0] == '\0') {
-                llmp_errors_add(errs, "providers.%s: a provider name may "
-                                "not be empty or contain \"/\"", v->string);
-                continue;
-            }
-
-            p = llmp_resolve_provider(&c, v->string, chain, 0);
-            if (p == NULL) {
-                continue;
-            }
-
-            item = llmp_compile_provider(&c, v->string, p, deployments);
-            if (item) {
-                cJSON_AddItemToArray(providers, item);
-            }
-        }
+    if (!cJSON_AddItemToObject(out, "aliases", llmp_compile_aliases(
+            cJSON_GetObjectItemCaseSensitive(config, "aliases"), errs))
+        || !cJSON_AddItemToObject(out, "fallbacks", llmp_compile_fallbacks(
+            cJSON_GetObjectItemCaseSensitive(config, "fallbacks"), errs)))
+    {
+        goto nomem;
     }
 
-    llmp_sort_array(providers, "name");
-    llmp_sort_array(deployments, "id");
-
-    /* aliases */
-
-    user = cJSON_GetObjectItemCaseSensitive(config, "aliases");
-
-    if (user && !cJSON_IsObject(user)) {
-        llmp_errors_add(errs, "aliases: expected object");
-
-    } else if (user) {
-        llmp_check_duplicates(user, "aliases", errs);
-
-        cJSON_ArrayForEach(v, user) {
-            if (!cJSON_IsString(v)) {
-                llmp_errors_add(errs, "aliases.%s: expected string",
-                                v->string);
-                continue;
-            }
-
-            cJSON_AddItemToObject(aliases, v->string,
-                                  cJSON_CreateString(v->valuestring));
-        }
+    if (llmp_compiled_sort(out) != 0) {
+        goto nomem;
     }
-
-    /* fallbacks */
-
-    user = cJSON_GetObjectItemCaseSensitive(config, "fallbacks");
-
-    if (user && !cJSON_IsObject(user)) {
-        llmp_errors_add(errs, "fallbacks: expected object");
-
-    } else if (user) {
-        llmp_check_duplicates(user, "fallbacks", errs);
-
-        cJSON_ArrayForEach(v, user) {
-            if (!llmp_is_string_array(v)) {
-                llmp_errors_add(errs, "fallbacks.%s: expected array of "
-                                "strings", v->string);
-                continue;
-            }
-
-            cJSON_AddItemToObject(fallbacks, v->string, cJSON_Duplicate(v, 1));
-        }
-    }
-
-    /* settings, with defaults */
-
-    cJSON_AddNumberToObject(settings, "num_retries", 1);
-    cJSON_AddNumberToObject(settings, "allowed_fails", 3);
-    cJSON_AddNumberToObject(settings, "cooldown_seconds", 5);
-    cJSON_AddNumberToObject(settings, "request_timeout_seconds", 600);
-
-    user = cJSON_GetObjectItemCaseSensitive(config, "settings");
-
-    if (user && !cJSON_IsObject(user)) {
-        llmp_errors_add(errs, "settings: expected object");
-
-    } else if (user) {
-        llmp_check_fields(user, "settings", llmp_settings_fields, errs);
-
-        cJSON_ArrayForEach(s, user) {
-            snprintf(path, sizeof(path), "settings.%s", s->string);
-
-            if (strcmp(s->string, "num_retries") == 0) {
-                if (llmp_check_number(s, path, 1, 0, errs) != 0) {
-                    continue;
-                }
-
-            } else if (strcmp(s->string, "allowed_fails") == 0) {
-                if (llmp_check_number(s, path, 1, 1, errs) != 0) {
-                    continue;
-                }
-
-            } else if (strcmp(s->string, "cooldown_seconds") == 0) {
-                if (llmp_check_number(s, path, 0, 0, errs) != 0) {
-                    continue;
-                }
-
-            } else if (strcmp(s->string, "request_timeout_seconds") == 0) {
-                if (llmp_check_number(s, path, 0, 0.001, errs) != 0) {
-                    continue;
-                }
-
-            } else {
-                continue;
-            }
-
-            cJSON_ReplaceItemInObjectCaseSensitive(settings, s->string,
-                cJSON_CreateNumber(s->valuedouble));
-        }
-    }
-
-    cJSON_AddNumberToObject(out, "format", 1);
-    cJSON_AddStringToObject(out, "config_sha256", "");
-    cJSON_AddItemToObject(out, "settings", settings);
-    cJSON_AddItemToObject(out, "providers", providers);
-    cJSON_AddItemToObject(out, "deployments", deployments);
-    cJSON_AddItemToObject(out, "aliases", aliases);
-    cJSON_AddItemToObject(out, "fallbacks", fallbacks);
-
-    settings = providers = deployments = aliases = fallbacks = NULL;
 
     llmp_compiled_check(out, errs);
 
     cJSON_Delete(c.resolved);
 
-    if (errs->n > nerr) {
+    if (llmp_errors_since(errs, nerr)) {
         cJSON_Delete(out);
-        return NULL;
+        return -1;
     }
 
     if (llmp_compiled_seal(out) != 0) {
         llmp_errors_add(errs, "config: out of memory");
         cJSON_Delete(out);
-        return NULL;
+        return -1;
     }
 
-    (void) list;
+    *compiled = out;
 
-    return out;
+    return 0;
 
-failed:
+nomem:
 
+    llmp_errors_add(errs, "config: out of memory");
     cJSON_Delete(c.resolved);
     cJSON_Delete(out);
-    cJSON_Delete(providers);
-    cJSON_Delete(deployments);
-    cJSON_Delete(aliases);
-    cJSON_Delete(fallbacks);
-    cJSON_Delete(settings);
 
-    return NULL;
+    return -1;
+}
+
+
+static void
+llmp_compile_providers(llmp_compile_t *c, cJSON *providers,
+    cJSON *deployments)
+{
+    cJSON          *p, *item;
+    const cJSON    *v;
+    llmp_errors_t   scratch, *errs;
+
+    if (c->providers == NULL) {
+        llmp_errors_add(c->errs, "providers: required");
+        return;
+    }
+
+    if (!cJSON_IsObject(c->providers)) {
+        llmp_errors_add(c->errs, "providers: expected object");
+        return;
+    }
+
+    llmp_check_duplicates(c->providers, "providers", c->errs);
+
+    cJSON_ArrayForEach(v, c->providers) {
+        if (v->string[0] == '\0' || strchr(v->string, '/')) {
+            llmp_errors_add(c->errs, "providers.%s: a provider name may not "
+                            "be empty or contain \"/\"", v->string);
+            continue;
+        }
+
+        if (!cJSON_IsObject(v)) {
+            llmp_errors_add(c->errs, "providers.%s: expected object",
+                            v->string);
+            continue;
+        }
+
+        p = llmp_resolve(c, v->string, 0);
+
+        if (p == NULL) {
+            /*
+             * $extend failed and is reported: the provider's own models
+             * still count as known names, so that aliases and fallbacks
+             * naming them do not add misleading errors
+             */
+
+            errs = c->errs;
+            llmp_errors_init(&scratch);
+            c->errs = &scratch;
+            llmp_compile_models(c, v->string, v, deployments);
+            llmp_errors_free(&scratch);
+            c->errs = errs;
+            continue;
+        }
+
+        item = llmp_compile_provider(c, v->string, p, deployments);
+
+        if (item && !cJSON_AddItemToArray(providers, item)) {
+            cJSON_Delete(item);
+            llmp_errors_add(c->errs, "providers.%s: out of memory",
+                            v->string);
+        }
+    }
 }
 
 
 /* the provider with its "$extend" chain applied (owned by c->resolved) */
 
 static cJSON *
-llmp_resolve_provider(llmp_compile_t *c, const char *name,
-    const char **chain, int depth)
+llmp_resolve(llmp_compile_t *c, const char *name, int depth)
 {
-    int           i;
-    char          buf[1024];
-    size_t        n;
+    int           i, n;
+    char          cycle[LLMP_PATH_LEN];
     cJSON        *done, *merged, *base;
     const cJSON  *p, *ext;
 
@@ -520,87 +579,81 @@ llmp_resolve_provider(llmp_compile_t *c, const char *name,
         return cJSON_IsNull(done) ? NULL : done;
     }
 
-    p = cJSON_GetObjectItemCaseSensitive(c->providers, name);
+    for (i = 0; i < depth; i++) {
+        if (strcmp(c->chain[i], name) != 0) {
+            continue;
+        }
 
-    if (!cJSON_IsObject(p)) {
-        llmp_errors_add(c->errs, "providers.%s: expected object", name);
-        cJSON_AddItemToObject(c->resolved, name, cJSON_CreateNull());
+        /* reported once, by the first provider of the cycle */
+
+        for (n = 0; i < depth && n < (int) sizeof(cycle); i++) {
+            n += snprintf(cycle + n, sizeof(cycle) - n, "%s -> ",
+                          c->chain[i]);
+        }
+
+        if (n < (int) sizeof(cycle)) {
+            snprintf(cycle + n, sizeof(cycle) - n, "%s", name);
+        }
+
+        llmp_errors_add(c->errs, "providers.%s.$extend: cycle %s", name,
+                        cycle);
         return NULL;
     }
 
-    for (i = 0; i < depth; i++) {
-        if (strcmp(chain[i], name) == 0) {
-            n = 0;
-            buf[0] = '\0';
-
-            for ( /* void */ ; i < depth && n < sizeof(buf); i++) {
-                n += snprintf(buf + n, sizeof(buf) - n, "%s -> ", chain[i]);
-            }
-
-            if (n < sizeof(buf)) {
-                snprintf(buf + n, sizeof(buf) - n, "%s", name);
-            }
-
-            llmp_errors_add(c->errs, "providers.%s.$extend: cycle %s",
-                            chain[0], buf);
-            return NULL;
-        }
-    }
+    p = cJSON_GetObjectItemCaseSensitive(c->providers, name);
+    ext = cJSON_GetObjectItemCaseSensitive(p, "$extend");
+    merged = NULL;
 
     if (depth >= LLMP_MAX_EXTEND) {
         llmp_errors_add(c->errs, "providers.%s.$extend: chain too long",
                         name);
-        return NULL;
-    }
 
-    chain[depth] = name;
-
-    ext = cJSON_GetObjectItemCaseSensitive(p, "$extend");
-
-    if (ext == NULL) {
+    } else if (ext == NULL) {
         merged = cJSON_Duplicate(p, 1);
+        if (merged == NULL) {
+            llmp_errors_add(c->errs, "providers.%s: out of memory", name);
+        }
 
     } else if (!cJSON_IsString(ext)) {
         llmp_errors_add(c->errs, "providers.%s.$extend: expected string",
                         name);
-        cJSON_AddItemToObject(c->resolved, name, cJSON_CreateNull());
-        return NULL;
 
     } else if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(
-                   c->providers, ext->valuestring)))
+                   c->providers, ext->valuestring))
+               || strchr(ext->valuestring, '/'))
     {
         llmp_errors_add(c->errs, "providers.%s.$extend: unknown provider "
                         "\"%s\"", name, ext->valuestring);
-        cJSON_AddItemToObject(c->resolved, name, cJSON_CreateNull());
-        return NULL;
 
     } else {
-        base = llmp_resolve_provider(c, ext->valuestring, chain, depth + 1);
-        if (base == NULL) {
-            if (depth == 0) {
-                cJSON_AddItemToObject(c->resolved, name, cJSON_CreateNull());
+        c->chain[depth] = name;
+        base = llmp_resolve(c, ext->valuestring, depth + 1);
+
+        if (base) {
+            merged = cJSON_Duplicate(base, 1);
+
+            if (merged == NULL || llmp_json_merge(merged, p) != 0) {
+                llmp_errors_add(c->errs, "providers.%s: out of memory",
+                                name);
+                cJSON_Delete(merged);
+                merged = NULL;
+
+            } else {
+                cJSON_DeleteItemFromObjectCaseSensitive(merged, "$extend");
             }
-
-            return NULL;
         }
-
-        merged = cJSON_Duplicate(base, 1);
-
-        if (merged == NULL || llmp_json_merge(merged, p) != 0) {
-            cJSON_Delete(merged);
-            llmp_errors_add(c->errs, "providers.%s: out of memory", name);
-            return NULL;
-        }
-
-        cJSON_DeleteItemFromObjectCaseSensitive(merged, "$extend");
     }
 
     if (merged == NULL) {
-        llmp_errors_add(c->errs, "providers.%s: out of memory", name);
+        cJSON_AddItemToObject(c->resolved, name, cJSON_CreateNull());
         return NULL;
     }
 
-    cJSON_AddItemToObject(c->resolved, name, merged);
+    if (!cJSON_AddItemToObject(c->resolved, name, merged)) {
+        cJSON_Delete(merged);
+        llmp_errors_add(c->errs, "providers.%s: out of memory", name);
+        return NULL;
+    }
 
     return merged;
 }
@@ -610,19 +663,12 @@ static cJSON *
 llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
     cJSON *deployments)
 {
-    int            bad;
-    char           path[512], hex[65], id[1024];
-    size_t         nerr;
-    cJSON         *out, *d;
-    const char    *key, *env;
-    const cJSON   *v, *m, *models, *groups, *mgroups, *w, *o;
-    unsigned char  digest[32];
-
-    static const char  *ifaces[] = { "openai", "anthropic", "gemini", NULL };
-    static const char  *numbers[] = {
-        "input_cost_per_million", "output_cost_per_million", "rpm", "tpm",
-        "weight", NULL
-    };
+    char          path[LLMP_PATH_LEN], hex[65], *base;
+    size_t        nerr, n;
+    cJSON        *out, *copy;
+    const cJSON  *v, *ifaces, *headers;
+    const char   *key;
+    unsigned char digest[32];
 
     nerr = c->errs->n;
 
@@ -632,548 +678,480 @@ llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
     v = cJSON_GetObjectItemCaseSensitive(p, "api_base");
 
     if (v == NULL) {
-        llmp_errors_add(c->errs, "providers.%s.api_base: required", name);
+        llmp_errors_add(c->errs, "%s.api_base: required", path);
 
     } else if (!cJSON_IsString(v) || !llmp_check_api_base(v->valuestring)) {
-        llmp_errors_add(c->errs, "providers.%s.api_base: expected "
-                        "http://host[:port][/path] or https://...", name);
+        llmp_errors_add(c->errs, "%s.api_base: expected an http:// or "
+                        "https:// URL", path);
     }
 
-    v = cJSON_GetObjectItemCaseSensitive(p, "interfaces");
+    ifaces = cJSON_GetObjectItemCaseSensitive(p, "interfaces");
+    snprintf(path, sizeof(path), "providers.%s.interfaces", name);
 
-    if (v == NULL) {
-        llmp_errors_add(c->errs, "providers.%s.interfaces: required", name);
-
-    } else if (!llmp_is_string_array(v) || cJSON_GetArraySize(v) == 0) {
-        llmp_errors_add(c->errs, "providers.%s.interfaces: expected a "
-                        "non-empty array of strings", name);
+    if (ifaces == NULL) {
+        llmp_errors_add(c->errs, "%s: required", path);
 
     } else {
-        cJSON_ArrayForEach(m, v) {
-            int  i, found = 0;
-
-            for (i = 0; ifaces[i]; i++) {
-                found |= (strcmp(m->valuestring, ifaces[i]) == 0);
-            }
-
-            if (!found) {
-                llmp_errors_add(c->errs, "providers.%s.interfaces: unknown "
-                                "interface \"%s\" (openai, anthropic, "
-                                "gemini)", name, m->valuestring);
-            }
-        }
+        llmp_check_interfaces(ifaces, path, c->errs);
     }
 
-    groups = cJSON_GetObjectItemCaseSensitive(p, "access_groups");
+    v = cJSON_GetObjectItemCaseSensitive(p, "access_groups");
 
-    if (groups && !llmp_is_string_array(groups)) {
-        llmp_errors_add(c->errs, "providers.%s.access_groups: expected array "
-                        "of strings", name);
-        groups = NULL;
+    if (v && !llmp_is_string_array(v)) {
+        llmp_errors_add(c->errs, "providers.%s.access_groups: expected "
+                        "array of strings", name);
     }
 
-    v = cJSON_GetObjectItemCaseSensitive(p, "headers");
+    v = cJSON_GetObjectItemCaseSensitive(p, "weight");
 
-    if (v && !cJSON_IsObject(v)) {
-        llmp_errors_add(c->errs, "providers.%s.headers: expected object",
-                        name);
-
-    } else if (v) {
-        cJSON_ArrayForEach(m, v) {
-            if (!cJSON_IsString(m)) {
-                llmp_errors_add(c->errs, "providers.%s.headers.%s: expected "
-                                "string", name, m->string);
-
-            } else if (strpbrk(m->valuestring, "\r\n")
-                       || strpbrk(m->string, "\r\n: ") || !m->string[0])
-            {
-                llmp_errors_add(c->errs, "providers.%s.headers.%s: invalid "
-                                "header", name, m->string);
-            }
-        }
-    }
-
-    w = cJSON_GetObjectItemCaseSensitive(p, "weight");
-    if (w) {
+    if (v) {
         snprintf(path, sizeof(path), "providers.%s.weight", name);
-        if (llmp_check_number(w, path, 0, 0, c->errs) != 0) {
-            w = NULL;
-        }
+        llmp_check_number(v, path, LLMP_INT, c->errs);
     }
 
-    key = NULL;
-    v = cJSON_GetObjectItemCaseSensitive(p, "api_key");
+    headers = cJSON_GetObjectItemCaseSensitive(p, "headers");
+    llmp_check_headers(c, name, headers);
 
-    if (v && !cJSON_IsString(v)) {
-        llmp_errors_add(c->errs, "providers.%s.api_key: expected string",
-                        name);
+    key = llmp_compile_key(c, name, p);
 
-    } else if (v && strncmp(v->valuestring, "env:", 4) == 0) {
-        env = getenv(v->valuestring + 4);
-
-        if (env == NULL || env[0] == '\0') {
-            llmp_errors_add(c->errs, "providers.%s.api_key: environment "
-                            "variable %s is not set", name,
-                            v->valuestring + 4);
-        } else {
-            key = env;
-        }
-
-    } else if (v && v->valuestring[0]) {
-        key = v->valuestring;
-    }
-
-    if (key && strpbrk(key, "\r\n")) {
-        llmp_errors_add(c->errs, "providers.%s.api_key: invalid characters",
-                        name);
-        key = NULL;
-    }
-
-    models = cJSON_GetObjectItemCaseSensitive(p, "models");
-
-    if (models == NULL) {
-        llmp_errors_add(c->errs, "providers.%s.models: required", name);
-
-    } else if (!cJSON_IsObject(models)) {
-        llmp_errors_add(c->errs, "providers.%s.models: expected object",
-                        name);
-        models = NULL;
-
-    } else {
-        snprintf(path, sizeof(path), "providers.%s.models", name);
-        llmp_check_duplicates(models, path, c->errs);
-    }
-
-    /* one deployment per model */
-
-    cJSON_ArrayForEach(m, models) {
-        snprintf(path, sizeof(path), "providers.%s.models.%s", name,
-                 m->string);
-
-        if (!cJSON_IsObject(m)) {
-            llmp_errors_add(c->errs, "%s: expected object", path);
-            continue;
-        }
-
-        if (m->string[0] == '\0') {
-            llmp_errors_add(c->errs, "%s: empty model name", path);
-            continue;
-        }
-
-        llmp_check_fields(m, path, llmp_model_fields, c->errs);
-        bad = 0;
-
-        o = cJSON_GetObjectItemCaseSensitive(m, "model");
-        if (o && (!cJSON_IsString(o) || o->valuestring[0] == '\0')) {
-            llmp_errors_add(c->errs, "%s.model: expected a non-empty string",
-                            path);
-            bad = 1;
-        }
-
-        mgroups = cJSON_GetObjectItemCaseSensitive(m, "access_groups");
-        if (mgroups && !llmp_is_string_array(mgroups)) {
-            llmp_errors_add(c->errs, "%s.access_groups: expected array of "
-                            "strings", path);
-            bad = 1;
-        }
-
-        {
-            int   i;
-            char  npath[600];
-
-            for (i = 0; numbers[i]; i++) {
-                v = cJSON_GetObjectItemCaseSensitive(m, numbers[i]);
-                if (v == NULL) {
-                    continue;
-                }
-
-                snprintf(npath, sizeof(npath), "%s.%s", path, numbers[i]);
-
-                if (llmp_check_number(v, npath,
-                                      numbers[i][0] == 'r'
-                                      || numbers[i][0] == 't', 0, c->errs)
-                    != 0)
-                {
-                    bad = 1;
-                }
-            }
-        }
-
-        if (bad) {
-            continue;
-        }
-
-        snprintf(id, sizeof(id), "%s/%s", name, m->string);
-
-        d = cJSON_CreateObject();
-        if (d == NULL) {
-            continue;
-        }
-
-        cJSON_AddStringToObject(d, "id", id);
-        cJSON_AddStringToObject(d, "provider", name);
-        cJSON_AddStringToObject(d, "model", m->string);
-        cJSON_AddStringToObject(d, "upstream_model",
-                                o ? o->valuestring : m->string);
-        cJSON_AddItemToObject(d, "access_groups",
-                              mgroups ? cJSON_Duplicate(mgroups, 1)
-                              : groups ? cJSON_Duplicate(groups, 1)
-                              : cJSON_CreateArray());
-
-        v = cJSON_GetObjectItemCaseSensitive(m, "input_cost_per_million");
-        cJSON_AddNumberToObject(d, "input_cost_per_million",
-                                v ? v->valuedouble : 0);
-        v = cJSON_GetObjectItemCaseSensitive(m, "output_cost_per_million");
-        cJSON_AddNumberToObject(d, "output_cost_per_million",
-                                v ? v->valuedouble : 0);
-        v = cJSON_GetObjectItemCaseSensitive(m, "rpm");
-        cJSON_AddNumberToObject(d, "rpm", v ? v->valuedouble : 0);
-        v = cJSON_GetObjectItemCaseSensitive(m, "tpm");
-        cJSON_AddNumberToObject(d, "tpm", v ? v->valuedouble : 0);
-        v = cJSON_GetObjectItemCaseSensitive(m, "weight");
-        cJSON_AddNumberToObject(d, "weight", v ? v->valuedouble
-                                             : w ? w->valuedouble : 1);
-
-        cJSON_AddItemToArray(deployments, d);
-    }
+    llmp_compile_models(c, name, p, deployments);
 
     if (c->errs->n > nerr) {
         return NULL;
     }
+
+    /* valid: the compiled provider */
+
+    v = cJSON_GetObjectItemCaseSensitive(p, "api_base");
+
+    base = strdup(v->valuestring);
+    out = cJSON_CreateObject();
+
+    if (base == NULL || out == NULL) {
+        goto nomem;
+    }
+
+    for (n = strlen(base); n > 0 && base[n - 1] == '/'; n--) {
+        base[n - 1] = '\0';
+    }
+
+    if (cJSON_AddStringToObject(out, "name", name) == NULL
+        || cJSON_AddStringToObject(out, "api_base", base) == NULL
+        || (copy = cJSON_Duplicate(ifaces, 1)) == NULL)
+    {
+        goto nomem;
+    }
+
+    if (!cJSON_AddItemToObject(out, "interfaces", copy)) {
+        cJSON_Delete(copy);
+        goto nomem;
+    }
+
+    if (key) {
+        llmp_sha256(key, strlen(key), digest);
+        llmp_sha256_hex(digest, hex);
+
+        if (cJSON_AddStringToObject(out, "api_key", key) == NULL
+            || cJSON_AddStringToObject(out, "api_key_sha256", hex) == NULL)
+        {
+            goto nomem;
+        }
+    }
+
+    copy = headers ? cJSON_Duplicate(headers, 1) : cJSON_CreateObject();
+
+    if (copy == NULL || llmp_sort_children(copy, NULL) != 0
+        || !cJSON_AddItemToObject(out, "headers", copy))
+    {
+        cJSON_Delete(copy);
+        goto nomem;
+    }
+
+    free(base);
+
+    return out;
+
+nomem:
+
+    free(base);
+    cJSON_Delete(out);
+    llmp_errors_add(c->errs, "providers.%s: out of memory", name);
+
+    return NULL;
+}
+
+
+/* the provider's secret: literal, or "env:NAME"; NULL when none */
+
+static const char *
+llmp_compile_key(llmp_compile_t *c, const char *name, const cJSON *p)
+{
+    const char   *key, *s;
+    const cJSON  *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(p, "api_key");
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        return NULL;
+    }
+
+    if (!cJSON_IsString(v)) {
+        llmp_errors_add(c->errs, "providers.%s.api_key: expected string",
+                        name);
+        return NULL;
+    }
+
+    key = v->valuestring;
+
+    if (strncmp(key, "env:", 4) == 0) {
+        if (key[4] == '\0') {
+            llmp_errors_add(c->errs, "providers.%s.api_key: \"env:\" needs "
+                            "a variable name", name);
+            return NULL;
+        }
+
+        key = getenv(v->valuestring + 4);
+
+        if (key == NULL || key[0] == '\0') {
+            llmp_errors_add(c->errs, "providers.%s.api_key: environment "
+                            "variable %s is not set", name,
+                            v->valuestring + 4);
+            return NULL;
+        }
+    }
+
+    if (key[0] == '\0') {
+        return NULL;
+    }
+
+    for (s = key; *s; s++) {
+        /* reported without echoing the secret */
+        if ((unsigned char) *s < ' ' || *s == 0x7f) {
+            llmp_errors_add(c->errs, "providers.%s.api_key: contains "
+                            "control characters", name);
+            return NULL;
+        }
+    }
+
+    return key;
+}
+
+
+static void
+llmp_check_headers(llmp_compile_t *c, const char *name, const cJSON *h)
+{
+    const char   *s;
+    const cJSON  *v;
+
+    if (h == NULL) {
+        return;
+    }
+
+    if (!cJSON_IsObject(h)) {
+        llmp_errors_add(c->errs, "providers.%s.headers: expected object",
+                        name);
+        return;
+    }
+
+    llmp_check_duplicates(h, "headers", c->errs);
+
+    cJSON_ArrayForEach(v, h) {
+        if (!cJSON_IsString(v)) {
+            llmp_errors_add(c->errs, "providers.%s.headers.%s: expected "
+                            "string", name, v->string);
+            continue;
+        }
+
+        for (s = v->string; *s; s++) {
+            if ((unsigned char) *s <= ' ' || *s == ':' || *s == 0x7f) {
+                break;
+            }
+        }
+
+        if (*s || v->string[0] == '\0') {
+            llmp_errors_add(c->errs, "providers.%s.headers.%s: invalid "
+                            "header name", name, v->string);
+            continue;
+        }
+
+        if (strpbrk(v->valuestring, "\r\n")) {
+            llmp_errors_add(c->errs, "providers.%s.headers.%s: invalid "
+                            "header value", name, v->string);
+        }
+    }
+}
+
+
+static void
+llmp_compile_models(llmp_compile_t *c, const char *name, const cJSON *p,
+    cJSON *deployments)
+{
+    char          path[LLMP_PATH_LEN];
+    cJSON        *d;
+    const cJSON  *models, *m, *groups, *weight;
+
+    models = cJSON_GetObjectItemCaseSensitive(p, "models");
+
+    if (models == NULL) {
+        return;
+    }
+
+    if (!cJSON_IsObject(models)) {
+        llmp_errors_add(c->errs, "providers.%s.models: expected object",
+                        name);
+        return;
+    }
+
+    snprintf(path, sizeof(path), "providers.%s.models", name);
+    llmp_check_duplicates(models, path, c->errs);
+
+    groups = cJSON_GetObjectItemCaseSensitive(p, "access_groups");
+    groups = llmp_is_string_array(groups) ? groups : NULL;
+
+    weight = cJSON_GetObjectItemCaseSensitive(p, "weight");
+    weight = cJSON_IsNumber(weight) ? weight : NULL;
+
+    cJSON_ArrayForEach(m, models) {
+        d = llmp_compile_deployment(c, name, m, groups, weight);
+
+        if (d && !cJSON_AddItemToArray(deployments, d)) {
+            cJSON_Delete(d);
+            llmp_errors_add(c->errs, "providers.%s: out of memory", name);
+        }
+    }
+}
+
+
+/*
+ * one model of a provider: its errors are reported, and its deployment is
+ * built with defaults for bad values, so that its name stays known
+ */
+
+static cJSON *
+llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
+    const cJSON *groups, const cJSON *weight)
+{
+    int           i, bad;
+    char          path[LLMP_PATH_LEN], npath[LLMP_PATH_LEN + 64];
+    cJSON        *d, *copy;
+    const cJSON  *v, *up, *mgroups;
+
+    snprintf(path, sizeof(path), "providers.%s.models.%s", prov, m->string);
+
+    if (m->string[0] == '\0') {
+        llmp_errors_add(c->errs, "%s: empty model name", path);
+        return NULL;
+    }
+
+    if (!cJSON_IsObject(m)) {
+        llmp_errors_add(c->errs, "%s: expected object", path);
+        return NULL;
+    }
+
+    llmp_check_fields(m, path, llmp_model_fields, c->errs);
+
+    up = cJSON_GetObjectItemCaseSensitive(m, "model");
+
+    if (up && (!cJSON_IsString(up) || up->valuestring[0] == '\0')) {
+        llmp_errors_add(c->errs, "%s.model: expected non-empty string",
+                        path);
+        up = NULL;
+    }
+
+    mgroups = cJSON_GetObjectItemCaseSensitive(m, "access_groups");
+
+    if (mgroups && !llmp_is_string_array(mgroups)) {
+        llmp_errors_add(c->errs, "%s.access_groups: expected array of "
+                        "strings", path);
+        mgroups = NULL;
+    }
+
+    d = cJSON_CreateObject();
+    if (d == NULL) {
+        goto nomem;
+    }
+
+    snprintf(npath, sizeof(npath), "%s/%s", prov, m->string);
+
+    copy = mgroups ? cJSON_Duplicate(mgroups, 1)
+                   : groups ? cJSON_Duplicate(groups, 1)
+                   : cJSON_CreateArray();
+
+    if (cJSON_AddStringToObject(d, "id", npath) == NULL
+        || cJSON_AddStringToObject(d, "provider", prov) == NULL
+        || cJSON_AddStringToObject(d, "model", m->string) == NULL
+        || cJSON_AddStringToObject(d, "upstream_model",
+                                   up ? up->valuestring : m->string) == NULL
+        || copy == NULL)
+    {
+        cJSON_Delete(copy);
+        goto nomem;
+    }
+
+    if (!cJSON_AddItemToObject(d, "access_groups", copy)) {
+        cJSON_Delete(copy);
+        goto nomem;
+    }
+
+    for (i = 0; llmp_model_numbers[i].name; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(m, llmp_model_numbers[i].name);
+        bad = 0;
+
+        if (v) {
+            snprintf(npath, sizeof(npath), "%s.%s", path,
+                     llmp_model_numbers[i].name);
+            bad = llmp_check_number(v, npath, llmp_model_numbers[i].kind,
+                                    c->errs);
+        }
+
+        if (v == NULL || bad) {
+            v = (strcmp(llmp_model_numbers[i].name, "weight") == 0)
+                ? weight : NULL;
+        }
+
+        if (cJSON_AddNumberToObject(d, llmp_model_numbers[i].name,
+                v ? v->valuedouble
+                  : strcmp(llmp_model_numbers[i].name, "weight") == 0
+                    ? 1 : 0)
+            == NULL)
+        {
+            goto nomem;
+        }
+    }
+
+    return d;
+
+nomem:
+
+    cJSON_Delete(d);
+    llmp_errors_add(c->errs, "%s: out of memory", path);
+
+    return NULL;
+}
+
+
+static cJSON *
+llmp_compile_aliases(const cJSON *user, llmp_errors_t *errs)
+{
+    cJSON        *out;
+    const cJSON  *v;
+
+    out = cJSON_CreateObject();
+
+    if (out == NULL || user == NULL) {
+        return out;
+    }
+
+    if (!cJSON_IsObject(user)) {
+        llmp_errors_add(errs, "aliases: expected object");
+        return out;
+    }
+
+    llmp_check_duplicates(user, "aliases", errs);
+
+    cJSON_ArrayForEach(v, user) {
+        if (v->string[0] == '\0') {
+            llmp_errors_add(errs, "aliases.: empty alias name");
+
+        } else if (!cJSON_IsString(v) || v->valuestring[0] == '\0') {
+            llmp_errors_add(errs, "aliases.%s: expected non-empty string",
+                            v->string);
+
+        } else if (cJSON_AddStringToObject(out, v->string, v->valuestring)
+                   == NULL)
+        {
+            llmp_errors_add(errs, "aliases.%s: out of memory", v->string);
+        }
+    }
+
+    return out;
+}
+
+
+static cJSON *
+llmp_compile_fallbacks(const cJSON *user, llmp_errors_t *errs)
+{
+    cJSON        *out, *copy;
+    const cJSON  *v;
+
+    out = cJSON_CreateObject();
+
+    if (out == NULL || user == NULL) {
+        return out;
+    }
+
+    if (!cJSON_IsObject(user)) {
+        llmp_errors_add(errs, "fallbacks: expected object");
+        return out;
+    }
+
+    llmp_check_duplicates(user, "fallbacks", errs);
+
+    cJSON_ArrayForEach(v, user) {
+        if (!llmp_is_string_array(v)) {
+            llmp_errors_add(errs, "fallbacks.%s: expected array of strings",
+                            v->string);
+            continue;
+        }
+
+        copy = cJSON_Duplicate(v, 1);
+
+        if (copy == NULL || !cJSON_AddItemToObject(out, v->string, copy)) {
+            cJSON_Delete(copy);
+            llmp_errors_add(errs, "fallbacks.%s: out of memory", v->string);
+        }
+    }
+
+    return out;
+}
+
+
+static cJSON *
+llmp_compile_settings(const cJSON *user, llmp_errors_t *errs)
+{
+    int           i;
+    char          path[LLMP_PATH_LEN];
+    cJSON        *out;
+    const cJSON  *v;
 
     out = cJSON_CreateObject();
     if (out == NULL) {
         return NULL;
     }
 
-    v = cJSON_GetObjectItemCaseSensitive(p, "api_base");
+    if (user && !cJSON_IsObject(user)) {
+        llmp_errors_add(errs, "settings: expected object");
+        user = NULL;
+    }
 
-    {
-        char    *base;
-        size_t   n;
+    if (user) {
+        llmp_check_fields(user, "settings", llmp_settings_fields, errs);
+        llmp_check_duplicates(user, "settings", errs);
+    }
 
-        base = strdup(v->valuestring);
-        if (base == NULL) {
+    for (i = 0; llmp_settings[i].name; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(user, llmp_settings[i].name);
+
+        if (v) {
+            snprintf(path, sizeof(path), "settings.%s",
+                     llmp_settings[i].name);
+
+            if (llmp_check_number(v, path, llmp_settings[i].kind, errs)
+                != 0)
+            {
+                v = NULL;
+            }
+        }
+
+        if (cJSON_AddNumberToObject(out, llmp_settings[i].name,
+                                    v ? v->valuedouble
+                                      : llmp_settings[i].dflt)
+            == NULL)
+        {
             cJSON_Delete(out);
             return NULL;
         }
-
-        for (n = strlen(base); n > 0 && base[n - 1] == '/'; n--) {
-            base[n - 1] = '\0';
-        }
-
-        cJSON_AddStringToObject(out, "name", name);
-        cJSON_AddStringToObject(out, "api_base", base);
-        free(base);
     }
-
-    cJSON_AddItemToObject(out, "interfaces",
-        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(p, "interfaces"),
-                        1));
-
-    if (key) {
-        llmp_sha256(key, strlen(key), digest);
-        llmp_sha256_hex(digest, hex);
-        cJSON_AddStringToObject(out, "api_key", key);
-        cJSON_AddStringToObject(out, "api_key_sha256", hex);
-    }
-
-    v = cJSON_GetObjectItemCaseSensitive(p, "headers");
-    cJSON_AddItemToObject(out, "headers",
-                          v ? cJSON_Duplicate(v, 1) : cJSON_CreateObject());
 
     return out;
-}
-
-
-size_t
-llmp_compiled_check(const cJSON *compiled, llmp_errors_t *errs)
-{
-    size_t        nerr;
-    const cJSON  *providers, *deployments, *aliases, *fallbacks, *d, *p;
-    const cJSON  *v, *t, *prov;
-    int           found;
-
-    nerr = errs->n;
-
-    providers = cJSON_GetObjectItemCaseSensitive(compiled, "providers");
-    deployments = cJSON_GetObjectItemCaseSensitive(compiled, "deployments");
-    aliases = cJSON_GetObjectItemCaseSensitive(compiled, "aliases");
-    fallbacks = cJSON_GetObjectItemCaseSensitive(compiled, "fallbacks");
-
-#define LLMP_IS_MODEL(name)                                                  \
-    ({                                                                       \
-        int  f_ = 0;                                                         \
-        cJSON_ArrayForEach(d, deployments) {                                 \
-            t = cJSON_GetObjectItemCaseSensitive(d, "model");                \
-            v = cJSON_GetObjectItemCaseSensitive(d, "id");                   \
-            if ((cJSON_IsString(t) && strcmp(t->valuestring, name) == 0)     \
-                || (cJSON_IsString(v) && strcmp(v->valuestring, name) == 0)) \
-            {                                                                \
-                f_ = 1;                                                      \
-                break;                                                       \
-            }                                                                \
-        }                                                                    \
-        f_;                                                                  \
-    })
-
-    cJSON_ArrayForEach(d, deployments) {
-        prov = cJSON_GetObjectItemCaseSensitive(d, "provider");
-        found = 0;
-
-        cJSON_ArrayForEach(p, providers) {
-            v = cJSON_GetObjectItemCaseSensitive(p, "name");
-            if (cJSON_IsString(v) && cJSON_IsString(prov)
-                && strcmp(v->valuestring, prov->valuestring) == 0)
-            {
-                found = 1;
-                break;
-            }
-        }
-
-        if (!found) {
-            v = cJSON_GetObjectItemCaseSensitive(d, "id");
-            llmp_errors_add(errs, "models.%s: unknown provider \"%s\"",
-                            cJSON_IsString(v) ? v->valuestring : "?",
-                            cJSON_IsString(prov) ? prov->valuestring : "?");
-        }
-    }
-
-    cJSON_ArrayForEach(p, aliases) {
-        if (!cJSON_IsString(p)) {
-            continue;
-        }
-
-        if (LLMP_IS_MODEL(p->string)) {
-            llmp_errors_add(errs, "aliases.%s: the name of a model cannot be "
-                            "an alias", p->string);
-        }
-
-        if (!LLMP_IS_MODEL(p->valuestring)) {
-            llmp_errors_add(errs, "aliases.%s: unknown model \"%s\"",
-                            p->string, p->valuestring);
-        }
-    }
-
-    cJSON_ArrayForEach(p, fallbacks) {
-        if (!LLMP_IS_MODEL(p->string)
-            && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(aliases,
-                                                                p->string)))
-        {
-            llmp_errors_add(errs, "fallbacks.%s: unknown model", p->string);
-        }
-
-        cJSON_ArrayForEach(prov, p) {
-            if (!cJSON_IsString(prov)) {
-                continue;
-            }
-
-            if (!LLMP_IS_MODEL(prov->valuestring)
-                && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(aliases,
-                                       prov->valuestring)))
-            {
-                llmp_errors_add(errs, "fallbacks.%s: unknown model \"%s\"",
-                                p->string, prov->valuestring);
-            }
-        }
-    }
-
-#undef LLMP_IS_MODEL
-
-    return errs->n - nerr;
-}
-
-
-int
-llmp_compiled_seal(cJSON *compiled)
-{
-    char           *text, hex[65];
-    unsigned char   digest[32];
-
-    if (!cJSON_ReplaceItemInObjectCaseSensitive(compiled, "config_sha256",
-                                                cJSON_CreateString("")))
-    {
-        cJSON_AddStringToObject(compiled, "config_sha256", "");
-    }
-
-    text = cJSON_PrintUnformatted(compiled);
-    if (text == NULL) {
-        return -1;
-    }
-
-    llmp_sha256(text, strlen(text), digest);
-    free(text);
-
-    llmp_sha256_hex(digest, hex);
-
-    cJSON_ReplaceItemInObjectCaseSensitive(compiled, "config_sha256",
-                                           cJSON_CreateString(hex));
-
-    return 0;
-}
-
-
-static void
-llmp_check_fields(const cJSON *obj, const char *path,
-    const char *const *allowed, llmp_errors_t *errs)
-{
-    int           i, ok;
-    const cJSON  *v;
-
-    cJSON_ArrayForEach(v, obj) {
-        ok = 0;
-
-        for (i = 0; allowed[i]; i++) {
-            if (strcmp(v->string, allowed[i]) == 0) {
-                ok = 1;
-                break;
-            }
-        }
-
-        if (!ok) {
-            llmp_errors_add(errs, "%s%s%s: unknown field", path,
-                            path[0] ? "." : "", v->string);
-        }
-    }
-}
-
-
-static int
-llmp_check_duplicates(const cJSON *obj, const char *path,
-    llmp_errors_t *errs)
-{
-    int           dup;
-    const cJSON  *a, *b;
-
-    dup = 0;
-
-    for (a = obj->child; a; a = a->next) {
-        for (b = a->next; b; b = b->next) {
-            if (strcmp(a->string, b->string) == 0) {
-                llmp_errors_add(errs, "%s: duplicate name \"%s\"", path,
-                                a->string);
-                dup = 1;
-                break;
-            }
-        }
-    }
-
-    return dup;
-}
-
-
-static int
-llmp_is_string_array(const cJSON *v)
-{
-    const cJSON  *item;
-
-    if (!cJSON_IsArray(v)) {
-        return 0;
-    }
-
-    cJSON_ArrayForEach(item, v) {
-        if (!cJSON_IsString(item)) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static int
-llmp_check_number(const cJSON *v, const char *path, int integer, double min,
-    llmp_errors_t *errs)
-{
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-        llmp_errors_add(errs, "%s: expected %s", path,
-                        integer ? "an integer" : "a number");
-        return -1;
-    }
-
-    if (integer && v->valuedouble != floor(v->valuedouble)) {
-        llmp_errors_add(errs, "%s: expected an integer", path);
-        return -1;
-    }
-
-    if (v->valuedouble < min || v->valuedouble > 1e12) {
-        llmp_errors_add(errs, "%s: must be at least %g", path, min);
-        return -1;
-    }
-
-    return 0;
-}
-
-
-static int
-llmp_check_api_base(const char *s)
-{
-    const char  *host;
-
-    if (strncmp(s, "http://", 7) == 0) {
-        host = s + 7;
-
-    } else if (strncmp(s, "https://", 8) == 0) {
-        host = s + 8;
-
-    } else {
-        return 0;
-    }
-
-    if (*host == '\0' || *host == '/' || *host == ':') {
-        return 0;
-    }
-
-    for ( /* void */ ; *s; s++) {
-        if ((unsigned char) *s <= ' ' || *s == 0x7f) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static int
-llmp_name_cmp(const void *a, const void *b)
-{
-    return strcmp((*(cJSON *const *) a)->string,
-                  (*(cJSON *const *) b)->string);
-}
-
-
-/* sorts an array of objects by a string member (kept in ->string) */
-
-static void
-llmp_sort_array(cJSON *array, const char *key)
-{
-    int      i, n;
-    cJSON  **items, *item, *v;
-
-    n = cJSON_GetArraySize(array);
-    if (n < 2) {
-        return;
-    }
-
-    items = malloc(n * sizeof(cJSON *));
-    if (items == NULL) {
-        return;
-    }
-
-    i = 0;
-
-    while ((item = cJSON_DetachItemFromArray(array, 0)) != NULL) {
-        v = cJSON_GetObjectItemCaseSensitive(item, key);
-        item->string = (v && cJSON_IsString(v)) ? v->valuestring : (char *) "";
-        items[i++] = item;
-    }
-
-    qsort(items, n, sizeof(cJSON *), llmp_name_cmp);
-
-    for (i = 0; i < n; i++) {
-        items[i]->string = NULL;
-        cJSON_AddItemToArray(array, items[i]);
-    }
-
-    free(items);
 }

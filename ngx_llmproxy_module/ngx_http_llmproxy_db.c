@@ -362,9 +362,17 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     rows = db->rows->elts;
 
     for (i = 0; i < db->rows->nelts; i++) {
-        if (ngx_http_llmproxy_keys_upsert(db->zctx, &rows[i]) == NGX_OK) {
-            n++;
+        if (ngx_http_llmproxy_keys_upsert(db->zctx, &rows[i]) == NGX_ERROR) {
+            break;
         }
+
+        n++;
+    }
+
+    if (i < db->rows->nelts) {
+        /* the zone is full: try these keys again at the next poll */
+        db->more = 0;
+        goto next;
     }
 
     sh->keys_seq = db->max_seq;

@@ -299,6 +299,8 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_http_llmproxy_shctx_t     *sh;
     ngx_http_llmproxy_key_node_t  *node, *old, **pn;
 
+    static ngx_uint_t              zone_full_logged;
+
     sh = zctx->sh;
 
     lists[0] = row->models;
@@ -325,11 +327,19 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     node = ngx_slab_alloc_locked(zctx->shpool, size);
     if (node == NULL) {
         ngx_shmtx_unlock(&zctx->shpool->mutex);
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "llmproxy: no memory in the zone for a key: increase "
-                      "the size of \"llmproxy_zone\"");
+
+        if (!zone_full_logged) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "llmproxy: no memory in the zone for more keys "
+                          "(%uA loaded): increase the size of "
+                          "\"llmproxy_zone\"", sh->nkeys);
+            zone_full_logged = 1;
+        }
+
         return NGX_ERROR;
     }
+
+    zone_full_logged = 0;
 
     ngx_memcpy(node->digest, row->digest, 32);
     node->max_budget = row->max_budget;

@@ -1,0 +1,190 @@
+'use strict';
+// Virtual keys in a real PostgreSQL (SPEC §7): the CLI lifecycle, every
+// rejection through the official SDK, changes reaching the gateway within
+// seconds without reload, a database restart, 100,000 keys.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert');
+const OpenAI = require('openai');
+const { startGateway, sleep } = require('../lib/gateway');
+const { startPostgres } = require('../lib/pg');
+const { createMock } = require('../lib/mock');
+
+let pg, gw, mock;
+
+before(async () => {
+  pg = await startPostgres();
+  mock = await createMock({ name: 'k' });
+  gw = await startGateway({
+    database: pg.url,
+    zone: '64m',
+    config: {
+      providers: {
+        p: { api_base: mock.url, interfaces: ['openai'],
+             access_groups: ['team'],
+             models: { m1: {}, m2: { access_groups: ['admins'] }, m3: {} } },
+      },
+      aliases: { one: 'm1' },
+    },
+  });
+});
+
+after(async () => {
+  const problems = gw ? gw.problems() : [];
+  if (gw) await gw.stop();
+  if (mock) await mock.close();
+  if (pg) pg.destroy();
+  assert.deepStrictEqual(problems, []);
+});
+
+const sdk = (key) => new OpenAI({ baseURL: gw.baseURL, apiKey: key,
+                                  maxRetries: 0 });
+const call = (key, model = 'm1') => sdk(key).chat.completions.create({
+  model, messages: [{ role: 'user', content: 'hi' }] });
+
+function create(...args) {
+  const r = gw.ctl(['key', 'create', ...args]);
+  assert.strictEqual(r.status, 0, r.stderr);
+  const key = r.stdout.trim();
+  assert.match(key, /^sk-[A-Za-z0-9]{48}$/);
+  return key;
+}
+
+async function until(fn, ms = 5000) {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      if (await fn()) return Date.now() - t0;
+    } catch (e) { /* not yet */ }
+    if (Date.now() - t0 > ms) throw new Error('not within ' + ms + ' ms');
+    await sleep(100);
+  }
+}
+
+const status = async (key, model = 'm1') => {
+  try { await call(key, model); return 200; } catch (e) { return e.status; }
+};
+
+test('migrations: applied once, a second run changes nothing', () => {
+  let r = gw.ctl(['migrate']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.match(r.stdout, /applied 001_init\n/);
+  assert.match(r.stdout, /up to date \(1 migration applied\)/);
+  r = gw.ctl(['migrate']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.match(r.stdout, /up to date \(0 migrations applied\)/);
+  assert.strictEqual(pg.psql('SELECT count(*) FROM llmproxy_schema_migrations'),
+                     '1');
+});
+
+test('a new key works within 5 s, an unknown one is refused', async () => {
+  const key = create('--alias', 'k1', '--models', 'm1');
+  const ms = await until(async () => (await status(key)) === 200);
+  assert.ok(ms < 5000);
+  await assert.rejects(call('sk-' + 'x'.repeat(48)),
+                       (e) => e instanceof OpenAI.AuthenticationError);
+  await assert.rejects(call(key, 'm3'),
+                       (e) => e instanceof OpenAI.PermissionDeniedError);
+  const ids = [];
+  for await (const m of sdk(key).models.list()) ids.push(m.id);
+  assert.deepStrictEqual(ids.sort(), ['m1', 'one']);
+});
+
+test('the key is stored as a hash and listed by alias and prefix', () => {
+  const key = create('--alias', 'hashed');
+  const stored = pg.psql("SELECT key_hash || ' ' || key_prefix FROM "
+                         + "llmproxy_keys WHERE alias = 'hashed'");
+  const hash = require('node:crypto').createHash('sha256').update(key)
+                 .digest('hex');
+  assert.strictEqual(stored, hash + ' ' + key.slice(0, 7));
+  const list = gw.ctl(['key', 'list']);
+  assert.strictEqual(list.status, 0);
+  assert.match(list.stdout, /hashed/);
+  assert.ok(!list.stdout.includes(key));
+  const info = gw.ctl(['key', 'info', key]);
+  assert.match(info.stdout, /alias:\s+hashed/);
+  assert.ok(!info.stdout.includes(key));
+  const dup = gw.ctl(['key', 'create', '--alias', 'hashed']);
+  assert.strictEqual(dup.status, 1);
+});
+
+test('access groups decide which models a key may call', async () => {
+  const key = create('--alias', 'team', '--access-groups', 'team');
+  await until(async () => (await status(key)) === 200);
+  assert.strictEqual(await status(key, 'm3'), 200);
+  assert.strictEqual(await status(key, 'one'), 200);
+  assert.strictEqual(await status(key, 'm2'), 403);
+  const admin = create('--alias', 'admin', '--access-groups', 'admins');
+  await until(async () => (await status(admin, 'm2')) === 200);
+  assert.strictEqual(await status(admin, 'm1'), 403);
+});
+
+test('rpm is enforced across workers', async () => {
+  const key = create('--alias', 'rpm', '--rpm', '3');
+  await until(async () => (await status(key)) === 200);
+  const seen = [];
+  for (let i = 0; i < 6; i++) seen.push(await status(key));
+  assert.ok(seen.includes(429), seen.join(','));
+  assert.ok(seen.filter((s) => s === 200).length <= 2, seen.join(','));
+  await assert.rejects(call(key), (e) => e instanceof OpenAI.RateLimitError);
+});
+
+test('budget, expiry, block and revoke', async () => {
+  const key = create('--alias', 'budget', '--max-budget', '1',
+                     '--budget-duration', '30d');
+  await until(async () => (await status(key)) === 200);
+  let r = gw.ctl(['key', 'update', 'budget', '--spend', '2']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  await until(async () => (await status(key)) === 429);
+
+  const exp = create('--alias', 'exp', '--expires', '2s');
+  await until(async () => (await status(exp)) === 200);
+  await until(async () => (await status(exp)) === 401, 6000);
+
+  const blk = create('--alias', 'blk');
+  await until(async () => (await status(blk)) === 200);
+  r = gw.ctl(['key', 'update', 'blk', '--block']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  await until(async () => (await status(blk)) === 401);
+  gw.ctl(['key', 'update', 'blk', '--unblock']);
+  await until(async () => (await status(blk)) === 200);
+
+  r = gw.ctl(['key', 'revoke', 'blk']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  const ms = await until(async () => (await status(blk)) === 401);
+  assert.ok(ms < 5000);
+  const info = gw.ctl(['key', 'info', 'blk']);
+  assert.match(info.stdout, /status:\s+revoked/);
+  assert.strictEqual(gw.ctl(['key', 'revoke', 'nosuchkey']).status, 1);
+});
+
+test('the gateway survives a database restart', async () => {
+  const key = create('--alias', 'survivor');
+  await until(async () => (await status(key)) === 200);
+  pg.stop();
+  await until(async () => {
+    const r = await (await fetch(gw.url + '/health/readiness')).json();
+    return r.database === 'unreachable';
+  });
+  assert.strictEqual(await status(key), 200, 'known keys keep working');
+  assert.match(gw.errorLog(), /database unreachable/);
+  pg.start();
+  await until(async () => {
+    const r = await (await fetch(gw.url + '/health/readiness')).json();
+    return r.database === 'connected';
+  }, 8000);
+  const fresh = create('--alias', 'after-restart');
+  await until(async () => (await status(fresh)) === 200);
+});
+
+test('100,000 keys load and are checked without the database', async () => {
+  pg.psql(`INSERT INTO llmproxy_keys (key_hash, key_prefix, alias)
+           SELECT encode(sha256(('sk-bulk-' || i)::bytea), 'hex'), 'sk-bulk',
+                  'bulk-' || i FROM generate_series(1, 100000) i`);
+  await until(async () => {
+    const r = await (await fetch(gw.url + '/health/readiness')).json();
+    return r.keys >= 100000;
+  }, 20000);
+  assert.strictEqual(await status('sk-bulk-77777'), 200);
+  assert.strictEqual(await status('sk-bulk-100001'), 401);
+});
