@@ -56,7 +56,7 @@ worker_processes 1;
 pid $dir/mock/nginx.pid;
 error_log $dir/mock/error.log error;
 events { worker_connections 20000; }
-worker_rlimit_nofile 40000;
+worker_rlimit_nofile 20000;
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -80,7 +80,7 @@ worker_processes 1;
 pid $dir/plain/nginx.pid;
 error_log $dir/plain/error.log error;
 events { worker_connections 20000; }
-worker_rlimit_nofile 40000;
+worker_rlimit_nofile 20000;
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -108,7 +108,7 @@ worker_processes 1;
 pid $dir/gw/nginx.pid;
 error_log $dir/gw/error.log error;
 events { worker_connections 20000; }
-worker_rlimit_nofile 40000;
+worker_rlimit_nofile 20000;
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -157,7 +157,7 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $master_key"
-$2
+${2:-}
 LUA
 }
 

@@ -51,12 +51,18 @@ llmp_hex(unsigned char c)
 }
 
 
+/*
+ * Strings are skipped with memchr() for the closing quote and for
+ * backslashes, so a long prompt costs little more than a memory scan.
+ * Raw control characters inside strings are let through: the provider
+ * judges its own input, the gateway only needs the structure.
+ */
+
 static llmp_json_rc_e
 llmp_scan_string(llmp_scanner_t *s, int *escaped)
 {
-    const unsigned char  *p, *end;
-    const void           *q;
     int                   i;
+    const unsigned char  *p, *end, *q, *bs;
 
     /* s->p[s->pos] == '"' */
 
@@ -65,71 +71,54 @@ llmp_scan_string(llmp_scanner_t *s, int *escaped)
     *escaped = 0;
 
     for ( ;; ) {
-
-        /* fast path: skip to the next quote, then look for backslashes */
-
         q = memchr(p, '"', end - p);
         if (q == NULL) {
             s->pos = s->len;
             return LLMP_JSON_TRUNCATED;
         }
 
-        while (p < (const unsigned char *) q) {
+        bs = memchr(p, '\\', q - p);
 
-            if (*p < 0x20) {
-                s->pos = p - s->p;
-                return LLMP_JSON_SYNTAX;
-            }
+        if (bs == NULL) {
+            s->pos = q + 1 - s->p;
+            return LLMP_JSON_OK;
+        }
 
-            if (*p != '\\') {
-                p++;
-                continue;
-            }
+        /* an escape before the quote: check it, go on after it */
 
-            *escaped = 1;
+        *escaped = 1;
+        p = bs;
 
-            if (p + 1 >= end) {
+        if (p + 1 >= end) {
+            s->pos = s->len;
+            return LLMP_JSON_TRUNCATED;
+        }
+
+        switch (p[1]) {
+        case '"': case '\\': case '/': case 'b':
+        case 'f': case 'n': case 'r': case 't':
+            p += 2;
+            break;
+
+        case 'u':
+            if (p + 6 > end) {
                 s->pos = s->len;
                 return LLMP_JSON_TRUNCATED;
             }
 
-            switch (p[1]) {
-            case '"': case '\\': case '/': case 'b':
-            case 'f': case 'n': case 'r': case 't':
-                p += 2;
-                break;
-
-            case 'u':
-                if (p + 6 > end) {
-                    s->pos = s->len;
-                    return LLMP_JSON_TRUNCATED;
+            for (i = 2; i < 6; i++) {
+                if (llmp_hex(p[i]) < 0) {
+                    s->pos = p + i - s->p;
+                    return LLMP_JSON_SYNTAX;
                 }
-
-                for (i = 2; i < 6; i++) {
-                    if (llmp_hex(p[i]) < 0) {
-                        s->pos = p + i - s->p;
-                        return LLMP_JSON_SYNTAX;
-                    }
-                }
-
-                p += 6;
-                break;
-
-            default:
-                s->pos = p + 1 - s->p;
-                return LLMP_JSON_SYNTAX;
             }
 
-            /* an escaped quote may have moved p past q */
+            p += 6;
+            break;
 
-            if (p > (const unsigned char *) q) {
-                break;
-            }
-        }
-
-        if (p == (const unsigned char *) q) {
+        default:
             s->pos = p + 1 - s->p;
-            return LLMP_JSON_OK;
+            return LLMP_JSON_SYNTAX;
         }
     }
 }

@@ -69,8 +69,10 @@ test_invalid_documents(void)
     TAP_OK(scan("{a:1}", &top) == LLMP_JSON_SYNTAX, "unquoted key");
     TAP_OK(scan("{\"a\":01}", &top) == LLMP_JSON_SYNTAX, "leading zero");
     TAP_OK(scan("{\"a\":\"\\x\"}", &top) == LLMP_JSON_SYNTAX, "bad escape");
-    TAP_OK(scan("{\"a\":\"\x01\"}", &top) == LLMP_JSON_SYNTAX,
-           "control character in a string");
+    TAP_OK(scan("{\"a\":\"\x01\"}", &top) == LLMP_JSON_OK,
+           "raw control characters in strings are the provider's concern");
+    TAP_OK(scan("{\"a\":\"x\\\"}", &top) == LLMP_JSON_TRUNCATED,
+           "an escaped quote does not end a string");
     TAP_OK(scan("{} {}", &top) == LLMP_JSON_SYNTAX, "two documents");
     TAP_OK(scan("{\"a\":1 \"b\":2}", &top) == LLMP_JSON_SYNTAX,
            "missing comma");
