@@ -12,6 +12,18 @@ var=$top/var
 
 mkdir -p "$var/logs" "$var/state" "$var/tmp"
 
+# PostgreSQL: the one given, or a local cluster under var/pg, reused by the
+# next run and stopped when the gateway stops
+pg_started=
+if [ -z "${LLMPROXY_DATABASE_URL:-}" ]; then
+    pg_port=${LLMPROXY_PG_PORT:-54329}
+    LLMPROXY_DATABASE_URL=$(bash scripts/pg.sh start "$var/pg" "$pg_port")
+    pg_started=1
+    echo "PostgreSQL under $var/pg: $LLMPROXY_DATABASE_URL"
+fi
+export LLMPROXY_DATABASE_URL
+"$top/build/llmproxyctl" migrate >/dev/null
+
 # the master key: from the environment, or generated once
 if [ -n "${LLMPROXY_MASTER_KEY:-}" ]; then
     umask 077
@@ -40,6 +52,7 @@ http {
     llmproxy_master_key_file $var/master_key;
     llmproxy_state_path $var/state;
     llmproxy_thread_pool llmproxy;
+    llmproxy_database $LLMPROXY_DATABASE_URL;
     server {
         listen $listen;
         location / { llmproxy; }
@@ -57,9 +70,16 @@ nginx=${NGINX_BIN:-/usr/sbin/nginx}
 "$nginx" -t -p "$var" -c "$var/nginx.conf" -e "$var/logs/error.log" 2>&1 \
     | grep -v "syntax is ok\|test is successful" || true
 
+stop() {
+    kill -QUIT "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    [ -n "$pg_started" ] && bash scripts/pg.sh stop "$var/pg"
+    exit 0
+}
+
 "$nginx" -p "$var" -c "$var/nginx.conf" -e "$var/logs/error.log" &
 pid=$!
-trap 'kill -QUIT $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0' INT TERM
+trap stop INT TERM
 
 url="http://$listen"
 for _ in $(seq 50); do
@@ -79,6 +99,11 @@ cat <<MSG
 
 llmproxy listens on $url (logs in $var/logs/)
 master key: in $var/master_key
+database:   $LLMPROXY_DATABASE_URL
+
+  # a virtual key for a team
+  LLMPROXY_DATABASE_URL=$LLMPROXY_DATABASE_URL \\
+    build/llmproxyctl key create --alias team-a --models gpt-5 --rpm 60
 
   curl $url/v1/chat/completions \\
     -H "Authorization: Bearer \$(cat $var/master_key)" \\
@@ -91,3 +116,4 @@ Ctrl-C stops it.
 MSG
 
 wait $pid
+[ -n "$pg_started" ] && bash scripts/pg.sh stop "$var/pg"
