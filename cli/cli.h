@@ -8,10 +8,12 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+
 /* exit codes */
 #define LLMP_EXIT_OK       0
-#define LLMP_EXIT_INVALID  1     /* usage, validation, refused input */
+#define LLMP_EXIT_INVALID  1     /* usage, validation, plan problems */
 #define LLMP_EXIT_FAILED   2     /* gateway, database or I/O failure */
+
 
 typedef struct {
     const char  *name;
@@ -19,11 +21,22 @@ typedef struct {
     const char  *summary;
 } llmp_command_t;
 
-/* main.c: where things are, from flags or the environment */
+
+/* env.c: where things are, from flags or the environment */
 const char *llmp_gateway_url(const char *flag);
-char *llmp_master_key(const char *flag_file);
+const char *llmp_config_path(const char *flag);
 const char *llmp_database_url(const char *flag);
+/* "<gateway>/llmproxy/admin/<endpoint>"; -1 (reported) when too long */
+int llmp_admin_url(char *buf, size_t size, const char *gateway_flag,
+    const char *endpoint);
+/*
+ * The master key (the caller frees it), or NULL after telling the user,
+ * on behalf of `command`, how to provide it.
+ */
+char *llmp_master_key(const char *flag_file, const char *command);
+void llmp_secret_free(char *secret);
 int llmp_wants_help(int argc, char **argv);
+
 
 /* http.c: the gateway's admin API */
 typedef struct {
@@ -32,16 +45,23 @@ typedef struct {
     size_t   len;
 } llmp_http_response_t;
 
+/*
+ * Returns 0 when an HTTP answer came back (any status), -1 after printing
+ * why not.  key may be NULL; body NULL sends none.
+ */
 int llmp_http(const char *method, const char *url, const char *key,
     const char *body, llmp_http_response_t *resp);
 void llmp_http_free(llmp_http_response_t *resp);
-const char *llmp_http_error_message(llmp_http_response_t *resp);
+/* "HTTP 400: message" from an OpenAI-shaped error body; static buffer */
+const char *llmp_http_error_message(const llmp_http_response_t *resp);
+
 
 /* db.c: PostgreSQL, migrations */
 typedef struct pg_conn  PGconn;
 
 PGconn *llmp_db_connect(const char *flag);
 int llmp_db_migrate(PGconn *conn, int verbose);
+
 
 /* commands */
 int llmp_cmd_sync(int argc, char **argv);

@@ -10,12 +10,86 @@
 #include "cli.h"
 
 
+static void
+llmp_status_help(FILE *f)
+{
+    fprintf(f,
+        "usage: llmproxyctl status [--json] [--gateway URL] "
+        "[--master-key-file FILE]\n\n"
+        "Shows what the gateway has loaded: config generation and digest,\n"
+        "counts of providers, deployments, models, aliases and fallbacks,\n"
+        "and deployments in cooldown.\n\n"
+        "  --json                  print the gateway's answer as JSON\n"
+        "  --gateway URL           gateway address (else "
+        "$LLMPROXY_GATEWAY_URL,\n"
+        "                          http://$LLMPROXY_LISTEN, "
+        "http://127.0.0.1:4000)\n"
+        "  --master-key-file FILE  master key (else $LLMPROXY_MASTER_KEY,\n"
+        "                          else var/master_key)\n");
+}
+
+
+static void
+llmp_status_print(const cJSON *root)
+{
+    int           i;
+    const cJSON  *v, *item;
+
+    static const char *const  counts[] = {
+        "providers", "deployments", "models", "aliases", "fallbacks", NULL
+    };
+
+    v = cJSON_GetObjectItemCaseSensitive(root, "loaded");
+    printf("config:       %s\n", cJSON_IsTrue(v) ? "loaded" : "none loaded");
+
+    v = cJSON_GetObjectItemCaseSensitive(root, "generation");
+    if (cJSON_IsNumber(v)) {
+        printf("generation:   %.0f\n", v->valuedouble);
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(root, "config_sha256");
+    if (cJSON_IsString(v) && v->valuestring[0]) {
+        printf("sha256:       %s\n", v->valuestring);
+    }
+
+    for (i = 0; counts[i]; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(root, counts[i]);
+
+        if (cJSON_IsNumber(v)) {
+            printf("%s:%*s%.0f\n", counts[i],
+                   (int) (13 - strlen(counts[i])), "", v->valuedouble);
+        }
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(root, "cooldowns");
+
+    if (cJSON_GetArraySize(v) == 0) {
+        printf("cooldowns:    none\n");
+        return;
+    }
+
+    printf("cooldowns:    %d\n", cJSON_GetArraySize(v));
+
+    cJSON_ArrayForEach(item, v) {
+        const char  *d;
+        double       ms;
+
+        d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item,
+                                     "deployment"));
+        ms = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item,
+                                      "until_ms_from_now"));
+
+        printf("  %s for %.1fs\n", d ? d : "?", ms == ms ? ms / 1000 : 0);
+    }
+}
+
+
 int
 llmp_cmd_status(int argc, char **argv)
 {
-    int                    c, json;
-    char                  *key, url[600], *text;
-    cJSON                 *root, *v, *item;
+    int                    c, json, rc;
+    char                  *key, url[2048], *text;
+    cJSON                 *root;
     const char            *gateway, *key_file;
     llmp_http_response_t   resp;
 
@@ -32,44 +106,56 @@ llmp_cmd_status(int argc, char **argv)
     key_file = NULL;
     optind = 1;
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
-        case 'g': gateway = optarg; break;
-        case 'k': key_file = optarg; break;
+        case 'j':
+            json = 1;
+            break;
+
+        case 'g':
+            gateway = optarg;
+            break;
+
+        case 'k':
+            key_file = optarg;
+            break;
 
         case 'h':
-            printf("usage: llmproxyctl status [--json] [--gateway URL] "
-                   "[--master-key-file F]\n\nWhat the gateway has loaded: "
-                   "config generation and digest, counts, cooldowns.\n");
+            llmp_status_help(stdout);
             return LLMP_EXIT_OK;
 
         default:
+            llmp_status_help(stderr);
             return LLMP_EXIT_INVALID;
         }
     }
 
-    key = llmp_master_key(key_file);
-
-    if (key == NULL) {
-        fprintf(stderr, "llmproxyctl: status needs the master key: set "
-                "LLMPROXY_MASTER_KEY, or --master-key-file, or "
-                "var/master_key\n");
+    if (optind < argc) {
+        fprintf(stderr, "llmproxyctl: status: unexpected argument \"%s\"\n\n",
+                argv[optind]);
+        llmp_status_help(stderr);
         return LLMP_EXIT_INVALID;
     }
 
-    snprintf(url, sizeof(url), "%s/llmproxy/admin/status",
-             llmp_gateway_url(gateway));
+    if (llmp_admin_url(url, sizeof(url), gateway, "status") != 0) {
+        return LLMP_EXIT_INVALID;
+    }
 
-    if (llmp_http("GET", url, key, NULL, &resp) != 0) {
-        free(key);
+    key = llmp_master_key(key_file, "status");
+    if (key == NULL) {
+        return LLMP_EXIT_INVALID;
+    }
+
+    rc = llmp_http("GET", url, key, NULL, &resp);
+    llmp_secret_free(key);
+
+    if (rc != 0) {
         return LLMP_EXIT_FAILED;
     }
 
-    free(key);
-
     if (resp.status != 200) {
-        fprintf(stderr, "llmproxyctl: %s\n", llmp_http_error_message(&resp));
+        fprintf(stderr, "llmproxyctl: status: GET %s: %s\n", url,
+                llmp_http_error_message(&resp));
         llmp_http_free(&resp);
         return LLMP_EXIT_FAILED;
     }
@@ -77,72 +163,30 @@ llmp_cmd_status(int argc, char **argv)
     root = cJSON_Parse(resp.body);
     llmp_http_free(&resp);
 
-    if (root == NULL) {
-        fprintf(stderr, "llmproxyctl: the gateway sent invalid JSON\n");
+    if (!cJSON_IsObject(root)) {
+        fprintf(stderr, "llmproxyctl: status: the gateway's answer is not "
+                "a JSON object\n");
+        cJSON_Delete(root);
         return LLMP_EXIT_FAILED;
     }
 
     if (json) {
         text = cJSON_Print(root);
-        printf("%s\n", text ? text : "{}");
+
+        if (text == NULL) {
+            fprintf(stderr, "llmproxyctl: status: out of memory\n");
+            cJSON_Delete(root);
+            return LLMP_EXIT_FAILED;
+        }
+
+        printf("%s\n", text);
         free(text);
-        cJSON_Delete(root);
-        return LLMP_EXIT_OK;
-    }
 
-    v = cJSON_GetObjectItemCaseSensitive(root, "loaded");
-    printf("config:      %s\n", cJSON_IsTrue(v) ? "loaded" : "none loaded");
-
-    v = cJSON_GetObjectItemCaseSensitive(root, "generation");
-    printf("generation:  %d\n", cJSON_IsNumber(v) ? v->valueint : 0);
-
-    v = cJSON_GetObjectItemCaseSensitive(root, "config_sha256");
-    if (cJSON_IsString(v)) {
-        printf("sha256:      %s\n", v->valuestring);
-    }
-
-#define LLMP_COUNT(name)                                                     \
-    v = cJSON_GetObjectItemCaseSensitive(root, name);                        \
-    if (cJSON_IsNumber(v)) {                                                 \
-        printf("%-12s %d\n", name ":", v->valueint);                         \
-    }
-
-    LLMP_COUNT("providers");
-    LLMP_COUNT("deployments");
-    LLMP_COUNT("models");
-    LLMP_COUNT("aliases");
-
-#undef LLMP_COUNT
-
-    v = cJSON_GetObjectItemCaseSensitive(root, "cooldowns");
-    printf("cooldowns:   %d\n", cJSON_GetArraySize(v));
-
-    cJSON_ArrayForEach(item, v) {
-        printf("  %s for %.1fs\n",
-               cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item,
-                                                              "deployment")),
-               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item,
-                                        "until_ms_from_now")) / 1000);
+    } else {
+        llmp_status_print(root);
     }
 
     cJSON_Delete(root);
 
     return LLMP_EXIT_OK;
-}
-
-
-int
-llmp_cmd_usage(int argc, char **argv)
-{
-    if (llmp_wants_help(argc, argv)) {
-        printf("usage: llmproxyctl usage [--since 7d] [--by key|model|day] "
-               "[--json]\n\nUsage records arrive with usage accounting; "
-               "not available yet.\n");
-        return LLMP_EXIT_OK;
-    }
-
-    fprintf(stderr, "llmproxyctl: usage: not available yet (usage records "
-            "arrive with usage accounting)\n");
-
-    return LLMP_EXIT_FAILED;
 }

@@ -1,6 +1,6 @@
 /*
  * llmproxyctl sync: validate config.json, compare it with what the gateway
- * has, print the plan and apply it.
+ * has loaded, print the plan and apply it.
  */
 
 #include <getopt.h>
@@ -12,31 +12,51 @@
 #include "llmp_config.h"
 
 
-enum {
-    LLMP_KIND_CREDENTIALS = 0x01,
-    LLMP_KIND_MODELS = 0x02,
-    LLMP_KIND_ALIASES = 0x04,
-    LLMP_KIND_FALLBACKS = 0x08,
-    LLMP_KIND_SETTINGS = 0x10,
-    LLMP_KIND_ALL = 0x1f
-};
+#define LLMP_KIND_CREDENTIALS  0x01
+#define LLMP_KIND_MODELS       0x02
+#define LLMP_KIND_ALIASES      0x04
+#define LLMP_KIND_FALLBACKS    0x08
+#define LLMP_KIND_SETTINGS     0x10
+#define LLMP_KIND_ALL          0x1f
 
 
 typedef struct {
-    unsigned   only;
-    int        force;
-    int        prune;
-    int        dry_run;
-    int        created;
-    int        changed;
-    int        removed;
-    int        unchanged;
-    int        kept;
+    unsigned      only;
+    int           force;
+    int           prune;
+    int           dry_run;
+    int           created;
+    int           changed;
+    int           removed;
+    int           unchanged;
+    int           kept;            /* differ, kept as stored */
+    const cJSON  *local;           /* the compiled config.json */
 } llmp_plan_t;
 
 
-static const char *const  llmp_kind_names[] = {
-    "credentials", "models", "aliases", "fallbacks", "settings", NULL
+typedef struct {
+    unsigned     kind;
+    const char  *option;           /* --only name */
+    const char  *label;            /* in plan lines */
+    const char  *member;           /* in the compiled document */
+    const char  *key;              /* array entries: their name member */
+} llmp_kind_t;
+
+
+static const llmp_kind_t  llmp_kinds[] = {
+    { LLMP_KIND_CREDENTIALS, "credentials", "credential", "providers",
+      "name" },
+    { LLMP_KIND_MODELS, "models", "model", "deployments", "id" },
+    { LLMP_KIND_ALIASES, "aliases", "alias", "aliases", NULL },
+    { LLMP_KIND_FALLBACKS, "fallbacks", "fallback", "fallbacks", NULL },
+    { LLMP_KIND_SETTINGS, "settings", "settings", "settings", NULL },
+    { 0, NULL, NULL, NULL, NULL }
+};
+
+
+/* what the gateway adds to the providers it reports */
+static const char *const  llmp_annotations[] = {
+    "resolved", "resolve_error", NULL
 };
 
 
@@ -48,61 +68,88 @@ llmp_sync_help(FILE *f)
         "                        [--prune] [--dry-run] [--gateway URL]\n"
         "                        [--master-key-file FILE]\n\n"
         "Validates config.json (and config.local.json beside it), compares\n"
-        "it with what the gateway has loaded, prints the plan and applies "
-        "it.\n\n"
-        "  -c, --config FILE   config file (LLMPROXY_CONFIG, "
-        "configs/config.json)\n"
-        "  --only KINDS        credentials,models,aliases,fallbacks,"
+        "it with what the gateway has loaded, prints the plan and applies\n"
+        "it.  On any validation error nothing is applied.\n\n"
+        "  -c, --config FILE       config file (else $LLMPROXY_CONFIG, else\n"
+        "                          configs/config.json)\n"
+        "  --only KINDS            credentials,models,aliases,fallbacks,"
         "settings\n"
-        "  --force             update entries that exist but differ\n"
-        "  --prune             remove entries the config no longer has\n"
-        "  --dry-run           print the plan, apply nothing\n"
-        "  --gateway URL       gateway address (LLMPROXY_GATEWAY_URL)\n"
-        "  --master-key-file F master key (LLMPROXY_MASTER_KEY, "
-        "var/master_key)\n\n"
-        "Plan: + create, ~ change, - remove, = unchanged.\n");
+        "  --force                 update entries that exist but differ\n"
+        "  --prune                 remove entries the config no longer has\n"
+        "  --dry-run               print the plan, apply nothing\n"
+        "  --gateway URL           gateway address (else "
+        "$LLMPROXY_GATEWAY_URL,\n"
+        "                          http://$LLMPROXY_LISTEN, "
+        "http://127.0.0.1:4000)\n"
+        "  --master-key-file FILE  master key (else $LLMPROXY_MASTER_KEY,\n"
+        "                          else var/master_key)\n\n"
+        "Plan: + create, ~ change, - remove, = unchanged.\n"
+        "Exit codes: 0 applied (or dry run), 1 invalid config or plan, "
+        "2 gateway\nor I/O failure.\n");
 }
 
 
 static int
 llmp_parse_kinds(const char *s, unsigned *out)
 {
-    int          i, found;
-    char        *copy, *tok, *save;
+    int          i;
+    size_t       n;
+    const char  *end;
 
     *out = 0;
 
-    copy = strdup(s);
-    if (copy == NULL) {
-        return -1;
-    }
+    while (*s) {
+        end = strchr(s, ',');
+        n = end ? (size_t) (end - s) : strlen(s);
 
-    for (tok = strtok_r(copy, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save))
-    {
-        found = 0;
-
-        for (i = 0; llmp_kind_names[i]; i++) {
-            if (strcmp(tok, llmp_kind_names[i]) == 0) {
-                *out |= 1u << i;
-                found = 1;
+        for (i = 0; llmp_kinds[i].option; i++) {
+            if (strlen(llmp_kinds[i].option) == n
+                && strncmp(s, llmp_kinds[i].option, n) == 0)
+            {
+                break;
             }
         }
 
-        if (!found) {
-            fprintf(stderr, "llmproxyctl: --only: unknown kind \"%s\" "
-                    "(credentials, models, aliases, fallbacks, settings)\n",
-                    tok);
-            free(copy);
+        if (llmp_kinds[i].option == NULL) {
+            fprintf(stderr, "llmproxyctl: sync: --only: unknown kind "
+                    "\"%.*s\" (credentials, models, aliases, fallbacks, "
+                    "settings)\n", (int) n, s);
             return -1;
         }
+
+        *out |= llmp_kinds[i].kind;
+        s += n + (end != NULL);
     }
 
-    free(copy);
+    if (*out == 0) {
+        fprintf(stderr, "llmproxyctl: sync: --only: no kinds given\n");
+        return -1;
+    }
 
-    return *out ? 0 : -1;
+    return 0;
 }
 
+
+static void
+llmp_strip(cJSON *item, int secret)
+{
+    int  i;
+
+    if (!cJSON_IsObject(item)) {
+        return;
+    }
+
+    for (i = 0; llmp_annotations[i]; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(item, llmp_annotations[i]);
+    }
+
+    if (secret) {
+        cJSON_DeleteItemFromObjectCaseSensitive(item, "api_key");
+    }
+}
+
+
+/* equal apart from the secret itself (its sha256 is compared) */
 
 static int
 llmp_same(const cJSON *a, const cJSON *b)
@@ -113,17 +160,14 @@ llmp_same(const cJSON *a, const cJSON *b)
     ca = cJSON_Duplicate(a, 1);
     cb = cJSON_Duplicate(b, 1);
 
-    if (cJSON_IsObject(ca)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(ca, "api_key");
-        cJSON_DeleteItemFromObjectCaseSensitive(ca, "resolved");
-        cJSON_DeleteItemFromObjectCaseSensitive(ca, "resolve_error");
+    if ((a && ca == NULL) || (b && cb == NULL)) {
+        cJSON_Delete(ca);
+        cJSON_Delete(cb);
+        return 0;
     }
 
-    if (cJSON_IsObject(cb)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(cb, "api_key");
-        cJSON_DeleteItemFromObjectCaseSensitive(cb, "resolved");
-        cJSON_DeleteItemFromObjectCaseSensitive(cb, "resolve_error");
-    }
+    llmp_strip(ca, 1);
+    llmp_strip(cb, 1);
 
     same = cJSON_Compare(ca, cb, 1);
 
@@ -139,12 +183,13 @@ llmp_find(const cJSON *list, const char *key, const char *name)
 {
     const cJSON  *item, *v;
 
-    if (cJSON_IsObject(list)) {
+    if (key == NULL) {
         return cJSON_GetObjectItemCaseSensitive(list, name);
     }
 
     cJSON_ArrayForEach(item, list) {
         v = cJSON_GetObjectItemCaseSensitive(item, key);
+
         if (cJSON_IsString(v) && strcmp(v->valuestring, name) == 0) {
             return item;
         }
@@ -169,54 +214,111 @@ llmp_entry_name(const cJSON *item, const char *key)
 }
 
 
-static void
-llmp_put(cJSON *result, const cJSON *item, const char *key)
+/*
+ * A stored provider kept as it is: the gateway never reports its api_key.
+ * When the local provider has the same secret (api_key_sha256), the key
+ * is sent again; otherwise only the digest goes back and the gateway
+ * keeps the key it has.
+ */
+
+static int
+llmp_keep_secret(llmp_plan_t *plan, cJSON *copy, int warn)
+{
+    const char   *name, *sha, *lsha, *key;
+    const cJSON  *local;
+
+    name = llmp_entry_name(copy, "name");
+    sha = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(copy,
+                                   "api_key_sha256"));
+
+    if (sha == NULL
+        || cJSON_GetObjectItemCaseSensitive(copy, "api_key") != NULL)
+    {
+        return 0;
+    }
+
+    local = llmp_find(cJSON_GetObjectItemCaseSensitive(plan->local,
+                                                       "providers"),
+                      "name", name);
+
+    lsha = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(local,
+                                    "api_key_sha256"));
+    key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(local,
+                                   "api_key"));
+
+    if (lsha && key && strcmp(lsha, sha) == 0) {
+        return cJSON_AddStringToObject(copy, "api_key", key) ? 0 : -1;
+    }
+
+    if (local && warn) {
+        fprintf(stderr, "llmproxyctl: warning: credential %s: the gateway "
+                "keeps its stored api_key; a new key is applied only with "
+                "--force\n", name);
+    }
+
+    return 0;
+}
+
+
+static int
+llmp_put(llmp_plan_t *plan, cJSON *result, const cJSON *item,
+    const llmp_kind_t *k, int stored, int warn)
 {
     cJSON  *copy;
 
     copy = cJSON_Duplicate(item, 1);
     if (copy == NULL) {
-        return;
+        return -1;
     }
 
-    if (key == NULL) {
-        cJSON_AddItemToObject(result, item->string, copy);
-
-    } else {
-        cJSON_DeleteItemFromObjectCaseSensitive(copy, "resolved");
-        cJSON_DeleteItemFromObjectCaseSensitive(copy, "resolve_error");
-        cJSON_AddItemToArray(result, copy);
+    if (k->key) {
+        llmp_strip(copy, 0);
     }
+
+    if (stored && k->kind == LLMP_KIND_CREDENTIALS
+        && llmp_keep_secret(plan, copy, warn) != 0)
+    {
+        cJSON_Delete(copy);
+        return -1;
+    }
+
+    if (k->key ? !cJSON_AddItemToArray(result, copy)
+               : !cJSON_AddItemToObject(result, item->string, copy))
+    {
+        cJSON_Delete(copy);
+        return -1;
+    }
+
+    return 0;
 }
 
 
-/* one kind: stored and local lists (arrays keyed by `key`, or objects) */
+/* the entries of one kind that are in the config */
 
-static cJSON *
-llmp_plan_kind(llmp_plan_t *plan, unsigned kind, const char *label,
-    const cJSON *stored, const cJSON *local, const char *key)
+static int
+llmp_plan_local(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
+    const cJSON *stored, const cJSON *local)
 {
     int           selected;
-    cJSON        *result;
     const cJSON  *l, *s;
     const char   *name;
 
-    selected = (plan->only & kind) != 0;
-    result = key ? cJSON_CreateArray() : cJSON_CreateObject();
-
-    if (result == NULL) {
-        return NULL;
-    }
+    selected = (plan->only & k->kind) != 0;
 
     cJSON_ArrayForEach(l, local) {
-        name = llmp_entry_name(l, key);
-        s = stored ? llmp_find(stored, key, name) : NULL;
+        name = llmp_entry_name(l, k->key);
+        s = llmp_find(stored, k->key, name);
 
         if (s == NULL) {
-            if (selected) {
-                printf("+ %s %s\n", label, name);
-                plan->created++;
-                llmp_put(result, l, key);
+            if (!selected) {
+                continue;
+            }
+
+            printf("+ %s %s\n", k->label, name);
+            plan->created++;
+
+            if (llmp_put(plan, result, l, k, 0, 0) != 0) {
+                return -1;
             }
 
             continue;
@@ -224,135 +326,312 @@ llmp_plan_kind(llmp_plan_t *plan, unsigned kind, const char *label,
 
         if (llmp_same(l, s)) {
             if (selected) {
-                printf("= %s %s\n", label, name);
+                printf("= %s %s\n", k->label, name);
                 plan->unchanged++;
             }
 
-            llmp_put(result, l, key);
+            if (llmp_put(plan, result, l, k, 0, 0) != 0) {
+                return -1;
+            }
+
             continue;
         }
 
         if (selected && plan->force) {
-            printf("~ %s %s\n", label, name);
+            printf("~ %s %s\n", k->label, name);
             plan->changed++;
-            llmp_put(result, l, key);
+
+            if (llmp_put(plan, result, l, k, 0, 0) != 0) {
+                return -1;
+            }
+
             continue;
         }
 
         if (selected) {
-            printf("~ %s %s (differs; kept as stored, --force updates it)\n",
-                   label, name);
+            printf("~ %s %s (changed; use --force to update)\n", k->label,
+                   name);
             plan->kept++;
         }
 
-        llmp_put(result, s, key);
+        if (llmp_put(plan, result, s, k, 1, selected) != 0) {
+            return -1;
+        }
     }
 
-    cJSON_ArrayForEach(s, stored) {
-        name = llmp_entry_name(s, key);
+    return 0;
+}
 
-        if (llmp_find(local, key, name)) {
+
+/* the stored entries of one kind that the config does not have */
+
+static int
+llmp_plan_stored(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
+    const cJSON *stored, const cJSON *local)
+{
+    int           selected;
+    const cJSON  *s;
+    const char   *name;
+
+    selected = (plan->only & k->kind) != 0;
+
+    cJSON_ArrayForEach(s, stored) {
+        name = llmp_entry_name(s, k->key);
+
+        if (llmp_find(local, k->key, name)) {
             continue;
         }
 
         if (selected && plan->prune) {
-            printf("- %s %s\n", label, name);
+            printf("- %s %s\n", k->label, name);
             plan->removed++;
             continue;
         }
 
         if (selected) {
-            printf("= %s %s (not in the config, kept; --prune removes it)\n",
-                   label, name);
+            printf("= %s %s (not in config, kept; --prune removes)\n",
+                   k->label, name);
             plan->unchanged++;
         }
 
-        llmp_put(result, s, key);
+        if (llmp_put(plan, result, s, k, 1, 0) != 0) {
+            return -1;
+        }
     }
 
-    return result;
+    return 0;
 }
 
 
 static cJSON *
-llmp_plan(llmp_plan_t *plan, const cJSON *stored, const cJSON *local)
+llmp_plan_settings(llmp_plan_t *plan, const cJSON *stored,
+    const cJSON *local)
 {
-    cJSON        *result, *part;
-    const cJSON  *ls, *ss;
+    const cJSON  *use;
 
-#define LLMP_PART(kind, label, member, key)                                  \
-    part = llmp_plan_kind(plan, kind, label,                                 \
-               cJSON_GetObjectItemCaseSensitive(stored, member),             \
-               cJSON_GetObjectItemCaseSensitive(local, member), key);        \
-    if (part == NULL) {                                                      \
-        cJSON_Delete(result);                                                \
-        return NULL;                                                         \
-    }                                                                        \
-    cJSON_AddItemToObject(result, member, part);
+    use = local;
 
-    result = cJSON_CreateObject();
-    if (result == NULL) {
-        return NULL;
-    }
+    if (stored == NULL) {
+        printf("+ settings\n");
+        plan->created++;
 
-    cJSON_AddNumberToObject(result, "format", 1);
-    cJSON_AddStringToObject(result, "config_sha256", "");
+    } else if (!(plan->only & LLMP_KIND_SETTINGS)) {
+        use = stored;
 
-    ls = cJSON_GetObjectItemCaseSensitive(local, "settings");
-    ss = cJSON_GetObjectItemCaseSensitive(stored, "settings");
+    } else if (llmp_same(local, stored)) {
+        printf("= settings\n");
+        plan->unchanged++;
 
-    if (ss == NULL || ((plan->only & LLMP_KIND_SETTINGS)
-                       && (plan->force || llmp_same(ls, ss))))
-    {
-        if (plan->only & LLMP_KIND_SETTINGS) {
-            printf("%c settings\n", ss == NULL ? '+'
-                                    : llmp_same(ls, ss) ? '=' : '~');
-
-            if (ss == NULL) {
-                plan->created++;
-
-            } else if (llmp_same(ls, ss)) {
-                plan->unchanged++;
-
-            } else {
-                plan->changed++;
-            }
-        }
-
-        cJSON_AddItemToObject(result, "settings", cJSON_Duplicate(ls, 1));
+    } else if (plan->force) {
+        printf("~ settings\n");
+        plan->changed++;
 
     } else {
-        if (plan->only & LLMP_KIND_SETTINGS) {
-            printf("~ settings (differ; kept as stored, --force updates "
-                   "them)\n");
-            plan->kept++;
-        }
-
-        cJSON_AddItemToObject(result, "settings", cJSON_Duplicate(ss, 1));
+        printf("~ settings (changed; use --force to update)\n");
+        plan->kept++;
+        use = stored;
     }
 
-    LLMP_PART(LLMP_KIND_CREDENTIALS, "credentials", "providers", "name");
-    LLMP_PART(LLMP_KIND_MODELS, "model", "deployments", "id");
-    LLMP_PART(LLMP_KIND_ALIASES, "alias", "aliases", NULL);
-    LLMP_PART(LLMP_KIND_FALLBACKS, "fallback", "fallbacks", NULL);
-
-#undef LLMP_PART
-
-    return result;
+    return cJSON_Duplicate(use, 1);
 }
 
 
-int
-llmp_cmd_sync(int argc, char **argv)
+/* the stored config with the plan applied: the document to send */
+
+static cJSON *
+llmp_plan(llmp_plan_t *plan, const cJSON *stored, const cJSON *local)
 {
-    int                    c, rc;
-    char                  *key, *body, url[600];
-    size_t                 i;
-    cJSON                 *local, *stored, *result, *gen;
-    const char            *config, *gateway, *key_file;
-    llmp_plan_t            plan;
-    llmp_errors_t          errs;
+    cJSON              *result, *part;
+    const cJSON        *s, *l;
+    const llmp_kind_t  *k;
+
+    result = cJSON_CreateObject();
+
+    if (result == NULL
+        || cJSON_AddNumberToObject(result, "format", LLMP_CONFIG_FORMAT)
+           == NULL
+        || cJSON_AddStringToObject(result, "config_sha256", "") == NULL)
+    {
+        goto failed;
+    }
+
+    for (k = llmp_kinds; k->kind; k++) {
+        s = cJSON_GetObjectItemCaseSensitive(stored, k->member);
+        l = cJSON_GetObjectItemCaseSensitive(local, k->member);
+
+        if (k->kind == LLMP_KIND_SETTINGS) {
+            part = llmp_plan_settings(plan, s, l);
+
+        } else {
+            part = k->key ? cJSON_CreateArray() : cJSON_CreateObject();
+
+            if (part
+                && (llmp_plan_local(plan, k, part, s, l) != 0
+                    || llmp_plan_stored(plan, k, part, s, l) != 0))
+            {
+                cJSON_Delete(part);
+                part = NULL;
+            }
+        }
+
+        if (part == NULL) {
+            goto failed;
+        }
+
+        if (!cJSON_AddItemToObject(result, k->member, part)) {
+            cJSON_Delete(part);
+            goto failed;
+        }
+    }
+
+    /* members in the compiler's order: settings before providers */
+
+    for (k = llmp_kinds; k->kind; k++) {
+        if (k->kind == LLMP_KIND_SETTINGS) {
+            continue;
+        }
+
+        part = cJSON_DetachItemFromObjectCaseSensitive(result, k->member);
+
+        if (part == NULL || !cJSON_AddItemToObject(result, k->member, part))
+        {
+            cJSON_Delete(part);
+            goto failed;
+        }
+    }
+
+    if (llmp_compiled_sort(result) != 0) {
+        goto failed;
+    }
+
+    return result;
+
+failed:
+
+    fprintf(stderr, "llmproxyctl: sync: out of memory\n");
+    cJSON_Delete(result);
+
+    return NULL;
+}
+
+
+static void
+llmp_print_errors(llmp_errors_t *errs)
+{
+    size_t  i;
+
+    for (i = 0; i < errs->n; i++) {
+        fprintf(stderr, "%s\n", errs->items[i]);
+    }
+
+    if (errs->oom) {
+        fprintf(stderr, "llmproxyctl: out of memory: more problems may "
+                "exist\n");
+    }
+}
+
+
+/* GET: the stored config, NULL with *rc 0 when none is loaded yet */
+
+static cJSON *
+llmp_fetch_stored(const char *url, const char *key, int *rc)
+{
+    cJSON                 *stored, *p;
     llmp_http_response_t   resp;
+
+    *rc = LLMP_EXIT_FAILED;
+
+    if (llmp_http("GET", url, key, NULL, &resp) != 0) {
+        return NULL;
+    }
+
+    if (resp.status == 404) {
+        llmp_http_free(&resp);
+        *rc = LLMP_EXIT_OK;
+        return NULL;
+    }
+
+    if (resp.status != 200) {
+        fprintf(stderr, "llmproxyctl: sync: GET %s: %s\n", url,
+                llmp_http_error_message(&resp));
+        llmp_http_free(&resp);
+        return NULL;
+    }
+
+    stored = cJSON_Parse(resp.body);
+    llmp_http_free(&resp);
+
+    if (!cJSON_IsObject(stored)) {
+        fprintf(stderr, "llmproxyctl: sync: GET %s: not a JSON object\n",
+                url);
+        cJSON_Delete(stored);
+        return NULL;
+    }
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(stored,
+                                                           "providers"))
+    {
+        llmp_strip(p, 0);
+    }
+
+    *rc = LLMP_EXIT_OK;
+
+    return stored;
+}
+
+
+static int
+llmp_push(const char *url, const char *key, cJSON *result)
+{
+    int                    rc;
+    char                  *body;
+    cJSON                 *answer, *gen;
+    llmp_http_response_t   resp;
+
+    if (llmp_compiled_seal(result) != 0
+        || (body = cJSON_PrintUnformatted(result)) == NULL)
+    {
+        fprintf(stderr, "llmproxyctl: sync: out of memory\n");
+        return LLMP_EXIT_FAILED;
+    }
+
+    rc = llmp_http("POST", url, key, body, &resp);
+
+    free(body);
+
+    if (rc != 0) {
+        return LLMP_EXIT_FAILED;
+    }
+
+    if (resp.status != 200) {
+        fprintf(stderr, "llmproxyctl: sync: the gateway refused the "
+                "config: %s\n", llmp_http_error_message(&resp));
+        llmp_http_free(&resp);
+        return LLMP_EXIT_FAILED;
+    }
+
+    answer = cJSON_Parse(resp.body);
+    gen = cJSON_GetObjectItemCaseSensitive(answer, "generation");
+
+    if (cJSON_IsNumber(gen)) {
+        printf("applied (generation %.0f)\n", gen->valuedouble);
+
+    } else {
+        printf("applied\n");
+    }
+
+    cJSON_Delete(answer);
+    llmp_http_free(&resp);
+
+    return LLMP_EXIT_OK;
+}
+
+
+static int
+llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
+    const char **config, const char **gateway, const char **key_file)
+{
+    int  c;
 
     static const struct option  opts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -366,35 +645,45 @@ llmp_cmd_sync(int argc, char **argv)
         { NULL, 0, NULL, 0 }
     };
 
-    memset(&plan, 0, sizeof(llmp_plan_t));
-    plan.only = LLMP_KIND_ALL;
-
-    config = getenv("LLMPROXY_CONFIG");
-    if (config == NULL || config[0] == '\0') {
-        config = "configs/config.json";
-    }
-
-    gateway = NULL;
-    key_file = NULL;
-
     optind = 1;
+    opterr = 1;
 
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'f': plan.force = 1; break;
-        case 'p': plan.prune = 1; break;
-        case 'n': plan.dry_run = 1; break;
-        case 'g': gateway = optarg; break;
-        case 'k': key_file = optarg; break;
-        case 'h': llmp_sync_help(stdout); return LLMP_EXIT_OK;
+        case 'c':
+            *config = optarg;
+            break;
 
         case 'o':
-            if (llmp_parse_kinds(optarg, &plan.only) != 0) {
+            if (llmp_parse_kinds(optarg, &plan->only) != 0) {
                 return LLMP_EXIT_INVALID;
             }
 
             break;
+
+        case 'f':
+            plan->force = 1;
+            break;
+
+        case 'p':
+            plan->prune = 1;
+            break;
+
+        case 'n':
+            plan->dry_run = 1;
+            break;
+
+        case 'g':
+            *gateway = optarg;
+            break;
+
+        case 'k':
+            *key_file = optarg;
+            break;
+
+        case 'h':
+            llmp_sync_help(stdout);
+            return -1;
 
         default:
             llmp_sync_help(stderr);
@@ -403,138 +692,115 @@ llmp_cmd_sync(int argc, char **argv)
     }
 
     if (optind < argc) {
-        fprintf(stderr, "llmproxyctl: sync: unexpected argument \"%s\"\n",
+        fprintf(stderr, "llmproxyctl: sync: unexpected argument \"%s\"\n\n",
                 argv[optind]);
+        llmp_sync_help(stderr);
         return LLMP_EXIT_INVALID;
+    }
+
+    return LLMP_EXIT_OK;
+}
+
+
+int
+llmp_cmd_sync(int argc, char **argv)
+{
+    int             rc;
+    char           *key, url[2048];
+    cJSON          *local, *stored, *result;
+    const char     *config, *gateway, *key_file;
+    llmp_plan_t     plan;
+    llmp_errors_t   errs;
+
+    memset(&plan, 0, sizeof(llmp_plan_t));
+    plan.only = LLMP_KIND_ALL;
+
+    config = llmp_config_path(NULL);
+    gateway = NULL;
+    key_file = NULL;
+
+    rc = llmp_sync_options(argc, argv, &plan, &config, &gateway, &key_file);
+    if (rc != LLMP_EXIT_OK) {
+        return rc < 0 ? LLMP_EXIT_OK : rc;
     }
 
     /* validate first: on any error nothing is applied */
 
     llmp_errors_init(&errs);
 
-    local = llmp_config_load(config, &errs);
-
-    if (local == NULL) {
-        for (i = 0; i < errs.n; i++) {
-            fprintf(stderr, "%s\n", errs.items[i]);
-        }
-
-        fprintf(stderr, "llmproxyctl: %zu problem%s in %s: nothing "
+    if (llmp_config_load(config, &errs, &local) != 0) {
+        llmp_print_errors(&errs);
+        fprintf(stderr, "llmproxyctl: sync: %zu problem%s in %s: nothing "
                 "applied\n", errs.n, errs.n == 1 ? "" : "s", config);
         llmp_errors_free(&errs);
         return LLMP_EXIT_INVALID;
     }
 
-    key = llmp_master_key(key_file);
+    key = llmp_master_key(key_file, "sync");
 
     if (key == NULL) {
-        fprintf(stderr, "llmproxyctl: sync needs the master key: set "
-                "LLMPROXY_MASTER_KEY, or --master-key-file, or "
-                "var/master_key\n");
         cJSON_Delete(local);
         return LLMP_EXIT_INVALID;
     }
 
-    snprintf(url, sizeof(url), "%s/llmproxy/admin/config",
-             llmp_gateway_url(gateway));
-
-    if (llmp_http("GET", url, key, NULL, &resp) != 0) {
-        free(key);
+    if (llmp_admin_url(url, sizeof(url), gateway, "config") != 0) {
+        llmp_secret_free(key);
         cJSON_Delete(local);
-        return LLMP_EXIT_FAILED;
+        return LLMP_EXIT_INVALID;
     }
 
-    stored = NULL;
+    stored = llmp_fetch_stored(url, key, &rc);
 
-    if (resp.status == 200) {
-        stored = cJSON_Parse(resp.body);
-
-    } else if (resp.status != 404) {
-        fprintf(stderr, "llmproxyctl: gateway refused: %s\n",
-                llmp_http_error_message(&resp));
-        llmp_http_free(&resp);
-        free(key);
+    if (rc != LLMP_EXIT_OK) {
+        llmp_secret_free(key);
         cJSON_Delete(local);
-        return resp.status == 401 ? LLMP_EXIT_INVALID : LLMP_EXIT_FAILED;
+        return rc;
     }
 
-    llmp_http_free(&resp);
+    if (stored == NULL && plan.only != LLMP_KIND_ALL) {
+        printf("the gateway has no config yet: --only ignored, the whole "
+               "config is applied\n");
+        plan.only = LLMP_KIND_ALL;
+    }
 
+    plan.local = local;
     result = llmp_plan(&plan, stored, local);
+
     cJSON_Delete(stored);
     cJSON_Delete(local);
 
-    rc = LLMP_EXIT_OK;
-
-    if (result == NULL || llmp_compiled_check(result, &errs) != 0) {
-        for (i = 0; i < errs.n; i++) {
-            fprintf(stderr, "%s\n", errs.items[i]);
-        }
-
-        fprintf(stderr, "llmproxyctl: the plan leaves the config "
-                "inconsistent (try --only with more kinds, or --prune): "
-                "nothing applied\n");
-        rc = LLMP_EXIT_INVALID;
-        goto done;
+    if (result == NULL) {
+        llmp_secret_free(key);
+        return LLMP_EXIT_FAILED;
     }
 
-    printf("%d to create, %d to change, %d to remove, %d unchanged",
+    printf("%d to create, %d to change, %d to remove, %d unchanged\n",
            plan.created, plan.changed, plan.removed, plan.unchanged);
 
     if (plan.kept) {
-        printf(", %d differ%s but kept", plan.kept,
-               plan.kept == 1 ? "s" : "");
+        printf("%d changed entr%s kept as stored (use --force to update)\n",
+               plan.kept, plan.kept == 1 ? "y" : "ies");
     }
 
-    printf("\n");
+    rc = LLMP_EXIT_OK;
 
-    if (plan.dry_run) {
+    if (llmp_compiled_validate(result, &errs) != 0) {
+        llmp_print_errors(&errs);
+        fprintf(stderr, "llmproxyctl: sync: the result would be "
+                "inconsistent (sync more kinds, or use --prune or "
+                "--force): nothing applied\n");
+        rc = LLMP_EXIT_INVALID;
+
+    } else if (plan.dry_run) {
         printf("dry run: nothing applied\n");
-        goto done;
+
+    } else {
+        rc = llmp_push(url, key, result);
     }
-
-    if (plan.created + plan.changed + plan.removed == 0) {
-        printf("nothing to apply\n");
-        goto done;
-    }
-
-    if (llmp_compiled_seal(result) != 0
-        || (body = cJSON_PrintUnformatted(result)) == NULL)
-    {
-        rc = LLMP_EXIT_FAILED;
-        goto done;
-    }
-
-    if (llmp_http("POST", url, key, body, &resp) != 0) {
-        free(body);
-        rc = LLMP_EXIT_FAILED;
-        goto done;
-    }
-
-    free(body);
-
-    if (resp.status != 200) {
-        fprintf(stderr, "llmproxyctl: the gateway refused the config: %s\n",
-                llmp_http_error_message(&resp));
-        rc = resp.status < 500 ? LLMP_EXIT_INVALID : LLMP_EXIT_FAILED;
-        llmp_http_free(&resp);
-        goto done;
-    }
-
-    stored = cJSON_Parse(resp.body);
-    gen = cJSON_GetObjectItemCaseSensitive(stored, "generation");
-
-    printf("applied (generation %d)\n",
-           cJSON_IsNumber(gen) ? gen->valueint : 0);
-
-    cJSON_Delete(stored);
-    llmp_http_free(&resp);
-
-done:
 
     cJSON_Delete(result);
     llmp_errors_free(&errs);
-    free(key);
+    llmp_secret_free(key);
 
     return rc;
 }

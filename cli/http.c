@@ -1,13 +1,19 @@
 /*
- * The gateway's admin API over libcurl.
+ * llmproxyctl: HTTP to the gateway's admin API over libcurl.
  */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
 #include "cli.h"
+
+
+#define LLMP_HTTP_CONNECT_TIMEOUT  5L          /* seconds */
+#define LLMP_HTTP_TIMEOUT          60L
+#define LLMP_HTTP_MAX_BODY         (64 * 1024 * 1024)
 
 
 static size_t
@@ -19,9 +25,13 @@ llmp_http_write(char *data, size_t size, size_t n, void *userdata)
 
     len = size * n;
 
+    if (resp->len + len > LLMP_HTTP_MAX_BODY) {
+        return 0;
+    }
+
     p = realloc(resp->body, resp->len + len + 1);
     if (p == NULL) {
-        return 0;
+        return 0;           /* curl fails with CURLE_WRITE_ERROR */
     }
 
     memcpy(p + resp->len, data, len);
@@ -33,13 +43,46 @@ llmp_http_write(char *data, size_t size, size_t n, void *userdata)
 }
 
 
-/* returns 0 when an HTTP answer came back (any status), -1 otherwise */
+static struct curl_slist *
+llmp_http_headers(const char *key)
+{
+    char               *auth;
+    size_t              n;
+    struct curl_slist  *headers, *h;
+
+    headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (headers == NULL || key == NULL) {
+        return headers;
+    }
+
+    n = sizeof("Authorization: Bearer ") + strlen(key);
+
+    auth = malloc(n);
+    if (auth == NULL) {
+        curl_slist_free_all(headers);
+        return NULL;
+    }
+
+    snprintf(auth, n, "Authorization: Bearer %s", key);
+
+    h = curl_slist_append(headers, auth);
+
+    explicit_bzero(auth, n);
+    free(auth);
+
+    if (h == NULL) {
+        curl_slist_free_all(headers);
+        return NULL;
+    }
+
+    return h;
+}
+
 
 int
 llmp_http(const char *method, const char *url, const char *key,
     const char *body, llmp_http_response_t *resp)
 {
-    char                auth[600];
     CURL               *curl;
     CURLcode            rc;
     struct curl_slist  *headers;
@@ -47,15 +90,13 @@ llmp_http(const char *method, const char *url, const char *key,
     memset(resp, 0, sizeof(llmp_http_response_t));
 
     curl = curl_easy_init();
-    if (curl == NULL) {
+    headers = llmp_http_headers(key);
+
+    if (curl == NULL || headers == NULL) {
+        fprintf(stderr, "llmproxyctl: %s %s: out of memory\n", method, url);
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(curl);
         return -1;
-    }
-
-    headers = curl_slist_append(NULL, "Content-Type: application/json");
-
-    if (key) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-        headers = curl_slist_append(headers, auth);
     }
 
     curl_easy_setopt(curl, CURLOPT_URL, url);
@@ -63,9 +104,10 @@ llmp_http(const char *method, const char *url, const char *key,
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, llmp_http_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, LLMP_HTTP_CONNECT_TIMEOUT);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, LLMP_HTTP_TIMEOUT);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 
     if (body) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -78,8 +120,10 @@ llmp_http(const char *method, const char *url, const char *key,
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
 
     } else {
-        fprintf(stderr, "llmproxyctl: cannot reach the gateway at %s: %s\n",
-                url, curl_easy_strerror(rc));
+        fprintf(stderr, "llmproxyctl: %s %s: %s\n", method, url,
+                rc == CURLE_WRITE_ERROR ? "answer too large or out of memory"
+                : curl_easy_strerror(rc));
+        llmp_http_free(resp);
     }
 
     curl_slist_free_all(headers);
@@ -97,15 +141,11 @@ llmp_http_free(llmp_http_response_t *resp)
 }
 
 
-/* the message of an error answer, in the gateway's OpenAI shape */
-
 const char *
-llmp_http_error_message(llmp_http_response_t *resp)
+llmp_http_error_message(const llmp_http_response_t *resp)
 {
     static char   buf[1024];
     cJSON        *root, *msg;
-
-    snprintf(buf, sizeof(buf), "HTTP %ld", resp->status);
 
     root = resp->body ? cJSON_Parse(resp->body) : NULL;
     msg = cJSON_GetObjectItemCaseSensitive(
@@ -114,6 +154,13 @@ llmp_http_error_message(llmp_http_response_t *resp)
     if (cJSON_IsString(msg)) {
         snprintf(buf, sizeof(buf), "HTTP %ld: %s", resp->status,
                  msg->valuestring);
+
+    } else if (resp->status == 401 || resp->status == 403) {
+        snprintf(buf, sizeof(buf), "HTTP %ld: the master key was refused",
+                 resp->status);
+
+    } else {
+        snprintf(buf, sizeof(buf), "HTTP %ld", resp->status);
     }
 
     cJSON_Delete(root);

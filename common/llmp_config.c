@@ -110,6 +110,9 @@ static int llmp_check_interfaces(const cJSON *v, const char *path,
     llmp_errors_t *errs);
 static int llmp_check_api_base(const char *s);
 static int llmp_is_model(const cJSON *deployments, const char *name);
+static size_t llmp_check_refs(const cJSON *compiled, int providers_too,
+    llmp_errors_t *errs);
+static void llmp_drop_inherited(llmp_compile_t *c, size_t from);
 static int llmp_sort_children(cJSON *parent, const char *key);
 
 
@@ -473,7 +476,8 @@ llmp_config_compile(const cJSON *config, llmp_errors_t *errs,
         goto nomem;
     }
 
-    llmp_compiled_check(out, errs);
+    /* a deployment of an invalid provider is reported with its provider */
+    llmp_check_refs(out, 0, errs);
 
     cJSON_Delete(c.resolved);
 
@@ -507,8 +511,11 @@ llmp_compile_providers(llmp_compile_t *c, cJSON *providers,
     cJSON *deployments)
 {
     cJSON          *p, *item;
+    size_t          nerr;
     const cJSON    *v;
     llmp_errors_t   scratch, *errs;
+
+    nerr = c->errs->n;
 
     if (c->providers == NULL) {
         llmp_errors_add(c->errs, "providers: required");
@@ -561,6 +568,107 @@ llmp_compile_providers(llmp_compile_t *c, cJSON *providers,
                             v->string);
         }
     }
+
+    llmp_drop_inherited(c, nerr);
+}
+
+
+/* the provider an error is about, or NULL ("providers.NAME.x: ...") */
+
+static const cJSON *
+llmp_error_provider(llmp_compile_t *c, const char *err)
+{
+    size_t        n, best;
+    const char   *p;
+    const cJSON  *v, *found;
+
+    if (strncmp(err, "providers.", 10) != 0) {
+        return NULL;
+    }
+
+    p = err + 10;
+    found = NULL;
+    best = 0;
+
+    cJSON_ArrayForEach(v, c->providers) {
+        n = strlen(v->string);
+
+        if (n > best && strncmp(p, v->string, n) == 0
+            && (p[n] == '.' || p[n] == ':'))
+        {
+            found = v;
+            best = n;
+        }
+    }
+
+    return found;
+}
+
+
+/*
+ * An error of a provider that its $extend base has too ("providers.base.
+ * x: y" for "providers.name.x: y") is reported once, at the base.
+ */
+
+static void
+llmp_drop_inherited(llmp_compile_t *c, size_t from)
+{
+    int           depth;
+    char          path[LLMP_PATH_LEN], *drop;
+    size_t        i, j;
+    const char   *rest;
+    const cJSON  *p, *ext;
+
+    if (c->errs->n <= from) {
+        return;
+    }
+
+    drop = calloc(c->errs->n - from, 1);
+    if (drop == NULL) {
+        return;             /* the errors are only repeated */
+    }
+
+    for (i = from; i < c->errs->n; i++) {
+        p = llmp_error_provider(c, c->errs->items[i]);
+
+        if (p == NULL) {
+            continue;
+        }
+
+        rest = c->errs->items[i] + 10 + strlen(p->string);
+        ext = cJSON_GetObjectItemCaseSensitive(p, "$extend");
+
+        for (depth = 0;
+             cJSON_IsString(ext) && depth < LLMP_MAX_EXTEND
+             && strcmp(ext->valuestring, p->string) != 0;
+             depth++)
+        {
+            snprintf(path, sizeof(path), "providers.%s%s", ext->valuestring,
+                     rest);
+
+            if (llmp_errors_has(c->errs, path)) {
+                drop[i - from] = 1;
+                break;
+            }
+
+            ext = cJSON_GetObjectItemCaseSensitive(
+                      cJSON_GetObjectItemCaseSensitive(c->providers,
+                                                       ext->valuestring),
+                      "$extend");
+        }
+    }
+
+    for (i = from, j = from; i < c->errs->n; i++) {
+        if (drop[i - from]) {
+            free(c->errs->items[i]);
+
+        } else {
+            c->errs->items[j++] = c->errs->items[i];
+        }
+    }
+
+    c->errs->n = j;
+    free(drop);
 }
 
 
@@ -840,6 +948,7 @@ llmp_compile_key(llmp_compile_t *c, const char *name, const cJSON *p)
 static void
 llmp_check_headers(llmp_compile_t *c, const char *name, const cJSON *h)
 {
+    char          path[LLMP_PATH_LEN];
     const char   *s;
     const cJSON  *v;
 
@@ -853,7 +962,8 @@ llmp_check_headers(llmp_compile_t *c, const char *name, const cJSON *h)
         return;
     }
 
-    llmp_check_duplicates(h, "headers", c->errs);
+    snprintf(path, sizeof(path), "providers.%s.headers", name);
+    llmp_check_duplicates(h, path, c->errs);
 
     cJSON_ArrayForEach(v, h) {
         if (!cJSON_IsString(v)) {
@@ -1154,4 +1264,778 @@ llmp_compile_settings(const cJSON *user, llmp_errors_t *errs)
     }
 
     return out;
+}
+
+
+/* compiled documents */
+
+static int
+llmp_is_model(const cJSON *deployments, const char *name)
+{
+    const cJSON  *d, *model, *id;
+
+    cJSON_ArrayForEach(d, deployments) {
+        model = cJSON_GetObjectItemCaseSensitive(d, "model");
+        id = cJSON_GetObjectItemCaseSensitive(d, "id");
+
+        if ((cJSON_IsString(model) && strcmp(model->valuestring, name) == 0)
+            || (cJSON_IsString(id) && strcmp(id->valuestring, name) == 0))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+llmp_has_named(const cJSON *list, const char *name)
+{
+    const cJSON  *item, *v;
+
+    cJSON_ArrayForEach(item, list) {
+        v = cJSON_GetObjectItemCaseSensitive(item, "name");
+
+        if (cJSON_IsString(v) && strcmp(v->valuestring, name) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* a fallback key or entry: a model, a deployment id or an alias */
+
+static int
+llmp_is_target(const cJSON *deployments, const cJSON *aliases,
+    const char *name)
+{
+    return llmp_is_model(deployments, name)
+           || cJSON_IsString(cJSON_GetObjectItemCaseSensitive(aliases, name));
+}
+
+
+size_t
+llmp_compiled_check(const cJSON *compiled, llmp_errors_t *errs)
+{
+    return llmp_check_refs(compiled, 1, errs);
+}
+
+
+static size_t
+llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
+{
+    size_t        nerr;
+    const cJSON  *providers, *deployments, *aliases, *fallbacks;
+    const cJSON  *d, *v, *id, *prov, *list;
+
+    nerr = errs->n;
+
+    providers = cJSON_GetObjectItemCaseSensitive(compiled, "providers");
+    deployments = cJSON_GetObjectItemCaseSensitive(compiled, "deployments");
+    aliases = cJSON_GetObjectItemCaseSensitive(compiled, "aliases");
+    fallbacks = cJSON_GetObjectItemCaseSensitive(compiled, "fallbacks");
+
+    list = providers_too ? deployments : NULL;
+
+    cJSON_ArrayForEach(d, list) {
+        id = cJSON_GetObjectItemCaseSensitive(d, "id");
+        prov = cJSON_GetObjectItemCaseSensitive(d, "provider");
+
+        if (cJSON_IsString(id) && cJSON_IsString(prov)
+            && !llmp_has_named(providers, prov->valuestring))
+        {
+            llmp_errors_add(errs, "deployments.%s: unknown provider \"%s\"",
+                            id->valuestring, prov->valuestring);
+        }
+    }
+
+    cJSON_ArrayForEach(v, aliases) {
+        if (!cJSON_IsString(v)) {
+            continue;
+        }
+
+        if (llmp_is_model(deployments, v->string)) {
+            llmp_errors_add(errs, "aliases.%s: already the name of a model",
+                            v->string);
+        }
+
+        if (!llmp_is_model(deployments, v->valuestring)) {
+            llmp_errors_add(errs, "aliases.%s: unknown model \"%s\"",
+                            v->string, v->valuestring);
+        }
+    }
+
+    cJSON_ArrayForEach(v, fallbacks) {
+        if (!llmp_is_target(deployments, aliases, v->string)) {
+            llmp_errors_add(errs, "fallbacks.%s: unknown model \"%s\"",
+                            v->string, v->string);
+        }
+
+        cJSON_ArrayForEach(d, v) {
+            if (!cJSON_IsString(d)) {
+                continue;
+            }
+
+            if (strcmp(d->valuestring, v->string) == 0) {
+                llmp_errors_add(errs, "fallbacks.%s: falls back to itself",
+                                v->string);
+
+            } else if (!llmp_is_target(deployments, aliases, d->valuestring))
+            {
+                llmp_errors_add(errs, "fallbacks.%s: unknown model \"%s\"",
+                                v->string, d->valuestring);
+            }
+        }
+    }
+
+    return errs->n - nerr;
+}
+
+
+static const char *
+llmp_string(const cJSON *obj, const char *key)
+{
+    const cJSON  *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    return (cJSON_IsString(v) && v->valuestring[0]) ? v->valuestring : NULL;
+}
+
+
+static int
+llmp_is_hex64(const char *s)
+{
+    size_t  i;
+
+    for (i = 0; i < 64; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return 0;
+        }
+    }
+
+    return s[64] == '\0';
+}
+
+
+static void
+llmp_validate_provider(const cJSON *p, int i, const char *prev,
+    llmp_errors_t *errs)
+{
+    char          path[LLMP_PATH_LEN];
+    const char   *name, *s;
+    const cJSON  *v, *h;
+
+    static const char *const  fields[] = {
+        "name", "api_base", "interfaces", "api_key", "api_key_sha256",
+        "headers", NULL
+    };
+
+    name = llmp_string(p, "name");
+
+    if (!cJSON_IsObject(p) || name == NULL || strchr(name, '/')) {
+        llmp_errors_add(errs, "providers[%d]: expected object with a name",
+                        i);
+        return;
+    }
+
+    snprintf(path, sizeof(path), "providers.%s", name);
+    llmp_check_fields(p, path, fields, errs);
+
+    if (prev && strcmp(prev, name) >= 0) {
+        llmp_errors_add(errs, "%s: not sorted by name or not unique", path);
+    }
+
+    s = llmp_string(p, "api_base");
+
+    if (s == NULL || !llmp_check_api_base(s) || s[strlen(s) - 1] == '/') {
+        llmp_errors_add(errs, "%s.api_base: expected an http:// or "
+                        "https:// URL", path);
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(p, "interfaces");
+    snprintf(path, sizeof(path), "providers.%s.interfaces", name);
+    llmp_check_interfaces(v, path, errs);
+
+    v = cJSON_GetObjectItemCaseSensitive(p, "api_key");
+
+    if (v && (!cJSON_IsString(v) || v->valuestring[0] == '\0')) {
+        llmp_errors_add(errs, "providers.%s.api_key: expected non-empty "
+                        "string", name);
+    }
+
+    s = llmp_string(p, "api_key_sha256");
+
+    if ((cJSON_GetObjectItemCaseSensitive(p, "api_key_sha256")
+         && (s == NULL || !llmp_is_hex64(s)))
+        || (v && s == NULL))
+    {
+        llmp_errors_add(errs, "providers.%s.api_key_sha256: expected 64 hex "
+                        "digits", name);
+    }
+
+    h = cJSON_GetObjectItemCaseSensitive(p, "headers");
+
+    if (!cJSON_IsObject(h)) {
+        llmp_errors_add(errs, "providers.%s.headers: expected object", name);
+        return;
+    }
+
+    cJSON_ArrayForEach(v, h) {
+        if (!cJSON_IsString(v)) {
+            llmp_errors_add(errs, "providers.%s.headers.%s: expected "
+                            "string", name, v->string);
+        }
+    }
+}
+
+
+static void
+llmp_validate_deployment(const cJSON *d, int i, const char *prev,
+    llmp_errors_t *errs)
+{
+    int           n;
+    char          path[LLMP_PATH_LEN], npath[LLMP_PATH_LEN + 64];
+    size_t        len;
+    const char   *id, *prov, *model;
+    const cJSON  *v;
+
+    static const char *const  fields[] = {
+        "id", "provider", "model", "upstream_model", "access_groups",
+        "input_cost_per_million", "output_cost_per_million", "rpm", "tpm",
+        "weight", NULL
+    };
+
+    id = llmp_string(d, "id");
+
+    if (!cJSON_IsObject(d) || id == NULL) {
+        llmp_errors_add(errs, "deployments[%d]: expected object with an id",
+                        i);
+        return;
+    }
+
+    snprintf(path, sizeof(path), "deployments.%s", id);
+    llmp_check_fields(d, path, fields, errs);
+
+    if (prev && strcmp(prev, id) >= 0) {
+        llmp_errors_add(errs, "%s: not sorted by id or not unique", path);
+    }
+
+    prov = llmp_string(d, "provider");
+    model = llmp_string(d, "model");
+    len = prov ? strlen(prov) : 0;
+
+    if (prov == NULL || model == NULL || strncmp(id, prov, len) != 0
+        || id[len] != '/' || strcmp(id + len + 1, model) != 0)
+    {
+        llmp_errors_add(errs, "%s: id must be \"provider/model\"", path);
+    }
+
+    if (llmp_string(d, "upstream_model") == NULL) {
+        llmp_errors_add(errs, "%s.upstream_model: expected non-empty string",
+                        path);
+    }
+
+    if (!llmp_is_string_array(cJSON_GetObjectItemCaseSensitive(d,
+                                  "access_groups")))
+    {
+        llmp_errors_add(errs, "%s.access_groups: expected array of strings",
+                        path);
+    }
+
+    for (n = 0; llmp_model_numbers[n].name; n++) {
+        v = cJSON_GetObjectItemCaseSensitive(d, llmp_model_numbers[n].name);
+        snprintf(npath, sizeof(npath), "%s.%s", path,
+                 llmp_model_numbers[n].name);
+
+        if (v == NULL) {
+            llmp_errors_add(errs, "%s: required", npath);
+
+        } else {
+            llmp_check_number(v, npath, llmp_model_numbers[n].kind, errs);
+        }
+    }
+}
+
+
+static void
+llmp_validate_settings(const cJSON *s, llmp_errors_t *errs)
+{
+    int           i;
+    char          path[LLMP_PATH_LEN];
+    const cJSON  *v;
+
+    if (!cJSON_IsObject(s)) {
+        llmp_errors_add(errs, "settings: expected object");
+        return;
+    }
+
+    llmp_check_fields(s, "settings", llmp_settings_fields, errs);
+
+    for (i = 0; llmp_settings[i].name; i++) {
+        snprintf(path, sizeof(path), "settings.%s", llmp_settings[i].name);
+        v = cJSON_GetObjectItemCaseSensitive(s, llmp_settings[i].name);
+
+        if (v == NULL) {
+            llmp_errors_add(errs, "%s: required", path);
+
+        } else {
+            llmp_check_number(v, path, llmp_settings[i].kind, errs);
+        }
+    }
+}
+
+
+size_t
+llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
+{
+    int           i;
+    size_t        nerr;
+    const char   *prev;
+    const cJSON  *v, *item, *list;
+
+    static const char *const  fields[] = {
+        "format", "config_sha256", "settings", "providers", "deployments",
+        "aliases", "fallbacks", NULL
+    };
+
+    nerr = errs->n;
+
+    if (!cJSON_IsObject(compiled)) {
+        llmp_errors_add(errs, "config: expected an object");
+        return 1;
+    }
+
+    llmp_check_fields(compiled, "", fields, errs);
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "format");
+    if (!cJSON_IsNumber(v) || v->valuedouble != LLMP_CONFIG_FORMAT) {
+        llmp_errors_add(errs, "format: expected %d", LLMP_CONFIG_FORMAT);
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "config_sha256");
+    if (!cJSON_IsString(v)) {
+        llmp_errors_add(errs, "config_sha256: expected string");
+    }
+
+    llmp_validate_settings(cJSON_GetObjectItemCaseSensitive(compiled,
+                                                            "settings"),
+                           errs);
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "providers");
+    if (!cJSON_IsArray(v)) {
+        llmp_errors_add(errs, "providers: expected array");
+    }
+
+    i = 0;
+    prev = NULL;
+
+    list = cJSON_IsArray(v) ? v : NULL;
+
+    cJSON_ArrayForEach(item, list) {
+        llmp_validate_provider(item, i++, prev, errs);
+        prev = llmp_string(item, "name");
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "deployments");
+    if (!cJSON_IsArray(v)) {
+        llmp_errors_add(errs, "deployments: expected array");
+    }
+
+    i = 0;
+    prev = NULL;
+
+    list = cJSON_IsArray(v) ? v : NULL;
+
+    cJSON_ArrayForEach(item, list) {
+        llmp_validate_deployment(item, i++, prev, errs);
+        prev = llmp_string(item, "id");
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "aliases");
+
+    if (!cJSON_IsObject(v)) {
+        llmp_errors_add(errs, "aliases: expected object");
+
+    } else {
+        llmp_check_duplicates(v, "aliases", errs);
+
+        cJSON_ArrayForEach(item, v) {
+            if (!cJSON_IsString(item) || item->valuestring[0] == '\0') {
+                llmp_errors_add(errs, "aliases.%s: expected non-empty "
+                                "string", item->string);
+            }
+        }
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "fallbacks");
+
+    if (!cJSON_IsObject(v)) {
+        llmp_errors_add(errs, "fallbacks: expected object");
+
+    } else {
+        llmp_check_duplicates(v, "fallbacks", errs);
+
+        cJSON_ArrayForEach(item, v) {
+            if (!llmp_is_string_array(item)) {
+                llmp_errors_add(errs, "fallbacks.%s: expected array of "
+                                "strings", item->string);
+            }
+        }
+    }
+
+    llmp_compiled_check(compiled, errs);
+
+    return errs->n - nerr;
+}
+
+
+int
+llmp_compiled_sort(cJSON *compiled)
+{
+    if (llmp_sort_children(cJSON_GetObjectItemCaseSensitive(compiled,
+                                                            "providers"),
+                           "name") != 0
+        || llmp_sort_children(cJSON_GetObjectItemCaseSensitive(compiled,
+                                                            "deployments"),
+                              "id") != 0
+        || llmp_sort_children(cJSON_GetObjectItemCaseSensitive(compiled,
+                                                               "aliases"),
+                              NULL) != 0
+        || llmp_sort_children(cJSON_GetObjectItemCaseSensitive(compiled,
+                                                               "fallbacks"),
+                              NULL) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+llmp_compiled_seal(cJSON *compiled)
+{
+    char           *text, hex[65];
+    cJSON          *v;
+    unsigned char   digest[32];
+
+    v = cJSON_CreateString("");
+    if (v == NULL) {
+        return -1;
+    }
+
+    if (cJSON_GetObjectItemCaseSensitive(compiled, "config_sha256")) {
+        cJSON_ReplaceItemInObjectCaseSensitive(compiled, "config_sha256", v);
+
+    } else if (!cJSON_AddItemToObject(compiled, "config_sha256", v)) {
+        cJSON_Delete(v);
+        return -1;
+    }
+
+    text = cJSON_PrintUnformatted(compiled);
+    if (text == NULL) {
+        return -1;
+    }
+
+    llmp_sha256(text, strlen(text), digest);
+    free(text);
+
+    llmp_sha256_hex(digest, hex);
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "config_sha256");
+
+    return cJSON_SetValuestring(v, hex) ? 0 : -1;
+}
+
+
+/* helpers */
+
+static void
+llmp_check_fields(const cJSON *obj, const char *path,
+    const char *const *allowed, llmp_errors_t *errs)
+{
+    int           i;
+    const cJSON  *v;
+
+    cJSON_ArrayForEach(v, obj) {
+        for (i = 0; allowed[i]; i++) {
+            if (strcmp(v->string, allowed[i]) == 0) {
+                break;
+            }
+        }
+
+        if (allowed[i] == NULL) {
+            llmp_errors_add(errs, "%s%s%s: unknown field", path,
+                            path[0] ? "." : "", v->string);
+        }
+    }
+}
+
+
+static void
+llmp_check_duplicates(const cJSON *obj, const char *path,
+    llmp_errors_t *errs)
+{
+    const cJSON  *a, *b;
+
+    for (a = obj->child; a; a = a->next) {
+        for (b = obj->child; b != a; b = b->next) {
+            if (strcmp(a->string, b->string) == 0) {
+                break;
+            }
+        }
+
+        if (b != a) {
+            continue;       /* reported at its first repetition */
+        }
+
+        for (b = a->next; b; b = b->next) {
+            if (strcmp(a->string, b->string) == 0) {
+                llmp_errors_add(errs, "%s.%s: duplicate name", path,
+                                a->string);
+                break;
+            }
+        }
+    }
+}
+
+
+static int
+llmp_is_string_array(const cJSON *v)
+{
+    const cJSON  *item;
+
+    if (!cJSON_IsArray(v)) {
+        return 0;
+    }
+
+    cJSON_ArrayForEach(item, v) {
+        if (!cJSON_IsString(item)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+llmp_check_number(const cJSON *v, const char *path, int kind,
+    llmp_errors_t *errs)
+{
+    const char  *what;
+
+    what = (kind & LLMP_INT) ? "non-negative integer"
+           : (kind & LLMP_POSITIVE) ? "positive number"
+           : "non-negative number";
+
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)
+        || v->valuedouble < 0 || v->valuedouble > 1e15
+        || ((kind & LLMP_INT) && v->valuedouble != floor(v->valuedouble))
+        || ((kind & LLMP_POSITIVE) && v->valuedouble <= 0))
+    {
+        llmp_errors_add(errs, "%s: expected %s", path, what);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+llmp_check_interfaces(const cJSON *v, const char *path, llmp_errors_t *errs)
+{
+    int           i, bad;
+    const cJSON  *item, *prev;
+
+    if (!llmp_is_string_array(v) || cJSON_GetArraySize(v) == 0) {
+        llmp_errors_add(errs, "%s: expected non-empty array of strings",
+                        path);
+        return -1;
+    }
+
+    bad = 0;
+
+    cJSON_ArrayForEach(item, v) {
+        for (i = 0; llmp_interfaces[i]; i++) {
+            if (strcmp(item->valuestring, llmp_interfaces[i]) == 0) {
+                break;
+            }
+        }
+
+        for (prev = v->child; prev != item; prev = prev->next) {
+            if (strcmp(prev->valuestring, item->valuestring) == 0) {
+                break;
+            }
+        }
+
+        if (llmp_interfaces[i] == NULL) {
+            llmp_errors_add(errs, "%s: unknown interface \"%s\" (expected "
+                            "openai, anthropic or gemini)", path,
+                            item->valuestring);
+            bad = 1;
+
+        } else if (prev != item) {
+            llmp_errors_add(errs, "%s: \"%s\" listed twice", path,
+                            item->valuestring);
+            bad = 1;
+        }
+    }
+
+    return bad ? -1 : 0;
+}
+
+
+/* "http[s]://host[:port][/path]": no userinfo, query or fragment */
+
+static int
+llmp_check_api_base(const char *s)
+{
+    long         port;
+    const char  *p, *end;
+
+    if (strncmp(s, "http://", 7) == 0) {
+        p = s + 7;
+
+    } else if (strncmp(s, "https://", 8) == 0) {
+        p = s + 8;
+
+    } else {
+        return 0;
+    }
+
+    if (*p == '[') {
+        end = strchr(p, ']');
+        if (end == NULL || end == p + 1) {
+            return 0;
+        }
+
+        for (p++; p < end; p++) {
+            if (!(*p == ':' || *p == '.' || (*p >= '0' && *p <= '9')
+                  || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
+            {
+                return 0;
+            }
+        }
+
+        p++;
+
+    } else {
+        for (end = p; (*end >= 'a' && *end <= 'z') || (*end >= 'A'
+               && *end <= 'Z') || (*end >= '0' && *end <= '9')
+               || *end == '.' || *end == '-' || *end == '_'; end++)
+        {
+            /* void */
+        }
+
+        if (end == p) {
+            return 0;
+        }
+
+        p = end;
+    }
+
+    if (*p == ':') {
+        port = 0;
+
+        for (p++, end = p; *p >= '0' && *p <= '9' && port <= 65535; p++) {
+            port = port * 10 + (*p - '0');
+        }
+
+        if (p == end || port < 1 || port > 65535) {
+            return 0;
+        }
+    }
+
+    if (*p != '\0' && *p != '/') {
+        return 0;
+    }
+
+    for ( /* void */ ; *p; p++) {
+        if ((unsigned char) *p <= ' ' || *p == 0x7f || *p == '?'
+            || *p == '#')
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static const char *
+llmp_sort_key(const cJSON *item, const char *key)
+{
+    const cJSON  *v;
+
+    if (key == NULL) {
+        return item->string ? item->string : "";
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(item, key);
+
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+
+/*
+ * sorts the children of an array of objects by a string member `key`,
+ * or an object's members by name (key NULL); stable for equal keys
+ */
+
+static int
+llmp_sort_children(cJSON *parent, const char *key)
+{
+    size_t        i, j, n;
+    cJSON       **items, *item;
+    const char   *name;
+
+    n = 0;
+
+    for (item = parent ? parent->child : NULL; item; item = item->next) {
+        n++;
+    }
+
+    if (n < 2) {
+        return 0;
+    }
+
+    items = malloc(n * sizeof(cJSON *));
+    if (items == NULL) {
+        return -1;
+    }
+
+    for (i = 0, item = parent->child; item; item = item->next) {
+        items[i++] = item;
+    }
+
+    /* insertion sort: stable, and the lists are short */
+
+    for (i = 1; i < n; i++) {
+        item = items[i];
+        name = llmp_sort_key(item, key);
+
+        for (j = i;
+             j > 0 && strcmp(llmp_sort_key(items[j - 1], key), name) > 0;
+             j--)
+        {
+            items[j] = items[j - 1];
+        }
+
+        items[j] = item;
+    }
+
+    for (i = 0; i < n; i++) {
+        items[i]->prev = (i == 0) ? items[n - 1] : items[i - 1];
+        items[i]->next = (i == n - 1) ? NULL : items[i + 1];
+    }
+
+    parent->child = items[0];
+    free(items);
+
+    return 0;
 }
