@@ -16,7 +16,7 @@ CLI_SRCS    := $(wildcard cli/*.c)
 CLI_HDRS    := $(wildcard cli/*.h)
 MOD_SRCS    := $(wildcard ngx_llmproxy_module/*.c)
 MOD_HDRS    := $(wildcard ngx_llmproxy_module/*.h)
-CLI_LIBS    := -lcjson -lcurl -lpq -lm
+CLI_LIBS    := -lcjson -lcurl -lpq -lcrypto -lm
 
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -64,12 +64,12 @@ $(BUILD)/llmproxyctl: $(CLI_SRCS) $(CLI_HDRS) $(COMMON_SRCS) $(COMMON_HDRS) \
 $(BUILD)/unit/%: t/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -It/unit -o $@ $< $(COMMON_SRCS) \
-	    -lcjson -lm
+	    -lcjson -lcrypto -lm
 
 $(BUILD)/unit-asan/%: t/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)
 	@mkdir -p $(BUILD)/unit-asan
 	$(CC) $(SAN_FLAGS) $(WARN) $(CPPFLAGS) -It/unit -o $@ $< $(COMMON_SRCS) \
-	    -lcjson -lm
+	    -lcjson -lcrypto -lm
 
 deps:
 	@bash scripts/deps.sh
