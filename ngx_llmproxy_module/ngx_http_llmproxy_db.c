@@ -33,6 +33,9 @@ typedef struct {
     ngx_thread_pool_t              *thread_pool;
     ngx_thread_task_t              *task;
     ngx_event_t                     timer;
+    const char                     *salt_key;
+    ngx_str_t                       state_file;
+    ngx_http_llmproxy_db_config_t   config;
 } ngx_http_llmproxy_db_t;
 
 
@@ -74,6 +77,8 @@ ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle)
     db->zctx = lmcf->shm_zone->data;
     db->interval = lmcf->database_poll;
     db->thread_pool = lmcf->thread_pool;
+    db->salt_key = lmcf->salt_key.len ? (char *) lmcf->salt_key.data : NULL;
+    db->state_file = db->zctx->state_file;
 
     db->task = ngx_thread_task_alloc(cycle->pool, 0);
     if (db->task == NULL) {
@@ -113,6 +118,9 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
     }
 
     db->since = db->zctx->sh->keys_seq;
+    db->config.since = db->zctx->sh->config_version;
+    db->config.version = 0;
+    db->config.prepared = NULL;
     db->rows = NULL;
     db->rc = NGX_OK;
     db->more = 0;
@@ -194,6 +202,17 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
     }
 
     n = PQntuples(res);
+
+    if (ngx_http_llmproxy_db_config_fetch(db->conn, &db->config,
+                                          db->salt_key, &db->state_file, log)
+        == NGX_ERROR)
+    {
+        ngx_cpystrn((u_char *) db->err, (u_char *) db->config.err,
+                    sizeof(db->err));
+        PQclear(res);
+        db->rc = NGX_ERROR;
+        return;
+    }
 
     db->rows = ngx_array_create(db->pool, n ? n : 1,
                                 sizeof(ngx_http_llmproxy_key_row_t));
@@ -354,6 +373,8 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
                       "llmproxy: database reachable again");
     }
+
+    ngx_http_llmproxy_db_config_apply(db->zctx, &db->config, ev->log);
 
     db->failing = 0;
     sh->db_ok = 1;

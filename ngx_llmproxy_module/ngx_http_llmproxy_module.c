@@ -15,6 +15,8 @@ static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
 static ngx_uint_t ngx_http_llmproxy_is_master_key(
     ngx_http_llmproxy_main_conf_t *lmcf, ngx_str_t *key);
+static ngx_int_t ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
+    ngx_http_llmproxy_main_conf_t *lmcf);
 
 static void *ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -59,6 +61,13 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, database),
+      NULL },
+
+    { ngx_string("llmproxy_salt_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, salt_key_file),
       NULL },
 
     { ngx_string("llmproxy_database_poll"),
@@ -664,6 +673,10 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
         }
     }
 
+    if (ngx_http_llmproxy_read_salt_key(cf, lmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (lmcf->master_key_file.len == 0) {
         return NGX_CONF_OK;
     }
@@ -714,6 +727,72 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_free(data);
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The key that decrypts provider keys stored in PostgreSQL: from
+ * llmproxy_salt_key_file, else from LLMPROXY_SALT_KEY in the environment
+ * nginx was started with (read here, in the master, at configuration).
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
+    ngx_http_llmproxy_main_conf_t *lmcf)
+{
+    u_char  *data, *p;
+    size_t   len;
+    char    *env;
+
+    if (lmcf->salt_key_file.len == 0) {
+        env = getenv("LLMPROXY_SALT_KEY");
+
+        if (env && env[0]) {
+            lmcf->salt_key.len = ngx_strlen(env);
+            lmcf->salt_key.data = ngx_pnalloc(cf->pool,
+                                              lmcf->salt_key.len + 1);
+            if (lmcf->salt_key.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(lmcf->salt_key.data, env, lmcf->salt_key.len + 1);
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &lmcf->salt_key_file, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    data = ngx_http_llmproxy_read_file(&lmcf->salt_key_file, &len, cf->log);
+    if (data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot read \"llmproxy_salt_key_file\" \"%V\"",
+                           &lmcf->salt_key_file);
+        return NGX_ERROR;
+    }
+
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r')) {
+        len--;
+    }
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        ngx_free(data);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, data, len);
+    p[len] = '\0';
+
+    ngx_explicit_memzero(data, len);
+    ngx_free(data);
+
+    lmcf->salt_key.data = p;
+    lmcf->salt_key.len = len;
+
+    return NGX_OK;
 }
 
 

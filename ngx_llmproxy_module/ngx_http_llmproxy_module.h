@@ -36,6 +36,8 @@ typedef struct {
     ngx_shm_zone_t               *shm_zone;
     ngx_str_t                     master_key;      /* read from the file */
     ngx_str_t                     database;        /* PostgreSQL URI */
+    ngx_str_t                     salt_key;        /* provider keys */
+    ngx_str_t                     salt_key_file;
     ngx_msec_t                    database_poll;
     ngx_str_t                     master_key_file;
     ngx_str_t                     state_path;
@@ -198,6 +200,7 @@ typedef struct {
     ngx_uint_t                    keys_mask;
     ngx_atomic_t                  nkeys;
     int64_t                       keys_seq;       /* last change applied */
+    int64_t                       config_version; /* of the database's */
     ngx_atomic_t                  keys_loaded;    /* first load done */
     ngx_atomic_t                  db_ok;
     time_t                        db_failed_at;
@@ -337,6 +340,23 @@ ngx_int_t ngx_http_llmproxy_keys_allow_target(ngx_http_llmproxy_key_t *key,
 
 /* _db.c */
 ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
+
+/* _db_config.c: the config stored by llmproxyctl sync in PostgreSQL */
+
+typedef struct {
+    int64_t                       since;     /* the version we have */
+    int64_t                       version;   /* fetched; 0: nothing new */
+    u_char                       *prepared;  /* to install, or NULL */
+    size_t                        len;
+    ngx_int_t                     saved;
+    char                          err[256];
+} ngx_http_llmproxy_db_config_t;
+
+ngx_int_t ngx_http_llmproxy_db_config_fetch(void *conn,
+    ngx_http_llmproxy_db_config_t *dc, const char *salt_key,
+    ngx_str_t *state_file, ngx_log_t *log);
+void ngx_http_llmproxy_db_config_apply(ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_db_config_t *dc, ngx_log_t *log);
 
 /* _filter.c */
 ngx_int_t ngx_http_llmproxy_filter_init(ngx_conf_t *cf);
