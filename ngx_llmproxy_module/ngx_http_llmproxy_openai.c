@@ -190,6 +190,33 @@ ngx_http_llmproxy_openai_read_body(ngx_http_request_t *r,
         goto check;
     }
 
+    /*
+     * The usual case for a large body: the part read with the headers,
+     * then the rest in the body buffer, which nginx sized with room for
+     * that first part (request_body_in_single_buf).  Joining them in place
+     * saves allocating and faulting in another copy of the body.
+     */
+
+    b = cl->next ? cl->next->buf : NULL;
+
+    if (b && cl->next->next == NULL && !cl->buf->in_file && !b->in_file
+        && b == r->request_body->buf && b->temporary
+        && (size_t) (b->end - b->last) >= (size_t) ngx_buf_size(cl->buf)
+        && b->pos == b->start)
+    {
+        len = ngx_buf_size(cl->buf);
+
+        ngx_memmove(b->start + len, b->pos, b->last - b->pos);
+        ngx_memcpy(b->start, cl->buf->pos, len);
+
+        b->last += len;
+        cl->buf->pos = cl->buf->last;
+
+        ctx->body = b->start;
+        ctx->body_len = b->last - b->start;
+        goto check;
+    }
+
     len = 0;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
