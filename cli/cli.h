@@ -51,6 +51,9 @@ typedef struct {
  */
 int llmp_http(const char *method, const char *url, const char *key,
     const char *body, llmp_http_response_t *resp);
+/* a GET that prints nothing and gives up after 2 s; otherwise the same */
+int llmp_http_probe(const char *url, const char *key,
+    llmp_http_response_t *resp);
 void llmp_http_free(llmp_http_response_t *resp);
 /* "HTTP 400: message" from an OpenAI-shaped error body; static buffer */
 const char *llmp_http_error_message(const llmp_http_response_t *resp);
@@ -61,6 +64,30 @@ typedef struct pg_conn  PGconn;
 
 PGconn *llmp_db_connect(const char *flag);
 int llmp_db_migrate(PGconn *conn, int verbose);
+
+
+/* config_store.c: the config in PostgreSQL (llmproxy_config_entries) */
+
+/* BEGIN, and lock the config state: one sync at a time; -1 reported */
+int llmp_store_begin(PGconn *conn);
+void llmp_store_rollback(PGconn *conn);
+/*
+ * The stored config in the compiled shape, sorted, without api_key;
+ * *stored is NULL when nothing is stored.  -1 reported.
+ */
+int llmp_store_load(PGconn *conn, cJSON **stored);
+/*
+ * Prints "providers.NAME.api_key: reason" for every provider key that
+ * cannot be stored (no LLMPROXY_SALT_KEY); returns how many.
+ */
+int llmp_store_check_keys(const cJSON *stored, const cJSON *result);
+/*
+ * Writes the sealed result over stored (changed entries only), sets the
+ * config digest and commits; *version is the new config version.
+ * -1 reported (rolled back).
+ */
+int llmp_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
+    long long *version);
 
 
 /* commands */

@@ -1,15 +1,24 @@
 /*
- * llmproxyctl sync: validate config.json, compare it with what the gateway
- * has loaded, print the plan and apply it.
+ * llmproxyctl sync: validate config.json, compare it with what is stored,
+ * print the plan and apply it.  With a database the config is stored
+ * there (config_store.c) and every gateway sharing it loads it; without
+ * one it is pushed to the gateway's admin API.
  */
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "cli.h"
 #include "llmp_config.h"
+
+
+#define LLMP_SYNC_WAIT_MS   10000
+#define LLMP_SYNC_POLL_MS   200
 
 
 #define LLMP_KIND_CREDENTIALS  0x01
@@ -32,6 +41,14 @@ typedef struct {
     int           kept;            /* differ, kept as stored */
     const cJSON  *local;           /* the compiled config.json */
 } llmp_plan_t;
+
+
+typedef struct {
+    const char  *config;
+    const char  *gateway;
+    const char  *key_file;
+    const char  *database;
+} llmp_sync_opts_t;
 
 
 typedef struct {
@@ -65,11 +82,16 @@ llmp_sync_help(FILE *f)
 {
     fprintf(f,
         "usage: llmproxyctl sync [-c config.json] [--only KINDS] [--force]\n"
-        "                        [--prune] [--dry-run] [--gateway URL]\n"
-        "                        [--master-key-file FILE]\n\n"
+        "                        [--prune] [--dry-run] [--database URL]\n"
+        "                        [--gateway URL] [--master-key-file FILE]\n\n"
         "Validates config.json (and config.local.json beside it), compares\n"
-        "it with what the gateway has loaded, prints the plan and applies\n"
-        "it.  On any validation error nothing is applied.\n\n"
+        "it with what is stored, prints the plan and applies it.  On any\n"
+        "validation error nothing is applied.\n\n"
+        "With a database (--database, else $LLMPROXY_DATABASE_URL) the\n"
+        "config is stored there, provider keys encrypted with\n"
+        "$LLMPROXY_SALT_KEY, and every gateway sharing the database loads\n"
+        "it; sync then waits up to 10 s for the gateway to report it.\n"
+        "Without one it is pushed to the gateway's admin API.\n\n"
         "  -c, --config FILE       config file (else $LLMPROXY_CONFIG, else\n"
         "                          configs/config.json)\n"
         "  --only KINDS            credentials,models,aliases,fallbacks,"
@@ -77,6 +99,8 @@ llmp_sync_help(FILE *f)
         "  --force                 update entries that exist but differ\n"
         "  --prune                 remove entries the config no longer has\n"
         "  --dry-run               print the plan, apply nothing\n"
+        "  --database URL          PostgreSQL URI (else "
+        "$LLMPROXY_DATABASE_URL)\n"
         "  --gateway URL           gateway address (else "
         "$LLMPROXY_GATEWAY_URL,\n"
         "                          http://$LLMPROXY_LISTEN, "
@@ -629,7 +653,7 @@ llmp_push(const char *url, const char *key, cJSON *result)
 
 static int
 llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
-    const char **config, const char **gateway, const char **key_file)
+    llmp_sync_opts_t *o)
 {
     int  c;
 
@@ -639,6 +663,7 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
         { "force", no_argument, NULL, 'f' },
         { "prune", no_argument, NULL, 'p' },
         { "dry-run", no_argument, NULL, 'n' },
+        { "database", required_argument, NULL, 'D' },
         { "gateway", required_argument, NULL, 'g' },
         { "master-key-file", required_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
@@ -651,7 +676,7 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
     while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            *config = optarg;
+            o->config = optarg;
             break;
 
         case 'o':
@@ -673,12 +698,16 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
             plan->dry_run = 1;
             break;
 
+        case 'D':
+            o->database = optarg;
+            break;
+
         case 'g':
-            *gateway = optarg;
+            o->gateway = optarg;
             break;
 
         case 'k':
-            *key_file = optarg;
+            o->key_file = optarg;
             break;
 
         case 'h':
@@ -702,24 +731,305 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
 }
 
 
+/*
+ * The plan against what is stored (NULL: nothing), its summary, and the
+ * result checked as a whole.  Returns the result, or NULL with *rc set.
+ */
+
+static cJSON *
+llmp_sync_plan(llmp_plan_t *plan, const cJSON *stored, const char *where,
+    int *rc)
+{
+    cJSON          *result;
+    llmp_errors_t   errs;
+
+    if (stored == NULL && plan->only != LLMP_KIND_ALL) {
+        printf("%s no config yet: --only ignored, the whole config is "
+               "applied\n", where);
+        plan->only = LLMP_KIND_ALL;
+    }
+
+    result = llmp_plan(plan, stored, plan->local);
+
+    if (result == NULL) {
+        *rc = LLMP_EXIT_FAILED;
+        return NULL;
+    }
+
+    printf("%d to create, %d to change, %d to remove, %d unchanged\n",
+           plan->created, plan->changed, plan->removed, plan->unchanged);
+
+    if (plan->kept) {
+        printf("%d changed entr%s kept as stored (use --force to update)\n",
+               plan->kept, plan->kept == 1 ? "y" : "ies");
+    }
+
+    llmp_errors_init(&errs);
+
+    if (llmp_compiled_validate(result, &errs) != 0) {
+        llmp_print_errors(&errs);
+        fprintf(stderr, "llmproxyctl: sync: the result would be "
+                "inconsistent (sync more kinds, or use --prune or "
+                "--force): nothing applied\n");
+        llmp_errors_free(&errs);
+        cJSON_Delete(result);
+        *rc = LLMP_EXIT_INVALID;
+        return NULL;
+    }
+
+    llmp_errors_free(&errs);
+    *rc = LLMP_EXIT_OK;
+
+    return result;
+}
+
+
+/* without a database: the gateway's admin API */
+
+static int
+llmp_sync_gateway(llmp_plan_t *plan, const llmp_sync_opts_t *o)
+{
+    int      rc;
+    char    *key, url[2048];
+    cJSON   *stored, *result;
+
+    key = llmp_master_key(o->key_file, "sync");
+
+    if (key == NULL) {
+        return LLMP_EXIT_INVALID;
+    }
+
+    if (llmp_admin_url(url, sizeof(url), o->gateway, "config") != 0) {
+        llmp_secret_free(key);
+        return LLMP_EXIT_INVALID;
+    }
+
+    stored = llmp_fetch_stored(url, key, &rc);
+
+    if (rc != LLMP_EXIT_OK) {
+        llmp_secret_free(key);
+        return rc;
+    }
+
+    result = llmp_sync_plan(plan, stored, "the gateway has", &rc);
+    cJSON_Delete(stored);
+
+    if (result == NULL) {
+        llmp_secret_free(key);
+        return rc;
+    }
+
+    if (plan->dry_run) {
+        printf("dry run: nothing applied\n");
+
+    } else {
+        rc = llmp_push(url, key, result);
+    }
+
+    cJSON_Delete(result);
+    llmp_secret_free(key);
+
+    return rc;
+}
+
+
+static int
+llmp_sync_have_master_key(const llmp_sync_opts_t *o)
+{
+    const char  *v;
+
+    v = getenv("LLMPROXY_MASTER_KEY");
+
+    return o->key_file != NULL || (v && v[0])
+           || access("var/master_key", R_OK) == 0;
+}
+
+
+/*
+ * After storing: waits until the gateway reports the new digest.  A
+ * gateway that is not there is not an error: it loads the config from
+ * the database when it starts.
+ */
+
+static void
+llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha)
+{
+    int                    waited, loaded;
+    char                  *key, url[2048];
+    cJSON                 *root;
+    const char            *have;
+    llmp_http_response_t   resp;
+
+    if (!llmp_sync_have_master_key(o)) {
+        printf("note: no master key: not checking whether a gateway loaded "
+               "it\n");
+        return;
+    }
+
+    if (llmp_admin_url(url, sizeof(url), o->gateway, "status") != 0) {
+        return;
+    }
+
+    key = llmp_master_key(o->key_file, "sync");
+    if (key == NULL) {
+        return;
+    }
+
+    loaded = 0;
+
+    for (waited = 0; waited <= LLMP_SYNC_WAIT_MS;
+         waited += LLMP_SYNC_POLL_MS)
+    {
+        if (llmp_http_probe(url, key, &resp) != 0) {
+            printf("note: no gateway answers at %s; gateways load the "
+                   "config from the database\n", llmp_gateway_url(o->gateway));
+            llmp_secret_free(key);
+            return;
+        }
+
+        if (resp.status != 200) {
+            printf("note: the gateway at %s answered %s; not waiting for "
+                   "it\n", llmp_gateway_url(o->gateway),
+                   llmp_http_error_message(&resp));
+            llmp_http_free(&resp);
+            llmp_secret_free(key);
+            return;
+        }
+
+        root = cJSON_Parse(resp.body);
+        have = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root,
+                                        "config_sha256"));
+        loaded = have && strcmp(have, sha) == 0;
+        cJSON_Delete(root);
+        llmp_http_free(&resp);
+
+        if (loaded) {
+            break;
+        }
+
+        usleep(LLMP_SYNC_POLL_MS * 1000);
+    }
+
+    llmp_secret_free(key);
+
+    if (loaded) {
+        printf("gateway loaded it\n");
+
+    } else {
+        printf("note: the gateway at %s has not loaded it within %d s\n",
+               llmp_gateway_url(o->gateway), LLMP_SYNC_WAIT_MS / 1000);
+    }
+}
+
+
+/* with a database: read, plan and write in one transaction */
+
+static int
+llmp_sync_database(llmp_plan_t *plan, const llmp_sync_opts_t *o)
+{
+    int         rc, pending;
+    char       *sha;
+    cJSON      *stored, *result;
+    PGconn     *conn;
+    long long   version;
+
+    conn = llmp_db_connect(o->database);
+    if (conn == NULL) {
+        return LLMP_EXIT_FAILED;
+    }
+
+    if (llmp_store_begin(conn) != 0) {
+        PQfinish(conn);
+        return LLMP_EXIT_FAILED;
+    }
+
+    if (llmp_store_load(conn, &stored) != 0) {
+        llmp_store_rollback(conn);
+        PQfinish(conn);
+        return LLMP_EXIT_FAILED;
+    }
+
+    sha = NULL;
+    pending = 1;
+    result = llmp_sync_plan(plan, stored, "the database has", &rc);
+
+    if (result == NULL) {
+        goto done;
+    }
+
+    if (llmp_store_check_keys(stored, result) != 0) {
+        fprintf(stderr, "llmproxyctl: sync: nothing applied\n");
+        rc = LLMP_EXIT_INVALID;
+        goto done;
+    }
+
+    if (plan->dry_run) {
+        printf("dry run: nothing applied\n");
+        goto done;
+    }
+
+    if (plan->created + plan->changed + plan->removed == 0) {
+        printf("nothing to apply\n");
+        goto done;
+    }
+
+    if (llmp_compiled_seal(result) != 0
+        || (sha = strdup(cJSON_GetStringValue(
+                  cJSON_GetObjectItemCaseSensitive(result, "config_sha256"))))
+           == NULL)
+    {
+        fprintf(stderr, "llmproxyctl: sync: out of memory\n");
+        rc = LLMP_EXIT_FAILED;
+        goto done;
+    }
+
+    pending = 0;
+
+    if (llmp_store_apply(conn, stored, result, &version) != 0) {
+        fprintf(stderr, "llmproxyctl: sync: nothing applied\n");
+        rc = LLMP_EXIT_FAILED;
+        free(sha);
+        sha = NULL;
+        goto done;
+    }
+
+    printf("applied (config version %lld)\n", version);
+
+done:
+
+    if (pending) {
+        llmp_store_rollback(conn);
+    }
+
+    PQfinish(conn);
+    cJSON_Delete(stored);
+    cJSON_Delete(result);
+
+    if (sha) {
+        llmp_sync_wait_gateway(o, sha);
+        free(sha);
+    }
+
+    return rc;
+}
+
+
 int
 llmp_cmd_sync(int argc, char **argv)
 {
-    int             rc;
-    char           *key, url[2048];
-    cJSON          *local, *stored, *result;
-    const char     *config, *gateway, *key_file;
-    llmp_plan_t     plan;
-    llmp_errors_t   errs;
+    int                rc;
+    cJSON             *local;
+    llmp_plan_t        plan;
+    llmp_errors_t      errs;
+    llmp_sync_opts_t   o;
 
     memset(&plan, 0, sizeof(llmp_plan_t));
     plan.only = LLMP_KIND_ALL;
 
-    config = llmp_config_path(NULL);
-    gateway = NULL;
-    key_file = NULL;
+    memset(&o, 0, sizeof(llmp_sync_opts_t));
+    o.config = llmp_config_path(NULL);
 
-    rc = llmp_sync_options(argc, argv, &plan, &config, &gateway, &key_file);
+    rc = llmp_sync_options(argc, argv, &plan, &o);
     if (rc != LLMP_EXIT_OK) {
         return rc < 0 ? LLMP_EXIT_OK : rc;
     }
@@ -728,79 +1038,25 @@ llmp_cmd_sync(int argc, char **argv)
 
     llmp_errors_init(&errs);
 
-    if (llmp_config_load(config, &errs, &local) != 0) {
+    if (llmp_config_load(o.config, &errs, &local) != 0) {
         llmp_print_errors(&errs);
         fprintf(stderr, "llmproxyctl: sync: %zu problem%s in %s: nothing "
-                "applied\n", errs.n, errs.n == 1 ? "" : "s", config);
+                "applied\n", errs.n, errs.n == 1 ? "" : "s", o.config);
         llmp_errors_free(&errs);
         return LLMP_EXIT_INVALID;
     }
 
-    key = llmp_master_key(key_file, "sync");
-
-    if (key == NULL) {
-        cJSON_Delete(local);
-        return LLMP_EXIT_INVALID;
-    }
-
-    if (llmp_admin_url(url, sizeof(url), gateway, "config") != 0) {
-        llmp_secret_free(key);
-        cJSON_Delete(local);
-        return LLMP_EXIT_INVALID;
-    }
-
-    stored = llmp_fetch_stored(url, key, &rc);
-
-    if (rc != LLMP_EXIT_OK) {
-        llmp_secret_free(key);
-        cJSON_Delete(local);
-        return rc;
-    }
-
-    if (stored == NULL && plan.only != LLMP_KIND_ALL) {
-        printf("the gateway has no config yet: --only ignored, the whole "
-               "config is applied\n");
-        plan.only = LLMP_KIND_ALL;
-    }
-
+    llmp_errors_free(&errs);
     plan.local = local;
-    result = llmp_plan(&plan, stored, local);
 
-    cJSON_Delete(stored);
-    cJSON_Delete(local);
-
-    if (result == NULL) {
-        llmp_secret_free(key);
-        return LLMP_EXIT_FAILED;
-    }
-
-    printf("%d to create, %d to change, %d to remove, %d unchanged\n",
-           plan.created, plan.changed, plan.removed, plan.unchanged);
-
-    if (plan.kept) {
-        printf("%d changed entr%s kept as stored (use --force to update)\n",
-               plan.kept, plan.kept == 1 ? "y" : "ies");
-    }
-
-    rc = LLMP_EXIT_OK;
-
-    if (llmp_compiled_validate(result, &errs) != 0) {
-        llmp_print_errors(&errs);
-        fprintf(stderr, "llmproxyctl: sync: the result would be "
-                "inconsistent (sync more kinds, or use --prune or "
-                "--force): nothing applied\n");
-        rc = LLMP_EXIT_INVALID;
-
-    } else if (plan.dry_run) {
-        printf("dry run: nothing applied\n");
+    if (llmp_database_url(o.database)) {
+        rc = llmp_sync_database(&plan, &o);
 
     } else {
-        rc = llmp_push(url, key, result);
+        rc = llmp_sync_gateway(&plan, &o);
     }
 
-    cJSON_Delete(result);
-    llmp_errors_free(&errs);
-    llmp_secret_free(key);
+    cJSON_Delete(local);
 
     return rc;
 }

@@ -13,6 +13,7 @@
 
 #define LLMP_HTTP_CONNECT_TIMEOUT  5L          /* seconds */
 #define LLMP_HTTP_TIMEOUT          60L
+#define LLMP_HTTP_PROBE_TIMEOUT    2L
 #define LLMP_HTTP_MAX_BODY         (64 * 1024 * 1024)
 
 
@@ -79,9 +80,9 @@ llmp_http_headers(const char *key)
 }
 
 
-int
-llmp_http(const char *method, const char *url, const char *key,
-    const char *body, llmp_http_response_t *resp)
+static int
+llmp_http_run(const char *method, const char *url, const char *key,
+    const char *body, llmp_http_response_t *resp, long timeout, int quiet)
 {
     CURL               *curl;
     CURLcode            rc;
@@ -104,8 +105,10 @@ llmp_http(const char *method, const char *url, const char *key,
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, llmp_http_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, LLMP_HTTP_CONNECT_TIMEOUT);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, LLMP_HTTP_TIMEOUT);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
+                     timeout < LLMP_HTTP_CONNECT_TIMEOUT
+                     ? timeout : LLMP_HTTP_CONNECT_TIMEOUT);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 
@@ -119,10 +122,13 @@ llmp_http(const char *method, const char *url, const char *key,
     if (rc == CURLE_OK) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
 
-    } else {
+    } else if (!quiet) {
         fprintf(stderr, "llmproxyctl: %s %s: %s\n", method, url,
                 rc == CURLE_WRITE_ERROR ? "answer too large or out of memory"
                 : curl_easy_strerror(rc));
+    }
+
+    if (rc != CURLE_OK) {
         llmp_http_free(resp);
     }
 
@@ -130,6 +136,23 @@ llmp_http(const char *method, const char *url, const char *key,
     curl_easy_cleanup(curl);
 
     return rc == CURLE_OK ? 0 : -1;
+}
+
+
+int
+llmp_http(const char *method, const char *url, const char *key,
+    const char *body, llmp_http_response_t *resp)
+{
+    return llmp_http_run(method, url, key, body, resp, LLMP_HTTP_TIMEOUT, 0);
+}
+
+
+int
+llmp_http_probe(const char *url, const char *key,
+    llmp_http_response_t *resp)
+{
+    return llmp_http_run("GET", url, key, NULL, resp, LLMP_HTTP_PROBE_TIMEOUT,
+                         1);
 }
 
 

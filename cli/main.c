@@ -13,7 +13,7 @@
 
 static const llmp_command_t  llmp_commands[] = {
     { "sync", llmp_cmd_sync,
-      "validate config.json and push it into the gateway" },
+      "validate config.json; store it in the database or push it" },
     { "status", llmp_cmd_status, "show what the gateway has loaded" },
     { "key", llmp_cmd_key,
       "create, list, inspect, update and revoke virtual keys" },

@@ -1,0 +1,563 @@
+/*
+ * The config in PostgreSQL: one row of llmproxy_config_entries per entry
+ * of the compiled config, provider keys encrypted with LLMPROXY_SALT_KEY
+ * (configs/schema/002_config.sql).  Gateways sharing the database poll
+ * llmproxy_config_state.version, which every statement on the entries
+ * bumps: only entries that change are written.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cli.h"
+#include "llmp_config.h"
+#include "llmp_crypt.h"
+
+
+typedef struct {
+    const char  *kind;             /* llmproxy_config_entries.kind */
+    const char  *member;           /* in the compiled document */
+    const char  *key;              /* array entries: their name member */
+} llmp_store_kind_t;
+
+
+static const llmp_store_kind_t  llmp_store_kinds[] = {
+    { "credentials", "providers", "name" },
+    { "models", "deployments", "id" },
+    { "aliases", "aliases", NULL },
+    { "fallbacks", "fallbacks", NULL },
+    { "settings", "settings", NULL },
+    { NULL, NULL, NULL }
+};
+
+
+/* what happens to api_key_enc */
+#define LLMP_STORE_KEY_KEEP   0
+#define LLMP_STORE_KEY_SET    1
+#define LLMP_STORE_KEY_CLEAR  2
+
+
+static int
+llmp_store_ok(PGconn *conn, PGresult *res, ExecStatusType expect)
+{
+    if (PQresultStatus(res) == expect) {
+        return 1;
+    }
+
+    fprintf(stderr, "llmproxyctl: database: %s", PQerrorMessage(conn));
+
+    return 0;
+}
+
+
+static int
+llmp_store_exec(PGconn *conn, const char *sql, int n,
+    const char *const *params)
+{
+    int        ok;
+    PGresult  *res;
+
+    res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ok = llmp_store_ok(conn, res, PGRES_COMMAND_OK);
+    PQclear(res);
+
+    return ok ? 0 : -1;
+}
+
+
+int
+llmp_store_begin(PGconn *conn)
+{
+    int        ok;
+    PGresult  *res;
+
+    if (llmp_store_exec(conn, "BEGIN", 0, NULL) != 0) {
+        return -1;
+    }
+
+    res = PQexecParams(conn, "SELECT version FROM llmproxy_config_state"
+                       " WHERE id = 1 FOR UPDATE", 0, NULL, NULL, NULL,
+                       NULL, 0);
+
+    ok = llmp_store_ok(conn, res, PGRES_TUPLES_OK);
+
+    if (ok && PQntuples(res) != 1) {
+        fprintf(stderr, "llmproxyctl: database: llmproxy_config_state has "
+                "no row 1\n");
+        ok = 0;
+    }
+
+    PQclear(res);
+
+    if (!ok) {
+        llmp_store_rollback(conn);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+llmp_store_rollback(PGconn *conn)
+{
+    PQclear(PQexecParams(conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0));
+}
+
+
+static const llmp_store_kind_t *
+llmp_store_kind(const char *kind)
+{
+    const llmp_store_kind_t  *k;
+
+    for (k = llmp_store_kinds; k->kind; k++) {
+        if (strcmp(k->kind, kind) == 0) {
+            return k;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* an empty document: every member, in the compiler's order */
+
+static cJSON *
+llmp_store_document(void)
+{
+    cJSON  *doc;
+
+    doc = cJSON_CreateObject();
+
+    if (doc == NULL
+        || cJSON_AddNumberToObject(doc, "format", LLMP_CONFIG_FORMAT) == NULL
+        || cJSON_AddStringToObject(doc, "config_sha256", "") == NULL
+        || cJSON_AddArrayToObject(doc, "providers") == NULL
+        || cJSON_AddArrayToObject(doc, "deployments") == NULL
+        || cJSON_AddObjectToObject(doc, "aliases") == NULL
+        || cJSON_AddObjectToObject(doc, "fallbacks") == NULL)
+    {
+        cJSON_Delete(doc);
+        return NULL;
+    }
+
+    return doc;
+}
+
+
+static int
+llmp_store_add(cJSON *doc, const char *kind, const char *name,
+    const char *text)
+{
+    cJSON                    *data, *part;
+    const llmp_store_kind_t  *k;
+
+    k = llmp_store_kind(kind);
+    data = cJSON_Parse(text);
+
+    if (k == NULL || data == NULL) {
+        fprintf(stderr, "llmproxyctl: database: config entry %s %s: %s\n",
+                kind, name, k ? "data is not JSON" : "unknown kind");
+        cJSON_Delete(data);
+        return -1;
+    }
+
+    if (strcmp(k->kind, "settings") == 0) {
+        if (cJSON_AddItemToObject(doc, "settings", data)) {
+            return 0;
+        }
+
+    } else {
+        part = cJSON_GetObjectItemCaseSensitive(doc, k->member);
+
+        if (k->key ? cJSON_AddItemToArray(part, data)
+                   : cJSON_AddItemToObject(part, name, data))
+        {
+            return 0;
+        }
+    }
+
+    cJSON_Delete(data);
+    fprintf(stderr, "llmproxyctl: out of memory\n");
+
+    return -1;
+}
+
+
+int
+llmp_store_load(PGconn *conn, cJSON **stored)
+{
+    int        i, n;
+    cJSON     *doc;
+    PGresult  *res;
+
+    *stored = NULL;
+
+    res = PQexecParams(conn, "SELECT kind, name, data::text"
+                       " FROM llmproxy_config_entries ORDER BY kind, name",
+                       0, NULL, NULL, NULL, NULL, 0);
+
+    if (!llmp_store_ok(conn, res, PGRES_TUPLES_OK)) {
+        PQclear(res);
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    if (n == 0) {
+        PQclear(res);
+        return 0;
+    }
+
+    doc = llmp_store_document();
+    if (doc == NULL) {
+        fprintf(stderr, "llmproxyctl: out of memory\n");
+        PQclear(res);
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (llmp_store_add(doc, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                           PQgetvalue(res, i, 2)) != 0)
+        {
+            cJSON_Delete(doc);
+            PQclear(res);
+            return -1;
+        }
+    }
+
+    PQclear(res);
+
+    if (llmp_compiled_sort(doc) != 0) {
+        fprintf(stderr, "llmproxyctl: out of memory\n");
+        cJSON_Delete(doc);
+        return -1;
+    }
+
+    *stored = doc;
+
+    return 0;
+}
+
+
+/* the entries of one kind by name; the items are references */
+
+static cJSON *
+llmp_store_map(const cJSON *doc, const llmp_store_kind_t *k)
+{
+    cJSON        *map, *part, *item;
+    const char   *name;
+
+    map = cJSON_CreateObject();
+    part = cJSON_GetObjectItemCaseSensitive(doc, k->member);
+
+    if (map == NULL || part == NULL) {
+        return map;
+    }
+
+    if (strcmp(k->kind, "settings") == 0) {
+        if (!cJSON_AddItemReferenceToObject(map, "settings", part)) {
+            cJSON_Delete(map);
+            return NULL;
+        }
+
+        return map;
+    }
+
+    cJSON_ArrayForEach(item, part) {
+        name = k->key ? cJSON_GetStringValue(
+                            cJSON_GetObjectItemCaseSensitive(item, k->key))
+                      : item->string;
+
+        if (name && !cJSON_AddItemReferenceToObject(map, name, item)) {
+            cJSON_Delete(map);
+            return NULL;
+        }
+    }
+
+    return map;
+}
+
+
+static const char *
+llmp_store_sha(const cJSON *provider)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(provider,
+                                    "api_key_sha256"));
+}
+
+
+/*
+ * A stored provider whose key digest is unchanged keeps its api_key_enc;
+ * otherwise the new key is encrypted, or the column cleared.
+ */
+
+static int
+llmp_store_key_action(const cJSON *result, const cJSON *stored)
+{
+    const char  *rsha, *ssha;
+
+    rsha = llmp_store_sha(result);
+    ssha = stored ? llmp_store_sha(stored) : NULL;
+
+    if (stored
+        && ((rsha == NULL && ssha == NULL)
+            || (rsha && ssha && strcmp(rsha, ssha) == 0)))
+    {
+        return LLMP_STORE_KEY_KEEP;
+    }
+
+    return rsha ? LLMP_STORE_KEY_SET : LLMP_STORE_KEY_CLEAR;
+}
+
+
+static const char *
+llmp_store_salt(void)
+{
+    const char  *salt;
+
+    salt = getenv("LLMPROXY_SALT_KEY");
+
+    return (salt && salt[0]) ? salt : NULL;
+}
+
+
+int
+llmp_store_check_keys(const cJSON *stored, const cJSON *result)
+{
+    int           n;
+    cJSON        *smap;
+    const char   *name;
+    const cJSON  *r, *s;
+
+    n = 0;
+    smap = llmp_store_map(stored, &llmp_store_kinds[0]);
+
+    if (smap == NULL) {
+        fprintf(stderr, "llmproxyctl: out of memory\n");
+        return 1;
+    }
+
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(result,
+                                                           "providers"))
+    {
+        name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r,
+                                        "name"));
+        s = name ? cJSON_GetObjectItemCaseSensitive(smap, name) : NULL;
+
+        if (llmp_store_key_action(r, s) != LLMP_STORE_KEY_SET) {
+            continue;
+        }
+
+        if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r,
+                                     "api_key")) == NULL)
+        {
+            fprintf(stderr, "providers.%s.api_key: the key is not in the "
+                    "config (use --force to store the config's key)\n",
+                    name ? name : "?");
+            n++;
+
+        } else if (llmp_store_salt() == NULL) {
+            fprintf(stderr, "providers.%s.api_key: LLMPROXY_SALT_KEY must be "
+                    "set to store provider keys\n", name ? name : "?");
+            n++;
+        }
+    }
+
+    cJSON_Delete(smap);
+
+    return n;
+}
+
+
+/* one entry: INSERT, or UPDATE when its data or its key changes */
+
+static int
+llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
+    const cJSON *r, const cJSON *s)
+{
+    int          rc, action;
+    char        *text, *enc;
+    cJSON       *data;
+    const char  *params[4], *sql;
+
+    action = LLMP_STORE_KEY_CLEAR;
+    enc = NULL;
+
+    data = cJSON_Duplicate(r, 1);
+    if (data == NULL) {
+        goto nomem;
+    }
+
+    if (strcmp(k->kind, "credentials") == 0) {
+        action = llmp_store_key_action(r, s);
+        cJSON_DeleteItemFromObjectCaseSensitive(data, "api_key");
+    }
+
+    if (s && action == LLMP_STORE_KEY_KEEP && cJSON_Compare(data, s, 1)) {
+        cJSON_Delete(data);
+        return 0;
+    }
+
+    if (action == LLMP_STORE_KEY_SET) {
+        /* llmp_store_check_keys() made sure of both */
+        enc = llmp_encrypt(llmp_store_salt(), cJSON_GetStringValue(
+                               cJSON_GetObjectItemCaseSensitive(r,
+                                                                "api_key")));
+        if (enc == NULL) {
+            cJSON_Delete(data);
+            fprintf(stderr, "llmproxyctl: providers.%s.api_key: cannot "
+                    "encrypt\n", name);
+            return -1;
+        }
+    }
+
+    text = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+
+    if (text == NULL) {
+        free(enc);
+        goto nomem;
+    }
+
+    params[0] = k->kind;
+    params[1] = name;
+    params[2] = text;
+    params[3] = enc;
+
+    if (s == NULL) {
+        sql = "INSERT INTO llmproxy_config_entries"
+              " (kind, name, data, api_key_enc)"
+              " VALUES ($1, $2, $3::jsonb, $4)";
+
+    } else if (action == LLMP_STORE_KEY_KEEP) {
+        sql = "UPDATE llmproxy_config_entries"
+              " SET data = $3::jsonb, updated_at = now()"
+              " WHERE kind = $1 AND name = $2"
+              " AND data IS DISTINCT FROM $3::jsonb";
+
+    } else {
+        sql = "UPDATE llmproxy_config_entries"
+              " SET data = $3::jsonb, api_key_enc = $4, updated_at = now()"
+              " WHERE kind = $1 AND name = $2";
+    }
+
+    rc = llmp_store_exec(conn, sql, (s && action == LLMP_STORE_KEY_KEEP)
+                                    ? 3 : 4, params);
+
+    free(text);
+    free(enc);
+
+    return rc;
+
+nomem:
+
+    fprintf(stderr, "llmproxyctl: out of memory\n");
+
+    return -1;
+}
+
+
+static int
+llmp_store_apply_kind(PGconn *conn, const llmp_store_kind_t *k,
+    const cJSON *stored, const cJSON *result)
+{
+    int           rc;
+    cJSON        *rmap, *smap;
+    const cJSON  *r, *s;
+    const char   *params[2];
+
+    rc = -1;
+    rmap = llmp_store_map(result, k);
+    smap = llmp_store_map(stored, k);
+
+    if (rmap == NULL || smap == NULL) {
+        fprintf(stderr, "llmproxyctl: out of memory\n");
+        goto done;
+    }
+
+    cJSON_ArrayForEach(s, smap) {
+        if (cJSON_GetObjectItemCaseSensitive(rmap, s->string)) {
+            continue;
+        }
+
+        params[0] = k->kind;
+        params[1] = s->string;
+
+        if (llmp_store_exec(conn, "DELETE FROM llmproxy_config_entries"
+                            " WHERE kind = $1 AND name = $2", 2, params)
+            != 0)
+        {
+            goto done;
+        }
+    }
+
+    cJSON_ArrayForEach(r, rmap) {
+        if (llmp_store_put(conn, k, r->string, r,
+                           cJSON_GetObjectItemCaseSensitive(smap, r->string))
+            != 0)
+        {
+            goto done;
+        }
+    }
+
+    rc = 0;
+
+done:
+
+    cJSON_Delete(rmap);
+    cJSON_Delete(smap);
+
+    return rc;
+}
+
+
+int
+llmp_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
+    long long *version)
+{
+    PGresult                 *res;
+    const char               *params[1];
+    const llmp_store_kind_t  *k;
+
+    for (k = llmp_store_kinds; k->kind; k++) {
+        if (llmp_store_apply_kind(conn, k, stored, result) != 0) {
+            goto failed;
+        }
+    }
+
+    params[0] = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(result,
+                                         "config_sha256"));
+    if (params[0] == NULL) {
+        fprintf(stderr, "llmproxyctl: sync: the result is not sealed\n");
+        goto failed;
+    }
+
+    res = PQexecParams(conn, "UPDATE llmproxy_config_state"
+                       " SET config_sha256 = $1, updated_at = now()"
+                       " WHERE id = 1 RETURNING version", 1, NULL, params,
+                       NULL, NULL, 0);
+
+    if (!llmp_store_ok(conn, res, PGRES_TUPLES_OK) || PQntuples(res) != 1) {
+        PQclear(res);
+        goto failed;
+    }
+
+    *version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+
+    if (llmp_store_exec(conn, "COMMIT", 0, NULL) != 0) {
+        return -1;
+    }
+
+    return 0;
+
+failed:
+
+    llmp_store_rollback(conn);
+
+    return -1;
+}
