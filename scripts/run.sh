@@ -34,7 +34,18 @@ elif [ ! -s "$var/master_key" ]; then
         > "$var/master_key"
     echo "generated a master key in $var/master_key"
 fi
+# the key that encrypts provider keys stored in PostgreSQL
+if [ -n "${LLMPROXY_SALT_KEY:-}" ]; then
+    umask 077
+    printf '%s\n' "$LLMPROXY_SALT_KEY" > "$var/salt_key"
+elif [ ! -s "$var/salt_key" ]; then
+    umask 077
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$var/salt_key"
+    echo >> "$var/salt_key"
+fi
 umask 022
+LLMPROXY_SALT_KEY=$(cat "$var/salt_key")
+export LLMPROXY_SALT_KEY
 
 cat > "$var/nginx.conf" <<CONF
 # written by make run: edit configs/nginx.conf for a real deployment
@@ -53,6 +64,7 @@ http {
     llmproxy_state_path $var/state;
     llmproxy_thread_pool llmproxy;
     llmproxy_database $LLMPROXY_DATABASE_URL;
+    llmproxy_salt_key_file $var/salt_key;
     server {
         listen $listen;
         location / { llmproxy; }
@@ -99,7 +111,7 @@ cat <<MSG
 
 llmproxy listens on $url (logs in $var/logs/)
 master key: in $var/master_key
-database:   $LLMPROXY_DATABASE_URL
+database:   $LLMPROXY_DATABASE_URL (provider keys encrypted with $var/salt_key)
 
   # a virtual key for a team
   LLMPROXY_DATABASE_URL=$LLMPROXY_DATABASE_URL \\
