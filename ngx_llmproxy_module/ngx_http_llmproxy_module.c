@@ -13,6 +13,7 @@ static void ngx_http_llmproxy_request_id(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
+static void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_llmproxy_is_master_key(
     ngx_http_llmproxy_main_conf_t *lmcf, ngx_str_t *key);
 static ngx_int_t ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
@@ -575,10 +576,97 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
 
     if (ngx_http_arg(r, (u_char *) "key", 3, &v) == NGX_OK && v.len) {
         *key = v;
+        ngx_http_llmproxy_strip_key_arg(r);
         return NGX_OK;
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * ?key=KEY is taken out of the request before anything logs it: $args,
+ * $request_uri and $request (and error log lines) no longer carry it.
+ * The key itself stays readable: it points into the original buffer.
+ */
+
+static void
+ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r)
+{
+    u_char     *p, *q, *last, *args, *amp;
+    size_t      len;
+
+    args = ngx_pnalloc(r->pool, r->args.len);
+    if (args == NULL) {
+        return;
+    }
+
+    p = r->args.data;
+    last = r->args.data + r->args.len;
+    q = args;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if (!(amp - p >= 4 && ngx_strncmp(p, "key=", 4) == 0)
+            && !(amp - p == 3 && ngx_strncmp(p, "key", 3) == 0))
+        {
+            if (q != args) {
+                *q++ = '&';
+            }
+
+            q = ngx_cpymem(q, p, amp - p);
+        }
+
+        p = amp + 1;
+    }
+
+    r->args.data = args;
+    r->args.len = q - args;
+
+    /* $request_uri */
+
+    len = r->uri.len + 1 + r->args.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return;
+    }
+
+    q = ngx_cpymem(p, r->uri.data, r->uri.len);
+
+    if (r->args.len) {
+        *q++ = '?';
+        q = ngx_cpymem(q, r->args.data, r->args.len);
+    }
+
+    r->unparsed_uri.data = p;
+    r->unparsed_uri.len = q - p;
+
+    /* $request */
+
+    len = r->method_name.len + 1 + r->unparsed_uri.len + 1
+          + r->http_protocol.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return;
+    }
+
+    q = ngx_cpymem(p, r->method_name.data, r->method_name.len);
+    *q++ = ' ';
+    q = ngx_cpymem(q, r->unparsed_uri.data, r->unparsed_uri.len);
+
+    if (r->http_protocol.len) {
+        *q++ = ' ';
+        q = ngx_cpymem(q, r->http_protocol.data, r->http_protocol.len);
+    }
+
+    r->request_line.data = p;
+    r->request_line.len = q - p;
 }
 
 

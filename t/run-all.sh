@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
 # make test: unit tests (plain and under ASan/UBSan), the bench script for
 # a second per pass (so it cannot rot; it asserts no timing), integration
-# tests.  Ends with `N passed, N failed`; exit 0 only if all passed.
+# tests.  Ends with `N passed, N failed` alone on its last line; exit 0 only
+# if all passed and at least one test ran.
 set -u
 cd "$(dirname "$0")/.."
 total_pass=0; total_fail=0
 
-count() {   # reads "...: N passed, N failed" from the last line of $1
-    local line
-    line=$(tail -1 "$1")
-    total_pass=$((total_pass + $(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line")))
-    total_fail=$((total_fail + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")))
+count() {   # adds the last "$2: N passed, N failed" line of $1 to the totals
+    local line p f
+    line=$(grep -E "^$2: [0-9]+ passed, [0-9]+ failed\$" "$1" | tail -1)
+    if [ -z "$line" ]; then
+        echo "not ok - $2 printed no count"
+        total_fail=$((total_fail + 1))
+        return
+    fi
+    p=$(grep -oE '[0-9]+ passed' <<<"$line" | tail -1 | cut -d' ' -f1)
+    f=$(grep -oE '[0-9]+ failed' <<<"$line" | tail -1 | cut -d' ' -f1)
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
 }
 
 log=$(mktemp)
 
 echo "== unit tests"
-bash t/run-unit.sh build/unit/test_* | tee "$log"; count "$log"
+bash t/run-unit.sh build/unit/test_* 2>&1 | tee "$log"; count "$log" unit
 
 echo "== unit tests under AddressSanitizer/UBSan"
-ASAN_OPTIONS=detect_leaks=1 bash t/run-unit.sh build/unit-asan/test_* \
-    | tee "$log"; count "$log"
+ASAN_OPTIONS=detect_leaks=1 bash t/run-unit.sh build/unit-asan/test_* 2>&1 \
+    | tee "$log"; count "$log" unit
 
 echo "== bench smoke (1 s per pass, no timing asserted)"
 if BENCH_SECONDS=1 BENCH_OUT=$(mktemp -u /tmp/llmproxy-bench-XXXX.md) \
@@ -30,10 +38,10 @@ else
     tail -20 "$log"
     echo "bench: 0 passed, 1 failed" | tee -a "$log"
 fi
-count "$log"
+count "$log" bench
 
 echo "== integration tests"
-bash t/run-integration.sh | tee "$log"; count "$log"
+bash t/run-integration.sh 2>&1 | tee "$log"; count "$log" integration
 
 rm -f "$log"
 echo

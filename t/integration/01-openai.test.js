@@ -1,13 +1,17 @@
 'use strict';
-// The OpenAI interface through the official `openai` SDK: pass-through,
-// model and credential rewriting, headers, errors in OpenAI's shape, and
-// a gateway that survives bad input with the same worker processes.
+// The OpenAI interface through the official `openai` SDK (SPEC §5, §6.6):
+// pass-through with model and credential rewriting, response headers,
+// every endpoint with and without /v1, models and health, errors in
+// OpenAI's shape with SPEC statuses, and a gateway that survives bad input
+// and bad upstreams with the same worker processes.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
 const OpenAI = require('openai');
-const { startGateway } = require('../lib/gateway');
-const { createMock } = require('../lib/mock');
+const { startGateway, assertCleanErrorLog, raw, assertOpenAIError } =
+  require('../lib/gateway');
+const { createMock } = require('../mocks/openai-mock');
+const { postJSON } = require('../lib/http');
 
 let gw, mock, client, pids;
 
@@ -20,74 +24,124 @@ before(async () => {
           api_base: mock.url,
           interfaces: ['openai'],
           api_key: 'sk-upstream-secret',
-          headers: { 'X-Extra': 'yes' },
-          models: { 'gpt-test': { model: 'upstream-gpt' },
+          headers: { 'X-Extra': 'yes', 'X-Team': 'blue' },
+          models: { 'gpt-test': { model: 'upstream-gpt',
+                                  input_cost_per_million: 1.25,
+                                  output_cost_per_million: 10 },
                     'embed-test': {} },
         },
+        // api_base ending in /v1, and with a path prefix
+        mockV1: { api_base: mock.url + '/v1', interfaces: ['openai'],
+                  api_key: 'sk-upstream-secret',
+                  models: { 'gpt-v1': { model: 'upstream-gpt' } } },
+        mockPrefix: { api_base: mock.url + '/proxy/openai',
+                      interfaces: ['openai'], api_key: 'sk-upstream-secret',
+                      models: { 'gpt-prefix': {} } },
       },
       aliases: { 'gpt-alias': 'gpt-test' },
     },
+    settings: { num_retries: 1, allowed_fails: 3, cooldown_seconds: 5,
+                request_timeout_seconds: 5 },
   });
   client = new OpenAI({ baseURL: gw.baseURL, apiKey: gw.masterKey,
-                        maxRetries: 0 });
+                        maxRetries: 0, timeout: 30000 });
   pids = gw.workerPids();
+  assert.strictEqual(pids.length, 2, 'two workers run');
 });
 
 after(async () => {
+  if (!gw) return;
   const problems = gw.problems();
   await gw.stop();
   await mock.close();
-  assert.deepStrictEqual(problems, []);
+  assert.deepStrictEqual(problems, [], 'error.log alerts/crashes');
 });
 
-test('chat completion passes through with the upstream model name',
+function assertNoClientKey(seen) {
+  for (const [k, v] of Object.entries(seen.headers)) {
+    assert.ok(!String(v).includes(gw.masterKey),
+              `the client key reached the provider in header ${k}`);
+  }
+  assert.ok(!seen.url.includes(gw.masterKey), 'client key in upstream URL');
+  assert.ok(!seen.raw.includes(gw.masterKey), 'client key in upstream body');
+}
+
+test('chat completion: upstream model name, provider key, extra headers',
   async () => {
     mock.reset();
     const { data, response } = await client.chat.completions.create({
       model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }],
+      temperature: 0.5,
     }).withResponse();
     assert.strictEqual(data.choices[0].message.content, 'hello from A');
     assert.strictEqual(data.model, 'upstream-gpt');
+    assert.deepStrictEqual(data.usage, { prompt_tokens: 11,
+      completion_tokens: 7, total_tokens: 18 });
+    assert.strictEqual(response.headers.get('x-mock-name'), 'A');
+
     assert.strictEqual(mock.requests.length, 1);
     const seen = mock.requests[0];
+    assert.strictEqual(seen.method, 'POST');
+    assert.strictEqual(seen.path, '/v1/chat/completions');
     assert.strictEqual(seen.body.model, 'upstream-gpt');
     assert.deepStrictEqual(seen.body.messages,
                            [{ role: 'user', content: 'hi' }]);
-    assert.strictEqual(seen.url, '/v1/chat/completions');
-    assert.strictEqual(seen.headers.authorization, 'Bearer sk-upstream-secret');
+    assert.strictEqual(seen.body.temperature, 0.5, 'other fields kept');
+    assert.strictEqual(seen.headers.authorization,
+                       'Bearer sk-upstream-secret');
     assert.strictEqual(seen.headers['x-extra'], 'yes');
-    for (const v of Object.values(seen.headers)) {
-      assert.ok(!String(v).includes(gw.masterKey),
-                'the client key must never reach the provider');
-    }
-    assert.match(response.headers.get('x-llmproxy-request-id'),
-                 /^[0-9a-f-]{36}$/);
+    assert.strictEqual(seen.headers['x-team'], 'blue');
+    assertNoClientKey(seen);
+
+    const id = response.headers.get('x-llmproxy-request-id');
+    assert.ok(id && id.length > 0, 'x-llmproxy-request-id');
     assert.strictEqual(response.headers.get('x-llmproxy-model'),
                        'mockA/gpt-test');
     assert.strictEqual(response.headers.get('x-llmproxy-attempted-fallbacks'),
                        '0');
     assert.strictEqual(response.headers.get('x-llmproxy-attempted-retries'),
                        '0');
-    assert.ok(response.headers.get('x-llmproxy-overhead-duration-ms') !== null);
+    assert.match(response.headers.get('x-llmproxy-overhead-duration-ms') || '',
+                 /^\d+(\.\d+)?$/);
   });
 
-test('request ids are unique', async () => {
-  const ids = new Set();
-  for (let i = 0; i < 5; i++) {
-    const r = await fetch(gw.url + '/health/liveliness');
-    ids.add(r.headers.get('x-llmproxy-request-id'));
-  }
-  assert.strictEqual(ids.size, 5);
-});
-
-test('aliases and PROVIDER/MODEL resolve', async () => {
-  for (const model of ['gpt-alias', 'mockA/gpt-test']) {
+test('the client key never reaches the provider, whatever carries it',
+  async () => {
+    const body = JSON.stringify({ model: 'gpt-test', messages: [] });
+    const carriers = [
+      { authorization: 'Bearer ' + gw.masterKey },
+      { 'x-api-key': gw.masterKey }, { 'x-goog-api-key': gw.masterKey },
+      { 'api-key': gw.masterKey }, { 'x-litellm-api-key': gw.masterKey },
+    ];
+    for (const h of carriers) {
+      mock.reset();
+      const r = await raw(gw.baseURL + '/chat/completions', { method: 'POST',
+        headers: { 'content-type': 'application/json', ...h }, body });
+      assert.strictEqual(r.status, 200, Object.keys(h)[0] + ': ' + r.text);
+      assert.strictEqual(mock.requests.length, 1);
+      assertNoClientKey(mock.requests[0]);
+      assert.strictEqual(mock.requests[0].headers.authorization,
+                         'Bearer sk-upstream-secret');
+    }
     mock.reset();
-    const r = await client.chat.completions.create({
-      model, messages: [{ role: 'user', content: 'x' }] });
-    assert.strictEqual(r.model, 'upstream-gpt');
-    assert.strictEqual(mock.requests[0].body.model, 'upstream-gpt');
+    const r = await raw(gw.baseURL + '/chat/completions?key=' + gw.masterKey,
+                        { method: 'POST', body });
+    assert.strictEqual(r.status, 200, '?key=: ' + r.text);
+    assertNoClientKey(mock.requests[0]);
+  });
+
+test('request ids are non-empty and unique per request', async () => {
+  const ids = [];
+  for (let i = 0; i < 5; i++) {
+    const { response } = await client.chat.completions.create({
+      model: 'gpt-test', messages: [] }).withResponse();
+    ids.push(response.headers.get('x-llmproxy-request-id'));
+    const h = await fetch(gw.url + '/health/liveliness');
+    await h.arrayBuffer();
+    ids.push(h.headers.get('x-llmproxy-request-id'));
   }
+  for (const id of ids) assert.ok(id && id.length > 0, 'request id present');
+  assert.strictEqual(new Set(ids).size, ids.length, 'ids: ' + ids.join(' '));
 });
 
 test('completions, embeddings and responses pass through', async () => {
@@ -95,93 +149,149 @@ test('completions, embeddings and responses pass through', async () => {
   const c = await client.completions.create({ model: 'gpt-test',
                                               prompt: 'say hi' });
   assert.strictEqual(c.choices[0].text, 'hi');
+  assert.strictEqual(c.model, 'upstream-gpt');
   const e = await client.embeddings.create({ model: 'embed-test',
                                              input: 'x' });
   assert.strictEqual(e.data[0].embedding.length, 3);
+  assert.ok(Math.abs(e.data[0].embedding[0] - 0.1) < 1e-6);
   const r = await client.responses.create({ model: 'gpt-test', input: 'hi' });
   assert.strictEqual(r.output_text, 'hi');
-  assert.deepStrictEqual(mock.requests.map((q) => q.url),
+  assert.deepStrictEqual(mock.requests.map((q) => q.path),
     ['/v1/completions', '/v1/embeddings', '/v1/responses']);
-  assert.strictEqual(mock.requests[1].body.model, 'embed-test');
-});
-
-test('paths without /v1 work too', async () => {
-  const r = await fetch(gw.url + '/chat/completions', {
-    method: 'POST',
-    headers: { authorization: 'Bearer ' + gw.masterKey,
-               'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'gpt-test', messages: [] }) });
-  assert.strictEqual(r.status, 200);
-});
-
-test('every key carrier is accepted', async () => {
-  const body = JSON.stringify({ model: 'gpt-test', messages: [] });
-  for (const h of ['x-api-key', 'x-goog-api-key', 'api-key',
-                   'x-litellm-api-key']) {
-    const r = await fetch(gw.baseURL + '/chat/completions', {
-      method: 'POST', headers: { [h]: gw.masterKey }, body });
-    assert.strictEqual(r.status, 200, h);
+  assert.deepStrictEqual(mock.requests.map((q) => q.body.model),
+    ['upstream-gpt', 'embed-test', 'upstream-gpt']);
+  for (const q of mock.requests) {
+    assert.strictEqual(q.headers.authorization, 'Bearer sk-upstream-secret');
+    assertNoClientKey(q);
   }
-  const r = await fetch(gw.baseURL + '/chat/completions?key=' + gw.masterKey,
-                        { method: 'POST', body });
-  assert.strictEqual(r.status, 200, '?key=');
 });
 
-test('models are listed with aliases', async () => {
+test('every endpoint also works without the /v1 prefix', async () => {
+  const auth = { authorization: 'Bearer ' + gw.masterKey,
+                 'content-type': 'application/json' };
+  const cases = [
+    ['/chat/completions', { model: 'gpt-test', messages: [] }],
+    ['/completions', { model: 'gpt-test', prompt: 'x' }],
+    ['/embeddings', { model: 'embed-test', input: 'x' }],
+    ['/responses', { model: 'gpt-test', input: 'x' }],
+  ];
+  for (const [p, body] of cases) {
+    mock.reset();
+    const r = await raw(gw.url + p, { method: 'POST', headers: auth,
+                                      body: JSON.stringify(body) });
+    assert.strictEqual(r.status, 200, p + ': ' + r.text);
+    assert.strictEqual(r.headers.get('x-mock-name'), 'A', p);
+    assert.ok(r.headers.get('x-llmproxy-request-id'), p);
+    assert.strictEqual(mock.requests.length, 1, p);
+    assert.strictEqual(mock.requests[0].path, '/v1' + p);
+  }
+  const m = await raw(gw.url + '/models', { headers: auth });
+  assert.strictEqual(m.status, 200, '/models: ' + m.text);
+  assert.strictEqual(m.body.object, 'list');
+});
+
+test('api_base with /v1 or a path prefix: the endpoint path is appended',
+  async () => {
+    mock.reset();
+    const a = await client.chat.completions.create({ model: 'gpt-v1',
+                                                     messages: [] });
+    assert.strictEqual(a.choices[0].message.content, 'hello from A');
+    const b = await client.embeddings.create({ model: 'gpt-prefix',
+                                               input: 'x' });
+    assert.strictEqual(b.data.length, 1);
+    assert.deepStrictEqual(mock.requests.map((q) => q.path),
+      ['/v1/chat/completions', '/proxy/openai/v1/embeddings']);
+  });
+
+test('request ids are unique across both workers', async () => {
   const ids = [];
-  for await (const m of client.models.list()) ids.push(m.id);
-  assert.deepStrictEqual(ids.sort(), ['embed-test', 'gpt-alias', 'gpt-test']);
-  const one = await client.models.retrieve('gpt-test');
-  assert.strictEqual(one.id, 'gpt-test');
-  await assert.rejects(client.models.retrieve('nope'),
-                       (e) => e.status === 404);
+  for (let i = 0; i < 10; i++) {
+    const rs = await Promise.all([0, 1, 2, 3].map(() => postJSON(
+      gw.baseURL + '/chat/completions', gw.masterKey,
+      { model: 'gpt-test', messages: [] })));
+    for (const r of rs) {
+      assert.strictEqual(r.status, 200, r.text);
+      ids.push(r.headers['x-llmproxy-request-id']);
+    }
+  }
+  await new Promise((res) => setTimeout(res, 100));
+  const pidsSeen = new Set(gw.accessLog().map((l) => l.pid));
+  assert.ok(pidsSeen.size >= 2, 'both workers answered some');
+  assert.ok(ids.every(Boolean));
+  assert.strictEqual(new Set(ids).size, ids.length, 'duplicate request ids');
 });
 
-test('health endpoints need no key', async () => {
+test('GET /v1/models lists models and aliases; /v1/models/{id}',
+  async () => {
+    const ids = [];
+    for await (const m of client.models.list()) {
+      ids.push(m.id);
+      assert.strictEqual(m.object, 'model');
+    }
+    assert.deepStrictEqual(ids.sort(), ['embed-test', 'gpt-alias',
+                                        'gpt-prefix', 'gpt-test', 'gpt-v1']);
+    const one = await client.models.retrieve('gpt-test');
+    assert.strictEqual(one.id, 'gpt-test');
+    assert.strictEqual(one.object, 'model');
+    const alias = await client.models.retrieve('gpt-alias');
+    assert.strictEqual(alias.id, 'gpt-alias');
+    await assert.rejects(client.models.retrieve('nope'),
+                         (e) => e.status === 404);
+    const r = await raw(gw.baseURL + '/models');
+    assertOpenAIError(r, 401, 'GET /v1/models without key');
+  });
+
+test('health endpoints answer 200 without a key', async () => {
   for (const p of ['/health/liveliness', '/health/readiness']) {
-    const r = await fetch(gw.url + p);
-    assert.strictEqual(r.status, 200, p);
+    const r = await raw(gw.url + p);
+    assert.strictEqual(r.status, 200, p + ': ' + r.text);
+    assert.ok(r.headers.get('x-llmproxy-request-id'), p);
   }
 });
-
-async function raw(path, init = {}) {
-  const r = await fetch(gw.url + path, init);
-  const text = await r.text();
-  let body;
-  try { body = JSON.parse(text); } catch (e) { body = text; }
-  return { status: r.status, body, headers: r.headers };
-}
-
-function assertOpenAIError(res, status) {
-  assert.strictEqual(res.status, status, JSON.stringify(res.body));
-  assert.strictEqual(typeof res.body.error.message, 'string');
-  assert.strictEqual(typeof res.body.error.type, 'string');
-  assert.ok('code' in res.body.error);
-  assert.ok(res.headers.get('x-llmproxy-request-id'));
-}
 
 test('errors use the OpenAI shape and SPEC statuses', async () => {
   const auth = { authorization: 'Bearer ' + gw.masterKey,
                  'content-type': 'application/json' };
-  const post = (body, headers = auth) => raw('/v1/chat/completions',
-    { method: 'POST', headers, body });
+  const post = (body, headers = auth, p = '/v1/chat/completions') =>
+    raw(gw.url + p, { method: 'POST', headers, body });
+  const ok = '{"model":"gpt-test","messages":[]}';
 
-  assertOpenAIError(await post('{"model":"gpt-test"}', {}), 401);
-  assertOpenAIError(await post('{"model":"gpt-test"}',
-    { authorization: 'Bearer sk-wrong' }), 401);
-  assertOpenAIError(await post('{"model":"nope","messages":[]}'), 404);
-  assertOpenAIError(await post('{"model": "gpt-test", "messages": [}'), 400);
-  assertOpenAIError(await post('{"model": "gpt-test", "messa'), 400);
-  assertOpenAIError(await post('{"messages":[]}'), 400);
-  assertOpenAIError(await post('{"model":42}'), 400);
-  assertOpenAIError(await post(''), 400);
-  assertOpenAIError(await post('[1,2]'), 400);
+  assertOpenAIError(await post(ok, { 'content-type': 'application/json' }),
+                    401, 'no key');
+  assertOpenAIError(await post(ok, { authorization: 'Bearer sk-wrong' }),
+                    401, 'wrong key');
+  assertOpenAIError(await post(ok, { authorization: 'Bearer '
+                                     + gw.masterKey + 'x' }),
+                    401, 'master key with a suffix');
+  assertOpenAIError(await post(ok, { authorization: 'Bearer ' }),
+                    401, 'empty bearer');
+  assertOpenAIError(await post('{"model":"nope","messages":[]}'), 404,
+                    'unknown model');
+  assertOpenAIError(await post('{"model":"mockA/nope","messages":[]}'), 404,
+                    'unknown PROVIDER/MODEL');
+  assertOpenAIError(await post('{"model": "gpt-test", "messages": [}'), 400,
+                    'malformed JSON');
+  assertOpenAIError(await post('{"model": "gpt-test", "messa'), 400,
+                    'truncated JSON');
+  assertOpenAIError(await post('{"messages":[]}'), 400, 'no model');
+  assertOpenAIError(await post('{"model":42,"messages":[]}'), 400,
+                    'non-string model');
+  assertOpenAIError(await post('{"model":null,"messages":[]}'), 400,
+                    'null model');
+  assertOpenAIError(await post(''), 400, 'empty body');
+  assertOpenAIError(await post('[1,2]'), 400, 'array body');
+  assertOpenAIError(await post('{"model":"gpt-test"} trailing'), 400,
+                    'trailing garbage');
   assertOpenAIError(await post(JSON.stringify({ model: 'gpt-test',
-    messages: [{ role: 'user', content: 'x'.repeat(1100000) }] })), 413);
-  assertOpenAIError(await raw('/v1/unknown', { method: 'POST',
-                                               headers: auth }), 404);
-  assertOpenAIError(await raw('/v1/chat/completions', { headers: auth }),
-                    405);
+    messages: [{ role: 'user', content: 'x'.repeat(1100000) }] })), 413,
+  'body over llmproxy_max_body_size');
+  assertOpenAIError(await raw(gw.url + '/v1/unknown', { method: 'POST',
+    headers: auth, body: ok }), 404, 'unknown path');
+  assertOpenAIError(await raw(gw.url + '/nothing/here', { headers: auth }),
+                    404, 'unknown path, GET');
+  const get = await raw(gw.baseURL + '/chat/completions', { headers: auth });
+  assertOpenAIError(get, get.status === 404 ? 404 : 405,
+                    'GET on a POST endpoint');
 });
 
 test('the SDK sees typed errors', async () => {
@@ -191,39 +301,144 @@ test('the SDK sees typed errors', async () => {
                            maxRetries: 0 });
   await assert.rejects(bad.chat.completions.create({ model: 'gpt-test',
     messages: [] }), (e) => e instanceof OpenAI.AuthenticationError);
+  await assert.rejects(client.chat.completions.create({ model: 'gpt-test',
+    messages: [{ role: 'user', content: 'y'.repeat(1100000) }] }),
+  (e) => e.status === 413);
+});
+
+// Cost headers come with usage accounting (issue 4): until then this test
+// is reported as TODO; it runs, and fails, so it cannot be forgotten.
+test('non-streamed responses carry the cost of the request',
+     { todo: 'usage accounting (issue 4) computes the cost' }, async () => {
+  const { response } = await client.chat.completions.create({
+    model: 'gpt-test', messages: [] }).withResponse();
+  // usage 11 prompt + 7 completion tokens at 1.25 / 10 USD per million
+  const cost = Number(response.headers.get('x-llmproxy-response-cost'));
+  assert.ok(Math.abs(cost - (11 * 1.25 + 7 * 10) / 1e6) < 1e-9,
+            'x-llmproxy-response-cost: '
+            + response.headers.get('x-llmproxy-response-cost'));
+  assert.match(response.headers.get('x-llmproxy-key-spend') || '',
+               /^\d+(\.\d+)?(e-?\d+)?$/, 'x-llmproxy-key-spend');
+});
+
+test('a body near the size limit reaches the provider intact', async () => {
+  // bigger than nginx keeps in memory: read back from a temp file
+  mock.reset();
+  const content = 'z'.repeat(900 * 1024);
+  const r = await client.chat.completions.create({ model: 'gpt-test',
+    messages: [{ role: 'user', content }] });
+  assert.strictEqual(r.choices[0].message.content, 'hello from A');
+  assert.strictEqual(mock.requests.length, 1);
+  assert.strictEqual(mock.requests[0].body.messages[0].content, content);
+  assert.strictEqual(mock.requests[0].body.model, 'upstream-gpt');
+});
+
+test('a chunked request body is read whole', async () => {
+  mock.reset();
+  const parts = ['{"model":', '"gpt-test",', '"messages":[{"role":"user",',
+                 '"content":"chunked"}]}'];
+  const body = new ReadableStream({
+    async pull(c) {
+      if (parts.length === 0) return c.close();
+      c.enqueue(new TextEncoder().encode(parts.shift()));
+      await new Promise((r) => setTimeout(r, 20));
+    },
+  });
+  const r = await raw(gw.baseURL + '/chat/completions', { method: 'POST',
+    headers: { authorization: 'Bearer ' + gw.masterKey,
+               'content-type': 'application/json' },
+    body, duplex: 'half' });
+  assert.strictEqual(r.status, 200, r.text);
+  assert.strictEqual(mock.requests[0].body.messages[0].content, 'chunked');
+});
+
+test('a large response passes intact', async () => {
+  const big = 'abcdefghij'.repeat(200 * 1024);   // 2 MB
+  mock.content = big;
+  try {
+    const r = await client.chat.completions.create({ model: 'gpt-test',
+                                                     messages: [] });
+    assert.strictEqual(r.choices[0].message.content.length, big.length);
+    assert.ok(r.choices[0].message.content === big, 'content differs');
+  } finally {
+    mock.content = undefined;
+  }
+});
+
+test('the ?key= parameter and the key never reach the logs', async () => {
+  const r = await raw(gw.baseURL + '/chat/completions?key=' + gw.masterKey,
+    { method: 'POST', body: '{"model":"nope-404","messages":[]}' });
+  assert.strictEqual(r.status, 404, r.text);
+  await new Promise((res) => setTimeout(res, 200));
+  const access = require('node:fs').readFileSync(gw.dir + '/access.log',
+                                                 'utf8');
+  const leaks = [
+    ...gw.errorLog().split('\n').filter((l) => l.includes(gw.masterKey))
+      .map((l) => 'error.log: ' + l),
+    ...access.split('\n').filter((l) => l.includes(gw.masterKey))
+      .map((l) => 'access.log ($request): ' + l),
+  ];
+  assert.deepStrictEqual(leaks, [], 'the master key was logged');
 });
 
 test('an upstream 400 is returned as it is, never retried', async () => {
   mock.reset();
-  mock.mode = 'badRequest';
+  mock.mode = 'badRequest400';
   try {
+    const r = await raw(gw.baseURL + '/chat/completions', { method: 'POST',
+      headers: { authorization: 'Bearer ' + gw.masterKey },
+      body: JSON.stringify({ model: 'gpt-test', messages: [] }) });
+    assert.strictEqual(r.status, 400, r.text);
+    assert.deepStrictEqual(r.body, { error: { message: 'bad input from A',
+      type: 'invalid_request_error', code: 'bad' } });
+    assert.ok(r.headers.get('x-llmproxy-request-id'));
+    assert.strictEqual(mock.requests.length, 1, 'exactly one upstream try');
+    mock.reset();
     await assert.rejects(client.chat.completions.create({ model: 'gpt-test',
-      messages: [] }), (e) => e.status === 400
+      messages: [] }), (e) => e instanceof OpenAI.BadRequestError
         && /bad input from A/.test(e.message));
-    assert.strictEqual(mock.requests.length, 1);
+    assert.strictEqual(mock.requests.length, 1, 'exactly one upstream try');
   } finally {
     mock.mode = 'ok';
   }
 });
 
-test('bad upstreams do not hurt the workers', async () => {
-  for (const mode of ['garbage', 'closeMid']) {
-    mock.mode = mode;
-    const r = await fetch(gw.baseURL + '/chat/completions', {
+test('bad upstreams (garbage, cut-off body) do not hurt the workers',
+  async () => {
+    const call = () => fetch(gw.baseURL + '/chat/completions', {
       method: 'POST', headers: { authorization: 'Bearer ' + gw.masterKey },
       body: JSON.stringify({ model: 'gpt-test', messages: [] }) })
-      .then(async (res) => ({ status: res.status, text: await res.text() }))
+      .then(async (res) => ({ status: res.status, text: await res.text(),
+                              id: res.headers.get('x-llmproxy-request-id') }))
       .catch((e) => ({ error: e }));
-    if (mode === 'garbage') {
-      assert.strictEqual(r.status, 502, JSON.stringify(r));
-    } else {
-      // headers were sent already: the client sees a cut-off body
-      assert.ok(r.error || r.text.length < 2000);
+    try {
+      mock.mode = 'garbage';
+      for (let i = 0; i < 4; i++) {
+        const r = await call();
+        assert.strictEqual(r.status, 502, JSON.stringify(r));
+        assert.ok(r.id, 'x-llmproxy-request-id on the 502');
+        assert.ok(JSON.parse(r.text).error, r.text);
+      }
+      mock.mode = 'closeMid';
+      for (let i = 0; i < 4; i++) {
+        const r = await call();
+        // either the gateway noticed before answering (502) or it had sent
+        // the headers already and the client sees a cut-off body
+        if (!r.error) {
+          assert.ok(r.status === 502 || r.text.length < 2000,
+                    JSON.stringify(r));
+        }
+      }
+    } finally {
+      mock.mode = 'ok';
     }
-  }
-  mock.mode = 'ok';
-  const ok = await client.chat.completions.create({ model: 'gpt-test',
-    messages: [] });
-  assert.strictEqual(ok.choices[0].message.content, 'hello from A');
-  assert.deepStrictEqual(gw.workerPids(), pids, 'no worker was replaced');
-});
+    // the same workers still serve, in both the SDK and raw form
+    for (let i = 0; i < 6; i++) {
+      const ok = await client.chat.completions.create({ model: 'gpt-test',
+                                                        messages: [] });
+      assert.strictEqual(ok.choices[0].message.content, 'hello from A');
+    }
+    const h = await raw(gw.url + '/health/liveliness');
+    assert.strictEqual(h.status, 200);
+    assert.deepStrictEqual(gw.workerPids(), pids, 'no worker was replaced');
+  });

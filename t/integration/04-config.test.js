@@ -10,8 +10,11 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
-const { startGateway, NGINX, MODULE } = require('../lib/gateway');
-const { createMock } = require('../lib/mock');
+const crypto = require('node:crypto');
+const { startGateway, NGINX, MODULE, raw, assertOpenAIError } =
+  require('../lib/gateway');
+const { createMock } = require('../mocks/openai-mock');
+const { postJSON } = require('../lib/http');
 
 let gw, mock, client;
 
@@ -27,30 +30,53 @@ before(async () => {
   mock = await createMock({ name: 'p', delay: 150, chunks: 8 });
   gw = await startGateway({ config: base(mock.url) });
   client = new OpenAI({ baseURL: gw.baseURL, apiKey: gw.masterKey,
-                        maxRetries: 0 });
+                        maxRetries: 0, timeout: 30000 });
 });
 
 after(async () => {
+  if (!gw) return;
   const problems = gw.problems();
   await gw.stop();
   await mock.close();
-  assert.deepStrictEqual(problems, []);
+  assert.deepStrictEqual(problems, [], 'error.log alerts/crashes');
 });
+
+function status() {
+  const r = gw.ctl(['status', '--json']);
+  assert.strictEqual(r.status, 0, 'llmproxyctl status: ' + r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+// a stream of 8 chunks 150 ms apart, read to the end in the background
+async function slowStream(model = 'm1') {
+  const stream = await client.chat.completions.create({ model,
+    messages: [], stream: true });
+  const done = (async () => {
+    let text = '';
+    for await (const c of stream) text += c.choices[0]?.delta?.content || '';
+    return text;
+  })();
+  return { done };   // not a promise itself, so `await slowStream()` does
+}                    // not wait for the end
 
 test('a sync takes effect without reload, in-flight streams finish',
   async () => {
     const pids = gw.workerPids();
-    const stream = await client.chat.completions.create({ model: 'm1',
-      messages: [], stream: true });
-    const collected = (async () => {
-      let text = '';
-      for await (const c of stream) text += c.choices[0]?.delta?.content || '';
-      return text;
-    })();
+    await assert.rejects(client.chat.completions.create({ model: 'newalias',
+      messages: [] }), (e) => e.status === 404, 'not there before the sync');
+    const gen = status().generation;
+    mock.reset();
+    mock.delay = 400;    // a 3 s stream
+    const collected = (await slowStream()).done;
+    mock.delay = 150;
 
     const cfg = base(mock.url);
     cfg.aliases = { newalias: 'm1' };
-    const r = gw.sync(cfg);
+    let streamDone = false;
+    collected.then(() => { streamDone = true; }, () => {});
+    const t0 = Date.now();
+    const r = await gw.syncAsync(cfg);
+    const syncMs = Date.now() - t0;
     assert.strictEqual(r.status, 0, r.stderr);
     assert.match(r.stdout, /\+ alias newalias/);
     assert.match(r.stdout, /applied \(generation \d+\)/);
@@ -58,8 +84,20 @@ test('a sync takes effect without reload, in-flight streams finish',
     const res = await client.chat.completions.create({ model: 'newalias',
                                                        messages: [] });
     assert.strictEqual(res.choices[0].message.content, 'hello from p');
+    assert.strictEqual(mock.requests.length, 2);
+    if (syncMs < 2000) {
+      assert.ok(!streamDone, 'the new alias answered while the stream that '
+                + 'started before the sync was still running');
+    }
     assert.strictEqual(await collected, 'c0c1c2c3c4c5c6c7');
-    assert.deepStrictEqual(gw.workerPids(), pids);
+    assert.ok(status().generation > gen, 'generation went up');
+    // every worker has it: fresh connections land on both
+    for (let i = 0; i < 10; i++) {
+      const r = await postJSON(gw.baseURL + '/chat/completions',
+        gw.masterKey, { model: 'newalias', messages: [] });
+      assert.strictEqual(r.status, 200, r.text);
+    }
+    assert.deepStrictEqual(gw.workerPids(), pids, 'no reload, no new workers');
   });
 
 test('the plan: --dry-run, without --force, --prune, --only', async () => {
@@ -107,8 +145,10 @@ test('a broken config is refused with every problem listed', async () => {
     },
     aliases: { a: 'missing' },
   };
+  const before = status();
   const r = gw.sync(bad);
-  assert.strictEqual(r.status, 1);
+  assert.notStrictEqual(r.status, 0);
+  assert.match(r.stderr, /^\S+: \S.*$/m, 'problems listed as path: reason');
   assert.match(r.stderr, /providers\.p\.models\.m1\.acess_groups: unknown field/);
   assert.match(r.stderr, /providers\.q\.\$extend: unknown provider "nothere"/);
   assert.match(r.stderr, /aliases\.a: unknown model "missing"/);
@@ -118,9 +158,67 @@ test('a broken config is refused with every problem listed', async () => {
   assert.strictEqual(res.choices[0].message.content, 'hello from p');
 
   const syntax = gw.sync('{"providers": {');
-  assert.strictEqual(syntax.status, 1);
+  assert.notStrictEqual(syntax.status, 0);
   assert.match(syntax.stderr, /invalid JSON/);
+
+  const typo = base(mock.url);
+  typo.setings = { num_retries: 2 };
+  const t = gw.sync(typo);
+  assert.notStrictEqual(t.status, 0, 'an unknown top-level field is refused');
+  assert.match(t.stderr, /setings: unknown field/);
+
+  const after = status();
+  assert.strictEqual(after.generation, before.generation, 'nothing pushed');
+  assert.strictEqual(after.config_sha256, before.config_sha256);
+  const again = await client.chat.completions.create({ model: 'newalias',
+                                                       messages: [] });
+  assert.strictEqual(again.choices[0].message.content, 'hello from p');
 });
+
+test('the admin API needs the master key and refuses a bad config',
+  async () => {
+    const before = status();
+    const admin = (p, init = {}) => raw(gw.url + '/llmproxy/admin/' + p, init);
+    const auth = { authorization: 'Bearer ' + gw.masterKey };
+
+    for (const headers of [{}, { authorization: 'Bearer sk-wrong' }]) {
+      assertOpenAIError(await admin('status', { headers }), 401,
+                        'status ' + JSON.stringify(headers));
+      assertOpenAIError(await admin('config', { headers }), 401,
+                        'GET config ' + JSON.stringify(headers));
+      assertOpenAIError(await admin('config', { method: 'POST', headers,
+        body: '{}' }), 401, 'POST config ' + JSON.stringify(headers));
+    }
+
+    const got = await admin('config', { headers: auth });
+    assert.strictEqual(got.status, 200, got.text);
+    assert.strictEqual(got.body.config_sha256, before.config_sha256);
+    const prov = got.body.providers.find((x) => x.name === 'p');
+    assert.ok(!('api_key' in prov), 'api_key is never read back');
+    assert.strictEqual(prov.api_key_sha256, crypto.createHash('sha256')
+      .update('sk-up-1').digest('hex'));
+    assert.ok(!got.text.includes('sk-up-1'));
+
+    for (const body of ['{"format":1}', 'not json', '{"format":99,'
+        + '"providers":[],"deployments":[],"aliases":{},"fallbacks":{}}']) {
+      const r = await admin('config', { method: 'POST', headers: auth, body });
+      assertOpenAIError(r, 400, 'POST config ' + body);
+      assert.strictEqual(r.body.error.code, 'invalid_config');
+    }
+    // a compiled config whose alias points nowhere
+    const broken = JSON.parse(JSON.stringify(got.body));
+    broken.aliases = { x: 'no-such-model' };
+    const r = await admin('config', { method: 'POST', headers: auth,
+                                      body: JSON.stringify(broken) });
+    assertOpenAIError(r, 400, 'alias to nowhere');
+
+    const after = status();
+    assert.strictEqual(after.generation, before.generation);
+    assert.strictEqual(after.config_sha256, before.config_sha256);
+    const res = await client.chat.completions.create({ model: 'newalias',
+                                                       messages: [] });
+    assert.strictEqual(res.choices[0].message.content, 'hello from p');
+  });
 
 test('config.local.json is merged and env: secrets resolved', async () => {
   const cfg = base(mock.url);
@@ -146,9 +244,26 @@ test('config.local.json is merged and env: secrets resolved', async () => {
   }
 });
 
+test('nginx -s reload: in-flight streams finish, the config stays',
+  async () => {
+    const sha = status().config_sha256;
+    const collected = (await slowStream()).done;
+    const fresh = await gw.reload();
+    assert.strictEqual(fresh.length, 2);
+    assert.strictEqual(await collected, 'c0c1c2c3c4c5c6c7',
+                       'the old worker finished the stream');
+    const res = await client.chat.completions.create({ model: 'newalias',
+                                                       messages: [] });
+    assert.strictEqual(res.choices[0].message.content, 'hello from p');
+    assert.strictEqual(status().config_sha256, sha);
+  });
+
 test('a restarted gateway serves the last good config', async () => {
-  await gw.stop({ keep: true });
-  await gw.start();
+  const sha = status().config_sha256;
+  await gw.stop({ keep: true, how: 'stop' });   // nginx -s stop
+  assert.ok(!gw.stopProblem, gw.stopProblem);
+  await gw.start();                             // same state dir, no sync
+  assert.strictEqual(status().config_sha256, sha);
   const r = await fetch(gw.url + '/health/readiness');
   assert.strictEqual(r.status, 200);
   const res = await client.chat.completions.create({ model: 'newalias',

@@ -8,7 +8,7 @@ const assert = require('node:assert');
 const OpenAI = require('openai');
 const { startGateway, sleep } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
-const { createMock } = require('../lib/mock');
+const { createMock } = require('../mocks/openai-mock');
 
 let pg, gw, mock;
 
@@ -66,15 +66,17 @@ const status = async (key, model = 'm1') => {
 };
 
 test('migrations: applied once, a second run changes nothing', () => {
+  // the sync in before() may have applied them already (llmproxyctl
+  // migrates whenever it connects); either way they are applied once
   let r = gw.ctl(['migrate']);
   assert.strictEqual(r.status, 0, r.stderr);
-  assert.match(r.stdout, /applied 001_init\n/);
-  assert.match(r.stdout, /up to date \(1 migration applied\)/);
+  assert.match(r.stdout, /up to date \(\d+ migrations? applied\)/);
   r = gw.ctl(['migrate']);
   assert.strictEqual(r.status, 0, r.stderr);
   assert.match(r.stdout, /up to date \(0 migrations applied\)/);
-  assert.strictEqual(pg.psql('SELECT count(*) FROM llmproxy_schema_migrations'),
-                     '1');
+  assert.strictEqual(pg.psql('SELECT count(*) >= 1 AND count(*) = '
+    + 'count(DISTINCT name) FROM llmproxy_schema_migrations'), 't',
+  'each migration recorded once');
 });
 
 test('a new key works within 5 s, an unknown one is refused', async () => {

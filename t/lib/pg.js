@@ -5,7 +5,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFileSync, spawnSync } = require('node:child_process');
-const { closedPort } = require('./mock');
+const { freePort: closedPort } = require('../mocks/openai-mock');
 const { ROOT } = require('./gateway');
 
 const PG_SH = path.join(ROOT, 'scripts', 'pg.sh');

@@ -1,0 +1,221 @@
+'use strict';
+// A mock OpenAI-compatible provider: the only fake in the tests (providers
+// are what a user does not run).  An http server in the test process that
+// records every request it gets (method, path, headers, parsed body) and
+// answers according to its mode, which a test may change at any time:
+//
+//   ok             realistic OpenAI bodies with `usage`, echoing the model;
+//                  stream=true answers SSE chunk by chunk (`delay` ms apart)
+//   fail500        500 with an OpenAI error body
+//   fail429        429 with `retry-after: <retryAfter, default 2>`
+//   hang           reads the request and never answers
+//   garbage        writes bytes that are not HTTP, then closes
+//   closeMid       sends headers and half of the body, then destroys the
+//                  socket
+//   badRequest400  400 with an OpenAI error body (alias: badRequest)
+//
+// Every HTTP answer carries `x-mock-name: <name>`.
+
+const http = require('node:http');
+const net = require('node:net');
+
+const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
+               'badRequest400', 'badRequest'];
+
+function chatCompletion(model, name, content) {
+  return {
+    id: 'chatcmpl-' + name, object: 'chat.completion', created: 1700000000,
+    model, system_fingerprint: 'fp_mock',
+    choices: [{ index: 0, finish_reason: 'stop', logprobs: null,
+                message: { role: 'assistant',
+                           content: content || 'hello from ' + name,
+                           refusal: null } }],
+    usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 },
+  };
+}
+
+function chunk(model, delta, finish, extra = {}) {
+  return { id: 'chatcmpl-s', object: 'chat.completion.chunk',
+           created: 1700000000, model,
+           choices: [{ index: 0, delta, finish_reason: finish,
+                       logprobs: null }], ...extra };
+}
+
+function stream(res, body, st) {
+  const model = body.model;
+  res.writeHead(200, { 'content-type': 'text/event-stream',
+                       'cache-control': 'no-cache',
+                       'x-mock-name': st.name });
+  res.flushHeaders();
+  const chunks = st.chunks, delay = st.delay;   // fixed per stream
+  let i = 0;
+  const tick = () => {
+    if (res.destroyed) return;
+    if (i < chunks) {
+      const delta = i === 0 ? { role: 'assistant', content: 'c' + i }
+                            : { content: 'c' + i };
+      res.write('data: ' + JSON.stringify(chunk(model, delta, null)) + '\n\n');
+      i++;
+      setTimeout(tick, delay);
+      return;
+    }
+    res.write('data: ' + JSON.stringify(chunk(model, {}, 'stop')) + '\n\n');
+    if (body.stream_options && body.stream_options.include_usage) {
+      res.write('data: ' + JSON.stringify({
+        id: 'chatcmpl-s', object: 'chat.completion.chunk',
+        created: 1700000000, model, choices: [],
+        usage: { prompt_tokens: 11, completion_tokens: chunks,
+                 total_tokens: 11 + chunks } }) + '\n\n');
+    }
+    res.end('data: [DONE]\n\n');
+  };
+  tick();
+}
+
+function answer(req, res, body, st) {
+  const model = body.model;
+  const send = (status, obj, headers = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json',
+                            'x-mock-name': st.name, ...headers });
+    res.end(JSON.stringify(obj));
+  };
+  const path = req.url.replace(/\?.*$/, '');
+
+  if (req.method === 'POST' && path.endsWith('/chat/completions')) {
+    if (body.stream) return stream(res, body, st);
+    return send(200, chatCompletion(model, st.name, st.content));
+  }
+  if (req.method === 'POST' && path.endsWith('/completions')) {
+    return send(200, { id: 'cmpl-' + st.name, object: 'text_completion',
+      created: 1700000000, model,
+      choices: [{ index: 0, text: 'hi', finish_reason: 'stop',
+                  logprobs: null }],
+      usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } });
+  }
+  if (req.method === 'POST' && path.endsWith('/embeddings')) {
+    const vec = [0.1, 0.2, 0.3];
+    const embedding = body.encoding_format === 'base64'
+      ? Buffer.from(new Float32Array(vec).buffer).toString('base64') : vec;
+    return send(200, { object: 'list', model,
+      data: [{ object: 'embedding', index: 0, embedding }],
+      usage: { prompt_tokens: 2, total_tokens: 2 } });
+  }
+  if (req.method === 'POST' && path.endsWith('/responses')) {
+    return send(200, { id: 'resp_' + st.name, object: 'response',
+      created_at: 1700000000, status: 'completed', model,
+      output: [{ type: 'message', id: 'msg_1', status: 'completed',
+                 role: 'assistant',
+                 content: [{ type: 'output_text', text: 'hi',
+                             annotations: [] }] }],
+      usage: { input_tokens: 3, output_tokens: 1, total_tokens: 4,
+               input_tokens_details: { cached_tokens: 0 },
+               output_tokens_details: { reasoning_tokens: 0 } } });
+  }
+  return send(404, { error: { message: 'mock: no route ' + req.method + ' '
+                                       + path,
+                              type: 'invalid_request_error', code: null } });
+}
+
+// opts: {name, mode, delay (ms between stream chunks), chunks, retryAfter,
+//        content (the chat completion's answer, default "hello from NAME")}
+function createMock(opts = {}) {
+  const st = { name: opts.name || 'mock', mode: opts.mode || 'ok',
+               delay: opts.delay || 0, chunks: opts.chunks || 5,
+               retryAfter: opts.retryAfter || 2, content: opts.content,
+               requests: [] };
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    const parts = [];
+    req.on('data', (d) => parts.push(d));
+    req.on('end', () => {
+      const raw = Buffer.concat(parts).toString('utf8');
+      let body = {};
+      try { body = JSON.parse(raw); } catch (e) { body = { _raw: raw }; }
+      const mode = st.mode;
+      st.requests.push({ method: req.method, url: req.url,
+                         path: req.url.replace(/\?.*$/, ''),
+                         headers: req.headers, body, raw, mode,
+                         time: Date.now() });
+      const h = { 'content-type': 'application/json', 'x-mock-name': st.name };
+      switch (mode) {
+        case 'fail500':
+          res.writeHead(500, h);
+          return res.end(JSON.stringify({ error: { message: 'boom from '
+            + st.name, type: 'server_error', code: null } }));
+        case 'fail429':
+          res.writeHead(429, { ...h, 'retry-after': String(st.retryAfter) });
+          return res.end(JSON.stringify({ error: { message: 'slow down',
+            type: 'rate_limit_error', code: 'rate_limit_exceeded' } }));
+        case 'badRequest':
+        case 'badRequest400':
+          res.writeHead(400, h);
+          return res.end(JSON.stringify({ error: { message: 'bad input from '
+            + st.name, type: 'invalid_request_error', code: 'bad' } }));
+        case 'hang':
+          return;          // never answers; closed by close()
+        case 'garbage':
+          req.socket.write('this is not http\r\n\r\n\x00\x01\x02');
+          return req.socket.destroy();
+        case 'closeMid':
+          if (body.stream) {
+            res.writeHead(200, { ...h, 'content-type': 'text/event-stream' });
+            for (const d of [{ role: 'assistant', content: 'c0' },
+                             { content: 'c1' }]) {
+              res.write('data: ' + JSON.stringify(chunk(body.model, d, null))
+                        + '\n\n');
+            }
+            return setTimeout(() => req.socket.destroy(), 100);
+          }
+          res.writeHead(200, { ...h, 'content-length': '2000' });
+          res.write('{"id":"half","object":"chat.completion","choices":[');
+          return setTimeout(() => req.socket.destroy(), 50);
+        case 'ok':
+          return answer(req, res, body, st);
+        default:
+          throw new Error('mock: unknown mode ' + mode);
+      }
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.keepAliveTimeout = 30000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = server.address().port;
+      resolve({
+        name: st.name, port, url: `http://127.0.0.1:${port}`, state: st,
+        get requests() { return st.requests; },
+        get mode() { return st.mode; },
+        set mode(m) {
+          if (!MODES.includes(m)) throw new Error('mock: unknown mode ' + m);
+          st.mode = m;
+        },
+        set delay(ms) { st.delay = ms; },
+        set content(c) { st.content = c; },
+        reset() { st.requests.length = 0; },
+        close() {
+          for (const s of sockets) s.destroy();
+          return new Promise((r) => server.close(() => r()));
+        },
+      });
+    });
+  });
+}
+
+// a free port: bound on 127.0.0.1 by the kernel's choice, then released
+// (also serves as "a closed port" nothing listens on)
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+module.exports = { createMock, freePort, closedPort: freePort, MODES };
