@@ -395,6 +395,38 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
 }
 
 
+/* a request's tokens and cost: tpm and budgets bite on the next one */
+
+ngx_int_t
+ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *digest, ngx_uint_t tokens, double cost)
+{
+    time_t                          minute;
+    ngx_http_llmproxy_key_node_t  **pn;
+
+    minute = ngx_time() / 60;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    pn = ngx_http_llmproxy_keys_find(zctx->sh, digest);
+
+    if (pn) {
+        if ((*pn)->window != minute) {
+            (*pn)->window = minute;
+            (*pn)->requests = 0;
+            (*pn)->tokens = 0;
+        }
+
+        (*pn)->tokens += tokens;
+        (*pn)->spend += cost;
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return pn ? NGX_OK : NGX_DECLINED;
+}
+
+
 static ngx_http_llmproxy_key_node_t **
 ngx_http_llmproxy_keys_find(ngx_http_llmproxy_shctx_t *sh, u_char *digest)
 {

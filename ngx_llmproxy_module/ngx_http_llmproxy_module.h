@@ -288,8 +288,16 @@ typedef struct {
     ngx_http_status_t               status;
     ngx_http_chunked_t              chunked;
 
+    /* usage the provider reported, as the response passes through */
+    int64_t                         prompt_tokens;      /* -1: unknown */
+    int64_t                         completion_tokens;
+    int64_t                         total_tokens;
+    u_char                          usage_tail[64];
+    size_t                          usage_tail_len;
+
     unsigned                        stream:1;
     unsigned                        repeat:1;
+    unsigned                        accounted:1;
     unsigned                        upstream_started:1;
     unsigned                        error_body:1;
     unsigned                        error_sent:1;
@@ -337,6 +345,16 @@ ngx_uint_t ngx_http_llmproxy_keys_allow(ngx_http_llmproxy_key_t *key,
     ngx_str_t *name, ngx_http_llmproxy_deployment_t *d);
 ngx_int_t ngx_http_llmproxy_keys_allow_target(ngx_http_llmproxy_key_t *key,
     ngx_http_llmproxy_target_t *t);
+
+ngx_int_t ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *digest, ngx_uint_t tokens, double cost);
+
+/* _usage.c */
+void ngx_http_llmproxy_usage_reset(ngx_http_llmproxy_ctx_t *ctx);
+void ngx_http_llmproxy_usage_scan(ngx_http_llmproxy_ctx_t *ctx, u_char *pos,
+    u_char *last);
+void ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 
 /* _db.c */
 ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);

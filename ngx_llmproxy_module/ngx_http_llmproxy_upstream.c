@@ -154,6 +154,8 @@ ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,
     ctx->upstream_started = 1;
     ctx->upstream_start = ngx_current_msec;
 
+    ngx_http_llmproxy_usage_reset(ctx);
+
     ngx_http_upstream_init(r);
 
     return NGX_DONE;
@@ -514,6 +516,8 @@ ngx_http_llmproxy_reinit_request(ngx_http_request_t *r)
     ctx->status.end = NULL;
     ctx->chunked.state = 0;
 
+    ngx_http_llmproxy_usage_reset(ctx);
+
     r->upstream->process_header = ngx_http_llmproxy_process_status_line;
 
     return NGX_OK;
@@ -815,18 +819,20 @@ ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes)
     cl->buf->last = b->last;
     cl->buf->tag = u->output.tag;
 
-    if (u->length == -1) {
-        return NGX_OK;
-    }
-
-    if (bytes > u->length) {
+    if (u->length != -1 && bytes > u->length) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "llmproxy: upstream sent more data than specified in "
                       "\"Content-Length\" header");
 
         cl->buf->last = cl->buf->pos + u->length;
         u->length = 0;
+    }
 
+    ngx_http_llmproxy_usage_scan(ngx_http_get_module_ctx(r,
+                                     ngx_http_llmproxy_module),
+                                 cl->buf->pos, cl->buf->last);
+
+    if (u->length == -1 || u->length == 0) {
         return NGX_OK;
     }
 
@@ -896,6 +902,8 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
                 b->last = buf->last;
             }
 
+            ngx_http_llmproxy_usage_scan(ctx, b->pos, b->last);
+
             continue;
         }
 
@@ -938,8 +946,16 @@ ngx_http_llmproxy_abort_request(ngx_http_request_t *r)
 static void
 ngx_http_llmproxy_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
 {
+    ngx_http_llmproxy_ctx_t  *ctx;
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: finalize upstream request: %i", rc);
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    if (ctx && r->upstream && r->upstream->header_sent) {
+        ngx_http_llmproxy_usage_account(r, ctx);
+    }
 }
 
 

@@ -22,7 +22,9 @@ before(async () => {
       providers: {
         p: { api_base: mock.url, interfaces: ['openai'],
              access_groups: ['team'],
-             models: { m1: {}, m2: { access_groups: ['admins'] }, m3: {} } },
+             models: { m1: {}, m2: { access_groups: ['admins'] }, m3: {},
+                       priced: { input_cost_per_million: 100000,
+                                 output_cost_per_million: 100000 } } },
       },
       aliases: { one: 'm1' },
     },
@@ -77,6 +79,45 @@ test('migrations: applied once, a second run changes nothing', () => {
   assert.strictEqual(pg.psql('SELECT count(*) >= 1 AND count(*) = '
     + 'count(DISTINCT name) FROM llmproxy_schema_migrations'), 't',
   'each migration recorded once');
+});
+
+test('migrations bring an empty and an older database up to date', () => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const { ROOT } = require('../lib/gateway');
+  const schema = fs.readdirSync(path.join(ROOT, 'configs', 'schema'))
+    .filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
+  assert.ok(schema.length >= 2);
+
+  pg.psql('CREATE DATABASE empty_db');
+  pg.psql('CREATE DATABASE old_db');
+  const url = (db) => pg.url.replace(/\/llmproxy$/, '/' + db);
+
+  let r = gw.ctl(['migrate', '--database', url('empty_db')]);
+  assert.strictEqual(r.status, 0, r.stderr);
+  for (const f of schema) {
+    assert.match(r.stdout, new RegExp('applied ' + f.replace('.sql', '')));
+  }
+
+  // an "older" database: only the first migration, applied back then
+  const { spawnSync } = require('node:child_process');
+  const first = path.join(ROOT, 'configs', 'schema', schema[0]);
+  let p = spawnSync('psql', [url('old_db'), '-q', '-v', 'ON_ERROR_STOP=1',
+                             '-f', first], { encoding: 'utf8' });
+  assert.strictEqual(p.status, 0, p.stderr);
+  p = spawnSync('psql', [url('old_db'), '-Atqc',
+    'CREATE TABLE llmproxy_schema_migrations (version integer PRIMARY KEY,'
+    + " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
+    + ` INSERT INTO llmproxy_schema_migrations VALUES (1, '${schema[0]
+      .replace('.sql', '')}')`], { encoding: 'utf8' });
+  assert.strictEqual(p.status, 0, p.stderr);
+  r = gw.ctl(['migrate', '--database', url('old_db')]);
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.ok(!r.stdout.includes('applied ' + schema[0].replace('.sql', '')));
+  assert.match(r.stdout, new RegExp('applied ' + schema[1]
+    .replace('.sql', '')));
+  r = gw.ctl(['migrate', '--database', url('old_db')]);
+  assert.match(r.stdout, /up to date \(0 migrations applied\)/);
 });
 
 test('a new key works within 5 s, an unknown one is refused', async () => {
@@ -158,6 +199,44 @@ test('budget, expiry, block and revoke', async () => {
   const info = gw.ctl(['key', 'info', 'blk']);
   assert.match(info.stdout, /status:\s+revoked/);
   assert.strictEqual(gw.ctl(['key', 'revoke', 'nosuchkey']).status, 1);
+});
+
+// tokens are counted per minute: keep a test inside one minute
+async function sameMinute(seconds) {
+  const s = new Date().getSeconds();
+  if (s > 60 - seconds) await sleep((61 - s) * 1000);
+}
+
+test('tpm counts the tokens the provider reported', async () => {
+  const key = create('--alias', 'tpm', '--tpm', '30');
+  await until(async () => (await status(key)) === 200);
+  await sameMinute(15);
+  const key2 = create('--alias', 'tpm2', '--tpm', '30');
+  await until(async () => (await status(key2)) === 200);   // 18 tokens
+  assert.strictEqual(await status(key2), 200);              // 36 tokens
+  await assert.rejects(call(key2), (e) => e instanceof OpenAI.RateLimitError
+    && /tokens per minute/.test(e.message));
+});
+
+test('a stream with include_usage counts its tokens too', async () => {
+  await sameMinute(15);
+  const key = create('--alias', 'tpm-stream', '--tpm', '20');
+  await until(async () => (await status(key)) === 200);     // 18 tokens
+  const stream = await sdk(key).chat.completions.create({ model: 'm1',
+    messages: [], stream: true, stream_options: { include_usage: true } });
+  let usage;
+  for await (const c of stream) if (c.usage) usage = c.usage;
+  assert.strictEqual(usage.total_tokens, 16);               // 34 tokens
+  assert.strictEqual(await status(key), 429);
+});
+
+test('spend from the model prices exhausts a budget', async () => {
+  const key = create('--alias', 'spender', '--max-budget', '1');
+  // the first call costs 18 tokens at 0.1 USD each: 1.8 USD
+  await until(async () => (await status(key, 'priced')) === 200);
+  await assert.rejects(call(key, 'priced'), (e) => e.status === 429
+    && /budget/.test(e.message));
+  assert.strictEqual(await status(key, 'm1'), 429, 'for every model');
 });
 
 test('the gateway survives a database restart', async () => {

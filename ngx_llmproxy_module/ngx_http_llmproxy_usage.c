@@ -1,0 +1,191 @@
+/*
+ * Usage as the provider reports it.  The response body is watched as it
+ * passes to the client, without buffering or parsing it: the scanner
+ * looks for the token counters of OpenAI's usage objects
+ * ("prompt_tokens", "completion_tokens", "total_tokens", and the
+ * Responses API's "input_tokens"/"output_tokens"), keeping the last value
+ * of each, so a stream's final usage chunk wins.  A short tail of each
+ * buffer is kept to catch a counter split between two reads.  When the
+ * request ends, the tokens and their cost count against the key's
+ * per-minute token limit and its spend, in the zone.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <string.h>
+
+
+typedef struct {
+    ngx_str_t    name;       /* with quotes and colon */
+    ngx_uint_t   which;
+} ngx_http_llmproxy_counter_t;
+
+
+enum {
+    NGX_HTTP_LLMPROXY_PROMPT = 0,
+    NGX_HTTP_LLMPROXY_COMPLETION,
+    NGX_HTTP_LLMPROXY_TOTAL
+};
+
+
+static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_counters[] = {
+    { ngx_string("\"prompt_tokens\":"), NGX_HTTP_LLMPROXY_PROMPT },
+    { ngx_string("\"input_tokens\":"), NGX_HTTP_LLMPROXY_PROMPT },
+    { ngx_string("\"completion_tokens\":"), NGX_HTTP_LLMPROXY_COMPLETION },
+    { ngx_string("\"output_tokens\":"), NGX_HTTP_LLMPROXY_COMPLETION },
+    { ngx_string("\"total_tokens\":"), NGX_HTTP_LLMPROXY_TOTAL },
+    { ngx_null_string, 0 }
+};
+
+
+static void ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx,
+    u_char *p, u_char *last);
+
+
+void
+ngx_http_llmproxy_usage_reset(ngx_http_llmproxy_ctx_t *ctx)
+{
+    ctx->prompt_tokens = -1;
+    ctx->completion_tokens = -1;
+    ctx->total_tokens = -1;
+    ctx->usage_tail_len = 0;
+}
+
+
+void
+ngx_http_llmproxy_usage_scan(ngx_http_llmproxy_ctx_t *ctx, u_char *pos,
+    u_char *last)
+{
+    size_t  n, head;
+    u_char  window[128];
+
+    if (pos == last) {
+        return;
+    }
+
+    /* the junction with the previous buffer first, then this buffer */
+
+    if (ctx->usage_tail_len) {
+        head = ngx_min((size_t) (last - pos), sizeof(window)
+                                              - ctx->usage_tail_len);
+        ngx_memcpy(window, ctx->usage_tail, ctx->usage_tail_len);
+        ngx_memcpy(window + ctx->usage_tail_len, pos, head);
+        ngx_http_llmproxy_usage_find(ctx, window,
+                                     window + ctx->usage_tail_len + head);
+    }
+
+    ngx_http_llmproxy_usage_find(ctx, pos, last);
+
+    n = ngx_min((size_t) (last - pos), sizeof(ctx->usage_tail));
+    ngx_memcpy(ctx->usage_tail, last - n, n);
+    ctx->usage_tail_len = n;
+}
+
+
+static void
+ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
+    u_char *last)
+{
+    u_char                       *q, *d, *start;
+    int64_t                       v;
+    ngx_http_llmproxy_counter_t  *c;
+
+    start = p;
+
+    for ( ;; ) {
+        /* every counter name ends in _tokens": */
+
+        q = memmem(p, last - p, "_tokens\":", sizeof("_tokens\":") - 1);
+        if (q == NULL) {
+            return;
+        }
+
+        p = q + sizeof("_tokens\":") - 1;
+
+        for (c = ngx_http_llmproxy_counters; c->name.len; c++) {
+            d = p - c->name.len;
+
+            if (d >= start && ngx_strncmp(d, c->name.data, c->name.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (c->name.len == 0) {
+            continue;
+        }
+
+        while (p < last && *p == ' ') {
+            p++;
+        }
+
+        v = 0;
+        d = p;
+
+        while (p < last && *p >= '0' && *p <= '9' && p - d < 15) {
+            v = v * 10 + (*p++ - '0');
+        }
+
+        if (p == d) {
+            continue;
+        }
+
+        switch (c->which) {
+        case NGX_HTTP_LLMPROXY_PROMPT:
+            ctx->prompt_tokens = v;
+            break;
+
+        case NGX_HTTP_LLMPROXY_COMPLETION:
+            ctx->completion_tokens = v;
+            break;
+
+        default:
+            ctx->total_tokens = v;
+        }
+    }
+}
+
+
+/* the request is over: count its tokens and cost against the key */
+
+void
+ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    double                          cost;
+    int64_t                         prompt, completion, total;
+    ngx_http_llmproxy_deployment_t *d;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    if (ctx->accounted) {
+        return;
+    }
+
+    ctx->accounted = 1;
+
+    prompt = ngx_max(ctx->prompt_tokens, 0);
+    completion = ngx_max(ctx->completion_tokens, 0);
+    total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
+
+    d = ctx->current;
+    cost = 0;
+
+    if (d) {
+        cost = ((double) prompt * d->input_cost
+                + (double) completion * d->output_cost) / 1e6;
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: usage %L prompt, %L completion, %L total, "
+                   "cost %.8f", prompt, completion, total, cost);
+
+    if (ctx->key.master || (total == 0 && cost == 0)) {
+        return;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    (void) ngx_http_llmproxy_keys_account(lmcf->shm_zone->data,
+                                          ctx->key.digest,
+                                          (ngx_uint_t) total, cost);
+}
