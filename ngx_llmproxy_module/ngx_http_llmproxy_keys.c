@@ -99,10 +99,11 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
         if (node->budget_reset_at && now >= node->budget_reset_at) {
             /* the period ended: the database resets it on its side */
             node->spend = 0;
+            node->pending = 0;
             node->budget_reset_at = 0;
         }
 
-        if (node->spend >= node->max_budget) {
+        if (node->spend + node->pending >= node->max_budget) {
             rc = NGX_HTTP_TOO_MANY_REQUESTS;
             code = "budget_exceeded";
             why = "budget exceeded";
@@ -344,6 +345,7 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_memcpy(node->digest, row->digest, 32);
     node->max_budget = row->max_budget;
     node->spend = row->spend;
+    node->pending = 0;
     node->budget_reset_at = row->budget_reset_at;
     node->expires_at = row->expires_at;
     node->rpm = row->rpm;
@@ -373,8 +375,12 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     pn = ngx_http_llmproxy_keys_find(sh, row->digest);
 
     if (pn) {
-        /* replace it, keeping this minute's counts */
+        /*
+         * replace it, keeping this minute's counts and the spend not yet
+         * in the database (usage records carry it there)
+         */
         old = *pn;
+        node->pending = old->pending;
         node->window = old->window;
         node->requests = old->requests;
         node->tokens = old->tokens;
@@ -418,7 +424,7 @@ ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
         }
 
         (*pn)->tokens += tokens;
-        (*pn)->spend += cost;
+        (*pn)->pending += cost;
     }
 
     ngx_shmtx_unlock(&zctx->shpool->mutex);

@@ -159,7 +159,8 @@ struct ngx_http_llmproxy_key_node_s {
     ngx_http_llmproxy_key_node_t *next;           /* bucket chain */
     u_char                        digest[32];     /* SHA-256 of the key */
     double                        max_budget;     /* < 0: no budget */
-    double                        spend;
+    double                        spend;          /* as the database has */
+    double                        pending;        /* counted since, here */
     time_t                        budget_reset_at;  /* 0: never */
     time_t                        expires_at;       /* 0: never */
     ngx_uint_t                    rpm;              /* 0: unlimited */
