@@ -15,12 +15,14 @@ command -v wrk >/dev/null || {
     echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 
 dir=$(mktemp -d /tmp/llmproxy-bench.XXXXXX)
+chmod 755 "$dir"
 cleanup() {
     for p in mock plain gw; do
         [ -f "$dir/$p/nginx.pid" ] && kill -QUIT "$(cat "$dir/$p/nginx.pid")" \
             2>/dev/null || true
     done
     sleep 0.3
+    bash "$top/scripts/pg.sh" stop "$dir/pg" 2>/dev/null || true
     [ -n "${BENCH_LEAVE:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -31,6 +33,12 @@ free_port() {
 }
 
 mock_port=$(free_port); plain_port=$(free_port); gw_port=$(free_port)
+pg_port=$(free_port)
+
+# a PostgreSQL of its own, for the virtual keys
+db=$(bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port")
+export LLMPROXY_DATABASE_URL=$db
+"$top/build/llmproxyctl" migrate >/dev/null
 
 # a ~1 KB chat completion, and an SSE stream with a usage chunk
 json=$(node -e '
@@ -115,6 +123,8 @@ http {
     llmproxy_zone llmproxy:64m;
     llmproxy_master_key_file $dir/gw/master_key;
     llmproxy_state_path $dir/gw/state;
+    llmproxy_database $db;
+    llmproxy_database_poll 500ms;
     server {
         listen 127.0.0.1:$gw_port;
         location / { llmproxy; }
@@ -128,8 +138,16 @@ cat > "$dir/config.json" <<CONF
   "providers": {
     "mock": {"api_base": "http://127.0.0.1:$mock_port",
              "interfaces": ["openai"],
-             "models": {"bench-model": {"model": "mock-model"}}}
+             "models": {"bench-model": {"model": "mock-model", "weight": 3,
+                                        "input_cost_per_million": 1,
+                                        "output_cost_per_million": 2}}},
+    "mock2": {"api_base": "http://localhost:$mock_port",
+              "interfaces": ["openai"],
+              "models": {"bench-model": {"model": "mock-model", "weight": 1,
+                                         "input_cost_per_million": 1,
+                                         "output_cost_per_million": 2}}}
   },
+  "aliases": {"bench-alias": "bench-model"},
   "settings": {"num_retries": 1, "request_timeout_seconds": 30}
 }
 CONF
@@ -139,8 +157,43 @@ for p in mock plain gw; do
 done
 sleep 0.5
 
-LLMPROXY_GATEWAY_URL=http://127.0.0.1:$gw_port LLMPROXY_MASTER_KEY=$master_key \
-    "$top/build/llmproxyctl" sync -c "$dir/config.json" --force >/dev/null
+export LLMPROXY_GATEWAY_URL=http://127.0.0.1:$gw_port
+export LLMPROXY_MASTER_KEY=$master_key
+"$top/build/llmproxyctl" sync -c "$dir/config.json" --force >/dev/null
+
+# 100,000 virtual keys, and one of ours for the virtual-key pass
+psql -q "$db" -c "INSERT INTO llmproxy_keys (key_hash, key_prefix, alias)
+    SELECT encode(sha256(('sk-bulk-' || i)::bytea), 'hex'), 'sk-bulk',
+           'bulk-' || i FROM generate_series(1, 100000) i"
+vkey=$("$top/build/llmproxyctl" key create --alias bench \
+       --models bench-alias 2>/dev/null)
+
+# how long a new key and a revoked key take to reach the gateway
+ms_now() { date +%s%3N; }
+key_status() {
+    curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" \
+        -d '{"model":"bench-alias","messages":[]}' \
+        "http://127.0.0.1:$gw_port/v1/chat/completions"
+}
+wait_status() {     # key status: ms until the gateway answers that
+    local t0 i
+    t0=$(ms_now)
+    for i in $(seq 200); do
+        [ "$(key_status "$1")" = "$2" ] && { echo $(( $(ms_now) - t0 )); return; }
+        sleep 0.05
+    done
+    echo "timeout"
+}
+key_create_ms=$(wait_status "$vkey" 200)
+tmpkey=$("$top/build/llmproxyctl" key create --alias bench-tmp 2>/dev/null)
+key_new_ms=$(wait_status "$tmpkey" 200)
+"$top/build/llmproxyctl" key revoke bench-tmp >/dev/null
+key_revoke_ms=$(wait_status "$tmpkey" 401)
+for i in $(seq 100); do
+    curl -s "http://127.0.0.1:$gw_port/health/readiness" \
+        | grep -q '"keys":10000[2-9]' && break
+    sleep 0.2
+done
 
 # request bodies
 small='{"model":"bench-model","messages":[{"role":"user","content":"Say hi"}]}'
@@ -163,6 +216,9 @@ LUA
 
 printf '%s' "$small" > "$dir/small.json"
 lua "$dir/small.json" > "$dir/json.lua"
+printf '%s' "${small/bench-model/bench-alias}" > "$dir/vkey.json"
+lua "$dir/vkey.json" > "$dir/vkey.lua"
+sed -i "s/Bearer $master_key/Bearer $vkey/" "$dir/vkey.lua"
 lua "$dir/small.json" 'wrk.headers["Accept"] = "text/event-stream"' \
     > "$dir/sse.lua"
 lua "$dir/big.json" > "$dir/big.lua"
@@ -213,6 +269,7 @@ run_pass() {    # name conns script
 }
 
 run_pass json50 50 "$dir/json.lua"
+run_pass vkey50 50 "$dir/vkey.lua"
 run_pass json1 1 "$dir/json.lua"
 run_pass sse8 8 "$dir/sse.lua"
 run_pass body256k 8 "$dir/big.lua"
@@ -229,7 +286,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo
     echo "| pass | who | req/s | p50 µs | p99 µs | CPU µs/req | errors |"
     echo "|---|---|---|---|---|---|---|"
-    for pass in json50 json1 sse8 body256k; do
+    for pass in json50 vkey50 json1 sse8 body256k; do
         for who in plain gw; do
             echo "| $pass | $who | ${R[$pass,$who,rps]} | ${R[$pass,$who,p50]} | ${R[$pass,$who,p99]} | ${R[$pass,$who,cpu]} | ${R[$pass,$who,errors]:-none} |"
         done
@@ -237,12 +294,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo
     echo "| ratio gateway/plain | req/s | CPU/req | p50 added µs (1 conn) |"
     echo "|---|---|---|---|"
-    for pass in json50 json1 sse8 body256k; do
+    for pass in json50 vkey50 json1 sse8 body256k; do
         added=$(awk -v a="${R[$pass,gw,p50]}" -v b="${R[$pass,plain,p50]}" 'BEGIN {printf "%.0f", a - b}')
         echo "| $pass | $(ratio "${R[$pass,gw,rps]}" "${R[$pass,plain,rps]}") | $(ratio "${R[$pass,gw,cpu]}" "${R[$pass,plain,cpu]}") | $added |"
     done
     echo
-    echo "Resident memory per worker: plain $(rss_kb "$dir/plain/nginx.pid") kB, gateway $(rss_kb "$dir/gw/nginx.pid") kB."
+    echo "Resident memory per worker: plain $(rss_kb "$dir/plain/nginx.pid") kB, gateway $(rss_kb "$dir/gw/nginx.pid") kB (100,000 keys loaded)."
+    echo
+    echo "vkey50: a virtual key among 100,000, through an alias over two"
+    echo "deployments weighted 3:1 (plain nginx: the same request as json50)."
+    echo "A key created with llmproxyctl worked after ${key_new_ms} ms"
+    echo "(the first one: ${key_create_ms} ms); a revoked one was refused after"
+    echo "${key_revoke_ms} ms."
 } > "$out.tmp"
 
 mv "$out.tmp" "$out"

@@ -8,7 +8,8 @@ top=$(pwd)
 
 listen=${LLMPROXY_LISTEN:-127.0.0.1:4000}
 config=${LLMPROXY_CONFIG:-configs/config.json}
-var=$top/var
+var=${LLMPROXY_VAR:-$top/var}
+mkdir -p "$var" && var=$(cd "$var" && pwd)
 
 mkdir -p "$var/logs" "$var/state" "$var/tmp"
 
