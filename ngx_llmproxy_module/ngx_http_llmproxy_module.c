@@ -18,6 +18,8 @@ static ngx_uint_t ngx_http_llmproxy_is_master_key(
     ngx_http_llmproxy_main_conf_t *lmcf, ngx_str_t *key);
 static ngx_int_t ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
     ngx_http_llmproxy_main_conf_t *lmcf);
+static ngx_int_t ngx_http_llmproxy_read_secret(ngx_conf_t *cf,
+    ngx_str_t *file, const char *directive, size_t min, ngx_str_t *out);
 
 static void *ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -705,7 +707,7 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_llmproxy_main_conf_t *lmcf = conf;
 
-    u_char                        *p, *data;
+    u_char                        *p;
     size_t                         len;
     ngx_path_t                    *path;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
@@ -769,52 +771,76 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (ngx_conf_full_name(cf->cycle, &lmcf->master_key_file, 1) != NGX_OK) {
+    if (ngx_http_llmproxy_read_secret(cf, &lmcf->master_key_file,
+                                      "llmproxy_master_key_file", 8,
+                                      &lmcf->master_key)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    data = ngx_http_llmproxy_read_file(&lmcf->master_key_file, &len, cf->log);
+    return NGX_CONF_OK;
+}
+
+
+/* a secret from a file, trimmed of white space, NUL-terminated */
+
+static ngx_int_t
+ngx_http_llmproxy_read_secret(ngx_conf_t *cf, ngx_str_t *file,
+    const char *directive, size_t min, ngx_str_t *out)
+{
+    u_char  *data, *p;
+    size_t   len, size;
+
+    if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    data = ngx_http_llmproxy_read_file(file, &size, cf->log);
     if (data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot read \"llmproxy_master_key_file\" \"%V\"",
-                           &lmcf->master_key_file);
-        return NGX_CONF_ERROR;
+                           "cannot read \"%s\" \"%V\"", directive, file);
+        return NGX_ERROR;
     }
 
     p = data;
+    len = size;
 
     while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'
-                   || p[len - 1] == ' '))
+                   || p[len - 1] == ' ' || p[len - 1] == '\t'))
     {
         len--;
     }
 
-    while (len && (*p == ' ' || *p == '\n')) {
+    while (len && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
         p++;
         len--;
     }
 
-    if (len < 8) {
+    if (len < min) {
+        ngx_explicit_memzero(data, size);
         ngx_free(data);
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "master key in \"%V\" is shorter than 8 characters",
-                           &lmcf->master_key_file);
-        return NGX_CONF_ERROR;
+                           "the secret in \"%V\" is shorter than %uz "
+                           "characters", file, min);
+        return NGX_ERROR;
     }
 
-    lmcf->master_key.data = ngx_pnalloc(cf->pool, len);
-    if (lmcf->master_key.data == NULL) {
+    out->data = ngx_pnalloc(cf->pool, len + 1);
+    if (out->data == NULL) {
+        ngx_explicit_memzero(data, size);
         ngx_free(data);
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
-    ngx_memcpy(lmcf->master_key.data, p, len);
-    lmcf->master_key.len = len;
+    ngx_memcpy(out->data, p, len);
+    out->data[len] = '\0';
+    out->len = len;
 
-    ngx_explicit_memzero(data, len);
+    ngx_explicit_memzero(data, size);
     ngx_free(data);
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
@@ -828,9 +854,7 @@ static ngx_int_t
 ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
     ngx_http_llmproxy_main_conf_t *lmcf)
 {
-    u_char  *data, *p;
-    size_t   len;
-    char    *env;
+    char  *env;
 
     if (lmcf->salt_key_file.len == 0) {
         env = getenv("LLMPROXY_SALT_KEY");
@@ -849,38 +873,9 @@ ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
         return NGX_OK;
     }
 
-    if (ngx_conf_full_name(cf->cycle, &lmcf->salt_key_file, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    data = ngx_http_llmproxy_read_file(&lmcf->salt_key_file, &len, cf->log);
-    if (data == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot read \"llmproxy_salt_key_file\" \"%V\"",
-                           &lmcf->salt_key_file);
-        return NGX_ERROR;
-    }
-
-    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r')) {
-        len--;
-    }
-
-    p = ngx_pnalloc(cf->pool, len + 1);
-    if (p == NULL) {
-        ngx_free(data);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, data, len);
-    p[len] = '\0';
-
-    ngx_explicit_memzero(data, len);
-    ngx_free(data);
-
-    lmcf->salt_key.data = p;
-    lmcf->salt_key.len = len;
-
-    return NGX_OK;
+    return ngx_http_llmproxy_read_secret(cf, &lmcf->salt_key_file,
+                                         "llmproxy_salt_key_file", 8,
+                                         &lmcf->salt_key);
 }
 
 
