@@ -108,6 +108,20 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       offsetof(ngx_http_llmproxy_main_conf_t, keepalive_timeout),
       NULL },
 
+    { ngx_string("llmproxy_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, ssl_trusted_certificate),
+      NULL },
+
+    { ngx_string("llmproxy_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, ssl_verify),
+      NULL },
+
     { ngx_string("llmproxy_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -694,6 +708,7 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
      */
 
     lmcf->database_poll = NGX_CONF_UNSET_MSEC;
+    lmcf->ssl_verify = NGX_CONF_UNSET;
     lmcf->keepalive = NGX_CONF_UNSET_UINT;
     lmcf->keepalive_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->log_level = NGX_CONF_UNSET_UINT;
@@ -713,6 +728,12 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_llmproxy_zone_ctx_t  *zctx;
 
     ngx_conf_init_msec_value(lmcf->database_poll, 1000);
+    ngx_conf_init_value(lmcf->ssl_verify, 1);
+
+    if (lmcf->ssl_trusted_certificate.len == 0) {
+        ngx_str_set(&lmcf->ssl_trusted_certificate,
+                    "/etc/ssl/certs/ca-certificates.crt");
+    }
     ngx_conf_init_uint_value(lmcf->keepalive, 64);
     ngx_conf_init_msec_value(lmcf->keepalive_timeout, 60000);
     ngx_conf_init_uint_value(lmcf->log_level, NGX_LOG_ERR);

@@ -46,6 +46,8 @@ typedef struct {
     ngx_uint_t                    keepalive;       /* cached connections */
     ngx_msec_t                    keepalive_timeout;
     ngx_uint_t                    log_level;
+    ngx_str_t                     ssl_trusted_certificate;
+    ngx_flag_t                    ssl_verify;
 #if (NGX_HTTP_SSL)
     ngx_ssl_t                    *ssl;             /* upstream TLS */
 #endif

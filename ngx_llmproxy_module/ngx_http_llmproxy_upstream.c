@@ -1254,10 +1254,20 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
         cln->handler = ngx_ssl_cleanup_ctx;
         cln->data = lmcf->ssl;
 
-        ngx_str_set(&cafile, "/etc/ssl/certs/ca-certificates.crt");
+        /*
+         * the main conf is complete: the location blocks that use it come
+         * after the http block's own directives
+         */
 
-        if (ngx_ssl_trusted_certificate(cf, lmcf->ssl, &cafile, 100)
-            != NGX_OK)
+        cafile = lmcf->ssl_trusted_certificate;
+
+        if (cafile.len == 0) {
+            ngx_str_set(&cafile, "/etc/ssl/certs/ca-certificates.crt");
+        }
+
+        if (lmcf->ssl_verify != 0
+            && ngx_ssl_trusted_certificate(cf, lmcf->ssl, &cafile, 100)
+               != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -1266,7 +1276,7 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
     u->ssl = lmcf->ssl;
     u->ssl_session_reuse = 0;
     u->ssl_server_name = 1;
-    u->ssl_verify = 1;
+    u->ssl_verify = (lmcf->ssl_verify != 0);
     u->ssl_name = NULL;
     u->ssl_certificate = NULL;
     u->ssl_certificate_key = NULL;

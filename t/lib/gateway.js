@@ -44,6 +44,7 @@ http {
     llmproxy_zone llmproxy:${g.zone};
     llmproxy_master_key_file ${g.dir}/master_key;
     llmproxy_state_path ${g.dir}/state;
+    ${g.httpExtra || ''}
     llmproxy_thread_pool llmproxy;
     ${g.database ? `llmproxy_database ${g.database};
     llmproxy_database_poll 500ms;` : ''}
@@ -77,6 +78,7 @@ class Gateway {
     this.database = opts.database;
     this.reuseport = !!opts.reuseport;
     this.nginxEnv = opts.nginxEnv;  // extra environment of the nginx process
+    this.httpExtra = opts.httpExtra;  // extra directives in http {}
     this.masterKey = 'sk-master-' + crypto.randomBytes(16).toString('hex');
     fs.writeFileSync(path.join(this.dir, 'master_key'), this.masterKey + '\n',
                      { mode: 0o600 });
