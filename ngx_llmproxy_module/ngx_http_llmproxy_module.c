@@ -169,7 +169,7 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_llmproxy_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_llmproxy_add_variables,       /* preconfiguration */
     ngx_http_llmproxy_postconfiguration,   /* postconfiguration */
 
     ngx_http_llmproxy_create_main_conf,    /* create main configuration */

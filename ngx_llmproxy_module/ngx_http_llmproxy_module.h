@@ -295,6 +295,7 @@ typedef struct {
     int64_t                         prompt_tokens;      /* -1: unknown */
     int64_t                         completion_tokens;
     int64_t                         total_tokens;
+    double                          cost;               /* USD */
     u_char                          usage_tail[64];
     size_t                          usage_tail_len;
 
@@ -378,6 +379,9 @@ ngx_int_t ngx_http_llmproxy_db_config_fetch(void *conn,
     ngx_str_t *state_file, ngx_log_t *log);
 void ngx_http_llmproxy_db_config_apply(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_http_llmproxy_db_config_t *dc, ngx_log_t *log);
+
+/* _variables.c */
+ngx_int_t ngx_http_llmproxy_add_variables(ngx_conf_t *cf);
 
 /* _filter.c */
 ngx_int_t ngx_http_llmproxy_filter_init(ngx_conf_t *cf);

@@ -175,6 +175,8 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
                 + (double) completion * d->output_cost) / 1e6;
     }
 
+    ctx->cost = cost;
+
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: usage %L prompt, %L completion, %L total, "
                    "cost %.8f", prompt, completion, total, cost);

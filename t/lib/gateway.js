@@ -44,7 +44,7 @@ http {
     llmproxy_zone llmproxy:${g.zone};
     llmproxy_master_key_file ${g.dir}/master_key;
     llmproxy_state_path ${g.dir}/state;
-    ${g.httpExtra || ''}
+    ${(g.httpExtra || '').replace(/__DIR__/g, g.dir)}
     llmproxy_thread_pool llmproxy;
     ${g.database ? `llmproxy_database ${g.database};
     llmproxy_database_poll 500ms;` : ''}

@@ -1,0 +1,254 @@
+/*
+ * $llmproxy_* variables: what the gateway knows of a request, for
+ * log_format (an access log in JSON, for example).  Most are known only
+ * when the request ends, so none is cached.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+
+enum {
+    NGX_HTTP_LLMPROXY_VAR_REQUEST_ID = 0,
+    NGX_HTTP_LLMPROXY_VAR_KEY_ALIAS,
+    NGX_HTTP_LLMPROXY_VAR_KEY_HASH,
+    NGX_HTTP_LLMPROXY_VAR_MODEL,
+    NGX_HTTP_LLMPROXY_VAR_DEPLOYMENT,
+    NGX_HTTP_LLMPROXY_VAR_INTERFACE,
+    NGX_HTTP_LLMPROXY_VAR_STREAM,
+    NGX_HTTP_LLMPROXY_VAR_PROMPT_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_COMPLETION_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_TOTAL_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_COST,
+    NGX_HTTP_LLMPROXY_VAR_ATTEMPTS,
+    NGX_HTTP_LLMPROXY_VAR_RETRIES,
+    NGX_HTTP_LLMPROXY_VAR_FALLBACKS,
+    NGX_HTTP_LLMPROXY_VAR_ERROR
+};
+
+
+static ngx_int_t ngx_http_llmproxy_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_http_llmproxy_vars[] = {
+
+    { ngx_string("llmproxy_request_id"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_REQUEST_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_key_alias"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_KEY_ALIAS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_key_hash"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_KEY_HASH, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_model"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_MODEL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_deployment"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_DEPLOYMENT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_interface"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_INTERFACE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_stream"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_STREAM, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_prompt_tokens"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_PROMPT_TOKENS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_completion_tokens"), NULL,
+      ngx_http_llmproxy_variable, NGX_HTTP_LLMPROXY_VAR_COMPLETION_TOKENS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_total_tokens"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_TOTAL_TOKENS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_cost"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_COST, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_attempts"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_ATTEMPTS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_retries"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_RETRIES, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_fallbacks"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_FALLBACKS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_error"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_ERROR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_llmproxy_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    int64_t                   n;
+    ngx_str_t                 s;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_llmproxy_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    ngx_str_null(&s);
+    n = -1;
+
+    switch (data) {
+
+    case NGX_HTTP_LLMPROXY_VAR_REQUEST_ID:
+        s = ctx->request_id;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_KEY_ALIAS:
+        s = ctx->key.alias;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_KEY_HASH:
+
+        /* the first 16 hex digits of the key's SHA-256: never the key */
+
+        if (ctx->key.master || ctx->key.alias.len == 0) {
+            break;
+        }
+
+        p = ngx_pnalloc(r->pool, 16);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_hex_dump(p, ctx->key.digest, 8) - p;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_MODEL:
+        s = ctx->model;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_DEPLOYMENT:
+        if (ctx->current) {
+            s = ctx->current->id;
+        }
+
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_INTERFACE:
+        if (ctx->endpoint) {
+            ngx_str_set(&s, "openai");
+        }
+
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_STREAM:
+        if (ctx->endpoint) {
+            ngx_str_set(&s, "false");
+
+            if (ctx->stream) {
+                ngx_str_set(&s, "true");
+            }
+        }
+
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_PROMPT_TOKENS:
+        n = ctx->upstream_started ? ngx_max(ctx->prompt_tokens, 0) : -1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_COMPLETION_TOKENS:
+        n = ctx->upstream_started ? ngx_max(ctx->completion_tokens, 0) : -1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_TOTAL_TOKENS:
+        if (ctx->upstream_started) {
+            n = ctx->total_tokens >= 0
+                ? ctx->total_tokens
+                : ngx_max(ctx->prompt_tokens, 0)
+                  + ngx_max(ctx->completion_tokens, 0);
+        }
+
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_COST:
+        if (!ctx->upstream_started) {
+            break;
+        }
+
+        p = ngx_pnalloc(r->pool, 32);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_ATTEMPTS:
+        n = ctx->upstream_started ? (int64_t) ctx->attempts : -1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_RETRIES:
+        n = ctx->upstream_started ? (int64_t) ctx->retries : -1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_FALLBACKS:
+        n = ctx->upstream_started ? (int64_t) ctx->fallbacks : -1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_ERROR:
+        if (ctx->err_status && ctx->err_code) {
+            s.data = (u_char *) ctx->err_code;
+            s.len = ngx_strlen(ctx->err_code);
+        }
+
+        break;
+    }
+
+    if (n >= 0) {
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_sprintf(p, "%L", n) - p;
+    }
+
+    if (s.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s.len;
+    v->data = s.data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_llmproxy_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
