@@ -108,6 +108,13 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       offsetof(ngx_http_llmproxy_main_conf_t, keepalive_timeout),
       NULL },
 
+    { ngx_string("llmproxy_resolve_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, resolve_interval),
+      NULL },
+
     { ngx_string("llmproxy_ssl_trusted_certificate"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -709,6 +716,7 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
 
     lmcf->database_poll = NGX_CONF_UNSET_MSEC;
     lmcf->ssl_verify = NGX_CONF_UNSET;
+    lmcf->resolve_interval = NGX_CONF_UNSET_MSEC;
     lmcf->keepalive = NGX_CONF_UNSET_UINT;
     lmcf->keepalive_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->log_level = NGX_CONF_UNSET_UINT;
@@ -729,6 +737,7 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(lmcf->database_poll, 1000);
     ngx_conf_init_value(lmcf->ssl_verify, 1);
+    ngx_conf_init_msec_value(lmcf->resolve_interval, 30000);
 
     if (lmcf->ssl_trusted_certificate.len == 0) {
         ngx_str_set(&lmcf->ssl_trusted_certificate,
@@ -1033,7 +1042,9 @@ ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_llmproxy_keepalive_init(cycle) != NGX_OK) {
+    if (ngx_http_llmproxy_keepalive_init(cycle) != NGX_OK
+        || ngx_http_llmproxy_resolve_init_process(cycle) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

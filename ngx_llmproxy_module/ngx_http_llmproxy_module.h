@@ -46,6 +46,7 @@ typedef struct {
     ngx_uint_t                    keepalive;       /* cached connections */
     ngx_msec_t                    keepalive_timeout;
     ngx_uint_t                    log_level;
+    ngx_msec_t                    resolve_interval;
     ngx_str_t                     ssl_trusted_certificate;
     ngx_flag_t                    ssl_verify;
 #if (NGX_HTTP_SSL)
@@ -363,6 +364,9 @@ void ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
 /* _db.c */
 ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
 
+/* _resolve.c */
+ngx_int_t ngx_http_llmproxy_resolve_init_process(ngx_cycle_t *cycle);
+
 /* _db_config.c: the config stored by llmproxyctl sync in PostgreSQL */
 
 typedef struct {
@@ -390,6 +394,9 @@ ngx_int_t ngx_http_llmproxy_filter_init(ngx_conf_t *cf);
 char *ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_llmproxy_shm_install(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *blob, size_t len, ngx_uint_t *generation);
+ngx_int_t ngx_http_llmproxy_shm_install_if(
+    ngx_http_llmproxy_zone_ctx_t *zctx, u_char *blob, size_t len,
+    ngx_uint_t expect, ngx_uint_t *generation);
 u_char *ngx_http_llmproxy_shm_copy(ngx_http_llmproxy_zone_ctx_t *zctx,
     size_t *len, ngx_uint_t *generation);
 ngx_int_t ngx_http_llmproxy_cooldown_check(

@@ -21,9 +21,24 @@ ngx_int_t
 ngx_http_llmproxy_shm_install(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *blob, size_t len, ngx_uint_t *generation)
 {
+    return ngx_http_llmproxy_shm_install_if(zctx, blob, len, 0, generation);
+}
+
+
+/* installs the blob unless the generation moved away from `expect` */
+
+ngx_int_t
+ngx_http_llmproxy_shm_install_if(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *blob, size_t len, ngx_uint_t expect, ngx_uint_t *generation)
+{
     u_char  *p;
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    if (expect && zctx->sh->generation != expect) {
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+        return NGX_DECLINED;
+    }
 
     p = ngx_slab_alloc_locked(zctx->shpool, len);
 
