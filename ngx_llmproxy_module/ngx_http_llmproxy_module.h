@@ -275,6 +275,7 @@ typedef struct {
     ngx_array_t                     tried;          /* of deployment_t * */
     ngx_http_llmproxy_deployment_t *current;
     ngx_uint_t                      attempts;
+    ngx_uint_t                      addr_tries;     /* of this attempt */
     ngx_uint_t                      retries;
     ngx_uint_t                      fallbacks;
 

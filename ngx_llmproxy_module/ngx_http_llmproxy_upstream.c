@@ -198,11 +198,15 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
     for ( ;; ) {
 
         if (ctx->repeat && ctx->current) {
-            /* a cached connection was stale: same deployment, new one */
+            /*
+             * the same deployment again: a cached connection was stale,
+             * or one of its provider's addresses refused
+             */
             ctx->repeat = 0;
             d = ctx->current;
 
         } else {
+            ctx->addr_tries = 0;
             d = ngx_http_llmproxy_route_next(r, ctx);
 
             if (d == NULL) {
@@ -300,6 +304,19 @@ ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc, void *data,
         }
 
         if (pc->cached && ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT) {
+            ctx->repeat = 1;
+            return;
+        }
+
+        /* "localhost" is ::1 and 127.0.0.1: try the provider's next one */
+
+        if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT && !u->request_sent
+            && ctx->current
+            && ++ctx->addr_tries < ctx->current->provider->naddrs)
+        {
+            ngx_log_error(NGX_LOG_INFO, pc->log, 0,
+                          "llmproxy: \"%V\" at %V failed, trying its "
+                          "next address", &ctx->current->id, pc->name);
             ctx->repeat = 1;
             return;
         }

@@ -59,3 +59,38 @@ test('a host that resolves later is picked up without a sync',
     assert.strictEqual(status, 200);
     assert.match(gw.errorLog(), /provider addresses changed/);
   });
+
+test('a host with an address that refuses is served by its other one',
+  { skip: !writable && '/etc/hosts is not writable here' }, async () => {
+    // as "localhost" often is ::1 and 127.0.0.1: a name with two
+    // addresses, the mock listening on one only.  No request may fail,
+    // no deployment may cool down.
+    const two = 'llmproxy-two-addresses.test';
+    fs.writeFileSync(HOSTS, saved + `\n127.0.0.3 ${two}\n127.0.0.1 ${two}\n`);
+    const m = await createMock({ name: 'v4only' });
+    const g = await startGateway({
+      config: {
+        providers: {
+          local: { api_base: `http://${two}:${m.port}`,
+                   interfaces: ['openai'], models: { local: {} } },
+        },
+        settings: { num_retries: 0, allowed_fails: 1 },
+      },
+    });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const r = await fetch(g.baseURL + '/chat/completions', {
+          method: 'POST', headers: { authorization: 'Bearer ' + g.masterKey },
+          body: JSON.stringify({ model: 'local', messages: [] }) });
+        assert.strictEqual(r.status, 200);
+        assert.strictEqual(r.headers.get('x-llmproxy-attempted-retries'), '0');
+      }
+      assert.match(g.errorLog(), /trying its next address/);
+      assert.doesNotMatch(g.errorLog(), /cools down/);
+      assert.deepStrictEqual(g.problems(), []);
+    } finally {
+      fs.writeFileSync(HOSTS, saved);
+      await g.stop();
+      await m.close();
+    }
+  });
