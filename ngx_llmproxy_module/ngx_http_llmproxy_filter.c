@@ -10,6 +10,10 @@
 #include "ngx_http_llmproxy_module.h"
 
 
+/* the largest non-streamed answer held for its cost header */
+#define NGX_HTTP_LLMPROXY_HOLD_MAX  (32 * 1024 * 1024)
+
+
 static ngx_int_t ngx_http_llmproxy_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -17,6 +21,10 @@ static ngx_int_t ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_hold(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in);
+static ngx_int_t ngx_http_llmproxy_release(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in);
 static ngx_int_t ngx_http_llmproxy_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
 
@@ -121,6 +129,22 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    /*
+     * a non-streamed answer is held until it is complete: its cost goes
+     * into its headers (streams are never held)
+     */
+
+    if (!ctx->stream && !ctx->error_body && !r->header_only
+        && r->headers_out.status >= NGX_HTTP_OK
+        && r->headers_out.status < NGX_HTTP_SPECIAL_RESPONSE
+        && (r->headers_out.content_length_n < 0
+            || r->headers_out.content_length_n
+               <= NGX_HTTP_LLMPROXY_HOLD_MAX))
+    {
+        ctx->hold = 1;
+        return NGX_OK;
     }
 
     return ngx_http_next_header_filter(r);
@@ -294,6 +318,10 @@ ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
 
+    if (ctx && ctx->hold) {
+        return ngx_http_llmproxy_hold(r, ctx, in);
+    }
+
     if (ctx == NULL || !ctx->error_body) {
         return ngx_http_next_body_filter(r, in);
     }
@@ -325,6 +353,161 @@ ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     out.next = NULL;
 
     return ngx_http_next_body_filter(r, &out);
+}
+
+
+/*
+ * Collects a held answer (the upstream's buffers are consumed, so it keeps
+ * reading), and on the last buffer sends the headers with the cost and the
+ * key's spend, then the body in one buffer.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    u_char       *p;
+    size_t        n;
+    ngx_int_t     rc;
+    ngx_str_t     v;
+    ngx_buf_t    *b;
+    ngx_uint_t    last;
+    ngx_chain_t   out;
+
+    last = 0;
+
+    for ( /* void */ ; in; in = in->next) {
+        b = in->buf;
+        n = b->last - b->pos;
+
+        if (b->last_buf) {
+            last = 1;
+        }
+
+        if (n == 0 || !ngx_buf_in_memory(b)) {
+            continue;
+        }
+
+        if (ctx->held_len + n > ctx->held_size) {
+            ctx->held_size = ngx_max(2 * ctx->held_size,
+                                     ctx->held_len + n);
+            ctx->held_size = ngx_max(ctx->held_size, 4096);
+
+            if (ctx->held_size > NGX_HTTP_LLMPROXY_HOLD_MAX) {
+                return ngx_http_llmproxy_release(r, ctx, in);
+            }
+
+            p = ngx_pnalloc(r->pool, ctx->held_size);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(p, ctx->held, ctx->held_len);
+            ctx->held = p;
+        }
+
+        ngx_memcpy(ctx->held + ctx->held_len, b->pos, n);
+        ctx->held_len += n;
+        b->pos = b->last;
+    }
+
+    if (!last) {
+        return NGX_OK;
+    }
+
+    ctx->hold = 0;
+
+    ngx_http_llmproxy_usage_account(r, ctx);
+
+    p = ngx_pnalloc(r->pool, 64);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v.data = p;
+    v.len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
+    p += v.len;
+
+    if (ngx_http_llmproxy_add_header(r, "x-llmproxy-response-cost", &v)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    v.data = p;
+    v.len = ngx_sprintf(p, "%.8f", ctx->key_spend) - p;
+
+    if (ngx_http_llmproxy_add_header(r, "x-llmproxy-key-spend", &v)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.content_length_n = ctx->held_len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    rc = ngx_http_next_header_filter(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->held;
+    b->last = ctx->held + ctx->held_len;
+    b->memory = ctx->held_len ? 1 : 0;
+    b->last_buf = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+/* too large to hold: send what is held and pass the rest through */
+
+static ngx_int_t
+ngx_http_llmproxy_release(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "llmproxy: response over %uz bytes, sent without its cost",
+                  (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX);
+
+    ctx->hold = 0;
+
+    rc = ngx_http_next_header_filter(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->held;
+    b->last = ctx->held + ctx->held_len;
+    b->memory = 1;
+
+    out.buf = b;
+    out.next = in;
+
+    return ngx_http_next_body_filter(r, ctx->held_len ? &out : in);
 }
 
 

@@ -405,7 +405,7 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
 
 ngx_int_t
 ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
-    u_char *digest, ngx_uint_t tokens, double cost)
+    u_char *digest, ngx_uint_t tokens, double cost, double *spend)
 {
     time_t                          minute;
     ngx_http_llmproxy_key_node_t  **pn;
@@ -425,6 +425,7 @@ ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
 
         (*pn)->tokens += tokens;
         (*pn)->pending += cost;
+        *spend = (*pn)->spend + (*pn)->pending;
     }
 
     ngx_shmtx_unlock(&zctx->shpool->mutex);

@@ -298,12 +298,19 @@ typedef struct {
     int64_t                         completion_tokens;
     int64_t                         total_tokens;
     double                          cost;               /* USD */
+    double                          key_spend;          /* after it */
+
+    /* a non-streamed answer, held to send its cost in its headers */
+    u_char                         *held;
+    size_t                          held_len;
+    size_t                          held_size;
     u_char                          usage_tail[64];
     size_t                          usage_tail_len;
 
     unsigned                        stream:1;
     unsigned                        repeat:1;
     unsigned                        accounted:1;
+    unsigned                        hold:1;
     unsigned                        upstream_started:1;
     unsigned                        error_body:1;
     unsigned                        error_sent:1;
@@ -353,7 +360,7 @@ ngx_int_t ngx_http_llmproxy_keys_allow_target(ngx_http_llmproxy_key_t *key,
     ngx_http_llmproxy_target_t *t);
 
 ngx_int_t ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
-    u_char *digest, ngx_uint_t tokens, double cost);
+    u_char *digest, ngx_uint_t tokens, double cost, double *spend);
 
 /* _usage.c */
 void ngx_http_llmproxy_usage_reset(ngx_http_llmproxy_ctx_t *ctx);

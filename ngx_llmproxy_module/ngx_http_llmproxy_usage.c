@@ -181,7 +181,7 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
                    "llmproxy: usage %L prompt, %L completion, %L total, "
                    "cost %.8f", prompt, completion, total, cost);
 
-    if (ctx->key.master || (total == 0 && cost == 0)) {
+    if (ctx->key.master) {
         return;
     }
 
@@ -189,5 +189,6 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
 
     (void) ngx_http_llmproxy_keys_account(lmcf->shm_zone->data,
                                           ctx->key.digest,
-                                          (ngx_uint_t) total, cost);
+                                          (ngx_uint_t) total, cost,
+                                          &ctx->key_spend);
 }

@@ -306,10 +306,7 @@ test('the SDK sees typed errors', async () => {
   (e) => e.status === 413);
 });
 
-// Cost headers come with usage accounting (issue 4): until then this test
-// is reported as TODO; it runs, and fails, so it cannot be forgotten.
-test('non-streamed responses carry the cost of the request',
-     { todo: 'usage accounting (issue 4) computes the cost' }, async () => {
+test('non-streamed responses carry the cost of the request', async () => {
   const { response } = await client.chat.completions.create({
     model: 'gpt-test', messages: [] }).withResponse();
   // usage 11 prompt + 7 completion tokens at 1.25 / 10 USD per million

@@ -233,7 +233,13 @@ test('a stream with include_usage counts its tokens too', async () => {
 test('spend from the model prices exhausts a budget', async () => {
   const key = create('--alias', 'spender', '--max-budget', '1');
   // the first call costs 18 tokens at 0.1 USD each: 1.8 USD
-  await until(async () => (await status(key, 'priced')) === 200);
+  await until(async () => (await status(key, 'm1')) === 200);
+  const { response } = await sdk(key).chat.completions.create({
+    model: 'priced', messages: [] }).withResponse();
+  assert.strictEqual(response.headers.get('x-llmproxy-response-cost'),
+                     '1.80000000');
+  assert.strictEqual(response.headers.get('x-llmproxy-key-spend'),
+                     '1.80000000');
   await assert.rejects(call(key, 'priced'), (e) => e.status === 429
     && /budget/.test(e.message));
   assert.strictEqual(await status(key, 'm1'), 429, 'for every model');
