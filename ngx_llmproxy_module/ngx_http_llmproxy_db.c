@@ -13,7 +13,7 @@
 #include <cjson/cJSON.h>
 
 
-#define NGX_HTTP_LLMPROXY_DB_BATCH  20000
+#define NGX_HTTP_LLMPROXY_DB_BATCH  2000
 
 
 typedef struct {
@@ -190,7 +190,7 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
         " coalesce(extract(epoch from expires_at)::bigint, 0),"
         " blocked::int, (revoked_at IS NOT NULL)::int, change_seq"
         " FROM llmproxy_keys WHERE change_seq > $1::bigint"
-        " ORDER BY change_seq LIMIT 20000",
+        " ORDER BY change_seq LIMIT 2000",
         1, NULL, values, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -41,7 +41,8 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *key)
 {
     u_char                          *p;
-    time_t                           now, minute;
+    time_t                           now;
+    uint32_t                         minute;
     ngx_int_t                        rc;
     const char                      *why, *code;
     ngx_http_llmproxy_shctx_t       *sh;
@@ -59,7 +60,7 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     ctx->key.prefix.data = key->data;
 
     now = ngx_time();
-    minute = now / 60;
+    minute = (uint32_t) (now / 60);
     rc = NGX_OK;
     why = NULL;
     code = "rate_limit_exceeded";
@@ -82,7 +83,7 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
         goto done;
     }
 
-    if (node->expires_at && now >= node->expires_at) {
+    if (node->expires_at && now >= (time_t) node->expires_at) {
         rc = NGX_HTTP_UNAUTHORIZED;
         why = "this API key has expired";
         goto done;
@@ -96,7 +97,7 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
 
     if (node->max_budget >= 0) {
 
-        if (node->budget_reset_at && now >= node->budget_reset_at) {
+        if (node->budget_reset_at && now >= (time_t) node->budget_reset_at) {
             /* the period ended: the database resets it on its side */
             node->spend = 0;
             node->pending = 0;
@@ -346,10 +347,10 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     node->max_budget = row->max_budget;
     node->spend = row->spend;
     node->pending = 0;
-    node->budget_reset_at = row->budget_reset_at;
-    node->expires_at = row->expires_at;
-    node->rpm = row->rpm;
-    node->tpm = row->tpm;
+    node->budget_reset_at = (uint32_t) row->budget_reset_at;
+    node->expires_at = (uint32_t) row->expires_at;
+    node->rpm = (uint32_t) ngx_min(row->rpm, 0xffffffff);
+    node->tpm = (uint32_t) ngx_min(row->tpm, 0xffffffff);
     node->window = 0;
     node->requests = 0;
     node->tokens = 0;
@@ -407,10 +408,10 @@ ngx_int_t
 ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *digest, ngx_uint_t tokens, double cost, double *spend)
 {
-    time_t                          minute;
+    uint32_t                        minute;
     ngx_http_llmproxy_key_node_t  **pn;
 
-    minute = ngx_time() / 60;
+    minute = (uint32_t) (ngx_time() / 60);
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
@@ -423,7 +424,7 @@ ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
             (*pn)->tokens = 0;
         }
 
-        (*pn)->tokens += tokens;
+        (*pn)->tokens += (uint32_t) ngx_min(tokens, 0xffffffff);
         (*pn)->pending += cost;
         *spend = (*pn)->spend + (*pn)->pending;
     }

@@ -164,15 +164,17 @@ struct ngx_http_llmproxy_key_node_s {
     double                        max_budget;     /* < 0: no budget */
     double                        spend;          /* as the database has */
     double                        pending;        /* counted since, here */
-    time_t                        budget_reset_at;  /* 0: never */
-    time_t                        expires_at;       /* 0: never */
-    ngx_uint_t                    rpm;              /* 0: unlimited */
-    ngx_uint_t                    tpm;
-    time_t                        window;         /* minute of the counts */
-    ngx_uint_t                    requests;       /* in that minute */
-    ngx_uint_t                    tokens;
-    unsigned                      blocked:1;
-    unsigned                      revoked:1;
+
+    /* 32-bit fields keep a key with a short alias in 128 bytes */
+    uint32_t                      budget_reset_at;  /* epoch s, 0: never */
+    uint32_t                      expires_at;       /* epoch s, 0: never */
+    uint32_t                      rpm;              /* 0: unlimited */
+    uint32_t                      tpm;
+    uint32_t                      window;         /* minute of the counts */
+    uint32_t                      requests;       /* in that minute */
+    uint32_t                      tokens;
+    u_short                       blocked;
+    u_short                       revoked;
     u_short                       alias_len;
     u_short                       nmodels;
     u_short                       ngroups;
