@@ -25,6 +25,7 @@ typedef struct {
     u_char                         *prepared;
     size_t                          prepared_len;
     ngx_str_t                       state_file;
+    char                           *salt_key;
     ngx_int_t                       saved;
     u_char                          err[512];
 } ngx_http_llmproxy_admin_task_t;
@@ -201,6 +202,7 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
     t->current = ngx_http_llmproxy_shm_copy(zctx, &t->current_len,
                                             &generation);
     t->state_file = zctx->state_file;
+    t->salt_key = zctx->salt_key;
 
     cln->handler = ngx_http_llmproxy_admin_request_gone;
     cln->data = t;
@@ -237,8 +239,9 @@ ngx_http_llmproxy_admin_prepare(void *data, ngx_log_t *log)
         return;
     }
 
-    t->saved = ngx_http_llmproxy_write_file(&t->state_file, t->prepared,
-                                            t->prepared_len, log);
+    t->saved = ngx_http_llmproxy_state_save(&t->state_file, t->prepared,
+                                            t->prepared_len, t->salt_key,
+                                            log);
 }
 
 

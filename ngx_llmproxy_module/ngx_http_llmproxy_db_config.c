@@ -11,11 +11,6 @@
 
 #include <libpq-fe.h>
 #include <cjson/cJSON.h>
-#include <llmp_crypt.h>
-
-
-static ngx_int_t ngx_http_llmproxy_db_config_decrypt(cJSON *root,
-    const char *salt_key, ngx_http_llmproxy_db_config_t *dc);
 
 
 static const char  ngx_http_llmproxy_db_config_sql[] =
@@ -97,7 +92,10 @@ ngx_http_llmproxy_db_config_fetch(void *conn,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_llmproxy_db_config_decrypt(root, salt_key, dc) != NGX_OK) {
+    if (ngx_http_llmproxy_decrypt_keys(root, salt_key, dc->err,
+                                       sizeof(dc->err))
+        != NGX_OK)
+    {
         cJSON_Delete(root);
         return NGX_DECLINED;
     }
@@ -126,54 +124,8 @@ ngx_http_llmproxy_db_config_fetch(void *conn,
     dc->saved = NGX_DECLINED;
 
     if (state_file->len) {
-        dc->saved = ngx_http_llmproxy_write_file(state_file, dc->prepared,
-                                                 dc->len, log);
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_llmproxy_db_config_decrypt(cJSON *root, const char *salt_key,
-    ngx_http_llmproxy_db_config_t *dc)
-{
-    char   *plain;
-    cJSON  *p, *enc, *name;
-
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
-                                                           "providers"))
-    {
-        enc = cJSON_GetObjectItemCaseSensitive(p, "api_key_enc");
-        name = cJSON_GetObjectItemCaseSensitive(p, "name");
-
-        if (cJSON_IsString(enc)) {
-            plain = salt_key ? llmp_decrypt(salt_key, enc->valuestring)
-                             : NULL;
-
-            if (plain == NULL) {
-                ngx_snprintf((u_char *) dc->err, sizeof(dc->err),
-                             "providers.%s.api_key: cannot decrypt it: "
-                             "LLMPROXY_SALT_KEY %s%Z",
-                             cJSON_IsString(name) ? name->valuestring : "?",
-                             salt_key ? "differs from llmproxyctl's"
-                                      : "is not set for the gateway");
-                return NGX_ERROR;
-            }
-
-            cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key");
-
-            if (cJSON_AddStringToObject(p, "api_key", plain) == NULL) {
-                ngx_explicit_memzero(plain, ngx_strlen(plain));
-                free(plain);
-                return NGX_ERROR;
-            }
-
-            ngx_explicit_memzero(plain, ngx_strlen(plain));
-            free(plain);
-        }
-
-        cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key_enc");
+        dc->saved = ngx_http_llmproxy_state_save(state_file, dc->prepared,
+                                                 dc->len, salt_key, log);
     }
 
     return NGX_OK;

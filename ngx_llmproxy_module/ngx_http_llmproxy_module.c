@@ -797,6 +797,11 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (lmcf->shm_zone && lmcf->salt_key.len) {
+        zctx = lmcf->shm_zone->data;
+        zctx->salt_key = (char *) lmcf->salt_key.data;
+    }
+
     if (lmcf->master_key_file.len == 0) {
         return NGX_CONF_OK;
     }

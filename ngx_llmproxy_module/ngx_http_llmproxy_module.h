@@ -217,6 +217,7 @@ typedef struct {
     ngx_http_llmproxy_shctx_t    *sh;
     ngx_slab_pool_t              *shpool;
     ngx_str_t                     state_file;
+    char                         *salt_key;       /* NULL: none */
     ngx_log_t                    *log;
 } ngx_http_llmproxy_zone_ctx_t;
 
@@ -373,6 +374,14 @@ void ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
 
 /* _db.c */
 ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
+
+/* _state.c: the last good config on disk */
+ngx_int_t ngx_http_llmproxy_state_save(ngx_str_t *file, u_char *blob,
+    size_t len, const char *salt_key, ngx_log_t *log);
+u_char *ngx_http_llmproxy_state_load(ngx_str_t *file, const char *salt_key,
+    size_t *len, ngx_log_t *log, u_char *err, size_t errlen);
+ngx_int_t ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key,
+    char *err, size_t errlen);
 
 /* _resolve.c */
 ngx_int_t ngx_http_llmproxy_resolve_init_process(ngx_cycle_t *cycle);

@@ -416,13 +416,18 @@ ngx_http_llmproxy_load_state(ngx_http_llmproxy_zone_ctx_t *zctx)
         return;
     }
 
-    blob = ngx_http_llmproxy_read_file(&zctx->state_file, &len, zctx->log);
+    blob = ngx_http_llmproxy_state_load(&zctx->state_file, zctx->salt_key,
+                                        &len, zctx->log, err, sizeof(err));
     if (blob == NULL) {
+        ngx_log_error(NGX_LOG_ERR, zctx->log, 0,
+                      "llmproxy: saved config \"%V\" ignored: %s",
+                      &zctx->state_file, err);
         return;
     }
 
     prepared = ngx_http_llmproxy_runtime_prepare(blob, len, NULL, 0, &plen,
                                                  err, sizeof(err));
+    ngx_explicit_memzero(blob, len);
     ngx_free(blob);
 
     if (prepared == NULL) {

@@ -369,3 +369,30 @@ test('a gateway restarted with an empty state dir loads it again',
     await gw.start();
     await serves('db-only');
   });
+
+test('the saved config keeps provider keys encrypted, and loads alone',
+  async () => {
+    const file = path.join(gw.dir, 'state', 'config.json');
+    let saved = '';
+    for (let i = 0; i < 50 && !saved.includes('api_key_enc'); i++) {
+      await sleep(100);
+      try { saved = fs.readFileSync(file, 'utf8'); } catch (e) { /* yet */ }
+    }
+    assert.match(saved, /"api_key_enc":"v1:/);
+    assert.ok(!saved.includes(SECRET), 'no provider key in plain text');
+
+    // with the database down, a restart serves from the saved config,
+    // its keys decrypted with the gateway's salt key
+    await gw.stop({ keep: true });
+    pg.stop();
+    try {
+      await gw.start();
+      mock.reset();
+      await serves('db-only');
+      const req = mock.requests.find((q) => q.body
+                                     && q.body.model === 'db-only');
+      assert.strictEqual(req.headers.authorization, 'Bearer ' + SECRET);
+    } finally {
+      pg.start();
+    }
+  });

@@ -1,0 +1,172 @@
+/*
+ * The last good config on disk (llmproxy_state_path/config.json), loaded
+ * when a gateway starts.  When a salt key is set, provider keys are kept
+ * there encrypted ("api_key_enc", as in PostgreSQL), never in plain text.
+ * Called in threads of the pool and in the master at start: nothing here
+ * touches the event loop.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <cjson/cJSON.h>
+#include <llmp_crypt.h>
+
+
+ngx_int_t
+ngx_http_llmproxy_state_save(ngx_str_t *file, u_char *blob, size_t len,
+    const char *salt_key, ngx_log_t *log)
+{
+    char       *enc, *text;
+    cJSON      *root, *p, *key;
+    ngx_int_t   rc;
+
+    if (salt_key == NULL) {
+        return ngx_http_llmproxy_write_file(file, blob, len, log);
+    }
+
+    root = cJSON_ParseWithLength((char *) blob, len);
+    if (root == NULL) {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
+                                                           "providers"))
+    {
+        key = cJSON_GetObjectItemCaseSensitive(p, "api_key");
+
+        if (!cJSON_IsString(key)) {
+            continue;
+        }
+
+        enc = llmp_encrypt(salt_key, key->valuestring);
+
+        if (enc == NULL
+            || cJSON_AddStringToObject(p, "api_key_enc", enc) == NULL)
+        {
+            free(enc);
+            cJSON_Delete(root);
+            return NGX_ERROR;
+        }
+
+        free(enc);
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key");
+    }
+
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_llmproxy_write_file(file, (u_char *) text,
+                                      ngx_strlen(text), log);
+    cJSON_free(text);
+
+    return rc;
+}
+
+
+/* returns the saved config with its provider keys decrypted (malloc) */
+
+u_char *
+ngx_http_llmproxy_state_load(ngx_str_t *file, const char *salt_key,
+    size_t *len, ngx_log_t *log, u_char *err, size_t errlen)
+{
+    char    *text;
+    u_char  *blob;
+    cJSON   *root;
+
+    blob = ngx_http_llmproxy_read_file(file, len, log);
+    if (blob == NULL) {
+        ngx_cpystrn(err, (u_char *) "cannot read it", errlen);
+        return NULL;
+    }
+
+    root = cJSON_ParseWithLength((char *) blob, *len);
+    ngx_explicit_memzero(blob, *len);
+    ngx_free(blob);
+
+    if (root == NULL) {
+        ngx_cpystrn(err, (u_char *) "not valid JSON", errlen);
+        return NULL;
+    }
+
+    if (ngx_http_llmproxy_decrypt_keys(root, salt_key, (char *) err, errlen)
+        != NGX_OK)
+    {
+        cJSON_Delete(root);
+        return NULL;
+    }
+
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+
+    if (text == NULL) {
+        ngx_cpystrn(err, (u_char *) "no memory", errlen);
+        return NULL;
+    }
+
+    *len = ngx_strlen(text);
+
+    blob = ngx_alloc(*len + 1, log);
+    if (blob != NULL) {
+        ngx_memcpy(blob, text, *len + 1);
+    }
+
+    ngx_explicit_memzero(text, *len);
+    cJSON_free(text);
+
+    return blob;
+}
+
+
+/* "api_key_enc" of every provider to "api_key", with the salt key */
+
+ngx_int_t
+ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key, char *err,
+    size_t errlen)
+{
+    cJSON *root = json;
+
+    char   *plain;
+    cJSON  *p, *enc, *name;
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
+                                                           "providers"))
+    {
+        enc = cJSON_GetObjectItemCaseSensitive(p, "api_key_enc");
+        name = cJSON_GetObjectItemCaseSensitive(p, "name");
+
+        if (cJSON_IsString(enc)) {
+            plain = salt_key ? llmp_decrypt(salt_key, enc->valuestring)
+                             : NULL;
+
+            if (plain == NULL) {
+                ngx_snprintf((u_char *) err, errlen,
+                             "providers.%s.api_key: cannot decrypt it: "
+                             "LLMPROXY_SALT_KEY %s%Z",
+                             cJSON_IsString(name) ? name->valuestring : "?",
+                             salt_key ? "differs from the one that "
+                                        "encrypted it"
+                                      : "is not set for the gateway");
+                return NGX_ERROR;
+            }
+
+            cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key");
+
+            if (cJSON_AddStringToObject(p, "api_key", plain) == NULL) {
+                ngx_explicit_memzero(plain, ngx_strlen(plain));
+                free(plain);
+                return NGX_ERROR;
+            }
+
+            ngx_explicit_memzero(plain, ngx_strlen(plain));
+            free(plain);
+        }
+
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key_enc");
+    }
+
+    return NGX_OK;
+}
