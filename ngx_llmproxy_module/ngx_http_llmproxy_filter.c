@@ -81,6 +81,10 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    if (ctx->ttfb == 0 && !r->err_status) {
+        ctx->ttfb = ngx_current_msec - ctx->start + 1;
+    }
+
     p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;

@@ -219,6 +219,10 @@ ngx_http_llmproxy_handler(ngx_http_request_t *r)
 
     uri = r->uri;
 
+    if (uri.len == 8 && ngx_strncmp(uri.data, "/metrics", 8) == 0) {
+        return ngx_http_llmproxy_metrics_handler(r);
+    }
+
     if (uri.len >= 8 && ngx_strncmp(uri.data, "/health/", 8) == 0) {
         uri.data += 8;
         uri.len -= 8;
@@ -409,9 +413,7 @@ ngx_int_t
 ngx_http_llmproxy_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *data, size_t len)
 {
-    ngx_int_t    rc;
-    ngx_buf_t   *b;
-    ngx_chain_t  out;
+    ngx_int_t  rc;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
@@ -424,6 +426,16 @@ ngx_http_llmproxy_send_json(ngx_http_request_t *r, ngx_uint_t status,
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;
     }
+
+    return ngx_http_llmproxy_send_body(r, data, len);
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data, size_t len)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
@@ -1040,6 +1052,10 @@ ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
 {
+    if (ngx_http_llmproxy_metrics_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_llmproxy_filter_init(cf);
 }
 

@@ -202,6 +202,10 @@ typedef struct {
     ngx_rbtree_t                  cooldowns;
     ngx_rbtree_node_t             sentinel;
 
+    ngx_rbtree_t                  metrics;        /* of metrics_node_t */
+    ngx_rbtree_node_t             metrics_sentinel;
+    ngx_uint_t                    metrics_full;
+
     ngx_http_llmproxy_key_node_t **keys;          /* hash buckets */
     ngx_uint_t                    keys_mask;
     ngx_atomic_t                  nkeys;
@@ -261,6 +265,7 @@ typedef struct {
     ngx_str_t                       request_id;
     ngx_msec_t                      start;
     ngx_msec_t                      upstream_start;
+    ngx_msec_t                      ttfb;           /* +1, 0: none yet */
     ngx_uint_t                      iface;          /* client's interface */
     ngx_uint_t                      endpoint;
     ngx_str_t                       endpoint_path;  /* "/chat/completions" */
@@ -329,6 +334,8 @@ ngx_int_t ngx_http_llmproxy_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *code, const char *fmt, ...);
 ngx_int_t ngx_http_llmproxy_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *data, size_t len);
+ngx_int_t ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data,
+    size_t len);
 ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
@@ -382,6 +389,11 @@ u_char *ngx_http_llmproxy_state_load(ngx_str_t *file, const char *salt_key,
     size_t *len, ngx_log_t *log, u_char *err, size_t errlen);
 ngx_int_t ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key,
     char *err, size_t errlen);
+
+/* _metrics.c */
+ngx_int_t ngx_http_llmproxy_metrics_init(ngx_conf_t *cf);
+void ngx_http_llmproxy_metrics_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx);
+ngx_int_t ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r);
 
 /* _resolve.c */
 ngx_int_t ngx_http_llmproxy_resolve_init_process(ngx_cycle_t *cycle);

@@ -377,6 +377,8 @@ ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
+    ngx_http_llmproxy_metrics_init_zone(zctx);
+
     len = sizeof(" in llmproxy zone \"\"") + shm_zone->shm.name.len;
 
     zctx->shpool->log_ctx = ngx_slab_alloc(zctx->shpool, len);

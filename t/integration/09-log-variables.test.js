@@ -93,3 +93,47 @@ test('a refused request is logged with its error code', async () => {
   assert.strictEqual(rec.deployment, '');
   assert.strictEqual(rec.total, '');
 });
+
+test('GET /metrics sums every worker in Prometheus text', async () => {
+  const { postJSON } = require('../lib/http');
+  for (let i = 0; i < 10; i++) {
+    // a new connection each time: both workers serve some
+    const r = await postJSON(gw.url + '/v1/chat/completions', gw.masterKey,
+                             { model: 'flaky', messages: [] });
+    assert.strictEqual(r.status, 200);
+  }
+  // a request is counted at its log phase, after its answer went out
+  let res, text;
+  for (let i = 0; i < 30; i++) {
+    res = await fetch(gw.url + '/metrics');
+    text = await res.text();
+    if (/status="2xx"\} 11\n/.test(text)) break;
+    await sleep(100);
+  }
+  assert.strictEqual(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  const value = (series) => {
+    const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+    assert.ok(line, 'no line ' + series + ' in\n' + text);
+    return Number(line.slice(series.length + 1));
+  };
+  const l = 'model="flaky",deployment="ok/priced",key="master"';
+  assert.strictEqual(value(`llmproxy_requests_total{${l},status="2xx"}`), 11);
+  assert.strictEqual(value(`llmproxy_tokens_total{${l},type="prompt"}`), 121);
+  assert.strictEqual(value(`llmproxy_tokens_total{${l},type="completion"}`),
+                     77);
+  assert.ok(Math.abs(value(`llmproxy_cost_usd_total{${l}}`)
+                     - 11 * 0.00008375) < 1e-9);
+  // "bad" cools down after allowed_fails (3) failures: later requests go
+  // straight to the fallback
+  assert.strictEqual(value(`llmproxy_upstream_failures_total{${l}}`), 3);
+  assert.strictEqual(value(`llmproxy_fallbacks_total{${l}}`), 11);
+  assert.strictEqual(
+    value(`llmproxy_request_duration_seconds_count{${l}}`), 11);
+  assert.strictEqual(
+    value(`llmproxy_time_to_first_byte_seconds_count{${l}}`), 11);
+  assert.strictEqual(value('llmproxy_requests_total{model="nope",'
+    + 'deployment="",key="master",status="4xx"}'), 1);
+  assert.ok(value('llmproxy_config_generation') >= 1);
+  assert.ok(!text.includes(gw.masterKey));
+});
