@@ -5,6 +5,10 @@
 
 #include "ngx_http_llmproxy_module.h"
 
+#if (NGX_LINUX)
+#include <malloc.h>
+#endif
+
 
 static ngx_int_t ngx_http_llmproxy_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_health(ngx_http_request_t *r,
@@ -1063,6 +1067,25 @@ ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
 {
+#if (NGX_LINUX) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+
+    /*
+     * Request bodies up to client_body_buffer_size (1m in gateway
+     * locations) are allocated whole.  By default glibc maps such a block
+     * and unmaps it when the request ends (or trims it off the heap), so a
+     * 256 KB body costs a page fault per page on every request.  Kept in
+     * the heap, the memory is reused: 4 to 5 times less CPU per request.
+     */
+
+    if (mallopt(M_MMAP_THRESHOLD, 2 * 1024 * 1024) != 1
+        || mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024) != 1)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "llmproxy: mallopt() failed");
+    }
+
+#endif
+
     if (ngx_http_llmproxy_keepalive_init(cycle) != NGX_OK
         || ngx_http_llmproxy_resolve_init_process(cycle) != NGX_OK)
     {
