@@ -25,6 +25,8 @@ static ngx_int_t ngx_http_llmproxy_hold(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in);
 static ngx_int_t ngx_http_llmproxy_release(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in);
+static ngx_int_t ngx_http_llmproxy_send_held(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *rest);
 static ngx_int_t ngx_http_llmproxy_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
 
@@ -372,11 +374,9 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
 {
     u_char       *p;
     size_t        n;
-    ngx_int_t     rc;
     ngx_str_t     v;
     ngx_buf_t    *b;
     ngx_uint_t    last;
-    ngx_chain_t   out;
 
     last = 0;
 
@@ -454,10 +454,47 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         r->headers_out.content_length = NULL;
     }
 
+    return ngx_http_llmproxy_send_held(r, ctx, NULL);
+}
+
+
+/* too large to hold: send what is held and pass the rest through */
+
+static ngx_int_t
+ngx_http_llmproxy_release(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "llmproxy: response over %uz bytes, sent without its cost",
+                  (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX);
+
+    ctx->hold = 0;
+
+    return ngx_http_llmproxy_send_held(r, ctx, in);
+}
+
+
+/*
+ * The headers, then what is held: the whole answer (rest == NULL, a last
+ * buffer), or its start followed by the rest as it comes.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_send_held(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *rest)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
     rc = ngx_http_next_header_filter(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;
+    }
+
+    if (rest && ctx->held_len == 0) {
+        return ngx_http_next_body_filter(r, rest);
     }
 
     b = ngx_calloc_buf(r->pool);
@@ -468,50 +505,12 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     b->pos = ctx->held;
     b->last = ctx->held + ctx->held_len;
     b->memory = ctx->held_len ? 1 : 0;
-    b->last_buf = 1;
+    b->last_buf = (rest == NULL);
 
     out.buf = b;
-    out.next = NULL;
+    out.next = rest;
 
     return ngx_http_next_body_filter(r, &out);
-}
-
-
-/* too large to hold: send what is held and pass the rest through */
-
-static ngx_int_t
-ngx_http_llmproxy_release(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
-    ngx_chain_t *in)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "llmproxy: response over %uz bytes, sent without its cost",
-                  (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX);
-
-    ctx->hold = 0;
-
-    rc = ngx_http_next_header_filter(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = ctx->held;
-    b->last = ctx->held + ctx->held_len;
-    b->memory = 1;
-
-    out.buf = b;
-    out.next = in;
-
-    return ngx_http_next_body_filter(r, ctx->held_len ? &out : in);
 }
 
 

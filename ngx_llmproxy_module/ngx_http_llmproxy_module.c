@@ -18,6 +18,8 @@ static void ngx_http_llmproxy_request_id(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
 static void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_authorize(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t master_only);
 static ngx_uint_t ngx_http_llmproxy_is_master_key(
     ngx_http_llmproxy_main_conf_t *lmcf, ngx_str_t *key);
 static ngx_int_t ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
@@ -462,36 +464,30 @@ ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data, size_t len)
 ngx_int_t
 ngx_http_llmproxy_check_master_key(ngx_http_request_t *r)
 {
-    ngx_str_t                       key;
-    ngx_http_llmproxy_main_conf_t  *lmcf;
+    ngx_http_llmproxy_ctx_t  *ctx;
 
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
-
-    if (ngx_http_llmproxy_find_key(r, &key) != NGX_OK) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
-                   "authentication_error", "missing_api_key",
-                   "no API key: pass it as \"Authorization: Bearer KEY\"");
+    ctx = ngx_http_llmproxy_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_llmproxy_is_master_key(lmcf, &key)) {
-        return NGX_OK;
-    }
-
-    ngx_log_error(lmcf->log_level, r->connection->log, 0,
-                  "llmproxy: invalid master key \"%*s...\"",
-                  ngx_min(key.len, 7), key.data);
-
-    return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
-                                  "authentication_error", "invalid_api_key",
-                                  "invalid API key");
+    return ngx_http_llmproxy_authorize(r, ctx, 1);
 }
 
-
-/* the master key, or a virtual key from the zone */
 
 ngx_int_t
 ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
+{
+    return ngx_http_llmproxy_authorize(r, ctx, 0);
+}
+
+
+/* the master key, or (unless master_only) a virtual key from the zone */
+
+static ngx_int_t
+ngx_http_llmproxy_authorize(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t master_only)
 {
     ngx_str_t                       key;
     ngx_http_llmproxy_main_conf_t  *lmcf;
@@ -511,9 +507,10 @@ ngx_http_llmproxy_check_key(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (lmcf->database.len == 0) {
+    if (master_only || lmcf->database.len == 0) {
         ngx_log_error(lmcf->log_level, r->connection->log, 0,
-                      "llmproxy: invalid API key \"%*s...\"",
+                      "llmproxy: invalid %s key \"%*s...\"",
+                      master_only ? "master" : "API",
                       ngx_min(key.len, 7), key.data);
 
         return ngx_http_llmproxy_fail(r, NGX_HTTP_UNAUTHORIZED,
