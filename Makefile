@@ -34,7 +34,7 @@ cli: $(BUILD)/llmproxyctl
 
 # The module builds against Debian's nginx-dev tree with Debian's own
 # configure flags, so the .so loads into /usr/sbin/nginx.
-$(NGX_BUILD)/Makefile: config
+$(NGX_BUILD)/objs/Makefile: config
 	@test -d $(NGINX_SRC) || { echo "nginx-dev missing: run scripts/deps.sh"; exit 1; }
 	rm -rf $(NGX_BUILD) && mkdir -p $(BUILD)
 	cp -r $(NGINX_SRC) $(NGX_BUILD)
@@ -44,7 +44,7 @@ $(NGX_BUILD)/Makefile: config
 
 
 
-$(BUILD)/ngx_http_llmproxy_module.so: $(NGX_BUILD)/Makefile $(MOD_SRCS) \
+$(BUILD)/ngx_http_llmproxy_module.so: $(NGX_BUILD)/objs/Makefile $(MOD_SRCS) \
         $(MOD_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_llmproxy_module.so $@

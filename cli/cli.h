@@ -36,6 +36,8 @@ int llmp_admin_url(char *buf, size_t size, const char *gateway_flag,
 char *llmp_master_key(const char *flag_file, const char *command);
 void llmp_secret_free(char *secret);
 int llmp_wants_help(int argc, char **argv);
+/* "30d", "12h", "15m", "90s", "1w", "3600" to seconds; -1 if invalid */
+long long llmp_duration(const char *s);
 
 
 /* http.c: the gateway's admin API */

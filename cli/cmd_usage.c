@@ -1,24 +1,245 @@
 /*
- * llmproxyctl usage: usage and spend reports (not implemented yet).
+ * llmproxyctl usage: requests, tokens and cost from the usage records the
+ * gateways write to PostgreSQL (llmproxy_usage), grouped by key, model,
+ * deployment or day, as a table or as JSON.
  */
 
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
 
 #include "cli.h"
+
+
+typedef struct {
+    const char  *name;
+    const char  *label;
+    const char  *expr;
+} llmp_usage_by_t;
+
+
+static const llmp_usage_by_t  llmp_usage_bys[] = {
+    { "model", "MODEL", "u.model" },
+    { "key", "KEY",
+      "CASE WHEN u.key_hash IS NULL THEN '(master key)'"
+      " ELSE coalesce(nullif(u.key_alias, ''),"
+      " (SELECT k.key_prefix FROM llmproxy_keys k"
+      " WHERE k.key_hash = u.key_hash), left(u.key_hash, 12)) END" },
+    { "day", "DAY (UTC)",
+      "to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')" },
+    { "deployment", "DEPLOYMENT", "coalesce(u.deployment, '-')" },
+    { NULL, NULL, NULL }
+};
+
+
+static void
+llmp_usage_help(FILE *f)
+{
+    fprintf(f,
+        "usage: llmproxyctl usage [--since 7d] [--by model|key|day|"
+        "deployment]\n"
+        "                         [--json] [--database URL]\n\n"
+        "Requests, tokens and cost from the gateways' usage records in\n"
+        "PostgreSQL, one row per group, largest cost first (by day: in\n"
+        "date order), with a total.\n\n"
+        "options:\n"
+        "  --since 7d       records of the last 7 days (s, m, h, d, w); "
+        "default 7d\n"
+        "  --by GROUP       model (default), key (alias, else prefix), day "
+        "or\n"
+        "                   deployment (the provider/model that answered)\n"
+        "  --json           one JSON object: since, by, rows, total\n"
+        "  --database URL   PostgreSQL (LLMPROXY_DATABASE_URL)\n");
+}
 
 
 int
 llmp_cmd_usage(int argc, char **argv)
 {
-    if (llmp_wants_help(argc, argv)) {
-        printf("usage: llmproxyctl usage [--since 7d] [--by key|model|day]"
-               "\n\nUsage and spend reports from the usage records in "
-               "PostgreSQL.\nNot implemented yet.\n");
-        return LLMP_EXIT_OK;
+    int                     c, i, n, json;
+    char                    sql[2048], secs[32], *out;
+    cJSON                  *root, *rows, *row;
+    PGconn                 *conn;
+    PGresult               *res;
+    long long               since;
+    const char             *database, *params[1];
+    const llmp_usage_by_t  *by;
+
+    static const struct option  opts[] = {
+        { "since", required_argument, NULL, 's' },
+        { "by", required_argument, NULL, 'b' },
+        { "json", no_argument, NULL, 'j' },
+        { "database", required_argument, NULL, 'D' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    static const char  *names[] = {
+        "group", "requests", "errors", "prompt_tokens", "completion_tokens",
+        "total_tokens", "cost", "avg_latency_ms", "p95_latency_ms"
+    };
+
+    since = 7 * 86400;
+    by = &llmp_usage_bys[0];
+    json = 0;
+    database = NULL;
+
+    optind = 1;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+
+        case 's':
+            since = llmp_duration(optarg);
+            if (since <= 0) {
+                fprintf(stderr, "llmproxyctl: --since: expected a duration "
+                        "such as 7d, 12h, 30m\n");
+                return LLMP_EXIT_INVALID;
+            }
+            break;
+
+        case 'b':
+            for (by = llmp_usage_bys; by->name; by++) {
+                if (strcmp(by->name, optarg) == 0) {
+                    break;
+                }
+            }
+
+            if (by->name == NULL) {
+                fprintf(stderr, "llmproxyctl: --by: expected model, key, "
+                        "day or deployment, not \"%s\"\n", optarg);
+                return LLMP_EXIT_INVALID;
+            }
+            break;
+
+        case 'j':
+            json = 1;
+            break;
+
+        case 'D':
+            database = optarg;
+            break;
+
+        case 'h':
+            llmp_usage_help(stdout);
+            return LLMP_EXIT_OK;
+
+        default:
+            llmp_usage_help(stderr);
+            return LLMP_EXIT_INVALID;
+        }
     }
 
-    fprintf(stderr, "llmproxyctl: usage: not implemented yet (needs "
-            "PostgreSQL)\n");
+    if (optind < argc) {
+        fprintf(stderr, "llmproxyctl: usage: unexpected \"%s\"\n",
+                argv[optind]);
+        return LLMP_EXIT_INVALID;
+    }
 
-    return LLMP_EXIT_FAILED;
+    conn = llmp_db_connect(database);
+    if (conn == NULL) {
+        return LLMP_EXIT_FAILED;
+    }
+
+    /* the groups, then the total as the last row (GROUPING SETS) */
+
+    snprintf(sql, sizeof(sql),
+        "SELECT coalesce(g, ''), count(*),"
+        " count(*) FILTER (WHERE status >= 400),"
+        " coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),"
+        " coalesce(sum(total_tokens), 0), coalesce(sum(cost), 0),"
+        " coalesce(round(avg(latency_ms)), 0),"
+        " coalesce(round(percentile_cont(0.95) WITHIN GROUP"
+        " (ORDER BY latency_ms)), 0),"
+        " grouping(g)"
+        " FROM (SELECT %s AS g, u.* FROM llmproxy_usage u"
+        " WHERE u.created_at >= now() - make_interval(secs => $1::bigint))"
+        " s GROUP BY GROUPING SETS ((g), ())"
+        " ORDER BY grouping(g), %s",
+        by->expr,
+        strcmp(by->name, "day") == 0 ? "g" : "sum(cost) DESC, g");
+
+    snprintf(secs, sizeof(secs), "%lld", since);
+    params[0] = secs;
+
+    res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "llmproxyctl: database: %s", PQerrorMessage(conn));
+        PQclear(res);
+        PQfinish(conn);
+        return LLMP_EXIT_FAILED;
+    }
+
+    n = PQntuples(res);
+
+    if (json) {
+        root = cJSON_CreateObject();
+        cJSON_AddNumberToObject(root, "since_seconds", (double) since);
+        cJSON_AddStringToObject(root, "by", by->name);
+        rows = cJSON_AddArrayToObject(root, "rows");
+
+        for (i = 0; i < n; i++) {
+            row = cJSON_CreateObject();
+
+            for (c = 0; c < 9; c++) {
+                if (c == 0) {
+                    if (PQgetvalue(res, i, 9)[0] == '0') {
+                        cJSON_AddStringToObject(row, by->name,
+                                                PQgetvalue(res, i, 0));
+                    }
+
+                    continue;
+                }
+
+                cJSON_AddNumberToObject(row, names[c],
+                                        strtod(PQgetvalue(res, i, c), NULL));
+            }
+
+            if (PQgetvalue(res, i, 9)[0] == '0') {
+                cJSON_AddItemToArray(rows, row);
+
+            } else {
+                cJSON_AddItemToObject(root, "total", row);
+            }
+        }
+
+        out = cJSON_Print(root);
+        printf("%s\n", out ? out : "{}");
+        free(out);
+
+        cJSON_Delete(root);
+
+    } else {
+        printf("%-32s %9s %7s %12s %12s %12s %8s %8s\n",
+               by->label, "REQUESTS", "ERRORS", "PROMPT", "COMPLETION",
+               "COST USD", "AVG ms", "P95 ms");
+
+        for (i = 0; i < n; i++) {
+            if (PQgetvalue(res, i, 9)[0] != '0') {
+                if (i == 0) {
+                    printf("(no usage records in this period)\n");
+                }
+
+                printf("%-32s", "TOTAL");
+
+            } else {
+                printf("%-32.32s", PQgetvalue(res, i, 0));
+            }
+
+            printf(" %9s %7s %12s %12s %12.6f %8s %8s\n",
+                   PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                   PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+                   strtod(PQgetvalue(res, i, 6), NULL),
+                   PQgetvalue(res, i, 7), PQgetvalue(res, i, 8));
+        }
+    }
+
+    PQclear(res);
+    PQfinish(conn);
+
+    return LLMP_EXIT_OK;
 }

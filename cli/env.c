@@ -204,3 +204,34 @@ llmp_wants_help(int argc, char **argv)
 
     return 0;
 }
+
+
+/* "30d", "12h", "15m", "90s", "3600" to seconds; -1 if invalid */
+
+long long
+llmp_duration(const char *s)
+{
+    char       *end;
+    long long   n;
+
+    n = strtoll(s, &end, 10);
+
+    if (end == s || n < 0) {
+        return -1;
+    }
+
+    switch (*end) {
+    case '\0': case 's': break;
+    case 'm': n *= 60; break;
+    case 'h': n *= 3600; break;
+    case 'd': n *= 86400; break;
+    case 'w': n *= 7 * 86400; break;
+    default: return -1;
+    }
+
+    if (*end && end[1] != '\0') {
+        return -1;
+    }
+
+    return n;
+}

@@ -137,6 +137,10 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
+    if (r->headers_out.status != NGX_HTTP_OK) {
+        ctx->hide_usage = 0;
+    }
+
     /*
      * a non-streamed answer is held until it is complete: its cost goes
      * into its headers (streams are never held)
@@ -326,6 +330,11 @@ ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     if (ctx && ctx->hold) {
         return ngx_http_llmproxy_hold(r, ctx, in);
+    }
+
+    if (ctx && ctx->hide_usage && !ctx->error_body) {
+        return ngx_http_llmproxy_sse_filter(r, ctx, in,
+                                            ngx_http_next_body_filter);
     }
 
     if (ctx == NULL || !ctx->error_body) {

@@ -452,3 +452,35 @@ ngx_http_llmproxy_keys_find(ngx_http_llmproxy_shctx_t *sh, u_char *digest)
 
     return NULL;
 }
+
+
+/*
+ * A batch of usage records reached the database: its cost for this key is
+ * there now, no longer pending here; spend (< 0: unknown) is the key's
+ * spend in the database after it.
+ */
+
+void
+ngx_http_llmproxy_keys_settle(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *digest, double cost, double spend)
+{
+    ngx_http_llmproxy_key_node_t  **pn;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    pn = ngx_http_llmproxy_keys_find(zctx->sh, digest);
+
+    if (pn) {
+        (*pn)->pending -= cost;
+
+        if ((*pn)->pending < 1e-12) {
+            (*pn)->pending = 0;
+        }
+
+        if (spend >= 0) {
+            (*pn)->spend = spend;
+        }
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+}

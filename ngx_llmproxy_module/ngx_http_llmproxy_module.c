@@ -38,6 +38,7 @@ static char *ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmproxy_init_process(ngx_cycle_t *cycle);
+static void ngx_http_llmproxy_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_llmproxy_log_levels[] = {
@@ -177,6 +178,20 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       offsetof(ngx_http_llmproxy_loc_conf_t, upstream.connect_timeout),
       NULL },
 
+    { ngx_string("llmproxy_usage_buffer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, usage_buffer),
+      NULL },
+
+    { ngx_string("llmproxy_usage_flush"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, usage_flush),
+      NULL },
+
       ngx_null_command
 };
 
@@ -206,7 +221,7 @@ ngx_module_t  ngx_http_llmproxy_module = {
     ngx_http_llmproxy_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_llmproxy_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -733,6 +748,8 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
     lmcf->keepalive = NGX_CONF_UNSET_UINT;
     lmcf->keepalive_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->log_level = NGX_CONF_UNSET_UINT;
+    lmcf->usage_buffer = NGX_CONF_UNSET_SIZE;
+    lmcf->usage_flush = NGX_CONF_UNSET_MSEC;
 
     return lmcf;
 }
@@ -759,6 +776,14 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(lmcf->keepalive, 64);
     ngx_conf_init_msec_value(lmcf->keepalive_timeout, 60000);
     ngx_conf_init_uint_value(lmcf->log_level, NGX_LOG_ERR);
+    ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
+    ngx_conf_init_msec_value(lmcf->usage_flush, 200);
+
+    if (lmcf->usage_buffer < 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"llmproxy_usage_buffer\" must be at least 1m");
+        return NGX_CONF_ERROR;
+    }
 
     if (lmcf->thread_pool_name.len == 0) {
         ngx_str_set(&lmcf->thread_pool_name, "default");
@@ -1053,7 +1078,9 @@ ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
 {
-    if (ngx_http_llmproxy_metrics_init(cf) != NGX_OK) {
+    if (ngx_http_llmproxy_metrics_init(cf) != NGX_OK
+        || ngx_http_llmproxy_records_init(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -1089,5 +1116,33 @@ ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_llmproxy_records_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_llmproxy_db_init_process(cycle);
+}
+
+
+static void
+ngx_http_llmproxy_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_llmproxy_records_exit_process(cycle);
+}
+
+
+const char *
+ngx_http_llmproxy_iface_name(ngx_uint_t iface)
+{
+    switch (iface) {
+
+    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+        return "anthropic";
+
+    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+        return "gemini";
+
+    default:
+        return "openai";
+    }
 }

@@ -10,6 +10,8 @@
  *   _upstream.c  talking to providers: peers, keepalive, request, response
  *   _openai.c    the OpenAI interface
  *   _admin.c     admin endpoints used by llmproxyctl
+ *   _records.c   usage records: batches to PostgreSQL, spill files
+ *   _sse.c       streams rewritten event by event
  */
 
 #ifndef _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_
@@ -49,6 +51,8 @@ typedef struct {
     ngx_msec_t                    resolve_interval;
     ngx_str_t                     ssl_trusted_certificate;
     ngx_flag_t                    ssl_verify;
+    size_t                        usage_buffer;    /* records in memory */
+    ngx_msec_t                    usage_flush;
 #if (NGX_HTTP_SSL)
     ngx_ssl_t                    *ssl;             /* upstream TLS */
 #endif
@@ -259,6 +263,8 @@ typedef enum {
 } ngx_http_llmproxy_fail_e;
 
 
+typedef struct ngx_http_llmproxy_sse_s  ngx_http_llmproxy_sse_t;
+
 typedef struct {
     ngx_http_llmproxy_runtime_t    *rt;
     ngx_http_llmproxy_key_t         key;
@@ -275,6 +281,11 @@ typedef struct {
     size_t                          body_len;
     llmp_json_top_t                 top;
     ngx_str_t                       model;          /* as requested */
+
+    /* besides "model": stream_options.include_usage, added if missing */
+    size_t                          edit_start;
+    size_t                          edit_end;
+    ngx_str_t                       edit;           /* len 0: none */
 
     /* the attempt plan: groups[0] is the requested one, then fallbacks */
     ngx_array_t                     plan;           /* of target_t * */
@@ -315,6 +326,8 @@ typedef struct {
     u_char                          usage_tail[64];
     size_t                          usage_tail_len;
 
+    ngx_http_llmproxy_sse_t        *sse;            /* a rewritten stream */
+
     unsigned                        stream:1;
     unsigned                        repeat:1;
     unsigned                        accounted:1;
@@ -322,6 +335,8 @@ typedef struct {
     unsigned                        upstream_started:1;
     unsigned                        error_body:1;
     unsigned                        error_sent:1;
+    unsigned                        recorded:1;
+    unsigned                        hide_usage:1;
 } ngx_http_llmproxy_ctx_t;
 
 
@@ -339,6 +354,7 @@ ngx_int_t ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data,
 ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+const char *ngx_http_llmproxy_iface_name(ngx_uint_t iface);
 
 /* a key as the database holds it, for the zone */
 
@@ -371,6 +387,13 @@ ngx_int_t ngx_http_llmproxy_keys_allow_target(ngx_http_llmproxy_key_t *key,
 
 ngx_int_t ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *digest, ngx_uint_t tokens, double cost, double *spend);
+void ngx_http_llmproxy_keys_settle(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *digest, double cost, double spend);
+
+/* _records.c: usage records to PostgreSQL */
+ngx_int_t ngx_http_llmproxy_records_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_llmproxy_records_init_process(ngx_cycle_t *cycle);
+void ngx_http_llmproxy_records_exit_process(ngx_cycle_t *cycle);
 
 /* _usage.c */
 void ngx_http_llmproxy_usage_reset(ngx_http_llmproxy_ctx_t *ctx);
@@ -472,6 +495,11 @@ ngx_int_t ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_openai_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+
+/* _sse.c */
+ngx_int_t ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in,
+    ngx_http_output_body_filter_pt next);
 
 /* _admin.c */
 ngx_int_t ngx_http_llmproxy_admin_handler(ngx_http_request_t *r);

@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_llmproxy_openai_read_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+static void ngx_http_llmproxy_openai_include_usage(
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_openai_models(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *id);
 static u_char *ngx_http_llmproxy_openai_model_object(u_char *p,
@@ -344,7 +346,87 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
 
     ctx->stream = (ctx->top.stream.type == LLMP_JSON_TRUE);
 
+    if (ctx->stream
+        && (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_CHAT
+            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COMPLETIONS))
+    {
+        ngx_http_llmproxy_openai_include_usage(ctx);
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * A stream's tokens are known only if the provider sends its usage chunk,
+ * which it does when asked: stream_options.include_usage is added to the
+ * request when the client did not set it, and that chunk is then kept from
+ * the client (ctx->hide_usage).
+ */
+
+static void
+ngx_http_llmproxy_openai_include_usage(ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char               *p, *q, *last;
+    llmp_json_member_t   *so;
+
+    static ngx_str_t  add_member =
+        ngx_string(",\"stream_options\":{\"include_usage\":true}");
+    static ngx_str_t  add_value = ngx_string("{\"include_usage\":true}");
+    static ngx_str_t  add_first = ngx_string("\"include_usage\":true");
+    static ngx_str_t  add_next = ngx_string(",\"include_usage\":true");
+
+    so = &ctx->top.stream_options;
+
+    if (so->type == LLMP_JSON_NONE) {
+        ctx->edit_start = ctx->top.object_end;
+        ctx->edit_end = ctx->top.object_end;
+        ctx->edit = add_member;
+        ctx->hide_usage = 1;
+        return;
+    }
+
+    if (so->type != LLMP_JSON_OBJECT) {
+        ctx->edit_start = so->start;
+        ctx->edit_end = so->end;
+        ctx->edit = add_value;
+        ctx->hide_usage = 1;
+        return;
+    }
+
+    p = ctx->body + so->start + 1;
+    last = ctx->body + so->end - 1;          /* the closing brace */
+
+    q = ngx_strlcasestrn(p, last, (u_char *) "\"include_usage\"",
+                         sizeof("\"include_usage\"") - 2);
+
+    if (q) {
+        for (q += sizeof("\"include_usage\"") - 1;
+             q < last && (*q == ' ' || *q == ':' || *q == '\t'
+                          || *q == '\n' || *q == '\r');
+             q++)
+        {
+            /* void */
+        }
+
+        if (last - q >= 4 && ngx_strncmp(q, "true", 4) == 0) {
+            return;                           /* the client asked */
+        }
+    }
+
+    /* a later duplicate member wins in JSON parsers: added at the end */
+
+    for (q = p; q < last && (*q == ' ' || *q == '\t' || *q == '\n'
+                             || *q == '\r');
+         q++)
+    {
+        /* void */
+    }
+
+    ctx->edit_start = so->end - 1;
+    ctx->edit_end = so->end - 1;
+    ctx->edit = (q == last) ? add_first : add_next;
+    ctx->hide_usage = 1;
 }
 
 

@@ -28,6 +28,13 @@ typedef struct {
 } ngx_http_llmproxy_keepalive_item_t;
 
 
+typedef struct {
+    size_t                         start;
+    size_t                         end;
+    ngx_str_t                      value;
+} ngx_http_llmproxy_edit_t;
+
+
 static ngx_int_t ngx_http_llmproxy_peer_init(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc,
@@ -368,25 +375,50 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d)
 {
     u_char                        *p;
-    size_t                         len, body_len;
+    size_t                         len, body_len, pos;
     ngx_buf_t                     *b;
     ngx_str_t                     *drop;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, k, n;
     ngx_chain_t                   *cl, **ll;
     ngx_list_part_t               *part;
     ngx_table_elt_t               *h;
     ngx_http_llmproxy_provider_t  *pv;
+    ngx_http_llmproxy_edit_t       edits[3];
 
     pv = d->provider;
 
-    /* the body: everything but the value of "model", which is spliced */
+    /*
+     * the body as the client sent it, with up to two pieces spliced in:
+     * the value of "model", and stream_options.include_usage when added
+     */
+
+    n = 0;
 
     if (ctx->top.model.type == LLMP_JSON_STRING) {
-        body_len = ctx->top.model.start + d->upstream_model_json.len
-                   + (ctx->body_len - ctx->top.model.end);
+        edits[n].start = ctx->top.model.start;
+        edits[n].end = ctx->top.model.end;
+        edits[n].value = d->upstream_model_json;
+        n++;
+    }
 
-    } else {
-        body_len = ctx->body_len;
+    if (ctx->edit.len) {
+        edits[n].start = ctx->edit_start;
+        edits[n].end = ctx->edit_end;
+        edits[n].value = ctx->edit;
+
+        if (n && edits[n].start < edits[0].start) {
+            edits[2] = edits[0];
+            edits[0] = edits[1];
+            edits[1] = edits[2];
+        }
+
+        n++;
+    }
+
+    body_len = ctx->body_len;
+
+    for (k = 0; k < n; k++) {
+        body_len += edits[k].value.len - (edits[k].end - edits[k].start);
     }
 
     len = sizeof("POST ") - 1 + pv->path.len + sizeof("/v1") - 1
@@ -489,16 +521,15 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
         ll = &(*ll)->next;                                                   \
     }
 
-    if (ctx->top.model.type == LLMP_JSON_STRING) {
-        ngx_http_llmproxy_body_buf(ctx->body, ctx->top.model.start);
-        ngx_http_llmproxy_body_buf(d->upstream_model_json.data,
-                                   d->upstream_model_json.len);
-        ngx_http_llmproxy_body_buf(ctx->body + ctx->top.model.end,
-                                   ctx->body_len - ctx->top.model.end);
+    pos = 0;
 
-    } else {
-        ngx_http_llmproxy_body_buf(ctx->body, ctx->body_len);
+    for (k = 0; k < n; k++) {
+        ngx_http_llmproxy_body_buf(ctx->body + pos, edits[k].start - pos);
+        ngx_http_llmproxy_body_buf(edits[k].value.data, edits[k].value.len);
+        pos = edits[k].end;
     }
+
+    ngx_http_llmproxy_body_buf(ctx->body + pos, ctx->body_len - pos);
 
 #undef ngx_http_llmproxy_body_buf
 

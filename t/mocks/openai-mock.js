@@ -22,7 +22,7 @@ const net = require('node:net');
 const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
                'badRequest400', 'badRequest'];
 
-function chatCompletion(model, name, content) {
+function chatCompletion(model, name, content, usage) {
   return {
     id: 'chatcmpl-' + name, object: 'chat.completion', created: 1700000000,
     model, system_fingerprint: 'fp_mock',
@@ -30,7 +30,12 @@ function chatCompletion(model, name, content) {
                 message: { role: 'assistant',
                            content: content || 'hello from ' + name,
                            refusal: null } }],
-    usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 },
+    usage: usage ? { prompt_tokens: usage.prompt_tokens,
+                     completion_tokens: usage.completion_tokens,
+                     total_tokens: usage.prompt_tokens
+                                   + usage.completion_tokens }
+                 : { prompt_tokens: 11, completion_tokens: 7,
+                     total_tokens: 18 },
   };
 }
 
@@ -61,11 +66,14 @@ function stream(res, body, st) {
     }
     res.write('data: ' + JSON.stringify(chunk(model, {}, 'stop')) + '\n\n');
     if (body.stream_options && body.stream_options.include_usage) {
+      const u = st.usage || { prompt_tokens: 11, completion_tokens: chunks };
       res.write('data: ' + JSON.stringify({
         id: 'chatcmpl-s', object: 'chat.completion.chunk',
         created: 1700000000, model, choices: [],
-        usage: { prompt_tokens: 11, completion_tokens: chunks,
-                 total_tokens: 11 + chunks } }) + '\n\n');
+        usage: { prompt_tokens: u.prompt_tokens,
+                 completion_tokens: u.completion_tokens,
+                 total_tokens: u.prompt_tokens + u.completion_tokens } })
+        + '\n\n');
     }
     res.end('data: [DONE]\n\n');
   };
@@ -83,7 +91,7 @@ function answer(req, res, body, st) {
 
   if (req.method === 'POST' && path.endsWith('/chat/completions')) {
     if (body.stream) return stream(res, body, st);
-    return send(200, chatCompletion(model, st.name, st.content));
+    return send(200, chatCompletion(model, st.name, st.content, st.usage));
   }
   if (req.method === 'POST' && path.endsWith('/completions')) {
     return send(200, { id: 'cmpl-' + st.name, object: 'text_completion',
@@ -117,12 +125,14 @@ function answer(req, res, body, st) {
 }
 
 // opts: {name, mode, delay (ms between stream chunks), chunks, retryAfter,
-//        content (the chat completion's answer, default "hello from NAME")}
+//        content (the chat completion's answer, default "hello from NAME"),
+//        usage ({prompt_tokens, completion_tokens} of chat completions,
+//        streamed or not; default 11 and 7, or 11 and `chunks` streamed)}
 function createMock(opts = {}) {
   const st = { name: opts.name || 'mock', mode: opts.mode || 'ok',
                delay: opts.delay || 0, chunks: opts.chunks || 5,
                retryAfter: opts.retryAfter || 2, content: opts.content,
-               requests: [] };
+               usage: opts.usage, requests: [] };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
     const parts = [];

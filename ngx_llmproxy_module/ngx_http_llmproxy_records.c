@@ -1,0 +1,1240 @@
+/*
+ * Usage records (SPEC section 8): one per request that reached routing,
+ * written to PostgreSQL in batches, off the event loop.
+ *
+ * At the log phase each worker appends the record, as a line of COPY's
+ * text format, to its current batch in memory.  Every llmproxy_usage_flush
+ * (or as soon as a batch is full) a thread-pool task takes the waiting
+ * batches and writes them in one transaction: COPY into a temporary table,
+ * then llmproxy_usage_ingest(), which inserts the rows and adds their cost
+ * to the keys' spend.  What the transaction returns settles the spend
+ * counted in the zone but not yet in the database (a key's "pending").
+ *
+ * When PostgreSQL is down or slow, batches wait in memory up to
+ * llmproxy_usage_buffer, and beyond that, or when the database refuses a
+ * write, go to spill files in the state path, which any worker replays
+ * once the database is back (one at a time, under flock, so two workers
+ * never write the same file).  A worker that exits, at reload or stop,
+ * spills what it still holds.  Records are keyed by request id and
+ * inserted with ON CONFLICT DO NOTHING, so a batch written twice counts
+ * once.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <libpq-fe.h>
+#include <dirent.h>
+#include <sys/file.h>
+
+
+#define NGX_HTTP_LLMPROXY_BATCH_SIZE    (256 * 1024)
+#define NGX_HTTP_LLMPROXY_RECORD_MAX    4096
+#define NGX_HTTP_LLMPROXY_WRITE_MAX     16        /* batches a transaction */
+#define NGX_HTTP_LLMPROXY_RETRY         1000
+
+
+typedef struct ngx_http_llmproxy_batch_s  ngx_http_llmproxy_batch_t;
+
+struct ngx_http_llmproxy_batch_s {
+    ngx_http_llmproxy_batch_t      *next;
+    u_char                         *last;
+    u_char                         *end;
+    ngx_uint_t                      records;
+    u_char                          data[1];
+};
+
+
+typedef struct {
+    /* the event loop's side */
+    ngx_http_llmproxy_batch_t      *cur;
+    ngx_http_llmproxy_batch_t      *queue;       /* full, oldest first */
+    ngx_http_llmproxy_batch_t     **queue_tail;
+    size_t                          queued;      /* bytes, cur included */
+    size_t                          limit;
+    ngx_msec_t                      flush;
+    ngx_uint_t                      dropped;
+    time_t                          dropped_logged;
+    ngx_uint_t                      failing;
+    ngx_msec_t                      failed_at;
+    ngx_event_t                     timer;
+    ngx_thread_pool_t              *thread_pool;
+    ngx_http_llmproxy_zone_ctx_t   *zctx;
+    ngx_str_t                       spill_dir;   /* "" when none */
+    ngx_atomic_t                    spill_seq;
+    ngx_log_t                      *log;
+
+    /* the writer task: batches in, results out */
+    ngx_thread_task_t              *writer;
+    ngx_http_llmproxy_batch_t      *writing;
+    ngx_uint_t                      writer_busy;
+    ngx_int_t                       written;     /* records into the db */
+    ngx_int_t                       replayed;
+    ngx_int_t                       spilled;
+    ngx_uint_t                      more_spill;  /* files left to replay */
+    ngx_uint_t                      db_failed;
+    PGresult                       *settle[2];
+    char                            err[256];
+    PGconn                         *conn;        /* the thread's only */
+    char                           *uri;
+
+    /* the spill task: batches the writer cannot take in time */
+    ngx_thread_task_t              *spiller;
+    ngx_http_llmproxy_batch_t      *spilling;
+    ngx_uint_t                      spiller_busy;
+    ngx_uint_t                      spill_failed;
+} ngx_http_llmproxy_records_t;
+
+
+static ngx_int_t ngx_http_llmproxy_records_log(ngx_http_request_t *r);
+static u_char *ngx_http_llmproxy_records_line(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last);
+static u_char *ngx_http_llmproxy_copy_text(u_char *p, u_char *last,
+    ngx_str_t *s);
+static ngx_http_llmproxy_batch_t *ngx_http_llmproxy_batch_new(void);
+static void ngx_http_llmproxy_batch_free(ngx_http_llmproxy_batch_t *b);
+static void ngx_http_llmproxy_records_seal(ngx_http_llmproxy_records_t *rs);
+static void ngx_http_llmproxy_records_tick(ngx_event_t *ev);
+static void ngx_http_llmproxy_records_post(ngx_http_llmproxy_records_t *rs);
+static void ngx_http_llmproxy_records_overflow(
+    ngx_http_llmproxy_records_t *rs);
+static void ngx_http_llmproxy_writer_thread(void *data, ngx_log_t *log);
+static void ngx_http_llmproxy_writer_done(ngx_event_t *ev);
+static void ngx_http_llmproxy_spiller_thread(void *data, ngx_log_t *log);
+static void ngx_http_llmproxy_spiller_done(ngx_event_t *ev);
+static ngx_int_t ngx_http_llmproxy_db_connect(ngx_http_llmproxy_records_t *rs);
+static ngx_int_t ngx_http_llmproxy_db_write(ngx_http_llmproxy_records_t *rs,
+    ngx_http_llmproxy_batch_t *b, u_char *data, size_t len,
+    PGresult **settle);
+static ngx_int_t ngx_http_llmproxy_spill_write(
+    ngx_http_llmproxy_records_t *rs, ngx_http_llmproxy_batch_t *b,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_llmproxy_spill_replay(
+    ngx_http_llmproxy_records_t *rs, ngx_log_t *log);
+static void ngx_http_llmproxy_records_settle(ngx_http_llmproxy_records_t *rs,
+    PGresult *res);
+
+
+static ngx_http_llmproxy_records_t  *ngx_http_llmproxy_records;
+
+
+ngx_int_t
+ngx_http_llmproxy_records_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_llmproxy_records_log;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_records_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_llmproxy_records_t    *rs;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    ngx_http_llmproxy_records = NULL;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_llmproxy_module);
+
+    if (lmcf == NULL || lmcf->database.len == 0 || lmcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    rs = ngx_pcalloc(cycle->pool, sizeof(ngx_http_llmproxy_records_t));
+    if (rs == NULL) {
+        return NGX_ERROR;
+    }
+
+    rs->queue_tail = &rs->queue;
+    rs->limit = lmcf->usage_buffer;
+    rs->flush = lmcf->usage_flush;
+    rs->thread_pool = lmcf->thread_pool;
+    rs->zctx = lmcf->shm_zone->data;
+    rs->uri = (char *) lmcf->database.data;
+    rs->log = cycle->log;
+    rs->spill_dir = lmcf->state_path;      /* null-terminated, or empty */
+
+    rs->writer = ngx_thread_task_alloc(cycle->pool, 0);
+    rs->spiller = ngx_thread_task_alloc(cycle->pool, 0);
+    if (rs->writer == NULL || rs->spiller == NULL) {
+        return NGX_ERROR;
+    }
+
+    rs->writer->ctx = rs;
+    rs->writer->handler = ngx_http_llmproxy_writer_thread;
+    rs->writer->event.handler = ngx_http_llmproxy_writer_done;
+    rs->writer->event.data = rs;
+    rs->writer->event.log = cycle->log;
+
+    rs->spiller->ctx = rs;
+    rs->spiller->handler = ngx_http_llmproxy_spiller_thread;
+    rs->spiller->event.handler = ngx_http_llmproxy_spiller_done;
+    rs->spiller->event.data = rs;
+    rs->spiller->event.log = cycle->log;
+
+    rs->timer.handler = ngx_http_llmproxy_records_tick;
+    rs->timer.data = rs;
+    rs->timer.log = cycle->log;
+    rs->timer.cancelable = 1;
+
+    /* the first tick replays what earlier workers left on disk */
+
+    rs->more_spill = 1;
+    ngx_add_timer(&rs->timer, 10);
+
+    ngx_http_llmproxy_records = rs;
+
+    return NGX_OK;
+}
+
+
+/* a worker that exits keeps what it holds on disk, for the next ones */
+
+void
+ngx_http_llmproxy_records_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                    n, lost;
+    ngx_http_llmproxy_batch_t    *b, *next;
+    ngx_http_llmproxy_records_t  *rs;
+
+    rs = ngx_http_llmproxy_records;
+
+    if (rs == NULL) {
+        return;
+    }
+
+    /*
+     * the thread pool has been destroyed by now (its module exits
+     * first), after finishing the tasks queued: what the writer and the
+     * spiller held is in the database or on disk
+     */
+
+    if (rs->writer_busy) {
+        ngx_http_llmproxy_records_settle(rs, rs->settle[0]);
+        ngx_http_llmproxy_records_settle(rs, rs->settle[1]);
+    }
+
+    for (b = rs->spilling; b; b = next) {
+        next = b->next;
+        b->next = NULL;
+
+        if (b->records) {
+            *rs->queue_tail = b;
+            rs->queue_tail = &b->next;
+
+        } else {
+            ngx_http_llmproxy_batch_free(b);
+        }
+    }
+
+    ngx_http_llmproxy_records_seal(rs);
+
+    n = 0;
+    lost = 0;
+
+    for (b = rs->queue; b; b = next) {
+        next = b->next;
+
+        if (rs->spill_dir.len == 0
+            || ngx_http_llmproxy_spill_write(rs, b, cycle->log)
+               != NGX_OK)
+        {
+            lost += b->records;
+
+        } else {
+            n += b->records;
+        }
+
+        ngx_http_llmproxy_batch_free(b);
+    }
+
+    rs->queue = NULL;
+
+    if (n) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "llmproxy: %ui usage records left in spill files",
+                      n);
+    }
+
+    if (lost) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "llmproxy: %ui usage records lost at exit: no "
+                      "\"llmproxy_state_path\" to spill them to", lost);
+    }
+
+    if (rs->conn) {
+        PQfinish(rs->conn);
+        rs->conn = NULL;
+    }
+
+    ngx_http_llmproxy_records = NULL;
+}
+
+
+/* the log phase: the request's record joins the current batch */
+
+static ngx_int_t
+ngx_http_llmproxy_records_log(ngx_http_request_t *r)
+{
+    u_char                       *p, line[NGX_HTTP_LLMPROXY_RECORD_MAX];
+    size_t                        len;
+    ngx_http_llmproxy_ctx_t      *ctx;
+    ngx_http_llmproxy_records_t  *rs;
+
+    rs = ngx_http_llmproxy_records;
+
+    if (rs == NULL || r != r->main) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    if (ctx == NULL || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_NONE
+        || ctx->model.len == 0 || ctx->recorded)
+    {
+        return NGX_OK;
+    }
+
+    ctx->recorded = 1;
+
+    p = ngx_http_llmproxy_records_line(r, ctx, line, line + sizeof(line));
+    if (p == NULL) {
+        return NGX_OK;
+    }
+
+    len = p - line;
+
+    if (rs->cur && (size_t) (rs->cur->end - rs->cur->last) < len) {
+        ngx_http_llmproxy_records_seal(rs);
+    }
+
+    if (rs->cur == NULL) {
+        if (rs->queued + NGX_HTTP_LLMPROXY_BATCH_SIZE > 2 * rs->limit) {
+            /* the database and the disk are both behind: the last resort */
+            rs->dropped++;
+
+            if (ngx_time() != rs->dropped_logged) {
+                rs->dropped_logged = ngx_time();
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              "llmproxy: usage buffer full, %ui records "
+                              "dropped so far", rs->dropped);
+            }
+
+            return NGX_OK;
+        }
+
+        rs->cur = ngx_http_llmproxy_batch_new();
+        if (rs->cur == NULL) {
+            return NGX_OK;
+        }
+
+        rs->queued += NGX_HTTP_LLMPROXY_BATCH_SIZE;
+    }
+
+    rs->cur->last = ngx_cpymem(rs->cur->last, line, len);
+    rs->cur->records++;
+
+    if (rs->cur->end - rs->cur->last < NGX_HTTP_LLMPROXY_RECORD_MAX) {
+        ngx_http_llmproxy_records_seal(rs);
+        ngx_http_llmproxy_records_post(rs);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One line of COPY's text format, in the column order of llmproxy_usage:
+ * request_id, created_at, key_hash, key_alias, model, deployment,
+ * interface, endpoint, stream, status, prompt_tokens, completion_tokens,
+ * total_tokens, cost, latency_ms, ttfb_ms, attempts, fallbacks, error
+ */
+
+static u_char *
+ngx_http_llmproxy_records_line(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last)
+{
+    u_char      hex[64];
+    int64_t     prompt, completion, total;
+    ngx_tm_t    tm;
+    ngx_str_t   s;
+    ngx_uint_t  status;
+
+    if (ctx->request_id.len == 0) {
+        return NULL;
+    }
+
+    ngx_gmtime(r->start_sec, &tm);
+
+    prompt = ngx_max(ctx->prompt_tokens, 0);
+    completion = ngx_max(ctx->completion_tokens, 0);
+    total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
+
+    if (!ctx->upstream_started) {
+        prompt = 0;
+        completion = 0;
+        total = 0;
+    }
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
+    p = ngx_slprintf(p, last, "%V\t%4d-%02d-%02d %02d:%02d:%02d.%03M+00\t",
+                     &ctx->request_id, tm.ngx_tm_year, tm.ngx_tm_mon,
+                     tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
+                     tm.ngx_tm_sec, r->start_msec);
+
+    if (ctx->key.master) {
+        p = ngx_slprintf(p, last, "\\N\t\\N\t");
+
+    } else {
+        ngx_hex_dump(hex, ctx->key.digest, 32);
+        s.data = hex;
+        s.len = 64;
+
+        p = ngx_slprintf(p, last, "%V\t", &s);
+        p = ngx_http_llmproxy_copy_text(p, last, &ctx->key.alias);
+    }
+
+    p = ngx_http_llmproxy_copy_text(p, last, &ctx->model);
+
+    if (ctx->current) {
+        p = ngx_http_llmproxy_copy_text(p, last, &ctx->current->id);
+
+    } else {
+        p = ngx_slprintf(p, last, "\\N\t");
+    }
+
+    s.data = ctx->endpoint_path.data + 1;
+    s.len = ctx->endpoint_path.len ? ctx->endpoint_path.len - 1 : 0;
+
+    p = ngx_slprintf(p, last, "%s\t%V\t%s\t%ui\t%L\t%L\t%L\t%.10f\t%M\t",
+                     ngx_http_llmproxy_iface_name(ctx->iface), &s,
+                     ctx->stream ? "t" : "f", status, prompt, completion,
+                     total, ctx->cost, ngx_current_msec - ctx->start);
+
+    if (ctx->ttfb) {
+        p = ngx_slprintf(p, last, "%M\t", ctx->ttfb - 1);
+
+    } else {
+        p = ngx_slprintf(p, last, "\\N\t");
+    }
+
+    p = ngx_slprintf(p, last, "%ui\t%ui\t", ctx->attempts, ctx->fallbacks);
+
+    if (ctx->err_status && ctx->err_code) {
+        p = ngx_slprintf(p, last, "%s\n", ctx->err_code);
+
+    } else {
+        p = ngx_slprintf(p, last, "\\N\n");
+    }
+
+    if (p == last) {
+        /* no room for the whole line: a model name of kilobytes */
+        return NULL;
+    }
+
+    return p;
+}
+
+
+/* a text column: COPY's escapes for backslash, tab and line ends */
+
+static u_char *
+ngx_http_llmproxy_copy_text(u_char *p, u_char *last, ngx_str_t *s)
+{
+    u_char  *c, *end;
+
+    if (s->len == 0) {
+        return ngx_slprintf(p, last, "\\N\t");
+    }
+
+    end = s->data + s->len;
+
+    for (c = s->data; c < end && last - p > 2; c++) {
+        switch (*c) {
+        case '\\':
+            *p++ = '\\'; *p++ = '\\';
+            break;
+        case '\t':
+            *p++ = '\\'; *p++ = 't';
+            break;
+        case '\n':
+            *p++ = '\\'; *p++ = 'n';
+            break;
+        case '\r':
+            *p++ = '\\'; *p++ = 'r';
+            break;
+        default:
+            *p++ = *c;
+        }
+    }
+
+    if (p < last) {
+        *p++ = '\t';
+    }
+
+    return p;
+}
+
+
+static ngx_http_llmproxy_batch_t *
+ngx_http_llmproxy_batch_new(void)
+{
+    ngx_http_llmproxy_batch_t  *b;
+
+    b = ngx_alloc(offsetof(ngx_http_llmproxy_batch_t, data)
+                  + NGX_HTTP_LLMPROXY_BATCH_SIZE, ngx_cycle->log);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->next = NULL;
+    b->last = b->data;
+    b->end = b->data + NGX_HTTP_LLMPROXY_BATCH_SIZE;
+    b->records = 0;
+
+    return b;
+}
+
+
+static void
+ngx_http_llmproxy_batch_free(ngx_http_llmproxy_batch_t *b)
+{
+    ngx_free(b);
+}
+
+
+/* the current batch joins the queue */
+
+static void
+ngx_http_llmproxy_records_seal(ngx_http_llmproxy_records_t *rs)
+{
+    if (rs->cur == NULL) {
+        return;
+    }
+
+    if (rs->cur->records == 0) {
+        ngx_http_llmproxy_batch_free(rs->cur);
+        rs->queued -= NGX_HTTP_LLMPROXY_BATCH_SIZE;
+        rs->cur = NULL;
+        return;
+    }
+
+    *rs->queue_tail = rs->cur;
+    rs->queue_tail = &rs->cur->next;
+    rs->cur = NULL;
+}
+
+
+static void
+ngx_http_llmproxy_records_tick(ngx_event_t *ev)
+{
+    ngx_http_llmproxy_records_t *rs = ev->data;
+
+    ngx_http_llmproxy_records_seal(rs);
+    ngx_http_llmproxy_records_post(rs);
+
+    if (ngx_terminate) {
+        return;
+    }
+
+    ngx_add_timer(&rs->timer, rs->flush);
+}
+
+
+/* hand the waiting batches to the writer, if it is free */
+
+static void
+ngx_http_llmproxy_records_post(ngx_http_llmproxy_records_t *rs)
+{
+    ngx_uint_t                   n;
+    ngx_http_llmproxy_batch_t  **ll;
+
+    if (rs->writer_busy) {
+        ngx_http_llmproxy_records_overflow(rs);
+        return;
+    }
+
+    if (rs->queue == NULL && !rs->more_spill) {
+        return;
+    }
+
+    /* after a failure, the database is tried again once a second */
+
+    if (rs->failing
+        && ngx_current_msec - rs->failed_at < NGX_HTTP_LLMPROXY_RETRY)
+    {
+        ngx_http_llmproxy_records_overflow(rs);
+        return;
+    }
+
+    /* up to WRITE_MAX batches in one transaction */
+
+    rs->writing = rs->queue;
+
+    for (n = 0, ll = &rs->queue;
+         *ll && n < NGX_HTTP_LLMPROXY_WRITE_MAX;
+         ll = &(*ll)->next, n++)
+    {
+        rs->queued -= NGX_HTTP_LLMPROXY_BATCH_SIZE;
+    }
+
+    rs->queue = *ll;
+    *ll = NULL;
+
+    if (rs->queue == NULL) {
+        rs->queue_tail = &rs->queue;
+    }
+
+    rs->written = 0;
+    rs->replayed = 0;
+    rs->spilled = 0;
+    rs->db_failed = 0;
+    rs->err[0] = '\0';
+
+    if (ngx_thread_task_post(rs->thread_pool, rs->writer) != NGX_OK) {
+        /* back to the head of the queue */
+        for (ll = &rs->writing; *ll; ll = &(*ll)->next) {
+            rs->queued += NGX_HTTP_LLMPROXY_BATCH_SIZE;
+        }
+
+        *ll = rs->queue;
+        rs->queue = rs->writing;
+        rs->writing = NULL;
+
+        for (ll = &rs->queue; *ll; ll = &(*ll)->next) { /* void */ }
+        rs->queue_tail = ll;
+
+        return;
+    }
+
+    rs->writer_busy = 1;
+}
+
+
+/* memory is full while the writer is busy or waiting: to disk */
+
+static void
+ngx_http_llmproxy_records_overflow(ngx_http_llmproxy_records_t *rs)
+{
+    ngx_http_llmproxy_batch_t  *b;
+
+    if (rs->queued < rs->limit || rs->spiller_busy || rs->queue == NULL
+        || rs->spill_dir.len == 0)
+    {
+        return;
+    }
+
+    rs->spilling = rs->queue;
+    rs->queue = NULL;
+    rs->queue_tail = &rs->queue;
+
+    for (b = rs->spilling; b; b = b->next) {
+        rs->queued -= NGX_HTTP_LLMPROXY_BATCH_SIZE;
+    }
+
+    rs->spill_failed = 0;
+
+    if (ngx_thread_task_post(rs->thread_pool, rs->spiller) != NGX_OK) {
+        rs->queue = rs->spilling;
+        rs->spilling = NULL;
+
+        for (b = rs->queue; b->next; b = b->next) {
+            rs->queued += NGX_HTTP_LLMPROXY_BATCH_SIZE;
+        }
+
+        rs->queued += NGX_HTTP_LLMPROXY_BATCH_SIZE;
+        rs->queue_tail = &b->next;
+        return;
+    }
+
+    rs->spiller_busy = 1;
+}
+
+
+/* in a thread of the pool: the batches, then one spill file */
+
+static void
+ngx_http_llmproxy_writer_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_llmproxy_records_t *rs = data;
+
+    ngx_int_t                   rc;
+    ngx_http_llmproxy_batch_t  *b;
+
+    rs->settle[0] = NULL;
+    rs->settle[1] = NULL;
+    rs->more_spill = 0;
+
+    rc = ngx_http_llmproxy_db_connect(rs);
+
+    if (rc == NGX_OK && rs->writing) {
+        rc = ngx_http_llmproxy_db_write(rs, rs->writing, NULL, 0,
+                                        &rs->settle[0]);
+    }
+
+    if (rc == NGX_OK) {
+        for (b = rs->writing; b; b = b->next) {
+            rs->written += b->records;
+        }
+
+        if (rs->spill_dir.len
+            && ngx_http_llmproxy_spill_replay(rs, log) == NGX_ERROR)
+        {
+            rs->db_failed = 1;
+        }
+
+        return;
+    }
+
+    rs->db_failed = 1;
+
+    if (rs->spill_dir.len == 0) {
+        return;                   /* kept in memory: writer_done requeues */
+    }
+
+    for (b = rs->writing; b; b = b->next) {
+        if (ngx_http_llmproxy_spill_write(rs, b, log) != NGX_OK)
+        {
+            return;
+        }
+
+        rs->spilled += b->records;
+        b->records = 0;
+    }
+
+    rs->more_spill = 1;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_db_connect(ngx_http_llmproxy_records_t *rs)
+{
+    PGresult  *res;
+
+    static const char *keywords[] = {
+        "dbname", "connect_timeout", "options", "application_name", NULL
+    };
+
+    const char *params[] = {
+        rs->uri, "5", "-c statement_timeout=30000",
+        "llmproxy-gateway-usage", NULL
+    };
+
+    if (rs->conn && PQstatus(rs->conn) == CONNECTION_OK) {
+        return NGX_OK;
+    }
+
+    if (rs->conn) {
+        PQfinish(rs->conn);
+    }
+
+    rs->conn = PQconnectdbParams(keywords, params, 1);
+
+    if (rs->conn == NULL || PQstatus(rs->conn) != CONNECTION_OK) {
+        goto failed;
+    }
+
+    res = PQexec(rs->conn,
+                 "CREATE TEMP TABLE llmproxy_usage_in"
+                 " (LIKE llmproxy_usage) ON COMMIT DELETE ROWS");
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        goto failed;
+    }
+
+    PQclear(res);
+
+    return NGX_OK;
+
+failed:
+
+    ngx_cpystrn((u_char *) rs->err,
+                (u_char *) (rs->conn ? PQerrorMessage(rs->conn)
+                                     : "out of memory"),
+                sizeof(rs->err));
+    PQfinish(rs->conn);
+    rs->conn = NULL;
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * One transaction: the batches (or one spill file's bytes) through COPY,
+ * then llmproxy_usage_ingest().  NGX_DECLINED: the database refused the
+ * data itself, and will again; NGX_ERROR: the connection failed.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_db_write(ngx_http_llmproxy_records_t *rs,
+    ngx_http_llmproxy_batch_t *b, u_char *data, size_t len,
+    PGresult **settle)
+{
+    PGresult        *res;
+    ngx_int_t        rc;
+    ExecStatusType   st;
+
+    res = PQexec(rs->conn, "BEGIN");
+    st = PQresultStatus(res);
+    PQclear(res);
+
+    if (st != PGRES_COMMAND_OK) {
+        goto failed;
+    }
+
+    res = PQexec(rs->conn, "COPY llmproxy_usage_in FROM STDIN");
+    st = PQresultStatus(res);
+    PQclear(res);
+
+    if (st != PGRES_COPY_IN) {
+        goto failed;
+    }
+
+    for ( /* void */ ; b; b = b->next) {
+        if (b->last > b->data
+            && PQputCopyData(rs->conn, (char *) b->data,
+                             (int) (b->last - b->data)) != 1)
+        {
+            goto failed;
+        }
+    }
+
+    while (len) {
+        rc = (ngx_int_t) ngx_min(len, 1024 * 1024);
+
+        if (PQputCopyData(rs->conn, (char *) data, (int) rc) != 1) {
+            goto failed;
+        }
+
+        data += rc;
+        len -= rc;
+    }
+
+    if (PQputCopyEnd(rs->conn, NULL) != 1) {
+        goto failed;
+    }
+
+    rc = NGX_OK;
+
+    while ((res = PQgetResult(rs->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ngx_cpystrn((u_char *) rs->err,
+                        (u_char *) PQresultErrorMessage(res),
+                        sizeof(rs->err));
+            rc = NGX_DECLINED;
+        }
+
+        PQclear(res);
+    }
+
+    if (rc != NGX_OK) {
+        goto refused;
+    }
+
+    res = PQexec(rs->conn, "SELECT * FROM llmproxy_usage_ingest()");
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_cpystrn((u_char *) rs->err,
+                    (u_char *) PQresultErrorMessage(res), sizeof(rs->err));
+        PQclear(res);
+        goto refused;
+    }
+
+    *settle = res;
+
+    res = PQexec(rs->conn, "COMMIT");
+    st = PQresultStatus(res);
+    PQclear(res);
+
+    if (st != PGRES_COMMAND_OK) {
+        PQclear(*settle);
+        *settle = NULL;
+        goto failed;
+    }
+
+    return NGX_OK;
+
+refused:
+
+    /* the connection may still be good; the data is not */
+
+    res = PQexec(rs->conn, "ROLLBACK");
+    PQclear(res);
+
+    if (PQstatus(rs->conn) == CONNECTION_OK) {
+        return NGX_DECLINED;
+    }
+
+failed:
+
+    if (rs->err[0] == '\0') {
+        ngx_cpystrn((u_char *) rs->err, (u_char *) PQerrorMessage(rs->conn),
+                    sizeof(rs->err));
+    }
+
+    PQfinish(rs->conn);
+    rs->conn = NULL;
+
+    return NGX_ERROR;
+}
+
+
+/* a batch to a spill file: written whole under a temporary name */
+
+static ngx_int_t
+ngx_http_llmproxy_spill_write(ngx_http_llmproxy_records_t *rs,
+    ngx_http_llmproxy_batch_t *b, ngx_log_t *log)
+{
+    u_char     tmp[NGX_MAX_PATH], name[NGX_MAX_PATH];
+    ssize_t    n;
+    size_t     len;
+    ngx_fd_t   fd;
+    u_char    *p;
+
+    if (b->records == 0) {
+        return NGX_OK;
+    }
+
+    ngx_snprintf(name, sizeof(name), "%V/usage-%P-%T-%uA.copy%Z",
+                 &rs->spill_dir, ngx_pid, ngx_time(),
+                 ngx_atomic_fetch_add(&rs->spill_seq, 1));
+    ngx_snprintf(tmp, sizeof(tmp), "%s.tmp%Z", name);
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      ngx_open_file_n " \"%s\" failed", tmp);
+        return NGX_ERROR;
+    }
+
+    p = b->data;
+    len = b->last - b->data;
+
+    while (len) {
+        n = write(fd, p, len);
+
+        if (n == -1) {
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                          "write() \"%s\" failed", tmp);
+            ngx_close_file(fd);
+            ngx_delete_file(tmp);
+            return NGX_ERROR;
+        }
+
+        p += n;
+        len -= n;
+    }
+
+    if (fdatasync(fd) == -1 || ngx_close_file(fd) == NGX_FILE_ERROR
+        || ngx_rename_file(tmp, name) == NGX_FILE_ERROR)
+    {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "llmproxy: spill file \"%s\" failed", name);
+        ngx_delete_file(tmp);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One spill file back into the database: the first one no other worker
+ * holds.  NGX_ERROR: the database failed; the file stays for later.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
+    ngx_log_t *log)
+{
+    DIR            *d;
+    u_char         *data, *p, path[NGX_MAX_PATH], bad[NGX_MAX_PATH];
+    size_t          len;
+    ssize_t         n;
+    ngx_fd_t        fd;
+    ngx_int_t       rc;
+    ngx_uint_t      records, files;
+    struct stat     st;
+    struct dirent  *de;
+
+    d = opendir((char *) rs->spill_dir.data);
+    if (d == NULL) {
+        return NGX_OK;
+    }
+
+    fd = NGX_INVALID_FILE;
+    files = 0;
+
+    while ((de = readdir(d)) != NULL) {
+        len = ngx_strlen(de->d_name);
+
+        if (len < sizeof("usage-.copy") - 1
+            || ngx_strncmp(de->d_name, "usage-", 6) != 0
+            || ngx_strcmp(de->d_name + len - 5, ".copy") != 0)
+        {
+            continue;
+        }
+
+        files++;
+
+        if (fd != NGX_INVALID_FILE) {
+            continue;              /* one now; count the rest */
+        }
+
+        ngx_snprintf(path, sizeof(path), "%V/%s%Z", &rs->spill_dir,
+                     de->d_name);
+
+        fd = ngx_open_file(path, NGX_FILE_RDWR, NGX_FILE_OPEN, 0);
+        if (fd == NGX_INVALID_FILE) {
+            continue;
+        }
+
+        if (flock(fd, LOCK_EX | LOCK_NB) == -1
+            || fstat(fd, &st) == -1 || st.st_nlink == 0)
+        {
+            /* another worker has it, or has just finished with it */
+            ngx_close_file(fd);
+            fd = NGX_INVALID_FILE;
+        }
+    }
+
+    closedir(d);
+
+    if (fd == NGX_INVALID_FILE) {
+        return NGX_OK;
+    }
+
+    rs->more_spill = (files > 1);
+
+    data = ngx_alloc((size_t) st.st_size + 1, log);
+    if (data == NULL) {
+        ngx_close_file(fd);
+        return NGX_OK;
+    }
+
+    for (len = 0; len < (size_t) st.st_size; len += n) {
+        n = read(fd, data + len, (size_t) st.st_size - len);
+        if (n <= 0) {
+            break;
+        }
+    }
+
+    records = 0;
+
+    for (p = data; p < data + len; p++) {
+        if (*p == '\n') {
+            records++;
+        }
+    }
+
+    rc = ngx_http_llmproxy_db_write(rs, NULL, data, len, &rs->settle[1]);
+
+    ngx_free(data);
+
+    if (rc == NGX_OK) {
+        rs->replayed += records;
+        (void) ngx_delete_file(path);
+
+    } else if (rc == NGX_DECLINED) {
+        /* kept aside for a person to look at, never retried forever */
+        ngx_snprintf(bad, sizeof(bad), "%s.bad%Z", path);
+        (void) ngx_rename_file(path, bad);
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "llmproxy: database refused spill file, kept as "
+                      "\"%s\": %s", bad, rs->err);
+        rc = NGX_OK;
+    }
+
+    ngx_close_file(fd);
+
+    return rc;
+}
+
+
+/* back on the event loop */
+
+static void
+ngx_http_llmproxy_writer_done(ngx_event_t *ev)
+{
+    ngx_http_llmproxy_records_t *rs = ev->data;
+
+    ngx_http_llmproxy_batch_t  *b, *next, **ll;
+
+    rs->writer_busy = 0;
+
+    ngx_http_llmproxy_records_settle(rs, rs->settle[0]);
+    ngx_http_llmproxy_records_settle(rs, rs->settle[1]);
+
+    if (rs->db_failed) {
+        if (!rs->failing) {
+            ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                          "llmproxy: usage records cannot be written, "
+                          "keeping them %s: %s",
+                          rs->spill_dir.len ? "in spill files" : "in memory",
+                          rs->err);
+        }
+
+        rs->failing = 1;
+        rs->failed_at = ngx_current_msec;
+
+    } else if (rs->failing) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "llmproxy: usage records are written again");
+        rs->failing = 0;
+    }
+
+    /* what could not go anywhere goes back to the head of the queue */
+
+    for (b = rs->writing, ll = &rs->writing; b; b = next) {
+        next = b->next;
+
+        if (rs->db_failed && b->records) {
+            rs->queued += NGX_HTTP_LLMPROXY_BATCH_SIZE;
+            ll = &b->next;
+            continue;
+        }
+
+        *ll = next;
+        ngx_http_llmproxy_batch_free(b);
+    }
+
+    if (rs->writing) {
+        *ll = rs->queue;
+        rs->queue = rs->writing;
+
+        for (ll = &rs->queue; *ll; ll = &(*ll)->next) { /* void */ }
+        rs->queue_tail = ll;
+    }
+
+    rs->writing = NULL;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "llmproxy: usage records: %i written, %i replayed, "
+                   "%i spilled", rs->written, rs->replayed, rs->spilled);
+
+    if (rs->more_spill && !rs->failing && !ngx_terminate) {
+        ngx_http_llmproxy_records_post(rs);
+    }
+}
+
+
+/* what the database returned: the key's batch cost is no longer pending */
+
+static void
+ngx_http_llmproxy_records_settle(ngx_http_llmproxy_records_t *rs,
+    PGresult *res)
+{
+    int        i, n;
+    u_char     digest[32], *hex;
+    double     cost, spend;
+    ngx_int_t  hi, lo;
+    ngx_uint_t k;
+
+    if (res == NULL) {
+        return;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        if (PQgetlength(res, i, 0) != 64) {
+            continue;
+        }
+
+        hex = (u_char *) PQgetvalue(res, i, 0);
+
+        for (k = 0; k < 32; k++) {
+            hi = ngx_hextoi(hex + 2 * k, 1);
+            lo = ngx_hextoi(hex + 2 * k + 1, 1);
+
+            if (hi == NGX_ERROR || lo == NGX_ERROR) {
+                break;
+            }
+
+            digest[k] = (u_char) (hi << 4 | lo);
+        }
+
+        if (k < 32) {
+            continue;
+        }
+
+        cost = strtod(PQgetvalue(res, i, 1), NULL);
+        spend = PQgetisnull(res, i, 2) ? -1
+                                       : strtod(PQgetvalue(res, i, 2), NULL);
+
+        ngx_http_llmproxy_keys_settle(rs->zctx, digest, cost, spend);
+    }
+
+    PQclear(res);
+}
+
+
+/* in a thread of the pool: batches to spill files */
+
+static void
+ngx_http_llmproxy_spiller_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_llmproxy_records_t *rs = data;
+
+    ngx_http_llmproxy_batch_t  *b;
+
+    for (b = rs->spilling; b; b = b->next) {
+        if (ngx_http_llmproxy_spill_write(rs, b, log) != NGX_OK)
+        {
+            rs->spill_failed = 1;
+            return;
+        }
+
+        b->records = 0;
+    }
+}
+
+
+static void
+ngx_http_llmproxy_spiller_done(ngx_event_t *ev)
+{
+    ngx_http_llmproxy_records_t *rs = ev->data;
+
+    ngx_http_llmproxy_batch_t  *b, *next, **ll;
+
+    rs->spiller_busy = 0;
+
+    /* batches the disk refused wait in memory again */
+
+    for (b = rs->spilling, ll = &rs->spilling; b; b = next) {
+        next = b->next;
+
+        if (b->records) {
+            rs->queued += NGX_HTTP_LLMPROXY_BATCH_SIZE;
+            ll = &b->next;
+            continue;
+        }
+
+        *ll = next;
+        ngx_http_llmproxy_batch_free(b);
+    }
+
+    if (rs->spilling) {
+        *ll = rs->queue;
+        rs->queue = rs->spilling;
+
+        for (ll = &rs->queue; *ll; ll = &(*ll)->next) { /* void */ }
+        rs->queue_tail = ll;
+    }
+
+    rs->spilling = NULL;
+    rs->more_spill = 1;
+}

@@ -1,0 +1,270 @@
+/*
+ * Streams rewritten on their way to the client, event by event.  A stream
+ * that needs no change never comes here; one that does (the usage chunk
+ * the gateway asked for on the client's behalf must not reach a client
+ * that did not ask for it) is cut into server-sent events at their blank
+ * lines.  Every complete event is passed on as soon as it is complete; a
+ * partial one waits for the rest of it.  Output buffers are the filter's
+ * own, recycled once sent, so the upstream's read buffer is free to be
+ * reused at once.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <string.h>
+
+
+#define NGX_HTTP_LLMPROXY_SSE_BUF  4096
+
+
+struct ngx_http_llmproxy_sse_s {
+    u_char                        *data;       /* a partial event */
+    size_t                         len;
+    size_t                         size;
+    ngx_chain_t                   *free;
+    ngx_chain_t                   *busy;
+};
+
+
+static size_t ngx_http_llmproxy_sse_event_end(u_char *p, u_char *last);
+static ngx_uint_t ngx_http_llmproxy_sse_is_usage_only(u_char *p,
+    u_char *last);
+static u_char *ngx_http_llmproxy_sse_after(u_char *p, u_char *last,
+    const char *name, size_t len);
+
+
+ngx_int_t
+ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in,
+    ngx_http_output_body_filter_pt next)
+{
+    u_char                    *p, *last, *start;
+    size_t                     n, need, end;
+    ngx_int_t                  rc;
+    ngx_buf_t                 *b;
+    ngx_uint_t                 last_buf, flush;
+    ngx_chain_t               *cl, *out;
+    ngx_http_llmproxy_sse_t   *sse;
+
+    sse = ctx->sse;
+
+    if (sse == NULL) {
+        sse = ngx_pcalloc(r->pool, sizeof(ngx_http_llmproxy_sse_t));
+        if (sse == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->sse = sse;
+    }
+
+    /* what came joins the partial event */
+
+    last_buf = 0;
+    flush = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->last_buf || b->last_in_chain) {
+            last_buf = b->last_buf;
+            flush = 1;
+        }
+
+        if (b->flush) {
+            flush = 1;
+        }
+
+        if (!ngx_buf_in_memory(b)) {
+            continue;
+        }
+
+        n = b->last - b->pos;
+
+        if (sse->len + n > sse->size) {
+            need = ngx_max(2 * sse->size, sse->len + n);
+            need = ngx_max(need, NGX_HTTP_LLMPROXY_SSE_BUF);
+
+            p = ngx_pnalloc(r->pool, need);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (sse->len) {
+                ngx_memcpy(p, sse->data, sse->len);
+            }
+
+            sse->data = p;
+            sse->size = need;
+        }
+
+        ngx_memcpy(sse->data + sse->len, b->pos, n);
+        sse->len += n;
+        b->pos = b->last;
+    }
+
+    /* complete events, minus those the client must not see */
+
+    cl = ngx_chain_get_free_buf(r->pool, &sse->free);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b = cl->buf;
+
+    if (b->start == NULL || (size_t) (b->end - b->start) < sse->len) {
+        need = ngx_max(sse->len, NGX_HTTP_LLMPROXY_SSE_BUF);
+
+        b->start = ngx_palloc(r->pool, need);
+        if (b->start == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->end = b->start + need;
+    }
+
+    b->pos = b->start;
+    b->last = b->start;
+    b->temporary = 1;
+    b->tag = (ngx_buf_tag_t) &ngx_http_llmproxy_module;
+    b->last_buf = 0;
+    b->flush = 0;
+
+    start = sse->data;
+    last = sse->data + sse->len;
+
+    while (start < last) {
+        end = ngx_http_llmproxy_sse_event_end(start, last);
+
+        if (end == 0) {
+            break;
+        }
+
+        if (!(ctx->hide_usage
+              && ngx_http_llmproxy_sse_is_usage_only(start, start + end)))
+        {
+            b->last = ngx_cpymem(b->last, start, end);
+        }
+
+        start += end;
+    }
+
+    if (last_buf && start < last) {
+        /* the stream ended inside an event: pass what there is */
+        b->last = ngx_cpymem(b->last, start, last - start);
+        start = last;
+    }
+
+    sse->len = last - start;
+
+    if (sse->len) {
+        ngx_memmove(sse->data, start, sse->len);
+    }
+
+    if (b->last == b->pos && !last_buf && !flush) {
+        cl->next = sse->free;
+        sse->free = cl;
+        return NGX_OK;
+    }
+
+    b->last_buf = last_buf;
+    b->flush = 1;
+    b->memory = 0;
+    cl->next = NULL;
+
+    if (b->last == b->pos) {
+        b->temporary = 0;
+        b->sync = 1;
+    }
+
+    out = cl;
+
+    rc = next(r, out);
+
+    ngx_chain_update_chains(r->pool, &sse->free, &sse->busy, &out,
+                            (ngx_buf_tag_t) &ngx_http_llmproxy_module);
+
+    return rc;
+}
+
+
+/* the length of the first complete event, blank line included; 0: none */
+
+static size_t
+ngx_http_llmproxy_sse_event_end(u_char *p, u_char *last)
+{
+    u_char  *q, *start;
+
+    start = p;
+
+    for ( ;; ) {
+        q = memchr(p, '\n', last - p);
+
+        if (q == NULL || q + 1 >= last) {
+            return 0;
+        }
+
+        p = q + 1;
+
+        if (*p == '\r' && p + 1 < last) {
+            p++;
+        }
+
+        if (*p == '\n') {
+            return p + 1 - start;
+        }
+    }
+}
+
+
+/*
+ * The chunk a stream ends with when the request asked for usage:
+ * "choices":[] and a "usage" object
+ */
+
+static ngx_uint_t
+ngx_http_llmproxy_sse_is_usage_only(u_char *p, u_char *last)
+{
+    u_char  *q;
+
+    q = ngx_http_llmproxy_sse_after(p, last, "\"choices\":",
+                                    sizeof("\"choices\":") - 1);
+
+    if (q == NULL || q == last || *q != '[') {
+        return 0;
+    }
+
+    for (q++; q < last && (*q == ' ' || *q == '\n' || *q == '\r'); q++) {
+        /* void */
+    }
+
+    if (q == last || *q != ']') {
+        return 0;
+    }
+
+    q = ngx_http_llmproxy_sse_after(p, last, "\"usage\":",
+                                    sizeof("\"usage\":") - 1);
+
+    return (q && q < last && *q == '{');
+}
+
+
+/* where the value after a member name starts, blanks skipped */
+
+static u_char *
+ngx_http_llmproxy_sse_after(u_char *p, u_char *last, const char *name,
+    size_t len)
+{
+    u_char  *q;
+
+    q = memmem(p, last - p, name, len);
+
+    if (q == NULL) {
+        return NULL;
+    }
+
+    for (q += len; q < last && (*q == ' ' || *q == '\t'); q++) {
+        /* void */
+    }
+
+    return q;
+}

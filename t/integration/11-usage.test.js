@@ -1,0 +1,322 @@
+'use strict';
+// Usage accounting (SPEC §7, §8; issue 4): the tokens and cost the provider
+// reported, streamed or not, end up in PostgreSQL's usage records, in the
+// key's spend (in the zone and in the database, counted once), in /metrics
+// and in `llmproxyctl usage`; no record is lost while PostgreSQL is down
+// or while nginx reloads.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert');
+const path = require('node:path');
+const fs = require('node:fs');
+const { execFile, spawnSync } = require('node:child_process');
+const OpenAI = require('openai');
+const { startGateway, sleep, ROOT } = require('../lib/gateway');
+const { startPostgres } = require('../lib/pg');
+const { createMock } = require('../mocks/openai-mock');
+
+const PROMPT = 1234, COMPLETION = 567;
+const IN_PRICE = 3, OUT_PRICE = 15;          // USD per million tokens
+const COST = (PROMPT * IN_PRICE + COMPLETION * OUT_PRICE) / 1e6;
+
+let pg, gw, mock, key;
+
+before(async () => {
+  pg = await startPostgres();
+  mock = await createMock({ name: 'u', usage: { prompt_tokens: PROMPT,
+                                               completion_tokens: COMPLETION } });
+  gw = await startGateway({
+    database: pg.url,
+    workers: 2,
+    httpExtra: 'llmproxy_usage_flush 100ms;',
+    config: {
+      providers: {
+        p: { api_base: mock.url, interfaces: ['openai'],
+             models: { priced: { input_cost_per_million: IN_PRICE,
+                                 output_cost_per_million: OUT_PRICE } } },
+      },
+    },
+  });
+  const r = gw.ctl(['key', 'create', '--alias', 'usage-team']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  key = r.stdout.trim();
+  await until(async () => (await status(key)) === 200);
+});
+
+after(async () => {
+  const problems = gw ? gw.problems().filter((l) =>
+    !/usage records cannot be written|database unreachable|spill/.test(l))
+    : [];
+  if (gw) await gw.stop();
+  if (mock) await mock.close();
+  if (pg) pg.destroy();
+  assert.deepStrictEqual(problems, []);
+});
+
+const sdk = (k) => new OpenAI({ baseURL: gw.baseURL, apiKey: k,
+                                maxRetries: 0 });
+
+async function status(k, model = 'priced') {
+  try {
+    await sdk(k).chat.completions.create({ model,
+      messages: [{ role: 'user', content: 'hi' }] });
+    return 200;
+  } catch (e) { return e.status; }
+}
+
+async function until(fn, ms = 10000) {
+  const t0 = Date.now();
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) { last = e; }
+    if (Date.now() - t0 > ms) {
+      throw new Error('not within ' + ms + ' ms: ' + last);
+    }
+    await sleep(100);
+  }
+}
+
+const record = (id) => pg.psql(
+  'SELECT key_alias, model, deployment, interface, endpoint, stream, status,'
+  + ' prompt_tokens, completion_tokens, total_tokens, cost, attempts,'
+  + ' fallbacks, coalesce(error, \'\'), ttfb_ms IS NOT NULL,'
+  + ` latency_ms >= 0 FROM llmproxy_usage WHERE request_id = '${id}'`);
+
+const dbSpend = () => Number(pg.psql(
+  "SELECT spend FROM llmproxy_keys WHERE alias = 'usage-team'"));
+
+// how many of these request ids have a record (the SQL goes through stdin:
+// thousands of ids are too long for one argument)
+function recordCount(ids, distinct = false) {
+  const r = spawnSync('psql', [pg.url, '-Atq'], { encoding: 'utf8',
+    input: `SELECT count(${distinct ? 'DISTINCT request_id' : '*'})`
+           + ' FROM llmproxy_usage WHERE request_id IN ('
+           + ids.map((i) => `'${i}'`).join(',') + ');' });
+  if (r.status !== 0) throw new Error('psql: ' + r.stderr);
+  return Number(r.stdout.trim());
+}
+
+test('a non-streamed answer: its record carries the exact tokens and cost',
+async () => {
+  const { data, response } = await sdk(key).chat.completions.create({
+    model: 'priced', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  assert.strictEqual(data.usage.prompt_tokens, PROMPT);
+  const id = response.headers.get('x-llmproxy-request-id');
+  assert.strictEqual(Number(response.headers.get('x-llmproxy-response-cost')),
+                     Number(COST.toFixed(8)));
+  const row = await until(() => record(id));
+  assert.strictEqual(row, ['usage-team', 'priced', 'p/priced', 'openai',
+    'chat/completions', 'f', '200', PROMPT, COMPLETION, PROMPT + COMPLETION,
+    COST, '1', '0', '', 't', 't'].join('|'));
+});
+
+test('a stream that did not ask for usage: the gateway asks, counts it, '
+     + 'and the client never sees that chunk', async () => {
+  mock.reset();
+  const { data: stream, response } = await sdk(key).chat.completions.create({
+    model: 'priced', stream: true,
+    messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+  const chunks = [];
+  for await (const c of stream) chunks.push(c);
+  assert.ok(chunks.length >= 2);
+  for (const c of chunks) {
+    assert.ok(c.choices.length > 0, 'a chunk without choices reached the '
+              + 'client: ' + JSON.stringify(c));
+    assert.ok(!c.usage, 'usage reached the client');
+  }
+  // the provider was asked for its usage chunk
+  assert.deepStrictEqual(mock.requests[0].body.stream_options,
+                         { include_usage: true });
+  const id = response.headers.get('x-llmproxy-request-id');
+  const row = await until(() => record(id));
+  assert.match(row, new RegExp(`^usage-team\\|priced\\|p/priced\\|openai\\|`
+    + `chat/completions\\|t\\|200\\|${PROMPT}\\|${COMPLETION}\\|`));
+});
+
+test('a stream that asked for usage gets the usage chunk; other '
+     + 'stream_options are kept', async () => {
+  mock.reset();
+  const stream = await sdk(key).chat.completions.create({
+    model: 'priced', stream: true,
+    stream_options: { include_usage: true },
+    messages: [{ role: 'user', content: 'hi' }] });
+  let usage = null;
+  for await (const c of stream) if (c.usage) usage = c.usage;
+  assert.deepStrictEqual(usage, { prompt_tokens: PROMPT,
+    completion_tokens: COMPLETION, total_tokens: PROMPT + COMPLETION });
+  assert.deepStrictEqual(mock.requests[0].body.stream_options,
+                         { include_usage: true });
+
+  // include_usage false, next to another option: true is added, the
+  // other option stays, and the usage chunk is hidden again
+  mock.reset();
+  const res = await fetch(gw.baseURL + '/chat/completions', {
+    method: 'POST',
+    headers: { authorization: 'Bearer ' + key,
+               'content-type': 'application/json' },
+    body: '{"model":"priced","stream":true,"messages":[{"role":"user",'
+          + '"content":"hi"}],"stream_options":{"include_usage":false,'
+          + '"x_other":1}}' });
+  const text = await res.text();
+  assert.strictEqual(res.status, 200);
+  assert.ok(!/"usage":\{/.test(text), text);
+  assert.match(text, /data: \[DONE\]\n\n$/);
+  assert.deepStrictEqual(mock.requests[0].body.stream_options,
+                         { include_usage: true, x_other: 1 });
+});
+
+test('requests refused at routing leave a record too', async () => {
+  const res = await fetch(gw.baseURL + '/chat/completions', {
+    method: 'POST',
+    headers: { authorization: 'Bearer ' + key,
+               'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'no-such-model', messages: [] }) });
+  assert.strictEqual(res.status, 404);
+  const id = res.headers.get('x-llmproxy-request-id');
+  const row = await until(() => record(id));
+  assert.match(row, /^usage-team\|no-such-model\|\|openai\|chat\/completions\|f\|404\|0\|0\|0\|0\|0\|0\|model_not_found\|f\|t$/);
+});
+
+test('spend: counted once in the database, and the zone agrees with it',
+async () => {
+  // every record so far is in; the database's spend is their sum
+  await until(() => Number(pg.psql("SELECT count(*) FROM llmproxy_usage"
+    + " WHERE key_alias = 'usage-team' AND status = 200")) >= 5);
+  await sleep(500);
+  const sum = Number(pg.psql("SELECT sum(cost) FROM llmproxy_usage"
+                             + " WHERE key_alias = 'usage-team'"));
+  assert.ok(Math.abs(dbSpend() - sum) < 1e-9, `${dbSpend()} vs ${sum}`);
+
+  // the next answer's key spend is the database's plus its own cost: what
+  // was pending in the zone was settled when its records were written
+  const { response } = await sdk(key).chat.completions.create({
+    model: 'priced', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  const spend = Number(response.headers.get('x-llmproxy-key-spend'));
+  assert.ok(Math.abs(spend - (sum + COST)) < 1e-6,
+            `key spend ${spend}, database ${sum} + ${COST}`);
+
+  const info = JSON.parse(gw.ctl(['key', 'info', 'usage-team', '--json'])
+                            .stdout);
+  assert.ok(Number(info.spend) >= sum - 1e-9);
+});
+
+test('/metrics and llmproxyctl usage show the same tokens and cost',
+async () => {
+  await until(() => Number(pg.psql("SELECT count(*) FROM llmproxy_usage"
+    + " WHERE key_alias = 'usage-team' AND status = 200")) >= 6);
+  const n = Number(pg.psql("SELECT count(*) FROM llmproxy_usage"
+    + " WHERE key_alias = 'usage-team' AND status = 200"));
+
+  const metrics = await (await fetch(gw.url + '/metrics')).text();
+  const line = (name, extra) => metrics.split('\n').find((l) =>
+    l.startsWith(name + '{') && l.includes('key="usage-team"')
+    && l.includes(extra));
+  const prompt = line('llmproxy_tokens_total', 'type="prompt"');
+  assert.ok(prompt, metrics);
+  assert.strictEqual(Number(prompt.split(' ').pop()), n * PROMPT);
+  const cost = line('llmproxy_cost_usd_total', 'model="priced"');
+  assert.ok(Math.abs(Number(cost.split(' ').pop()) - n * COST) < 1e-6, cost);
+
+  let r = gw.ctl(['usage', '--by', 'key', '--json']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.strictEqual(report.by, 'key');
+  const row = report.rows.find((x) => x.key === 'usage-team');
+  assert.ok(row, r.stdout);
+  assert.strictEqual(row.prompt_tokens, n * PROMPT);
+  assert.strictEqual(row.completion_tokens, n * COMPLETION);
+  assert.ok(Math.abs(row.cost - n * COST) < 1e-9);
+  assert.strictEqual(row.errors, 1);                 // the 404
+  assert.ok(report.total.requests >= row.requests);
+
+  r = gw.ctl(['usage', '--since', '1h', '--by', 'model']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^MODEL +REQUESTS/);
+  assert.match(r.stdout, /\npriced +\d+ +0 +\d+/);
+  assert.match(r.stdout, /\nTOTAL +\d+/);
+
+  r = gw.ctl(['usage', '--by', 'day', '--json']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.match(JSON.parse(r.stdout).rows[0].day, /^\d{4}-\d\d-\d\d$/);
+
+  r = gw.ctl(['usage', '--by', 'colour']);
+  assert.strictEqual(r.status, 1);
+  assert.match(r.stderr, /--by: expected model, key, day or deployment/);
+});
+
+// sends requests one after another (4 at a time) until stop() is called;
+// resolves to the request ids the gateway answered 200.  The SDK retries
+// as it does by default: a keepalive connection an old worker closes at
+// reload is retried on a new one.
+function traffic() {
+  const client = new OpenAI({ baseURL: gw.baseURL, apiKey: key });
+  const ids = [];
+  let running = true, errors = 0;
+  const worker = async () => {
+    while (running) {
+      try {
+        const { response } = await client.chat.completions.create({
+          model: 'priced', messages: [{ role: 'user', content: 'x' }] })
+          .withResponse();
+        ids.push(response.headers.get('x-llmproxy-request-id'));
+      } catch (e) { errors++; }
+    }
+  };
+  const all = Promise.all([worker(), worker(), worker(), worker()]);
+  return { ids, stop: async () => { running = false; await all;
+                                    return errors; } };
+}
+
+const pgCtl = (what) => new Promise((resolve, reject) => {
+  const data = path.join(pg.dir, 'data');
+  const args = what === 'stop' ? ['stop', data]
+                               : ['start', data, String(pg.port)];
+  execFile('bash', [path.join(ROOT, 'scripts', 'pg.sh'), ...args],
+           (err) => err ? reject(err) : resolve());
+});
+
+test('PostgreSQL stopped mid-traffic: every record arrives once it is back',
+async () => {
+  const spendBefore = dbSpend();
+  const t = traffic();
+  await sleep(700);
+  await pgCtl('stop');
+  await sleep(2500);                 // the gateway keeps answering meanwhile
+  const during = t.ids.length;
+  await pgCtl('start');
+  await sleep(700);
+  const errors = await t.stop();
+  assert.strictEqual(errors, 0);
+  assert.ok(t.ids.length > during && during > 10, `${during}/${t.ids.length}`);
+
+  // spill files were used, and are gone once replayed
+  await until(() => recordCount(t.ids) === t.ids.length, 20000);
+  assert.match(gw.errorLog(), /usage records cannot be written/);
+  await until(() => fs.readdirSync(path.join(gw.dir, 'state'))
+    .filter((f) => f.startsWith('usage-')).length === 0);
+
+  // each record counted once in the key's spend
+  await sleep(300);
+  const added = dbSpend() - spendBefore;
+  assert.ok(Math.abs(added - t.ids.length * COST) < 1e-6,
+            `${added} vs ${t.ids.length} x ${COST}`);
+});
+
+test('nginx reloaded mid-traffic: every record arrives', async () => {
+  const t = traffic();
+  await sleep(500);
+  await gw.reload();
+  await sleep(500);
+  await gw.reload();
+  await sleep(500);
+  const errors = await t.stop();
+  assert.strictEqual(errors, 0);
+  assert.ok(t.ids.length > 20);
+  await until(() => recordCount(t.ids) === t.ids.length, 20000);
+  assert.strictEqual(recordCount(t.ids, true), new Set(t.ids).size);
+});
