@@ -311,6 +311,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 mv "$out.tmp" "$out"
 cat "$out"
 
+# usage records under stress: their own gateway and PostgreSQL
+bash "$top/bench/usage.sh" | tee -a "$out"
+
 if grep -q "\[alert\]\|\[emerg\]" "$dir/gw/error.log"; then
     echo "gateway error log has alerts:"; grep "\[alert\]\|\[emerg\]" "$dir/gw/error.log" | head
     exit 1

@@ -72,6 +72,7 @@ typedef struct {
     ngx_int_t                       spilled;
     ngx_uint_t                      more_spill;  /* files left to replay */
     ngx_uint_t                      db_failed;
+    ngx_uint_t                      spill_open_logged;
     PGresult                       *settle[2];
     char                            err[256];
     PGconn                         *conn;        /* the thread's only */
@@ -997,8 +998,14 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
         ngx_snprintf(path, sizeof(path), "%V/%s%Z", &rs->spill_dir,
                      de->d_name);
 
-        fd = ngx_open_file(path, NGX_FILE_RDWR, NGX_FILE_OPEN, 0);
+        fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
         if (fd == NGX_INVALID_FILE) {
+            if (ngx_errno != NGX_ENOENT && !rs->spill_open_logged) {
+                ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                              ngx_open_file_n " \"%s\" failed", path);
+                rs->spill_open_logged = 1;
+            }
+
             continue;
         }
 

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Usage records under stress (issue 6): how fast they reach PostgreSQL,
+# whether any is lost, and whether requests notice PostgreSQL stopping and
+# starting under load.  Called by bench/run.sh; also runs alone:
+#
+#   BENCH_SECONDS=5 bash bench/usage.sh      (default 10 s per pass)
+#
+# Prints a markdown section on stdout (run.sh appends it to its report).
+#
+# Passes, all through the real gateway and its real write path:
+#   drain    N synthetic records (20,000 per second of BENCH_SECONDS) in
+#            spill files, as a gateway leaves them while the database is
+#            away; a fresh gateway replays them: records/s into the table
+#            (COPY + llmproxy_usage_ingest, spend updates of 1,000 keys)
+#   live     wrk with a virtual key, 50 connections: every answered
+#            request must have its record, and how long the last takes
+#   outage   the same load while PostgreSQL is stopped for a third of the
+#            pass and started again: p99 against the live pass, records
+#            lost (must be 0)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+secs=${BENCH_SECONDS:-10}
+nginx=${NGINX_BIN:-/usr/sbin/nginx}
+
+dir=$(mktemp -d /tmp/llmproxy-bench-usage.XXXXXX)
+chmod 755 "$dir"
+cleanup() {
+    for p in mock gw; do
+        [ -f "$dir/$p/nginx.pid" ] && kill -QUIT "$(cat "$dir/$p/nginx.pid")" \
+            2>/dev/null || true
+    done
+    sleep 0.3
+    bash "$top/scripts/pg.sh" stop "$dir/pg" >/dev/null 2>&1 || true
+    [ -n "${BENCH_LEAVE:-}" ] || rm -rf "$dir"
+}
+trap cleanup EXIT
+
+free_port() {
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",
+        ()=>{console.log(s.address().port);s.close()})'
+}
+
+mock_port=$(free_port); gw_port=$(free_port); pg_port=$(free_port)
+
+db=$(bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port")
+export LLMPROXY_DATABASE_URL=$db
+"$top/build/llmproxyctl" migrate >/dev/null
+
+q() { psql -Atq "$db" -c "$1"; }
+ms_now() { date +%s%3N; }
+
+mkdir -p "$dir/mock" "$dir/gw/state"
+
+cat > "$dir/mock/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/mock/nginx.pid;
+error_log $dir/mock/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$mock_port;
+        location / {
+            default_type application/json;
+            return 200 '{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":180,"total_tokens":192}}';
+        }
+    }
+}
+CONF
+
+master_key="sk-bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$master_key" > "$dir/gw/master_key"
+
+cat > "$dir/gw/nginx.conf" <<CONF
+load_module $top/build/ngx_http_llmproxy_module.so;
+worker_processes 1;
+pid $dir/gw/nginx.pid;
+error_log $dir/gw/error.log notice;
+events { worker_connections 4096; }
+thread_pool llmproxy threads=4;
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    llmproxy_zone llmproxy:64m;
+    llmproxy_master_key_file $dir/gw/master_key;
+    llmproxy_state_path $dir/gw/state;
+    llmproxy_thread_pool llmproxy;
+    llmproxy_database $db;
+    llmproxy_database_poll 500ms;
+    server {
+        listen 127.0.0.1:$gw_port;
+        location / { llmproxy; }
+        location /llmproxy/admin/ { llmproxy_admin; }
+    }
+}
+CONF
+
+cat > "$dir/config.json" <<CONF
+{"providers": {"mock": {"api_base": "http://127.0.0.1:$mock_port",
+  "interfaces": ["openai"],
+  "models": {"bench-model": {"input_cost_per_million": 1,
+                             "output_cost_per_million": 2}}}}}
+CONF
+
+# 1,000 keys the synthetic records belong to, and one for the live passes
+q "INSERT INTO llmproxy_keys (key_hash, key_prefix, alias)
+   SELECT encode(sha256(('sk-usage-' || i)::bytea), 'hex'), 'sk-usage',
+          'usage-' || i FROM generate_series(1, 1000) i"
+vkey=$("$top/build/llmproxyctl" key create --alias bench-usage 2>/dev/null)
+
+# -- drain: spill files a gateway left, replayed by a fresh one ---------------
+
+n=$((20000 * secs))
+node -e '
+const crypto = require("crypto"), fs = require("fs");
+const n = +process.argv[1], dir = process.argv[2];
+const hashes = [];
+for (let i = 1; i <= 1000; i++)
+  hashes.push(crypto.createHash("sha256").update("sk-usage-" + i)
+              .digest("hex"));
+const ts = new Date().toISOString().replace("T", " ").replace("Z", "+00");
+let lines = [], file = 0;
+const flush = () => {
+  fs.writeFileSync(`${dir}/usage-1-1-${file++}.copy`, lines.join(""));
+  lines = [];
+};
+for (let i = 0; i < n; i++) {
+  lines.push(`${crypto.randomUUID()}\t${ts}\t${hashes[i % 1000]}\t` +
+    `usage-${i % 1000 + 1}\tbench-model\tmock/bench-model\topenai\t` +
+    `chat/completions\tf\t200\t12\t180\t192\t0.0003720000\t3\t2\t1\t0\t\\N\n`);
+  if (lines.length === 1000) flush();
+}
+if (lines.length) flush();' "$n" "$dir/gw/state"
+chown nobody "$dir/gw/state"/usage-*.copy 2>/dev/null || true
+
+t0=$(ms_now)
+"$nginx" -p "$dir/mock" -c "$dir/mock/nginx.conf" -e "$dir/mock/error.log"
+"$nginx" -p "$dir/gw" -c "$dir/gw/nginx.conf" -e "$dir/gw/error.log"
+drained=timeout
+for i in $(seq $((secs * 100 + 600))); do
+    if [ "$(q 'SELECT count(*) FROM llmproxy_usage')" -ge "$n" ]; then
+        drained=$(( $(ms_now) - t0 ))
+        break
+    fi
+    sleep 0.1
+done
+drain_rate=$(awk -v n="$n" -v ms="$drained" 'BEGIN {
+    if (ms + 0 > 0) printf "%.0f", n / ms * 1000; else print "-" }')
+spend_ok=$(q "SELECT abs(sum(spend) - $n * 0.000372) < 1e-6
+              FROM llmproxy_keys WHERE alias LIKE 'usage-%'")
+
+export LLMPROXY_GATEWAY_URL=http://127.0.0.1:$gw_port
+export LLMPROXY_MASTER_KEY=$master_key
+"$top/build/llmproxyctl" sync -c "$dir/config.json" --force >/dev/null
+for i in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' \
+         -H "Authorization: Bearer $vkey" \
+         -d '{"model":"bench-model","messages":[]}' \
+         "http://127.0.0.1:$gw_port/v1/chat/completions")" = 200 ] && break
+    sleep 0.1
+done
+
+# -- live and outage: wrk with the virtual key --------------------------------
+
+cat > "$dir/vkey.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $vkey"
+LUA
+
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
+        else if (v ~ /s$/) print n * 1000000; else print n }'
+}
+
+declare -A R
+
+load() {    # name seconds: wrk, then wait for every record
+    local name=$1 d=$2 before o reqs t0 last
+    before=$(q "SELECT count(*) FROM llmproxy_usage WHERE key_alias = 'bench-usage'")
+    o=$(wrk -t1 -c50 -d"${d}s" --latency -s "$dir/vkey.lua" \
+        "http://127.0.0.1:$gw_port/v1/chat/completions" 2>&1)
+    t0=$(ms_now)
+    reqs=$(echo "$o" | awk '/requests in/ {print $1}')
+    R[$name,rps]=$(echo "$o" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+    R[$name,p50]=$(to_us "$(echo "$o" | awk '$1 == "50%" {print $2}')")
+    R[$name,p99]=$(to_us "$(echo "$o" | awk '$1 == "99%" {print $2}')")
+    R[$name,errors]=$(echo "$o" | awk '/Non-2xx|Socket errors/ {e = e $0 "; "} END {print e}')
+    R[$name,reqs]=$reqs
+    R[$name,behind]=timeout
+    for i in $(seq 600); do
+        last=$(q "SELECT count(*) FROM llmproxy_usage WHERE key_alias = 'bench-usage'")
+        if [ $((last - before)) -ge "$reqs" ]; then
+            R[$name,behind]=$(( $(ms_now) - t0 ))
+            break
+        fi
+        sleep 0.1
+    done
+    R[$name,lost]=$(( reqs - (last - before) ))
+    [ "${R[$name,lost]}" -ge 0 ] || R[$name,lost]=0
+}
+
+load live "$secs"
+
+third=$(awk -v s="$secs" 'BEGIN {printf "%.1f", s}')
+(
+    sleep "$third"
+    bash "$top/scripts/pg.sh" stop "$dir/pg" >/dev/null 2>&1
+    sleep "$third"
+    bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port" >/dev/null 2>&1
+) &
+load outage $((secs * 3))
+wait
+
+spilled=$(grep -c 'usage records left in spill\|cannot be written' \
+          "$dir/gw/error.log" || true)
+
+cat <<MD
+
+## Usage records (bench/usage.sh, ${secs}s passes)
+
+| pass | what | result |
+|---|---|---|
+| drain | $n records from spill files into PostgreSQL (1,000 keys' spend) | ${drained} ms: **${drain_rate} records/s**; spend exact: ${spend_ok} |
+| live | wrk 50 conns, virtual key | ${R[live,rps]} req/s, p50 ${R[live,p50]} µs, p99 ${R[live,p99]} µs; last record in ${R[live,behind]} ms after the load; lost ${R[live,lost]} of ${R[live,reqs]} |
+| outage | the same, PostgreSQL stopped ${third}s into a $((secs * 3))s pass for ${third}s | ${R[outage,rps]} req/s, p50 ${R[outage,p50]} µs, p99 ${R[outage,p99]} µs; lost ${R[outage,lost]} of ${R[outage,reqs]}; errors: ${R[outage,errors]:-none} |
+
+p99 with PostgreSQL stopped and started under load against without:
+$(awk -v a="${R[outage,p99]}" -v b="${R[live,p99]}" 'BEGIN {
+    if (b > 0) printf "%.2f", a / b; else print "-" }')x.
+MD
+
+if grep -q "\[alert\]\|\[emerg\]" "$dir/gw/error.log"; then
+    echo "gateway error log has alerts:" >&2
+    grep "\[alert\]\|\[emerg\]" "$dir/gw/error.log" | head >&2
+    exit 1
+fi
+[ "${R[live,lost]}" = 0 ] && [ "${R[outage,lost]}" = 0 ]
