@@ -185,7 +185,7 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
         "SELECT key_hash, coalesce(alias, ''),"
         " array_to_json(models)::text, array_to_json(access_groups)::text,"
         " coalesce(max_budget, -1),"
-        " coalesce(extract(epoch from budget_reset_at)::bigint, 0),"
+        " coalesce(ceil(extract(epoch from budget_reset_at))::bigint, 0),"
         " spend, coalesce(rpm, 0), coalesce(tpm, 0),"
         " coalesce(extract(epoch from expires_at)::bigint, 0),"
         " blocked::int, (revoked_at IS NOT NULL)::int, change_seq"

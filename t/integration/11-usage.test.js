@@ -249,6 +249,27 @@ async () => {
   assert.match(r.stderr, /--by: expected model, key, day or deployment/);
 });
 
+test('a budget period that ends starts the next one with no spend, in '
+     + 'the zone and in the database', async () => {
+  const r = gw.ctl(['key', 'create', '--alias', 'usage-budget',
+                    '--max-budget', String(COST * 1.5),
+                    '--budget-duration', '3s']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  const k = r.stdout.trim();
+  await until(async () => (await status(k)) === 200);
+  assert.strictEqual(await status(k), 200);          // 2 x COST > budget
+  assert.strictEqual(await status(k), 429);
+  await until(async () => (await status(k)) === 200, 6000);
+  // the database's spend was reset too: only what came after counts
+  await sleep(500);
+  const spend = Number(pg.psql("SELECT spend FROM llmproxy_keys"
+                               + " WHERE alias = 'usage-budget'"));
+  assert.ok(spend <= COST * 1.01, `spend ${spend} after the reset`);
+  assert.strictEqual(pg.psql("SELECT budget_reset_at > now() FROM"
+                             + " llmproxy_keys WHERE alias = 'usage-budget'"),
+                     't');
+});
+
 // sends requests one after another (4 at a time) until stop() is called;
 // resolves to the request ids the gateway answered 200.  The SDK retries
 // as it does by default: a keepalive connection an old worker closes at
