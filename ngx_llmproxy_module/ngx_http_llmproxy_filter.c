@@ -29,6 +29,7 @@ static ngx_int_t ngx_http_llmproxy_send_held(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *rest);
 static ngx_int_t ngx_http_llmproxy_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
+static void ngx_http_llmproxy_clear_length(ngx_http_request_t *r);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -40,6 +41,7 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
 {
     u_char                        *p;
     ngx_str_t                      v;
+    ngx_uint_t                     translated;
     ngx_msec_int_t                 overhead;
     ngx_http_llmproxy_ctx_t       *ctx;
     ngx_http_llmproxy_loc_conf_t  *llcf;
@@ -141,14 +143,42 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         ctx->hide_usage = 0;
     }
 
+    translated = (ctx->up_iface && ctx->up_iface != ctx->iface
+                  && !ctx->error_body && !r->header_only);
+
+    /* a stream from a provider of another interface: translated as it goes */
+
+    if (translated && ctx->stream && r->headers_out.status == NGX_HTTP_OK) {
+        if (ngx_http_llmproxy_translate_stream_start(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_llmproxy_clear_length(r);
+        ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+        r->headers_out.content_type_lowcase = NULL;
+
+        return ngx_http_next_header_filter(r);
+    }
+
     /*
      * a non-streamed answer is held until it is complete: its cost goes
-     * into its headers (streams are never held)
+     * into its headers (streams are never held); so is an error from a
+     * provider of another interface, to be translated
      */
 
     if (!ctx->stream && !ctx->error_body && !r->header_only
         && r->headers_out.status >= NGX_HTTP_OK
         && r->headers_out.status < NGX_HTTP_SPECIAL_RESPONSE
+        && (r->headers_out.content_length_n < 0
+            || r->headers_out.content_length_n
+               <= NGX_HTTP_LLMPROXY_HOLD_MAX))
+    {
+        ctx->hold = 1;
+        return NGX_OK;
+    }
+
+    if (translated && r->headers_out.status >= NGX_HTTP_BAD_REQUEST
         && (r->headers_out.content_length_n < 0
             || r->headers_out.content_length_n
                <= NGX_HTTP_LLMPROXY_HOLD_MAX))
@@ -169,6 +199,13 @@ ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
     ngx_uint_t  status;
 
     status = r->headers_out.status;
+
+    if (ctx->err_keep && ctx->err_status != status) {
+        /* found inside the upstream machinery, which can only say 500 */
+        status = ctx->err_status;
+        r->headers_out.status = status;
+        r->err_status = status;
+    }
 
     if (ctx->err_status == 0 || ctx->err_status != status) {
 
@@ -225,7 +262,7 @@ ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
         }
     }
 
-    if (ngx_http_llmproxy_openai_error_body(r, ctx, &body) != NGX_OK) {
+    if (ngx_http_llmproxy_error_body(r, ctx, &body) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -332,7 +369,7 @@ ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_llmproxy_hold(r, ctx, in);
     }
 
-    if (ctx && ctx->hide_usage && !ctx->error_body) {
+    if (ctx && (ctx->hide_usage || ctx->xlate) && !ctx->error_body) {
         return ngx_http_llmproxy_sse_filter(r, ctx, in,
                                             ngx_http_next_body_filter);
     }
@@ -456,12 +493,23 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    r->headers_out.content_length_n = ctx->held_len;
+    if (ctx->up_iface && ctx->up_iface != ctx->iface) {
+        v.data = ctx->held;
+        v.len = ctx->held_len;
 
-    if (r->headers_out.content_length) {
-        r->headers_out.content_length->hash = 0;
-        r->headers_out.content_length = NULL;
+        if (ngx_http_llmproxy_translate_response(r, ctx, &v) == NGX_OK) {
+            ctx->held = v.data;
+            ctx->held_len = v.len;
+
+            ngx_str_set(&r->headers_out.content_type, "application/json");
+            r->headers_out.content_type_len =
+                                          r->headers_out.content_type.len;
+            r->headers_out.content_type_lowcase = NULL;
+        }
     }
+
+    ngx_http_llmproxy_clear_length(r);
+    r->headers_out.content_length_n = ctx->held_len;
 
     return ngx_http_llmproxy_send_held(r, ctx, NULL);
 }
@@ -520,6 +568,18 @@ ngx_http_llmproxy_send_held(ngx_http_request_t *r,
     out.next = rest;
 
     return ngx_http_next_body_filter(r, &out);
+}
+
+
+static void
+ngx_http_llmproxy_clear_length(ngx_http_request_t *r)
+{
+    r->headers_out.content_length_n = -1;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
 }
 
 

@@ -263,7 +263,17 @@ ngx_http_llmproxy_handler(ngx_http_request_t *r)
                                       "unknown health endpoint");
     }
 
-    return ngx_http_llmproxy_openai_handler(r, ctx);
+    switch (ctx->iface) {
+
+    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+        return ngx_http_llmproxy_anthropic_handler(r, ctx);
+
+    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+        return ngx_http_llmproxy_gemini_handler(r, ctx);
+
+    default:
+        return ngx_http_llmproxy_openai_handler(r, ctx);
+    }
 }
 
 
@@ -351,7 +361,7 @@ ngx_http_llmproxy_get_ctx(ngx_http_request_t *r)
     }
 
     ctx->start = ngx_current_msec;
-    ctx->iface = NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+    ctx->iface = ngx_http_llmproxy_iface_of(r);
 
     ngx_http_llmproxy_request_id(r, ctx);
 

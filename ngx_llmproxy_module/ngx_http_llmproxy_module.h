@@ -12,6 +12,10 @@
  *   _admin.c     admin endpoints used by llmproxyctl
  *   _records.c   usage records: batches to PostgreSQL, spill files
  *   _sse.c       streams rewritten event by event
+ *   _translate.c requests and answers in another interface
+ *   _request.c   a model request's body; interfaces and their errors
+ *   _anthropic.c, _gemini.c   the other two interfaces
+ *   _models.c    the model list in each interface's shape
  */
 
 #ifndef _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_
@@ -247,11 +251,23 @@ typedef struct {
 
 typedef enum {
     NGX_HTTP_LLMPROXY_EP_NONE = 0,
-    NGX_HTTP_LLMPROXY_EP_CHAT,
+    NGX_HTTP_LLMPROXY_EP_CHAT,               /* OpenAI */
     NGX_HTTP_LLMPROXY_EP_COMPLETIONS,
     NGX_HTTP_LLMPROXY_EP_EMBEDDINGS,
-    NGX_HTTP_LLMPROXY_EP_RESPONSES
+    NGX_HTTP_LLMPROXY_EP_RESPONSES,
+    NGX_HTTP_LLMPROXY_EP_MESSAGES,           /* Anthropic */
+    NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS,
+    NGX_HTTP_LLMPROXY_EP_GENERATE,           /* Gemini, streamed or not */
+    NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT,
+    NGX_HTTP_LLMPROXY_EP_EMBED_CONTENT
 } ngx_http_llmproxy_endpoint_e;
+
+
+/* the conversational endpoints, which translate between interfaces */
+#define ngx_http_llmproxy_ep_chat(ep)                                        \
+    ((ep) == NGX_HTTP_LLMPROXY_EP_CHAT                                       \
+     || (ep) == NGX_HTTP_LLMPROXY_EP_MESSAGES                                \
+     || (ep) == NGX_HTTP_LLMPROXY_EP_GENERATE)
 
 
 typedef enum {
@@ -273,6 +289,7 @@ typedef struct {
     ngx_msec_t                      upstream_start;
     ngx_msec_t                      ttfb;           /* +1, 0: none yet */
     ngx_uint_t                      iface;          /* client's interface */
+    ngx_uint_t                      up_iface;       /* this attempt's */
     ngx_uint_t                      endpoint;
     ngx_str_t                       endpoint_path;  /* "/chat/completions" */
 
@@ -281,6 +298,8 @@ typedef struct {
     size_t                          body_len;
     llmp_json_top_t                 top;
     ngx_str_t                       model;          /* as requested */
+
+    ngx_str_t                       action;         /* Gemini's method */
 
     /* besides "model": stream_options.include_usage, added if missing */
     size_t                          edit_start;
@@ -327,6 +346,7 @@ typedef struct {
     size_t                          usage_tail_len;
 
     ngx_http_llmproxy_sse_t        *sse;            /* a rewritten stream */
+    void                           *xlate;          /* llmp_stream_t */
 
     unsigned                        stream:1;
     unsigned                        repeat:1;
@@ -337,6 +357,8 @@ typedef struct {
     unsigned                        error_sent:1;
     unsigned                        recorded:1;
     unsigned                        hide_usage:1;
+    unsigned                        xlate_broken:1;
+    unsigned                        err_keep:1;     /* err_status stands */
 } ngx_http_llmproxy_ctx_t;
 
 
@@ -493,8 +515,55 @@ ngx_int_t ngx_http_llmproxy_keepalive_init(ngx_cycle_t *cycle);
 /* _openai.c */
 ngx_int_t ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_openai_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+
+/* _anthropic.c */
+ngx_int_t ngx_http_llmproxy_anthropic_handler(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_anthropic_check(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+
+/* _gemini.c */
+ngx_int_t ngx_http_llmproxy_gemini_handler(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+
+/* _request.c: a model request's body, read whole, checked, routed */
+ngx_int_t ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_request_start(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_uint_t ngx_http_llmproxy_has_header(ngx_http_request_t *r,
+    const char *name);
+ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+
+/* _models.c: the model list, in the client's shape */
+ngx_int_t ngx_http_llmproxy_models(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t shape, ngx_str_t *id);
+
+/* _translate.c: to and from a provider of another interface */
+ngx_uint_t ngx_http_llmproxy_translate_target(ngx_uint_t interfaces);
+ngx_int_t ngx_http_llmproxy_translate_request(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *out);
+ngx_int_t ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *body);
+ngx_int_t ngx_http_llmproxy_translate_stream_start(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *data, size_t len, ngx_uint_t last,
+    void *out);
+void *ngx_http_llmproxy_translate_buf(ngx_http_request_t *r);
 
 /* _sse.c */
 ngx_int_t ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,

@@ -21,17 +21,8 @@ static ngx_http_llmproxy_openai_endpoint_t  ngx_http_llmproxy_openai_eps[] = {
 };
 
 
-static void ngx_http_llmproxy_openai_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_llmproxy_openai_read_body(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx);
-static ngx_int_t ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx);
 static void ngx_http_llmproxy_openai_include_usage(
     ngx_http_llmproxy_ctx_t *ctx);
-static ngx_int_t ngx_http_llmproxy_openai_models(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *id);
-static u_char *ngx_http_llmproxy_openai_model_object(u_char *p,
-    ngx_str_t *id, ngx_str_t *owner);
 
 
 ngx_int_t
@@ -40,7 +31,6 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
 {
     ngx_int_t                             rc;
     ngx_str_t                             path, id;
-    ngx_http_llmproxy_loc_conf_t         *llcf;
     ngx_http_llmproxy_openai_endpoint_t  *ep;
 
     path = r->uri;
@@ -82,18 +72,9 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
     ctx->endpoint = ep->endpoint;        /* NONE for the model list */
     ctx->endpoint_path = ep->path;
 
-    rc = ngx_http_llmproxy_check_key(r, ctx);
+    rc = ngx_http_llmproxy_request_prepare(r, ctx);
     if (rc != NGX_OK) {
         return rc;
-    }
-
-    ctx->rt = ngx_http_llmproxy_runtime_get(r);
-
-    if (ctx->rt == NULL) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "api_error", "not_configured",
-                                      "the gateway has no configuration yet: "
-                                      "run \"llmproxyctl sync\"");
     }
 
     if (ep->path.len == 0) {
@@ -104,185 +85,19 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
                                           "use GET for %V", &r->uri);
         }
 
-        return ngx_http_llmproxy_openai_models(r, ctx, &id);
+        /* the Anthropic SDK lists models here too, in its own shape */
+
+        return ngx_http_llmproxy_models(r, ctx,
+                   ngx_http_llmproxy_has_header(r, "anthropic-version")
+                   ? NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
+                   : NGX_HTTP_LLMPROXY_IFACE_OPENAI, &id);
     }
 
-    if (r->method != NGX_HTTP_POST) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_ALLOWED,
-                                      "invalid_request_error",
-                                      "method_not_allowed",
-                                      "use POST for %V", &r->uri);
-    }
-
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
-
-    if (r->headers_in.content_length_n > (off_t) llcf->max_body_size) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "invalid_request_error",
-                                      "request_too_large",
-                                      "request body of %O bytes is larger "
-                                      "than the limit of %uz bytes",
-                                      r->headers_in.content_length_n,
-                                      llcf->max_body_size);
-    }
-
-    r->request_body_in_single_buf = 1;
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_llmproxy_openai_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_llmproxy_request_start(r, ctx);
 }
 
 
-static void
-ngx_http_llmproxy_openai_body(ngx_http_request_t *r)
-{
-    ngx_int_t                 rc;
-    ngx_http_llmproxy_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
-
-    rc = ngx_http_llmproxy_openai_read_body(r, ctx);
-
-    if (rc == NGX_OK) {
-        rc = ngx_http_llmproxy_openai_check(r, ctx);
-    }
-
-    if (rc == NGX_OK) {
-        rc = ngx_http_llmproxy_route_plan(r, ctx);
-    }
-
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    (void) ngx_http_llmproxy_upstream_start(r, ctx);
-}
-
-
-/* the body as one contiguous piece of memory */
-
-static ngx_int_t
-ngx_http_llmproxy_openai_read_body(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx)
-{
-    u_char                        *p;
-    off_t                          len;
-    ssize_t                        n;
-    ngx_buf_t                     *b;
-    ngx_chain_t                   *cl;
-    ngx_http_llmproxy_loc_conf_t  *llcf;
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        ctx->body = (u_char *) "";
-        ctx->body_len = 0;
-        return NGX_OK;
-    }
-
-    cl = r->request_body->bufs;
-
-    if (cl->next == NULL && !cl->buf->in_file) {
-        ctx->body = cl->buf->pos;
-        ctx->body_len = cl->buf->last - cl->buf->pos;
-        goto check;
-    }
-
-    /*
-     * The usual case for a large body: the part read with the headers,
-     * then the rest in the body buffer, which nginx sized with room for
-     * that first part (request_body_in_single_buf).  Joining them in place
-     * saves allocating and faulting in another copy of the body.
-     */
-
-    b = cl->next ? cl->next->buf : NULL;
-
-    if (b && cl->next->next == NULL && !cl->buf->in_file && !b->in_file
-        && b == r->request_body->buf && b->temporary
-        && (size_t) (b->end - b->last) >= (size_t) ngx_buf_size(cl->buf)
-        && b->pos == b->start)
-    {
-        len = ngx_buf_size(cl->buf);
-
-        ngx_memmove(b->start + len, b->pos, b->last - b->pos);
-        ngx_memcpy(b->start, cl->buf->pos, len);
-
-        b->last += len;
-        cl->buf->pos = cl->buf->last;
-
-        ctx->body = b->start;
-        ctx->body_len = b->last - b->start;
-        goto check;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
-
-    if (len > (off_t) llcf->max_body_size) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "invalid_request_error",
-                                      "request_too_large",
-                                      "request body is larger than the "
-                                      "limit of %uz bytes",
-                                      llcf->max_body_size);
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) len + 1);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->body = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-            continue;
-        }
-
-        /* a body larger than client_body_buffer_size, in a temp file */
-
-        n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
-                          b->file_pos);
-
-        if (n != (ssize_t) (b->file_last - b->file_pos)) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        p += n;
-    }
-
-    ctx->body_len = p - ctx->body;
-
-check:
-
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
-
-    if (ctx->body_len > llcf->max_body_size) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "invalid_request_error",
-                                      "request_too_large",
-                                      "request body is larger than the "
-                                      "limit of %uz bytes",
-                                      llcf->max_body_size);
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
+ngx_int_t
 ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
@@ -427,136 +242,6 @@ ngx_http_llmproxy_openai_include_usage(ngx_http_llmproxy_ctx_t *ctx)
     ctx->edit_end = so->end - 1;
     ctx->edit = (q == last) ? add_first : add_next;
     ctx->hide_usage = 1;
-}
-
-
-static ngx_int_t
-ngx_http_llmproxy_openai_models(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *id)
-{
-    u_char                          *p, *start;
-    size_t                           len;
-    ngx_int_t                        rc;
-    ngx_str_t                        owner;
-    ngx_uint_t                       i, n;
-    ngx_keyval_t                    *kv;
-    ngx_http_llmproxy_group_t       *g;
-    ngx_http_llmproxy_target_t      *t;
-    ngx_http_llmproxy_runtime_t     *rt;
-    ngx_http_llmproxy_deployment_t  *d;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    rt = ctx->rt;
-
-    if (id->len) {
-        t = ngx_http_llmproxy_runtime_find(rt, id);
-
-        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
-            return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
-                       "invalid_request_error", "model_not_found",
-                       "The model `%V` does not exist or you do not have "
-                       "access to it.", id);
-        }
-
-        d = t->deployment ? t->deployment
-                          : ((ngx_http_llmproxy_deployment_t **)
-                             t->group->deployments.elts)[0];
-
-        p = ngx_pnalloc(r->pool, 6 * (id->len + d->provider->name.len) + 128);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        start = p;
-        p = ngx_http_llmproxy_openai_model_object(p, id, &d->provider->name);
-
-        return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
-    }
-
-    /* the list: model groups, then aliases */
-
-    len = sizeof("{\"object\":\"list\",\"data\":[]}");
-
-    g = rt->groups.elts;
-
-    for (i = 0; i < rt->groups.nelts; i++) {
-        d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
-        len += 6 * (g[i].name.len + d->provider->name.len) + 128;
-    }
-
-    kv = rt->aliases.elts;
-
-    for (i = 0; i < rt->aliases.nelts; i++) {
-        len += 6 * kv[i].key.len + 128 + sizeof("llmproxy");
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    start = p;
-    p = ngx_cpymem(p, "{\"object\":\"list\",\"data\":[",
-                   sizeof("{\"object\":\"list\",\"data\":[") - 1);
-
-    n = 0;
-
-    for (i = 0; i < rt->groups.nelts; i++) {
-        if (!ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target)) {
-            continue;
-        }
-
-        d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
-
-        if (n++) {
-            *p++ = ',';
-        }
-
-        p = ngx_http_llmproxy_openai_model_object(p, &g[i].name,
-                                                  &d->provider->name);
-    }
-
-    ngx_str_set(&owner, "llmproxy");
-
-    for (i = 0; i < rt->aliases.nelts; i++) {
-        t = ngx_http_llmproxy_runtime_find(rt, &kv[i].key);
-
-        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
-            continue;
-        }
-
-        if (n++) {
-            *p++ = ',';
-        }
-
-        p = ngx_http_llmproxy_openai_model_object(p, &kv[i].key, &owner);
-    }
-
-    *p++ = ']';
-    *p++ = '}';
-
-    return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
-}
-
-
-static u_char *
-ngx_http_llmproxy_openai_model_object(u_char *p, ngx_str_t *id,
-    ngx_str_t *owner)
-{
-    p = ngx_cpymem(p, "{\"id\":", sizeof("{\"id\":") - 1);
-    p += llmp_json_escape(id->data, id->len, p);
-    p = ngx_cpymem(p, ",\"object\":\"model\",\"created\":1700000000,"
-                   "\"owned_by\":",
-                   sizeof(",\"object\":\"model\",\"created\":1700000000,"
-                          "\"owned_by\":") - 1);
-    p += llmp_json_escape(owner->data, owner->len, p);
-    *p++ = '}';
-
-    return p;
 }
 
 

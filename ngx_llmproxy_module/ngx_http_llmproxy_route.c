@@ -93,8 +93,8 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     if (usable == 0) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
                    "invalid_request_error", "interface_not_supported",
-                   "no deployment of model `%V` speaks this API; "
-                   "translation between API styles is not available yet",
+                   "no deployment of model `%V` speaks this API, and "
+                   "this endpoint is not translated to another",
                    &ctx->model);
     }
 
@@ -207,13 +207,17 @@ ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
 }
 
 
-/* speaks the client's API and may be used by the request's key */
+/*
+ * May be used by the request's key, and speaks the client's API, or the
+ * request is a conversation, which is translated to whatever it speaks
+ */
 
 static ngx_uint_t
 ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d)
 {
-    return (d->provider->interfaces & ctx->iface)
+    return ((d->provider->interfaces & ctx->iface)
+            || ngx_http_llmproxy_ep_chat(ctx->endpoint))
            && ngx_http_llmproxy_keys_allow(&ctx->key, &t->name, d);
 }
 

@@ -1,9 +1,10 @@
 /*
  * Streams rewritten on their way to the client, event by event.  A stream
- * that needs no change never comes here; one that does (the usage chunk
- * the gateway asked for on the client's behalf must not reach a client
- * that did not ask for it) is cut into server-sent events at their blank
- * lines.  Every complete event is passed on as soon as it is complete; a
+ * that needs no change never comes here.  One from a provider of another
+ * interface goes through the translation library as it arrives.  One
+ * whose usage chunk the gateway asked for on the client's behalf (and
+ * must not reach a client that did not ask for it) is cut into
+ * server-sent events at their blank lines.  Every complete event is passed on as soon as it is complete; a
  * partial one waits for the rest of it.  Output buffers are the filter's
  * own, recycled once sent, so the upstream's read buffer is free to be
  * reused at once.
@@ -12,6 +13,7 @@
 #include "ngx_http_llmproxy_module.h"
 
 #include <string.h>
+#include <llmp_translate.h>
 
 
 #define NGX_HTTP_LLMPROXY_SSE_BUF  4096
@@ -21,6 +23,7 @@ struct ngx_http_llmproxy_sse_s {
     u_char                        *data;       /* a partial event */
     size_t                         len;
     size_t                         size;
+    llmp_buf_t                    *xbuf;       /* translated, not yet sent */
     ngx_chain_t                   *free;
     ngx_chain_t                   *busy;
 };
@@ -57,7 +60,14 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
         ctx->sse = sse;
     }
 
-    /* what came joins the partial event */
+    if (ctx->xlate && sse->xbuf == NULL) {
+        sse->xbuf = ngx_http_llmproxy_translate_buf(r);
+        if (sse->xbuf == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* what came joins the partial event, or goes to the translator */
 
     last_buf = 0;
     flush = 0;
@@ -79,6 +89,13 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
         }
 
         n = b->last - b->pos;
+
+        if (ctx->xlate) {
+            (void) ngx_http_llmproxy_translate_stream(r, ctx, b->pos, n, 0,
+                                                      sse->xbuf);
+            b->pos = b->last;
+            continue;
+        }
 
         if (sse->len + n > sse->size) {
             need = ngx_max(2 * sse->size, sse->len + n);
@@ -102,7 +119,15 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
         b->pos = b->last;
     }
 
+    if (ctx->xlate && last_buf) {
+        /* the provider's stream ended: the client's closing events */
+        (void) ngx_http_llmproxy_translate_stream(r, ctx, NULL, 0, 1,
+                                                  sse->xbuf);
+    }
+
     /* complete events, minus those the client must not see */
+
+    need = ctx->xlate ? sse->xbuf->len : sse->len;
 
     cl = ngx_chain_get_free_buf(r->pool, &sse->free);
     if (cl == NULL) {
@@ -111,8 +136,8 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
 
     b = cl->buf;
 
-    if (b->start == NULL || (size_t) (b->end - b->start) < sse->len) {
-        need = ngx_max(sse->len, NGX_HTTP_LLMPROXY_SSE_BUF);
+    if (b->start == NULL || (size_t) (b->end - b->start) < need) {
+        need = ngx_max(need, NGX_HTTP_LLMPROXY_SSE_BUF);
 
         b->start = ngx_palloc(r->pool, need);
         if (b->start == NULL) {
@@ -128,6 +153,12 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
     b->tag = (ngx_buf_tag_t) &ngx_http_llmproxy_module;
     b->last_buf = 0;
     b->flush = 0;
+
+    if (ctx->xlate) {
+        b->last = ngx_cpymem(b->last, sse->xbuf->data, sse->xbuf->len);
+        sse->xbuf->len = 0;
+        goto send;
+    }
 
     start = sse->data;
     last = sse->data + sse->len;
@@ -159,6 +190,8 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
     if (sse->len) {
         ngx_memmove(sse->data, start, sse->len);
     }
+
+send:
 
     if (b->last == b->pos && !last_buf && !flush) {
         cl->next = sse->free;

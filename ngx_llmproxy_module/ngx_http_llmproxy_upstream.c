@@ -43,6 +43,9 @@ static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d);
+static ngx_int_t ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *uri);
 static ngx_int_t ngx_http_llmproxy_create_request(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_reinit_request(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_process_status_line(
@@ -382,17 +385,35 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_chain_t                   *cl, **ll;
     ngx_list_part_t               *part;
     ngx_table_elt_t               *h;
+    ngx_str_t                      uri;
     ngx_http_llmproxy_provider_t  *pv;
     ngx_http_llmproxy_edit_t       edits[3];
 
     pv = d->provider;
 
+    /* the provider's own interface, or the one the request is turned into */
+
+    ctx->up_iface = (pv->interfaces & ctx->iface)
+                    ? ctx->iface
+                    : ngx_http_llmproxy_translate_target(pv->interfaces);
+
+    n = 0;
+
+    if (ctx->up_iface != ctx->iface) {
+        if (ngx_http_llmproxy_translate_request(r, ctx, d, &edits[0].value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        body_len = edits[0].value.len;
+        goto head;
+    }
+
     /*
      * the body as the client sent it, with up to two pieces spliced in:
      * the value of "model", and stream_options.include_usage when added
      */
-
-    n = 0;
 
     if (ctx->top.model.type == LLMP_JSON_STRING) {
         edits[n].start = ctx->top.model.start;
@@ -421,12 +442,18 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
         body_len += edits[k].value.len - (edits[k].end - edits[k].start);
     }
 
-    len = sizeof("POST ") - 1 + pv->path.len + sizeof("/v1") - 1
-          + ctx->endpoint_path.len + sizeof(" HTTP/1.1" CRLF) - 1
+head:
+
+    if (ngx_http_llmproxy_upstream_uri(r, ctx, d, &uri) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    len = sizeof("POST ") - 1 + uri.len + sizeof(" HTTP/1.1" CRLF) - 1
           + sizeof("Host: ") - 1 + pv->host.len + 2
           + sizeof("Content-Type: application/json" CRLF) - 1
           + sizeof("Content-Length: " CRLF) - 1 + NGX_OFF_T_LEN
           + sizeof("Authorization: Bearer " CRLF) - 1 + pv->api_key.len
+          + sizeof("anthropic-version: 2023-06-01" CRLF) - 1
           + pv->extra_headers.len + 2;
 
     part = &r->headers_in.headers.part;
@@ -452,13 +479,41 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(b->last, "POST %V/v1%V HTTP/1.1" CRLF "Host: %V" CRLF
+    p = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF "Host: %V" CRLF
                     "Content-Type: application/json" CRLF
                     "Content-Length: %uz" CRLF,
-                    &pv->path, &ctx->endpoint_path, &pv->host, body_len);
+                    &uri, &pv->host, body_len);
 
-    if (pv->api_key.len) {
-        p = ngx_sprintf(p, "Authorization: Bearer %V" CRLF, &pv->api_key);
+    /* the provider's credentials, where its interface expects them */
+
+    switch (ctx->up_iface) {
+
+    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+        if (pv->api_key.len) {
+            p = ngx_sprintf(p, "x-api-key: %V" CRLF, &pv->api_key);
+        }
+
+        if (ctx->iface != NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
+            || !ngx_http_llmproxy_has_header(r, "anthropic-version"))
+        {
+            p = ngx_cpymem(p, "anthropic-version: 2023-06-01" CRLF,
+                           sizeof("anthropic-version: 2023-06-01" CRLF) - 1);
+        }
+
+        break;
+
+    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+        if (pv->api_key.len) {
+            p = ngx_sprintf(p, "x-goog-api-key: %V" CRLF, &pv->api_key);
+        }
+
+        break;
+
+    default:
+        if (pv->api_key.len) {
+            p = ngx_sprintf(p, "Authorization: Bearer %V" CRLF,
+                            &pv->api_key);
+        }
     }
 
     p = ngx_cpymem(p, pv->extra_headers.data, pv->extra_headers.len);
@@ -521,6 +576,12 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
         ll = &(*ll)->next;                                                   \
     }
 
+    if (ctx->up_iface != ctx->iface) {
+        ngx_http_llmproxy_body_buf(edits[0].value.data, edits[0].value.len);
+        *ll = NULL;
+        return NGX_OK;
+    }
+
     pos = 0;
 
     for (k = 0; k < n; k++) {
@@ -534,6 +595,91 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
 #undef ngx_http_llmproxy_body_buf
 
     *ll = NULL;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The path on the provider: its api_base path, then the endpoint in the
+ * interface it is spoken to in (Gemini's with the model in it)
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *uri)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   endpoint, action;
+
+    endpoint = ctx->endpoint_path;
+
+    if (ctx->up_iface != ctx->iface) {
+        switch (ctx->up_iface) {
+
+        case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+            ngx_str_set(&endpoint, "/messages");
+            break;
+
+        case NGX_HTTP_LLMPROXY_IFACE_OPENAI:
+            ngx_str_set(&endpoint, "/chat/completions");
+            break;
+        }
+    }
+
+    if (ctx->up_iface != NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+        len = d->provider->path.len + sizeof("/v1") - 1 + endpoint.len;
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        uri->data = p;
+        uri->len = ngx_sprintf(p, "%V/v1%V", &d->provider->path, &endpoint)
+                   - p;
+        return NGX_OK;
+    }
+
+    /* /v1beta/models/MODEL:method, ?alt=sse for a stream */
+
+    if (ctx->iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+        action = ctx->action;
+
+    } else if (ctx->stream) {
+        ngx_str_set(&action, "streamGenerateContent");
+
+    } else {
+        ngx_str_set(&action, "generateContent");
+    }
+
+    len = d->provider->path.len + sizeof("/v1beta/models/:?alt=sse") - 1
+          + d->upstream_model.len
+          + 2 * ngx_escape_uri(NULL, d->upstream_model.data,
+                               d->upstream_model.len,
+                               NGX_ESCAPE_URI_COMPONENT)
+          + action.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    uri->data = p;
+
+    p = ngx_sprintf(p, "%V/v1beta/models/", &d->provider->path);
+    p = (u_char *) ngx_escape_uri(p, d->upstream_model.data,
+                                  d->upstream_model.len,
+                                  NGX_ESCAPE_URI_COMPONENT);
+    p = ngx_sprintf(p, ":%V", &action);
+
+    if (ctx->stream) {
+        p = ngx_cpymem(p, "?alt=sse", sizeof("?alt=sse") - 1);
+    }
+
+    uri->len = p - uri->data;
 
     return NGX_OK;
 }

@@ -1,0 +1,209 @@
+/*
+ * The Gemini interface: POST /v1beta/models/MODEL:generateContent,
+ * :streamGenerateContent (?alt=sse), :countTokens and :embedContent (also
+ * under /v1/), GET /v1beta/models[/MODEL]; keys in x-goog-api-key or
+ * ?key=; the model is in the URL, not in the body; the error shape is
+ * {"error":{"code","message","status"}}.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+
+typedef struct {
+    ngx_str_t                     name;
+    ngx_uint_t                    endpoint;
+    ngx_uint_t                    stream;
+} ngx_http_llmproxy_gemini_method_t;
+
+
+static ngx_http_llmproxy_gemini_method_t  ngx_http_llmproxy_gemini_methods[] =
+{
+    { ngx_string("generateContent"), NGX_HTTP_LLMPROXY_EP_GENERATE, 0 },
+    { ngx_string("streamGenerateContent"), NGX_HTTP_LLMPROXY_EP_GENERATE, 1 },
+    { ngx_string("countTokens"), NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT, 0 },
+    { ngx_string("embedContent"), NGX_HTTP_LLMPROXY_EP_EMBED_CONTENT, 0 },
+    { ngx_null_string, 0, 0 }
+};
+
+
+ngx_int_t
+ngx_http_llmproxy_gemini_handler(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char                             *colon, *last;
+    ngx_int_t                           rc;
+    ngx_str_t                           path, name;
+    ngx_http_llmproxy_gemini_method_t  *m;
+
+    path = r->uri;
+
+    if (path.len >= 8 && ngx_strncmp(path.data, "/v1beta/", 8) == 0) {
+        path.data += 7;
+        path.len -= 7;
+
+    } else if (path.len >= 4 && ngx_strncmp(path.data, "/v1/", 4) == 0) {
+        path.data += 3;
+        path.len -= 3;
+    }
+
+    if (path.len < 7 || ngx_strncmp(path.data, "/models", 7) != 0
+        || (path.len > 7 && path.data[7] != '/'))
+    {
+        goto unknown;
+    }
+
+    name.data = path.data + 8;
+    name.len = path.len > 8 ? path.len - 8 : 0;
+
+    last = name.data + name.len;
+    colon = name.len ? ngx_strlchr(name.data, last, ':') : NULL;
+
+    if (colon == NULL) {
+
+        /* the model list, or one model */
+
+        rc = ngx_http_llmproxy_request_prepare(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_ALLOWED,
+                                          "invalid_request_error",
+                                          "method_not_allowed",
+                                          "use GET for %V", &r->uri);
+        }
+
+        return ngx_http_llmproxy_models(r, ctx,
+                                        NGX_HTTP_LLMPROXY_IFACE_GEMINI,
+                                        &name);
+    }
+
+    ctx->action.data = colon + 1;
+    ctx->action.len = last - colon - 1;
+    name.len = colon - name.data;
+
+    for (m = ngx_http_llmproxy_gemini_methods; m->name.len; m++) {
+        if (m->name.len == ctx->action.len
+            && ngx_strncmp(m->name.data, ctx->action.data, m->name.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (m->name.len == 0 || name.len == 0) {
+        goto unknown;
+    }
+
+    ctx->endpoint = m->endpoint;
+    ctx->stream = m->stream;
+    ctx->model = name;
+
+    /* for the records: "/generateContent" */
+    ctx->endpoint_path.data = colon;
+    ctx->endpoint_path.len = last - colon;
+
+    rc = ngx_http_llmproxy_request_prepare(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_llmproxy_request_start(r, ctx);
+
+unknown:
+
+    return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
+                                  "invalid_request_error", "unknown_url",
+                                  "Unknown request URL: %V %V",
+                                  &r->method_name, &r->uri);
+}
+
+
+/* one JSON object; the model came with the URL */
+
+ngx_int_t
+ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    llmp_json_rc_e  rc;
+
+    rc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
+
+    if (rc != LLMP_JSON_OK) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      "invalid_json", "%s (at byte %uz)",
+                                      llmp_json_strerror(rc),
+                                      ctx->top.error_offset);
+    }
+
+    /* a "model" member of the body is not Gemini's: never spliced */
+    ctx->top.model.type = LLMP_JSON_NONE;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out)
+{
+    u_char      *p;
+    const char  *status;
+
+    switch (ctx->err_status) {
+
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        status = "INVALID_ARGUMENT";
+        break;
+
+    case NGX_HTTP_UNAUTHORIZED:
+        status = "UNAUTHENTICATED";
+        break;
+
+    case NGX_HTTP_FORBIDDEN:
+        status = "PERMISSION_DENIED";
+        break;
+
+    case NGX_HTTP_NOT_FOUND:
+        status = "NOT_FOUND";
+        break;
+
+    case NGX_HTTP_NOT_ALLOWED:
+        status = "UNIMPLEMENTED";
+        break;
+
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        status = "RESOURCE_EXHAUSTED";
+        break;
+
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        status = "DEADLINE_EXCEEDED";
+        break;
+
+    case NGX_HTTP_BAD_GATEWAY:
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        status = "UNAVAILABLE";
+        break;
+
+    default:
+        status = ctx->err_status < 500 ? "FAILED_PRECONDITION" : "INTERNAL";
+    }
+
+    p = ngx_pnalloc(r->pool, 6 * ctx->err_message.len + 128);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    p = ngx_sprintf(p, "{\"error\":{\"code\":%ui,\"message\":",
+                    ctx->err_status);
+    p += llmp_json_escape(ctx->err_message.data, ctx->err_message.len, p);
+    p = ngx_sprintf(p, ",\"status\":\"%s\"}}", status);
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}

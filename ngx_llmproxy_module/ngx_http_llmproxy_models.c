@@ -1,0 +1,221 @@
+/*
+ * The models a key may call (model groups, then aliases), listed in the
+ * shape of the client's interface: OpenAI's {"object":"list","data":[...]},
+ * Anthropic's {"data":[...],"has_more":false,...} and Gemini's
+ * {"models":[{"name":"models/..."}]}; or one of them by name.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+
+static u_char *ngx_http_llmproxy_model_object(u_char *p, ngx_uint_t shape,
+    ngx_str_t *id, ngx_str_t *owner);
+
+
+ngx_int_t
+ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_uint_t shape, ngx_str_t *id)
+{
+    u_char                          *p, *start;
+    size_t                           len;
+    ngx_int_t                        rc;
+    ngx_str_t                        owner, *first, *last;
+    ngx_uint_t                       i, n;
+    ngx_keyval_t                    *kv;
+    ngx_http_llmproxy_group_t       *g;
+    ngx_http_llmproxy_target_t      *t;
+    ngx_http_llmproxy_runtime_t     *rt;
+    ngx_http_llmproxy_deployment_t  *d;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rt = ctx->rt;
+
+    if (id->len) {
+        t = ngx_http_llmproxy_runtime_find(rt, id);
+
+        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
+            return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
+                       "invalid_request_error", "model_not_found",
+                       "The model `%V` does not exist or you do not have "
+                       "access to it.", id);
+        }
+
+        d = t->deployment ? t->deployment
+                          : ((ngx_http_llmproxy_deployment_t **)
+                             t->group->deployments.elts)[0];
+
+        p = ngx_pnalloc(r->pool, 6 * (id->len + d->provider->name.len) + 512);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        start = p;
+        p = ngx_http_llmproxy_model_object(p, shape, id, &d->provider->name);
+
+        return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
+    }
+
+    len = sizeof("{\"object\":\"list\",\"data\":[],\"has_more\":false,"
+                 "\"first_id\":,\"last_id\":}") + 2 * 6 * 256;
+
+    g = rt->groups.elts;
+
+    for (i = 0; i < rt->groups.nelts; i++) {
+        d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
+        len += 6 * (g[i].name.len + d->provider->name.len) + 512;
+    }
+
+    kv = rt->aliases.elts;
+
+    for (i = 0; i < rt->aliases.nelts; i++) {
+        len += 6 * kv[i].key.len + 512 + sizeof("llmproxy");
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    start = p;
+
+    switch (shape) {
+
+    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+        p = ngx_cpymem(p, "{\"models\":[", sizeof("{\"models\":[") - 1);
+        break;
+
+    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+        p = ngx_cpymem(p, "{\"data\":[", sizeof("{\"data\":[") - 1);
+        break;
+
+    default:
+        p = ngx_cpymem(p, "{\"object\":\"list\",\"data\":[",
+                       sizeof("{\"object\":\"list\",\"data\":[") - 1);
+    }
+
+    n = 0;
+    first = NULL;
+    last = NULL;
+
+    for (i = 0; i < rt->groups.nelts; i++) {
+        if (!ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target)) {
+            continue;
+        }
+
+        d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
+
+        if (n++) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_llmproxy_model_object(p, shape, &g[i].name,
+                                           &d->provider->name);
+
+        if (first == NULL) {
+            first = &g[i].name;
+        }
+
+        last = &g[i].name;
+    }
+
+    ngx_str_set(&owner, "llmproxy");
+
+    for (i = 0; i < rt->aliases.nelts; i++) {
+        t = ngx_http_llmproxy_runtime_find(rt, &kv[i].key);
+
+        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
+            continue;
+        }
+
+        if (n++) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_llmproxy_model_object(p, shape, &kv[i].key, &owner);
+
+        if (first == NULL) {
+            first = &kv[i].key;
+        }
+
+        last = &kv[i].key;
+    }
+
+    *p++ = ']';
+
+    if (shape == NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC) {
+        p = ngx_cpymem(p, ",\"has_more\":false,\"first_id\":",
+                       sizeof(",\"has_more\":false,\"first_id\":") - 1);
+
+        if (first && first->len <= 256 && last->len <= 256) {
+            p += llmp_json_escape(first->data, first->len, p);
+            p = ngx_cpymem(p, ",\"last_id\":", sizeof(",\"last_id\":") - 1);
+            p += llmp_json_escape(last->data, last->len, p);
+
+        } else {
+            p = ngx_cpymem(p, "null,\"last_id\":null",
+                           sizeof("null,\"last_id\":null") - 1);
+        }
+    }
+
+    *p++ = '}';
+
+    return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
+}
+
+
+static u_char *
+ngx_http_llmproxy_model_object(u_char *p, ngx_uint_t shape, ngx_str_t *id,
+    ngx_str_t *owner)
+{
+    size_t  n;
+
+    switch (shape) {
+
+    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+        p = ngx_cpymem(p, "{\"name\":\"models/",
+                       sizeof("{\"name\":\"models/") - 1);
+
+        /* the escaped id without its opening quote */
+        n = llmp_json_escape(id->data, id->len, p);
+        ngx_memmove(p, p + 1, n - 1);
+        p += n - 1;
+
+        p = ngx_cpymem(p, ",\"displayName\":",
+                       sizeof(",\"displayName\":") - 1);
+        p += llmp_json_escape(id->data, id->len, p);
+        p = ngx_cpymem(p, ",\"supportedGenerationMethods\":"
+                       "[\"generateContent\",\"streamGenerateContent\","
+                       "\"countTokens\",\"embedContent\"]}",
+                       sizeof(",\"supportedGenerationMethods\":"
+                              "[\"generateContent\",\"streamGenerateContent\","
+                              "\"countTokens\",\"embedContent\"]}") - 1);
+        return p;
+
+    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+        p = ngx_cpymem(p, "{\"type\":\"model\",\"id\":",
+                       sizeof("{\"type\":\"model\",\"id\":") - 1);
+        p += llmp_json_escape(id->data, id->len, p);
+        p = ngx_cpymem(p, ",\"display_name\":",
+                       sizeof(",\"display_name\":") - 1);
+        p += llmp_json_escape(id->data, id->len, p);
+        p = ngx_cpymem(p, ",\"created_at\":\"2023-11-14T22:13:20Z\"}",
+                       sizeof(",\"created_at\":\"2023-11-14T22:13:20Z\"}")
+                       - 1);
+        return p;
+
+    default:
+        p = ngx_cpymem(p, "{\"id\":", sizeof("{\"id\":") - 1);
+        p += llmp_json_escape(id->data, id->len, p);
+        p = ngx_cpymem(p, ",\"object\":\"model\",\"created\":1700000000,"
+                       "\"owned_by\":",
+                       sizeof(",\"object\":\"model\",\"created\":1700000000,"
+                              "\"owned_by\":") - 1);
+        p += llmp_json_escape(owner->data, owner->len, p);
+        *p++ = '}';
+        return p;
+    }
+}

@@ -1,0 +1,330 @@
+/*
+ * A model request, whatever its interface: the body is read whole (model
+ * requests are small, and routing needs the model before anything is
+ * sent), checked by its interface, routed and sent upstream.  Also which
+ * interface a request speaks, known from its URI before anything else, so
+ * that every error, nginx's own included, comes in the client's shape.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+
+static void ngx_http_llmproxy_request_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+
+
+/* the key, and the config the request will be routed with */
+
+ngx_int_t
+ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_llmproxy_check_key(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->rt = ngx_http_llmproxy_runtime_get(r);
+
+    if (ctx->rt == NULL) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "api_error", "not_configured",
+                                      "the gateway has no configuration yet: "
+                                      "run \"llmproxyctl sync\"");
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_llmproxy_has_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return 1;
+        }
+    }
+}
+
+
+ngx_int_t
+ngx_http_llmproxy_request_start(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_int_t                      rc;
+    ngx_http_llmproxy_loc_conf_t  *llcf;
+
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_ALLOWED,
+                                      "invalid_request_error",
+                                      "method_not_allowed",
+                                      "use POST for %V", &r->uri);
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
+
+    if (r->headers_in.content_length_n > (off_t) llcf->max_body_size) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "invalid_request_error",
+                                      "request_too_large",
+                                      "request body of %O bytes is larger "
+                                      "than the limit of %uz bytes",
+                                      r->headers_in.content_length_n,
+                                      llcf->max_body_size);
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_llmproxy_request_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_llmproxy_request_body(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    rc = ngx_http_llmproxy_request_read_body(r, ctx);
+
+    if (rc == NGX_OK) {
+        switch (ctx->iface) {
+
+        case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+            rc = ngx_http_llmproxy_anthropic_check(r, ctx);
+            break;
+
+        case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+            rc = ngx_http_llmproxy_gemini_check(r, ctx);
+            break;
+
+        default:
+            rc = ngx_http_llmproxy_openai_check(r, ctx);
+        }
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_llmproxy_route_plan(r, ctx);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    (void) ngx_http_llmproxy_upstream_start(r, ctx);
+}
+
+
+/* the body as one contiguous piece of memory */
+
+static ngx_int_t
+ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char                        *p;
+    off_t                          len;
+    ssize_t                        n;
+    ngx_buf_t                     *b;
+    ngx_chain_t                   *cl;
+    ngx_http_llmproxy_loc_conf_t  *llcf;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        ctx->body = (u_char *) "";
+        ctx->body_len = 0;
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        ctx->body = cl->buf->pos;
+        ctx->body_len = cl->buf->last - cl->buf->pos;
+        goto check;
+    }
+
+    /*
+     * The usual case for a large body: the part read with the headers,
+     * then the rest in the body buffer, which nginx sized with room for
+     * that first part (request_body_in_single_buf).  Joining them in place
+     * saves allocating and faulting in another copy of the body.
+     */
+
+    b = cl->next ? cl->next->buf : NULL;
+
+    if (b && cl->next->next == NULL && !cl->buf->in_file && !b->in_file
+        && b == r->request_body->buf && b->temporary
+        && (size_t) (b->end - b->last) >= (size_t) ngx_buf_size(cl->buf)
+        && b->pos == b->start)
+    {
+        len = ngx_buf_size(cl->buf);
+
+        ngx_memmove(b->start + len, b->pos, b->last - b->pos);
+        ngx_memcpy(b->start, cl->buf->pos, len);
+
+        b->last += len;
+        cl->buf->pos = cl->buf->last;
+
+        ctx->body = b->start;
+        ctx->body_len = b->last - b->start;
+        goto check;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
+
+    if (len > (off_t) llcf->max_body_size) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "invalid_request_error",
+                                      "request_too_large",
+                                      "request body is larger than the "
+                                      "limit of %uz bytes",
+                                      llcf->max_body_size);
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len + 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->body = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        /* a body larger than client_body_buffer_size, in a temp file */
+
+        n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                          b->file_pos);
+
+        if (n != (ssize_t) (b->file_last - b->file_pos)) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p += n;
+    }
+
+    ctx->body_len = p - ctx->body;
+
+check:
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
+
+    if (ctx->body_len > llcf->max_body_size) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "invalid_request_error",
+                                      "request_too_large",
+                                      "request body is larger than the "
+                                      "limit of %uz bytes",
+                                      llcf->max_body_size);
+    }
+
+    return NGX_OK;
+}
+
+
+
+/*
+ * Anthropic: /v1/messages...; Gemini: /v1beta/... or a model method
+ * ("/v1/models/NAME:generateContent"); everything else is OpenAI's
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_iface_of(ngx_http_request_t *r)
+{
+    u_char     *p, *last;
+    ngx_str_t   uri;
+
+    uri = r->uri;
+
+    if (uri.len >= 8 && ngx_strncmp(uri.data, "/v1beta/", 8) == 0) {
+        return NGX_HTTP_LLMPROXY_IFACE_GEMINI;
+    }
+
+    if (uri.len >= 3 && ngx_strncmp(uri.data, "/v1", 3) == 0) {
+        uri.data += 3;
+        uri.len -= 3;
+    }
+
+    if (uri.len >= 9 && ngx_strncmp(uri.data, "/messages", 9) == 0
+        && (uri.len == 9 || uri.data[9] == '/'))
+    {
+        return NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
+    }
+
+    if (uri.len > 8 && ngx_strncmp(uri.data, "/models/", 8) == 0) {
+        last = uri.data + uri.len;
+
+        for (p = uri.data + 8; p < last; p++) {
+            if (*p == ':') {
+                return NGX_HTTP_LLMPROXY_IFACE_GEMINI;
+            }
+        }
+    }
+
+    return NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+}
+
+
+/* an error of the gateway's, as the client's interface shapes it */
+
+ngx_int_t
+ngx_http_llmproxy_error_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out)
+{
+    switch (ctx->iface) {
+
+    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+        return ngx_http_llmproxy_anthropic_error_body(r, ctx, out);
+
+    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+        return ngx_http_llmproxy_gemini_error_body(r, ctx, out);
+
+    default:
+        return ngx_http_llmproxy_openai_error_body(r, ctx, out);
+    }
+}

@@ -1,0 +1,251 @@
+/*
+ * Requests to a provider that does not speak the client's interface: the
+ * glue between the module and the translation library (common/
+ * llmp_translate*).  The request body is translated for each attempt (its
+ * deployment decides the interface and the model); a non-streamed answer
+ * or an error is held whole and translated back; a stream is translated
+ * as it arrives, each complete event passed on at once.
+ */
+
+#include "ngx_http_llmproxy_module.h"
+
+#include <llmp_translate.h>
+
+
+static ngx_int_t ngx_http_llmproxy_translate_copy(ngx_http_request_t *r,
+    llmp_buf_t *buf, ngx_str_t *out);
+static void ngx_http_llmproxy_translate_cleanup(void *data);
+
+
+/* which of its interfaces a provider is spoken to in, failing the client's */
+
+ngx_uint_t
+ngx_http_llmproxy_translate_target(ngx_uint_t interfaces)
+{
+    if (interfaces & NGX_HTTP_LLMPROXY_IFACE_OPENAI) {
+        return NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+    }
+
+    if (interfaces & NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC) {
+        return NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
+    }
+
+    return NGX_HTTP_LLMPROXY_IFACE_GEMINI;
+}
+
+
+/*
+ * The body for this attempt's deployment.  A body the library cannot read
+ * is the client's mistake: 400, with the library's reason.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_translate_request(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *out)
+{
+    int          rc;
+    char         err[256];
+    u_char      *model;
+    llmp_buf_t   buf;
+
+    model = ngx_pnalloc(r->pool, d->upstream_model.len + 1);
+    if (model == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(model, d->upstream_model.data,
+                       d->upstream_model.len + 1);
+
+    ngx_memzero(&buf, sizeof(llmp_buf_t));
+    err[0] = '\0';
+
+    rc = llmp_translate_request((int) ctx->iface, (int) ctx->up_iface,
+                                (char *) ctx->body, ctx->body_len,
+                                (char *) model, ctx->stream, &buf, err,
+                                sizeof(err));
+
+    if (rc != 0) {
+        llmp_buf_free(&buf);
+
+        (void) ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      "untranslatable_request", "%s",
+                                      err[0] ? err : "out of memory");
+        ctx->err_keep = 1;
+
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: request translated from %s to %s, %uz bytes",
+                   ngx_http_llmproxy_iface_name(ctx->iface),
+                   ngx_http_llmproxy_iface_name(ctx->up_iface), buf.len);
+
+    return ngx_http_llmproxy_translate_copy(r, &buf, out);
+}
+
+
+/* a held answer (or error) of the provider's, in the client's interface */
+
+ngx_int_t
+ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *body)
+{
+    int            rc;
+    char           err[256];
+    u_char        *model;
+    llmp_buf_t     buf;
+    llmp_usage_t   usage;
+
+    ngx_memzero(&buf, sizeof(llmp_buf_t));
+
+    if (r->headers_out.status >= NGX_HTTP_BAD_REQUEST) {
+        rc = llmp_translate_error((int) ctx->up_iface, (int) ctx->iface,
+                                  (int) r->headers_out.status,
+                                  (char *) body->data, body->len, &buf);
+
+    } else {
+        model = ngx_pnalloc(r->pool, ctx->model.len + 1);
+        if (model == NULL) {
+            return NGX_ERROR;
+        }
+
+        (void) ngx_cpystrn(model, ctx->model.data, ctx->model.len + 1);
+
+        rc = llmp_translate_response((int) ctx->up_iface, (int) ctx->iface,
+                                     (char *) body->data, body->len,
+                                     (char *) model, &buf, &usage, err,
+                                     sizeof(err));
+
+        if (rc != 0) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "llmproxy: answer of \"%V\" not translated from "
+                          "%s: %s", &ctx->current->id,
+                          ngx_http_llmproxy_iface_name(ctx->up_iface), err);
+        }
+    }
+
+    if (rc != 0) {
+        llmp_buf_free(&buf);
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_llmproxy_translate_copy(r, &buf, body);
+}
+
+
+/* a translated stream: its state lives as long as the request */
+
+ngx_int_t
+ngx_http_llmproxy_translate_stream_start(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char              *model;
+    ngx_pool_cleanup_t  *cln;
+
+    model = ngx_pnalloc(r->pool, ctx->model.len + 1);
+    if (model == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(model, ctx->model.data, ctx->model.len + 1);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->xlate = llmp_stream_new((int) ctx->up_iface, (int) ctx->iface,
+                                 (char *) model, !ctx->hide_usage);
+    if (ctx->xlate == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_llmproxy_translate_cleanup;
+    cln->data = ctx->xlate;
+
+    return NGX_OK;
+}
+
+
+/*
+ * What a piece of the provider's stream becomes, appended to out (an
+ * llmp_buf_t the caller keeps); last: the provider's stream ended
+ */
+
+ngx_int_t
+ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *data, size_t len, ngx_uint_t last,
+    void *out)
+{
+    int  rc;
+
+    rc = 0;
+
+    if (len) {
+        rc = llmp_stream_feed(ctx->xlate, (char *) data, len, out);
+    }
+
+    if (rc == 0 && last) {
+        rc = llmp_stream_finish(ctx->xlate, out);
+    }
+
+    if (rc != 0 && !ctx->xlate_broken) {
+        ctx->xlate_broken = 1;
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llmproxy: stream of \"%V\" could not be translated "
+                      "from %s", &ctx->current->id,
+                      ngx_http_llmproxy_iface_name(ctx->up_iface));
+    }
+
+    return NGX_OK;
+}
+
+
+/* a buffer for translated streams, freed with the request */
+
+void *
+ngx_http_llmproxy_translate_buf(ngx_http_request_t *r)
+{
+    llmp_buf_t          *buf;
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(llmp_buf_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    buf = cln->data;
+    ngx_memzero(buf, sizeof(llmp_buf_t));
+
+    cln->handler = (ngx_pool_cleanup_pt) llmp_buf_free;
+
+    return buf;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_translate_copy(ngx_http_request_t *r, llmp_buf_t *buf,
+    ngx_str_t *out)
+{
+    out->data = ngx_pnalloc(r->pool, buf->len ? buf->len : 1);
+    if (out->data == NULL) {
+        llmp_buf_free(buf);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, buf->data, buf->len);
+    out->len = buf->len;
+
+    llmp_buf_free(buf);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llmproxy_translate_cleanup(void *data)
+{
+    llmp_stream_free(data);
+}
