@@ -15,6 +15,9 @@
 #include "llmp_translate.h"
 #include "unit_tap.h"
 
+/* not every test file uses every helper */
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 
 #define OA  LLMP_IFACE_OPENAI
 #define AN  LLMP_IFACE_ANTHROPIC
@@ -127,6 +130,16 @@ jsize(const cJSON *root, const char *path)
     v = jp(root, path);
     return cJSON_IsArray(v) || cJSON_IsObject(v) ? cJSON_GetArraySize(v)
                                                  : -1;
+}
+
+
+static const char *
+jstr(const cJSON *root, const char *path)
+{
+    cJSON  *v;
+
+    v = jp(root, path);
+    return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 
