@@ -1,0 +1,834 @@
+/*
+ * Helpers shared by the translators: buffers, the arena, cJSON access,
+ * stop reasons, error names, JSON schema conversion.
+ */
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "llmp_translate_int.h"
+
+
+void
+llmp_buf_free(llmp_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->size = 0;
+}
+
+
+int
+llmp_buf_append(llmp_buf_t *b, const char *data, size_t len)
+{
+    char    *p;
+    size_t   size;
+
+    if (b->len + len + 1 > b->size) {
+        size = b->size ? b->size : 256;
+        while (size < b->len + len + 1) {
+            size *= 2;
+        }
+        p = realloc(b->data, size);
+        if (p == NULL) {
+            return -1;
+        }
+        b->data = p;
+        b->size = size;
+    }
+
+    if (len) {
+        memcpy(b->data + b->len, data, len);
+    }
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+
+const char *
+llmp_iface_name(int iface)
+{
+    switch (iface) {
+    case LLMP_IFACE_OPENAI:
+        return "openai";
+    case LLMP_IFACE_ANTHROPIC:
+        return "anthropic";
+    case LLMP_IFACE_GEMINI:
+        return "gemini";
+    }
+    return NULL;
+}
+
+
+void *
+tr_alloc(tr_arena_t *a, size_t n)
+{
+    tr_blk_t  *b;
+
+    b = calloc(1, sizeof(tr_blk_t) + n + 1);
+    if (b == NULL) {
+        return NULL;
+    }
+    b->next = a->head;
+    a->head = b;
+    return (char *) b + sizeof(tr_blk_t);
+}
+
+
+char *
+tr_strndup(tr_arena_t *a, const char *s, size_t n)
+{
+    char  *p;
+
+    p = tr_alloc(a, n);
+    if (p != NULL) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+
+char *
+tr_strdup(tr_arena_t *a, const char *s)
+{
+    return tr_strndup(a, s, strlen(s));
+}
+
+
+void
+tr_arena_free(tr_arena_t *a)
+{
+    tr_blk_t  *b, *next;
+
+    for (b = a->head; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    a->head = NULL;
+}
+
+
+tr_part_t *
+tr_part_add(tr_arena_t *a, tr_parts_t *p, int type)
+{
+    size_t      cap;
+    tr_part_t  *v;
+
+    (void) a;
+
+    if (p->n == p->cap) {
+        cap = p->cap ? p->cap * 2 : 4;
+        v = realloc(p->v, cap * sizeof(tr_part_t));
+        if (v == NULL) {
+            return NULL;
+        }
+        p->v = v;
+        p->cap = cap;
+    }
+
+    v = &p->v[p->n++];
+    memset(v, 0, sizeof(tr_part_t));
+    v->type = type;
+    return v;
+}
+
+
+void
+tr_parts_free(tr_parts_t *p)
+{
+    size_t  i;
+
+    for (i = 0; i < p->n; i++) {
+        tr_parts_free(&p->v[i].content);
+    }
+    free(p->v);
+    p->v = NULL;
+    p->n = 0;
+    p->cap = 0;
+}
+
+
+cJSON *
+tr_get(const cJSON *o, const char *camel, const char *snake)
+{
+    cJSON  *v;
+
+    if (!cJSON_IsObject(o)) {
+        return NULL;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(o, camel);
+    if (v == NULL && snake != NULL) {
+        v = cJSON_GetObjectItemCaseSensitive(o, snake);
+    }
+    return v;
+}
+
+
+const char *
+tr_str(const cJSON *o, const char *key)
+{
+    cJSON  *v;
+
+    v = tr_get(o, key, NULL);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+
+const char *
+tr_str2(const cJSON *o, const char *camel, const char *snake)
+{
+    cJSON  *v;
+
+    v = tr_get(o, camel, snake);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+
+int
+tr_num(const cJSON *o, const char *key, double *v)
+{
+    return tr_num2(o, key, NULL, v);
+}
+
+
+int
+tr_num2(const cJSON *o, const char *camel, const char *snake, double *v)
+{
+    cJSON  *n;
+
+    n = tr_get(o, camel, snake);
+    if (!cJSON_IsNumber(n)) {
+        return 0;
+    }
+    *v = n->valuedouble;
+    return 1;
+}
+
+
+long long
+tr_int(const cJSON *o, const char *key)
+{
+    cJSON  *n;
+
+    n = tr_get(o, key, NULL);
+    if (!cJSON_IsNumber(n) || n->valuedouble < 0
+        || n->valuedouble > 9.0e15)
+    {
+        return -1;
+    }
+    return (long long) n->valuedouble;
+}
+
+
+void
+tr_nonce(char *out, size_t n)
+{
+    size_t          i;
+    unsigned char   raw[32];
+    unsigned long   x;
+    static const char  hex[] = "0123456789abcdef";
+
+    if (n > 2 * sizeof(raw)) {
+        n = 2 * sizeof(raw);
+    }
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        /* a fallback that is unique enough for ids */
+        x = (unsigned long) time(NULL) ^ (unsigned long) (size_t) out;
+        for (i = 0; i < sizeof(raw); i++) {
+            x = x * 6364136223846793005UL + 1442695040888963407UL;
+            raw[i] = (unsigned char) (x >> 33);
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        out[i] = hex[(raw[i / 2] >> ((i & 1) ? 0 : 4)) & 0x0f];
+    }
+    out[n] = '\0';
+}
+
+
+cJSON *
+tr_parse(const char *body, size_t len)
+{
+    cJSON       *root;
+    const char  *end, *last;
+
+    if (body == NULL) {
+        return NULL;
+    }
+
+    root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (root == NULL) {
+        return NULL;
+    }
+
+    last = body + len;
+    while (end < last && (*end == ' ' || *end == '\t' || *end == '\r'
+                          || *end == '\n' || *end == '\0'))
+    {
+        end++;
+    }
+    if (end != last) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+
+int
+tr_print(cJSON *root, llmp_buf_t *out)
+{
+    int    rc;
+    char  *s;
+
+    s = cJSON_PrintUnformatted(root);
+    if (s == NULL) {
+        return -1;
+    }
+    rc = llmp_buf_append(out, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+
+int
+tr_add_str(cJSON *o, const char *key, const char *s)
+{
+    cJSON  *v;
+
+    v = s ? cJSON_CreateString(s) : cJSON_CreateNull();
+    if (v == NULL) {
+        return -1;
+    }
+    return cJSON_AddItemToObject(o, key, v) ? 0 : -1;
+}
+
+
+int
+tr_add_num(cJSON *o, const char *key, double v)
+{
+    return cJSON_AddNumberToObject(o, key, v) ? 0 : -1;
+}
+
+
+/* "data:image/png;base64,AAAA" -> "image/png", "AAAA" */
+int
+tr_parse_data_url(tr_arena_t *a, const char *url, const char **mime,
+    const char **data)
+{
+    const char  *p, *comma;
+
+    if (strncmp(url, "data:", 5) != 0) {
+        return 0;
+    }
+    comma = strchr(url, ',');
+    if (comma == NULL) {
+        return -1;
+    }
+    p = url + 5;
+    if (comma - p < 7 || strncmp(comma - 7, ";base64", 7) != 0) {
+        return -1;
+    }
+    *mime = tr_strndup(a, p, (size_t) (comma - 7 - p));
+    if (*mime == NULL) {
+        return -1;
+    }
+    if ((*mime)[0] == '\0' || strchr(*mime, ';') != NULL) {
+        /* parameters such as ";charset=..." before ";base64" */
+        p = strchr(*mime, ';');
+        if (p != NULL) {
+            *(char *) p = '\0';
+        }
+        if ((*mime)[0] == '\0') {
+            *mime = NULL;
+        }
+    }
+    *data = comma + 1;
+    return 1;
+}
+
+
+const char *
+tr_guess_mime(const char *url)
+{
+    size_t       n, i, len;
+    const char  *end;
+
+    static const struct {
+        const char  *ext;
+        const char  *mime;
+    } map[] = {
+        { ".png", "image/png" }, { ".jpg", "image/jpeg" },
+        { ".jpeg", "image/jpeg" }, { ".gif", "image/gif" },
+        { ".webp", "image/webp" }, { ".pdf", "application/pdf" },
+        { ".heic", "image/heic" }, { ".heif", "image/heif" }
+    };
+
+    end = url + strcspn(url, "?#");
+    n = (size_t) (end - url);
+
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        len = strlen(map[i].ext);
+        if (n >= len && strncasecmp(end - len, map[i].ext, len) == 0) {
+            return map[i].mime;
+        }
+    }
+    return NULL;
+}
+
+
+char *
+tr_json_text(const cJSON *v)
+{
+    return cJSON_PrintUnformatted(v);
+}
+
+
+cJSON *
+tr_json_object(const char *text)
+{
+    cJSON  *v;
+
+    if (text == NULL) {
+        return NULL;
+    }
+    v = tr_parse(text, strlen(text));
+    if (v != NULL && !cJSON_IsObject(v)) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
+
+void
+tr_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list  args;
+
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_start(args, fmt);
+    vsnprintf(err, errlen, fmt, args);
+    va_end(args);
+}
+
+
+int
+tr_finish_from(int iface, const char *s)
+{
+    size_t  i;
+
+    static const struct {
+        int          iface;
+        const char  *name;
+        int          fr;
+    } map[] = {
+        { LLMP_IFACE_OPENAI, "stop", TR_FR_STOP },
+        { LLMP_IFACE_OPENAI, "length", TR_FR_LENGTH },
+        { LLMP_IFACE_OPENAI, "tool_calls", TR_FR_TOOL },
+        { LLMP_IFACE_OPENAI, "function_call", TR_FR_TOOL },
+        { LLMP_IFACE_OPENAI, "content_filter", TR_FR_FILTER },
+        { LLMP_IFACE_ANTHROPIC, "end_turn", TR_FR_STOP },
+        { LLMP_IFACE_ANTHROPIC, "pause_turn", TR_FR_STOP },
+        { LLMP_IFACE_ANTHROPIC, "stop_sequence", TR_FR_STOP_SEQ },
+        { LLMP_IFACE_ANTHROPIC, "max_tokens", TR_FR_LENGTH },
+        { LLMP_IFACE_ANTHROPIC, "model_context_window_exceeded",
+          TR_FR_LENGTH },
+        { LLMP_IFACE_ANTHROPIC, "tool_use", TR_FR_TOOL },
+        { LLMP_IFACE_ANTHROPIC, "refusal", TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "STOP", TR_FR_STOP },
+        { LLMP_IFACE_GEMINI, "MAX_TOKENS", TR_FR_LENGTH },
+        { LLMP_IFACE_GEMINI, "SAFETY", TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "RECITATION", TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "LANGUAGE", TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "BLOCKLIST", TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "PROHIBITED_CONTENT", TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "SPII", TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "IMAGE_SAFETY", TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "FINISH_REASON_UNSPECIFIED", TR_FR_NONE }
+    };
+
+    if (s == NULL) {
+        return TR_FR_NONE;
+    }
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (map[i].iface == iface && strcmp(map[i].name, s) == 0) {
+            return map[i].fr;
+        }
+    }
+    return TR_FR_OTHER;
+}
+
+
+const char *
+tr_finish_to(int iface, int fr)
+{
+    switch (iface) {
+
+    case LLMP_IFACE_OPENAI:
+        switch (fr) {
+        case TR_FR_LENGTH:
+            return "length";
+        case TR_FR_TOOL:
+            return "tool_calls";
+        case TR_FR_FILTER:
+            return "content_filter";
+        case TR_FR_NONE:
+            return NULL;
+        }
+        return "stop";
+
+    case LLMP_IFACE_ANTHROPIC:
+        switch (fr) {
+        case TR_FR_STOP_SEQ:
+            return "stop_sequence";
+        case TR_FR_LENGTH:
+            return "max_tokens";
+        case TR_FR_TOOL:
+            return "tool_use";
+        case TR_FR_FILTER:
+            return "refusal";
+        case TR_FR_NONE:
+            return NULL;
+        }
+        return "end_turn";
+
+    default:
+        switch (fr) {
+        case TR_FR_LENGTH:
+            return "MAX_TOKENS";
+        case TR_FR_FILTER:
+            return "SAFETY";
+        case TR_FR_OTHER:
+            return "OTHER";
+        case TR_FR_NONE:
+            return NULL;
+        }
+        return "STOP";
+    }
+}
+
+
+const char *
+tr_openai_error_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 429:
+        return "rate_limit_error";
+    }
+    return status >= 500 ? "api_error" : "invalid_request_error";
+}
+
+
+const char *
+tr_anthropic_error_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 402:
+        return "billing_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 503:
+    case 529:
+        return "overloaded_error";
+    case 504:
+        return "timeout_error";
+    }
+    return status >= 500 ? "api_error" : "invalid_request_error";
+}
+
+
+const char *
+tr_gemini_status(int status)
+{
+    switch (status) {
+    case 400:
+    case 413:
+        return "INVALID_ARGUMENT";
+    case 401:
+        return "UNAUTHENTICATED";
+    case 403:
+        return "PERMISSION_DENIED";
+    case 404:
+        return "NOT_FOUND";
+    case 409:
+        return "ABORTED";
+    case 429:
+        return "RESOURCE_EXHAUSTED";
+    case 499:
+        return "CANCELLED";
+    case 501:
+        return "UNIMPLEMENTED";
+    case 503:
+    case 529:
+        return "UNAVAILABLE";
+    case 504:
+        return "DEADLINE_EXCEEDED";
+    }
+    return status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT";
+}
+
+
+int
+tr_status_from_anthropic_type(const char *type)
+{
+    size_t  i;
+
+    static const struct {
+        const char  *type;
+        int          status;
+    } map[] = {
+        { "invalid_request_error", 400 }, { "authentication_error", 401 },
+        { "billing_error", 402 }, { "permission_error", 403 },
+        { "not_found_error", 404 }, { "request_too_large", 413 },
+        { "rate_limit_error", 429 }, { "api_error", 500 },
+        { "timeout_error", 504 }, { "overloaded_error", 529 },
+        { "server_error", 500 }, { "insufficient_quota", 429 }
+    };
+
+    if (type == NULL) {
+        return 500;
+    }
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (strcmp(map[i].type, type) == 0) {
+            return map[i].status;
+        }
+    }
+    return 500;
+}
+
+
+int
+tr_status_from_gemini_status(const char *st)
+{
+    size_t  i;
+
+    static const struct {
+        const char  *st;
+        int          status;
+    } map[] = {
+        { "INVALID_ARGUMENT", 400 }, { "FAILED_PRECONDITION", 400 },
+        { "OUT_OF_RANGE", 400 }, { "UNAUTHENTICATED", 401 },
+        { "PERMISSION_DENIED", 403 }, { "NOT_FOUND", 404 },
+        { "ABORTED", 409 }, { "ALREADY_EXISTS", 409 },
+        { "RESOURCE_EXHAUSTED", 429 }, { "CANCELLED", 499 },
+        { "INTERNAL", 500 }, { "UNKNOWN", 500 }, { "DATA_LOSS", 500 },
+        { "UNIMPLEMENTED", 501 }, { "UNAVAILABLE", 503 },
+        { "DEADLINE_EXCEEDED", 504 }
+    };
+
+    if (st == NULL) {
+        return 500;
+    }
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (strcmp(map[i].st, st) == 0) {
+            return map[i].status;
+        }
+    }
+    return 500;
+}
+
+
+/*
+ * Gemini's "parameters" take an OpenAPI 3.0 subset: keep the keywords it
+ * knows, upper-case the types, turn ["string","null"] into a nullable
+ * string and "const" into a one-value enum; $ref, additionalProperties and
+ * other JSON schema keywords are dropped.
+ */
+static void
+tr_upper(char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        *s = (char) toupper((unsigned char) *s);
+    }
+}
+
+
+cJSON *
+tr_schema_to_gemini(const cJSON *s)
+{
+    char          tbuf[32];
+    cJSON        *o, *v, *c, *e;
+    size_t        i;
+    const char   *t;
+    const cJSON  *it;
+
+    static const char  *keep[] = {
+        "format", "title", "description", "nullable", "enum", "maxItems",
+        "minItems", "required", "minProperties", "maxProperties",
+        "minLength", "maxLength", "pattern", "example", "default",
+        "minimum", "maximum", "propertyOrdering"
+    };
+
+    if (!cJSON_IsObject(s)) {
+        return cJSON_CreateObject();
+    }
+
+    o = cJSON_CreateObject();
+    if (o == NULL) {
+        return NULL;
+    }
+
+    it = cJSON_GetObjectItemCaseSensitive(s, "type");
+    t = NULL;
+    if (cJSON_IsString(it)) {
+        t = it->valuestring;
+    } else if (cJSON_IsArray(it)) {
+        cJSON_ArrayForEach(v, it) {
+            if (!cJSON_IsString(v)) {
+                continue;
+            }
+            if (strcmp(v->valuestring, "null") == 0) {
+                cJSON_AddTrueToObject(o, "nullable");
+            } else if (t == NULL) {
+                t = v->valuestring;
+            }
+        }
+    } else if (cJSON_GetObjectItemCaseSensitive(s, "properties")) {
+        t = "object";
+    }
+    if (t != NULL && strlen(t) < sizeof(tbuf)) {
+        strcpy(tbuf, t);
+        tr_upper(tbuf);
+        cJSON_AddStringToObject(o, "type", tbuf);
+    }
+
+    for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        it = cJSON_GetObjectItemCaseSensitive(s, keep[i]);
+        if (it != NULL && cJSON_GetObjectItemCaseSensitive(o, keep[i])
+                          == NULL)
+        {
+            cJSON_AddItemToObject(o, keep[i], cJSON_Duplicate(it, 1));
+        }
+    }
+
+    it = cJSON_GetObjectItemCaseSensitive(s, "const");
+    if (it != NULL && cJSON_GetObjectItemCaseSensitive(o, "enum") == NULL) {
+        e = cJSON_AddArrayToObject(o, "enum");
+        if (e != NULL) {
+            cJSON_AddItemToArray(e, cJSON_Duplicate(it, 1));
+        }
+    }
+
+    it = cJSON_GetObjectItemCaseSensitive(s, "properties");
+    if (cJSON_IsObject(it)) {
+        c = cJSON_AddObjectToObject(o, "properties");
+        if (c != NULL) {
+            cJSON_ArrayForEach(v, it) {
+                cJSON_AddItemToObject(c, v->string, tr_schema_to_gemini(v));
+            }
+        }
+    }
+
+    it = cJSON_GetObjectItemCaseSensitive(s, "items");
+    if (cJSON_IsObject(it)) {
+        cJSON_AddItemToObject(o, "items", tr_schema_to_gemini(it));
+    }
+
+    it = cJSON_GetObjectItemCaseSensitive(s, "anyOf");
+    if (it == NULL) {
+        it = cJSON_GetObjectItemCaseSensitive(s, "oneOf");
+    }
+    if (cJSON_IsArray(it)) {
+        c = cJSON_AddArrayToObject(o, "anyOf");
+        if (c != NULL) {
+            cJSON_ArrayForEach(v, it) {
+                cJSON_AddItemToArray(c, tr_schema_to_gemini(v));
+            }
+        }
+    }
+
+    return o;
+}
+
+
+/* and back: lower-case types, drop the Gemini-only keywords */
+cJSON *
+tr_schema_from_gemini(const cJSON *s)
+{
+    char    *p;
+    cJSON   *o, *v, *c;
+    cJSON   *it;
+
+    if (!cJSON_IsObject(s)) {
+        return cJSON_CreateObject();
+    }
+
+    o = cJSON_CreateObject();
+    if (o == NULL) {
+        return NULL;
+    }
+
+    cJSON_ArrayForEach(it, s) {
+        if (it->string == NULL || strcmp(it->string, "nullable") == 0
+            || strcmp(it->string, "propertyOrdering") == 0)
+        {
+            continue;
+        }
+
+        if (strcmp(it->string, "type") == 0 && cJSON_IsString(it)) {
+            v = cJSON_CreateString(it->valuestring);
+            if (v != NULL) {
+                for (p = v->valuestring; *p; p++) {
+                    *p = (char) tolower((unsigned char) *p);
+                }
+            }
+
+        } else if (strcmp(it->string, "properties") == 0
+                   && cJSON_IsObject(it))
+        {
+            v = cJSON_CreateObject();
+            if (v != NULL) {
+                cJSON_ArrayForEach(c, it) {
+                    cJSON_AddItemToObject(v, c->string,
+                                          tr_schema_from_gemini(c));
+                }
+            }
+
+        } else if (strcmp(it->string, "items") == 0 && cJSON_IsObject(it)) {
+            v = tr_schema_from_gemini(it);
+
+        } else if (strcmp(it->string, "anyOf") == 0 && cJSON_IsArray(it)) {
+            v = cJSON_CreateArray();
+            if (v != NULL) {
+                cJSON_ArrayForEach(c, it) {
+                    cJSON_AddItemToArray(v, tr_schema_from_gemini(c));
+                }
+            }
+
+        } else {
+            v = cJSON_Duplicate(it, 1);
+        }
+
+        if (v != NULL) {
+            cJSON_AddItemToObject(o, it->string, v);
+        }
+    }
+
+    return o;
+}
