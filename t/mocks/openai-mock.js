@@ -14,10 +14,16 @@
 //                  socket
 //   badRequest400  400 with an OpenAI error body (alias: badRequest)
 //
+// Besides OpenAI's paths it answers Anthropic's (/v1/messages) and
+// Gemini's (/v1beta/models/M:method) natively, each checking the request
+// is in its own format (native-formats.js); tools in a request get a tool
+// call, a tool result gets a text answer.
+//
 // Every HTTP answer carries `x-mock-name: <name>`.
 
 const http = require('node:http');
 const net = require('node:net');
+const native = require('./native-formats');
 
 const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
                'badRequest400', 'badRequest'];
@@ -46,7 +52,37 @@ function chunk(model, delta, finish, extra = {}) {
                        logprobs: null }], ...extra };
 }
 
-function stream(res, body, st) {
+// what OpenAI's API refuses: other styles' fields, unknown roles
+const OPENAI_ROLES = ['system', 'developer', 'user', 'assistant', 'tool',
+                      'function'];
+function openaiProblem(body) {
+  for (const k of ['contents', 'system', 'systemInstruction',
+                   'generationConfig', 'stop_sequences', 'max_output_tokens']) {
+    if (k in body) return `Unrecognized request argument supplied: ${k}`;
+  }
+  if (!Array.isArray(body.messages)) return 'messages: expected an array';
+  for (const [i, m] of body.messages.entries()) {
+    if (!OPENAI_ROLES.includes(m.role)) {
+      return `messages[${i}].role: invalid value "${m.role}"`;
+    }
+    for (const c of Array.isArray(m.content) ? m.content : []) {
+      if (!['text', 'image_url', 'input_audio', 'file'].includes(c.type)) {
+        return `messages[${i}].content: invalid part type ${c.type}`;
+      }
+    }
+    if (m.role === 'tool' && typeof m.tool_call_id !== 'string') {
+      return `messages[${i}].tool_call_id: required`;
+    }
+  }
+  for (const t of body.tools || []) {
+    if (t.type !== 'function' || !t.function || !t.function.name) {
+      return 'tools: expected {type:"function",function:{name,...}}';
+    }
+  }
+  return null;
+}
+
+function stream(res, body, st, turn) {
   const model = body.model;
   res.writeHead(200, { 'content-type': 'text/event-stream',
                        'cache-control': 'no-cache',
@@ -54,8 +90,39 @@ function stream(res, body, st) {
   res.flushHeaders();
   const chunks = st.chunks, delay = st.delay;   // fixed per stream
   let i = 0;
+  if (turn && turn.tool) {
+    const args = turn.tool.arguments;
+    const pieces = [
+      chunk(model, { role: 'assistant', content: null, tool_calls: [{
+        index: 0, id: 'call_mock1', type: 'function',
+        function: { name: turn.tool.name, arguments: '' } }] }, null),
+      chunk(model, { tool_calls: [{ index: 0,
+        function: { arguments: args.slice(0, 5) } }] }, null),
+      chunk(model, { tool_calls: [{ index: 0,
+        function: { arguments: args.slice(5) } }] }, null),
+      chunk(model, {}, 'tool_calls')];
+    const out = pieces.map((c) => 'data: ' + JSON.stringify(c) + '\n\n');
+    if (body.stream_options && body.stream_options.include_usage) {
+      const u = st.usage || { prompt_tokens: 11, completion_tokens: 7 };
+      out.push('data: ' + JSON.stringify({ id: 'chatcmpl-s',
+        object: 'chat.completion.chunk', created: 1700000000, model,
+        choices: [], usage: { ...u, total_tokens: u.prompt_tokens
+                                                  + u.completion_tokens } })
+        + '\n\n');
+    }
+    out.push('data: [DONE]\n\n');
+    return native.writeSlowly(res, out, delay);
+  }
+  const text = (turn && turn.text) || st.content;
   const tick = () => {
     if (res.destroyed) return;
+    if (text && i === 0) {
+      res.write('data: ' + JSON.stringify(chunk(model,
+        { role: 'assistant', content: text }, null)) + '\n\n');
+      i = chunks;
+      setTimeout(tick, delay);
+      return;
+    }
     if (i < chunks) {
       const delta = i === 0 ? { role: 'assistant', content: 'c' + i }
                             : { content: 'c' + i };
@@ -89,9 +156,32 @@ function answer(req, res, body, st) {
   };
   const path = req.url.replace(/\?.*$/, '');
 
+  if (req.method === 'POST' && /\/v1\/messages(\/count_tokens)?$/.test(path)) {
+    return native.anthropic(req, res, body, st);
+  }
+  const gm = path.match(/\/v1beta\/models\/([^:/]+):(\w+)$/);
+  if (req.method === 'POST' && gm) {
+    return native.gemini(req, res, body, st, decodeURIComponent(gm[1]),
+                         gm[2]);
+  }
   if (req.method === 'POST' && path.endsWith('/chat/completions')) {
-    if (body.stream) return stream(res, body, st);
-    return send(200, chatCompletion(model, st.name, st.content, st.usage));
+    const problem = openaiProblem(body);
+    if (problem) {
+      return send(400, { error: { message: 'mock openai: ' + problem,
+        type: 'invalid_request_error', param: null, code: null } });
+    }
+    const turn = native.openaiTurn(body);
+    if (body.stream) return stream(res, body, st, turn);
+    const c = chatCompletion(model, st.name,
+                             turn && turn.text ? turn.text : st.content,
+                             st.usage);
+    if (turn && turn.tool) {
+      c.choices[0].finish_reason = 'tool_calls';
+      c.choices[0].message.content = null;
+      c.choices[0].message.tool_calls = [{ id: 'call_mock1',
+        type: 'function', function: turn.tool }];
+    }
+    return send(200, c);
   }
   if (req.method === 'POST' && path.endsWith('/completions')) {
     return send(200, { id: 'cmpl-' + st.name, object: 'text_completion',

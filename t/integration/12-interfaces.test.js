@@ -1,0 +1,272 @@
+'use strict';
+// The three interfaces (SPEC §5, issue 5): each official SDK (openai,
+// @anthropic-ai/sdk, @google/genai) against providers speaking each
+// interface: 9 pairs, non-streamed and streamed, text and a tool round.
+// The mock provider refuses anything not in its own native format, so a
+// pair passes only if the gateway passed it through (same interface) or
+// translated it both ways.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert');
+const OpenAI = require('openai');
+const Anthropic = require('@anthropic-ai/sdk');
+const { GoogleGenAI } = require('@google/genai');
+const { startGateway } = require('../lib/gateway');
+const { createMock } = require('../mocks/openai-mock');
+
+const IFACES = ['openai', 'anthropic', 'gemini'];
+const PROMPT = 21, COMPLETION = 13;
+const NATIVE_PATH = {
+  openai: /\/v1\/chat\/completions$/,
+  anthropic: /\/v1\/messages$/,
+  gemini: /\/v1beta\/models\/up-gemini:(stream)?[gG]enerateContent$/,
+};
+
+let gw, mock;
+
+before(async () => {
+  mock = await createMock({ name: 'x', content: 'hello from the provider',
+    usage: { prompt_tokens: PROMPT, completion_tokens: COMPLETION } });
+  const providers = {};
+  for (const i of IFACES) {
+    providers['p-' + i] = { api_base: mock.url, interfaces: [i],
+      api_key: 'provider-secret-' + i,
+      models: { ['m-' + i]: { model: 'up-' + i,
+                              input_cost_per_million: 1000,
+                              output_cost_per_million: 2000 } } };
+  }
+  gw = await startGateway({ config: { providers } });
+});
+
+after(async () => {
+  const problems = gw ? gw.problems() : [];
+  if (gw) await gw.stop();
+  if (mock) await mock.close();
+  assert.deepStrictEqual(problems, []);
+});
+
+const weatherSchema = { type: 'object',
+  properties: { city: { type: 'string' } }, required: ['city'] };
+
+// each client SDK: text(model, stream) -> {text, prompt, completion}
+//                  tool(model, stream) -> {name, args}
+//                  round(model)        -> text after a tool result
+const clients = {
+  openai: {
+    sdk: () => new OpenAI({ baseURL: gw.baseURL, apiKey: gw.masterKey,
+                            maxRetries: 0 }),
+    async text(model, stream) {
+      const c = this.sdk();
+      const messages = [{ role: 'system', content: 'be brief' },
+                        { role: 'user', content: 'hi' }];
+      if (!stream) {
+        const r = await c.chat.completions.create({ model, messages,
+                                                    max_tokens: 50 });
+        assert.strictEqual(r.choices[0].finish_reason, 'stop');
+        return { text: r.choices[0].message.content,
+                 prompt: r.usage.prompt_tokens,
+                 completion: r.usage.completion_tokens };
+      }
+      const s = await c.chat.completions.create({ model, messages,
+        stream: true, stream_options: { include_usage: true } });
+      let text = '', usage = null, finish = null;
+      for await (const ch of s) {
+        if (ch.usage) usage = ch.usage;
+        for (const ch0 of ch.choices) {
+          text += ch0.delta.content || '';
+          finish = ch0.finish_reason || finish;
+        }
+      }
+      assert.strictEqual(finish, 'stop');
+      return { text, prompt: usage.prompt_tokens,
+               completion: usage.completion_tokens };
+    },
+    tools: [{ type: 'function', function: { name: 'get_weather',
+      description: 'weather of a city', parameters: weatherSchema } }],
+    async tool(model, stream) {
+      const c = this.sdk();
+      const req = { model, tools: this.tools,
+                    messages: [{ role: 'user', content: 'weather?' }] };
+      if (!stream) {
+        const r = await c.chat.completions.create(req);
+        assert.strictEqual(r.choices[0].finish_reason, 'tool_calls');
+        const call = r.choices[0].message.tool_calls[0];
+        assert.ok(call.id);
+        return { name: call.function.name,
+                 args: JSON.parse(call.function.arguments) };
+      }
+      const s = await c.chat.completions.create({ ...req, stream: true });
+      let name = '', args = '', finish = null;
+      for await (const ch of s) {
+        for (const ch0 of ch.choices) {
+          for (const t of ch0.delta.tool_calls || []) {
+            name += (t.function && t.function.name) || '';
+            args += (t.function && t.function.arguments) || '';
+          }
+          finish = ch0.finish_reason || finish;
+        }
+      }
+      assert.strictEqual(finish, 'tool_calls');
+      return { name, args: JSON.parse(args) };
+    },
+    async round(model) {
+      const r = await this.sdk().chat.completions.create({ model,
+        tools: this.tools, messages: [
+          { role: 'user', content: 'weather?' },
+          { role: 'assistant', content: null, tool_calls: [{ id: 'call_1',
+            type: 'function', function: { name: 'get_weather',
+                                          arguments: '{"city":"Paris"}' } }] },
+          { role: 'tool', tool_call_id: 'call_1', content: 'sunny' }] });
+      return r.choices[0].message.content;
+    },
+  },
+
+  anthropic: {
+    sdk: () => new Anthropic({ baseURL: gw.url, apiKey: gw.masterKey,
+                               maxRetries: 0 }),
+    async text(model, stream) {
+      const c = this.sdk();
+      const req = { model, max_tokens: 50, system: 'be brief',
+                    messages: [{ role: 'user', content: 'hi' }] };
+      if (!stream) {
+        const r = await c.messages.create(req);
+        assert.strictEqual(r.type, 'message');
+        assert.strictEqual(r.stop_reason, 'end_turn');
+        return { text: r.content.map((b) => b.text).join(''),
+                 prompt: r.usage.input_tokens,
+                 completion: r.usage.output_tokens };
+      }
+      const m = await c.messages.stream(req).finalMessage();
+      assert.strictEqual(m.stop_reason, 'end_turn');
+      return { text: m.content.map((b) => b.text).join(''),
+               prompt: m.usage.input_tokens,
+               completion: m.usage.output_tokens };
+    },
+    tools: [{ name: 'get_weather', description: 'weather of a city',
+              input_schema: weatherSchema }],
+    async tool(model, stream) {
+      const c = this.sdk();
+      const req = { model, max_tokens: 50, tools: this.tools,
+                    messages: [{ role: 'user', content: 'weather?' }] };
+      const m = stream ? await c.messages.stream(req).finalMessage()
+                       : await c.messages.create(req);
+      assert.strictEqual(m.stop_reason, 'tool_use');
+      const call = m.content.find((b) => b.type === 'tool_use');
+      assert.ok(call.id);
+      return { name: call.name, args: call.input };
+    },
+    async round(model) {
+      const m = await this.sdk().messages.create({ model, max_tokens: 50,
+        tools: this.tools, messages: [
+          { role: 'user', content: 'weather?' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1',
+            name: 'get_weather', input: { city: 'Paris' } }] },
+          { role: 'user', content: [{ type: 'tool_result',
+            tool_use_id: 'toolu_1', content: 'sunny' }] }] });
+      return m.content.map((b) => b.text || '').join('');
+    },
+  },
+
+  gemini: {
+    sdk: () => new GoogleGenAI({ apiKey: gw.masterKey,
+                                 httpOptions: { baseUrl: gw.url } }),
+    async text(model, stream) {
+      const ai = this.sdk();
+      const req = { model, contents: 'hi',
+                    config: { systemInstruction: 'be brief',
+                              maxOutputTokens: 50 } };
+      if (!stream) {
+        const r = await ai.models.generateContent(req);
+        assert.strictEqual(r.candidates[0].finishReason, 'STOP');
+        return { text: r.text, prompt: r.usageMetadata.promptTokenCount,
+                 completion: r.usageMetadata.candidatesTokenCount };
+      }
+      let text = '', usage = null, finish = null;
+      for await (const ch of await ai.models.generateContentStream(req)) {
+        text += ch.text || '';
+        if (ch.usageMetadata) usage = ch.usageMetadata;
+        finish = (ch.candidates && ch.candidates[0].finishReason) || finish;
+      }
+      assert.strictEqual(finish, 'STOP');
+      return { text, prompt: usage.promptTokenCount,
+               completion: usage.candidatesTokenCount };
+    },
+    tools: [{ functionDeclarations: [{ name: 'get_weather',
+      description: 'weather of a city', parameters: weatherSchema }] }],
+    async tool(model, stream) {
+      const ai = this.sdk();
+      const req = { model, contents: 'weather?',
+                    config: { tools: this.tools } };
+      let calls = [];
+      if (!stream) {
+        calls = (await ai.models.generateContent(req)).functionCalls;
+      } else {
+        for await (const ch of await ai.models.generateContentStream(req)) {
+          calls = calls.concat(ch.functionCalls || []);
+        }
+      }
+      assert.strictEqual(calls.length, 1);
+      return { name: calls[0].name, args: calls[0].args };
+    },
+    async round(model) {
+      const r = await this.sdk().models.generateContent({ model,
+        config: { tools: this.tools }, contents: [
+          { role: 'user', parts: [{ text: 'weather?' }] },
+          { role: 'model', parts: [{ functionCall: { name: 'get_weather',
+                                                     args: { city: 'Paris' } } }] },
+          { role: 'user', parts: [{ functionResponse: { name: 'get_weather',
+            response: { forecast: 'sunny' } } }] }] });
+      return r.text;
+    },
+  },
+};
+
+function lastRequest() {
+  return mock.requests[mock.requests.length - 1];
+}
+
+for (const client of IFACES) {
+  for (const provider of IFACES) {
+    const model = 'm-' + provider;
+    const pair = `${client} SDK -> ${provider} provider`;
+
+    for (const stream of [false, true]) {
+      const how = stream ? 'streamed' : 'not streamed';
+
+      test(`${pair}: text, ${how}`, async () => {
+        mock.reset();
+        const r = await clients[client].text(model, stream);
+        assert.strictEqual(r.text, 'hello from the provider');
+        assert.strictEqual(r.prompt, PROMPT);
+        assert.strictEqual(r.completion, COMPLETION);
+        const req = lastRequest();
+        assert.match(req.path, NATIVE_PATH[provider]);
+        assert.strictEqual(req.raw.includes('gw-') || req.raw.includes(
+          gw.masterKey), false, 'the client key reached the provider');
+        // the provider's own credentials, where its interface has them
+        const cred = { openai: req.headers.authorization,
+                       anthropic: req.headers['x-api-key'],
+                       gemini: req.headers['x-goog-api-key'] }[provider];
+        assert.match(cred, new RegExp('provider-secret-' + provider));
+        if (provider !== 'gemini') {
+          assert.strictEqual(req.body.model, 'up-' + provider);
+        }
+      });
+
+      test(`${pair}: tool call, ${how}`, async () => {
+        mock.reset();
+        const r = await clients[client].tool(model, stream);
+        assert.strictEqual(r.name, 'get_weather');
+        assert.deepStrictEqual(r.args, { city: 'Paris' });
+        assert.match(lastRequest().path, NATIVE_PATH[provider]);
+      });
+    }
+
+    test(`${pair}: a tool result goes back in the provider's format`,
+    async () => {
+      mock.reset();
+      const text = await clients[client].round(model);
+      assert.match(text, /^tool said: .*sunny/);
+    });
+  }
+}
