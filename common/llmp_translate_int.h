@@ -28,6 +28,7 @@ typedef struct {
 void *tr_alloc(tr_arena_t *a, size_t n);
 char *tr_strndup(tr_arena_t *a, const char *s, size_t n);
 char *tr_strdup(tr_arena_t *a, const char *s);
+char *tr_strndup_heap(const char *s, size_t n);
 void tr_arena_free(tr_arena_t *a);
 
 

@@ -98,6 +98,20 @@ tr_strndup(tr_arena_t *a, const char *s, size_t n)
 
 
 char *
+tr_strndup_heap(const char *s, size_t n)
+{
+    char  *p;
+
+    p = malloc(n + 1);
+    if (p != NULL) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+
+char *
 tr_strdup(tr_arena_t *a, const char *s)
 {
     return tr_strndup(a, s, strlen(s));
