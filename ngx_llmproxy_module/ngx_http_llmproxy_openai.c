@@ -31,6 +31,7 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
 {
     ngx_int_t                             rc;
     ngx_str_t                             path, id;
+    ngx_uint_t                            shape;
     ngx_http_llmproxy_openai_endpoint_t  *ep;
 
     path = r->uri;
@@ -85,12 +86,22 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
                                           "use GET for %V", &r->uri);
         }
 
-        /* the Anthropic SDK lists models here too, in its own shape */
+        /*
+         * the Anthropic and Google SDKs list models here too, each in its
+         * own shape, and say who they are with their headers
+         */
 
-        return ngx_http_llmproxy_models(r, ctx,
-                   ngx_http_llmproxy_has_header(r, "anthropic-version")
-                   ? NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
-                   : NGX_HTTP_LLMPROXY_IFACE_OPENAI, &id);
+        if (ngx_http_llmproxy_has_header(r, "anthropic-version")) {
+            shape = NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
+
+        } else if (ngx_http_llmproxy_has_header(r, "x-goog-api-key")) {
+            shape = NGX_HTTP_LLMPROXY_IFACE_GEMINI;
+
+        } else {
+            shape = NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+        }
+
+        return ngx_http_llmproxy_models(r, ctx, shape, &id);
     }
 
     return ngx_http_llmproxy_request_start(r, ctx);

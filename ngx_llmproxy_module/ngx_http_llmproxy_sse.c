@@ -4,8 +4,10 @@
  * interface goes through the translation library as it arrives.  One
  * whose usage chunk the gateway asked for on the client's behalf (and
  * must not reach a client that did not ask for it) is cut into
- * server-sent events at their blank lines.  Every complete event is passed on as soon as it is complete; a
- * partial one waits for the rest of it.  Output buffers are the filter's
+ * server-sent events at their blank lines: every complete event is passed
+ * on as soon as it is complete, a partial one waits for the rest of it.
+ * In both cases what was written is sent at once.  Output buffers are the
+ * filter's
  * own, recycled once sent, so the upstream's read buffer is free to be
  * reused at once.
  */

@@ -2,8 +2,9 @@
  * Usage as the provider reports it.  The response body is watched as it
  * passes to the client, without buffering or parsing it: the scanner
  * looks for the token counters of OpenAI's usage objects
- * ("prompt_tokens", "completion_tokens", "total_tokens", and the
- * Responses API's "input_tokens"/"output_tokens"), keeping the last value
+ * ("prompt_tokens", "completion_tokens", "total_tokens"), Anthropic's and
+ * the Responses API's ("input_tokens", "output_tokens") or Gemini's
+ * usageMetadata ("promptTokenCount", ...), keeping the last value
  * of each, so a stream's final usage chunk wins.  A short tail of each
  * buffer is kept to catch a counter split between two reads.  When the
  * request ends, the tokens and their cost count against the key's
@@ -28,6 +29,8 @@ enum {
 };
 
 
+/* OpenAI's and Anthropic's counters end in _tokens", Gemini's in Count" */
+
 static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_counters[] = {
     { ngx_string("\"prompt_tokens\":"), NGX_HTTP_LLMPROXY_PROMPT },
     { ngx_string("\"input_tokens\":"), NGX_HTTP_LLMPROXY_PROMPT },
@@ -38,7 +41,25 @@ static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_counters[] = {
 };
 
 
+static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_gemini_counters[] = {
+    { ngx_string("\"promptTokenCount\":"), NGX_HTTP_LLMPROXY_PROMPT },
+    { ngx_string("\"candidatesTokenCount\":"),
+      NGX_HTTP_LLMPROXY_COMPLETION },
+    { ngx_string("\"totalTokenCount\":"), NGX_HTTP_LLMPROXY_TOTAL },
+    { ngx_null_string, 0 }
+};
+
+
 static void ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx,
+    u_char *p, u_char *last, ngx_str_t *suffix,
+    ngx_http_llmproxy_counter_t *counters);
+
+
+static ngx_str_t  ngx_http_llmproxy_tokens_suffix = ngx_string("_tokens\":");
+static ngx_str_t  ngx_http_llmproxy_count_suffix = ngx_string("Count\":");
+
+
+static void ngx_http_llmproxy_usage_scan_all(ngx_http_llmproxy_ctx_t *ctx,
     u_char *p, u_char *last);
 
 
@@ -70,11 +91,11 @@ ngx_http_llmproxy_usage_scan(ngx_http_llmproxy_ctx_t *ctx, u_char *pos,
                                               - ctx->usage_tail_len);
         ngx_memcpy(window, ctx->usage_tail, ctx->usage_tail_len);
         ngx_memcpy(window + ctx->usage_tail_len, pos, head);
-        ngx_http_llmproxy_usage_find(ctx, window,
-                                     window + ctx->usage_tail_len + head);
+        ngx_http_llmproxy_usage_scan_all(ctx, window,
+                                         window + ctx->usage_tail_len + head);
     }
 
-    ngx_http_llmproxy_usage_find(ctx, pos, last);
+    ngx_http_llmproxy_usage_scan_all(ctx, pos, last);
 
     n = ngx_min((size_t) (last - pos), sizeof(ctx->usage_tail));
     ngx_memcpy(ctx->usage_tail, last - n, n);
@@ -83,8 +104,25 @@ ngx_http_llmproxy_usage_scan(ngx_http_llmproxy_ctx_t *ctx, u_char *pos,
 
 
 static void
-ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
+ngx_http_llmproxy_usage_scan_all(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
     u_char *last)
+{
+    if (ctx->up_iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+        ngx_http_llmproxy_usage_find(ctx, p, last,
+                                     &ngx_http_llmproxy_count_suffix,
+                                     ngx_http_llmproxy_gemini_counters);
+        return;
+    }
+
+    ngx_http_llmproxy_usage_find(ctx, p, last,
+                                 &ngx_http_llmproxy_tokens_suffix,
+                                 ngx_http_llmproxy_counters);
+}
+
+
+static void
+ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
+    u_char *last, ngx_str_t *suffix, ngx_http_llmproxy_counter_t *counters)
 {
     u_char                       *q, *d, *start;
     int64_t                       v;
@@ -93,16 +131,14 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
     start = p;
 
     for ( ;; ) {
-        /* every counter name ends in _tokens": */
-
-        q = memmem(p, last - p, "_tokens\":", sizeof("_tokens\":") - 1);
+        q = memmem(p, last - p, suffix->data, suffix->len);
         if (q == NULL) {
             return;
         }
 
-        p = q + sizeof("_tokens\":") - 1;
+        p = q + suffix->len;
 
-        for (c = ngx_http_llmproxy_counters; c->name.len; c++) {
+        for (c = counters; c->name.len; c++) {
             d = p - c->name.len;
 
             if (d >= start && ngx_strncmp(d, c->name.data, c->name.len) == 0)

@@ -270,3 +270,104 @@ for (const client of IFACES) {
     });
   }
 }
+
+// -- the same gateway behaviour whatever the interfaces ----------------------
+
+test('cost and usage are counted from every provider style', async () => {
+  const cost = (PROMPT * 1000 + COMPLETION * 2000) / 1e6;
+  for (const provider of IFACES) {
+    const { response } = await clients.openai.sdk().chat.completions
+      .create({ model: 'm-' + provider,
+                messages: [{ role: 'user', content: 'hi' }] })
+      .withResponse();
+    assert.strictEqual(Number(response.headers.get(
+      'x-llmproxy-response-cost')), cost, provider);
+    assert.strictEqual(response.headers.get('x-llmproxy-model'),
+                       `p-${provider}/m-${provider}`);
+  }
+  // a stream from a Gemini provider to an Anthropic client: in the log
+  await clients.anthropic.text('m-gemini', true);
+  await new Promise((r) => setTimeout(r, 200));
+  const line = gw.accessLog().pop();
+  assert.ok(line, 'no access log line');
+});
+
+test('errors come in the client\'s own shape', async () => {
+  // a wrong key
+  const bad = { openai: new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-bad',
+                                     maxRetries: 0 }),
+                anthropic: new Anthropic({ baseURL: gw.url, apiKey: 'sk-bad',
+                                           maxRetries: 0 }),
+                gemini: new GoogleGenAI({ apiKey: 'sk-bad',
+                                          httpOptions: { baseUrl: gw.url } }) };
+  await assert.rejects(bad.anthropic.messages.create({ model: 'm-openai',
+    max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), (e) => {
+    assert.strictEqual(e.status, 401);
+    assert.strictEqual(e.error.type, 'error');
+    assert.strictEqual(e.error.error.type, 'authentication_error');
+    return true;
+  });
+  await assert.rejects(bad.gemini.models.generateContent({ model: 'm-openai',
+    contents: 'hi' }), (e) => {
+    assert.strictEqual(e.status, 401);
+    const body = JSON.parse(e.message.replace(/^[^{]*/, ''));
+    assert.strictEqual(body.error.code, 401);
+    assert.strictEqual(body.error.status, 'UNAUTHENTICATED');
+    return true;
+  });
+
+  // an unknown model
+  const res = await fetch(gw.url + '/v1/messages', { method: 'POST',
+    headers: { 'x-api-key': gw.masterKey, 'anthropic-version': '2023-06-01',
+               'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'nope', max_tokens: 5,
+                           messages: [{ role: 'user', content: 'hi' }] }) });
+  assert.strictEqual(res.status, 404);
+  assert.deepStrictEqual(Object.keys(await res.json()), ['type', 'error']);
+  const g = await fetch(gw.url + '/v1beta/models/nope:generateContent', {
+    method: 'POST', headers: { 'x-goog-api-key': gw.masterKey,
+                               'content-type': 'application/json' },
+    body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] }) });
+  assert.strictEqual(g.status, 404);
+  assert.strictEqual((await g.json()).error.status, 'NOT_FOUND');
+
+  // a provider's own 400, in another style, comes back in the client's
+  mock.mode = 'badRequest400';
+  try {
+    await assert.rejects(clients.anthropic.sdk().messages.create({
+      model: 'm-openai', max_tokens: 5,
+      messages: [{ role: 'user', content: 'hi' }] }), (e) => {
+      assert.strictEqual(e.status, 400);
+      assert.strictEqual(e.error.type, 'error');
+      assert.match(e.error.error.message, /bad input from x/);
+      return true;
+    });
+  } finally {
+    mock.mode = 'ok';
+  }
+});
+
+test('the model list in each SDK\'s shape', async () => {
+  const o = await clients.openai.sdk().models.list();
+  assert.deepStrictEqual(o.data.map((m) => m.id).sort(),
+                         ['m-anthropic', 'm-gemini', 'm-openai']);
+  const a = await clients.anthropic.sdk().models.list();
+  assert.deepStrictEqual(a.data.map((m) => m.id).sort(),
+                         ['m-anthropic', 'm-gemini', 'm-openai']);
+  assert.strictEqual(a.data[0].type, 'model');
+  const g = await clients.gemini.sdk().models.list();
+  const names = [];
+  for await (const m of g) names.push(m.name);
+  assert.deepStrictEqual(names.sort(), ['models/m-anthropic',
+                                        'models/m-gemini', 'models/m-openai']);
+});
+
+test('token counting passes through to a provider that has it', async () => {
+  const a = await clients.anthropic.sdk().messages.countTokens({
+    model: 'm-anthropic', messages: [{ role: 'user', content: 'hi' }] });
+  assert.strictEqual(a.input_tokens, PROMPT);
+  const g = await clients.gemini.sdk().models.countTokens({
+    model: 'm-gemini', contents: 'hi' });
+  assert.strictEqual(g.totalTokens, PROMPT);
+  assert.match(lastRequest().path, /\/v1beta\/models\/up-gemini:countTokens$/);
+});

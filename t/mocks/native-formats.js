@@ -37,7 +37,9 @@ const ANTHROPIC_FIELDS = new Set(['model', 'messages', 'system', 'max_tokens',
 function anthropicProblem(req, body) {
   if (!req.headers['anthropic-version']) return 'anthropic-version missing';
   if (typeof body.model !== 'string') return 'model: expected a string';
-  if (!Number.isInteger(body.max_tokens)) return 'max_tokens: required';
+  if (!Number.isInteger(body.max_tokens) && !req.url.includes('count_tokens')) {
+    return 'max_tokens: required';
+  }
   for (const k of Object.keys(body)) {
     if (!ANTHROPIC_FIELDS.has(k)) return `${k}: Extra inputs are not permitted`;
   }
