@@ -12,7 +12,7 @@ const OpenAI = require('openai');
 const Anthropic = require('@anthropic-ai/sdk');
 const { GoogleGenAI } = require('@google/genai');
 const { startGateway } = require('../lib/gateway');
-const { createMock } = require('../mocks/openai-mock');
+const { createMock, closedPort } = require('../mocks/openai-mock');
 
 const IFACES = ['openai', 'anthropic', 'gemini'];
 const PROMPT = 21, COMPLETION = 13;
@@ -35,7 +35,11 @@ before(async () => {
                               input_cost_per_million: 1000,
                               output_cost_per_million: 2000 } } };
   }
-  gw = await startGateway({ config: { providers } });
+  // a provider nothing answers for, falling back to one of another style
+  providers['p-dead'] = { api_base: 'http://127.0.0.1:' + await closedPort(),
+    interfaces: ['anthropic'], models: { 'm-dead': {} } };
+  gw = await startGateway({ config: { providers,
+    fallbacks: { 'm-dead': ['m-gemini'] } } });
 });
 
 after(async () => {
@@ -347,19 +351,36 @@ test('errors come in the client\'s own shape', async () => {
   }
 });
 
+test('fallback to a model of another interface: translated again',
+async () => {
+  mock.reset();
+  const { data, response } = await clients.openai.sdk().chat.completions
+    .create({ model: 'm-dead', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  assert.strictEqual(data.choices[0].message.content,
+                     'hello from the provider');
+  assert.strictEqual(response.headers.get('x-llmproxy-attempted-fallbacks'),
+                     '1');
+  assert.strictEqual(response.headers.get('x-llmproxy-model'),
+                     'p-gemini/m-gemini');
+  assert.match(lastRequest().path, NATIVE_PATH.gemini);
+  // and from a Gemini client, whose first attempt is translated to
+  // Anthropic and whose fallback is passed through
+  const r = await clients.gemini.text('m-dead', true);
+  assert.strictEqual(r.text, 'hello from the provider');
+});
+
 test('the model list in each SDK\'s shape', async () => {
+  const all = ['m-anthropic', 'm-dead', 'm-gemini', 'm-openai'];
   const o = await clients.openai.sdk().models.list();
-  assert.deepStrictEqual(o.data.map((m) => m.id).sort(),
-                         ['m-anthropic', 'm-gemini', 'm-openai']);
+  assert.deepStrictEqual(o.data.map((m) => m.id).sort(), all);
   const a = await clients.anthropic.sdk().models.list();
-  assert.deepStrictEqual(a.data.map((m) => m.id).sort(),
-                         ['m-anthropic', 'm-gemini', 'm-openai']);
+  assert.deepStrictEqual(a.data.map((m) => m.id).sort(), all);
   assert.strictEqual(a.data[0].type, 'model');
   const g = await clients.gemini.sdk().models.list();
   const names = [];
   for await (const m of g) names.push(m.name);
-  assert.deepStrictEqual(names.sort(), ['models/m-anthropic',
-                                        'models/m-gemini', 'models/m-openai']);
+  assert.deepStrictEqual(names.sort(), all.map((m) => 'models/' + m));
 });
 
 test('token counting passes through to a provider that has it', async () => {
