@@ -1,6 +1,7 @@
 /*
  * The Gemini interface: POST /v1beta/models/MODEL:generateContent,
- * :streamGenerateContent (?alt=sse), :countTokens and :embedContent (also
+ * :streamGenerateContent (?alt=sse), :countTokens, :embedContent and
+ * :batchEmbedContents (also
  * under /v1/), GET /v1beta/models[/MODEL]; keys in x-goog-api-key or
  * ?key=; the model is in the URL, not in the body; the error shape is
  * {"error":{"code","message","status"}}.
@@ -22,6 +23,8 @@ static ngx_http_llmproxy_gemini_method_t  ngx_http_llmproxy_gemini_methods[] =
     { ngx_string("streamGenerateContent"), NGX_HTTP_LLMPROXY_EP_GENERATE, 1 },
     { ngx_string("countTokens"), NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT, 0 },
     { ngx_string("embedContent"), NGX_HTTP_LLMPROXY_EP_EMBED_CONTENT, 0 },
+    { ngx_string("batchEmbedContents"), NGX_HTTP_LLMPROXY_EP_EMBED_CONTENT,
+      0 },
     { ngx_null_string, 0, 0 }
 };
 

@@ -90,6 +90,13 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
         usable += ngx_http_llmproxy_usable(ctx, fb[i]);
     }
 
+    if (usable == 0
+        && (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS
+            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT))
+    {
+        return NGX_DECLINED;      /* counted here, roughly */
+    }
+
     if (usable == 0) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
                    "invalid_request_error", "interface_not_supported",

@@ -383,6 +383,60 @@ test('the model list in each SDK\'s shape', async () => {
   assert.deepStrictEqual(names.sort(), all.map((m) => 'models/' + m));
 });
 
+test('images reach every provider in its own form', async () => {
+  const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9'
+              + 'QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+  const found = {
+    openai: (b) => b.messages.some((m) => Array.isArray(m.content)
+      && m.content.some((c) => c.type === 'image_url'
+                       && c.image_url.url === 'data:image/png;base64,' + png)),
+    anthropic: (b) => b.messages.some((m) => Array.isArray(m.content)
+      && m.content.some((c) => c.type === 'image' && c.source.type === 'base64'
+                       && c.source.media_type === 'image/png'
+                       && c.source.data === png)),
+    gemini: (b) => b.contents.some((c) => c.parts.some((p) =>
+      p.inlineData && p.inlineData.mimeType === 'image/png'
+      && p.inlineData.data === png)),
+  };
+  const send = {
+    openai: (model) => clients.openai.sdk().chat.completions.create({ model,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'what?' },
+        { type: 'image_url',
+          image_url: { url: 'data:image/png;base64,' + png } }] }] }),
+    anthropic: (model) => clients.anthropic.sdk().messages.create({ model,
+      max_tokens: 20, messages: [{ role: 'user', content: [
+        { type: 'text', text: 'what?' },
+        { type: 'image', source: { type: 'base64', media_type: 'image/png',
+                                   data: png } }] }] }),
+    gemini: (model) => clients.gemini.sdk().models.generateContent({ model,
+      contents: [{ role: 'user', parts: [{ text: 'what?' },
+        { inlineData: { mimeType: 'image/png', data: png } }] }] }),
+  };
+  for (const client of IFACES) {
+    for (const provider of IFACES) {
+      mock.reset();
+      await send[client]('m-' + provider);
+      assert.ok(found[provider](lastRequest().body),
+                `${client} -> ${provider}: ${lastRequest().raw}`);
+    }
+  }
+});
+
+test('embedContent passes through to a Gemini provider', async () => {
+  const r = await clients.gemini.sdk().models.embedContent({
+    model: 'm-gemini', contents: 'hi' });
+  assert.deepStrictEqual(r.embeddings[0].values, [0.1, 0.2, 0.3]);
+  assert.match(lastRequest().path,
+               /\/v1beta\/models\/up-gemini:(batchE|e)mbedContents?$/);
+});
+
+test('token counting for a model whose provider cannot count: an estimate',
+async () => {
+  const a = await clients.anthropic.sdk().messages.countTokens({
+    model: 'm-openai', messages: [{ role: 'user', content: 'x'.repeat(400) }] });
+  assert.ok(a.input_tokens >= 100 && a.input_tokens < 130, a.input_tokens);
+});
+
 test('token counting passes through to a provider that has it', async () => {
   const a = await clients.anthropic.sdk().messages.countTokens({
     model: 'm-anthropic', messages: [{ role: 'user', content: 'hi' }] });

@@ -210,6 +210,24 @@ function geminiTurn(body) {
 }
 
 function gemini(req, res, body, st, model, method) {
+  if (method === 'batchEmbedContents') {
+    if (!Array.isArray(body.requests)
+        || !body.requests.every((q) => q.content && q.content.parts)) {
+      return geminiError(res, st, 400, 'mock gemini: requests required');
+    }
+    res.writeHead(200, { 'content-type': 'application/json',
+                         'x-mock-name': st.name });
+    return res.end(JSON.stringify({ embeddings: body.requests.map(() =>
+      ({ values: [0.1, 0.2, 0.3] })) }));
+  }
+  if (method === 'embedContent') {
+    if (!body.content || !Array.isArray(body.content.parts)) {
+      return geminiError(res, st, 400, 'mock gemini: content.parts required');
+    }
+    res.writeHead(200, { 'content-type': 'application/json',
+                         'x-mock-name': st.name });
+    return res.end(JSON.stringify({ embedding: { values: [0.1, 0.2, 0.3] } }));
+  }
   const problem = geminiProblem(req, body);
   if (problem) return geminiError(res, st, 400, 'mock gemini: ' + problem);
   const u = usageOf(st);
