@@ -25,7 +25,7 @@ SAN_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 
 .PHONY: all module cli deps run test unit unit-asan integration bench lint \
-        clean
+        fuzz clean
 
 all: module cli
 
@@ -85,6 +85,11 @@ unit-asan: $(ASAN_BINS)
 
 integration: all
 	@bash t/run-integration.sh
+
+# libFuzzer targets of the translation library (clang), FUZZ_SECONDS each;
+# make test runs them from t/run-all.sh.
+fuzz:
+	@bash t/run-fuzz.sh
 
 test: deps all $(UNIT_BINS) $(ASAN_BINS)
 	@bash t/run-all.sh

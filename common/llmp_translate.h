@@ -69,8 +69,25 @@ int llmp_translate_error(int from, int to, int status, const char *body,
 /*
  * Streams: SSE bytes from the provider in `from`, fed in arbitrary pieces,
  * produce SSE bytes in `to` for the client.  Each feed emits every complete
- * translated event at once.  `include_usage`: an OpenAI client that set
- * stream_options.include_usage gets the final usage chunk.
+ * translated event at once, except what the client's interface can only
+ * say later: a Gemini client gets each function call whole (when the
+ * provider's call ends), an Anthropic client its message_delta and a
+ * Gemini client its finishReason/usageMetadata chunk when the provider's
+ * stream ends (OpenAI sends the usage after the finish_reason).
+ * `include_usage`: an OpenAI client that set stream_options.include_usage
+ * gets the final usage chunk (ignored for other clients).
+ * A Gemini provider must be asked with :streamGenerateContent?alt=sse
+ * (SSE); its stream has no end marker, so llmp_stream_finish ends it.
+ *
+ * llmp_stream_finish emits what the provider's stream did not:
+ *   OpenAI client:    the usage chunk (include_usage, usage known) and
+ *                     "data: [DONE]"
+ *   Anthropic client: message_start if nothing came, content_block_stop of
+ *                     an open block, message_delta, message_stop
+ *   Gemini client:    unsent function calls, the last chunk with the
+ *                     finishReason and usageMetadata
+ * and nothing after an error event (which is translated as the client's
+ * stream error) or when the provider's stream already ended properly.
  */
 typedef struct llmp_stream_s  llmp_stream_t;
 

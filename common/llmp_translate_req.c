@@ -1132,6 +1132,9 @@ oa_part(const tr_part_t *p)
     {
         cJSON_AddStringToObject(o, "type", "file");
         v = cJSON_AddObjectToObject(o, "file");
+        cJSON_AddStringToObject(v, "filename",
+                                strcmp(p->mime, "application/pdf") == 0
+                                ? "document.pdf" : "file");
         cJSON_AddItemToObject(v, "file_data", media_data_url(p));
         return o;
     }
@@ -1782,12 +1785,17 @@ ge_block(tr_req_t *r, const tr_part_t *p)
 static int
 req_to_gemini(tr_req_t *r, cJSON *root)
 {
-    int          i;
+    int          i, sys;
     size_t       k;
     cJSON       *c, *o, *a, *f, *s, *g;
     const char  *mode;
 
-    if (count_type(&r->system, TR_TEXT)) {
+    sys = 0;
+    for (k = 0; k < r->system.n; k++) {
+        sys |= r->system.v[k].type == TR_TEXT
+               && r->system.v[k].text[0] != '\0';
+    }
+    if (sys) {
         o = cJSON_AddObjectToObject(root, "systemInstruction");
         a = cJSON_AddArrayToObject(o, "parts");
         for (k = 0; k < r->system.n; k++) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make test: unit tests (plain and under ASan/UBSan), the bench script for
-# a second per pass (so it cannot rot; it asserts no timing), integration
-# tests.  Ends with `N passed, N failed` alone on its last line; exit 0 only
-# if all passed and at least one test ran.
+# make test: unit tests (plain and under ASan/UBSan), the translation
+# library's fuzzers (10 s each), the bench script for a second per pass (so
+# it cannot rot; it asserts no timing), integration tests.  Ends with
+# `N passed, N failed` alone on its last line; exit 0 only if all passed and
+# at least one test ran.
 set -u
 cd "$(dirname "$0")/.."
 total_pass=0; total_fail=0
@@ -29,6 +30,9 @@ bash t/run-unit.sh build/unit/test_* 2>&1 | tee "$log"; count "$log" unit
 echo "== unit tests under AddressSanitizer/UBSan"
 ASAN_OPTIONS=detect_leaks=1 bash t/run-unit.sh build/unit-asan/test_* 2>&1 \
     | tee "$log"; count "$log" unit
+
+echo "== fuzzing the translation library (${FUZZ_SECONDS:-10} s per target)"
+bash t/run-fuzz.sh 2>&1 | tee "$log"; count "$log" fuzz
 
 echo "== bench smoke (1 s per pass, no timing asserted)"
 if BENCH_SECONDS=1 BENCH_OUT=$(mktemp -u /tmp/llmproxy-bench-XXXX.md) \

@@ -461,6 +461,30 @@ test_edges(void)
            "oa->an: an empty assistant turn does not break alternation");
     cJSON_Delete(r);
 
+    r = req_str(OA, AN, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                "[{\"type\":\"file\",\"file\":{\"filename\":\"a.pdf\","
+                "\"file_data\":\"data:application/pdf;base64,JVBERi0=\"}},"
+                "{\"type\":\"input_audio\",\"input_audio\":{\"data\":"
+                "\"UklGRg==\",\"format\":\"wav\"}}]}]}", 0, err, sizeof(err));
+    TAP_OK(r != NULL && js(r, "messages.0.content.0.type", "document")
+           && js(r, "messages.0.content.0.source.media_type",
+                 "application/pdf")
+           && js(r, "messages.0.content.0.source.data", "JVBERi0=")
+           && jsize(r, "messages.0.content") == 1,
+           "oa->an: a PDF file part is a document, audio is dropped");
+    cJSON_Delete(r);
+
+    r = req_str(AN, GE, "{\"max_tokens\":1,\"system\":\"\",\"messages\":"
+                "[{\"role\":\"user\",\"content\":[{\"type\":\"document\","
+                "\"source\":{\"type\":\"url\",\"url\":"
+                "\"https://x.org/a.pdf\"}}]}]}", 0, err, sizeof(err));
+    TAP_OK(r != NULL && jabsent(r, "systemInstruction")
+           && js(r, "contents.0.parts.0.fileData.mimeType", "application/pdf")
+           && js(r, "contents.0.parts.0.fileData.fileUri",
+                 "https://x.org/a.pdf"),
+           "an->ge: a PDF URL is fileData, an empty system is left out");
+    cJSON_Delete(r);
+
     TAP_OK(req_str(OA, AN, "{\"messages\":", 0, err, sizeof(err)) == NULL
            && strstr(err, "JSON") != NULL, "truncated JSON is refused");
     TAP_OK(req_str(OA, AN, "[1]", 0, err, sizeof(err)) == NULL

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of t/fuzz/ with clang (ASan + UBSan), seeds
+# each with the recorded payloads of t/unit/data/translate/ (prefixed with
+# the bytes that pick the interfaces) and runs each for FUZZ_SECONDS
+# (default 10).  Prints `fuzz: N passed, N failed`.
+set -u
+cd "$(dirname "$0")/.."
+secs=${FUZZ_SECONDS:-10}
+out=build/fuzz
+data=t/unit/data/translate
+mkdir -p "$out"
+pass=0; fail=0
+
+cc=${FUZZ_CC:-clang}
+if ! command -v "$cc" >/dev/null; then
+    echo "not ok - $cc not found (run scripts/deps.sh)"
+    echo "fuzz: 0 passed, 1 failed"
+    exit 1
+fi
+
+srcs="common/llmp_translate_req.c common/llmp_translate_resp.c
+      common/llmp_translate_stream.c common/llmp_translate_util.c
+      common/llmp_sse.c"
+
+# seed: header byte(s) + file, for each pair the file's interface can start
+seed() {    # seed DIR NAME HEADER_BYTES... -- FILE...
+    local dir=$1 name=$2; shift 2
+    local hdrs=() f h n=0
+    while [ "$1" != "--" ]; do hdrs+=("$1"); shift; done; shift
+    for f in "$@"; do
+        for h in "${hdrs[@]}"; do
+            n=$((n + 1))
+            { printf "$h"; cat "$f"; } > "$dir/seed-$name-$n"
+        done
+    done
+}
+
+# header byte for from F (0..2) to T (0..2), flag bit 4
+hdr() { printf '\\x%02x' $(( $1 | ($2 << 2) | ($3 << 4) )); }
+
+for target in fuzz_translate_request fuzz_translate_response \
+              fuzz_translate_stream; do
+    bin=$out/$target
+    if ! $cc -g -O1 -fsanitize=fuzzer,address,undefined \
+            -fno-sanitize-recover=undefined -Icommon -Wall \
+            -o "$bin" "t/fuzz/$target.c" $srcs -lcjson -lcrypto \
+            > "$out/$target.build.log" 2>&1; then
+        cat "$out/$target.build.log"
+        echo "not ok - $target does not build"
+        fail=$((fail + 1))
+        continue
+    fi
+
+    corpus=$out/corpus-$target
+    rm -rf "$corpus" && mkdir -p "$corpus"
+    for from in 0 1 2; do
+        case $from in
+            0) name=openai ;; 1) name=anthropic ;; 2) name=gemini ;;
+        esac
+        hs=()
+        for to in 0 1 2; do
+            case $target in
+                *request) hs+=("$(hdr $from $to 1)") ;;
+                *response) hs+=("$(hdr $from $to 0)\\x1d") ;;
+                *stream) hs+=("$(hdr $from $to 1)\\x12\\x34\\x56\\x78") ;;
+            esac
+        done
+        case $target in
+            *request) files=("$data"/req_$name.json) ;;
+            *response) files=("$data"/resp_$name*.json) ;;
+            *stream) files=("$data"/stream_$name*.sse) ;;
+        esac
+        seed "$corpus" "$name" "${hs[@]}" -- "${files[@]}"
+    done
+
+    log=$out/$target.log
+    if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+            -max_len=65536 -dict=t/fuzz/translate.dict \
+            -artifact_prefix="$out/$target-" -print_final_stats=1 \
+            "$corpus" > "$log" 2>&1; then
+        runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" \
+               | grep -oE '[0-9]+$')
+        echo "ok - $target: ${runs:-?} runs in ${secs}s, no crash"
+        pass=$((pass + 1))
+    else
+        grep -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log" \
+            | head -20
+        echo "not ok - $target failed (log: $log)"
+        fail=$((fail + 1))
+    fi
+done
+
+echo "fuzz: $pass passed, $fail failed"
+[ $fail -eq 0 ]
