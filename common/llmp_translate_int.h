@@ -153,6 +153,8 @@ cJSON *tr_schema_to_gemini(const cJSON *s);
 cJSON *tr_schema_from_gemini(const cJSON *s);
 char *tr_json_text(const cJSON *v);
 cJSON *tr_json_object(const char *text);
+cJSON *tr_part_input(const tr_part_t *p);
+char *tr_part_args(const tr_part_t *p);
 void tr_err(char *err, size_t errlen, const char *fmt, ...);
 
 /* error type names by HTTP status */

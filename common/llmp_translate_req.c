@@ -1030,34 +1030,6 @@ count_type(const tr_parts_t *p, int type)
 }
 
 
-/* a tool call's arguments as a JSON object (new tree) */
-static cJSON *
-call_input(const tr_part_t *p)
-{
-    cJSON  *o;
-
-    if (cJSON_IsObject(p->input)) {
-        return cJSON_Duplicate(p->input, 1);
-    }
-    o = tr_json_object(p->args);
-    return o ? o : cJSON_CreateObject();
-}
-
-
-/* a tool call's arguments as JSON text (malloc'ed) */
-static char *
-call_args(const tr_part_t *p)
-{
-    if (p->args != NULL) {
-        return strdup(p->args);
-    }
-    if (p->input != NULL) {
-        return tr_json_text(p->input);
-    }
-    return strdup("{}");
-}
-
-
 /* a tool result's content as one text */
 static const char *
 result_text(tr_req_t *r, const tr_part_t *p)
@@ -1246,7 +1218,7 @@ oa_assistant(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
         cJSON_AddStringToObject(t, "type", "function");
         f = cJSON_AddObjectToObject(t, "function");
         cJSON_AddStringToObject(f, "name", p->name);
-        args = call_args(p);
+        args = tr_part_args(p);
         if (args == NULL) {
             return -1;
         }
@@ -1484,7 +1456,7 @@ an_block(tr_req_t *r, const tr_part_t *p)
         cJSON_AddStringToObject(o, "type", "tool_use");
         cJSON_AddStringToObject(o, "id", p->id);
         cJSON_AddStringToObject(o, "name", p->name);
-        cJSON_AddItemToObject(o, "input", call_input(p));
+        cJSON_AddItemToObject(o, "input", tr_part_input(p));
         return o;
     }
 
@@ -1759,7 +1731,7 @@ ge_block(tr_req_t *r, const tr_part_t *p)
     case TR_TOOL_CALL:
         v = cJSON_AddObjectToObject(o, "functionCall");
         cJSON_AddStringToObject(v, "name", p->name);
-        cJSON_AddItemToObject(v, "args", call_input(p));
+        cJSON_AddItemToObject(v, "args", tr_part_input(p));
         return o;
     }
 

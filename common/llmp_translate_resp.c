@@ -344,32 +344,6 @@ choice_finish(const tr_choice_t *c)
 }
 
 
-static cJSON *
-part_input(const tr_part_t *p)
-{
-    cJSON  *o;
-
-    if (cJSON_IsObject(p->input)) {
-        return cJSON_Duplicate(p->input, 1);
-    }
-    o = tr_json_object(p->args);
-    return o ? o : cJSON_CreateObject();
-}
-
-
-static char *
-part_args(const tr_part_t *p)
-{
-    if (p->args != NULL) {
-        return strdup(p->args);
-    }
-    if (p->input != NULL) {
-        return tr_json_text(p->input);
-    }
-    return strdup("{}");
-}
-
-
 static int
 resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
 {
@@ -451,7 +425,7 @@ resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
             cJSON_AddStringToObject(f, "type", "function");
             f = cJSON_AddObjectToObject(f, "function");
             cJSON_AddStringToObject(f, "name", p->name);
-            args = part_args(p);
+            args = tr_part_args(p);
             if (args == NULL) {
                 return -1;
             }
@@ -567,7 +541,7 @@ resp_to_anthropic(tr_resp_t *r, cJSON *root, const char *model)
             cJSON_AddStringToObject(o, "id", id);
         }
         cJSON_AddStringToObject(o, "name", p->name);
-        cJSON_AddItemToObject(o, "input", part_input(p));
+        cJSON_AddItemToObject(o, "input", tr_part_input(p));
     }
 
     fr = choice_finish(c);
@@ -630,7 +604,7 @@ resp_to_gemini(tr_resp_t *r, cJSON *root, const char *model)
             }
             v = cJSON_AddObjectToObject(v, "functionCall");
             cJSON_AddStringToObject(v, "name", p->name);
-            cJSON_AddItemToObject(v, "args", part_input(p));
+            cJSON_AddItemToObject(v, "args", tr_part_input(p));
         }
 
         cJSON_AddStringToObject(o, "finishReason",

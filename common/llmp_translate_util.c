@@ -846,3 +846,33 @@ tr_schema_from_gemini(const cJSON *s)
 
     return o;
 }
+
+
+/* a tool call's arguments as a JSON object (a new one) */
+
+cJSON *
+tr_part_input(const tr_part_t *p)
+{
+    cJSON  *o;
+
+    if (cJSON_IsObject(p->input)) {
+        return cJSON_Duplicate(p->input, 1);
+    }
+    o = tr_json_object(p->args);
+    return o ? o : cJSON_CreateObject();
+}
+
+
+/* a tool call's arguments as JSON text (malloc'ed) */
+
+char *
+tr_part_args(const tr_part_t *p)
+{
+    if (p->args != NULL) {
+        return strdup(p->args);
+    }
+    if (p->input != NULL) {
+        return tr_json_text(p->input);
+    }
+    return strdup("{}");
+}
