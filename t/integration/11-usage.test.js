@@ -11,6 +11,8 @@ const path = require('node:path');
 const fs = require('node:fs');
 const { execFile, spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
+const Anthropic = require('@anthropic-ai/sdk');
+const { GoogleGenAI } = require('@google/genai');
 const { startGateway, sleep, ROOT } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
@@ -169,6 +171,48 @@ test('a stream that asked for usage gets the usage chunk; other '
                          { include_usage: true, x_other: 1 });
 });
 
+test('Anthropic and Gemini clients: the same key, records and spend',
+async () => {
+  const a = new Anthropic({ baseURL: gw.url, apiKey: key, maxRetries: 0 });
+  const m = await a.messages.create({ model: 'priced', max_tokens: 20,
+    messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+  assert.strictEqual(m.data.usage.input_tokens, PROMPT);
+  const aid = m.response.headers.get('x-llmproxy-request-id');
+
+  const g = new GoogleGenAI({ apiKey: key, httpOptions: { baseUrl: gw.url } });
+  let usage = null;
+  for await (const ch of await g.models.generateContentStream({
+    model: 'priced', contents: 'hi' })) {
+    if (ch.usageMetadata) usage = ch.usageMetadata;
+  }
+  assert.strictEqual(usage.promptTokenCount, PROMPT);
+
+  const row = await until(() => record(aid));
+  assert.match(row, new RegExp(`^usage-team\\|priced\\|p/priced\\|`
+    + `anthropic\\|messages\\|f\\|200\\|${PROMPT}\\|${COMPLETION}\\|`));
+  const grow = await until(() => pg.psql("SELECT stream, prompt_tokens,"
+    + " completion_tokens FROM llmproxy_usage WHERE interface = 'gemini'"
+    + " AND endpoint = 'streamGenerateContent'"));
+  assert.strictEqual(grow, `t|${PROMPT}|${COMPLETION}`);
+  await until(() => Math.abs(dbSpend() - Number(pg.psql(
+    "SELECT sum(cost) FROM llmproxy_usage WHERE key_alias = 'usage-team'")))
+    < 1e-9);
+
+  // a key that may not call a model: 403 in each client's shape
+  const r = gw.ctl(['key', 'create', '--alias', 'usage-none',
+                    '--models', 'other']);
+  const none = r.stdout.trim();
+  await until(async () => (await status(none)) === 403);
+  await assert.rejects(new Anthropic({ baseURL: gw.url, apiKey: none,
+    maxRetries: 0 }).messages.create({ model: 'priced', max_tokens: 5,
+    messages: [{ role: 'user', content: 'hi' }] }), (e) =>
+    e.status === 403 && e.error.error.type === 'permission_error');
+  await assert.rejects(new GoogleGenAI({ apiKey: none,
+    httpOptions: { baseUrl: gw.url } }).models.generateContent({
+    model: 'priced', contents: 'hi' }), (e) => e.status === 403
+    && /PERMISSION_DENIED/.test(e.message));
+});
+
 test('requests refused at routing leave a record too', async () => {
   const res = await fetch(gw.baseURL + '/chat/completions', {
     method: 'POST',
@@ -207,15 +251,16 @@ async () => {
 
 test('/metrics and llmproxyctl usage show the same tokens and cost',
 async () => {
-  await until(() => Number(pg.psql("SELECT count(*) FROM llmproxy_usage"
-    + " WHERE key_alias = 'usage-team' AND status = 200")) >= 6);
-  const n = Number(pg.psql("SELECT count(*) FROM llmproxy_usage"
-    + " WHERE key_alias = 'usage-team' AND status = 200"));
-
+  // the answered requests /metrics counted, all of which have a record
   const metrics = await (await fetch(gw.url + '/metrics')).text();
   const line = (name, extra) => metrics.split('\n').find((l) =>
     l.startsWith(name + '{') && l.includes('key="usage-team"')
     && l.includes(extra));
+  const n = Number(line('llmproxy_requests_total', 'status="2xx"')
+                   .split(' ').pop());
+  assert.ok(n >= 6, metrics);
+  await until(() => Number(pg.psql("SELECT count(*) FROM llmproxy_usage"
+    + " WHERE key_alias = 'usage-team' AND status = 200")) === n);
   const prompt = line('llmproxy_tokens_total', 'type="prompt"');
   assert.ok(prompt, metrics);
   assert.strictEqual(Number(prompt.split(' ').pop()), n * PROMPT);
@@ -237,7 +282,7 @@ async () => {
   r = gw.ctl(['usage', '--since', '1h', '--by', 'model']);
   assert.strictEqual(r.status, 0, r.stderr);
   assert.match(r.stdout, /^MODEL +REQUESTS/);
-  assert.match(r.stdout, /\npriced +\d+ +0 +\d+/);
+  assert.match(r.stdout, /\npriced +\d+ +\d+ +\d+/);
   assert.match(r.stdout, /\nTOTAL +\d+/);
 
   r = gw.ctl(['usage', '--by', 'day', '--json']);
