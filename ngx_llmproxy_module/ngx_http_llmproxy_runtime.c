@@ -634,10 +634,19 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
     p->ssl = ssl;
     p->host = hostport;
 
+    /* the version is the interface's to add: ".../v1", ".../v1beta" */
+
     if (p->path.len >= 3
         && ngx_strncmp(p->path.data + p->path.len - 3, "/v1", 3) == 0)
     {
         p->path.len -= 3;
+        p->has_v1 = 1;
+
+    } else if (p->path.len >= 7
+               && ngx_strncmp(p->path.data + p->path.len - 7, "/v1beta", 7)
+                  == 0)
+    {
+        p->path.len -= 7;
         p->has_v1 = 1;
     }
 
