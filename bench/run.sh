@@ -3,6 +3,8 @@
 #
 # BENCH_SECONDS   seconds per pass (default 10; `make test` uses 1)
 # BENCH_OUT       markdown report (default bench/results/latest.md)
+# BENCH_PASSES    passes to run (default: all of them, in order)
+# BENCH_LEAVE     keep the temporary directory (logs, configs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -153,7 +155,7 @@ cat > "$dir/config.json" <<CONF
 CONF
 
 for p in mock plain gw; do
-    "$nginx" -p "$dir/$p" -c "$dir/$p/nginx.conf" -e "$dir/$p/error.log"
+    env ${BENCH_ENV_GW:+$([ $p = gw ] && echo "$BENCH_ENV_GW")} "$nginx" -p "$dir/$p" -c "$dir/$p/nginx.conf" -e "$dir/$p/error.log"
 done
 sleep 0.5
 
@@ -231,10 +233,14 @@ cpu_ticks() {   # user+system ticks of a master and its workers
     done | awk '{s += $1} END {print s}'
 }
 
-rss_kb() {      # resident memory of the first worker
+mem() {         # the first worker's memory: rss pss private anon file shm
     local w
     w=$(pgrep -P "$(cat "$1")" | head -1)
-    awk '/VmRSS/ {print $2}' "/proc/$w/status"
+    awk '/^Rss:/ {r = $2} /^Pss:/ {p = $2}
+         /^Private_(Clean|Dirty):/ {v += $2}
+         END {printf "%d %d %d ", r, p, v}' "/proc/$w/smaps_rollup"
+    awk '/^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} /^RssShmem:/ {s = $2}
+         END {print a, f, s}' "/proc/$w/status"
 }
 
 to_us() {       # wrk latency ("850.00us", "1.20ms", "2.00s") to microseconds
@@ -268,11 +274,25 @@ run_pass() {    # name conns script
     done
 }
 
-run_pass json50 50 "$dir/json.lua"
-run_pass vkey50 50 "$dir/vkey.lua"
-run_pass json1 1 "$dir/json.lua"
-run_pass sse8 8 "$dir/sse.lua"
-run_pass body256k 8 "$dir/big.lua"
+passes=${BENCH_PASSES:-json50 vkey50 json1 sse8 body256k}
+read -r -a M_LOADED <<< "$(mem "$dir/gw/nginx.pid")"
+for pass in $passes; do
+    case $pass in
+    json50)   run_pass json50 50 "$dir/json.lua" ;;
+    vkey50)   run_pass vkey50 50 "$dir/vkey.lua" ;;
+    json1)    run_pass json1 1 "$dir/json.lua" ;;
+    sse8)     run_pass sse8 8 "$dir/sse.lua" ;;
+    body256k) run_pass body256k 8 "$dir/big.lua" ;;
+    *)        echo "unknown pass $pass" >&2; exit 1 ;;
+    esac
+done
+read -r -a M_PLAIN <<< "$(mem "$dir/plain/nginx.pid")"
+read -r -a M_GW <<< "$(mem "$dir/gw/nginx.pid")"
+
+memrow() {      # name rss pss private anon file shm: a table row
+    local name=$1; shift
+    printf '| %s |' "$name"; printf ' %s |' "$@"; echo
+}
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
@@ -286,7 +306,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo
     echo "| pass | who | req/s | p50 µs | p99 µs | CPU µs/req | errors |"
     echo "|---|---|---|---|---|---|---|"
-    for pass in json50 vkey50 json1 sse8 body256k; do
+    for pass in $passes; do
         for who in plain gw; do
             echo "| $pass | $who | ${R[$pass,$who,rps]} | ${R[$pass,$who,p50]} | ${R[$pass,$who,p99]} | ${R[$pass,$who,cpu]} | ${R[$pass,$who,errors]:-none} |"
         done
@@ -294,12 +314,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo
     echo "| ratio gateway/plain | req/s | CPU/req | p50 added µs (1 conn) |"
     echo "|---|---|---|---|"
-    for pass in json50 vkey50 json1 sse8 body256k; do
+    for pass in $passes; do
         added=$(awk -v a="${R[$pass,gw,p50]}" -v b="${R[$pass,plain,p50]}" 'BEGIN {printf "%.0f", a - b}')
         echo "| $pass | $(ratio "${R[$pass,gw,rps]}" "${R[$pass,plain,rps]}") | $(ratio "${R[$pass,gw,cpu]}" "${R[$pass,plain,cpu]}") | $added |"
     done
     echo
-    echo "Resident memory per worker: plain $(rss_kb "$dir/plain/nginx.pid") kB, gateway $(rss_kb "$dir/gw/nginx.pid") kB (100,000 keys loaded)."
+    echo "Memory of the worker in kB (RSS = private + shared; the shared"
+    echo "zone's pages count once the worker touched them: the gateway's"
+    echo "worker polls the database and writes the 100,000 keys there):"
+    echo
+    echo "| worker | RSS | Pss | private | anon | file | shared zone |"
+    echo "|---|---|---|---|---|---|---|"
+    memrow plain "${M_PLAIN[@]}"
+    memrow "gateway, keys loaded" "${M_LOADED[@]}"
+    memrow "gateway, after the passes" "${M_GW[@]}"
     echo
     echo "vkey50: a virtual key among 100,000, through an alias over two"
     echo "deployments weighted 3:1 (plain nginx: the same request as json50)."
