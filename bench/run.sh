@@ -5,6 +5,9 @@
 # BENCH_OUT       markdown report (default bench/results/latest.md)
 # BENCH_PASSES    passes to run (default: all of them, in order)
 # BENCH_LEAVE     keep the temporary directory (logs, configs)
+# BENCH_PERF      a directory: `perf record -g` the gateway's worker during
+#                 each pass into DIR/PASS.perf.data
+# BENCH_ENV_GW    environment for the gateway (e.g. MALLOC_ARENA_MAX=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -253,16 +256,27 @@ to_us() {       # wrk latency ("850.00us", "1.20ms", "2.00s") to microseconds
 declare -A R
 
 run_pass() {    # name conns script
-    local name=$1 conns=$2 script=$3 who port pidf t0 t1 o reqs
+    local name=$1 conns=$2 script=$3 who port pidf t0 t1 o reqs perf_pid
     for who in plain gw; do
         if [ $who = plain ]; then port=$plain_port; else port=$gw_port; fi
         pidf="$dir/$who/nginx.pid"
         # warm up connections and caches
         wrk -t1 -c"$conns" -d1s -s "$script" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
+        perf_pid=
+        if [ -n "${BENCH_PERF:-}" ] && [ $who = gw ]; then
+            mkdir -p "$BENCH_PERF"
+            perf record -q -g -o "$BENCH_PERF/$name.perf.data" \
+                -p "$(pgrep -P "$(cat "$pidf")" | head -1)" \
+                >/dev/null 2>&1 &
+            perf_pid=$!
+        fi
         t0=$(cpu_ticks "$pidf")
         o=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$script" \
             "http://127.0.0.1:$port/v1/chat/completions" 2>&1)
         t1=$(cpu_ticks "$pidf")
+        if [ -n "$perf_pid" ]; then
+            kill -INT "$perf_pid"; wait "$perf_pid" || true
+        fi
         reqs=$(echo "$o" | awk '/requests in/ {print $1}')
         R[$name,$who,rps]=$(echo "$o" | awk '/Requests\/sec/ {print $2}')
         R[$name,$who,p50]=$(to_us "$(echo "$o" | awk '$1 == "50%" {print $2}')")
