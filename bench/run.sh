@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: llmproxy against plain nginx proxy_pass, same mock, one run.
 #
-# BENCH_SECONDS   seconds per pass (default 10; `make test` uses 1)
+# BENCH_SECONDS   seconds per pass and side (default 10; `make test` uses 1)
+# BENCH_ROUNDS    rounds a pass is split in, the sides taking turns
+#                 (default 3; 1 when BENCH_SECONDS is smaller)
 # BENCH_OUT       markdown report (default bench/results/latest.md)
 # BENCH_PASSES    passes to run (default: all of them, in order)
 # BENCH_LEAVE     keep the temporary directory (logs, configs)
@@ -15,6 +17,9 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 
 secs=${BENCH_SECONDS:-10}
+rounds=${BENCH_ROUNDS:-3}
+[ "$secs" -ge "$rounds" ] || rounds=1
+round_secs=$(( secs / rounds ))
 out=${BENCH_OUT:-$top/bench/results/latest.md}
 nginx=${NGINX_BIN:-/usr/sbin/nginx}
 
@@ -321,37 +326,74 @@ to_us() {       # wrk latency ("850.00us", "1.20ms", "2.00s") to microseconds
 
 declare -A R
 
+# A pass runs in rounds, plain and gateway taking turns (plain first in odd
+# rounds, the gateway first in even ones), so that what the other engineers
+# on the machine do weighs on both alike.  req/s and CPU/req are over all
+# rounds, p50 and p99 the median of the rounds'.
 run_pass() {    # name conns script
     local name=$1 conns=$2 script=$3 who port pidf t0 t1 o reqs perf_pid
+    local round order
     for who in plain gw; do
         if [ $who = plain ]; then port=$plain_port; else port=$gw_port; fi
-        pidf="$dir/$who/nginx.pid"
         # warm up connections and caches
         wrk -t1 -c"$conns" -d1s -s "$script" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
-        perf_pid=
-        if [ -n "${BENCH_PERF:-}" ] && [ $who = gw ]; then
-            mkdir -p "$BENCH_PERF"
-            perf record -q -g -o "$BENCH_PERF/$name.perf.data" \
-                -p "$(pgrep -P "$(cat "$pidf")" | head -1)" \
-                >/dev/null 2>&1 &
-            perf_pid=$!
-        fi
-        t0=$(cpu_ticks "$pidf")
-        o=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$script" \
-            "http://127.0.0.1:$port/v1/chat/completions" 2>&1)
-        t1=$(cpu_ticks "$pidf")
-        if [ -n "$perf_pid" ]; then
-            kill -INT "$perf_pid"; wait "$perf_pid" || true
-        fi
-        reqs=$(echo "$o" | awk '/requests in/ {print $1}')
-        R[$name,$who,rps]=$(echo "$o" | awk '/Requests\/sec/ {print $2}')
-        R[$name,$who,p50]=$(to_us "$(echo "$o" | awk '$1 == "50%" {print $2}')")
-        R[$name,$who,p99]=$(to_us "$(echo "$o" | awk '$1 == "99%" {print $2}')")
-        R[$name,$who,errors]=$(echo "$o" | awk '/Non-2xx|Socket errors/ {e = e $0 "; "} END {print e}')
-        R[$name,$who,cpu]=$(awk -v a="$t0" -v b="$t1" -v n="${reqs:-0}" \
-            -v hz="$(getconf CLK_TCK)" 'BEGIN {
-                if (n > 0) printf "%.1f", (b - a) / hz * 1e6 / n; else print 0 }')
+        R[$name,$who,reqs]=0; R[$name,$who,ticks]=0; R[$name,$who,time]=0
+        R[$name,$who,p50s]=; R[$name,$who,p99s]=; R[$name,$who,errors]=
     done
+    for round in $(seq "$rounds"); do
+        order="plain gw"; [ $((round % 2)) = 0 ] && order="gw plain"
+        for who in $order; do
+            if [ $who = plain ]; then port=$plain_port; else port=$gw_port; fi
+            pidf="$dir/$who/nginx.pid"
+            perf_pid=
+            if [ -n "${BENCH_PERF:-}" ] && [ $who = gw ]; then
+                mkdir -p "$BENCH_PERF"
+                perf record -q -g -o "$BENCH_PERF/$name.$round.perf.data" \
+                    -p "$(pgrep -P "$(cat "$pidf")" | head -1)" \
+                    >/dev/null 2>&1 &
+                perf_pid=$!
+            fi
+            t0=$(cpu_ticks "$pidf")
+            o=$(wrk -t1 -c"$conns" -d"${round_secs}s" --latency -s "$script" \
+                "http://127.0.0.1:$port/v1/chat/completions" 2>&1)
+            t1=$(cpu_ticks "$pidf")
+            if [ -n "$perf_pid" ]; then
+                kill -INT "$perf_pid"; wait "$perf_pid" || true
+            fi
+            reqs=$(echo "$o" | awk '/requests in/ {print $1 + 0}')
+            R[$name,$who,reqs]=$(( R[$name,$who,reqs] + ${reqs:-0} ))
+            R[$name,$who,ticks]=$(( R[$name,$who,ticks] + t1 - t0 ))
+            R[$name,$who,time]=$(awk -v t="${R[$name,$who,time]}" -v o="$o" \
+                'BEGIN { n = split(o, l, "\n")
+                         for (i = 1; i <= n; i++)
+                             if (l[i] ~ /requests in/) {
+                                 split(l[i], w, " "); d = w[4]
+                                 sub(/,$/, "", d)
+                                 v = d + 0
+                                 if (d ~ /ms$/) v /= 1000
+                                 else if (d ~ /m$/) v *= 60
+                             }
+                         print t + v }')
+            R[$name,$who,p50s]+=" $(to_us "$(echo "$o" | awk '$1 == "50%" {print $2}')")"
+            R[$name,$who,p99s]+=" $(to_us "$(echo "$o" | awk '$1 == "99%" {print $2}')")"
+            R[$name,$who,errors]+=$(echo "$o" | awk '/Non-2xx|Socket errors/ {e = e $0 "; "} END {print e}')
+        done
+    done
+    for who in plain gw; do
+        R[$name,$who,rps]=$(awk -v n="${R[$name,$who,reqs]}" \
+            -v t="${R[$name,$who,time]}" \
+            'BEGIN { if (t > 0) printf "%.0f", n / t; else print 0 }')
+        R[$name,$who,p50]=$(median ${R[$name,$who,p50s]})
+        R[$name,$who,p99]=$(median ${R[$name,$who,p99s]})
+        R[$name,$who,cpu]=$(awk -v a="${R[$name,$who,ticks]}" \
+            -v n="${R[$name,$who,reqs]}" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+                if (n > 0) printf "%.1f", a / hz * 1e6 / n; else print 0 }')
+    done
+}
+
+median() {
+    printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1}
+        END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
 workers_kb() {  # resident memory of all workers of a master, summed
