@@ -481,8 +481,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo
     echo "Same machine, same mock (nginx returning a 1 KB completion or an"
     echo "SSE stream); plain = nginx proxy_pass with upstream keepalive;"
-    echo "gateway = llmproxy with the master key.  One worker each; wrk one"
-    echo "thread.  CPU = master + workers user+system time per request."
+    echo "gateway = llmproxy with the master key (vkey50: a virtual key).  One"
+    echo "worker each; wrk one thread; each pass in $rounds round(s) of"
+    echo "${round_secs}s, the two sides taking turns.  CPU = master + workers"
+    echo "user+system time per request."
     echo
     echo "| pass | who | req/s | p50 µs | p99 µs | CPU µs/req | errors |"
     echo "|---|---|---|---|---|---|---|"
