@@ -2,15 +2,20 @@
  * The database poller: one worker (the first) asks PostgreSQL every
  * llmproxy_database_poll for the keys changed since the last change number
  * it applied, in a thread of the pool (libpq blocks there, never on the
- * event loop), and writes them into the zone for every worker.  When the
- * database is unreachable the gateway keeps serving the keys it has, says
- * so in its log and in /health/readiness, and tries again.
+ * event loop), and writes them into the zone for every worker, row by row
+ * from the query's result, in that thread.  When the database is
+ * unreachable the gateway keeps serving the keys it has, says so in its
+ * log and in /health/readiness, and tries again.
  */
 
 #include "ngx_http_llmproxy_module.h"
 
 #include <libpq-fe.h>
 #include <cjson/cJSON.h>
+
+#if (NGX_LINUX)
+#include <malloc.h>
+#endif
 
 
 #define NGX_HTTP_LLMPROXY_DB_BATCH  2000
@@ -20,11 +25,12 @@ typedef struct {
     PGconn                         *conn;       /* used in the thread only */
     char                           *uri;
     int64_t                         since;
-    int64_t                         max_seq;
-    ngx_pool_t                     *pool;       /* rows of this poll */
-    ngx_array_t                    *rows;       /* of key_row_t */
+    int64_t                         max_seq;    /* last row applied */
+    ngx_pool_t                     *pool;       /* one row, in the thread */
+    ngx_uint_t                      applied;    /* keys of this poll */
     ngx_int_t                       rc;
     ngx_uint_t                      more;
+    ngx_uint_t                      zone_full;
     ngx_uint_t                      busy;
     ngx_uint_t                      failing;
     char                            err[256];
@@ -44,6 +50,8 @@ static void ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_db_done(ngx_event_t *ev);
 static ngx_int_t ngx_http_llmproxy_db_row(ngx_http_llmproxy_db_t *db,
     PGresult *res, int i, ngx_http_llmproxy_key_row_t *row);
+static void ngx_http_llmproxy_db_apply(ngx_http_llmproxy_db_t *db,
+    PGresult *res);
 static ngx_array_t *ngx_http_llmproxy_db_list(ngx_pool_t *pool,
     const char *json);
 
@@ -60,7 +68,30 @@ ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle)
     lmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_llmproxy_module);
 
-    if (lmcf == NULL || lmcf->database.len == 0 || lmcf->shm_zone == NULL) {
+    if (lmcf == NULL) {
+        return NGX_OK;
+    }
+
+#if (NGX_LINUX) && defined(M_ARENA_MAX)
+
+    /*
+     * The threads of the pool (this poller, the resolver, admin tasks)
+     * allocate in the main arena.  By default glibc gives each of them an
+     * arena of its own, and with M_TRIM_THRESHOLD raised (see
+     * init_process) each arena kept what the largest query result it held
+     * had touched: 14 arenas of 1.2 MB in a worker that loaded 100,000
+     * keys.  The threads work a few milliseconds per poll; contention with
+     * the event loop for the one arena is negligible.
+     */
+
+    if (mallopt(M_ARENA_MAX, 1) != 1) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "llmproxy: mallopt(M_ARENA_MAX) failed");
+    }
+
+#endif
+
+    if (lmcf->database.len == 0 || lmcf->shm_zone == NULL) {
         return NGX_OK;
     }
 
@@ -79,6 +110,11 @@ ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle)
     db->thread_pool = lmcf->thread_pool;
     db->salt_key = lmcf->salt_key.len ? (char *) lmcf->salt_key.data : NULL;
     db->state_file = db->zctx->state_file;
+
+    db->pool = ngx_create_pool(4096, cycle->log);
+    if (db->pool == NULL) {
+        return NGX_ERROR;
+    }
 
     db->task = ngx_thread_task_alloc(cycle->pool, 0);
     if (db->task == NULL) {
@@ -111,24 +147,18 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
         return;
     }
 
-    db->pool = ngx_create_pool(16384, ev->log);
-    if (db->pool == NULL) {
-        ngx_add_timer(&db->timer, db->interval);
-        return;
-    }
-
     db->since = db->zctx->sh->keys_seq;
+    db->max_seq = db->since;
     db->config.since = db->zctx->sh->config_version;
     db->config.version = 0;
     db->config.prepared = NULL;
-    db->rows = NULL;
+    db->applied = 0;
     db->rc = NGX_OK;
     db->more = 0;
+    db->zone_full = 0;
     db->err[0] = '\0';
 
     if (ngx_thread_task_post(db->thread_pool, db->task) != NGX_OK) {
-        ngx_destroy_pool(db->pool);
-        db->pool = NULL;
         ngx_add_timer(&db->timer, db->interval);
         return;
     }
@@ -144,11 +174,9 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
 {
     ngx_http_llmproxy_db_t *db = data;
 
-    int                           i, n;
-    char                          since[32];
-    PGresult                     *res;
-    const char                   *values[1];
-    ngx_http_llmproxy_key_row_t  *row;
+    char         since[32];
+    PGresult    *res;
+    const char  *values[1];
 
     static const char *keywords[] = {
         "dbname", "connect_timeout", "options", "application_name", NULL
@@ -201,7 +229,11 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
         return;
     }
 
-    n = PQntuples(res);
+    /* the keys go into the zone before the result is freed */
+
+    ngx_http_llmproxy_db_apply(db, res);
+
+    PQclear(res);
 
     if (ngx_http_llmproxy_db_config_fetch(db->conn, &db->config,
                                           db->salt_key, &db->state_file, log)
@@ -209,33 +241,58 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
     {
         ngx_cpystrn((u_char *) db->err, (u_char *) db->config.err,
                     sizeof(db->err));
-        PQclear(res);
         db->rc = NGX_ERROR;
         return;
     }
+}
 
-    db->rows = ngx_array_create(db->pool, n ? n : 1,
-                                sizeof(ngx_http_llmproxy_key_row_t));
-    if (db->rows == NULL) {
-        PQclear(res);
-        db->rc = NGX_ERROR;
-        return;
-    }
 
-    db->max_seq = db->since;
+/*
+ * In the thread: one row after the other, under the zone's mutex for each
+ * (the event loop of any worker waits for one key at most).  A row that
+ * does not parse is skipped; when the zone is full the rest of the batch
+ * waits for the next poll.
+ */
+
+static void
+ngx_http_llmproxy_db_apply(ngx_http_llmproxy_db_t *db, PGresult *res)
+{
+    int                          i, n;
+    int64_t                      seq;
+    ngx_int_t                    rc;
+    ngx_http_llmproxy_key_row_t  row;
+
+    n = PQntuples(res);
+
     db->more = (n == NGX_HTTP_LLMPROXY_DB_BATCH);
 
     for (i = 0; i < n; i++) {
-        row = ngx_array_push(db->rows);
-        if (row == NULL
-            || ngx_http_llmproxy_db_row(db, res, i, row) != NGX_OK)
-        {
-            db->rows->nelts--;
-            continue;
+        seq = ngx_atoof((u_char *) PQgetvalue(res, i, 12),
+                        PQgetlength(res, i, 12));
+
+        rc = ngx_http_llmproxy_db_row(db, res, i, &row);
+
+        if (rc == NGX_OK) {
+            rc = ngx_http_llmproxy_keys_upsert(db->zctx, &row);
+
+            if (rc == NGX_ERROR) {
+                ngx_reset_pool(db->pool);
+                db->zone_full = 1;
+                db->more = 0;
+                return;
+            }
+
+            if (rc == NGX_OK) {
+                db->applied++;
+            }
+        }
+
+        ngx_reset_pool(db->pool);
+
+        if (seq > db->max_seq) {
+            db->max_seq = seq;
         }
     }
-
-    PQclear(res);
 }
 
 
@@ -244,17 +301,10 @@ ngx_http_llmproxy_db_row(ngx_http_llmproxy_db_t *db, PGresult *res, int i,
     ngx_http_llmproxy_key_row_t *row)
 {
     u_char      *hex;
-    int64_t      seq;
     ngx_int_t    hi, lo;
     ngx_uint_t   k;
 
     ngx_memzero(row, sizeof(ngx_http_llmproxy_key_row_t));
-
-    seq = ngx_atoof((u_char *) PQgetvalue(res, i, 12),
-                    PQgetlength(res, i, 12));
-    if (seq > db->max_seq) {
-        db->max_seq = seq;
-    }
 
     hex = (u_char *) PQgetvalue(res, i, 0);
 
@@ -274,12 +324,7 @@ ngx_http_llmproxy_db_row(ngx_http_llmproxy_db_t *db, PGresult *res, int i,
     }
 
     row->alias.len = PQgetlength(res, i, 1);
-    row->alias.data = ngx_pnalloc(db->pool, row->alias.len + 1);
-    if (row->alias.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(row->alias.data, PQgetvalue(res, i, 1), row->alias.len);
+    row->alias.data = (u_char *) PQgetvalue(res, i, 1);
 
     row->models = ngx_http_llmproxy_db_list(db->pool, PQgetvalue(res, i, 2));
     row->groups = ngx_http_llmproxy_db_list(db->pool, PQgetvalue(res, i, 3));
@@ -349,12 +394,13 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
 {
     ngx_http_llmproxy_db_t *db = ev->data;
 
-    ngx_uint_t                    i, n;
-    ngx_http_llmproxy_shctx_t    *sh;
-    ngx_http_llmproxy_key_row_t  *rows;
+    ngx_http_llmproxy_shctx_t  *sh;
 
     db->busy = 0;
     sh = db->zctx->sh;
+
+    /* the rows the thread applied, even if a later query failed */
+    sh->keys_seq = db->max_seq;
 
     if (db->rc != NGX_OK) {
         if (!db->failing) {
@@ -364,6 +410,7 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
         }
 
         db->failing = 1;
+        db->more = 0;
         sh->db_ok = 0;
         sh->db_failed_at = ngx_time();
         goto next;
@@ -379,24 +426,10 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     db->failing = 0;
     sh->db_ok = 1;
 
-    n = 0;
-    rows = db->rows->elts;
-
-    for (i = 0; i < db->rows->nelts; i++) {
-        if (ngx_http_llmproxy_keys_upsert(db->zctx, &rows[i]) == NGX_ERROR) {
-            break;
-        }
-
-        n++;
-    }
-
-    if (i < db->rows->nelts) {
-        /* the zone is full: try these keys again at the next poll */
-        db->more = 0;
+    if (db->zone_full) {
+        /* the keys not applied are tried again at the next poll */
         goto next;
     }
-
-    sh->keys_seq = db->max_seq;
 
     if (!db->more) {
         if (!sh->keys_loaded) {
@@ -409,13 +442,10 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
 
     } else {
         ngx_log_error(NGX_LOG_INFO, ev->log, 0,
-                      "llmproxy: %ui keys loaded, more to come", n);
+                      "llmproxy: %ui keys loaded, more to come", db->applied);
     }
 
 next:
-
-    ngx_destroy_pool(db->pool);
-    db->pool = NULL;
 
     if (ngx_exiting || ngx_terminate) {
         return;

@@ -13,11 +13,34 @@
 
 #define NGX_HTTP_LLMPROXY_KEY_BUCKETS  (1 << 17)
 
+#define NGX_HTTP_LLMPROXY_DIGESTS      256
+#define NGX_HTTP_LLMPROXY_DIGEST_KEY   80
 
+
+/*
+ * The digests of the keys this worker saw last: a client sends the same
+ * key again and again, and SHA-256 of it cost as much as the rest of the
+ * key check.  A digest never changes, so the cache needs no expiry.
+ */
+
+typedef struct {
+    size_t                        len;
+    u_char                        key[NGX_HTTP_LLMPROXY_DIGEST_KEY];
+    u_char                        digest[32];
+} ngx_http_llmproxy_digest_t;
+
+
+static void ngx_http_llmproxy_keys_digest(ngx_str_t *key, u_char *digest);
+static ngx_uint_t ngx_http_llmproxy_keys_bucket(ngx_http_llmproxy_shctx_t *sh,
+    u_char *digest);
 static ngx_http_llmproxy_key_node_t **ngx_http_llmproxy_keys_find(
     ngx_http_llmproxy_shctx_t *sh, u_char *digest);
 static u_char *ngx_http_llmproxy_keys_copy_list(ngx_pool_t *pool, u_char *p,
     ngx_uint_t n, ngx_array_t *out);
+
+
+static ngx_http_llmproxy_digest_t
+    ngx_http_llmproxy_digests[NGX_HTTP_LLMPROXY_DIGESTS];
 
 
 ngx_int_t
@@ -54,7 +77,7 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     zctx = lmcf->shm_zone->data;
     sh = zctx->sh;
 
-    llmp_sha256(key->data, key->len, ctx->key.digest);
+    ngx_http_llmproxy_keys_digest(key, ctx->key.digest);
 
     ctx->key.prefix.len = ngx_min(key->len, 7);
     ctx->key.prefix.data = key->data;
@@ -188,6 +211,45 @@ done:
     }
 
     return rc;
+}
+
+
+static void
+ngx_http_llmproxy_keys_digest(ngx_str_t *key, u_char *digest)
+{
+    u_char                       diff;
+    ngx_uint_t                   i;
+    ngx_http_llmproxy_digest_t  *d;
+
+    if (key->len > NGX_HTTP_LLMPROXY_DIGEST_KEY) {
+        llmp_sha256(key->data, key->len, digest);
+        return;
+    }
+
+    d = &ngx_http_llmproxy_digests[ngx_hash_key(key->data, key->len)
+                                   & (NGX_HTTP_LLMPROXY_DIGESTS - 1)];
+
+    if (d->len == key->len) {
+
+        /* in constant time, like the master key */
+
+        diff = 0;
+
+        for (i = 0; i < key->len; i++) {
+            diff |= d->key[i] ^ key->data[i];
+        }
+
+        if (diff == 0) {
+            ngx_memcpy(digest, d->digest, 32);
+            return;
+        }
+    }
+
+    llmp_sha256(key->data, key->len, digest);
+
+    d->len = key->len;
+    ngx_memcpy(d->key, key->data, key->len);
+    ngx_memcpy(d->digest, digest, 32);
 }
 
 
@@ -390,9 +452,9 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
         ngx_slab_free_locked(zctx->shpool, old);
 
     } else {
-        i = ngx_crc32_short(row->digest, 32) & sh->keys_mask;
-        node->next = sh->keys[i];
-        sh->keys[i] = node;
+        pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, row->digest)];
+        node->next = *pn;
+        *pn = node;
         (void) ngx_atomic_fetch_add(&sh->nkeys, 1);
     }
 
@@ -435,14 +497,28 @@ ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
 }
 
 
+static ngx_uint_t
+ngx_http_llmproxy_keys_bucket(ngx_http_llmproxy_shctx_t *sh, u_char *digest)
+{
+    uint32_t  h;
+
+    /*
+     * the digest is uniformly distributed: its first bytes index (a
+     * crc32 of it, nibble by nibble, was most of the lookup's time)
+     */
+
+    ngx_memcpy(&h, digest, sizeof(uint32_t));
+
+    return h & sh->keys_mask;
+}
+
+
 static ngx_http_llmproxy_key_node_t **
 ngx_http_llmproxy_keys_find(ngx_http_llmproxy_shctx_t *sh, u_char *digest)
 {
     ngx_http_llmproxy_key_node_t  **pn;
 
-    /* the digest is uniformly distributed: its first bytes index */
-
-    pn = &sh->keys[ngx_crc32_short(digest, 32) & sh->keys_mask];
+    pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, digest)];
 
     for ( /* void */ ; *pn; pn = &(*pn)->next) {
         if (ngx_memcmp((*pn)->digest, digest, 32) == 0) {
