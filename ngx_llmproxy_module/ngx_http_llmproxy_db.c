@@ -13,9 +13,6 @@
 #include <libpq-fe.h>
 #include <cjson/cJSON.h>
 
-#if (NGX_LINUX)
-#include <malloc.h>
-#endif
 
 
 #define NGX_HTTP_LLMPROXY_DB_BATCH  2000
@@ -68,30 +65,7 @@ ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle)
     lmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_llmproxy_module);
 
-    if (lmcf == NULL) {
-        return NGX_OK;
-    }
-
-#if (NGX_LINUX) && defined(M_ARENA_MAX)
-
-    /*
-     * The threads of the pool (this poller, the resolver, admin tasks)
-     * allocate in the main arena.  By default glibc gives each of them an
-     * arena of its own, and with M_TRIM_THRESHOLD raised (see
-     * init_process) each arena kept what the largest query result it held
-     * had touched: 14 arenas of 1.2 MB in a worker that loaded 100,000
-     * keys.  The threads work a few milliseconds per poll; contention with
-     * the event loop for the one arena is negligible.
-     */
-
-    if (mallopt(M_ARENA_MAX, 1) != 1) {
-        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                      "llmproxy: mallopt(M_ARENA_MAX) failed");
-    }
-
-#endif
-
-    if (lmcf->database.len == 0 || lmcf->shm_zone == NULL) {
+    if (lmcf == NULL || lmcf->database.len == 0 || lmcf->shm_zone == NULL) {
         return NGX_OK;
     }
 

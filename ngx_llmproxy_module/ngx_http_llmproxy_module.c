@@ -1120,6 +1120,25 @@ ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
 
 #endif
 
+#if (NGX_LINUX) && defined(M_ARENA_MAX)
+
+    /*
+     * The threads of the pool (the database poller, the usage writer, the
+     * resolver, admin tasks) allocate in the main arena.  By default glibc
+     * gives each thread an arena of its own, and with M_TRIM_THRESHOLD
+     * raised each arena keeps what the largest query result it held had
+     * touched: 14 arenas of 1.2 MB in a worker that loaded 100,000 keys.
+     * The threads work milliseconds at a time; contention with the event
+     * loop for the one arena is negligible.
+     */
+
+    if (mallopt(M_ARENA_MAX, 1) != 1) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "llmproxy: mallopt(M_ARENA_MAX) failed");
+    }
+
+#endif
+
     if (ngx_http_llmproxy_keepalive_init(cycle) != NGX_OK
         || ngx_http_llmproxy_resolve_init_process(cycle) != NGX_OK)
     {
