@@ -10,6 +10,7 @@
 # BENCH_PERF      a directory: `perf record -g` the gateway's worker during
 #                 each pass into DIR/PASS.perf.data
 # BENCH_ENV_GW    environment for the gateway (e.g. MALLOC_ARENA_MAX=1)
+# BENCH_USAGE_RECORDS  on (default) or off: usage records to PostgreSQL
 # BENCH_STREAMS   concurrent streams of the streams10k pass (default 10000;
 #                 500 when BENCH_SECONDS is 1)
 set -euo pipefail
@@ -152,6 +153,7 @@ http {
     llmproxy_state_path $dir/gw/state;
     llmproxy_database $db;
     llmproxy_database_poll 500ms;
+    llmproxy_usage_records ${BENCH_USAGE_RECORDS:-on};
     server {
         listen 127.0.0.1:$gw_port;
         location / { llmproxy; }
@@ -451,7 +453,7 @@ jget() {        # a field of one line of JSON
 
 declare -A S
 
-passes=${BENCH_PASSES:-json50 vkey50 json1 sse8 body256k streams10k}
+passes=${BENCH_PASSES:-json50 vkey50 json1 sse8 body256k streams10k usage}
 read -r -a M_LOADED <<< "$(mem "$dir/gw/nginx.pid")"
 for pass in $passes; do
     case $pass in
@@ -460,13 +462,14 @@ for pass in $passes; do
     json1)    run_pass json1 1 "$dir/json.lua" ;;
     sse8)     run_pass sse8 8 "$dir/sse.lua" ;;
     body256k) run_pass body256k 8 "$dir/big.lua" ;;
-    streams10k) ;;
+    streams10k|usage) ;;
     *)        echo "unknown pass $pass" >&2; exit 1 ;;
     esac
 done
 read -r -a M_PLAIN <<< "$(mem "$dir/plain/nginx.pid")"
 read -r -a M_GW <<< "$(mem "$dir/gw/nginx.pid")"
 wrk_passes=${passes/streams10k/}
+wrk_passes=${wrk_passes/usage/}
 case " $passes " in *" streams10k "*) run_streams ;; esac
 
 memrow() {      # name rss pss private anon file shm: a table row
@@ -538,7 +541,9 @@ mv "$out.tmp" "$out"
 cat "$out"
 
 # usage records under stress: their own gateway and PostgreSQL
-bash "$top/bench/usage.sh" | tee -a "$out"
+if [[ " $passes " == *" usage "* ]]; then
+    bash "$top/bench/usage.sh" | tee -a "$out"
+fi
 
 if [ -n "${S[gw,json]:-}" ] && [ "$(jget "${S[gw,json]}" errors)" != 0 ]; then
     echo "streams10k: the gateway failed streams"; exit 1

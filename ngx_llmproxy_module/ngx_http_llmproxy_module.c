@@ -178,6 +178,13 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       offsetof(ngx_http_llmproxy_loc_conf_t, upstream.connect_timeout),
       NULL },
 
+    { ngx_string("llmproxy_usage_records"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, usage_records),
+      NULL },
+
     { ngx_string("llmproxy_usage_buffer"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -758,6 +765,7 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
     lmcf->keepalive = NGX_CONF_UNSET_UINT;
     lmcf->keepalive_timeout = NGX_CONF_UNSET_MSEC;
     lmcf->log_level = NGX_CONF_UNSET_UINT;
+    lmcf->usage_records = NGX_CONF_UNSET;
     lmcf->usage_buffer = NGX_CONF_UNSET_SIZE;
     lmcf->usage_flush = NGX_CONF_UNSET_MSEC;
 
@@ -786,6 +794,7 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(lmcf->keepalive, 64);
     ngx_conf_init_msec_value(lmcf->keepalive_timeout, 60000);
     ngx_conf_init_uint_value(lmcf->log_level, NGX_LOG_ERR);
+    ngx_conf_init_value(lmcf->usage_records, 1);
     ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->usage_flush, 200);
 
@@ -1132,7 +1141,7 @@ ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
      * loop for the one arena is negligible.
      */
 
-    if (mallopt(M_ARENA_MAX, 1) != 1) {
+    if (getenv("LLMP_NO_ARENA") == NULL && mallopt(M_ARENA_MAX, 1) != 1) {
         ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                       "llmproxy: mallopt(M_ARENA_MAX) failed");
     }

@@ -55,6 +55,7 @@ typedef struct {
     ngx_msec_t                    resolve_interval;
     ngx_str_t                     ssl_trusted_certificate;
     ngx_flag_t                    ssl_verify;
+    ngx_flag_t                    usage_records;   /* to the database */
     size_t                        usage_buffer;    /* records in memory */
     ngx_msec_t                    usage_flush;
 #if (NGX_HTTP_SSL)

@@ -5,43 +5,32 @@
  * At the log phase each worker appends the record, as a line of COPY's
  * text format, to its current batch in memory.  Every llmproxy_usage_flush
  * (or as soon as a batch is full) a thread-pool task takes the waiting
- * batches and writes them in one transaction: COPY into a temporary table,
- * then llmproxy_usage_ingest(), which inserts the rows and adds their cost
- * to the keys' spend.  What the transaction returns settles the spend
- * counted in the zone but not yet in the database (a key's "pending").
+ * batches and writes them in one transaction (_records_db.c), which adds
+ * their cost to the keys' spend.  What the transaction returns settles the
+ * spend counted in the zone but not yet in the database (a key's
+ * "pending").
  *
  * When PostgreSQL is down or slow, batches wait in memory up to
  * llmproxy_usage_buffer, and beyond that, or when the database refuses a
  * write, go to spill files in the state path, which any worker replays
  * once the database is back (one at a time, under flock, so two workers
  * never write the same file).  A worker that exits, at reload or stop,
- * spills what it still holds.  Records are keyed by request id and
- * inserted with ON CONFLICT DO NOTHING, so a batch written twice counts
- * once.
+ * spills what it still holds.  Each batch has an id (a spill file is
+ * named after it), so a batch written twice counts once.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include "ngx_http_llmproxy_records.h"
 
-#include <libpq-fe.h>
 #include <dirent.h>
 #include <sys/file.h>
+#include <openssl/rand.h>
 
 
 #define NGX_HTTP_LLMPROXY_BATCH_SIZE    (256 * 1024)
 #define NGX_HTTP_LLMPROXY_RECORD_MAX    4096
 #define NGX_HTTP_LLMPROXY_WRITE_MAX     16        /* batches a transaction */
 #define NGX_HTTP_LLMPROXY_RETRY         1000
-
-
-typedef struct ngx_http_llmproxy_batch_s  ngx_http_llmproxy_batch_t;
-
-struct ngx_http_llmproxy_batch_s {
-    ngx_http_llmproxy_batch_t      *next;
-    u_char                         *last;
-    u_char                         *end;
-    ngx_uint_t                      records;
-    u_char                          data[1];
-};
+#define NGX_HTTP_LLMPROXY_SPILL_LOOK    2000
 
 
 typedef struct {
@@ -56,11 +45,11 @@ typedef struct {
     time_t                          dropped_logged;
     ngx_uint_t                      failing;
     ngx_msec_t                      failed_at;
+    ngx_msec_t                      spill_checked;
     ngx_event_t                     timer;
     ngx_thread_pool_t              *thread_pool;
     ngx_http_llmproxy_zone_ctx_t   *zctx;
     ngx_str_t                       spill_dir;   /* "" when none */
-    ngx_atomic_t                    spill_seq;
     ngx_log_t                      *log;
 
     /* the writer task: batches in, results out */
@@ -73,7 +62,7 @@ typedef struct {
     ngx_uint_t                      more_spill;  /* files left to replay */
     ngx_uint_t                      db_failed;
     ngx_uint_t                      spill_open_logged;
-    PGresult                       *settle[2];
+    ngx_http_llmproxy_costs_t       costs[2];    /* batches, spill file */
     char                            err[256];
     PGconn                         *conn;        /* the thread's only */
     char                           *uri;
@@ -91,7 +80,7 @@ static u_char *ngx_http_llmproxy_records_line(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last);
 static u_char *ngx_http_llmproxy_copy_text(u_char *p, u_char *last,
     ngx_str_t *s);
-static ngx_http_llmproxy_batch_t *ngx_http_llmproxy_batch_new(void);
+static ngx_http_llmproxy_batch_t *ngx_http_llmproxy_batch_new(size_t size);
 static void ngx_http_llmproxy_batch_free(ngx_http_llmproxy_batch_t *b);
 static void ngx_http_llmproxy_records_seal(ngx_http_llmproxy_records_t *rs);
 static void ngx_http_llmproxy_records_tick(ngx_event_t *ev);
@@ -104,15 +93,14 @@ static void ngx_http_llmproxy_spiller_thread(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_spiller_done(ngx_event_t *ev);
 static ngx_int_t ngx_http_llmproxy_db_connect(ngx_http_llmproxy_records_t *rs);
 static ngx_int_t ngx_http_llmproxy_db_write(ngx_http_llmproxy_records_t *rs,
-    ngx_http_llmproxy_batch_t *b, u_char *data, size_t len,
-    PGresult **settle);
+    ngx_http_llmproxy_batch_t *b, ngx_http_llmproxy_costs_t *costs);
 static ngx_int_t ngx_http_llmproxy_spill_write(
     ngx_http_llmproxy_records_t *rs, ngx_http_llmproxy_batch_t *b,
     ngx_log_t *log);
 static ngx_int_t ngx_http_llmproxy_spill_replay(
     ngx_http_llmproxy_records_t *rs, ngx_log_t *log);
 static void ngx_http_llmproxy_records_settle(ngx_http_llmproxy_records_t *rs,
-    PGresult *res);
+    ngx_http_llmproxy_costs_t *costs);
 
 
 static ngx_http_llmproxy_records_t  *ngx_http_llmproxy_records;
@@ -148,7 +136,9 @@ ngx_http_llmproxy_records_init_process(ngx_cycle_t *cycle)
     lmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_llmproxy_module);
 
-    if (lmcf == NULL || lmcf->database.len == 0 || lmcf->shm_zone == NULL) {
+    if (lmcf == NULL || lmcf->database.len == 0 || lmcf->shm_zone == NULL
+        || !lmcf->usage_records)
+    {
         return NGX_OK;
     }
 
@@ -222,8 +212,8 @@ ngx_http_llmproxy_records_exit_process(ngx_cycle_t *cycle)
      */
 
     if (rs->writer_busy) {
-        ngx_http_llmproxy_records_settle(rs, rs->settle[0]);
-        ngx_http_llmproxy_records_settle(rs, rs->settle[1]);
+        ngx_http_llmproxy_records_settle(rs, &rs->costs[0]);
+        ngx_http_llmproxy_records_settle(rs, &rs->costs[1]);
     }
 
     for (b = rs->spilling; b; b = next) {
@@ -335,7 +325,7 @@ ngx_http_llmproxy_records_log(ngx_http_request_t *r)
             return NGX_OK;
         }
 
-        rs->cur = ngx_http_llmproxy_batch_new();
+        rs->cur = ngx_http_llmproxy_batch_new(NGX_HTTP_LLMPROXY_BATCH_SIZE);
         if (rs->cur == NULL) {
             return NGX_OK;
         }
@@ -490,20 +480,26 @@ ngx_http_llmproxy_copy_text(u_char *p, u_char *last, ngx_str_t *s)
 
 
 static ngx_http_llmproxy_batch_t *
-ngx_http_llmproxy_batch_new(void)
+ngx_http_llmproxy_batch_new(size_t size)
 {
     ngx_http_llmproxy_batch_t  *b;
 
-    b = ngx_alloc(offsetof(ngx_http_llmproxy_batch_t, data)
-                  + NGX_HTTP_LLMPROXY_BATCH_SIZE, ngx_cycle->log);
+    b = ngx_alloc(offsetof(ngx_http_llmproxy_batch_t, data) + size,
+                  ngx_cycle->log);
     if (b == NULL) {
         return NULL;
     }
 
     b->next = NULL;
     b->last = b->data;
-    b->end = b->data + NGX_HTTP_LLMPROXY_BATCH_SIZE;
+    b->end = b->data + size;
     b->records = 0;
+    b->known = 0;
+
+    if (RAND_bytes(b->id, 16) != 1) {
+        ngx_free(b);
+        return NULL;
+    }
 
     return b;
 }
@@ -542,6 +538,18 @@ static void
 ngx_http_llmproxy_records_tick(ngx_event_t *ev)
 {
     ngx_http_llmproxy_records_t *rs = ev->data;
+
+    /*
+     * spill files of other workers (those that left at a reload, after
+     * this one started) are looked for every few seconds
+     */
+
+    if (ngx_current_msec - rs->spill_checked >= NGX_HTTP_LLMPROXY_SPILL_LOOK
+        && rs->spill_dir.len)
+    {
+        rs->spill_checked = ngx_current_msec;
+        rs->more_spill = 1;
+    }
 
     ngx_http_llmproxy_records_seal(rs);
     ngx_http_llmproxy_records_post(rs);
@@ -674,15 +682,12 @@ ngx_http_llmproxy_writer_thread(void *data, ngx_log_t *log)
     ngx_int_t                   rc;
     ngx_http_llmproxy_batch_t  *b;
 
-    rs->settle[0] = NULL;
-    rs->settle[1] = NULL;
     rs->more_spill = 0;
 
     rc = ngx_http_llmproxy_db_connect(rs);
 
     if (rc == NGX_OK && rs->writing) {
-        rc = ngx_http_llmproxy_db_write(rs, rs->writing, NULL, 0,
-                                        &rs->settle[0]);
+        rc = ngx_http_llmproxy_db_write(rs, rs->writing, &rs->costs[0]);
     }
 
     if (rc == NGX_OK) {
@@ -706,8 +711,7 @@ ngx_http_llmproxy_writer_thread(void *data, ngx_log_t *log)
     }
 
     for (b = rs->writing; b; b = b->next) {
-        if (ngx_http_llmproxy_spill_write(rs, b, log) != NGX_OK)
-        {
+        if (ngx_http_llmproxy_spill_write(rs, b, log) != NGX_OK) {
             return;
         }
 
@@ -722,8 +726,6 @@ ngx_http_llmproxy_writer_thread(void *data, ngx_log_t *log)
 static ngx_int_t
 ngx_http_llmproxy_db_connect(ngx_http_llmproxy_records_t *rs)
 {
-    PGresult  *res;
-
     static const char *keywords[] = {
         "dbname", "connect_timeout", "options", "application_name", NULL
     };
@@ -747,17 +749,6 @@ ngx_http_llmproxy_db_connect(ngx_http_llmproxy_records_t *rs)
         goto failed;
     }
 
-    res = PQexec(rs->conn,
-                 "CREATE TEMP TABLE llmproxy_usage_in"
-                 " (LIKE llmproxy_usage) ON COMMIT DELETE ROWS");
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        PQclear(res);
-        goto failed;
-    }
-
-    PQclear(res);
-
     return NGX_OK;
 
 failed:
@@ -773,123 +764,23 @@ failed:
 }
 
 
-/*
- * One transaction: the batches (or one spill file's bytes) through COPY,
- * then llmproxy_usage_ingest().  NGX_DECLINED: the database refused the
- * data itself, and will again; NGX_ERROR: the connection failed.
- */
+/* NGX_OK, NGX_DECLINED (the data refused), NGX_ERROR (the connection) */
 
 static ngx_int_t
 ngx_http_llmproxy_db_write(ngx_http_llmproxy_records_t *rs,
-    ngx_http_llmproxy_batch_t *b, u_char *data, size_t len,
-    PGresult **settle)
+    ngx_http_llmproxy_batch_t *b, ngx_http_llmproxy_costs_t *costs)
 {
-    PGresult        *res;
-    ngx_int_t        rc;
-    ExecStatusType   st;
+    ngx_int_t  rc;
 
-    res = PQexec(rs->conn, "BEGIN");
-    st = PQresultStatus(res);
-    PQclear(res);
+    rc = ngx_http_llmproxy_records_db_write(rs->conn, b, costs, rs->err,
+                                            sizeof(rs->err));
 
-    if (st != PGRES_COMMAND_OK) {
-        goto failed;
+    if (rc == NGX_ERROR) {
+        PQfinish(rs->conn);
+        rs->conn = NULL;
     }
 
-    res = PQexec(rs->conn, "COPY llmproxy_usage_in FROM STDIN");
-    st = PQresultStatus(res);
-    PQclear(res);
-
-    if (st != PGRES_COPY_IN) {
-        goto failed;
-    }
-
-    for ( /* void */ ; b; b = b->next) {
-        if (b->last > b->data
-            && PQputCopyData(rs->conn, (char *) b->data,
-                             (int) (b->last - b->data)) != 1)
-        {
-            goto failed;
-        }
-    }
-
-    while (len) {
-        rc = (ngx_int_t) ngx_min(len, 1024 * 1024);
-
-        if (PQputCopyData(rs->conn, (char *) data, (int) rc) != 1) {
-            goto failed;
-        }
-
-        data += rc;
-        len -= rc;
-    }
-
-    if (PQputCopyEnd(rs->conn, NULL) != 1) {
-        goto failed;
-    }
-
-    rc = NGX_OK;
-
-    while ((res = PQgetResult(rs->conn)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            ngx_cpystrn((u_char *) rs->err,
-                        (u_char *) PQresultErrorMessage(res),
-                        sizeof(rs->err));
-            rc = NGX_DECLINED;
-        }
-
-        PQclear(res);
-    }
-
-    if (rc != NGX_OK) {
-        goto refused;
-    }
-
-    res = PQexec(rs->conn, "SELECT * FROM llmproxy_usage_ingest()");
-
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ngx_cpystrn((u_char *) rs->err,
-                    (u_char *) PQresultErrorMessage(res), sizeof(rs->err));
-        PQclear(res);
-        goto refused;
-    }
-
-    *settle = res;
-
-    res = PQexec(rs->conn, "COMMIT");
-    st = PQresultStatus(res);
-    PQclear(res);
-
-    if (st != PGRES_COMMAND_OK) {
-        PQclear(*settle);
-        *settle = NULL;
-        goto failed;
-    }
-
-    return NGX_OK;
-
-refused:
-
-    /* the connection may still be good; the data is not */
-
-    res = PQexec(rs->conn, "ROLLBACK");
-    PQclear(res);
-
-    if (PQstatus(rs->conn) == CONNECTION_OK) {
-        return NGX_DECLINED;
-    }
-
-failed:
-
-    if (rs->err[0] == '\0') {
-        ngx_cpystrn((u_char *) rs->err, (u_char *) PQerrorMessage(rs->conn),
-                    sizeof(rs->err));
-    }
-
-    PQfinish(rs->conn);
-    rs->conn = NULL;
-
-    return NGX_ERROR;
+    return rc;
 }
 
 
@@ -909,9 +800,9 @@ ngx_http_llmproxy_spill_write(ngx_http_llmproxy_records_t *rs,
         return NGX_OK;
     }
 
-    ngx_snprintf(name, sizeof(name), "%V/usage-%P-%T-%uA.copy%Z",
-                 &rs->spill_dir, ngx_pid, ngx_time(),
-                 ngx_atomic_fetch_add(&rs->spill_seq, 1));
+    p = ngx_snprintf(name, sizeof(name) - 64, "%V/usage-", &rs->spill_dir);
+    p = ngx_http_llmproxy_batch_uuid(p, b->id);
+    ngx_memcpy(p, ".copy", sizeof(".copy"));
     ngx_snprintf(tmp, sizeof(tmp), "%s.tmp%Z", name);
 
     fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
@@ -961,13 +852,15 @@ static ngx_int_t
 ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
     ngx_log_t *log)
 {
-    DIR            *d;
-    u_char         *data, *p, path[NGX_MAX_PATH], bad[NGX_MAX_PATH];
-    size_t          len;
-    ssize_t         n;
-    ngx_fd_t        fd;
-    ngx_int_t       rc;
-    ngx_uint_t      records, files;
+    DIR                        *d;
+    u_char                     *p, *name, path[NGX_MAX_PATH];
+    u_char                      bad[NGX_MAX_PATH];
+    size_t                      len;
+    ssize_t                     n;
+    ngx_fd_t                    fd;
+    ngx_int_t                   rc, hi, lo;
+    ngx_uint_t                  i, records, files;
+    ngx_http_llmproxy_batch_t  *b;
     struct stat     st;
     struct dirent  *de;
 
@@ -1026,30 +919,54 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
 
     rs->more_spill = (files > 1);
 
-    data = ngx_alloc((size_t) st.st_size + 1, log);
-    if (data == NULL) {
+    b = ngx_http_llmproxy_batch_new((size_t) st.st_size + 1);
+    if (b == NULL) {
         ngx_close_file(fd);
         return NGX_OK;
     }
 
     for (len = 0; len < (size_t) st.st_size; len += n) {
-        n = read(fd, data + len, (size_t) st.st_size - len);
+        n = read(fd, b->data + len, (size_t) st.st_size - len);
         if (n <= 0) {
             break;
         }
     }
 
+    b->last = b->data + len;
+
+    /* the batch's id is in the file's name: usage-UUID.copy */
+
+    name = path + rs->spill_dir.len + sizeof("/usage-") - 1;
+
+    if (ngx_strlen(name) == 36 + sizeof(".copy") - 1) {
+        for (i = 0, p = name; i < 16 && p < name + 36; p++) {
+            if (*p == '-') {
+                continue;
+            }
+
+            hi = ngx_hextoi(p, 1);
+            lo = ngx_hextoi(p + 1, 1);
+
+            if (hi == NGX_ERROR || lo == NGX_ERROR) {
+                break;
+            }
+
+            b->id[i++] = (u_char) (hi << 4 | lo);
+            p++;
+        }
+    }
+
     records = 0;
 
-    for (p = data; p < data + len; p++) {
+    for (p = b->data; p < b->last; p++) {
         if (*p == '\n') {
             records++;
         }
     }
 
-    rc = ngx_http_llmproxy_db_write(rs, NULL, data, len, &rs->settle[1]);
+    rc = ngx_http_llmproxy_db_write(rs, b, &rs->costs[1]);
 
-    ngx_free(data);
+    ngx_http_llmproxy_batch_free(b);
 
     if (rc == NGX_OK) {
         rs->replayed += records;
@@ -1082,8 +999,8 @@ ngx_http_llmproxy_writer_done(ngx_event_t *ev)
 
     rs->writer_busy = 0;
 
-    ngx_http_llmproxy_records_settle(rs, rs->settle[0]);
-    ngx_http_llmproxy_records_settle(rs, rs->settle[1]);
+    ngx_http_llmproxy_records_settle(rs, &rs->costs[0]);
+    ngx_http_llmproxy_records_settle(rs, &rs->costs[1]);
 
     if (rs->db_failed) {
         if (!rs->failing) {
@@ -1138,34 +1055,27 @@ ngx_http_llmproxy_writer_done(ngx_event_t *ev)
 }
 
 
-/* what the database returned: the key's batch cost is no longer pending */
+/* what the database has now is no longer pending in the zone */
 
 static void
 ngx_http_llmproxy_records_settle(ngx_http_llmproxy_records_t *rs,
-    PGresult *res)
+    ngx_http_llmproxy_costs_t *costs)
 {
-    int        i, n;
-    u_char     digest[32], *hex;
-    double     cost, spend;
-    ngx_int_t  hi, lo;
-    ngx_uint_t k;
+    u_char                         digest[32];
+    ngx_int_t                      hi, lo;
+    ngx_uint_t                     i, k;
+    ngx_http_llmproxy_key_cost_t  *c;
 
-    if (res == NULL) {
-        return;
-    }
+    for (i = 0; i < costs->size; i++) {
+        c = &costs->slots[i];
 
-    n = PQntuples(res);
-
-    for (i = 0; i < n; i++) {
-        if (PQgetlength(res, i, 0) != 64) {
+        if (!c->used) {
             continue;
         }
 
-        hex = (u_char *) PQgetvalue(res, i, 0);
-
         for (k = 0; k < 32; k++) {
-            hi = ngx_hextoi(hex + 2 * k, 1);
-            lo = ngx_hextoi(hex + 2 * k + 1, 1);
+            hi = ngx_hextoi(c->key + 2 * k, 1);
+            lo = ngx_hextoi(c->key + 2 * k + 1, 1);
 
             if (hi == NGX_ERROR || lo == NGX_ERROR) {
                 break;
@@ -1174,18 +1084,13 @@ ngx_http_llmproxy_records_settle(ngx_http_llmproxy_records_t *rs,
             digest[k] = (u_char) (hi << 4 | lo);
         }
 
-        if (k < 32) {
-            continue;
+        if (k == 32) {
+            ngx_http_llmproxy_keys_settle(rs->zctx, digest, c->cost,
+                                          c->spend);
         }
-
-        cost = strtod(PQgetvalue(res, i, 1), NULL);
-        spend = PQgetisnull(res, i, 2) ? -1
-                                       : strtod(PQgetvalue(res, i, 2), NULL);
-
-        ngx_http_llmproxy_keys_settle(rs->zctx, digest, cost, spend);
     }
 
-    PQclear(res);
+    ngx_http_llmproxy_costs_free(costs);
 }
 
 

@@ -1,14 +1,18 @@
 -- llmproxy schema, version 3: usage records (SPEC §8) and spend.
 --
 -- Every request that reached routing leaves one row in llmproxy_usage.
--- Gateways write them in batches: COPY into the session's temporary table
--- llmproxy_usage_in, then SELECT * FROM llmproxy_usage_ingest(), in one
--- transaction.  A batch written twice (its commit was lost on the way
--- back, or a spill file was replayed twice) is counted once: request_id is
--- the primary key, and only the rows inserted add to the keys' spend.
+-- Gateways write them in batches, each with an id, in one transaction per
+-- group of batches: the ids go into llmproxy_usage_batches (ON CONFLICT DO
+-- NOTHING), then only the batches whose id was new are COPYed into
+-- llmproxy_usage, then llmproxy_usage_spend() adds their cost to the keys.
+-- So a batch written twice (its commit was lost on the way back, or a
+-- spill file was replayed twice) counts once, and the records table needs
+-- no unique index: appending to it stays cheap.  request_id is not
+-- indexed; to look requests up by id often, add
+-- CREATE INDEX ON llmproxy_usage USING hash (request_id).
 
 CREATE TABLE llmproxy_usage (
-    request_id        uuid PRIMARY KEY,
+    request_id        uuid NOT NULL,
     created_at        timestamptz NOT NULL,
     key_hash          char(64),               -- NULL: the master key
     key_alias         text,
@@ -46,32 +50,25 @@ CREATE FUNCTION llmproxy_reset_budgets() RETURNS void LANGUAGE sql AS $$
     WHERE budget_reset_at <= now() AND budget_duration_seconds > 0;
 $$;
 
--- moves a batch from llmproxy_usage_in to llmproxy_usage and adds the cost
--- of the rows inserted to their keys; returns, per key of the batch, the
--- batch's cost and the key's spend now
-CREATE FUNCTION llmproxy_usage_ingest()
-RETURNS TABLE (batch_key char(64), batch_cost double precision,
-               key_spend double precision)
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM llmproxy_reset_budgets();
+-- the batches written, by id, for as long as a spill file could come back
+CREATE TABLE llmproxy_usage_batches (
+    batch_id   uuid PRIMARY KEY,
+    written_at timestamptz NOT NULL DEFAULT now()
+);
 
-    RETURN QUERY
-    WITH batch AS (
-        SELECT i.key_hash AS k, sum(i.cost) AS c FROM llmproxy_usage_in i
-        WHERE i.key_hash IS NOT NULL GROUP BY i.key_hash
-    ), ins AS (
-        INSERT INTO llmproxy_usage SELECT * FROM llmproxy_usage_in
-        ON CONFLICT (request_id) DO NOTHING
-        RETURNING llmproxy_usage.key_hash AS k, llmproxy_usage.cost AS c
-    ), added AS (
-        SELECT ins.k, sum(ins.c) AS c FROM ins
-        WHERE ins.k IS NOT NULL GROUP BY ins.k
-    ), upd AS (
-        UPDATE llmproxy_keys u SET spend = u.spend + added.c
-        FROM added WHERE u.key_hash = added.k AND added.c <> 0
-        RETURNING u.key_hash AS k, u.spend AS s
-    )
-    SELECT batch.k, batch.c, upd.s
-    FROM batch LEFT JOIN upd ON upd.k = batch.k;
-END $$;
+CREATE INDEX llmproxy_usage_batches_written_at
+    ON llmproxy_usage_batches (written_at);
+
+-- adds the cost of a transaction's new records to their keys (after
+-- resetting the budgets whose period ended) and returns the keys' spend
+CREATE FUNCTION llmproxy_usage_spend(keys text[], costs double precision[])
+RETURNS TABLE (key_hash text, spend double precision)
+LANGUAGE sql AS $$
+    SELECT llmproxy_reset_budgets();
+    DELETE FROM llmproxy_usage_batches
+    WHERE written_at < now() - interval '30 days';
+    UPDATE llmproxy_keys k SET spend = k.spend + c.cost
+    FROM unnest(keys, costs) AS c(key, cost)
+    WHERE k.key_hash = c.key
+    RETURNING k.key_hash::text, k.spend;
+$$;

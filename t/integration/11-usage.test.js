@@ -373,6 +373,32 @@ async () => {
             `${added} vs ${t.ids.length} x ${COST}`);
 });
 
+test('a spill file replayed twice counts once', async () => {
+  const crypto = require('node:crypto');
+  const hash = crypto.createHash('sha256').update(key).digest('hex');
+  const ids = [crypto.randomUUID(), crypto.randomUUID()];
+  const ts = new Date().toISOString().replace('T', ' ').replace('Z', '+00');
+  const lines = ids.map((id) => [id, ts, hash, 'usage-team', 'priced',
+    'p/priced', 'openai', 'chat/completions', 'f', 200, 1, 1, 2, '0.5', 3,
+    1, 1, 0, '\\N'].join('\t') + '\n').join('');
+  const file = path.join(gw.dir, 'state',
+                         `usage-${crypto.randomUUID()}.copy`);
+  const put = () => {
+    fs.writeFileSync(file + '.tmp', lines);
+    fs.chownSync(file + '.tmp', 65534, 65534);       // the workers' user
+    fs.renameSync(file + '.tmp', file);
+  };
+  const before = dbSpend();
+  put();
+  await until(() => recordCount(ids) === 2 && !fs.existsSync(file));
+  await until(() => Math.abs(dbSpend() - before - 1) < 1e-9);
+  put();                                  // the same batch, again
+  await until(() => !fs.existsSync(file));
+  await sleep(300);
+  assert.strictEqual(recordCount(ids), 2);
+  assert.ok(Math.abs(dbSpend() - before - 1) < 1e-9, String(dbSpend()));
+});
+
 test('nginx reloaded mid-traffic: every record arrives', async () => {
   const t = traffic();
   await sleep(500);

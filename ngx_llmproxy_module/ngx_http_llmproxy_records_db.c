@@ -1,0 +1,484 @@
+/*
+ * Usage records into PostgreSQL, in a thread of the pool: one transaction
+ * for a group of batches.  Each batch carries an id; the ids are inserted
+ * into llmproxy_usage_batches first, and only the batches whose id is new
+ * are copied into llmproxy_usage, so a batch written twice (its commit was
+ * lost on the way back, or a spill file was replayed twice) counts once,
+ * without a unique index on the records themselves.  The cost of the new
+ * records is added to their keys' spend by llmproxy_usage_spend(), which
+ * returns the keys' spend; the cost of every record of the transaction,
+ * new or not, is what the zone no longer needs to count as pending.
+ */
+
+#include "ngx_http_llmproxy_records.h"
+
+
+static ngx_int_t ngx_http_llmproxy_records_db_ids(PGconn *conn,
+    ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen);
+static ngx_int_t ngx_http_llmproxy_records_db_spend(PGconn *conn,
+    ngx_http_llmproxy_costs_t *costs, char *err, size_t errlen);
+static ngx_int_t ngx_http_llmproxy_costs_batch(
+    ngx_http_llmproxy_costs_t *costs, ngx_http_llmproxy_batch_t *b);
+static ngx_http_llmproxy_key_cost_t *ngx_http_llmproxy_costs_get(
+    ngx_http_llmproxy_costs_t *costs, u_char *key);
+static ngx_int_t ngx_http_llmproxy_records_db_exec(PGconn *conn,
+    const char *sql, char *err, size_t errlen);
+
+
+/*
+ * NGX_OK; NGX_DECLINED: the database refused the data itself (and will
+ * again); NGX_ERROR: the connection failed (the caller closes it)
+ */
+
+ngx_int_t
+ngx_http_llmproxy_records_db_write(PGconn *conn,
+    ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_costs_t *costs,
+    char *err, size_t errlen)
+{
+    PGresult                   *res;
+    ngx_int_t                   rc;
+    ngx_uint_t                  fresh;
+    ngx_http_llmproxy_batch_t  *b;
+
+    rc = ngx_http_llmproxy_records_db_exec(conn, "BEGIN", err, errlen);
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_llmproxy_records_db_ids(conn, batches, err, errlen);
+    if (rc != NGX_OK) {
+        goto failed;
+    }
+
+    fresh = 0;
+
+    for (b = batches; b; b = b->next) {
+        fresh += !b->known;
+    }
+
+    if (fresh) {
+        res = PQexec(conn, "COPY llmproxy_usage FROM STDIN");
+        rc = (PQresultStatus(res) == PGRES_COPY_IN) ? NGX_OK : NGX_DECLINED;
+
+        if (rc != NGX_OK) {
+            ngx_cpystrn((u_char *) err, (u_char *) PQresultErrorMessage(res),
+                        errlen);
+        }
+
+        PQclear(res);
+
+        if (rc != NGX_OK) {
+            goto failed;
+        }
+
+        for (b = batches; b; b = b->next) {
+            if (!b->known && b->last > b->data
+                && PQputCopyData(conn, (char *) b->data,
+                                 (int) (b->last - b->data)) != 1)
+            {
+                ngx_cpystrn((u_char *) err, (u_char *) PQerrorMessage(conn),
+                            errlen);
+                return NGX_ERROR;
+            }
+        }
+
+        if (PQputCopyEnd(conn, NULL) != 1) {
+            ngx_cpystrn((u_char *) err, (u_char *) PQerrorMessage(conn),
+                        errlen);
+            return NGX_ERROR;
+        }
+
+        while ((res = PQgetResult(conn)) != NULL) {
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                ngx_cpystrn((u_char *) err,
+                            (u_char *) PQresultErrorMessage(res), errlen);
+                rc = NGX_DECLINED;
+            }
+
+            PQclear(res);
+        }
+
+        if (rc != NGX_OK) {
+            goto failed;
+        }
+    }
+
+    for (b = batches; b; b = b->next) {
+        if (ngx_http_llmproxy_costs_batch(costs, b) != NGX_OK) {
+            ngx_cpystrn((u_char *) err, (u_char *) "out of memory", errlen);
+            rc = NGX_DECLINED;
+            goto failed;
+        }
+    }
+
+    rc = ngx_http_llmproxy_records_db_spend(conn, costs, err, errlen);
+    if (rc != NGX_OK) {
+        goto failed;
+    }
+
+    if (ngx_http_llmproxy_records_db_exec(conn, "COMMIT", err, errlen)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    ngx_http_llmproxy_costs_free(costs);
+
+    res = PQexec(conn, "ROLLBACK");
+    PQclear(res);
+
+    return (PQstatus(conn) == CONNECTION_OK) ? rc : NGX_ERROR;
+}
+
+
+/* registers the batches' ids; the ones already there are "known" */
+
+static ngx_int_t
+ngx_http_llmproxy_records_db_ids(PGconn *conn,
+    ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen)
+{
+    int                         i, n;
+    u_char                     *p, *list, id[36];
+    size_t                      len;
+    PGresult                   *res;
+    ngx_int_t                   rc;
+    const char                 *values[1];
+    ngx_http_llmproxy_batch_t  *b;
+
+    len = 3;
+
+    for (b = batches; b; b = b->next) {
+        len += 37;
+    }
+
+    list = malloc(len);
+    if (list == NULL) {
+        ngx_cpystrn((u_char *) err, (u_char *) "out of memory", errlen);
+        return NGX_DECLINED;
+    }
+
+    p = list;
+    *p++ = '{';
+
+    for (b = batches; b; b = b->next) {
+        if (b != batches) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_llmproxy_batch_uuid(p, b->id);
+        b->known = 1;
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    values[0] = (char *) list;
+
+    res = PQexecParams(conn,
+                       "INSERT INTO llmproxy_usage_batches (batch_id)"
+                       " SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING"
+                       " RETURNING batch_id::text",
+                       1, NULL, values, NULL, NULL, 0);
+
+    free(list);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_cpystrn((u_char *) err, (u_char *) PQresultErrorMessage(res),
+                    errlen);
+        PQclear(res);
+        return NGX_DECLINED;
+    }
+
+    n = PQntuples(res);
+    rc = NGX_OK;
+
+    for (i = 0; i < n; i++) {
+        if (PQgetlength(res, i, 0) != 36) {
+            continue;
+        }
+
+        for (b = batches; b; b = b->next) {
+            (void) ngx_http_llmproxy_batch_uuid(id, b->id);
+
+            if (ngx_strncmp(id, PQgetvalue(res, i, 0), 36) == 0) {
+                b->known = 0;
+                break;
+            }
+        }
+    }
+
+    PQclear(res);
+
+    return rc;
+}
+
+
+/* the keys' new cost into their spend; their spend comes back */
+
+static ngx_int_t
+ngx_http_llmproxy_records_db_spend(PGconn *conn,
+    ngx_http_llmproxy_costs_t *costs, char *err, size_t errlen)
+{
+    int                            i, n;
+    u_char                        *keys, *amounts, *k, *a;
+    PGresult                      *res;
+    ngx_uint_t                     j, count;
+    const char                    *values[2];
+    ngx_http_llmproxy_key_cost_t  *c;
+
+    count = 0;
+
+    for (j = 0; j < costs->size; j++) {
+        count += (costs->slots[j].used && costs->slots[j].added != 0);
+    }
+
+    if (count == 0) {
+        return NGX_OK;
+    }
+
+    keys = malloc(count * 65 + 3);
+    amounts = malloc(count * 32 + 3);
+
+    if (keys == NULL || amounts == NULL) {
+        free(keys);
+        free(amounts);
+        ngx_cpystrn((u_char *) err, (u_char *) "out of memory", errlen);
+        return NGX_DECLINED;
+    }
+
+    k = keys;
+    a = amounts;
+    *k++ = '{';
+    *a++ = '{';
+
+    for (j = 0; j < costs->size; j++) {
+        c = &costs->slots[j];
+
+        if (!c->used || c->added == 0) {
+            continue;
+        }
+
+        if (k > keys + 1) {
+            *k++ = ',';
+            *a++ = ',';
+        }
+
+        k = ngx_cpymem(k, c->key, 64);
+        a = ngx_snprintf(a, 31, "%.12f", c->added);
+    }
+
+    *k++ = '}';
+    *a++ = '}';
+    *k = '\0';
+    *a = '\0';
+
+    values[0] = (char *) keys;
+    values[1] = (char *) amounts;
+
+    res = PQexecParams(conn,
+                       "SELECT key_hash, spend FROM"
+                       " llmproxy_usage_spend($1::text[], $2::float8[])",
+                       2, NULL, values, NULL, NULL, 0);
+
+    free(keys);
+    free(amounts);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_cpystrn((u_char *) err, (u_char *) PQresultErrorMessage(res),
+                    errlen);
+        PQclear(res);
+        return NGX_DECLINED;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        if (PQgetlength(res, i, 0) != 64) {
+            continue;
+        }
+
+        c = ngx_http_llmproxy_costs_get(costs,
+                                        (u_char *) PQgetvalue(res, i, 0));
+        if (c) {
+            c->spend = strtod(PQgetvalue(res, i, 1), NULL);
+        }
+    }
+
+    PQclear(res);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The cost of a batch's records by key: the third column of a line is
+ * the key's hash (\N for the master key), the fourteenth the cost
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_costs_batch(ngx_http_llmproxy_costs_t *costs,
+    ngx_http_llmproxy_batch_t *b)
+{
+    u_char                        *p, *line, *end, *key, *tab;
+    double                         cost;
+    ngx_uint_t                     col;
+    ngx_http_llmproxy_key_cost_t  *c;
+
+    for (line = b->data; line < b->last; line = end + 1) {
+        end = memchr(line, '\n', b->last - line);
+        if (end == NULL) {
+            break;
+        }
+
+        key = NULL;
+        cost = 0;
+        p = line;
+
+        for (col = 0; col < 14 && p < end; col++) {
+            tab = memchr(p, '\t', end - p);
+            if (tab == NULL) {
+                tab = end;
+            }
+
+            if (col == 2 && tab - p == 64) {
+                key = p;
+
+            } else if (col == 13) {
+                cost = strtod((char *) p, NULL);
+            }
+
+            p = tab + 1;
+        }
+
+        if (key == NULL || cost == 0) {
+            continue;
+        }
+
+        c = ngx_http_llmproxy_costs_get(costs, key);
+        if (c == NULL) {
+            return NGX_ERROR;
+        }
+
+        c->cost += cost;
+
+        if (!b->known) {
+            c->added += cost;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the slot of a key, added when missing; NULL: out of memory */
+
+static ngx_http_llmproxy_key_cost_t *
+ngx_http_llmproxy_costs_get(ngx_http_llmproxy_costs_t *costs, u_char *key)
+{
+    ngx_uint_t                     i, j, size;
+    ngx_http_llmproxy_key_cost_t  *slots, *c;
+
+    if (costs->n * 2 >= costs->size) {
+        size = costs->size ? costs->size * 2 : 64;
+
+        slots = calloc(size, sizeof(ngx_http_llmproxy_key_cost_t));
+        if (slots == NULL) {
+            return NULL;
+        }
+
+        for (i = 0; i < costs->size; i++) {
+            if (!costs->slots[i].used) {
+                continue;
+            }
+
+            j = ngx_hash_key(costs->slots[i].key, 16) & (size - 1);
+
+            while (slots[j].used) {
+                j = (j + 1) & (size - 1);
+            }
+
+            slots[j] = costs->slots[i];
+        }
+
+        free(costs->slots);
+        costs->slots = slots;
+        costs->size = size;
+    }
+
+    /* hex of a uniform digest: its first characters spread well */
+
+    j = ngx_hash_key(key, 16) & (costs->size - 1);
+
+    for ( ;; ) {
+        c = &costs->slots[j];
+
+        if (!c->used) {
+            ngx_memcpy(c->key, key, 64);
+            c->spend = -1;
+            c->used = 1;
+            costs->n++;
+            return c;
+        }
+
+        if (ngx_strncmp(c->key, key, 64) == 0) {
+            return c;
+        }
+
+        j = (j + 1) & (costs->size - 1);
+    }
+}
+
+
+void
+ngx_http_llmproxy_costs_free(ngx_http_llmproxy_costs_t *costs)
+{
+    free(costs->slots);
+    costs->slots = NULL;
+    costs->size = 0;
+    costs->n = 0;
+}
+
+
+/* 16 bytes as a UUID's text */
+
+u_char *
+ngx_http_llmproxy_batch_uuid(u_char *p, u_char *id)
+{
+    p = ngx_hex_dump(p, id, 4);
+    *p++ = '-';
+    p = ngx_hex_dump(p, id + 4, 2);
+    *p++ = '-';
+    p = ngx_hex_dump(p, id + 6, 2);
+    *p++ = '-';
+    p = ngx_hex_dump(p, id + 8, 2);
+    *p++ = '-';
+
+    return ngx_hex_dump(p, id + 10, 6);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_records_db_exec(PGconn *conn, const char *sql, char *err,
+    size_t errlen)
+{
+    PGresult        *res;
+    ExecStatusType   st;
+
+    res = PQexec(conn, sql);
+    st = PQresultStatus(res);
+
+    if (st != PGRES_COMMAND_OK) {
+        ngx_cpystrn((u_char *) err,
+                    (u_char *) (res ? PQresultErrorMessage(res)
+                                    : PQerrorMessage(conn)),
+                    errlen);
+    }
+
+    PQclear(res);
+
+    return (st == PGRES_COMMAND_OK) ? NGX_OK : NGX_ERROR;
+}
