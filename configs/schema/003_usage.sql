@@ -67,8 +67,9 @@ LANGUAGE sql AS $$
     SELECT llmproxy_reset_budgets();
     DELETE FROM llmproxy_usage_batches
     WHERE written_at < now() - interval '30 days';
+    -- char(64) like key_hash, so that the primary key finds the rows
     UPDATE llmproxy_keys k SET spend = k.spend + c.cost
-    FROM unnest(keys, costs) AS c(key, cost)
+    FROM unnest(keys::char(64)[], costs) AS c(key, cost)
     WHERE k.key_hash = c.key
     RETURNING k.key_hash::text, k.spend;
 $$;
