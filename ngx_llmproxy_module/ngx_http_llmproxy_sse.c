@@ -18,7 +18,7 @@
 #include <llmp_translate.h>
 
 
-#define NGX_HTTP_LLMPROXY_SSE_BUF  4096
+#define NGX_HTTP_LLMPROXY_SSE_BUF  1024
 
 
 struct ngx_http_llmproxy_sse_s {
@@ -31,6 +31,7 @@ struct ngx_http_llmproxy_sse_s {
 };
 
 
+static ngx_uint_t ngx_http_llmproxy_sse_clean(ngx_chain_t *in);
 static size_t ngx_http_llmproxy_sse_event_end(u_char *p, u_char *last);
 static ngx_uint_t ngx_http_llmproxy_sse_is_usage_only(u_char *p,
     u_char *last);
@@ -60,6 +61,17 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
         }
 
         ctx->sse = sse;
+    }
+
+    /*
+     * the usual case: whole events, none to keep from the client, nothing
+     * waiting from before: passed on as they are
+     */
+
+    if (!ctx->xlate && sse->len == 0
+        && ngx_http_llmproxy_sse_clean(in))
+    {
+        return next(r, in);
     }
 
     if (ctx->xlate && sse->xbuf == NULL) {
@@ -219,6 +231,42 @@ send:
                             (ngx_buf_tag_t) &ngx_http_llmproxy_module);
 
     return rc;
+}
+
+
+/* only complete events, and none of them the usage chunk */
+
+static ngx_uint_t
+ngx_http_llmproxy_sse_clean(ngx_chain_t *in)
+{
+    u_char     *p, *last;
+    size_t      end;
+    ngx_buf_t  *b;
+
+    for ( /* void */ ; in; in = in->next) {
+        b = in->buf;
+
+        if (!ngx_buf_in_memory(b)) {
+            continue;
+        }
+
+        p = b->pos;
+        last = b->last;
+
+        while (p < last) {
+            end = ngx_http_llmproxy_sse_event_end(p, last);
+
+            if (end == 0
+                || ngx_http_llmproxy_sse_is_usage_only(p, p + end))
+            {
+                return 0;
+            }
+
+            p += end;
+        }
+    }
+
+    return 1;
 }
 
 
