@@ -219,13 +219,14 @@ static int
 req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
 {
     int           i;
+    int           rc;
     char          where[64];
     double        d;
     tr_msg_t     *m;
     tr_part_t    *t;
     tr_tool_t    *tool;
     const char   *role, *s;
-    const cJSON  *msgs, *it, *v, *f, *tc, *tools;
+    const cJSON  *msgs, *it, *v, *f, *tools;
 
     msgs = tr_get(root, "messages", NULL);
     if (!cJSON_IsArray(msgs)) {
@@ -269,30 +270,14 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
             if (oa_content(r, &m->parts, v, where, err, errlen) != 0) {
                 return -1;
             }
-            tc = tr_get(it, "tool_calls", NULL);
-            cJSON_ArrayForEach(v, tc) {
-                f = tr_get(v, "function", NULL);
-                if (tr_str(f, "name") == NULL) {
-                    tr_err(err, errlen, "%s: a tool call needs "
-                           "function.name", where);
-                    return -1;
-                }
-                t = tr_part_add(&r->arena, &m->parts, TR_TOOL_CALL);
-                if (t == NULL) {
-                    goto oom;
-                }
-                t->id = tr_str(v, "id");
-                t->name = tr_str(f, "name");
-                t->args = tr_str(f, "arguments");
+            rc = tr_oa_tool_calls(&r->arena, &m->parts, it, 1);
+            if (rc == -2) {
+                tr_err(err, errlen, "%s: a tool call needs "
+                       "function.name", where);
+                return -1;
             }
-            f = tr_get(it, "function_call", NULL);
-            if (tr_str(f, "name") != NULL) {
-                t = tr_part_add(&r->arena, &m->parts, TR_TOOL_CALL);
-                if (t == NULL) {
-                    goto oom;
-                }
-                t->name = tr_str(f, "name");
-                t->args = tr_str(f, "arguments");
+            if (rc != 0) {
+                goto oom;
             }
             continue;
         }

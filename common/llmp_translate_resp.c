@@ -89,7 +89,6 @@ resp_error_member(const cJSON *root, char *err, size_t errlen)
 static int
 resp_from_openai(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
 {
-    tr_part_t    *p;
     tr_choice_t  *c;
     const cJSON  *it, *m, *v, *f, *u;
 
@@ -133,28 +132,8 @@ resp_from_openai(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
             goto oom;
         }
 
-        cJSON_ArrayForEach(v, tr_get(m, "tool_calls", NULL)) {
-            f = tr_get(v, "function", NULL);
-            if (tr_str(f, "name") == NULL) {
-                continue;
-            }
-            p = tr_part_add(&r->arena, &c->parts, TR_TOOL_CALL);
-            if (p == NULL) {
-                goto oom;
-            }
-            p->id = tr_str(v, "id");
-            p->name = tr_str(f, "name");
-            p->args = tr_str(f, "arguments");
-        }
-
-        f = tr_get(m, "function_call", NULL);
-        if (tr_str(f, "name") != NULL) {
-            p = tr_part_add(&r->arena, &c->parts, TR_TOOL_CALL);
-            if (p == NULL) {
-                goto oom;
-            }
-            p->name = tr_str(f, "name");
-            p->args = tr_str(f, "arguments");
+        if (tr_oa_tool_calls(&r->arena, &c->parts, m, 0) != 0) {
+            goto oom;
         }
     }
 

@@ -876,3 +876,47 @@ tr_part_args(const tr_part_t *p)
     }
     return strdup("{}");
 }
+
+
+/*
+ * An OpenAI message's tool_calls (and the older function_call) as tool
+ * call parts.  0; -1: out of memory; -2 (strict only): a call without
+ * function.name, which lenient readers skip
+ */
+
+int
+tr_oa_tool_calls(tr_arena_t *a, tr_parts_t *parts, const cJSON *msg,
+    int strict)
+{
+    cJSON      *v, *f;
+    tr_part_t  *t;
+
+    cJSON_ArrayForEach(v, tr_get(msg, "tool_calls", NULL)) {
+        f = tr_get(v, "function", NULL);
+        if (tr_str(f, "name") == NULL) {
+            if (strict) {
+                return -2;
+            }
+            continue;
+        }
+        t = tr_part_add(a, parts, TR_TOOL_CALL);
+        if (t == NULL) {
+            return -1;
+        }
+        t->id = tr_str(v, "id");
+        t->name = tr_str(f, "name");
+        t->args = tr_str(f, "arguments");
+    }
+
+    f = tr_get(msg, "function_call", NULL);
+    if (tr_str(f, "name") != NULL) {
+        t = tr_part_add(a, parts, TR_TOOL_CALL);
+        if (t == NULL) {
+            return -1;
+        }
+        t->name = tr_str(f, "name");
+        t->args = tr_str(f, "arguments");
+    }
+
+    return 0;
+}
