@@ -155,6 +155,7 @@ char *tr_json_text(const cJSON *v);
 cJSON *tr_json_object(const char *text);
 cJSON *tr_part_input(const tr_part_t *p);
 char *tr_part_args(const tr_part_t *p);
+long long tr_ll(double d);
 int tr_oa_tool_calls(tr_arena_t *a, tr_parts_t *parts, const cJSON *msg,
     int strict);
 void tr_err(char *err, size_t errlen, const char *fmt, ...);

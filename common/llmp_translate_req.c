@@ -372,7 +372,7 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
     r->has_frequency = tr_num(root, "frequency_penalty", &r->frequency);
     if (tr_num(root, "seed", &d)) {
         r->has_seed = 1;
-        r->seed = (long long) d;
+        r->seed = tr_ll(d);
     }
     r->max_tokens = tr_int(root, "max_completion_tokens");
     if (r->max_tokens < 0) {
@@ -617,7 +617,7 @@ req_from_anthropic(tr_req_t *r, cJSON *root, char *err, size_t errlen)
     r->has_top_p = tr_num(root, "top_p", &r->top_p);
     if (tr_num(root, "top_k", &d)) {
         r->has_top_k = 1;
-        r->top_k = (long long) d;
+        r->top_k = tr_ll(d);
     }
     req_stop(r, tr_get(root, "stop_sequences", NULL));
     r->user = tr_str(tr_get(root, "metadata", NULL), "user_id");
@@ -827,11 +827,11 @@ req_from_gemini(tr_req_t *r, cJSON *root, char *err, size_t errlen)
         r->has_top_p = tr_num2(v, "topP", "top_p", &r->top_p);
         if (tr_num2(v, "topK", "top_k", &d)) {
             r->has_top_k = 1;
-            r->top_k = (long long) d;
+            r->top_k = tr_ll(d);
         }
         if (tr_num(v, "seed", &d)) {
             r->has_seed = 1;
-            r->seed = (long long) d;
+            r->seed = tr_ll(d);
         }
         r->has_presence = tr_num2(v, "presencePenalty", "presence_penalty",
                                   &r->presence);
@@ -840,12 +840,12 @@ req_from_gemini(tr_req_t *r, cJSON *root, char *err, size_t errlen)
         if (tr_num2(v, "maxOutputTokens", "max_output_tokens", &d)
             && d >= 0 && d < 9.0e15)
         {
-            r->max_tokens = (long long) d;
+            r->max_tokens = tr_ll(d);
         }
         if (tr_num2(v, "candidateCount", "candidate_count", &d)
             && d >= 1 && d < 1000)
         {
-            r->n = (long long) d;
+            r->n = tr_ll(d);
         }
         req_stop(r, tr_get(v, "stopSequences", "stop_sequences"));
         s = tr_str2(v, "responseMimeType", "response_mime_type");

@@ -920,3 +920,20 @@ tr_oa_tool_calls(tr_arena_t *a, tr_parts_t *parts, const cJSON *msg,
 
     return 0;
 }
+
+
+/* a number from the client as an integer, without overflowing one */
+
+long long
+tr_ll(double d)
+{
+    if (!(d > -9.0e15)) {           /* NaN too */
+        return d < 0 ? -9000000000000000LL : 0;
+    }
+
+    if (d > 9.0e15) {
+        return 9000000000000000LL;
+    }
+
+    return (long long) d;
+}

@@ -508,6 +508,20 @@ test_edges(void)
            "a non-base64 data: URL is refused");
     TAP_OK(req_str(OA, 9, "{}", 0, err, sizeof(err)) == NULL,
            "an unknown interface is refused");
+
+    /* found by the fuzzer: numbers too large for an integer (UBSan) */
+    r = req_str(AN, GE, "{\"model\":\"m\",\"max_tokens\":5,\"top_k\":"
+                "4.3e86,\"messages\":[{\"role\":\"user\",\"content\":"
+                "\"hi\"}]}", 0, err, sizeof(err));
+    TAP_OK(r != NULL && cJSON_GetObjectItem(cJSON_GetObjectItem(r,
+           "generationConfig"), "topK")->valuedouble == 9.0e15,
+           "a huge top_k is clamped, not cast out of range");
+    cJSON_Delete(r);
+    r = req_str(GE, OA, "{\"contents\":[{\"parts\":[{\"text\":\"x\"}]}],"
+                "\"generationConfig\":{\"seed\":-1e300,\"candidateCount\":"
+                "1e300,\"maxOutputTokens\":1e300}}", 0, err, sizeof(err));
+    TAP_OK(r != NULL, "huge gemini numbers are clamped");
+    cJSON_Delete(r);
 }
 
 
