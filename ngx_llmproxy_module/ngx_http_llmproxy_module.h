@@ -336,6 +336,8 @@ typedef struct {
     int64_t                         prompt_tokens;      /* -1: unknown */
     int64_t                         completion_tokens;
     int64_t                         total_tokens;
+    int64_t                         candidates_tokens;  /* Gemini's */
+    int64_t                         thoughts_tokens;
     double                          cost;               /* USD */
     double                          key_spend;          /* after it */
 

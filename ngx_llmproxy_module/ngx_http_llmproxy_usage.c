@@ -25,7 +25,9 @@ typedef struct {
 enum {
     NGX_HTTP_LLMPROXY_PROMPT = 0,
     NGX_HTTP_LLMPROXY_COMPLETION,
-    NGX_HTTP_LLMPROXY_TOTAL
+    NGX_HTTP_LLMPROXY_TOTAL,
+    NGX_HTTP_LLMPROXY_CANDIDATES,       /* Gemini: the answer's tokens */
+    NGX_HTTP_LLMPROXY_THOUGHTS          /* Gemini: thinking, billed too */
 };
 
 
@@ -44,7 +46,8 @@ static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_counters[] = {
 static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_gemini_counters[] = {
     { ngx_string("\"promptTokenCount\":"), NGX_HTTP_LLMPROXY_PROMPT },
     { ngx_string("\"candidatesTokenCount\":"),
-      NGX_HTTP_LLMPROXY_COMPLETION },
+      NGX_HTTP_LLMPROXY_CANDIDATES },
+    { ngx_string("\"thoughtsTokenCount\":"), NGX_HTTP_LLMPROXY_THOUGHTS },
     { ngx_string("\"totalTokenCount\":"), NGX_HTTP_LLMPROXY_TOTAL },
     { ngx_null_string, 0 }
 };
@@ -69,6 +72,8 @@ ngx_http_llmproxy_usage_reset(ngx_http_llmproxy_ctx_t *ctx)
     ctx->prompt_tokens = -1;
     ctx->completion_tokens = -1;
     ctx->total_tokens = -1;
+    ctx->candidates_tokens = -1;
+    ctx->thoughts_tokens = -1;
     ctx->usage_tail_len = 0;
 }
 
@@ -173,6 +178,18 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
 
         case NGX_HTTP_LLMPROXY_COMPLETION:
             ctx->completion_tokens = v;
+            break;
+
+        /* Gemini bills thinking as output, reported apart from the answer */
+
+        case NGX_HTTP_LLMPROXY_CANDIDATES:
+            ctx->candidates_tokens = v;
+            ctx->completion_tokens = v + ngx_max(ctx->thoughts_tokens, 0);
+            break;
+
+        case NGX_HTTP_LLMPROXY_THOUGHTS:
+            ctx->thoughts_tokens = v;
+            ctx->completion_tokens = v + ngx_max(ctx->candidates_tokens, 0);
             break;
 
         default:

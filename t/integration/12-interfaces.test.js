@@ -296,6 +296,30 @@ test('cost and usage are counted from every provider style', async () => {
   assert.ok(line, 'no access log line');
 });
 
+test('Gemini thinking tokens are billed as output', async () => {
+  mock.state.thoughts = 5;
+  try {
+    const cost = (PROMPT * 1000 + (COMPLETION + 5) * 2000) / 1e6;
+    const { data, response } = await clients.openai.sdk().chat.completions
+      .create({ model: 'm-gemini',
+                messages: [{ role: 'user', content: 'hi' }] })
+      .withResponse();
+    assert.strictEqual(data.usage.completion_tokens, COMPLETION + 5);
+    assert.strictEqual(Number(response.headers.get(
+      'x-llmproxy-response-cost')), cost);
+    // passed through to a Gemini client, the same cost
+    const res = await fetch(gw.url + '/v1beta/models/m-gemini:generateContent',
+      { method: 'POST', headers: { 'x-goog-api-key': gw.masterKey,
+                                   'content-type': 'application/json' },
+        body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] }) });
+    assert.strictEqual(res.status, 200);
+    assert.strictEqual(Number(res.headers.get('x-llmproxy-response-cost')),
+                       cost);
+  } finally {
+    mock.state.thoughts = 0;
+  }
+});
+
 test('errors come in the client\'s own shape', async () => {
   // a wrong key
   const bad = { openai: new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-bad',

@@ -9,7 +9,8 @@
 // Tool rounds: a request offering tools whose last turn is the user's gets
 // a call of the first tool, with arguments {"city":"Paris"}; a request
 // whose last turn is that tool's result gets a text answer quoting the
-// result.  Usage is st.usage (default 11 prompt, 7 completion tokens).
+// result.  Usage is st.usage (default 11 prompt, 7 completion tokens);
+// Gemini's adds st.thoughts as thoughtsTokenCount when set.
 
 const usageOf = (st) => st.usage || { prompt_tokens: 11,
                                       completion_tokens: 7 };
@@ -233,7 +234,9 @@ function gemini(req, res, body, st, model, method) {
   const u = usageOf(st);
   const usageMetadata = { promptTokenCount: u.prompt_tokens,
     candidatesTokenCount: u.completion_tokens,
-    totalTokenCount: u.prompt_tokens + u.completion_tokens };
+    totalTokenCount: u.prompt_tokens + u.completion_tokens
+                     + (st.thoughts || 0),
+    ...(st.thoughts ? { thoughtsTokenCount: st.thoughts } : {}) };
   if (method === 'countTokens') {
     res.writeHead(200, { 'content-type': 'application/json',
                          'x-mock-name': st.name });
