@@ -142,6 +142,7 @@ cat > "$dir/gw/nginx.conf" <<CONF
 load_module $top/build/ngx_http_llmproxy_module.so;
 worker_processes 1;
 pid $dir/gw/nginx.pid;
+thread_pool llmproxy threads=4;    # as configs/nginx.conf
 error_log $dir/gw/error.log error;
 events { worker_connections 20000; }
 worker_rlimit_nofile 20000;
@@ -151,6 +152,7 @@ http {
     llmproxy_zone llmproxy:64m;
     llmproxy_master_key_file $dir/gw/master_key;
     llmproxy_state_path $dir/gw/state;
+    llmproxy_thread_pool llmproxy;
     llmproxy_database $db;
     llmproxy_database_poll 500ms;
     llmproxy_usage_records ${BENCH_USAGE_RECORDS:-on};
@@ -191,6 +193,7 @@ cat > "$dir/gws/nginx.conf" <<CONF
 load_module $top/build/ngx_http_llmproxy_module.so;
 worker_processes 2;
 pid $dir/gws/nginx.pid;
+thread_pool llmproxy threads=4;    # as configs/nginx.conf
 error_log $dir/gws/error.log error;
 worker_rlimit_nofile 19500;
 events { worker_connections 19000; }
@@ -199,6 +202,7 @@ http {
     llmproxy_zone llmproxy:64m;
     llmproxy_master_key_file $dir/gw/master_key;
     llmproxy_state_path $dir/gws/state;
+    llmproxy_thread_pool llmproxy;
     llmproxy_database $db;
     llmproxy_database_poll 500ms;
     server {
@@ -303,7 +307,7 @@ lua "$dir/big.json" > "$dir/big.lua"
 
 cpu_ticks() {   # user+system ticks of a master and its workers
     local pids
-    pids="$(cat "$1") $(pgrep -P "$(cat "$1")" | tr '\n' ' ')"
+    pids="$(head -1 "$1") $(pgrep -P "$(head -1 "$1")" | tr '\n' ' ')"
     for p in $pids; do
         awk '{print $14 + $15}' "/proc/$p/stat"
     done | awk '{s += $1} END {print s}'
@@ -340,6 +344,7 @@ run_pass() {    # name conns script
         # warm up connections and caches
         wrk -t1 -c"$conns" -d1s -s "$script" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
         R[$name,$who,reqs]=0; R[$name,$who,ticks]=0; R[$name,$who,time]=0
+        R[$name,$who,dbticks]=0
         R[$name,$who,p50s]=; R[$name,$who,p99s]=; R[$name,$who,errors]=
     done
     for round in $(seq "$rounds"); do
@@ -355,16 +360,17 @@ run_pass() {    # name conns script
                     >/dev/null 2>&1 &
                 perf_pid=$!
             fi
-            t0=$(cpu_ticks "$pidf")
+            t0=$(cpu_ticks "$pidf"); d0=$(cpu_ticks "$dir/pg/postmaster.pid")
             o=$(wrk -t1 -c"$conns" -d"${round_secs}s" --latency -s "$script" \
                 "http://127.0.0.1:$port/v1/chat/completions" 2>&1)
-            t1=$(cpu_ticks "$pidf")
+            t1=$(cpu_ticks "$pidf"); d1=$(cpu_ticks "$dir/pg/postmaster.pid")
             if [ -n "$perf_pid" ]; then
                 kill -INT "$perf_pid"; wait "$perf_pid" || true
             fi
             reqs=$(echo "$o" | awk '/requests in/ {print $1 + 0}')
             R[$name,$who,reqs]=$(( R[$name,$who,reqs] + ${reqs:-0} ))
             R[$name,$who,ticks]=$(( R[$name,$who,ticks] + t1 - t0 ))
+            R[$name,$who,dbticks]=$(( R[$name,$who,dbticks] + d1 - d0 ))
             R[$name,$who,time]=$(awk -v t="${R[$name,$who,time]}" -v o="$o" \
                 'BEGIN { n = split(o, l, "\n")
                          for (i = 1; i <= n; i++)
@@ -388,6 +394,9 @@ run_pass() {    # name conns script
         R[$name,$who,p50]=$(median ${R[$name,$who,p50s]})
         R[$name,$who,p99]=$(median ${R[$name,$who,p99s]})
         R[$name,$who,cpu]=$(awk -v a="${R[$name,$who,ticks]}" \
+            -v n="${R[$name,$who,reqs]}" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+                if (n > 0) printf "%.1f", a / hz * 1e6 / n; else print 0 }')
+        R[$name,$who,dbcpu]=$(awk -v a="${R[$name,$who,dbticks]}" \
             -v n="${R[$name,$who,reqs]}" -v hz="$(getconf CLK_TCK)" 'BEGIN {
                 if (n > 0) printf "%.1f", a / hz * 1e6 / n; else print 0 }')
     done
@@ -487,13 +496,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "gateway = llmproxy with the master key (vkey50: a virtual key).  One"
     echo "worker each; wrk one thread; each pass in $rounds round(s) of"
     echo "${round_secs}s, the two sides taking turns.  CPU = master + workers"
-    echo "user+system time per request."
+    echo "user+system time per request; DB CPU = PostgreSQL's (usage"
+    echo "records, key polling) over the same rounds."
     echo
-    echo "| pass | who | req/s | p50 µs | p99 µs | CPU µs/req | errors |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| pass | who | req/s | p50 µs | p99 µs | CPU µs/req | DB CPU µs/req | errors |"
+    echo "|---|---|---|---|---|---|---|---|"
     for pass in $wrk_passes; do
         for who in plain gw; do
-            echo "| $pass | $who | ${R[$pass,$who,rps]} | ${R[$pass,$who,p50]} | ${R[$pass,$who,p99]} | ${R[$pass,$who,cpu]} | ${R[$pass,$who,errors]:-none} |"
+            echo "| $pass | $who | ${R[$pass,$who,rps]} | ${R[$pass,$who,p50]} | ${R[$pass,$who,p99]} | ${R[$pass,$who,cpu]} | ${R[$pass,$who,dbcpu]} | ${R[$pass,$who,errors]:-none} |"
         done
     done
     echo

@@ -429,6 +429,8 @@ void ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
 
 /* _db.c */
 ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
+struct pg_conn *ngx_http_llmproxy_db_connect(const char *uri,
+    const char *options, const char *application);
 
 /* _state.c: the last good config on disk */
 ngx_int_t ngx_http_llmproxy_state_save(ngx_str_t *file, u_char *blob,

@@ -91,7 +91,8 @@ static void ngx_http_llmproxy_writer_thread(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_writer_done(ngx_event_t *ev);
 static void ngx_http_llmproxy_spiller_thread(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_spiller_done(ngx_event_t *ev);
-static ngx_int_t ngx_http_llmproxy_db_connect(ngx_http_llmproxy_records_t *rs);
+static ngx_int_t ngx_http_llmproxy_records_connect(
+    ngx_http_llmproxy_records_t *rs);
 static ngx_int_t ngx_http_llmproxy_db_write(ngx_http_llmproxy_records_t *rs,
     ngx_http_llmproxy_batch_t *b, ngx_http_llmproxy_costs_t *costs);
 static ngx_int_t ngx_http_llmproxy_spill_write(
@@ -684,7 +685,7 @@ ngx_http_llmproxy_writer_thread(void *data, ngx_log_t *log)
 
     rs->more_spill = 0;
 
-    rc = ngx_http_llmproxy_db_connect(rs);
+    rc = ngx_http_llmproxy_records_connect(rs);
 
     if (rc == NGX_OK && rs->writing) {
         rc = ngx_http_llmproxy_db_write(rs, rs->writing, &rs->costs[0]);
@@ -724,17 +725,8 @@ ngx_http_llmproxy_writer_thread(void *data, ngx_log_t *log)
 
 
 static ngx_int_t
-ngx_http_llmproxy_db_connect(ngx_http_llmproxy_records_t *rs)
+ngx_http_llmproxy_records_connect(ngx_http_llmproxy_records_t *rs)
 {
-    static const char *keywords[] = {
-        "dbname", "connect_timeout", "options", "application_name", NULL
-    };
-
-    const char *params[] = {
-        rs->uri, "5", "-c statement_timeout=30000",
-        "llmproxy-gateway-usage", NULL
-    };
-
     if (rs->conn && PQstatus(rs->conn) == CONNECTION_OK) {
         return NGX_OK;
     }
@@ -743,7 +735,9 @@ ngx_http_llmproxy_db_connect(ngx_http_llmproxy_records_t *rs)
         PQfinish(rs->conn);
     }
 
-    rs->conn = PQconnectdbParams(keywords, params, 1);
+    rs->conn = ngx_http_llmproxy_db_connect(rs->uri,
+                                            "-c statement_timeout=30000",
+                                            "llmproxy-gateway-usage");
 
     if (rs->conn == NULL || PQstatus(rs->conn) != CONNECTION_OK) {
         goto failed;
