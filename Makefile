@@ -47,7 +47,10 @@ $(NGX_BUILD)/objs/Makefile: config
 $(BUILD)/ngx_http_llmproxy_module.so: $(NGX_BUILD)/objs/Makefile $(MOD_SRCS) \
         $(MOD_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
-	cp $(NGX_BUILD)/objs/ngx_http_llmproxy_module.so $@
+	@# a new file renamed into place: a running nginx keeps the old one
+	@# mapped (cp over it would change the pages under its workers)
+	cp $(NGX_BUILD)/objs/ngx_http_llmproxy_module.so $@.tmp
+	mv -f $@.tmp $@
 
 SCHEMA      := $(sort $(wildcard configs/schema/*.sql))
 
