@@ -13,6 +13,9 @@
 # BENCH_USAGE_RECORDS  on (default) or off: usage records to PostgreSQL
 # BENCH_STREAMS   concurrent streams of the streams10k pass (default 10000;
 #                 500 when BENCH_SECONDS is 1)
+# BENCH_PIN       on (default with 2 CPUs or more) or off: the nginx under
+#                 test (plain or gateway, with its threads) on CPU 0; wrk,
+#                 the mock and PostgreSQL on the others
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -26,6 +29,20 @@ nginx=${NGINX_BIN:-/usr/sbin/nginx}
 
 command -v wrk >/dev/null || {
     echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+
+# On a small machine the scheduler puts the mock or wrk on the core of the
+# nginx under test as often as not, and which one it does moves a ratio by
+# a quarter from run to run.  Pinned, both sides get one core each and the
+# load generator the other(s); the pass measures what the proxy costs.
+ncpu=$(nproc)
+pin=${BENCH_PIN:-on}
+[ "$ncpu" -ge 2 ] || pin=off
+if [ "$pin" = on ]; then
+    sut_cpu="taskset -c 0"
+    load_cpu="taskset -c 1-$((ncpu - 1))"
+else
+    sut_cpu=; load_cpu=
+fi
 
 dir=$(mktemp -d /tmp/llmproxy-bench.XXXXXX)
 chmod 755 "$dir"
@@ -60,6 +77,12 @@ fi
 
 # a PostgreSQL of its own, for the virtual keys
 db=$(bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port")
+if [ "$pin" = on ]; then     # backends forked later inherit the postmaster's
+    pgm=$(head -1 "$dir/pg/postmaster.pid")
+    for p in $pgm $(pgrep -P "$pgm"); do
+        taskset -a -p -c "1-$((ncpu - 1))" "$p" >/dev/null
+    done
+fi
 export LLMPROXY_DATABASE_URL=$db
 "$top/build/llmproxyctl" migrate >/dev/null
 
@@ -235,7 +258,9 @@ cat > "$dir/config.json" <<CONF
 CONF
 
 for p in mock plain gw; do
-    env ${BENCH_ENV_GW:+$([ $p = gw ] && echo "$BENCH_ENV_GW")} "$nginx" -p "$dir/$p" -c "$dir/$p/nginx.conf" -e "$dir/$p/error.log"
+    if [ $p = mock ]; then cpu=$load_cpu; else cpu=$sut_cpu; fi
+    env ${BENCH_ENV_GW:+$([ $p = gw ] && echo "$BENCH_ENV_GW")} $cpu \
+        "$nginx" -p "$dir/$p" -c "$dir/$p/nginx.conf" -e "$dir/$p/error.log"
 done
 sleep 0.5
 
@@ -342,7 +367,8 @@ run_pass() {    # name conns script
     for who in plain gw; do
         if [ $who = plain ]; then port=$plain_port; else port=$gw_port; fi
         # warm up connections and caches
-        wrk -t1 -c"$conns" -d1s -s "$script" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
+        $load_cpu wrk -t1 -c"$conns" -d1s -s "$script" \
+            "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
         R[$name,$who,reqs]=0; R[$name,$who,ticks]=0; R[$name,$who,time]=0
         R[$name,$who,dbticks]=0
         R[$name,$who,p50s]=; R[$name,$who,p99s]=; R[$name,$who,errors]=
@@ -361,7 +387,8 @@ run_pass() {    # name conns script
                 perf_pid=$!
             fi
             t0=$(cpu_ticks "$pidf"); d0=$(cpu_ticks "$dir/pg/postmaster.pid")
-            o=$(wrk -t1 -c"$conns" -d"${round_secs}s" --latency -s "$script" \
+            o=$($load_cpu wrk -t1 -c"$conns" -d"${round_secs}s" --latency \
+                -s "$script" \
                 "http://127.0.0.1:$port/v1/chat/completions" 2>&1)
             t1=$(cpu_ticks "$pidf"); d1=$(cpu_ticks "$dir/pg/postmaster.pid")
             if [ -n "$perf_pid" ]; then
@@ -498,6 +525,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "${round_secs}s, the two sides taking turns.  CPU = master + workers"
     echo "user+system time per request; DB CPU = PostgreSQL's (usage"
     echo "records, key polling) over the same rounds."
+    if [ "$pin" = on ]; then
+        echo "Pinned: the nginx under test on CPU 0; wrk, the mock and"
+        echo "PostgreSQL on CPU 1-$((ncpu - 1))."
+    else
+        echo "Not pinned: the scheduler places every process."
+    fi
     echo
     echo "| pass | who | req/s | p50 µs | p99 µs | CPU µs/req | DB CPU µs/req | errors |"
     echo "|---|---|---|---|---|---|---|---|"

@@ -2,13 +2,13 @@
  * Usage records (SPEC section 8): one per request that reached routing,
  * written to PostgreSQL in batches, off the event loop.
  *
- * At the log phase each worker appends the record, as a line of COPY's
- * text format, to its current batch in memory.  Every llmproxy_usage_flush
- * (or as soon as a batch is full) a thread-pool task takes the waiting
- * batches and writes them in one transaction (_records_db.c), which adds
- * their cost to the keys' spend.  What the transaction returns settles the
- * spend counted in the zone but not yet in the database (a key's
- * "pending").
+ * At the log phase each worker appends the record, as a tuple of COPY's
+ * binary format (_records_copy.c), to its current batch in memory.
+ * Every llmproxy_usage_flush (or as soon as a batch is full) a thread-pool
+ * task takes the waiting batches and writes them in one transaction
+ * (_records_db.c), which adds their cost to the keys' spend.  What the
+ * transaction returns settles the spend counted in the zone but not yet
+ * in the database (a key's "pending").
  *
  * When PostgreSQL is down or slow, batches wait in memory up to
  * llmproxy_usage_buffer, and beyond that, or when the database refuses a
@@ -27,7 +27,6 @@
 
 
 #define NGX_HTTP_LLMPROXY_BATCH_SIZE    (256 * 1024)
-#define NGX_HTTP_LLMPROXY_RECORD_MAX    4096
 #define NGX_HTTP_LLMPROXY_WRITE_MAX     16        /* batches a transaction */
 #define NGX_HTTP_LLMPROXY_RETRY         1000
 #define NGX_HTTP_LLMPROXY_SPILL_LOOK    2000
@@ -76,10 +75,6 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_llmproxy_records_log(ngx_http_request_t *r);
-static u_char *ngx_http_llmproxy_records_line(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last);
-static u_char *ngx_http_llmproxy_copy_text(u_char *p, u_char *last,
-    ngx_str_t *s);
 static ngx_http_llmproxy_batch_t *ngx_http_llmproxy_batch_new(size_t size);
 static void ngx_http_llmproxy_batch_free(ngx_http_llmproxy_batch_t *b);
 static void ngx_http_llmproxy_records_seal(ngx_http_llmproxy_records_t *rs);
@@ -279,8 +274,7 @@ ngx_http_llmproxy_records_exit_process(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_llmproxy_records_log(ngx_http_request_t *r)
 {
-    u_char                       *p, line[NGX_HTTP_LLMPROXY_RECORD_MAX];
-    size_t                        len;
+    u_char                       *p;
     ngx_http_llmproxy_ctx_t      *ctx;
     ngx_http_llmproxy_records_t  *rs;
 
@@ -300,16 +294,7 @@ ngx_http_llmproxy_records_log(ngx_http_request_t *r)
 
     ctx->recorded = 1;
 
-    p = ngx_http_llmproxy_records_line(r, ctx, line, line + sizeof(line));
-    if (p == NULL) {
-        return NGX_OK;
-    }
-
-    len = p - line;
-
-    if (rs->cur && (size_t) (rs->cur->end - rs->cur->last) < len) {
-        ngx_http_llmproxy_records_seal(rs);
-    }
+    /* a batch always has room for one more record: it is sealed before */
 
     if (rs->cur == NULL) {
         if (rs->queued + NGX_HTTP_LLMPROXY_BATCH_SIZE > 2 * rs->limit) {
@@ -334,7 +319,12 @@ ngx_http_llmproxy_records_log(ngx_http_request_t *r)
         rs->queued += NGX_HTTP_LLMPROXY_BATCH_SIZE;
     }
 
-    rs->cur->last = ngx_cpymem(rs->cur->last, line, len);
+    p = ngx_http_llmproxy_records_tuple(r, ctx, rs->cur->last, rs->cur->end);
+    if (p == NULL) {
+        return NGX_OK;
+    }
+
+    rs->cur->last = p;
     rs->cur->records++;
 
     if (rs->cur->end - rs->cur->last < NGX_HTTP_LLMPROXY_RECORD_MAX) {
@@ -343,140 +333,6 @@ ngx_http_llmproxy_records_log(ngx_http_request_t *r)
     }
 
     return NGX_OK;
-}
-
-
-/*
- * One line of COPY's text format, in the column order of llmproxy_usage:
- * request_id, created_at, key_hash, key_alias, model, deployment,
- * interface, endpoint, stream, status, prompt_tokens, completion_tokens,
- * total_tokens, cost, latency_ms, ttfb_ms, attempts, fallbacks, error
- */
-
-static u_char *
-ngx_http_llmproxy_records_line(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last)
-{
-    u_char      hex[64];
-    int64_t     prompt, completion, total;
-    ngx_tm_t    tm;
-    ngx_str_t   s;
-    ngx_uint_t  status;
-
-    if (ctx->request_id.len == 0) {
-        return NULL;
-    }
-
-    ngx_gmtime(r->start_sec, &tm);
-
-    prompt = ngx_max(ctx->prompt_tokens, 0);
-    completion = ngx_max(ctx->completion_tokens, 0);
-    total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
-
-    if (!ctx->upstream_started) {
-        prompt = 0;
-        completion = 0;
-        total = 0;
-    }
-
-    status = r->err_status ? r->err_status : r->headers_out.status;
-
-    p = ngx_slprintf(p, last, "%V\t%4d-%02d-%02d %02d:%02d:%02d.%03M+00\t",
-                     &ctx->request_id, tm.ngx_tm_year, tm.ngx_tm_mon,
-                     tm.ngx_tm_mday, tm.ngx_tm_hour, tm.ngx_tm_min,
-                     tm.ngx_tm_sec, r->start_msec);
-
-    if (ctx->key.master) {
-        p = ngx_slprintf(p, last, "\\N\t\\N\t");
-
-    } else {
-        ngx_hex_dump(hex, ctx->key.digest, 32);
-        s.data = hex;
-        s.len = 64;
-
-        p = ngx_slprintf(p, last, "%V\t", &s);
-        p = ngx_http_llmproxy_copy_text(p, last, &ctx->key.alias);
-    }
-
-    p = ngx_http_llmproxy_copy_text(p, last, &ctx->model);
-
-    if (ctx->current) {
-        p = ngx_http_llmproxy_copy_text(p, last, &ctx->current->id);
-
-    } else {
-        p = ngx_slprintf(p, last, "\\N\t");
-    }
-
-    s.data = ctx->endpoint_path.data + 1;
-    s.len = ctx->endpoint_path.len ? ctx->endpoint_path.len - 1 : 0;
-
-    p = ngx_slprintf(p, last, "%s\t%V\t%s\t%ui\t%L\t%L\t%L\t%.10f\t%M\t",
-                     ngx_http_llmproxy_iface_name(ctx->iface), &s,
-                     ctx->stream ? "t" : "f", status, prompt, completion,
-                     total, ctx->cost, ngx_current_msec - ctx->start);
-
-    if (ctx->ttfb) {
-        p = ngx_slprintf(p, last, "%M\t", ctx->ttfb - 1);
-
-    } else {
-        p = ngx_slprintf(p, last, "\\N\t");
-    }
-
-    p = ngx_slprintf(p, last, "%ui\t%ui\t", ctx->attempts, ctx->fallbacks);
-
-    if (ctx->err_status && ctx->err_code) {
-        p = ngx_slprintf(p, last, "%s\n", ctx->err_code);
-
-    } else {
-        p = ngx_slprintf(p, last, "\\N\n");
-    }
-
-    if (p == last) {
-        /* no room for the whole line: a model name of kilobytes */
-        return NULL;
-    }
-
-    return p;
-}
-
-
-/* a text column: COPY's escapes for backslash, tab and line ends */
-
-static u_char *
-ngx_http_llmproxy_copy_text(u_char *p, u_char *last, ngx_str_t *s)
-{
-    u_char  *c, *end;
-
-    if (s->len == 0) {
-        return ngx_slprintf(p, last, "\\N\t");
-    }
-
-    end = s->data + s->len;
-
-    for (c = s->data; c < end && last - p > 2; c++) {
-        switch (*c) {
-        case '\\':
-            *p++ = '\\'; *p++ = '\\';
-            break;
-        case '\t':
-            *p++ = '\\'; *p++ = 't';
-            break;
-        case '\n':
-            *p++ = '\\'; *p++ = 'n';
-            break;
-        case '\r':
-            *p++ = '\\'; *p++ = 'r';
-            break;
-        default:
-            *p++ = *c;
-        }
-    }
-
-    if (p < last) {
-        *p++ = '\t';
-    }
-
-    return p;
 }
 
 
@@ -496,6 +352,7 @@ ngx_http_llmproxy_batch_new(size_t size)
     b->end = b->data + size;
     b->records = 0;
     b->known = 0;
+    b->text = 0;
 
     if (RAND_bytes(b->id, 16) != 1) {
         ngx_free(b);
@@ -784,11 +641,12 @@ static ngx_int_t
 ngx_http_llmproxy_spill_write(ngx_http_llmproxy_records_t *rs,
     ngx_http_llmproxy_batch_t *b, ngx_log_t *log)
 {
-    u_char     tmp[NGX_MAX_PATH], name[NGX_MAX_PATH];
-    ssize_t    n;
-    size_t     len;
-    ngx_fd_t   fd;
-    u_char    *p;
+    u_char      tmp[NGX_MAX_PATH], name[NGX_MAX_PATH];
+    ssize_t     n;
+    size_t      len;
+    ngx_fd_t    fd;
+    u_char     *p;
+    ngx_uint_t  part;
 
     if (b->records == 0) {
         return NGX_OK;
@@ -806,22 +664,32 @@ ngx_http_llmproxy_spill_write(ngx_http_llmproxy_records_t *rs,
         return NGX_ERROR;
     }
 
-    p = b->data;
-    len = b->last - b->data;
+    /* a binary COPY stream without its trailer: the header, the tuples */
 
-    while (len) {
-        n = write(fd, p, len);
+    for (part = b->text; part < 2; part++) {
+        if (part == 0) {
+            p = (u_char *) ngx_http_llmproxy_copy_header;
+            len = NGX_HTTP_LLMPROXY_COPY_HEADER;
 
-        if (n == -1) {
-            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                          "write() \"%s\" failed", tmp);
-            ngx_close_file(fd);
-            ngx_delete_file(tmp);
-            return NGX_ERROR;
+        } else {
+            p = b->data;
+            len = b->last - b->data;
         }
 
-        p += n;
-        len -= n;
+        while (len) {
+            n = write(fd, p, len);
+
+            if (n == -1) {
+                ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                              "write() \"%s\" failed", tmp);
+                ngx_close_file(fd);
+                ngx_delete_file(tmp);
+                return NGX_ERROR;
+            }
+
+            p += n;
+            len -= n;
+        }
     }
 
     if (fdatasync(fd) == -1 || ngx_close_file(fd) == NGX_FILE_ERROR
@@ -928,6 +796,20 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
 
     b->last = b->data + len;
 
+    /* ours: a binary COPY stream; an earlier version's: COPY's text */
+
+    if (len >= NGX_HTTP_LLMPROXY_COPY_HEADER
+        && ngx_memcmp(b->data, ngx_http_llmproxy_copy_header,
+                      NGX_HTTP_LLMPROXY_COPY_HEADER) == 0)
+    {
+        len -= NGX_HTTP_LLMPROXY_COPY_HEADER;
+        ngx_memmove(b->data, b->data + NGX_HTTP_LLMPROXY_COPY_HEADER, len);
+        b->last = b->data + len;
+
+    } else {
+        b->text = 1;
+    }
+
     /* the batch's id is in the file's name: usage-UUID.copy */
 
     name = path + rs->spill_dir.len + sizeof("/usage-") - 1;
@@ -952,13 +834,24 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
 
     records = 0;
 
-    for (p = b->data; p < b->last; p++) {
-        if (*p == '\n') {
-            records++;
+    if (b->text) {
+        for (p = b->data; p < b->last; p++) {
+            records += (*p == '\n');
         }
-    }
 
-    rc = ngx_http_llmproxy_db_write(rs, b, &rs->costs[1]);
+        rc = ngx_http_llmproxy_db_write(rs, b, &rs->costs[1]);
+
+    } else if (ngx_http_llmproxy_copy_tuples(b->data, b->last, &records,
+                                             NULL, NULL)
+               != NGX_OK)
+    {
+        ngx_cpystrn((u_char *) rs->err, (u_char *) "not whole tuples",
+                    sizeof(rs->err));
+        rc = NGX_DECLINED;
+
+    } else {
+        rc = ngx_http_llmproxy_db_write(rs, b, &rs->costs[1]);
+    }
 
     ngx_http_llmproxy_batch_free(b);
 

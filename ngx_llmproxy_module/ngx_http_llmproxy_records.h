@@ -12,7 +12,15 @@
 #include <libpq-fe.h>
 
 
-/* records as lines of COPY's text format, with an id for the batch */
+/*
+ * Records as tuples of COPY's binary format (_records_copy.c), with an id
+ * for the batch.  A spill file left by an earlier version holds lines of
+ * COPY's text format: such a batch is replayed as text.
+ */
+
+#define NGX_HTTP_LLMPROXY_COPY_HEADER   19      /* signature, flags, ext */
+#define NGX_HTTP_LLMPROXY_COPY_FIELDS   19      /* columns of the table */
+#define NGX_HTTP_LLMPROXY_RECORD_MAX    4096    /* room a tuple may need */
 
 typedef struct ngx_http_llmproxy_batch_s  ngx_http_llmproxy_batch_t;
 
@@ -23,6 +31,7 @@ struct ngx_http_llmproxy_batch_s {
     ngx_uint_t                      records;
     u_char                          id[16];      /* written once, by id */
     unsigned                        known:1;     /* found already written */
+    unsigned                        text:1;      /* an old spill file */
     u_char                          data[1];
 };
 
@@ -45,6 +54,14 @@ typedef struct {
 } ngx_http_llmproxy_costs_t;
 
 
+extern const u_char
+    ngx_http_llmproxy_copy_header[NGX_HTTP_LLMPROXY_COPY_HEADER];
+
+u_char *ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last);
+ngx_int_t ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last,
+    ngx_uint_t *count, ngx_int_t (*handler)(void *data, u_char *key,
+    double cost), void *data);
 ngx_int_t ngx_http_llmproxy_records_db_write(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_costs_t *costs,
     char *err, size_t errlen);

@@ -13,12 +13,27 @@
 #include "ngx_http_llmproxy_records.h"
 
 
+/* the cost by key of one batch's records: new to the database or not */
+
+typedef struct {
+    ngx_http_llmproxy_costs_t     *costs;
+    ngx_uint_t                     fresh;
+} ngx_http_llmproxy_costs_ctx_t;
+
+
+static ngx_int_t ngx_http_llmproxy_records_db_copy(PGconn *conn,
+    ngx_http_llmproxy_batch_t *batches, ngx_uint_t text, char *err,
+    size_t errlen);
 static ngx_int_t ngx_http_llmproxy_records_db_ids(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_records_db_spend(PGconn *conn,
     ngx_http_llmproxy_costs_t *costs, char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_costs_batch(
     ngx_http_llmproxy_costs_t *costs, ngx_http_llmproxy_batch_t *b);
+static ngx_int_t ngx_http_llmproxy_costs_add(void *data, u_char *key,
+    double cost);
+static ngx_int_t ngx_http_llmproxy_costs_text(
+    ngx_http_llmproxy_costs_ctx_t *cc, ngx_http_llmproxy_batch_t *b);
 static ngx_http_llmproxy_key_cost_t *ngx_http_llmproxy_costs_get(
     ngx_http_llmproxy_costs_t *costs, u_char *key);
 static ngx_int_t ngx_http_llmproxy_records_db_exec(PGconn *conn,
@@ -37,7 +52,7 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
 {
     PGresult                   *res;
     ngx_int_t                   rc;
-    ngx_uint_t                  fresh;
+    ngx_uint_t                  fresh, text;
     ngx_http_llmproxy_batch_t  *b;
 
     rc = ngx_http_llmproxy_records_db_exec(conn, "BEGIN", err, errlen);
@@ -50,52 +65,23 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
         goto failed;
     }
 
-    fresh = 0;
+    /* our batches in one binary COPY; an old text spill file in another */
 
-    for (b = batches; b; b = b->next) {
-        fresh += !b->known;
-    }
-
-    if (fresh) {
-        res = PQexec(conn, "COPY llmproxy_usage FROM STDIN");
-        rc = (PQresultStatus(res) == PGRES_COPY_IN) ? NGX_OK : NGX_DECLINED;
-
-        if (rc != NGX_OK) {
-            ngx_cpystrn((u_char *) err, (u_char *) PQresultErrorMessage(res),
-                        errlen);
-        }
-
-        PQclear(res);
-
-        if (rc != NGX_OK) {
-            goto failed;
-        }
+    for (text = 0; text < 2; text++) {
+        fresh = 0;
 
         for (b = batches; b; b = b->next) {
-            if (!b->known && b->last > b->data
-                && PQputCopyData(conn, (char *) b->data,
-                                 (int) (b->last - b->data)) != 1)
-            {
-                ngx_cpystrn((u_char *) err, (u_char *) PQerrorMessage(conn),
-                            errlen);
-                return NGX_ERROR;
-            }
+            fresh += (!b->known && b->text == text && b->last > b->data);
         }
 
-        if (PQputCopyEnd(conn, NULL) != 1) {
-            ngx_cpystrn((u_char *) err, (u_char *) PQerrorMessage(conn),
-                        errlen);
+        if (fresh == 0) {
+            continue;
+        }
+
+        rc = ngx_http_llmproxy_records_db_copy(conn, batches, text, err,
+                                               errlen);
+        if (rc == NGX_ERROR) {
             return NGX_ERROR;
-        }
-
-        while ((res = PQgetResult(conn)) != NULL) {
-            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                ngx_cpystrn((u_char *) err,
-                            (u_char *) PQresultErrorMessage(res), errlen);
-                rc = NGX_DECLINED;
-            }
-
-            PQclear(res);
         }
 
         if (rc != NGX_OK) {
@@ -132,6 +118,79 @@ failed:
     PQclear(res);
 
     return (PQstatus(conn) == CONNECTION_OK) ? rc : NGX_ERROR;
+}
+
+
+/*
+ * The new batches of one format into llmproxy_usage.  NGX_DECLINED: the
+ * data refused; NGX_ERROR: the connection failed.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_records_db_copy(PGconn *conn,
+    ngx_http_llmproxy_batch_t *batches, ngx_uint_t text, char *err,
+    size_t errlen)
+{
+    PGresult                   *res;
+    ngx_int_t                   rc;
+    ngx_http_llmproxy_batch_t  *b;
+
+    res = PQexec(conn, text ? "COPY llmproxy_usage FROM STDIN"
+                            : "COPY llmproxy_usage FROM STDIN (FORMAT binary)");
+    rc = (PQresultStatus(res) == PGRES_COPY_IN) ? NGX_OK : NGX_DECLINED;
+
+    if (rc != NGX_OK) {
+        ngx_cpystrn((u_char *) err, (u_char *) PQresultErrorMessage(res),
+                    errlen);
+    }
+
+    PQclear(res);
+
+    if (rc != NGX_OK) {
+        return (PQstatus(conn) == CONNECTION_OK) ? NGX_DECLINED : NGX_ERROR;
+    }
+
+    if (!text
+        && PQputCopyData(conn, (char *) ngx_http_llmproxy_copy_header,
+                         NGX_HTTP_LLMPROXY_COPY_HEADER) != 1)
+    {
+        goto failed;
+    }
+
+    for (b = batches; b; b = b->next) {
+        if (!b->known && b->text == text && b->last > b->data
+            && PQputCopyData(conn, (char *) b->data,
+                             (int) (b->last - b->data)) != 1)
+        {
+            goto failed;
+        }
+    }
+
+    /* the binary stream's trailer: a field count of -1 */
+
+    if ((!text && PQputCopyData(conn, "\377\377", 2) != 1)
+        || PQputCopyEnd(conn, NULL) != 1)
+    {
+        goto failed;
+    }
+
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ngx_cpystrn((u_char *) err, (u_char *) PQresultErrorMessage(res),
+                        errlen);
+            rc = NGX_DECLINED;
+        }
+
+        PQclear(res);
+    }
+
+    return rc;
+
+failed:
+
+    ngx_cpystrn((u_char *) err, (u_char *) PQerrorMessage(conn), errlen);
+
+    return NGX_ERROR;
 }
 
 
@@ -314,19 +373,62 @@ ngx_http_llmproxy_records_db_spend(PGconn *conn,
 }
 
 
-/*
- * The cost of a batch's records by key: the third column of a line is
- * the key's hash (\N for the master key), the fourteenth the cost
- */
+/* the cost of a batch's records by key */
+
+static ngx_int_t
+ngx_http_llmproxy_costs_add(void *data, u_char *key, double cost)
+{
+    ngx_http_llmproxy_costs_ctx_t *cc = data;
+
+    ngx_http_llmproxy_key_cost_t  *c;
+
+    c = ngx_http_llmproxy_costs_get(cc->costs, key);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->cost += cost;
+
+    if (cc->fresh) {
+        c->added += cost;
+    }
+
+    return NGX_OK;
+}
+
 
 static ngx_int_t
 ngx_http_llmproxy_costs_batch(ngx_http_llmproxy_costs_t *costs,
     ngx_http_llmproxy_batch_t *b)
 {
-    u_char                        *p, *line, *end, *key, *tab;
-    double                         cost;
-    ngx_uint_t                     col;
-    ngx_http_llmproxy_key_cost_t  *c;
+    ngx_http_llmproxy_costs_ctx_t  cc;
+
+    cc.costs = costs;
+    cc.fresh = !b->known;
+
+    if (b->text) {
+        return ngx_http_llmproxy_costs_text(&cc, b);
+    }
+
+    /* not whole tuples would have been refused by the COPY */
+
+    return ngx_http_llmproxy_copy_tuples(b->data, b->last, NULL,
+                                         ngx_http_llmproxy_costs_add, &cc);
+}
+
+
+/*
+ * An old spill file's lines: the third column is the key's hash (\N for
+ * the master key), the fourteenth the cost
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_costs_text(ngx_http_llmproxy_costs_ctx_t *cc,
+    ngx_http_llmproxy_batch_t *b)
+{
+    u_char      *p, *line, *end, *key, *tab;
+    double       cost;
+    ngx_uint_t   col;
 
     for (line = b->data; line < b->last; line = end + 1) {
         end = memchr(line, '\n', b->last - line);
@@ -354,19 +456,10 @@ ngx_http_llmproxy_costs_batch(ngx_http_llmproxy_costs_t *costs,
             p = tab + 1;
         }
 
-        if (key == NULL || cost == 0) {
-            continue;
-        }
-
-        c = ngx_http_llmproxy_costs_get(costs, key);
-        if (c == NULL) {
+        if (key && cost != 0
+            && ngx_http_llmproxy_costs_add(cc, key, cost) != NGX_OK)
+        {
             return NGX_ERROR;
-        }
-
-        c->cost += cost;
-
-        if (!b->known) {
-            c->added += cost;
         }
     }
 

@@ -373,30 +373,103 @@ async () => {
             `${added} vs ${t.ids.length} x ${COST}`);
 });
 
-test('a spill file replayed twice counts once', async () => {
-  const crypto = require('node:crypto');
-  const hash = crypto.createHash('sha256').update(key).digest('hex');
-  const ids = [crypto.randomUUID(), crypto.randomUUID()];
-  const ts = new Date().toISOString().replace('T', ' ').replace('Z', '+00');
-  const lines = ids.map((id) => [id, ts, hash, 'usage-team', 'priced',
-    'p/priced', 'openai', 'chat/completions', 'f', 200, 1, 1, 2, '0.5', 3,
-    1, 1, 0, '\\N'].join('\t') + '\n').join('');
-  const file = path.join(gw.dir, 'state',
-                         `usage-${crypto.randomUUID()}.copy`);
-  const put = () => {
-    fs.writeFileSync(file + '.tmp', lines);
-    fs.chownSync(file + '.tmp', 65534, 65534);       // the workers' user
-    fs.renameSync(file + '.tmp', file);
+// a spill file as the gateway writes it: COPY's binary header, then one
+// tuple per record (no trailer); the columns of llmproxy_usage
+function binarySpill(ids, hash, cost) {
+  const parts = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'),
+                 Buffer.alloc(8)];
+  const field = (b) => {
+    const len = Buffer.alloc(4);
+    if (b === null) { len.writeInt32BE(-1); return [len]; }
+    len.writeInt32BE(b.length);
+    return [len, b];
   };
-  const before = dbSpend();
-  put();
-  await until(() => recordCount(ids) === 2 && !fs.existsSync(file));
-  await until(() => Math.abs(dbSpend() - before - 1) < 1e-9);
-  put();                                  // the same batch, again
-  await until(() => !fs.existsSync(file));
-  await sleep(300);
-  assert.strictEqual(recordCount(ids), 2);
-  assert.ok(Math.abs(dbSpend() - before - 1) < 1e-9, String(dbSpend()));
+  const int = (n, size) => {
+    const b = Buffer.alloc(size);
+    if (size === 4) b.writeInt32BE(n); else b.writeBigInt64BE(BigInt(n));
+    return b;
+  };
+  const f8 = (x) => { const b = Buffer.alloc(8); b.writeDoubleBE(x); return b; };
+  const micros = (Date.now() - Date.UTC(2000, 0, 1)) * 1000;
+  for (const id of ids) {
+    const count = Buffer.alloc(2);
+    count.writeInt16BE(19);
+    parts.push(count);
+    for (const v of [Buffer.from(id.replace(/-/g, ''), 'hex'),
+        int(micros, 8), Buffer.from(hash), Buffer.from('usage-team'),
+        Buffer.from('priced'), Buffer.from('p/priced'), Buffer.from('openai'),
+        Buffer.from('chat/completions'), Buffer.from([0]), int(200, 4),
+        int(1, 8), int(1, 8), int(2, 8), f8(cost), int(3, 4), int(1, 4),
+        int(1, 4), int(0, 4), null]) {
+      parts.push(...field(v));
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+// the text format of COPY, as spill files of an earlier version hold it
+function textSpill(ids, hash, cost) {
+  const ts = new Date().toISOString().replace('T', ' ').replace('Z', '+00');
+  return ids.map((id) => [id, ts, hash, 'usage-team', 'priced',
+    'p/priced', 'openai', 'chat/completions', 'f', 200, 1, 1, 2, String(cost),
+    3, 1, 1, 0, '\\N'].join('\t') + '\n').join('');
+}
+
+for (const [format, make] of [['binary', binarySpill], ['text', textSpill]]) {
+  test(`a spill file (${format}) replayed twice counts once`, async () => {
+    const crypto = require('node:crypto');
+    const hash = crypto.createHash('sha256').update(key).digest('hex');
+    const ids = [crypto.randomUUID(), crypto.randomUUID()];
+    const data = make(ids, hash, 0.5);
+    const file = path.join(gw.dir, 'state',
+                           `usage-${crypto.randomUUID()}.copy`);
+    const put = () => {
+      fs.writeFileSync(file + '.tmp', data);
+      fs.chownSync(file + '.tmp', 65534, 65534);       // the workers' user
+      fs.renameSync(file + '.tmp', file);
+    };
+    const before = dbSpend();
+    put();
+    await until(() => recordCount(ids) === 2 && !fs.existsSync(file));
+    await until(() => Math.abs(dbSpend() - before - 1) < 1e-9);
+    assert.match(record(ids[0]), /^usage-team\|priced\|p\/priced\|openai\|chat\/completions\|f\|200\|1\|1\|2\|0\.5\|1\|0\|\|t\|t$/);
+    put();                                  // the same batch, again
+    await until(() => !fs.existsSync(file));
+    await sleep(300);
+    assert.strictEqual(recordCount(ids), 2);
+    assert.ok(Math.abs(dbSpend() - before - 1) < 1e-9, String(dbSpend()));
+    assert.deepStrictEqual(fs.readdirSync(path.join(gw.dir, 'state'))
+      .filter((f) => f.endsWith('.bad')), []);
+  });
+}
+
+test('a model name with bytes PostgreSQL refuses: its record arrives, '
+     + 'and the others of its batch', async () => {
+  const send = async (body) => {
+    const res = await fetch(gw.baseURL + '/chat/completions', {
+      method: 'POST',
+      headers: { authorization: 'Bearer ' + key,
+                 'content-type': 'application/json' },
+      body });
+    await res.arrayBuffer();
+    return res;
+  };
+  // invalid UTF-8 (a lone \xff, a cut sequence), an escaped NUL, and a
+  // valid two-byte character, in one model name
+  const bad = await send(Buffer.concat([
+    Buffer.from('{"model":"bad'), Buffer.from([0xff, 0xe2, 0x82]),
+    Buffer.from('\\u0000é","messages":[]}')]));
+  assert.strictEqual(bad.status, 404);
+  const good = await send(JSON.stringify({ model: 'priced',
+    messages: [{ role: 'user', content: 'hi' }] }));
+  assert.strictEqual(good.status, 200);
+  const ids = [bad, good].map((r) => r.headers.get('x-llmproxy-request-id'));
+  await until(() => recordCount(ids) === 2);
+  const model = pg.psql('SELECT model FROM llmproxy_usage WHERE request_id'
+                        + ` = '${ids[0]}'`);
+  assert.match(model, /^bad\?+é$/);
+  assert.deepStrictEqual(fs.readdirSync(path.join(gw.dir, 'state'))
+    .filter((f) => f.endsWith('.bad')), []);
 });
 
 test('nginx reloaded mid-traffic: every record arrives', async () => {

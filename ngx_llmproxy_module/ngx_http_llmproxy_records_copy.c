@@ -1,0 +1,431 @@
+/*
+ * Usage records in COPY's binary format: the log phase writes a record as
+ * one tuple, the writer reads the tuples back for the cost by key.  Binary
+ * rather than text: PostgreSQL takes each value as it is stored (no
+ * parsing of timestamps, uuids and numbers, about a quarter of its time in
+ * a text COPY), and the gateway writes them without printf.
+ *
+ * A tuple: a 16-bit count of fields, then each field as a 32-bit length
+ * (-1: NULL) and its bytes, integers in network order.  A batch holds
+ * tuples only; the stream's header and trailer are added when it is sent
+ * or spilled.  Text fields are made valid UTF-8 without NUL bytes, as
+ * PostgreSQL would refuse the whole COPY for one bad byte in a model name
+ * a client sent.
+ */
+
+#include "ngx_http_llmproxy_records.h"
+
+
+#define NGX_HTTP_LLMPROXY_PG_EPOCH   946684800     /* 2000-01-01, Unix */
+
+
+const u_char  ngx_http_llmproxy_copy_header[NGX_HTTP_LLMPROXY_COPY_HEADER] =
+    "PGCOPY\n\377\r\n\0" "\0\0\0\0" "\0\0\0\0";
+
+
+static u_char *ngx_http_llmproxy_copy_text(u_char *p, u_char *last,
+    u_char *s, size_t len, size_t max);
+static ngx_uint_t ngx_http_llmproxy_utf8_char(u_char *s, u_char *end);
+static ngx_int_t ngx_http_llmproxy_uuid_bytes(u_char *id, ngx_str_t *s);
+
+
+static ngx_inline u_char *
+ngx_http_llmproxy_put16(u_char *p, uint16_t v)
+{
+    *p++ = (u_char) (v >> 8);
+    *p++ = (u_char) v;
+    return p;
+}
+
+
+static ngx_inline u_char *
+ngx_http_llmproxy_put32(u_char *p, uint32_t v)
+{
+    *p++ = (u_char) (v >> 24);
+    *p++ = (u_char) (v >> 16);
+    *p++ = (u_char) (v >> 8);
+    *p++ = (u_char) v;
+    return p;
+}
+
+
+static ngx_inline u_char *
+ngx_http_llmproxy_put64(u_char *p, uint64_t v)
+{
+    p = ngx_http_llmproxy_put32(p, (uint32_t) (v >> 32));
+    return ngx_http_llmproxy_put32(p, (uint32_t) v);
+}
+
+
+static ngx_inline uint32_t
+ngx_http_llmproxy_get32(u_char *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
+           | (uint32_t) p[2] << 8 | p[3];
+}
+
+
+/* fields of fixed size: the length, then the value */
+
+static ngx_inline u_char *
+ngx_http_llmproxy_field_null(u_char *p)
+{
+    return ngx_http_llmproxy_put32(p, 0xffffffff);
+}
+
+
+static ngx_inline u_char *
+ngx_http_llmproxy_field_int4(u_char *p, int64_t v)
+{
+    v = ngx_min(ngx_max(v, 0), NGX_MAX_INT32_VALUE);
+
+    p = ngx_http_llmproxy_put32(p, 4);
+    return ngx_http_llmproxy_put32(p, (uint32_t) v);
+}
+
+
+static ngx_inline u_char *
+ngx_http_llmproxy_field_int8(u_char *p, int64_t v)
+{
+    p = ngx_http_llmproxy_put32(p, 8);
+    return ngx_http_llmproxy_put64(p, (uint64_t) v);
+}
+
+
+static ngx_inline u_char *
+ngx_http_llmproxy_field_float8(u_char *p, double v)
+{
+    uint64_t  bits;
+
+    ngx_memcpy(&bits, &v, sizeof(double));
+
+    p = ngx_http_llmproxy_put32(p, 8);
+    return ngx_http_llmproxy_put64(p, bits);
+}
+
+
+/*
+ * The request's record as one tuple, in the column order of
+ * llmproxy_usage: request_id, created_at, key_hash, key_alias, model,
+ * deployment, interface, endpoint, stream, status, prompt_tokens,
+ * completion_tokens, total_tokens, cost, latency_ms, ttfb_ms, attempts,
+ * fallbacks, error.  NULL: no request id, or no room (last - p must be
+ * at least NGX_HTTP_LLMPROXY_RECORD_MAX).
+ */
+
+u_char *
+ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last)
+{
+    u_char      id[16];
+    int64_t     prompt, completion, total, created;
+    const char *iface;
+    ngx_uint_t  status;
+
+    if (last - p < NGX_HTTP_LLMPROXY_RECORD_MAX
+        || ngx_http_llmproxy_uuid_bytes(id, &ctx->request_id) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    prompt = ngx_max(ctx->prompt_tokens, 0);
+    completion = ngx_max(ctx->completion_tokens, 0);
+    total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
+
+    if (!ctx->upstream_started) {
+        prompt = 0;
+        completion = 0;
+        total = 0;
+    }
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
+    created = ((int64_t) r->start_sec - NGX_HTTP_LLMPROXY_PG_EPOCH) * 1000000
+              + (int64_t) r->start_msec * 1000;
+
+    p = ngx_http_llmproxy_put16(p, NGX_HTTP_LLMPROXY_COPY_FIELDS);
+
+    p = ngx_http_llmproxy_put32(p, 16);
+    p = ngx_cpymem(p, id, 16);
+
+    p = ngx_http_llmproxy_field_int8(p, created);
+
+    if (ctx->key.master) {
+        p = ngx_http_llmproxy_field_null(p);
+        p = ngx_http_llmproxy_field_null(p);
+
+    } else {
+        p = ngx_http_llmproxy_put32(p, 64);
+        p = ngx_hex_dump(p, ctx->key.digest, 32);
+        p = ngx_http_llmproxy_copy_text(p, last, ctx->key.alias.data,
+                                        ctx->key.alias.len, 256);
+    }
+
+    p = ngx_http_llmproxy_copy_text(p, last, ctx->model.data, ctx->model.len,
+                                    1024);
+
+    if (ctx->current) {
+        p = ngx_http_llmproxy_copy_text(p, last, ctx->current->id.data,
+                                        ctx->current->id.len, 1024);
+
+    } else {
+        p = ngx_http_llmproxy_field_null(p);
+    }
+
+    iface = ngx_http_llmproxy_iface_name(ctx->iface);
+    p = ngx_http_llmproxy_copy_text(p, last, (u_char *) iface,
+                                    ngx_strlen(iface), 64);
+
+    if (ctx->endpoint_path.len > 1) {
+        p = ngx_http_llmproxy_copy_text(p, last, ctx->endpoint_path.data + 1,
+                                        ctx->endpoint_path.len - 1, 256);
+
+    } else {
+        p = ngx_http_llmproxy_copy_text(p, last, (u_char *) "", 0, 0);
+    }
+
+    p = ngx_http_llmproxy_put32(p, 1);
+    *p++ = ctx->stream ? 1 : 0;
+
+    p = ngx_http_llmproxy_field_int4(p, status);
+    p = ngx_http_llmproxy_field_int8(p, prompt);
+    p = ngx_http_llmproxy_field_int8(p, completion);
+    p = ngx_http_llmproxy_field_int8(p, total);
+    p = ngx_http_llmproxy_field_float8(p, ctx->cost);
+    p = ngx_http_llmproxy_field_int4(p, ngx_current_msec - ctx->start);
+
+    if (ctx->ttfb) {
+        p = ngx_http_llmproxy_field_int4(p, ctx->ttfb - 1);
+
+    } else {
+        p = ngx_http_llmproxy_field_null(p);
+    }
+
+    p = ngx_http_llmproxy_field_int4(p, ctx->attempts);
+    p = ngx_http_llmproxy_field_int4(p, ctx->fallbacks);
+
+    if (ctx->err_status && ctx->err_code) {
+        p = ngx_http_llmproxy_copy_text(p, last, (u_char *) ctx->err_code,
+                                        ngx_strlen(ctx->err_code), 128);
+
+    } else {
+        p = ngx_http_llmproxy_field_null(p);
+    }
+
+    return p;
+}
+
+
+/*
+ * A text field: up to max bytes of s, valid UTF-8 (other bytes and NUL
+ * become '?'); an empty string is NULL, as the columns have it.  The
+ * caller's room covers every field at its max.
+ */
+
+static u_char *
+ngx_http_llmproxy_copy_text(u_char *p, u_char *last, u_char *s, size_t len,
+    size_t max)
+{
+    u_char      *start, *end, *limit;
+    ngx_uint_t   n;
+
+    if (len == 0) {
+        return ngx_http_llmproxy_field_null(p);
+    }
+
+    start = p + 4;
+    end = s + len;
+    limit = start + ngx_min(max, (size_t) (last - start));
+    p = start;
+
+    while (s < end && p < limit) {
+        if (*s >= 0x01 && *s < 0x80) {
+            *p++ = *s++;
+            continue;
+        }
+
+        n = ngx_http_llmproxy_utf8_char(s, end);
+
+        if (n == 0) {
+            *p++ = '?';
+            s++;
+            continue;
+        }
+
+        if ((size_t) (limit - p) < n) {
+            break;
+        }
+
+        p = ngx_cpymem(p, s, n);
+        s += n;
+    }
+
+    (void) ngx_http_llmproxy_put32(start - 4, (uint32_t) (p - start));
+
+    return p;
+}
+
+
+/* the length of the valid UTF-8 character at s (not ASCII), or 0 */
+
+static ngx_uint_t
+ngx_http_llmproxy_utf8_char(u_char *s, u_char *end)
+{
+    uint32_t    c, min;
+    ngx_uint_t  i, n;
+
+    if (*s >= 0xc2 && *s <= 0xdf) {
+        n = 2; c = *s & 0x1f; min = 0x80;
+
+    } else if (*s >= 0xe0 && *s <= 0xef) {
+        n = 3; c = *s & 0x0f; min = 0x800;
+
+    } else if (*s >= 0xf0 && *s <= 0xf4) {
+        n = 4; c = *s & 0x07; min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (end - s) < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        c = c << 6 | (s[i] & 0x3f);
+    }
+
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
+}
+
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" to its 16 bytes */
+
+static ngx_int_t
+ngx_http_llmproxy_uuid_bytes(u_char *id, ngx_str_t *s)
+{
+    u_char      c, *p, *end;
+    ngx_uint_t  i, v;
+
+    if (s->len != 36) {
+        return NGX_ERROR;
+    }
+
+    end = s->data + s->len;
+    v = 0;
+
+    for (i = 0, p = s->data; p < end; p++) {
+        c = *p;
+
+        if (c == '-') {
+            continue;
+        }
+
+        if (c >= '0' && c <= '9') {
+            c -= '0';
+
+        } else {
+            c |= 0x20;
+
+            if (c < 'a' || c > 'f') {
+                return NGX_ERROR;
+            }
+
+            c = c - 'a' + 10;
+        }
+
+        if (i & 1) {
+            id[i / 2] = (u_char) (v << 4 | c);
+
+        } else {
+            v = c;
+        }
+
+        if (++i > 32) {
+            return NGX_ERROR;
+        }
+    }
+
+    return (i == 32) ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * Walks a batch's tuples: their number, and for each with a key and a
+ * cost, handler(data, key, cost).  NGX_ERROR: the batch is not whole
+ * tuples of ours, or the handler failed.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last, ngx_uint_t *count,
+    ngx_int_t (*handler)(void *data, u_char *key, double cost), void *data)
+{
+    double      cost;
+    u_char     *key;
+    uint32_t    len;
+    uint64_t    bits;
+    ngx_uint_t  col, n;
+
+    n = 0;
+
+    while (p < last) {
+        if (last - p < 2
+            || (p[0] << 8 | p[1]) != NGX_HTTP_LLMPROXY_COPY_FIELDS)
+        {
+            return NGX_ERROR;
+        }
+
+        p += 2;
+        key = NULL;
+        cost = 0;
+
+        for (col = 0; col < NGX_HTTP_LLMPROXY_COPY_FIELDS; col++) {
+            if (last - p < 4) {
+                return NGX_ERROR;
+            }
+
+            len = ngx_http_llmproxy_get32(p);
+            p += 4;
+
+            if (len == 0xffffffff) {
+                continue;
+            }
+
+            if ((size_t) (last - p) < len) {
+                return NGX_ERROR;
+            }
+
+            if (col == 2 && len == 64) {
+                key = p;
+
+            } else if (col == 13 && len == 8) {
+                bits = (uint64_t) ngx_http_llmproxy_get32(p) << 32
+                       | ngx_http_llmproxy_get32(p + 4);
+                ngx_memcpy(&cost, &bits, sizeof(double));
+            }
+
+            p += len;
+        }
+
+        n++;
+
+        if (handler && key && cost != 0 && handler(data, key, cost) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (count) {
+        *count = n;
+    }
+
+    return NGX_OK;
+}
