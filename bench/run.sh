@@ -414,6 +414,11 @@ run_pass() {    # name conns script
             R[$name,$who,errors]+=$(echo "$o" | awk '/Non-2xx|Socket errors/ {e = e $0 "; "} END {print e}')
         done
     done
+    if [ -n "${BENCH_DB_DETAIL:-}" ]; then
+        for p in $(pgrep -P "$(head -1 "$dir/pg/postmaster.pid")"); do
+            echo "db $p $(awk '{print $14 + $15}' /proc/$p/stat) $(tr '\0' ' ' < /proc/$p/cmdline)"
+        done >&2
+    fi
     for who in plain gw; do
         R[$name,$who,rps]=$(awk -v n="${R[$name,$who,reqs]}" \
             -v t="${R[$name,$who,time]}" \

@@ -115,49 +115,27 @@ vkey=$("$top/build/llmproxyctl" key create --alias bench-usage 2>/dev/null)
 
 n=$((20000 * secs))
 node -e '
-// spill files as a gateway writes them: COPY binary header, then tuples
+// spill files as a gateway writes them, 1,000 records each
 const crypto = require("crypto"), fs = require("fs");
+const { spillFile } = require(process.argv[3] + "/t/lib/spill.js");
 const n = +process.argv[1], dir = process.argv[2];
 const hashes = [];
 for (let i = 1; i <= 1000; i++)
   hashes.push(crypto.createHash("sha256").update("sk-usage-" + i)
               .digest("hex"));
-const header = Buffer.concat([Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"),
-                              Buffer.alloc(8)]);
-const field = (b) => {
-  const len = Buffer.alloc(4);
-  if (b === null) { len.writeInt32BE(-1); return [len]; }
-  len.writeInt32BE(b.length);
-  return [len, b];
-};
-const int = (v, size) => {
-  const b = Buffer.alloc(size);
-  if (size === 4) b.writeInt32BE(v); else b.writeBigInt64BE(BigInt(v));
-  return b;
-};
-const cost = Buffer.alloc(8);
-cost.writeDoubleBE(0.000372);
-const micros = (Date.now() - Date.UTC(2000, 0, 1)) * 1000;
-const fixed = [Buffer.from("bench-model"), Buffer.from("mock/bench-model"),
-  Buffer.from("openai"), Buffer.from("chat/completions"), Buffer.from([0]),
-  int(200, 4), int(12, 8), int(180, 8), int(192, 8), cost, int(3, 4),
-  int(2, 4), int(1, 4), int(0, 4), null];
-let parts = [header], count = 0, file = 0;
+let records = [], file = 0;
 const flush = () => {
-  fs.writeFileSync(`${dir}/usage-1-1-${file++}.copy`, Buffer.concat(parts));
-  parts = [header]; count = 0;
+  fs.writeFileSync(`${dir}/usage-1-1-${file++}.copy`, spillFile(records));
+  records = [];
 };
 for (let i = 0; i < n; i++) {
-  const fields = Buffer.alloc(2);
-  fields.writeInt16BE(19);
-  parts.push(fields);
-  for (const v of [Buffer.from(crypto.randomUUID().replace(/-/g, ""), "hex"),
-                   int(micros, 8), Buffer.from(hashes[i % 1000]),
-                   Buffer.from(`usage-${i % 1000 + 1}`), ...fixed])
-    parts.push(...field(v));
-  if (++count === 1000) flush();
+  records.push({ id: crypto.randomUUID(), hash: hashes[i % 1000],
+    alias: `usage-${i % 1000 + 1}`, model: "bench-model",
+    deployment: "mock/bench-model", prompt: 12, completion: 180, total: 192,
+    cost: 0.000372, latency: 3, ttfb: 2, attempts: 1 });
+  if (records.length === 1000) flush();
 }
-if (count) flush();' "$n" "$dir/gw/state"
+if (records.length) flush();' "$n" "$dir/gw/state" "$top"
 chown nobody "$dir/gw/state"/usage-*.copy 2>/dev/null || true
 
 t0=$(ms_now)

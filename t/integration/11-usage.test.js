@@ -16,6 +16,7 @@ const { GoogleGenAI } = require('@google/genai');
 const { startGateway, sleep, ROOT } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
+const { spillFile } = require('../lib/spill');
 
 const PROMPT = 1234, COMPLETION = 567;
 const IN_PRICE = 3, OUT_PRICE = 15;          // USD per million tokens
@@ -373,38 +374,11 @@ async () => {
             `${added} vs ${t.ids.length} x ${COST}`);
 });
 
-// a spill file as the gateway writes it: COPY's binary header, then one
-// tuple per record (no trailer); the columns of llmproxy_usage
+// a spill file as the gateway writes it (binary)
 function binarySpill(ids, hash, cost) {
-  const parts = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'),
-                 Buffer.alloc(8)];
-  const field = (b) => {
-    const len = Buffer.alloc(4);
-    if (b === null) { len.writeInt32BE(-1); return [len]; }
-    len.writeInt32BE(b.length);
-    return [len, b];
-  };
-  const int = (n, size) => {
-    const b = Buffer.alloc(size);
-    if (size === 4) b.writeInt32BE(n); else b.writeBigInt64BE(BigInt(n));
-    return b;
-  };
-  const f8 = (x) => { const b = Buffer.alloc(8); b.writeDoubleBE(x); return b; };
-  const micros = (Date.now() - Date.UTC(2000, 0, 1)) * 1000;
-  for (const id of ids) {
-    const count = Buffer.alloc(2);
-    count.writeInt16BE(19);
-    parts.push(count);
-    for (const v of [Buffer.from(id.replace(/-/g, ''), 'hex'),
-        int(micros, 8), Buffer.from(hash), Buffer.from('usage-team'),
-        Buffer.from('priced'), Buffer.from('p/priced'), Buffer.from('openai'),
-        Buffer.from('chat/completions'), Buffer.from([0]), int(200, 4),
-        int(1, 8), int(1, 8), int(2, 8), f8(cost), int(3, 4), int(1, 4),
-        int(1, 4), int(0, 4), null]) {
-      parts.push(...field(v));
-    }
-  }
-  return Buffer.concat(parts);
+  return spillFile(ids.map((id) => ({ id, hash, alias: 'usage-team',
+    model: 'priced', deployment: 'p/priced', prompt: 1, completion: 1,
+    total: 2, cost, latency: 3, ttfb: 1, attempts: 1 })));
 }
 
 // the text format of COPY, as spill files of an earlier version hold it
