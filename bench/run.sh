@@ -13,6 +13,7 @@
 # BENCH_USAGE_RECORDS  on (default) or off: usage records to PostgreSQL
 # BENCH_STREAMS   concurrent streams of the streams10k pass (default 10000;
 #                 500 when BENCH_SECONDS is 1)
+# BENCH_DB_DETAIL print PostgreSQL's processes' CPU ticks after each pass
 # BENCH_PIN       on (default with 2 CPUs or more) or off: the nginx under
 #                 test (plain or gateway, with its threads) on CPU 0; wrk,
 #                 the mock and PostgreSQL on the others
