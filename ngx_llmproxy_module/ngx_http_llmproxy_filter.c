@@ -104,7 +104,7 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%ui", ctx->fallbacks) - p;
+    v.len = ngx_http_llmproxy_format_uint(p, ctx->fallbacks) - p;
     p += v.len;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-attempted-fallbacks", &v)
@@ -114,7 +114,7 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%ui", ctx->retries) - p;
+    v.len = ngx_http_llmproxy_format_uint(p, ctx->retries) - p;
     p += v.len;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-attempted-retries", &v)
@@ -131,7 +131,7 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%M", overhead) - p;
+    v.len = ngx_http_llmproxy_format_uint(p, overhead) - p;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-overhead-duration-ms", &v)
         != NGX_OK)
@@ -475,7 +475,7 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
+    v.len = ngx_http_llmproxy_format_fixed8(p, ctx->cost) - p;
     p += v.len;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-response-cost", &v)
@@ -485,7 +485,7 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%.8f", ctx->key_spend) - p;
+    v.len = ngx_http_llmproxy_format_fixed8(p, ctx->key_spend) - p;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-key-spend", &v)
         != NGX_OK)
