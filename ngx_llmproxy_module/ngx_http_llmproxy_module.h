@@ -214,6 +214,7 @@ typedef struct {
     ngx_rbtree_t                  metrics;        /* of metrics_node_t */
     ngx_rbtree_node_t             metrics_sentinel;
     ngx_uint_t                    metrics_full;
+    uint64_t                      metrics_stamp;  /* this zone's series */
 
     ngx_http_llmproxy_key_node_t **keys;          /* hash buckets */
     ngx_uint_t                    keys_mask;
