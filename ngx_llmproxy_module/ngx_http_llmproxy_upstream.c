@@ -549,10 +549,11 @@ head:
             i = 0;
         }
 
+        /* the names lowercased by nginx's parser, as the proxy module's */
+
         for (drop = ngx_http_llmproxy_drop_headers; drop->len; drop++) {
             if (drop->len == h[i].key.len
-                && ngx_strncasecmp(drop->data, h[i].key.data, drop->len)
-                   == 0)
+                && ngx_memcmp(drop->data, h[i].lowcase_key, drop->len) == 0)
             {
                 break;
             }
