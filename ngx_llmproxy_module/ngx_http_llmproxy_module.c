@@ -663,6 +663,7 @@ ngx_http_llmproxy_is_master_key(ngx_http_llmproxy_main_conf_t *lmcf,
 static ngx_int_t
 ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
 {
+    u_char           *name;
     ngx_str_t         v;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -684,10 +685,10 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
         }
 
         v = h[i].value;
+        name = h[i].lowcase_key;        /* lowercased by nginx's parser */
 
         if (h[i].key.len == 13
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "authorization", 13)
-               == 0)
+            && ngx_memcmp(name, "authorization", 13) == 0)
         {
             if (v.len > 7 && ngx_strncasecmp(v.data, (u_char *) "Bearer ", 7)
                              == 0)
@@ -697,19 +698,13 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
             }
 
         } else if (!((h[i].key.len == 9
-                      && ngx_strncasecmp(h[i].key.data,
-                                         (u_char *) "x-api-key", 9) == 0)
+                      && ngx_memcmp(name, "x-api-key", 9) == 0)
                      || (h[i].key.len == 14
-                         && ngx_strncasecmp(h[i].key.data,
-                                            (u_char *) "x-goog-api-key", 14)
-                            == 0)
+                         && ngx_memcmp(name, "x-goog-api-key", 14) == 0)
                      || (h[i].key.len == 7
-                         && ngx_strncasecmp(h[i].key.data,
-                                            (u_char *) "api-key", 7) == 0)
+                         && ngx_memcmp(name, "api-key", 7) == 0)
                      || (h[i].key.len == 17
-                         && ngx_strncasecmp(h[i].key.data,
-                                            (u_char *) "x-litellm-api-key",
-                                            17) == 0)))
+                         && ngx_memcmp(name, "x-litellm-api-key", 17) == 0)))
         {
             continue;
         }
