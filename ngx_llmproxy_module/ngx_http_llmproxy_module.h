@@ -214,7 +214,6 @@ typedef struct {
     ngx_rbtree_t                  metrics;        /* of metrics_node_t */
     ngx_rbtree_node_t             metrics_sentinel;
     ngx_uint_t                    metrics_full;
-    uint64_t                      metrics_stamp;  /* this zone's series */
 
     ngx_http_llmproxy_key_node_t **keys;          /* hash buckets */
     ngx_uint_t                    keys_mask;
@@ -224,6 +223,12 @@ typedef struct {
     ngx_atomic_t                  keys_loaded;    /* first load done */
     ngx_atomic_t                  db_ok;
     time_t                        db_failed_at;
+
+    /*
+     * last: the fields above keep their offsets in a zone kept over a
+     * reload from a module built before it
+     */
+    uint64_t                      metrics_stamp;  /* this zone's series */
 } ngx_http_llmproxy_shctx_t;
 
 
