@@ -11,7 +11,10 @@
 
 
 /* the largest non-streamed answer held for its cost header */
-#define NGX_HTTP_LLMPROXY_HOLD_MAX  (32 * 1024 * 1024)
+#define NGX_HTTP_LLMPROXY_HOLD_MAX   (32 * 1024 * 1024)
+
+/* the largest one whose announced length is allocated at once */
+#define NGX_HTTP_LLMPROXY_HOLD_HINT  (1024 * 1024)
 
 
 static ngx_int_t ngx_http_llmproxy_header_filter(ngx_http_request_t *r);
@@ -104,7 +107,7 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%ui", ctx->fallbacks) - p;
+    v.len = ngx_http_llmproxy_format_uint(p, ctx->fallbacks) - p;
     p += v.len;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-attempted-fallbacks", &v)
@@ -114,7 +117,7 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%ui", ctx->retries) - p;
+    v.len = ngx_http_llmproxy_format_uint(p, ctx->retries) - p;
     p += v.len;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-attempted-retries", &v)
@@ -131,7 +134,7 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%M", overhead) - p;
+    v.len = ngx_http_llmproxy_format_uint(p, overhead) - p;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-overhead-duration-ms", &v)
         != NGX_OK)
@@ -439,9 +442,26 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         }
 
         if (ctx->held_len + n > ctx->held_size) {
-            ctx->held_size = ngx_max(2 * ctx->held_size,
-                                     ctx->held_len + n);
-            ctx->held_size = ngx_max(ctx->held_size, 4096);
+
+            /*
+             * the answer's length when the provider gave it (up to 1m, so
+             * a length announced is not all allocated before it comes): a
+             * typical answer then fits in the pool's blocks, not in a
+             * separate allocation of 4096 bytes or more
+             */
+
+            if (ctx->held_size == 0
+                && r->headers_out.content_length_n >= (off_t) n
+                && r->headers_out.content_length_n
+                   <= NGX_HTTP_LLMPROXY_HOLD_HINT)
+            {
+                ctx->held_size = (size_t) r->headers_out.content_length_n;
+
+            } else {
+                ctx->held_size = ngx_max(2 * ctx->held_size,
+                                         ctx->held_len + n);
+                ctx->held_size = ngx_max(ctx->held_size, 4096);
+            }
 
             if (ctx->held_size > NGX_HTTP_LLMPROXY_HOLD_MAX) {
                 return ngx_http_llmproxy_release(r, ctx, in);
@@ -475,7 +495,7 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
+    v.len = ngx_http_llmproxy_format_fixed8(p, ctx->cost) - p;
     p += v.len;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-response-cost", &v)
@@ -485,7 +505,7 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     }
 
     v.data = p;
-    v.len = ngx_sprintf(p, "%.8f", ctx->key_spend) - p;
+    v.len = ngx_http_llmproxy_format_fixed8(p, ctx->key_spend) - p;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-key-spend", &v)
         != NGX_OK)

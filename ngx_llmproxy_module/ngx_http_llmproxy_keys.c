@@ -31,6 +31,7 @@ typedef struct {
 
 
 static void ngx_http_llmproxy_keys_digest(ngx_str_t *key, u_char *digest);
+static ngx_uint_t ngx_http_llmproxy_keys_slot(u_char *p, size_t len);
 static ngx_uint_t ngx_http_llmproxy_keys_bucket(ngx_http_llmproxy_shctx_t *sh,
     u_char *digest);
 static ngx_http_llmproxy_key_node_t **ngx_http_llmproxy_keys_find(
@@ -214,6 +215,38 @@ done:
 }
 
 
+/*
+ * The slot of a key in the digest cache: a multiplicative hash of its
+ * 8-byte words, a tenth of ngx_hash_key()'s byte by byte loop (only this
+ * worker's cache depends on it).
+ */
+
+static ngx_uint_t
+ngx_http_llmproxy_keys_slot(u_char *p, size_t len)
+{
+    uint64_t  h, w;
+
+    h = len;
+
+    while (len >= 8) {
+        ngx_memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        p += 8;
+        len -= 8;
+    }
+
+    w = 0;
+
+    while (len--) {
+        w = (w << 8) | *p++;
+    }
+
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+
+    return (ngx_uint_t) (h >> 32) & (NGX_HTTP_LLMPROXY_DIGESTS - 1);
+}
+
+
 static void
 ngx_http_llmproxy_keys_digest(ngx_str_t *key, u_char *digest)
 {
@@ -226,8 +259,8 @@ ngx_http_llmproxy_keys_digest(ngx_str_t *key, u_char *digest)
         return;
     }
 
-    d = &ngx_http_llmproxy_digests[ngx_hash_key(key->data, key->len)
-                                   & (NGX_HTTP_LLMPROXY_DIGESTS - 1)];
+    d = &ngx_http_llmproxy_digests[ngx_http_llmproxy_keys_slot(key->data,
+                                                               key->len)];
 
     if (d->len == key->len) {
 

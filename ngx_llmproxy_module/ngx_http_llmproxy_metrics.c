@@ -37,7 +37,26 @@ typedef struct {
 } ngx_http_llmproxy_series_t;
 
 
+/*
+ * Each worker remembers the series it updated last (they are never freed,
+ * and their labels never change), so a request of a known series finds
+ * it without building its key, hashing it or walking the tree.  The stamp
+ * is the zone's: a zone created anew (a reload in single-process mode)
+ * empties the cache.
+ */
+
+#define NGX_HTTP_LLMPROXY_SERIES_CACHE  8
+
+static ngx_http_llmproxy_series_t
+    *ngx_http_llmproxy_series_cache[NGX_HTTP_LLMPROXY_SERIES_CACHE];
+static ngx_uint_t   ngx_http_llmproxy_series_next;
+static uint64_t     ngx_http_llmproxy_series_stamp;
+
+
 static ngx_int_t ngx_http_llmproxy_metrics_log(ngx_http_request_t *r);
+static ngx_http_llmproxy_series_t *ngx_http_llmproxy_series_cached(
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *model,
+    ngx_str_t *deployment, ngx_str_t *key);
 static void ngx_http_llmproxy_series_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static u_char *ngx_http_llmproxy_labels(u_char *p,
@@ -87,6 +106,21 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    status = r->headers_out.status;
+    failed = ctx->attempts;
+
+    if (ctx->attempts && status < NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        failed--;
+    }
+
+    s = ngx_http_llmproxy_series_cached(zctx, &ctx->model, &deployment,
+                                        &ctx->key.alias);
+
+    if (s) {
+        ngx_shmtx_lock(&zctx->shpool->mutex);
+        goto update;
+    }
+
     k = ngx_cpymem(key, ctx->model.data, ctx->model.len);
     *k++ = '\0';
     k = ngx_cpymem(k, deployment.data, deployment.len);
@@ -94,13 +128,6 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
     k = ngx_cpymem(k, ctx->key.alias.data, ctx->key.alias.len);
 
     hash = ngx_crc32_short(key, len);
-
-    status = r->headers_out.status;
-    failed = ctx->attempts;
-
-    if (ctx->attempts && status < NGX_HTTP_INTERNAL_SERVER_ERROR) {
-        failed--;
-    }
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
@@ -151,6 +178,12 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
         ngx_rbtree_insert(&zctx->sh->metrics, &s->node);
     }
 
+    ngx_http_llmproxy_series_cache[ngx_http_llmproxy_series_next] = s;
+    ngx_http_llmproxy_series_next = (ngx_http_llmproxy_series_next + 1)
+                                    % NGX_HTTP_LLMPROXY_SERIES_CACHE;
+
+update:
+
     s->requests[status >= 500 ? 2 : status >= 400 ? 1 : 0]++;
     s->prompt_tokens += ngx_max(ctx->prompt_tokens, 0);
     s->completion_tokens += ngx_max(ctx->completion_tokens, 0);
@@ -182,6 +215,61 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+static ngx_http_llmproxy_series_t *
+ngx_http_llmproxy_series_cached(ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_str_t *model, ngx_str_t *deployment, ngx_str_t *key)
+{
+    u_char                      *d;
+    ngx_uint_t                   i;
+    ngx_http_llmproxy_series_t  *s;
+
+    if (ngx_http_llmproxy_series_stamp != zctx->sh->metrics_stamp) {
+        ngx_memzero(ngx_http_llmproxy_series_cache,
+                    sizeof(ngx_http_llmproxy_series_cache));
+        ngx_http_llmproxy_series_next = 0;
+        ngx_http_llmproxy_series_stamp = zctx->sh->metrics_stamp;
+        return NULL;
+    }
+
+    for (i = 0; i < NGX_HTTP_LLMPROXY_SERIES_CACHE; i++) {
+        s = ngx_http_llmproxy_series_cache[i];
+
+        if (s == NULL) {
+            return NULL;
+        }
+
+        if (s->model_len != model->len
+            || s->deployment_len != deployment->len
+            || s->key_len != key->len)
+        {
+            continue;
+        }
+
+        d = s->data;
+
+        if (ngx_memcmp(d, model->data, model->len) != 0) {
+            continue;
+        }
+
+        d += model->len + 1;
+
+        if (ngx_memcmp(d, deployment->data, deployment->len) != 0) {
+            continue;
+        }
+
+        d += deployment->len + 1;
+
+        if (ngx_memcmp(d, key->data, key->len) != 0) {
+            continue;
+        }
+
+        return s;
+    }
+
+    return NULL;
 }
 
 
@@ -483,6 +571,12 @@ ngx_http_llmproxy_series_insert(ngx_rbtree_node_t *temp,
 void
 ngx_http_llmproxy_metrics_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
 {
+    static uint64_t  zones;
+
+    /* distinct for every zone this process (the master) creates */
+
+    zctx->sh->metrics_stamp = (++zones << 32) | (uint32_t) ngx_random();
+
     ngx_rbtree_init(&zctx->sh->metrics, &zctx->sh->metrics_sentinel,
                     ngx_http_llmproxy_series_insert);
 }

@@ -15,6 +15,8 @@ static ngx_int_t ngx_http_llmproxy_health(ngx_http_request_t *r,
     ngx_uint_t readiness);
 static void ngx_http_llmproxy_request_id(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+static u_char *ngx_http_llmproxy_hex(u_char *p, uint32_t v,
+    ngx_uint_t digits);
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
 static void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
@@ -400,11 +402,92 @@ ngx_http_llmproxy_request_id(ngx_http_request_t *r,
     b = (b & 0xffff0fff) | 0x00004000;
     c = (c & 0x3fffffff) | 0x80000000;
 
+    /* as "%08xD-%04xD-%04xD-%04xD-%04xD%08xD" */
+
     ctx->request_id.data = p;
-    ctx->request_id.len = ngx_sprintf(p, "%08xD-%04xD-%04xD-%04xD-%04xD%08xD",
-                                      a, b >> 16, b & 0xffff, c >> 16,
-                                      c & 0xffff, d)
-                          - p;
+
+    p = ngx_http_llmproxy_hex(p, a, 8);
+    *p++ = '-';
+    p = ngx_http_llmproxy_hex(p, b >> 16, 4);
+    *p++ = '-';
+    p = ngx_http_llmproxy_hex(p, b & 0xffff, 4);
+    *p++ = '-';
+    p = ngx_http_llmproxy_hex(p, c >> 16, 4);
+    *p++ = '-';
+    p = ngx_http_llmproxy_hex(p, c & 0xffff, 4);
+    p = ngx_http_llmproxy_hex(p, d, 8);
+
+    ctx->request_id.len = p - ctx->request_id.data;
+}
+
+
+/* the low digits of v in lowercase hex, zero-padded */
+
+static u_char *
+ngx_http_llmproxy_hex(u_char *p, uint32_t v, ngx_uint_t digits)
+{
+    ngx_uint_t     i;
+    static u_char  hex[] = "0123456789abcdef";
+
+    for (i = digits; i; i--) {
+        p[i - 1] = hex[v & 0xf];
+        v >>= 4;
+    }
+
+    return p + digits;
+}
+
+
+/*
+ * Numbers of the per-request headers and request lines without
+ * ngx_sprintf(), whose format parsing costs more than the digits: "%uL"
+ * and "%.8f", character for character as ngx_vslprintf() writes them.
+ */
+
+u_char *
+ngx_http_llmproxy_format_uint(u_char *p, uint64_t n)
+{
+    u_char  *t, tmp[NGX_INT64_LEN];
+
+    t = tmp + NGX_INT64_LEN;
+
+    do {
+        *--t = (u_char) (n % 10 + '0');
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, t, tmp + NGX_INT64_LEN - t);
+}
+
+
+u_char *
+ngx_http_llmproxy_format_fixed8(u_char *p, double f)
+{
+    uint64_t    ui64, frac;
+    ngx_uint_t  i;
+
+    if (f < 0) {
+        *p++ = '-';
+        f = -f;
+    }
+
+    ui64 = (int64_t) f;
+    frac = (uint64_t) ((f - (double) ui64) * 100000000 + 0.5);
+
+    if (frac == 100000000) {
+        ui64++;
+        frac = 0;
+    }
+
+    p = ngx_http_llmproxy_format_uint(p, ui64);
+    *p++ = '.';
+
+    for (i = 8; i; i--) {
+        p[i - 1] = (u_char) (frac % 10 + '0');
+        frac /= 10;
+    }
+
+    return p + 8;
 }
 
 
@@ -580,6 +663,7 @@ ngx_http_llmproxy_is_master_key(ngx_http_llmproxy_main_conf_t *lmcf,
 static ngx_int_t
 ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
 {
+    u_char           *name;
     ngx_str_t         v;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -601,10 +685,10 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
         }
 
         v = h[i].value;
+        name = h[i].lowcase_key;        /* lowercased by nginx's parser */
 
         if (h[i].key.len == 13
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "authorization", 13)
-               == 0)
+            && ngx_memcmp(name, "authorization", 13) == 0)
         {
             if (v.len > 7 && ngx_strncasecmp(v.data, (u_char *) "Bearer ", 7)
                              == 0)
@@ -614,19 +698,13 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
             }
 
         } else if (!((h[i].key.len == 9
-                      && ngx_strncasecmp(h[i].key.data,
-                                         (u_char *) "x-api-key", 9) == 0)
+                      && ngx_memcmp(name, "x-api-key", 9) == 0)
                      || (h[i].key.len == 14
-                         && ngx_strncasecmp(h[i].key.data,
-                                            (u_char *) "x-goog-api-key", 14)
-                            == 0)
+                         && ngx_memcmp(name, "x-goog-api-key", 14) == 0)
                      || (h[i].key.len == 7
-                         && ngx_strncasecmp(h[i].key.data,
-                                            (u_char *) "api-key", 7) == 0)
+                         && ngx_memcmp(name, "api-key", 7) == 0)
                      || (h[i].key.len == 17
-                         && ngx_strncasecmp(h[i].key.data,
-                                            (u_char *) "x-litellm-api-key",
-                                            17) == 0)))
+                         && ngx_memcmp(name, "x-litellm-api-key", 17) == 0)))
         {
             continue;
         }

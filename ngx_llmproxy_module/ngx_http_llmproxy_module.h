@@ -223,6 +223,12 @@ typedef struct {
     ngx_atomic_t                  keys_loaded;    /* first load done */
     ngx_atomic_t                  db_ok;
     time_t                        db_failed_at;
+
+    /*
+     * last: the fields above keep their offsets in a zone kept over a
+     * reload from a module built before it
+     */
+    uint64_t                      metrics_stamp;  /* this zone's series */
 } ngx_http_llmproxy_shctx_t;
 
 
@@ -380,6 +386,8 @@ ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 const char *ngx_http_llmproxy_iface_name(ngx_uint_t iface);
+u_char *ngx_http_llmproxy_format_uint(u_char *p, uint64_t n);
+u_char *ngx_http_llmproxy_format_fixed8(u_char *p, double f);
 
 /* a key as the database holds it, for the zone */
 

@@ -479,10 +479,19 @@ head:
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF "Host: %V" CRLF
-                    "Content-Type: application/json" CRLF
-                    "Content-Length: %uz" CRLF,
-                    &uri, &pv->host, body_len);
+    /* "POST %V HTTP/1.1", "Host: %V", ..., "Content-Length: %uz" */
+
+    p = ngx_cpymem(b->last, "POST ", sizeof("POST ") - 1);
+    p = ngx_cpymem(p, uri.data, uri.len);
+    p = ngx_cpymem(p, " HTTP/1.1" CRLF "Host: ",
+                   sizeof(" HTTP/1.1" CRLF "Host: ") - 1);
+    p = ngx_cpymem(p, pv->host.data, pv->host.len);
+    p = ngx_cpymem(p, CRLF "Content-Type: application/json" CRLF
+                   "Content-Length: ",
+                   sizeof(CRLF "Content-Type: application/json" CRLF
+                          "Content-Length: ") - 1);
+    p = ngx_http_llmproxy_format_uint(p, body_len);
+    *p++ = CR; *p++ = LF;
 
     /* the provider's credentials, where its interface expects them */
 
@@ -490,7 +499,9 @@ head:
 
     case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
         if (pv->api_key.len) {
-            p = ngx_sprintf(p, "x-api-key: %V" CRLF, &pv->api_key);
+            p = ngx_cpymem(p, "x-api-key: ", sizeof("x-api-key: ") - 1);
+            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
+            *p++ = CR; *p++ = LF;
         }
 
         if (ctx->iface != NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
@@ -504,15 +515,20 @@ head:
 
     case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
         if (pv->api_key.len) {
-            p = ngx_sprintf(p, "x-goog-api-key: %V" CRLF, &pv->api_key);
+            p = ngx_cpymem(p, "x-goog-api-key: ",
+                           sizeof("x-goog-api-key: ") - 1);
+            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
+            *p++ = CR; *p++ = LF;
         }
 
         break;
 
     default:
         if (pv->api_key.len) {
-            p = ngx_sprintf(p, "Authorization: Bearer %V" CRLF,
-                            &pv->api_key);
+            p = ngx_cpymem(p, "Authorization: Bearer ",
+                           sizeof("Authorization: Bearer ") - 1);
+            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
+            *p++ = CR; *p++ = LF;
         }
     }
 
@@ -533,10 +549,11 @@ head:
             i = 0;
         }
 
+        /* the names lowercased by nginx's parser, as the proxy module's */
+
         for (drop = ngx_http_llmproxy_drop_headers; drop->len; drop++) {
             if (drop->len == h[i].key.len
-                && ngx_strncasecmp(drop->data, h[i].key.data, drop->len)
-                   == 0)
+                && ngx_memcmp(drop->data, h[i].lowcase_key, drop->len) == 0)
             {
                 break;
             }
@@ -546,7 +563,10 @@ head:
             continue;
         }
 
-        p = ngx_sprintf(p, "%V: %V" CRLF, &h[i].key, &h[i].value);
+        p = ngx_cpymem(p, h[i].key.data, h[i].key.len);
+        *p++ = ':'; *p++ = ' ';
+        p = ngx_cpymem(p, h[i].value.data, h[i].value.len);
+        *p++ = CR; *p++ = LF;
     }
 
     *p++ = CR; *p++ = LF;
@@ -638,8 +658,12 @@ ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
         }
 
         uri->data = p;
-        uri->len = ngx_sprintf(p, "%V/v1%V", &d->provider->path, &endpoint)
-                   - p;
+
+        p = ngx_cpymem(p, d->provider->path.data, d->provider->path.len);
+        p = ngx_cpymem(p, "/v1", sizeof("/v1") - 1);
+        p = ngx_cpymem(p, endpoint.data, endpoint.len);
+
+        uri->len = p - uri->data;
         return NGX_OK;
     }
 

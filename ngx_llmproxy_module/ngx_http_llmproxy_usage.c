@@ -56,6 +56,8 @@ static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_gemini_counters[] = {
 static void ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx,
     u_char *p, u_char *last, ngx_str_t *suffix,
     ngx_http_llmproxy_counter_t *counters);
+static u_char *ngx_http_llmproxy_usage_next(u_char *p, u_char *last,
+    ngx_str_t *suffix);
 
 
 static ngx_str_t  ngx_http_llmproxy_tokens_suffix = ngx_string("_tokens\":");
@@ -136,7 +138,7 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
     start = p;
 
     for ( ;; ) {
-        q = memmem(p, last - p, suffix->data, suffix->len);
+        q = ngx_http_llmproxy_usage_next(p, last, suffix);
         if (q == NULL) {
             return;
         }
@@ -196,6 +198,38 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
             ctx->total_tokens = v;
         }
     }
+}
+
+
+/*
+ * The first occurrence of the suffix, as memmem() would find it: memchr()
+ * for its first byte, which is rare in an answer ('_' or 'C'), then the
+ * rest compared.  glibc's memmem() sets up a shift table on every call,
+ * which costs more than the short scans here.
+ */
+
+static u_char *
+ngx_http_llmproxy_usage_next(u_char *p, u_char *last, ngx_str_t *suffix)
+{
+    u_char  *q;
+    size_t   n;
+
+    n = suffix->len;
+
+    while ((size_t) (last - p) >= n) {
+        q = memchr(p, suffix->data[0], (last - p) - n + 1);
+        if (q == NULL) {
+            return NULL;
+        }
+
+        if (ngx_memcmp(q + 1, suffix->data + 1, n - 1) == 0) {
+            return q;
+        }
+
+        p = q + 1;
+    }
+
+    return NULL;
 }
 
 
