@@ -275,6 +275,8 @@ psql -q "$db" -c "INSERT INTO llmproxy_keys (key_hash, key_prefix, alias)
            'bulk-' || i FROM generate_series(1, 100000) i"
 vkey=$("$top/build/llmproxyctl" key create --alias bench \
        --models bench-alias 2>/dev/null)
+# what autovacuum would do about those rows in the middle of a pass
+psql -q "$db" -c "VACUUM ANALYZE llmproxy_keys" -c "CHECKPOINT"
 
 # how long a new key and a revoked key take to reach the gateway
 ms_now() { date +%s%3N; }
