@@ -59,10 +59,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",
-        ()=>{console.log(s.address().port);s.close()})'
-}
+. "$top/bench/lib.sh"
 
 mock_port=$(free_port); plain_port=$(free_port); gw_port=$(free_port)
 pg_port=$(free_port); slow_port=$(free_port)
@@ -279,7 +276,6 @@ vkey=$("$top/build/llmproxyctl" key create --alias bench \
 psql -q "$db" -c "VACUUM ANALYZE llmproxy_keys" -c "CHECKPOINT"
 
 # how long a new key and a revoked key take to reach the gateway
-ms_now() { date +%s%3N; }
 key_status() {
     curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" \
         -d '{"model":"bench-alias","messages":[]}' \
@@ -351,12 +347,6 @@ mem() {         # the first worker's memory: rss pss private anon file shm
          END {print a, f, s}' "/proc/$w/status"
 }
 
-to_us() {       # wrk latency ("850.00us", "1.20ms", "2.00s") to microseconds
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
-        else if (v ~ /s$/) print n * 1000000; else print n }'
-}
 
 declare -A R
 

@@ -37,10 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",
-        ()=>{console.log(s.address().port);s.close()})'
-}
+. "$top/bench/lib.sh"
 
 mock_port=$(free_port); gw_port=$(free_port); pg_port=$(free_port)
 
@@ -49,7 +46,6 @@ export LLMPROXY_DATABASE_URL=$db
 "$top/build/llmproxyctl" migrate >/dev/null
 
 q() { psql -Atq "$db" -c "$1"; }
-ms_now() { date +%s%3N; }
 
 mkdir -p "$dir/mock" "$dir/gw/state"
 
@@ -174,12 +170,6 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $vkey"
 LUA
 
-to_us() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
-        else if (v ~ /s$/) print n * 1000000; else print n }'
-}
 
 declare -A R
 
