@@ -508,6 +508,18 @@ async () => {
     assert.strictEqual(res.status, 200, await res.text());
     assert.strictEqual(lastRequest().raw, raw.replaceAll('models/my-embed',
                                           'models/text-embedding-004'));
+    // and embedContent's own optional "model"
+    const one = '{"model":"models/my-embed",'
+      + '"content":{"parts":[{"text":"a"}]}}';
+    const res1 = await fetch(g.url + '/v1beta/models/my-embed:embedContent',
+      { method: 'POST', body: one,
+        headers: { 'content-type': 'application/json',
+                   'x-goog-api-key': g.masterKey } });
+    assert.strictEqual(res1.status, 200, await res1.text());
+    assert.strictEqual(lastRequest().path,
+                       '/v1beta/models/text-embedding-004:embedContent');
+    assert.strictEqual(lastRequest().raw, one.replace('models/my-embed',
+                                          'models/text-embedding-004'));
 
     // the first deployment fails (tried again, then the fallback): its
     // bodies had its own name, the fallback's has the fallback's
