@@ -324,6 +324,9 @@ llmp_scan_container(llmp_scanner_t *s, unsigned char close,
 
         } else if (LLMP_KEY_IS("stream_options")) {
             m = &top->stream_options;
+
+        } else if (LLMP_KEY_IS("requests")) {
+            m = &top->requests;
         }
 
 #undef LLMP_KEY_IS
@@ -432,6 +435,49 @@ llmp_json_scan_top(const unsigned char *p, size_t len, llmp_json_top_t *top)
     }
 
     return LLMP_JSON_OK;
+}
+
+
+int
+llmp_json_array_next(const unsigned char *p, size_t len, size_t *pos,
+    size_t *start, size_t *end)
+{
+    int               escaped;
+    llmp_json_type_e  type;
+    llmp_scanner_t    s;
+
+    s.p = p;
+    s.len = len;
+    s.pos = *pos;
+    s.depth = 0;
+
+    /* at the opening bracket, or at the comma or bracket after an element */
+
+    if (s.pos >= s.len || (p[s.pos] != '[' && p[s.pos] != ',')) {
+        return 0;
+    }
+
+    s.pos++;
+    llmp_scan_ws(&s);
+
+    if (s.pos >= s.len || p[s.pos] == ']') {
+        *pos = s.pos;
+        return 0;
+    }
+
+    *start = s.pos;
+
+    if (llmp_scan_value(&s, &type, &escaped) != LLMP_JSON_OK) {
+        *pos = s.len;
+        return 0;
+    }
+
+    *end = s.pos;
+
+    llmp_scan_ws(&s);
+    *pos = s.pos;
+
+    return 1;
 }
 
 

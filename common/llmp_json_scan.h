@@ -45,6 +45,7 @@ typedef struct {
     llmp_json_member_t  model;
     llmp_json_member_t  stream;
     llmp_json_member_t  stream_options;
+    llmp_json_member_t  requests;       /* Gemini's batchEmbedContents */
     size_t              error_offset;   /* where scanning stopped */
     size_t              object_end;     /* offset of the closing brace */
     int                 members;        /* number of top-level members */
@@ -54,6 +55,15 @@ typedef struct {
 
 llmp_json_rc_e llmp_json_scan_top(const unsigned char *p, size_t len,
     llmp_json_top_t *top);
+
+/*
+ * The elements of an array of a buffer llmp_json_scan_top() accepted, one
+ * a call: *pos at the opening bracket (a member's start) before the first
+ * call.  Returns 1 with [*start, *end) set to the next element's raw
+ * bytes, or 0 after the last one.
+ */
+int llmp_json_array_next(const unsigned char *p, size_t len, size_t *pos,
+    size_t *start, size_t *end);
 
 /*
  * Decodes the JSON string at [start, end) (quotes included) into out,

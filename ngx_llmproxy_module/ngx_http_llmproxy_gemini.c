@@ -17,6 +17,12 @@ typedef struct {
 } ngx_http_llmproxy_gemini_method_t;
 
 
+static ngx_int_t ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_gemini_embed_model(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t start, size_t end);
+
+
 static ngx_http_llmproxy_gemini_method_t  ngx_http_llmproxy_gemini_methods[] =
 {
     { ngx_string("generateContent"), NGX_HTTP_LLMPROXY_EP_GENERATE, 0 },
@@ -140,8 +146,155 @@ ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
                                       ctx->top.error_offset);
     }
 
+    if (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_EMBED_CONTENT
+        && ngx_http_llmproxy_gemini_embed_models(r, ctx) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     /* a "model" member of the body is not Gemini's: never spliced */
     ctx->top.model.type = LLMP_JSON_NONE;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The embedding requests name their model again in the body: "model" of
+ * :embedContent, "model" of each of :batchEmbedContents' requests[], as
+ * "models/NAME"; the real API refuses a name that is not the URL's, so
+ * each attempt writes its deployment's upstream name there.  A value that
+ * is not a string is left for the provider to judge.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    size_t           pos, start, end;
+    llmp_json_top_t  el;
+
+    if (ctx->action.len != sizeof("batchEmbedContents") - 1
+        || ngx_strncmp(ctx->action.data, "batchEmbedContents",
+                       ctx->action.len) != 0)
+    {
+        if (ctx->top.model.type != LLMP_JSON_STRING) {
+            return NGX_OK;
+        }
+
+        return ngx_http_llmproxy_gemini_embed_model(r, ctx,
+                                                    ctx->top.model.start,
+                                                    ctx->top.model.end);
+    }
+
+    if (ctx->top.requests.type != LLMP_JSON_ARRAY) {
+        return NGX_OK;
+    }
+
+    pos = ctx->top.requests.start;
+
+    while (llmp_json_array_next(ctx->body, ctx->body_len, &pos, &start,
+                                &end))
+    {
+        if (ctx->body[start] != '{'
+            || llmp_json_scan_top(ctx->body + start, end - start, &el)
+               != LLMP_JSON_OK
+            || el.model.type != LLMP_JSON_STRING)
+        {
+            continue;
+        }
+
+        if (ngx_http_llmproxy_gemini_embed_model(r, ctx,
+                                                 start + el.model.start,
+                                                 start + el.model.end)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_gemini_embed_model(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t start, size_t end)
+{
+    ngx_http_llmproxy_span_t  *sp;
+
+    if (ctx->embed_models == NULL) {
+        ctx->embed_models = ngx_array_create(r->pool, 4,
+                                             sizeof(ngx_http_llmproxy_span_t));
+        if (ctx->embed_models == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    sp = ngx_array_push(ctx->embed_models);
+    if (sp == NULL) {
+        return NGX_ERROR;
+    }
+
+    sp->start = start;
+    sp->end = end;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The body for this attempt: each of the embedding requests' "model"
+ * values becomes "models/UPSTREAM", the rest stays as the client sent it
+ */
+
+ngx_int_t
+ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *out)
+{
+    u_char                    *p;
+    size_t                     len, pos;
+    ngx_str_t                  name;
+    ngx_uint_t                 i, n;
+    ngx_http_llmproxy_span_t  *sp;
+
+    /* the quoted upstream name without its opening quote */
+
+    name.data = d->upstream_model_json.data + 1;
+    name.len = d->upstream_model_json.len - 1;
+
+    sp = ctx->embed_models->elts;
+    n = ctx->embed_models->nelts;
+
+    len = ctx->body_len;
+
+    for (i = 0; i < n; i++) {
+        len += sizeof("\"models/") - 1 + name.len - (sp[i].end - sp[i].start);
+    }
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    pos = 0;
+
+    for (i = 0; i < n; i++) {
+        p = ngx_cpymem(p, ctx->body + pos, sp[i].start - pos);
+        p = ngx_cpymem(p, "\"models/", sizeof("\"models/") - 1);
+        p = ngx_cpymem(p, name.data, name.len);
+        pos = sp[i].end;
+    }
+
+    p = ngx_cpymem(p, ctx->body + pos, ctx->body_len - pos);
+
+    out->len = p - out->data;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: %ui embedding request(s) for \"models/%V\"",
+                   n, &d->upstream_model);
 
     return NGX_OK;
 }

@@ -288,6 +288,12 @@ typedef enum {
 
 typedef struct ngx_http_llmproxy_sse_s  ngx_http_llmproxy_sse_t;
 
+/* where a value is in the request body: [start, end) */
+typedef struct {
+    size_t                          start;
+    size_t                          end;
+} ngx_http_llmproxy_span_t;
+
 typedef struct {
     ngx_http_llmproxy_runtime_t    *rt;
     ngx_http_llmproxy_key_t         key;
@@ -307,6 +313,9 @@ typedef struct {
     ngx_str_t                       model;          /* as requested */
 
     ngx_str_t                       action;         /* Gemini's method */
+
+    /* Gemini's embeddings: the "model" values of the body, of span_t */
+    ngx_array_t                    *embed_models;
 
     /* besides "model": stream_options.include_usage, added if missing */
     size_t                          edit_start;
@@ -548,6 +557,9 @@ ngx_int_t ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+ngx_int_t ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *out);
 
 /* _request.c: a model request's body, read whole, checked, routed */
 ngx_int_t ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,

@@ -387,6 +387,7 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_table_elt_t               *h;
     ngx_str_t                      uri;
     ngx_http_llmproxy_provider_t  *pv;
+    ngx_uint_t                     whole;
     ngx_http_llmproxy_edit_t       edits[3];
 
     pv = d->provider;
@@ -399,6 +400,10 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
 
     n = 0;
 
+    /* a body made for this attempt, sent whole from edits[0].value */
+
+    whole = 1;
+
     if (ctx->up_iface != ctx->iface) {
         if (ngx_http_llmproxy_translate_request(r, ctx, d, &edits[0].value)
             != NGX_OK)
@@ -409,6 +414,21 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
         body_len = edits[0].value.len;
         goto head;
     }
+
+    /* Gemini's embeddings name the model in the body too */
+
+    if (ctx->embed_models) {
+        if (ngx_http_llmproxy_gemini_embed_body(r, ctx, d, &edits[0].value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        body_len = edits[0].value.len;
+        goto head;
+    }
+
+    whole = 0;
 
     /*
      * the body as the client sent it, with up to two pieces spliced in:
@@ -596,7 +616,7 @@ head:
         ll = &(*ll)->next;                                                   \
     }
 
-    if (ctx->up_iface != ctx->iface) {
+    if (whole) {
         ngx_http_llmproxy_body_buf(edits[0].value.data, edits[0].value.len);
         *ll = NULL;
         return NGX_OK;

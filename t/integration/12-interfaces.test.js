@@ -454,6 +454,115 @@ test('embedContent passes through to a Gemini provider', async () => {
                /\/v1beta\/models\/up-gemini:(batchE|e)mbedContents?$/);
 });
 
+// Gemini's batchEmbedContents names the model again in each requests[]
+// (the SDK's embedContent: "models/" + the name it was given); the mock,
+// as the real API, refuses one that is not the URL's, so the gateway must
+// write each attempt's upstream name there.  A gateway of its own: its
+// aliases and fallbacks would change the model lists tested above.
+test('batchEmbedContents: requests[].model is the upstream name, per attempt',
+async () => {
+  const bad = await createMock({ name: 'bad' });
+  bad.mode = 'fail500';
+  const g = await startGateway({ config: {
+    providers: {
+      'g-live': { api_base: mock.url, interfaces: ['gemini'], models: {
+        embed: { model: 'text-embedding-004' },
+        'embed-backup': { model: 'gemini-embedding-001' } } },
+      'g-bad': { api_base: bad.url, interfaces: ['gemini'], models: {
+        'embed-flaky': { model: 'flaky-embedding' } } },
+      'o-only': { api_base: mock.url, interfaces: ['openai'], models: {
+        'embed-openai': { model: 'text-embedding-3-small' } } } },
+    aliases: { 'my-embed': 'embed' },
+    fallbacks: { 'embed-flaky': ['embed-backup'] } } });
+  const ai = new GoogleGenAI({ apiKey: g.masterKey,
+                               httpOptions: { baseUrl: g.url } });
+  const modelsOf = (req) => req.body.requests.map((q) => q.model);
+  const texts = ['one', 'two', 'three'];
+  try {
+    // an alias and a public name, both other than the upstream name
+    for (const model of ['my-embed', 'embed']) {
+      mock.reset();
+      const r = await ai.models.embedContent({ model, contents: texts,
+        config: { taskType: 'RETRIEVAL_DOCUMENT' } });
+      assert.strictEqual(r.embeddings.length, 3, model);
+      assert.deepStrictEqual(r.embeddings[2].values, [0.1, 0.2, 0.3]);
+      const req = lastRequest();
+      assert.strictEqual(req.path,
+        '/v1beta/models/text-embedding-004:batchEmbedContents');
+      assert.deepStrictEqual(modelsOf(req),
+                             Array(3).fill('models/text-embedding-004'));
+      assert.deepStrictEqual(req.body.requests.map((q) =>
+        [q.content.parts[0].text, q.taskType]),
+        texts.map((t) => [t, 'RETRIEVAL_DOCUMENT']));
+    }
+
+    // the rest of the body goes as it came, byte for byte
+    mock.reset();
+    const raw = '{ "requests" : [\n {"content":{"parts":[{"text":"\\u00e9"}]},'
+      + ' "model" : "models/my-embed" },\n {"model":"models/my-embed",'
+      + '"content":{"parts":[{"text":"b"}]},"outputDimensionality":3} ] }';
+    const res = await fetch(g.url + '/v1beta/models/my-embed:'
+      + 'batchEmbedContents', { method: 'POST', body: raw,
+      headers: { 'content-type': 'application/json',
+                 'x-goog-api-key': g.masterKey } });
+    assert.strictEqual(res.status, 200, await res.text());
+    assert.strictEqual(lastRequest().raw, raw.replaceAll('models/my-embed',
+                                          'models/text-embedding-004'));
+    // and embedContent's own optional "model"
+    const one = '{"model":"models/my-embed",'
+      + '"content":{"parts":[{"text":"a"}]}}';
+    const res1 = await fetch(g.url + '/v1beta/models/my-embed:embedContent',
+      { method: 'POST', body: one,
+        headers: { 'content-type': 'application/json',
+                   'x-goog-api-key': g.masterKey } });
+    assert.strictEqual(res1.status, 200, await res1.text());
+    assert.strictEqual(lastRequest().path,
+                       '/v1beta/models/text-embedding-004:embedContent');
+    assert.strictEqual(lastRequest().raw, one.replace('models/my-embed',
+                                          'models/text-embedding-004'));
+
+    // the first deployment fails (tried again, then the fallback): its
+    // bodies had its own name, the fallback's has the fallback's
+    mock.reset();
+    bad.reset();
+    const f = await ai.models.embedContent({ model: 'embed-flaky',
+                                             contents: ['x', 'y'] });
+    assert.strictEqual(f.embeddings.length, 2);
+    assert.strictEqual(f.sdkHttpResponse.headers[
+      'x-llmproxy-attempted-fallbacks'], '1');
+    assert.ok(bad.requests.length >= 1);
+    for (const req of bad.requests) {
+      assert.strictEqual(req.path,
+        '/v1beta/models/flaky-embedding:batchEmbedContents');
+      assert.deepStrictEqual(modelsOf(req),
+                             Array(2).fill('models/flaky-embedding'));
+    }
+    assert.strictEqual(lastRequest().path,
+      '/v1beta/models/gemini-embedding-001:batchEmbedContents');
+    assert.deepStrictEqual(modelsOf(lastRequest()),
+                           Array(2).fill('models/gemini-embedding-001'));
+
+    // to a provider of another interface: not translated, a Gemini 400
+    mock.reset();
+    await assert.rejects(ai.models.embedContent({ model: 'embed-openai',
+                                                  contents: texts }),
+      (e) => {
+        assert.strictEqual(e.status, 400);
+        const body = JSON.parse(e.message);
+        assert.strictEqual(body.error.code, 400);
+        assert.strictEqual(body.error.status, 'INVALID_ARGUMENT');
+        assert.match(body.error.message, /no deployment of model/);
+        return true;
+      });
+    assert.strictEqual(mock.requests.length, 0);
+  } finally {
+    const problems = g.problems();
+    await g.stop();
+    await bad.close();
+    assert.deepStrictEqual(problems, []);
+  }
+});
+
 test('token counting for a model whose provider cannot count: an estimate',
 async () => {
   const a = await clients.anthropic.sdk().messages.countTokens({

@@ -216,6 +216,13 @@ function gemini(req, res, body, st, model, method) {
         || !body.requests.every((q) => q.content && q.content.parts)) {
       return geminiError(res, st, 400, 'mock gemini: requests required');
     }
+    // as the real API: each request names the model of the URL
+    const bad = body.requests.findIndex((q) => q.model !== 'models/' + model);
+    if (bad >= 0) {
+      return geminiError(res, st, 400, `mock gemini: requests[${bad}].model:`
+        + ` ${JSON.stringify(body.requests[bad].model)} is not the model`
+        + ` of the URL, "models/${model}"`);
+    }
     res.writeHead(200, { 'content-type': 'application/json',
                          'x-mock-name': st.name });
     return res.end(JSON.stringify({ embeddings: body.requests.map(() =>

@@ -108,6 +108,52 @@ test_depth(void)
 
 
 static void
+test_array_next(void)
+{
+    int              n;
+    size_t           pos, start, end;
+    llmp_json_top_t  top;
+    const char      *s;
+    char             got[64];
+
+    s = "{\"requests\": [ {\"model\":\"models/a\"} , 7,[1,[2]],\"x\" ],"
+        "\"z\":1}";
+
+    TAP_OK(scan(s, &top) == LLMP_JSON_OK
+           && top.requests.type == LLMP_JSON_ARRAY,
+           "a top-level requests array is seen");
+
+    pos = top.requests.start;
+    got[0] = '\0';
+    n = 0;
+
+    while (llmp_json_array_next((const unsigned char *) s, strlen(s), &pos,
+                                &start, &end))
+    {
+        strncat(got, s + start, end - start);
+        strcat(got, "|");
+        n++;
+    }
+
+    TAP_OK(n == 4, "four elements");
+    TAP_OK(strcmp(got, "{\"model\":\"models/a\"}|7|[1,[2]]|\"x\"|") == 0,
+           "each element's bytes, without the white space around it");
+    TAP_OK(pos == top.requests.end - 1, "stops at the closing bracket");
+
+    s = "{\"requests\":[ ]}";
+    pos = 12;
+    TAP_OK(scan(s, &top) == LLMP_JSON_OK && top.requests.start == pos
+           && llmp_json_array_next((const unsigned char *) s, strlen(s), &pos,
+                                   &start, &end) == 0,
+           "an empty array has no elements");
+
+    TAP_OK(scan("{\"a\":{\"requests\":[]}}", &top) == LLMP_JSON_OK
+           && top.requests.type == LLMP_JSON_NONE,
+           "only top-level requests count");
+}
+
+
+static void
 test_escape_unescape(void)
 {
     unsigned char  out[64];
@@ -136,6 +182,7 @@ main(void)
     test_valid_documents();
     test_invalid_documents();
     test_depth();
+    test_array_next();
     test_escape_unescape();
 
     return tap_done();
