@@ -38,6 +38,12 @@ static char *ngx_http_llmproxy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_llmproxy_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmproxy_check_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_llmproxy_check_size(ngx_conf_t *cf, void *post,
+    void *data);
 static ngx_int_t ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmproxy_init_process(ngx_cycle_t *cycle);
 static void ngx_http_llmproxy_exit_process(ngx_cycle_t *cycle);
@@ -52,11 +58,82 @@ static ngx_conf_enum_t  ngx_http_llmproxy_log_levels[] = {
 };
 
 
+/*
+ * The smallest values that can work, checked by "nginx -t" with the file and
+ * line of the directive: below them a worker spins (usage_flush 0), floods
+ * the database (database_poll 0) or fails every request (buffer_size 1,
+ * connect_timeout 0, max_body_size 0).  "zero" is set where 0 is the
+ * documented "off".
+ */
+
+typedef struct {
+    ngx_conf_post_handler_pt      post_handler;
+    size_t                        min;            /* bytes or milliseconds */
+    ngx_uint_t                    zero;           /* 0 allowed, means off */
+    char                         *reason;
+} ngx_http_llmproxy_conf_min_t;
+
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_database_poll_min = {
+    ngx_http_llmproxy_check_msec, 100, 0,
+    "must be at least 100ms: every poll is a database transaction"
+};
+
+static ngx_conf_num_bounds_t  ngx_http_llmproxy_keepalive_bounds = {
+    ngx_conf_check_num_bounds, 0, 65535
+};
+
+static ngx_http_llmproxy_conf_min_t
+    ngx_http_llmproxy_keepalive_timeout_min = {
+    ngx_http_llmproxy_check_msec, 1, 0,
+    "must be at least 1ms (\"llmproxy_upstream_keepalive 0\" keeps no "
+    "idle connections)"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_resolve_interval_min = {
+    ngx_http_llmproxy_check_msec, 100, 1,
+    "must be 0 (resolve only when a config is installed) or at least 100ms"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_max_body_size_min = {
+    ngx_http_llmproxy_check_size, 1024, 0,
+    "must be at least 1k"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_buffer_size_min = {
+    ngx_http_llmproxy_check_size, 4096, 0,
+    "must be at least 4k: a provider's response headers must fit in it"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_connect_timeout_min = {
+    ngx_http_llmproxy_check_msec, 1, 0,
+    "must be at least 1ms"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_usage_buffer_min = {
+    ngx_http_llmproxy_check_size, 1024 * 1024, 0,
+    "must be at least 1m"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_usage_flush_min = {
+    ngx_http_llmproxy_check_msec, 10, 0,
+    "must be at least 10ms: a worker writes its usage records this often"
+};
+
+
+/*
+ * The key table alone takes 1m of the zone; the config, the keys and the
+ * metrics need room beside it.
+ */
+
+#define NGX_HTTP_LLMPROXY_ZONE_MIN  (4 * 1024 * 1024)
+
+
 static ngx_command_t  ngx_http_llmproxy_commands[] = {
 
     { ngx_string("llmproxy_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_llmproxy_zone,
+      ngx_http_llmproxy_zone_size,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -87,7 +164,7 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, database_poll),
-      NULL },
+      &ngx_http_llmproxy_database_poll_min },
 
     { ngx_string("llmproxy_state_path"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -108,21 +185,21 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, keepalive),
-      NULL },
+      &ngx_http_llmproxy_keepalive_bounds },
 
     { ngx_string("llmproxy_upstream_keepalive_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, keepalive_timeout),
-      NULL },
+      &ngx_http_llmproxy_keepalive_timeout_min },
 
     { ngx_string("llmproxy_resolve_interval"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, resolve_interval),
-      NULL },
+      &ngx_http_llmproxy_resolve_interval_min },
 
     { ngx_string("llmproxy_ssl_trusted_certificate"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -164,21 +241,21 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_loc_conf_t, max_body_size),
-      NULL },
+      &ngx_http_llmproxy_max_body_size_min },
 
     { ngx_string("llmproxy_buffer_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_loc_conf_t, upstream.buffer_size),
-      NULL },
+      &ngx_http_llmproxy_buffer_size_min },
 
     { ngx_string("llmproxy_connect_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_loc_conf_t, upstream.connect_timeout),
-      NULL },
+      &ngx_http_llmproxy_connect_timeout_min },
 
     { ngx_string("llmproxy_usage_records"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
@@ -192,14 +269,14 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, usage_buffer),
-      NULL },
+      &ngx_http_llmproxy_usage_buffer_min },
 
     { ngx_string("llmproxy_usage_flush"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, usage_flush),
-      NULL },
+      &ngx_http_llmproxy_usage_flush_min },
 
       ngx_null_command
 };
@@ -876,12 +953,6 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->usage_flush, 200);
 
-    if (lmcf->usage_buffer < 1024 * 1024) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"llmproxy_usage_buffer\" must be at least 1m");
-        return NGX_CONF_ERROR;
-    }
-
     if (lmcf->thread_pool_name.len == 0) {
         ngx_str_set(&lmcf->thread_pool_name, "default");
     }
@@ -1169,6 +1240,73 @@ ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_llmproxy_admin_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * llmproxy_zone NAME:SIZE: a size too small for the zone's fixed tables is
+ * refused here, with the minimum, rather than by a failed allocation at
+ * start; the rest is ngx_http_llmproxy_zone()'s.
+ */
+
+static char *
+ngx_http_llmproxy_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, s;
+
+    value = cf->args->elts;
+
+    p = ngx_strlchr(value[1].data, value[1].data + value[1].len, ':');
+
+    if (p) {
+        s.data = p + 1;
+        s.len = value[1].data + value[1].len - s.data;
+
+        size = ngx_parse_size(&s);
+
+        if (size != NGX_ERROR && size < NGX_HTTP_LLMPROXY_ZONE_MIN) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "llmproxy_zone \"%V\" is too small: "
+                               "at least %uzm", &value[1],
+                               (size_t) NGX_HTTP_LLMPROXY_ZONE_MIN
+                               / (1024 * 1024));
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return ngx_http_llmproxy_zone(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_llmproxy_check_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_llmproxy_conf_min_t *m = post;
+
+    ngx_msec_t  *mp = data;
+
+    if (*mp >= m->min || (*mp == 0 && m->zero)) {
+        return NGX_CONF_OK;
+    }
+
+    return m->reason;
+}
+
+
+static char *
+ngx_http_llmproxy_check_size(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_llmproxy_conf_min_t *m = post;
+
+    size_t  *sp = data;
+
+    if (*sp >= m->min || (*sp == 0 && m->zero)) {
+        return NGX_CONF_OK;
+    }
+
+    return m->reason;
 }
 
 
