@@ -20,6 +20,21 @@ static u_char *ngx_http_llmproxy_hex(u_char *p, uint32_t v,
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
 static void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_post_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_log_scrub(ngx_http_request_t *r);
+static void ngx_http_llmproxy_scrub_request(ngx_http_request_t *r,
+    ngx_uint_t args);
+static ngx_int_t ngx_http_llmproxy_scrub_uri(ngx_pool_t *pool,
+    ngx_str_t *s, ngx_uint_t query);
+static ngx_uint_t ngx_http_llmproxy_key_param(u_char *p, u_char *last);
+static ngx_uint_t ngx_http_llmproxy_has_key_param(u_char *p, u_char *last);
+static u_char *ngx_http_llmproxy_scrub_query(u_char *dst, u_char *p,
+    u_char *last);
+static size_t ngx_http_llmproxy_scrub_line(u_char *dst, u_char *p,
+    size_t len);
+static void ngx_http_llmproxy_log_writer(ngx_log_t *log, ngx_uint_t level,
+    u_char *buf, size_t len);
+static void ngx_http_llmproxy_scrub_logs(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_llmproxy_authorize(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t master_only);
 static ngx_uint_t ngx_http_llmproxy_is_master_key(
@@ -31,6 +46,7 @@ static ngx_int_t ngx_http_llmproxy_read_secret(ngx_conf_t *cf,
 
 static void *ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_llmproxy_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_llmproxy_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -47,6 +63,11 @@ static char *ngx_http_llmproxy_check_size(ngx_conf_t *cf, void *post,
 static ngx_int_t ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmproxy_init_process(ngx_cycle_t *cycle);
 static void ngx_http_llmproxy_exit_process(ngx_cycle_t *cycle);
+
+
+typedef struct {
+    ngx_flag_t                    gateway;        /* llmproxy(_admin) */
+} ngx_http_llmproxy_srv_conf_t;
 
 
 static ngx_conf_enum_t  ngx_http_llmproxy_log_levels[] = {
@@ -289,7 +310,7 @@ static ngx_http_module_t  ngx_http_llmproxy_module_ctx = {
     ngx_http_llmproxy_create_main_conf,    /* create main configuration */
     ngx_http_llmproxy_init_main_conf,      /* init main configuration */
 
-    NULL,                                  /* create server configuration */
+    ngx_http_llmproxy_create_srv_conf,     /* create server configuration */
     NULL,                                  /* merge server configuration */
 
     ngx_http_llmproxy_create_loc_conf,     /* create location configuration */
@@ -454,6 +475,30 @@ ngx_http_llmproxy_get_ctx(ngx_http_request_t *r)
     ngx_http_set_ctx(r, ctx, ngx_http_llmproxy_module);
 
     return ctx;
+}
+
+
+/*
+ * A request of a server with an llmproxy location that nginx answers before
+ * any location is found (a malformed request line or header, 414, 494),
+ * or that no location matched: answered as the gateway would answer it.
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_before_location(ngx_http_request_t *r)
+{
+    ngx_http_core_srv_conf_t      *cscf;
+    ngx_http_llmproxy_srv_conf_t  *lscf;
+
+    lscf = ngx_http_get_module_srv_conf(r, ngx_http_llmproxy_module);
+
+    if (lscf == NULL || !lscf->gateway) {
+        return 0;
+    }
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    return r->loc_conf == cscf->ctx->loc_conf;
 }
 
 
@@ -808,25 +853,207 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
 
 
 /*
- * ?key=KEY is taken out of the request before anything logs it: $args,
- * $request_uri and $request (and error log lines) no longer carry it.
- * The key itself stays readable: it points into the original buffer.
+ * No key in any log.  A key can come as a query parameter (Gemini's
+ * "?key=", and clients that send it where it does not belong), and nginx
+ * logs the request line, $request_uri and $args wherever it logs a
+ * request: a refused key, an unknown path, a wrong method, a header key
+ * sent as well, and errors nginx finds before any location (400, 414).
+ * So every parameter that could carry a key is taken out of
+ *
+ *   - the request line and $request_uri, as soon as the headers are read
+ *     (post-read phase), in servers with an llmproxy location;
+ *   - $args as well, when the gateway takes the key, and before the
+ *     access log writes (the first log phase handler);
+ *   - every error log line a worker writes (a writer on the error logs):
+ *     the only way to reach lines nginx writes while it reads the request
+ *     line and headers, before any phase.  Header values of keys
+ *     (Authorization, *api-key) in such lines (a duplicate Authorization)
+ *     are masked too.
+ *
+ * The key itself stays readable for the gateway: the scrubbed strings are
+ * copies, the original buffer is left alone.
  */
 
 static void
 ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r)
 {
-    u_char     *p, *q, *last, *args, *amp;
-    size_t      len;
+    ngx_http_llmproxy_scrub_request(r, 1);
+}
 
-    args = ngx_pnalloc(r->pool, r->args.len);
-    if (args == NULL) {
-        return;
+
+/* in servers with an llmproxy location: $request and $request_uri */
+
+static ngx_int_t
+ngx_http_llmproxy_post_read(ngx_http_request_t *r)
+{
+    ngx_http_llmproxy_srv_conf_t  *lscf;
+
+    lscf = ngx_http_get_module_srv_conf(r, ngx_http_llmproxy_module);
+
+    if (lscf->gateway && r->args.len) {
+        ngx_http_llmproxy_scrub_request(r, 0);
     }
 
-    p = r->args.data;
-    last = r->args.data + r->args.len;
-    q = args;
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Before the access log: all three, also for requests nginx refused while
+ * reading them (their server is then the default one of the address).
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_log_scrub(ngx_http_request_t *r)
+{
+    ngx_http_llmproxy_srv_conf_t  *lscf;
+
+    lscf = ngx_http_get_module_srv_conf(r, ngx_http_llmproxy_module);
+
+    if (lscf->gateway) {
+        ngx_http_llmproxy_scrub_request(r, 1);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llmproxy_scrub_request(ngx_http_request_t *r, ngx_uint_t args)
+{
+    if (args && r->args.len) {
+        (void) ngx_http_llmproxy_scrub_uri(r->pool, &r->args, 1);
+    }
+
+    if (r->unparsed_uri.len) {
+        (void) ngx_http_llmproxy_scrub_uri(r->pool, &r->unparsed_uri, 0);
+    }
+
+    if (r->request_line.len) {
+        (void) ngx_http_llmproxy_scrub_uri(r->pool, &r->request_line, 0);
+    }
+}
+
+
+/*
+ * s is a query (query), or a URI or request line whose query runs from its
+ * first "?" to the next space; a copy without key parameters replaces it
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_scrub_uri(ngx_pool_t *pool, ngx_str_t *s, ngx_uint_t query)
+{
+    u_char  *p, *q, *d, *end, *last;
+
+    last = s->data + s->len;
+
+    if (query) {
+        q = s->data;
+        end = last;
+
+    } else {
+        q = ngx_strlchr(s->data, last, '?');
+        if (q == NULL) {
+            return NGX_OK;
+        }
+
+        q++;
+
+        end = ngx_strlchr(q, last, ' ');
+        if (end == NULL) {
+            end = last;
+        }
+    }
+
+    if (!ngx_http_llmproxy_has_key_param(q, end)) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, s->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = ngx_cpymem(p, s->data, q - s->data);
+
+    q = ngx_http_llmproxy_scrub_query(d, q, end);
+
+    if (q == d && !query) {
+        q--;                             /* no parameter left: nor "?" */
+    }
+
+    q = ngx_cpymem(q, end, last - end);
+
+    s->data = p;
+    s->len = q - p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A parameter name that could carry a key, in any case and percent-encoded
+ * or not: what a provider's server would decode to "key" (Gemini's) or to
+ * the usual names of key parameters.
+ */
+
+static ngx_uint_t
+ngx_http_llmproxy_key_param(u_char *p, u_char *last)
+{
+    u_char      c, h, l, name[16];
+    size_t      n;
+    ngx_uint_t  i;
+
+    static ngx_str_t  names[] = {
+        ngx_string("key"),
+        ngx_string("apikey"),
+        ngx_string("api_key"),
+        ngx_string("api-key"),
+        ngx_string("x-api-key"),
+        ngx_string("x-goog-api-key"),
+        ngx_null_string
+    };
+
+    n = 0;
+
+    while (p < last && *p != '=') {
+        c = *p++;
+
+        if (c == '%' && last - p >= 2) {
+            h = (u_char) (p[0] | 0x20);
+            l = (u_char) (p[1] | 0x20);
+
+            if (((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f'))
+                && ((l >= '0' && l <= '9') || (l >= 'a' && l <= 'f')))
+            {
+                h = (h >= 'a') ? h - 'a' + 10 : h - '0';
+                l = (l >= 'a') ? l - 'a' + 10 : l - '0';
+                c = (u_char) ((h << 4) | l);
+                p += 2;
+            }
+        }
+
+        if (n == sizeof(name)) {
+            return 0;
+        }
+
+        name[n++] = ngx_tolower(c);
+    }
+
+    for (i = 0; names[i].len; i++) {
+        if (n == names[i].len && ngx_memcmp(name, names[i].data, n) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_llmproxy_has_key_param(u_char *p, u_char *last)
+{
+    u_char  *amp;
 
     while (p < last) {
         amp = ngx_strlchr(p, last, '&');
@@ -834,62 +1061,210 @@ ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r)
             amp = last;
         }
 
-        if (!(amp - p >= 4 && ngx_strncmp(p, "key=", 4) == 0)
-            && !(amp - p == 3 && ngx_strncmp(p, "key", 3) == 0))
-        {
-            if (q != args) {
-                *q++ = '&';
-            }
-
-            q = ngx_cpymem(q, p, amp - p);
+        if (ngx_http_llmproxy_key_param(p, amp)) {
+            return 1;
         }
 
         p = amp + 1;
     }
 
-    r->args.data = args;
-    r->args.len = q - args;
+    return 0;
+}
 
-    /* $request_uri */
 
-    len = r->uri.len + 1 + r->args.len;
+/* the parameters of the query [p, last) that carry no key, to dst */
 
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
+static u_char *
+ngx_http_llmproxy_scrub_query(u_char *dst, u_char *p, u_char *last)
+{
+    u_char  *amp, *start;
+
+    start = dst;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if (!ngx_http_llmproxy_key_param(p, amp)) {
+            if (dst != start) {
+                *dst++ = '&';
+            }
+
+            dst = ngx_cpymem(dst, p, amp - p);
+        }
+
+        p = amp + 1;
+    }
+
+    return dst;
+}
+
+
+/*
+ * An error log line without key parameters in the URIs it quotes (the
+ * request line, the referrer) and with the values of key headers masked
+ * ("client sent duplicate header line: "Authorization: ...""); never longer
+ * than the line.
+ */
+
+static size_t
+ngx_http_llmproxy_scrub_line(u_char *dst, u_char *p, size_t len)
+{
+    u_char  *d, *e, *end, *last;
+    size_t   n;
+
+    d = dst;
+    last = p + len;
+
+    while (p < last) {
+
+        if (*p == '?') {
+            *d++ = *p++;
+
+            for (end = p; end < last; end++) {
+                if (*end == ' ' || *end == '"' || *end == CR || *end == LF) {
+                    break;
+                }
+            }
+
+            if (ngx_http_llmproxy_has_key_param(p, end)) {
+                e = ngx_http_llmproxy_scrub_query(d, p, end);
+                d = (e == d) ? d - 1 : e;
+
+            } else {
+                d = ngx_cpymem(d, p, end - p);
+            }
+
+            p = end;
+            continue;
+        }
+
+        n = 0;
+
+        if ((*p | 0x20) == 'a') {
+            if (last - p >= 14
+                && ngx_strncasecmp(p, (u_char *) "authorization:", 14) == 0)
+            {
+                n = 14;
+
+            } else if (last - p >= 8
+                       && ngx_strncasecmp(p, (u_char *) "api-key:", 8) == 0)
+            {
+                n = 8;
+            }
+        }
+
+        if (n == 0) {
+            *d++ = *p++;
+            continue;
+        }
+
+        d = ngx_cpymem(d, p, n);
+        p += n;
+
+        while (p < last && *p == ' ') {
+            *d++ = *p++;
+        }
+
+        for (end = p; end < last; end++) {
+            if (*end == '"' || *end == CR || *end == LF) {
+                break;
+            }
+        }
+
+        if (end - p > 3) {
+            d = ngx_cpymem(d, "...", 3);
+
+        } else {
+            d = ngx_cpymem(d, p, end - p);
+        }
+
+        p = end;
+    }
+
+    return d - dst;
+}
+
+
+static void
+ngx_http_llmproxy_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf,
+    size_t len)
+{
+    u_char   line[NGX_MAX_ERROR_STR];
+    ssize_t  n;
+
+    /* a copy: the next log of the chain is given the same buffer */
+
+    len = ngx_http_llmproxy_scrub_line(line, buf,
+                                       ngx_min(len, NGX_MAX_ERROR_STR));
+
+    if (ngx_time() == log->disk_full_time) {
         return;
     }
 
-    q = ngx_cpymem(p, r->uri.data, r->uri.len);
+    n = ngx_write_fd(log->file->fd, line, len);
 
-    if (r->args.len) {
-        *q++ = '?';
-        q = ngx_cpymem(q, r->args.data, r->args.len);
+    if (n == -1 && ngx_errno == NGX_ENOSPC) {
+        log->disk_full_time = ngx_time();
     }
+}
 
-    r->unparsed_uri.data = p;
-    r->unparsed_uri.len = q - p;
 
-    /* $request */
+/*
+ * In a worker of an nginx with a gateway: the writer on the main error log
+ * and on every server's (which requests start with, and which the
+ * connection's log copies its writer from).  Logs that have a writer of
+ * their own (syslog, memory) are left as they are.
+ */
 
-    len = r->method_name.len + 1 + r->unparsed_uri.len + 1
-          + r->http_protocol.len;
+static void
+ngx_http_llmproxy_scrub_logs(ngx_cycle_t *cycle)
+{
+    ngx_log_t                      *log;
+    ngx_uint_t                      s, gateway, pass;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_core_srv_conf_t      **cscfp;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_llmproxy_srv_conf_t   *lscf;
 
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module);
+    if (cmcf == NULL) {
         return;
     }
 
-    q = ngx_cpymem(p, r->method_name.data, r->method_name.len);
-    *q++ = ' ';
-    q = ngx_cpymem(q, r->unparsed_uri.data, r->unparsed_uri.len);
+    cscfp = cmcf->servers.elts;
+    gateway = 0;
 
-    if (r->http_protocol.len) {
-        *q++ = ' ';
-        q = ngx_cpymem(q, r->http_protocol.data, r->http_protocol.len);
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+        lscf = cscfp[s]->ctx->srv_conf[ngx_http_llmproxy_module.ctx_index];
+
+        if (lscf->gateway) {
+            gateway = 1;
+        }
     }
 
-    r->request_line.data = p;
-    r->request_line.len = q - p;
+    if (!gateway) {
+        return;
+    }
+
+    for (pass = 0; pass <= cmcf->servers.nelts; pass++) {
+
+        if (pass == cmcf->servers.nelts) {
+            log = cycle->log;
+
+        } else {
+            clcf = cscfp[pass]->ctx->loc_conf[ngx_http_core_module.ctx_index];
+            log = clcf->error_log;
+        }
+
+        for ( /* void */ ; log; log = log->next) {
+            if (log->writer == NULL && log->file) {
+                log->writer = ngx_http_llmproxy_log_writer;
+            }
+        }
+    }
 }
 
 
@@ -1121,6 +1496,15 @@ ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
 
 
 static void *
+ngx_http_llmproxy_create_srv_conf(ngx_conf_t *cf)
+{
+    /* set by ngx_pcalloc(): gateway = 0 */
+
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_llmproxy_srv_conf_t));
+}
+
+
+static void *
 ngx_http_llmproxy_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_llmproxy_loc_conf_t  *conf;
@@ -1191,6 +1575,7 @@ ngx_http_llmproxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_llmproxy_loc_conf_t *llcf = conf;
 
     ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_llmproxy_srv_conf_t   *lscf;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
     if (llcf->role != NGX_HTTP_LLMPROXY_OFF) {
@@ -1205,6 +1590,9 @@ ngx_http_llmproxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     llcf->role = NGX_HTTP_LLMPROXY_GATEWAY;
 
+    lscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_llmproxy_module);
+    lscf->gateway = 1;
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_llmproxy_handler;
 
@@ -1218,6 +1606,7 @@ ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_llmproxy_loc_conf_t *llcf = conf;
 
     ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_llmproxy_srv_conf_t   *lscf;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
     if (llcf->role != NGX_HTTP_LLMPROXY_OFF) {
@@ -1235,6 +1624,9 @@ ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     llcf->role = NGX_HTTP_LLMPROXY_ADMIN;
+
+    lscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_llmproxy_module);
+    lscf->gateway = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_llmproxy_admin_handler;
@@ -1313,11 +1705,40 @@ ngx_http_llmproxy_check_size(ngx_conf_t *cf, void *post, void *data)
 static ngx_int_t
 ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_uint_t                  n;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
     if (ngx_http_llmproxy_metrics_init(cf) != NGX_OK
         || ngx_http_llmproxy_records_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_llmproxy_post_read;
+
+    /*
+     * The scrubbing log handler goes first, before the access log's (whose
+     * module configured itself before this one).
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.elts;
+    n = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts;
+
+    ngx_memmove(&h[1], &h[0], (n - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_llmproxy_log_scrub;
 
     return ngx_http_llmproxy_filter_init(cf);
 }
@@ -1363,6 +1784,8 @@ ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
     }
 
 #endif
+
+    ngx_http_llmproxy_scrub_logs(cycle);
 
     if (ngx_http_llmproxy_keepalive_init(cycle) != NGX_OK
         || ngx_http_llmproxy_resolve_init_process(cycle) != NGX_OK)

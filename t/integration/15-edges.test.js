@@ -208,3 +208,246 @@ test('configs/nginx.conf fences /metrics and the admin API', async () => {
     await n.exited;
   }
 });
+
+// ---------------------------------------------------------------------------
+// nginx's own errors and keys in logs, against one gateway: its server
+// (location / { llmproxy; }), and a second server with a gateway location,
+// a location of something else, and paths no location matches
+
+let gw, mock, port2;
+const secrets = [];
+
+// a key that must never be logged; each request gets its own
+function secret(tag) {
+  const s = `sk-edges-${tag}-${require('node:crypto').randomBytes(8)
+    .toString('hex')}`;
+  secrets.push(s);
+  return s;
+}
+
+before(async () => {
+  mock = await createMock({ name: 'm' });
+  port2 = await freePort();
+  gw = await startGateway({
+    httpExtra: `log_format edges_keys '$request|$request_uri|$args|$status';
+    access_log __DIR__/keys.log edges_keys;
+    server {
+        listen 127.0.0.1:${port2};
+        location /v1/ { llmproxy; }
+        location /other/ { return 204; }
+    }`,
+    config: {
+      providers: { m: { api_base: mock.url, interfaces: ['openai'],
+                        models: { 'gpt-t': {} } } },
+    },
+  });
+});
+
+after(async () => {
+  if (gw) {
+    const problems = gw.problems();
+    await gw.stop();
+    assert.deepStrictEqual(problems, []);
+  }
+  if (mock) await mock.close();
+});
+
+// raw bytes on a fresh connection; the answer parsed: {status, headers,
+// text, body}
+function rawHTTP(bytes, port = gw.port) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const parts = [];
+    sock.on('data', (d) => parts.push(d));
+    sock.on('error', reject);
+    sock.on('close', () => {
+      const all = Buffer.concat(parts).toString('latin1');
+      const i = all.indexOf('\r\n\r\n');
+      const head = i < 0 ? all : all.slice(0, i);
+      const lines = head.split('\r\n');
+      const m = /^HTTP\/1\.[01] (\d+)/.exec(lines[0] || '');
+      const headers = {};
+      for (const l of lines.slice(1)) {
+        const c = l.indexOf(':');
+        if (c > 0) headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim();
+      }
+      let text = i < 0 ? '' : all.slice(i + 4);
+      if (/chunked/i.test(headers['transfer-encoding'] || '')) {
+        let out = '';
+        let rest = text;
+        for (;;) {
+          const e = rest.indexOf('\r\n');
+          const n = parseInt(rest.slice(0, e), 16);
+          if (!n) break;
+          out += rest.slice(e + 2, e + 2 + n);
+          rest = rest.slice(e + 2 + n + 2);
+        }
+        text = out;
+      }
+      let body = null;
+      try { body = JSON.parse(text); } catch (e) { /* not JSON */ }
+      resolve({ status: m ? Number(m[1]) : 0, headers, text, body, raw: all });
+    });
+    sock.setTimeout(10000, () => sock.destroy(new Error('no answer')));
+    sock.end(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1'));
+  });
+}
+
+function req(method, target, headers = [], body = '') {
+  return `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n`
+    + headers.map((h) => h + '\r\n').join('')
+    + 'Connection: close\r\n\r\n' + body;
+}
+
+function assertShape(res, iface, status, what) {
+  assert.strictEqual(res.status, status, `${what}: status, got ${res.raw
+    .slice(0, 300)}`);
+  assert.match(res.headers['content-type'] || '', /application\/json/,
+               `${what}: content-type`);
+  assert.ok(res.body, `${what}: not JSON: ${res.text.slice(0, 200)}`);
+  assert.doesNotMatch(res.text, /<html|nginx/i, what);
+  if (iface === 'openai') {
+    const e = res.body.error;
+    assert.ok(e && typeof e.message === 'string' && e.message.length
+              && typeof e.type === 'string' && 'param' in e && 'code' in e,
+              `${what}: OpenAI shape: ${res.text}`);
+  } else if (iface === 'anthropic') {
+    assert.strictEqual(res.body.type, 'error', `${what}: ${res.text}`);
+    assert.ok(typeof res.body.error.type === 'string'
+              && typeof res.body.error.message === 'string',
+              `${what}: Anthropic shape: ${res.text}`);
+  } else {
+    const e = res.body.error;
+    assert.ok(e && e.code === status && typeof e.message === 'string'
+              && typeof e.status === 'string',
+              `${what}: Gemini shape: ${res.text}`);
+  }
+  assert.ok(res.headers['x-llmproxy-request-id'], `${what}: request id`);
+}
+
+const PATHS = {
+  openai: '/v1/chat/completions',
+  anthropic: '/v1/messages',
+  gemini: '/v1beta/models/gpt-t:generateContent',
+};
+
+test('nginx\'s own errors are JSON in the client\'s shape', async () => {
+  for (const [iface, p] of Object.entries(PATHS)) {
+    const k = secret('dup');
+    const dup = await rawHTTP(req('POST', `${p}?key=${secret('dupq')}`,
+      [`Authorization: Bearer ${k}`, `Authorization: Bearer ${k}x`,
+       'Content-Type: application/json', 'Content-Length: 2'], '{}'));
+    assertShape(dup, iface, 400, `${iface}: duplicate Authorization`);
+
+    const big = await rawHTTP(req('GET', `${p}?key=${secret('big')}`,
+      ['X-Big: ' + 'a'.repeat(20000)]));
+    assertShape(big, iface, 400, `${iface}: too large header`);
+
+    const clte = await rawHTTP(req('POST', `${p}?key=${secret('clte')}`,
+      ['Content-Length: 2', 'Transfer-Encoding: chunked',
+       'Content-Type: application/json'], '2\r\n{}\r\n0\r\n\r\n'));
+    assertShape(clte, iface, 400, `${iface}: Content-Length and `
+                + 'Transfer-Encoding');
+
+    const nul = await rawHTTP(Buffer.concat([
+      Buffer.from(`GET ${p}?key=${secret('nul')}`), Buffer.from([0]),
+      Buffer.from('x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')]));
+    assertShape(nul, iface, 400, `${iface}: NUL in the URI`);
+  }
+
+  // the request line is too long to be parsed: the shape is OpenAI's
+  const long = await rawHTTP(req('GET', `/v1/models?key=${secret('414')}&x=`
+                                 + 'a'.repeat(10000)));
+  assertShape(long, 'openai', 414, '414');
+
+  const bad = await rawHTTP(`GET /v1/models?key=${secret('bad')} HTTP/1.1\r\n`
+                            + 'Host: a\r\nBad Header\r\n\r\n');
+  assertShape(bad, 'openai', 400, 'invalid header line');
+
+  // a path no location matches in a server with a gateway location
+  const none = await rawHTTP(req('GET', `/nowhere?key=${secret('none')}`),
+                             port2);
+  assertShape(none, 'openai', 404, 'no location');
+
+  // a location of something else is left alone
+  const other = await rawHTTP(req('GET', `/other/x?key=${secret('other')}`),
+                              port2);
+  assert.strictEqual(other.status, 204);
+  assert.strictEqual(other.headers['x-llmproxy-request-id'], undefined);
+
+  // errors of the gateway itself are unchanged
+  const r = await rawHTTP(req('GET', '/v1/chat/completions'), port2);
+  assertShape(r, 'openai', 401, 'no key');
+});
+
+test('a query key reaches no log, whatever the request', async () => {
+  const url = gw.url;
+  const get = async (target, init = {}, base = url) => {
+    const r = await fetch(base + target, init);
+    await r.arrayBuffer();
+    return r.status;
+  };
+  const json = { 'content-type': 'application/json' };
+  const body = (model) => JSON.stringify({ model, messages: [
+    { role: 'user', content: 'hi' }] });
+
+  // unknown path, wrong method, HEAD, OPTIONS
+  await get(`/nope?key=${secret('nope')}&alt=sse`);
+  await get(`/v1/chat/completions?key=${secret('method')}`);
+  await get(`/v1/models?key=${secret('head')}`, { method: 'HEAD' });
+  await get(`/v1/models?key=${secret('options')}`, { method: 'OPTIONS' });
+  // a model that does not exist, with a valid and an invalid key
+  await get(`/v1/chat/completions?key=${gw.masterKey}`,
+            { method: 'POST', headers: json, body: body('nope-404') });
+  await get(`/v1/chat/completions?key=${secret('404')}`,
+            { method: 'POST', headers: json, body: body('nope-404') });
+  // a header key as well: the query key is not the one taken
+  assert.strictEqual(await get(`/v1/chat/completions?key=${secret('both')}`,
+    { method: 'POST', body: body('gpt-t'),
+      headers: { ...json, authorization: 'Bearer ' + gw.masterKey } }), 200);
+  // twice, and the spellings a provider could decode to a key
+  await get(`/v1/models?key=${secret('twice1')}&key=${secret('twice2')}`);
+  await get(`/v1/models?%6Bey=${secret('pct')}&alt=sse`);
+  await get(`/v1/models?%6b%65%79=${secret('pct2')}`);
+  await get(`/v1/models?KEY=${secret('upper')}`);
+  await get(`/v1/models?Key=${secret('mixed')}`);
+  await get(`/v1/models?api_key=${secret('api_key')}`);
+  await get(`/v1/models?x-goog-api-key=${secret('goog')}`);
+  // the query key works, and is stripped from the logs all the same
+  assert.strictEqual(await get(`/v1/models?alt=json&key=${gw.masterKey}`),
+                     200);
+  // the second server: a gateway location, another location, no location
+  const base2 = `http://127.0.0.1:${port2}`;
+  await get(`/v1/nope?key=${secret('s2')}`, {}, base2);
+  await get(`/other/x?key=${secret('s2other')}`, {}, base2);
+  await get(`/elsewhere?key=${secret('s2none')}`, {}, base2);
+  // refused by nginx itself, before any location
+  await rawHTTP(req('GET', `/v1/models?key=${secret('414b')}&x=`
+                    + 'a'.repeat(10000)));
+  await rawHTTP(req('GET', `/v1/models?key=${secret('dupb')}`,
+    [`Authorization: Bearer ${secret('dupauth1')}`,
+     `Authorization: Bearer ${secret('dupauth2')}`]));
+  await rawHTTP(`GET /v1/models?key=${secret('09')}\r\n\r\n`);
+
+  await sleep(300);
+  const files = ['access.log', 'keys.log', 'error.log'];
+  const logs = Object.fromEntries(files.map((f) =>
+    [f, fs.readFileSync(path.join(gw.dir, f), 'latin1')]));
+  const leaks = [];
+  for (const f of files) {
+    for (const l of logs[f].split('\n')) {
+      for (const s of [...secrets, gw.masterKey]) {
+        if (l.includes(s)) leaks.push(`${f}: ${l.slice(0, 300)}`);
+      }
+    }
+  }
+  assert.deepStrictEqual(leaks, [], 'keys were logged');
+
+  // only the key parameters are gone
+  assert.match(logs['keys.log'], /GET \/nope\?alt=sse HTTP\/1\.1\|\/nope\?alt=sse\|alt=sse\|404/);
+  assert.match(logs['keys.log'], /GET \/v1\/models\?alt=json HTTP\/1\.1\|/);
+  assert.match(logs['keys.log'], /GET \/v1\/models HTTP\/1\.1\|\/v1\/models\|\|/);
+  // and nginx's own lines are still there, without the key
+  assert.match(logs['error.log'], /client sent duplicate header line: "Authorization: \.\.\."/);
+  assert.match(logs['error.log'], /client sent too long URI/);
+});
