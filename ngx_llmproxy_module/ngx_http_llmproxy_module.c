@@ -5,6 +5,8 @@
 
 #include "ngx_http_llmproxy_module.h"
 
+#include <libpq-fe.h>
+
 #if (NGX_LINUX)
 #include <malloc.h>
 #endif
@@ -59,6 +61,10 @@ static char *ngx_http_llmproxy_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_llmproxy_check_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_llmproxy_check_size(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_llmproxy_check_str(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_llmproxy_check_database(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmproxy_init_process(ngx_cycle_t *cycle);
@@ -142,6 +148,17 @@ static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_usage_flush_min = {
 };
 
 
+/* an empty path, name or URI is a mistake, never "off" */
+
+static ngx_conf_post_t  ngx_http_llmproxy_non_empty = {
+    ngx_http_llmproxy_check_str
+};
+
+static ngx_conf_post_t  ngx_http_llmproxy_database_post = {
+    ngx_http_llmproxy_check_database
+};
+
+
 /*
  * The key table alone takes 1m of the zone; the config, the keys and the
  * metrics need room beside it.
@@ -164,21 +181,21 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, master_key_file),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_database"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, database),
-      NULL },
+      &ngx_http_llmproxy_database_post },
 
     { ngx_string("llmproxy_salt_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, salt_key_file),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_database_poll"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -192,14 +209,14 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, state_path),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, thread_pool_name),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_upstream_keepalive"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -227,7 +244,7 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, ssl_trusted_certificate),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_ssl_verify"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
@@ -1684,6 +1701,59 @@ ngx_http_llmproxy_check_msec(ngx_conf_t *cf, void *post, void *data)
     }
 
     return m->reason;
+}
+
+
+static char *
+ngx_http_llmproxy_check_str(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    return s->len ? NGX_CONF_OK : "must not be empty";
+}
+
+
+/*
+ * What libpq reads as a URI or a connection string must parse (a plain
+ * word is a database name).  libpq's message is not shown: it can quote
+ * the whole URI, password included.
+ */
+
+static char *
+ngx_http_llmproxy_check_database(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    char                *err;
+    PQconninfoOption    *opts;
+
+    if (s->len == 0) {
+        return "must not be empty";
+    }
+
+    if (ngx_strlchr(s->data, s->data + s->len, '=') == NULL
+        && ngx_strncmp(s->data, "postgresql://", 13) != 0
+        && ngx_strncmp(s->data, "postgres://", 11) != 0)
+    {
+        return NGX_CONF_OK;
+    }
+
+    /* the value is NUL-terminated by the configuration parser */
+
+    err = NULL;
+    opts = PQconninfoParse((char *) s->data, &err);
+
+    if (err) {
+        PQfreemem(err);
+    }
+
+    if (opts == NULL) {
+        return "is not a valid PostgreSQL URI or connection string";
+    }
+
+    PQconninfoFree(opts);
+
+    return NGX_CONF_OK;
 }
 
 

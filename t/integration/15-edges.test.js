@@ -53,12 +53,19 @@ test('nginx -t refuses values that cannot work, with file, line, reason',
     ['llmproxy_usage_buffer 64k;', /"llmproxy_usage_buffer" directive must be at least 1m/],
     ['server { llmproxy_buffer_size 100; }', /"llmproxy_buffer_size" directive must be at least 4k/],
     ['server { location / { llmproxy_max_body_size 0; } }', /"llmproxy_max_body_size" directive must be at least 1k/],
+    ['llmproxy_database "";', /"llmproxy_database" directive must not be empty/],
+    ['llmproxy_database postgresql://u:pw-secret@h/db?bogus=1;', /"llmproxy_database" directive is not a valid PostgreSQL URI/],
+    ['llmproxy_database "host=h dbname";', /"llmproxy_database" directive is not a valid PostgreSQL URI/],
+    ['llmproxy_thread_pool "";', /"llmproxy_thread_pool" directive must not be empty/],
+    ['llmproxy_state_path "";', /"llmproxy_state_path" directive must not be empty/],
+    ['llmproxy_master_key_file "";', /"llmproxy_master_key_file" directive must not be empty/],
   ];
   for (const [line, re] of cases) {
     const r = nginxT(`${zone}\n    ${line}`);
     assert.notStrictEqual(r.status, 0, `${line} was accepted`);
     assert.match(r.stderr, re, line);
     assert.match(r.stderr, /t\.conf:6\b/, `${line}: file and line`);
+    assert.ok(!r.stderr.includes('pw-secret'), 'the password is not shown');
   }
 
   // a zone too small to hold its own tables: refused with the minimum
@@ -87,8 +94,15 @@ test('nginx -t refuses values that cannot work, with file, line, reason',
   assert.strictEqual(good.status, 0, good.stderr);
   const good2 = nginxT(`    llmproxy_zone llmproxy:64m;
     llmproxy_resolve_interval 100ms;
-    llmproxy_upstream_keepalive 65535;`);
+    llmproxy_upstream_keepalive 65535;
+    llmproxy_database postgresql://u@127.0.0.1:5432/db?sslmode=disable;`);
   assert.strictEqual(good2.status, 0, good2.stderr);
+  const good3 = nginxT(`    llmproxy_zone llmproxy:64m;
+    llmproxy_database "host=127.0.0.1 dbname=llmproxy";`);
+  assert.strictEqual(good3.status, 0, good3.stderr);
+  const good4 = nginxT(`    llmproxy_zone llmproxy:64m;
+    llmproxy_database llmproxy;`);
+  assert.strictEqual(good4.status, 0, good4.stderr);
 });
 
 // GET from a given local address (127.0.0.2 is not 127.0.0.1 to allow/deny)
