@@ -243,7 +243,8 @@ before(async () => {
   mock = await createMock({ name: 'm' });
   port2 = await freePort();
   gw = await startGateway({
-    httpExtra: `log_format edges_keys '$request|$request_uri|$args|$status';
+    httpExtra: `client_header_timeout 1s;
+    log_format edges_keys '$request|$request_uri|$args|$status';
     access_log __DIR__/keys.log edges_keys;
     server {
         listen 127.0.0.1:${port2};
@@ -442,6 +443,22 @@ test('a query key reaches no log, whatever the request', async () => {
     [`Authorization: Bearer ${secret('dupauth1')}`,
      `Authorization: Bearer ${secret('dupauth2')}`]));
   await rawHTTP(`GET /v1/models?key=${secret('09')}\r\n\r\n`);
+  // a client that stops in its headers (408 after client_header_timeout),
+  // and one that closes there
+  await new Promise((resolve) => {
+    const s = net.connect(gw.port, '127.0.0.1', () => s.write(
+      `GET /v1/models?key=${secret('408')} HTTP/1.1\r\nHost: a\r\n`));
+    s.on('error', resolve);
+    s.on('close', resolve);
+    s.resume();
+  });
+  await new Promise((resolve) => {
+    const s = net.connect(gw.port, '127.0.0.1', () => {
+      s.write(`GET /v1/models?key=${secret('cut')} HTTP/1.1\r\nHost: a`);
+      setTimeout(() => s.destroy(), 100);
+    });
+    s.on('close', resolve);
+  });
 
   await sleep(300);
   const files = ['access.log', 'keys.log', 'error.log'];
@@ -464,4 +481,6 @@ test('a query key reaches no log, whatever the request', async () => {
   // and nginx's own lines are still there, without the key
   assert.match(logs['error.log'], /client sent duplicate header line: "Authorization: \.\.\."/);
   assert.match(logs['error.log'], /client sent too long URI/);
+  assert.match(logs['keys.log'], /^GET \/v1\/models HTTP\/1\.1\|\/v1\/models\|\|408$/m);
+  assert.match(logs['error.log'], /client timed out .*request: "GET \/v1\/models HTTP\/1\.1"/);
 });
