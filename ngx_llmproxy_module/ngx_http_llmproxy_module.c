@@ -1677,8 +1677,9 @@ ngx_http_llmproxy_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (size != NGX_ERROR && size < NGX_HTTP_LLMPROXY_ZONE_MIN) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "llmproxy_zone \"%V\" is too small: "
-                               "at least %uzm", &value[1],
+                               "llmproxy_zone \"%*s\" is too small: "
+                               "at least %uzm", p - value[1].data,
+                               value[1].data,
                                (size_t) NGX_HTTP_LLMPROXY_ZONE_MIN
                                / (1024 * 1024));
             return NGX_CONF_ERROR;
