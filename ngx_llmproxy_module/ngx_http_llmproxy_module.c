@@ -37,6 +37,11 @@ static size_t ngx_http_llmproxy_scrub_line(u_char *dst, u_char *p,
 static void ngx_http_llmproxy_log_writer(ngx_log_t *log, ngx_uint_t level,
     u_char *buf, size_t len);
 static void ngx_http_llmproxy_scrub_logs(ngx_cycle_t *cycle);
+static void ngx_http_llmproxy_scrub_location_logs(
+    ngx_http_core_loc_conf_t *clcf);
+static void ngx_http_llmproxy_scrub_tree_logs(
+    ngx_http_location_tree_node_t *node);
+static void ngx_http_llmproxy_set_writer(ngx_log_t *log);
 static ngx_int_t ngx_http_llmproxy_authorize(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t master_only);
 static ngx_uint_t ngx_http_llmproxy_is_master_key(
@@ -1231,17 +1236,17 @@ ngx_http_llmproxy_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf,
 
 /*
  * In a worker of an nginx with a gateway: the writer on the main error log
- * and on every server's (which requests start with, and which the
- * connection's log copies its writer from).  Logs that have a writer of
- * their own (syslog, memory) are left as they are.
+ * and on those of every server and location (a request starts with its
+ * server's, and the connection's log copies its writer from the one of
+ * the location it is in).  Logs that have a writer of their own (syslog,
+ * memory) are left as they are.
  */
 
 static void
 ngx_http_llmproxy_scrub_logs(ngx_cycle_t *cycle)
 {
-    ngx_log_t                      *log;
-    ngx_uint_t                      s, gateway, pass;
-    ngx_http_core_loc_conf_t       *clcf;
+    ngx_uint_t                      s, gateway;
+    ngx_http_core_loc_conf_t      **clcfp;
     ngx_http_core_srv_conf_t      **cscfp;
     ngx_http_core_main_conf_t      *cmcf;
     ngx_http_llmproxy_srv_conf_t   *lscf;
@@ -1266,20 +1271,67 @@ ngx_http_llmproxy_scrub_logs(ngx_cycle_t *cycle)
         return;
     }
 
-    for (pass = 0; pass <= cmcf->servers.nelts; pass++) {
+    ngx_http_llmproxy_set_writer(cycle->log);
 
-        if (pass == cmcf->servers.nelts) {
-            log = cycle->log;
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+        ngx_http_llmproxy_scrub_location_logs(
+                cscfp[s]->ctx->loc_conf[ngx_http_core_module.ctx_index]);
 
-        } else {
-            clcf = cscfp[pass]->ctx->loc_conf[ngx_http_core_module.ctx_index];
-            log = clcf->error_log;
+        clcfp = cscfp[s]->named_locations;
+
+        for ( /* void */ ; clcfp && *clcfp; clcfp++) {
+            ngx_http_llmproxy_scrub_location_logs(*clcfp);
         }
+    }
+}
 
-        for ( /* void */ ; log; log = log->next) {
-            if (log->writer == NULL && log->file) {
-                log->writer = ngx_http_llmproxy_log_writer;
-            }
+
+static void
+ngx_http_llmproxy_scrub_location_logs(ngx_http_core_loc_conf_t *clcf)
+{
+#if (NGX_PCRE)
+    ngx_http_core_loc_conf_t  **clcfp;
+#endif
+
+    ngx_http_llmproxy_set_writer(clcf->error_log);
+
+    ngx_http_llmproxy_scrub_tree_logs(clcf->static_locations);
+
+#if (NGX_PCRE)
+    for (clcfp = clcf->regex_locations; clcfp && *clcfp; clcfp++) {
+        ngx_http_llmproxy_scrub_location_logs(*clcfp);
+    }
+#endif
+}
+
+
+static void
+ngx_http_llmproxy_scrub_tree_logs(ngx_http_location_tree_node_t *node)
+{
+    if (node == NULL) {
+        return;
+    }
+
+    ngx_http_llmproxy_scrub_tree_logs(node->left);
+    ngx_http_llmproxy_scrub_tree_logs(node->right);
+    ngx_http_llmproxy_scrub_tree_logs(node->tree);
+
+    if (node->exact) {
+        ngx_http_llmproxy_scrub_location_logs(node->exact);
+    }
+
+    if (node->inclusive) {
+        ngx_http_llmproxy_scrub_location_logs(node->inclusive);
+    }
+}
+
+
+static void
+ngx_http_llmproxy_set_writer(ngx_log_t *log)
+{
+    for ( /* void */ ; log; log = log->next) {
+        if (log->writer == NULL && log->file) {
+            log->writer = ngx_http_llmproxy_log_writer;
         }
     }
 }

@@ -249,6 +249,7 @@ before(async () => {
     server {
         listen 127.0.0.1:${port2};
         location /v1/ { llmproxy; }
+        location /v1/own/ { llmproxy; error_log __DIR__/own.log info; }
         location /other/ { return 204; }
     }`,
     config: {
@@ -436,6 +437,12 @@ test('a query key reaches no log, whatever the request', async () => {
   await get(`/v1/nope?key=${secret('s2')}`, {}, base2);
   await get(`/other/x?key=${secret('s2other')}`, {}, base2);
   await get(`/elsewhere?key=${secret('s2none')}`, {}, base2);
+  // a location with an error log of its own; a key in the referrer nginx
+  // quotes in error log lines
+  const referer = `http://client.example/page?key=${secret('ref')}&x=1`;
+  await get(`/v1/own/x?key=${secret('own')}`, { headers: { referer } },
+            base2);
+  await get(`/v1/models?key=${secret('ref2')}`, { headers: { referer } });
   // refused by nginx itself, before any location
   await rawHTTP(req('GET', `/v1/models?key=${secret('414b')}&x=`
                     + 'a'.repeat(10000)));
@@ -461,7 +468,7 @@ test('a query key reaches no log, whatever the request', async () => {
   });
 
   await sleep(300);
-  const files = ['access.log', 'keys.log', 'error.log'];
+  const files = ['access.log', 'keys.log', 'error.log', 'own.log'];
   const logs = Object.fromEntries(files.map((f) =>
     [f, fs.readFileSync(path.join(gw.dir, f), 'latin1')]));
   const leaks = [];
@@ -481,6 +488,7 @@ test('a query key reaches no log, whatever the request', async () => {
   // and nginx's own lines are still there, without the key
   assert.match(logs['error.log'], /client sent duplicate header line: "Authorization: \.\.\."/);
   assert.match(logs['error.log'], /client sent too long URI/);
+  assert.match(logs['own.log'], /request: "GET \/v1\/own\/x HTTP\/1\.1".*referrer: "http:\/\/client\.example\/page\?x=1"/);
   assert.match(logs['keys.log'], /^GET \/v1\/models HTTP\/1\.1\|\/v1\/models\|\|408$/m);
   assert.match(logs['error.log'], /client timed out .*request: "GET \/v1\/models HTTP\/1\.1"/);
 });
