@@ -39,28 +39,35 @@ ${httpBody}
 test('nginx -t refuses values that cannot work, with file, line, reason',
      () => {
   const zone = '    llmproxy_zone llmproxy:16m;';
+  // [the line, what nginx -t says after "<directive>" directive]
   const cases = [
-    ['llmproxy_usage_flush 0;', /"llmproxy_usage_flush" directive must be at least 10ms/],
-    ['llmproxy_usage_flush 1ms;', /"llmproxy_usage_flush" directive must be at least 10ms/],
-    ['llmproxy_database_poll 0;', /"llmproxy_database_poll" directive must be at least 100ms/],
-    ['llmproxy_database_poll 10ms;', /"llmproxy_database_poll" directive must be at least 100ms/],
-    ['llmproxy_buffer_size 1;', /"llmproxy_buffer_size" directive must be at least 4k/],
-    ['llmproxy_connect_timeout 0;', /"llmproxy_connect_timeout" directive must be at least 1ms/],
-    ['llmproxy_max_body_size 0;', /"llmproxy_max_body_size" directive must be at least 1k/],
-    ['llmproxy_upstream_keepalive_timeout 0;', /"llmproxy_upstream_keepalive_timeout" directive must be at least 1ms/],
-    ['llmproxy_upstream_keepalive 1000000;', /must be between 0 and 65535/],
-    ['llmproxy_resolve_interval 1ms;', /"llmproxy_resolve_interval" directive must be 0 .* or at least 100ms/],
-    ['llmproxy_usage_buffer 64k;', /"llmproxy_usage_buffer" directive must be at least 1m/],
-    ['server { llmproxy_buffer_size 100; }', /"llmproxy_buffer_size" directive must be at least 4k/],
-    ['server { location / { llmproxy_max_body_size 0; } }', /"llmproxy_max_body_size" directive must be at least 1k/],
-    ['llmproxy_database "";', /"llmproxy_database" directive must not be empty/],
-    ['llmproxy_database postgresql://u:pw-secret@h/db?bogus=1;', /"llmproxy_database" directive is not a valid PostgreSQL URI/],
-    ['llmproxy_database "host=h dbname";', /"llmproxy_database" directive is not a valid PostgreSQL URI/],
-    ['llmproxy_thread_pool "";', /"llmproxy_thread_pool" directive must not be empty/],
-    ['llmproxy_state_path "";', /"llmproxy_state_path" directive must not be empty/],
-    ['llmproxy_master_key_file "";', /"llmproxy_master_key_file" directive must not be empty/],
+    ['llmproxy_usage_flush 0;', 'must be at least 10ms'],
+    ['llmproxy_usage_flush 1ms;', 'must be at least 10ms'],
+    ['llmproxy_database_poll 0;', 'must be at least 100ms'],
+    ['llmproxy_database_poll 10ms;', 'must be at least 100ms'],
+    ['llmproxy_buffer_size 1;', 'must be at least 4k'],
+    ['llmproxy_connect_timeout 0;', 'must be at least 1ms'],
+    ['llmproxy_max_body_size 0;', 'must be at least 1k'],
+    ['llmproxy_upstream_keepalive_timeout 0;', 'must be at least 1ms'],
+    ['llmproxy_resolve_interval 1ms;', 'must be 0 .* or at least 100ms'],
+    ['llmproxy_usage_buffer 64k;', 'must be at least 1m'],
+    ['server { llmproxy_buffer_size 100; }', 'must be at least 4k'],
+    ['server { location / { llmproxy_max_body_size 0; } }',
+     'must be at least 1k'],
+    ['llmproxy_database "";', 'must not be empty'],
+    ['llmproxy_database postgresql://u:pw-secret@h/db?bogus=1;',
+     'is not a valid PostgreSQL URI'],
+    ['llmproxy_database "host=h dbname";', 'is not a valid PostgreSQL URI'],
+    ['llmproxy_thread_pool "";', 'must not be empty'],
+    ['llmproxy_state_path "";', 'must not be empty'],
+    ['llmproxy_master_key_file "";', 'must not be empty'],
+    // nginx's own bounds check names no directive
+    ['llmproxy_upstream_keepalive 1000000;', null],
   ];
-  for (const [line, re] of cases) {
+  for (const [line, reason] of cases) {
+    const name = /(llmproxy_\w+) /.exec(line)[1];
+    const re = reason ? new RegExp(`"${name}" directive ${reason}`)
+                      : /value must be between 0 and 65535/;
     const r = nginxT(`${zone}\n    ${line}`);
     assert.notStrictEqual(r.status, 0, `${line} was accepted`);
     assert.match(r.stderr, re, line);
@@ -481,14 +488,18 @@ test('a query key reaches no log, whatever the request', async () => {
   }
   assert.deepStrictEqual(leaks, [], 'keys were logged');
 
-  // only the key parameters are gone
-  assert.match(logs['keys.log'], /GET \/nope\?alt=sse HTTP\/1\.1\|\/nope\?alt=sse\|alt=sse\|404/);
-  assert.match(logs['keys.log'], /GET \/v1\/models\?alt=json HTTP\/1\.1\|/);
-  assert.match(logs['keys.log'], /GET \/v1\/models HTTP\/1\.1\|\/v1\/models\|\|/);
-  // and nginx's own lines are still there, without the key
-  assert.match(logs['error.log'], /client sent duplicate header line: "Authorization: \.\.\."/);
-  assert.match(logs['error.log'], /client sent too long URI/);
-  assert.match(logs['own.log'], /request: "GET \/v1\/own\/x HTTP\/1\.1".*referrer: "http:\/\/client\.example\/page\?x=1"/);
-  assert.match(logs['keys.log'], /^GET \/v1\/models HTTP\/1\.1\|\/v1\/models\|\|408$/m);
-  assert.match(logs['error.log'], /client timed out .*request: "GET \/v1\/models HTTP\/1\.1"/);
+  // only the key parameters are gone: $request|$request_uri|$args|$status
+  const has = (file, re) => assert.match(logs[file], re, file);
+  has('keys.log', /^GET \/nope\?alt=sse HTTP\/1\.1\|\/nope\?alt=sse\|alt=sse\|404$/m);
+  has('keys.log', /^GET \/v1\/models\?alt=json HTTP\/1\.1\|/m);
+  has('keys.log', /^GET \/v1\/models HTTP\/1\.1\|\/v1\/models\|\|401$/m);
+  has('keys.log', /^GET \/v1\/models HTTP\/1\.1\|\/v1\/models\|\|408$/m);
+  // nginx's own lines are still there, without the key
+  has('error.log',
+      /client sent duplicate header line: "Authorization: \.\.\."/);
+  has('error.log', /client sent too long URI/);
+  has('error.log',
+      /client timed out .*request: "GET \/v1\/models HTTP\/1\.1"/);
+  has('own.log', new RegExp('request: "GET /v1/own/x HTTP/1\\.1".*'
+                            + 'referrer: "http://client\\.example/page\\?x=1"'));
 });
