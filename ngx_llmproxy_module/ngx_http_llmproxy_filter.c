@@ -1,7 +1,9 @@
 /*
  * The header and body filter: adds the x-llmproxy-* headers to every
  * response of a gateway location, and turns the error pages nginx itself
- * would render (HTML) into the JSON error shape of the client's interface.
+ * would render (HTML) into the JSON error shape of the client's interface,
+ * there and in a server with a gateway location wherever no location was
+ * found (before one was: a malformed request, 414; or none matched).
  * Errors found by the gateway are returned as plain status codes through
  * nginx's special response path and rendered here, so nginx's own errors
  * (400, 413, 408, ...) and the gateway's look the same to a client.
