@@ -1052,6 +1052,10 @@ ngx_http_llmproxy_key_param(u_char *p, u_char *last)
                 l = (l >= 'a') ? l - 'a' + 10 : l - '0';
                 c = (u_char) ((h << 4) | l);
                 p += 2;
+
+                if (c == '=') {
+                    break;              /* "key%3D..." reads as "key=..." */
+                }
             }
         }
 

@@ -432,6 +432,7 @@ test('a query key reaches no log, whatever the request', async () => {
   await get(`/v1/models?key=${secret('twice1')}&key=${secret('twice2')}`);
   await get(`/v1/models?%6Bey=${secret('pct')}&alt=sse`);
   await get(`/v1/models?%6b%65%79=${secret('pct2')}`);
+  await get(`/v1/models?key%3D${secret('pcteq')}`);
   await get(`/v1/models?KEY=${secret('upper')}`);
   await get(`/v1/models?Key=${secret('mixed')}`);
   await get(`/v1/models?api_key=${secret('api_key')}`);
