@@ -305,6 +305,11 @@ ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
             ngx_str_set(&ctx->err_message, "not implemented");
             break;
 
+        case NGX_HTTP_VERSION_NOT_SUPPORTED:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "HTTP version not supported");
+            break;
+
         case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
             ctx->err_type = "invalid_request_error";
             ctx->err_code = "request_too_large";

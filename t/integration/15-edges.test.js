@@ -387,6 +387,14 @@ test('nginx\'s own errors are JSON in the client\'s shape', async () => {
                             + 'Host: a\r\nBad Header\r\n\r\n');
   assertShape(bad, 'openai', 400, 'invalid header line');
 
+  const noHost = await rawHTTP('GET /v1/messages HTTP/1.1\r\n'
+                               + 'Connection: close\r\n\r\n');
+  assertShape(noHost, 'anthropic', 400, 'HTTP/1.1 without Host');
+
+  const v3 = await rawHTTP('GET /v1beta/models HTTP/3.0\r\nHost: a\r\n\r\n');
+  assertShape(v3, 'gemini', 505, 'HTTP/3.0');
+  assert.match(v3.body.error.message, /version/);
+
   // a path no location matches in a server with a gateway location
   const none = await rawHTTP(req('GET', `/nowhere?key=${secret('none')}`),
                              port2);
