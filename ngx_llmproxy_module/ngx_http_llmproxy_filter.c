@@ -1,7 +1,9 @@
 /*
  * The header and body filter: adds the x-llmproxy-* headers to every
  * response of a gateway location, and turns the error pages nginx itself
- * would render (HTML) into the JSON error shape of the client's interface.
+ * would render (HTML) into the JSON error shape of the client's interface,
+ * there and in a server with a gateway location wherever no location was
+ * found (before one was: a malformed request, 414; or none matched).
  * Errors found by the gateway are returned as plain status codes through
  * nginx's special response path and rendered here, so nginx's own errors
  * (400, 413, 408, ...) and the gateway's look the same to a client.
@@ -33,6 +35,8 @@ static ngx_int_t ngx_http_llmproxy_send_held(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llmproxy_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
 static void ngx_http_llmproxy_clear_length(ngx_http_request_t *r);
+static void ngx_http_llmproxy_early_iface(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -58,7 +62,9 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
     if (ctx == NULL) {
         llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
 
-        if (llcf->role == NGX_HTTP_LLMPROXY_OFF) {
+        if (llcf->role == NGX_HTTP_LLMPROXY_OFF
+            && !ngx_http_llmproxy_before_location(r))
+        {
             return ngx_http_next_header_filter(r);
         }
 
@@ -67,6 +73,10 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         ctx = ngx_http_llmproxy_get_ctx(r);
         if (ctx == NULL) {
             return NGX_ERROR;
+        }
+
+        if (r->uri.len == 0) {
+            ngx_http_llmproxy_early_iface(r, ctx);
         }
     }
 
@@ -194,6 +204,44 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
 }
 
 
+/*
+ * A request line nginx could not parse (a NUL in the URI, 414) leaves no
+ * URI: the interface is read from the path as far as the parser got.
+ */
+
+static void
+ngx_http_llmproxy_early_iface(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char     *p, *last;
+    ngx_str_t   uri;
+
+    if (r->header_in == NULL || r->uri_start == NULL
+        || r->uri_start < r->header_in->start
+        || r->uri_start >= r->header_in->last)
+    {
+        return;
+    }
+
+    last = r->header_in->last;
+
+    for (p = r->uri_start; p < last; p++) {
+        if (*p == ' ' || *p == '?' || *p == '\0' || *p == CR || *p == LF) {
+            break;
+        }
+    }
+
+    uri = r->uri;
+
+    r->uri.data = r->uri_start;
+    r->uri.len = p - r->uri_start;
+
+    ctx->iface = ngx_http_llmproxy_iface_of(r);
+
+    r->uri = uri;
+}
+
+
 static ngx_int_t
 ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
@@ -226,9 +274,40 @@ ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
             ngx_str_set(&ctx->err_message, "malformed request");
             break;
 
+        case NGX_HTTP_FORBIDDEN:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "forbidden");
+            break;
+
         case NGX_HTTP_NOT_FOUND:
             ctx->err_type = "invalid_request_error";
             ngx_str_set(&ctx->err_message, "not found");
+            break;
+
+        case NGX_HTTP_NOT_ALLOWED:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "method not allowed");
+            break;
+
+        case NGX_HTTP_LENGTH_REQUIRED:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "length required");
+            break;
+
+        case NGX_HTTP_REQUEST_URI_TOO_LARGE:
+            ctx->err_type = "invalid_request_error";
+            ctx->err_code = "uri_too_long";
+            ngx_str_set(&ctx->err_message, "request URI too long");
+            break;
+
+        case NGX_HTTP_NOT_IMPLEMENTED:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "not implemented");
+            break;
+
+        case NGX_HTTP_VERSION_NOT_SUPPORTED:
+            ctx->err_type = "invalid_request_error";
+            ngx_str_set(&ctx->err_message, "HTTP version not supported");
             break;
 
         case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:

@@ -5,6 +5,8 @@
 
 #include "ngx_http_llmproxy_module.h"
 
+#include <libpq-fe.h>
+
 #if (NGX_LINUX)
 #include <malloc.h>
 #endif
@@ -20,6 +22,26 @@ static u_char *ngx_http_llmproxy_hex(u_char *p, uint32_t v,
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
 static void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_post_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_log_scrub(ngx_http_request_t *r);
+static void ngx_http_llmproxy_scrub_request(ngx_http_request_t *r,
+    ngx_uint_t args);
+static ngx_int_t ngx_http_llmproxy_scrub_uri(ngx_pool_t *pool,
+    ngx_str_t *s, ngx_uint_t query);
+static ngx_uint_t ngx_http_llmproxy_key_param(u_char *p, u_char *last);
+static ngx_uint_t ngx_http_llmproxy_has_key_param(u_char *p, u_char *last);
+static u_char *ngx_http_llmproxy_scrub_query(u_char *dst, u_char *p,
+    u_char *last);
+static size_t ngx_http_llmproxy_scrub_line(u_char *dst, u_char *p,
+    size_t len);
+static void ngx_http_llmproxy_log_writer(ngx_log_t *log, ngx_uint_t level,
+    u_char *buf, size_t len);
+static void ngx_http_llmproxy_scrub_logs(ngx_cycle_t *cycle);
+static void ngx_http_llmproxy_scrub_location_logs(
+    ngx_http_core_loc_conf_t *clcf);
+static void ngx_http_llmproxy_scrub_tree_logs(
+    ngx_http_location_tree_node_t *node);
+static void ngx_http_llmproxy_set_writer(ngx_log_t *log);
 static ngx_int_t ngx_http_llmproxy_authorize(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t master_only);
 static ngx_uint_t ngx_http_llmproxy_is_master_key(
@@ -31,6 +53,7 @@ static ngx_int_t ngx_http_llmproxy_read_secret(ngx_conf_t *cf,
 
 static void *ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_llmproxy_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_llmproxy_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -38,9 +61,24 @@ static char *ngx_http_llmproxy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_llmproxy_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_llmproxy_check_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_llmproxy_check_size(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_llmproxy_check_str(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_llmproxy_check_database(ngx_conf_t *cf, void *post,
+    void *data);
 static ngx_int_t ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmproxy_init_process(ngx_cycle_t *cycle);
 static void ngx_http_llmproxy_exit_process(ngx_cycle_t *cycle);
+
+
+typedef struct {
+    ngx_flag_t                    gateway;        /* llmproxy(_admin) */
+} ngx_http_llmproxy_srv_conf_t;
 
 
 static ngx_conf_enum_t  ngx_http_llmproxy_log_levels[] = {
@@ -52,11 +90,93 @@ static ngx_conf_enum_t  ngx_http_llmproxy_log_levels[] = {
 };
 
 
+/*
+ * The smallest values that can work, checked by "nginx -t" with the file and
+ * line of the directive: below them a worker spins (usage_flush 0), floods
+ * the database (database_poll 0) or fails every request (buffer_size 1,
+ * connect_timeout 0, max_body_size 0).  "zero" is set where 0 is the
+ * documented "off".
+ */
+
+typedef struct {
+    ngx_conf_post_handler_pt      post_handler;
+    size_t                        min;            /* bytes or milliseconds */
+    ngx_uint_t                    zero;           /* 0 allowed, means off */
+    char                         *reason;
+} ngx_http_llmproxy_conf_min_t;
+
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_database_poll_min = {
+    ngx_http_llmproxy_check_msec, 100, 0,
+    "must be at least 100ms: every poll is a database transaction"
+};
+
+static ngx_conf_num_bounds_t  ngx_http_llmproxy_keepalive_bounds = {
+    ngx_conf_check_num_bounds, 0, 65535
+};
+
+static ngx_http_llmproxy_conf_min_t
+    ngx_http_llmproxy_keepalive_timeout_min = {
+    ngx_http_llmproxy_check_msec, 1, 0,
+    "must be at least 1ms (\"llmproxy_upstream_keepalive 0\" keeps no "
+    "idle connections)"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_resolve_interval_min = {
+    ngx_http_llmproxy_check_msec, 100, 1,
+    "must be 0 (resolve only when a config is installed) or at least 100ms"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_max_body_size_min = {
+    ngx_http_llmproxy_check_size, 1024, 0,
+    "must be at least 1k"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_buffer_size_min = {
+    ngx_http_llmproxy_check_size, 4096, 0,
+    "must be at least 4k: a provider's response headers must fit in it"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_connect_timeout_min = {
+    ngx_http_llmproxy_check_msec, 1, 0,
+    "must be at least 1ms"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_usage_buffer_min = {
+    ngx_http_llmproxy_check_size, 1024 * 1024, 0,
+    "must be at least 1m"
+};
+
+static ngx_http_llmproxy_conf_min_t  ngx_http_llmproxy_usage_flush_min = {
+    ngx_http_llmproxy_check_msec, 10, 0,
+    "must be at least 10ms: a worker writes its usage records this often"
+};
+
+
+/* an empty path, name or URI is a mistake, never "off" */
+
+static ngx_conf_post_t  ngx_http_llmproxy_non_empty = {
+    ngx_http_llmproxy_check_str
+};
+
+static ngx_conf_post_t  ngx_http_llmproxy_database_post = {
+    ngx_http_llmproxy_check_database
+};
+
+
+/*
+ * The key table alone takes 1m of the zone; the config, the keys and the
+ * metrics need room beside it.
+ */
+
+#define NGX_HTTP_LLMPROXY_ZONE_MIN  (4 * 1024 * 1024)
+
+
 static ngx_command_t  ngx_http_llmproxy_commands[] = {
 
     { ngx_string("llmproxy_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_llmproxy_zone,
+      ngx_http_llmproxy_zone_size,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -66,70 +186,70 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, master_key_file),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_database"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, database),
-      NULL },
+      &ngx_http_llmproxy_database_post },
 
     { ngx_string("llmproxy_salt_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, salt_key_file),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_database_poll"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, database_poll),
-      NULL },
+      &ngx_http_llmproxy_database_poll_min },
 
     { ngx_string("llmproxy_state_path"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, state_path),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, thread_pool_name),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_upstream_keepalive"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, keepalive),
-      NULL },
+      &ngx_http_llmproxy_keepalive_bounds },
 
     { ngx_string("llmproxy_upstream_keepalive_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, keepalive_timeout),
-      NULL },
+      &ngx_http_llmproxy_keepalive_timeout_min },
 
     { ngx_string("llmproxy_resolve_interval"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, resolve_interval),
-      NULL },
+      &ngx_http_llmproxy_resolve_interval_min },
 
     { ngx_string("llmproxy_ssl_trusted_certificate"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, ssl_trusted_certificate),
-      NULL },
+      &ngx_http_llmproxy_non_empty },
 
     { ngx_string("llmproxy_ssl_verify"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
@@ -164,21 +284,21 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_loc_conf_t, max_body_size),
-      NULL },
+      &ngx_http_llmproxy_max_body_size_min },
 
     { ngx_string("llmproxy_buffer_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_loc_conf_t, upstream.buffer_size),
-      NULL },
+      &ngx_http_llmproxy_buffer_size_min },
 
     { ngx_string("llmproxy_connect_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_loc_conf_t, upstream.connect_timeout),
-      NULL },
+      &ngx_http_llmproxy_connect_timeout_min },
 
     { ngx_string("llmproxy_usage_records"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
@@ -192,14 +312,14 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, usage_buffer),
-      NULL },
+      &ngx_http_llmproxy_usage_buffer_min },
 
     { ngx_string("llmproxy_usage_flush"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, usage_flush),
-      NULL },
+      &ngx_http_llmproxy_usage_flush_min },
 
       ngx_null_command
 };
@@ -212,7 +332,7 @@ static ngx_http_module_t  ngx_http_llmproxy_module_ctx = {
     ngx_http_llmproxy_create_main_conf,    /* create main configuration */
     ngx_http_llmproxy_init_main_conf,      /* init main configuration */
 
-    NULL,                                  /* create server configuration */
+    ngx_http_llmproxy_create_srv_conf,     /* create server configuration */
     NULL,                                  /* merge server configuration */
 
     ngx_http_llmproxy_create_loc_conf,     /* create location configuration */
@@ -377,6 +497,30 @@ ngx_http_llmproxy_get_ctx(ngx_http_request_t *r)
     ngx_http_set_ctx(r, ctx, ngx_http_llmproxy_module);
 
     return ctx;
+}
+
+
+/*
+ * A request of a server with an llmproxy location that nginx answers before
+ * any location is found (a malformed request line or header, 414, 494),
+ * or that no location matched: answered as the gateway would answer it.
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_before_location(ngx_http_request_t *r)
+{
+    ngx_http_core_srv_conf_t      *cscf;
+    ngx_http_llmproxy_srv_conf_t  *lscf;
+
+    lscf = ngx_http_get_module_srv_conf(r, ngx_http_llmproxy_module);
+
+    if (lscf == NULL || !lscf->gateway) {
+        return 0;
+    }
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    return r->loc_conf == cscf->ctx->loc_conf;
 }
 
 
@@ -731,25 +875,211 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
 
 
 /*
- * ?key=KEY is taken out of the request before anything logs it: $args,
- * $request_uri and $request (and error log lines) no longer carry it.
- * The key itself stays readable: it points into the original buffer.
+ * No key in any log.  A key can come as a query parameter (Gemini's
+ * "?key=", and clients that send it where it does not belong), and nginx
+ * logs the request line, $request_uri and $args wherever it logs a
+ * request: a refused key, an unknown path, a wrong method, a header key
+ * sent as well, and errors nginx finds before any location (400, 414).
+ * So every parameter that could carry a key is taken out of
+ *
+ *   - the request line and $request_uri, as soon as the headers are read
+ *     (post-read phase), in servers with an llmproxy location;
+ *   - $args as well, when the gateway takes the key, and before the
+ *     access log writes (the first log phase handler);
+ *   - every error log line a worker writes (a writer on the error logs):
+ *     the only way to reach lines nginx writes while it reads the request
+ *     line and headers, before any phase.  Header values of keys
+ *     (Authorization, *api-key) in such lines (a duplicate Authorization)
+ *     are masked too.
+ *
+ * The key itself stays readable for the gateway: the scrubbed strings are
+ * copies, the original buffer is left alone.
  */
 
 static void
 ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r)
 {
-    u_char     *p, *q, *last, *args, *amp;
-    size_t      len;
+    ngx_http_llmproxy_scrub_request(r, 1);
+}
 
-    args = ngx_pnalloc(r->pool, r->args.len);
-    if (args == NULL) {
-        return;
+
+/* in servers with an llmproxy location: $request and $request_uri */
+
+static ngx_int_t
+ngx_http_llmproxy_post_read(ngx_http_request_t *r)
+{
+    ngx_http_llmproxy_srv_conf_t  *lscf;
+
+    lscf = ngx_http_get_module_srv_conf(r, ngx_http_llmproxy_module);
+
+    if (lscf->gateway && r->args.len) {
+        ngx_http_llmproxy_scrub_request(r, 0);
     }
 
-    p = r->args.data;
-    last = r->args.data + r->args.len;
-    q = args;
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Before the access log: all three, also for requests nginx refused while
+ * reading them (their server is then the default one of the address).
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_log_scrub(ngx_http_request_t *r)
+{
+    ngx_http_llmproxy_srv_conf_t  *lscf;
+
+    lscf = ngx_http_get_module_srv_conf(r, ngx_http_llmproxy_module);
+
+    if (lscf->gateway) {
+        ngx_http_llmproxy_scrub_request(r, 1);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llmproxy_scrub_request(ngx_http_request_t *r, ngx_uint_t args)
+{
+    if (args && r->args.len) {
+        (void) ngx_http_llmproxy_scrub_uri(r->pool, &r->args, 1);
+    }
+
+    if (r->unparsed_uri.len) {
+        (void) ngx_http_llmproxy_scrub_uri(r->pool, &r->unparsed_uri, 0);
+    }
+
+    if (r->request_line.len) {
+        (void) ngx_http_llmproxy_scrub_uri(r->pool, &r->request_line, 0);
+    }
+}
+
+
+/*
+ * s is a query (query), or a URI or request line whose query runs from its
+ * first "?" to the next space; a copy without key parameters replaces it
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_scrub_uri(ngx_pool_t *pool, ngx_str_t *s, ngx_uint_t query)
+{
+    u_char  *p, *q, *d, *end, *last;
+
+    last = s->data + s->len;
+
+    if (query) {
+        q = s->data;
+        end = last;
+
+    } else {
+        q = ngx_strlchr(s->data, last, '?');
+        if (q == NULL) {
+            return NGX_OK;
+        }
+
+        q++;
+
+        end = ngx_strlchr(q, last, ' ');
+        if (end == NULL) {
+            end = last;
+        }
+    }
+
+    if (!ngx_http_llmproxy_has_key_param(q, end)) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, s->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = ngx_cpymem(p, s->data, q - s->data);
+
+    q = ngx_http_llmproxy_scrub_query(d, q, end);
+
+    if (q == d && !query) {
+        q--;                             /* no parameter left: nor "?" */
+    }
+
+    q = ngx_cpymem(q, end, last - end);
+
+    s->data = p;
+    s->len = q - p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A parameter name that could carry a key, in any case and percent-encoded
+ * or not: what a provider's server would decode to "key" (Gemini's) or to
+ * the usual names of key parameters.
+ */
+
+static ngx_uint_t
+ngx_http_llmproxy_key_param(u_char *p, u_char *last)
+{
+    u_char      c, h, l, name[16];
+    size_t      n;
+    ngx_uint_t  i;
+
+    static ngx_str_t  names[] = {
+        ngx_string("key"),
+        ngx_string("apikey"),
+        ngx_string("api_key"),
+        ngx_string("api-key"),
+        ngx_string("x-api-key"),
+        ngx_string("x-goog-api-key"),
+        ngx_null_string
+    };
+
+    n = 0;
+
+    while (p < last && *p != '=') {
+        c = *p++;
+
+        if (c == '%' && last - p >= 2) {
+            h = (u_char) (p[0] | 0x20);
+            l = (u_char) (p[1] | 0x20);
+
+            if (((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f'))
+                && ((l >= '0' && l <= '9') || (l >= 'a' && l <= 'f')))
+            {
+                h = (h >= 'a') ? h - 'a' + 10 : h - '0';
+                l = (l >= 'a') ? l - 'a' + 10 : l - '0';
+                c = (u_char) ((h << 4) | l);
+                p += 2;
+
+                if (c == '=') {
+                    break;              /* "key%3D..." reads as "key=..." */
+                }
+            }
+        }
+
+        if (n == sizeof(name)) {
+            return 0;
+        }
+
+        name[n++] = ngx_tolower(c);
+    }
+
+    for (i = 0; names[i].len; i++) {
+        if (n == names[i].len && ngx_memcmp(name, names[i].data, n) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_llmproxy_has_key_param(u_char *p, u_char *last)
+{
+    u_char  *amp;
 
     while (p < last) {
         amp = ngx_strlchr(p, last, '&');
@@ -757,62 +1087,257 @@ ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r)
             amp = last;
         }
 
-        if (!(amp - p >= 4 && ngx_strncmp(p, "key=", 4) == 0)
-            && !(amp - p == 3 && ngx_strncmp(p, "key", 3) == 0))
-        {
-            if (q != args) {
-                *q++ = '&';
-            }
-
-            q = ngx_cpymem(q, p, amp - p);
+        if (ngx_http_llmproxy_key_param(p, amp)) {
+            return 1;
         }
 
         p = amp + 1;
     }
 
-    r->args.data = args;
-    r->args.len = q - args;
+    return 0;
+}
 
-    /* $request_uri */
 
-    len = r->uri.len + 1 + r->args.len;
+/* the parameters of the query [p, last) that carry no key, to dst */
 
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
+static u_char *
+ngx_http_llmproxy_scrub_query(u_char *dst, u_char *p, u_char *last)
+{
+    u_char  *amp, *start;
+
+    start = dst;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if (!ngx_http_llmproxy_key_param(p, amp)) {
+            if (dst != start) {
+                *dst++ = '&';
+            }
+
+            dst = ngx_cpymem(dst, p, amp - p);
+        }
+
+        p = amp + 1;
+    }
+
+    return dst;
+}
+
+
+/*
+ * An error log line without key parameters in the URIs it quotes (the
+ * request line, the referrer) and with the values of key headers masked
+ * ("client sent duplicate header line: "Authorization: ...""); never longer
+ * than the line.
+ */
+
+static size_t
+ngx_http_llmproxy_scrub_line(u_char *dst, u_char *p, size_t len)
+{
+    u_char  *d, *e, *end, *last;
+    size_t   n;
+
+    d = dst;
+    last = p + len;
+
+    while (p < last) {
+
+        if (*p == '?') {
+            *d++ = *p++;
+
+            for (end = p; end < last; end++) {
+                if (*end == ' ' || *end == '"' || *end == CR || *end == LF) {
+                    break;
+                }
+            }
+
+            if (ngx_http_llmproxy_has_key_param(p, end)) {
+                e = ngx_http_llmproxy_scrub_query(d, p, end);
+                d = (e == d) ? d - 1 : e;
+
+            } else {
+                d = ngx_cpymem(d, p, end - p);
+            }
+
+            p = end;
+            continue;
+        }
+
+        n = 0;
+
+        if ((*p | 0x20) == 'a') {
+            if (last - p >= 14
+                && ngx_strncasecmp(p, (u_char *) "authorization:", 14) == 0)
+            {
+                n = 14;
+
+            } else if (last - p >= 8
+                       && ngx_strncasecmp(p, (u_char *) "api-key:", 8) == 0)
+            {
+                n = 8;
+            }
+        }
+
+        if (n == 0) {
+            *d++ = *p++;
+            continue;
+        }
+
+        d = ngx_cpymem(d, p, n);
+        p += n;
+
+        while (p < last && *p == ' ') {
+            *d++ = *p++;
+        }
+
+        for (end = p; end < last; end++) {
+            if (*end == '"' || *end == CR || *end == LF) {
+                break;
+            }
+        }
+
+        if (end - p > 3) {
+            d = ngx_cpymem(d, "...", 3);
+
+        } else {
+            d = ngx_cpymem(d, p, end - p);
+        }
+
+        p = end;
+    }
+
+    return d - dst;
+}
+
+
+static void
+ngx_http_llmproxy_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf,
+    size_t len)
+{
+    u_char   line[NGX_MAX_ERROR_STR];
+    ssize_t  n;
+
+    /* a copy: the next log of the chain is given the same buffer */
+
+    len = ngx_http_llmproxy_scrub_line(line, buf,
+                                       ngx_min(len, NGX_MAX_ERROR_STR));
+
+    if (ngx_time() == log->disk_full_time) {
         return;
     }
 
-    q = ngx_cpymem(p, r->uri.data, r->uri.len);
+    n = ngx_write_fd(log->file->fd, line, len);
 
-    if (r->args.len) {
-        *q++ = '?';
-        q = ngx_cpymem(q, r->args.data, r->args.len);
+    if (n == -1 && ngx_errno == NGX_ENOSPC) {
+        log->disk_full_time = ngx_time();
     }
+}
 
-    r->unparsed_uri.data = p;
-    r->unparsed_uri.len = q - p;
 
-    /* $request */
+/*
+ * In a worker of an nginx with a gateway: the writer on the main error log
+ * and on those of every server and location (a request starts with its
+ * server's, and the connection's log copies its writer from the one of
+ * the location it is in).  Logs that have a writer of their own (syslog,
+ * memory) are left as they are.
+ */
 
-    len = r->method_name.len + 1 + r->unparsed_uri.len + 1
-          + r->http_protocol.len;
+static void
+ngx_http_llmproxy_scrub_logs(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                      s, gateway;
+    ngx_http_core_loc_conf_t      **clcfp;
+    ngx_http_core_srv_conf_t      **cscfp;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_llmproxy_srv_conf_t   *lscf;
 
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module);
+    if (cmcf == NULL) {
         return;
     }
 
-    q = ngx_cpymem(p, r->method_name.data, r->method_name.len);
-    *q++ = ' ';
-    q = ngx_cpymem(q, r->unparsed_uri.data, r->unparsed_uri.len);
+    cscfp = cmcf->servers.elts;
+    gateway = 0;
 
-    if (r->http_protocol.len) {
-        *q++ = ' ';
-        q = ngx_cpymem(q, r->http_protocol.data, r->http_protocol.len);
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+        lscf = cscfp[s]->ctx->srv_conf[ngx_http_llmproxy_module.ctx_index];
+
+        if (lscf->gateway) {
+            gateway = 1;
+        }
     }
 
-    r->request_line.data = p;
-    r->request_line.len = q - p;
+    if (!gateway) {
+        return;
+    }
+
+    ngx_http_llmproxy_set_writer(cycle->log);
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+        ngx_http_llmproxy_scrub_location_logs(
+                cscfp[s]->ctx->loc_conf[ngx_http_core_module.ctx_index]);
+
+        clcfp = cscfp[s]->named_locations;
+
+        for ( /* void */ ; clcfp && *clcfp; clcfp++) {
+            ngx_http_llmproxy_scrub_location_logs(*clcfp);
+        }
+    }
+}
+
+
+static void
+ngx_http_llmproxy_scrub_location_logs(ngx_http_core_loc_conf_t *clcf)
+{
+#if (NGX_PCRE)
+    ngx_http_core_loc_conf_t  **clcfp;
+#endif
+
+    ngx_http_llmproxy_set_writer(clcf->error_log);
+
+    ngx_http_llmproxy_scrub_tree_logs(clcf->static_locations);
+
+#if (NGX_PCRE)
+    for (clcfp = clcf->regex_locations; clcfp && *clcfp; clcfp++) {
+        ngx_http_llmproxy_scrub_location_logs(*clcfp);
+    }
+#endif
+}
+
+
+static void
+ngx_http_llmproxy_scrub_tree_logs(ngx_http_location_tree_node_t *node)
+{
+    if (node == NULL) {
+        return;
+    }
+
+    ngx_http_llmproxy_scrub_tree_logs(node->left);
+    ngx_http_llmproxy_scrub_tree_logs(node->right);
+    ngx_http_llmproxy_scrub_tree_logs(node->tree);
+
+    if (node->exact) {
+        ngx_http_llmproxy_scrub_location_logs(node->exact);
+    }
+
+    if (node->inclusive) {
+        ngx_http_llmproxy_scrub_location_logs(node->inclusive);
+    }
+}
+
+
+static void
+ngx_http_llmproxy_set_writer(ngx_log_t *log)
+{
+    for ( /* void */ ; log; log = log->next) {
+        if (log->writer == NULL && log->file) {
+            log->writer = ngx_http_llmproxy_log_writer;
+        }
+    }
 }
 
 
@@ -875,12 +1400,6 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(lmcf->usage_records, 1);
     ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->usage_flush, 200);
-
-    if (lmcf->usage_buffer < 1024 * 1024) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"llmproxy_usage_buffer\" must be at least 1m");
-        return NGX_CONF_ERROR;
-    }
 
     if (lmcf->thread_pool_name.len == 0) {
         ngx_str_set(&lmcf->thread_pool_name, "default");
@@ -1050,6 +1569,15 @@ ngx_http_llmproxy_read_salt_key(ngx_conf_t *cf,
 
 
 static void *
+ngx_http_llmproxy_create_srv_conf(ngx_conf_t *cf)
+{
+    /* set by ngx_pcalloc(): gateway = 0 */
+
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_llmproxy_srv_conf_t));
+}
+
+
+static void *
 ngx_http_llmproxy_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_llmproxy_loc_conf_t  *conf;
@@ -1120,6 +1648,7 @@ ngx_http_llmproxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_llmproxy_loc_conf_t *llcf = conf;
 
     ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_llmproxy_srv_conf_t   *lscf;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
     if (llcf->role != NGX_HTTP_LLMPROXY_OFF) {
@@ -1134,6 +1663,9 @@ ngx_http_llmproxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     llcf->role = NGX_HTTP_LLMPROXY_GATEWAY;
 
+    lscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_llmproxy_module);
+    lscf->gateway = 1;
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_llmproxy_handler;
 
@@ -1147,6 +1679,7 @@ ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_llmproxy_loc_conf_t *llcf = conf;
 
     ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_llmproxy_srv_conf_t   *lscf;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
     if (llcf->role != NGX_HTTP_LLMPROXY_OFF) {
@@ -1165,6 +1698,9 @@ ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     llcf->role = NGX_HTTP_LLMPROXY_ADMIN;
 
+    lscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_llmproxy_module);
+    lscf->gateway = 1;
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_llmproxy_admin_handler;
 
@@ -1172,14 +1708,164 @@ ngx_http_llmproxy_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * llmproxy_zone NAME:SIZE: a size too small for the zone's fixed tables is
+ * refused here, with the minimum, rather than by a failed allocation at
+ * start; the rest is ngx_http_llmproxy_zone()'s.
+ */
+
+static char *
+ngx_http_llmproxy_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, s;
+
+    value = cf->args->elts;
+
+    p = ngx_strlchr(value[1].data, value[1].data + value[1].len, ':');
+
+    if (p) {
+        s.data = p + 1;
+        s.len = value[1].data + value[1].len - s.data;
+
+        size = ngx_parse_size(&s);
+
+        if (size != NGX_ERROR && size < NGX_HTTP_LLMPROXY_ZONE_MIN) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "llmproxy_zone \"%*s\" is too small: "
+                               "at least %uzm", p - value[1].data,
+                               value[1].data,
+                               (size_t) NGX_HTTP_LLMPROXY_ZONE_MIN
+                               / (1024 * 1024));
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return ngx_http_llmproxy_zone(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_llmproxy_check_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_llmproxy_conf_min_t *m = post;
+
+    ngx_msec_t  *mp = data;
+
+    if (*mp >= m->min || (*mp == 0 && m->zero)) {
+        return NGX_CONF_OK;
+    }
+
+    return m->reason;
+}
+
+
+static char *
+ngx_http_llmproxy_check_str(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    return s->len ? NGX_CONF_OK : "must not be empty";
+}
+
+
+/*
+ * What libpq reads as a URI or a connection string must parse (a plain
+ * word is a database name).  libpq's message is not shown: it can quote
+ * the whole URI, password included.
+ */
+
+static char *
+ngx_http_llmproxy_check_database(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    char                *err;
+    PQconninfoOption    *opts;
+
+    if (s->len == 0) {
+        return "must not be empty";
+    }
+
+    if (ngx_strlchr(s->data, s->data + s->len, '=') == NULL
+        && ngx_strncmp(s->data, "postgresql://", 13) != 0
+        && ngx_strncmp(s->data, "postgres://", 11) != 0)
+    {
+        return NGX_CONF_OK;
+    }
+
+    /* the value is NUL-terminated by the configuration parser */
+
+    err = NULL;
+    opts = PQconninfoParse((char *) s->data, &err);
+
+    if (err) {
+        PQfreemem(err);
+    }
+
+    if (opts == NULL) {
+        return "is not a valid PostgreSQL URI or connection string";
+    }
+
+    PQconninfoFree(opts);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llmproxy_check_size(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_llmproxy_conf_min_t *m = post;
+
+    size_t  *sp = data;
+
+    if (*sp >= m->min || (*sp == 0 && m->zero)) {
+        return NGX_CONF_OK;
+    }
+
+    return m->reason;
+}
+
+
 static ngx_int_t
 ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_uint_t                  n;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
     if (ngx_http_llmproxy_metrics_init(cf) != NGX_OK
         || ngx_http_llmproxy_records_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_llmproxy_post_read;
+
+    /*
+     * The scrubbing log handler goes first, before the access log's (whose
+     * module configured itself before this one).
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.elts;
+    n = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts;
+
+    ngx_memmove(&h[1], &h[0], (n - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_llmproxy_log_scrub;
 
     return ngx_http_llmproxy_filter_init(cf);
 }
@@ -1225,6 +1911,8 @@ ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
     }
 
 #endif
+
+    ngx_http_llmproxy_scrub_logs(cycle);
 
     if (ngx_http_llmproxy_keepalive_init(cycle) != NGX_OK
         || ngx_http_llmproxy_resolve_init_process(cycle) != NGX_OK)

@@ -385,6 +385,7 @@ extern ngx_module_t  ngx_http_llmproxy_module;
 
 /* _module.c */
 ngx_http_llmproxy_ctx_t *ngx_http_llmproxy_get_ctx(ngx_http_request_t *r);
+ngx_uint_t ngx_http_llmproxy_before_location(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *code, const char *fmt, ...);
 ngx_int_t ngx_http_llmproxy_send_json(ngx_http_request_t *r,

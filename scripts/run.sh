@@ -2,9 +2,13 @@
 # `make run`: builds (done by make), writes var/nginx.conf from the
 # environment, starts nginx with the module in the foreground, pushes
 # configs/config.json and prints how to call the gateway.
+# `scripts/run.sh --config-only` writes var/nginx.conf (and the key files)
+# and exits: nothing is started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
+config_only=
+[ "${1:-}" = --config-only ] && config_only=1
 
 listen=${LLMPROXY_LISTEN:-127.0.0.1:4000}
 config=${LLMPROXY_CONFIG:-configs/config.json}
@@ -16,14 +20,17 @@ mkdir -p "$var/logs" "$var/state" "$var/tmp"
 # PostgreSQL: the one given, or a local cluster under var/pg, reused by the
 # next run and stopped when the gateway stops
 pg_started=
-if [ -z "${LLMPROXY_DATABASE_URL:-}" ]; then
-    pg_port=${LLMPROXY_PG_PORT:-54329}
+pg_port=${LLMPROXY_PG_PORT:-54329}
+if [ -n "$config_only" ]; then
+    db="postgresql://postgres@127.0.0.1:$pg_port/llmproxy"
+    LLMPROXY_DATABASE_URL=${LLMPROXY_DATABASE_URL:-$db}
+elif [ -z "${LLMPROXY_DATABASE_URL:-}" ]; then
     LLMPROXY_DATABASE_URL=$(bash scripts/pg.sh start "$var/pg" "$pg_port")
     pg_started=1
     echo "PostgreSQL under $var/pg: $LLMPROXY_DATABASE_URL"
 fi
 export LLMPROXY_DATABASE_URL
-"$top/build/llmproxyctl" migrate >/dev/null
+[ -n "$config_only" ] || "$top/build/llmproxyctl" migrate >/dev/null
 
 # the master key: from the environment, or generated once
 if [ -n "${LLMPROXY_MASTER_KEY:-}" ]; then
@@ -69,6 +76,13 @@ http {
     server {
         listen $listen;
         location / { llmproxy; }
+        # key aliases and spend: local scrapers only (see README, /metrics)
+        location = /metrics {
+            llmproxy;
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+        }
         location /llmproxy/admin/ {
             llmproxy_admin;
             allow 127.0.0.1;
@@ -78,6 +92,8 @@ http {
     }
 }
 CONF
+
+[ -z "$config_only" ] || { echo "$var/nginx.conf"; exit 0; }
 
 nginx=${NGINX_BIN:-/usr/sbin/nginx}
 "$nginx" -t -p "$var" -c "$var/nginx.conf" -e "$var/logs/error.log" 2>&1 \
