@@ -36,7 +36,12 @@ int llmp_admin_url(char *buf, size_t size, const char *gateway_flag,
 char *llmp_master_key(const char *flag_file, const char *command);
 void llmp_secret_free(char *secret);
 int llmp_wants_help(int argc, char **argv);
-/* "30d", "12h", "15m", "90s", "1w", "3600" to seconds; -1 if invalid */
+/*
+ * "30d", "12h", "15m", "90s", "1w", "3600" to seconds; -1 if invalid or
+ * longer than LLMP_DURATION_MAX (timestamps stay far inside PostgreSQL's
+ * range)
+ */
+#define LLMP_DURATION_MAX  (100LL * 365 * 86400)
 long long llmp_duration(const char *s);
 
 
