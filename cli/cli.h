@@ -79,10 +79,16 @@ int llmp_db_migrate(PGconn *conn, int verbose);
 int llmp_store_begin(PGconn *conn);
 void llmp_store_rollback(PGconn *conn);
 /*
- * The stored config in the compiled shape, sorted, without api_key;
+ * The stored config in the compiled shape, sorted, without api_key or
+ * headers (their digests stand for them);
  * *stored is NULL when nothing is stored.  -1 reported.
  */
 int llmp_store_load(PGconn *conn, cJSON **stored);
+/*
+ * Encrypts provider headers an older llmproxyctl stored in plain text.
+ * Returns how many (with dry_run: how many would be), -1 reported.
+ */
+int llmp_store_seal_headers(PGconn *conn, int dry_run);
 /*
  * Prints "providers.NAME.api_key: reason" for every provider key that
  * cannot be stored (no LLMPROXY_SALT_KEY); returns how many.

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "llmp_config.h"
+#include "llmp_crypt.h"
 #include "llmp_sha256.h"
 
 
@@ -875,6 +876,23 @@ llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
         goto nomem;
     }
 
+    /* header values are secrets too: compared by their digest */
+
+    switch (llmp_headers_sha256(copy, hex)) {
+    case 0:
+        break;
+
+    case 1:
+        if (cJSON_AddStringToObject(out, "headers_sha256", hex) != NULL) {
+            break;
+        }
+
+        /* fall through */
+
+    default:
+        goto nomem;
+    }
+
     free(base);
 
     return out;
@@ -972,21 +990,13 @@ llmp_check_headers(llmp_compile_t *c, const char *name, const cJSON *h)
             continue;
         }
 
-        for (s = v->string; *s; s++) {
-            if ((unsigned char) *s <= ' ' || *s == ':' || *s == 0x7f) {
-                break;
-            }
-        }
+        /* the value is a secret: never in a message */
 
-        if (*s || v->string[0] == '\0') {
-            llmp_errors_add(c->errs, "providers.%s.headers.%s: invalid "
-                            "header name", name, v->string);
-            continue;
-        }
+        s = llmp_header_problem(v->string, v->valuestring);
 
-        if (strpbrk(v->valuestring, "\r\n")) {
-            llmp_errors_add(c->errs, "providers.%s.headers.%s: invalid "
-                            "header value", name, v->string);
+        if (s) {
+            llmp_errors_add(c->errs, "providers.%s.headers.%s: %s", name,
+                            v->string, s);
         }
     }
 }
@@ -1431,7 +1441,7 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
 
     static const char *const  fields[] = {
         "name", "api_base", "interfaces", "api_key", "api_key_sha256",
-        "headers", NULL
+        "headers", "headers_sha256", NULL
     };
 
     name = llmp_string(p, "name");
@@ -1477,7 +1487,25 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
                         "digits", name);
     }
 
+    /*
+     * like api_key, the headers are left out where they are stored or
+     * shown: then their digest stands for them
+     */
+
     h = cJSON_GetObjectItemCaseSensitive(p, "headers");
+    s = llmp_string(p, "headers_sha256");
+
+    if ((cJSON_GetObjectItemCaseSensitive(p, "headers_sha256")
+         && (s == NULL || !llmp_is_hex64(s)))
+        || (cJSON_IsObject(h) && h->child && s == NULL))
+    {
+        llmp_errors_add(errs, "providers.%s.headers_sha256: expected 64 hex "
+                        "digits", name);
+    }
+
+    if (h == NULL && s) {
+        return;
+    }
 
     if (!cJSON_IsObject(h)) {
         llmp_errors_add(errs, "providers.%s.headers: expected object", name);
