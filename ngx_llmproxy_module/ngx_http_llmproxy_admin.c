@@ -269,6 +269,15 @@ ngx_http_llmproxy_admin_prepared(ngx_event_t *ev)
     t->request = NULL;    /* the pool cleanup must not touch t any more */
 
     if (t->prepared == NULL) {
+
+        /* names in the message come from the body: no raw line breaks */
+
+        for (p = t->err; *p; p++) {
+            if (*p < ' ' || *p == 0x7f) {
+                *p = '?';
+            }
+        }
+
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: config refused: %s", t->err);
 

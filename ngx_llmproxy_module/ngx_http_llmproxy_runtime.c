@@ -928,25 +928,35 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
         }
     }
 
-#define ngx_http_llmproxy_num(key, field, type)                              \
+    /*
+     * the compiler's bounds: a posted 1e400 parses as infinity, and
+     * converting that (or 1e30) to an integer is undefined
+     */
+
+#define ngx_http_llmproxy_num(key, field, type, integer)                     \
     item = cJSON_GetObjectItemCaseSensitive(obj, key);                       \
     if (item) {                                                              \
-        if (!cJSON_IsNumber(item) || item->valuedouble < 0) {                \
+        if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0)               \
+            || item->valuedouble > 1e15                                      \
+            || (integer && item->valuedouble                                 \
+                           != (double) (int64_t) item->valuedouble))         \
+        {                                                                    \
             ngx_http_llmproxy_build_error(b, "deployments.%V.%s: expected "  \
-                                          "a non-negative number", &d->id,   \
-                                          key);                              \
+                                          "a non-negative %s up to 1e15",    \
+                                          &d->id, key,                       \
+                                          integer ? "integer" : "number");   \
             return NGX_ERROR;                                                \
         }                                                                    \
         d->field = (type) item->valuedouble;                                 \
     }
 
-    ngx_http_llmproxy_num("input_cost_per_million", input_cost, double);
-    ngx_http_llmproxy_num("output_cost_per_million", output_cost, double);
-    ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
-    ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
+    ngx_http_llmproxy_num("input_cost_per_million", input_cost, double, 0);
+    ngx_http_llmproxy_num("output_cost_per_million", output_cost, double, 0);
+    ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t, 1);
+    ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t, 1);
 
     d->weight = 1;
-    ngx_http_llmproxy_num("weight", weight, ngx_int_t);
+    ngx_http_llmproxy_num("weight", weight, ngx_int_t, 1);
 
 #undef ngx_http_llmproxy_num
 

@@ -281,6 +281,51 @@ test('the admin API refuses header injection and framing headers',
     await upstreamAuth(gw, 'hm', 'Bearer ' + SECRET);
   });
 
+test('the admin API refuses numbers out of range, survives a nameless '
+     + 'provider', async () => {
+  const cfg = JSON.parse((await admin(gw, 'config')).text);
+  const post = async (doc) => {
+    const res = await fetch(gw.url + '/llmproxy/admin/config', {
+      method: 'POST',
+      headers: { authorization: 'Bearer ' + gw.masterKey,
+                 'content-type': 'application/json' },
+      body: typeof doc === 'string' ? doc : JSON.stringify(doc) });
+    return { status: res.status, text: await res.text() };
+  };
+  const base = () => {
+    const doc = JSON.parse(JSON.stringify(cfg));
+    delete doc.generation;
+    return doc;
+  };
+
+  // 1e400 parses as infinity: it must not reach an integer conversion
+  for (const [field, value] of [['rpm', '1e400'], ['tpm', '-1'],
+                                ['weight', '1.5'], ['rpm', '1e30'],
+                                ['input_cost_per_million', '1e400']]) {
+    const doc = base();
+    doc.deployments[0][field] = 12345;
+    const text = JSON.stringify(doc).replace(`"${field}":12345`,
+                                             `"${field}":${value}`);
+    const r = await post(text);
+    assert.strictEqual(r.status, 400, `${field} ${value}: ${r.text}`);
+    assert.match(r.text, new RegExp(`deployments\\.h/hm\\.${field}`));
+  }
+
+  // a provider without a name that relies on the gateway's key
+  const doc = base();
+  doc.providers.push({ api_base: mock.url, interfaces: ['openai'],
+                       api_key_sha256: '0'.repeat(64), headers: {} });
+  let r = await post(doc);
+  assert.strictEqual(r.status, 400, r.text);
+  delete doc.providers[1].api_key_sha256;
+  doc.providers[1].headers_sha256 = '1'.repeat(64);
+  delete doc.providers[1].headers;
+  r = await post(doc);
+  assert.strictEqual(r.status, 400, r.text);
+  assert.deepStrictEqual(gw.problems(), []);
+  await upstreamAuth(gw, 'hm', 'Bearer ' + SECRET);
+});
+
 // llmproxyctl key: refused before the database is asked
 
 const keys = () => pg.psql('SELECT coalesce(string_agg(t::text, \' \''
