@@ -419,6 +419,32 @@ ngx_http_llmproxy_keep_secrets(cJSON *root, u_char *current,
 
     cJSON_Delete(cur);
 
+    /*
+     * the digest the admin output and the state report is the one of the
+     * headers the gateway sends, whatever a posted config claimed; the
+     * encrypted forms belong to the database and the state file only
+     */
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
+                                                           "providers"))
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key_enc");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "headers_enc");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "headers_sha256");
+
+        rc = llmp_headers_sha256(cJSON_GetObjectItemCaseSensitive(p,
+                                                                  "headers"),
+                                 hex);
+
+        if (rc < 0
+            || (rc == 1
+                && cJSON_AddStringToObject(p, "headers_sha256", hex) == NULL))
+        {
+            ngx_cpystrn(err, (u_char *) "no memory", errlen);
+            return NGX_ERROR;
+        }
+    }
+
     return NGX_OK;
 }
 

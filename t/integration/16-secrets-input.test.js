@@ -244,6 +244,21 @@ test('without a database: admin output, state file, kept headers',
       noSecret(r.stdout + r.stderr, 'llmproxyctl sync');
       assert.match(r.stdout, /^~ credential h \(changed; use --force/m);
       await upstreamAuth(gw2, 'hm', 'Bearer ' + SECRET);
+
+      // a posted digest that does not match is not what the gateway reports
+      const doc = JSON.parse((await admin(gw2, 'config')).text);
+      delete doc.generation;
+      doc.providers[0].headers = { 'X-A': 'v' };
+      doc.providers[0].headers_sha256 = '2'.repeat(64);
+      const res = await fetch(gw2.url + '/llmproxy/admin/config', {
+        method: 'POST',
+        headers: { authorization: 'Bearer ' + gw2.masterKey },
+        body: JSON.stringify(doc) });
+      assert.strictEqual(res.status, 200, await res.text());
+      const got = JSON.parse((await admin(gw2, 'config')).text);
+      assert.strictEqual(got.providers[0].headers_sha256,
+                         crypto.createHash('sha256')
+                           .update('{"X-A":"v"}').digest('hex'));
     } finally {
       await gw2.stop();
     }
