@@ -5,6 +5,7 @@
 #ifndef _LLMP_CLI_H_INCLUDED_
 #define _LLMP_CLI_H_INCLUDED_
 
+#include <getopt.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
@@ -36,6 +37,11 @@ int llmp_admin_url(char *buf, size_t size, const char *gateway_flag,
 char *llmp_master_key(const char *flag_file, const char *command);
 void llmp_secret_free(char *secret);
 int llmp_wants_help(int argc, char **argv);
+/*
+ * -1 (reported) when option c, one of opts, comes a second time: the last
+ * would win silently; seen starts zeroed
+ */
+int llmp_option_repeated(char seen[128], int c, const struct option *opts);
 /*
  * "30d", "12h", "15m", "90s", "1w", "3600" to seconds; -1 if invalid or
  * longer than LLMP_DURATION_MAX (timestamps stay far inside PostgreSQL's

@@ -678,7 +678,8 @@ static int
 llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
     llmp_sync_opts_t *o)
 {
-    int  c;
+    int   c;
+    char  seen[128];
 
     static const struct option  opts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -695,8 +696,13 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
 
     optind = 1;
     opterr = 1;
+    memset(seen, 0, sizeof(seen));
 
     while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+        if (llmp_option_repeated(seen, c, opts) != 0) {
+            return LLMP_EXIT_INVALID;
+        }
+
         switch (c) {
         case 'c':
             o->config = optarg;

@@ -249,3 +249,26 @@ llmp_duration(const char *s)
 
     return n * unit;
 }
+
+
+int
+llmp_option_repeated(char seen[128], int c, const struct option *opts)
+{
+    if (c <= 0 || c >= 128 || seen[c]++ == 0) {
+        return 0;
+    }
+
+    while (opts->name && opts->val != c) {
+        opts++;
+    }
+
+    if (opts->name) {
+        fprintf(stderr, "llmproxyctl: --%s given more than once\n",
+                opts->name);
+
+    } else {
+        fprintf(stderr, "llmproxyctl: -%c given more than once\n", c);
+    }
+
+    return -1;
+}

@@ -408,6 +408,16 @@ test('llmproxyctl key refuses what would widen a key or break', () => {
   assert.match(r.stderr, /--models does not apply/);
   assert.strictEqual(keys(), before, 'a refused command changed the keys');
 
+  // the other commands: a repeated option is refused, not last-one-wins
+  for (const args of [['sync', '--only', 'models', '--only', 'aliases'],
+                      ['usage', '--since', '1d', '--since', '2d'],
+                      ['usage', '--since', '99999999d'],
+                      ['status', '--json', '--json']]) {
+    r = gw.ctl(args);
+    assert.strictEqual(r.status, 1, args.join(' ') + ': ' + r.stderr);
+    assert.match(r.stderr, /given more than once|--since: expected/);
+  }
+
   // a duplicate alias on update: a message, not the database's
   r = gw.ctl(['key', 'create', '--alias', 'other']);
   assert.strictEqual(r.status, 0, r.stderr);
