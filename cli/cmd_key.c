@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 
 #include "cli.h"
+#include "llmp_config.h"
 #include "llmp_sha256.h"
 
 
@@ -176,9 +177,8 @@ llmp_count(const char *s)
 static const char *
 llmp_text_problem(const char *s, size_t len, size_t max)
 {
-    size_t          i, n, k;
-    unsigned int    cp, min;
-    unsigned char   c;
+    size_t         i;
+    unsigned char  c;
 
     if (len == 0) {
         return "is empty";
@@ -188,48 +188,20 @@ llmp_text_problem(const char *s, size_t len, size_t max)
         return "is too long";
     }
 
-    for (i = 0; i < len; i += n) {
+    if (llmp_utf8_invalid(s, len) < len) {
+        return "is not valid UTF-8";
+    }
+
+    for (i = 0; i < len; i++) {
         c = (unsigned char) s[i];
 
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f) {
-                return "contains control characters";
-            }
+        /* C0 and DEL; C1 (U+0080 to U+009F) is 0xc2 0x80..0x9f */
 
-            n = 1;
-            continue;
-        }
-
-        if ((c & 0xe0) == 0xc0) {
-            n = 2; cp = c & 0x1f; min = 0x80;
-
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 3; cp = c & 0x0f; min = 0x800;
-
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 4; cp = c & 0x07; min = 0x10000;
-
-        } else {
-            return "is not valid UTF-8";
-        }
-
-        if (i + n > len) {
-            return "is not valid UTF-8";
-        }
-
-        for (k = 1; k < n; k++) {
-            if (((unsigned char) s[i + k] & 0xc0) != 0x80) {
-                return "is not valid UTF-8";
-            }
-
-            cp = (cp << 6) | ((unsigned char) s[i + k] & 0x3f);
-        }
-
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return "is not valid UTF-8";
-        }
-
-        if (cp >= 0x80 && cp <= 0x9f) {
+        if (c < 0x20 || c == 0x7f
+            || (c == 0xc2 && i + 1 < len
+                && (unsigned char) s[i + 1] >= 0x80
+                && (unsigned char) s[i + 1] <= 0x9f))
+        {
             return "contains control characters";
         }
     }
@@ -649,12 +621,24 @@ llmp_key_create(int argc, char **argv)
 }
 
 
-/* the WHERE value for KEY_OR_ALIAS: the hash of a key, or an alias */
+/*
+ * the WHERE value for KEY_OR_ALIAS: the hash of a key, or an alias; NULL
+ * (reported, without echoing what may be a key) when PostgreSQL would
+ * refuse the text
+ */
 
 static const char *
 llmp_key_where(const char *arg, char hex[65], const char **column)
 {
-    unsigned char  digest[32];
+    const char     *why;
+    unsigned char   digest[32];
+
+    why = llmp_text_problem(arg, strlen(arg), 1024);
+
+    if (why) {
+        fprintf(stderr, "llmproxyctl: KEY_OR_ALIAS %s\n", why);
+        return NULL;
+    }
 
     if (strncmp(arg, "sk-", 3) == 0 && strlen(arg) >= 20) {
         llmp_sha256(arg, strlen(arg), digest);
@@ -800,6 +784,9 @@ llmp_key_info(int argc, char **argv)
     }
 
     value = llmp_key_where(argv[optind], hex, &column);
+    if (value == NULL) {
+        return LLMP_EXIT_INVALID;
+    }
 
     conn = llmp_db_connect(o.database);
     if (conn == NULL) {
@@ -880,6 +867,9 @@ llmp_key_change(int argc, char **argv, int revoke)
     }
 
     value = llmp_key_where(argv[optind], hex, &column);
+    if (value == NULL) {
+        return LLMP_EXIT_INVALID;
+    }
 
     conn = llmp_db_connect(o.database);
     if (conn == NULL) {

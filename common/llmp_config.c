@@ -310,12 +310,81 @@ llmp_read_file(const char *path, int *err)
 }
 
 
+size_t
+llmp_utf8_invalid(const char *s, size_t len)
+{
+    size_t         i, n, k;
+    unsigned int   cp, min;
+    unsigned char  c;
+
+    for (i = 0; i < len; i += n) {
+        c = (unsigned char) s[i];
+
+        if (c < 0x80) {
+            n = 1;
+            continue;
+        }
+
+        if ((c & 0xe0) == 0xc0) {
+            n = 2; cp = c & 0x1f; min = 0x80;
+
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 3; cp = c & 0x0f; min = 0x800;
+
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 4; cp = c & 0x07; min = 0x10000;
+
+        } else {
+            return i;
+        }
+
+        if (n > len - i) {
+            return i;
+        }
+
+        for (k = 1; k < n; k++) {
+            if (((unsigned char) s[i + k] & 0xc0) != 0x80) {
+                return i;
+            }
+
+            cp = (cp << 6) | ((unsigned char) s[i + k] & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return i;
+        }
+    }
+
+    return len;
+}
+
+
 static cJSON *
 llmp_parse(const char *text, const char *name, llmp_errors_t *errs)
 {
     int          line;
     cJSON       *root;
+    size_t       len, bad;
     const char  *at, *p;
+
+    /*
+     * JSON is UTF-8: anything else would reach PostgreSQL (which refuses
+     * it with its own error), metrics labels and headers
+     */
+
+    len = strlen(text);
+    bad = llmp_utf8_invalid(text, len);
+
+    if (bad < len) {
+        line = 1;
+
+        for (p = text; p < text + bad; p++) {
+            line += (*p == '\n');
+        }
+
+        llmp_errors_add(errs, "%s: not valid UTF-8 on line %d", name, line);
+        return NULL;
+    }
 
     root = cJSON_Parse(text);
 

@@ -12,6 +12,7 @@ const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
+const { spawnSync } = require('node:child_process');
 const { startGateway, sleep } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
@@ -407,6 +408,25 @@ test('llmproxyctl key refuses what would widen a key or break', () => {
   assert.strictEqual(r.status, 1, r.stderr);
   assert.match(r.stderr, /--models does not apply/);
   assert.strictEqual(keys(), before, 'a refused command changed the keys');
+
+  // text PostgreSQL would refuse never reaches it: invalid UTF-8 in an
+  // alias looked up, or anywhere in config.json
+  const ctl = path.join(__dirname, '..', '..', 'build', 'llmproxyctl');
+  r = spawnSync('bash', ['-c', `"${ctl}" key info "$(printf 'a\\xff')"`],
+                { env: gw.env(), encoding: 'utf8' });
+  assert.strictEqual(r.status, 1, r.stderr);
+  assert.match(r.stderr, /KEY_OR_ALIAS is not valid UTF-8/);
+  const file = path.join(gw.dir, 'bad-utf8.json');
+  fs.writeFileSync(file, Buffer.concat([
+    Buffer.from('{"providers": {"p'), Buffer.from([0xff]),
+    Buffer.from('": {"api_base": "http://h:1", "interfaces": ["openai"],'
+                + ' "models": {"m": {}}}}}')]));
+  const v = version();
+  r = gw.ctl(['sync', '-c', file, '--force'], { LLMPROXY_SALT_KEY: SALT });
+  assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /config\.json: not valid UTF-8 on line 1/);
+  assert.doesNotMatch(r.stderr, /database:/);
+  assert.strictEqual(version(), v);
 
   // the other commands: a repeated option is refused, not last-one-wins
   for (const args of [['sync', '--only', 'models', '--only', 'aliases'],

@@ -733,6 +733,23 @@ test_validation(void)
                            "providers.p.models.m: duplicate name"),
            "duplicate keys are errors");
 
+    TAP_OK(fails_only_with("{'providers':\n{'p\xff':{" P "}}}",
+                           "config.json: not valid UTF-8 on line 2")
+           && fails_only_with("{'providers':{'p':{" P ",'headers':"
+                              "{'X':'\xc0\xaf'}}}}",
+                              "config.json: not valid UTF-8 on line 1")
+           && fails_only_with("{'providers':{'p':{" P ",'headers':"
+                              "{'X':'\xed\xa0\x80'}}}}",
+                              "config.json: not valid UTF-8 on line 1"),
+           "invalid UTF-8, overlong forms and surrogates are refused");
+
+    TAP_OK(llmp_utf8_invalid("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10)
+           == 10
+           && llmp_utf8_invalid("ab\xc3", 3) == 2
+           && llmp_utf8_invalid("\xf4\x90\x80\x80", 4) == 0
+           && llmp_utf8_invalid("\x80", 1) == 0,
+           "UTF-8: valid text passes, truncated and out of range do not");
+
     TAP_OK(fails_with("{'providers':{\n'p':{" P "}},,}", NULL,
                       "config.json: invalid JSON near line 2")
            && fails_only_with("[1]", "config.json: expected an object"),
