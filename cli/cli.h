@@ -5,6 +5,7 @@
 #ifndef _LLMP_CLI_H_INCLUDED_
 #define _LLMP_CLI_H_INCLUDED_
 
+#include <getopt.h>
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
@@ -36,7 +37,17 @@ int llmp_admin_url(char *buf, size_t size, const char *gateway_flag,
 char *llmp_master_key(const char *flag_file, const char *command);
 void llmp_secret_free(char *secret);
 int llmp_wants_help(int argc, char **argv);
-/* "30d", "12h", "15m", "90s", "1w", "3600" to seconds; -1 if invalid */
+/*
+ * -1 (reported) when option c, one of opts, comes a second time: the last
+ * would win silently; seen starts zeroed
+ */
+int llmp_option_repeated(char seen[128], int c, const struct option *opts);
+/*
+ * "30d", "12h", "15m", "90s", "1w", "3600" to seconds; -1 if invalid or
+ * longer than LLMP_DURATION_MAX (timestamps stay far inside PostgreSQL's
+ * range)
+ */
+#define LLMP_DURATION_MAX  (100LL * 365 * 86400)
 long long llmp_duration(const char *s);
 
 
@@ -74,10 +85,16 @@ int llmp_db_migrate(PGconn *conn, int verbose);
 int llmp_store_begin(PGconn *conn);
 void llmp_store_rollback(PGconn *conn);
 /*
- * The stored config in the compiled shape, sorted, without api_key;
+ * The stored config in the compiled shape, sorted, without api_key or
+ * headers (their digests stand for them);
  * *stored is NULL when nothing is stored.  -1 reported.
  */
 int llmp_store_load(PGconn *conn, cJSON **stored);
+/*
+ * Encrypts provider headers an older llmproxyctl stored in plain text.
+ * Returns how many (with dry_run: how many would be), -1 reported.
+ */
+int llmp_store_seal_headers(PGconn *conn, int dry_run);
 /*
  * Prints "providers.NAME.api_key: reason" for every provider key that
  * cannot be stored (no LLMPROXY_SALT_KEY); returns how many.

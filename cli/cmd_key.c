@@ -5,7 +5,9 @@
  */
 
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +15,28 @@
 #include <libpq-fe.h>
 
 #include "cli.h"
+#include "llmp_config.h"
 #include "llmp_sha256.h"
 
 
 #define LLMP_KEY_RANDOM  48
+
+/*
+ * Input limits, checked before the database is asked: rpm and tpm are
+ * integer columns; USD amounts are kept finite and printable; names and
+ * lists small enough for the gateway's key table (u_short counts).
+ */
+#define LLMP_KEY_INT_MAX     2147483647
+#define LLMP_KEY_USD_MAX     1e15
+#define LLMP_KEY_ALIAS_MAX   128
+#define LLMP_KEY_NAME_MAX    256
+#define LLMP_KEY_LIST_MAX    1024
+
+/* which options a subcommand takes */
+#define LLMP_KEY_OPTS_CREATE  "amgbdrtejDh"
+#define LLMP_KEY_OPTS_UPDATE  "amgbdrtesBUDh"
+#define LLMP_KEY_OPTS_SHOW    "jDh"
+#define LLMP_KEY_OPTS_REVOKE  "Dh"
 
 
 typedef struct {
@@ -62,19 +82,182 @@ llmp_key_help(FILE *f)
 }
 
 
-static int
-llmp_number(const char *s, int integer)
+/*
+ * A plain decimal amount: digits, an optional fraction and exponent; no
+ * sign, blanks, hex, nan or inf.  Returns the value, or -1.
+ */
+
+static double
+llmp_usd(const char *s)
 {
-    char    *end;
-    double   d;
+    char        *end;
+    double       d;
+    const char  *p;
 
-    d = strtod(s, &end);
+    p = s;
 
-    if (end == s || *end != '\0' || d < 0) {
-        return 0;
+    while (*p >= '0' && *p <= '9') {
+        p++;
     }
 
-    return !integer || d == (double) (long long) d;
+    if (*p == '.') {
+        p++;
+
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p == s || (p == s + 1 && *s == '.')) {
+        return -1;
+    }
+
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        p += (*p == '+' || *p == '-');
+
+        if (*p < '0' || *p > '9') {
+            return -1;
+        }
+
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (*p != '\0') {
+        return -1;
+    }
+
+    errno = 0;
+    d = strtod(s, &end);
+
+    if (*end != '\0' || errno == ERANGE || !isfinite(d) || d < 0
+        || d > LLMP_KEY_USD_MAX)
+    {
+        return -1;
+    }
+
+    return d;
+}
+
+
+/* a whole number from 1 to the integer column's maximum, or -1 */
+
+static long long
+llmp_count(const char *s)
+{
+    long long    n;
+    const char  *p;
+
+    n = 0;
+
+    for (p = s; *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (*p - '0');
+
+        if (n > LLMP_KEY_INT_MAX) {
+            return -1;
+        }
+    }
+
+    if (p == s || *p != '\0' || n == 0) {
+        return -1;
+    }
+
+    return n;
+}
+
+
+/*
+ * Printable text: valid UTF-8 (no overlong forms, surrogates or code
+ * points beyond U+10FFFF), no control characters (C0, DEL, C1), at most
+ * max bytes.  Returns NULL, or what is wrong.
+ */
+
+static const char *
+llmp_text_problem(const char *s, size_t len, size_t max)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (len == 0) {
+        return "is empty";
+    }
+
+    if (len > max) {
+        return "is too long";
+    }
+
+    if (llmp_utf8_invalid(s, len) < len) {
+        return "is not valid UTF-8";
+    }
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        /* C0 and DEL; C1 (U+0080 to U+009F) is 0xc2 0x80..0x9f */
+
+        if (c < 0x20 || c == 0x7f
+            || (c == 0xc2 && i + 1 < len
+                && (unsigned char) s[i + 1] >= 0x80
+                && (unsigned char) s[i + 1] <= 0x9f))
+        {
+            return "contains control characters";
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * "a,b": every name non-empty once blanks around it are trimmed, and at
+ * least one.  An empty list is refused: stored, it would allow every
+ * model.
+ */
+
+static int
+llmp_check_list(const char *option, const char *list)
+{
+    size_t       n, count;
+    const char  *p, *end, *why;
+
+    count = 0;
+
+    for (p = list; /* void */; p = end + 1) {
+        end = strchr(p, ',');
+        n = end ? (size_t) (end - p) : strlen(p);
+
+        while (n && *p == ' ') {
+            p++;
+            n--;
+        }
+
+        while (n && p[n - 1] == ' ') {
+            n--;
+        }
+
+        why = llmp_text_problem(p, n, LLMP_KEY_NAME_MAX);
+
+        if (why) {
+            fprintf(stderr, "llmproxyctl: --%s: name %zu %s (expected a "
+                    "comma-separated list of names, each at most %d "
+                    "bytes; an empty list is refused because it would "
+                    "allow every model)\n", option, count + 1, why,
+                    LLMP_KEY_NAME_MAX);
+            return -1;
+        }
+
+        if (++count > LLMP_KEY_LIST_MAX) {
+            fprintf(stderr, "llmproxyctl: --%s: more than %d names\n",
+                    option, LLMP_KEY_LIST_MAX);
+            return -1;
+        }
+
+        if (end == NULL) {
+            return 0;
+        }
+    }
 }
 
 
@@ -135,11 +318,42 @@ llmp_pg_array(const char *list)
 }
 
 
-static int
-llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o, int update)
+static const char *
+llmp_key_option_name(int c)
 {
-    int        c;
-    long long  d;
+    switch (c) {
+    case 'a': return "alias";
+    case 'm': return "models";
+    case 'g': return "access-groups";
+    case 'b': return "max-budget";
+    case 'd': return "budget-duration";
+    case 'r': return "rpm";
+    case 't': return "tpm";
+    case 'e': return "expires";
+    case 's': return "spend";
+    case 'B': return "block";
+    case 'U': return "unblock";
+    case 'D': return "database";
+    case 'j': return "json";
+    default: return "help";
+    }
+}
+
+
+/*
+ * Every option is checked here, before the database is asked: a value it
+ * would refuse, or one that would widen a key, is an error.  Returns 0,
+ * 1 after --help, -1 after telling why.
+ */
+
+static int
+llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
+    const char *allowed)
+{
+    int          c;
+    char         seen[128];
+    long long    d;
+    const char  *why;
 
     static const struct option  opts[] = {
         { "alias", required_argument, NULL, 'a' },
@@ -160,12 +374,59 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o, int update)
     };
 
     optind = 1;
+    opterr = 1;
+    memset(seen, 0, sizeof(seen));
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+
+        if (c == '?' || c == ':' || c < 0 || c >= 128) {
+            llmp_key_help(stderr);
+            return -1;
+        }
+
+        if (strchr(allowed, c) == NULL) {
+            fprintf(stderr, "llmproxyctl: key %s: --%s does not apply "
+                    "here\n", argv[0], llmp_key_option_name(c));
+            return -1;
+        }
+
+        if (seen[c]++) {
+            fprintf(stderr, "llmproxyctl: --%s given more than once\n",
+                    llmp_key_option_name(c));
+            return -1;
+        }
+
         switch (c) {
-        case 'a': o->alias = optarg; break;
-        case 'm': o->models = optarg; break;
-        case 'g': o->groups = optarg; break;
+        case 'a':
+            why = llmp_text_problem(optarg, strlen(optarg),
+                                    LLMP_KEY_ALIAS_MAX);
+
+            if (why) {
+                fprintf(stderr, "llmproxyctl: --alias: %s (expected "
+                        "printable UTF-8 text of at most %d bytes)\n", why,
+                        LLMP_KEY_ALIAS_MAX);
+                return -1;
+            }
+
+            if (strncmp(optarg, "sk-", 3) == 0) {
+                /* it would be taken for a key by info, update, revoke */
+                fprintf(stderr, "llmproxyctl: --alias: must not start "
+                        "with \"sk-\"\n");
+                return -1;
+            }
+
+            o->alias = optarg;
+            break;
+
+        case 'm':
+        case 'g':
+            if (llmp_check_list(llmp_key_option_name(c), optarg) != 0) {
+                return -1;
+            }
+
+            *(c == 'm' ? &o->models : &o->groups) = optarg;
+            break;
+
         case 'D': o->database = optarg; break;
         case 'j': o->json = 1; break;
         case 'B': o->blocked = "true"; break;
@@ -173,9 +434,10 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o, int update)
 
         case 'b':
         case 's':
-            if (!llmp_number(optarg, 0)) {
-                fprintf(stderr, "llmproxyctl: --%s: expected a number of "
-                        "USD\n", c == 'b' ? "max-budget" : "spend");
+            if (llmp_usd(optarg) < 0) {
+                fprintf(stderr, "llmproxyctl: --%s: expected an amount of "
+                        "USD from 0 to %.0e, such as 50 or 12.5\n",
+                        llmp_key_option_name(c), LLMP_KEY_USD_MAX);
                 return -1;
             }
 
@@ -184,9 +446,11 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o, int update)
 
         case 'r':
         case 't':
-            if (!llmp_number(optarg, 1)) {
-                fprintf(stderr, "llmproxyctl: --%s: expected a whole number\n",
-                        c == 'r' ? "rpm" : "tpm");
+            if (llmp_count(optarg) < 0) {
+                fprintf(stderr, "llmproxyctl: --%s: expected a whole number "
+                        "from 1 to %d (0 would mean no limit: leave the "
+                        "option out for that)\n", llmp_key_option_name(c),
+                        LLMP_KEY_INT_MAX);
                 return -1;
             }
 
@@ -197,9 +461,9 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o, int update)
         case 'e':
             d = llmp_duration(optarg);
             if (d <= 0) {
-                fprintf(stderr, "llmproxyctl: --%s: expected a duration such "
-                        "as 30d, 12h, 15m\n",
-                        c == 'd' ? "budget-duration" : "expires");
+                fprintf(stderr, "llmproxyctl: --%s: expected a duration "
+                        "from 1s to %lldd, such as 30d, 12h, 15m\n",
+                        llmp_key_option_name(c), LLMP_DURATION_MAX / 86400);
                 return -1;
             }
 
@@ -211,16 +475,11 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o, int update)
         case 'h':
             llmp_key_help(stdout);
             return 1;
-
-        default:
-            llmp_key_help(stderr);
-            return -1;
         }
     }
 
-    if (!update && (o->spend || o->blocked)) {
-        fprintf(stderr, "llmproxyctl: --spend, --block and --unblock are for "
-                "key update\n");
+    if (seen['B'] && seen['U']) {
+        fprintf(stderr, "llmproxyctl: --block and --unblock together\n");
         return -1;
     }
 
@@ -246,7 +505,7 @@ llmp_key_create(int argc, char **argv)
 
     memset(&o, 0, sizeof(llmp_key_opts_t));
 
-    rc = llmp_key_parse(argc, argv, &o, 0);
+    rc = llmp_key_parse(argc, argv, &o, LLMP_KEY_OPTS_CREATE);
     if (rc != 0) {
         return rc > 0 ? LLMP_EXIT_OK : LLMP_EXIT_INVALID;
     }
@@ -362,12 +621,24 @@ llmp_key_create(int argc, char **argv)
 }
 
 
-/* the WHERE value for KEY_OR_ALIAS: the hash of a key, or an alias */
+/*
+ * the WHERE value for KEY_OR_ALIAS: the hash of a key, or an alias; NULL
+ * (reported, without echoing what may be a key) when PostgreSQL would
+ * refuse the text
+ */
 
 static const char *
 llmp_key_where(const char *arg, char hex[65], const char **column)
 {
-    unsigned char  digest[32];
+    const char     *why;
+    unsigned char   digest[32];
+
+    why = llmp_text_problem(arg, strlen(arg), 1024);
+
+    if (why) {
+        fprintf(stderr, "llmproxyctl: KEY_OR_ALIAS %s\n", why);
+        return NULL;
+    }
 
     if (strncmp(arg, "sk-", 3) == 0 && strlen(arg) >= 20) {
         llmp_sha256(arg, strlen(arg), digest);
@@ -431,7 +702,7 @@ llmp_key_list(int argc, char **argv)
 
     memset(&o, 0, sizeof(llmp_key_opts_t));
 
-    rc = llmp_key_parse(argc, argv, &o, 0);
+    rc = llmp_key_parse(argc, argv, &o, LLMP_KEY_OPTS_SHOW);
     if (rc != 0) {
         return rc > 0 ? LLMP_EXIT_OK : LLMP_EXIT_INVALID;
     }
@@ -502,7 +773,7 @@ llmp_key_info(int argc, char **argv)
 
     memset(&o, 0, sizeof(llmp_key_opts_t));
 
-    rc = llmp_key_parse(argc, argv, &o, 0);
+    rc = llmp_key_parse(argc, argv, &o, LLMP_KEY_OPTS_SHOW);
     if (rc != 0) {
         return rc > 0 ? LLMP_EXIT_OK : LLMP_EXIT_INVALID;
     }
@@ -513,6 +784,9 @@ llmp_key_info(int argc, char **argv)
     }
 
     value = llmp_key_where(argv[optind], hex, &column);
+    if (value == NULL) {
+        return LLMP_EXIT_INVALID;
+    }
 
     conn = llmp_db_connect(o.database);
     if (conn == NULL) {
@@ -580,7 +854,8 @@ llmp_key_change(int argc, char **argv, int revoke)
 
     memset(&o, 0, sizeof(llmp_key_opts_t));
 
-    rc = llmp_key_parse(argc, argv, &o, 1);
+    rc = llmp_key_parse(argc, argv, &o, revoke ? LLMP_KEY_OPTS_REVOKE
+                                                   : LLMP_KEY_OPTS_UPDATE);
     if (rc != 0) {
         return rc > 0 ? LLMP_EXIT_OK : LLMP_EXIT_INVALID;
     }
@@ -592,6 +867,9 @@ llmp_key_change(int argc, char **argv, int revoke)
     }
 
     value = llmp_key_where(argv[optind], hex, &column);
+    if (value == NULL) {
+        return LLMP_EXIT_INVALID;
+    }
 
     conn = llmp_db_connect(o.database);
     if (conn == NULL) {
@@ -646,10 +924,24 @@ llmp_key_change(int argc, char **argv, int revoke)
     free(groups);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "llmproxyctl: database: %s", PQerrorMessage(conn));
+        rc = LLMP_EXIT_FAILED;
+
+        if (strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) ?
+                   PQresultErrorField(res, PG_DIAG_SQLSTATE) : "", "23505")
+            == 0)
+        {
+            fprintf(stderr, "llmproxyctl: a key with alias \"%s\" exists "
+                    "already\n", o.alias ? o.alias : "");
+            rc = LLMP_EXIT_INVALID;
+
+        } else {
+            fprintf(stderr, "llmproxyctl: database: %s",
+                    PQerrorMessage(conn));
+        }
+
         PQclear(res);
         PQfinish(conn);
-        return LLMP_EXIT_FAILED;
+        return rc;
     }
 
     if (strcmp(PQcmdTuples(res), "0") == 0) {

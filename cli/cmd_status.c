@@ -88,7 +88,7 @@ int
 llmp_cmd_status(int argc, char **argv)
 {
     int                    c, json, rc;
-    char                  *key, url[2048], *text;
+    char                  *key, url[2048], *text, seen[128];
     cJSON                 *root;
     const char            *gateway, *key_file;
     llmp_http_response_t   resp;
@@ -105,8 +105,13 @@ llmp_cmd_status(int argc, char **argv)
     gateway = NULL;
     key_file = NULL;
     optind = 1;
+    memset(seen, 0, sizeof(seen));
 
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if (llmp_option_repeated(seen, c, opts) != 0) {
+            return LLMP_EXIT_INVALID;
+        }
+
         switch (c) {
         case 'j':
             json = 1;

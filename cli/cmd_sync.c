@@ -169,11 +169,12 @@ llmp_strip(cJSON *item, int secret)
 
     if (secret) {
         cJSON_DeleteItemFromObjectCaseSensitive(item, "api_key");
+        cJSON_DeleteItemFromObjectCaseSensitive(item, "headers");
     }
 }
 
 
-/* equal apart from the secret itself (its sha256 is compared) */
+/* equal apart from the secrets themselves (their sha256 is compared) */
 
 static int
 llmp_same(const cJSON *a, const cJSON *b)
@@ -239,24 +240,25 @@ llmp_entry_name(const cJSON *item, const char *key)
 
 
 /*
- * A stored provider kept as it is: the gateway never reports its api_key.
- * When the local provider has the same secret (api_key_sha256), the key
- * is sent again; otherwise only the digest goes back and the gateway
- * keeps the key it has.
+ * A stored provider kept as it is: the gateway never reports its api_key
+ * or its headers.  When the local provider has the same secret (same
+ * sha256), it is sent again; otherwise only the digest goes back and the
+ * gateway keeps what it has.
  */
 
 static int
-llmp_keep_secret(llmp_plan_t *plan, cJSON *copy, int warn)
+llmp_keep_secret_member(llmp_plan_t *plan, cJSON *copy, int warn,
+    const char *member, const char *digest)
 {
-    const char   *name, *sha, *lsha, *key;
-    const cJSON  *local;
+    cJSON        *v;
+    const char   *name, *sha, *lsha;
+    const cJSON  *local, *lv;
 
     name = llmp_entry_name(copy, "name");
     sha = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(copy,
-                                   "api_key_sha256"));
+                                                                digest));
 
-    if (sha == NULL
-        || cJSON_GetObjectItemCaseSensitive(copy, "api_key") != NULL)
+    if (sha == NULL || cJSON_GetObjectItemCaseSensitive(copy, member) != NULL)
     {
         return 0;
     }
@@ -266,21 +268,42 @@ llmp_keep_secret(llmp_plan_t *plan, cJSON *copy, int warn)
                       "name", name);
 
     lsha = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(local,
-                                    "api_key_sha256"));
-    key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(local,
-                                   "api_key"));
+                                                                 digest));
+    lv = cJSON_GetObjectItemCaseSensitive(local, member);
 
-    if (lsha && key && strcmp(lsha, sha) == 0) {
-        return cJSON_AddStringToObject(copy, "api_key", key) ? 0 : -1;
+    if (lsha && lv && strcmp(lsha, sha) == 0) {
+        v = cJSON_Duplicate(lv, 1);
+
+        if (v == NULL || !cJSON_AddItemToObject(copy, member, v)) {
+            cJSON_Delete(v);
+            return -1;
+        }
+
+        return 0;
     }
 
     if (local && warn) {
         fprintf(stderr, "llmproxyctl: warning: credential %s: the gateway "
-                "keeps its stored api_key; a new key is applied only with "
-                "--force\n", name);
+                "keeps its stored %s; new ones are applied only with "
+                "--force\n", name, member);
     }
 
     return 0;
+}
+
+
+static int
+llmp_keep_secret(llmp_plan_t *plan, cJSON *copy, int warn)
+{
+    if (llmp_keep_secret_member(plan, copy, warn, "api_key",
+                                "api_key_sha256")
+        != 0)
+    {
+        return -1;
+    }
+
+    return llmp_keep_secret_member(plan, copy, warn, "headers",
+                                   "headers_sha256");
 }
 
 
@@ -655,7 +678,8 @@ static int
 llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
     llmp_sync_opts_t *o)
 {
-    int  c;
+    int   c;
+    char  seen[128];
 
     static const struct option  opts[] = {
         { "config", required_argument, NULL, 'c' },
@@ -672,8 +696,13 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
 
     optind = 1;
     opterr = 1;
+    memset(seen, 0, sizeof(seen));
 
     while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+        if (llmp_option_repeated(seen, c, opts) != 0) {
+            return LLMP_EXIT_INVALID;
+        }
+
         switch (c) {
         case 'c':
             o->config = optarg;
@@ -927,7 +956,7 @@ llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha)
 static int
 llmp_sync_database(llmp_plan_t *plan, const llmp_sync_opts_t *o)
 {
-    int         rc, pending;
+    int         rc, pending, sealed;
     char       *sha;
     cJSON      *stored, *result;
     PGconn     *conn;
@@ -941,6 +970,15 @@ llmp_sync_database(llmp_plan_t *plan, const llmp_sync_opts_t *o)
     if (llmp_store_begin(conn) != 0) {
         PQfinish(conn);
         return LLMP_EXIT_FAILED;
+    }
+
+    sealed = llmp_store_seal_headers(conn, plan->dry_run);
+
+    if (sealed < 0) {
+        fprintf(stderr, "llmproxyctl: sync: nothing applied\n");
+        llmp_store_rollback(conn);
+        PQfinish(conn);
+        return LLMP_EXIT_INVALID;
     }
 
     if (llmp_store_load(conn, &stored) != 0) {
@@ -968,7 +1006,7 @@ llmp_sync_database(llmp_plan_t *plan, const llmp_sync_opts_t *o)
         goto done;
     }
 
-    if (plan->created + plan->changed + plan->removed == 0) {
+    if (plan->created + plan->changed + plan->removed + sealed == 0) {
         printf("nothing to apply\n");
         goto done;
     }

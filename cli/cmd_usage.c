@@ -60,7 +60,7 @@ int
 llmp_cmd_usage(int argc, char **argv)
 {
     int                     c, i, n, json;
-    char                    sql[2048], secs[32], *out;
+    char                    sql[2048], secs[32], *out, seen[128];
     cJSON                  *root, *rows, *row;
     PGconn                 *conn;
     PGresult               *res;
@@ -88,15 +88,21 @@ llmp_cmd_usage(int argc, char **argv)
     database = NULL;
 
     optind = 1;
+    memset(seen, 0, sizeof(seen));
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (llmp_option_repeated(seen, c, opts) != 0) {
+            return LLMP_EXIT_INVALID;
+        }
+
         switch (c) {
 
         case 's':
             since = llmp_duration(optarg);
             if (since <= 0) {
                 fprintf(stderr, "llmproxyctl: --since: expected a duration "
-                        "such as 7d, 12h, 30m\n");
+                        "from 1s to %lldd, such as 7d, 12h, 30m\n",
+                        LLMP_DURATION_MAX / 86400);
                 return LLMP_EXIT_INVALID;
             }
             break;

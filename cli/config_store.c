@@ -1,9 +1,10 @@
 /*
  * The config in PostgreSQL: one row of llmproxy_config_entries per entry
- * of the compiled config, provider keys encrypted with LLMPROXY_SALT_KEY
- * (configs/schema/002_config.sql).  Gateways sharing the database poll
- * llmproxy_config_state.version, which every statement on the entries
- * bumps: only entries that change are written.
+ * of the compiled config, provider keys and headers encrypted with
+ * LLMPROXY_SALT_KEY (configs/schema/002_config.sql, 004_headers_enc.sql).
+ * Gateways sharing the database poll llmproxy_config_state.version,
+ * which every statement on the entries bumps: only entries that change
+ * are written.
  */
 
 #include <stdio.h>
@@ -34,7 +35,7 @@ static const llmp_store_kind_t  llmp_store_kinds[] = {
 };
 
 
-/* what happens to api_key_enc */
+/* what happens to api_key_enc and headers_enc */
 #define LLMP_STORE_KEY_KEEP   0
 #define LLMP_STORE_KEY_SET    1
 #define LLMP_STORE_KEY_CLEAR  2
@@ -148,6 +149,43 @@ llmp_store_document(void)
 }
 
 
+/*
+ * Rows written before headers were encrypted hold them in data: they are
+ * shown by their digest, like the others, until
+ * llmp_store_seal_headers() rewrites them.
+ */
+
+static int
+llmp_store_hide_headers(cJSON *data)
+{
+    char    hex[65];
+    cJSON  *h;
+
+    h = cJSON_GetObjectItemCaseSensitive(data, "headers");
+
+    switch (llmp_headers_sha256(h, hex)) {
+    case 0:
+        return 0;
+
+    case 1:
+        break;
+
+    default:
+        return -1;
+    }
+
+    if (cJSON_GetObjectItemCaseSensitive(data, "headers_sha256") == NULL
+        && cJSON_AddStringToObject(data, "headers_sha256", hex) == NULL)
+    {
+        return -1;
+    }
+
+    cJSON_DeleteItemFromObjectCaseSensitive(data, "headers");
+
+    return 0;
+}
+
+
 static int
 llmp_store_add(cJSON *doc, const char *kind, const char *name,
     const char *text)
@@ -162,6 +200,14 @@ llmp_store_add(cJSON *doc, const char *kind, const char *name,
         fprintf(stderr, "llmproxyctl: database: config entry %s %s: %s\n",
                 kind, name, k ? "data is not JSON" : "unknown kind");
         cJSON_Delete(data);
+        return -1;
+    }
+
+    if (strcmp(k->kind, "credentials") == 0
+        && llmp_store_hide_headers(data) != 0)
+    {
+        cJSON_Delete(data);
+        fprintf(stderr, "llmproxyctl: out of memory\n");
         return -1;
     }
 
@@ -283,25 +329,27 @@ llmp_store_map(const cJSON *doc, const llmp_store_kind_t *k)
 
 
 static const char *
-llmp_store_sha(const cJSON *provider)
+llmp_store_sha(const cJSON *provider, const char *digest)
 {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(provider,
-                                    "api_key_sha256"));
+                                                                 digest));
 }
 
 
 /*
- * A stored provider whose key digest is unchanged keeps its api_key_enc;
- * otherwise the new key is encrypted, or the column cleared.
+ * A stored provider whose secret's digest (api_key_sha256 or
+ * headers_sha256) is unchanged keeps its encrypted column; otherwise the
+ * new secret is encrypted, or the column cleared.
  */
 
 static int
-llmp_store_key_action(const cJSON *result, const cJSON *stored)
+llmp_store_key_action(const cJSON *result, const cJSON *stored,
+    const char *digest)
 {
     const char  *rsha, *ssha;
 
-    rsha = llmp_store_sha(result);
-    ssha = stored ? llmp_store_sha(stored) : NULL;
+    rsha = llmp_store_sha(result, digest);
+    ssha = stored ? llmp_store_sha(stored, digest) : NULL;
 
     if (stored
         && ((rsha == NULL && ssha == NULL)
@@ -348,22 +396,42 @@ llmp_store_check_keys(const cJSON *stored, const cJSON *result)
                                         "name"));
         s = name ? cJSON_GetObjectItemCaseSensitive(smap, name) : NULL;
 
-        if (llmp_store_key_action(r, s) != LLMP_STORE_KEY_SET) {
-            continue;
+        if (llmp_store_key_action(r, s, "api_key_sha256")
+            == LLMP_STORE_KEY_SET)
+        {
+            if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r,
+                                         "api_key")) == NULL)
+            {
+                fprintf(stderr, "providers.%s.api_key: the key is not in "
+                        "the config (use --force to store the config's "
+                        "key)\n", name ? name : "?");
+                n++;
+
+            } else if (llmp_store_salt() == NULL) {
+                fprintf(stderr, "providers.%s.api_key: LLMPROXY_SALT_KEY "
+                        "must be set to store provider keys\n",
+                        name ? name : "?");
+                n++;
+            }
         }
 
-        if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r,
-                                     "api_key")) == NULL)
+        if (llmp_store_key_action(r, s, "headers_sha256")
+            == LLMP_STORE_KEY_SET)
         {
-            fprintf(stderr, "providers.%s.api_key: the key is not in the "
-                    "config (use --force to store the config's key)\n",
-                    name ? name : "?");
-            n++;
+            if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r,
+                                                                 "headers")))
+            {
+                fprintf(stderr, "providers.%s.headers: not in the config "
+                        "(use --force to store the config's headers)\n",
+                        name ? name : "?");
+                n++;
 
-        } else if (llmp_store_salt() == NULL) {
-            fprintf(stderr, "providers.%s.api_key: LLMPROXY_SALT_KEY must be "
-                    "set to store provider keys\n", name ? name : "?");
-            n++;
+            } else if (llmp_store_salt() == NULL) {
+                fprintf(stderr, "providers.%s.headers: LLMPROXY_SALT_KEY "
+                        "must be set to store provider headers (their "
+                        "values are secrets)\n", name ? name : "?");
+                n++;
+            }
         }
     }
 
@@ -373,19 +441,22 @@ llmp_store_check_keys(const cJSON *stored, const cJSON *result)
 }
 
 
-/* one entry: INSERT, or UPDATE when its data or its key changes */
+/* one entry: INSERT, or UPDATE when its data or a secret changes */
 
 static int
 llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
     const cJSON *r, const cJSON *s)
 {
-    int          rc, action;
-    char        *text, *enc;
+    int          rc, action, haction;
+    char        *text, *enc, *henc;
     cJSON       *data;
-    const char  *params[4], *sql;
+    const char  *params[7], *sql;
 
     action = LLMP_STORE_KEY_CLEAR;
+    haction = LLMP_STORE_KEY_CLEAR;
     enc = NULL;
+    henc = NULL;
+    text = NULL;
 
     data = cJSON_Duplicate(r, 1);
     if (data == NULL) {
@@ -393,17 +464,27 @@ llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
     }
 
     if (strcmp(k->kind, "credentials") == 0) {
-        action = llmp_store_key_action(r, s);
+        action = llmp_store_key_action(r, s, "api_key_sha256");
+        haction = llmp_store_key_action(r, s, "headers_sha256");
         cJSON_DeleteItemFromObjectCaseSensitive(data, "api_key");
+
+        /* an empty object stays: it has no secret and no digest */
+
+        if (cJSON_GetObjectItemCaseSensitive(data, "headers_sha256")) {
+            cJSON_DeleteItemFromObjectCaseSensitive(data, "headers");
+        }
     }
 
-    if (s && action == LLMP_STORE_KEY_KEEP && cJSON_Compare(data, s, 1)) {
+    if (s && action == LLMP_STORE_KEY_KEEP && haction == LLMP_STORE_KEY_KEEP
+        && cJSON_Compare(data, s, 1))
+    {
         cJSON_Delete(data);
         return 0;
     }
 
+    /* llmp_store_check_keys() made sure of the secrets and the salt */
+
     if (action == LLMP_STORE_KEY_SET) {
-        /* llmp_store_check_keys() made sure of both */
         enc = llmp_encrypt(llmp_store_salt(), cJSON_GetStringValue(
                                cJSON_GetObjectItemCaseSensitive(r,
                                                                 "api_key")));
@@ -415,11 +496,23 @@ llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
         }
     }
 
+    if (haction == LLMP_STORE_KEY_SET) {
+        henc = llmp_headers_encrypt(llmp_store_salt(),
+                                    cJSON_GetObjectItemCaseSensitive(r,
+                                                                "headers"));
+        if (henc == NULL) {
+            free(enc);
+            cJSON_Delete(data);
+            fprintf(stderr, "llmproxyctl: providers.%s.headers: cannot "
+                    "encrypt\n", name);
+            return -1;
+        }
+    }
+
     text = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
 
     if (text == NULL) {
-        free(enc);
         goto nomem;
     }
 
@@ -427,37 +520,132 @@ llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
     params[1] = name;
     params[2] = text;
     params[3] = enc;
+    params[4] = henc;
+    params[5] = action == LLMP_STORE_KEY_KEEP ? "false" : "true";
+    params[6] = haction == LLMP_STORE_KEY_KEEP ? "false" : "true";
 
     if (s == NULL) {
         sql = "INSERT INTO llmproxy_config_entries"
-              " (kind, name, data, api_key_enc)"
-              " VALUES ($1, $2, $3::jsonb, $4)";
-
-    } else if (action == LLMP_STORE_KEY_KEEP) {
-        sql = "UPDATE llmproxy_config_entries"
-              " SET data = $3::jsonb, updated_at = now()"
-              " WHERE kind = $1 AND name = $2"
-              " AND data IS DISTINCT FROM $3::jsonb";
+              " (kind, name, data, api_key_enc, headers_enc)"
+              " VALUES ($1, $2, $3::jsonb, $4, $5)";
 
     } else {
         sql = "UPDATE llmproxy_config_entries"
-              " SET data = $3::jsonb, api_key_enc = $4, updated_at = now()"
-              " WHERE kind = $1 AND name = $2";
+              " SET data = $3::jsonb,"
+              " api_key_enc = CASE WHEN $6::boolean THEN $4"
+              " ELSE api_key_enc END,"
+              " headers_enc = CASE WHEN $7::boolean THEN $5"
+              " ELSE headers_enc END,"
+              " updated_at = now()"
+              " WHERE kind = $1 AND name = $2"
+              " AND (data IS DISTINCT FROM $3::jsonb OR $6::boolean"
+              " OR $7::boolean)";
     }
 
-    rc = llmp_store_exec(conn, sql, (s && action == LLMP_STORE_KEY_KEEP)
-                                    ? 3 : 4, params);
+    rc = llmp_store_exec(conn, sql, s ? 7 : 5, params);
 
     free(text);
     free(enc);
+    free(henc);
 
     return rc;
 
 nomem:
 
+    free(enc);
+    free(henc);
     fprintf(stderr, "llmproxyctl: out of memory\n");
 
     return -1;
+}
+
+
+/*
+ * Headers stored in plain text by an older llmproxyctl: encrypted in
+ * place, in the sync's transaction.  Returns how many (dry run: would
+ * be), or -1 reported.
+ */
+
+int
+llmp_store_seal_headers(PGconn *conn, int dry_run)
+{
+    int          i, n, rc;
+    char         hex[65], *enc;
+    cJSON       *h;
+    PGresult    *res;
+    const char  *params[3], *name;
+
+    res = PQexecParams(conn, "SELECT name, (data->'headers')::text"
+                       " FROM llmproxy_config_entries"
+                       " WHERE kind = 'credentials' AND headers_enc IS NULL"
+                       " AND jsonb_typeof(data->'headers') = 'object'"
+                       " AND data->'headers' <> '{}'::jsonb ORDER BY name",
+                       0, NULL, NULL, NULL, NULL, 0);
+
+    if (!llmp_store_ok(conn, res, PGRES_TUPLES_OK)) {
+        PQclear(res);
+        return -1;
+    }
+
+    n = PQntuples(res);
+    rc = n;
+
+    for (i = 0; i < n; i++) {
+        name = PQgetvalue(res, i, 0);
+
+        if (llmp_store_salt() == NULL) {
+            fprintf(stderr, "providers.%s.headers: stored in plain text by "
+                    "an older llmproxyctl: set LLMPROXY_SALT_KEY to encrypt "
+                    "them\n", name);
+            rc = -1;
+            continue;
+        }
+
+        if (dry_run) {
+            printf("~ credential %s: stored headers to be encrypted\n",
+                   name);
+            continue;
+        }
+
+        h = cJSON_Parse(PQgetvalue(res, i, 1));
+        enc = h ? llmp_headers_encrypt(llmp_store_salt(), h) : NULL;
+
+        if (enc == NULL || llmp_headers_sha256(h, hex) != 1) {
+            fprintf(stderr, "llmproxyctl: providers.%s.headers: cannot "
+                    "encrypt\n", name);
+            cJSON_Delete(h);
+            free(enc);
+            rc = -1;
+            break;
+        }
+
+        cJSON_Delete(h);
+
+        params[0] = name;
+        params[1] = hex;
+        params[2] = enc;
+
+        if (llmp_store_exec(conn, "UPDATE llmproxy_config_entries"
+                            " SET data = (data - 'headers')"
+                            " || jsonb_build_object('headers_sha256',"
+                            " $2::text), headers_enc = $3,"
+                            " updated_at = now()"
+                            " WHERE kind = 'credentials' AND name = $1",
+                            3, params)
+            != 0)
+        {
+            free(enc);
+            rc = -1;
+            break;
+        }
+
+        free(enc);
+        printf("~ credential %s: stored headers encrypted\n", name);
+    }
+
+    PQclear(res);
+
+    return rc;
 }
 
 

@@ -211,27 +211,64 @@ llmp_wants_help(int argc, char **argv)
 long long
 llmp_duration(const char *s)
 {
-    char       *end;
-    long long   n;
+    long long    n, unit;
+    const char  *p;
 
-    n = strtoll(s, &end, 10);
+    /* digits only: no sign, no blanks, no overflow */
 
-    if (end == s || n < 0) {
+    n = 0;
+
+    for (p = s; *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (*p - '0');
+
+        if (n > LLMP_DURATION_MAX) {
+            return -1;
+        }
+    }
+
+    if (p == s) {
         return -1;
     }
 
-    switch (*end) {
-    case '\0': case 's': break;
-    case 'm': n *= 60; break;
-    case 'h': n *= 3600; break;
-    case 'd': n *= 86400; break;
-    case 'w': n *= 7 * 86400; break;
+    switch (*p) {
+    case '\0': case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    case 'w': unit = 7 * 86400; break;
     default: return -1;
     }
 
-    if (*end && end[1] != '\0') {
+    if (*p && p[1] != '\0') {
         return -1;
     }
 
-    return n;
+    if (n > LLMP_DURATION_MAX / unit) {
+        return -1;
+    }
+
+    return n * unit;
+}
+
+
+int
+llmp_option_repeated(char seen[128], int c, const struct option *opts)
+{
+    if (c <= 0 || c >= 128 || seen[c]++ == 0) {
+        return 0;
+    }
+
+    while (opts->name && opts->val != c) {
+        opts++;
+    }
+
+    if (opts->name) {
+        fprintf(stderr, "llmproxyctl: --%s given more than once\n",
+                opts->name);
+
+    } else {
+        fprintf(stderr, "llmproxyctl: -%c given more than once\n", c);
+    }
+
+    return -1;
 }

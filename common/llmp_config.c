@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "llmp_config.h"
+#include "llmp_crypt.h"
 #include "llmp_sha256.h"
 
 
@@ -309,12 +310,81 @@ llmp_read_file(const char *path, int *err)
 }
 
 
+size_t
+llmp_utf8_invalid(const char *s, size_t len)
+{
+    size_t         i, n, k;
+    unsigned int   cp, min;
+    unsigned char  c;
+
+    for (i = 0; i < len; i += n) {
+        c = (unsigned char) s[i];
+
+        if (c < 0x80) {
+            n = 1;
+            continue;
+        }
+
+        if ((c & 0xe0) == 0xc0) {
+            n = 2; cp = c & 0x1f; min = 0x80;
+
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 3; cp = c & 0x0f; min = 0x800;
+
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 4; cp = c & 0x07; min = 0x10000;
+
+        } else {
+            return i;
+        }
+
+        if (n > len - i) {
+            return i;
+        }
+
+        for (k = 1; k < n; k++) {
+            if (((unsigned char) s[i + k] & 0xc0) != 0x80) {
+                return i;
+            }
+
+            cp = (cp << 6) | ((unsigned char) s[i + k] & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return i;
+        }
+    }
+
+    return len;
+}
+
+
 static cJSON *
 llmp_parse(const char *text, const char *name, llmp_errors_t *errs)
 {
     int          line;
     cJSON       *root;
+    size_t       len, bad;
     const char  *at, *p;
+
+    /*
+     * JSON is UTF-8: anything else would reach PostgreSQL (which refuses
+     * it with its own error), metrics labels and headers
+     */
+
+    len = strlen(text);
+    bad = llmp_utf8_invalid(text, len);
+
+    if (bad < len) {
+        line = 1;
+
+        for (p = text; p < text + bad; p++) {
+            line += (*p == '\n');
+        }
+
+        llmp_errors_add(errs, "%s: not valid UTF-8 on line %d", name, line);
+        return NULL;
+    }
 
     root = cJSON_Parse(text);
 
@@ -875,6 +945,23 @@ llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
         goto nomem;
     }
 
+    /* header values are secrets too: compared by their digest */
+
+    switch (llmp_headers_sha256(copy, hex)) {
+    case 0:
+        break;
+
+    case 1:
+        if (cJSON_AddStringToObject(out, "headers_sha256", hex) != NULL) {
+            break;
+        }
+
+        /* fall through */
+
+    default:
+        goto nomem;
+    }
+
     free(base);
 
     return out;
@@ -972,21 +1059,13 @@ llmp_check_headers(llmp_compile_t *c, const char *name, const cJSON *h)
             continue;
         }
 
-        for (s = v->string; *s; s++) {
-            if ((unsigned char) *s <= ' ' || *s == ':' || *s == 0x7f) {
-                break;
-            }
-        }
+        /* the value is a secret: never in a message */
 
-        if (*s || v->string[0] == '\0') {
-            llmp_errors_add(c->errs, "providers.%s.headers.%s: invalid "
-                            "header name", name, v->string);
-            continue;
-        }
+        s = llmp_header_problem(v->string, v->valuestring);
 
-        if (strpbrk(v->valuestring, "\r\n")) {
-            llmp_errors_add(c->errs, "providers.%s.headers.%s: invalid "
-                            "header value", name, v->string);
+        if (s) {
+            llmp_errors_add(c->errs, "providers.%s.headers.%s: %s", name,
+                            v->string, s);
         }
     }
 }
@@ -1431,7 +1510,7 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
 
     static const char *const  fields[] = {
         "name", "api_base", "interfaces", "api_key", "api_key_sha256",
-        "headers", NULL
+        "headers", "headers_sha256", NULL
     };
 
     name = llmp_string(p, "name");
@@ -1477,7 +1556,25 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
                         "digits", name);
     }
 
+    /*
+     * like api_key, the headers are left out where they are stored or
+     * shown: then their digest stands for them
+     */
+
     h = cJSON_GetObjectItemCaseSensitive(p, "headers");
+    s = llmp_string(p, "headers_sha256");
+
+    if ((cJSON_GetObjectItemCaseSensitive(p, "headers_sha256")
+         && (s == NULL || !llmp_is_hex64(s)))
+        || (cJSON_IsObject(h) && h->child && s == NULL))
+    {
+        llmp_errors_add(errs, "providers.%s.headers_sha256: expected 64 hex "
+                        "digits", name);
+    }
+
+    if (h == NULL && s) {
+        return;
+    }
 
     if (!cJSON_IsObject(h)) {
         llmp_errors_add(errs, "providers.%s.headers: expected object", name);

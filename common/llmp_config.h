@@ -74,4 +74,10 @@ int llmp_compiled_sort(cJSON *compiled);
 /* sets "config_sha256" to the digest of the document with it set to "" */
 int llmp_compiled_seal(cJSON *compiled);
 
+/*
+ * The offset of the first byte that is not valid UTF-8 (overlong forms,
+ * surrogates and code points beyond U+10FFFF are not), or len.
+ */
+size_t llmp_utf8_invalid(const char *s, size_t len);
+
 #endif /* _LLMP_CONFIG_H_INCLUDED_ */

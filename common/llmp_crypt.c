@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -152,4 +153,181 @@ llmp_decrypt(const char *salt_key, const char *text)
     plain[len + n] = '\0';
 
     return plain;
+}
+
+
+static int
+llmp_headers_cmp(const void *a, const void *b)
+{
+    return strcmp((*(cJSON *const *) a)->string,
+                  (*(cJSON *const *) b)->string);
+}
+
+
+/* the headers as one canonical text (cJSON_free), or NULL */
+
+static char *
+llmp_headers_text(const cJSON *headers)
+{
+    char    *text;
+    cJSON   *copy, **items, *v;
+    size_t   i, n;
+
+    copy = cJSON_Duplicate(headers, 1);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    n = 0;
+
+    cJSON_ArrayForEach(v, copy) {
+        n++;
+    }
+
+    items = malloc((n + 1) * sizeof(cJSON *));
+    if (items == NULL) {
+        cJSON_Delete(copy);
+        return NULL;
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(v, copy) {
+        items[i++] = v;
+    }
+
+    qsort(items, n, sizeof(cJSON *), llmp_headers_cmp);
+
+    for (i = 0; i < n; i++) {
+        items[i]->prev = i ? items[i - 1] : items[n - 1];
+        items[i]->next = i + 1 < n ? items[i + 1] : NULL;
+    }
+
+    copy->child = n ? items[0] : NULL;
+    free(items);
+
+    text = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+
+    return text;
+}
+
+
+int
+llmp_headers_sha256(const cJSON *headers, char hex[65])
+{
+    char           *text;
+    unsigned char   digest[32];
+
+    if (!cJSON_IsObject(headers) || headers->child == NULL) {
+        return 0;
+    }
+
+    text = llmp_headers_text(headers);
+    if (text == NULL) {
+        return -1;
+    }
+
+    llmp_sha256(text, strlen(text), digest);
+    llmp_sha256_hex(digest, hex);
+
+    memset(text, 0, strlen(text));
+    cJSON_free(text);
+
+    return 1;
+}
+
+
+char *
+llmp_headers_encrypt(const char *salt_key, const cJSON *headers)
+{
+    char  *text, *enc;
+
+    text = llmp_headers_text(headers);
+    if (text == NULL) {
+        return NULL;
+    }
+
+    enc = llmp_encrypt(salt_key, text);
+
+    memset(text, 0, strlen(text));
+    cJSON_free(text);
+
+    return enc;
+}
+
+
+cJSON *
+llmp_headers_decrypt(const char *salt_key, const char *text)
+{
+    char   *plain;
+    cJSON  *headers, *v;
+
+    plain = llmp_decrypt(salt_key, text);
+    if (plain == NULL) {
+        return NULL;
+    }
+
+    headers = cJSON_Parse(plain);
+
+    memset(plain, 0, strlen(plain));
+    free(plain);
+
+    if (!cJSON_IsObject(headers)) {
+        cJSON_Delete(headers);
+        return NULL;
+    }
+
+    cJSON_ArrayForEach(v, headers) {
+        if (!cJSON_IsString(v)) {
+            cJSON_Delete(headers);
+            return NULL;
+        }
+    }
+
+    return headers;
+}
+
+
+const char *
+llmp_header_problem(const char *name, const char *value)
+{
+    size_t        i;
+    const char   *s;
+    unsigned char c;
+
+    static const char *const  reserved[] = {
+        "host", "content-length", "transfer-encoding", "connection",
+        "keep-alive", "upgrade", "te", "trailer", "proxy-connection", NULL
+    };
+
+    if (name[0] == '\0') {
+        return "invalid header name";
+    }
+
+    for (s = name; *s; s++) {
+        c = (unsigned char) *s;
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+              || (c >= 'A' && c <= 'Z') || strchr("!#$%&'*+-.^_`|~", c)))
+        {
+            return "invalid header name";
+        }
+    }
+
+    for (i = 0; reserved[i]; i++) {
+        if (strcasecmp(name, reserved[i]) == 0) {
+            return "header set by the gateway itself";
+        }
+    }
+
+    for (s = value; *s; s++) {
+        c = (unsigned char) *s;
+
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            return "invalid header value";
+        }
+    }
+
+    return NULL;
 }

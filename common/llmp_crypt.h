@@ -10,11 +10,38 @@
 #define _LLMP_CRYPT_H_INCLUDED_
 
 #include <stddef.h>
+#include <cjson/cJSON.h>
 
 /* returns a malloc()ed string, or NULL */
 char *llmp_encrypt(const char *salt_key, const char *plain);
 
 /* returns a malloc()ed string, or NULL (wrong key, damaged text) */
 char *llmp_decrypt(const char *salt_key, const char *text);
+
+
+/*
+ * Provider "headers" at rest.  Their values are secrets like api_key
+ * (often an Authorization): the object, names in byte order, is printed
+ * unformatted and encrypted whole ("headers_enc"); "headers_sha256", the
+ * hex SHA-256 of the same text, lets sync compare them without reading
+ * them back.
+ */
+
+/* 1 with hex set for a non-empty object, 0 for none, -1 on no memory */
+int llmp_headers_sha256(const cJSON *headers, char hex[65]);
+
+/* returns a malloc()ed string, or NULL */
+char *llmp_headers_encrypt(const char *salt_key, const cJSON *headers);
+
+/* returns an object (the caller deletes it), or NULL */
+cJSON *llmp_headers_decrypt(const char *salt_key, const char *text);
+
+/*
+ * NULL when a provider header may be sent as it is: the name a token,
+ * not one the gateway sets itself (framing, Host, hop-by-hop), the value
+ * visible characters, blanks and tabs only.  Else what is wrong, without
+ * the value.
+ */
+const char *llmp_header_problem(const char *name, const char *value);
 
 #endif /* _LLMP_CRYPT_H_INCLUDED_ */

@@ -4,13 +4,15 @@
  *   POST /.../config   install a compiled config (validated and its hosts
  *                      resolved in a thread of the pool, saved as the last
  *                      good config, then published to every worker)
- *   GET  /.../config   the loaded config, provider api keys removed
+ *   GET  /.../config   the loaded config, provider api keys and header
+ *                      values removed (their sha256 digests stay)
  *   GET  /.../status   what the gateway has loaded, cooldowns
  */
 
 #include "ngx_http_llmproxy_module.h"
 
 #include <cjson/cJSON.h>
+#include <llmp_crypt.h>
 
 
 #define NGX_HTTP_LLMPROXY_ADMIN_MAX_BODY  (64 * 1024 * 1024)
@@ -267,6 +269,15 @@ ngx_http_llmproxy_admin_prepared(ngx_event_t *ev)
     t->request = NULL;    /* the pool cleanup must not touch t any more */
 
     if (t->prepared == NULL) {
+
+        /* names in the message come from the body: no raw line breaks */
+
+        for (p = t->err; *p; p++) {
+            if (*p < ' ' || *p == 0x7f) {
+                *p = '?';
+            }
+        }
+
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: config refused: %s", t->err);
 
@@ -331,6 +342,8 @@ ngx_http_llmproxy_admin_request_gone(void *data)
 static ngx_int_t
 ngx_http_llmproxy_admin_get_config(ngx_http_request_t *r)
 {
+    int                              rc;
+    char                             hex[65];
     u_char                          *blob;
     size_t                           len;
     cJSON                           *root, *p;
@@ -354,12 +367,34 @@ ngx_http_llmproxy_admin_get_config(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* secrets never leave the gateway */
+    /* secrets never leave the gateway: sync compares their digests */
 
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
                                                             "providers"))
     {
         cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key_enc");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "headers_enc");
+
+        rc = llmp_headers_sha256(cJSON_GetObjectItemCaseSensitive(p,
+                                                                  "headers"),
+                                 hex);
+        if (rc == 0) {
+            continue;
+        }
+
+        /* a config pushed by an older llmproxyctl has no digest yet */
+
+        if (rc < 0
+            || (cJSON_GetObjectItemCaseSensitive(p, "headers_sha256") == NULL
+                && cJSON_AddStringToObject(p, "headers_sha256", hex)
+                   == NULL))
+        {
+            cJSON_Delete(root);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "headers");
     }
 
     if (cJSON_AddNumberToObject(root, "generation", (double) generation)

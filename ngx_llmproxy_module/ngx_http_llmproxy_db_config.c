@@ -2,9 +2,12 @@
  * The config that `llmproxyctl sync` stores in PostgreSQL.  The poller
  * asks, in a thread of the pool, whether llmproxy_config_state.version
  * moved; if so one query assembles the compiled config from its entries,
- * provider keys are decrypted with LLMPROXY_SALT_KEY, the document is
- * prepared like a pushed one (validated, hosts resolved) and saved as the
- * last good config.  Back on the event loop it is installed in the zone.
+ * provider keys and headers are decrypted with LLMPROXY_SALT_KEY, the
+ * document is prepared like a pushed one (validated, hosts resolved) and
+ * saved as the last good config.  Back on the event loop it is installed
+ * in the zone.  A database without schema 4 has no headers_enc column:
+ * to_jsonb() reads it only when it is there; plain headers that an older
+ * llmproxyctl stored load as they are.
  */
 
 #include "ngx_http_llmproxy_module.h"
@@ -20,7 +23,8 @@ static const char  ngx_http_llmproxy_db_config_sql[] =
     " 'settings', coalesce((SELECT e.data FROM llmproxy_config_entries e"
     "   WHERE e.kind = 'settings' AND e.name = 'settings'), '{}'::jsonb),"
     " 'providers', coalesce((SELECT json_agg(e.data"
-    "   || jsonb_build_object('api_key_enc', e.api_key_enc) ORDER BY e.name)"
+    "   || jsonb_build_object('api_key_enc', e.api_key_enc,"
+    "   'headers_enc', to_jsonb(e)->'headers_enc') ORDER BY e.name)"
     "   FROM llmproxy_config_entries e WHERE e.kind = 'credentials'),"
     "   '[]'::json),"
     " 'deployments', coalesce((SELECT json_agg(e.data ORDER BY e.name)"

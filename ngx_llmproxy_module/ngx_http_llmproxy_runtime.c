@@ -11,6 +11,7 @@
 
 #include <netdb.h>
 #include <cjson/cJSON.h>
+#include <llmp_crypt.h>
 
 
 typedef struct {
@@ -316,11 +317,26 @@ nomem:
 }
 
 
+/* for messages: the name is checked later, when the runtime is built */
+
+static const char *
+ngx_http_llmproxy_provider_name(const cJSON *p)
+{
+    const char  *name;
+
+    name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "name"));
+
+    return name ? name : "?";
+}
+
+
 static ngx_int_t
 ngx_http_llmproxy_keep_secrets(cJSON *root, u_char *current,
     size_t current_len, u_char *err, size_t errlen)
 {
-    cJSON  *cur, *p, *c, *sha, *csha, *ckey;
+    int     rc;
+    char    hex[65];
+    cJSON  *cur, *p, *c, *sha, *csha, *ckey, *hsha, *ch;
 
     cur = current ? cJSON_ParseWithLength((char *) current, current_len)
                   : NULL;
@@ -333,7 +349,7 @@ ngx_http_llmproxy_keep_secrets(cJSON *root, u_char *current,
         if (!cJSON_IsString(sha)
             || cJSON_GetObjectItemCaseSensitive(p, "api_key"))
         {
-            continue;
+            goto headers;
         }
 
         ckey = NULL;
@@ -357,14 +373,77 @@ ngx_http_llmproxy_keep_secrets(cJSON *root, u_char *current,
         {
             ngx_snprintf(err, errlen, "providers.%s.api_key: not sent and "
                          "not known to the gateway: sync with --force%Z",
-                         cJSON_GetStringValue(
-                             cJSON_GetObjectItemCaseSensitive(p, "name")));
+                         ngx_http_llmproxy_provider_name(p));
+            cJSON_Delete(cur);
+            return NGX_ERROR;
+        }
+
+    headers:
+
+        /* the same for headers, by the digest of the ones the gateway has */
+
+        hsha = cJSON_GetObjectItemCaseSensitive(p, "headers_sha256");
+
+        if (!cJSON_IsString(hsha)
+            || cJSON_GetObjectItemCaseSensitive(p, "headers"))
+        {
+            continue;
+        }
+
+        ch = NULL;
+
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cur,
+                                                               "providers"))
+        {
+            ch = cJSON_GetObjectItemCaseSensitive(c, "headers");
+            rc = llmp_headers_sha256(ch, hex);
+
+            if (rc == 1 && ngx_strcmp(hex, hsha->valuestring) == 0) {
+                break;
+            }
+
+            ch = NULL;
+        }
+
+        if (ch == NULL || (ch = cJSON_Duplicate(ch, 1)) == NULL
+            || !cJSON_AddItemToObject(p, "headers", ch))
+        {
+            cJSON_Delete(ch);
+            ngx_snprintf(err, errlen, "providers.%s.headers: not sent and "
+                         "not known to the gateway: sync with --force%Z",
+                         ngx_http_llmproxy_provider_name(p));
             cJSON_Delete(cur);
             return NGX_ERROR;
         }
     }
 
     cJSON_Delete(cur);
+
+    /*
+     * the digest the admin output and the state report is the one of the
+     * headers the gateway sends, whatever a posted config claimed; the
+     * encrypted forms belong to the database and the state file only
+     */
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
+                                                           "providers"))
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key_enc");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "headers_enc");
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "headers_sha256");
+
+        rc = llmp_headers_sha256(cJSON_GetObjectItemCaseSensitive(p,
+                                                                  "headers"),
+                                 hex);
+
+        if (rc < 0
+            || (rc == 1
+                && cJSON_AddStringToObject(p, "headers_sha256", hex) == NULL))
+        {
+            ngx_cpystrn(err, (u_char *) "no memory", errlen);
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
@@ -586,12 +665,13 @@ static ngx_int_t
 ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_provider_t *p, cJSON *obj, ngx_uint_t n)
 {
-    u_char     *q;
-    size_t      len;
-    cJSON      *item, *v;
-    in_port_t   port;
-    ngx_str_t   hostport, s;
-    ngx_uint_t  ssl, i;
+    u_char      *q;
+    size_t       len;
+    cJSON       *item, *v;
+    in_port_t    port;
+    ngx_str_t    hostport, s;
+    ngx_uint_t   ssl, i;
+    const char  *why;
 
     ngx_memzero(p, sizeof(ngx_http_llmproxy_provider_t));
 
@@ -687,6 +767,23 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
             ngx_http_llmproxy_build_error(b, "providers.%V.headers.%s: "
                                           "expected string", &p->name,
                                           v->string);
+            return NGX_ERROR;
+        }
+
+        /*
+         * a config posted to the admin API skipped llmproxyctl's checks:
+         * no header injection, no second Content-Length or Host upstream
+         */
+
+        why = llmp_header_problem(v->string, v->valuestring);
+
+        if (why) {
+            /* a name that is not a token may hold line breaks: not logged */
+            ngx_http_llmproxy_build_error(b, "providers.%V.headers.%s: %s",
+                                          &p->name,
+                                          ngx_strcmp(why, "invalid header "
+                                                     "name") == 0
+                                          ? "?" : v->string, why);
             return NGX_ERROR;
         }
 
@@ -857,25 +954,35 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
         }
     }
 
-#define ngx_http_llmproxy_num(key, field, type)                              \
+    /*
+     * the compiler's bounds: a posted 1e400 parses as infinity, and
+     * converting that (or 1e30) to an integer is undefined
+     */
+
+#define ngx_http_llmproxy_num(key, field, type, integer)                     \
     item = cJSON_GetObjectItemCaseSensitive(obj, key);                       \
     if (item) {                                                              \
-        if (!cJSON_IsNumber(item) || item->valuedouble < 0) {                \
+        if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0)               \
+            || item->valuedouble > 1e15                                      \
+            || (integer && item->valuedouble                                 \
+                           != (double) (int64_t) item->valuedouble))         \
+        {                                                                    \
             ngx_http_llmproxy_build_error(b, "deployments.%V.%s: expected "  \
-                                          "a non-negative number", &d->id,   \
-                                          key);                              \
+                                          "a non-negative %s up to 1e15",    \
+                                          &d->id, key,                       \
+                                          integer ? "integer" : "number");   \
             return NGX_ERROR;                                                \
         }                                                                    \
         d->field = (type) item->valuedouble;                                 \
     }
 
-    ngx_http_llmproxy_num("input_cost_per_million", input_cost, double);
-    ngx_http_llmproxy_num("output_cost_per_million", output_cost, double);
-    ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
-    ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
+    ngx_http_llmproxy_num("input_cost_per_million", input_cost, double, 0);
+    ngx_http_llmproxy_num("output_cost_per_million", output_cost, double, 0);
+    ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t, 1);
+    ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t, 1);
 
     d->weight = 1;
-    ngx_http_llmproxy_num("weight", weight, ngx_int_t);
+    ngx_http_llmproxy_num("weight", weight, ngx_int_t, 1);
 
 #undef ngx_http_llmproxy_num
 

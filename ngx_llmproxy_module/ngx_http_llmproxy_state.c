@@ -1,7 +1,8 @@
 /*
  * The last good config on disk (llmproxy_state_path/config.json), loaded
- * when a gateway starts.  When a salt key is set, provider keys are kept
- * there encrypted ("api_key_enc", as in PostgreSQL), never in plain text.
+ * when a gateway starts.  When a salt key is set, provider keys and
+ * headers are kept there encrypted ("api_key_enc", "headers_enc", as in
+ * PostgreSQL), never in plain text.
  * Called in threads of the pool and in the master at start: nothing here
  * touches the event loop.
  */
@@ -17,7 +18,7 @@ ngx_http_llmproxy_state_save(ngx_str_t *file, u_char *blob, size_t len,
     const char *salt_key, ngx_log_t *log)
 {
     char       *enc, *text;
-    cJSON      *root, *p, *key;
+    cJSON      *root, *p, *key, *headers;
     ngx_int_t   rc;
 
     if (salt_key == NULL) {
@@ -50,6 +51,29 @@ ngx_http_llmproxy_state_save(ngx_str_t *file, u_char *blob, size_t len,
 
         free(enc);
         cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key");
+    }
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
+                                                           "providers"))
+    {
+        headers = cJSON_GetObjectItemCaseSensitive(p, "headers");
+
+        if (!cJSON_IsObject(headers) || headers->child == NULL) {
+            continue;
+        }
+
+        enc = llmp_headers_encrypt(salt_key, headers);
+
+        if (enc == NULL
+            || cJSON_AddStringToObject(p, "headers_enc", enc) == NULL)
+        {
+            free(enc);
+            cJSON_Delete(root);
+            return NGX_ERROR;
+        }
+
+        free(enc);
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "headers");
     }
 
     text = cJSON_PrintUnformatted(root);
@@ -121,7 +145,10 @@ ngx_http_llmproxy_state_load(ngx_str_t *file, const char *salt_key,
 }
 
 
-/* "api_key_enc" of every provider to "api_key", with the salt key */
+/*
+ * "api_key_enc" of every provider to "api_key", "headers_enc" to
+ * "headers", with the salt key
+ */
 
 ngx_int_t
 ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key, char *err,
@@ -130,7 +157,7 @@ ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key, char *err,
     cJSON *root = json;
 
     char   *plain;
-    cJSON  *p, *enc, *name;
+    cJSON  *p, *enc, *name, *headers;
 
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
                                                            "providers"))
@@ -166,6 +193,34 @@ ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key, char *err,
         }
 
         cJSON_DeleteItemFromObjectCaseSensitive(p, "api_key_enc");
+
+        enc = cJSON_GetObjectItemCaseSensitive(p, "headers_enc");
+
+        if (cJSON_IsString(enc)) {
+            headers = salt_key ? llmp_headers_decrypt(salt_key,
+                                                      enc->valuestring)
+                               : NULL;
+
+            if (headers == NULL) {
+                ngx_snprintf((u_char *) err, errlen,
+                             "providers.%s.headers: cannot decrypt them: "
+                             "LLMPROXY_SALT_KEY %s%Z",
+                             cJSON_IsString(name) ? name->valuestring : "?",
+                             salt_key ? "differs from the one that "
+                                        "encrypted them"
+                                      : "is not set for the gateway");
+                return NGX_ERROR;
+            }
+
+            cJSON_DeleteItemFromObjectCaseSensitive(p, "headers");
+
+            if (!cJSON_AddItemToObject(p, "headers", headers)) {
+                cJSON_Delete(headers);
+                return NGX_ERROR;
+            }
+        }
+
+        cJSON_DeleteItemFromObjectCaseSensitive(p, "headers_enc");
     }
 
     return NGX_OK;

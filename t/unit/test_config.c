@@ -2,6 +2,7 @@
  * Unit tests of the config compiler (common/llmp_config.c): deep merge of
  * config.local.json, $extend, access groups, aliases and fallbacks, every
  * validation error class (exact "path: reason" strings), env: secrets,
+ * provider headers (digest, checks that never echo values),
  * deterministic compiled output and its validator.
  */
 
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "llmp_config.h"
+#include "llmp_crypt.h"
 #include "llmp_sha256.h"
 #include "unit_tap.h"
 
@@ -731,6 +733,23 @@ test_validation(void)
                            "providers.p.models.m: duplicate name"),
            "duplicate keys are errors");
 
+    TAP_OK(fails_only_with("{'providers':\n{'p\xff':{" P "}}}",
+                           "config.json: not valid UTF-8 on line 2")
+           && fails_only_with("{'providers':{'p':{" P ",'headers':"
+                              "{'X':'\xc0\xaf'}}}}",
+                              "config.json: not valid UTF-8 on line 1")
+           && fails_only_with("{'providers':{'p':{" P ",'headers':"
+                              "{'X':'\xed\xa0\x80'}}}}",
+                              "config.json: not valid UTF-8 on line 1"),
+           "invalid UTF-8, overlong forms and surrogates are refused");
+
+    TAP_OK(llmp_utf8_invalid("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10)
+           == 10
+           && llmp_utf8_invalid("ab\xc3", 3) == 2
+           && llmp_utf8_invalid("\xf4\x90\x80\x80", 4) == 0
+           && llmp_utf8_invalid("\x80", 1) == 0,
+           "UTF-8: valid text passes, truncated and out of range do not");
+
     TAP_OK(fails_with("{'providers':{\n'p':{" P "}},,}", NULL,
                       "config.json: invalid JSON near line 2")
            && fails_only_with("[1]", "config.json: expected an object"),
@@ -1046,6 +1065,105 @@ test_load_files(void)
 }
 
 
+static void
+test_headers(void)
+{
+    char          hex[65], *text;
+    size_t        i;
+    cJSON        *doc, *a, *b;
+    const cJSON  *p;
+
+    a = compile("{'providers':{'p':{" P ",'headers':{'X-B':'2',"
+                "'Authorization':'Bearer hsecret'}},'q':{" P "}}}", NULL);
+    b = compile("{'providers':{'p':{" P ",'headers':{"
+                "'Authorization':'Bearer hsecret','X-B':'2'}},"
+                "'q':{" P "}}}", NULL);
+
+    p = a ? provider(a, "p") : NULL;
+    hex[0] = '\0';
+
+    TAP_OK(p && llmp_headers_sha256(cJSON_GetObjectItemCaseSensitive(p,
+                                        "headers"), hex) == 1
+           && strcmp(str(p, "headers_sha256"), hex) == 0,
+           "headers_sha256 is the digest of the provider's headers");
+
+    TAP_OK(a && b && strcmp(str(provider(a, "p"), "headers_sha256"),
+                            str(provider(b, "p"), "headers_sha256")) == 0,
+           "the digest does not depend on the order of the headers");
+
+    TAP_OK(a && cJSON_GetObjectItemCaseSensitive(provider(a, "q"),
+                                                 "headers_sha256") == NULL
+           && json_is(provider(a, "q"), "headers", "{}"),
+           "no headers, no digest");
+
+    cJSON_Delete(b);
+
+    /* stored or shown without the values: the digest stands for them */
+
+    llmp_errors_free(&errs);
+
+    if (a) {
+        cJSON_DeleteItemFromObjectCaseSensitive(
+            (cJSON *) provider(a, "p"), "headers");
+    }
+
+    TAP_OK(a && llmp_compiled_validate(a, &errs) == 0,
+           "headers are optional when their digest is there");
+
+    if (a) {
+        cJSON_AddItemToObject((cJSON *) provider(a, "p"), "headers",
+                              cJSON_Parse("{\"X\":\"v\"}"));
+        cJSON_DeleteItemFromObjectCaseSensitive((cJSON *) provider(a, "p"),
+                                                "headers_sha256");
+    }
+
+    TAP_OK(a && llmp_compiled_validate(a, &errs) == 1
+           && llmp_errors_has(&errs, "providers.p.headers_sha256: expected "
+                              "64 hex digits"),
+           "headers without their digest are refused");
+
+    cJSON_Delete(a);
+    llmp_errors_free(&errs);
+
+    /* refused, and the value, a secret, never in the message */
+
+    doc = compile("{'providers':{'p':{" P ",'headers':{"
+                  "'Content-Length':'hsecret','Host':'hsecret',"
+                  "'X-A':'hsecret\\u0001','X-B':'hsecret\\u007f',"
+                  "'Transfer-Encoding':'chunked'}}}}", NULL);
+
+    TAP_OK(doc == NULL && errs.n == 5
+           && llmp_errors_has(&errs, "providers.p.headers.Content-Length: "
+                              "header set by the gateway itself")
+           && llmp_errors_has(&errs, "providers.p.headers.Host: header set "
+                              "by the gateway itself")
+           && llmp_errors_has(&errs, "providers.p.headers.Transfer-Encoding:"
+                              " header set by the gateway itself")
+           && llmp_errors_has(&errs, "providers.p.headers.X-A: invalid "
+                              "header value")
+           && llmp_errors_has(&errs, "providers.p.headers.X-B: invalid "
+                              "header value"),
+           "framing headers and control characters are refused");
+
+    text = NULL;
+
+    for (i = 0; i < errs.n; i++) {
+        if (strstr(errs.items[i], "hsecret")) {
+            text = errs.items[i];
+        }
+    }
+
+    TAP_OK(errs.n && text == NULL, "no header value in any message");
+
+    cJSON_Delete(doc);
+
+    doc = compile("{'providers':{'p':{" P ",'headers':{"
+                  "'X-Tab':'a\\tb c'}}}}", NULL);
+    TAP_OK(doc != NULL, "tabs and blanks in a value are fine");
+    cJSON_Delete(doc);
+}
+
+
 int
 main(void)
 {
@@ -1058,6 +1176,7 @@ main(void)
     test_aliases_fallbacks();
     test_validation();
     test_secrets();
+    test_headers();
     test_determinism();
     test_compiled_validate();
     test_load_files();

@@ -1,5 +1,6 @@
 /*
- * Unit tests of provider key encryption (common/llmp_crypt.c).
+ * Unit tests of provider key and headers encryption, and of the header
+ * checks (common/llmp_crypt.c).
  */
 
 #include <stdlib.h>
@@ -7,6 +8,82 @@
 
 #include "llmp_crypt.h"
 #include "unit_tap.h"
+
+
+static void
+test_headers(void)
+{
+    char        h1[65], h2[65], *enc;
+    cJSON      *a, *b, *dec;
+
+    a = cJSON_Parse("{\"X-B\":\"2\",\"Authorization\":\"Bearer hs\"}");
+    b = cJSON_Parse("{\"Authorization\":\"Bearer hs\",\"X-B\":\"2\"}");
+
+    TAP_OK(llmp_headers_sha256(a, h1) == 1 && llmp_headers_sha256(b, h2) == 1
+           && strcmp(h1, h2) == 0 && strlen(h1) == 64,
+           "the headers digest does not depend on their order");
+
+    cJSON_ReplaceItemInObject(b, "X-B", cJSON_CreateString("3"));
+
+    TAP_OK(llmp_headers_sha256(b, h2) == 1 && strcmp(h1, h2) != 0,
+           "another value, another digest");
+
+    dec = cJSON_CreateObject();
+    TAP_OK(llmp_headers_sha256(dec, h2) == 0
+           && llmp_headers_sha256(NULL, h2) == 0,
+           "no headers: no digest");
+    cJSON_Delete(dec);
+
+    enc = llmp_headers_encrypt("salt-one", a);
+
+    TAP_OK(enc && strncmp(enc, "v1:", 3) == 0 && strstr(enc, "Bearer") == NULL
+           && strstr(enc, "Authorization") == NULL,
+           "encrypted headers show neither names nor values");
+
+    dec = enc ? llmp_headers_decrypt("salt-one", enc) : NULL;
+    TAP_OK(dec && cJSON_Compare(dec, b, 1) == 0
+           && cJSON_Compare(dec, a, 1) && llmp_headers_sha256(dec, h2) == 1
+           && strcmp(h1, h2) == 0,
+           "headers round trip");
+    cJSON_Delete(dec);
+
+    TAP_OK(enc && llmp_headers_decrypt("salt-two", enc) == NULL,
+           "another salt key cannot decrypt the headers");
+
+    free(enc);
+
+    enc = llmp_encrypt("salt-one", "[\"not\",\"an object\"]");
+    TAP_OK(enc && llmp_headers_decrypt("salt-one", enc) == NULL,
+           "decrypted text that is not an object is refused");
+    free(enc);
+
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+
+    TAP_OK(llmp_header_problem("Authorization", "Bearer x") == NULL
+           && llmp_header_problem("X-Tab", "a\tb") == NULL
+           && llmp_header_problem("x-a!#$%&'*+-.^_`|~", "") == NULL,
+           "tokens, blanks and tabs are fine");
+
+    TAP_OK(llmp_header_problem("", "v") && llmp_header_problem("A B", "v")
+           && llmp_header_problem("A:", "v")
+           && llmp_header_problem("A\r\nB", "v")
+           && llmp_header_problem("\xc3\xa9", "v"),
+           "header names must be tokens");
+
+    TAP_OK(llmp_header_problem("X", "a\r\nX-Injected: 1")
+           && llmp_header_problem("X", "a\nb")
+           && llmp_header_problem("X", "a\x01")
+           && llmp_header_problem("X", "a\x7f"),
+           "no line breaks or control characters in values");
+
+    TAP_OK(llmp_header_problem("content-length", "1")
+           && llmp_header_problem("HOST", "h")
+           && llmp_header_problem("Transfer-Encoding", "chunked")
+           && llmp_header_problem("Connection", "close")
+           && llmp_header_problem("TE", "trailers"),
+           "headers the gateway sets itself are refused");
+}
 
 
 int
@@ -48,6 +125,8 @@ main(void)
     free(a);
     free(b);
     free(bad);
+
+    test_headers();
 
     return tap_done();
 }
