@@ -13,6 +13,15 @@
 //   closeMid       sends headers and half of the body, then destroys the
 //                  socket
 //   badRequest400  400 with an OpenAI error body (alias: badRequest)
+//   halfLength     200 with a chat completion's content-length and half of
+//                  it, then closes the connection (FIN)
+//   cutChunked     200 chunked, half of a chat completion, then closes
+//                  without the last chunk
+//   resetMid       like halfLength, but the connection is reset (RST)
+//   junkBody       200 application/json whose body is not JSON
+//   junkStream     200 text/event-stream whose event is not JSON
+//   hugeLength     200 announcing 40 MB, a few bytes of them, then closes
+// (these seven on every path, whatever the interface)
 //
 // Besides OpenAI's paths it answers Anthropic's (/v1/messages) and
 // Gemini's (/v1beta/models/M:method) natively, each checking the request
@@ -26,7 +35,8 @@ const net = require('node:net');
 const native = require('./native-formats');
 
 const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
-               'badRequest400', 'badRequest'];
+               'badRequest400', 'badRequest', 'halfLength', 'cutChunked',
+               'resetMid', 'junkBody', 'junkStream', 'hugeLength'];
 
 function chatCompletion(model, name, content, usage) {
   return {
@@ -269,6 +279,30 @@ function createMock(opts = {}) {
           res.writeHead(200, { ...h, 'content-length': '2000' });
           res.write('{"id":"half","object":"chat.completion","choices":[');
           return setTimeout(() => req.socket.destroy(), 50);
+        case 'halfLength':
+        case 'cutChunked':
+        case 'resetMid': {
+          const full = JSON.stringify(chatCompletion(body.model || 'm',
+                                                     st.name));
+          res.writeHead(200, mode === 'cutChunked' ? h
+            : { ...h, 'content-length': String(Buffer.byteLength(full)) });
+          res.write(full.slice(0, full.length >> 1));
+          return setTimeout(() => (mode === 'resetMid'
+            ? req.socket.resetAndDestroy() : req.socket.end()), 50);
+        }
+        case 'junkBody': {
+          const junk = '<html><body>upstream hiccup</body></html>';
+          res.writeHead(200, { ...h, 'content-length': String(junk.length) });
+          return res.end(junk);
+        }
+        case 'junkStream':
+          res.writeHead(200, { ...h, 'content-type': 'text/event-stream' });
+          res.write('data: {"oops\n\n');
+          return setTimeout(() => res.end('data: [DONE]\n\n'), 50);
+        case 'hugeLength':
+          res.writeHead(200, { ...h, 'content-length': String(40 << 20) });
+          res.write('{"id":"huge","object":"chat.completion","choices":[');
+          return setTimeout(() => req.socket.destroy(), 200);
         case 'ok':
           return answer(req, res, body, st);
         default:
