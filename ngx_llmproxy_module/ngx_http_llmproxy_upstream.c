@@ -16,7 +16,10 @@
 #include "ngx_http_llmproxy_module.h"
 
 
-#define NGX_HTTP_LLMPROXY_TRIES  10000
+#define NGX_HTTP_LLMPROXY_TRIES      10000
+
+/* the largest announced length of an answer allocated at once */
+#define NGX_HTTP_LLMPROXY_READ_HINT  (1024 * 1024)
 
 
 typedef struct {
@@ -1092,9 +1095,19 @@ ngx_http_llmproxy_process_body(ngx_http_request_t *r)
             return ngx_http_llmproxy_body_done(r, ctx, len);
         }
 
-        if ((size_t) (u->buffer.end - u->buffer.pos) < len
-            && ngx_http_llmproxy_body_room(r, len) != NGX_OK)
-        {
+        if (u->buffer.last < u->buffer.end) {
+            return NGX_AGAIN;
+        }
+
+        /*
+         * room for the length announced, up to 1m at once: a length is
+         * not all allocated before its bytes come
+         */
+
+        size = ngx_max(2 * (size_t) (u->buffer.end - u->buffer.pos),
+                       NGX_HTTP_LLMPROXY_READ_HINT);
+
+        if (ngx_http_llmproxy_body_room(r, ngx_min(size, len)) != NGX_OK) {
             return NGX_ERROR;
         }
 

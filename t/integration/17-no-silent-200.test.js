@@ -22,6 +22,8 @@ const { postJSON, oneConnection } = require('../lib/http');
 const ALL = ['openai', 'anthropic', 'gemini'];
 const ALLOWED_FAILS = 4;
 const CUT = ['halfLength', 'cutChunked', 'resetMid'];
+// an answer of 3 MB, with what JSON escapes and multibyte characters
+const BIG = 'h\u00e9llo "w\u00f6rld"\n'.repeat(200000);
 
 let pg, gw, m, log;
 
@@ -34,6 +36,9 @@ before(async () => {
   }
   m.good = await createMock({ name: 'good' });
   m.pairbad = await createMock({ name: 'pairbad', mode: 'halfLength' });
+  m.big = await createMock({ name: 'big', content: BIG });
+  m.bigLength = await createMock({ name: 'bigLength', content: BIG,
+                                   withLength: true });
 
   const providers = {
     good: { api_base: m.good.url, interfaces: ALL,
@@ -51,6 +56,14 @@ before(async () => {
              models: { 'junk-stream': {} } },
     cut: { api_base: m.closeMid.url, interfaces: ALL,
            models: { 'cut-stream': {} } },
+    'big-o': { api_base: m.big.url, interfaces: ['openai'],
+               models: { 'big-pass': {} } },
+    'big-a': { api_base: m.big.url, interfaces: ['anthropic'],
+               models: { 'big-x': {} } },
+    'bigl-o': { api_base: m.bigLength.url, interfaces: ['openai'],
+                models: { 'bigl-pass': {} } },
+    'bigl-a': { api_base: m.bigLength.url, interfaces: ['anthropic'],
+                models: { 'bigl-x': {} } },
   };
   const fallbacks = { 'fb-junkBody': ['solid'] };
   for (const mode of CUT) {
@@ -283,4 +296,19 @@ test('a stream cut or untranslatable once flowing: recorded with its '
   id = pg.psql("SELECT request_id FROM llmproxy_usage"
                + " WHERE model = 'junk-stream'");
   assert.strictEqual(await logged(id), '200 translation_failed');
+});
+
+test('a large answer is read whole, chunked or by its length, passed '
+     + 'through or translated', async () => {
+  for (const model of ['big-pass', 'big-x', 'bigl-pass', 'bigl-x']) {
+    const { data, response } = await sdks.openai().chat.completions.create({
+      model, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    const text = data.choices[0].message.content;
+    assert.ok(text === BIG, `${model}: ${text.length} characters, not `
+                            + BIG.length);
+    assert.ok(response.headers.get('x-llmproxy-response-cost'),
+              model + ': held whole for its cost');
+    assert.strictEqual(response.headers.get('x-llmproxy-attempted-retries'),
+                       '0', model);
+  }
 });

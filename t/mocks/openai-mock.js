@@ -226,15 +226,19 @@ function answer(req, res, body, st) {
 
 // opts: {name, mode, delay (ms between stream chunks), chunks, retryAfter,
 //        content (the chat completion's answer, default "hello from NAME"),
+//        withLength (answers that are not streams carry a content-length
+//        instead of being chunked),
 //        usage ({prompt_tokens, completion_tokens} of chat completions,
 //        streamed or not; default 11 and 7, or 11 and `chunks` streamed)}
 function createMock(opts = {}) {
   const st = { name: opts.name || 'mock', mode: opts.mode || 'ok',
                delay: opts.delay || 0, chunks: opts.chunks || 5,
                retryAfter: opts.retryAfter || 2, content: opts.content,
-               usage: opts.usage, requests: [] };
+               usage: opts.usage, withLength: !!opts.withLength,
+               requests: [] };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
+    if (st.withLength) withLength(res);
     const parts = [];
     req.on('data', (d) => parts.push(d));
     req.on('end', () => {
@@ -337,6 +341,32 @@ function createMock(opts = {}) {
       });
     });
   });
+}
+
+// the status and headers wait for the body, to be sent with its length
+// (a stream's are sent as soon as it writes)
+function withLength(res) {
+  const writeHead = res.writeHead.bind(res);
+  const end = res.end.bind(res);
+  const write = res.write.bind(res);
+  const flushHeaders = res.flushHeaders.bind(res);
+  let head = null;
+  const flush = () => {
+    if (head) writeHead(...head);
+    head = null;
+  };
+  res.writeHead = (...args) => { head = args; return res; };
+  res.flushHeaders = () => { flush(); return flushHeaders(); };
+  res.write = (...args) => { flush(); return write(...args); };
+  res.end = (data, ...rest) => {
+    if (head) {
+      const [status, headers = {}] = head;
+      head = null;
+      writeHead(status, { ...headers, 'content-length':
+                          String(data ? Buffer.byteLength(data) : 0) });
+    }
+    return end(data, ...rest);
+  };
 }
 
 // a free port: bound on 127.0.0.1 by the kernel's choice, then released
