@@ -31,7 +31,7 @@ before(async () => {
   pg = await startPostgres();
   m = {};
   for (const mode of [...CUT, 'junkBody', 'junkStream', 'hugeLength',
-                      'closeMid']) {
+                      'closeMid', 'junkClose']) {
     m[mode] = await createMock({ name: mode, mode });
   }
   m.good = await createMock({ name: 'good' });
@@ -52,6 +52,8 @@ before(async () => {
                 models: { 'alone-junk-o': {} } },
     huge: { api_base: m.hugeLength.url, interfaces: ['anthropic'],
             models: { 'huge-a': {} } },
+    'junk-close': { api_base: m.junkClose.url, interfaces: ['anthropic'],
+                    models: { 'junk-close': {} } },
     junks: { api_base: m.junkStream.url, interfaces: ['anthropic'],
              models: { 'junk-stream': {} } },
     cut: { api_base: m.closeMid.url, interfaces: ALL,
@@ -262,6 +264,20 @@ test('a translated answer over the hold limit is a 502, not an '
                      '502|translation_failed|1|0');
   assert.strictEqual(await logged(id), '502 translation_failed');
 });
+
+test('an untranslatable answer that only the connection ends: a 502 too',
+  async () => {
+    // its end is the connection's, which nginx's header phase takes for a
+    // failure: held by the filter, and found untranslatable only there
+    await assert.rejects(ask.openai('junk-close'), (e) => {
+      checkError('openai', e, 'translation_failed',
+                 /could not be translated/);
+      return true;
+    });
+    // too late for a retry: one attempt
+    assert.strictEqual(await records("model = 'junk-close'"),
+                       '502|translation_failed|1|0');
+  });
 
 test('a stream cut or untranslatable once flowing: recorded with its '
      + 'error code', async () => {

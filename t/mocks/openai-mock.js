@@ -21,7 +21,9 @@
 //   junkBody       200 application/json whose body is not JSON
 //   junkStream     200 text/event-stream whose event is not JSON
 //   hugeLength     200 announcing 40 MB, a few bytes of them, then closes
-// (these seven on every path, whatever the interface)
+//   junkClose      200 application/json, neither length nor chunks (the
+//                  body ends with the connection), not JSON
+// (these eight on every path, whatever the interface)
 //
 // Besides OpenAI's paths it answers Anthropic's (/v1/messages) and
 // Gemini's (/v1beta/models/M:method) natively, each checking the request
@@ -36,7 +38,8 @@ const native = require('./native-formats');
 
 const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
                'badRequest400', 'badRequest', 'halfLength', 'cutChunked',
-               'resetMid', 'junkBody', 'junkStream', 'hugeLength'];
+               'resetMid', 'junkBody', 'junkStream', 'hugeLength',
+               'junkClose'];
 
 function chatCompletion(model, name, content, usage) {
   return {
@@ -303,6 +306,10 @@ function createMock(opts = {}) {
           res.writeHead(200, { ...h, 'content-type': 'text/event-stream' });
           res.write('data: {"oops\n\n');
           return setTimeout(() => res.end('data: [DONE]\n\n'), 50);
+        case 'junkClose':
+          req.socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json'
+                           + '\r\nconnection: close\r\n\r\n<html>hiccup');
+          return req.socket.end();
         case 'hugeLength':
           res.writeHead(200, { ...h, 'content-length': String(40 << 20) });
           res.write('{"id":"huge","object":"chat.completion","choices":[');
