@@ -1196,8 +1196,11 @@ ngx_http_llmproxy_process_body(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    size = ngx_min(2 * (size_t) (u->buffer.end - u->buffer.pos),
-                   NGX_HTTP_LLMPROXY_HOLD_MAX + u->conf->buffer_size);
+    /* (a header may have filled the first buffer to its end) */
+
+    size = ngx_max(2 * (size_t) (u->buffer.end - u->buffer.pos),
+                   u->conf->buffer_size);
+    size = ngx_min(size, NGX_HTTP_LLMPROXY_HOLD_MAX + u->conf->buffer_size);
 
     if (ngx_http_llmproxy_body_room(r, size) != NGX_OK) {
         return NGX_ERROR;

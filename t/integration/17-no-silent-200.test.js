@@ -31,7 +31,7 @@ before(async () => {
   pg = await startPostgres();
   m = {};
   for (const mode of [...CUT, 'junkBody', 'junkStream', 'hugeLength',
-                      'closeMid', 'junkClose']) {
+                      'closeMid', 'junkClose', 'fullHeader']) {
     m[mode] = await createMock({ name: mode, mode });
   }
   m.good = await createMock({ name: 'good' });
@@ -54,6 +54,8 @@ before(async () => {
             models: { 'huge-a': {} } },
     'junk-close': { api_base: m.junkClose.url, interfaces: ['anthropic'],
                     models: { 'junk-close': {} } },
+    full: { api_base: m.fullHeader.url, interfaces: ['openai'],
+            models: { 'full-header': {} } },
     junks: { api_base: m.junkStream.url, interfaces: ['anthropic'],
              models: { 'junk-stream': {} } },
     cut: { api_base: m.closeMid.url, interfaces: ALL,
@@ -327,4 +329,9 @@ test('a large answer is read whole, chunked or by its length, passed '
     assert.strictEqual(response.headers.get('x-llmproxy-attempted-retries'),
                        '0', model);
   }
+});
+
+test('an answer whose header fills the whole first buffer', async () => {
+  const r = await ask.openai('full-header');
+  assert.strictEqual(r.choices[0].message.content, 'hello from fullHeader');
 });

@@ -23,7 +23,9 @@
 //   hugeLength     200 announcing 40 MB, a few bytes of them, then closes
 //   junkClose      200 application/json, neither length nor chunks (the
 //                  body ends with the connection), not JSON
-// (these eight on every path, whatever the interface)
+//   fullHeader     a chat completion, chunked, whose status line and
+//                  headers are exactly 16384 bytes (nginx's buffer_size)
+// (these nine on every path, whatever the interface)
 //
 // Besides OpenAI's paths it answers Anthropic's (/v1/messages) and
 // Gemini's (/v1beta/models/M:method) natively, each checking the request
@@ -39,7 +41,7 @@ const native = require('./native-formats');
 const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
                'badRequest400', 'badRequest', 'halfLength', 'cutChunked',
                'resetMid', 'junkBody', 'junkStream', 'hugeLength',
-               'junkClose'];
+               'junkClose', 'fullHeader'];
 
 function chatCompletion(model, name, content, usage) {
   return {
@@ -310,6 +312,18 @@ function createMock(opts = {}) {
           req.socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json'
                            + '\r\nconnection: close\r\n\r\n<html>hiccup');
           return req.socket.end();
+        case 'fullHeader': {
+          const full = JSON.stringify(chatCompletion(body.model || 'm',
+                                                     st.name));
+          let head = 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n'
+                     + 'transfer-encoding: chunked\r\nconnection: close\r\n'
+                     + 'x-pad: ';
+          head += 'p'.repeat(16384 - head.length - 4) + '\r\n\r\n';
+          req.socket.write(head);
+          return setTimeout(() => req.socket.end(
+            Buffer.byteLength(full).toString(16) + '\r\n' + full
+            + '\r\n0\r\n\r\n'), 50);
+        }
         case 'hugeLength':
           res.writeHead(200, { ...h, 'content-length': String(40 << 20) });
           res.write('{"id":"huge","object":"chat.completion","choices":[');
