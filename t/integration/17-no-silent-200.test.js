@@ -24,6 +24,8 @@ const ALLOWED_FAILS = 4;
 const CUT = ['halfLength', 'cutChunked', 'resetMid'];
 // an answer of 3 MB, with what JSON escapes and multibyte characters
 const BIG = 'h\u00e9llo "w\u00f6rld"\n'.repeat(200000);
+// over the 32 MB an answer is held whole
+const HUGE = 'x'.repeat(33 << 20);
 
 let pg, gw, m, log;
 
@@ -39,6 +41,7 @@ before(async () => {
   m.big = await createMock({ name: 'big', content: BIG });
   m.bigLength = await createMock({ name: 'bigLength', content: BIG,
                                    withLength: true });
+  m.huger = await createMock({ name: 'huger', content: HUGE });
 
   const providers = {
     good: { api_base: m.good.url, interfaces: ALL,
@@ -68,6 +71,10 @@ before(async () => {
                 models: { 'bigl-pass': {} } },
     'bigl-a': { api_base: m.bigLength.url, interfaces: ['anthropic'],
                 models: { 'bigl-x': {} } },
+    'huger-o': { api_base: m.huger.url, interfaces: ['openai'],
+                 models: { 'huger-pass': {} } },
+    'huger-a': { api_base: m.huger.url, interfaces: ['anthropic'],
+                 models: { 'huger-x': {} } },
   };
   const fallbacks = { 'fb-junkBody': ['solid'] };
   for (const mode of CUT) {
@@ -334,4 +341,19 @@ test('a large answer is read whole, chunked or by its length, passed '
 test('an answer whose header fills the whole first buffer', async () => {
   const r = await ask.openai('full-header');
   assert.strictEqual(r.choices[0].message.content, 'hello from fullHeader');
+});
+
+test('a chunked answer over 32 MB: passed on whole without its cost, or a '
+     + '502 when it must be translated', async () => {
+  const { data, response } = await sdks.openai().chat.completions.create({
+    model: 'huger-pass', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  const text = data.choices[0].message.content;
+  assert.ok(text === HUGE, `${text.length} characters, not ${HUGE.length}`);
+  assert.strictEqual(response.headers.get('x-llmproxy-response-cost'), null);
+
+  await assert.rejects(ask.openai('huger-x'), (e) => {
+    checkError('openai', e, 'translation_failed', /too large to translate/);
+    return true;
+  });
 });
