@@ -219,6 +219,9 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
     u = r->upstream;
 
+    /* a failed attempt's answer never reached the client */
+    ctx->ttfb = 0;
+
     for ( ;; ) {
 
         if (ctx->repeat && ctx->current) {
@@ -923,6 +926,13 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
             if (rc != NGX_OK) {
                 return (rc == NGX_DECLINED) ? NGX_OK : rc;
             }
+
+            /*
+             * its first byte is now, as for an answer passed on as it
+             * comes (the filter keeps it)
+             */
+
+            ctx->ttfb = ngx_current_msec - ctx->start + 1;
 
             ctx->body_wait = 1;
             ctx->body_read = 0;
