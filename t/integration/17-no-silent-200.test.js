@@ -1,11 +1,12 @@
 'use strict';
 // No silent 200s (issue 11): an answer the provider cuts short (half its
-// content-length, a chunked body without its last chunk, a reset) or one
-// that cannot be translated, before anything reached the client, is a
-// failed attempt: retried on another deployment or a fallback, else a 502
-// in the client's own shape; a stream cut or untranslatable once flowing
-// is at least recorded.  Records (PostgreSQL) and $llmproxy_error carry
-// the error code, and the status the client got.
+// content-length, a chunked body without its last chunk, a reset), one
+// with broken chunks, or one that cannot be translated, before anything
+// reached the client, is a failed attempt: retried on another deployment
+// or a fallback, else a 502 in the client's own shape; a stream cut or
+// untranslatable once flowing is at least recorded.  Records (PostgreSQL)
+// and $llmproxy_error carry the error code, and the status the client
+// got.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
@@ -33,7 +34,8 @@ before(async () => {
   pg = await startPostgres();
   m = {};
   for (const mode of [...CUT, 'junkBody', 'junkStream', 'hugeLength',
-                      'closeMid', 'junkClose', 'fullHeader']) {
+                      'closeMid', 'junkClose', 'fullHeader',
+                      'badChunked']) {
     m[mode] = await createMock({ name: mode, mode });
   }
   m.good = await createMock({ name: 'good' });
@@ -77,7 +79,7 @@ before(async () => {
                  models: { 'huger-x': {} } },
   };
   const fallbacks = { 'fb-junkBody': ['solid'] };
-  for (const mode of CUT) {
+  for (const mode of [...CUT, 'badChunked']) {
     providers[mode] = { api_base: m[mode].url, interfaces: ALL,
       models: { ['fb-' + mode]: {}, ['alone-' + mode]: {} } };
     fallbacks['fb-' + mode] = ['solid'];
@@ -152,7 +154,7 @@ async function logged(id) {
 
 test('an answer cut short or untranslatable falls back: the client gets '
      + 'the good answer', async () => {
-  for (const mode of [...CUT, 'junkBody']) {
+  for (const mode of [...CUT, 'junkBody', 'badChunked']) {
     const bad = m[mode];
     bad.reset();
     const { data, response } = await sdks.openai().chat.completions.create({
@@ -229,6 +231,9 @@ test('no fallback: a 502 in each SDK\'s shape, recorded with its error '
                    code: 'upstream_truncated', message: /cut short/ });
     }
   }
+  cases.push({ mode: 'badChunked', iface: 'openai',
+               model: 'alone-badChunked', code: 'all_deployments_failed',
+               message: /invalid response/ });
   for (const iface of ALL) {
     cases.push({ mode: 'junkBody', iface,
                  model: iface === 'anthropic' ? 'alone-junk-o'

@@ -25,7 +25,8 @@
 //                  body ends with the connection), not JSON
 //   fullHeader     a chat completion, chunked, whose status line and
 //                  headers are exactly 16384 bytes (nginx's buffer_size)
-// (these nine on every path, whatever the interface)
+//   badChunked     200 chunked, whose chunk size is not hexadecimal
+// (these ten on every path, whatever the interface)
 //
 // Besides OpenAI's paths it answers Anthropic's (/v1/messages) and
 // Gemini's (/v1beta/models/M:method) natively, each checking the request
@@ -41,7 +42,7 @@ const native = require('./native-formats');
 const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
                'badRequest400', 'badRequest', 'halfLength', 'cutChunked',
                'resetMid', 'junkBody', 'junkStream', 'hugeLength',
-               'junkClose', 'fullHeader'];
+               'junkClose', 'fullHeader', 'badChunked'];
 
 function chatCompletion(model, name, content, usage) {
   return {
@@ -324,6 +325,11 @@ function createMock(opts = {}) {
             Buffer.byteLength(full).toString(16) + '\r\n' + full
             + '\r\n0\r\n\r\n'), 50);
         }
+        case 'badChunked':
+          req.socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json'
+                           + '\r\ntransfer-encoding: chunked\r\n\r\n'
+                           + '2\r\n{"\r\nzz\r\n');
+          return setTimeout(() => req.socket.end(), 50);
         case 'hugeLength':
           res.writeHead(200, { ...h, 'content-length': String(40 << 20) });
           res.write('{"id":"huge","object":"chat.completion","choices":[');
