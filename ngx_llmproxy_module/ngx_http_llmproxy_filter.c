@@ -12,9 +12,6 @@
 #include "ngx_http_llmproxy_module.h"
 
 
-/* the largest non-streamed answer held for its cost header */
-#define NGX_HTTP_LLMPROXY_HOLD_MAX   (32 * 1024 * 1024)
-
 /* the largest one whose announced length is allocated at once */
 #define NGX_HTTP_LLMPROXY_HOLD_HINT  (1024 * 1024)
 
@@ -388,7 +385,10 @@ ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
     } else {
         status = NGX_HTTP_BAD_GATEWAY;
         ctx->err_type = "api_error";
-        ctx->err_code = "all_deployments_failed";
+        ctx->err_code = (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED)
+                        ? "upstream_truncated"
+                        : (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE)
+                        ? "translation_failed" : "all_deployments_failed";
     }
 
     p = ngx_pnalloc(r->pool, 512);
@@ -418,6 +418,14 @@ ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
     case NGX_HTTP_LLMPROXY_FAIL_STATUS:
         p = ngx_slprintf(p, last, "upstream returned status %ui",
                          ctx->fail_status);
+        break;
+
+    case NGX_HTTP_LLMPROXY_FAIL_TRUNCATED:
+        p = ngx_slprintf(p, last, "upstream answer cut short");
+        break;
+
+    case NGX_HTTP_LLMPROXY_FAIL_TRANSLATE:
+        p = ngx_slprintf(p, last, "upstream answer could not be translated");
         break;
 
     default:

@@ -35,6 +35,9 @@
 
 #define NGX_HTTP_LLMPROXY_COOLDOWN_WINDOW  60000
 
+/* the largest non-streamed answer held whole (for its cost header) */
+#define NGX_HTTP_LLMPROXY_HOLD_MAX   (32 * 1024 * 1024)
+
 
 /* configuration */
 
@@ -282,7 +285,9 @@ typedef enum {
     NGX_HTTP_LLMPROXY_FAIL_CONNECT,
     NGX_HTTP_LLMPROXY_FAIL_TIMEOUT,
     NGX_HTTP_LLMPROXY_FAIL_STATUS,
-    NGX_HTTP_LLMPROXY_FAIL_INVALID
+    NGX_HTTP_LLMPROXY_FAIL_INVALID,
+    NGX_HTTP_LLMPROXY_FAIL_TRUNCATED,     /* the body ended too soon */
+    NGX_HTTP_LLMPROXY_FAIL_TRANSLATE      /* the answer was untranslatable */
 } ngx_http_llmproxy_fail_e;
 
 
@@ -363,6 +368,14 @@ typedef struct {
     u_char                          usage_tail[64];
     size_t                          usage_tail_len;
 
+    /*
+     * a non-streamed answer read whole before it is passed on (a cut one
+     * is a failed attempt): its bytes so far, chunks decoded in place
+     */
+    size_t                          body_read;
+    ngx_http_chunked_t              body_chunked;
+    ngx_str_t                       xlated;         /* it, translated */
+
     ngx_http_llmproxy_sse_t        *sse;            /* a rewritten stream */
     void                           *xlate;          /* llmp_stream_t */
 
@@ -377,6 +390,8 @@ typedef struct {
     unsigned                        hide_usage:1;
     unsigned                        xlate_broken:1;
     unsigned                        err_keep:1;     /* err_status stands */
+    unsigned                        body_wait:1;    /* reading it whole */
+    unsigned                        body_plain:1;   /* its start decoded */
 } ngx_http_llmproxy_ctx_t;
 
 
@@ -584,6 +599,9 @@ ngx_int_t ngx_http_llmproxy_translate_request(ngx_http_request_t *r,
     ngx_str_t *out);
 ngx_int_t ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *body);
+ngx_int_t ngx_http_llmproxy_translate_answer(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t status, u_char *data,
+    size_t len);
 ngx_int_t ngx_http_llmproxy_translate_stream_start(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,

@@ -105,8 +105,13 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
         n = b->last - b->pos;
 
         if (ctx->xlate) {
-            (void) ngx_http_llmproxy_translate_stream(r, ctx, b->pos, n, 0,
-                                                      sse->xbuf);
+            if (ngx_http_llmproxy_translate_stream(r, ctx, b->pos, n, 0,
+                                                   sse->xbuf)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
             b->pos = b->last;
             continue;
         }
@@ -135,8 +140,11 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
 
     if (ctx->xlate && last_buf) {
         /* the provider's stream ended: the client's closing events */
-        (void) ngx_http_llmproxy_translate_stream(r, ctx, NULL, 0, 1,
-                                                  sse->xbuf);
+        if (ngx_http_llmproxy_translate_stream(r, ctx, NULL, 0, 1, sse->xbuf)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     /* complete events, minus those the client must not see */

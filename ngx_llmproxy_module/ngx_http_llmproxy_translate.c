@@ -86,11 +86,66 @@ ngx_http_llmproxy_translate_request(ngx_http_request_t *r,
 }
 
 
-/* a held answer (or error) of the provider's, in the client's interface */
+/*
+ * A held answer (or error) of the provider's, in the client's interface.
+ * One read whole by the upstream handler was translated there, and one
+ * that could not be was a failed attempt.  One that was not (its end was
+ * the connection's) is translated here, and when it cannot be the client
+ * gets a 502 in its own shape, not a body in a shape it does not read.
+ */
 
 ngx_int_t
 ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *body)
+{
+    ngx_int_t  rc;
+
+    if (ctx->xlated.data == NULL) {
+        rc = ngx_http_llmproxy_translate_answer(r, ctx,
+                                                r->headers_out.status,
+                                                body->data, body->len);
+
+        if (rc == NGX_DECLINED) {
+            (void) ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_GATEWAY,
+                                          "api_error", "translation_failed",
+                                          "the answer of \"%V\" could not "
+                                          "be translated from %s",
+                                          &ctx->current->id,
+                                          ngx_http_llmproxy_iface_name(
+                                                             ctx->up_iface));
+
+            if (ngx_http_llmproxy_error_body(r, ctx, body) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            r->headers_out.status = NGX_HTTP_BAD_GATEWAY;
+            r->headers_out.status_line.len = 0;
+            r->err_status = NGX_HTTP_BAD_GATEWAY;
+
+            return NGX_OK;
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    *body = ctx->xlated;
+
+    return NGX_OK;
+}
+
+
+/*
+ * An answer of the provider's, whole, in the client's interface (kept in
+ * ctx->xlated); NGX_DECLINED: it cannot be translated.  An error always
+ * can: the library keeps its message whatever its shape.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_translate_answer(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t status, u_char *data,
+    size_t len)
 {
     int            rc;
     char           err[256];
@@ -100,38 +155,44 @@ ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
 
     ngx_memzero(&buf, sizeof(llmp_buf_t));
 
-    if (r->headers_out.status >= NGX_HTTP_BAD_REQUEST) {
+    if (status >= NGX_HTTP_BAD_REQUEST) {
         rc = llmp_translate_error((int) ctx->up_iface, (int) ctx->iface,
-                                  (int) r->headers_out.status,
-                                  (char *) body->data, body->len, &buf);
+                                  (int) status, (char *) data, len, &buf);
 
-    } else {
-        model = ngx_pnalloc(r->pool, ctx->model.len + 1);
-        if (model == NULL) {
+        if (rc != 0) {
+            llmp_buf_free(&buf);
             return NGX_ERROR;
         }
 
-        (void) ngx_cpystrn(model, ctx->model.data, ctx->model.len + 1);
-
-        rc = llmp_translate_response((int) ctx->up_iface, (int) ctx->iface,
-                                     (char *) body->data, body->len,
-                                     (char *) model, &buf, &usage, err,
-                                     sizeof(err));
-
-        if (rc != 0) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "llmproxy: answer of \"%V\" not translated from "
-                          "%s: %s", &ctx->current->id,
-                          ngx_http_llmproxy_iface_name(ctx->up_iface), err);
-        }
+        return ngx_http_llmproxy_translate_copy(r, &buf, &ctx->xlated);
     }
+
+    model = ngx_pnalloc(r->pool, ctx->model.len + 1);
+    if (model == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(model, ctx->model.data, ctx->model.len + 1);
+
+    err[0] = '\0';
+
+    rc = llmp_translate_response((int) ctx->up_iface, (int) ctx->iface,
+                                 (char *) data, len, (char *) model, &buf,
+                                 &usage, err, sizeof(err));
 
     if (rc != 0) {
         llmp_buf_free(&buf);
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llmproxy: answer of \"%V\" not translated from "
+                      "%s: %s", &ctx->current->id,
+                      ngx_http_llmproxy_iface_name(ctx->up_iface),
+                      err[0] ? err : "out of memory");
+
         return NGX_DECLINED;
     }
 
-    return ngx_http_llmproxy_translate_copy(r, &buf, body);
+    return ngx_http_llmproxy_translate_copy(r, &buf, &ctx->xlated);
 }
 
 
@@ -171,7 +232,8 @@ ngx_http_llmproxy_translate_stream_start(ngx_http_request_t *r,
 
 /*
  * What a piece of the provider's stream becomes, appended to out (an
- * llmp_buf_t the caller keeps); last: the provider's stream ended
+ * llmp_buf_t the caller keeps); last: the provider's stream ended.
+ * NGX_ERROR: the stream could not be translated.
  */
 
 ngx_int_t
@@ -197,9 +259,20 @@ ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,
                       "llmproxy: stream of \"%V\" could not be translated "
                       "from %s", &ctx->current->id,
                       ngx_http_llmproxy_iface_name(ctx->up_iface));
+
+        /* its status is sent: the error goes into its record only */
+
+        ctx->err_status = NGX_HTTP_BAD_GATEWAY;
+        ctx->err_type = "api_error";
+        ctx->err_code = "translation_failed";
     }
 
-    return NGX_OK;
+    /*
+     * NGX_ERROR: the client's stream is cut, which its SDK reports; ended
+     * properly, it would look like a whole answer
+     */
+
+    return ctx->xlate_broken ? NGX_ERROR : NGX_OK;
 }
 
 

@@ -16,7 +16,10 @@
 #include "ngx_http_llmproxy_module.h"
 
 
-#define NGX_HTTP_LLMPROXY_TRIES  10000
+#define NGX_HTTP_LLMPROXY_TRIES      10000
+
+/* the largest announced length of an answer allocated at once */
+#define NGX_HTTP_LLMPROXY_READ_HINT  (1024 * 1024)
 
 
 typedef struct {
@@ -53,6 +56,17 @@ static ngx_int_t ngx_http_llmproxy_process_status_line(
 static ngx_int_t ngx_http_llmproxy_process_header(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_retryable(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_read_whole(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_process_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_body_done(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t len);
+static ngx_int_t ngx_http_llmproxy_body_room(ngx_http_request_t *r,
+    size_t size);
+static ngx_int_t ngx_http_llmproxy_body_too_large(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static void ngx_http_llmproxy_late_error(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_uint_t status, const char *code);
 static ngx_int_t ngx_http_llmproxy_input_filter_init(void *data);
 static ngx_int_t ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes);
 static ngx_int_t ngx_http_llmproxy_chunked_filter(void *data,
@@ -205,6 +219,9 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
     u = r->upstream;
 
+    /* a failed attempt's answer never reached the client */
+    ctx->ttfb = 0;
+
     for ( ;; ) {
 
         if (ctx->repeat && ctx->current) {
@@ -250,6 +267,9 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
     ctx->fail = NGX_HTTP_LLMPROXY_FAIL_NONE;
     ctx->fail_status = 0;
     ctx->retry_after = 0;
+    ctx->body_wait = 0;
+    ctx->body_plain = 0;
+    ngx_str_null(&ctx->xlated);
 
 #if (NGX_HTTP_SSL)
     u->ssl = p->ssl;
@@ -310,6 +330,8 @@ ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc, void *data,
         if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_NONE) {
             ctx->fail = (c && (c->read->timedout || c->write->timedout))
                         ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+                        : ctx->body_wait
+                        ? NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
                         : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
         }
 
@@ -340,7 +362,11 @@ ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc, void *data,
                       : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
                       ? "connection failed"
                       : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
-                      ? "retryable status" : "invalid response");
+                      ? "retryable status"
+                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
+                      ? "answer cut short"
+                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE
+                      ? "answer not translatable" : "invalid response");
 
         ngx_http_llmproxy_route_failed(r, ctx);
         return;
@@ -892,9 +918,29 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
                     && u->headers_in.content_length_n == 0))
             {
                 u->keepalive = !u->headers_in.connection_close;
+                return NGX_OK;
             }
 
-            return NGX_OK;
+            rc = ngx_http_llmproxy_read_whole(r, ctx);
+
+            if (rc != NGX_OK) {
+                return (rc == NGX_DECLINED) ? NGX_OK : rc;
+            }
+
+            /*
+             * its first byte is now, as for an answer passed on as it
+             * comes (the filter keeps it)
+             */
+
+            ctx->ttfb = ngx_current_msec - ctx->start + 1;
+
+            ctx->body_wait = 1;
+            ctx->body_read = 0;
+            ngx_memzero(&ctx->body_chunked, sizeof(ngx_http_chunked_t));
+
+            u->process_header = ngx_http_llmproxy_process_body;
+
+            return ngx_http_llmproxy_process_body(r);
         }
 
         if (rc == NGX_AGAIN) {
@@ -982,6 +1028,284 @@ ngx_http_llmproxy_retryable(ngx_http_request_t *r,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * A non-streamed answer (or any error) is read whole here, before nginx
+ * passes anything of it on: the client waits for all of it anyway (the
+ * filter holds it for its cost header).  Cut short (its length not
+ * reached, its last chunk missing, the connection reset) or impossible to
+ * translate, it is then a failed attempt like a 5xx, which nginx's
+ * next-upstream logic retries on the next deployment or fallback, and
+ * which ends in a 502 in the client's shape when there is none.  NGX_OK:
+ * read it whole; NGX_DECLINED: pass it on as it comes.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_read_whole(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    /* a stream goes out as it comes; its errors do not stream */
+
+    if (ctx->stream && u->headers_in.status_n < NGX_HTTP_BAD_REQUEST) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * an answer that only the connection's end ends: nginx takes that end
+     * for a failure while it reads the header (providers answer HTTP/1.1
+     * requests with a length or chunks)
+     */
+
+    if (!u->headers_in.chunked && u->headers_in.content_length_n < 0) {
+        return NGX_DECLINED;
+    }
+
+    if (u->headers_in.content_length_n > NGX_HTTP_LLMPROXY_HOLD_MAX) {
+
+        if (ctx->up_iface && ctx->up_iface != ctx->iface) {
+            return ngx_http_llmproxy_body_too_large(r, ctx);
+        }
+
+        /* too large to hold: passed on as it comes, without its cost */
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the process_header handler while the answer is read whole */
+
+static ngx_int_t
+ngx_http_llmproxy_process_body(ngx_http_request_t *r)
+{
+    u_char                   *p;
+    off_t                     n;
+    size_t                    len, size;
+    ngx_int_t                 rc;
+    ngx_buf_t                 in;
+    ngx_http_upstream_t      *u;
+    ngx_http_llmproxy_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+    u = r->upstream;
+
+    /* u->buffer.pos stays at the body's start */
+
+    if (!u->headers_in.chunked) {
+        len = (size_t) u->headers_in.content_length_n;
+
+        if ((size_t) (u->buffer.last - u->buffer.pos) >= len) {
+            return ngx_http_llmproxy_body_done(r, ctx, len);
+        }
+
+        if (u->buffer.last < u->buffer.end) {
+            return NGX_AGAIN;
+        }
+
+        /*
+         * room for the length announced, up to 1m at once: a length is
+         * not all allocated before its bytes come
+         */
+
+        size = ngx_max(2 * (size_t) (u->buffer.end - u->buffer.pos),
+                       NGX_HTTP_LLMPROXY_READ_HINT);
+
+        if (ngx_http_llmproxy_body_room(r, ngx_min(size, len)) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return NGX_AGAIN;
+    }
+
+    /*
+     * chunks are decoded in place as they come: the buffer holds the
+     * decoded body so far, and what the next read appends
+     */
+
+    ngx_memzero(&in, sizeof(ngx_buf_t));
+
+    in.pos = u->buffer.pos + ctx->body_read;
+    in.last = u->buffer.last;
+
+    p = in.pos;
+
+    for ( ;; ) {
+
+        rc = ngx_http_parse_chunked(r, &in, &ctx->body_chunked);
+
+        if (rc == NGX_OK) {
+            n = ngx_min(in.last - in.pos, ctx->body_chunked.size);
+
+            p = ngx_movemem(p, in.pos, (size_t) n);
+            in.pos += n;
+            ctx->body_chunked.size -= n;
+
+            continue;
+        }
+
+        if (rc == NGX_AGAIN) {
+            break;
+        }
+
+        if (rc == NGX_DONE) {
+
+            if (in.pos != in.last) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "llmproxy: upstream sent data after final "
+                              "chunk");
+                u->headers_in.connection_close = 1;
+            }
+
+            /* passed on as a body of that length */
+
+            u->buffer.last = p;
+            u->headers_in.chunked = 0;
+            u->headers_in.content_length_n = p - u->buffer.pos;
+
+            return ngx_http_llmproxy_body_done(r, ctx, p - u->buffer.pos);
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llmproxy: upstream \"%V\" sent invalid chunked "
+                      "response", &ctx->current->id);
+
+        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
+
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    u->buffer.last = p;
+    ctx->body_read = p - u->buffer.pos;
+
+    if (u->buffer.last < u->buffer.end) {
+        return NGX_AGAIN;
+    }
+
+    if (ctx->body_read >= NGX_HTTP_LLMPROXY_HOLD_MAX) {
+
+        if (ctx->up_iface && ctx->up_iface != ctx->iface) {
+            return ngx_http_llmproxy_body_too_large(r, ctx);
+        }
+
+        /*
+         * too large to hold: what is decoded goes first (body_plain), the
+         * chunked filter goes on from where the chunks were left
+         */
+
+        ctx->body_wait = 0;
+        ctx->body_plain = 1;
+        ctx->chunked = ctx->body_chunked;
+
+        return NGX_OK;
+    }
+
+    /* (a header may have filled the first buffer to its end) */
+
+    size = ngx_max(2 * (size_t) (u->buffer.end - u->buffer.pos),
+                   u->conf->buffer_size);
+    size = ngx_min(size, NGX_HTTP_LLMPROXY_HOLD_MAX + u->conf->buffer_size);
+
+    if (ngx_http_llmproxy_body_room(r, size) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* the whole answer, in the buffer: translated if it must be */
+
+static ngx_int_t
+ngx_http_llmproxy_body_done(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t len)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  status;
+
+    ctx->body_wait = 0;
+
+    status = r->upstream->headers_in.status_n;
+
+    if (ctx->up_iface == 0 || ctx->up_iface == ctx->iface
+        || status < NGX_HTTP_OK
+        || (status >= NGX_HTTP_SPECIAL_RESPONSE
+            && status < NGX_HTTP_BAD_REQUEST))
+    {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_llmproxy_translate_answer(r, ctx, status,
+                                            r->upstream->buffer.pos, len);
+
+    if (rc == NGX_DECLINED) {
+        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_TRANSLATE;
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    return rc;
+}
+
+
+/*
+ * A buffer of size bytes for the answer, its bytes so far moved to its
+ * start (the header's are no longer needed: what nginx keeps of a header
+ * is copied)
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_body_room(ngx_http_request_t *r, size_t size)
+{
+    u_char               *p;
+    size_t                n;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+    n = u->buffer.last - u->buffer.pos;
+
+    p = ngx_palloc(r->pool, size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, u->buffer.pos, n);
+
+    /* the buffers outgrown are large allocations: freed at once */
+
+    (void) ngx_pfree(r->pool, u->buffer.start);
+
+    u->buffer.start = p;
+    u->buffer.pos = p;
+    u->buffer.last = p + n;
+    u->buffer.end = p + size;
+
+    return NGX_OK;
+}
+
+
+/* an answer to translate that is over the hold limit: 502, not retried */
+
+static ngx_int_t
+ngx_http_llmproxy_body_too_large(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    (void) ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_GATEWAY, "api_error",
+                                  "translation_failed",
+                                  "the answer of \"%V\" is over %uz bytes, "
+                                  "too large to translate from %s",
+                                  &ctx->current->id,
+                                  (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX,
+                                  ngx_http_llmproxy_iface_name(
+                                                             ctx->up_iface));
+    ctx->err_keep = 1;
+
+    return NGX_ERROR;
 }
 
 
@@ -1107,6 +1431,34 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
         ll = &cl->next;
     }
 
+    if (ctx->body_plain) {
+
+        /* the start of an answer too large to read whole, decoded */
+
+        ctx->body_plain = 0;
+
+        cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
+        if (cl == NULL) {
+            return NGX_ERROR;
+        }
+
+        *ll = cl;
+
+        b = cl->buf;
+
+        b->flush = 1;
+        b->memory = 1;
+        b->pos = buf->pos;
+        b->last = buf->last;
+        b->tag = u->output.tag;
+
+        buf->pos = buf->last;
+
+        ngx_http_llmproxy_usage_scan(ctx, b->pos, b->last);
+
+        return NGX_OK;
+    }
+
     for ( ;; ) {
 
         rc = ngx_http_parse_chunked(r, buf, &ctx->chunked);
@@ -1167,6 +1519,9 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: upstream sent invalid chunked response");
 
+        ngx_http_llmproxy_late_error(ctx, NGX_HTTP_BAD_GATEWAY,
+                                     "upstream_invalid_response");
+
         return NGX_ERROR;
     }
 
@@ -1191,9 +1546,40 @@ ngx_http_llmproxy_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
 
-    if (ctx && r->upstream && r->upstream->header_sent) {
-        ngx_http_llmproxy_usage_account(r, ctx);
+    if (ctx == NULL || r->upstream == NULL || !r->upstream->header_sent) {
+        return;
     }
+
+    /*
+     * an answer passed on as it came, a stream mostly, that the provider
+     * cut or stopped sending: too late to retry or to change the status,
+     * but its record says so
+     */
+
+    if (rc == NGX_HTTP_BAD_GATEWAY) {
+        ngx_http_llmproxy_late_error(ctx, rc, "upstream_truncated");
+
+    } else if (rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+        ngx_http_llmproxy_late_error(ctx, rc, "upstream_timeout");
+    }
+
+    ngx_http_llmproxy_usage_account(r, ctx);
+}
+
+
+/* an upstream failure after the status was sent: for the record only */
+
+static void
+ngx_http_llmproxy_late_error(ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t status,
+    const char *code)
+{
+    if (ctx->err_status) {
+        return;
+    }
+
+    ctx->err_status = status;
+    ctx->err_type = "api_error";
+    ctx->err_code = code;
 }
 
 

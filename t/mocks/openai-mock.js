@@ -13,6 +13,20 @@
 //   closeMid       sends headers and half of the body, then destroys the
 //                  socket
 //   badRequest400  400 with an OpenAI error body (alias: badRequest)
+//   halfLength     200 with a chat completion's content-length and half of
+//                  it, then closes the connection (FIN)
+//   cutChunked     200 chunked, half of a chat completion, then closes
+//                  without the last chunk
+//   resetMid       like halfLength, but the connection is reset (RST)
+//   junkBody       200 application/json whose body is not JSON
+//   junkStream     200 text/event-stream whose event is not JSON
+//   hugeLength     200 announcing 40 MB, a few bytes of them, then closes
+//   junkClose      200 application/json, neither length nor chunks (the
+//                  body ends with the connection), not JSON
+//   fullHeader     a chat completion, chunked, whose status line and
+//                  headers are exactly 16384 bytes (nginx's buffer_size)
+//   badChunked     200 chunked, whose chunk size is not hexadecimal
+// (these ten on every path, whatever the interface)
 //
 // Besides OpenAI's paths it answers Anthropic's (/v1/messages) and
 // Gemini's (/v1beta/models/M:method) natively, each checking the request
@@ -26,7 +40,9 @@ const net = require('node:net');
 const native = require('./native-formats');
 
 const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
-               'badRequest400', 'badRequest'];
+               'badRequest400', 'badRequest', 'halfLength', 'cutChunked',
+               'resetMid', 'junkBody', 'junkStream', 'hugeLength',
+               'junkClose', 'fullHeader', 'badChunked'];
 
 function chatCompletion(model, name, content, usage) {
   return {
@@ -216,15 +232,19 @@ function answer(req, res, body, st) {
 
 // opts: {name, mode, delay (ms between stream chunks), chunks, retryAfter,
 //        content (the chat completion's answer, default "hello from NAME"),
+//        withLength (answers that are not streams carry a content-length
+//        instead of being chunked),
 //        usage ({prompt_tokens, completion_tokens} of chat completions,
 //        streamed or not; default 11 and 7, or 11 and `chunks` streamed)}
 function createMock(opts = {}) {
   const st = { name: opts.name || 'mock', mode: opts.mode || 'ok',
                delay: opts.delay || 0, chunks: opts.chunks || 5,
                retryAfter: opts.retryAfter || 2, content: opts.content,
-               usage: opts.usage, requests: [] };
+               usage: opts.usage, withLength: !!opts.withLength,
+               requests: [] };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
+    if (st.withLength) withLength(res);
     const parts = [];
     req.on('data', (d) => parts.push(d));
     req.on('end', () => {
@@ -269,6 +289,51 @@ function createMock(opts = {}) {
           res.writeHead(200, { ...h, 'content-length': '2000' });
           res.write('{"id":"half","object":"chat.completion","choices":[');
           return setTimeout(() => req.socket.destroy(), 50);
+        case 'halfLength':
+        case 'cutChunked':
+        case 'resetMid': {
+          const full = JSON.stringify(chatCompletion(body.model || 'm',
+                                                     st.name));
+          res.writeHead(200, mode === 'cutChunked' ? h
+            : { ...h, 'content-length': String(Buffer.byteLength(full)) });
+          res.write(full.slice(0, full.length >> 1));
+          return setTimeout(() => (mode === 'resetMid'
+            ? req.socket.resetAndDestroy() : req.socket.end()), 50);
+        }
+        case 'junkBody': {
+          const junk = '<html><body>upstream hiccup</body></html>';
+          res.writeHead(200, { ...h, 'content-length': String(junk.length) });
+          return res.end(junk);
+        }
+        case 'junkStream':
+          res.writeHead(200, { ...h, 'content-type': 'text/event-stream' });
+          res.write('data: {"oops\n\n');
+          return setTimeout(() => res.end('data: [DONE]\n\n'), 50);
+        case 'junkClose':
+          req.socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json'
+                           + '\r\nconnection: close\r\n\r\n<html>hiccup');
+          return req.socket.end();
+        case 'fullHeader': {
+          const full = JSON.stringify(chatCompletion(body.model || 'm',
+                                                     st.name));
+          let head = 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n'
+                     + 'transfer-encoding: chunked\r\nconnection: close\r\n'
+                     + 'x-pad: ';
+          head += 'p'.repeat(16384 - head.length - 4) + '\r\n\r\n';
+          req.socket.write(head);
+          return setTimeout(() => req.socket.end(
+            Buffer.byteLength(full).toString(16) + '\r\n' + full
+            + '\r\n0\r\n\r\n'), 50);
+        }
+        case 'badChunked':
+          req.socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json'
+                           + '\r\ntransfer-encoding: chunked\r\n\r\n'
+                           + '2\r\n{"\r\nzz\r\n');
+          return setTimeout(() => req.socket.end(), 50);
+        case 'hugeLength':
+          res.writeHead(200, { ...h, 'content-length': String(40 << 20) });
+          res.write('{"id":"huge","object":"chat.completion","choices":[');
+          return setTimeout(() => req.socket.destroy(), 200);
         case 'ok':
           return answer(req, res, body, st);
         default:
@@ -303,6 +368,32 @@ function createMock(opts = {}) {
       });
     });
   });
+}
+
+// the status and headers wait for the body, to be sent with its length
+// (a stream's are sent as soon as it writes)
+function withLength(res) {
+  const writeHead = res.writeHead.bind(res);
+  const end = res.end.bind(res);
+  const write = res.write.bind(res);
+  const flushHeaders = res.flushHeaders.bind(res);
+  let head = null;
+  const flush = () => {
+    if (head) writeHead(...head);
+    head = null;
+  };
+  res.writeHead = (...args) => { head = args; return res; };
+  res.flushHeaders = () => { flush(); return flushHeaders(); };
+  res.write = (...args) => { flush(); return write(...args); };
+  res.end = (data, ...rest) => {
+    if (head) {
+      const [status, headers = {}] = head;
+      head = null;
+      writeHead(status, { ...headers, 'content-length':
+                          String(data ? Buffer.byteLength(data) : 0) });
+    }
+    return end(data, ...rest);
+  };
 }
 
 // a free port: bound on 127.0.0.1 by the kernel's choice, then released
