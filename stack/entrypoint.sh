@@ -117,10 +117,11 @@ render() {
         word "$v" "${!v}"
     done
     local metrics admin
+    # (a substitution's die ends the substitution only: hence the exits)
     metrics=$(allow_lines LLMPROXY_METRICS_ALLOW \
-                          "${LLMPROXY_METRICS_ALLOW:-127.0.0.1}")
+                          "${LLMPROXY_METRICS_ALLOW:-127.0.0.1}") || exit 1
     admin=$(allow_lines LLMPROXY_ADMIN_ALLOW \
-                        "${LLMPROXY_ADMIN_ALLOW:-127.0.0.1}")
+                        "${LLMPROXY_ADMIN_ALLOW:-127.0.0.1}") || exit 1
 
     (umask 077; : > "$out")
     {
