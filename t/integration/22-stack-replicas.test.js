@@ -1,0 +1,355 @@
+'use strict';
+// A rehearsal of stack/llmproxy.yaml as processes on this machine: three
+// gateways (stack/entrypoint.sh, each with its own nginx prefix and state
+// path) on one PostgreSQL, behind a plain nginx load balancer standing in
+// for Traefik (proxy_next_upstream, as Traefik's retry middleware), with
+// two mock providers standing in for CLIProxyAPI and Antigravity Manager.
+// Under bounded load (4 clients, each pausing 10 ms between requests):
+// keys created and revoked with llmproxyctl are honoured by all three
+// within the documented second (plus a poll); a sync reaches all; every
+// usage record arrives, none twice; one replica drained (QUIT) and one
+// killed (KILL), each restarted, and a rolling reload (HUP) of all three
+// cost the clients no failed request.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const http = require('node:http');
+const crypto = require('node:crypto');
+const { spawnSync } = require('node:child_process');
+const { NGINX, CTL, sleep } = require('../lib/gateway');
+const { startPostgres } = require('../lib/pg');
+const { createMock, freePort } = require('../mocks/openai-mock');
+const { Replica, writeSecrets, cleanEnv } = require('../lib/stack');
+
+const MASTER = 'sk-master-' + crypto.randomBytes(16).toString('hex');
+const SALT = 'salt-' + crypto.randomBytes(16).toString('hex');
+// key changes: one poll (1 s) plus the request that sees it
+const HONOURED_MS = 2500;
+
+let pg, dir, cliproxy, antigravity, lb, replicas = [], secrets, configFile;
+
+function config(extra = {}) {
+  return {
+    providers: {
+      cliproxy: { api_base: cliproxy.url, interfaces: ['openai'],
+                  models: { 'gpt-5': {} } },
+      antigravity: { api_base: antigravity.url, interfaces: ['openai'],
+                     models: { 'gpt-5': {}, 'gemini-2.5-flash': {} } },
+    },
+    aliases: { fast: 'gemini-2.5-flash', ...extra },
+  };
+}
+
+function replica(i, port) {
+  return new Replica({ dir: path.join(dir, 'gw' + i), port, env: {
+    LLMPROXY_MASTER_KEY_FILE: secrets.llmproxy_master_key,
+    LLMPROXY_SALT_KEY_FILE: secrets.llmproxy_salt_key,
+    LLMPROXY_DATABASE_URL: pg.url,
+    LLMPROXY_CONFIG_FILE: configFile,
+    LLMPROXY_DRAIN_TIMEOUT: '10s',
+  } });
+}
+
+// the stand-in for Traefik: round robin, the next gateway on a refused or
+// cut connection, a 502 or a 503 (non_idempotent: a POST whose gateway
+// died mid-request is sent again, as Traefik's retry middleware does)
+function lbConf(d, port, ports) {
+  return `worker_processes 1;
+pid ${d}/nginx.pid;
+error_log ${d}/error.log notice;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path ${d}/body;
+    proxy_temp_path ${d}/proxy;
+    upstream gateways {
+${ports.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`)
+    .join('\n')}
+    }
+    server {
+        listen 127.0.0.1:${port};
+        location / {
+            proxy_pass http://gateways;
+            proxy_next_upstream error timeout http_502 http_503
+                                non_idempotent;
+            proxy_next_upstream_tries 3;
+            proxy_connect_timeout 1s;
+            proxy_buffering off;
+            add_header x-upstream $upstream_addr always;
+        }
+    }
+}
+`;
+}
+
+async function startLB(ports) {
+  const d = path.join(dir, 'lb');
+  fs.mkdirSync(d);
+  const port = await freePort();
+  fs.writeFileSync(path.join(d, 'nginx.conf'), lbConf(d, port, ports));
+  const r = spawnSync(NGINX, ['-p', d, '-c', path.join(d, 'nginx.conf'),
+                              '-e', path.join(d, 'error.log')],
+                      { encoding: 'utf8' });
+  assert.strictEqual(r.status, 0, r.stderr);
+  return { url: `http://127.0.0.1:${port}`, dir: d,
+           stop() {
+             const pid = Number(fs.readFileSync(path.join(d, 'nginx.pid')));
+             try { process.kill(pid, 'SIGQUIT'); } catch (e) { /* gone */ }
+           } };
+}
+
+function ctl(args) {
+  const r = spawnSync(CTL, args, { encoding: 'utf8', timeout: 30000,
+    env: { ...cleanEnv(), LLMPROXY_DATABASE_URL: pg.url,
+           LLMPROXY_SALT_KEY: SALT, LLMPROXY_MASTER_KEY: MASTER,
+           LLMPROXY_GATEWAY_URL: replicas[0].url } });
+  assert.strictEqual(r.status, 0, `llmproxyctl ${args.join(' ')}: `
+                     + r.stdout + r.stderr);
+  return r.stdout;
+}
+
+function createKey(alias) {
+  const m = ctl(['key', 'create', '--alias', alias, '--models', 'gpt-5'])
+    .match(/sk-[A-Za-z0-9_-]{32,}/);
+  assert.ok(m, 'a key printed');
+  return m[0];
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+
+// one chat completion: {status, upstream, id}
+function chat(url, key, model = 'gpt-5') {
+  const body = JSON.stringify({ model,
+    messages: [{ role: 'user', content: 'hi' }] });
+  return new Promise((resolve) => {
+    const req = http.request(url + '/v1/chat/completions', {
+      method: 'POST', agent,
+      headers: { authorization: 'Bearer ' + key,
+                 'content-type': 'application/json',
+                 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode,
+        upstream: String(res.headers['x-upstream'] || '').split(', ').pop(),
+        id: res.headers['x-llmproxy-request-id'] }));
+      res.on('error', (e) => resolve({ status: 'error ' + e.message }));
+    });
+    req.setTimeout(30000, () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ status: 'error ' + e.message }));
+    req.end(body);
+  });
+}
+
+// bounded load through the balancer: `clients` loops, each pausing 10 ms
+// between requests, until stop() or `max` requests; resolves to counts
+function startLoad(key, { clients = 4, max = 4000 } = {}) {
+  let stopped = false, sent = 0;
+  const res = { ok: 0, failed: [], ids: [], upstreams: {} };
+  const loops = Array.from({ length: clients }, async () => {
+    while (!stopped && sent < max) {
+      sent++;
+      const r = await chat(lb.url, key);
+      if (r.status === 200) {
+        res.ok++;
+        res.ids.push(r.id);
+        res.upstreams[r.upstream] = (res.upstreams[r.upstream] || 0) + 1;
+      } else {
+        res.failed.push(r.status);
+      }
+      await sleep(10);
+    }
+  });
+  return { stop: async () => { stopped = true; await Promise.all(loops);
+                               return res; },
+           done: Promise.all(loops).then(() => res) };
+}
+
+// until fn() is true on every replica; the slowest time in ms
+async function everyReplica(fn, ms = 10000) {
+  const t0 = Date.now();
+  const pending = new Set(replicas);
+  while (pending.size && Date.now() - t0 < ms) {
+    for (const r of [...pending]) if (await fn(r)) pending.delete(r);
+    if (pending.size) await sleep(50);
+  }
+  assert.strictEqual(pending.size, 0, 'replicas '
+    + [...pending].map((r) => r.port).join(',') + ' never did');
+  return Date.now() - t0;
+}
+
+// request ids as PostgreSQL prints a uuid
+const uuid = (id) => String(id).toLowerCase().replace(
+  /^([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})$/,
+  '$1-$2-$3-$4-$5');
+
+const usageIds = (alias) => pg.psql('SELECT request_id FROM llmproxy_usage'
+  + ` WHERE key_alias = '${alias}' ORDER BY 1`).split('\n').filter(Boolean);
+
+// every id answered under load has exactly one record (the warm-up
+// requests' records are not counted)
+async function usageArrives(alias, ids, ms = 8000) {
+  const want = ids.map(uuid).sort();
+  const mine = new Set(want);
+  const t0 = Date.now();
+  let got = [];
+  while (Date.now() - t0 < ms) {
+    got = usageIds(alias).filter((id) => mine.has(id));
+    if (got.length >= want.length) break;
+    await sleep(200);
+  }
+  assert.strictEqual(got.length, want.length, `${alias}: ${got.length} `
+                     + `records for ${want.length} answered requests`);
+  assert.deepStrictEqual(got, want, 'the same request ids, none twice');
+}
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llmproxy-replicas-'));
+  fs.chmodSync(dir, 0o755);
+  pg = await startPostgres();
+  cliproxy = await createMock({ name: 'cliproxy' });
+  antigravity = await createMock({ name: 'antigravity' });
+  secrets = writeSecrets(dir, { llmproxy_master_key: MASTER,
+                                llmproxy_salt_key: SALT });
+  configFile = path.join(dir, 'config.json');
+  fs.writeFileSync(configFile, JSON.stringify(config()));
+  const ports = [await freePort(), await freePort(), await freePort()];
+  replicas = ports.map((p, i) => replica(i + 1, p));
+  lb = await startLB(ports);
+});
+
+after(async () => {
+  const problems = replicas.flatMap((r) => r.problems());
+  await Promise.all(replicas.map((r) => r.stop()));
+  if (lb) lb.stop();
+  for (const m of [cliproxy, antigravity]) if (m) await m.close();
+  if (pg) pg.destroy();
+  if (dir && !process.env.TEST_LLMPROXY_LEAVE) {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepStrictEqual(problems, []);
+});
+
+test('three replicas start together on one database', async () => {
+  // all at once, as `docker stack deploy` starts them: concurrent
+  // migrations and syncs of the same config
+  for (const r of replicas) r.start();
+  for (const r of replicas) {
+    const ready = await r.ready();
+    assert.strictEqual(ready.database, 'connected');
+    assert.ok(ready.config_generation >= 1);
+  }
+  const applied = replicas.filter((r) => /applied \(config version/
+    .test(r.out)).length;
+  assert.ok(applied >= 1, 'one of them stored the config');
+  for (const r of replicas) {
+    assert.match(r.out, /applied \(config version|nothing to apply/);
+  }
+  const r = await chat(lb.url, MASTER);
+  assert.strictEqual(r.status, 200);
+});
+
+test('a key created or revoked is honoured by all within the poll',
+     async (t) => {
+  const key = createKey('team-a');
+  const createdMs = await everyReplica(async (r) =>
+    (await chat(r.url, key)).status === 200);
+  assert.ok(createdMs <= HONOURED_MS, `created: ${createdMs} ms`);
+
+  ctl(['key', 'revoke', 'team-a']);
+  const revokedMs = await everyReplica(async (r) =>
+    (await chat(r.url, key)).status === 401);
+  assert.ok(revokedMs <= HONOURED_MS, `revoked: ${revokedMs} ms`);
+  t.diagnostic(`key honoured by all 3 in ${createdMs} ms, revoked in `
+               + `${revokedMs} ms`);
+  const lbr = await chat(lb.url, key);
+  assert.strictEqual(lbr.status, 401);
+});
+
+test('a sync reaches every replica', async (t) => {
+  fs.writeFileSync(path.join(dir, 'new.json'),
+                   JSON.stringify(config({ fast2: 'antigravity/gpt-5' })));
+  const out = ctl(['sync', '-c', path.join(dir, 'new.json'), '--force',
+                   '--prune']);
+  assert.match(out, /applied \(config version \d+\)/);
+  const ms = await everyReplica(async (r) =>
+    (await chat(r.url, MASTER, 'fast2')).status === 200);
+  assert.ok(ms <= HONOURED_MS, `sync: ${ms} ms`);
+  t.diagnostic(`sync served by all 3 in ${ms} ms`);
+});
+
+test('usage from all three arrives, none lost, none twice', async () => {
+  const key = createKey('usage-all');
+  await everyReplica(async (r) => (await chat(r.url, key)).status === 200);
+  const load = startLoad(key, { clients: 6, max: 300 });
+  const res = await load.done;
+  assert.deepStrictEqual(res.failed, []);
+  assert.strictEqual(res.ok, 300);
+  assert.strictEqual(Object.keys(res.upstreams).length, 3,
+                     'all three served: ' + JSON.stringify(res.upstreams));
+  await usageArrives('usage-all', res.ids);
+});
+
+test('a replica drained and one killed, both restarted: no failure',
+     async (t) => {
+  const key = createKey('chaos');
+  await everyReplica(async (r) => (await chat(r.url, key)).status === 200);
+  const load = startLoad(key);
+  await sleep(300);
+
+  // a rolling update's stop: TERM, the entrypoint drains with QUIT
+  const r2 = replicas[1];
+  assert.deepStrictEqual(await r2.stop(), { code: 0, sig: null });
+  await sleep(300);
+  replicas[1] = replica(2, r2.port).start();
+  await replicas[1].ready();
+  await sleep(300);
+
+  // a node lost: KILL, no drain
+  const r3 = replicas[2];
+  r3.kill();
+  await r3.exited;
+  await sleep(300);
+  replicas[2] = replica(3, r3.port).start();
+  await replicas[2].ready();
+  await sleep(500);
+
+  const res = await load.stop();
+  assert.deepStrictEqual(res.failed, [], `${res.failed.length} of `
+                         + `${res.ok + res.failed.length} failed`);
+  assert.ok(res.ok >= 100, 'requests during the drill: ' + res.ok);
+  assert.ok(Object.keys(res.upstreams).length === 3,
+            JSON.stringify(res.upstreams));
+  // the killed gateway's unflushed records are gone, never doubled
+  await sleep(1000);
+  const ids = new Set(res.ids.map(uuid));
+  const got = usageIds('chaos').filter((id) => ids.has(id));
+  assert.strictEqual(new Set(got).size, got.length, 'no record twice');
+  assert.ok(got.length > res.ok / 2, `${got.length} of ${res.ok} recorded`);
+  t.diagnostic(`drill: ${res.ok} answered, 0 failed, ${got.length} recorded `
+               + `(the killed one's unflushed records are lost)`);
+});
+
+test('a rolling reload of all three costs nothing', async (t) => {
+  const key = createKey('rolling');
+  await everyReplica(async (r) => (await chat(r.url, key)).status === 200);
+  const load = startLoad(key);
+  await sleep(300);
+  for (const r of replicas) {
+    const old = r.workerPids();
+    r.signal('HUP');
+    for (let i = 0; i < 100; i++) {
+      if (r.workerPids().some((p) => !old.includes(p))) break;
+      await sleep(50);
+    }
+    assert.ok(r.workerPids().some((p) => !old.includes(p)),
+              'new workers on ' + r.port);
+    await sleep(300);
+  }
+  const res = await load.stop();
+  assert.deepStrictEqual(res.failed, []);
+  assert.ok(res.ok >= 100, 'requests during the reloads: ' + res.ok);
+  await usageArrives('rolling', res.ids);
+  t.diagnostic(`rolling reload: ${res.ok} answered, 0 failed, all recorded`);
+});
