@@ -26,6 +26,11 @@ const { Replica, writeSecrets, cleanEnv } = require('../lib/stack');
 
 const MASTER = 'sk-master-' + crypto.randomBytes(16).toString('hex');
 const SALT = 'salt-' + crypto.randomBytes(16).toString('hex');
+const NEW_MASTER = 'sk-master2-' + crypto.randomBytes(16).toString('hex');
+const NEW_SALT = 'salt2-' + crypto.randomBytes(16).toString('hex');
+// the providers' keys, in config.local.json (a secret), stored encrypted
+const LOCAL = { providers: { cliproxy: { api_key: 'sk-cliproxy-1' },
+                             antigravity: { api_key: 'sk-antigravity-1' } } };
 // key changes: one poll (1 s) plus the request that sees it
 const HONOURED_MS = 2500;
 
@@ -43,12 +48,15 @@ function config(extra = {}) {
   };
 }
 
-function replica(i, port) {
+// a replica of the service; keys: the secrets it gets (a rotation
+// deploys new ones)
+function replica(i, port, keys = secrets) {
   return new Replica({ dir: path.join(dir, 'gw' + i), port, env: {
-    LLMPROXY_MASTER_KEY_FILE: secrets.llmproxy_master_key,
-    LLMPROXY_SALT_KEY_FILE: secrets.llmproxy_salt_key,
+    LLMPROXY_MASTER_KEY_FILE: keys.llmproxy_master_key,
+    LLMPROXY_SALT_KEY_FILE: keys.llmproxy_salt_key,
     LLMPROXY_DATABASE_URL: pg.url,
     LLMPROXY_CONFIG_FILE: configFile,
+    LLMPROXY_CONFIG_LOCAL_FILE: secrets.llmproxy_config_local,
     LLMPROXY_DRAIN_TIMEOUT: '10s',
   } });
 }
@@ -211,7 +219,8 @@ before(async () => {
   cliproxy = await createMock({ name: 'cliproxy' });
   antigravity = await createMock({ name: 'antigravity' });
   secrets = writeSecrets(dir, { llmproxy_master_key: MASTER,
-                                llmproxy_salt_key: SALT });
+                                llmproxy_salt_key: SALT,
+                                llmproxy_config_local: JSON.stringify(LOCAL) });
   configFile = path.join(dir, 'config.json');
   fs.writeFileSync(configFile, JSON.stringify(config()));
   const ports = [await freePort(), await freePort(), await freePort()];
@@ -268,9 +277,13 @@ test('a key created or revoked is honoured by all within the poll',
 });
 
 test('a sync reaches every replica', async (t) => {
-  fs.writeFileSync(path.join(dir, 'new.json'),
+  // as an operator would from a checkout: config.json, config.local.json
+  const d = path.join(dir, 'checkout');
+  fs.mkdirSync(d);
+  fs.writeFileSync(path.join(d, 'config.json'),
                    JSON.stringify(config({ fast2: 'antigravity/gpt-5' })));
-  const out = ctl(['sync', '-c', path.join(dir, 'new.json'), '--force',
+  fs.writeFileSync(path.join(d, 'config.local.json'), JSON.stringify(LOCAL));
+  const out = ctl(['sync', '-c', path.join(d, 'config.json'), '--force',
                    '--prune']);
   assert.match(out, /applied \(config version \d+\)/);
   const ms = await everyReplica(async (r) =>
@@ -352,4 +365,54 @@ test('a rolling reload of all three costs nothing', async (t) => {
   assert.ok(res.ok >= 100, 'requests during the reloads: ' + res.ok);
   await usageArrives('rolling', res.ids);
   t.diagnostic(`rolling reload: ${res.ok} answered, 0 failed, all recorded`);
+});
+
+// README, "Rotating the master and salt keys": the stored provider keys'
+// digests are dropped, then the service is rolled over to new secrets; the
+// first new task's sync encrypts the provider keys with the new salt key,
+// the old tasks keep serving the config they hold until replaced
+test('new master and salt keys rolled over the replicas: no failure',
+     async (t) => {
+  const key = createKey('rotation');
+  await everyReplica(async (r) => (await chat(r.url, key)).status === 200);
+  const keys = writeSecrets(path.join(dir, 'v2'), {
+    llmproxy_master_key: NEW_MASTER, llmproxy_salt_key: NEW_SALT });
+  const enc = () => pg.psql('SELECT string_agg(api_key_enc, \',\' ORDER BY'
+    + " name) FROM llmproxy_config_entries WHERE kind = 'credentials'");
+  const before = enc();
+  pg.psql("UPDATE llmproxy_config_entries SET data = data - 'api_key_sha256'"
+          + " WHERE kind = 'credentials'");
+
+  const load = startLoad(key);
+  await sleep(300);
+  for (let i = 0; i < replicas.length; i++) {
+    const old = replicas[i];
+    assert.strictEqual((await old.stop()).code, 0);
+    replicas[i] = replica(i + 1, old.port, keys).start();
+    await replicas[i].ready();
+    if (i === 0) assert.match(replicas[0].out, /applied \(config version/);
+    await sleep(300);
+  }
+  const res = await load.stop();
+  assert.deepStrictEqual(res.failed, [], `${res.failed.length} failed`);
+  assert.ok(res.ok >= 100, 'requests during the rotation: ' + res.ok);
+  assert.notStrictEqual(enc(), before, 're-encrypted with the new salt key');
+
+  cliproxy.reset();
+  antigravity.reset();
+  for (const r of replicas) {
+    assert.strictEqual((await chat(r.url, NEW_MASTER)).status, 200);
+    assert.strictEqual((await chat(r.url, MASTER)).status, 401);
+    for (let i = 0; i < 2; i++) {
+      assert.strictEqual((await chat(r.url, key)).status, 200);
+    }
+  }
+  for (const [m, k] of [[cliproxy, 'sk-cliproxy-1'],
+                        [antigravity, 'sk-antigravity-1']]) {
+    assert.ok(m.requests.length > 0, m.name + ' got requests');
+    for (const q of m.requests) {
+      assert.strictEqual(q.headers.authorization, 'Bearer ' + k, m.name);
+    }
+  }
+  t.diagnostic(`rotation: ${res.ok} answered, 0 failed`);
 });
