@@ -304,20 +304,6 @@ if [ -n "$database" ]; then
     [ "${LLMPROXY_SYNC:-1}" = 0 ] || sync_config
 fi
 
-"$nginx_bin" -p "$run" -c "$run/nginx.conf" -e stderr &
-pid=$!
-log "nginx $pid listens on $listen"
-
-if [ -z "$database" ] && [ "${LLMPROXY_SYNC:-1}" != 0 ]; then
-    # no database: the config goes to this gateway's admin endpoint
-    for _ in $(seq 100); do
-        curl -fsS "$local_url/health/liveliness" >/dev/null 2>&1 && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    sync_config || { kill -QUIT "$pid"; exit 1; }
-fi
-
 drain() {
     log "$1: draining (nginx QUIT)"
     kill -QUIT "$pid" 2>/dev/null || true
@@ -332,10 +318,28 @@ reload() {
     fi
 }
 
+"$nginx_bin" -p "$run" -c "$run/nginx.conf" -e stderr &
+pid=$!
 trap 'drain TERM' TERM
 trap 'drain INT' INT
 trap 'drain QUIT' QUIT
 trap reload HUP
+log "nginx $pid listens on $listen"
+
+if [ -z "$database" ] && [ "${LLMPROXY_SYNC:-1}" != 0 ]; then
+    # no database: the config goes to this gateway's admin endpoint (in a
+    # subshell: a refused config stops nginx too)
+    for _ in $(seq 100); do
+        curl -fsS "$local_url/health/liveliness" >/dev/null 2>&1 && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! (sync_config); then
+        kill -QUIT "$pid" 2>/dev/null
+        wait "$pid" || true
+        exit 1
+    fi
+fi
 
 # wait returns early for every trapped signal; nginx's own exit ends it
 rc=0

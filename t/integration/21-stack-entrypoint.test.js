@@ -232,3 +232,28 @@ test('a value that would add a directive is refused', async () => {
   assert.notStrictEqual((await none.exited).code, 0);
   assert.match(none.out, /no master key/);
 });
+
+test('without a database the config goes to the gateway itself',
+     async () => {
+  const port = await freePort();
+  const solo = new Replica({ dir: path.join(dir, 'solo'), port, env: {
+    LLMPROXY_MASTER_KEY_FILE: files.llmproxy_master_key,
+    LLMPROXY_SALT_KEY_FILE: files.llmproxy_salt_key,
+    LLMPROXY_CONFIG_FILE: path.join(dir, 'configs', 'config.json'),
+    LLMPROXY_CONFIG_LOCAL_FILE: files.llmproxy_config_local } });
+  solo.start();
+  try {
+    const ready = await solo.ready();
+    assert.strictEqual(ready.status, 'ready');
+    assert.match(solo.out, /gateway loaded it|applied/);
+    assert.ok(!/llmproxy_database/.test(
+      fs.readFileSync(path.join(solo.run, 'nginx.conf'), 'utf8')));
+    const r = await chat(solo.url, MASTER);
+    assert.strictEqual(r.status, 200);
+    await r.arrayBuffer();
+    assert.strictEqual(mock.requests.at(-1).headers.authorization,
+                       'Bearer ' + PROVIDER_KEY);
+  } finally {
+    assert.strictEqual((await solo.stop()).code, 0, solo.out);
+  }
+});
