@@ -13,10 +13,10 @@ const os = require('node:os');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const { spawnSync } = require('node:child_process');
-const { NGINX, sleep } = require('../lib/gateway');
+const { NGINX, CTL, sleep } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock, freePort } = require('../mocks/openai-mock');
-const { Replica, writeSecrets } = require('../lib/stack');
+const { Replica, writeSecrets, ENTRYPOINT } = require('../lib/stack');
 const { postJSON } = require('../lib/http');
 
 const hex = (n) => crypto.randomBytes(n).toString('hex');
@@ -256,4 +256,25 @@ test('without a database the config goes to the gateway itself',
   } finally {
     assert.strictEqual((await solo.stop()).code, 0, solo.out);
   }
+});
+
+test('with arguments it runs a command with the database and keys',
+     () => {
+  // what the backup service and `docker exec ... llmproxy-entrypoint
+  // llmproxyctl key create` do
+  const r = spawnSync('bash', [ENTRYPOINT, 'sh', '-c',
+    'llmproxyctl key create --alias from-exec >/dev/null && env'],
+  { encoding: 'utf8', env: { ...gw.env,
+    PATH: path.dirname(CTL) + ':' + process.env.PATH,
+    LLMPROXY_RUN_DIR: path.join(dir, 'exec-run') } });
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.strictEqual(pg.psql("SELECT count(*) FROM llmproxy_keys"
+                             + " WHERE alias = 'from-exec'"), '1');
+  assert.match(r.stdout, /^LLMPROXY_DATABASE_URL=postgresql:\/\/llmproxy@[^\n]*passfile=/m);
+  assert.match(r.stdout, /^LLMPROXY_SALT_KEY=/m);
+  assert.ok(!/^(LLMPROXY_(MASTER_KEY|SALT_KEY|DB_PASSWORD)_FILE|LLMPROXY_DB_PASSWORD)=/m
+    .test(r.stdout), r.stdout);
+  assert.ok(!r.stdout.includes(DB_PASSWORD));
+  assert.ok(!fs.existsSync(path.join(dir, 'exec-run', 'nginx.conf')),
+            'no nginx');
 });
