@@ -2,7 +2,9 @@
 // A rehearsal of stack/llmproxy.yaml as processes on this machine: three
 // gateways (stack/entrypoint.sh, each with its own nginx prefix and state
 // path) on one PostgreSQL, behind a plain nginx load balancer standing in
-// for Traefik (proxy_next_upstream, as Traefik's retry middleware), with
+// for Traefik (proxy_next_upstream, as Traefik's retry middleware; a new
+// task gets requests once its readiness says so, as Traefik and Swarm
+// route to healthy tasks only), with
 // two mock providers standing in for CLIProxyAPI and Antigravity Manager.
 // Under bounded load (4 clients, each pausing 10 ms between requests):
 // keys created and revoked with llmproxyctl are honoured by all three
@@ -65,7 +67,7 @@ function replica(i, port, keys = secrets) {
 // the stand-in for Traefik: round robin, the next gateway on a refused or
 // cut connection, a 502 or a 503 (non_idempotent: a POST whose gateway
 // died mid-request is sent again, as Traefik's retry middleware does)
-function lbConf(d, port, ports) {
+function lbConf(d, port, ports, down = new Set()) {
   return `worker_processes 1;
 pid ${d}/nginx.pid;
 error_log ${d}/error.log notice;
@@ -75,8 +77,8 @@ http {
     client_body_temp_path ${d}/body;
     proxy_temp_path ${d}/proxy;
     upstream gateways {
-${ports.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`)
-    .join('\n')}
+${ports.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=1s`
+                  + (down.has(p) ? ' down;' : ';')).join('\n')}
     }
     server {
         listen 127.0.0.1:${port};
@@ -94,20 +96,56 @@ ${ports.map((p) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=1s;`)
 `;
 }
 
+// gate(port, up): a task's health as Traefik and Swarm see it: a new
+// task gets requests once its readiness answers 200 (a reload of the
+// balancer here; the clients use a new connection per request, so the
+// reload's closing of idle connections is not in the way)
 async function startLB(ports) {
   const d = path.join(dir, 'lb');
   fs.mkdirSync(d);
   const port = await freePort();
-  fs.writeFileSync(path.join(d, 'nginx.conf'), lbConf(d, port, ports));
-  const r = spawnSync(NGINX, ['-p', d, '-c', path.join(d, 'nginx.conf'),
-                              '-e', path.join(d, 'error.log')],
-                      { encoding: 'utf8' });
+  const conf = path.join(d, 'nginx.conf');
+  const down = new Set();
+  const nginx = (args) => spawnSync(NGINX, ['-p', d, '-c', conf, '-e',
+                                            path.join(d, 'error.log'),
+                                            ...args], { encoding: 'utf8' });
+  const pid = () => Number(fs.readFileSync(path.join(d, 'nginx.pid')));
+  const workers = () => spawnSync('ps', ['-o', 'pid=', '--ppid',
+    String(pid())], { encoding: 'utf8' }).stdout.trim().split(/\s+/);
+  fs.writeFileSync(conf, lbConf(d, port, ports, down));
+  const r = nginx([]);
   assert.strictEqual(r.status, 0, r.stderr);
   return { url: `http://127.0.0.1:${port}`, dir: d,
+           async gate(p, up) {
+             if (up) down.delete(p); else down.add(p);
+             fs.writeFileSync(conf, lbConf(d, port, ports, down));
+             const old = workers();
+             const q = nginx(['-s', 'reload']);
+             assert.strictEqual(q.status, 0, q.stderr);
+             for (let i = 0; i < 100; i++) {
+               if (workers().some((w) => !old.includes(w))) break;
+               await sleep(20);
+             }
+           },
            stop() {
-             const pid = Number(fs.readFileSync(path.join(d, 'nginx.pid')));
-             try { process.kill(pid, 'SIGQUIT'); } catch (e) { /* gone */ }
+             try { process.kill(pid(), 'SIGQUIT'); } catch (e) { /* gone */ }
            } };
+}
+
+// a replica replaced by a new task: it gets requests once it is ready
+async function replace(i, how, keys) {
+  const old = replicas[i];
+  if (how === 'kill') {
+    old.kill();
+    await old.exited;
+  } else {
+    assert.deepStrictEqual(await old.stop(), { code: 0, sig: null },
+                           old.out);
+  }
+  await lb.gate(old.port, false);
+  replicas[i] = replica(i + 1, old.port, keys).start();
+  await replicas[i].ready();
+  await lb.gate(old.port, true);
 }
 
 function ctl(args) {
@@ -127,7 +165,6 @@ function createKey(alias) {
   return m[0];
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
 // one chat completion: {status, upstream, id}
 function chat(url, key, model = 'gpt-5') {
@@ -135,14 +172,20 @@ function chat(url, key, model = 'gpt-5') {
     messages: [{ role: 'user', content: 'hi' }] });
   return new Promise((resolve) => {
     const req = http.request(url + '/v1/chat/completions', {
-      method: 'POST', agent,
+      method: 'POST', agent: false,
       headers: { authorization: 'Bearer ' + key,
                  'content-type': 'application/json',
                  'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode,
-        upstream: String(res.headers['x-upstream'] || '').split(', ').pop(),
-        id: res.headers['x-llmproxy-request-id'] }));
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => {
+        const upstream = String(res.headers['x-upstream'] || '');
+        resolve({ status: res.statusCode,
+                  detail: `${res.statusCode} via ${upstream}: `
+                          + Buffer.concat(parts).toString().slice(0, 160),
+                  upstream: upstream.split(', ').pop(),
+                  id: res.headers['x-llmproxy-request-id'] });
+      });
       res.on('error', (e) => resolve({ status: 'error ' + e.message }));
     });
     req.setTimeout(30000, () => req.destroy(new Error('timeout')));
@@ -165,7 +208,7 @@ function startLoad(key, { clients = 4, max = 4000 } = {}) {
         res.ids.push(r.id);
         res.upstreams[r.upstream] = (res.upstreams[r.upstream] || 0) + 1;
       } else {
-        res.failed.push(r.status);
+        res.failed.push(r.detail || r.status);
       }
       await sleep(10);
     }
@@ -313,20 +356,10 @@ test('a replica drained and one killed, both restarted: no failure',
   await sleep(300);
 
   // a rolling update's stop: TERM, the entrypoint drains with QUIT
-  const r2 = replicas[1];
-  assert.deepStrictEqual(await r2.stop(), { code: 0, sig: null });
+  await replace(1, 'stop');
   await sleep(300);
-  replicas[1] = replica(2, r2.port).start();
-  await replicas[1].ready();
-  await sleep(300);
-
   // a node lost: KILL, no drain
-  const r3 = replicas[2];
-  r3.kill();
-  await r3.exited;
-  await sleep(300);
-  replicas[2] = replica(3, r3.port).start();
-  await replicas[2].ready();
+  await replace(2, 'kill');
   await sleep(500);
 
   const res = await load.stop();
@@ -387,10 +420,7 @@ test('new master and salt keys rolled over the replicas: no failure',
   const load = startLoad(key);
   await sleep(300);
   for (let i = 0; i < replicas.length; i++) {
-    const old = replicas[i];
-    assert.strictEqual((await old.stop()).code, 0);
-    replicas[i] = replica(i + 1, old.port, keys).start();
-    await replicas[i].ready();
+    await replace(i, 'stop', keys);
     if (i === 0) assert.match(replicas[0].out, /applied \(config version/);
     await sleep(300);
   }
