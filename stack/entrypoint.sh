@@ -247,7 +247,8 @@ sync_config() {
     if [ -n "$local_cfg" ]; then
         (umask 077; cp "$local_cfg" "$run/config/config.local.json")
     fi
-    local args=(${LLMPROXY_SYNC_ARGS---force --prune}) try rc out
+    local args try rc out
+    read -ra args <<< "${LLMPROXY_SYNC_ARGS---force --prune}"
     for try in 1 2 3 4 5; do
         rc=0
         out=$(ctl sync -c "$run/config/config.json" "${args[@]}" 2>&1) \
