@@ -31,3 +31,22 @@ if [ ! -d node_modules/openai ] || [ package-lock.json -nt node_modules ]; then
     npm ci --no-audit --no-fund --loglevel=error
     touch node_modules
 fi
+
+# stack/: its tests validate the stack files with a real compose parser and
+# yamllint, and run the discovery generator (bash, curl, jq)
+stack_missing=()
+for p in docker-compose yamllint jq; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
+        || stack_missing+=("$p")
+done
+if [ ${#stack_missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: ${stack_missing[*]} (run as root)" >&2
+        exit 1
+    fi
+    echo "installing: ${stack_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${stack_missing[@]}" \
+        >/dev/null
+fi
