@@ -336,6 +336,21 @@ ngx_http_llmproxy_health(ngx_http_request_t *r, ngx_uint_t readiness)
         ngx_str_set(&db, "\"unreachable\"");
     }
 
+    /*
+     * keys or a config that did not fit: this gateway refuses keys that
+     * work elsewhere, or serves an older config
+     */
+
+    if (sh->zone_full || sh->config_full) {
+        return ngx_http_llmproxy_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, p,
+                   ngx_sprintf(p, "{\"status\":\"not ready\","
+                               "\"reason\":\"no memory in the zone for a "
+                               "key or a config\",\"zone\":\"full\","
+                               "\"keys\":%uA,\"database\":%V}",
+                               sh->nkeys, &db)
+                   - p);
+    }
+
     if (generation == 0 || (lmcf->database.len && !sh->keys_loaded)) {
         return ngx_http_llmproxy_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, p,
                    ngx_sprintf(p, "{\"status\":\"not ready\","
