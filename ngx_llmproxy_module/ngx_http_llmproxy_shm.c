@@ -203,6 +203,8 @@ ngx_http_llmproxy_cooldown_fail(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_msec_t                          now;
     ngx_http_llmproxy_cooldown_node_t  *node;
 
+    static ngx_uint_t                   nomem_logged;
+
     now = ngx_current_msec;
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
@@ -215,11 +217,20 @@ ngx_http_llmproxy_cooldown_fail(ngx_http_llmproxy_zone_ctx_t *zctx,
         node = ngx_slab_calloc_locked(zctx->shpool, n);
         if (node == NULL) {
             ngx_shmtx_unlock(&zctx->shpool->mutex);
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                          "llmproxy: no memory in the zone for the cooldown "
-                          "of \"%V\"", &d->id);
+
+            /* once, not at every failed attempt */
+
+            if (!nomem_logged) {
+                nomem_logged = 1;
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                              "llmproxy: no memory in the zone for the "
+                              "cooldown of \"%V\"", &d->id);
+            }
+
             return;
         }
+
+        nomem_logged = 0;
 
         node->node.key = d->hash;
         node->len = (u_short) d->id.len;
