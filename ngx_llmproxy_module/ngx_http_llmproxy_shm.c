@@ -34,6 +34,7 @@ ngx_http_llmproxy_shm_install_if(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *blob, size_t len, ngx_uint_t expect, ngx_uint_t *generation)
 {
     u_char                     *p;
+    ngx_uint_t                  logged;
     ngx_http_llmproxy_shctx_t  *sh;
 
     sh = zctx->sh;
@@ -52,12 +53,18 @@ ngx_http_llmproxy_shm_install_if(ngx_http_llmproxy_zone_ctx_t *zctx,
     }
 
     if (p == NULL) {
+        /* once: the database poller tries the same config again */
+        logged = sh->config_full;
         sh->config_full = 1;
         ngx_shmtx_unlock(&zctx->shpool->mutex);
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "llmproxy: no memory in the zone for a config of "
-                      "%uz bytes: increase the size of \"llmproxy_zone\"",
-                      len);
+
+        if (!logged) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "llmproxy: no memory in the zone for a config of "
+                          "%uz bytes: increase the size of "
+                          "\"llmproxy_zone\"", len);
+        }
+
         return NGX_ERROR;
     }
 

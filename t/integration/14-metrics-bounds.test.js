@@ -242,8 +242,15 @@ test('the series have a ceiling, counted as dropped beyond', async () => {
   assert.strictEqual((await readiness()).status, 200);
 });
 
-test('a zone that cannot take a key: readiness 503, revocations apply',
+test('a zone that cannot take a key: readiness 503, revocations and '
+  + 'configs apply',
   async () => {
+    // a config of several pages, installed while there is room
+    const big = Array.from({ length: 80 }, (_, i) =>
+      `a-model-with-a-rather-long-name-to-fill-pages-${i}`);
+    let s = gw.sync(config(['m1', 'm4', ...big]));
+    assert.strictEqual(s.status, 0, s.stdout + s.stderr);
+
     const keep = create('--alias', 'keep');
     await until(async () => (await chat(keep, 'm1')) === 200);
     // many more keys than the smallest zone holds
@@ -262,6 +269,12 @@ test('a zone that cannot take a key: readiness 503, revocations apply',
     const g = gw.ctl(['key', 'revoke', 'keep']);
     assert.strictEqual(g.status, 0, g.stderr);
     await until(async () => (await chat(keep, 'm1')) === 401);
+
+    // a config no larger than the one it replaces still fits
+    s = gw.sync(config(['m1', ...big]));
+    assert.strictEqual(s.status, 0, s.stdout + s.stderr);
+    assert.strictEqual(await chat('sk-many-1', 'm4'), 404);
+    assert.strictEqual(await chat('sk-many-1', big[79]), 200);
 
     // logged once, as an alert, not once per key or poll
     await sleep(1500);
