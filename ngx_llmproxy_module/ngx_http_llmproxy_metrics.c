@@ -504,7 +504,8 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
             }
 
             ngx_memcpy(*sp, s, size);
-            len += 6 * (s->model_len + s->deployment_len + s->key_len) + 64;
+            /* escaped: at most 3 bytes a byte, and 29 of label names */
+            len += 3 * (s->model_len + s->deployment_len + s->key_len) + 32;
         }
     }
 
@@ -518,7 +519,10 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
 
     cooling = cooldowns.nelts;
 
-    /* every series appears in at most 40 lines of at most 128 + labels */
+    /*
+     * every series appears in at most 40 lines (36 today) of at most 128
+     * bytes and its labels
+     */
 
     size = 4096 + copies.nelts * 40 * 128 + 40 * len
            + cooldowns.nelts * 256;
