@@ -9,9 +9,9 @@
  * other requested name counts as "(unknown)"), a key alias is cut to
  * NGX_HTTP_LLMPROXY_ALIAS_LABEL bytes, there are at most
  * NGX_HTTP_LLMPROXY_SERIES_MAX of them, in a slab pool of their own (an
- * eighth of the zone), and the series of names a new config no longer has
- * are freed.  A request whose series does not fit is counted in
- * llmproxy_metrics_series_dropped_total only.
+ * eighth of the zone, at most 5000k), and the series of names a new
+ * config no longer has are freed.  A request whose series does not fit is
+ * counted in llmproxy_metrics_series_dropped_total only.
  */
 
 #include "ngx_http_llmproxy_module.h"
@@ -825,7 +825,8 @@ ngx_http_llmproxy_series_insert(ngx_rbtree_node_t *temp,
 
 
 /*
- * The series' own slab pool: an eighth of the zone (at least 8 pages), so
+ * The series' own slab pool: an eighth of the zone (at least 8 pages, at
+ * most what the most series can use), so
  * that no number of series can take the memory of keys and configs, nor
  * keys the memory of the series.  It shares the zone's mutex.
  */
@@ -847,7 +848,10 @@ ngx_http_llmproxy_metrics_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_rbtree_init(&zctx->sh->metrics, &zctx->sh->metrics_sentinel,
                     ngx_http_llmproxy_series_insert);
 
-    size = ngx_max(size / 8, 8 * ngx_pagesize) & ~(ngx_pagesize - 1);
+    /* room for the most series with long labels (1024-byte chunks) */
+
+    size = ngx_min(size / 8, NGX_HTTP_LLMPROXY_SERIES_MAX * 1024);
+    size = ngx_max(size, 8 * ngx_pagesize) & ~(ngx_pagesize - 1);
 
     p = ngx_slab_alloc(zctx->shpool, size);
     if (p == NULL) {
