@@ -35,7 +35,6 @@ typedef struct {
     ngx_uint_t                      more;
     ngx_uint_t                      zone_full;
     int64_t                         skipped;    /* first seq not applied */
-    int64_t                         retry;      /* first seq not in zone */
     time_t                          retry_at;
     ngx_uint_t                      rescan;     /* reading from retry */
     ngx_uint_t                      rescan_ok;
@@ -139,10 +138,10 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
     if (db->rescan) {
         db->since = db->rescan_seq;
 
-    } else if (db->retry && ngx_time() >= db->retry_at) {
+    } else if (db->zctx->sh->keys_retry && ngx_time() >= db->retry_at) {
         db->rescan = 1;
         db->rescan_ok = 1;
-        db->since = db->retry - 1;
+        db->since = db->zctx->sh->keys_retry - 1;
         db->rescan_seq = db->since;
     }
 
@@ -502,7 +501,7 @@ ngx_http_llmproxy_db_zone(ngx_http_llmproxy_db_t *db)
 
         if (db->skipped) {
             if (db->rescan_ok) {
-                db->retry = db->skipped;
+                sh->keys_retry = db->skipped;
             }
 
             db->rescan_ok = 0;
@@ -517,7 +516,7 @@ ngx_http_llmproxy_db_zone(ngx_http_llmproxy_db_t *db)
         db->rescan = 0;
 
         if (db->rescan_ok) {
-            db->retry = 0;
+            sh->keys_retry = 0;
             sh->zone_full = 0;
 
             ngx_log_error(NGX_LOG_NOTICE, db->task->event.log, 0,
@@ -531,8 +530,8 @@ ngx_http_llmproxy_db_zone(ngx_http_llmproxy_db_t *db)
     }
 
     if (db->skipped) {
-        if (db->retry == 0 || db->skipped < db->retry) {
-            db->retry = db->skipped;
+        if (sh->keys_retry == 0 || db->skipped < sh->keys_retry) {
+            sh->keys_retry = db->skipped;
         }
 
         if (!sh->zone_full) {

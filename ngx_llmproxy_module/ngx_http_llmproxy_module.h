@@ -241,6 +241,7 @@ typedef struct {
     ngx_uint_t                    metrics_generation;  /* pruned for */
 
     ngx_atomic_t                  zone_full;      /* keys did not fit */
+    int64_t                       keys_retry;     /* the first of them */
     ngx_atomic_t                  config_full;    /* the last config did
                                                      not fit */
 } ngx_http_llmproxy_shctx_t;

@@ -282,4 +282,12 @@ test('a zone that cannot take a key: readiness 503, revocations and '
       /no memory in the zone for more keys/.test(l));
     assert.strictEqual(alerts.length, 1, alerts.join('\n'));
     assert.match(alerts[0], /\[alert\]/);
+
+    // the keys that did not fit are deleted: the zone keeps where they
+    // started, so the poller of the workers after a reload reads them
+    // again, finds none left, and readiness recovers
+    await gw.reload();
+    sql("DELETE FROM llmproxy_keys WHERE alias LIKE 'fill-%'");
+    await until(async () => (await readiness()).status === 200, 15000);
+    assert.strictEqual(await chat('sk-many-1', big[0]), 200);
   });
