@@ -462,8 +462,8 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     if (old) {
         /*
          * the old node goes first, so its chunk counts for the new one;
-         * until the new one fits the key is unknown (refused), and its
-         * row is tried again at the next poll
+         * until the new one fits the key is unknown (refused), and the
+         * poller reads its row again
          */
         pending = old->pending;
         window = old->window;
