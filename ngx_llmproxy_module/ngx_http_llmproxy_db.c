@@ -6,6 +6,11 @@
  * from the query's result, in that thread.  When the database is
  * unreachable the gateway keeps serving the keys it has, says so in its
  * log and in /health/readiness, and tries again.
+ *
+ * A key that does not fit in the zone is skipped, so that the changes
+ * after it (a revocation changes its key in place) still apply; the zone
+ * is reported full, and the rows from the first skipped one are read again
+ * every NGX_HTTP_LLMPROXY_DB_RETRY seconds until they all fit.
  */
 
 #include "ngx_http_llmproxy_module.h"
@@ -16,6 +21,7 @@
 
 
 #define NGX_HTTP_LLMPROXY_DB_BATCH  2000
+#define NGX_HTTP_LLMPROXY_DB_RETRY  10
 
 
 typedef struct {
@@ -28,6 +34,11 @@ typedef struct {
     ngx_int_t                       rc;
     ngx_uint_t                      more;
     ngx_uint_t                      zone_full;
+    int64_t                         skipped;    /* first seq not applied */
+    time_t                          retry_at;
+    ngx_uint_t                      rescan;     /* reading from retry */
+    ngx_uint_t                      rescan_ok;
+    int64_t                         rescan_seq;
     ngx_uint_t                      busy;
     ngx_uint_t                      failing;
     char                            err[256];
@@ -51,6 +62,7 @@ static void ngx_http_llmproxy_db_apply(ngx_http_llmproxy_db_t *db,
     PGresult *res);
 static ngx_array_t *ngx_http_llmproxy_db_list(ngx_pool_t *pool,
     const char *json);
+static void ngx_http_llmproxy_db_zone(ngx_http_llmproxy_db_t *db);
 
 
 static ngx_http_llmproxy_db_t  ngx_http_llmproxy_db;
@@ -122,7 +134,19 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
     }
 
     db->since = db->zctx->sh->keys_seq;
+
+    if (db->rescan) {
+        db->since = db->rescan_seq;
+
+    } else if (db->zctx->sh->keys_retry && ngx_time() >= db->retry_at) {
+        db->rescan = 1;
+        db->rescan_ok = 1;
+        db->since = db->zctx->sh->keys_retry - 1;
+        db->rescan_seq = db->since;
+    }
+
     db->max_seq = db->since;
+    db->skipped = 0;
     db->config.since = db->zctx->sh->config_version;
     db->config.version = 0;
     db->config.prepared = NULL;
@@ -242,8 +266,8 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
 /*
  * In the thread: one row after the other, under the zone's mutex for each
  * (the event loop of any worker waits for one key at most).  A row that
- * does not parse is skipped; when the zone is full the rest of the batch
- * waits for the next poll.
+ * does not parse is skipped, and so is a key that does not fit in the
+ * zone (remembered, to be tried again).
  */
 
 static void
@@ -268,10 +292,11 @@ ngx_http_llmproxy_db_apply(ngx_http_llmproxy_db_t *db, PGresult *res)
             rc = ngx_http_llmproxy_keys_upsert(db->zctx, &row);
 
             if (rc == NGX_ERROR) {
-                ngx_reset_pool(db->pool);
                 db->zone_full = 1;
-                db->more = 0;
-                return;
+
+                if (db->skipped == 0) {
+                    db->skipped = seq;
+                }
             }
 
             if (rc == NGX_OK) {
@@ -392,7 +417,15 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     sh = db->zctx->sh;
 
     /* the rows the thread applied, even if a later query failed */
-    sh->keys_seq = db->max_seq;
+
+    if (!db->rescan) {
+        sh->keys_seq = db->max_seq;
+
+    } else if (db->max_seq > db->rescan_seq) {
+        db->rescan_seq = db->max_seq;
+    }
+
+    ngx_http_llmproxy_db_zone(db);
 
     if (db->rc != NGX_OK) {
         if (!db->failing) {
@@ -418,8 +451,7 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     db->failing = 0;
     sh->db_ok = 1;
 
-    if (db->zone_full) {
-        /* the keys not applied are tried again at the next poll */
+    if (db->rescan) {
         goto next;
     }
 
@@ -444,4 +476,72 @@ next:
     }
 
     ngx_add_timer(&db->timer, db->more ? 1 : db->interval);
+}
+
+
+/*
+ * Keys skipped because the zone is full: the first of them is where the
+ * next rescan starts, and the zone is full until a rescan applied all.
+ */
+
+static void
+ngx_http_llmproxy_db_zone(ngx_http_llmproxy_db_t *db)
+{
+    ngx_http_llmproxy_shctx_t  *sh;
+
+    sh = db->zctx->sh;
+
+    if (db->rescan) {
+
+        if (db->rc != NGX_OK) {
+            db->rescan = 0;
+            db->retry_at = ngx_time() + NGX_HTTP_LLMPROXY_DB_RETRY;
+            return;
+        }
+
+        if (db->skipped) {
+            if (db->rescan_ok) {
+                sh->keys_retry = db->skipped;
+            }
+
+            db->rescan_ok = 0;
+        }
+
+        if (db->more) {
+            return;
+        }
+
+        /* the rescan reached the last change */
+
+        db->rescan = 0;
+
+        if (db->rescan_ok) {
+            sh->keys_retry = 0;
+            sh->zone_full = 0;
+
+            ngx_log_error(NGX_LOG_NOTICE, db->task->event.log, 0,
+                          "llmproxy: the keys that did not fit are in the "
+                          "zone now");
+            return;
+        }
+
+        db->retry_at = ngx_time() + NGX_HTTP_LLMPROXY_DB_RETRY;
+        return;
+    }
+
+    if (db->skipped) {
+        if (sh->keys_retry == 0 || db->skipped < sh->keys_retry) {
+            sh->keys_retry = db->skipped;
+        }
+
+        if (!sh->zone_full) {
+            db->retry_at = ngx_time() + NGX_HTTP_LLMPROXY_DB_RETRY;
+            sh->zone_full = 1;
+
+            ngx_log_error(NGX_LOG_ALERT, db->task->event.log, 0,
+                          "llmproxy: no memory in the zone for more keys "
+                          "(%uA loaded), the others are refused: increase "
+                          "the size of \"llmproxy_zone\"", sh->nkeys);
+        }
+    }
 }

@@ -32,6 +32,7 @@ typedef struct {
 
 static void ngx_http_llmproxy_keys_digest(ngx_str_t *key, u_char *digest);
 static ngx_uint_t ngx_http_llmproxy_keys_slot(u_char *p, size_t len);
+static size_t ngx_http_llmproxy_keys_chunk(size_t size);
 static ngx_uint_t ngx_http_llmproxy_keys_bucket(ngx_http_llmproxy_shctx_t *sh,
     u_char *digest);
 static ngx_http_llmproxy_key_node_t **ngx_http_llmproxy_keys_find(
@@ -44,17 +45,33 @@ static ngx_http_llmproxy_digest_t
     ngx_http_llmproxy_digests[NGX_HTTP_LLMPROXY_DIGESTS];
 
 
+/*
+ * A bucket for every 256 bytes of the zone, up to 1 << 17 (a key takes
+ * 128 bytes or more): the smallest zone does not spend more than it has
+ * on the table.
+ */
+
 ngx_int_t
 ngx_http_llmproxy_keys_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
 {
+    size_t      size;
+    ngx_uint_t  n;
+
+    size = zctx->shpool->end - (u_char *) zctx->shpool;
+
+    for (n = NGX_HTTP_LLMPROXY_KEY_BUCKETS; n > 256 && n * 256 > size;
+         n >>= 1)
+    {
+        /* void */
+    }
+
     zctx->sh->keys = ngx_slab_calloc(zctx->shpool,
-                                     NGX_HTTP_LLMPROXY_KEY_BUCKETS
-                                     * sizeof(ngx_http_llmproxy_key_node_t *));
+                               n * sizeof(ngx_http_llmproxy_key_node_t *));
     if (zctx->sh->keys == NULL) {
         return NGX_ERROR;
     }
 
-    zctx->sh->keys_mask = NGX_HTTP_LLMPROXY_KEY_BUCKETS - 1;
+    zctx->sh->keys_mask = n - 1;
 
     return NGX_OK;
 }
@@ -388,15 +405,15 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_http_llmproxy_key_row_t *row)
 {
     u_char                        *p;
+    double                         pending;
     size_t                         size, data_len;
     u_short                        len;
+    uint32_t                       window, requests, tokens;
     ngx_str_t                     *s;
     ngx_uint_t                     i, n;
     ngx_array_t                   *lists[2];
     ngx_http_llmproxy_shctx_t     *sh;
     ngx_http_llmproxy_key_node_t  *node, *old, **pn;
-
-    static ngx_uint_t              zone_full_logged;
 
     sh = zctx->sh;
 
@@ -421,34 +438,74 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
+    pn = ngx_http_llmproxy_keys_find(sh, row->digest);
+    old = pn ? *pn : NULL;
+
+    if (old
+        && size <= ngx_http_llmproxy_keys_chunk(
+                       offsetof(ngx_http_llmproxy_key_node_t, data)
+                       + old->data_len))
+    {
+        /*
+         * in place: a change that fits the node's chunk (a revocation, a
+         * new spend) needs no memory, so a full zone cannot delay it
+         */
+        node = old;
+        goto fill;
+    }
+
+    pending = 0;
+    window = 0;
+    requests = 0;
+    tokens = 0;
+
+    if (old) {
+        /*
+         * the old node goes first, so its chunk counts for the new one;
+         * until the new one fits the key is unknown (refused), and the
+         * poller reads its row again
+         */
+        pending = old->pending;
+        window = old->window;
+        requests = old->requests;
+        tokens = old->tokens;
+
+        *pn = old->next;
+        (void) ngx_atomic_fetch_add(&sh->nkeys, -1);
+        ngx_slab_free_locked(zctx->shpool, old);
+    }
+
     node = ngx_slab_alloc_locked(zctx->shpool, size);
     if (node == NULL) {
+        /* the poller logs it once, and reports the zone full */
         ngx_shmtx_unlock(&zctx->shpool->mutex);
-
-        if (!zone_full_logged) {
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                          "llmproxy: no memory in the zone for more keys "
-                          "(%uA loaded): increase the size of "
-                          "\"llmproxy_zone\"", sh->nkeys);
-            zone_full_logged = 1;
-        }
-
         return NGX_ERROR;
     }
 
-    zone_full_logged = 0;
+    node->pending = pending;
+    node->window = window;
+    node->requests = requests;
+    node->tokens = tokens;
+
+    pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, row->digest)];
+    node->next = *pn;
+    *pn = node;
+    (void) ngx_atomic_fetch_add(&sh->nkeys, 1);
+
+fill:
+
+    /*
+     * this minute's counts and the spend not yet in the database (usage
+     * records carry it there) stay with a node changed in place
+     */
 
     ngx_memcpy(node->digest, row->digest, 32);
     node->max_budget = row->max_budget;
     node->spend = row->spend;
-    node->pending = 0;
     node->budget_reset_at = (uint32_t) row->budget_reset_at;
     node->expires_at = (uint32_t) row->expires_at;
     node->rpm = (uint32_t) ngx_min(row->rpm, 0xffffffff);
     node->tpm = (uint32_t) ngx_min(row->tpm, 0xffffffff);
-    node->window = 0;
-    node->requests = 0;
-    node->tokens = 0;
     node->blocked = row->blocked;
     node->revoked = row->revoked;
     node->alias_len = (u_short) row->alias.len;
@@ -468,32 +525,31 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
         }
     }
 
-    pn = ngx_http_llmproxy_keys_find(sh, row->digest);
-
-    if (pn) {
-        /*
-         * replace it, keeping this minute's counts and the spend not yet
-         * in the database (usage records carry it there)
-         */
-        old = *pn;
-        node->pending = old->pending;
-        node->window = old->window;
-        node->requests = old->requests;
-        node->tokens = old->tokens;
-        node->next = old->next;
-        *pn = node;
-        ngx_slab_free_locked(zctx->shpool, old);
-
-    } else {
-        pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, row->digest)];
-        node->next = *pn;
-        *pn = node;
-        (void) ngx_atomic_fetch_add(&sh->nkeys, 1);
-    }
-
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/*
+ * The memory the slab allocator gave a node of `size` bytes: a power of
+ * two up to half a page, whole pages above.
+ */
+
+static size_t
+ngx_http_llmproxy_keys_chunk(size_t size)
+{
+    size_t  chunk;
+
+    if (size > ngx_pagesize / 2) {
+        return ngx_align(size, ngx_pagesize);
+    }
+
+    for (chunk = 8; chunk < size; chunk <<= 1) {
+        /* void */
+    }
+
+    return chunk;
 }
 
 

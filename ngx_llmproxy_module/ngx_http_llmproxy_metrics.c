@@ -4,12 +4,23 @@
  * the zone (an rbtree keyed by the crc32 of its labels: model, deployment
  * and key alias).  The handler copies the series under the lock, then
  * formats them outside it.
+ *
+ * The series are bounded: a model label is a name the config knows (any
+ * other requested name counts as "(unknown)"), a key alias is cut to
+ * NGX_HTTP_LLMPROXY_ALIAS_LABEL bytes, there are at most
+ * NGX_HTTP_LLMPROXY_SERIES_MAX of them, in a slab pool of their own (an
+ * eighth of the zone, at most 5000k), and the series of names a new
+ * config no longer has are freed.  A request whose series does not fit is
+ * counted in llmproxy_metrics_series_dropped_total only.
  */
 
 #include "ngx_http_llmproxy_module.h"
 
 
-#define NGX_HTTP_LLMPROXY_BUCKETS  11
+#define NGX_HTTP_LLMPROXY_BUCKETS       11
+
+#define NGX_HTTP_LLMPROXY_SERIES_MAX    5000
+#define NGX_HTTP_LLMPROXY_ALIAS_LABEL   128
 
 
 static double  ngx_http_llmproxy_bounds[NGX_HTTP_LLMPROXY_BUCKETS] = {
@@ -38,11 +49,12 @@ typedef struct {
 
 
 /*
- * Each worker remembers the series it updated last (they are never freed,
- * and their labels never change), so a request of a known series finds
- * it without building its key, hashing it or walking the tree.  The stamp
- * is the zone's: a zone created anew (a reload in single-process mode)
- * empties the cache.
+ * Each worker remembers the series it updated last (their labels never
+ * change), so a request of a known series finds it without building its
+ * key, hashing it or walking the tree.  The stamp is the zone's: a zone
+ * created anew (a reload in single-process mode), or series freed after a
+ * config change, empty the cache; it is compared again under the lock,
+ * before a remembered series is touched.
  */
 
 #define NGX_HTTP_LLMPROXY_SERIES_CACHE  8
@@ -54,6 +66,10 @@ static uint64_t     ngx_http_llmproxy_series_stamp;
 
 
 static ngx_int_t ngx_http_llmproxy_metrics_log(ngx_http_request_t *r);
+static void ngx_http_llmproxy_metrics_drop(ngx_http_request_t *r,
+    ngx_http_llmproxy_shctx_t *sh);
+static void ngx_http_llmproxy_metrics_prune(
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_http_llmproxy_runtime_t *rt);
 static ngx_http_llmproxy_series_t *ngx_http_llmproxy_series_cached(
     ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *model,
     ngx_str_t *deployment, ngx_str_t *key);
@@ -73,13 +89,16 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
     size_t                         n, len;
     double                         secs;
     uint32_t                       hash;
-    ngx_str_t                      deployment;
+    ngx_str_t                      model, deployment, alias;
     ngx_uint_t                     i, status, failed;
     ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_llmproxy_ctx_t       *ctx;
+    ngx_http_llmproxy_shctx_t     *sh;
     ngx_http_llmproxy_series_t    *s;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
     ngx_http_llmproxy_main_conf_t *lmcf;
+
+    static ngx_str_t  unknown = ngx_string("(unknown)");
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
 
@@ -91,6 +110,19 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
     zctx = lmcf->shm_zone->data;
+    sh = zctx->sh;
+
+    if (sh->metrics_pool == NULL) {
+        return NGX_OK;
+    }
+
+    /* the first request of a new config frees the series it dropped */
+
+    if (ctx->rt && ctx->rt->generation != sh->metrics_generation
+        && ctx->rt->generation == sh->generation)
+    {
+        ngx_http_llmproxy_metrics_prune(zctx, ctx->rt);
+    }
 
     ngx_str_null(&deployment);
 
@@ -98,13 +130,8 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
         deployment = ctx->current->id;
     }
 
-    /* the labels, NUL-separated, are the series' identity */
-
-    len = ctx->model.len + 1 + deployment.len + 1 + ctx->key.alias.len;
-
-    if (len > sizeof(key)) {
-        return NGX_OK;
-    }
+    alias = ctx->key.alias;
+    alias.len = ngx_min(alias.len, NGX_HTTP_LLMPROXY_ALIAS_LABEL);
 
     status = r->headers_out.status;
     failed = ctx->attempts;
@@ -113,26 +140,58 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
         failed--;
     }
 
-    s = ngx_http_llmproxy_series_cached(zctx, &ctx->model, &deployment,
-                                        &ctx->key.alias);
+    /*
+     * a remembered series was made for a name the config knows (or is
+     * the "(unknown)" one), so it is looked for before the name is
+     */
+
+    model = ctx->model;
+
+    s = ngx_http_llmproxy_series_cached(zctx, &model, &deployment, &alias);
+
+    if (s == NULL
+        && (ctx->rt == NULL
+            || ngx_http_llmproxy_runtime_find(ctx->rt, &model) == NULL))
+    {
+        model = unknown;
+        s = ngx_http_llmproxy_series_cached(zctx, &model, &deployment,
+                                            &alias);
+    }
 
     if (s) {
         ngx_shmtx_lock(&zctx->shpool->mutex);
-        goto update;
+
+        if (sh->metrics_stamp == ngx_http_llmproxy_series_stamp) {
+            goto update;
+        }
+
+        /* freed meanwhile, by a config change */
+
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
     }
 
-    k = ngx_cpymem(key, ctx->model.data, ctx->model.len);
-    *k++ = '\0';
-    k = ngx_cpymem(k, deployment.data, deployment.len);
-    *k++ = '\0';
-    k = ngx_cpymem(k, ctx->key.alias.data, ctx->key.alias.len);
+    /* the labels, NUL-separated, are the series' identity */
 
-    hash = ngx_crc32_short(key, len);
+    len = model.len + 1 + deployment.len + 1 + alias.len;
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
-    node = zctx->sh->metrics.root;
-    sentinel = zctx->sh->metrics.sentinel;
+    if (len > sizeof(key)) {
+        ngx_http_llmproxy_metrics_drop(r, sh);
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+        return NGX_OK;
+    }
+
+    k = ngx_cpymem(key, model.data, model.len);
+    *k++ = '\0';
+    k = ngx_cpymem(k, deployment.data, deployment.len);
+    *k++ = '\0';
+    k = ngx_cpymem(k, alias.data, alias.len);
+
+    hash = ngx_crc32_short(key, len);
+
+    node = sh->metrics.root;
+    sentinel = sh->metrics.sentinel;
     s = NULL;
 
     while (node != sentinel) {
@@ -154,33 +213,34 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
     }
 
     if (s == NULL) {
-        s = ngx_slab_calloc_locked(zctx->shpool,
-                                   offsetof(ngx_http_llmproxy_series_t, data)
-                                   + len);
-        if (s == NULL) {
-            if (!zctx->sh->metrics_full) {
-                zctx->sh->metrics_full = 1;
-                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                              "llmproxy: no memory in the zone for more "
-                              "metrics series");
-            }
+        if (sh->metrics_series < sh->metrics_max) {
+            s = ngx_slab_calloc_locked(sh->metrics_pool,
+                                      offsetof(ngx_http_llmproxy_series_t,
+                                               data)
+                                      + len);
+        }
 
+        if (s == NULL) {
+            ngx_http_llmproxy_metrics_drop(r, sh);
             ngx_shmtx_unlock(&zctx->shpool->mutex);
             return NGX_OK;
         }
 
         s->node.key = hash;
-        s->model_len = (u_short) ctx->model.len;
+        s->model_len = (u_short) model.len;
         s->deployment_len = (u_short) deployment.len;
-        s->key_len = (u_short) ctx->key.alias.len;
+        s->key_len = (u_short) alias.len;
         ngx_memcpy(s->data, key, len);
 
-        ngx_rbtree_insert(&zctx->sh->metrics, &s->node);
+        ngx_rbtree_insert(&sh->metrics, &s->node);
+        sh->metrics_series++;
     }
 
-    ngx_http_llmproxy_series_cache[ngx_http_llmproxy_series_next] = s;
-    ngx_http_llmproxy_series_next = (ngx_http_llmproxy_series_next + 1)
-                                    % NGX_HTTP_LLMPROXY_SERIES_CACHE;
+    if (ngx_http_llmproxy_series_stamp == sh->metrics_stamp) {
+        ngx_http_llmproxy_series_cache[ngx_http_llmproxy_series_next] = s;
+        ngx_http_llmproxy_series_next = (ngx_http_llmproxy_series_next + 1)
+                                        % NGX_HTTP_LLMPROXY_SERIES_CACHE;
+    }
 
 update:
 
@@ -215,6 +275,105 @@ update:
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/* under the lock: a request whose series could not be made */
+
+static void
+ngx_http_llmproxy_metrics_drop(ngx_http_request_t *r,
+    ngx_http_llmproxy_shctx_t *sh)
+{
+    sh->metrics_dropped++;
+
+    if (!sh->metrics_full) {
+        sh->metrics_full = 1;
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llmproxy: no room for more metrics series (%ui of at "
+                      "most %ui), the requests of new series are counted "
+                      "as dropped", sh->metrics_series, sh->metrics_max);
+    }
+}
+
+
+/*
+ * The series of a model or deployment the config rt no longer has are
+ * freed, and every worker forgets the series it remembered.
+ */
+
+static void
+ngx_http_llmproxy_metrics_prune(ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_runtime_t *rt)
+{
+    ngx_str_t                    name;
+    ngx_uint_t                   freed, keep;
+    ngx_rbtree_node_t           *node, *next, *root, *sentinel;
+    ngx_http_llmproxy_target_t  *t;
+    ngx_http_llmproxy_shctx_t   *sh;
+    ngx_http_llmproxy_series_t  *s;
+
+    sh = zctx->sh;
+    freed = 0;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    if (sh->metrics_generation == rt->generation) {
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+        return;
+    }
+
+    sh->metrics_generation = rt->generation;
+
+    root = sh->metrics.root;
+    sentinel = sh->metrics.sentinel;
+
+    if (root == sentinel) {
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel); node; node = next) {
+        next = ngx_rbtree_next(&sh->metrics, node);
+        s = (ngx_http_llmproxy_series_t *) node;
+
+        name.data = s->data;
+        name.len = s->model_len;
+
+        keep = (name.len == sizeof("(unknown)") - 1
+                && ngx_strncmp(name.data, "(unknown)", name.len) == 0)
+               || ngx_http_llmproxy_runtime_find(rt, &name) != NULL;
+
+        if (keep && s->deployment_len) {
+            name.data = s->data + s->model_len + 1;
+            name.len = s->deployment_len;
+
+            t = ngx_http_llmproxy_runtime_find(rt, &name);
+            keep = (t != NULL && t->deployment != NULL);
+        }
+
+        if (keep) {
+            continue;
+        }
+
+        ngx_rbtree_delete(&sh->metrics, node);
+        ngx_slab_free_locked(sh->metrics_pool, s);
+        sh->metrics_series--;
+        freed++;
+    }
+
+    if (freed) {
+        sh->metrics_stamp++;
+        sh->metrics_full = 0;
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    if (freed) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "llmproxy: %ui metrics series freed: config "
+                      "generation %ui no longer has their names", freed,
+                      rt->generation);
+    }
 }
 
 
@@ -283,6 +442,7 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     ngx_array_t                     copies, cooldowns;
     ngx_rbtree_node_t              *node, *root, *sentinel;
     ngx_http_llmproxy_series_t     *s, **sp;
+    ngx_http_llmproxy_runtime_t    *rt;
     ngx_http_llmproxy_zone_ctx_t   *zctx;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
@@ -299,6 +459,16 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
     zctx = lmcf->shm_zone->data;
+
+    /* a config that dropped names: their series go before the scrape */
+
+    rt = ngx_http_llmproxy_runtime_get(r);
+
+    if (rt && rt->generation != zctx->sh->metrics_generation
+        && zctx->sh->metrics_pool)
+    {
+        ngx_http_llmproxy_metrics_prune(zctx, rt);
+    }
 
     if (ngx_array_init(&copies, r->pool, 16, sizeof(void *)) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -334,7 +504,8 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
             }
 
             ngx_memcpy(*sp, s, size);
-            len += 6 * (s->model_len + s->deployment_len + s->key_len) + 64;
+            /* escaped: at most 3 bytes a byte, and 29 of label names */
+            len += 3 * (s->model_len + s->deployment_len + s->key_len) + 32;
         }
     }
 
@@ -348,7 +519,10 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
 
     cooling = cooldowns.nelts;
 
-    /* every series appears in at most 40 lines of at most 128 + labels */
+    /*
+     * every series appears in at most 40 lines (36 today) of at most 128
+     * bytes and its labels
+     */
 
     size = 4096 + copies.nelts * 40 * 128 + 40 * len
            + cooldowns.nelts * 256;
@@ -458,6 +632,22 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
               "Deployments skipped because they failed.");
     p = ngx_sprintf(p, "llmproxy_deployments_in_cooldown %ui\n", cooling);
 
+    LLMP_HEAD("llmproxy_metrics_series", "gauge",
+              "Series in these metrics, of at most llmproxy_metrics_"
+              "series_max.");
+    p = ngx_sprintf(p, "llmproxy_metrics_series %ui\n", n);
+
+    LLMP_HEAD("llmproxy_metrics_series_max", "gauge",
+              "The ceiling on the number of series.");
+    p = ngx_sprintf(p, "llmproxy_metrics_series_max %ui\n",
+                    zctx->sh->metrics_max);
+
+    LLMP_HEAD("llmproxy_metrics_series_dropped_total", "counter",
+              "Requests not counted in a series: the series ceiling or "
+              "the metrics memory was reached.");
+    p = ngx_sprintf(p, "llmproxy_metrics_series_dropped_total %uA\n",
+                    zctx->sh->metrics_dropped);
+
     LLMP_HEAD("llmproxy_keys_loaded", "gauge",
               "Virtual keys in shared memory.");
     p = ngx_sprintf(p, "llmproxy_keys_loaded %uA\n", zctx->sh->nkeys);
@@ -508,22 +698,88 @@ ngx_http_llmproxy_labels(u_char *p, ngx_http_llmproxy_series_t *s)
 }
 
 
+/*
+ * A label value in the text exposition format: backslash, double quote
+ * and newline escaped, and valid UTF-8 whatever the bytes are (a key
+ * alias is anything the database holds): an invalid byte, or a control
+ * byte, becomes U+FFFD.  At most 3 bytes out for a byte in.
+ */
+
 static u_char *
 ngx_http_llmproxy_escape(u_char *p, u_char *s, size_t len)
 {
-    while (len--) {
-        if (*s == '\\' || *s == '"') {
-            *p++ = '\\';
-            *p++ = *s++;
+    u_char      c, *last;
+    uint32_t    u, min;
+    ngx_uint_t  i, n;
 
-        } else if (*s == '\n') {
-            *p++ = '\\';
-            *p++ = 'n';
+    last = s + len;
+
+    while (s < last) {
+        c = *s;
+
+        if (c < 0x80) {
+            if (c == '\\' || c == '"') {
+                *p++ = '\\';
+                *p++ = c;
+
+            } else if (c == '\n') {
+                *p++ = '\\';
+                *p++ = 'n';
+
+            } else if (c < 0x20 || c == 0x7f) {
+                goto replace;
+
+            } else {
+                *p++ = c;
+            }
+
             s++;
+            continue;
+        }
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            u = c & 0x1f;
+            min = 0x80;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            u = c & 0x0f;
+            min = 0x800;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            u = c & 0x07;
+            min = 0x10000;
 
         } else {
-            *p++ = *s++;
+            goto replace;
         }
+
+        if ((size_t) (last - s) <= n) {
+            goto replace;
+        }
+
+        for (i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80) {
+                goto replace;
+            }
+
+            u = (u << 6) | (s[i] & 0x3f);
+        }
+
+        if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+            goto replace;
+        }
+
+        p = ngx_cpymem(p, s, n + 1);
+        s += n + 1;
+        continue;
+
+    replace:
+
+        *p++ = 0xef; *p++ = 0xbf; *p++ = 0xbd;
+        s++;
     }
 
     return p;
@@ -568,9 +824,21 @@ ngx_http_llmproxy_series_insert(ngx_rbtree_node_t *temp,
 }
 
 
-void
-ngx_http_llmproxy_metrics_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
+/*
+ * The series' own slab pool: an eighth of the zone (at least 8 pages, at
+ * most what the most series can use), so
+ * that no number of series can take the memory of keys and configs, nor
+ * keys the memory of the series.  It shares the zone's mutex.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_metrics_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx,
+    size_t size)
 {
+    u_char           *p;
+    ngx_uint_t        max;
+    ngx_slab_pool_t  *pool;
+
     static uint64_t  zones;
 
     /* distinct for every zone this process (the master) creates */
@@ -579,6 +847,35 @@ ngx_http_llmproxy_metrics_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
 
     ngx_rbtree_init(&zctx->sh->metrics, &zctx->sh->metrics_sentinel,
                     ngx_http_llmproxy_series_insert);
+
+    /* room for the most series with long labels (1024-byte chunks) */
+
+    size = ngx_min(size / 8, NGX_HTTP_LLMPROXY_SERIES_MAX * 1024);
+    size = ngx_max(size, 8 * ngx_pagesize) & ~(ngx_pagesize - 1);
+
+    p = ngx_slab_alloc(zctx->shpool, size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool = (ngx_slab_pool_t *) p;
+    pool->end = p + size;
+    pool->min_shift = 3;
+    pool->addr = p;
+
+    ngx_slab_init(pool);
+
+    /* a full pool is logged once by the log phase, not by the slab code */
+    pool->log_nomem = 0;
+
+    /* a series with short labels takes a 512-byte chunk */
+
+    max = size / 512;
+
+    zctx->sh->metrics_pool = pool;
+    zctx->sh->metrics_max = ngx_min(max, NGX_HTTP_LLMPROXY_SERIES_MAX);
+
+    return NGX_OK;
 }
 
 

@@ -169,7 +169,7 @@ static ngx_conf_post_t  ngx_http_llmproxy_database_post = {
  * metrics need room beside it.
  */
 
-#define NGX_HTTP_LLMPROXY_ZONE_MIN  (4 * 1024 * 1024)
+#define NGX_HTTP_LLMPROXY_ZONE_MIN  (256 * 1024)
 
 
 static ngx_command_t  ngx_http_llmproxy_commands[] = {
@@ -454,6 +454,21 @@ ngx_http_llmproxy_health(ngx_http_request_t *r, ngx_uint_t readiness)
 
     } else {
         ngx_str_set(&db, "\"unreachable\"");
+    }
+
+    /*
+     * keys or a config that did not fit: this gateway refuses keys that
+     * work elsewhere, or serves an older config
+     */
+
+    if (sh->zone_full || sh->config_full) {
+        return ngx_http_llmproxy_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, p,
+                   ngx_sprintf(p, "{\"status\":\"not ready\","
+                               "\"reason\":\"no memory in the zone for a "
+                               "key or a config\",\"zone\":\"full\","
+                               "\"keys\":%uA,\"database\":%V}",
+                               sh->nkeys, &db)
+                   - p);
     }
 
     if (generation == 0 || (lmcf->database.len && !sh->keys_loaded)) {
@@ -1734,10 +1749,9 @@ ngx_http_llmproxy_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (size != NGX_ERROR && size < NGX_HTTP_LLMPROXY_ZONE_MIN) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "llmproxy_zone \"%*s\" is too small: "
-                               "at least %uzm", p - value[1].data,
+                               "at least %uzk", p - value[1].data,
                                value[1].data,
-                               (size_t) NGX_HTTP_LLMPROXY_ZONE_MIN
-                               / (1024 * 1024));
+                               (size_t) NGX_HTTP_LLMPROXY_ZONE_MIN / 1024);
             return NGX_CONF_ERROR;
         }
     }

@@ -232,6 +232,21 @@ typedef struct {
      * reload from a module built before it
      */
     uint64_t                      metrics_stamp;  /* this zone's series */
+
+    /*
+     * the series live in a slab pool of their own inside the zone, so
+     * they can never take the memory that keys and configs need
+     */
+    ngx_slab_pool_t              *metrics_pool;
+    ngx_uint_t                    metrics_series;
+    ngx_uint_t                    metrics_max;
+    ngx_atomic_t                  metrics_dropped;  /* requests uncounted */
+    ngx_uint_t                    metrics_generation;  /* pruned for */
+
+    ngx_atomic_t                  zone_full;      /* keys did not fit */
+    int64_t                       keys_retry;     /* the first of them */
+    ngx_atomic_t                  config_full;    /* the last config did
+                                                     not fit */
 } ngx_http_llmproxy_shctx_t;
 
 
@@ -475,7 +490,8 @@ ngx_int_t ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key,
 
 /* _metrics.c */
 ngx_int_t ngx_http_llmproxy_metrics_init(ngx_conf_t *cf);
-void ngx_http_llmproxy_metrics_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx);
+ngx_int_t ngx_http_llmproxy_metrics_init_zone(
+    ngx_http_llmproxy_zone_ctx_t *zctx, size_t size);
 ngx_int_t ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r);
 
 /* _resolve.c */

@@ -11,6 +11,8 @@
 static ngx_int_t ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_llmproxy_load_state(ngx_http_llmproxy_zone_ctx_t *zctx);
+static u_char *ngx_http_llmproxy_shm_replace(
+    ngx_http_llmproxy_zone_ctx_t *zctx, size_t len);
 static void ngx_http_llmproxy_cooldown_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_llmproxy_cooldown_node_t *ngx_http_llmproxy_cooldown_lookup(
@@ -31,40 +33,110 @@ ngx_int_t
 ngx_http_llmproxy_shm_install_if(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *blob, size_t len, ngx_uint_t expect, ngx_uint_t *generation)
 {
-    u_char  *p;
+    u_char                     *p;
+    ngx_uint_t                  logged;
+    ngx_http_llmproxy_shctx_t  *sh;
+
+    sh = zctx->sh;
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
-    if (expect && zctx->sh->generation != expect) {
+    if (expect && sh->generation != expect) {
         ngx_shmtx_unlock(&zctx->shpool->mutex);
         return NGX_DECLINED;
     }
 
     p = ngx_slab_alloc_locked(zctx->shpool, len);
 
+    if (p == NULL && sh->blob) {
+        p = ngx_http_llmproxy_shm_replace(zctx, len);
+    }
+
     if (p == NULL) {
+        /* once: the database poller tries the same config again */
+        logged = sh->config_full;
+        sh->config_full = 1;
         ngx_shmtx_unlock(&zctx->shpool->mutex);
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "llmproxy: no memory in the zone for a config of "
-                      "%uz bytes: increase the size of \"llmproxy_zone\"",
-                      len);
+
+        if (!logged) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "llmproxy: no memory in the zone for a config of "
+                          "%uz bytes: increase the size of "
+                          "\"llmproxy_zone\"", len);
+        }
+
         return NGX_ERROR;
     }
 
+    sh->config_full = 0;
+
     ngx_memcpy(p, blob, len);
 
-    if (zctx->sh->blob) {
-        ngx_slab_free_locked(zctx->shpool, zctx->sh->blob);
+    if (sh->blob && sh->blob != p) {
+        ngx_slab_free_locked(zctx->shpool, sh->blob);
     }
 
-    zctx->sh->blob = p;
-    zctx->sh->blob_len = len;
+    sh->blob = p;
+    sh->blob_len = len;
 
     *generation = ngx_atomic_fetch_add(&zctx->sh->generation, 1) + 1;
 
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/*
+ * Under the lock, when a config of len bytes does not fit next to the one
+ * installed: the old one goes first (workers copy it under this lock, so
+ * none is reading it), and comes back if the new one does not fit either.
+ * Returns the new one's memory, or the old blob itself when len fits in
+ * it, or NULL.
+ */
+
+static u_char *
+ngx_http_llmproxy_shm_replace(ngx_http_llmproxy_zone_ctx_t *zctx, size_t len)
+{
+    u_char                     *p, *save;
+    size_t                      old;
+    ngx_http_llmproxy_shctx_t  *sh;
+
+    sh = zctx->sh;
+    old = sh->blob_len;
+
+    if (len <= old) {
+        return sh->blob;
+    }
+
+    save = ngx_alloc(old, ngx_cycle->log);
+    if (save == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(save, sh->blob, old);
+    ngx_slab_free_locked(zctx->shpool, sh->blob);
+
+    p = ngx_slab_alloc_locked(zctx->shpool, len);
+
+    if (p) {
+        sh->blob = p;   /* not freed again by the caller */
+
+    } else {
+        sh->blob = ngx_slab_alloc_locked(zctx->shpool, old);
+
+        if (sh->blob) {
+            ngx_memcpy(sh->blob, save, old);
+
+        } else {
+            sh->blob_len = 0;
+        }
+    }
+
+    ngx_explicit_memzero(save, old);
+    ngx_free(save);
+
+    return p;
 }
 
 
@@ -138,6 +210,8 @@ ngx_http_llmproxy_cooldown_fail(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_msec_t                          now;
     ngx_http_llmproxy_cooldown_node_t  *node;
 
+    static ngx_uint_t                   nomem_logged;
+
     now = ngx_current_msec;
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
@@ -150,11 +224,20 @@ ngx_http_llmproxy_cooldown_fail(ngx_http_llmproxy_zone_ctx_t *zctx,
         node = ngx_slab_calloc_locked(zctx->shpool, n);
         if (node == NULL) {
             ngx_shmtx_unlock(&zctx->shpool->mutex);
-            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                          "llmproxy: no memory in the zone for the cooldown "
-                          "of \"%V\"", &d->id);
+
+            /* once, not at every failed attempt */
+
+            if (!nomem_logged) {
+                nomem_logged = 1;
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                              "llmproxy: no memory in the zone for the "
+                              "cooldown of \"%V\"", &d->id);
+            }
+
             return;
         }
+
+        nomem_logged = 0;
 
         node->node.key = d->hash;
         node->len = (u_short) d->id.len;
@@ -377,7 +460,11 @@ ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
-    ngx_http_llmproxy_metrics_init_zone(zctx);
+    if (ngx_http_llmproxy_metrics_init_zone(zctx, shm_zone->shm.size)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     len = sizeof(" in llmproxy zone \"\"") + shm_zone->shm.name.len;
 

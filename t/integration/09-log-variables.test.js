@@ -132,7 +132,7 @@ test('GET /metrics sums every worker in Prometheus text', async () => {
     value(`llmproxy_request_duration_seconds_count{${l}}`), 11);
   assert.strictEqual(
     value(`llmproxy_time_to_first_byte_seconds_count{${l}}`), 11);
-  assert.strictEqual(value('llmproxy_requests_total{model="nope",'
+  assert.strictEqual(value('llmproxy_requests_total{model="(unknown)",'
     + 'deployment="",key="master",status="4xx"}'), 1);
   assert.ok(value('llmproxy_config_generation') >= 1);
   assert.ok(!text.includes(gw.masterKey));

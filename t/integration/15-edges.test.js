@@ -76,16 +76,16 @@ test('nginx -t refuses values that cannot work, with file, line, reason',
   }
 
   // a zone too small to hold its own tables: refused with the minimum
-  for (const z of ['x:1m', 'x:2m', 'x:3m', 'x:4095k']) {
+  for (const z of ['x:64k', 'x:128k', 'x:255k']) {
     const r = nginxT(`    llmproxy_zone ${z};`);
     assert.notStrictEqual(r.status, 0, z);
     assert.match(r.stderr,
-                 /llmproxy_zone "x" is too small: at least 4m in .*t\.conf:5/,
+                 /llmproxy_zone "x" is too small: at least 256k in .*t\.conf:5/,
                  z);
   }
 
   // the values that work, at their limits, pass
-  const good = nginxT(`    llmproxy_zone llmproxy:4m;
+  const good = nginxT(`    llmproxy_zone llmproxy:256k;
     llmproxy_usage_flush 10ms;
     llmproxy_database_poll 100ms;
     llmproxy_usage_buffer 1m;
