@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "llmp_config.h"
+#include "llmp_litellm.h"
 #include "llmp_sha256.h"
 
 
@@ -81,55 +82,6 @@ llmp_utc(const char *s, char *buf, size_t size)
     snprintf(buf, size, "%.60s+00:00", s);
 
     return buf;
-}
-
-
-/* LiteLLM's budget_duration: "30s", "10m", "24h", "30d", "1w", "1mo" */
-
-static long long
-llmp_litellm_duration(const char *s, int *month)
-{
-    char       *end;
-    long long   n;
-
-    *month = 0;
-
-    if (strcmp(s, "daily") == 0) {
-        return 86400;
-    }
-
-    if (strcmp(s, "weekly") == 0) {
-        return 7 * 86400;
-    }
-
-    if (strcmp(s, "monthly") == 0) {
-        *month = 1;
-        return 30 * 86400;
-    }
-
-    n = strtoll(s, &end, 10);
-
-    if (end == s || n <= 0) {
-        return -1;
-    }
-
-    if (strcmp(end, "mo") == 0) {
-        *month = 1;
-        return n * 30 * 86400;
-    }
-
-    if (end[0] == '\0' || end[1] != '\0') {
-        return end[0] == '\0' ? n : -1;
-    }
-
-    switch (end[0]) {
-    case 's': return n;
-    case 'm': return n * 60;
-    case 'h': return n * 3600;
-    case 'd': return n * 86400;
-    case 'w': return n * 7 * 86400;
-    default: return -1;
-    }
 }
 
 

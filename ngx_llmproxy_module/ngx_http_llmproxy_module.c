@@ -19,7 +19,6 @@ static u_char *ngx_http_llmproxy_hex(u_char *p, uint32_t v,
     ngx_uint_t digits);
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
-static void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_authorize(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t master_only);
 static ngx_uint_t ngx_http_llmproxy_is_master_key(
@@ -736,7 +735,7 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
  * The key itself stays readable: it points into the original buffer.
  */
 
-static void
+void
 ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r)
 {
     u_char     *p, *q, *last, *args, *amp;

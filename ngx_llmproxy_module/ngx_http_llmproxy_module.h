@@ -394,6 +394,7 @@ ngx_int_t ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data,
 ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
 const char *ngx_http_llmproxy_iface_name(ngx_uint_t iface);
 u_char *ngx_http_llmproxy_format_uint(u_char *p, uint64_t n);
 u_char *ngx_http_llmproxy_format_fixed8(u_char *p, double f);
@@ -597,6 +598,11 @@ ngx_int_t ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
 
 /* _admin.c */
 ngx_int_t ngx_http_llmproxy_admin_handler(ngx_http_request_t *r);
+
+/* _admin_keys.c: LiteLLM's /key/... API */
+ngx_int_t ngx_http_llmproxy_admin_keys_match(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r,
+    ngx_int_t op);
 
 
 #endif /* _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_ */
