@@ -852,9 +852,16 @@ llmp_import_fallbacks(llmp_import_t *im, const cJSON *list, const char *path)
             arr = cJSON_AddArrayToObject(fallbacks, f->string);
 
             cJSON_ArrayForEach(t, f) {
+                if (cJSON_IsString(t)
+                    && strcmp(t->valuestring, f->string) == 0)
+                {
+                    llmp_errors_add(&im->skipped, "%s: falls back to "
+                                    "itself", src);
+                    continue;
+                }
+
                 if (!cJSON_IsString(t)
-                    || !llmp_import_is_target(im, t->valuestring)
-                    || strcmp(t->valuestring, f->string) == 0)
+                    || !llmp_import_is_target(im, t->valuestring))
                 {
                     llmp_errors_add(&im->skipped, "%s: fallback \"%s\" is "
                                     "not an imported model", src,

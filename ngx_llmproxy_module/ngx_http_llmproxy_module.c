@@ -186,6 +186,13 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       offsetof(ngx_http_llmproxy_main_conf_t, usage_records),
       NULL },
 
+    { ngx_string("llmproxy_litellm_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, litellm_headers),
+      NULL },
+
     { ngx_string("llmproxy_usage_buffer"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -845,6 +852,7 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
     lmcf->usage_records = NGX_CONF_UNSET;
     lmcf->usage_buffer = NGX_CONF_UNSET_SIZE;
     lmcf->usage_flush = NGX_CONF_UNSET_MSEC;
+    lmcf->litellm_headers = NGX_CONF_UNSET;
 
     return lmcf;
 }
@@ -874,6 +882,7 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(lmcf->usage_records, 1);
     ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->usage_flush, 200);
+    ngx_conf_init_value(lmcf->litellm_headers, 0);
 
     if (lmcf->usage_buffer < 1024 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

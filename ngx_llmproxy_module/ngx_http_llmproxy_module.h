@@ -58,6 +58,7 @@ typedef struct {
     ngx_flag_t                    usage_records;   /* to the database */
     size_t                        usage_buffer;    /* records in memory */
     ngx_msec_t                    usage_flush;
+    ngx_flag_t                    litellm_headers; /* x-litellm-* too */
 #if (NGX_HTTP_SSL)
     ngx_ssl_t                    *ssl;             /* upstream TLS */
 #endif

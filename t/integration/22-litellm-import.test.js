@@ -22,7 +22,8 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llmproxy-litellm-'));
   primary = await createMock({ name: 'primary' });
   backup = await createMock({ name: 'backup' });
-  gw = await startGateway({});
+  // x-litellm-* header aliases on (off by default: 22-litellm-key-api)
+  gw = await startGateway({ httpExtra: 'llmproxy_litellm_headers on;' });
 });
 
 after(async () => {
@@ -252,9 +253,24 @@ router_settings:
     model, messages: [{ role: 'user', content: 'hi' }] });
 
   primary.reset();
+  const { data: first, response } = await sdk.chat.completions.create({
+    model: 'team-default', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  assert.strictEqual(first.model, 'upstream-main');
+  // LiteLLM's response headers, for clients and dashboards reading them
+  const h = (n) => response.headers.get(n);
+  assert.ok(h('x-llmproxy-request-id'));
+  assert.strictEqual(h('x-litellm-call-id'), h('x-llmproxy-request-id'));
+  assert.strictEqual(h('x-litellm-model-id'), h('x-llmproxy-model'));
+  for (const n of ['attempted-retries', 'attempted-fallbacks',
+                   'overhead-duration-ms', 'response-cost']) {
+    assert.ok(h('x-llmproxy-' + n) !== null, n);
+    assert.strictEqual(h('x-litellm-' + n), h('x-llmproxy-' + n), n);
+  }
+
   let res = await ask('team-default');
   assert.strictEqual(res.model, 'upstream-main');
-  assert.strictEqual(primary.requests.length, 1);
+  assert.strictEqual(primary.requests.length, 2);
   assert.strictEqual(primary.requests[0].headers.authorization,
                      'Bearer sk-upstream-1');
 

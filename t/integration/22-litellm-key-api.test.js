@@ -117,6 +117,18 @@ test('POST /key/generate: LiteLLM\'s request, its answer, and the key '
   await until(async () => await status(key) === 200);
   assert.strictEqual(await status(key, 'gpt-4o-mini'), 403);
 
+  // llmproxy_litellm_headers is off by default: no x-litellm-* headers
+  const res = await fetch(base + '/v1/chat/completions', {
+    method: 'POST', headers: { Authorization: 'Bearer ' + key,
+                               'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-4o', messages: [
+      { role: 'user', content: 'hi' }] }) });
+  await res.text();
+  assert.strictEqual(res.status, 200);
+  assert.ok(res.headers.get('x-llmproxy-request-id'));
+  assert.deepStrictEqual([...res.headers.keys()].filter((n) =>
+    n.startsWith('x-litellm-')), []);
+
   // the key never reaches a log
   assert.ok(!gw.errorLog().includes(key.slice(10)));
 });
