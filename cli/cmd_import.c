@@ -51,6 +51,7 @@ typedef struct {
     cJSON          *groups;       /* provider name -> grouping key */
     cJSON          *models;       /* public model names seen: true */
     const cJSON    *env;          /* environment_variables of the YAML */
+    const cJSON    *credentials;  /* credential_list of the YAML */
     llmp_errors_t   skipped;      /* "yaml.path: reason" */
     llmp_errors_t   notes;
     llmp_origin_t  *origins;
@@ -487,7 +488,95 @@ llmp_import_prices(llmp_import_t *im, cJSON *model, const char *out_path,
 
 
 static void
+llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
+    int idx, cJSON **own);
+
+
+/*
+ * litellm_credential_name: the credential_list entry's api_key and
+ * api_base, where the deployment does not set its own; returns the
+ * params to read (*own, when not NULL, is a copy the caller deletes)
+ */
+
+static const cJSON *
+llmp_import_credential(llmp_import_t *im, const cJSON *lp, const char *path,
+    cJSON **own)
+{
+    char          msg[LLMP_IMPORT_PATH];
+    const char   *name, *cname;
+    const cJSON  *c, *values, *v;
+
+    *own = NULL;
+
+    name = llmp_text(cJSON_GetObjectItemCaseSensitive(lp,
+                                                 "litellm_credential_name"));
+    if (name == NULL) {
+        return lp;
+    }
+
+    values = NULL;
+
+    cJSON_ArrayForEach(c, im->credentials) {
+        cname = llmp_text(cJSON_GetObjectItemCaseSensitive(c,
+                                                        "credential_name"));
+
+        if (cname && strcmp(cname, name) == 0) {
+            values = cJSON_GetObjectItemCaseSensitive(c,
+                                                      "credential_values");
+            break;
+        }
+    }
+
+    if (!cJSON_IsObject(values)) {
+        llmp_errors_add(&im->skipped, "%s.litellm_params."
+                        "litellm_credential_name: no credential \"%s\" in "
+                        "credential_list", path, name);
+        return lp;
+    }
+
+    *own = cJSON_Duplicate(lp, 1);
+    if (*own == NULL) {
+        return lp;
+    }
+
+    cJSON_ArrayForEach(v, values) {
+        if (strcmp(v->string, "api_key") != 0
+            && strcmp(v->string, "api_base") != 0)
+        {
+            /* once, however many deployments use the credential */
+            snprintf(msg, sizeof(msg), "credential_list[%s]."
+                     "credential_values.%s: no counterpart in llmproxy",
+                     name, v->string);
+
+            if (!llmp_errors_has(&im->skipped, msg)) {
+                llmp_errors_add(&im->skipped, "%s", msg);
+            }
+
+            continue;
+        }
+
+        if (!cJSON_HasObjectItem(*own, v->string)) {
+            cJSON_AddItemToObject(*own, v->string, cJSON_Duplicate(v, 1));
+        }
+    }
+
+    return *own;
+}
+
+
+static void
 llmp_import_deployment(llmp_import_t *im, const cJSON *entry, int idx)
+{
+    cJSON  *own;
+
+    llmp_import_deployment_params(im, entry, idx, &own);
+    cJSON_Delete(own);
+}
+
+
+static void
+llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
+    int idx, cJSON **ownp)
 {
     int                         i;
     char                        path[32], src[LLMP_IMPORT_PATH];
@@ -502,6 +591,7 @@ llmp_import_deployment(llmp_import_t *im, const cJSON *entry, int idx)
     static const char *const  lp_known[] = {
         "model", "api_base", "api_key", "rpm", "tpm", "weight", "timeout",
         "stream_timeout", "custom_llm_provider", "extra_headers",
+        "litellm_credential_name",
         "input_cost_per_token", "output_cost_per_token",
         "cache_read_input_token_cost", "cache_creation_input_token_cost",
         NULL
@@ -512,6 +602,7 @@ llmp_import_deployment(llmp_import_t *im, const cJSON *entry, int idx)
         NULL
     };
 
+    *ownp = NULL;
     snprintf(path, sizeof(path), "model_list[%d]", idx);
 
     if (!cJSON_IsObject(entry)) {
@@ -521,6 +612,7 @@ llmp_import_deployment(llmp_import_t *im, const cJSON *entry, int idx)
 
     name = llmp_text(cJSON_GetObjectItemCaseSensitive(entry, "model_name"));
     lp = cJSON_GetObjectItemCaseSensitive(entry, "litellm_params");
+    lp = llmp_import_credential(im, lp, path, ownp);
     info = cJSON_GetObjectItemCaseSensitive(entry, "model_info");
     upstream = llmp_text(cJSON_GetObjectItemCaseSensitive(lp, "model"));
 
@@ -1152,6 +1244,94 @@ llmp_import_check(llmp_import_t *im)
 }
 
 
+/*
+ * LiteLLM's "include: [file, ...]" (or one file), relative to the config:
+ * an included list extends the config's (model_list), anything else
+ * replaces it, as LiteLLM's proxy merges them.
+ */
+
+static int
+llmp_import_includes(cJSON *root, const char *file)
+{
+    int           n;
+    char          path[LLMP_IMPORT_PATH], err[1024];
+    cJSON        *inc, *sub, *v, *next, *have;
+    const char   *name, *slash;
+    const cJSON  *f;
+
+    inc = cJSON_DetachItemFromObjectCaseSensitive(root, "include");
+    if (inc == NULL) {
+        return 0;
+    }
+
+    if (cJSON_IsString(inc)) {
+        v = cJSON_CreateArray();
+        cJSON_AddItemToArray(v, inc);
+        inc = v;
+    }
+
+    if (!cJSON_IsArray(inc)) {
+        fprintf(stderr, "llmproxyctl: import: %s: include: expected a file "
+                "or a list of files\n", file);
+        cJSON_Delete(inc);
+        return -1;
+    }
+
+    slash = strrchr(file, '/');
+
+    cJSON_ArrayForEach(f, inc) {
+        name = cJSON_GetStringValue(f);
+
+        if (name == NULL || name[0] == '\0') {
+            fprintf(stderr, "llmproxyctl: import: %s: include: expected "
+                    "file names\n", file);
+            cJSON_Delete(inc);
+            return -1;
+        }
+
+        n = (name[0] != '/' && slash) ? (int) (slash - file + 1) : 0;
+        snprintf(path, sizeof(path), "%.*s%s", n, file, name);
+
+        sub = llmp_yaml_load(path, path, err, sizeof(err));
+
+        if (sub == NULL || !cJSON_IsObject(sub)) {
+            fprintf(stderr, "llmproxyctl: import: %s\n",
+                    sub ? "an included file must hold a mapping" : err);
+            cJSON_Delete(sub);
+            cJSON_Delete(inc);
+            return -1;
+        }
+
+        for (v = sub->child; v; v = next) {
+            next = v->next;
+            cJSON_DetachItemViaPointer(sub, v);
+            have = cJSON_GetObjectItemCaseSensitive(root, v->string);
+
+            if (cJSON_IsArray(have) && cJSON_IsArray(v)) {
+                while (v->child) {
+                    cJSON_AddItemToArray(have,
+                        cJSON_DetachItemViaPointer(v, v->child));
+                }
+
+                cJSON_Delete(v);
+
+            } else if (have) {
+                cJSON_ReplaceItemViaPointer(root, have, v);
+
+            } else {
+                cJSON_AddItemToObject(root, v->string, v);
+            }
+        }
+
+        cJSON_Delete(sub);
+    }
+
+    cJSON_Delete(inc);
+
+    return 0;
+}
+
+
 static int
 llmp_import_litellm(int argc, char **argv)
 {
@@ -1209,6 +1389,11 @@ llmp_import_litellm(int argc, char **argv)
         return LLMP_EXIT_INVALID;
     }
 
+    if (llmp_import_includes(root, file) != 0) {
+        cJSON_Delete(root);
+        return LLMP_EXIT_INVALID;
+    }
+
     memset(&im, 0, sizeof(llmp_import_t));
     llmp_errors_init(&im.skipped);
     llmp_errors_init(&im.notes);
@@ -1217,6 +1402,8 @@ llmp_import_litellm(int argc, char **argv)
     im.groups = cJSON_CreateObject();
     im.models = cJSON_CreateObject();
     im.env = cJSON_GetObjectItemCaseSensitive(root, "environment_variables");
+    im.credentials = cJSON_GetObjectItemCaseSensitive(root,
+                                                      "credential_list");
 
     if (im.base == NULL || im.local == NULL || im.groups == NULL
         || im.models == NULL
@@ -1260,6 +1447,7 @@ llmp_import_litellm(int argc, char **argv)
 
     cJSON_ArrayForEach(v, root) {
         if (strcmp(v->string, "model_list") == 0
+            || strcmp(v->string, "credential_list") == 0
             || strcmp(v->string, "router_settings") == 0
             || strcmp(v->string, "litellm_settings") == 0)
         {

@@ -545,6 +545,18 @@ llmp_import_litellm_keys(int argc, char **argv)
             }
         }
 
+        for (s = alias; s && *s; s++) {
+            if ((unsigned char) *s < ' ' || *s == 0x7f) {
+                /* and not echoed to the terminal */
+                snprintf(who, sizeof(who), "key %.12s...", hex);
+                llmp_errors_add(&notes, "%s: the alias has control "
+                                "characters: imported without one", who);
+                alias = NULL;
+                params[2] = NULL;
+                break;
+            }
+        }
+
         /* an alias another key holds here already: imported without */
 
         if (alias) {

@@ -39,6 +39,12 @@
 #define NGX_HTTP_LLMPROXY_KEYS_RANDOM    48
 #define NGX_HTTP_LLMPROXY_KEYS_PARAMS    16
 
+/*
+ * Each call opens a database connection in a thread: a key holder looping
+ * on /key/info must not queue up the pool or the database
+ */
+#define NGX_HTTP_LLMPROXY_KEYS_INFLIGHT  16
+
 
 typedef enum {
     NGX_HTTP_LLMPROXY_KEYS_GENERATE = 0,
@@ -131,6 +137,9 @@ static void ngx_http_llmproxy_keys_body(ngx_http_request_t *r);
 static void ngx_http_llmproxy_keys_thread(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_keys_done(ngx_event_t *ev);
 static void ngx_http_llmproxy_keys_gone(void *data);
+
+
+static ngx_uint_t  ngx_http_llmproxy_keys_inflight;    /* this worker's */
 
 
 /* the route of a URI ending in one of LiteLLM's paths, or -1 */
@@ -409,6 +418,12 @@ ngx_http_llmproxy_keys_post(ngx_http_request_t *r, ngx_uint_t op, u_char *in,
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
 
+    if (ngx_http_llmproxy_keys_inflight >= NGX_HTTP_LLMPROXY_KEYS_INFLIGHT) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                      "rate_limit_error", "busy",
+                                      "too many key API calls at once");
+    }
+
     /* outlives the request if the client leaves: freed when done */
     task = ngx_calloc(sizeof(ngx_thread_task_t)
                       + sizeof(ngx_http_llmproxy_keys_task_t) + len + 1,
@@ -447,6 +462,8 @@ ngx_http_llmproxy_keys_post(ngx_http_request_t *r, ngx_uint_t op, u_char *in,
         ngx_free(task);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ngx_http_llmproxy_keys_inflight++;
 
     /* reading a body took a reference already; a GET takes one here */
     if (r->method != NGX_HTTP_POST) {
@@ -509,6 +526,8 @@ ngx_http_llmproxy_keys_done(ngx_event_t *ev)
 
         ngx_http_finalize_request(r, rc);
     }
+
+    ngx_http_llmproxy_keys_inflight--;
 
     free(t->out);
     ngx_free(task);
@@ -1000,15 +1019,26 @@ ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
     }
 
     {
-        PGresult  *res;
+        PGresult    *res;
+        const char  *state;
 
         res = PQexecParams(conn, "INSERT INTO llmproxy_keys"
                            " (key_hash, key_prefix) VALUES ($1, $2)", 2,
                            NULL, s.params, NULL, NULL, 0);
 
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            ngx_http_llmproxy_keys_fail(t, 400, "duplicate_key",
-                                        "that key exists already");
+            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+            if (state && ngx_strcmp(state, "23505") == 0) {
+                ngx_http_llmproxy_keys_fail(t, 400, "duplicate_key",
+                                            "that key exists already");
+
+            } else {
+                ngx_http_llmproxy_keys_fail(t, 500, "database_error",
+                                            "database: %s",
+                                            PQerrorMessage(conn));
+            }
+
             PQclear(res);
             ngx_http_llmproxy_keys_command(conn, "ROLLBACK");
             goto failed;

@@ -171,6 +171,37 @@ test('anchors, aliases and merge keys resolve as PyYAML does', () => {
   assert.deepStrictEqual(JSON.parse(r.config).fallbacks, { slow: ['fast'] });
 });
 
+test('include: files beside the config; credential_list by name', () => {
+  const r = importYaml(path.join(DATA, 'include', 'parent.yaml'));
+  assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+  const c = JSON.parse(r.config);
+  const l = JSON.parse(r.local);
+  // the included model lists extend the config's
+  assert.deepStrictEqual(Object.keys(c.providers).sort(),
+                         ['anthropic', 'openai', 'openai-2']);
+  assert.deepStrictEqual(c.providers.openai.models,
+                         { 'from-parent': { model: 'gpt-4.1' } });
+  // the credential's api_base and key; a deployment's own key wins
+  assert.strictEqual(c.providers.openai.api_base,
+                     'https://eu.example.com/v1');
+  assert.strictEqual(l.providers.openai.api_key, 'env:OPENAI_EU_KEY');
+  assert.strictEqual(c.providers['openai-2'].api_base,
+                     'https://eu.example.com/v1');
+  assert.strictEqual(l.providers['openai-2'].api_key, 'env:OTHER_KEY');
+  assert.ok(c.providers.anthropic.models['from-second-include']);
+  // a later file's settings replace the earlier ones, as in LiteLLM
+  assert.deepStrictEqual(c.settings, { num_retries: 2 });
+  // listed once, not per deployment using the credential
+  assert.strictEqual(r.stdout.split('credential_values.organization')
+                     .length, 2, r.stdout);
+
+  const bad = path.join(tmp, 'inc.yaml');
+  fs.writeFileSync(bad, 'include: [nowhere.yaml]\nmodel_list: []\n');
+  const b = importYaml(bad);
+  assert.strictEqual(b.status, 1);
+  assert.match(b.stderr, /nowhere\.yaml: No such file/);
+});
+
 test('broken YAML: file, line and column; nothing written', () => {
   let r = importYaml(path.join(DATA, 'broken.yaml'));
   assert.strictEqual(r.status, 1);

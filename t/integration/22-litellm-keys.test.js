@@ -41,7 +41,7 @@ before(async () => {
   assert.strictEqual(r.status, 0, r.stderr);
 
   for (const k of ['plain', 'blocked', 'expired', 'broke', 'team', 'all',
-                   'teamBlocked']) {
+                   'teamBlocked', 'weird']) {
     K[k] = newKey();
   }
   const row = (key, cols) => {
@@ -70,6 +70,7 @@ ${row(K.team, { key_alias: "'research-key'", team_id: "'t1'",
                 models: "'{}'" })}
 ${row(K.all, { models: "'{all-proxy-models}'", blocked: 'false' })}
 ${row(K.teamBlocked, { key_alias: "'frozen-key'", team_id: "'t2'" })}
+${row(K.weird, { key_alias: "E'evil\\n\\u001b[31m'", models: "'{gpt-4o}'" })}
 `);
 });
 
@@ -146,7 +147,7 @@ router_settings:
 test('--dry-run reports and writes nothing', () => {
   const r = importKeys('--dry-run');
   assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /dry run: 7 keys: 7 new, 0 changed, 0 unchanged/);
+  assert.match(r.stdout, /dry run: 8 keys: 8 new, 0 changed, 0 unchanged/);
   assert.strictEqual(pg.psql('SELECT count(*) FROM llmproxy_keys'), '0');
 });
 
@@ -154,7 +155,7 @@ test('keys import with their hashes, limits, budgets, expiry and blocked '
      + 'state; what has no counterpart is reported', () => {
   const r = importKeys();
   assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /^7 keys: 7 new, 0 changed, 0 unchanged, 0 skipped/m);
+  assert.match(r.stdout, /^8 keys: 8 new, 0 changed, 0 unchanged, 0 skipped/m);
   assert.match(r.stdout, /^\+ key "team-a"$/m);
   assert.match(r.stdout, /^ {2}user_id: set on 1 key$/m);
   assert.match(r.stdout, /^ {2}metadata: set on 1 key$/m);
@@ -178,13 +179,18 @@ test('keys import with their hashes, limits, budgets, expiry and blocked '
     WHERE key_hash = '${sha(K.all)}'`), '{}');
   assert.strictEqual(pg.psql(`SELECT blocked FROM llmproxy_keys
     WHERE key_hash = '${sha(K.teamBlocked)}'`), 't');
+  // an alias with control characters: kept out, and off the terminal
+  assert.strictEqual(pg.psql(`SELECT alias IS NULL FROM llmproxy_keys
+    WHERE key_hash = '${sha(K.weird)}'`), 't');
+  assert.match(r.stdout, /the alias has control characters/);
+  assert.ok(!r.stdout.includes('\u001b') && !r.stdout.includes('evil'));
 });
 
 test('a second run changes nothing', () => {
   const seq = pg.psql('SELECT max(change_seq) FROM llmproxy_keys');
   const r = importKeys();
   assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /^7 keys: 0 new, 0 changed, 7 unchanged/m);
+  assert.match(r.stdout, /^8 keys: 0 new, 0 changed, 8 unchanged/m);
   assert.strictEqual(pg.psql('SELECT max(change_seq) FROM llmproxy_keys'),
                      seq);
 });
@@ -211,7 +217,7 @@ test('a change in LiteLLM is carried by the next run; spend never goes '
   const r = importKeys();
   assert.strictEqual(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /^~ key "team-a"$/m);
-  assert.match(r.stdout, /^7 keys: 0 new, 1 changed, 6 unchanged/m);
+  assert.match(r.stdout, /^8 keys: 0 new, 1 changed, 7 unchanged/m);
   // LiteLLM's 0.5 is below what the key has spent by now (its 1.5 and
   // the requests above): the higher stays
   assert.strictEqual(pg.psql(`SELECT blocked, spend > 1.5 FROM llmproxy_keys
