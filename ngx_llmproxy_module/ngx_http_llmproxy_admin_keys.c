@@ -142,6 +142,26 @@ static void ngx_http_llmproxy_keys_gone(void *data);
 static ngx_uint_t  ngx_http_llmproxy_keys_inflight;    /* this worker's */
 
 
+/* a query argument as a form decodes it: "+" is a space, then %XX */
+
+static size_t
+ngx_http_llmproxy_keys_unescape(u_char *dst, ngx_str_t *arg)
+{
+    u_char  *p, *q;
+    size_t   i;
+
+    for (i = 0; i < arg->len; i++) {
+        dst[i] = (arg->data[i] == '+') ? ' ' : arg->data[i];
+    }
+
+    p = dst;
+    q = dst;
+    ngx_unescape_uri(&q, &p, arg->len, 0);
+
+    return q - dst;
+}
+
+
 /* the route of a URI ending in one of LiteLLM's paths, or -1 */
 
 ngx_int_t
@@ -171,7 +191,7 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
     u_char                         *p, *in, hex[65];
     size_t                          len;
     ngx_int_t                       rc;
-    ngx_str_t                       subject, v;
+    ngx_str_t                       subject, v, dec;
     ngx_uint_t                      i;
     unsigned char                   digest[32];
     ngx_http_llmproxy_ctx_t        *ctx;
@@ -200,9 +220,7 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        p = subject.data;
-        ngx_unescape_uri(&p, &v.data, v.len, NGX_UNESCAPE_URI);
-        subject.len = p - subject.data;
+        subject.len = ngx_http_llmproxy_keys_unescape(subject.data, &v);
     }
 
     rc = (op == NGX_HTTP_LLMPROXY_KEYS_INFO)
@@ -313,8 +331,15 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
             continue;
         }
 
+        dec.data = ngx_pnalloc(r->pool, v.len);
+        if (dec.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dec.len = ngx_http_llmproxy_keys_unescape(dec.data, &v);
+
         p = ngx_sprintf(p, "\"%s\":\"", args[i]);
-        p = (u_char *) ngx_escape_json(p, v.data, v.len);
+        p = (u_char *) ngx_escape_json(p, dec.data, dec.len);
         p = ngx_cpymem(p, "\",", 2);
     }
 

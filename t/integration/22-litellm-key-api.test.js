@@ -227,6 +227,15 @@ test('GET /key/list: hashes, pages, full objects, by alias', async () => {
   assert.strictEqual(r.body.total_count, 5);
   r = await api('GET', '/key/list?key_alias=script-key');
   assert.deepStrictEqual(r.body.keys, [sha(key)]);
+  // query arguments are decoded as a form: %XX and "+"
+  const spaced = await api('POST', '/key/generate',
+                           { key_alias: 'a b/c+d' });
+  assert.strictEqual(spaced.status, 200, spaced.text);
+  r = await api('GET', '/key/list?key_alias=a+b%2Fc%2Bd');
+  assert.deepStrictEqual(r.body.keys, [sha(spaced.body.key)]);
+  r = await api('GET', '/key/info?key=' + encodeURIComponent(key));
+  assert.strictEqual(r.body.info.key_alias, 'script-key');
+  await api('POST', '/key/delete', { key_aliases: ['a b/c+d'] });
 });
 
 test('POST /key/delete: by key and by alias; the keys stop working',
