@@ -915,6 +915,38 @@ ngx_http_llmproxy_keys_command(PGconn *conn, const char *sql)
 }
 
 
+/*
+ * A deleted (revoked) key keeps its alias for the records until a new key
+ * wants it: LiteLLM's scripts rotate a key by deleting it and generating
+ * one under the same alias
+ */
+
+static int
+ngx_http_llmproxy_keys_free_alias(PGconn *conn, const cJSON *body)
+{
+    int           ok;
+    PGresult     *res;
+    const char   *params[1];
+    const cJSON  *alias;
+
+    alias = cJSON_GetObjectItemCaseSensitive(body, "key_alias");
+
+    if (!cJSON_IsString(alias)) {
+        return 0;
+    }
+
+    params[0] = alias->valuestring;
+
+    res = PQexecParams(conn, "UPDATE llmproxy_keys SET alias = NULL"
+                       " WHERE alias = $1 AND revoked_at IS NOT NULL", 1,
+                       NULL, params, NULL, NULL, 0);
+    ok = (PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+
+    return ok ? 0 : -1;
+}
+
+
 /* runs s; each row's first column (JSON) into *rows (caller deletes) */
 
 static int
@@ -1037,9 +1069,12 @@ ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
 
     /* one transaction: the key appears with all its limits at once */
 
-    if (ngx_http_llmproxy_keys_command(conn, "BEGIN") != 0) {
+    if (ngx_http_llmproxy_keys_command(conn, "BEGIN") != 0
+        || ngx_http_llmproxy_keys_free_alias(conn, body) != 0)
+    {
         ngx_http_llmproxy_keys_fail(t, 500, "database_error", "database: %s",
                                     PQerrorMessage(conn));
+        ngx_http_llmproxy_keys_command(conn, "ROLLBACK");
         goto failed;
     }
 
@@ -1147,6 +1182,12 @@ ngx_http_llmproxy_keys_one(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     switch (t->op) {
 
     case NGX_HTTP_LLMPROXY_KEYS_UPDATE:
+        if (ngx_http_llmproxy_keys_free_alias(conn, body) != 0) {
+            ngx_http_llmproxy_keys_fail(t, 500, "database_error",
+                                        "database: %s", PQerrorMessage(conn));
+            goto failed;
+        }
+
         ngx_http_llmproxy_keys_sql(&s, "UPDATE llmproxy_keys SET ");
         nset = ngx_http_llmproxy_keys_fields_sql(t, &s, body, 1);
         if (nset < 0) {

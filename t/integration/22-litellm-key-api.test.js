@@ -255,6 +255,15 @@ test('POST /key/delete: by key and by alias; the keys stop working',
   assert.strictEqual(r.status, 404, r.text);
   r = await api('GET', '/key/list');
   assert.strictEqual(r.body.total_count, 4);
+
+  // a rotation as LiteLLM scripts do it: delete, then the same alias anew
+  r = await api('POST', '/key/generate', { key_alias: 'doomed' });
+  assert.strictEqual(r.status, 200, r.text);
+  await until(async () => await status(r.body.key) === 200);
+  assert.strictEqual(await status(a.body.key), 401);
+  assert.strictEqual(pg.psql(`SELECT count(*) FROM llmproxy_keys
+    WHERE key_hash = '${sha(a.body.key)}' AND revoked_at IS NOT NULL`), '1');
+  await api('POST', '/key/delete', { key_aliases: ['doomed'] });
 });
 
 test('bad requests: clear 4xx in OpenAI\'s error shape', async () => {
