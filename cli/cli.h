@@ -115,5 +115,14 @@ int llmp_cmd_status(int argc, char **argv);
 int llmp_cmd_key(int argc, char **argv);
 int llmp_cmd_usage(int argc, char **argv);
 int llmp_cmd_migrate(int argc, char **argv);
+int llmp_cmd_import(int argc, char **argv);
+int llmp_import_litellm_keys(int argc, char **argv);
+
+/*
+ * litellm_yaml.c: a YAML file (one document) as cJSON; NULL with
+ * "name:line:column: reason" in err
+ */
+cJSON *llmp_yaml_load(const char *path, const char *name, char *err,
+    size_t errlen);
 
 #endif /* _LLMP_CLI_H_INCLUDED_ */

@@ -20,6 +20,8 @@ static const llmp_command_t  llmp_commands[] = {
     { "usage", llmp_cmd_usage, "usage and spend reports" },
     { "migrate", llmp_cmd_migrate,
       "bring the database schema up to date" },
+    { "import", llmp_cmd_import,
+      "LiteLLM's config.yaml and virtual keys" },
     { NULL, NULL, NULL }
 };
 

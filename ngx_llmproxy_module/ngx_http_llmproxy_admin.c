@@ -62,6 +62,12 @@ ngx_http_llmproxy_admin_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* LiteLLM's /key/... API: a virtual key may read its own info */
+    rc = ngx_http_llmproxy_admin_keys_match(r);
+    if (rc >= 0) {
+        return ngx_http_llmproxy_admin_keys_handler(r, rc);
+    }
+
     rc = ngx_http_llmproxy_check_master_key(r);
     if (rc != NGX_OK) {
         return rc;

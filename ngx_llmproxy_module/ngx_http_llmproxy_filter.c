@@ -690,6 +690,68 @@ ngx_http_llmproxy_clear_length(ngx_http_request_t *r)
 }
 
 
+/*
+ * llmproxy_litellm_headers on: each x-llmproxy-* header also under the
+ * name LiteLLM's proxy gives it, for clients and dashboards that read them
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_litellm_header(ngx_http_request_t *r, ngx_table_elt_t *h)
+{
+    size_t                          n;
+    ngx_uint_t                      i;
+    ngx_table_elt_t                *alias;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    static ngx_str_t  names[][2] = {
+        { ngx_string("x-llmproxy-request-id"),
+          ngx_string("x-litellm-call-id") },
+        { ngx_string("x-llmproxy-model"), ngx_string("x-litellm-model-id") },
+        { ngx_string("x-llmproxy-attempted-fallbacks"),
+          ngx_string("x-litellm-attempted-fallbacks") },
+        { ngx_string("x-llmproxy-attempted-retries"),
+          ngx_string("x-litellm-attempted-retries") },
+        { ngx_string("x-llmproxy-overhead-duration-ms"),
+          ngx_string("x-litellm-overhead-duration-ms") },
+        { ngx_string("x-llmproxy-response-cost"),
+          ngx_string("x-litellm-response-cost") },
+        { ngx_string("x-llmproxy-key-spend"),
+          ngx_string("x-litellm-key-spend") }
+    };
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    if (!lmcf->litellm_headers) {
+        return NGX_OK;
+    }
+
+    n = sizeof(names) / sizeof(names[0]);
+
+    for (i = 0; i < n; i++) {
+        if (h->key.len == names[i][0].len
+            && ngx_strncmp(h->key.data, names[i][0].data, h->key.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == n) {
+        return NGX_OK;
+    }
+
+    alias = ngx_list_push(&r->headers_out.headers);
+    if (alias == NULL) {
+        return NGX_ERROR;
+    }
+
+    alias->hash = 1;
+    alias->key = names[i][1];
+    alias->value = h->value;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_llmproxy_add_header(ngx_http_request_t *r, const char *key,
     ngx_str_t *value)
@@ -706,7 +768,7 @@ ngx_http_llmproxy_add_header(ngx_http_request_t *r, const char *key,
     h->key.len = ngx_strlen(key);
     h->value = *value;
 
-    return NGX_OK;
+    return ngx_http_llmproxy_litellm_header(r, h);
 }
 
 

@@ -21,7 +21,6 @@ static u_char *ngx_http_llmproxy_hex(u_char *p, uint32_t v,
     ngx_uint_t digits);
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
-static void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_post_read(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_log_scrub(ngx_http_request_t *r);
 static void ngx_http_llmproxy_scrub_request(ngx_http_request_t *r,
@@ -305,6 +304,13 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_llmproxy_main_conf_t, usage_records),
+      NULL },
+
+    { ngx_string("llmproxy_litellm_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, litellm_headers),
       NULL },
 
     { ngx_string("llmproxy_usage_buffer"),
@@ -911,7 +917,7 @@ ngx_http_llmproxy_find_key(ngx_http_request_t *r, ngx_str_t *key)
  * copies, the original buffer is left alone.
  */
 
-static void
+void
 ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r)
 {
     ngx_http_llmproxy_scrub_request(r, 1);
@@ -1386,6 +1392,7 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
     lmcf->usage_records = NGX_CONF_UNSET;
     lmcf->usage_buffer = NGX_CONF_UNSET_SIZE;
     lmcf->usage_flush = NGX_CONF_UNSET_MSEC;
+    lmcf->litellm_headers = NGX_CONF_UNSET;
 
     return lmcf;
 }
@@ -1415,6 +1422,7 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(lmcf->usage_records, 1);
     ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->usage_flush, 200);
+    ngx_conf_init_value(lmcf->litellm_headers, 0);
 
     if (lmcf->thread_pool_name.len == 0) {
         ngx_str_set(&lmcf->thread_pool_name, "default");

@@ -61,6 +61,7 @@ typedef struct {
     ngx_flag_t                    usage_records;   /* to the database */
     size_t                        usage_buffer;    /* records in memory */
     ngx_msec_t                    usage_flush;
+    ngx_flag_t                    litellm_headers; /* x-litellm-* too */
 #if (NGX_HTTP_SSL)
     ngx_ssl_t                    *ssl;             /* upstream TLS */
 #endif
@@ -425,6 +426,7 @@ ngx_int_t ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data,
 ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
 const char *ngx_http_llmproxy_iface_name(ngx_uint_t iface);
 u_char *ngx_http_llmproxy_format_uint(u_char *p, uint64_t n);
 u_char *ngx_http_llmproxy_format_fixed8(u_char *p, double f);
@@ -632,6 +634,11 @@ ngx_int_t ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
 
 /* _admin.c */
 ngx_int_t ngx_http_llmproxy_admin_handler(ngx_http_request_t *r);
+
+/* _admin_keys.c: LiteLLM's /key/... API */
+ngx_int_t ngx_http_llmproxy_admin_keys_match(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r,
+    ngx_int_t op);
 
 
 #endif /* _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_ */

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential nginx-core nginx-dev libcjson-dev libcurl4-openssl-dev
       libpq-dev postgresql-15 libssl-dev libpcre2-dev zlib1g-dev
       wrk curl ca-certificates openssl clang)
+# llmproxyctl import litellm reads LiteLLM's config.yaml
+pkgs+=(libyaml-dev)
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
 missing=()
