@@ -508,7 +508,7 @@ llmp_scan_container(llmp_scanner_t *s, unsigned char close,
         vstart = s->pos;
 
         if (w && w->offset == offsetof(llmp_json_top_t, stream_options)
-            && s->p[s->pos] == '{')
+            && s->pos < s->len && s->p[s->pos] == '{')
         {
             /* include_usage is read inside it the same way */
             type = LLMP_JSON_OBJECT;

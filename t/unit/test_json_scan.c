@@ -74,6 +74,8 @@ test_invalid_documents(void)
     TAP_OK(scan("{\"a\":\"x\\\"}", &top) == LLMP_JSON_TRUNCATED,
            "an escaped quote does not end a string");
     TAP_OK(scan("{} {}", &top) == LLMP_JSON_SYNTAX, "two documents");
+    TAP_OK(scan("{\"stream_options\":", &top) == LLMP_JSON_TRUNCATED,
+           "truncated before stream_options' value");
     TAP_OK(scan("{\"a\":1 \"b\":2}", &top) == LLMP_JSON_SYNTAX,
            "missing comma");
     TAP_OK(scan("{\"a\":nul}", &top) == LLMP_JSON_SYNTAX, "bad literal");
