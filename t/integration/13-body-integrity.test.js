@@ -162,6 +162,20 @@ async () => {
   assert.strictEqual(mock.requests.at(-1).body.model, 'up-allowed');
 });
 
+// a provider that decoded a "compressed" body would read other JSON than
+// the gateway checked (a body can be valid JSON and a valid raw deflate
+// stream at once): the body goes as the gateway read it, unlabelled
+test('Content-Encoding is not passed on', async () => {
+  for (const ce of ['deflate', 'gzip', 'br']) {
+    const r = await post('/v1/chat/completions',
+      '{"model":"allowed","messages":[]}',
+      { authorization: 'Bearer ' + key, 'content-encoding': ce });
+    assert.strictEqual(r.status, 200, r.text);
+    assert.strictEqual(mock.requests.at(-1).headers['content-encoding'],
+                       undefined, ce);
+  }
+});
+
 test('model names the gateway and a provider could read apart are refused',
 async () => {
   for (const name of ['allowed\\u0000secret', 'allowed\\nx', 'allowed\\u0085',
