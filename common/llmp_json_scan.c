@@ -19,29 +19,34 @@ typedef struct {
 /* a member the gateway acts on */
 typedef struct {
     const char           *name;      /* as the gateway expects it */
+    size_t                name_len;
     const char           *folded;    /* lowercased, without '_' */
+    size_t                folded_len;
     size_t                offset;    /* of its llmp_json_member_t */
 } llmp_watch_t;
 
-#define LLMP_WATCH_MAX  8
+#define LLMP_WATCH(name, folded, member)                                     \
+    { name, sizeof(name) - 1, folded, sizeof(folded) - 1,                    \
+      offsetof(llmp_json_top_t, member) }
+
+/* longer than any name watched */
+#define LLMP_WATCH_NAME  32
 
 
 static const llmp_watch_t  llmp_watch_top[] = {
-    { "model", "model", offsetof(llmp_json_top_t, model) },
-    { "stream", "stream", offsetof(llmp_json_top_t, stream) },
-    { "stream_options", "streamoptions",
-      offsetof(llmp_json_top_t, stream_options) },
-    { "requests", "requests", offsetof(llmp_json_top_t, requests) },
-    { "generateContentRequest", "generatecontentrequest",
-      offsetof(llmp_json_top_t, gen_request) },
-    { NULL, NULL, 0 }
+    LLMP_WATCH("model", "model", model),
+    LLMP_WATCH("stream", "stream", stream),
+    LLMP_WATCH("stream_options", "streamoptions", stream_options),
+    LLMP_WATCH("requests", "requests", requests),
+    LLMP_WATCH("generateContentRequest", "generatecontentrequest",
+               gen_request),
+    { NULL, 0, NULL, 0, 0 }
 };
 
 
 static const llmp_watch_t  llmp_watch_stream_options[] = {
-    { "include_usage", "includeusage",
-      offsetof(llmp_json_top_t, include_usage) },
-    { NULL, NULL, 0 }
+    LLMP_WATCH("include_usage", "includeusage", include_usage),
+    { NULL, 0, NULL, 0, 0 }
 };
 
 
@@ -333,7 +338,8 @@ llmp_name_next(const unsigned char *p, size_t *i, size_t end)
  * included) is, if any.  Exact after decoding: that member.  Equal to one
  * only once case, '_' and Go's folds are set aside: AMBIGUOUS, as some
  * parsers would take it for that member.  A control character or a lone
- * surrogate: AMBIGUOUS too, parsers disagree on what the name is.
+ * surrogate: AMBIGUOUS too, parsers disagree on what the name is.  One
+ * pass: the name decoded and folded into two short buffers, then compared.
  */
 
 static llmp_json_rc_e
@@ -341,18 +347,13 @@ llmp_scan_name(llmp_scanner_t *s, size_t key_start, size_t key_end,
     const llmp_watch_t *watch, llmp_json_top_t *top,
     const llmp_watch_t **found)
 {
-    long     cp, f;
-    size_t   i, end, k, n, ei[LLMP_WATCH_MAX], fi[LLMP_WATCH_MAX];
-    int      exact[LLMP_WATCH_MAX], fold[LLMP_WATCH_MAX];
+    long           cp, f;
+    size_t         i, end, nd, nf;
+    unsigned char  dec[LLMP_WATCH_NAME], fold[LLMP_WATCH_NAME];
 
     *found = NULL;
-
-    for (n = 0; watch[n].name; n++) {
-        ei[n] = 0;
-        fi[n] = 0;
-        exact[n] = 1;
-        fold[n] = 1;
-    }
+    nd = 0;
+    nf = 0;
 
     end = key_end - 1;
 
@@ -363,6 +364,16 @@ llmp_scan_name(llmp_scanner_t *s, size_t key_start, size_t key_end,
             top->name = NULL;
             s->pos = key_start;
             return LLMP_JSON_AMBIGUOUS;
+        }
+
+        /* past a buffer, or not ASCII: it matches no name; counted on */
+
+        if (nd <= LLMP_WATCH_NAME) {
+            if (nd < LLMP_WATCH_NAME && cp < 0x80) {
+                dec[nd] = (unsigned char) cp;
+            }
+
+            nd += (cp < 0x80) ? 1 : LLMP_WATCH_NAME + 1;
         }
 
         if (cp >= 'A' && cp <= 'Z') {
@@ -378,38 +389,32 @@ llmp_scan_name(llmp_scanner_t *s, size_t key_start, size_t key_end,
             f = cp;
         }
 
-        for (k = 0; k < n; k++) {
-            if (exact[k]) {
-                if ((unsigned char) watch[k].name[ei[k]] == cp) {
-                    ei[k]++;
-
-                } else {
-                    exact[k] = 0;
-                }
-            }
-
-            if (fold[k] && f != '_') {
-                if ((unsigned char) watch[k].folded[fi[k]] == f) {
-                    fi[k]++;
-
-                } else {
-                    fold[k] = 0;
-                }
-            }
+        if (f == '_' || nf > LLMP_WATCH_NAME) {
+            continue;
         }
+
+        if (nf < LLMP_WATCH_NAME && f < 0x80) {
+            fold[nf] = (unsigned char) f;
+        }
+
+        nf += (f < 0x80) ? 1 : LLMP_WATCH_NAME + 1;
     }
 
-    for (k = 0; k < n; k++) {
-        if (exact[k] && watch[k].name[ei[k]] == '\0') {
-            *found = &watch[k];
+    for ( /* void */ ; watch->name; watch++) {
+        if (nf != watch->folded_len
+            || memcmp(fold, watch->folded, nf) != 0)
+        {
+            continue;
+        }
+
+        if (nd == watch->name_len && memcmp(dec, watch->name, nd) == 0) {
+            *found = watch;
             return LLMP_JSON_OK;
         }
 
-        if (fold[k] && watch[k].folded[fi[k]] == '\0') {
-            top->name = watch[k].name;
-            s->pos = key_start;
-            return LLMP_JSON_AMBIGUOUS;
-        }
+        top->name = watch->name;
+        s->pos = key_start;
+        return LLMP_JSON_AMBIGUOUS;
     }
 
     return LLMP_JSON_OK;
