@@ -34,7 +34,7 @@ before(async () => {
           allowed: { model: 'up-allowed', ...priced },
           secret: { model: 'up-secret' } } },
         pa: { api_base: mock.url, interfaces: ['anthropic'], models: {
-          'a-allowed': { model: 'up-a-allowed' },
+          'a-allowed': { model: 'up-a-allowed', ...priced },
           'a-secret': { model: 'up-a-secret' } } },
         pg: { api_base: mock.url, interfaces: ['gemini'], api_key: 'gk',
           models: {
@@ -297,6 +297,8 @@ async () => {
       + '"stream_options":{"x":"\\"include_usage\\":true"}}'],
     ['billed', 'include_usage false', `{${m},"stream":true,`
       + '"stream_options":{"include_usage":false}}'],
+    ['billed', 'stream_options before the model',
+     '{"stream_options":{"include_usage":null},"stream":true,' + m + '}'],
     ['refused', 'include_usage twice', `{${m},"stream":true,`
       + '"stream_options":{"include_usage":true,"include_usage":false}}'],
     ['refused', 'an escaped second include_usage', `{${m},"stream":true,`
@@ -313,6 +315,29 @@ async () => {
   for (const [expect, what, body] of cases) {
     await billedOrRefused(body, expect, what);
   }
+});
+
+// before issue 11 this stream was billed too, from the held answer: but
+// held, not relayed as it came, as the gateway did not see a stream
+test('Anthropic: an escaped stream name is a stream, relayed and billed',
+async () => {
+  const k = create('--max-budget', '0.00001');
+  await until(async () => (await openai(k, '/v1/chat/completions', '{}'))
+    .status === 400);
+  const r = await post('/v1/messages', '{"model":"a-allowed","max_tokens":5,'
+    + '"messages":[{"role":"user","content":"hi"}],"str\\u0065am":true}',
+  { 'x-api-key': k, 'anthropic-version': '2023-06-01' });
+  assert.strictEqual(r.status, 200, r.text);
+  assert.match(r.text, /^event: message_start/);
+  assert.strictEqual(r.headers.get('x-llmproxy-response-cost'), null,
+                     'held as a non-streamed answer (cost in its headers)');
+  let next;
+  for (let i = 0; i < 20; i++) {
+    next = await chat(k, { model: 'allowed', messages: MSG });
+    if (next.status === 429) break;
+    await sleep(100);
+  }
+  assert.strictEqual(next.status, 429, 'the stream was not billed');
 });
 
 test('the SDKs: streamed usage is asked for, counted and hidden as before',
