@@ -221,6 +221,17 @@ async () => {
   assert.strictEqual(mock.requests[0].body.generateContentRequest.model,
                      'models/up-g-allowed');
 
+  // batchEmbedContents: every model of the body, in any order
+  mock.reset();
+  const part = '"content":{"parts":[{"text":"hi"}]}';
+  const rb = await gemini(base + 'batchEmbedContents',
+    `{"requests":[{"model":"models/a",${part}},{${part},"mod\\u0065l":`
+    + `"models/b"}],"model":"models/up-g-secret"}`);
+  assert.strictEqual(rb.status, 200, rb.text);
+  assert.deepStrictEqual([mock.requests[0].body.model,
+    ...mock.requests[0].body.requests.map((q) => q.model)],
+  Array(3).fill('models/up-g-allowed'), mock.requests[0].raw);
+
   // embedContent, batchEmbedContents' requests[]: a second model refused
   for (const [how, second] of Object.entries(SECOND_MODELS)) {
     await refused(() => gemini(base + 'embedContent',

@@ -304,6 +304,8 @@ test_usage_edit(void)
     TAP_OK(EDITED("{\"stream\":true}",
                   "{\"stream\":true,\"stream_options\":"
                   "{\"include_usage\":true}}"), "added when absent");
+    TAP_OK(EDITED("{}", "{\"stream_options\":{\"include_usage\":true}}"),
+           "added to an empty body, without a comma");
     TAP_OK(EDITED("{\"stream_options\":null}",
                   "{\"stream_options\":{\"include_usage\":true}}"),
            "a non-object replaced");
