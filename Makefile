@@ -89,10 +89,12 @@ unit-asan: $(ASAN_BINS)
 integration: all
 	@bash t/run-integration.sh
 
-# libFuzzer targets of the translation library (clang), FUZZ_SECONDS each;
-# make test runs them from t/run-all.sh.
+# libFuzzer targets of the translation library and the body scanner
+# (clang), FUZZ_SECONDS each (default 10), FUZZ_TARGETS to pick some; make
+# test runs them all from t/run-all.sh for 10 s each.
 fuzz:
-	@bash t/run-fuzz.sh
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-$(FUZZ_SECONDS)} \
+	    FUZZ_TARGETS="$${FUZZ_TARGETS:-$(FUZZ_TARGETS)}" bash t/run-fuzz.sh
 
 test: deps all $(UNIT_BINS) $(ASAN_BINS)
 	@bash t/run-all.sh

@@ -2,6 +2,7 @@
  * A single-pass validating JSON scanner; see llmp_json_scan.h.
  */
 
+#include <stddef.h>
 #include <string.h>
 
 #include "llmp_json_scan.h"
@@ -13,6 +14,40 @@ typedef struct {
     size_t                pos;
     int                   depth;
 } llmp_scanner_t;
+
+
+/* a member the gateway acts on */
+typedef struct {
+    const char           *name;      /* as the gateway expects it */
+    size_t                name_len;
+    const char           *folded;    /* lowercased, without '_' */
+    size_t                folded_len;
+    size_t                offset;    /* of its llmp_json_member_t */
+} llmp_watch_t;
+
+#define LLMP_WATCH(name, folded, member)                                     \
+    { name, sizeof(name) - 1, folded, sizeof(folded) - 1,                    \
+      offsetof(llmp_json_top_t, member) }
+
+/* longer than any name watched */
+#define LLMP_WATCH_NAME  32
+
+
+static const llmp_watch_t  llmp_watch_top[] = {
+    LLMP_WATCH("model", "model", model),
+    LLMP_WATCH("stream", "stream", stream),
+    LLMP_WATCH("stream_options", "streamoptions", stream_options),
+    LLMP_WATCH("requests", "requests", requests),
+    LLMP_WATCH("generateContentRequest", "generatecontentrequest",
+               gen_request),
+    { NULL, 0, NULL, 0, 0 }
+};
+
+
+static const llmp_watch_t  llmp_watch_stream_options[] = {
+    LLMP_WATCH("include_usage", "includeusage", include_usage),
+    { NULL, 0, NULL, 0, 0 }
+};
 
 
 static llmp_json_rc_e llmp_scan_value(llmp_scanner_t *s,
@@ -223,15 +258,184 @@ llmp_scan_literal(llmp_scanner_t *s, const char *lit, size_t n)
 }
 
 
+/*
+ * The next character of a member name that llmp_scan_string() accepted,
+ * [*i, end) at its raw bytes: a code point, escapes decoded; -1 for a lone
+ * surrogate.  Of the raw non-ASCII bytes only U+017F and U+212A are
+ * decoded, the two characters that Go's case folding takes for the ASCII
+ * letters 's' and 'k'; any other byte above 0x7f matches no name.
+ */
+
+static long
+llmp_name_next(const unsigned char *p, size_t *i, size_t end)
+{
+    long           cp, lo;
+    unsigned char  c;
+
+    c = p[*i];
+
+    if (c != '\\') {
+        if (c == 0xc5 && *i + 1 < end && p[*i + 1] == 0xbf) {
+            *i += 2;
+            return 0x17f;
+        }
+
+        if (c == 0xe2 && *i + 2 < end && p[*i + 1] == 0x84
+            && p[*i + 2] == 0xaa)
+        {
+            *i += 3;
+            return 0x212a;
+        }
+
+        (*i)++;
+        return c;
+    }
+
+    c = p[*i + 1];
+    *i += 2;
+
+    switch (c) {
+    case 'b': return '\b';
+    case 'f': return '\f';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    case 'u': break;
+    default: return c;                  /* '"', '\\', '/' */
+    }
+
+    cp = (llmp_hex(p[*i]) << 12) | (llmp_hex(p[*i + 1]) << 8)
+         | (llmp_hex(p[*i + 2]) << 4) | llmp_hex(p[*i + 3]);
+    *i += 4;
+
+    if (cp >= 0xdc00 && cp <= 0xdfff) {
+        return -1;
+    }
+
+    if (cp < 0xd800 || cp > 0xdbff) {
+        return cp;
+    }
+
+    if (*i + 6 > end || p[*i] != '\\' || p[*i + 1] != 'u') {
+        return -1;
+    }
+
+    lo = (llmp_hex(p[*i + 2]) << 12) | (llmp_hex(p[*i + 3]) << 8)
+         | (llmp_hex(p[*i + 4]) << 4) | llmp_hex(p[*i + 5]);
+
+    if (lo < 0xdc00 || lo > 0xdfff) {
+        return -1;
+    }
+
+    *i += 6;
+
+    return 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+}
+
+
+/*
+ * Which of the watched members the name at [key_start, key_end) (quotes
+ * included) is, if any.  Exact after decoding: that member.  Equal to one
+ * only once case, '_' and Go's folds are set aside: AMBIGUOUS, as some
+ * parsers would take it for that member.  A control character or a lone
+ * surrogate: AMBIGUOUS too, parsers disagree on what the name is.  One
+ * pass: the name decoded and folded into two short buffers, then compared.
+ */
+
+static llmp_json_rc_e
+llmp_scan_name(llmp_scanner_t *s, size_t key_start, size_t key_end,
+    const llmp_watch_t *watch, llmp_json_top_t *top,
+    const llmp_watch_t **found)
+{
+    long           cp, f;
+    size_t         i, end, nd, nf;
+    unsigned char  dec[LLMP_WATCH_NAME], fold[LLMP_WATCH_NAME];
+
+    *found = NULL;
+    nd = 0;
+    nf = 0;
+
+    end = key_end - 1;
+
+    for (i = key_start + 1; i < end; /* void */) {
+        cp = llmp_name_next(s->p, &i, end);
+
+        if (cp < 0x20) {
+            top->name = NULL;
+            s->pos = key_start;
+            return LLMP_JSON_AMBIGUOUS;
+        }
+
+        /* past a buffer, or not ASCII: it matches no name; counted on */
+
+        if (nd <= LLMP_WATCH_NAME) {
+            if (nd < LLMP_WATCH_NAME && cp < 0x80) {
+                dec[nd] = (unsigned char) cp;
+            }
+
+            nd += (cp < 0x80) ? 1 : LLMP_WATCH_NAME + 1;
+        }
+
+        if (cp >= 'A' && cp <= 'Z') {
+            f = cp | 0x20;
+
+        } else if (cp == 0x17f) {
+            f = 's';
+
+        } else if (cp == 0x212a) {
+            f = 'k';
+
+        } else {
+            f = cp;
+        }
+
+        if (f == '_' || nf > LLMP_WATCH_NAME) {
+            continue;
+        }
+
+        if (nf < LLMP_WATCH_NAME && f < 0x80) {
+            fold[nf] = (unsigned char) f;
+        }
+
+        nf += (f < 0x80) ? 1 : LLMP_WATCH_NAME + 1;
+    }
+
+    for ( /* void */ ; watch->name; watch++) {
+        if (nf != watch->folded_len
+            || memcmp(fold, watch->folded, nf) != 0)
+        {
+            continue;
+        }
+
+        if (nd == watch->name_len && memcmp(dec, watch->name, nd) == 0) {
+            *found = watch;
+            return LLMP_JSON_OK;
+        }
+
+        top->name = watch->name;
+        s->pos = key_start;
+        return LLMP_JSON_AMBIGUOUS;
+    }
+
+    return LLMP_JSON_OK;
+}
+
+
+/*
+ * An object or array; watch: the members to find in this object (the
+ * top-level one, or stream_options), NULL for any other
+ */
+
 static llmp_json_rc_e
 llmp_scan_container(llmp_scanner_t *s, unsigned char close,
-    llmp_json_top_t *top)
+    llmp_json_top_t *top, const llmp_watch_t *watch)
 {
     int                  escaped, first;
     size_t               key_start, key_end, vstart;
     llmp_json_rc_e       rc;
     llmp_json_type_e     type;
     llmp_json_member_t  *m;
+    const llmp_watch_t  *w;
 
     if (++s->depth > LLMP_JSON_MAX_DEPTH) {
         return LLMP_JSON_TOO_DEEP;
@@ -271,6 +475,7 @@ llmp_scan_container(llmp_scanner_t *s, unsigned char close,
         first = 0;
         key_start = s->pos;
         key_end = s->pos;
+        w = NULL;
 
         if (close == '}') {
             if (s->p[s->pos] != '"') {
@@ -283,6 +488,13 @@ llmp_scan_container(llmp_scanner_t *s, unsigned char close,
             }
 
             key_end = s->pos;
+
+            if (watch) {
+                rc = llmp_scan_name(s, key_start, key_end, watch, top, &w);
+                if (rc != LLMP_JSON_OK) {
+                    return rc;
+                }
+            }
 
             llmp_scan_ws(s);
 
@@ -300,45 +512,44 @@ llmp_scan_container(llmp_scanner_t *s, unsigned char close,
 
         vstart = s->pos;
 
-        rc = llmp_scan_value(s, &type, &escaped);
+        if (w && w->offset == offsetof(llmp_json_top_t, stream_options)
+            && s->pos < s->len && s->p[s->pos] == '{')
+        {
+            /* include_usage is read inside it the same way */
+            type = LLMP_JSON_OBJECT;
+            escaped = 0;
+            rc = llmp_scan_container(s, '}', top, llmp_watch_stream_options);
+
+        } else {
+            rc = llmp_scan_value(s, &type, &escaped);
+        }
+
         if (rc != LLMP_JSON_OK) {
             return rc;
         }
 
-        if (top == NULL) {
+        if (watch == llmp_watch_top) {
+            top->members++;
+        }
+
+        if (w == NULL) {
             continue;
         }
 
-        top->members++;
-        m = NULL;
+        m = (llmp_json_member_t *) ((char *) top + w->offset);
 
-#define LLMP_KEY_IS(name)                                                    \
-        (key_end - key_start == sizeof(name) + 1                             \
-         && memcmp(s->p + key_start + 1, name, sizeof(name) - 1) == 0)
-
-        if (LLMP_KEY_IS("model")) {
-            m = &top->model;
-
-        } else if (LLMP_KEY_IS("stream")) {
-            m = &top->stream;
-
-        } else if (LLMP_KEY_IS("stream_options")) {
-            m = &top->stream_options;
-
-        } else if (LLMP_KEY_IS("requests")) {
-            m = &top->requests;
+        if (m->type != LLMP_JSON_NONE) {
+            /* parsers differ on which one counts: neither does */
+            top->name = w->name;
+            s->pos = key_start;
+            return LLMP_JSON_DUPLICATE;
         }
 
-#undef LLMP_KEY_IS
-
-        if (m) {
-            /* the last duplicate wins, as in most JSON parsers */
-            m->type = type;
-            m->start = vstart;
-            m->end = s->pos;
-            m->key_start = key_start;
-            m->escaped = escaped;
-        }
+        m->type = type;
+        m->start = vstart;
+        m->end = s->pos;
+        m->key_start = key_start;
+        m->escaped = escaped;
     }
 
     s->pos++;    /* the closing bracket */
@@ -365,11 +576,11 @@ llmp_scan_value(llmp_scanner_t *s, llmp_json_type_e *type, int *escaped)
 
     case '{':
         *type = LLMP_JSON_OBJECT;
-        return llmp_scan_container(s, '}', NULL);
+        return llmp_scan_container(s, '}', NULL, NULL);
 
     case '[':
         *type = LLMP_JSON_ARRAY;
-        return llmp_scan_container(s, ']', NULL);
+        return llmp_scan_container(s, ']', NULL, NULL);
 
     case 't':
         *type = LLMP_JSON_TRUE;
@@ -418,7 +629,7 @@ llmp_json_scan_top(const unsigned char *p, size_t len, llmp_json_top_t *top)
         return rc == LLMP_JSON_OK ? LLMP_JSON_NOT_OBJECT : rc;
     }
 
-    rc = llmp_scan_container(&s, '}', top);
+    rc = llmp_scan_container(&s, '}', top, llmp_watch_top);
 
     if (rc != LLMP_JSON_OK) {
         top->error_offset = s.pos;
@@ -604,6 +815,121 @@ llmp_json_escape(const unsigned char *s, size_t len, unsigned char *out)
 }
 
 
+int
+llmp_json_name_ok(const unsigned char *s, size_t len)
+{
+    size_t         i, n, k;
+    unsigned long  cp, min;
+
+    for (i = 0; i < len; i += n) {
+
+        if (s[i] < 0x80) {
+            if (s[i] < 0x20 || s[i] == 0x7f) {
+                return 0;
+            }
+
+            n = 1;
+            continue;
+        }
+
+        if ((s[i] & 0xe0) == 0xc0) {
+            n = 2; cp = s[i] & 0x1f; min = 0x80;
+
+        } else if ((s[i] & 0xf0) == 0xe0) {
+            n = 3; cp = s[i] & 0x0f; min = 0x800;
+
+        } else if ((s[i] & 0xf8) == 0xf0) {
+            n = 4; cp = s[i] & 0x07; min = 0x10000;
+
+        } else {
+            return 0;
+        }
+
+        if (len - i < n) {
+            return 0;
+        }
+
+        for (k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)
+            || (cp >= 0x80 && cp < 0xa0))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+llmp_json_usage_edit(const unsigned char *p, const llmp_json_top_t *top,
+    llmp_json_edit_t *e)
+{
+    size_t                     i;
+    const llmp_json_member_t  *so, *iu;
+
+    static const char  add_member[] =
+        ",\"stream_options\":{\"include_usage\":true}";
+    static const char  add_value[] = "{\"include_usage\":true}";
+    static const char  add_first[] = "\"include_usage\":true,";
+
+    so = &top->stream_options;
+    iu = &top->include_usage;
+
+    if (so->type == LLMP_JSON_NONE) {
+        /* a new last member; without the comma in an empty object */
+        e->start = top->object_end;
+        e->end = top->object_end;
+        e->value = add_member + (top->members == 0);
+        e->len = sizeof(add_member) - 1 - (top->members == 0);
+        return 1;
+    }
+
+    if (so->type != LLMP_JSON_OBJECT) {
+        e->start = so->start;
+        e->end = so->end;
+        e->value = add_value;
+        e->len = sizeof(add_value) - 1;
+        return 1;
+    }
+
+    if (iu->type == LLMP_JSON_TRUE) {
+        return 0;                       /* the client asked */
+    }
+
+    if (iu->type != LLMP_JSON_NONE) {
+        /* false, null, or anything else: the one member's value */
+        e->start = iu->start;
+        e->end = iu->end;
+        e->value = add_first + sizeof("\"include_usage\":") - 1;
+        e->len = sizeof("true") - 1;
+        return 1;
+    }
+
+    /* the first member of the object, with a comma if others follow */
+
+    for (i = so->start + 1; i < so->end - 1; i++) {
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') {
+            break;
+        }
+    }
+
+    e->start = so->start + 1;
+    e->end = so->start + 1;
+    e->value = add_first;
+    e->len = sizeof(add_first) - 1 - (i == so->end - 1);
+
+    return 1;
+}
+
+
 const char *
 llmp_json_strerror(llmp_json_rc_e rc)
 {
@@ -613,6 +939,10 @@ llmp_json_strerror(llmp_json_rc_e rc)
     case LLMP_JSON_NOT_OBJECT: return "the request body is not a JSON object";
     case LLMP_JSON_TRUNCATED: return "the request body is truncated JSON";
     case LLMP_JSON_TOO_DEEP: return "the request body is nested too deeply";
+    case LLMP_JSON_DUPLICATE: return "the request body has a member twice";
+    case LLMP_JSON_AMBIGUOUS:
+        return "the request body has a member name that parsers read "
+               "differently";
     default: return "the request body is not valid JSON";
     }
 }

@@ -5,6 +5,14 @@
  * records where a few top-level members are, without building a tree, so
  * that the gateway can rewrite "model" by splicing buffers instead of
  * parsing and re-serialising the whole body.
+ *
+ * The members the gateway acts on are read as the provider's parser reads
+ * them: a name with escapes is decoded before it is compared, and a body
+ * in which such a member could be read two ways is refused: given twice
+ * (parsers keep the last, cJSON the first), or under a name that a
+ * case-insensitive or snake/camel-folding parser would take for it
+ * ("Model", "streamOptions", "ſtream"), or under a name with a control
+ * character or a lone surrogate (cJSON cuts names at a NUL).
  */
 
 #ifndef _LLMP_JSON_SCAN_H_INCLUDED_
@@ -29,7 +37,9 @@ typedef enum {
     LLMP_JSON_NOT_OBJECT,     /* valid start, but not an object */
     LLMP_JSON_TRUNCATED,      /* ended in the middle of a value */
     LLMP_JSON_SYNTAX,         /* anything else */
-    LLMP_JSON_TOO_DEEP
+    LLMP_JSON_TOO_DEEP,
+    LLMP_JSON_DUPLICATE,      /* a member the gateway acts on, twice */
+    LLMP_JSON_AMBIGUOUS       /* a name that could be read as such one */
 } llmp_json_rc_e;
 
 /* where one top-level member's value is: [start, end) of the raw bytes */
@@ -46,6 +56,11 @@ typedef struct {
     llmp_json_member_t  stream;
     llmp_json_member_t  stream_options;
     llmp_json_member_t  requests;       /* Gemini's batchEmbedContents */
+    llmp_json_member_t  gen_request;    /* Gemini's countTokens:
+                                           generateContentRequest */
+    llmp_json_member_t  include_usage;  /* of stream_options, if an object */
+    const char         *name;           /* DUPLICATE, AMBIGUOUS: the
+                                           member's name, or NULL */
     size_t              error_offset;   /* where scanning stopped */
     size_t              object_end;     /* offset of the closing brace */
     int                 members;        /* number of top-level members */
@@ -79,6 +94,30 @@ long llmp_json_unescape(const unsigned char *p, size_t start, size_t end,
  */
 size_t llmp_json_escape(const unsigned char *s, size_t len,
     unsigned char *out);
+
+/*
+ * Whether a decoded name (a model's) is one the gateway can hold, log and
+ * compare as the provider does: valid UTF-8 (no surrogates, no overlong
+ * forms), no control characters, NUL included.  1 if so.
+ */
+int llmp_json_name_ok(const unsigned char *s, size_t len);
+
+/* one piece of a body replaced: [start, end) becomes value */
+typedef struct {
+    size_t       start;
+    size_t       end;
+    const char  *value;
+    size_t       len;
+} llmp_json_edit_t;
+
+/*
+ * The edit that makes an OpenAI-style stream ask for its usage chunk:
+ * stream_options.include_usage becomes true, the only member of that name
+ * in the body the provider sees.  Returns 0 when the client asked for it
+ * already (nothing to change), 1 with *e set otherwise.
+ */
+int llmp_json_usage_edit(const unsigned char *p, const llmp_json_top_t *top,
+    llmp_json_edit_t *e);
 
 const char *llmp_json_strerror(llmp_json_rc_e rc);
 

@@ -21,6 +21,10 @@ static ngx_int_t ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_gemini_embed_model(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, size_t start, size_t end);
+static ngx_int_t ngx_http_llmproxy_gemini_inner_model(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t start, size_t end);
+static ngx_int_t ngx_http_llmproxy_gemini_span_cmp(const void *a,
+    const void *b);
 
 
 static ngx_http_llmproxy_gemini_method_t  ngx_http_llmproxy_gemini_methods[] =
@@ -128,67 +132,74 @@ unknown:
 }
 
 
-/* one JSON object; the model came with the URL */
+/*
+ * One JSON object; the model came with the URL.  A body can name a model
+ * again: "model" of :embedContent (and of any request, as the API's
+ * messages accept it there), "model" of each of :batchEmbedContents'
+ * requests[], generateContentRequest.model of :countTokens, all as
+ * "models/NAME".  Each attempt writes its deployment's upstream name in
+ * all of them, so the provider can only see the model the gateway checked
+ * (the real API refuses a name that is not the URL's anyway).  A value
+ * that is not a string is left for the provider to refuse.
+ */
 
 ngx_int_t
 ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    llmp_json_rc_e  rc;
+    ngx_int_t       rc;
+    llmp_json_rc_e  jrc;
 
-    rc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
+    jrc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
 
-    if (rc != LLMP_JSON_OK) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
-                                      "invalid_request_error",
-                                      "invalid_json", "%s (at byte %uz)",
-                                      llmp_json_strerror(rc),
-                                      ctx->top.error_offset);
+    if (jrc != LLMP_JSON_OK) {
+        return ngx_http_llmproxy_request_json_fail(r, jrc, ctx->top.name,
+                                                   ctx->top.error_offset);
     }
 
-    if (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_EMBED_CONTENT
-        && ngx_http_llmproxy_gemini_embed_models(r, ctx) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_llmproxy_gemini_embed_models(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    /* a "model" member of the body is not Gemini's: never spliced */
+    /* the body's "model" is spliced as "models/NAME", not as OpenAI's */
     ctx->top.model.type = LLMP_JSON_NONE;
 
     return NGX_OK;
 }
 
 
-/*
- * The embedding requests name their model again in the body: "model" of
- * :embedContent, "model" of each of :batchEmbedContents' requests[], as
- * "models/NAME"; the real API refuses a name that is not the URL's, so
- * each attempt writes its deployment's upstream name there.  A value that
- * is not a string is left for the provider to judge.
- */
-
 static ngx_int_t
 ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    size_t           pos, start, end;
-    llmp_json_top_t  el;
+    size_t     pos, start, end;
+    ngx_int_t  rc;
+
+    if (ctx->top.model.type == LLMP_JSON_STRING
+        && ngx_http_llmproxy_gemini_embed_model(r, ctx, ctx->top.model.start,
+                                                ctx->top.model.end)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->top.gen_request.type == LLMP_JSON_OBJECT) {
+        start = ctx->top.gen_request.start;
+        end = ctx->top.gen_request.end;
+
+        rc = ngx_http_llmproxy_gemini_inner_model(r, ctx, start, end);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     if (ctx->action.len != sizeof("batchEmbedContents") - 1
         || ngx_strncmp(ctx->action.data, "batchEmbedContents",
-                       ctx->action.len) != 0)
+                       ctx->action.len) != 0
+        || ctx->top.requests.type != LLMP_JSON_ARRAY)
     {
-        if (ctx->top.model.type != LLMP_JSON_STRING) {
-            return NGX_OK;
-        }
-
-        return ngx_http_llmproxy_gemini_embed_model(r, ctx,
-                                                    ctx->top.model.start,
-                                                    ctx->top.model.end);
-    }
-
-    if (ctx->top.requests.type != LLMP_JSON_ARRAY) {
-        return NGX_OK;
+        goto done;
     }
 
     pos = ctx->top.requests.start;
@@ -196,24 +207,68 @@ ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
     while (llmp_json_array_next(ctx->body, ctx->body_len, &pos, &start,
                                 &end))
     {
-        if (ctx->body[start] != '{'
-            || llmp_json_scan_top(ctx->body + start, end - start, &el)
-               != LLMP_JSON_OK
-            || el.model.type != LLMP_JSON_STRING)
-        {
+        if (ctx->body[start] != '{') {
             continue;
         }
 
-        if (ngx_http_llmproxy_gemini_embed_model(r, ctx,
-                                                 start + el.model.start,
-                                                 start + el.model.end)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
+        rc = ngx_http_llmproxy_gemini_inner_model(r, ctx, start, end);
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
+done:
+
+    /* in the body's order, as ngx_http_llmproxy_gemini_embed_body() wants */
+
+    if (ctx->embed_models && ctx->embed_models->nelts > 1) {
+        ngx_sort(ctx->embed_models->elts, ctx->embed_models->nelts,
+                 sizeof(ngx_http_llmproxy_span_t),
+                 ngx_http_llmproxy_gemini_span_cmp);
+    }
+
     return NGX_OK;
+}
+
+
+/* the "model" of an object inside the body, [start, end) */
+
+static ngx_int_t
+ngx_http_llmproxy_gemini_inner_model(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t start, size_t end)
+{
+    llmp_json_rc_e   rc;
+    llmp_json_top_t  el;
+
+    rc = llmp_json_scan_top(ctx->body + start, end - start, &el);
+
+    if (rc != LLMP_JSON_OK) {
+        /* a duplicate or ambiguous "model": valid JSON was checked */
+        return ngx_http_llmproxy_request_json_fail(r, rc, el.name,
+                                                   start + el.error_offset);
+    }
+
+    if (el.model.type != LLMP_JSON_STRING) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_llmproxy_gemini_embed_model(r, ctx, start + el.model.start,
+                                             start + el.model.end)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_gemini_span_cmp(const void *a, const void *b)
+{
+    const ngx_http_llmproxy_span_t  *x = a, *y = b;
+
+    return x->start < y->start ? -1 : (x->start > y->start);
 }
 
 

@@ -602,6 +602,8 @@ ngx_int_t ngx_http_llmproxy_request_start(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_uint_t ngx_http_llmproxy_has_header(ngx_http_request_t *r,
     const char *name);
+ngx_int_t ngx_http_llmproxy_request_json_fail(ngx_http_request_t *r,
+    llmp_json_rc_e rc, const char *name, size_t offset);
 ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);

@@ -119,11 +119,8 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
     rc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
 
     if (rc != LLMP_JSON_OK) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
-                                      "invalid_request_error",
-                                      "invalid_json", "%s (at byte %uz)",
-                                      llmp_json_strerror(rc),
-                                      ctx->top.error_offset);
+        return ngx_http_llmproxy_request_json_fail(r, rc, ctx->top.name,
+                                                   ctx->top.error_offset);
     }
 
     if (ctx->top.model.type == LLMP_JSON_NONE) {
@@ -170,7 +167,43 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
                                       "you must provide a model parameter");
     }
 
-    ctx->stream = (ctx->top.stream.type == LLMP_JSON_TRUE);
+    /*
+     * the name is compared, logged, recorded and passed on as a C string
+     * (translation): a NUL, a control character or invalid UTF-8 could be
+     * one name here and another further on
+     */
+
+    if (!llmp_json_name_ok(ctx->model.data, ctx->model.len)) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      "invalid_model",
+                                      "model: a control character or "
+                                      "invalid UTF-8 in the name");
+    }
+
+    /*
+     * lenient parsers (pydantic's) take "true", 1 and the like for true: a
+     * stream the gateway would not see as one, its usage never counted
+     */
+
+    switch (ctx->top.stream.type) {
+
+    case LLMP_JSON_NONE:
+    case LLMP_JSON_NULL:
+    case LLMP_JSON_FALSE:
+        ctx->stream = 0;
+        break;
+
+    case LLMP_JSON_TRUE:
+        ctx->stream = 1;
+        break;
+
+    default:
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      "invalid_stream",
+                                      "stream: expected a boolean");
+    }
 
     if (ctx->stream
         && (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_CHAT
@@ -185,73 +218,26 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
 
 /*
  * A stream's tokens are known only if the provider sends its usage chunk,
- * which it does when asked: stream_options.include_usage is added to the
- * request when the client did not set it, and that chunk is then kept from
- * the client (ctx->hide_usage).
+ * which it does when asked: stream_options.include_usage is made true in
+ * the request when the client did not set it so, and that chunk is then
+ * kept from the client (ctx->hide_usage).  The scanner refused any second
+ * reading of stream_options or include_usage, so the member edited is the
+ * one the provider reads.
  */
 
 static void
 ngx_http_llmproxy_openai_include_usage(ngx_http_llmproxy_ctx_t *ctx)
 {
-    u_char               *p, *q, *last;
-    llmp_json_member_t   *so;
+    llmp_json_edit_t  e;
 
-    static ngx_str_t  add_member =
-        ngx_string(",\"stream_options\":{\"include_usage\":true}");
-    static ngx_str_t  add_value = ngx_string("{\"include_usage\":true}");
-    static ngx_str_t  add_first = ngx_string("\"include_usage\":true");
-    static ngx_str_t  add_next = ngx_string(",\"include_usage\":true");
-
-    so = &ctx->top.stream_options;
-
-    if (so->type == LLMP_JSON_NONE) {
-        ctx->edit_start = ctx->top.object_end;
-        ctx->edit_end = ctx->top.object_end;
-        ctx->edit = add_member;
-        ctx->hide_usage = 1;
-        return;
+    if (llmp_json_usage_edit(ctx->body, &ctx->top, &e) == 0) {
+        return;                           /* the client asked */
     }
 
-    if (so->type != LLMP_JSON_OBJECT) {
-        ctx->edit_start = so->start;
-        ctx->edit_end = so->end;
-        ctx->edit = add_value;
-        ctx->hide_usage = 1;
-        return;
-    }
-
-    p = ctx->body + so->start + 1;
-    last = ctx->body + so->end - 1;          /* the closing brace */
-
-    q = ngx_strlcasestrn(p, last, (u_char *) "\"include_usage\"",
-                         sizeof("\"include_usage\"") - 2);
-
-    if (q) {
-        for (q += sizeof("\"include_usage\"") - 1;
-             q < last && (*q == ' ' || *q == ':' || *q == '\t'
-                          || *q == '\n' || *q == '\r');
-             q++)
-        {
-            /* void */
-        }
-
-        if (last - q >= 4 && ngx_strncmp(q, "true", 4) == 0) {
-            return;                           /* the client asked */
-        }
-    }
-
-    /* a later duplicate member wins in JSON parsers: added at the end */
-
-    for (q = p; q < last && (*q == ' ' || *q == '\t' || *q == '\n'
-                             || *q == '\r');
-         q++)
-    {
-        /* void */
-    }
-
-    ctx->edit_start = so->end - 1;
-    ctx->edit_end = so->end - 1;
-    ctx->edit = (q == last) ? add_first : add_next;
+    ctx->edit_start = e.start;
+    ctx->edit_end = e.end;
+    ctx->edit.data = (u_char *) e.value;
+    ctx->edit.len = e.len;
     ctx->hide_usage = 1;
 }
 

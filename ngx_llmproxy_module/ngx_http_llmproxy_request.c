@@ -323,6 +323,52 @@ ngx_http_llmproxy_request_count_tokens(ngx_http_request_t *r,
 
 
 /*
+ * A body llmp_json_scan_top() refused, 400 in the client's shape; name and
+ * offset from its llmp_json_top_t (offset: within the whole body)
+ */
+
+ngx_int_t
+ngx_http_llmproxy_request_json_fail(ngx_http_request_t *r, llmp_json_rc_e rc,
+    const char *name, size_t offset)
+{
+    switch (rc) {
+
+    case LLMP_JSON_DUPLICATE:
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      "duplicate_member",
+                                      "the request body has \"%s\" more "
+                                      "than once (at byte %uz)",
+                                      name, offset);
+
+    case LLMP_JSON_AMBIGUOUS:
+        if (name) {
+            return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                          "invalid_request_error",
+                                          "ambiguous_member",
+                                          "the request body has a member "
+                                          "name that some parsers read as "
+                                          "\"%s\" (at byte %uz): spell it "
+                                          "\"%s\"", name, offset, name);
+        }
+
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      "ambiguous_member",
+                                      "the request body has a member name "
+                                      "with a control character or a lone "
+                                      "surrogate (at byte %uz)", offset);
+
+    default:
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      "invalid_json", "%s (at byte %uz)",
+                                      llmp_json_strerror(rc), offset);
+    }
+}
+
+
+/*
  * Anthropic: /v1/messages...; Gemini: /v1beta/... or a model method
  * ("/v1/models/NAME:generateContent"); everything else is OpenAI's
  */

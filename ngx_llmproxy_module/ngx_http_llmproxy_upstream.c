@@ -115,6 +115,7 @@ static ngx_str_t  ngx_http_llmproxy_drop_headers[] = {
     ngx_string("expect"),
     ngx_string("content-length"),
     ngx_string("content-type"),
+    ngx_string("content-encoding"),  /* the body is sent as it was read */
     ngx_string("accept-encoding"),
     ngx_string("cookie"),
     ngx_string("authorization"),

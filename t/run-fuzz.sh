@@ -3,9 +3,16 @@
 # each with the recorded payloads of t/unit/data/translate/ (prefixed with
 # the bytes that pick the interfaces) and runs each for FUZZ_SECONDS
 # (default 10).  Prints `fuzz: N passed, N failed`.
+#
+# fuzz_json_scan, the differential one (the request body scanner against
+# cJSON), is seeded from t/fuzz/json_scan_seeds/ and the request payloads,
+# with t/fuzz/json_scan.dict.  FUZZ_TARGETS="a b" runs only those targets
+# (`make fuzz FUZZ_TARGETS=fuzz_json_scan FUZZ_SECONDS=600`).
 set -u
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-10}
+targets=${FUZZ_TARGETS:-"fuzz_translate_request fuzz_translate_response
+                         fuzz_translate_stream fuzz_json_scan"}
 out=build/fuzz
 data=t/unit/data/translate
 mkdir -p "$out"
@@ -38,12 +45,15 @@ seed() {    # seed DIR NAME HEADER_BYTES... -- FILE...
 # header byte for from F (0..2) to T (0..2), flag bit 4
 hdr() { printf '\\x%02x' $(( $1 | ($2 << 2) | ($3 << 4) )); }
 
-for target in fuzz_translate_request fuzz_translate_response \
-              fuzz_translate_stream; do
+for target in $targets; do
     bin=$out/$target
+    case $target in
+        fuzz_json_scan) tsrcs=common/llmp_json_scan.c; dict=json_scan.dict ;;
+        *) tsrcs=$srcs; dict=translate.dict ;;
+    esac
     if ! $cc -g -O1 -fsanitize=fuzzer,address,undefined \
             -fno-sanitize-recover=undefined -Icommon -Wall \
-            -o "$bin" "t/fuzz/$target.c" $srcs -lcjson -lcrypto \
+            -o "$bin" "t/fuzz/$target.c" $tsrcs -lcjson -lcrypto \
             > "$out/$target.build.log" 2>&1; then
         cat "$out/$target.build.log"
         echo "not ok - $target does not build"
@@ -53,7 +63,11 @@ for target in fuzz_translate_request fuzz_translate_response \
 
     corpus=$out/corpus-$target
     rm -rf "$corpus" && mkdir -p "$corpus"
+    if [ "$target" = fuzz_json_scan ]; then
+        cp t/fuzz/json_scan_seeds/* "$data"/req_*.json "$corpus"/
+    fi
     for from in 0 1 2; do
+        [ "$target" = fuzz_json_scan ] && break
         case $from in
             0) name=openai ;; 1) name=anthropic ;; 2) name=gemini ;;
         esac
@@ -75,7 +89,7 @@ for target in fuzz_translate_request fuzz_translate_response \
 
     log=$out/$target.log
     if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-            -max_len=65536 -dict=t/fuzz/translate.dict \
+            -max_len=65536 -dict="t/fuzz/$dict" \
             -artifact_prefix="$out/$target-" -print_final_stats=1 \
             "$corpus" > "$log" 2>&1; then
         runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" \

@@ -74,6 +74,8 @@ test_invalid_documents(void)
     TAP_OK(scan("{\"a\":\"x\\\"}", &top) == LLMP_JSON_TRUNCATED,
            "an escaped quote does not end a string");
     TAP_OK(scan("{} {}", &top) == LLMP_JSON_SYNTAX, "two documents");
+    TAP_OK(scan("{\"stream_options\":", &top) == LLMP_JSON_TRUNCATED,
+           "truncated before stream_options' value");
     TAP_OK(scan("{\"a\":1 \"b\":2}", &top) == LLMP_JSON_SYNTAX,
            "missing comma");
     TAP_OK(scan("{\"a\":nul}", &top) == LLMP_JSON_SYNTAX, "bad literal");
@@ -176,6 +178,160 @@ test_escape_unescape(void)
 }
 
 
+static void
+test_duplicates(void)
+{
+    llmp_json_top_t  top;
+
+    TAP_OK(scan("{\"model\":\"a\",\"model\":\"b\"}", &top)
+           == LLMP_JSON_DUPLICATE && strcmp(top.name, "model") == 0
+           && top.error_offset == 13,
+           "a duplicate model is refused, at the second name");
+
+    TAP_OK(scan("{\"model\":\"a\",\"mod\\u0065l\":\"b\"}", &top)
+           == LLMP_JSON_DUPLICATE && strcmp(top.name, "model") == 0,
+           "an escaped duplicate model is refused");
+
+    TAP_OK(scan("{\"\\u006d\\u006f\\u0064\\u0065\\u006c\":\"b\"}", &top)
+           == LLMP_JSON_OK && top.model.type == LLMP_JSON_STRING
+           && top.model.start == 34,
+           "a fully escaped model name is the model");
+
+    TAP_OK(scan("{\"model\":\"a\",\"stre\\u0061m\":true}", &top)
+           == LLMP_JSON_OK && top.stream.type == LLMP_JSON_TRUE,
+           "an escaped stream name is the stream member");
+
+    TAP_OK(scan("{\"stream\":false,\"stream\":true}", &top)
+           == LLMP_JSON_DUPLICATE && strcmp(top.name, "stream") == 0,
+           "a duplicate stream is refused");
+
+    TAP_OK(scan("{\"stream_options\":{},\"stream_\\u006fptions\":{}}", &top)
+           == LLMP_JSON_DUPLICATE, "a duplicate stream_options is refused");
+
+    TAP_OK(scan("{\"stream_options\":{\"include_usage\":true,"
+                "\"include_usage\":false}}", &top) == LLMP_JSON_DUPLICATE
+           && strcmp(top.name, "include_usage") == 0,
+           "a duplicate include_usage is refused");
+
+    TAP_OK(scan("{\"stream_options\":{\"include\\u005fusage\":false}}", &top)
+           == LLMP_JSON_OK && top.include_usage.type == LLMP_JSON_FALSE,
+           "an escaped include_usage is read");
+
+    TAP_OK(scan("{\"requests\":[],\"requests\":[]}", &top)
+           == LLMP_JSON_DUPLICATE, "a duplicate requests is refused");
+
+    TAP_OK(scan("{\"generateContentRequest\":{},"
+                "\"generateContentRequest\":{}}", &top)
+           == LLMP_JSON_DUPLICATE,
+           "a duplicate generateContentRequest is refused");
+
+    TAP_OK(scan("{\"a\":{\"model\":1,\"model\":2},\"b\":1,\"b\":2}", &top)
+           == LLMP_JSON_OK,
+           "duplicates the gateway does not act on are the provider's");
+
+    TAP_OK(scan("{\"x\":{\"include_usage\":1,\"include_usage\":2}}", &top)
+           == LLMP_JSON_OK && top.include_usage.type == LLMP_JSON_NONE,
+           "include_usage counts only inside stream_options");
+}
+
+
+static void
+test_ambiguous_names(void)
+{
+    llmp_json_top_t  top;
+
+    TAP_OK(scan("{\"Model\":\"b\"}", &top) == LLMP_JSON_AMBIGUOUS
+           && strcmp(top.name, "model") == 0,
+           "Model: a case-insensitive parser's model");
+    TAP_OK(scan("{\"model\":\"a\",\"MODE\\u004c\":\"b\"}", &top)
+           == LLMP_JSON_AMBIGUOUS, "an escaped upper-case model");
+    TAP_OK(scan("{\"\\u017ftream\":true}", &top) == LLMP_JSON_AMBIGUOUS
+           && strcmp(top.name, "stream") == 0,
+           "U+017F folds to s in Go: escaped");
+    TAP_OK(scan("{\"\xc5\xbftream\":true}", &top) == LLMP_JSON_AMBIGUOUS,
+           "U+017F folds to s in Go: raw UTF-8");
+    TAP_OK(scan("{\"streamOptions\":{}}", &top) == LLMP_JSON_AMBIGUOUS
+           && strcmp(top.name, "stream_options") == 0,
+           "camelCase streamOptions");
+    TAP_OK(scan("{\"stream_options\":{\"includeUsage\":false}}", &top)
+           == LLMP_JSON_AMBIGUOUS, "camelCase includeUsage");
+    TAP_OK(scan("{\"generate_content_request\":{}}", &top)
+           == LLMP_JSON_AMBIGUOUS, "snake_case generate_content_request");
+    TAP_OK(scan("{\"model\\u0000x\":\"b\"}", &top) == LLMP_JSON_AMBIGUOUS
+           && top.name == NULL, "a NUL in a name (cJSON cuts it there)");
+    TAP_OK(scan("{\"a\x01\":1}", &top) == LLMP_JSON_AMBIGUOUS,
+           "a raw control character in a name");
+    TAP_OK(scan("{\"\\ud800model\":\"b\"}", &top) == LLMP_JSON_AMBIGUOUS,
+           "a lone surrogate in a name");
+    TAP_OK(scan("{\"models\":1,\"mode\":2,\"\xc3\xa9model\":3}", &top)
+           == LLMP_JSON_OK && top.model.type == LLMP_JSON_NONE,
+           "names that only look alike are not the model");
+    TAP_OK(scan("{\"a\":{\"Model\":1,\"x\\u0000\":2}}", &top)
+           == LLMP_JSON_OK, "nested names are the provider's");
+}
+
+
+static void
+test_name_ok(void)
+{
+#define NAME_OK(s) llmp_json_name_ok((const unsigned char *) s, sizeof(s) - 1)
+    TAP_OK(NAME_OK("gpt-4o") && NAME_OK("mod\xc3\xa9le")
+           && NAME_OK("\xf0\x9f\x98\x80"), "plain and UTF-8 names pass");
+    TAP_OK(!NAME_OK("a\0b"), "a NUL is refused");
+    TAP_OK(!NAME_OK("a\nb") && !NAME_OK("a\x7f"), "control characters");
+    TAP_OK(!NAME_OK("a\xff") && !NAME_OK("\xc3"), "invalid UTF-8");
+    TAP_OK(!NAME_OK("\xc0\xaf") && !NAME_OK("\xed\xa0\x80"),
+           "overlong forms and surrogates");
+#undef NAME_OK
+}
+
+
+static void
+test_usage_edit(void)
+{
+    char              out[256];
+    const char       *s;
+    llmp_json_top_t   top;
+    llmp_json_edit_t  e;
+
+#define EDITED(src, want)                                                    \
+    (scan(src, &top) == LLMP_JSON_OK                                         \
+     && llmp_json_usage_edit((const unsigned char *) src, &top, &e) == 1     \
+     && snprintf(out, sizeof(out), "%.*s%.*s%s", (int) e.start, src,        \
+                 (int) e.len, e.value, src + e.end) > 0                      \
+     && strcmp(out, want) == 0)
+
+    TAP_OK(EDITED("{\"stream\":true}",
+                  "{\"stream\":true,\"stream_options\":"
+                  "{\"include_usage\":true}}"), "added when absent");
+    TAP_OK(EDITED("{}", "{\"stream_options\":{\"include_usage\":true}}"),
+           "added to an empty body, without a comma");
+    TAP_OK(EDITED("{\"stream_options\":null}",
+                  "{\"stream_options\":{\"include_usage\":true}}"),
+           "a non-object replaced");
+    TAP_OK(EDITED("{\"stream_options\":{ }}",
+                  "{\"stream_options\":{\"include_usage\":true }}"),
+           "into an empty object");
+    TAP_OK(EDITED("{\"stream_options\":{\"x\":1}}",
+                  "{\"stream_options\":{\"include_usage\":true,\"x\":1}}"),
+           "before the other members");
+    TAP_OK(EDITED("{\"stream_options\":{\"x\":\"\\\"include_usage\\\": true\","
+                  "\"include_usage\":false}}",
+                  "{\"stream_options\":{\"x\":\"\\\"include_usage\\\": true\","
+                  "\"include_usage\":true}}"),
+           "the member itself, not a string that looks like it");
+    TAP_OK(EDITED("{\"stream_options\":{\"include_usage\":\"true\"}}",
+                  "{\"stream_options\":{\"include_usage\":true}}"),
+           "a string \"true\" becomes true");
+
+    s = "{\"stream_options\":{\"incl\\u0075de_usage\":true}}";
+    TAP_OK(scan(s, &top) == LLMP_JSON_OK
+           && llmp_json_usage_edit((const unsigned char *) s, &top, &e) == 0,
+           "nothing to change when the client asked (escaped or not)");
+#undef EDITED
+}
+
+
 int
 main(void)
 {
@@ -184,6 +340,10 @@ main(void)
     test_depth();
     test_array_next();
     test_escape_unescape();
+    test_duplicates();
+    test_ambiguous_names();
+    test_name_ok();
+    test_usage_edit();
 
     return tap_done();
 }
