@@ -212,6 +212,10 @@ test('the same keys work at the gateway, and are refused where LiteLLM '
 
 test('a change in LiteLLM is carried by the next run; spend never goes '
      + 'back', async () => {
+  // the requests above are billed when their records are written (every
+  // 200ms): wait for that, or "the higher stays" would compare with 1.5
+  await until(async () => pg.psql(`SELECT spend > 1.5 FROM llmproxy_keys
+    WHERE key_hash = '${sha(K.plain)}'`) === 't');
   lite(`UPDATE "LiteLLM_VerificationToken" SET blocked = true, spend = 0.5
         WHERE key_alias = 'team-a'`);
   const r = importKeys();
