@@ -98,5 +98,7 @@ int llmp_cmd_status(int argc, char **argv);
 int llmp_cmd_key(int argc, char **argv);
 int llmp_cmd_usage(int argc, char **argv);
 int llmp_cmd_migrate(int argc, char **argv);
+int llmp_cmd_backup(int argc, char **argv);
+int llmp_cmd_restore(int argc, char **argv);
 
 #endif /* _LLMP_CLI_H_INCLUDED_ */

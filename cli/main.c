@@ -20,6 +20,9 @@ static const llmp_command_t  llmp_commands[] = {
     { "usage", llmp_cmd_usage, "usage and spend reports" },
     { "migrate", llmp_cmd_migrate,
       "bring the database schema up to date" },
+    { "backup", llmp_cmd_backup,
+      "snapshot keys, config and usage to S3 or a directory; list them" },
+    { "restore", llmp_cmd_restore, "restore a backup into the database" },
     { NULL, NULL, NULL }
 };
 
