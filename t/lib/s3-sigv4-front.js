@@ -196,6 +196,14 @@ function startS3Front({ target, credentials, region = 'us-east-1',
       if (token !== undefined && headers['x-amz-security-token'] !== token) {
         return reject(403, 'InvalidToken', 'session token');
       }
+      if (front.intercept) {
+        const own = front.intercept({ method: req.method, path, query });
+        if (own) {
+          entry.status = own.status;
+          res.writeHead(own.status, { 'content-type': 'application/xml' });
+          return res.end(own.body || '');
+        }
+      }
       const pn = /(?:^|&)partNumber=(\d+)/.exec(query);
       if (pn && front.faults.failPart === Number(pn[1])) {
         return reject(500, 'InternalError', 'injected failure');
@@ -233,7 +241,9 @@ function startS3Front({ target, credentials, region = 'us-east-1',
   });
 }
 
-// s3rver on a free port with its files in dir, behind a checking front
+// s3rver on a free port with its files in dir, behind a checking front.
+// s3rver 3.7 has no AbortMultipartUpload and no ListMultipartUploads: the
+// front answers both from s3rver's store (dir/BUCKET/._S3rver_uploads/ID)
 async function startS3({ dir, credentials, region = 'us-east-1',
                          buckets = [], sessionTokens = {} }) {
   const S3rver = require('s3rver');
@@ -245,6 +255,29 @@ async function startS3({ dir, credentials, region = 'us-east-1',
   const front = await startS3Front({
     target: `http://127.0.0.1:${addr.port}`, credentials, region,
     sessionTokens });
+  const fs = require('node:fs');
+  const pathm = require('node:path');
+  const uploads = (bucket) => pathm.join(dir, bucket, '._S3rver_uploads');
+  front.intercept = ({ method, path, query }) => {
+    const bucket = path.split('/')[1];
+    const id = /(?:^|&)uploadId=([0-9a-f]+)(?:&|$)/.exec(query);
+    if (method === 'DELETE' && id) {
+      const d = pathm.join(uploads(bucket), id[1]);
+      if (!fs.existsSync(d)) return { status: 404, body: '<Error><Code>'
+                                        + 'NoSuchUpload</Code></Error>' };
+      fs.rmSync(d, { recursive: true, force: true });
+      return { status: 204 };
+    }
+    if (method === 'GET' && path === '/' + bucket
+        && /(?:^|&)uploads(=|&|$)/.test(query)) {
+      let ids = [];
+      try { ids = fs.readdirSync(uploads(bucket)); } catch (e) { /* none */ }
+      return { status: 200, body: '<ListMultipartUploadsResult>'
+        + ids.map((u) => `<Upload><UploadId>${u}</UploadId></Upload>`)
+          .join('') + '</ListMultipartUploadsResult>' };
+    }
+    return null;
+  };
   const close = front.close;
   front.s3rverUrl = `http://127.0.0.1:${addr.port}`;
   front.close = async () => { await close(); await s3rver.close(); };
