@@ -1545,6 +1545,46 @@ llmp_restore_help(FILE *f)
 }
 
 
+/*
+ * A table entry of the manifest restore may act on: an llmproxy table
+ * (never another table of the database, whatever the manifest says),
+ * with columns, each a name.
+ */
+static int
+llmp_restore_table_ok(const cJSON *t)
+{
+    const char   *table, *p;
+    const cJSON  *columns, *c;
+
+    table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
+    columns = cJSON_GetObjectItem(t, "columns");
+
+    if (table == NULL || strncmp(table, "llmproxy_", 9) != 0
+        || strcmp(table, "llmproxy_schema_migrations") == 0
+        || strlen(table) > 63 || !cJSON_IsArray(columns)
+        || cJSON_GetArraySize(columns) == 0)
+    {
+        return 0;
+    }
+
+    for (p = table; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+              || *p == '_'))
+        {
+            return 0;
+        }
+    }
+
+    cJSON_ArrayForEach(c, columns) {
+        if (!cJSON_IsString(c) || c->valuestring[0] == '\0') {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 /* SHA-256 and size of a file */
 static int
 llmp_file_digest(const char *path, char hex[65], long long *size)
@@ -2149,15 +2189,15 @@ llmp_cmd_restore(int argc, char **argv)
     i = 0;
 
     cJSON_ArrayForEach(t, cJSON_GetObjectItem(manifest, "tables")) {
-        if (!cJSON_IsString(cJSON_GetObjectItem(t, "table"))
-            || !cJSON_IsArray(cJSON_GetObjectItem(t, "columns"))
-            || llmp_restore_fetch(&st, name, tmp, t, path, sizeof(path))
-               != 0)
+        if (!llmp_restore_table_ok(t)) {
+            fprintf(stderr, "llmproxyctl: %s: the manifest is damaged\n",
+                    name);
+            goto refused;
+        }
+
+        if (llmp_restore_fetch(&st, name, tmp, t, path, sizeof(path))
+            != 0)
         {
-            if (!cJSON_IsString(cJSON_GetObjectItem(t, "table"))) {
-                fprintf(stderr, "llmproxyctl: %s: the manifest is damaged"
-                        "\n", name);
-            }
             goto refused;
         }
 

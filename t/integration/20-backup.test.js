@@ -504,6 +504,24 @@ test('a local-directory backup with a directory archive', async () => {
   assert.deepStrictEqual(JSON.parse(u2.stdout).total,
                          JSON.parse(u1.stdout).total);
 
+  // a manifest naming a table that is not llmproxy's is refused, even
+  // with matching checksums: restore never truncates other tables
+  pg2.psql('CREATE TABLE victim (x integer); INSERT INTO victim VALUES (42)');
+  const evil = 'llmproxy-20000101T000000.000Z';
+  fs.cpSync(path.join(dir, name), path.join(dir, evil), { recursive: true });
+  const gz = require('node:zlib').gzipSync('1\n');
+  fs.writeFileSync(path.join(dir, evil, 'victim.copy.gz'), gz);
+  man.tables.push({ table: 'victim', columns: ['x'], rows: 1,
+                    file: 'victim.copy.gz', bytes: gz.length,
+                    sha256: sha256(gz) });
+  fs.writeFileSync(path.join(dir, evil, 'manifest.json'),
+                   JSON.stringify(man));
+  const ev = await ctl(['restore', evil, '--dir', dir, '--force'],
+                       { LLMPROXY_DATABASE_URL: pg2.url });
+  assert.strictEqual(ev.status, 2, ev.stdout + ev.stderr);
+  assert.match(ev.stderr, /the manifest is damaged/);
+  assert.strictEqual(pg2.psql('SELECT x FROM victim'), '42');
+
   // a corrupted local file is refused too
   const f = path.join(dir, name, 'llmproxy_keys.copy.gz');
   fs.appendFileSync(f, 'x');
