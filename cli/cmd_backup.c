@@ -883,7 +883,7 @@ llmp_backup_help(FILE *f)
 
 /* the backups in a store, sorted by name: complete ones have a manifest */
 typedef struct {
-    char       name[72];
+    char       name[80];
     int        complete;
     long long  bytes;
     int        files;

@@ -476,8 +476,8 @@ llmp_s3_request(llmp_s3_t *s3, const char *method, const char *key,
 
         if (try > 1) {
             /* 0.5 s, 1 s, 2 s */
-            struct timespec  ts = { (250 << try) / 1000,
-                                    ((250 << try) % 1000) * 1000000L };
+            struct timespec  ts = { (125 << try) / 1000,
+                                    ((125 << try) % 1000) * 1000000L };
             nanosleep(&ts, NULL);
         }
 

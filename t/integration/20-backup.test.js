@@ -24,6 +24,9 @@ const SALT = 'salt-' + crypto.randomBytes(12).toString('hex');
 const UPSTREAM = 'sk-upstream-' + crypto.randomBytes(8).toString('hex');
 const AKID = 'AKIDLLMPROXYTEST';
 const SECRET = 'secret/' + crypto.randomBytes(12).toString('base64');
+const AKID2 = 'ASIATEMPORARYTEST';
+const SECRET2 = 'temp/' + crypto.randomBytes(12).toString('base64');
+const TOKEN = 'token/' + crypto.randomBytes(24).toString('base64');
 const BUCKET = 'llmproxy-backups';
 const TO = `s3://${BUCKET}/nightly`;
 const RECORDS = 100000;
@@ -38,7 +41,8 @@ before(async () => {
   mock = await createMock({ name: 'bk', usage: { prompt_tokens: 7,
                                                 completion_tokens: 3 } });
   s3 = await startS3({ dir: path.join(tmp, 's3'), buckets: [BUCKET],
-                       credentials: { [AKID]: SECRET } });
+                       credentials: { [AKID]: SECRET, [AKID2]: SECRET2 },
+                       sessionTokens: { [AKID2]: TOKEN } });
   gw = await startGateway({ database: pg.url,
                             httpExtra: 'llmproxy_usage_flush 100ms;',
                             nginxEnv: { LLMPROXY_SALT_KEY: SALT } });
@@ -132,7 +136,7 @@ function ctl(args, env = {}) {
       const r = { status: err ? (typeof err.code === 'number' ? err.code
                                                              : -1) : 0,
                   stdout, stderr };
-      for (const s of [SECRET, UPSTREAM, SALT, keyA, keyB]) {
+      for (const s of [SECRET, SECRET2, TOKEN, UPSTREAM, SALT, keyA, keyB]) {
         assert.ok(!s || !(stdout + stderr).includes(s),
                   'llmproxyctl printed a secret');
       }
@@ -253,6 +257,16 @@ test('llmproxyctl with a wrong secret is refused by the store', async () => {
   assert.match(r.stderr, /backup failed; nothing was kept/);
   assert.ok(s3.rejected.length > before);
   assert.deepStrictEqual(await list(), []);
+  // temporary credentials: the session token is sent and signed
+  const temp = { AWS_ACCESS_KEY_ID: AKID2, AWS_SECRET_ACCESS_KEY: SECRET2 };
+  ok(await ctl(['backup', 'list', '--from', TO],
+               { ...temp, AWS_SESSION_TOKEN: TOKEN }));
+  for (const t of ['', TOKEN + 'x']) {
+    const r = await ctl(['backup', 'list', '--from', TO],
+                        { ...temp, AWS_SESSION_TOKEN: t });
+    assert.strictEqual(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /HTTP 403 InvalidToken/);
+  }
   // and every request of a good run passes the check, its body hashed
   s3.requests.length = 0;
   s3.rejected.length = 0;
