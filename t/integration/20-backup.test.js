@@ -324,9 +324,16 @@ test('backup to S3, restore into a fresh PostgreSQL: the same keys work '
 });
 
 test('restore over a live database: refused while it holds newer data; '
-     + 'with --force the gateway applies the restored keys', async () => {
+     + 'with --force the gateway applies the restored keys and config',
+     async () => {
   const b = await backup();
-  // after the backup: team-a revoked, a new key created
+  // after the backup: model m2 gone from the config, team-a revoked, a
+  // new key created
+  const cfg = config();
+  delete cfg.providers.p.models.m2;
+  const sy = gw.sync(cfg, ['--force', '--prune'], { LLMPROXY_SALT_KEY: SALT });
+  assert.strictEqual(sy.status, 0, sy.stdout + sy.stderr);
+  await until(async () => (await status(gw, keyA, 'm2')) !== 200);
   ok(await ctl(['key', 'revoke', 'team-a']));
   const keyC = created(gw.ctl(['key', 'create', '--alias', 'team-c']));
   await until(async () => (await status(gw, keyA)) === 401);
@@ -339,8 +346,10 @@ test('restore over a live database: refused while it holds newer data; '
                              + "alias = 'team-c'"), '1');
 
   ok(await ctl(['restore', b.name, '--from', TO, '--force']));
-  // no reload: the gateway's poller sees the restored change numbers
+  // no reload: the gateway's poller sees the restored change numbers,
+  // for the keys and for the config
   await until(async () => (await status(gw, keyA)) === 200);
+  await until(async () => (await status(gw, keyA, 'm2')) === 200);
   // a key the backup does not have is kept, revoked, so no gateway that
   // still holds it accepts it
   await until(async () => (await status(gw, keyC)) === 401);
