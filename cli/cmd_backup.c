@@ -1467,8 +1467,6 @@ llmp_cmd_backup(int argc, char **argv)
         goto done;
     }
 
-    name[sizeof(name) - 1] = '\0';
-
     printf("backup %s: %d tables, %lld rows in %.2f s (%.0f rows/s)",
            name, cJSON_GetArraySize(tables), total, secs,
            secs > 0 ? total / secs : 0.0);
@@ -1785,6 +1783,26 @@ static const char  *llmp_restore_newer_sql =
     "   WHERE created_at > $1::timestamptz)";
 
 
+static const char  *llmp_restore_serials_sql =
+    "DO $$ DECLARE r record; BEGIN"
+    " FOR r IN SELECT c.relname, a.attname,"
+    "   pg_get_serial_sequence(quote_ident(c.relname), a.attname) AS seq"
+    "   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    "   JOIN pg_attribute a ON a.attrelid = c.oid"
+    "   WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+    "   AND c.relname LIKE 'llmproxy\\_%' AND a.attnum > 0"
+    "   AND NOT a.attisdropped"
+    "   AND pg_get_serial_sequence(quote_ident(c.relname), a.attname)"
+    "       IS NOT NULL"
+    " LOOP"
+    "   EXECUTE format('SELECT setval(%L, greatest(m,"
+    "     (SELECT last_value FROM %s))) FROM (SELECT max(%I)::bigint AS m"
+    "     FROM %I) x WHERE m IS NOT NULL', r.seq, r.seq, r.attname,"
+    "     r.relname);"
+    " END LOOP;"
+    " END $$";
+
+
 static int
 llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
     int force, long long *total)
@@ -1933,6 +1951,12 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
             "UPDATE llmproxy_config_state SET"
             " version = nextval('llmproxy_change_seq')") != 0)
     {
+        goto failed;
+    }
+
+    /* serial and identity columns: their sequences past the restored ids */
+
+    if (llmp_sql_ok(conn, llmp_restore_serials_sql) != 0) {
         goto failed;
     }
 

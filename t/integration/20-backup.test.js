@@ -487,13 +487,26 @@ test('a local-directory backup with a directory archive', async () => {
   fs.mkdirSync(path.join(auth, 'sub'), { recursive: true });
   fs.writeFileSync(path.join(auth, 'a.json'), '{"token":"t1"}');
   fs.writeFileSync(path.join(auth, 'sub', 'b.json'), 'x'.repeat(2000));
-  const b = ok(await ctl(['backup', '--path', auth],
-                         { LLMPROXY_BACKUP_DIR: dir }));
+  // a table with a serial id (as a later migration might add): after a
+  // restore its sequence is past the restored ids
+  const serial = 'CREATE TABLE llmproxy_t_serial (id bigserial PRIMARY KEY,'
+    + ' v text)';
+  pg.psql(serial);
+  pg2.psql(serial);
+  pg.psql("INSERT INTO llmproxy_t_serial (v) VALUES ('a'), ('b'), ('c')");
+  let b;
+  try {
+    b = ok(await ctl(['backup', '--path', auth],
+                     { LLMPROXY_BACKUP_DIR: dir }));
+  } finally {
+    pg.psql('DROP TABLE llmproxy_t_serial');
+  }
   const name = /^backup (\S+):/.exec(b.stdout)[1];
   const files = fs.readdirSync(path.join(dir, name)).sort();
   assert.deepStrictEqual(files, ['llmproxy_config_entries.copy.gz',
     'llmproxy_config_state.copy.gz', 'llmproxy_keys.copy.gz',
-    'llmproxy_usage.copy.gz', 'llmproxy_usage_batches.copy.gz',
+    'llmproxy_t_serial.copy.gz', 'llmproxy_usage.copy.gz',
+    'llmproxy_usage_batches.copy.gz',
     'manifest.json', 'path-1-cliproxy-auths.tar.gz']);
   for (const f of files) {
     assert.strictEqual(fs.statSync(path.join(dir, name, f)).mode & 0o777,
@@ -515,6 +528,9 @@ test('a local-directory backup with a directory archive', async () => {
   const r = ok(await ctl(['restore', name, '--dir', dir, '--force',
                           '--files', out],
                          { LLMPROXY_DATABASE_URL: pg2.url }));
+  assert.strictEqual(pg2.psql("INSERT INTO llmproxy_t_serial (v) VALUES"
+                             + " ('d') RETURNING id"), '4');
+  pg2.psql('DROP TABLE llmproxy_t_serial');
   const m = /\((\d+) rows\/s\)/.exec(r.stdout);
   rates.push(`restore from a directory: ${m[1]} rows/s`);
   const tar = require('node:child_process').spawnSync('tar', ['-xzf',
