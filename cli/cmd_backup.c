@@ -1803,6 +1803,48 @@ static const char  *llmp_restore_serials_sql =
     " END $$";
 
 
+static const char  *llmp_restore_lock_order[] = {
+    "llmproxy_usage_batches", "llmproxy_usage", "llmproxy_keys",
+    "llmproxy_config_state", "llmproxy_config_entries", NULL
+};
+
+
+/* list + ", " + the quoted table; NULL when out of memory (list freed) */
+static char *
+llmp_list_add(PGconn *conn, char *list, size_t *len, const char *table)
+{
+    char  *q, *p;
+
+    if (list == NULL) {
+        return NULL;
+    }
+
+    q = PQescapeIdentifier(conn, table, strlen(table));
+    if (q == NULL) {
+        free(list);
+        return NULL;
+    }
+
+    *len += strlen(q) + 2;
+    p = realloc(list, *len);
+
+    if (p == NULL) {
+        free(list);
+        PQfreemem(q);
+        return NULL;
+    }
+
+    if (p[0]) {
+        strcat(p, ", ");
+    }
+
+    strcat(p, q);
+    PQfreemem(q);
+
+    return p;
+}
+
+
 static int
 llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
     int force, long long *total)
@@ -1821,21 +1863,43 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
         return -1;
     }
 
-    /* the tables, quoted, "a, b, c"; locked against the gateways' writes */
+    /*
+     * The tables, quoted, "a, b, c", locked against the gateways' writes
+     * in the order the gateways take them (a usage write: batches, usage,
+     * keys; a sync: config state, entries), so that a restore and a
+     * gateway never wait for each other in a circle.
+     */
 
     len = 1;
     list = calloc(1, 1);
 
+    for (i = 0; llmp_restore_lock_order[i]; i++) {
+        cJSON_ArrayForEach(t, tables) {
+            table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
+            if (strcmp(table, llmp_restore_lock_order[i]) == 0) {
+                list = llmp_list_add(conn, list, &len, table);
+            }
+        }
+    }
+
     cJSON_ArrayForEach(t, tables) {
         table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
-        q = PQescapeIdentifier(conn, table, strlen(table));
-        len += strlen(q) + 2;
-        list = realloc(list, len);
-        if (list[0]) {
-            strcat(list, ", ");
+
+        for (i = 0; llmp_restore_lock_order[i]; i++) {
+            if (strcmp(table, llmp_restore_lock_order[i]) == 0) {
+                break;
+            }
         }
-        strcat(list, q);
-        PQfreemem(q);
+
+        if (llmp_restore_lock_order[i] == NULL) {
+            list = llmp_list_add(conn, list, &len, table);
+        }
+    }
+
+    if (list == NULL) {
+        fprintf(stderr, "llmproxyctl: out of memory\n");
+        llmp_sql_ok(conn, "ROLLBACK");
+        return -1;
     }
 
     sql = malloc(len + 128);

@@ -569,3 +569,34 @@ test('a local-directory backup with a directory archive', async () => {
   assert.strictEqual(bad.status, 2);
   assert.match(bad.stderr, /truncated or damaged/);
 });
+
+test('a restore and a gateway writing usage records at the same time do '
+     + 'not deadlock', async () => {
+  const b = await backup();
+  ok(await ctl(['restore', b.name, '--from', TO, '--force'],
+               { LLMPROXY_DATABASE_URL: pg2.url }));
+  // what a gateway's usage write does: batch ids, then (later) the keys'
+  // spend, in one transaction that is open when the restore starts
+  const gateway = new Promise((resolve) => {
+    const p = execFile('psql', [pg2.url, '-v', 'ON_ERROR_STOP=1', '-Atq'],
+                       { encoding: 'utf8' }, (err, stdout, stderr) =>
+                         resolve({ status: err ? err.code : 0, stderr }));
+    p.stdin.end(`BEGIN;
+      INSERT INTO llmproxy_usage_batches (batch_id)
+        VALUES (gen_random_uuid());
+      SELECT pg_sleep(2);
+      UPDATE llmproxy_keys SET spend = spend + 1 WHERE alias = 'team-a';
+      COMMIT;`);
+  });
+  await sleep(500);
+  const r = await ctl(['restore', b.name, '--from', TO, '--force'],
+                      { LLMPROXY_DATABASE_URL: pg2.url });
+  const g = await gateway;
+  assert.strictEqual(g.status, 0, g.stderr);
+  assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+  // the restore came after the gateway's commit: the backup's spend
+  assert.strictEqual(pg2.psql("SELECT spend FROM llmproxy_keys WHERE "
+                              + "alias = 'team-a'"),
+                     pg.psql("SELECT spend FROM llmproxy_keys WHERE "
+                             + "alias = 'team-a'"));
+});
