@@ -293,6 +293,14 @@ llmp_s3_url(llmp_s3_t *s3, const char *key, const char *query)
         llmp_buf_add(&b, "/", 1);
         llmp_s3_encode(&b, s3->bucket, 0);
 
+    } else if (strchr(s3->bucket, '.')) {
+        /* a dotted bucket name would not match the wildcard certificate
+         * of virtual-hosted names: path-style */
+        llmp_buf_add(&b, "https://s3.", 11);
+        llmp_s3_encode(&b, s3->region, 0);
+        llmp_buf_add(&b, ".amazonaws.com/", 15);
+        llmp_s3_encode(&b, s3->bucket, 0);
+
     } else {
         llmp_buf_add(&b, "https://", 8);
         llmp_s3_encode(&b, s3->bucket, 0);
