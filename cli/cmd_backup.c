@@ -417,42 +417,22 @@ llmp_tar_octal(char *field, size_t size, unsigned long long v)
 }
 
 
+/* the raw 512-byte header; name and link are cut to their fields */
 static int
-llmp_tar_header(llmp_part_t *p, const char *name, const struct stat *sb,
-    char type, const char *link, long long size)
+llmp_tar_block(llmp_part_t *p, const char *name, size_t name_len,
+    const char *prefix, size_t prefix_len, const struct stat *sb, char type,
+    const char *link, long long size)
 {
     char          h[512];
-    size_t        len, cut;
+    size_t        n;
     unsigned int  sum, i;
 
     memset(h, 0, sizeof(h));
 
-    len = strlen(name);
+    memcpy(h, name, name_len > 100 ? 100 : name_len);
 
-    if (len <= 100) {
-        memcpy(h, name, len);
-
-    } else {
-        /* prefix (155) '/' name (100), cut at a slash */
-        cut = len - 101;
-        while (cut < len && name[cut] != '/') {
-            cut++;
-        }
-
-        if (cut >= len || cut > 155 || len - cut - 1 > 100 || cut == 0) {
-            fprintf(stderr, "llmproxyctl: %s: name too long for a tar "
-                    "archive, left out\n", name);
-            return 1;
-        }
-
-        memcpy(h, name + cut + 1, len - cut - 1);
-        memcpy(h + 345, name, cut);
-    }
-
-    if (link && strlen(link) > 100) {
-        fprintf(stderr, "llmproxyctl: %s: link target too long for a tar "
-                "archive, left out\n", name);
-        return 1;
+    if (prefix) {
+        memcpy(h + 345, prefix, prefix_len > 155 ? 155 : prefix_len);
     }
 
     llmp_tar_octal(h + 100, 8, sb->st_mode & 07777);
@@ -464,7 +444,8 @@ llmp_tar_header(llmp_part_t *p, const char *name, const struct stat *sb,
     h[156] = type;
 
     if (link) {
-        memcpy(h + 157, link, strlen(link));
+        n = strlen(link);
+        memcpy(h + 157, link, n > 100 ? 100 : n);
     }
 
     memcpy(h + 257, "ustar", 6);
@@ -476,7 +457,89 @@ llmp_tar_header(llmp_part_t *p, const char *name, const struct stat *sb,
 
     snprintf(h + 148, 8, "%06o", sum);
 
-    return llmp_part_write(p, h, sizeof(h)) == 0 ? 0 : -1;
+    return llmp_part_write(p, h, sizeof(h));
+}
+
+
+/* one pax record, "LEN key=value\n", LEN counting itself */
+static void
+llmp_pax_record(char *buf, size_t size, size_t *used, const char *key,
+    const char *value)
+{
+    size_t  len, n, digits;
+
+    n = strlen(key) + strlen(value) + 3;
+
+    for (digits = 1, len = n + 1; ; digits++) {
+        len = n + digits;
+        if (snprintf(NULL, 0, "%zu", len) == (int) digits) {
+            break;
+        }
+    }
+
+    if (*used + len < size) {
+        snprintf(buf + *used, size - *used, "%zu %s=%s\n", len, key, value);
+        *used += len;
+    }
+}
+
+
+/*
+ * A ustar header, preceded by a pax extended header ('x') with the whole
+ * path or link target when they do not fit the ustar fields.
+ */
+static int
+llmp_tar_header(llmp_part_t *p, const char *name, const struct stat *sb,
+    char type, const char *link, long long size)
+{
+    char         pax[2 * PATH_MAX + 64], zero[512];
+    size_t       len, cut, used;
+    struct stat  xsb;
+
+    len = strlen(name);
+
+    if (len <= 100 && (link == NULL || strlen(link) <= 100)) {
+        return llmp_tar_block(p, name, len, NULL, 0, sb, type, link, size);
+    }
+
+    /* prefix (155) '/' name (100), cut at a slash */
+
+    cut = len > 101 ? len - 101 : 0;
+    while (cut < len && name[cut] != '/') {
+        cut++;
+    }
+
+    if (len > 100 && cut > 0 && cut < len && cut <= 155
+        && len - cut - 1 <= 100 && (link == NULL || strlen(link) <= 100))
+    {
+        return llmp_tar_block(p, name + cut + 1, len - cut - 1, name, cut,
+                              sb, type, link, size);
+    }
+
+    used = 0;
+
+    if (len > 100) {
+        llmp_pax_record(pax, sizeof(pax), &used, "path", name);
+    }
+
+    if (link && strlen(link) > 100) {
+        llmp_pax_record(pax, sizeof(pax), &used, "linkpath", link);
+    }
+
+    xsb = *sb;
+    xsb.st_mode = 0644;
+
+    memset(zero, 0, sizeof(zero));
+
+    if (llmp_tar_block(p, "././@PaxHeader", 14, NULL, 0, &xsb, 'x', NULL,
+                       (long long) used) != 0
+        || llmp_part_write(p, pax, used) != 0
+        || llmp_part_write(p, zero, (512 - used % 512) % 512) != 0)
+    {
+        return -1;
+    }
+
+    return llmp_tar_block(p, name, len, NULL, 0, sb, type, link, size);
 }
 
 

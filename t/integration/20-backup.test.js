@@ -487,6 +487,11 @@ test('a local-directory backup with a directory archive', async () => {
   fs.mkdirSync(path.join(auth, 'sub'), { recursive: true });
   fs.writeFileSync(path.join(auth, 'a.json'), '{"token":"t1"}');
   fs.writeFileSync(path.join(auth, 'sub', 'b.json'), 'x'.repeat(2000));
+  // names beyond ustar's 100 + 155 bytes go in pax headers
+  const longDir = 'd'.repeat(120), longFile = 'f'.repeat(130) + '.json';
+  fs.mkdirSync(path.join(auth, longDir));
+  fs.writeFileSync(path.join(auth, longDir, longFile), '{"long":true}');
+  fs.symlinkSync(path.join(longDir, longFile), path.join(auth, 'link'));
   // a table with a serial id (as a later migration might add): after a
   // restore its sequence is past the restored ids
   const serial = 'CREATE TABLE llmproxy_t_serial (id bigserial PRIMARY KEY,'
@@ -515,7 +520,7 @@ test('a local-directory backup with a directory archive', async () => {
   const man = JSON.parse(fs.readFileSync(path.join(dir, name,
                                                    'manifest.json')));
   assert.strictEqual(man.schema_version, 3);
-  assert.strictEqual(man.paths[0].files, 2);
+  assert.strictEqual(man.paths[0].files, 3);
   for (const t of man.tables) {
     assert.strictEqual(sha256(fs.readFileSync(path.join(dir, name, t.file))),
                        t.sha256, t.table);
@@ -539,6 +544,12 @@ test('a local-directory backup with a directory archive', async () => {
   assert.strictEqual(fs.readFileSync(path.join(out, 'cliproxy-auths',
                                                'sub', 'b.json'), 'utf8'),
                      'x'.repeat(2000));
+  assert.strictEqual(fs.readFileSync(path.join(out, 'cliproxy-auths',
+                                               'link'), 'utf8'),
+                     '{"long":true}');
+  assert.strictEqual(fs.readlinkSync(path.join(out, 'cliproxy-auths',
+                                               'link')),
+                     path.join(longDir, longFile));
   const [u1, u2] = await Promise.all([usageJSON(pg.url), usageJSON(pg2.url)]);
   assert.deepStrictEqual(JSON.parse(u2.stdout).total,
                          JSON.parse(u1.stdout).total);
