@@ -579,6 +579,16 @@ test('a local-directory backup with a directory archive', async () => {
                         { LLMPROXY_DATABASE_URL: pg2.url });
   assert.strictEqual(bad.status, 2);
   assert.match(bad.stderr, /truncated or damaged/);
+
+  // --keep in a directory; a leftover NAME.partial is incomplete and goes
+  // with the old ones
+  fs.mkdirSync(path.join(dir, 'llmproxy-20000101T000000.001Z.partial'));
+  const before = JSON.parse(ok(await ctl(['backup', 'list', '--dir', dir,
+                                          '--json'])).stdout);
+  assert.deepStrictEqual(before.map((x) => x.complete), [true, false, true]);
+  const k = ok(await ctl(['backup', '--dir', dir, '--keep', '1']));
+  const kept = /^backup (\S+):/.exec(k.stdout)[1];
+  assert.deepStrictEqual(fs.readdirSync(dir), [kept]);
 });
 
 test('a restore and a gateway writing usage records at the same time do '
