@@ -2292,12 +2292,14 @@ llmp_cmd_restore(int argc, char **argv)
     if (f == NULL) {
         struct stat  sb;
 
-        snprintf(tmp, sizeof(tmp), "%s/%s.partial", st.dir, name);
+        if (!st.is_s3) {
+            snprintf(path, sizeof(path), "%s/%s.partial", st.dir, name);
+        }
+
         fprintf(stderr, "llmproxyctl: %s: %s\n", name,
-                stat(tmp, &sb) == 0
+                !st.is_s3 && stat(path, &sb) == 0
                 ? "incomplete backup (no manifest): not restored"
                 : "no such backup");
-        tmp[0] = '\0';
         goto done;
     }
 
