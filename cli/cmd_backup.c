@@ -2292,12 +2292,16 @@ llmp_cmd_restore(int argc, char **argv)
     if (f == NULL) {
         struct stat  sb;
 
+        i = 0;
+
         if (!st.is_s3) {
+            snprintf(path, sizeof(path), "%s/%s", st.dir, name);
+            i = stat(path, &sb) == 0;
             snprintf(path, sizeof(path), "%s/%s.partial", st.dir, name);
+            i |= stat(path, &sb) == 0;
         }
 
-        fprintf(stderr, "llmproxyctl: %s: %s\n", name,
-                !st.is_s3 && stat(path, &sb) == 0
+        fprintf(stderr, "llmproxyctl: %s: %s\n", name, i
                 ? "incomplete backup (no manifest): not restored"
                 : "no such backup");
         goto done;

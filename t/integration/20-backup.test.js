@@ -571,6 +571,12 @@ test('a local-directory backup with a directory archive', async () => {
   assert.strictEqual(ev.status, 2, ev.stdout + ev.stderr);
   assert.match(ev.stderr, /the manifest is damaged/);
   assert.strictEqual(pg2.psql('SELECT x FROM victim'), '42');
+  // without its manifest a local backup is incomplete too
+  fs.rmSync(path.join(dir, evil, 'manifest.json'));
+  const inc = await ctl(['restore', evil, '--dir', dir, '--force'],
+                        { LLMPROXY_DATABASE_URL: pg2.url });
+  assert.strictEqual(inc.status, 2);
+  assert.match(inc.stderr, /incomplete backup \(no manifest\): not restored/);
 
   // a corrupted local file is refused too
   const f = path.join(dir, name, 'llmproxy_keys.copy.gz');
@@ -585,7 +591,7 @@ test('a local-directory backup with a directory archive', async () => {
   fs.mkdirSync(path.join(dir, 'llmproxy-20000101T000000.001Z.partial'));
   const before = JSON.parse(ok(await ctl(['backup', 'list', '--dir', dir,
                                           '--json'])).stdout);
-  assert.deepStrictEqual(before.map((x) => x.complete), [true, false, true]);
+  assert.deepStrictEqual(before.map((x) => x.complete), [false, false, true]);
   const k = ok(await ctl(['backup', '--dir', dir, '--keep', '1']));
   const kept = /^backup (\S+):/.exec(k.stdout)[1];
   assert.deepStrictEqual(fs.readdirSync(dir), [kept]);
