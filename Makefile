@@ -16,7 +16,7 @@ CLI_SRCS    := $(wildcard cli/*.c)
 CLI_HDRS    := $(wildcard cli/*.h)
 MOD_SRCS    := $(wildcard ngx_llmproxy_module/*.c)
 MOD_HDRS    := $(wildcard ngx_llmproxy_module/*.h)
-CLI_LIBS    := -lcjson -lcurl -lpq -lcrypto -lyaml -lm
+CLI_LIBS    := -lcjson -lcurl -lpq -lcrypto -lyaml -lz -lm
 
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))

@@ -124,5 +124,7 @@ int llmp_import_litellm_keys(int argc, char **argv);
  */
 cJSON *llmp_yaml_load(const char *path, const char *name, char *err,
     size_t errlen);
+int llmp_cmd_backup(int argc, char **argv);
+int llmp_cmd_restore(int argc, char **argv);
 
 #endif /* _LLMP_CLI_H_INCLUDED_ */

@@ -22,6 +22,9 @@ static const llmp_command_t  llmp_commands[] = {
       "bring the database schema up to date" },
     { "import", llmp_cmd_import,
       "LiteLLM's config.yaml and virtual keys" },
+    { "backup", llmp_cmd_backup,
+      "snapshot keys, config and usage to S3 or a directory; list them" },
+    { "restore", llmp_cmd_restore, "restore a backup into the database" },
     { NULL, NULL, NULL }
 };
 
