@@ -11,6 +11,7 @@
 
 #include "llmp_config.h"
 #include "llmp_crypt.h"
+#include "llmp_pattern.h"
 #include "llmp_sha256.h"
 
 
@@ -48,7 +49,7 @@ static const char *const  llmp_model_fields[] = {
 
 static const char *const  llmp_settings_fields[] = {
     "num_retries", "allowed_fails", "cooldown_seconds",
-    "request_timeout_seconds", NULL
+    "request_timeout_seconds", "health_check_interval_seconds", NULL
 };
 
 static const char *const  llmp_interfaces[] = {
@@ -64,6 +65,7 @@ static const struct {
     { "allowed_fails", LLMP_INT, 3 },
     { "cooldown_seconds", LLMP_NUM, 5 },
     { "request_timeout_seconds", LLMP_POSITIVE, 600 },
+    { "health_check_interval_seconds", LLMP_NUM, 0 },     /* 0: off */
     { NULL, 0, 0 }
 };
 
@@ -111,6 +113,8 @@ static int llmp_check_interfaces(const cJSON *v, const char *path,
     llmp_errors_t *errs);
 static int llmp_check_api_base(const char *s);
 static int llmp_is_model(const cJSON *deployments, const char *name);
+static int llmp_is_model_or_match(const cJSON *deployments,
+    const char *name);
 static size_t llmp_check_refs(const cJSON *compiled, int providers_too,
     llmp_errors_t *errs);
 static void llmp_drop_inherited(llmp_compile_t *c, size_t from);
@@ -1147,6 +1151,14 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
         up = NULL;
     }
 
+    /* a pattern passes the requested name through: it has no other */
+
+    if (up && llmp_pattern_is(m->string, strlen(m->string))) {
+        llmp_errors_add(c->errs, "%s.model: a pattern passes the requested "
+                        "name through and cannot rename it", path);
+        up = NULL;
+    }
+
     mgroups = cJSON_GetObjectItemCaseSensitive(m, "access_groups");
 
     if (mgroups && !llmp_is_string_array(mgroups)) {
@@ -1332,6 +1344,15 @@ llmp_compile_settings(const cJSON *user, llmp_errors_t *errs)
             }
         }
 
+        /* health checks are off unless asked for: stored configs stay */
+
+        if (v == NULL
+            && strcmp(llmp_settings[i].name, "health_check_interval_seconds")
+               == 0)
+        {
+            continue;
+        }
+
         if (cJSON_AddNumberToObject(out, llmp_settings[i].name,
                                     v ? v->valuedouble
                                       : llmp_settings[i].dflt)
@@ -1368,6 +1389,45 @@ llmp_is_model(const cJSON *deployments, const char *name)
 }
 
 
+/* a model, a deployment id, or a name a pattern passes through */
+
+static int
+llmp_is_model_or_match(const cJSON *deployments, const char *name)
+{
+    const cJSON  *d, *model, *id;
+
+    if (llmp_is_model(deployments, name)) {
+        return 1;
+    }
+
+    if (!llmp_pattern_name_ok(name, strlen(name))) {
+        return 0;
+    }
+
+    cJSON_ArrayForEach(d, deployments) {
+        model = cJSON_GetObjectItemCaseSensitive(d, "model");
+        id = cJSON_GetObjectItemCaseSensitive(d, "id");
+
+        if ((cJSON_IsString(model)
+             && llmp_pattern_is(model->valuestring,
+                                strlen(model->valuestring))
+             && llmp_pattern_match(model->valuestring,
+                                   strlen(model->valuestring), name,
+                                   strlen(name)))
+            || (cJSON_IsString(id)
+                && llmp_pattern_is(id->valuestring, strlen(id->valuestring))
+                && llmp_pattern_match(id->valuestring,
+                                      strlen(id->valuestring), name,
+                                      strlen(name))))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 llmp_has_named(const cJSON *list, const char *name)
 {
@@ -1391,7 +1451,7 @@ static int
 llmp_is_target(const cJSON *deployments, const cJSON *aliases,
     const char *name)
 {
-    return llmp_is_model(deployments, name)
+    return llmp_is_model_or_match(deployments, name)
            || cJSON_IsString(cJSON_GetObjectItemCaseSensitive(aliases, name));
 }
 
@@ -1441,7 +1501,7 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
                             v->string);
         }
 
-        if (!llmp_is_model(deployments, v->valuestring)) {
+        if (!llmp_is_model_or_match(deployments, v->valuestring)) {
             llmp_errors_add(errs, "aliases.%s: unknown model \"%s\"",
                             v->string, v->valuestring);
         }
@@ -1675,6 +1735,15 @@ llmp_validate_settings(const cJSON *s, llmp_errors_t *errs)
     for (i = 0; llmp_settings[i].name; i++) {
         snprintf(path, sizeof(path), "settings.%s", llmp_settings[i].name);
         v = cJSON_GetObjectItemCaseSensitive(s, llmp_settings[i].name);
+
+        /* newer than configs stored by an older llmproxyctl: optional */
+
+        if (v == NULL
+            && strcmp(llmp_settings[i].name, "health_check_interval_seconds")
+               == 0)
+        {
+            continue;
+        }
 
         if (v == NULL) {
             llmp_errors_add(errs, "%s: required", path);

@@ -35,7 +35,9 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     rt = ctx->rt;
 
     if (id->len) {
-        t = ngx_http_llmproxy_runtime_find(rt, id);
+        /* a name a pattern passes through is one of its models too */
+
+        t = ngx_http_llmproxy_runtime_resolve(rt, r->pool, id);
 
         if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
             return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
@@ -102,7 +104,9 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     last = NULL;
 
     for (i = 0; i < rt->groups.nelts; i++) {
-        if (!ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target)) {
+        if (g[i].pattern
+            || !ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target))
+        {
             continue;
         }
 

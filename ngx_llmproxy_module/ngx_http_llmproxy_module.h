@@ -121,6 +121,7 @@ typedef struct {
     ngx_int_t                     current_weight;  /* smooth WRR state */
     uint32_t                      hash;            /* crc32 of id */
     ngx_http_llmproxy_group_t    *group;
+    unsigned                      pattern:1;       /* "claude-*" */
 } ngx_http_llmproxy_deployment_t;
 
 
@@ -130,6 +131,8 @@ typedef struct {
     ngx_str_t                       name;
     ngx_http_llmproxy_group_t      *group;
     ngx_http_llmproxy_deployment_t *deployment;
+    ngx_str_t                       upstream;   /* a name a pattern passes
+                                                   through, len 0: none */
 } ngx_http_llmproxy_target_t;
 
 
@@ -138,6 +141,7 @@ struct ngx_http_llmproxy_group_s {
     ngx_array_t                   deployments;  /* of deployment_t * */
     ngx_array_t                   fallbacks;    /* of target_t * */
     ngx_http_llmproxy_target_t    target;       /* the group as a target */
+    unsigned                      pattern:1;    /* of pattern deployments */
 };
 
 
@@ -146,6 +150,7 @@ typedef struct {
     ngx_uint_t                    allowed_fails;
     ngx_msec_t                    cooldown;
     ngx_msec_t                    request_timeout;
+    ngx_msec_t                    health_interval;  /* 0: no checks */
 } ngx_http_llmproxy_settings_t;
 
 
@@ -162,6 +167,8 @@ struct ngx_http_llmproxy_runtime_s {
     ngx_array_t                   targets;      /* of target_t * */
     ngx_http_llmproxy_target_t  **names;        /* open addressing table */
     ngx_uint_t                    names_mask;
+    ngx_array_t                   patterns;     /* of target_t *, the most
+                                                   specific first */
 };
 
 
@@ -353,6 +360,7 @@ typedef struct {
     ngx_uint_t                      addr_tries;     /* of this attempt */
     ngx_uint_t                      retries;
     ngx_uint_t                      fallbacks;
+    ngx_array_t                    *failed;         /* ids, of ngx_str_t */
 
     /* why the last attempt failed */
     ngx_uint_t                      fail;
@@ -548,6 +556,10 @@ u_char *ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len,
     size_t errlen);
 ngx_http_llmproxy_target_t *ngx_http_llmproxy_runtime_find(
     ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name);
+ngx_http_llmproxy_target_t *ngx_http_llmproxy_runtime_match(
+    ngx_http_llmproxy_runtime_t *rt, ngx_pool_t *pool, ngx_str_t *name);
+ngx_http_llmproxy_target_t *ngx_http_llmproxy_runtime_resolve(
+    ngx_http_llmproxy_runtime_t *rt, ngx_pool_t *pool, ngx_str_t *name);
 u_char *ngx_http_llmproxy_read_file(ngx_str_t *path, size_t *len,
     ngx_log_t *log);
 ngx_int_t ngx_http_llmproxy_write_file(ngx_str_t *path, u_char *data,

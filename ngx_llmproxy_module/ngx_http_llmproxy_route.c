@@ -16,6 +16,9 @@ static ngx_uint_t ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t);
 static ngx_uint_t ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d);
+static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_passed(
+    ngx_http_request_t *r, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_deployment_t *d);
 
 
 ngx_int_t
@@ -26,7 +29,9 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     ngx_http_llmproxy_group_t   *g;
     ngx_http_llmproxy_target_t  *t, **fb, **tp, **plan;
 
-    t = ngx_http_llmproxy_runtime_find(ctx->rt, &ctx->model);
+    /* an exact name, else the most specific pattern that matches it */
+
+    t = ngx_http_llmproxy_runtime_resolve(ctx->rt, r->pool, &ctx->model);
 
     if (t == NULL) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
@@ -69,7 +74,11 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
 
         for (j = 0; j < ctx->plan.nelts; j++) {
             if (plan[j]->group == fb[i]->group
-                && plan[j]->deployment == fb[i]->deployment)
+                && plan[j]->deployment == fb[i]->deployment
+                && plan[j]->upstream.len == fb[i]->upstream.len
+                && ngx_strncmp(plan[j]->upstream.data, fb[i]->upstream.data,
+                               fb[i]->upstream.len)
+                   == 0)
             {
                 break;
             }
@@ -140,7 +149,6 @@ ngx_http_llmproxy_route_next(ngx_http_request_t *r,
 
             ctx->attempts_in_target++;
             ctx->attempts++;
-            ctx->current = d;
 
             tried = ngx_array_push(&ctx->tried);
             if (tried == NULL) {
@@ -148,6 +156,15 @@ ngx_http_llmproxy_route_next(ngx_http_request_t *r,
             }
 
             *tried = d;
+
+            if (d->pattern) {
+                d = ngx_http_llmproxy_passed(r, plan[ctx->plan_index], d);
+                if (d == NULL) {
+                    return NULL;
+                }
+            }
+
+            ctx->current = d;
 
             ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "llmproxy: attempt %ui of \"%V\": \"%V\"",
@@ -169,6 +186,7 @@ void
 ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
+    ngx_str_t                      *id;
     ngx_msec_t                      cooldown;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
@@ -177,6 +195,19 @@ ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
     }
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    /* the metrics count each failure for the deployment that failed */
+
+    if (ctx->failed == NULL) {
+        ctx->failed = ngx_array_create(r->pool, 2, sizeof(ngx_str_t));
+    }
+
+    if (ctx->failed) {
+        id = ngx_array_push(ctx->failed);
+        if (id) {
+            *id = ctx->current->id;
+        }
+    }
 
     cooldown = 0;
 
@@ -332,4 +363,40 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     }
 
     return cooling;
+}
+
+
+/*
+ * A pattern deployment serves the requested name: the attempt gets a copy
+ * of it with that name as its upstream model.  The copy keeps the id, so
+ * cooldowns, health and metrics stay per pattern deployment: a bounded
+ * set, whatever names clients invent.
+ */
+
+static ngx_http_llmproxy_deployment_t *
+ngx_http_llmproxy_passed(ngx_http_request_t *r, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_deployment_t *d)
+{
+    u_char                          *q;
+    ngx_http_llmproxy_deployment_t  *c;
+
+    if (t->upstream.len == 0) {
+        return d;               /* cannot happen: resolve refuses it */
+    }
+
+    c = ngx_palloc(r->pool, sizeof(ngx_http_llmproxy_deployment_t));
+    q = ngx_pnalloc(r->pool, 6 * t->upstream.len + 2);
+
+    if (c == NULL || q == NULL) {
+        return NULL;
+    }
+
+    *c = *d;
+    c->model = t->upstream;
+    c->upstream_model = t->upstream;
+    c->upstream_model_json.data = q;
+    c->upstream_model_json.len = llmp_json_escape(t->upstream.data,
+                                                  t->upstream.len, q);
+
+    return c;
 }
