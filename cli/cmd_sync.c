@@ -100,7 +100,9 @@ llmp_sync_help(FILE *f)
         "  --prune                 remove entries the config no longer has\n"
         "  --dry-run               print the plan, apply nothing\n"
         "  --database URL          PostgreSQL URI (else "
-        "$LLMPROXY_DATABASE_URL)\n"
+        "$LLMPROXY_DATABASE_URL,\n"
+        "                          else llmproxy_database in "
+        "var/nginx.conf)\n"
         "  --gateway URL           gateway address (else "
         "$LLMPROXY_GATEWAY_URL,\n"
         "                          http://$LLMPROXY_LISTEN, "
@@ -109,7 +111,8 @@ llmp_sync_help(FILE *f)
         "                          else var/master_key)\n\n"
         "Plan: + create, ~ change, - remove, = unchanged.\n"
         "Exit codes: 0 applied (or dry run), 1 invalid config or plan, "
-        "2 gateway\nor I/O failure.\n");
+        "2 gateway\nor I/O failure, or a gateway that answered but did not "
+        "load the config.\n");
 }
 
 
