@@ -107,6 +107,7 @@ llmp_var_conf(const char *directive, char *buf, size_t size)
 const char *
 llmp_gateway_url(const char *flag)
 {
+    char         *p;
     static char   buf[1024], listen[1000];
     const char   *v;
 
@@ -126,8 +127,24 @@ llmp_gateway_url(const char *flag)
     }
 
     v = llmp_var_conf("listen", listen, sizeof(listen));
-    if (v && strchr(v, ' ') == NULL) {
-        snprintf(buf, sizeof(buf), "http://%s", v);
+    if (v) {
+        listen[strcspn(listen, " \t")] = '\0';    /* "ADDR reuseport" */
+
+        /* "4000", "*:4000", "0.0.0.0:4000": reached at 127.0.0.1 */
+
+        p = strrchr(listen, ':');
+        p = p ? p + 1 : listen;
+
+        if (p == listen || strncmp(listen, "*:", 2) == 0
+            || strncmp(listen, "0.0.0.0:", 8) == 0
+            || strncmp(listen, "[::]:", 5) == 0)
+        {
+            snprintf(buf, sizeof(buf), "http://127.0.0.1:%s", p);
+
+        } else {
+            snprintf(buf, sizeof(buf), "http://%s", listen);
+        }
+
         return buf;
     }
 

@@ -210,6 +210,18 @@ test('from a project directory after make run: var/ gives the gateway, '
   assert.strictEqual(pg.psql("SELECT count(*) FROM llmproxy_keys "
                              + "WHERE alias = 'from-var'"), '1');
 
+  // a listen address for every interface is reached on 127.0.0.1
+  const conf = path.join(project, 'var', 'nginx.conf');
+  const text = fs.readFileSync(conf, 'utf8');
+  for (const listen of [`*:${gw.port}`, `0.0.0.0:${gw.port} reuseport`,
+                        String(gw.port)]) {
+    fs.writeFileSync(conf, text.replace(/listen [^;]*;/,
+                                        `listen ${listen};`));
+    r = bareCtl(['status']);
+    assert.strictEqual(r.status, 0, listen + ': ' + r.stdout + r.stderr);
+  }
+  fs.writeFileSync(conf, text);
+
   // flags and the environment still win over var/
   r = bareCtl(['status', '--gateway', offline]);
   assert.strictEqual(r.status, 2, r.stdout + r.stderr);
