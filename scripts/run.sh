@@ -130,9 +130,8 @@ llmproxy listens on $url (logs in $var/logs/)
 master key: in $var/master_key
 database:   $LLMPROXY_DATABASE_URL (provider keys encrypted with $var/salt_key)
 
-  # a virtual key for a team
-  LLMPROXY_DATABASE_URL=$LLMPROXY_DATABASE_URL \\
-    build/llmproxyctl key create --alias team-a --models gpt-5 --rpm 60
+  # a virtual key for a team (from this directory llmproxyctl finds $var/)
+  build/llmproxyctl key create --alias team-a --models gpt-5 --rpm 60
 
   curl $url/v1/chat/completions \\
     -H "Authorization: Bearer \$(cat $var/master_key)" \\
