@@ -477,6 +477,7 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     size_t                          len, size;
     ngx_int_t                       rc;
     ngx_uint_t                      i, j, n, cooling;
+    ngx_str_t                       health;
     ngx_array_t                     copies, cooldowns;
     ngx_rbtree_node_t              *node, *root, *sentinel;
     ngx_http_llmproxy_series_t     *s, **sp;
@@ -562,8 +563,12 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
      * bytes and its labels
      */
 
+    if (ngx_http_llmproxy_health_metrics(r, zctx, &health) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     size = 4096 + copies.nelts * 40 * 128 + 40 * len
-           + cooldowns.nelts * 256;
+           + cooldowns.nelts * 256 + health.len;
 
     start = ngx_pnalloc(r->pool, size);
     if (start == NULL) {
@@ -669,6 +674,9 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     LLMP_HEAD("llmproxy_deployments_in_cooldown", "gauge",
               "Deployments skipped because they failed.");
     p = ngx_sprintf(p, "llmproxy_deployments_in_cooldown %ui\n", cooling);
+
+    /* the last health check of each deployment, when they are on */
+    p = ngx_cpymem(p, health.data, health.len);
 
     LLMP_HEAD("llmproxy_metrics_series", "gauge",
               "Series in these metrics, of at most llmproxy_metrics_"

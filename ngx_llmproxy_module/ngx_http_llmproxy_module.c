@@ -1943,6 +1943,10 @@ ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_llmproxy_health_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_llmproxy_records_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }

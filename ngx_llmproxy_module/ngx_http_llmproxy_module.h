@@ -16,6 +16,7 @@
  *   _request.c   a model request's body; interfaces and their errors
  *   _anthropic.c, _gemini.c   the other two interfaces
  *   _models.c    the model list in each interface's shape
+ *   _health.c    background health checks, providers' model lists
  */
 
 #ifndef _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_
@@ -255,6 +256,10 @@ typedef struct {
     int64_t                       keys_retry;     /* the first of them */
     ngx_atomic_t                  config_full;    /* the last config did
                                                      not fit */
+
+    /* health checks and bridges' model lists, JSON (see _health.c) */
+    u_char                       *health;
+    size_t                        health_len;
 } ngx_http_llmproxy_shctx_t;
 
 
@@ -621,6 +626,15 @@ ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
 
 /* _models.c: the model list, in the client's shape */
+/* _health.c */
+ngx_int_t ngx_http_llmproxy_health_init_process(ngx_cycle_t *cycle);
+struct cJSON *ngx_http_llmproxy_health_get(
+    ngx_http_llmproxy_zone_ctx_t *zctx);
+const char *ngx_http_llmproxy_health_of(struct cJSON *doc, ngx_str_t *id);
+ngx_int_t ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *out);
+ngx_int_t ngx_http_llmproxy_health_admin(ngx_http_request_t *r);
+
 ngx_int_t ngx_http_llmproxy_models(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t shape, ngx_str_t *id);
 

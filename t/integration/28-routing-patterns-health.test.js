@@ -287,3 +287,124 @@ test('refused keys are logged at info, not error', async () => {
     assert.ok(!l.includes(bad), 'the key is not logged');
   }
 });
+
+const listModels = async (key) => {
+  const r = await fetch(gw.baseURL + '/models',
+                        { headers: { authorization: 'Bearer ' + key } });
+  assert.strictEqual(r.status, 200);
+  return (await r.json()).data.map((m) => m.id);
+};
+
+test('/v1/models lists what the bridge reports, as the key may see it',
+     async () => {
+  // fetched off the event loop after the config was loaded
+  const all = await until(async () => {
+    const ids = await listModels(gw.masterKey);
+    return ids.includes('bridge-model-a') ? ids : null;
+  });
+  assert.ok(all.includes('claude-bridge-b'), all.join());
+  assert.ok(all.includes('claude-sonnet-x'), all.join());
+  assert.ok(all.includes('fast'), all.join());
+  assert.strictEqual(all.filter((id) => id === 'gpt-admin').length, 1,
+                     'listed once: ' + all.join());
+  assert.ok(!all.some((id) => id.includes('*')), 'no pattern: ' + all.join());
+  const models = bridge.st.requests.filter((q) => q.method === 'GET');
+  assert.ok(models.length >= 1);
+  assert.strictEqual(models[0].url, '/v1/models');
+
+  const team = createKey('--alias', 'lister', '--access-groups', 'team');
+  const ids = await until(async () => {
+    const r = await listModels(team);
+    return r.includes('bridge-model-a') ? r : null;
+  });
+  assert.ok(!ids.includes('claude-bridge-b'), 'claude-* is not the team\'s');
+  assert.ok(!ids.includes('gpt-admin'), 'admins only');
+
+  const anthropic = await fetch(gw.url + '/v1/models', { headers: {
+    'x-api-key': gw.masterKey, 'anthropic-version': '2023-06-01' } });
+  const body = await anthropic.json();
+  assert.ok(body.data.some((m) => m.id === 'bridge-model-a'));
+});
+
+test('a health check cools a failing deployment down before users hit it',
+     async () => {
+  const sick = await createMock({ name: 'sick', mode: 'fail500' });
+  const well = await createMock({ name: 'well' });
+  try {
+    const cfg = config();
+    cfg.providers.sick = { api_base: sick.url, interfaces: ['openai'],
+                           models: { hc: {} } };
+    cfg.providers.well = { api_base: well.url, interfaces: ['openai'],
+                           models: { hc: {} } };
+    cfg.settings.health_check_interval_seconds = 1;
+    cfg.settings.cooldown_seconds = 1;
+    await gw.configure(cfg);
+
+    const admin = async () => {
+      const r = await fetch(gw.url + '/llmproxy/admin/health', {
+        headers: { authorization: 'Bearer ' + gw.masterKey } });
+      assert.strictEqual(r.status, 200);
+      return r.json();
+    };
+    const health = await until(async () => {
+      const h = await admin();
+      const by = Object.fromEntries((h.deployments || [])
+        .map((d) => [d.deployment, d]));
+      return by['sick/hc'] && by['well/hc'] ? by : null;
+    });
+    assert.strictEqual(health['sick/hc'].healthy, false);
+    assert.strictEqual(health['sick/hc'].status, 500);
+    assert.strictEqual(health['well/hc'].healthy, true);
+    assert.strictEqual(health['bridge/*'].healthy, true, 'models endpoint');
+    // the health check is a tiny request
+    const probe = well.requests.find((q) =>
+      q.headers['user-agent'] === 'llmproxy-health');
+    assert.ok(probe, 'well was checked');
+    assert.strictEqual(probe.body.max_tokens, 1);
+    assert.strictEqual(probe.body.model, 'hc');
+
+    // the first user requests: none reaches the sick one (without the
+    // check, round-robin sends the first to "sick/hc", the first by id)
+    for (let i = 0; i < 4; i++) {
+      const { response } = await chat(gw.masterKey, 'hc');
+      assert.strictEqual(response.headers.get('x-llmproxy-model'), 'well/hc');
+      assert.strictEqual(
+        response.headers.get('x-llmproxy-attempted-retries'), '0');
+    }
+    const users = sick.requests.filter((q) =>
+      q.headers['user-agent'] !== 'llmproxy-health');
+    assert.deepStrictEqual(users, []);
+
+    // /metrics and llmproxyctl status show it; no secret anywhere
+    const text = await metrics();
+    assert.strictEqual(value(text,
+      'llmproxy_deployment_healthy{deployment="sick/hc"}'), 0);
+    assert.strictEqual(value(text,
+      'llmproxy_deployment_healthy{deployment="well/hc"}'), 1);
+    const st = gw.ctl(['status', '--json']);
+    assert.strictEqual(st.status, 0, st.stderr);
+    const deps = Object.fromEntries(JSON.parse(st.stdout).deployment_list
+      .map((d) => [d.id, d]));
+    assert.strictEqual(deps['sick/hc'].health, 'unhealthy');
+    assert.strictEqual(deps['well/hc'].health, 'healthy');
+    const plain = gw.ctl(['status']);
+    assert.match(plain.stdout, /sick\/hc\s.*unhealthy/);
+    const doc = JSON.stringify(await admin());
+    assert.ok(!doc.includes(BRIDGE_KEY) && !text.includes(BRIDGE_KEY)
+              && !st.stdout.includes(BRIDGE_KEY));
+
+    // it recovers: checked healthy again, users get it again
+    sick.mode = 'ok';
+    await until(async () => {
+      const h = await admin();
+      return h.deployments.find((d) => d.deployment === 'sick/hc').healthy;
+    });
+    await until(async () => {
+      const { response } = await chat(gw.masterKey, 'hc');
+      return response.headers.get('x-llmproxy-model') === 'sick/hc';
+    }, 6000);
+  } finally {
+    await sick.close();
+    await well.close();
+  }
+});
