@@ -1516,7 +1516,11 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
                             v->string);
         }
 
-        if (!llmp_is_model_or_match(deployments, v->valuestring)) {
+        if (llmp_pattern_is(v->valuestring, strlen(v->valuestring))) {
+            llmp_errors_add(errs, "aliases.%s: \"%s\" is a pattern, not a "
+                            "model", v->string, v->valuestring);
+
+        } else if (!llmp_is_model_or_match(deployments, v->valuestring)) {
             llmp_errors_add(errs, "aliases.%s: unknown model \"%s\"",
                             v->string, v->valuestring);
         }
@@ -1536,6 +1540,13 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
             if (strcmp(d->valuestring, v->string) == 0) {
                 llmp_errors_add(errs, "fallbacks.%s: falls back to itself",
                                 v->string);
+
+            } else if (llmp_pattern_is(d->valuestring,
+                                       strlen(d->valuestring)))
+            {
+                /* a fallback is one model; a pattern is many */
+                llmp_errors_add(errs, "fallbacks.%s: \"%s\" is a pattern, "
+                                "not a model", v->string, d->valuestring);
 
             } else if (!llmp_is_target(deployments, aliases, d->valuestring))
             {

@@ -238,9 +238,14 @@ test('llmproxyctl refuses a pattern with an upstream name', async () => {
   assert.match(r.stderr, /providers\.bridge\.models\.gemini-\*\.model: a pattern/);
   cfg.providers.bridge.models['gemini-*'] = {};
   cfg.aliases.bad = 'nothing matches/..';
+  cfg.aliases.many = 'claude-*';
+  cfg.fallbacks['claude-*'] = ['*'];      // keyed by a pattern: fine
   const r2 = gw.sync(cfg);
   assert.notStrictEqual(r2.status, 0);
   assert.match(r2.stderr, /aliases\.bad: unknown model/);
+  assert.match(r2.stderr, /aliases\.many: "claude-\*" is a pattern/);
+  assert.match(r2.stderr, /fallbacks\.claude-\*: "\*" is a pattern/);
+  assert.ok(!/fallbacks\.claude-\*: unknown/.test(r2.stderr), r2.stderr);
 });
 
 async function metrics() {
