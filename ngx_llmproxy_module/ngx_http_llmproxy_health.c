@@ -708,8 +708,10 @@ ngx_http_llmproxy_health_done(ngx_event_t *ev)
 
     time_t                           now;
     cJSON                           *deps, *lists, *item, *list, *answer;
-    cJSON                           *v, *name;
+    cJSON                           *v, *name, *prev;
+    ngx_str_t                        id;
     ngx_uint_t                       i, healthy, n;
+    const char                      *was;
     ngx_http_llmproxy_check_t       *c;
     ngx_http_llmproxy_settings_t     s;
     ngx_http_llmproxy_deployment_t   d;
@@ -730,7 +732,17 @@ ngx_http_llmproxy_health_done(ngx_event_t *ev)
     if (h->do_health || h->interval == 0) {
         h->last_health = ngx_current_msec;
 
-        cJSON_DeleteItemFromObjectCaseSensitive(h->state, "deployments");
+        /* the last verdicts: a change is logged, not every failure */
+
+        prev = cJSON_CreateObject();
+        v = cJSON_DetachItemFromObjectCaseSensitive(h->state, "deployments");
+
+        if (prev == NULL || v == NULL
+            || !cJSON_AddItemToObject(prev, "deployments", v))
+        {
+            cJSON_Delete(v);
+        }
+
         cJSON_DeleteItemFromObjectCaseSensitive(h->state,
                                                 "interval_seconds");
 
@@ -745,6 +757,16 @@ ngx_http_llmproxy_health_done(ngx_event_t *ev)
             c = &h->checks[i];
 
             healthy = (c->status >= 200 && c->status < 300);
+
+            id.data = (u_char *) c->id;
+            id.len = ngx_strlen(c->id);
+            was = ngx_http_llmproxy_health_of(prev, &id);
+
+            if (healthy && was && was[0] == 'u') {
+                ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                              "llmproxy: deployment \"%s\" is healthy "
+                              "again", c->id);
+            }
 
             item = cJSON_CreateObject();
             if (item == NULL) {
@@ -779,11 +801,15 @@ ngx_http_llmproxy_health_done(ngx_event_t *ev)
                 ngx_http_llmproxy_cooldown_fail(h->zctx, &d, &s,
                     ngx_max(h->cooldown, h->interval + 2000));
 
-                ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                              "llmproxy: health check of \"%s\" failed: %s",
-                              c->id, c->error);
+                if (was == NULL || was[0] == 'h') {
+                    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                                  "llmproxy: health check of \"%s\" "
+                                  "failed: %s", c->id, c->error);
+                }
             }
         }
+
+        cJSON_Delete(prev);
     }
 
     if (h->do_models || !h->has_patterns) {
