@@ -31,3 +31,21 @@ if [ ! -d node_modules/openai ] || [ package-lock.json -nt node_modules ]; then
     npm ci --no-audit --no-fund --loglevel=error
     touch node_modules
 fi
+
+# the dashboard's browser tests (t/integration/18-dashboard.test.js):
+# Debian's chromium, driven by puppeteer-core (package-lock.json)
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "ok installed"
+then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian package: chromium (run as root)" >&2
+        exit 1
+    fi
+    echo "installing: chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if [ ! -d node_modules/puppeteer-core ] || [ ! -d node_modules/uplot ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+    touch node_modules
+fi

@@ -1,0 +1,143 @@
+-- llmproxy schema, version 4: daily totals of the usage records, for the
+-- dashboard (SPEC §13), so that a year of records answers from a few
+-- thousand rows instead of millions.
+--
+-- One row per UTC day, key, model and deployment.  A statement trigger on
+-- llmproxy_usage adds each statement's new rows to their day's totals, in
+-- the transaction that writes them (the gateways' COPY of a group of
+-- batches, a spill file replayed, a row inserted by hand): one aggregate
+-- and one upsert per written group of batches, not per record, and the
+-- totals can never disagree with the records.
+--
+-- Latency percentiles come from a cumulative histogram: latency_lt[i]
+-- counts the requests faster than llmproxy_usage_bounds()[i] ms; its last
+-- element counts them all.  Cumulative counts add up element by element,
+-- over keys and over days.
+
+CREATE FUNCTION llmproxy_usage_bounds() RETURNS integer[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT '{25,50,100,200,300,500,750,1000,1500,2000,3000,5000,7500,'
+           '10000,15000,20000,30000,60000,120000}'::integer[]
+$$;
+
+CREATE TABLE llmproxy_usage_daily (
+    day                date NOT NULL,            -- UTC
+    key_hash           text NOT NULL,            -- '': the master key
+    model              text NOT NULL,            -- as the client asked
+    deployment         text NOT NULL,            -- '': none answered
+    key_alias          text,                     -- the last one seen
+    requests           bigint NOT NULL,
+    errors             bigint NOT NULL,          -- status >= 400
+    prompt_tokens      bigint NOT NULL,
+    completion_tokens  bigint NOT NULL,
+    cost               double precision NOT NULL,
+    latency_ms_sum     bigint NOT NULL,
+    latency_ms_max     integer NOT NULL,
+    latency_lt         bigint[] NOT NULL,        -- see above
+    PRIMARY KEY (day, key_hash, model, deployment)
+);
+
+CREATE FUNCTION llmproxy_usage_hist_add(a bigint[], b bigint[])
+RETURNS bigint[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i)
+    FROM unnest(a, b) WITH ORDINALITY AS t(x, y, i)
+$$;
+
+-- the latency (ms) below which a fraction p of the requests of a
+-- cumulative histogram fall, interpolated within its bucket
+CREATE FUNCTION llmproxy_usage_percentile(lt bigint[], lat_max integer,
+    p double precision)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT round((lo + (hi - lo) * (target - prev)
+                  / greatest(cum - prev, 1))::numeric, 1)::float8
+    FROM (SELECT lt[i] AS cum, coalesce(lt[i - 1], 0) AS prev,
+                 coalesce(b[i - 1], 0) AS lo,
+                 coalesce(b[i], greatest(lat_max, b[i - 1])) AS hi,
+                 greatest(p * lt[array_length(lt, 1)], 1) AS target, i
+          FROM llmproxy_usage_bounds() AS b,
+               generate_series(1, array_length(lt, 1)) AS i) s
+    WHERE cum >= target
+    ORDER BY i
+    LIMIT 1
+$$;
+
+-- the rows of a statement, added to their days: in the primary key's
+-- order, so that two writers lock the rows they share in the same order
+CREATE FUNCTION llmproxy_usage_daily_add() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO llmproxy_usage_daily AS d
+    SELECT (n.created_at AT TIME ZONE 'UTC')::date,
+           coalesce(n.key_hash, ''), n.model, coalesce(n.deployment, ''),
+           max(n.key_alias), count(*), count(*) FILTER (WHERE status >= 400),
+           sum(n.prompt_tokens), sum(n.completion_tokens), sum(n.cost),
+           sum(n.latency_ms), max(n.latency_ms),
+           ARRAY[count(*) FILTER (WHERE latency_ms < 25),
+                 count(*) FILTER (WHERE latency_ms < 50),
+                 count(*) FILTER (WHERE latency_ms < 100),
+                 count(*) FILTER (WHERE latency_ms < 200),
+                 count(*) FILTER (WHERE latency_ms < 300),
+                 count(*) FILTER (WHERE latency_ms < 500),
+                 count(*) FILTER (WHERE latency_ms < 750),
+                 count(*) FILTER (WHERE latency_ms < 1000),
+                 count(*) FILTER (WHERE latency_ms < 1500),
+                 count(*) FILTER (WHERE latency_ms < 2000),
+                 count(*) FILTER (WHERE latency_ms < 3000),
+                 count(*) FILTER (WHERE latency_ms < 5000),
+                 count(*) FILTER (WHERE latency_ms < 7500),
+                 count(*) FILTER (WHERE latency_ms < 10000),
+                 count(*) FILTER (WHERE latency_ms < 15000),
+                 count(*) FILTER (WHERE latency_ms < 20000),
+                 count(*) FILTER (WHERE latency_ms < 30000),
+                 count(*) FILTER (WHERE latency_ms < 60000),
+                 count(*) FILTER (WHERE latency_ms < 120000),
+                 count(*)]
+    FROM llmproxy_usage_new n
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (day, key_hash, model, deployment) DO UPDATE SET
+        key_alias = coalesce(excluded.key_alias, d.key_alias),
+        requests = d.requests + excluded.requests,
+        errors = d.errors + excluded.errors,
+        prompt_tokens = d.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = d.completion_tokens + excluded.completion_tokens,
+        cost = d.cost + excluded.cost,
+        latency_ms_sum = d.latency_ms_sum + excluded.latency_ms_sum,
+        latency_ms_max = greatest(d.latency_ms_max, excluded.latency_ms_max),
+        latency_lt = llmproxy_usage_hist_add(d.latency_lt,
+                                             excluded.latency_lt);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER llmproxy_usage_daily_add AFTER INSERT ON llmproxy_usage
+    REFERENCING NEW TABLE AS llmproxy_usage_new
+    FOR EACH STATEMENT EXECUTE FUNCTION llmproxy_usage_daily_add();
+
+-- the records written before this migration
+INSERT INTO llmproxy_usage_daily
+SELECT (created_at AT TIME ZONE 'UTC')::date, coalesce(key_hash, ''), model,
+       coalesce(deployment, ''), max(key_alias), count(*),
+       count(*) FILTER (WHERE status >= 400), sum(prompt_tokens),
+       sum(completion_tokens), sum(cost), sum(latency_ms), max(latency_ms),
+           ARRAY[count(*) FILTER (WHERE latency_ms < 25),
+                 count(*) FILTER (WHERE latency_ms < 50),
+                 count(*) FILTER (WHERE latency_ms < 100),
+                 count(*) FILTER (WHERE latency_ms < 200),
+                 count(*) FILTER (WHERE latency_ms < 300),
+                 count(*) FILTER (WHERE latency_ms < 500),
+                 count(*) FILTER (WHERE latency_ms < 750),
+                 count(*) FILTER (WHERE latency_ms < 1000),
+                 count(*) FILTER (WHERE latency_ms < 1500),
+                 count(*) FILTER (WHERE latency_ms < 2000),
+                 count(*) FILTER (WHERE latency_ms < 3000),
+                 count(*) FILTER (WHERE latency_ms < 5000),
+                 count(*) FILTER (WHERE latency_ms < 7500),
+                 count(*) FILTER (WHERE latency_ms < 10000),
+                 count(*) FILTER (WHERE latency_ms < 15000),
+                 count(*) FILTER (WHERE latency_ms < 20000),
+                 count(*) FILTER (WHERE latency_ms < 30000),
+                 count(*) FILTER (WHERE latency_ms < 60000),
+                 count(*) FILTER (WHERE latency_ms < 120000),
+                 count(*)]
+FROM llmproxy_usage
+GROUP BY 1, 2, 3, 4;
