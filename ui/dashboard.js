@@ -77,15 +77,18 @@
   }
 
   // one bar per day, stacked: series i is drawn as the sum of 0..i, the
-  // tallest first so that each lower part is drawn over it
-  function stacked(id, days, rows, metric) {
-    const names = [...new Set(rows.map((r) => r.name))];
-    const index = new Map(days.map((d, i) => [d, i]));
-    const raw = names.map(() => days.map(() => 0));
-    for (const r of rows) {
-      const i = index.get(r.day);
-      if (i !== undefined) raw[names.indexOf(r.name)][i] += Number(r[metric]);
-    }
+  // tallest first so that each lower part is drawn over it.  A series
+  // comes as its days' [day index, requests, cost].
+  function stacked(id, days, list, metric) {
+    const names = list.map((s) => s.name);
+    const col = metric === 'cost' ? 2 : 1;
+    const raw = list.map((s) => {
+      const a = days.map(() => 0);
+      for (const p of s.points) {
+        if (p[0] >= 0 && p[0] < a.length) a[p[0]] = Number(p[col]);
+      }
+      return a;
+    });
     const sums = [];
     raw.forEach((s, k) => sums.push(s.map((v, i) =>
       v + (k ? sums[k - 1][i] : 0))));

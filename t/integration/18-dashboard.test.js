@@ -331,6 +331,10 @@ function readPage(page) {
       latency: rows('latency'), errorRows: rows('errors'),
       cooldowns: rows('cooldowns'),
       cooldownShown: !document.getElementById('cooldown-box').hidden,
+      // each day's stack: its first series is drawn as the sum of all
+      stacks: window.llmproxyDashboard.charts['chart-model']
+        ? [...window.llmproxyDashboard.charts['chart-model'].data[1]]
+        : null,
       charts: { model: chart('chart-model'), key: chart('chart-key'),
                 latency: chart('chart-latency') },
       text: document.body.innerText,
@@ -383,6 +387,13 @@ async () => {
   assertDrawn(p.charts.key, [...e.keys.keys()], 'chart by key');
   assertDrawn(p.charts.latency, ['p50', 'p95'], 'latency chart');
   assert.ok(p.charts.model.legend.some((l) => l.includes('gpt-x')));
+  const perDay = new Array(7).fill(0);
+  const today = Date.parse(new Date().toISOString().slice(0, 10));
+  for (const r of e.rs) {
+    const day = Date.parse(r.time.toISOString().slice(0, 10));
+    perDay[6 - Math.round((today - day) / DAY)] += r.cost;
+  }
+  p.stacks.forEach((v, i) => close(v, perDay[i], 'spend of day ' + i));
 
   // the key is in this tab's session only, never in the URL
   assert.deepStrictEqual(p.stored, ['llmproxy.key']);
