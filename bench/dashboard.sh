@@ -6,10 +6,11 @@
 #
 # Prints a markdown section on stdout.  Passes:
 #   writer   what the daily totals cost the usage writer: BENCH_WRITES
-#            records in binary COPY batches of 1,000 (1,000 keys, the
-#            worst case for the totals: one row per key and day), one
-#            transaction each, with llmproxy_usage_daily's trigger
-#            disabled and enabled: PostgreSQL's CPU per record, records/s
+#            records in binary COPY batches of 1,000, one transaction
+#            each, with llmproxy_usage_daily's trigger disabled and
+#            enabled: PostgreSQL's CPU per record, records/s; records of
+#            1,000 keys (the worst case: one daily row per record and
+#            batch) and of 10
 #   year     BENCH_RECORDS records over 365 days (50 keys, 8 models, 24
 #            deployments); the endpoints' latency (curl, 20 calls each)
 #            for the master key and a virtual key, against the same
@@ -54,18 +55,21 @@ pg_cpu_ms() {
       for c in $(ps -o pid= --ppid "$pm"); do
           awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || true
       done
-    } | awk -v t="$(getconf CLK_TCK)" '{s += $1} END {printf "%.0f", s * 1000 / t}'
+    } | awk -v t="$(getconf CLK_TCK)" \
+          '{s += $1} END {printf "%.0f", s * 1000 / t}'
 }
 
 # -- writer: the trigger's cost per record ------------------------------------
 
-mkdir -p "$dir/copy"
+declare -A W
+for nkeys in 1000 10; do
+rm -rf "$dir/copy"; mkdir -p "$dir/copy"
 node -e '
 const crypto = require("crypto"), fs = require("fs");
 const { spillFile } = require(process.argv[3] + "/t/lib/spill.js");
-const n = +process.argv[1], dir = process.argv[2];
+const n = +process.argv[1], dir = process.argv[2], keys = +process.argv[4];
 const hashes = [];
-for (let i = 1; i <= 1000; i++)
+for (let i = 1; i <= keys; i++)
   hashes.push(crypto.createHash("sha256").update("sk-usage-" + i)
               .digest("hex"));
 let records = [], file = 0;
@@ -75,13 +79,13 @@ const flush = () => {
   records = [];
 };
 for (let i = 0; i < n; i++) {
-  records.push({ id: crypto.randomUUID(), hash: hashes[i % 1000],
-    alias: `usage-${i % 1000 + 1}`, model: "bench-model",
+  records.push({ id: crypto.randomUUID(), hash: hashes[i % keys],
+    alias: `usage-${i % keys + 1}`, model: "bench-model",
     deployment: "mock/bench-model", prompt: 12, completion: 180, total: 192,
     cost: 0.000372, latency: 3 + i % 2000, ttfb: 2, attempts: 1 });
   if (records.length === 1000) flush();
 }
-if (records.length) flush();' "$writes" "$dir/copy" "$top"
+if (records.length) flush();' "$writes" "$dir/copy" "$top" "$nkeys"
 chmod -R a+r "$dir/copy"
 
 for f in "$dir"/copy/*.copy; do
@@ -89,7 +93,6 @@ for f in "$dir"/copy/*.copy; do
         "$f"
 done > "$dir/copy.sql"
 
-declare -A W
 for mode in off on; do
     if [ $mode = off ]; then
         q "ALTER TABLE llmproxy_usage DISABLE TRIGGER llmproxy_usage_daily_add"
@@ -100,14 +103,15 @@ for mode in off on; do
     c0=$(pg_cpu_ms); t0=$(ms_now)
     psql -q "$db" -v ON_ERROR_STOP=1 -f "$dir/copy.sql" >/dev/null
     t1=$(ms_now); c1=$(pg_cpu_ms)
-    W[$mode,us]=$(awk -v c=$((c1 - c0)) -v n="$writes" \
-                  'BEGIN {printf "%.2f", c * 1000 / n}')
-    W[$mode,rate]=$(awk -v ms=$((t1 - t0)) -v n="$writes" \
-                    'BEGIN {printf "%.0f", n / ms * 1000}')
+    W[$nkeys,$mode,us]=$(awk -v c=$((c1 - c0)) -v n="$writes" \
+                         'BEGIN {printf "%.2f", c * 1000 / n}')
+    W[$nkeys,$mode,rate]=$(awk -v ms=$((t1 - t0)) -v n="$writes" \
+                           'BEGIN {printf "%.0f", n / ms * 1000}')
+done
 done
 daily_rows=$(q "SELECT count(*) FROM llmproxy_usage_daily")
 daily_ok=$(q "SELECT (SELECT sum(requests) FROM llmproxy_usage_daily)
-                     = $writes")
+                     = 2 * $writes")
 q "TRUNCATE llmproxy_usage, llmproxy_usage_daily"
 
 # -- year: a year of records, the endpoints' latency --------------------------
@@ -244,12 +248,16 @@ cat <<MD
 
 ## Dashboard (bench/dashboard.sh)
 
-Usage writer, $writes records in COPY batches of 1,000 (1,000 keys):
+Usage writer, $writes records in COPY batches of 1,000, twice per key
+count (records of 1,000 keys: one daily row each per batch, the worst
+case; of 10 keys):
 
-| daily totals trigger | PostgreSQL CPU per record | records/s (one writer) |
-|---|---|---|
-| disabled | ${W[off,us]} µs | ${W[off,rate]} |
-| enabled | ${W[on,us]} µs | ${W[on,rate]} |
+| keys in each batch | daily totals trigger | PostgreSQL CPU per record | records/s (one writer) |
+|---|---|---|---|
+| 1,000 | disabled | ${W[1000,off,us]} µs | ${W[1000,off,rate]} |
+| 1,000 | enabled | ${W[1000,on,us]} µs | ${W[1000,on,rate]} |
+| 10 | disabled | ${W[10,off,us]} µs | ${W[10,off,rate]} |
+| 10 | enabled | ${W[10,on,us]} µs | ${W[10,on,rate]} |
 
 ($daily_rows daily rows; totals match the records: $daily_ok)
 

@@ -454,3 +454,48 @@ test('in the browser, a virtual key sees itself only', async () => {
     Object.keys(sessionStorage)), []);
   await page.close();
 });
+
+test('records the gateway writes reach the daily totals in their batch',
+async () => {
+  const ok = await createMock({ name: 'ok',
+    usage: { prompt_tokens: 1000, completion_tokens: 100 } });
+  const gw2 = await startGateway({
+    database: pg.url, workers: 2, httpExtra: 'llmproxy_usage_flush 100ms;',
+    config: { providers: { ok: { api_base: ok.url, interfaces: ['openai'],
+      models: { 'priced-model': { input_cost_per_million: 3,
+                                  output_cost_per_million: 15 } } } } },
+  });
+  try {
+    for (let i = 0; i < 100; i++) {
+      const r = await raw(gw2.url + '/llmproxy/ui/api/live', {
+        headers: { authorization: 'Bearer ' + keys['team-b'].key } });
+      if (r.status === 200) break;
+      await sleep(100);
+    }
+    for (let i = 0; i < 5; i++) {
+      const r = await raw(gw2.url + '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: 'Bearer ' + keys['team-b'].key,
+                   'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'priced-model',
+          messages: [{ role: 'user', content: 'hi' }] }) });
+      assert.strictEqual(r.status, 200, r.text);
+    }
+    let row = '';
+    for (let i = 0; i < 100 && row !== '5|5'; i++) {
+      await sleep(100);
+      row = pg.psql("SELECT (SELECT count(*) FROM llmproxy_usage WHERE"
+        + " model = 'priced-model') || '|' || (SELECT coalesce(sum(requests),"
+        + " 0) FROM llmproxy_usage_daily WHERE model = 'priced-model')");
+    }
+    assert.strictEqual(row, '5|5', 'records | daily requests');
+    const s = (await api('summary?days=1', keys['team-b'].key)).body;
+    const m = s.models.find((x) => x.name === 'priced-model');
+    close(m.cost, 5 * (1000 * 3 + 100 * 15) / 1e6, 'cost');
+    assert.strictEqual(m.prompt_tokens, 5000);
+    assert.ok(s.latency.some((l) => l.deployment === 'ok/priced-model'));
+  } finally {
+    await gw2.stop();
+    await ok.close();
+  }
+});
