@@ -23,6 +23,7 @@ const { createMock, freePort } = require('../mocks/openai-mock');
 const ARTEFACTS = path.join(ROOT, 'build', 'artefacts');
 const UI = path.join(ROOT, 'build', 'ui');
 const DAY = 86400000;
+const XSS_MODEL = '<img src=x onerror="window.__xss=1">';
 
 let pg, gw, mock, browser, uiPort, profile;
 const keys = {};            // alias -> {key, hash}
@@ -54,6 +55,8 @@ function seed() {
   rec('team-b', 'gpt-x', null, 0, 1, { status: 429, cost: 0, prompt: 0,
     completion: 0, latency: 2, error: 'rate_limit_exceeded' });
   rec(null, 'fast', 'q/fast', 0, 1, { cost: 0.125, latency: 70 });
+  // any key may send any model name: the page shows it as text
+  rec('team-b', XSS_MODEL, '<b id="xss">d</b>', 0, 1, { cost: 0.01 });
   rec('team-b', 'old', 'p/old', 10, 1, { cost: 100 });  // outside 7 days
 
   const q = (s) => s === null || s === undefined ? 'NULL'
@@ -394,6 +397,12 @@ async () => {
     perDay[6 - Math.round((today - day) / DAY)] += r.cost;
   }
   p.stacks.forEach((v, i) => close(v, perDay[i], 'spend of day ' + i));
+
+  // names are text, never markup
+  assert.ok(p.text.includes(XSS_MODEL));
+  assert.deepStrictEqual(await page.evaluate(() => [
+    window.__xss === undefined,
+    document.querySelectorAll('#xss, main img').length]), [true, 0]);
 
   // the key is in this tab's session only, never in the URL
   assert.deepStrictEqual(p.stored, ['llmproxy.key']);
