@@ -59,7 +59,9 @@ static ngx_uint_t   ngx_http_llmproxy_ui_nfree;
  * date in the transaction that writes them; only the recent errors read
  * the records (the last 24 hours: the BRIN index of created_at finds them
  * in a year of records).  Keys and models beyond the 8 costliest are
- * "(other)" in the charts' series.
+ * "(other)" in the charts' series.  The totals are read three times (by
+ * day and model, by day and key, by deployment for the latency); the rest
+ * derives from those few rows.
  */
 
 static const char  ngx_http_llmproxy_ui_summary_sql[] =
@@ -74,9 +76,20 @@ static const char  ngx_http_llmproxy_ui_summary_sql[] =
     "), days AS ( "
     "  SELECT day::date FROM p, "
     "         generate_series(p.since, p.today, interval '1 day') AS day "
+    "), dm AS ( "
+    "  SELECT day, model, sum(requests) AS requests, sum(errors) AS errors, "
+    "         sum(prompt_tokens) AS prompt_tokens, "
+    "         sum(completion_tokens) AS completion_tokens, sum(cost) AS cost "
+    "  FROM d GROUP BY day, model "
+    "), dk AS ( "
+    "  SELECT day, key_hash, max(key_alias) AS alias, "
+    "         sum(requests) AS requests, sum(errors) AS errors, "
+    "         sum(prompt_tokens) AS prompt_tokens, "
+    "         sum(completion_tokens) AS completion_tokens, sum(cost) AS cost "
+    "  FROM d GROUP BY day, key_hash "
     "), keys AS ( "
     "  SELECT key_hash, "
-    "         coalesce(max(key_alias), CASE WHEN key_hash = '' THEN "
+    "         coalesce(max(alias), CASE WHEN key_hash = '' THEN "
     "                  '(master key)' ELSE left(key_hash, 16) END) AS name, "
     "         sum(requests) AS requests, sum(errors) AS errors, "
     "         sum(prompt_tokens) AS prompt_tokens, "
@@ -84,7 +97,7 @@ static const char  ngx_http_llmproxy_ui_summary_sql[] =
     "         sum(cost) AS cost, "
     "         row_number() OVER (ORDER BY sum(cost) DESC, "
     "                            sum(requests) DESC, key_hash) AS rank "
-    "  FROM d GROUP BY key_hash "
+    "  FROM dk GROUP BY key_hash "
     "), models AS ( "
     "  SELECT model AS name, sum(requests) AS requests, "
     "         sum(errors) AS errors, sum(prompt_tokens) AS prompt_tokens, "
@@ -92,18 +105,18 @@ static const char  ngx_http_llmproxy_ui_summary_sql[] =
     "         sum(cost) AS cost, "
     "         row_number() OVER (ORDER BY sum(cost) DESC, "
     "                            sum(requests) DESC, model) AS rank "
-    "  FROM d GROUP BY model "
+    "  FROM dm GROUP BY model "
     "), per_day AS ( "
-    "  SELECT 'model' AS by, d.day, "
+    "  SELECT 'model' AS by, x.day, "
     "         CASE WHEN m.rank <= 8 THEN m.name ELSE '(other)' END AS name, "
-    "         sum(d.requests) AS requests, sum(d.cost) AS cost "
-    "  FROM d JOIN models m ON m.name = d.model "
+    "         sum(x.requests) AS requests, sum(x.cost) AS cost "
+    "  FROM dm x JOIN models m ON m.name = x.model "
     "  GROUP BY 1, 2, 3 "
     "  UNION ALL "
-    "  SELECT 'key', d.day, "
+    "  SELECT 'key', x.day, "
     "         CASE WHEN k.rank <= 8 THEN k.name ELSE '(other)' END, "
-    "         sum(d.requests), sum(d.cost) "
-    "  FROM d JOIN keys k ON k.key_hash = d.key_hash "
+    "         sum(x.requests), sum(x.cost) "
+    "  FROM dk x JOIN keys k ON k.key_hash = x.key_hash "
     "  GROUP BY 1, 2, 3 "
     "), series AS ( "
     "  SELECT s.by, s.name, "
@@ -148,7 +161,7 @@ static const char  ngx_http_llmproxy_ui_summary_sql[] =
     "      'errors', coalesce(sum(errors), 0), "
     "      'prompt_tokens', coalesce(sum(prompt_tokens), 0), "
     "      'completion_tokens', coalesce(sum(completion_tokens), 0), "
-    "      'cost', coalesce(sum(cost), 0)) FROM d), "
+    "      'cost', coalesce(sum(cost), 0)) FROM dm), "
     "  'keys', (SELECT coalesce(json_agg(json_build_object( "
     "      'name', name, 'hash', left(key_hash, 16), "
     "      'requests', requests, 'errors', errors, "
