@@ -33,6 +33,7 @@ typedef struct {
     char                           *json;      /* malloc()ed */
     size_t                          len;
     ngx_uint_t                      status;
+    ngx_uint_t                      old_schema;  /* no daily totals yet */
     char                            err[256];
 } ngx_http_llmproxy_ui_task_t;
 
@@ -359,6 +360,7 @@ ngx_http_llmproxy_ui_query(void *data, ngx_log_t *log)
 {
     ngx_http_llmproxy_ui_task_t *t = data;
 
+    char        *sqlstate;
     PGresult    *res;
     const char  *values[2];
 
@@ -394,6 +396,12 @@ ngx_http_llmproxy_ui_query(void *data, ngx_log_t *log)
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         ngx_cpystrn((u_char *) t->err, (u_char *) PQresultErrorMessage(res),
                     sizeof(t->err));
+
+        /* undefined table or function: migration 4 is not applied */
+        sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        t->old_schema = sqlstate && (ngx_strcmp(sqlstate, "42P01") == 0
+                                     || ngx_strcmp(sqlstate, "42883") == 0);
+
         PQclear(res);
         t->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
         return;
@@ -448,6 +456,14 @@ ngx_http_llmproxy_ui_done(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: dashboard query failed: %s",
                       t->err[0] ? t->err : "out of memory");
+
+        if (t->old_schema) {
+            rc = ngx_http_llmproxy_fail(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "api_error", "schema_outdated",
+                                        "the database has no daily usage "
+                                        "totals: run llmproxyctl migrate");
+            goto finalize;
+        }
 
         rc = ngx_http_llmproxy_fail(r, t->status, "api_error",
                                     "database_error",

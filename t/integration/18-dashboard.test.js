@@ -225,6 +225,12 @@ test('every endpoint refuses a missing or wrong key', async () => {
   assert.match(page.text, /llmproxy usage/);
   assert.strictEqual((await api('summary?days=0', gw.masterKey)).status,
                      400);
+  // a database without migration 4 says what to do
+  psqlStdin('ALTER TABLE llmproxy_usage_daily RENAME TO daily_away;');
+  const old = await api('summary', gw.masterKey);
+  psqlStdin('ALTER TABLE daily_away RENAME TO llmproxy_usage_daily;');
+  assert.strictEqual(old.status, 503, old.text);
+  assert.match(old.body.error.message, /llmproxyctl migrate/);
   assert.strictEqual((await raw(uiURL() + 'api/summary', { method: 'POST',
     headers: { authorization: 'Bearer ' + gw.masterKey } })).status, 405);
 });
