@@ -89,6 +89,17 @@ http {
             allow ::1;
             deny all;
         }
+        # the dashboard: static files, and its data behind a key
+        location = /llmproxy/ui { return 301 /llmproxy/ui/; }
+        location /llmproxy/ui/ {
+            alias $top/build/ui/;
+            types { text/html html; text/css css; application/javascript js; }
+            default_type application/octet-stream;
+            add_header X-Content-Type-Options nosniff;
+            add_header Content-Security-Policy "default-src 'self'; frame-ancestors 'none'";
+            add_header Referrer-Policy no-referrer;
+        }
+        location /llmproxy/ui/api/ { llmproxy; }
     }
 }
 CONF
