@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "llmp_config.h"
+#include "llmp_iface.h"
 #include "llmp_crypt.h"
 #include "llmp_sha256.h"
 
@@ -51,9 +52,6 @@ static const char *const  llmp_settings_fields[] = {
     "request_timeout_seconds", NULL
 };
 
-static const char *const  llmp_interfaces[] = {
-    "openai", "anthropic", "gemini", NULL
-};
 
 static const struct {
     const char  *name;
@@ -1946,7 +1944,7 @@ llmp_check_number(const cJSON *v, const char *path, int kind,
 static int
 llmp_check_interfaces(const cJSON *v, const char *path, llmp_errors_t *errs)
 {
-    int           i, bad;
+    int           bad;
     const cJSON  *item, *prev;
 
     if (!llmp_is_string_array(v) || cJSON_GetArraySize(v) == 0) {
@@ -1958,19 +1956,15 @@ llmp_check_interfaces(const cJSON *v, const char *path, llmp_errors_t *errs)
     bad = 0;
 
     cJSON_ArrayForEach(item, v) {
-        for (i = 0; llmp_interfaces[i]; i++) {
-            if (strcmp(item->valuestring, llmp_interfaces[i]) == 0) {
-                break;
-            }
-        }
-
         for (prev = v->child; prev != item; prev = prev->next) {
             if (strcmp(prev->valuestring, item->valuestring) == 0) {
                 break;
             }
         }
 
-        if (llmp_interfaces[i] == NULL) {
+        if (llmp_iface_by_name(item->valuestring, strlen(item->valuestring))
+            == 0)
+        {
             llmp_errors_add(errs, "%s: unknown interface \"%s\" (expected "
                             "openai, anthropic or gemini)", path,
                             item->valuestring);

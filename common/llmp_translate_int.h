@@ -161,9 +161,6 @@ int tr_oa_tool_calls(tr_arena_t *a, tr_parts_t *parts, const cJSON *msg,
 void tr_err(char *err, size_t errlen, const char *fmt, ...);
 
 /* error type names by HTTP status */
-const char *tr_openai_error_type(int status);
-const char *tr_anthropic_error_type(int status);
-const char *tr_gemini_status(int status);
 int tr_status_from_anthropic_type(const char *type);
 int tr_status_from_gemini_status(const char *st);
 

@@ -885,7 +885,8 @@ llmp_translate_error(int from, int to, int status, const char *body,
         cJSON_AddStringToObject(e, "type",
                                 from == LLMP_IFACE_ANTHROPIC && info.type
                                 ? info.type
-                                : tr_anthropic_error_type(status));
+                                : llmp_iface_error_type(LLMP_IFACE_ANTHROPIC,
+                                                        status));
         cJSON_AddStringToObject(e, "message", msg ? msg : dflt);
         break;
 
@@ -895,7 +896,9 @@ llmp_translate_error(int from, int to, int status, const char *body,
         cJSON_AddStringToObject(e, "message", msg ? msg : dflt);
         cJSON_AddStringToObject(e, "status",
                                 from == LLMP_IFACE_GEMINI && info.status
-                                ? info.status : tr_gemini_status(status));
+                                ? info.status
+                                : llmp_iface_error_type(LLMP_IFACE_GEMINI,
+                                                        status));
         break;
 
     default:
@@ -903,7 +906,9 @@ llmp_translate_error(int from, int to, int status, const char *body,
         cJSON_AddStringToObject(e, "message", msg ? msg : dflt);
         cJSON_AddStringToObject(e, "type",
                                 from == LLMP_IFACE_OPENAI && info.type
-                                ? info.type : tr_openai_error_type(status));
+                                ? info.type
+                                : llmp_iface_error_type(LLMP_IFACE_OPENAI,
+                                                        status));
         cJSON_AddNullToObject(e, "param");
         if (info.code != NULL) {
             cJSON_AddStringToObject(e, "code", info.code);

@@ -846,7 +846,9 @@ st_error(llmp_stream_t *s, int status, const char *type, const char *msg)
         cJSON_AddStringToObject(e, "message", msg);
         cJSON_AddStringToObject(e, "type",
                                 s->from == LLMP_IFACE_OPENAI && type
-                                ? type : tr_openai_error_type(status));
+                                ? type
+                                : llmp_iface_error_type(LLMP_IFACE_OPENAI,
+                                                        status));
         cJSON_AddNullToObject(e, "param");
         cJSON_AddNullToObject(e, "code");
         return st_emit(s, NULL, o);
@@ -856,7 +858,9 @@ st_error(llmp_stream_t *s, int status, const char *type, const char *msg)
         e = cJSON_AddObjectToObject(o, "error");
         cJSON_AddStringToObject(e, "type",
                                 s->from == LLMP_IFACE_ANTHROPIC && type
-                                ? type : tr_anthropic_error_type(status));
+                                ? type
+                                : llmp_iface_error_type(LLMP_IFACE_ANTHROPIC,
+                                                        status));
         cJSON_AddStringToObject(e, "message", msg);
         return st_emit(s, "error", o);
     }
@@ -866,7 +870,9 @@ st_error(llmp_stream_t *s, int status, const char *type, const char *msg)
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "status",
                             s->from == LLMP_IFACE_GEMINI && type
-                            ? type : tr_gemini_status(status));
+                            ? type
+                            : llmp_iface_error_type(LLMP_IFACE_GEMINI,
+                                                    status));
     return st_emit(s, NULL, o);
 }
 

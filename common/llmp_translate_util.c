@@ -53,21 +53,6 @@ llmp_buf_append(llmp_buf_t *b, const char *data, size_t len)
 }
 
 
-const char *
-llmp_iface_name(int iface)
-{
-    switch (iface) {
-    case LLMP_IFACE_OPENAI:
-        return "openai";
-    case LLMP_IFACE_ANTHROPIC:
-        return "anthropic";
-    case LLMP_IFACE_GEMINI:
-        return "gemini";
-    }
-    return NULL;
-}
-
-
 void *
 tr_alloc(tr_arena_t *a, size_t n)
 {
@@ -533,78 +518,6 @@ tr_finish_to(int iface, int fr)
         }
         return "STOP";
     }
-}
-
-
-const char *
-tr_openai_error_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 429:
-        return "rate_limit_error";
-    }
-    return status >= 500 ? "api_error" : "invalid_request_error";
-}
-
-
-const char *
-tr_anthropic_error_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 402:
-        return "billing_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
-    case 503:
-    case 529:
-        return "overloaded_error";
-    case 504:
-        return "timeout_error";
-    }
-    return status >= 500 ? "api_error" : "invalid_request_error";
-}
-
-
-const char *
-tr_gemini_status(int status)
-{
-    switch (status) {
-    case 400:
-    case 413:
-        return "INVALID_ARGUMENT";
-    case 401:
-        return "UNAUTHENTICATED";
-    case 403:
-        return "PERMISSION_DENIED";
-    case 404:
-        return "NOT_FOUND";
-    case 409:
-        return "ABORTED";
-    case 429:
-        return "RESOURCE_EXHAUSTED";
-    case 499:
-        return "CANCELLED";
-    case 501:
-        return "UNIMPLEMENTED";
-    case 503:
-    case 529:
-        return "UNAVAILABLE";
-    case 504:
-        return "DEADLINE_EXCEEDED";
-    }
-    return status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT";
 }
 
 

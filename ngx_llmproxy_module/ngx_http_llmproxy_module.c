@@ -398,17 +398,7 @@ ngx_http_llmproxy_handler(ngx_http_request_t *r)
                                       "unknown health endpoint");
     }
 
-    switch (ctx->iface) {
-
-    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-        return ngx_http_llmproxy_anthropic_handler(r, ctx);
-
-    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
-        return ngx_http_llmproxy_gemini_handler(r, ctx);
-
-    default:
-        return ngx_http_llmproxy_openai_handler(r, ctx);
-    }
+    return ngx_http_llmproxy_iface(ctx->iface)->handler(r, ctx);
 }
 
 
@@ -1956,19 +1946,3 @@ ngx_http_llmproxy_exit_process(ngx_cycle_t *cycle)
     ngx_http_llmproxy_records_exit_process(cycle);
 }
 
-
-const char *
-ngx_http_llmproxy_iface_name(ngx_uint_t iface)
-{
-    switch (iface) {
-
-    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-        return "anthropic";
-
-    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
-        return "gemini";
-
-    default:
-        return "openai";
-    }
-}

@@ -26,12 +26,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <llmp_iface.h>
 #include <llmp_json_scan.h>
 
-
-#define NGX_HTTP_LLMPROXY_IFACE_OPENAI     0x01
-#define NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC  0x02
-#define NGX_HTTP_LLMPROXY_IFACE_GEMINI     0x04
 
 #define NGX_HTTP_LLMPROXY_COOLDOWN_WINDOW  60000
 
@@ -427,7 +424,6 @@ ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
-const char *ngx_http_llmproxy_iface_name(ngx_uint_t iface);
 u_char *ngx_http_llmproxy_format_uint(u_char *p, uint64_t n);
 u_char *ngx_http_llmproxy_format_fixed8(u_char *p, double f);
 
@@ -595,6 +591,34 @@ ngx_int_t ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
     ngx_str_t *out);
 
+/*
+ * _iface.c: what differs between the three interfaces, one row each,
+ * looked up by ctx->iface (client side) or ctx->up_iface (provider side)
+ */
+
+typedef ngx_int_t (*ngx_http_llmproxy_iface_pt)(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+
+typedef struct {
+    ngx_uint_t                    iface;           /* LLMP_IFACE_* */
+    ngx_http_llmproxy_iface_pt    handler;         /* URL -> endpoint */
+    ngx_http_llmproxy_iface_pt    check;           /* the request body */
+    ngx_int_t                   (*error_body)(ngx_http_request_t *r,
+                                    ngx_http_llmproxy_ctx_t *ctx,
+                                    ngx_str_t *out);
+    ngx_str_t                     key_header;      /* "name: prefix" */
+    ngx_str_t                     version_header;  /* unless the client's */
+    ngx_str_t                     version_name;    /* its name, lowercase */
+    ngx_str_t                     chat_path;       /* a translated chat's;
+                                                      empty: in the URL */
+    const char                   *count_tokens;    /* the answer's format */
+} ngx_http_llmproxy_iface_t;
+
+const ngx_http_llmproxy_iface_t *ngx_http_llmproxy_iface(ngx_uint_t iface);
+ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+
 /* _request.c: a model request's body, read whole, checked, routed */
 ngx_int_t ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
@@ -604,9 +628,6 @@ ngx_uint_t ngx_http_llmproxy_has_header(ngx_http_request_t *r,
     const char *name);
 ngx_int_t ngx_http_llmproxy_request_json_fail(ngx_http_request_t *r,
     llmp_json_rc_e rc, const char *name, size_t offset);
-ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
-ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
 
 /* _models.c: the model list, in the client's shape */
 ngx_int_t ngx_http_llmproxy_models(ngx_http_request_t *r,

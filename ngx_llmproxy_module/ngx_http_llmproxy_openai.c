@@ -92,13 +92,13 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
          */
 
         if (ngx_http_llmproxy_has_header(r, "anthropic-version")) {
-            shape = NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
+            shape = LLMP_IFACE_ANTHROPIC;
 
         } else if (ngx_http_llmproxy_has_header(r, "x-goog-api-key")) {
-            shape = NGX_HTTP_LLMPROXY_IFACE_GEMINI;
+            shape = LLMP_IFACE_GEMINI;
 
         } else {
-            shape = NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+            shape = LLMP_IFACE_OPENAI;
         }
 
         return ngx_http_llmproxy_models(r, ctx, shape, &id);

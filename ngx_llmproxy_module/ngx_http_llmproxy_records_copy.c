@@ -172,7 +172,7 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
         p = ngx_http_llmproxy_field_null(p);
     }
 
-    iface = ngx_http_llmproxy_iface_name(ctx->iface);
+    iface = llmp_iface_name(ctx->iface);
     p = ngx_http_llmproxy_copy_text(p, last, (u_char *) iface,
                                     ngx_strlen(iface), 64);
 

@@ -124,19 +124,7 @@ ngx_http_llmproxy_request_body(ngx_http_request_t *r)
     rc = ngx_http_llmproxy_request_read_body(r, ctx);
 
     if (rc == NGX_OK) {
-        switch (ctx->iface) {
-
-        case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-            rc = ngx_http_llmproxy_anthropic_check(r, ctx);
-            break;
-
-        case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
-            rc = ngx_http_llmproxy_gemini_check(r, ctx);
-            break;
-
-        default:
-            rc = ngx_http_llmproxy_openai_check(r, ctx);
-        }
+        rc = ngx_http_llmproxy_iface(ctx->iface)->check(r, ctx);
     }
 
     if (rc == NGX_OK) {
@@ -313,9 +301,7 @@ ngx_http_llmproxy_request_count_tokens(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(start, ctx->iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI
-                           ? "{\"totalTokens\":%uz}"
-                           : "{\"input_tokens\":%uz}",
+    p = ngx_sprintf(start, ngx_http_llmproxy_iface(ctx->iface)->count_tokens,
                     (text + 3) / 4);
 
     return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
@@ -364,67 +350,5 @@ ngx_http_llmproxy_request_json_fail(ngx_http_request_t *r, llmp_json_rc_e rc,
                                       "invalid_request_error",
                                       "invalid_json", "%s (at byte %uz)",
                                       llmp_json_strerror(rc), offset);
-    }
-}
-
-
-/*
- * Anthropic: /v1/messages...; Gemini: /v1beta/... or a model method
- * ("/v1/models/NAME:generateContent"); everything else is OpenAI's
- */
-
-ngx_uint_t
-ngx_http_llmproxy_iface_of(ngx_http_request_t *r)
-{
-    u_char     *p, *last;
-    ngx_str_t   uri;
-
-    uri = r->uri;
-
-    if (uri.len >= 8 && ngx_strncmp(uri.data, "/v1beta/", 8) == 0) {
-        return NGX_HTTP_LLMPROXY_IFACE_GEMINI;
-    }
-
-    if (uri.len >= 3 && ngx_strncmp(uri.data, "/v1", 3) == 0) {
-        uri.data += 3;
-        uri.len -= 3;
-    }
-
-    if (uri.len >= 9 && ngx_strncmp(uri.data, "/messages", 9) == 0
-        && (uri.len == 9 || uri.data[9] == '/'))
-    {
-        return NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
-    }
-
-    if (uri.len > 8 && ngx_strncmp(uri.data, "/models/", 8) == 0) {
-        last = uri.data + uri.len;
-
-        for (p = uri.data + 8; p < last; p++) {
-            if (*p == ':') {
-                return NGX_HTTP_LLMPROXY_IFACE_GEMINI;
-            }
-        }
-    }
-
-    return NGX_HTTP_LLMPROXY_IFACE_OPENAI;
-}
-
-
-/* an error of the gateway's, as the client's interface shapes it */
-
-ngx_int_t
-ngx_http_llmproxy_error_body(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out)
-{
-    switch (ctx->iface) {
-
-    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-        return ngx_http_llmproxy_anthropic_error_body(r, ctx, out);
-
-    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
-        return ngx_http_llmproxy_gemini_error_body(r, ctx, out);
-
-    default:
-        return ngx_http_llmproxy_openai_error_body(r, ctx, out);
     }
 }

@@ -739,15 +739,8 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
             continue;
         }
 
-        if (ngx_strcmp(v->valuestring, "openai") == 0) {
-            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_OPENAI;
-
-        } else if (ngx_strcmp(v->valuestring, "anthropic") == 0) {
-            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
-
-        } else if (ngx_strcmp(v->valuestring, "gemini") == 0) {
-            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_GEMINI;
-        }
+        p->interfaces |= llmp_iface_by_name(v->valuestring,
+                                            ngx_strlen(v->valuestring));
     }
 
     if (p->interfaces == 0) {

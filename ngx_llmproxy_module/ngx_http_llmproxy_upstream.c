@@ -417,6 +417,8 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_uint_t                     whole;
     ngx_http_llmproxy_edit_t       edits[3];
 
+    const ngx_http_llmproxy_iface_t  *ifc;
+
     pv = d->provider;
 
     /* the provider's own interface, or the one the request is turned into */
@@ -542,41 +544,20 @@ head:
 
     /* the provider's credentials, where its interface expects them */
 
-    switch (ctx->up_iface) {
+    ifc = ngx_http_llmproxy_iface(ctx->up_iface);
 
-    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-        if (pv->api_key.len) {
-            p = ngx_cpymem(p, "x-api-key: ", sizeof("x-api-key: ") - 1);
-            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
-            *p++ = CR; *p++ = LF;
-        }
+    if (pv->api_key.len) {
+        p = ngx_cpymem(p, ifc->key_header.data, ifc->key_header.len);
+        p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
+        *p++ = CR; *p++ = LF;
+    }
 
-        if (ctx->iface != NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
-            || !ngx_http_llmproxy_has_header(r, "anthropic-version"))
-        {
-            p = ngx_cpymem(p, "anthropic-version: 2023-06-01" CRLF,
-                           sizeof("anthropic-version: 2023-06-01" CRLF) - 1);
-        }
-
-        break;
-
-    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
-        if (pv->api_key.len) {
-            p = ngx_cpymem(p, "x-goog-api-key: ",
-                           sizeof("x-goog-api-key: ") - 1);
-            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
-            *p++ = CR; *p++ = LF;
-        }
-
-        break;
-
-    default:
-        if (pv->api_key.len) {
-            p = ngx_cpymem(p, "Authorization: Bearer ",
-                           sizeof("Authorization: Bearer ") - 1);
-            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
-            *p++ = CR; *p++ = LF;
-        }
+    if (ifc->version_header.len
+        && (ctx->iface != ctx->up_iface
+            || !ngx_http_llmproxy_has_header(r,
+                                   (char *) ifc->version_name.data)))
+    {
+        p = ngx_cpymem(p, ifc->version_header.data, ifc->version_header.len);
     }
 
     p = ngx_cpymem(p, pv->extra_headers.data, pv->extra_headers.len);
@@ -677,26 +658,20 @@ ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
     ngx_str_t *uri)
 {
-    u_char     *p;
-    size_t      len;
-    ngx_str_t   endpoint, action;
+    u_char                           *p;
+    size_t                            len;
+    ngx_str_t                         endpoint, action;
+    const ngx_http_llmproxy_iface_t  *ifc;
 
     endpoint = ctx->endpoint_path;
 
-    if (ctx->up_iface != ctx->iface) {
-        switch (ctx->up_iface) {
+    ifc = ngx_http_llmproxy_iface(ctx->up_iface);
 
-        case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-            ngx_str_set(&endpoint, "/messages");
-            break;
-
-        case NGX_HTTP_LLMPROXY_IFACE_OPENAI:
-            ngx_str_set(&endpoint, "/chat/completions");
-            break;
-        }
+    if (ctx->up_iface != ctx->iface && ifc->chat_path.len) {
+        endpoint = ifc->chat_path;
     }
 
-    if (ctx->up_iface != NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+    if (ifc->chat_path.len) {
         len = d->provider->path.len + sizeof("/v1") - 1 + endpoint.len;
 
         p = ngx_pnalloc(r->pool, len);
@@ -716,7 +691,7 @@ ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
 
     /* /v1beta/models/MODEL:method, ?alt=sse for a stream */
 
-    if (ctx->iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+    if (ctx->iface == LLMP_IFACE_GEMINI) {
         action = ctx->action;
 
     } else if (ctx->stream) {
@@ -1302,7 +1277,7 @@ ngx_http_llmproxy_body_too_large(ngx_http_request_t *r,
                                   "too large to translate from %s",
                                   &ctx->current->id,
                                   (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX,
-                                  ngx_http_llmproxy_iface_name(
+                                  llmp_iface_name(
                                                              ctx->up_iface));
     ctx->err_keep = 1;
 

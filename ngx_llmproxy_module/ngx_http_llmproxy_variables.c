@@ -141,7 +141,7 @@ ngx_http_llmproxy_variable(ngx_http_request_t *r,
 
     case NGX_HTTP_LLMPROXY_VAR_INTERFACE:
         if (ctx->endpoint) {
-            s.data = (u_char *) ngx_http_llmproxy_iface_name(ctx->iface);
+            s.data = (u_char *) llmp_iface_name(ctx->iface);
             s.len = ngx_strlen(s.data);
         }
 
