@@ -13,7 +13,7 @@
  * a client sent.
  */
 
-#include "ngx_http_llmproxy_records.h"
+#include "ngx_http_llmproxy_usage_records.h"
 
 
 #define NGX_HTTP_LLMPROXY_PG_EPOCH   946684800     /* 2000-01-01, Unix */

@@ -10,7 +10,7 @@
  * new or not, is what the zone no longer needs to count as pending.
  */
 
-#include "ngx_http_llmproxy_records.h"
+#include "ngx_http_llmproxy_usage_records.h"
 
 
 /* the cost by key of one batch's records: new to the database or not */
