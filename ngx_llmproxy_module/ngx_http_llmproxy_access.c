@@ -43,6 +43,7 @@ static ngx_int_t
 ngx_http_llmproxy_authorize(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t master_only)
 {
+    ngx_int_t                       rc;
     ngx_str_t                       key;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
@@ -55,6 +56,9 @@ ngx_http_llmproxy_authorize(ngx_http_request_t *r,
     }
 
     if (ngx_http_llmproxy_is_master_key(lmcf, &key)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy: the master key");
+
         ctx->key.master = 1;
         ctx->key.all_models = 1;
         ngx_str_set(&ctx->key.alias, "master");
@@ -72,7 +76,12 @@ ngx_http_llmproxy_authorize(ngx_http_request_t *r,
                                       "invalid_api_key", "invalid API key");
     }
 
-    return ngx_http_llmproxy_keys_check(r, ctx, &key);
+    rc = ngx_http_llmproxy_keys_check(r, ctx, &key);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: virtual key \"%V\": %i", &ctx->key.alias, rc);
+
+    return rc;
 }
 
 

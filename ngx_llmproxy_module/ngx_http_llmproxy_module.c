@@ -363,6 +363,9 @@ ngx_http_llmproxy_handler(ngx_http_request_t *r)
                                       "unknown health endpoint");
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: %V as %s", &r->uri, llmp_iface_name(ctx->iface));
+
     return ngx_http_llmproxy_iface(ctx->iface)->handler(r, ctx);
 }
 

@@ -123,12 +123,23 @@ ngx_http_llmproxy_request_body(ngx_http_request_t *r)
 
     rc = ngx_http_llmproxy_request_read_body(r, ctx);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: body of %uz bytes read: %i", ctx->body_len, rc);
+
     if (rc == NGX_OK) {
         rc = ngx_http_llmproxy_iface(ctx->iface)->check(r, ctx);
+
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy: body checked: %i, model \"%V\"%s", rc,
+                       &ctx->model, ctx->stream ? ", stream" : "");
     }
 
     if (rc == NGX_OK) {
         rc = ngx_http_llmproxy_route_plan(r, ctx);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy: plan of %ui targets: %i",
+                       ctx->plan.nelts, rc);
 
         if (rc == NGX_DECLINED) {
             rc = ngx_http_llmproxy_request_count_tokens(r, ctx);

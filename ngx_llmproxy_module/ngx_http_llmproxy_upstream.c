@@ -38,6 +38,16 @@ typedef struct {
 } ngx_http_llmproxy_edit_t;
 
 
+/* an attempt's body: made whole for it, or the client's with edits */
+
+typedef struct {
+    ngx_http_llmproxy_edit_t       edits[3];   /* edits[0]: whole body */
+    ngx_uint_t                     n;
+    ngx_uint_t                     whole;
+    size_t                         len;
+} ngx_http_llmproxy_body_plan_t;
+
+
 static ngx_int_t ngx_http_llmproxy_peer_init(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc,
@@ -46,6 +56,15 @@ static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d);
+static ngx_int_t ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_http_llmproxy_body_plan_t *bp);
+static ngx_buf_t *ngx_http_llmproxy_request_head(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *uri, size_t body_len);
+static ngx_int_t ngx_http_llmproxy_request_chain(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *head,
+    ngx_http_llmproxy_body_plan_t *bp);
 static ngx_int_t ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
     ngx_str_t *uri);
@@ -404,20 +423,10 @@ static ngx_int_t
 ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d)
 {
-    u_char                        *p;
-    size_t                         len, body_len, pos;
-    ngx_buf_t                     *b;
-    ngx_str_t                     *drop;
-    ngx_uint_t                     i, k, n;
-    ngx_chain_t                   *cl, **ll;
-    ngx_list_part_t               *part;
-    ngx_table_elt_t               *h;
-    ngx_str_t                      uri;
-    ngx_http_llmproxy_provider_t  *pv;
-    ngx_uint_t                     whole;
-    ngx_http_llmproxy_edit_t       edits[3];
-
-    const ngx_http_llmproxy_iface_t  *ifc;
+    ngx_str_t                       uri;
+    ngx_buf_t                      *head;
+    ngx_http_llmproxy_provider_t   *pv;
+    ngx_http_llmproxy_body_plan_t   bp;
 
     pv = d->provider;
 
@@ -427,11 +436,46 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
                     ? ctx->iface
                     : ngx_http_llmproxy_translate_target(pv->interfaces);
 
-    n = 0;
+    if (ngx_http_llmproxy_body_plan(r, ctx, d, &bp) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-    /* a body made for this attempt, sent whole from edits[0].value */
+    if (ngx_http_llmproxy_upstream_uri(r, ctx, d, &uri) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-    whole = 1;
+    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: attempt \"%V\" as %s: POST %V, body %uz "
+                   "(%s, %ui edits)", &d->id, llmp_iface_name(ctx->up_iface),
+                   &uri, bp.len, bp.whole ? "made" : "client's", bp.n);
+
+    head = ngx_http_llmproxy_request_head(r, ctx, d, &uri, bp.len);
+    if (head == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llmproxy_request_chain(r, ctx, head, &bp);
+}
+
+
+/*
+ * The attempt's body: translated or rewritten whole for it (another
+ * interface, Gemini's embeddings), or the client's as it came with up to
+ * two pieces spliced in: the value of "model", and
+ * stream_options.include_usage when added
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_http_llmproxy_body_plan_t *bp)
+{
+    ngx_uint_t                 k, n;
+    ngx_http_llmproxy_edit_t  *edits;
+
+    edits = bp->edits;
+    bp->whole = 1;
+    bp->n = 0;
 
     if (ctx->up_iface != ctx->iface) {
         if (ngx_http_llmproxy_translate_request(r, ctx, d, &edits[0].value)
@@ -440,8 +484,8 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        body_len = edits[0].value.len;
-        goto head;
+        bp->len = edits[0].value.len;
+        return NGX_OK;
     }
 
     /* Gemini's embeddings name the model in the body too */
@@ -453,16 +497,12 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        body_len = edits[0].value.len;
-        goto head;
+        bp->len = edits[0].value.len;
+        return NGX_OK;
     }
 
-    whole = 0;
-
-    /*
-     * the body as the client sent it, with up to two pieces spliced in:
-     * the value of "model", and stream_options.include_usage when added
-     */
+    bp->whole = 0;
+    n = 0;
 
     if (ctx->top.model.type == LLMP_JSON_STRING) {
         edits[n].start = ctx->top.model.start;
@@ -485,19 +525,42 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
         n++;
     }
 
-    body_len = ctx->body_len;
+    bp->len = ctx->body_len;
 
     for (k = 0; k < n; k++) {
-        body_len += edits[k].value.len - (edits[k].end - edits[k].start);
+        bp->len += edits[k].value.len - (edits[k].end - edits[k].start);
     }
 
-head:
+    bp->n = n;
 
-    if (ngx_http_llmproxy_upstream_uri(r, ctx, d, &uri) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    return NGX_OK;
+}
 
-    len = sizeof("POST ") - 1 + uri.len + sizeof(" HTTP/1.1" CRLF) - 1
+
+/*
+ * The request line and headers: the provider's Host and credentials
+ * (where its interface expects them), its configured headers, then the
+ * client's headers except those the gateway decides
+ */
+
+static ngx_buf_t *
+ngx_http_llmproxy_request_head(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *uri, size_t body_len)
+{
+    u_char                           *p;
+    size_t                            len;
+    ngx_buf_t                        *b;
+    ngx_str_t                        *drop;
+    ngx_uint_t                        i;
+    ngx_list_part_t                  *part;
+    ngx_table_elt_t                  *h;
+    ngx_http_llmproxy_provider_t     *pv;
+    const ngx_http_llmproxy_iface_t  *ifc;
+
+    pv = d->provider;
+
+    len = sizeof("POST ") - 1 + uri->len + sizeof(" HTTP/1.1" CRLF) - 1
           + sizeof("Host: ") - 1 + pv->host.len + 2
           + sizeof("Content-Type: application/json" CRLF) - 1
           + sizeof("Content-Length: " CRLF) - 1 + NGX_OFF_T_LEN
@@ -525,13 +588,13 @@ head:
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     /* "POST %V HTTP/1.1", "Host: %V", ..., "Content-Length: %uz" */
 
     p = ngx_cpymem(b->last, "POST ", sizeof("POST ") - 1);
-    p = ngx_cpymem(p, uri.data, uri.len);
+    p = ngx_cpymem(p, uri->data, uri->len);
     p = ngx_cpymem(p, " HTTP/1.1" CRLF "Host: ",
                    sizeof(" HTTP/1.1" CRLF "Host: ") - 1);
     p = ngx_cpymem(p, pv->host.data, pv->host.len);
@@ -600,15 +663,34 @@ head:
     *p++ = CR; *p++ = LF;
     b->last = p;
 
+    return b;
+}
+
+
+/* the head, then the body's pieces, none of them copied */
+
+static ngx_int_t
+ngx_http_llmproxy_request_chain(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *head,
+    ngx_http_llmproxy_body_plan_t *bp)
+{
+    size_t                     pos;
+    ngx_buf_t                 *b;
+    ngx_uint_t                 k;
+    ngx_chain_t               *cl, **ll;
+    ngx_http_llmproxy_edit_t  *edits;
+
     cl = ngx_alloc_chain_link(r->pool);
     if (cl == NULL) {
         return NGX_ERROR;
     }
 
-    cl->buf = b;
+    cl->buf = head;
     ll = &cl->next;
 
     r->upstream->request_bufs = cl;
+
+    edits = bp->edits;
 
 #define ngx_http_llmproxy_body_buf(from, size)                               \
     if (size) {                                                              \
@@ -624,7 +706,7 @@ head:
         ll = &(*ll)->next;                                                   \
     }
 
-    if (whole) {
+    if (bp->whole) {
         ngx_http_llmproxy_body_buf(edits[0].value.data, edits[0].value.len);
         *ll = NULL;
         return NGX_OK;
@@ -632,7 +714,7 @@ head:
 
     pos = 0;
 
-    for (k = 0; k < n; k++) {
+    for (k = 0; k < bp->n; k++) {
         ngx_http_llmproxy_body_buf(ctx->body + pos, edits[k].start - pos);
         ngx_http_llmproxy_body_buf(edits[k].value.data, edits[k].value.len);
         pos = edits[k].end;
@@ -879,6 +961,11 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
         }
 
         if (rc == NGX_HTTP_PARSE_HEADER_DONE) {
+
+            ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "llmproxy: \"%V\" answered %ui%s",
+                           &ctx->current->id, u->headers_in.status_n,
+                           u->headers_in.chunked ? ", chunked" : "");
 
             if (ngx_http_llmproxy_retryable(r, ctx) != NGX_OK) {
                 return NGX_HTTP_UPSTREAM_INVALID_HEADER;
