@@ -16,6 +16,7 @@
 
 
 #define LLMP_MAX_EXTEND  64
+#define LLMP_SETTINGS_MAX  1e7
 #define LLMP_PATH_LEN    1024
 
 
@@ -1472,6 +1473,37 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
 }
 
 
+/*
+ * Strings the gateway writes into request lines, headers and logs: a
+ * control character there could start a header of its own
+ */
+
+static void
+llmp_check_plain(const cJSON *obj, const char *path,
+    const char *const *keys, llmp_errors_t *errs)
+{
+    const char   *s;
+    const cJSON  *v;
+
+    for ( /* void */ ; *keys; keys++) {
+        v = cJSON_GetObjectItemCaseSensitive(obj, *keys);
+
+        if (!cJSON_IsString(v)) {
+            continue;
+        }
+
+        for (s = v->valuestring; *s; s++) {
+            if ((unsigned char) *s < 0x20 || *s == 0x7f) {
+                llmp_errors_add(errs, "%s%s%s: control characters are "
+                                "not allowed", path, path[0] ? "." : "",
+                                *keys);
+                break;
+            }
+        }
+    }
+}
+
+
 static const char *
 llmp_string(const cJSON *obj, const char *key)
 {
@@ -1511,6 +1543,9 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
         "headers", "headers_sha256", NULL
     };
 
+    static const char *const  plain[] = { "name", "api_base", "api_key",
+                                          NULL };
+
     name = llmp_string(p, "name");
 
     if (!cJSON_IsObject(p) || name == NULL || strchr(name, '/')) {
@@ -1521,6 +1556,7 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
 
     snprintf(path, sizeof(path), "providers.%s", name);
     llmp_check_fields(p, path, fields, errs);
+    llmp_check_plain(p, path, plain, errs);
 
     if (prev && strcmp(prev, name) >= 0) {
         llmp_errors_add(errs, "%s: not sorted by name or not unique", path);
@@ -1583,6 +1619,22 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
         if (!cJSON_IsString(v)) {
             llmp_errors_add(errs, "providers.%s.headers.%s: expected "
                             "string", name, v->string);
+            continue;
+        }
+
+        /*
+         * a document posted to the gateway skipped the compiler: no
+         * header injection, no second Content-Length or Host upstream.
+         * The value is a secret, and a name that is not a token may hold
+         * line breaks: neither in a message.
+         */
+
+        s = llmp_header_problem(v->string, v->valuestring);
+
+        if (s) {
+            llmp_errors_add(errs, "providers.%s.headers.%s: %s", name,
+                            strcmp(s, "invalid header name") == 0
+                            ? "?" : v->string, s);
         }
     }
 }
@@ -1604,6 +1656,9 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
         "weight", NULL
     };
 
+    static const char *const  plain[] = { "id", "provider", "model",
+                                          "upstream_model", NULL };
+
     id = llmp_string(d, "id");
 
     if (!cJSON_IsObject(d) || id == NULL) {
@@ -1614,6 +1669,7 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
 
     snprintf(path, sizeof(path), "deployments.%s", id);
     llmp_check_fields(d, path, fields, errs);
+    llmp_check_plain(d, path, plain, errs);
 
     if (prev && strcmp(prev, id) >= 0) {
         llmp_errors_add(errs, "%s: not sorted by id or not unique", path);
@@ -1677,8 +1733,13 @@ llmp_validate_settings(const cJSON *s, llmp_errors_t *errs)
         if (v == NULL) {
             llmp_errors_add(errs, "%s: required", path);
 
-        } else {
-            llmp_check_number(v, path, llmp_settings[i].kind, errs);
+        } else if (llmp_check_number(v, path, llmp_settings[i].kind, errs)
+                   == 0
+                   && v->valuedouble > LLMP_SETTINGS_MAX)
+        {
+            /* seconds and counts the gateway turns into milliseconds */
+            llmp_errors_add(errs, "%s: expected at most %g", path,
+                            LLMP_SETTINGS_MAX);
         }
     }
 }
@@ -1696,6 +1757,8 @@ llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
         "format", "config_sha256", "settings", "providers", "deployments",
         "aliases", "fallbacks", NULL
     };
+
+    static const char *const  top_plain[] = { "config_sha256", NULL };
 
     nerr = errs->n;
 
@@ -1715,6 +1778,8 @@ llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
     if (!cJSON_IsString(v)) {
         llmp_errors_add(errs, "config_sha256: expected string");
     }
+
+    llmp_check_plain(compiled, "", top_plain, errs);
 
     llmp_validate_settings(cJSON_GetObjectItemCaseSensitive(compiled,
                                                             "settings"),
