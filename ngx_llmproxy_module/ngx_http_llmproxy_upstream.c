@@ -56,6 +56,10 @@ static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d);
+static ngx_int_t ngx_http_llmproxy_body_length(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
     ngx_http_llmproxy_body_plan_t *bp);
@@ -1148,49 +1152,74 @@ ngx_http_llmproxy_read_whole(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_llmproxy_process_body(ngx_http_request_t *r)
 {
-    u_char                   *p;
-    off_t                     n;
-    size_t                    len, size;
-    ngx_int_t                 rc;
-    ngx_buf_t                 in;
-    ngx_http_upstream_t      *u;
     ngx_http_llmproxy_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
-    u = r->upstream;
 
     /* u->buffer.pos stays at the body's start */
 
-    if (!u->headers_in.chunked) {
-        len = (size_t) u->headers_in.content_length_n;
+    if (r->upstream->headers_in.chunked) {
+        return ngx_http_llmproxy_body_chunked(r, ctx);
+    }
 
-        if ((size_t) (u->buffer.last - u->buffer.pos) >= len) {
-            return ngx_http_llmproxy_body_done(r, ctx, len);
-        }
+    return ngx_http_llmproxy_body_length(r, ctx);
+}
 
-        if (u->buffer.last < u->buffer.end) {
-            return NGX_AGAIN;
-        }
 
-        /*
-         * room for the length announced, up to 1m at once: a length is
-         * not all allocated before its bytes come
-         */
+/* a body of a known length: read until it is all in the buffer */
 
-        size = ngx_max(2 * (size_t) (u->buffer.end - u->buffer.pos),
-                       NGX_HTTP_LLMPROXY_READ_HINT);
+static ngx_int_t
+ngx_http_llmproxy_body_length(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    size_t                len, size;
+    ngx_http_upstream_t  *u;
 
-        if (ngx_http_llmproxy_body_room(r, ngx_min(size, len)) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    u = r->upstream;
 
+    len = (size_t) u->headers_in.content_length_n;
+
+    if ((size_t) (u->buffer.last - u->buffer.pos) >= len) {
+        return ngx_http_llmproxy_body_done(r, ctx, len);
+    }
+
+    if (u->buffer.last < u->buffer.end) {
         return NGX_AGAIN;
     }
 
     /*
-     * chunks are decoded in place as they come: the buffer holds the
-     * decoded body so far, and what the next read appends
+     * room for the length announced, up to 1m at once: a length is
+     * not all allocated before its bytes come
      */
+
+    size = ngx_max(2 * (size_t) (u->buffer.end - u->buffer.pos),
+                   NGX_HTTP_LLMPROXY_READ_HINT);
+
+    if (ngx_http_llmproxy_body_room(r, ngx_min(size, len)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * A chunked body: chunks are decoded in place as they come, the buffer
+ * holds the decoded body so far, and what the next read appends
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char               *p;
+    off_t                 n;
+    size_t                size;
+    ngx_int_t             rc;
+    ngx_buf_t             in;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
 
     ngx_memzero(&in, sizeof(ngx_buf_t));
 
