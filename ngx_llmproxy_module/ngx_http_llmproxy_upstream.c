@@ -66,6 +66,8 @@ static ngx_int_t ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
 static ngx_buf_t *ngx_http_llmproxy_request_head(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
     ngx_str_t *uri, size_t body_len);
+static size_t ngx_http_llmproxy_client_headers(ngx_http_request_t *r,
+    u_char *p);
 static ngx_int_t ngx_http_llmproxy_request_chain(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *head,
     ngx_http_llmproxy_body_plan_t *bp);
@@ -555,10 +557,6 @@ ngx_http_llmproxy_request_head(ngx_http_request_t *r,
     u_char                           *p;
     size_t                            len;
     ngx_buf_t                        *b;
-    ngx_str_t                        *drop;
-    ngx_uint_t                        i;
-    ngx_list_part_t                  *part;
-    ngx_table_elt_t                  *h;
     ngx_http_llmproxy_provider_t     *pv;
     const ngx_http_llmproxy_iface_t  *ifc;
 
@@ -570,25 +568,8 @@ ngx_http_llmproxy_request_head(ngx_http_request_t *r,
           + sizeof("Content-Length: " CRLF) - 1 + NGX_OFF_T_LEN
           + sizeof("Authorization: Bearer " CRLF) - 1 + pv->api_key.len
           + sizeof("anthropic-version: 2023-06-01" CRLF) - 1
-          + pv->extra_headers.len + 2;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        len += h[i].key.len + 2 + h[i].value.len + 2;
-    }
+          + pv->extra_headers.len + 2
+          + ngx_http_llmproxy_client_headers(r, NULL);
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -628,6 +609,32 @@ ngx_http_llmproxy_request_head(ngx_http_request_t *r,
     }
 
     p = ngx_cpymem(p, pv->extra_headers.data, pv->extra_headers.len);
+    p += ngx_http_llmproxy_client_headers(r, p);
+
+    *p++ = CR; *p++ = LF;
+    b->last = p;
+
+    return b;
+}
+
+
+/*
+ * The client's headers but those the gateway decides, written at p; or,
+ * with p NULL, the most they can take
+ */
+
+static size_t
+ngx_http_llmproxy_client_headers(ngx_http_request_t *r, u_char *p)
+{
+    u_char           *start;
+    size_t            len;
+    ngx_str_t        *drop;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    start = p;
+    len = 0;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -642,6 +649,11 @@ ngx_http_llmproxy_request_head(ngx_http_request_t *r,
             part = part->next;
             h = part->elts;
             i = 0;
+        }
+
+        if (p == NULL) {
+            len += h[i].key.len + 2 + h[i].value.len + 2;
+            continue;
         }
 
         /* the names lowercased by nginx's parser, as the proxy module's */
@@ -664,10 +676,7 @@ ngx_http_llmproxy_request_head(ngx_http_request_t *r,
         *p++ = CR; *p++ = LF;
     }
 
-    *p++ = CR; *p++ = LF;
-    b->last = p;
-
-    return b;
+    return p ? (size_t) (p - start) : len;
 }
 
 
