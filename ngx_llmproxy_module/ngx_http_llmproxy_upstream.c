@@ -56,6 +56,9 @@ static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d);
+static ngx_int_t ngx_http_llmproxy_header_line(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_headers_done(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_body_length(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
@@ -913,14 +916,10 @@ ngx_http_llmproxy_process_status_line(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_llmproxy_process_header(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
-    ngx_table_elt_t                *h;
-    ngx_http_upstream_t            *u;
-    ngx_http_llmproxy_ctx_t        *ctx;
-    ngx_http_upstream_header_t     *hh;
-    ngx_http_upstream_main_conf_t  *umcf;
+    ngx_int_t                 rc;
+    ngx_http_upstream_t      *u;
+    ngx_http_llmproxy_ctx_t  *ctx;
 
-    umcf = ngx_http_get_module_main_conf(r, ngx_http_upstream_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
     u = r->upstream;
 
@@ -929,44 +928,7 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
         rc = ngx_http_parse_header_line(r, &u->buffer, 1);
 
         if (rc == NGX_OK) {
-
-            h = ngx_list_push(&u->headers_in.headers);
-            if (h == NULL) {
-                return NGX_ERROR;
-            }
-
-            h->hash = r->header_hash;
-
-            h->key.len = r->header_name_end - r->header_name_start;
-            h->value.len = r->header_end - r->header_start;
-
-            h->key.data = ngx_pnalloc(r->pool,
-                               h->key.len + 1 + h->value.len + 1 + h->key.len);
-            if (h->key.data == NULL) {
-                h->hash = 0;
-                return NGX_ERROR;
-            }
-
-            h->value.data = h->key.data + h->key.len + 1;
-            h->lowcase_key = h->key.data + h->key.len + 1 + h->value.len + 1;
-
-            ngx_memcpy(h->key.data, r->header_name_start, h->key.len);
-            h->key.data[h->key.len] = '\0';
-            ngx_memcpy(h->value.data, r->header_start, h->value.len);
-            h->value.data[h->value.len] = '\0';
-
-            if (h->key.len == r->lowcase_index) {
-                ngx_memcpy(h->lowcase_key, r->lowcase_header, h->key.len);
-
-            } else {
-                ngx_strlow(h->lowcase_key, h->key.data, h->key.len);
-            }
-
-
-            hh = ngx_hash_find(&umcf->headers_in_hash, h->hash,
-                               h->lowcase_key, h->key.len);
-
-            if (hh && hh->handler(r, h, hh->offset) != NGX_OK) {
+            if (ngx_http_llmproxy_header_line(r) != NGX_OK) {
                 return NGX_ERROR;
             }
 
@@ -974,49 +936,7 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
         }
 
         if (rc == NGX_HTTP_PARSE_HEADER_DONE) {
-
-            ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "llmproxy: \"%V\" answered %ui%s",
-                           &ctx->current->id, u->headers_in.status_n,
-                           u->headers_in.chunked ? ", chunked" : "");
-
-            if (ngx_http_llmproxy_retryable(r, ctx) != NGX_OK) {
-                return NGX_HTTP_UPSTREAM_INVALID_HEADER;
-            }
-
-            if (u->headers_in.chunked) {
-                u->headers_in.content_length_n = -1;
-            }
-
-            if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
-                || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED
-                || (!u->headers_in.chunked
-                    && u->headers_in.content_length_n == 0))
-            {
-                u->keepalive = !u->headers_in.connection_close;
-                return NGX_OK;
-            }
-
-            rc = ngx_http_llmproxy_read_whole(r, ctx);
-
-            if (rc != NGX_OK) {
-                return (rc == NGX_DECLINED) ? NGX_OK : rc;
-            }
-
-            /*
-             * its first byte is now, as for an answer passed on as it
-             * comes (the filter keeps it)
-             */
-
-            ctx->ttfb = ngx_current_msec - ctx->start + 1;
-
-            ctx->body_wait = 1;
-            ctx->body_read = 0;
-            ngx_memzero(&ctx->body_chunked, sizeof(ngx_http_chunked_t));
-
-            u->process_header = ngx_http_llmproxy_process_body;
-
-            return ngx_http_llmproxy_process_body(r);
+            return ngx_http_llmproxy_headers_done(r, ctx);
         }
 
         if (rc == NGX_AGAIN) {
@@ -1033,6 +953,122 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
 
         return NGX_HTTP_UPSTREAM_INVALID_HEADER;
     }
+}
+
+
+/* one header line of the provider's, kept as the proxy module keeps it */
+
+static ngx_int_t
+ngx_http_llmproxy_header_line(ngx_http_request_t *r)
+{
+    ngx_table_elt_t                *h;
+    ngx_http_upstream_t            *u;
+    ngx_http_upstream_header_t     *hh;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    umcf = ngx_http_get_module_main_conf(r, ngx_http_upstream_module);
+    u = r->upstream;
+
+    h = ngx_list_push(&u->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = r->header_hash;
+
+    h->key.len = r->header_name_end - r->header_name_start;
+    h->value.len = r->header_end - r->header_start;
+
+    h->key.data = ngx_pnalloc(r->pool,
+                       h->key.len + 1 + h->value.len + 1 + h->key.len);
+    if (h->key.data == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    h->value.data = h->key.data + h->key.len + 1;
+    h->lowcase_key = h->key.data + h->key.len + 1 + h->value.len + 1;
+
+    ngx_memcpy(h->key.data, r->header_name_start, h->key.len);
+    h->key.data[h->key.len] = '\0';
+    ngx_memcpy(h->value.data, r->header_start, h->value.len);
+    h->value.data[h->value.len] = '\0';
+
+    if (h->key.len == r->lowcase_index) {
+        ngx_memcpy(h->lowcase_key, r->lowcase_header, h->key.len);
+
+    } else {
+        ngx_strlow(h->lowcase_key, h->key.data, h->key.len);
+    }
+
+    hh = ngx_hash_find(&umcf->headers_in_hash, h->hash,
+                       h->lowcase_key, h->key.len);
+
+    if (hh && hh->handler(r, h, hh->offset) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The provider's headers are in: a status worth a retry fails the
+ * attempt, an answer without a body goes on, any other is read whole
+ * first where it must be (_read_whole)
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_headers_done(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_int_t             rc;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: \"%V\" answered %ui%s",
+                   &ctx->current->id, u->headers_in.status_n,
+                   u->headers_in.chunked ? ", chunked" : "");
+
+    if (ngx_http_llmproxy_retryable(r, ctx) != NGX_OK) {
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    if (u->headers_in.chunked) {
+        u->headers_in.content_length_n = -1;
+    }
+
+    if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
+        || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED
+        || (!u->headers_in.chunked
+            && u->headers_in.content_length_n == 0))
+    {
+        u->keepalive = !u->headers_in.connection_close;
+        return NGX_OK;
+    }
+
+    rc = ngx_http_llmproxy_read_whole(r, ctx);
+
+    if (rc != NGX_OK) {
+        return (rc == NGX_DECLINED) ? NGX_OK : rc;
+    }
+
+    /*
+     * its first byte is now, as for an answer passed on as it comes (the
+     * filter keeps it)
+     */
+
+    ctx->ttfb = ngx_current_msec - ctx->start + 1;
+
+    ctx->body_wait = 1;
+    ctx->body_read = 0;
+    ngx_memzero(&ctx->body_chunked, sizeof(ngx_http_chunked_t));
+
+    u->process_header = ngx_http_llmproxy_process_body;
+
+    return ngx_http_llmproxy_process_body(r);
 }
 
 
