@@ -56,6 +56,10 @@ static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d);
+static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_peer_next(
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx, ngx_log_t *log);
+static ngx_int_t ngx_http_llmproxy_keepalive_take(ngx_peer_connection_t *pc,
+    ngx_uint_t ssl);
 static ngx_int_t ngx_http_llmproxy_header_line(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_headers_done(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
@@ -237,13 +241,11 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_request_t *r = data;
 
-    ngx_addr_t                          *addr;
-    ngx_connection_t                    *c;
-    ngx_http_upstream_t                 *u;
-    ngx_http_llmproxy_ctx_t             *ctx;
-    ngx_http_llmproxy_provider_t        *p;
-    ngx_http_llmproxy_deployment_t      *d;
-    ngx_http_llmproxy_keepalive_item_t  *item;
+    ngx_addr_t                      *addr;
+    ngx_http_upstream_t             *u;
+    ngx_http_llmproxy_ctx_t         *ctx;
+    ngx_http_llmproxy_provider_t    *p;
+    ngx_http_llmproxy_deployment_t  *d;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
     u = r->upstream;
@@ -251,39 +253,10 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
     /* a failed attempt's answer never reached the client */
     ctx->ttfb = 0;
 
-    for ( ;; ) {
+    d = ngx_http_llmproxy_peer_next(r, ctx, pc->log);
 
-        if (ctx->repeat && ctx->current) {
-            /*
-             * the same deployment again: a cached connection was stale,
-             * or one of its provider's addresses refused
-             */
-            ctx->repeat = 0;
-            d = ctx->current;
-
-        } else {
-            ctx->addr_tries = 0;
-            d = ngx_http_llmproxy_route_next(r, ctx);
-
-            if (d == NULL) {
-                ngx_log_error(NGX_LOG_ERR, pc->log, 0,
-                              "llmproxy: model \"%V\": no deployment left "
-                              "after %ui attempts", &ctx->model,
-                              ctx->attempts);
-                return NGX_BUSY;
-            }
-        }
-
-        if (d->provider->naddrs) {
-            break;
-        }
-
-        ngx_log_error(NGX_LOG_ERR, pc->log, 0,
-                      "llmproxy: provider \"%V\" has no address (its host "
-                      "did not resolve)", &d->provider->name);
-
-        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_CONNECT;
-        ngx_http_llmproxy_route_failed(r, ctx);
+    if (d == NULL) {
+        return NGX_BUSY;
     }
 
     p = d->provider;
@@ -309,7 +282,64 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
         return NGX_ERROR;
     }
 
-    item = ngx_http_llmproxy_keepalive_find(pc, p->ssl);
+    return ngx_http_llmproxy_keepalive_take(pc, p->ssl);
+}
+
+
+/*
+ * The deployment this attempt goes to: the same again (a cached
+ * connection was stale, or one of its provider's addresses refused), or
+ * the plan's next one that has an address; NULL when none is left
+ */
+
+static ngx_http_llmproxy_deployment_t *
+ngx_http_llmproxy_peer_next(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_log_t *log)
+{
+    ngx_http_llmproxy_deployment_t  *d;
+
+    for ( ;; ) {
+
+        if (ctx->repeat && ctx->current) {
+            ctx->repeat = 0;
+            d = ctx->current;
+
+        } else {
+            ctx->addr_tries = 0;
+            d = ngx_http_llmproxy_route_next(r, ctx);
+
+            if (d == NULL) {
+                ngx_log_error(NGX_LOG_ERR, log, 0,
+                              "llmproxy: model \"%V\": no deployment left "
+                              "after %ui attempts", &ctx->model,
+                              ctx->attempts);
+                return NULL;
+            }
+        }
+
+        if (d->provider->naddrs) {
+            return d;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "llmproxy: provider \"%V\" has no address (its host "
+                      "did not resolve)", &d->provider->name);
+
+        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_CONNECT;
+        ngx_http_llmproxy_route_failed(r, ctx);
+    }
+}
+
+
+/* a cached connection to the peer, if there is one: NGX_DONE, or NGX_OK */
+
+static ngx_int_t
+ngx_http_llmproxy_keepalive_take(ngx_peer_connection_t *pc, ngx_uint_t ssl)
+{
+    ngx_connection_t                    *c;
+    ngx_http_llmproxy_keepalive_item_t  *item;
+
+    item = ngx_http_llmproxy_keepalive_find(pc, ssl);
 
     if (item == NULL) {
         return NGX_OK;
