@@ -12,6 +12,10 @@
 static void ngx_http_llmproxy_request_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_request_join(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_request_copy(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_request_count_tokens(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx);
 
@@ -163,10 +167,7 @@ static ngx_int_t
 ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    u_char                        *p;
-    off_t                          len;
-    ssize_t                        n;
-    ngx_buf_t                     *b;
+    ngx_int_t                      rc;
     ngx_chain_t                   *cl;
     ngx_http_llmproxy_loc_conf_t  *llcf;
 
@@ -181,35 +182,83 @@ ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
     if (cl->next == NULL && !cl->buf->in_file) {
         ctx->body = cl->buf->pos;
         ctx->body_len = cl->buf->last - cl->buf->pos;
-        goto check;
+
+    } else if (ngx_http_llmproxy_request_join(r, ctx) != NGX_OK) {
+        rc = ngx_http_llmproxy_request_copy(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
-    /*
-     * The usual case for a large body: the part read with the headers,
-     * then the rest in the body buffer, which nginx sized with room for
-     * that first part (request_body_in_single_buf).  Joining them in place
-     * saves allocating and faulting in another copy of the body.
-     */
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
 
+    if (ctx->body_len > llcf->max_body_size) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "invalid_request_error",
+                                      "request_too_large",
+                                      "request body is larger than the "
+                                      "limit of %uz bytes",
+                                      llcf->max_body_size);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The usual case for a large body: the part read with the headers, then
+ * the rest in the body buffer, which nginx sized with room for that first
+ * part (request_body_in_single_buf).  Joining them in place saves
+ * allocating and faulting in another copy of the body.  NGX_DECLINED
+ * when the body is not in that shape.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_request_join(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    off_t         len;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    cl = r->request_body->bufs;
     b = cl->next ? cl->next->buf : NULL;
 
-    if (b && cl->next->next == NULL && !cl->buf->in_file && !b->in_file
-        && b == r->request_body->buf && b->temporary
-        && (size_t) (b->end - b->last) >= (size_t) ngx_buf_size(cl->buf)
-        && b->pos == b->start)
+    if (!(b && cl->next->next == NULL && !cl->buf->in_file && !b->in_file
+          && b == r->request_body->buf && b->temporary
+          && (size_t) (b->end - b->last) >= (size_t) ngx_buf_size(cl->buf)
+          && b->pos == b->start))
     {
-        len = ngx_buf_size(cl->buf);
-
-        ngx_memmove(b->start + len, b->pos, b->last - b->pos);
-        ngx_memcpy(b->start, cl->buf->pos, len);
-
-        b->last += len;
-        cl->buf->pos = cl->buf->last;
-
-        ctx->body = b->start;
-        ctx->body_len = b->last - b->start;
-        goto check;
+        return NGX_DECLINED;
     }
+
+    len = ngx_buf_size(cl->buf);
+
+    ngx_memmove(b->start + len, b->pos, b->last - b->pos);
+    ngx_memcpy(b->start, cl->buf->pos, len);
+
+    b->last += len;
+    cl->buf->pos = cl->buf->last;
+
+    ctx->body = b->start;
+    ctx->body_len = b->last - b->start;
+
+    return NGX_OK;
+}
+
+
+/* the body's pieces, in memory or in a temp file, copied into one */
+
+static ngx_int_t
+ngx_http_llmproxy_request_copy(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char                        *p;
+    off_t                          len;
+    ssize_t                        n;
+    ngx_buf_t                     *b;
+    ngx_chain_t                   *cl;
+    ngx_http_llmproxy_loc_conf_t  *llcf;
 
     len = 0;
 
@@ -256,19 +305,6 @@ ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
     }
 
     ctx->body_len = p - ctx->body;
-
-check:
-
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
-
-    if (ctx->body_len > llcf->max_body_size) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "invalid_request_error",
-                                      "request_too_large",
-                                      "request body is larger than the "
-                                      "limit of %uz bytes",
-                                      llcf->max_body_size);
-    }
 
     return NGX_OK;
 }
