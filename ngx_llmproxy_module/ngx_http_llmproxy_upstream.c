@@ -61,6 +61,8 @@ static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_peer_next(
 static ngx_int_t ngx_http_llmproxy_keepalive_take(ngx_peer_connection_t *pc,
     ngx_uint_t ssl);
 static ngx_int_t ngx_http_llmproxy_header_line(ngx_http_request_t *r);
+static ngx_buf_t *ngx_http_llmproxy_relay_buf(ngx_http_request_t *r,
+    ngx_chain_t ***ll);
 static ngx_int_t ngx_http_llmproxy_headers_done(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_body_length(ngx_http_request_t *r,
@@ -1575,6 +1577,35 @@ ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes)
 }
 
 
+/* a buffer of the upstream's own for the client, at the end of *ll */
+
+static ngx_buf_t *
+ngx_http_llmproxy_relay_buf(ngx_http_request_t *r, ngx_chain_t ***ll)
+{
+    ngx_buf_t            *b;
+    ngx_chain_t          *cl;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
+    if (cl == NULL) {
+        return NULL;
+    }
+
+    **ll = cl;
+    *ll = &cl->next;
+
+    b = cl->buf;
+
+    b->flush = 1;
+    b->memory = 1;
+    b->tag = u->output.tag;
+
+    return b;
+}
+
+
 static ngx_int_t
 ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
 {
@@ -1604,20 +1635,13 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
 
         ctx->body_plain = 0;
 
-        cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
-        if (cl == NULL) {
+        b = ngx_http_llmproxy_relay_buf(r, &ll);
+        if (b == NULL) {
             return NGX_ERROR;
         }
 
-        *ll = cl;
-
-        b = cl->buf;
-
-        b->flush = 1;
-        b->memory = 1;
         b->pos = buf->pos;
         b->last = buf->last;
-        b->tag = u->output.tag;
 
         buf->pos = buf->last;
 
@@ -1632,21 +1656,12 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
 
         if (rc == NGX_OK) {
 
-            cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
-            if (cl == NULL) {
+            b = ngx_http_llmproxy_relay_buf(r, &ll);
+            if (b == NULL) {
                 return NGX_ERROR;
             }
 
-            *ll = cl;
-            ll = &cl->next;
-
-            b = cl->buf;
-
-            b->flush = 1;
-            b->memory = 1;
-
             b->pos = buf->pos;
-            b->tag = u->output.tag;
 
             if (buf->last - buf->pos >= ctx->chunked.size) {
                 buf->pos += (size_t) ctx->chunked.size;
