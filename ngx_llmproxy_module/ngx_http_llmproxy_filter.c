@@ -19,6 +19,10 @@
 static ngx_int_t ngx_http_llmproxy_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_llmproxy_hold_room(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t n);
+static ngx_int_t ngx_http_llmproxy_held_send(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_error_chosen(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t status);
 static ngx_int_t ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
@@ -505,11 +509,10 @@ static ngx_int_t
 ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_chain_t *in)
 {
-    u_char       *p;
-    size_t        n;
-    ngx_str_t     v;
-    ngx_buf_t    *b;
-    ngx_uint_t    last;
+    size_t       n;
+    ngx_int_t    rc;
+    ngx_buf_t   *b;
+    ngx_uint_t   last;
 
     last = 0;
 
@@ -525,39 +528,14 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
             continue;
         }
 
-        if (ctx->held_len + n > ctx->held_size) {
+        rc = ngx_http_llmproxy_hold_room(r, ctx, n);
 
-            /*
-             * the answer's length when the provider gave it (up to 1m, so
-             * a length announced is not all allocated before it comes): a
-             * typical answer then fits in the pool's blocks, not in a
-             * separate allocation of 4096 bytes or more
-             */
+        if (rc == NGX_DECLINED) {
+            return ngx_http_llmproxy_release(r, ctx, in);
+        }
 
-            if (ctx->held_size == 0
-                && r->headers_out.content_length_n >= (off_t) n
-                && r->headers_out.content_length_n
-                   <= NGX_HTTP_LLMPROXY_HOLD_HINT)
-            {
-                ctx->held_size = (size_t) r->headers_out.content_length_n;
-
-            } else {
-                ctx->held_size = ngx_max(2 * ctx->held_size,
-                                         ctx->held_len + n);
-                ctx->held_size = ngx_max(ctx->held_size, 4096);
-            }
-
-            if (ctx->held_size > NGX_HTTP_LLMPROXY_HOLD_MAX) {
-                return ngx_http_llmproxy_release(r, ctx, in);
-            }
-
-            p = ngx_pnalloc(r->pool, ctx->held_size);
-            if (p == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memcpy(p, ctx->held, ctx->held_len);
-            ctx->held = p;
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
         }
 
         ngx_memcpy(ctx->held + ctx->held_len, b->pos, n);
@@ -570,6 +548,68 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     }
 
     ctx->hold = 0;
+
+    return ngx_http_llmproxy_held_send(r, ctx);
+}
+
+
+/* room for n more bytes of a held answer; NGX_DECLINED: too large to hold */
+
+static ngx_int_t
+ngx_http_llmproxy_hold_room(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t n)
+{
+    u_char  *p;
+
+    if (ctx->held_len + n <= ctx->held_size) {
+        return NGX_OK;
+    }
+
+    /*
+     * the answer's length when the provider gave it (up to 1m, so a length
+     * announced is not all allocated before it comes): a typical answer
+     * then fits in the pool's blocks, not in a separate allocation of 4096
+     * bytes or more
+     */
+
+    if (ctx->held_size == 0
+        && r->headers_out.content_length_n >= (off_t) n
+        && r->headers_out.content_length_n <= NGX_HTTP_LLMPROXY_HOLD_HINT)
+    {
+        ctx->held_size = (size_t) r->headers_out.content_length_n;
+
+    } else {
+        ctx->held_size = ngx_max(2 * ctx->held_size, ctx->held_len + n);
+        ctx->held_size = ngx_max(ctx->held_size, 4096);
+    }
+
+    if (ctx->held_size > NGX_HTTP_LLMPROXY_HOLD_MAX) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, ctx->held_size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, ctx->held, ctx->held_len);
+    ctx->held = p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The whole answer is in: its cost and the key's spend in the headers,
+ * translated back if it came in another interface, then sent
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_held_send(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char     *p;
+    ngx_str_t   v;
 
     ngx_http_llmproxy_usage_account(r, ctx);
 
