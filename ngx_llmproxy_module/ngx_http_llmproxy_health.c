@@ -380,25 +380,21 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
             continue;
         }
 
-        iface |= strcmp(v->valuestring, "openai") == 0
-                 ? NGX_HTTP_LLMPROXY_IFACE_OPENAI
-                 : strcmp(v->valuestring, "anthropic") == 0
-                 ? NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
-                 : strcmp(v->valuestring, "gemini") == 0
-                 ? NGX_HTTP_LLMPROXY_IFACE_GEMINI : 0;
+        iface |= llmp_iface_by_name(v->valuestring,
+                                    strlen(v->valuestring));
     }
 
-    iface = (iface & NGX_HTTP_LLMPROXY_IFACE_OPENAI)
-            ? NGX_HTTP_LLMPROXY_IFACE_OPENAI
-            : (iface & NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC)
-            ? NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
-            : (iface & NGX_HTTP_LLMPROXY_IFACE_GEMINI)
-            ? NGX_HTTP_LLMPROXY_IFACE_GEMINI : 0;
+    iface = (iface & LLMP_IFACE_OPENAI)
+            ? LLMP_IFACE_OPENAI
+            : (iface & LLMP_IFACE_ANTHROPIC)
+            ? LLMP_IFACE_ANTHROPIC
+            : (iface & LLMP_IFACE_GEMINI)
+            ? LLMP_IFACE_GEMINI : 0;
 
     /* model lists in OpenAI's shape only: what bridges answer */
 
     if (iface == 0
-        || (models && iface != NGX_HTTP_LLMPROXY_IFACE_OPENAI))
+        || (models && iface != LLMP_IFACE_OPENAI))
     {
         return NGX_OK;
     }
@@ -428,7 +424,7 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
 
     esc = NULL;
 
-    if (upstream && iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+    if (upstream && iface == LLMP_IFACE_GEMINI) {
         esc = curl_easy_escape(NULL, upstream, 0);
         if (esc == NULL) {
             return NGX_ERROR;
@@ -448,13 +444,13 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
     memcpy(c->url, base, len);
 
     if (upstream == NULL) {
-        strcpy(q, iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI
+        strcpy(q, iface == LLMP_IFACE_GEMINI
                   ? "/v1beta/models" : "/v1/models");
 
-    } else if (iface == NGX_HTTP_LLMPROXY_IFACE_OPENAI) {
+    } else if (iface == LLMP_IFACE_OPENAI) {
         strcpy(q, "/v1/chat/completions");
 
-    } else if (iface == NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC) {
+    } else if (iface == LLMP_IFACE_ANTHROPIC) {
         strcpy(q, "/v1/messages");
 
     } else {
@@ -469,7 +465,7 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
             return NGX_ERROR;
         }
 
-        if (iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+        if (iface == LLMP_IFACE_GEMINI) {
             v = cJSON_Parse("{\"contents\":[{\"role\":\"user\",\"parts\":"
                             "[{\"text\":\"ping\"}]}],\"generationConfig\":"
                             "{\"maxOutputTokens\":1}}");
@@ -501,7 +497,7 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
 
     c->headers = curl_slist_append(c->headers, "User-Agent: llmproxy-health");
 
-    if (iface == NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC) {
+    if (iface == LLMP_IFACE_ANTHROPIC) {
         c->headers = curl_slist_append(c->headers,
                                        "anthropic-version: 2023-06-01");
     }
@@ -515,9 +511,9 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
 
     if (key && key[0]) {
         sprintf(line, "%s%s",
-                iface == NGX_HTTP_LLMPROXY_IFACE_OPENAI
+                iface == LLMP_IFACE_OPENAI
                 ? "Authorization: Bearer "
-                : iface == NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
+                : iface == LLMP_IFACE_ANTHROPIC
                 ? "x-api-key: " : "x-goog-api-key: ", key);
         c->headers = curl_slist_append(c->headers, line);
     }
