@@ -246,6 +246,12 @@ test('llmproxyctl refuses a pattern with an upstream name', async () => {
   assert.match(r2.stderr, /aliases\.many: "claude-\*" is a pattern/);
   assert.match(r2.stderr, /fallbacks\.claude-\*: "\*" is a pattern/);
   assert.ok(!/fallbacks\.claude-\*: unknown/.test(r2.stderr), r2.stderr);
+
+  const cfg3 = config();
+  cfg3.settings.health_check_interval_seconds = 0.5;
+  const r3 = gw.sync(cfg3);
+  assert.notStrictEqual(r3.status, 0);
+  assert.match(r3.stderr, /settings\.health_check_interval_seconds: expected 0 \(off\) or at least 1/);
 });
 
 async function metrics() {
