@@ -1,0 +1,475 @@
+/*
+ * Unit tests of the Responses API translation (common/
+ * llmp_translate_responses.c) on recorded payloads: a Codex-like request
+ * to Anthropic and Gemini, answers back into a Responses object, and
+ * streams into the Responses event sequence, fed whole and byte by byte.
+ */
+
+#include "translate_tap.h"
+#include "llmp_translate_responses.h"
+
+
+static cJSON *
+req(int to, const char *name, char *err)
+{
+    char        *body;
+    size_t       len;
+    cJSON       *o;
+    llmp_buf_t   out = { 0 };
+
+    body = load(name, &len);
+    if (body == NULL) {
+        return NULL;
+    }
+    err[0] = '\0';
+    if (llmp_responses_request(to, body, len, "up-model", 1, &out, err, 256)
+        != 0)
+    {
+        printf("# %s\n", err);
+        free(body);
+        llmp_buf_free(&out);
+        return NULL;
+    }
+    o = cJSON_Parse(out.data);
+    free(body);
+    llmp_buf_free(&out);
+    return o;
+}
+
+
+static cJSON *
+resp(int from, const char *name)
+{
+    char        *body, err[256];
+    size_t       len;
+    cJSON       *o;
+    llmp_buf_t   out = { 0 };
+
+    body = load(name, &len);
+    if (body == NULL) {
+        return NULL;
+    }
+    err[0] = '\0';
+    if (llmp_responses_response(from, body, len, "client-model", &out, NULL,
+                                err, sizeof(err)) != 0)
+    {
+        printf("# %s\n", err);
+        free(body);
+        llmp_buf_free(&out);
+        return NULL;
+    }
+    o = cJSON_Parse(out.data);
+    free(body);
+    llmp_buf_free(&out);
+    return o;
+}
+
+
+/* the JSON text at path contains needle */
+
+static int
+has(const cJSON *o, const char *path, const char *needle)
+{
+    int    found;
+    char  *t;
+
+    t = cJSON_PrintUnformatted(jp(o, path));
+    found = t != NULL && strstr(t, needle) != NULL;
+    free(t);
+    return found;
+}
+
+
+static int
+is_json(const char *text)
+{
+    cJSON  *o;
+
+    o = cJSON_Parse(text);
+    cJSON_Delete(o);
+    return o != NULL;
+}
+
+
+/* the stream fed in pieces of `step` bytes (0: whole) */
+
+static char *
+run(int from, const char *data, size_t len, size_t step, int *rc)
+{
+    char            *s;
+    size_t           at, n;
+    llmp_buf_t       out = { 0 };
+    llmp_rstream_t  *st;
+
+    st = llmp_responses_stream_new(from, "client-model");
+    if (st == NULL) {
+        *rc = -2;
+        return NULL;
+    }
+    llmp_responses_stream_set_nonce(st, 1700000000, "n0nce");
+
+    *rc = 0;
+    for (at = 0; at < len; at += n) {
+        n = step ? step : len;
+        if (n > len - at) {
+            n = len - at;
+        }
+        if (llmp_responses_stream_feed(st, data + at, n, &out) != 0) {
+            *rc = -1;
+        }
+    }
+    if (llmp_responses_stream_finish(st, &out) != 0) {
+        *rc = -1;
+    }
+    llmp_responses_stream_free(st);
+
+    s = strdup(out.data ? out.data : "");
+    llmp_buf_free(&out);
+    return s;
+}
+
+
+/*
+ * The events as an array of their data objects; each event's "event:"
+ * name must equal its data's "type"
+ */
+
+static cJSON *
+events(const char *sse)
+{
+    char        *copy, *ev, *save, *name, *data, *nl;
+    cJSON       *arr, *o;
+
+    arr = cJSON_CreateArray();
+    copy = strdup(sse);
+
+    for (ev = strtok_r(copy, "\n", &save); ev != NULL;
+         ev = strtok_r(NULL, "\n", &save))
+    {
+        if (strncmp(ev, "event: ", 7) != 0) {
+            printf("# not an event line: %.60s\n", ev);
+            cJSON_Delete(arr);
+            free(copy);
+            return NULL;
+        }
+        name = ev + 7;
+        data = strtok_r(NULL, "\n", &save);
+        if (data == NULL || strncmp(data, "data: ", 6) != 0) {
+            cJSON_Delete(arr);
+            free(copy);
+            return NULL;
+        }
+        nl = strchr(name, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+        o = cJSON_Parse(data + 6);
+        if (o == NULL || !js(o, "type", name)) {
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            free(copy);
+            return NULL;
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+
+    free(copy);
+    return arr;
+}
+
+
+/* the joined "delta" of the events of a type */
+
+static void
+joined(const cJSON *evs, const char *type, char *out, size_t n)
+{
+    const cJSON  *e;
+
+    out[0] = '\0';
+    cJSON_ArrayForEach(e, evs) {
+        if (jstr(e, "type") != NULL && strcmp(jstr(e, "type"), type) == 0
+            && jstr(e, "delta") != NULL)
+        {
+            strncat(out, jstr(e, "delta"), n - strlen(out) - 1);
+        }
+    }
+}
+
+
+static int
+index_of(const cJSON *evs, const char *type)
+{
+    int           i;
+    const cJSON  *e;
+
+    i = 0;
+    cJSON_ArrayForEach(e, evs) {
+        cJSON  *t = cJSON_GetObjectItemCaseSensitive(e, "type");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, type) == 0) {
+            return i;
+        }
+        i++;
+    }
+    return -1;
+}
+
+
+static int
+sequenced(const cJSON *evs)
+{
+    int           i;
+    const cJSON  *e;
+
+    i = 0;
+    cJSON_ArrayForEach(e, evs) {
+        if (!jnum(e, "sequence_number", i++)) {
+            return 0;
+        }
+    }
+    return i > 0;
+}
+
+
+static void
+test_request(void)
+{
+    char    err[256];
+    cJSON  *o;
+
+    o = req(AN, "req_responses.json", err);
+    TAP_OK(o != NULL, "responses -> anthropic: translated");
+    TAP_OK(o && js(o, "model", "up-model"), "anthropic: the model");
+    TAP_OK(o && jnum(o, "max_tokens", 2000),
+           "anthropic: max_output_tokens is max_tokens");
+    TAP_OK(o && jnum(o, "temperature", 0.2) && jnum(o, "top_p", 0.9),
+           "anthropic: temperature and top_p");
+    TAP_OK(o && cJSON_IsTrue(jp(o, "stream")), "anthropic: stream");
+    TAP_OK(o && has(o, "system", "coding agent")
+           && has(o, "system", "Use the tools"),
+           "anthropic: instructions and the developer message are system");
+    TAP_OK(o && js(o, "messages.0.role", "user")
+           && js(o, "messages.0.content.1.type", "image")
+           && js(o, "messages.0.content.1.source.type", "base64")
+           && js(o, "messages.0.content.1.source.media_type", "image/png"),
+           "anthropic: input_image is an image block");
+    TAP_OK(o && js(o, "messages.1.role", "assistant")
+           && js(o, "messages.2.role", "user"),
+           "anthropic: the turns alternate");
+    TAP_OK(o && jp(o, "messages.1.content") != NULL
+           && has(o, "messages.1.content", "\"tool_use\"")
+           && has(o, "messages.1.content", "call_abc"),
+           "anthropic: function_call is a tool_use of the assistant turn");
+    TAP_OK(o && js(o, "messages.2.content.0.type", "tool_result")
+           && js(o, "messages.2.content.0.tool_use_id", "call_abc"),
+           "anthropic: function_call_output is a tool_result");
+    TAP_OK(o && jsize(o, "tools") == 1 && js(o, "tools.0.name", "get_weather")
+           && js(o, "tools.0.input_schema.type", "object"),
+           "anthropic: function tools kept, hosted ones left out");
+    cJSON_Delete(o);
+
+    o = req(GE, "req_responses.json", err);
+    TAP_OK(o != NULL, "responses -> gemini: translated");
+    TAP_OK(o && jp(o, "model") == NULL && jp(o, "stream") == NULL,
+           "gemini: model and stream are in the URL");
+    TAP_OK(o && jnum(o, "generationConfig.maxOutputTokens", 2000),
+           "gemini: maxOutputTokens");
+    TAP_OK(o && jp(o, "contents.0.parts.1.inlineData.data") != NULL,
+           "gemini: the image is inlineData");
+    TAP_OK(o && js(o, "contents.1.role", "model")
+           && has(o, "contents.1", "functionCall"),
+           "gemini: function_call is the model's functionCall");
+    TAP_OK(o && js(o, "contents.2.parts.0.functionResponse.name",
+                   "get_weather"),
+           "gemini: function_call_output answers the call by name");
+    TAP_OK(o && js(o, "tools.0.functionDeclarations.0.name", "get_weather"),
+           "gemini: the function declared");
+    cJSON_Delete(o);
+}
+
+
+static void
+test_request_errors(void)
+{
+    int          rc;
+    char         err[256];
+    llmp_buf_t   out = { 0 };
+    const char  *bad[] = {
+        "{\"input\":[{\"type\":\"item_reference\",\"id\":\"x\"}]}",
+        "{\"input\":\"hi\",\"previous_response_id\":\"resp_1\"}",
+        "{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
+        "\"input_image\",\"file_id\":\"file-1\"}]}]}",
+        "{\"input\":42}",
+        "[1,2]",
+        "{\"input\":[{\"type\":\"function_call\",\"name\":\"f\"}]}",
+        "{\"input\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
+        NULL
+    };
+    const char **b;
+
+    for (b = bad; *b; b++) {
+        err[0] = '\0';
+        rc = llmp_responses_request(AN, *b, strlen(*b), "m", 0, &out, err,
+                                    sizeof(err));
+        llmp_buf_free(&out);
+        memset(&out, 0, sizeof(out));
+        TAP_OK(rc == -1 && err[0] != '\0', *b);
+        if (err[0]) {
+            printf("# %s\n", err);
+        }
+    }
+}
+
+
+static void
+test_response(void)
+{
+    cJSON  *o;
+
+    o = resp(AN, "resp_anthropic_tool.json");
+    TAP_OK(o != NULL, "anthropic answer -> responses");
+    TAP_OK(o && js(o, "object", "response") && js(o, "status", "completed")
+           && js(o, "model", "client-model"),
+           "responses: object, status, model");
+    TAP_OK(o && strncmp(jstr(o, "id") ? jstr(o, "id") : "", "resp_", 5) == 0,
+           "responses: a resp_ id");
+    TAP_OK(o && js(o, "output.0.type", "message")
+           && js(o, "output.0.content.0.type", "output_text")
+           && js(o, "output.0.content.0.text",
+                 "I'll check the current weather in San Francisco for you."),
+           "responses: the text is a message item");
+    TAP_OK(o && js(o, "output.1.type", "function_call")
+           && js(o, "output.1.call_id", "toolu_01A09q90qw90lq917835lq9")
+           && js(o, "output.1.name", "get_weather")
+           && strstr(jstr(o, "output.1.arguments")
+                     ? jstr(o, "output.1.arguments") : "",
+                     "San Francisco") != NULL,
+           "responses: the tool_use is a function_call item");
+    TAP_OK(o && jnum(o, "usage.input_tokens", 472)
+           && jnum(o, "usage.output_tokens", 89)
+           && jnum(o, "usage.total_tokens", 561),
+           "responses: usage");
+    cJSON_Delete(o);
+
+    o = resp(GE, "resp_gemini_text.json");
+    TAP_OK(o && js(o, "status", "incomplete")
+           && js(o, "incomplete_details.reason", "max_output_tokens"),
+           "gemini MAX_TOKENS: incomplete, max_output_tokens");
+    TAP_OK(o && jnum(o, "usage.output_tokens_details.reasoning_tokens", 20),
+           "gemini: thoughts are reasoning tokens");
+    cJSON_Delete(o);
+}
+
+
+static void
+test_stream(void)
+{
+    int      rc, rc1;
+    char    *whole, *bytes, text[4096];
+    cJSON   *evs, *last;
+    size_t   len;
+    char    *data;
+
+    data = load("stream_anthropic_tool.sse", &len);
+    whole = run(AN, data, len, 0, &rc);
+    bytes = run(AN, data, len, 1, &rc1);
+    TAP_OK(rc == 0 && rc1 == 0, "anthropic tool stream: translated");
+    TAP_OK(whole && bytes && strcmp(whole, bytes) == 0,
+           "anthropic tool stream: byte by byte gives the same events");
+    evs = whole ? events(whole) : NULL;
+    TAP_OK(evs != NULL, "anthropic tool stream: event: lines match types");
+    TAP_OK(evs && sequenced(evs), "sequence_number counts from 0");
+    TAP_OK(evs && index_of(evs, "response.created") == 0
+           && index_of(evs, "response.in_progress") == 1,
+           "response.created, response.in_progress first");
+    last = evs ? cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1) : NULL;
+    TAP_OK(last && js(last, "type", "response.completed")
+           && js(last, "response.status", "completed"),
+           "response.completed last");
+    TAP_OK(evs && index_of(evs, "response.output_item.added") > 0
+           && index_of(evs, "response.content_part.added")
+              > index_of(evs, "response.output_item.added")
+           && index_of(evs, "response.output_text.done")
+              > index_of(evs, "response.output_text.delta")
+           && index_of(evs, "response.content_part.done")
+              > index_of(evs, "response.output_text.done"),
+           "message: item added, part added, deltas, text done, part done");
+    joined(evs, "response.output_text.delta", text, sizeof(text));
+    TAP_OK(strcmp(text, "Okay, let's check the weather for San "
+                  "Francisco, CA:") == 0, "the text deltas");
+    joined(evs, "response.function_call_arguments.delta", text,
+           sizeof(text));
+    TAP_OK(strstr(text, "San Francisco") != NULL
+           && is_json(text),
+           "the arguments deltas join to JSON");
+    TAP_OK(evs && index_of(evs, "response.function_call_arguments.done")
+                  > index_of(evs, "response.function_call_arguments.delta"),
+           "function_call_arguments.done after its deltas");
+    TAP_OK(last && js(last, "response.output.1.type", "function_call")
+           && js(last, "response.output.1.call_id",
+                 "toolu_01T1x1fJ34qAmk2tNTrN7Up6")
+           && js(last, "response.output.1.name", "get_weather"),
+           "response.completed carries the function_call item");
+    /* OpenAI counts cache reads into the input tokens, Anthropic not */
+    TAP_OK(last && jnum(last, "response.usage.input_tokens", 572)
+           && jnum(last, "response.usage.input_tokens_details.cached_tokens",
+                   100),
+           "response.completed carries the usage");
+    cJSON_Delete(evs);
+    free(whole);
+    free(bytes);
+    free(data);
+
+    data = load("stream_gemini_text.sse", &len);
+    whole = run(GE, data, len, 0, &rc);
+    bytes = run(GE, data, len, 7, &rc1);
+    TAP_OK(rc == 0 && rc1 == 0 && strcmp(whole, bytes) == 0,
+           "gemini text stream: translated, splitting changes nothing");
+    evs = events(whole);
+    joined(evs, "response.output_text.delta", text, sizeof(text));
+    TAP_OK(strcmp(text, "Hello, w\xc3\xb6rld \xe2\x9c\x93 "
+                  "\xf0\x9f\x98\x80") == 0, "gemini: UTF-8 text deltas");
+    last = evs ? cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1) : NULL;
+    TAP_OK(last && js(last, "type", "response.completed")
+           && jnum(last, "response.usage.output_tokens", 5)
+           && jnum(last, "response.usage.total_tokens", 14),
+           "gemini: response.completed with usage");
+    cJSON_Delete(evs);
+    free(whole);
+    free(bytes);
+    free(data);
+
+    data = load("stream_anthropic_error.sse", &len);
+    whole = run(AN, data, len, 0, &rc);
+    evs = whole ? events(whole) : NULL;
+    last = evs ? cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1) : NULL;
+    TAP_OK(evs && index_of(evs, "error") > 0
+           && index_of(evs, "response.completed") < 0,
+           "an upstream error event is an error event, not a completion");
+    TAP_OK(last && js(last, "type", "response.failed")
+           && js(last, "response.status", "failed")
+           && js(last, "response.error.message", "Overloaded"),
+           "then response.failed with the message");
+    cJSON_Delete(evs);
+    free(whole);
+    free(data);
+
+    /* nothing came: still a well-formed, completed response */
+    whole = run(AN, "", 0, 0, &rc);
+    evs = whole ? events(whole) : NULL;
+    TAP_OK(evs && index_of(evs, "response.created") == 0
+           && cJSON_GetArraySize(evs) >= 3,
+           "an empty stream still gives created ... an end event");
+    cJSON_Delete(evs);
+    free(whole);
+}
+
+
+int
+main(void)
+{
+    test_request();
+    test_request_errors();
+    test_response();
+    test_stream();
+    return tap_done();
+}
