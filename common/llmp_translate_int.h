@@ -37,7 +37,8 @@ enum {
     TR_TEXT = 1,
     TR_MEDIA,           /* image or document: base64 data or a URL */
     TR_TOOL_CALL,
-    TR_TOOL_RESULT
+    TR_TOOL_RESULT,
+    TR_THINKING         /* reasoning: text and sig, or data (redacted) */
 };
 
 typedef struct tr_part_s  tr_part_t;
@@ -52,7 +53,9 @@ struct tr_part_s {
     int          type;
     const char  *text;          /* TR_TEXT */
     const char  *mime;          /* TR_MEDIA: media type, may be NULL */
-    const char  *data;          /* TR_MEDIA: base64 data, or */
+    const char  *data;          /* TR_MEDIA: base64 data, or; */
+                                /* TR_THINKING: Anthropic's redacted data */
+    const char  *sig;           /* TR_THINKING: its signature */
     const char  *url;           /* TR_MEDIA: a URL */
     const char  *id;            /* TR_TOOL_CALL, TR_TOOL_RESULT */
     const char  *name;
@@ -113,6 +116,8 @@ typedef struct {
     const char   *user;
     int           json_mode;    /* the client asked for JSON output */
     int           stream;
+    const char   *effort;       /* reasoning effort: "low"... or NULL */
+    long long     think_budget; /* thinking tokens: -1 unset, 0 off */
 } tr_req_t;
 
 
@@ -159,6 +164,14 @@ long long tr_ll(double d);
 int tr_oa_tool_calls(tr_arena_t *a, tr_parts_t *parts, const cJSON *msg,
     int strict);
 void tr_err(char *err, size_t errlen, const char *fmt, ...);
+
+/* reasoning: llmp_translate_think.c */
+void tr_think_request(int from, tr_req_t *r, const cJSON *root);
+int tr_think_emit(int to, tr_req_t *r, cJSON *root);
+int tr_think_part(tr_arena_t *a, tr_parts_t *p, const char *text,
+    const char *sig, const char *redacted);
+int tr_think_oa_parts(tr_arena_t *a, tr_parts_t *p, const cJSON *msg);
+int tr_think_oa_message(cJSON *m, const tr_parts_t *p);
 
 /* error type names by HTTP status */
 const char *tr_openai_error_type(int status);

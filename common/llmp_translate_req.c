@@ -264,7 +264,9 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
 
         if (strcmp(role, "assistant") == 0) {
             m = req_msg(r, TR_ASSISTANT);
-            if (m == NULL) {
+            if (m == NULL
+                || tr_think_oa_parts(&r->arena, &m->parts, it) != 0)
+            {
                 goto oom;
             }
             if (oa_content(r, &m->parts, v, where, err, errlen) != 0) {
@@ -519,8 +521,22 @@ an_content(tr_req_t *r, tr_parts_t *p, const cJSON *c, int nested,
             {
                 return -1;
             }
+        } else if (strcmp(type, "thinking") == 0 && !nested) {
+            if (tr_think_part(&r->arena, p, tr_str(it, "thinking"),
+                              tr_str(it, "signature"), NULL) != 0)
+            {
+                goto oom;
+            }
+
+        } else if (strcmp(type, "redacted_thinking") == 0 && !nested) {
+            if (tr_str(it, "data") != NULL
+                && tr_think_part(&r->arena, p, NULL, NULL,
+                                 tr_str(it, "data")) != 0)
+            {
+                goto oom;
+            }
         }
-        /* thinking, redacted_thinking, server tools...: dropped */
+        /* server tools...: dropped */
     }
 
     return 0;
@@ -652,6 +668,12 @@ ge_parts(tr_req_t *r, tr_parts_t *p, const cJSON *parts, const char *where,
 
         if (tr_str(it, "text") != NULL) {
             if (cJSON_IsTrue(tr_get(it, "thought", NULL))) {
+                if (tr_think_part(&r->arena, p, tr_str(it, "text"),
+                                  tr_str2(it, "thoughtSignature",
+                                          "thought_signature"), NULL) != 0)
+                {
+                    goto oom;
+                }
                 continue;
             }
             if (req_text(r, p, tr_str(it, "text")) != 0) {
@@ -1187,6 +1209,10 @@ oa_assistant(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
         cJSON_AddStringToObject(o, "content", "");
     }
 
+    if (tr_think_oa_message(o, &m->parts) != 0) {
+        return -1;
+    }
+
     if (count_type(&m->parts, TR_TOOL_CALL) == 0) {
         return 0;
     }
@@ -1363,6 +1389,13 @@ part_emits(int to, int role, const tr_part_t *p)
         return role == TR_ASSISTANT;
     case TR_TOOL_RESULT:
         return role == TR_USER;
+    case TR_THINKING:
+        /*
+         * only Anthropic takes reasoning back, and only signed; a Gemini
+         * thought is summarised and its signature Gemini's own
+         */
+        return to == LLMP_IFACE_ANTHROPIC && role == TR_ASSISTANT
+               && ((p->sig && p->sig[0]) || p->data);
     }
     return 0;
 }
@@ -1435,6 +1468,18 @@ an_block(tr_req_t *r, const tr_part_t *p)
 
     case TR_MEDIA:
         return an_media(p);
+
+    case TR_THINKING:
+        o = cJSON_CreateObject();
+        if (p->data) {
+            cJSON_AddStringToObject(o, "type", "redacted_thinking");
+            cJSON_AddStringToObject(o, "data", p->data);
+        } else {
+            cJSON_AddStringToObject(o, "type", "thinking");
+            cJSON_AddStringToObject(o, "thinking", p->text);
+            cJSON_AddStringToObject(o, "signature", p->sig);
+        }
+        return o;
 
     case TR_TOOL_CALL:
         o = cJSON_CreateObject();
@@ -1965,6 +2010,7 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
     memset(&r, 0, sizeof(tr_req_t));
     r.max_tokens = -1;
     r.n = -1;
+    r.think_budget = -1;
     r.stream = stream;
 
     switch (from) {
@@ -1976,6 +2022,10 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
         break;
     default:
         rc = req_from_gemini(&r, root, err, errlen);
+    }
+
+    if (rc == 0) {
+        tr_think_request(from, &r, root);
     }
 
     if (rc == 0 && req_link_tools(&r) != 0) {
@@ -2003,6 +2053,9 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
             break;
         default:
             rc = req_to_gemini(&r, res);
+        }
+        if (rc == 0) {
+            rc = tr_think_emit(to, &r, res);
         }
         if (rc == 0) {
             rc = tr_print(res, out);

@@ -113,6 +113,10 @@ resp_from_openai(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
                                    tr_str(it, "finish_reason"));
         m = tr_get(it, "message", NULL);
 
+        if (tr_think_oa_parts(&r->arena, &c->parts, m) != 0) {
+            goto oom;
+        }
+
         v = tr_get(m, "content", NULL);
         if (cJSON_IsString(v)) {
             if (resp_text(r, c, v->valuestring) != 0) {
@@ -199,8 +203,24 @@ resp_from_anthropic(tr_resp_t *r, const cJSON *root, char *err,
             p->id = tr_str(it, "id");
             p->name = tr_str(it, "name");
             p->input = tr_get(it, "input", NULL);
+
+        } else if (strcmp(type, "thinking") == 0) {
+            if (tr_think_part(&r->arena, &c->parts, tr_str(it, "thinking"),
+                              tr_str(it, "signature"), NULL) != 0)
+            {
+                goto oom;
+            }
+
+        } else if (strcmp(type, "redacted_thinking") == 0
+                   && tr_str(it, "data") != NULL)
+        {
+            if (tr_think_part(&r->arena, &c->parts, NULL, NULL,
+                              tr_str(it, "data")) != 0)
+            {
+                goto oom;
+            }
         }
-        /* thinking, server tool blocks: dropped */
+        /* server tool blocks: dropped */
     }
 
     u = tr_get(root, "usage", NULL);
@@ -250,6 +270,14 @@ resp_from_gemini(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
         {
             if (tr_str(part, "text") != NULL) {
                 if (cJSON_IsTrue(tr_get(part, "thought", NULL))) {
+                    if (tr_think_part(&r->arena, &c->parts,
+                                      tr_str(part, "text"),
+                                      tr_str2(part, "thoughtSignature",
+                                              "thought_signature"),
+                                      NULL) != 0)
+                    {
+                        goto oom;
+                    }
                     continue;
                 }
                 if (resp_text(r, c, tr_str(part, "text")) != 0) {
@@ -383,6 +411,10 @@ resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
         }
         cJSON_AddNullToObject(m, "refusal");
 
+        if (tr_think_oa_message(m, &c->parts) != 0) {
+            return -1;
+        }
+
         t = NULL;
         for (j = 0; j < c->parts.n; j++) {
             p = &c->parts.v[j];
@@ -511,6 +543,18 @@ resp_to_anthropic(tr_resp_t *r, cJSON *root, const char *model)
         if (!cJSON_AddItemToArray(a, o)) {
             return -1;
         }
+        if (p->type == TR_THINKING) {
+            if (p->data) {
+                cJSON_AddStringToObject(o, "type", "redacted_thinking");
+                cJSON_AddStringToObject(o, "data", p->data);
+            } else {
+                cJSON_AddStringToObject(o, "type", "thinking");
+                cJSON_AddStringToObject(o, "thinking", p->text);
+                cJSON_AddStringToObject(o, "signature",
+                                        p->sig ? p->sig : "");
+            }
+            continue;
+        }
         cJSON_AddStringToObject(o, "type", "tool_use");
         if (p->id) {
             cJSON_AddStringToObject(o, "id", p->id);
@@ -579,6 +623,11 @@ resp_to_gemini(tr_resp_t *r, cJSON *root, const char *model)
             }
             if (p->type == TR_TEXT) {
                 cJSON_AddStringToObject(v, "text", p->text);
+                continue;
+            }
+            if (p->type == TR_THINKING) {
+                cJSON_AddStringToObject(v, "text", p->text);
+                cJSON_AddTrueToObject(v, "thought");
                 continue;
             }
             v = cJSON_AddObjectToObject(v, "functionCall");

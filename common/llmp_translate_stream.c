@@ -28,7 +28,8 @@ enum {
     ST_BLK_NONE = 0,
     ST_BLK_TEXT,
     ST_BLK_TOOL,
-    ST_BLK_OTHER
+    ST_BLK_OTHER,
+    ST_BLK_THINK
 };
 
 typedef struct {
@@ -370,6 +371,9 @@ an_open(llmp_stream_t *s, int kind, st_tool_t *t)
     if (kind == ST_BLK_TEXT) {
         cJSON_AddStringToObject(b, "type", "text");
         cJSON_AddStringToObject(b, "text", "");
+    } else if (kind == ST_BLK_THINK) {
+        cJSON_AddStringToObject(b, "type", "thinking");
+        cJSON_AddStringToObject(b, "thinking", "");
     } else {
         cJSON_AddStringToObject(b, "type", "tool_use");
         cJSON_AddStringToObject(b, "id", t->id);
@@ -565,6 +569,89 @@ st_text(llmp_stream_t *s, int c, const char *text, size_t len)
     p = cJSON_CreateObject();
     cJSON_AddItemToArray(parts, p);
     cJSON_AddStringToObject(p, "text", copy);
+    free(copy);
+    ge_tail(s, o);
+    return st_emit(s, NULL, o);
+}
+
+
+/*
+ * Reasoning: text, or (text NULL) the signature that closes it.  An
+ * OpenAI client gets delta.reasoning_content and a thinking_blocks entry
+ * with the signature, an Anthropic one a thinking block, a Gemini one
+ * thought parts.
+ */
+static int
+st_think(llmp_stream_t *s, int c, const char *text, size_t len,
+    const char *sig)
+{
+    char   *copy;
+    cJSON  *o, *d, *a, *b, *cands, *parts, *p;
+
+    if ((text != NULL && len == 0) || (text == NULL && sig == NULL)
+        || st_start(s) != 0)
+    {
+        return s->broken ? -1 : 0;
+    }
+
+    copy = tr_strndup_heap(text ? text : sig, text ? len : strlen(sig));
+    if (copy == NULL) {
+        return st_emit(s, NULL, NULL);
+    }
+
+    switch (s->to) {
+
+    case LLMP_IFACE_OPENAI:
+        if (oa_role(s, c) != 0) {
+            free(copy);
+            return -1;
+        }
+        o = oa_chunk(s, c, &d);
+        if (o != NULL && text != NULL) {
+            cJSON_AddStringToObject(d, "reasoning_content", copy);
+        } else if (o != NULL) {
+            a = cJSON_AddArrayToObject(d, "thinking_blocks");
+            b = cJSON_CreateObject();
+            cJSON_AddItemToArray(a, b);
+            cJSON_AddStringToObject(b, "type", "thinking");
+            cJSON_AddStringToObject(b, "thinking", "");
+            cJSON_AddStringToObject(b, "signature", copy);
+        }
+        free(copy);
+        return st_emit(s, NULL, o);
+
+    case LLMP_IFACE_ANTHROPIC:
+        if (c != 0
+            || (s->a_open_kind != ST_BLK_THINK
+                && an_open(s, ST_BLK_THINK, NULL) != 0))
+        {
+            free(copy);
+            return s->broken ? -1 : 0;
+        }
+        c = an_delta(s, s->a_open,
+                     text ? "thinking_delta" : "signature_delta",
+                     text ? "thinking" : "signature", copy, strlen(copy));
+        free(copy);
+        return c;
+    }
+
+    if (ge_flush_tools(s, c) != 0) {
+        free(copy);
+        return -1;
+    }
+    o = ge_chunk(s, &cands);
+    if (o == NULL) {
+        free(copy);
+        return st_emit(s, NULL, NULL);
+    }
+    ge_candidate(cands, c, &parts);
+    p = cJSON_CreateObject();
+    cJSON_AddItemToArray(parts, p);
+    cJSON_AddStringToObject(p, "text", text ? copy : "");
+    cJSON_AddTrueToObject(p, "thought");
+    if (text == NULL) {
+        cJSON_AddStringToObject(p, "thoughtSignature", copy);
+    }
     free(copy);
     ge_tail(s, o);
     return st_emit(s, NULL, o);
@@ -937,6 +1024,19 @@ st_from_openai(llmp_stream_t *s, const cJSON *root)
         }
         d = tr_get(it, "delta", NULL);
 
+        t = tr_str(d, "reasoning_content");
+        if (t != NULL && st_think(s, c, t, strlen(t), NULL) != 0) {
+            return -1;
+        }
+        cJSON_ArrayForEach(tc, tr_get(d, "thinking_blocks", NULL)) {
+            t = tr_str(tc, "signature");
+            if (t != NULL && t[0] != '\0'
+                && st_think(s, c, NULL, 0, t) != 0)
+            {
+                return -1;
+            }
+        }
+
         t = tr_str(d, "content");
         if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
             return -1;
@@ -1054,6 +1154,11 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
             t = tr_str(v, "text");
             return t ? st_text(s, 0, t, strlen(t)) : 0;
         }
+        if (t != NULL && strcmp(t, "thinking") == 0) {
+            b->kind = ST_BLK_THINK;
+            t = tr_str(v, "thinking");
+            return t ? st_think(s, 0, t, strlen(t), NULL) : 0;
+        }
         if (t != NULL && strcmp(t, "tool_use") == 0) {
             b->kind = ST_BLK_TOOL;
             b->no = s->an_calls++;
@@ -1072,6 +1177,16 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
         }
         if (b->kind == ST_BLK_TEXT && (t = tr_str(d, "text")) != NULL) {
             return st_text(s, 0, t, strlen(t));
+        }
+        if (b->kind == ST_BLK_THINK
+            && (t = tr_str(d, "thinking")) != NULL)
+        {
+            return st_think(s, 0, t, strlen(t), NULL);
+        }
+        if (b->kind == ST_BLK_THINK
+            && (t = tr_str(d, "signature")) != NULL && t[0] != '\0')
+        {
+            return st_think(s, 0, NULL, 0, t);
         }
         if (b->kind == ST_BLK_TOOL
             && (t = tr_str(d, "partial_json")) != NULL)
@@ -1170,10 +1285,18 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
                                      NULL))
         {
             t = tr_str(p, "text");
+            if (t != NULL && cJSON_IsTrue(tr_get(p, "thought", NULL))) {
+                if (st_think(s, c, t, strlen(t), NULL) != 0) {
+                    return -1;
+                }
+                t = tr_str2(p, "thoughtSignature", "thought_signature");
+                if (t != NULL && st_think(s, c, NULL, 0, t) != 0) {
+                    return -1;
+                }
+                continue;
+            }
             if (t != NULL) {
-                if (!cJSON_IsTrue(tr_get(p, "thought", NULL))
-                    && st_text(s, c, t, strlen(t)) != 0)
-                {
+                if (st_text(s, c, t, strlen(t)) != 0) {
                     return -1;
                 }
                 continue;

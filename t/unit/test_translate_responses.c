@@ -239,10 +239,20 @@ test_request(void)
     o = req(AN, "req_responses.json", err);
     TAP_OK(o != NULL, "responses -> anthropic: translated");
     TAP_OK(o && js(o, "model", "up-model"), "anthropic: the model");
-    TAP_OK(o && jnum(o, "max_tokens", 2000),
-           "anthropic: max_output_tokens is max_tokens");
-    TAP_OK(o && jnum(o, "temperature", 0.2) && jnum(o, "top_p", 0.9),
-           "anthropic: temperature and top_p");
+    TAP_OK(o && js(o, "thinking.type", "enabled")
+           && jnum(o, "thinking.budget_tokens", 2048),
+           "anthropic: reasoning.effort medium is a 2048-token budget");
+    TAP_OK(o && jnum(o, "max_tokens", 2048 + 2000),
+           "anthropic: max_tokens above the budget by max_output_tokens");
+    TAP_OK(o && jp(o, "temperature") == NULL && jp(o, "top_p") == NULL,
+           "anthropic: no temperature or top_p with thinking");
+    TAP_OK(o && js(o, "messages.1.content.0.type", "thinking")
+           && js(o, "messages.1.content.0.thinking", "Need the weather.")
+           && js(o, "messages.1.content.0.signature",
+                 "EqQBCkYIBxgCKkBsig==")
+           && js(o, "messages.1.content.1.type", "text"),
+           "anthropic: the reasoning item is the turn's signed thinking "
+           "block, first");
     TAP_OK(o && cJSON_IsTrue(jp(o, "stream")), "anthropic: stream");
     TAP_OK(o && has(o, "system", "coding agent")
            && has(o, "system", "Use the tools"),
@@ -271,8 +281,16 @@ test_request(void)
     TAP_OK(o != NULL, "responses -> gemini: translated");
     TAP_OK(o && jp(o, "model") == NULL && jp(o, "stream") == NULL,
            "gemini: model and stream are in the URL");
-    TAP_OK(o && jnum(o, "generationConfig.maxOutputTokens", 2000),
-           "gemini: maxOutputTokens");
+    TAP_OK(o && jnum(o, "generationConfig.maxOutputTokens", 2000)
+           && jnum(o, "generationConfig.temperature", 0.2),
+           "gemini: maxOutputTokens, temperature");
+    TAP_OK(o && jnum(o, "generationConfig.thinkingConfig.thinkingBudget",
+                     8192)
+           && cJSON_IsTrue(jp(o, "generationConfig.thinkingConfig."
+                                 "includeThoughts")),
+           "gemini: reasoning.effort medium is thinkingConfig");
+    TAP_OK(o && !has(o, "contents", "thought"),
+           "gemini: Anthropic's signed thinking is not sent to Gemini");
     TAP_OK(o && jp(o, "contents.0.parts.1.inlineData.data") != NULL,
            "gemini: the image is inlineData");
     TAP_OK(o && js(o, "contents.1.role", "model")
@@ -350,12 +368,29 @@ test_response(void)
            "responses: usage");
     cJSON_Delete(o);
 
+    o = resp(AN, "resp_anthropic_text.json");
+    TAP_OK(o && js(o, "output.0.type", "reasoning")
+           && js(o, "output.0.summary.0.type", "summary_text")
+           && js(o, "output.0.summary.0.text", "Simple greeting.")
+           && js(o, "output.0.encrypted_content", "EqQBCgIYAhIM")
+           && js(o, "output.1.type", "message")
+           && js(o, "output.1.content.0.text", "Hi! My name is Claude."),
+           "anthropic thinking: a reasoning item, its signature as "
+           "encrypted_content");
+    cJSON_Delete(o);
+
     o = resp(GE, "resp_gemini_text.json");
     TAP_OK(o && js(o, "status", "incomplete")
            && js(o, "incomplete_details.reason", "max_output_tokens"),
            "gemini MAX_TOKENS: incomplete, max_output_tokens");
     TAP_OK(o && jnum(o, "usage.output_tokens_details.reasoning_tokens", 20),
            "gemini: thoughts are reasoning tokens");
+    TAP_OK(o && js(o, "output.0.type", "reasoning")
+           && js(o, "output.0.summary.0.text", "Let me think.")
+           && jp(o, "output.0.encrypted_content") == NULL
+           && js(o, "output.1.content.0.text",
+                 "AI learns patterns from data."),
+           "gemini: a thought part is a reasoning item");
     cJSON_Delete(o);
 }
 
@@ -404,11 +439,14 @@ test_stream(void)
     TAP_OK(evs && index_of(evs, "response.function_call_arguments.done")
                   > index_of(evs, "response.function_call_arguments.delta"),
            "function_call_arguments.done after its deltas");
-    TAP_OK(last && js(last, "response.output.1.type", "function_call")
-           && js(last, "response.output.1.call_id",
+    TAP_OK(last && js(last, "response.output.0.type", "reasoning")
+           && js(last, "response.output.0.summary.0.text", "Need weather.")
+           && js(last, "response.output.1.type", "message")
+           && js(last, "response.output.2.type", "function_call")
+           && js(last, "response.output.2.call_id",
                  "toolu_01T1x1fJ34qAmk2tNTrN7Up6")
-           && js(last, "response.output.1.name", "get_weather"),
-           "response.completed carries the function_call item");
+           && js(last, "response.output.2.name", "get_weather"),
+           "response.completed: reasoning, message, function_call items");
     /* OpenAI counts cache reads into the input tokens, Anthropic not */
     TAP_OK(last && jnum(last, "response.usage.input_tokens", 572)
            && jnum(last, "response.usage.input_tokens_details.cached_tokens",
@@ -449,6 +487,54 @@ test_stream(void)
            && js(last, "response.status", "failed")
            && js(last, "response.error.message", "Overloaded"),
            "then response.failed with the message");
+    cJSON_Delete(evs);
+    free(whole);
+    free(data);
+
+    data = load("stream_anthropic_thinking.sse", &len);
+    whole = run(AN, data, len, 0, &rc);
+    bytes = run(AN, data, len, 3, &rc1);
+    TAP_OK(rc == 0 && rc1 == 0 && strcmp(whole, bytes) == 0,
+           "anthropic thinking stream: translated, splitting changes "
+           "nothing");
+    evs = events(whole);
+    joined(evs, "response.reasoning_summary_text.delta", text,
+           sizeof(text));
+    TAP_OK(strcmp(text, "The user greets; answer briefly.") == 0,
+           "thinking deltas are reasoning_summary_text deltas");
+    TAP_OK(evs && index_of(evs, "response.reasoning_summary_part.added")
+                  > index_of(evs, "response.output_item.added")
+           && index_of(evs, "response.reasoning_summary_text.done")
+              > index_of(evs, "response.reasoning_summary_text.delta")
+           && index_of(evs, "response.reasoning_summary_part.done")
+              > index_of(evs, "response.reasoning_summary_text.done")
+           && index_of(evs, "response.output_text.delta")
+              > index_of(evs, "response.reasoning_summary_part.done"),
+           "reasoning: item, summary part, deltas, done; then the text");
+    last = evs ? cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1) : NULL;
+    TAP_OK(last && js(last, "response.output.0.type", "reasoning")
+           && js(last, "response.output.0.summary.0.text",
+                 "The user greets; answer briefly.")
+           && js(last, "response.output.0.encrypted_content",
+                 "EqQBCgIYAhIMsig1")
+           && js(last, "response.output.1.content.0.text", "Hello!"),
+           "the reasoning item keeps the signature as encrypted_content");
+    cJSON_Delete(evs);
+    free(whole);
+    free(bytes);
+    free(data);
+
+    data = load("stream_gemini_tool.sse", &len);
+    whole = run(GE, data, len, 0, &rc);
+    evs = whole ? events(whole) : NULL;
+    joined(evs, "response.reasoning_summary_text.delta", text,
+           sizeof(text));
+    last = evs ? cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1) : NULL;
+    TAP_OK(rc == 0 && strcmp(text, "Checking.") == 0
+           && js(last, "response.output.0.type", "reasoning")
+           && js(last, "response.output.2.name", "get_weather")
+           && js(last, "response.output.3.name", "get_time"),
+           "gemini thought parts stream as reasoning; two calls");
     cJSON_Delete(evs);
     free(whole);
     free(data);
