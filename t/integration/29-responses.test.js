@@ -247,3 +247,92 @@ test('what cannot be translated is a 400 naming it', async () => {
     return true;
   });
 });
+
+// -- reasoning ------------------------------------------------------------
+
+test('anthropic: reasoning.effort is thinking; its block a reasoning item',
+     async () => {
+  mock.reset();
+  const r = await client.responses.create({ model: 'm-anthropic',
+    input: 'hi', reasoning: { effort: 'high', summary: 'auto' },
+    include: ['reasoning.encrypted_content'], max_output_tokens: 500,
+    temperature: 0.3 });
+  const up = lastRequest('anthropic').body;
+  assert.deepStrictEqual(up.thinking, { type: 'enabled',
+                                        budget_tokens: 4096 });
+  assert.strictEqual(up.max_tokens, 4096 + 500);
+  assert.strictEqual(up.temperature, undefined);
+  assert.strictEqual(r.output[0].type, 'reasoning');
+  assert.deepStrictEqual(r.output[0].summary, [{ type: 'summary_text',
+                                                 text: 'mock thoughts' }]);
+  assert.strictEqual(r.output[0].encrypted_content, 'sig-mock');
+  assert.strictEqual(r.output_text, 'hello from the provider');
+
+  const ev = await events({ model: 'm-anthropic', input: 'hi',
+                            reasoning: { effort: 'low' } });
+  assert.strictEqual(ev.filter((e) =>
+    e.type === 'response.reasoning_summary_text.delta')
+    .map((e) => e.delta).join(''), 'mock thoughts');
+  const done = ev[ev.length - 1].response;
+  assert.strictEqual(done.output[0].type, 'reasoning');
+  assert.strictEqual(done.output[0].encrypted_content, 'sig-mock');
+  assert.strictEqual(done.output[1].content[0].text,
+                     'hello from the provider');
+  assert.strictEqual(lastRequest('anthropic').body.thinking.budget_tokens,
+                     1024);
+});
+
+for (const stream of [false, true]) {
+  test(`anthropic: a tool round with thinking, ${stream ? '' : 'not '}`
+       + 'streamed: the signed block goes back first', async () => {
+    const req = { model: 'm-anthropic', tools,
+                  reasoning: { effort: 'medium' },
+                  include: ['reasoning.encrypted_content'] };
+    const input = [{ role: 'user', content: 'weather in Paris?' }];
+    let r;
+    if (stream) {
+      const ev = await events({ ...req, input });
+      r = ev[ev.length - 1].response;
+    } else {
+      r = await client.responses.create({ ...req, input });
+    }
+    assert.deepStrictEqual(r.output.map((o) => o.type),
+                           ['reasoning', 'function_call']);
+    const call = r.output[1];
+    // Codex sends the output items back as they came, then the result
+    const r2 = await client.responses.create({ ...req, input: [...input,
+      ...r.output, { type: 'function_call_output', call_id: call.call_id,
+                     output: 'sunny' }] });
+    assert.match(r2.output_text, /tool said: sunny/);
+    const up = lastRequest('anthropic').body;
+    assert.strictEqual(up.thinking.budget_tokens, 2048);
+    assert.deepStrictEqual(up.messages[1].content[0], { type: 'thinking',
+      thinking: 'mock thoughts', signature: 'sig-mock' });
+    assert.strictEqual(up.messages[1].content[1].type, 'tool_use');
+  });
+}
+
+test('gemini: reasoning.effort is thinkingConfig; thoughts a reasoning item',
+     async () => {
+  mock.reset();
+  const r = await client.responses.create({ model: 'm-gemini', input: 'hi',
+    reasoning: { effort: 'low' } });
+  const up = lastRequest('gemini').body;
+  assert.deepStrictEqual(up.generationConfig.thinkingConfig,
+                         { thinkingBudget: 1024, includeThoughts: true });
+  assert.strictEqual(r.output[0].type, 'reasoning');
+  assert.strictEqual(r.output[0].summary[0].text, 'mock thoughts');
+  assert.strictEqual(r.output_text, 'hello from the provider');
+
+  const s = client.responses.stream({ model: 'm-gemini', input: 'hi',
+                                      reasoning: { effort: 'high' } });
+  let thoughts = '';
+  s.on('response.reasoning_summary_text.delta', (e) => {
+    thoughts += e.delta;
+  });
+  const f = await s.finalResponse();
+  assert.strictEqual(thoughts, 'mock thoughts');
+  assert.strictEqual(f.output_text, 'hello from the provider');
+  assert.strictEqual(lastRequest('gemini').body.generationConfig
+    .thinkingConfig.thinkingBudget, 24576);
+});

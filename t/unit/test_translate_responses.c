@@ -550,9 +550,144 @@ test_stream(void)
 }
 
 
+/* a chat-style request body from one interface to another */
+
+static cJSON *
+xreq(int from, int to, const char *body)
+{
+    char         err[256];
+    cJSON       *o;
+    llmp_buf_t   out = { 0 };
+
+    err[0] = '\0';
+    if (llmp_translate_request(from, to, body, strlen(body), "m", 0, &out,
+                               err, sizeof(err)) != 0)
+    {
+        printf("# %s\n", err);
+        llmp_buf_free(&out);
+        return NULL;
+    }
+    o = cJSON_Parse(out.data);
+    llmp_buf_free(&out);
+    return o;
+}
+
+
+static void
+test_think_params(void)
+{
+    cJSON  *o;
+
+    o = xreq(OA, AN, "{\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"}],\"reasoning_effort\":\"high\",\"max_tokens\":100,"
+             "\"temperature\":0.3}");
+    TAP_OK(o && js(o, "thinking.type", "enabled")
+           && jnum(o, "thinking.budget_tokens", 4096)
+           && jnum(o, "max_tokens", 4196) && jp(o, "temperature") == NULL,
+           "oa->an: reasoning_effort high is thinking, max_tokens above it");
+    cJSON_Delete(o);
+
+    o = xreq(OA, AN, "{\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"}],\"reasoning_effort\":\"low\",\"tools\":[{\"type\":"
+             "\"function\",\"function\":{\"name\":\"f\"}}],"
+             "\"tool_choice\":\"required\"}");
+    TAP_OK(o && jp(o, "thinking") == NULL && js(o, "tool_choice.type", "any"),
+           "oa->an: no thinking with a forced tool");
+    cJSON_Delete(o);
+
+    o = xreq(OA, AN, "{\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"},{\"role\":\"assistant\",\"content\":null,"
+             "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+             "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+             "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":"
+             "\"ok\"}],\"reasoning_effort\":\"medium\"}");
+    TAP_OK(o && jp(o, "thinking") == NULL,
+           "oa->an: no thinking when the tool turn has no signed block");
+    cJSON_Delete(o);
+
+    o = xreq(OA, AN, "{\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"},{\"role\":\"assistant\",\"content\":null,"
+             "\"reasoning_content\":\"think\",\"thinking_blocks\":[{"
+             "\"type\":\"thinking\",\"thinking\":\"think\",\"signature\":"
+             "\"s1\"}],\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+             "\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
+             "\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c1\","
+             "\"content\":\"ok\"}],\"reasoning_effort\":\"medium\"}");
+    TAP_OK(o && jnum(o, "thinking.budget_tokens", 2048)
+           && js(o, "messages.1.content.0.type", "thinking")
+           && js(o, "messages.1.content.0.signature", "s1")
+           && js(o, "messages.1.content.1.type", "tool_use"),
+           "oa->an: thinking_blocks go back first, signed, and thinking on");
+    cJSON_Delete(o);
+
+    o = xreq(OA, GE, "{\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\","
+             "\"reasoning_content\":\"hmm\"},{\"role\":\"user\","
+             "\"content\":\"x\"}],\"reasoning_effort\":\"low\"}");
+    TAP_OK(o && jnum(o, "generationConfig.thinkingConfig.thinkingBudget",
+                     1024)
+           && !has(o, "contents", "hmm"),
+           "oa->ge: effort low is a 1024 budget; reasoning not sent back");
+    cJSON_Delete(o);
+
+    o = xreq(AN, OA, "{\"max_tokens\":20000,\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
+             "\"content\":[{\"type\":\"thinking\",\"thinking\":\"hm\","
+             "\"signature\":\"s2\"},{\"type\":\"redacted_thinking\","
+             "\"data\":\"r2\"},{\"type\":\"text\",\"text\":\"yo\"}]},"
+             "{\"role\":\"user\",\"content\":\"x\"}],\"thinking\":{"
+             "\"type\":\"enabled\",\"budget_tokens\":10000}}");
+    TAP_OK(o && js(o, "reasoning_effort", "high")
+           && js(o, "messages.1.reasoning_content", "hm")
+           && js(o, "messages.1.thinking_blocks.0.signature", "s2")
+           && js(o, "messages.1.thinking_blocks.1.type", "redacted_thinking")
+           && js(o, "messages.1.content", "yo"),
+           "an->oa: budget 10000 is effort high; thinking blocks kept");
+    cJSON_Delete(o);
+
+    o = xreq(AN, GE, "{\"max_tokens\":9000,\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"hi\"}],\"thinking\":{\"type\":"
+             "\"enabled\",\"budget_tokens\":3000}}");
+    TAP_OK(o && jnum(o, "generationConfig.thinkingConfig.thinkingBudget",
+                     3000)
+           && cJSON_IsTrue(jp(o, "generationConfig.thinkingConfig."
+                                 "includeThoughts"))
+           && jnum(o, "generationConfig.maxOutputTokens", 9000),
+           "an->ge: the budget is Gemini's thinkingBudget");
+    cJSON_Delete(o);
+
+    o = xreq(GE, AN, "{\"contents\":[{\"role\":\"user\",\"parts\":[{"
+             "\"text\":\"hi\"}]}],\"generationConfig\":{\"thinkingConfig\":"
+             "{\"thinkingBudget\":-1}}}");
+    TAP_OK(o && jnum(o, "thinking.budget_tokens", 2048)
+           && jnum(o, "max_tokens", 4096),
+           "ge->an: a dynamic budget is effort medium");
+    cJSON_Delete(o);
+
+    o = xreq(GE, OA, "{\"contents\":[{\"role\":\"user\",\"parts\":[{"
+             "\"text\":\"hi\"}]},{\"role\":\"model\",\"parts\":[{"
+             "\"text\":\"mull\",\"thought\":true},{\"text\":\"yo\"}]},"
+             "{\"role\":\"user\",\"parts\":[{\"text\":\"x\"}]}],"
+             "\"generationConfig\":{\"thinkingConfig\":{\"thinkingLevel\":"
+             "\"low\"}}}");
+    TAP_OK(o && js(o, "reasoning_effort", "low")
+           && js(o, "messages.1.reasoning_content", "mull")
+           && js(o, "messages.1.content", "yo"),
+           "ge->oa: thinkingLevel low, a thought is reasoning_content");
+    cJSON_Delete(o);
+
+    o = xreq(OA, AN, "{\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"}]}");
+    TAP_OK(o && jp(o, "thinking") == NULL,
+           "oa->an: no effort, no thinking");
+    cJSON_Delete(o);
+}
+
+
 int
 main(void)
 {
+    test_think_params();
     test_request();
     test_request_errors();
     test_response();
