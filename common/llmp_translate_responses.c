@@ -1613,13 +1613,21 @@ llmp_responses_stream_set_nonce(llmp_rstream_t *s, long long created,
 }
 
 
+/*
+ * What the hub wrote goes on even when it then broke (rc -1): the events
+ * must not depend on where the provider's stream was split
+ */
+
 static int
 rs_pump(llmp_rstream_t *s, llmp_buf_t *out, int rc)
 {
     s->out = out;
 
-    if (rc == 0 && s->cbuf.len) {
-        rc = llmp_sse_feed(&s->sse, s->cbuf.data, s->cbuf.len, rs_chunk, s);
+    if (s->cbuf.len
+        && llmp_sse_feed(&s->sse, s->cbuf.data, s->cbuf.len, rs_chunk, s)
+           != 0)
+    {
+        rc = -1;
     }
     s->cbuf.len = 0;
 
