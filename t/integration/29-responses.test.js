@@ -11,6 +11,8 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
 const OpenAI = require('openai');
+const Anthropic = require('@anthropic-ai/sdk');
+const { GoogleGenAI } = require('@google/genai');
 const { startGateway } = require('../lib/gateway');
 const { createMock, closedPort } = require('../mocks/openai-mock');
 
@@ -249,6 +251,9 @@ test('what cannot be translated is a 400 naming it', async () => {
 });
 
 // -- reasoning ------------------------------------------------------------
+//
+// The chat-style interfaces carry it too: each SDK's own parameter and
+// content against a provider of another style.
 
 test('anthropic: reasoning.effort is thinking; its block a reasoning item',
      async () => {
@@ -335,4 +340,67 @@ test('gemini: reasoning.effort is thinkingConfig; thoughts a reasoning item',
   assert.strictEqual(f.output_text, 'hello from the provider');
   assert.strictEqual(lastRequest('gemini').body.generationConfig
     .thinkingConfig.thinkingBudget, 24576);
+});
+
+test('chat.completions: reasoning_effort is thinking; reasoning_content back',
+     async () => {
+  mock.reset();
+  const req = { model: 'm-anthropic', reasoning_effort: 'low',
+                messages: [{ role: 'user', content: 'hi' }] };
+  const r = await client.chat.completions.create(req);
+  assert.deepStrictEqual(lastRequest('anthropic').body.thinking,
+                         { type: 'enabled', budget_tokens: 1024 });
+  const m = r.choices[0].message;
+  assert.strictEqual(m.content, 'hello from the provider');
+  assert.strictEqual(m.reasoning_content, 'mock thoughts');
+  assert.strictEqual(m.thinking_blocks[0].signature, 'sig-mock');
+
+  let thoughts = '', text = '';
+  for await (const ch of await client.chat.completions.create({ ...req,
+    stream: true })) {
+    for (const c of ch.choices) {
+      thoughts += c.delta.reasoning_content || '';
+      text += c.delta.content || '';
+    }
+  }
+  assert.strictEqual(thoughts, 'mock thoughts');
+  assert.strictEqual(text, 'hello from the provider');
+});
+
+test('anthropic SDK: thinking to a Gemini model; thoughts as thinking',
+     async () => {
+  mock.reset();
+  const a = new Anthropic({ baseURL: gw.url, apiKey: gw.masterKey,
+                            maxRetries: 0 });
+  const req = { model: 'm-gemini', max_tokens: 4000,
+                thinking: { type: 'enabled', budget_tokens: 2000 },
+                messages: [{ role: 'user', content: 'hi' }] };
+  const m = await a.messages.create(req);
+  assert.deepStrictEqual(lastRequest('gemini').body.generationConfig
+    .thinkingConfig, { thinkingBudget: 2000, includeThoughts: true });
+  assert.strictEqual(m.content[0].type, 'thinking');
+  assert.strictEqual(m.content[0].thinking, 'mock thoughts');
+  assert.strictEqual(m.content[1].text, 'hello from the provider');
+
+  const f = await a.messages.stream(req).finalMessage();
+  assert.deepStrictEqual(f.content.map((b) => b.type), ['thinking', 'text']);
+  assert.strictEqual(f.content[0].thinking, 'mock thoughts');
+});
+
+test('gemini SDK: thinkingConfig to an Anthropic model; thinking as thought',
+     async () => {
+  mock.reset();
+  const ai = new GoogleGenAI({ apiKey: gw.masterKey,
+                               httpOptions: { baseUrl: gw.url } });
+  const r = await ai.models.generateContent({ model: 'm-anthropic',
+    contents: 'hi', config: { maxOutputTokens: 3000, thinkingConfig: {
+      thinkingBudget: 1500, includeThoughts: true } } });
+  const up = lastRequest('anthropic').body;
+  assert.deepStrictEqual(up.thinking, { type: 'enabled',
+                                        budget_tokens: 1500 });
+  assert.strictEqual(up.max_tokens, 3000);
+  const parts = r.candidates[0].content.parts;
+  assert.strictEqual(parts[0].thought, true);
+  assert.strictEqual(parts[0].text, 'mock thoughts');
+  assert.strictEqual(r.text, 'hello from the provider');
 });
