@@ -55,7 +55,8 @@ struct tr_part_s {
     const char  *mime;          /* TR_MEDIA: media type, may be NULL */
     const char  *data;          /* TR_MEDIA: base64 data, or; */
                                 /* TR_THINKING: Anthropic's redacted data */
-    const char  *sig;           /* TR_THINKING: its signature */
+    const char  *sig;           /* TR_THINKING: its signature; */
+                                /* TR_TOOL_CALL: Gemini's thoughtSignature */
     const char  *url;           /* TR_MEDIA: a URL */
     const char  *id;            /* TR_TOOL_CALL, TR_TOOL_RESULT */
     const char  *name;
@@ -172,6 +173,9 @@ int tr_think_part(tr_arena_t *a, tr_parts_t *p, const char *text,
     const char *sig, const char *redacted);
 int tr_think_oa_parts(tr_arena_t *a, tr_parts_t *p, const cJSON *msg);
 int tr_think_oa_message(cJSON *m, const tr_parts_t *p);
+int tr_sig_split(tr_arena_t *a, tr_part_t *p);
+char *tr_sig_id(const char *id, const char *sig);
+const char *tr_sig_of(const char *id);
 
 /* error type names by HTTP status */
 const char *tr_openai_error_type(int status);

@@ -295,6 +295,9 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
             }
             t->id = tr_str(it, "tool_call_id");
             t->name = tr_str(it, "name");
+            if (tr_sig_split(&r->arena, t) != 0) {
+                goto oom;
+            }
             if (role[0] == 't' && t->id == NULL) {
                 tr_err(err, errlen, "%s: \"tool_call_id\" is required",
                        where);
@@ -503,6 +506,9 @@ an_content(tr_req_t *r, tr_parts_t *p, const cJSON *c, int nested,
             t->id = tr_str(it, "id");
             t->name = tr_str(it, "name");
             t->input = tr_get(it, "input", NULL);
+            if (tr_sig_split(&r->arena, t) != 0) {
+                goto oom;
+            }
 
         } else if (strcmp(type, "tool_result") == 0 && !nested) {
             if (tr_str(it, "tool_use_id") == NULL) {
@@ -515,6 +521,9 @@ an_content(tr_req_t *r, tr_parts_t *p, const cJSON *c, int nested,
                 goto oom;
             }
             t->id = tr_str(it, "tool_use_id");
+            if (tr_sig_split(&r->arena, t) != 0) {
+                goto oom;
+            }
             t->is_error = cJSON_IsTrue(tr_get(it, "is_error", NULL));
             if (an_content(r, &t->content, tr_get(it, "content", NULL), 1,
                            where, err, errlen) != 0)
@@ -725,6 +734,7 @@ ge_parts(tr_req_t *r, tr_parts_t *p, const cJSON *parts, const char *where,
             t->id = tr_str(v, "id");
             t->name = tr_str(v, "name");
             t->input = tr_get(v, "args", NULL);
+            t->sig = tr_str2(it, "thoughtSignature", "thought_signature");
             continue;
         }
 
@@ -1762,6 +1772,9 @@ ge_block(tr_req_t *r, const tr_part_t *p)
         v = cJSON_AddObjectToObject(o, "functionCall");
         cJSON_AddStringToObject(v, "name", p->name);
         cJSON_AddItemToObject(v, "args", tr_part_input(p));
+        if (p->sig != NULL) {
+            cJSON_AddStringToObject(o, "thoughtSignature", p->sig);
+        }
         return o;
     }
 

@@ -296,6 +296,7 @@ resp_from_gemini(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
             p->name = tr_str(v, "name");
             p->input = tr_get(v, "args", NULL);
             p->id = tr_str(v, "id");
+            p->sig = tr_str2(part, "thoughtSignature", "thought_signature");
             if (p->id == NULL) {
                 snprintf(id, sizeof(id), "call_%.12s_%u", r->nonce,
                          ncalls);
@@ -426,13 +427,16 @@ resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
             }
             f = cJSON_CreateObject();
             cJSON_AddItemToArray(t, f);
-            if (p->id) {
-                cJSON_AddStringToObject(f, "id", p->id);
-            } else {
+            if (p->id == NULL) {
                 snprintf(id, sizeof(id), "call_%.12s_%u", r->nonce,
                          (unsigned) j);
-                cJSON_AddStringToObject(f, "id", id);
             }
+            q = tr_sig_id(p->id ? p->id : id, p->sig);
+            if (q == NULL) {
+                return -1;
+            }
+            cJSON_AddStringToObject(f, "id", q);
+            free(q);
             cJSON_AddStringToObject(f, "type", "function");
             f = cJSON_AddObjectToObject(f, "function");
             cJSON_AddStringToObject(f, "name", p->name);
@@ -508,7 +512,7 @@ static int
 resp_to_anthropic(tr_resp_t *r, cJSON *root, const char *model)
 {
     int           fr;
-    char          id[64];
+    char          id[64], *sid;
     size_t        j;
     cJSON        *a, *o, *last, *u;
     long long     in;
@@ -556,13 +560,16 @@ resp_to_anthropic(tr_resp_t *r, cJSON *root, const char *model)
             continue;
         }
         cJSON_AddStringToObject(o, "type", "tool_use");
-        if (p->id) {
-            cJSON_AddStringToObject(o, "id", p->id);
-        } else {
+        if (p->id == NULL) {
             snprintf(id, sizeof(id), "toolu_%.12s_%u", r->nonce,
                      (unsigned) j);
-            cJSON_AddStringToObject(o, "id", id);
         }
+        sid = tr_sig_id(p->id ? p->id : id, p->sig);
+        if (sid == NULL) {
+            return -1;
+        }
+        cJSON_AddStringToObject(o, "id", sid);
+        free(sid);
         cJSON_AddStringToObject(o, "name", p->name);
         cJSON_AddItemToObject(o, "input", tr_part_input(p));
     }
@@ -629,6 +636,9 @@ resp_to_gemini(tr_resp_t *r, cJSON *root, const char *model)
                 cJSON_AddStringToObject(v, "text", p->text);
                 cJSON_AddTrueToObject(v, "thought");
                 continue;
+            }
+            if (p->sig != NULL) {
+                cJSON_AddStringToObject(v, "thoughtSignature", p->sig);
             }
             v = cJSON_AddObjectToObject(v, "functionCall");
             cJSON_AddStringToObject(v, "name", p->name);

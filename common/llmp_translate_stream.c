@@ -457,7 +457,8 @@ ge_candidate(cJSON *cands, int c, cJSON **parts)
 static int
 ge_flush_tool(llmp_stream_t *s, st_tool_t *t)
 {
-    cJSON  *o, *cands, *parts, *p, *f, *args;
+    const char  *sig;
+    cJSON       *o, *cands, *parts, *p, *f, *args;
 
     if (t->done) {
         return 0;
@@ -471,6 +472,10 @@ ge_flush_tool(llmp_stream_t *s, st_tool_t *t)
     ge_candidate(cands, t->choice, &parts);
     p = cJSON_CreateObject();
     cJSON_AddItemToArray(parts, p);
+    sig = tr_sig_of(t->id);
+    if (sig != NULL) {
+        cJSON_AddStringToObject(p, "thoughtSignature", sig);
+    }
     f = cJSON_AddObjectToObject(p, "functionCall");
     cJSON_AddStringToObject(f, "name", t->name);
     args = t->args.len ? tr_json_object(t->args.data) : NULL;
@@ -658,6 +663,14 @@ st_think(llmp_stream_t *s, int c, const char *text, size_t len,
 }
 
 
+static const char *
+st_gen_id(llmp_stream_t *s, char *gen, size_t n)
+{
+    snprintf(gen, n, "call_%.12s_%u", s->nonce, s->ge_ids++);
+    return gen;
+}
+
+
 static int
 st_tool_start(llmp_stream_t *s, int c, int no, const char *id,
     const char *name)
@@ -683,8 +696,7 @@ st_tool_start(llmp_stream_t *s, int c, int no, const char *id,
     t->no = no;
     t->block = -1;
     if (id == NULL || id[0] == '\0') {
-        snprintf(gen, sizeof(gen), "call_%.12s_%u", s->nonce, s->ge_ids++);
-        id = gen;
+        id = st_gen_id(s, gen, sizeof(gen));
     }
     t->id = strdup(id);
     t->name = strdup(name ? name : "");
@@ -1235,8 +1247,8 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
 static int
 st_from_gemini(llmp_stream_t *s, const cJSON *root)
 {
-    int           c, pos, no;
-    char         *args;
+    int           c, pos, no, rc;
+    char         *args, *sid, gen[64];
     long long     th;
     const char   *t;
     const cJSON  *e, *u, *it, *p, *f;
@@ -1308,9 +1320,20 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
                 continue;
             }
             no = s->ge_calls[c]++;
-            if (st_tool_start(s, c, no, tr_str(f, "id"), tr_str(f, "name"))
-                != 0)
-            {
+            t = tr_str2(p, "thoughtSignature", "thought_signature");
+            sid = t ? tr_sig_id(tr_str(f, "id") ? tr_str(f, "id")
+                                                : st_gen_id(s, gen,
+                                                            sizeof(gen)),
+                                t)
+                    : NULL;
+            if (t != NULL && sid == NULL) {
+                s->broken = 1;
+                return -1;
+            }
+            rc = st_tool_start(s, c, no, sid ? sid : tr_str(f, "id"),
+                               tr_str(f, "name"));
+            free(sid);
+            if (rc != 0) {
                 return -1;
             }
             args = tr_get(f, "args", NULL) ? tr_json_text(tr_get(f, "args",

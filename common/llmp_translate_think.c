@@ -22,6 +22,14 @@
 
 #define TR_AN_MIN_BUDGET  1024      /* Anthropic refuses less */
 
+/*
+ * Gemini 3 wants the thoughtSignature of each function call back with it;
+ * clients of the other interfaces have no place for one but the call's
+ * id, which they return as it is: "<id>__thought__<signature>" (LiteLLM's
+ * spelling, so that its histories read the same)
+ */
+#define TR_SIG_SEP  "__thought__"
+
 
 typedef struct {
     const char  *effort;
@@ -361,4 +369,67 @@ failed:
     cJSON_Delete(blocks);
     llmp_buf_free(&text);
     return -1;
+}
+
+
+/* the signature in an id, or NULL */
+
+const char *
+tr_sig_of(const char *id)
+{
+    const char  *m;
+
+    m = id ? strstr(id, TR_SIG_SEP) : NULL;
+    if (m == NULL || m[sizeof(TR_SIG_SEP) - 1] == '\0') {
+        return NULL;
+    }
+    return m + sizeof(TR_SIG_SEP) - 1;
+}
+
+
+/* an id with a signature in it: the id and the signature apart */
+
+int
+tr_sig_split(tr_arena_t *a, tr_part_t *p)
+{
+    const char  *m;
+
+    if (p->id == NULL || (m = strstr(p->id, TR_SIG_SEP)) == NULL
+        || m[sizeof(TR_SIG_SEP) - 1] == '\0')
+    {
+        return 0;
+    }
+
+    if (p->type == TR_TOOL_CALL && p->sig == NULL) {
+        p->sig = m + sizeof(TR_SIG_SEP) - 1;
+    }
+    p->id = tr_strndup(a, p->id, (size_t) (m - p->id));
+    return p->id ? 0 : -1;
+}
+
+
+/* the id a client gets: malloc'ed, with the signature when there is one */
+
+char *
+tr_sig_id(const char *id, const char *sig)
+{
+    char    *s;
+    size_t   a, b;
+
+    id = id ? id : "";
+    a = strlen(id);
+    b = (sig && sig[0]) ? strlen(sig) : 0;
+
+    s = malloc(a + sizeof(TR_SIG_SEP) + b);
+    if (s == NULL) {
+        return NULL;
+    }
+    memcpy(s, id, a);
+    if (b) {
+        memcpy(s + a, TR_SIG_SEP, sizeof(TR_SIG_SEP) - 1);
+        memcpy(s + a + sizeof(TR_SIG_SEP) - 1, sig, b);
+        a += sizeof(TR_SIG_SEP) - 1 + b;
+    }
+    s[a] = '\0';
+    return s;
 }

@@ -906,6 +906,9 @@ tr_oa_tool_calls(tr_arena_t *a, tr_parts_t *parts, const cJSON *msg,
         t->id = tr_str(v, "id");
         t->name = tr_str(f, "name");
         t->args = tr_str(f, "arguments");
+        if (tr_sig_split(a, t) != 0) {
+            return -1;
+        }
     }
 
     f = tr_get(msg, "function_call", NULL);

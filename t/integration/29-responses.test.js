@@ -317,6 +317,29 @@ for (const stream of [false, true]) {
   });
 }
 
+for (const stream of [false, true]) {
+  test(`gemini: a tool round with thinking, ${stream ? '' : 'not '}streamed:`
+       + ' the call\'s thoughtSignature goes back', async () => {
+    const req = { model: 'm-gemini', tools, reasoning: { effort: 'low' } };
+    const input = [{ role: 'user', content: 'weather in Paris?' }];
+    let r;
+    if (stream) {
+      const ev = await events({ ...req, input });
+      r = ev[ev.length - 1].response;
+    } else {
+      r = await client.responses.create({ ...req, input });
+    }
+    const call = r.output.find((o) => o.type === 'function_call');
+    assert.ok(call, JSON.stringify(r.output));
+    const r2 = await client.responses.create({ ...req, input: [...input,
+      ...r.output, { type: 'function_call_output', call_id: call.call_id,
+                     output: 'sunny' }] });
+    assert.match(r2.output_text, /tool said: .*sunny/);
+    const a = lastRequest('gemini').body.contents[1];
+    assert.strictEqual(a.parts[0].thoughtSignature, 'gsig-mock');
+  });
+}
+
 test('gemini: reasoning.effort is thinkingConfig; thoughts a reasoning item',
      async () => {
   mock.reset();

@@ -16,7 +16,9 @@
 // (signature "sig-mock") first, and is refused as the real API refuses
 // it (budget under 1024, max_tokens not above it, a temperature, a tool
 // round whose assistant turn does not start with a thinking block); a
-// Gemini request with thinkingConfig.includeThoughts gets a thought part.
+// Gemini request with thinkingConfig.includeThoughts gets a thought part,
+// its function calls a thoughtSignature ("gsig-mock") that, as Gemini 3
+// wants, must come back with each call of the history.
 
 const usageOf = (st) => st.usage || { prompt_tokens: 11,
                                       completion_tokens: 7 };
@@ -298,10 +300,18 @@ function gemini(req, res, body, st, model, method) {
   const turn = geminiTurn(body) || { text: st.content
                                            || 'hello from ' + st.name };
   const gc = body.generationConfig || body.generation_config || {};
-  const thought = (gc.thinkingConfig || {}).includeThoughts
-    ? [{ text: 'mock thoughts', thought: true }] : [];
-  const parts = [...thought, ...(turn.tool ? [{ functionCall: turn.tool }]
-                                           : [{ text: turn.text }])];
+  const thinks = !!(gc.thinkingConfig || {}).includeThoughts;
+  const thought = thinks ? [{ text: 'mock thoughts', thought: true }] : [];
+  const unsigned = thinks && body.contents.some((c) => c.parts.some((p) =>
+    p.functionCall && p.thoughtSignature !== 'gsig-mock'));
+  if (unsigned) {
+    return geminiError(res, st, 400, 'mock gemini: Function call is '
+                       + 'missing a thought_signature');
+  }
+  const parts = [...thought, ...(turn.tool
+    ? [{ functionCall: turn.tool,
+         ...(thinks ? { thoughtSignature: 'gsig-mock' } : {}) }]
+    : [{ text: turn.text }])];
   if (method === 'generateContent') {
     res.writeHead(200, { 'content-type': 'application/json',
                          'x-mock-name': st.name });

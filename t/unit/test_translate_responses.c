@@ -684,10 +684,138 @@ test_think_params(void)
 }
 
 
+/* a response body from one interface to another */
+
+static cJSON *
+xresp(int from, int to, const char *body)
+{
+    char         err[256];
+    cJSON       *o;
+    llmp_buf_t   out = { 0 };
+
+    if (llmp_translate_response(from, to, body, strlen(body), "m", &out,
+                                NULL, err, sizeof(err)) != 0)
+    {
+        printf("# %s\n", err);
+        llmp_buf_free(&out);
+        return NULL;
+    }
+    o = cJSON_Parse(out.data);
+    llmp_buf_free(&out);
+    return o;
+}
+
+
+static const char  ge_sig_answer[] =
+    "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{"
+    "\"functionCall\":{\"name\":\"f\",\"args\":{\"a\":1}},"
+    "\"thoughtSignature\":\"GSig+/=\"}]},\"finishReason\":\"STOP\"}],"
+    "\"usageMetadata\":{\"promptTokenCount\":3,"
+    "\"candidatesTokenCount\":2}}";
+
+
+/* Gemini 3's thoughtSignature of a function call, kept in its id */
+
+static void
+test_call_signatures(void)
+{
+    int          rc;
+    char        *out, err[256];
+    cJSON       *o;
+    llmp_buf_t   b = { 0 };
+
+    o = xresp(GE, OA, ge_sig_answer);
+    TAP_OK(o && jstr(o, "choices.0.message.tool_calls.0.id")
+           && strstr(jstr(o, "choices.0.message.tool_calls.0.id"),
+                     "__thought__GSig+/=") != NULL,
+           "ge->oa: the call's thoughtSignature rides in its id");
+    cJSON_Delete(o);
+
+    rc = llmp_responses_response(GE, ge_sig_answer, strlen(ge_sig_answer),
+                                 "m", &b, NULL, err, sizeof(err));
+    o = rc == 0 ? cJSON_Parse(b.data) : NULL;
+    llmp_buf_free(&b);
+    TAP_OK(o && js(o, "output.0.type", "function_call")
+           && strstr(jstr(o, "output.0.call_id") ? jstr(o, "output.0.call_id")
+                                                 : "",
+                     "__thought__GSig+/=") != NULL,
+           "ge->responses: and in the function_call's call_id");
+    cJSON_Delete(o);
+
+    o = xresp(GE, GE, ge_sig_answer);
+    TAP_OK(o && js(o, "candidates.0.content.parts.0.thoughtSignature",
+                   "GSig+/="), "ge->ge: untouched");
+    cJSON_Delete(o);
+
+    o = xreq(OA, GE, "{\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"},{\"role\":\"assistant\",\"content\":null,"
+             "\"tool_calls\":[{\"id\":\"call_1__thought__GSig+/=\","
+             "\"type\":\"function\",\"function\":{\"name\":\"f\","
+             "\"arguments\":\"{}\"}}]},{\"role\":\"tool\","
+             "\"tool_call_id\":\"call_1__thought__GSig+/=\",\"content\":"
+             "\"ok\"}]}");
+    TAP_OK(o && js(o, "contents.1.parts.0.thoughtSignature", "GSig+/=")
+           && js(o, "contents.1.parts.0.functionCall.name", "f")
+           && js(o, "contents.2.parts.0.functionResponse.name", "f"),
+           "oa->ge: the signature goes back beside its functionCall");
+    cJSON_Delete(o);
+
+    o = xreq(OA, AN, "{\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"},{\"role\":\"assistant\",\"content\":null,"
+             "\"tool_calls\":[{\"id\":\"call_1__thought__GSig+/=\","
+             "\"type\":\"function\",\"function\":{\"name\":\"f\","
+             "\"arguments\":\"{}\"}}]},{\"role\":\"tool\","
+             "\"tool_call_id\":\"call_1__thought__GSig+/=\",\"content\":"
+             "\"ok\"}]}");
+    TAP_OK(o && js(o, "messages.1.content.0.id", "call_1")
+           && js(o, "messages.2.content.0.tool_use_id", "call_1"),
+           "oa->an: Anthropic gets the plain id (its ids are [A-Za-z0-9_-])");
+    cJSON_Delete(o);
+
+    /* streamed: a Gemini stream to an OpenAI and to a Gemini client */
+    {
+        llmp_stream_t  *st;
+        const char      sse[] = "data: {\"candidates\":[{\"content\":{"
+            "\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":"
+            "\"f\",\"args\":{}},\"thoughtSignature\":\"GSig\"}]},"
+            "\"finishReason\":\"STOP\"}]}\r\n\r\n";
+
+        st = llmp_stream_new(GE, OA, "m", 0);
+        llmp_stream_set_nonce(st, 1700000000, "n0nce");
+        rc = llmp_stream_feed(st, sse, sizeof(sse) - 1, &b)
+             | llmp_stream_finish(st, &b);
+        llmp_stream_free(st);
+        TAP_OK(rc == 0 && b.data
+               && strstr(b.data, "\"id\":\"call_n0nce_0__thought__GSig\"")
+                  != NULL,
+               "ge->oa stream: the signature in the call's id");
+        llmp_buf_free(&b);
+        memset(&b, 0, sizeof(b));
+
+        st = llmp_stream_new(OA, GE, "m", 0);
+        llmp_stream_set_nonce(st, 1700000000, "n0nce");
+        out = "data: {\"choices\":[{\"index\":0,\"delta\":{"
+              "\"tool_calls\":[{\"index\":0,\"id\":\"c9__thought__S9\","
+              "\"type\":\"function\",\"function\":{\"name\":\"f\","
+              "\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}"
+              "\n\ndata: [DONE]\n\n";
+        rc = llmp_stream_feed(st, out, strlen(out), &b)
+             | llmp_stream_finish(st, &b);
+        llmp_stream_free(st);
+        TAP_OK(rc == 0 && b.data
+               && strstr(b.data, "\"thoughtSignature\":\"S9\"") != NULL,
+               "oa->ge stream: a signature in an id is thoughtSignature");
+        llmp_buf_free(&b);
+        memset(&b, 0, sizeof(b));
+    }
+}
+
+
 int
 main(void)
 {
     test_think_params();
+    test_call_signatures();
     test_request();
     test_request_errors();
     test_response();
