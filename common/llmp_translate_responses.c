@@ -19,7 +19,7 @@
 #include "llmp_sse.h"
 
 
-#define RS_MAX_CALLS  64            /* tool calls in one streamed answer */
+#define RS_MAX_CALLS  1024          /* tool calls in one streamed answer */
 
 
 /* -- request ------------------------------------------------------------ */
@@ -80,8 +80,21 @@ rs_in_part(const cJSON *p, const char *where, int i, char *err,
         return o;
     }
 
+    if (strcmp(type, "input_file") == 0 && tr_str(p, "file_data") != NULL) {
+        /* a data: URL, which the hub reads as a document */
+        tr_add_str(o, "type", "file");
+        iu = cJSON_AddObjectToObject(o, "file");
+        tr_add_str(iu, "file_data", tr_str(p, "file_data"));
+        if (tr_str(p, "filename") != NULL) {
+            tr_add_str(iu, "filename", tr_str(p, "filename"));
+        }
+        return o;
+    }
+
     tr_err(err, errlen, "%s.content[%d]: parts of type \"%s\" are not "
-           "translated", where, i, type);
+           "translated%s", where, i, type,
+           strcmp(type, "input_file") == 0
+           ? " (only file_data, a data: URL, is)" : "");
     cJSON_Delete(o);
     return NULL;
 }
@@ -977,7 +990,7 @@ struct llmp_rstream_s {
     llmp_buf_t      text;       /* its text */
     char           *sig;        /* the open reasoning's signature */
     int             nitems;     /* ids */
-    rs_call_t       calls[RS_MAX_CALLS];
+    rs_call_t      *calls;
     int             ncalls;
     char           *finish;
     long long       in, outp, cached, reasoning;
@@ -1350,6 +1363,18 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
         if (s->ncalls == RS_MAX_CALLS) {
             return -1;
         }
+        c = realloc(s->calls, (s->ncalls + 1) * sizeof(rs_call_t));
+        if (c == NULL) {
+            return -1;
+        }
+        s->calls = c;
+        memset(&s->calls[s->ncalls], 0, sizeof(rs_call_t));
+        c = NULL;
+        for (i = 0; i < s->ncalls; i++) {
+            if (s->calls[i].open && s->calls[i].index == idx) {
+                c = &s->calls[i];
+            }
+        }
         if (rs_close_text(s) != 0) {
             return -1;
         }
@@ -1685,6 +1710,7 @@ llmp_responses_stream_free(llmp_rstream_t *s)
         free(s->calls[i].name);
         llmp_buf_free(&s->calls[i].args);
     }
+    free(s->calls);
     cJSON_Delete(s->output);
     free(s->model);
     free(s->sig);

@@ -306,6 +306,31 @@ test_request(void)
 
 
 static void
+test_request_file(void)
+{
+    int          rc;
+    char         err[256];
+    cJSON       *o;
+    llmp_buf_t   out = { 0 };
+    const char   body[] = "{\"input\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"input_file\",\"filename\":\"a.pdf\",\"file_data\":"
+        "\"data:application/pdf;base64,JVBERi0=\"},{\"type\":\"input_text\","
+        "\"text\":\"sum up\"}]}]}";
+
+    rc = llmp_responses_request(AN, body, sizeof(body) - 1, "m", 0, &out,
+                                err, sizeof(err));
+    o = rc == 0 ? cJSON_Parse(out.data) : NULL;
+    llmp_buf_free(&out);
+    TAP_OK(o && js(o, "messages.0.content.0.type", "document")
+           && js(o, "messages.0.content.0.source.media_type",
+                 "application/pdf")
+           && js(o, "messages.0.content.0.source.data", "JVBERi0="),
+           "input_file with file_data is a document");
+    cJSON_Delete(o);
+}
+
+
+static void
 test_request_errors(void)
 {
     int          rc;
@@ -816,6 +841,7 @@ main(void)
 {
     test_think_params();
     test_call_signatures();
+    test_request_file();
     test_request();
     test_request_errors();
     test_response();
