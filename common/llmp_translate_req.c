@@ -677,9 +677,9 @@ ge_parts(tr_req_t *r, tr_parts_t *p, const cJSON *parts, const char *where,
 
         if (tr_str(it, "text") != NULL) {
             if (cJSON_IsTrue(tr_get(it, "thought", NULL))) {
-                if (tr_think_part(&r->arena, p, tr_str(it, "text"),
-                                  tr_str2(it, "thoughtSignature",
-                                          "thought_signature"), NULL) != 0)
+                /* its signature is Gemini's: see tr_think_part */
+                if (tr_think_part(&r->arena, p, tr_str(it, "text"), NULL,
+                                  NULL) != 0)
                 {
                     goto oom;
                 }

@@ -271,10 +271,8 @@ resp_from_gemini(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
             if (tr_str(part, "text") != NULL) {
                 if (cJSON_IsTrue(tr_get(part, "thought", NULL))) {
                     if (tr_think_part(&r->arena, &c->parts,
-                                      tr_str(part, "text"),
-                                      tr_str2(part, "thoughtSignature",
-                                              "thought_signature"),
-                                      NULL) != 0)
+                                      tr_str(part, "text"), NULL, NULL)
+                        != 0)
                     {
                         goto oom;
                     }

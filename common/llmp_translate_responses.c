@@ -21,6 +21,13 @@
 
 #define RS_MAX_CALLS  1024          /* tool calls in one streamed answer */
 
+/*
+ * A reasoning item's encrypted_content is the Anthropic signature of its
+ * thinking, tagged: an OpenAI model's own encrypted_content (a session
+ * that fell back from one) must not reach Anthropic as a signature
+ */
+#define RS_SIG_TAG  "anthropic:"
+
 
 /* -- request ------------------------------------------------------------ */
 
@@ -225,6 +232,13 @@ rs_in_reasoning(cJSON *msgs, const cJSON *item)
     }
 
     sig = tr_str(item, "encrypted_content");
+    if (sig != NULL && strncmp(sig, RS_SIG_TAG, sizeof(RS_SIG_TAG) - 1) == 0
+        && sig[sizeof(RS_SIG_TAG) - 1] != '\0')
+    {
+        sig += sizeof(RS_SIG_TAG) - 1;
+    } else {
+        sig = NULL;
+    }
 
     if (text.len == 0 && sig == NULL) {
         llmp_buf_free(&text);
@@ -825,6 +839,7 @@ rs_call_item(const char *id, const char *status, const char *call_id,
 static cJSON *
 rs_reasoning_item(const char *id, const char *text, const char *sig)
 {
+    char   *b;
     cJSON  *it, *s, *p;
 
     it = cJSON_CreateObject();
@@ -841,7 +856,15 @@ rs_reasoning_item(const char *id, const char *text, const char *sig)
         cJSON_AddItemToArray(s, p);
     }
     if (sig != NULL) {
-        tr_add_str(it, "encrypted_content", sig);
+        b = malloc(sizeof(RS_SIG_TAG) + strlen(sig));
+        if (b == NULL) {
+            cJSON_Delete(it);
+            return NULL;
+        }
+        memcpy(b, RS_SIG_TAG, sizeof(RS_SIG_TAG) - 1);
+        strcpy(b + sizeof(RS_SIG_TAG) - 1, sig);
+        tr_add_str(it, "encrypted_content", b);
+        free(b);
     }
     return it;
 }

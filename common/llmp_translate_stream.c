@@ -581,10 +581,10 @@ st_text(llmp_stream_t *s, int c, const char *text, size_t len)
 
 
 /*
- * Reasoning: text, or (text NULL) the signature that closes it.  An
- * OpenAI client gets delta.reasoning_content and a thinking_blocks entry
- * with the signature, an Anthropic one a thinking block, a Gemini one
- * thought parts.
+ * Reasoning: text, or (text NULL) the (Anthropic) signature that closes
+ * it.  An OpenAI client gets delta.reasoning_content and a thinking_blocks
+ * entry with the signature, an Anthropic one a thinking block, a Gemini
+ * one thought parts without the signature.
  */
 static int
 st_think(llmp_stream_t *s, int c, const char *text, size_t len,
@@ -640,9 +640,11 @@ st_think(llmp_stream_t *s, int c, const char *text, size_t len,
         return c;
     }
 
-    if (ge_flush_tools(s, c) != 0) {
+    /* an Anthropic signature is no Gemini thoughtSignature */
+
+    if (text == NULL || ge_flush_tools(s, c) != 0) {
         free(copy);
-        return -1;
+        return s->broken ? -1 : 0;
     }
     o = ge_chunk(s, &cands);
     if (o == NULL) {
@@ -652,11 +654,8 @@ st_think(llmp_stream_t *s, int c, const char *text, size_t len,
     ge_candidate(cands, c, &parts);
     p = cJSON_CreateObject();
     cJSON_AddItemToArray(parts, p);
-    cJSON_AddStringToObject(p, "text", text ? copy : "");
+    cJSON_AddStringToObject(p, "text", copy);
     cJSON_AddTrueToObject(p, "thought");
-    if (text == NULL) {
-        cJSON_AddStringToObject(p, "thoughtSignature", copy);
-    }
     free(copy);
     ge_tail(s, o);
     return st_emit(s, NULL, o);
@@ -1299,10 +1298,6 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
             t = tr_str(p, "text");
             if (t != NULL && cJSON_IsTrue(tr_get(p, "thought", NULL))) {
                 if (st_think(s, c, t, strlen(t), NULL) != 0) {
-                    return -1;
-                }
-                t = tr_str2(p, "thoughtSignature", "thought_signature");
-                if (t != NULL && st_think(s, c, NULL, 0, t) != 0) {
                     return -1;
                 }
                 continue;

@@ -245,6 +245,13 @@ tr_think_emit(int to, tr_req_t *r, cJSON *root)
 }
 
 
+/*
+ * sig is Anthropic's signature, or NULL: a Gemini thought part's
+ * thoughtSignature is not kept, as Anthropic would refuse it for its own
+ * and there is no telling the two apart in a history (only the signatures
+ * of function calls are kept, see tr_sig_split)
+ */
+
 int
 tr_think_part(tr_arena_t *a, tr_parts_t *p, const char *text,
     const char *sig, const char *redacted)

@@ -270,7 +270,7 @@ test('anthropic: reasoning.effort is thinking; its block a reasoning item',
   assert.strictEqual(r.output[0].type, 'reasoning');
   assert.deepStrictEqual(r.output[0].summary, [{ type: 'summary_text',
                                                  text: 'mock thoughts' }]);
-  assert.strictEqual(r.output[0].encrypted_content, 'sig-mock');
+  assert.strictEqual(r.output[0].encrypted_content, 'anthropic:sig-mock');
   assert.strictEqual(r.output_text, 'hello from the provider');
 
   const ev = await events({ model: 'm-anthropic', input: 'hi',
@@ -280,7 +280,7 @@ test('anthropic: reasoning.effort is thinking; its block a reasoning item',
     .map((e) => e.delta).join(''), 'mock thoughts');
   const done = ev[ev.length - 1].response;
   assert.strictEqual(done.output[0].type, 'reasoning');
-  assert.strictEqual(done.output[0].encrypted_content, 'sig-mock');
+  assert.strictEqual(done.output[0].encrypted_content, 'anthropic:sig-mock');
   assert.strictEqual(done.output[1].content[0].text,
                      'hello from the provider');
   assert.strictEqual(lastRequest('anthropic').body.thinking.budget_tokens,

@@ -330,6 +330,35 @@ test_request_file(void)
 }
 
 
+/* an OpenAI model's encrypted reasoning is not an Anthropic signature */
+
+static void
+test_request_foreign_reasoning(void)
+{
+    int          rc;
+    char         err[256];
+    cJSON       *o;
+    llmp_buf_t   out = { 0 };
+    const char   body[] = "{\"reasoning\":{\"effort\":\"high\"},\"input\":["
+        "{\"role\":\"user\",\"content\":\"hi\"},{\"type\":\"reasoning\","
+        "\"summary\":[],\"encrypted_content\":\"gAAAAABoOpenAI\"},"
+        "{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"f\","
+        "\"arguments\":\"{}\"},{\"type\":\"function_call_output\","
+        "\"call_id\":\"c1\",\"output\":\"ok\"}],\"tools\":[{\"type\":"
+        "\"function\",\"name\":\"f\"}]}";
+
+    rc = llmp_responses_request(AN, body, sizeof(body) - 1, "m", 0, &out,
+                                err, sizeof(err));
+    o = rc == 0 ? cJSON_Parse(out.data) : NULL;
+    llmp_buf_free(&out);
+    TAP_OK(o && js(o, "messages.1.content.0.type", "tool_use")
+           && !has(o, "messages", "gAAAA") && jp(o, "thinking") == NULL,
+           "an untagged encrypted_content is no thinking block; no thinking "
+           "in that tool round");
+    cJSON_Delete(o);
+}
+
+
 static void
 test_request_errors(void)
 {
@@ -397,7 +426,7 @@ test_response(void)
     TAP_OK(o && js(o, "output.0.type", "reasoning")
            && js(o, "output.0.summary.0.type", "summary_text")
            && js(o, "output.0.summary.0.text", "Simple greeting.")
-           && js(o, "output.0.encrypted_content", "EqQBCgIYAhIM")
+           && js(o, "output.0.encrypted_content", "anthropic:EqQBCgIYAhIM")
            && js(o, "output.1.type", "message")
            && js(o, "output.1.content.0.text", "Hi! My name is Claude."),
            "anthropic thinking: a reasoning item, its signature as "
@@ -541,7 +570,7 @@ test_stream(void)
            && js(last, "response.output.0.summary.0.text",
                  "The user greets; answer briefly.")
            && js(last, "response.output.0.encrypted_content",
-                 "EqQBCgIYAhIMsig1")
+                 "anthropic:EqQBCgIYAhIMsig1")
            && js(last, "response.output.1.content.0.text", "Hello!"),
            "the reasoning item keeps the signature as encrypted_content");
     cJSON_Delete(evs);
@@ -842,6 +871,7 @@ main(void)
     test_think_params();
     test_call_signatures();
     test_request_file();
+    test_request_foreign_reasoning();
     test_request();
     test_request_errors();
     test_response();
