@@ -283,7 +283,7 @@ rs_in_reasoning(cJSON *msgs, const cJSON *item)
 static int
 rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
 {
-    char         where[32];
+    char         where[32], *args;
     cJSON       *m, *c, *calls, *tc, *f, *out;
     const char  *type, *role, *s;
 
@@ -348,38 +348,55 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
         return 0;
     }
 
-    if (strcmp(type, "function_call") == 0) {
+    if (strcmp(type, "function_call") == 0
+        || strcmp(type, "custom_tool_call") == 0)
+    {
+        args = NULL;
+        if (type[0] == 'c' && tr_str(item, "input") != NULL) {
+            /* a custom (freeform) tool is a function of one string */
+            f = cJSON_CreateObject();
+            tr_add_str(f, "input", tr_str(item, "input"));
+            args = cJSON_PrintUnformatted(f);
+            cJSON_Delete(f);
+            if (args == NULL) {
+                goto oom;
+            }
+        }
         if (tr_str(item, "call_id") == NULL || tr_str(item, "name") == NULL
-            || tr_str(item, "arguments") == NULL)
+            || (args == NULL && tr_str(item, "arguments") == NULL))
         {
-            tr_err(err, errlen, "%s: a function_call needs call_id, name "
-                   "and arguments (strings)", where);
+            tr_err(err, errlen, "%s: a %s needs call_id, name and %s "
+                   "(strings)", where, type,
+                   type[0] == 'c' ? "input" : "arguments");
             return -1;
         }
 
         m = rs_in_assistant(msgs);
-        if (m == NULL) {
-            goto oom;
-        }
-        calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-        if (calls == NULL) {
-            calls = cJSON_AddArrayToObject(m, "tool_calls");
+        if (m != NULL) {
+            calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+            if (calls == NULL) {
+                calls = cJSON_AddArrayToObject(m, "tool_calls");
+            }
         }
         tc = cJSON_CreateObject();
-        if (calls == NULL || tc == NULL) {
+        if (m == NULL || calls == NULL || tc == NULL) {
             cJSON_Delete(tc);
+            free(args);
             goto oom;
         }
         tr_add_str(tc, "id", tr_str(item, "call_id"));
         tr_add_str(tc, "type", "function");
         f = cJSON_AddObjectToObject(tc, "function");
         tr_add_str(f, "name", tr_str(item, "name"));
-        tr_add_str(f, "arguments", tr_str(item, "arguments"));
+        tr_add_str(f, "arguments", args ? args : tr_str(item, "arguments"));
+        free(args);
         cJSON_AddItemToArray(calls, tc);
         return 0;
     }
 
-    if (strcmp(type, "function_call_output") == 0) {
+    if (strcmp(type, "function_call_output") == 0
+        || strcmp(type, "custom_tool_call_output") == 0)
+    {
         s = tr_str(item, "call_id");
         out = tr_get(item, "output", NULL);
         if (s == NULL || out == NULL) {
@@ -442,7 +459,9 @@ rs_in_tools(cJSON *chat, const cJSON *tools, char *err, size_t errlen)
 
         /* hosted tools (web_search, file_search...) run at OpenAI only */
 
-        if (type == NULL || strcmp(type, "function") != 0) {
+        if (type == NULL || (strcmp(type, "function") != 0
+                             && strcmp(type, "custom") != 0))
+        {
             continue;
         }
         if (tr_str(t, "name") == NULL) {
@@ -465,7 +484,24 @@ rs_in_tools(cJSON *chat, const cJSON *tools, char *err, size_t errlen)
             tr_add_str(f, "description", tr_str(t, "description"));
         }
         v = tr_get(t, "parameters", NULL);
-        if (cJSON_IsObject(v)) {
+        if (type[0] == 'c') {
+            /*
+             * a custom (freeform) tool, such as Codex's apply_patch: one
+             * string, "input", which Codex's handlers take as a function's
+             * arguments too
+             */
+            v = cJSON_AddObjectToObject(f, "parameters");
+            tr_add_str(v, "type", "object");
+            v = cJSON_AddObjectToObject(cJSON_AddObjectToObject(v,
+                                                                "properties"),
+                                        "input");
+            tr_add_str(v, "type", "string");
+            v = cJSON_AddArrayToObject(cJSON_GetObjectItemCaseSensitive(f,
+                                                                "parameters"),
+                                       "required");
+            cJSON_AddItemToArray(v, cJSON_CreateString("input"));
+
+        } else if (cJSON_IsObject(v)) {
             cJSON_AddItemToObject(f, "parameters", cJSON_Duplicate(v, 1));
         }
         cJSON_AddItemToArray(arr, o);
@@ -870,6 +906,119 @@ rs_reasoning_item(const char *id, const char *text, const char *sig)
 }
 
 
+/* the custom (freeform) tools of a Responses request, by name */
+
+typedef struct {
+    char  **v;
+    int     n;
+} rs_names_t;
+
+
+static void
+rs_names_free(rs_names_t *names)
+{
+    int  i;
+
+    for (i = 0; i < names->n; i++) {
+        free(names->v[i]);
+    }
+    free(names->v);
+    names->v = NULL;
+    names->n = 0;
+}
+
+
+static int
+rs_names_read(rs_names_t *names, const char *req, size_t len)
+{
+    char        **v;
+    cJSON        *root, *t;
+    const char   *type, *name;
+
+    memset(names, 0, sizeof(rs_names_t));
+    if (req == NULL || len == 0) {
+        return 0;
+    }
+
+    root = tr_parse(req, len);
+
+    cJSON_ArrayForEach(t, tr_get(root, "tools", NULL)) {
+        type = tr_str(t, "type");
+        name = tr_str(t, "name");
+        if (type == NULL || strcmp(type, "custom") != 0 || name == NULL) {
+            continue;
+        }
+        v = realloc(names->v, (names->n + 1) * sizeof(char *));
+        if (v == NULL) {
+            break;
+        }
+        names->v = v;
+        v[names->n] = tr_strndup_heap(name, strlen(name));
+        if (v[names->n] == NULL) {
+            break;
+        }
+        names->n++;
+    }
+
+    cJSON_Delete(root);
+    return 0;
+}
+
+
+static int
+rs_is_custom(const rs_names_t *names, const char *name)
+{
+    int  i;
+
+    for (i = 0; name != NULL && i < names->n; i++) {
+        if (strcmp(names->v[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+/* a custom tool's input: the "input" of the function's arguments */
+
+static char *
+rs_custom_input(const char *args)
+{
+    cJSON       *o;
+    char        *s;
+    const char  *in;
+
+    o = tr_json_object(args ? args : "");
+    in = tr_str(o, "input");
+    if (in == NULL) {
+        in = args ? args : "";
+    }
+    s = tr_strndup_heap(in, strlen(in));
+    cJSON_Delete(o);
+    return s;
+}
+
+
+static cJSON *
+rs_custom_item(const char *id, const char *status, const char *call_id,
+    const char *name, const char *input)
+{
+    cJSON  *it;
+
+    it = cJSON_CreateObject();
+    if (it == NULL) {
+        return NULL;
+    }
+    tr_add_str(it, "id", id);
+    tr_add_str(it, "type", "custom_tool_call");
+    tr_add_str(it, "status", status);
+    tr_add_str(it, "call_id", call_id ? call_id : id);
+    tr_add_str(it, "name", name ? name : "");
+    tr_add_str(it, "input", input ? input : "");
+    return it;
+}
+
+
 static void
 rs_chat_usage(const cJSON *u, long long *in, long long *outp,
     long long *cached, long long *reasoning)
@@ -887,14 +1036,15 @@ rs_chat_usage(const cJSON *u, long long *in, long long *outp,
 
 
 int
-llmp_responses_response(int from, const char *body, size_t len,
-    const char *model, llmp_buf_t *out, llmp_usage_t *usage, char *err,
-    size_t errlen)
+llmp_responses_response(int from, const char *req, size_t req_len,
+    const char *body, size_t len, const char *model, llmp_buf_t *out,
+    llmp_usage_t *usage, char *err, size_t errlen)
 {
     int           rc, n;
-    char          id[64], nonce[TR_NONCE_LEN + 1];
+    char          id[64], nonce[TR_NONCE_LEN + 1], *input;
     cJSON        *chat, *ch, *msg, *output, *it, *tc, *f, *o, *b, *u;
     llmp_buf_t    cb;
+    rs_names_t    custom;
     long long     in, outp, cached, reasoning;
     const char   *text, *sig, *finish;
 
@@ -947,14 +1097,27 @@ llmp_responses_response(int from, const char *body, size_t len,
         cJSON_AddItemToArray(output, rs_message_item(id, "completed", text));
     }
 
+    rs_names_read(&custom, req, req_len);
+
     n = 0;
     cJSON_ArrayForEach(tc, tr_get(msg, "tool_calls", NULL)) {
         f = tr_get(tc, "function", NULL);
-        snprintf(id, sizeof(id), "fc_%s_%d", nonce, n++);
-        it = rs_call_item(id, "completed", tr_str(tc, "id"),
-                          tr_str(f, "name"), tr_str(f, "arguments"));
+        if (rs_is_custom(&custom, tr_str(f, "name"))) {
+            snprintf(id, sizeof(id), "ctc_%s_%d", nonce, n++);
+            input = rs_custom_input(tr_str(f, "arguments"));
+            it = input ? rs_custom_item(id, "completed", tr_str(tc, "id"),
+                                        tr_str(f, "name"), input)
+                       : NULL;
+            free(input);
+        } else {
+            snprintf(id, sizeof(id), "fc_%s_%d", nonce, n++);
+            it = rs_call_item(id, "completed", tr_str(tc, "id"),
+                              tr_str(f, "name"), tr_str(f, "arguments"));
+        }
         cJSON_AddItemToArray(output, it);
     }
+
+    rs_names_free(&custom);
 
     in = outp = cached = reasoning = -1;
     rs_chat_usage(tr_get(chat, "usage", NULL), &in, &outp, &cached,
@@ -988,6 +1151,7 @@ enum {
 typedef struct {
     int          oi;            /* output_index */
     int          index;         /* the chat chunk's index of the call */
+    int          custom;        /* of a custom tool: its input at the end */
     char         id[64];
     char        *call_id;
     char        *name;
@@ -1015,6 +1179,7 @@ struct llmp_rstream_s {
     int             nitems;     /* ids */
     rs_call_t      *calls;
     int             ncalls;
+    rs_names_t      custom;
     char           *finish;
     long long       in, outp, cached, reasoning;
 };
@@ -1328,6 +1493,7 @@ rs_text_delta(llmp_rstream_t *s, int kind, const char *d)
 static int
 rs_close_call(llmp_rstream_t *s, rs_call_t *c)
 {
+    char        *input;
     cJSON       *e;
     const char  *args;
 
@@ -1341,6 +1507,41 @@ rs_close_call(llmp_rstream_t *s, rs_call_t *c)
     }
     c->args.len--;
     args = c->args.data;
+
+    if (c->custom) {
+        input = rs_custom_input(args);
+        if (input == NULL) {
+            return -1;
+        }
+        e = NULL;
+        if (input[0] != '\0') {
+            e = rs_ev();
+            tr_add_str(e, "item_id", c->id);
+            tr_add_num(e, "output_index", c->oi);
+            tr_add_str(e, "delta", input);
+        }
+        if (e != NULL
+            && rs_emit(s, "response.custom_tool_call_input.delta", e) != 0)
+        {
+            free(input);
+            return -1;
+        }
+        e = rs_ev();
+        if (e == NULL) {
+            free(input);
+            return -1;
+        }
+        tr_add_str(e, "item_id", c->id);
+        tr_add_num(e, "output_index", c->oi);
+        tr_add_str(e, "input", input);
+        if (rs_emit(s, "response.custom_tool_call_input.done", e) != 0) {
+            free(input);
+            return -1;
+        }
+        e = rs_custom_item(c->id, "completed", c->call_id, c->name, input);
+        free(input);
+        return rs_item_done(s, c->oi, e);
+    }
 
     e = rs_ev();
     if (e == NULL) {
@@ -1408,7 +1609,9 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
         c->index = idx;
         c->oi = s->next_oi++;
         c->open = 1;
-        snprintf(c->id, sizeof(c->id), "fc_%s_%d", s->nonce, s->nitems++);
+        c->custom = rs_is_custom(&s->custom, name);
+        snprintf(c->id, sizeof(c->id), "%s_%s_%d", c->custom ? "ctc" : "fc",
+                 s->nonce, s->nitems++);
         c->call_id = tr_strndup_heap(id ? id : c->id,
                                      strlen(id ? id : c->id));
         c->name = tr_strndup_heap(name ? name : "",
@@ -1416,10 +1619,11 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
         if (c->call_id == NULL || c->name == NULL) {
             return -1;
         }
-        if (rs_item_added(s, c->oi, rs_call_item(c->id, "in_progress",
-                                                 c->call_id, c->name, ""))
-            != 0)
-        {
+        e = c->custom ? rs_custom_item(c->id, "in_progress", c->call_id,
+                                       c->name, "")
+                      : rs_call_item(c->id, "in_progress", c->call_id,
+                                     c->name, "");
+        if (rs_item_added(s, c->oi, e) != 0) {
             return -1;
         }
     }
@@ -1430,6 +1634,9 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
     }
     if (llmp_buf_append(&c->args, a, strlen(a)) != 0) {
         return -1;
+    }
+    if (c->custom) {
+        return 0;                   /* its input is known at its end */
     }
 
     e = rs_ev();
@@ -1624,7 +1831,8 @@ rs_chunk(void *ctx, const char *event, const char *data, size_t len)
 
 
 llmp_rstream_t *
-llmp_responses_stream_new(int from, const char *model)
+llmp_responses_stream_new(int from, const char *model, const char *req,
+    size_t req_len)
 {
     llmp_rstream_t  *s;
 
@@ -1643,6 +1851,7 @@ llmp_responses_stream_new(int from, const char *model)
         return NULL;
     }
 
+    rs_names_read(&s->custom, req, req_len);
     s->created = (long long) time(NULL);
     tr_nonce(s->nonce, TR_NONCE_LEN);
     s->in = s->outp = s->cached = s->reasoning = -1;
@@ -1734,6 +1943,7 @@ llmp_responses_stream_free(llmp_rstream_t *s)
         llmp_buf_free(&s->calls[i].args);
     }
     free(s->calls);
+    rs_names_free(&s->custom);
     cJSON_Delete(s->output);
     free(s->model);
     free(s->sig);

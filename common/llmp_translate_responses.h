@@ -21,15 +21,20 @@ int llmp_responses_request(int to, const char *body, size_t len,
     const char *model, int stream, llmp_buf_t *out, char *err,
     size_t errlen);
 
-/* a provider's non-streamed answer in `from` -> a Responses object */
-int llmp_responses_response(int from, const char *body, size_t len,
-    const char *model, llmp_buf_t *out, llmp_usage_t *usage, char *err,
-    size_t errlen);
+/*
+ * A provider's non-streamed answer in `from` -> a Responses object.  req
+ * (may be NULL) is the client's Responses request: a call of one of its
+ * custom (freeform) tools is answered as a custom_tool_call.
+ */
+int llmp_responses_response(int from, const char *req, size_t req_len,
+    const char *body, size_t len, const char *model, llmp_buf_t *out,
+    llmp_usage_t *usage, char *err, size_t errlen);
 
 /* a provider's stream in `from` -> Responses streaming events */
 typedef struct llmp_rstream_s  llmp_rstream_t;
 
-llmp_rstream_t *llmp_responses_stream_new(int from, const char *model);
+llmp_rstream_t *llmp_responses_stream_new(int from, const char *model,
+    const char *req, size_t req_len);
 int llmp_responses_stream_feed(llmp_rstream_t *s, const char *data,
     size_t len, llmp_buf_t *out);
 int llmp_responses_stream_finish(llmp_rstream_t *s, llmp_buf_t *out);

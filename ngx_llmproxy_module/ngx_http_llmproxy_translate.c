@@ -194,9 +194,10 @@ ngx_http_llmproxy_translate_answer(ngx_http_request_t *r,
     err[0] = '\0';
 
     if (ngx_http_llmproxy_xlate_responses(ctx)) {
-        rc = llmp_responses_response((int) ctx->up_iface, (char *) data, len,
-                                     (char *) model, &buf, &usage, err,
-                                     sizeof(err));
+        rc = llmp_responses_response((int) ctx->up_iface,
+                                     (char *) ctx->body, ctx->body_len,
+                                     (char *) data, len, (char *) model,
+                                     &buf, &usage, err, sizeof(err));
 
     } else {
         rc = llmp_translate_response((int) ctx->up_iface, (int) ctx->iface,
@@ -243,7 +244,9 @@ ngx_http_llmproxy_translate_stream_start(ngx_http_request_t *r,
 
     if (ngx_http_llmproxy_xlate_responses(ctx)) {
         ctx->xlate = llmp_responses_stream_new((int) ctx->up_iface,
-                                               (char *) model);
+                                               (char *) model,
+                                               (char *) ctx->body,
+                                               ctx->body_len);
         if (ctx->xlate == NULL) {
             return NGX_ERROR;
         }

@@ -11,6 +11,11 @@
 #include "llmp_translate_responses.h"
 
 
+/* the seeds' tools answered as custom tools */
+#define CUSTOM_REQ  "{\"tools\":[{\"type\":\"custom\",\"name\":" \
+                    "\"get_weather\"},{\"type\":\"custom\",\"name\":\"f\"}]}"
+
+
 static int
 fuzz_stream(int from, const char *p, size_t len, size_t step,
     llmp_buf_t *out)
@@ -19,7 +24,8 @@ fuzz_stream(int from, const char *p, size_t len, size_t step,
     size_t           at, n;
     llmp_rstream_t  *s;
 
-    s = llmp_responses_stream_new(from, "fuzz-model");
+    s = llmp_responses_stream_new(from, "fuzz-model", CUSTOM_REQ,
+                                  sizeof(CUSTOM_REQ) - 1);
     if (s == NULL) {
         abort();
     }
@@ -69,7 +75,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    if (llmp_responses_response(iface, p, size, "fuzz-model", &a, NULL, err,
+    if (llmp_responses_response(iface, CUSTOM_REQ, sizeof(CUSTOM_REQ) - 1,
+                                p, size, "fuzz-model", &a, NULL, err,
                                 sizeof(err)) == 0)
     {
         fuzz_check_json(&a);

@@ -223,6 +223,36 @@ for (const iface of ['anthropic', 'gemini']) {
   });
 }
 
+for (const stream of [false, true]) {
+  test(`a custom tool (Codex's apply_patch), ${stream ? '' : 'not '}`
+       + 'streamed: a custom_tool_call round', async () => {
+    const custom = [{ type: 'custom', name: 'apply_patch',
+                      description: 'edit files' }];
+    const input = [{ role: 'user', content: 'fix it' }];
+    let r;
+    if (stream) {
+      const ev = await events({ model: 'm-anthropic', tools: custom, input });
+      r = ev[ev.length - 1].response;
+      const done = ev.find((e) =>
+        e.type === 'response.custom_tool_call_input.done');
+      assert.strictEqual(done.input, '{"city":"Paris"}');
+    } else {
+      r = await client.responses.create({ model: 'm-anthropic', input,
+                                          tools: custom });
+    }
+    const call = r.output[0];
+    assert.strictEqual(call.type, 'custom_tool_call');
+    assert.strictEqual(call.name, 'apply_patch');
+    assert.strictEqual(call.input, '{"city":"Paris"}');
+    assert.deepStrictEqual(lastRequest('anthropic').body.tools[0]
+      .input_schema.required, ['input']);
+    const r2 = await client.responses.create({ model: 'm-anthropic',
+      tools: custom, input: [...input, call, { type:
+        'custom_tool_call_output', call_id: call.call_id, output: 'Done' }] });
+    assert.match(r2.output_text, /tool said: Done/);
+  });
+}
+
 test('an OpenAI model falls back to an Anthropic one', async () => {
   mock.reset();
   const r = await client.responses.create({ model: 'm-dead', input: 'hi' });

@@ -50,8 +50,8 @@ resp(int from, const char *name)
         return NULL;
     }
     err[0] = '\0';
-    if (llmp_responses_response(from, body, len, "client-model", &out, NULL,
-                                err, sizeof(err)) != 0)
+    if (llmp_responses_response(from, NULL, 0, body, len, "client-model",
+                                &out, NULL, err, sizeof(err)) != 0)
     {
         printf("# %s\n", err);
         free(body);
@@ -101,7 +101,7 @@ run(int from, const char *data, size_t len, size_t step, int *rc)
     llmp_buf_t       out = { 0 };
     llmp_rstream_t  *st;
 
-    st = llmp_responses_stream_new(from, "client-model");
+    st = llmp_responses_stream_new(from, "client-model", NULL, 0);
     if (st == NULL) {
         *rc = -2;
         return NULL;
@@ -327,6 +327,87 @@ test_request_file(void)
            && js(o, "messages.0.content.0.source.data", "JVBERi0="),
            "input_file with file_data is a document");
     cJSON_Delete(o);
+}
+
+
+/* custom (freeform) tools, such as Codex's apply_patch */
+
+static void
+test_custom_tools(void)
+{
+    int          rc;
+    char        *sse, err[256], text[4096];
+    cJSON       *o, *evs, *last;
+    size_t       len;
+    llmp_buf_t   b = { 0 };
+    const char   req[] = "{\"tools\":[{\"type\":\"custom\",\"name\":"
+        "\"apply_patch\",\"description\":\"edit files\",\"format\":{"
+        "\"type\":\"grammar\"}}],\"input\":[{\"role\":\"user\","
+        "\"content\":\"fix it\"},{\"type\":\"custom_tool_call\","
+        "\"call_id\":\"c1\",\"name\":\"apply_patch\",\"input\":"
+        "\"*** Begin Patch\"},{\"type\":\"custom_tool_call_output\","
+        "\"call_id\":\"c1\",\"output\":\"Done\"}]}";
+    const char   answer[] = "{\"type\":\"message\",\"role\":\"assistant\","
+        "\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_9\",\"name\":"
+        "\"apply_patch\",\"input\":{\"input\":\"*** Begin Patch\\n\"}}],"
+        "\"stop_reason\":\"tool_use\",\"usage\":{\"input_tokens\":5,"
+        "\"output_tokens\":6}}";
+    const char   tool_req[] = "{\"tools\":[{\"type\":\"custom\","
+        "\"name\":\"get_weather\"}]}";
+
+    rc = llmp_responses_request(AN, req, sizeof(req) - 1, "m", 0, &b, err,
+                                sizeof(err));
+    o = rc == 0 ? cJSON_Parse(b.data) : NULL;
+    llmp_buf_free(&b);
+    memset(&b, 0, sizeof(b));
+    TAP_OK(o && js(o, "tools.0.name", "apply_patch")
+           && js(o, "tools.0.input_schema.properties.input.type", "string")
+           && js(o, "tools.0.input_schema.required.0", "input"),
+           "a custom tool is a function of one string, input");
+    TAP_OK(o && js(o, "messages.1.content.0.type", "tool_use")
+           && js(o, "messages.1.content.0.input.input", "*** Begin Patch")
+           && js(o, "messages.2.content.0.tool_use_id", "c1")
+           && js(o, "messages.2.content.0.content", "Done"),
+           "custom_tool_call and its output are a tool_use and result");
+    cJSON_Delete(o);
+
+    rc = llmp_responses_response(AN, req, sizeof(req) - 1, answer,
+                                 sizeof(answer) - 1, "m", &b, NULL, err,
+                                 sizeof(err));
+    o = rc == 0 ? cJSON_Parse(b.data) : NULL;
+    llmp_buf_free(&b);
+    memset(&b, 0, sizeof(b));
+    TAP_OK(o && js(o, "output.0.type", "custom_tool_call")
+           && js(o, "output.0.call_id", "toolu_9")
+           && js(o, "output.0.name", "apply_patch")
+           && js(o, "output.0.input", "*** Begin Patch\n"),
+           "a call of a custom tool is answered as a custom_tool_call");
+    cJSON_Delete(o);
+
+    sse = load("stream_anthropic_tool.sse", &len);
+    {
+        llmp_rstream_t  *st;
+
+        st = llmp_responses_stream_new(AN, "m", tool_req,
+                                       sizeof(tool_req) - 1);
+        llmp_responses_stream_set_nonce(st, 1700000000, "n0nce");
+        rc = llmp_responses_stream_feed(st, sse, len, &b)
+             | llmp_responses_stream_finish(st, &b);
+        llmp_responses_stream_free(st);
+    }
+    free(sse);
+    evs = rc == 0 ? events(b.data) : NULL;
+    llmp_buf_free(&b);
+    joined(evs, "response.custom_tool_call_input.delta", text, sizeof(text));
+    last = evs ? cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1) : NULL;
+    TAP_OK(evs && index_of(evs, "response.function_call_arguments.delta") < 0
+           && index_of(evs, "response.custom_tool_call_input.done")
+              > index_of(evs, "response.custom_tool_call_input.delta")
+           && strstr(text, "San Francisco") != NULL
+           && js(last, "response.output.2.type", "custom_tool_call")
+           && js(last, "response.output.2.input", text),
+           "streamed: custom_tool_call_input delta and done, the item");
+    cJSON_Delete(evs);
 }
 
 
@@ -785,8 +866,9 @@ test_call_signatures(void)
            "ge->oa: the call's thoughtSignature rides in its id");
     cJSON_Delete(o);
 
-    rc = llmp_responses_response(GE, ge_sig_answer, strlen(ge_sig_answer),
-                                 "m", &b, NULL, err, sizeof(err));
+    rc = llmp_responses_response(GE, NULL, 0, ge_sig_answer,
+                                 strlen(ge_sig_answer), "m", &b, NULL, err,
+                                 sizeof(err));
     o = rc == 0 ? cJSON_Parse(b.data) : NULL;
     llmp_buf_free(&b);
     TAP_OK(o && js(o, "output.0.type", "function_call")
@@ -872,6 +954,7 @@ main(void)
     test_call_signatures();
     test_request_file();
     test_request_foreign_reasoning();
+    test_custom_tools();
     test_request();
     test_request_errors();
     test_response();
