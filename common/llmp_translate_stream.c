@@ -67,6 +67,7 @@ struct llmp_stream_s {
     long long     prompt;
     long long     completion;
     long long     cached;
+    long long     reasoning;    /* completion tokens spent thinking */
 
     int           finish[ST_MAX_CHOICES];
     char         *stop_seq;
@@ -293,6 +294,10 @@ oa_usage(llmp_stream_t *s)
     if (s->cached >= 0) {
         d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
         tr_add_num(d, "cached_tokens", (double) s->cached);
+    }
+    if (s->reasoning >= 0) {
+        d = cJSON_AddObjectToObject(u, "completion_tokens_details");
+        tr_add_num(d, "reasoning_tokens", (double) s->reasoning);
     }
     return u;
 }
@@ -1020,6 +1025,8 @@ st_from_openai(llmp_stream_t *s, const cJSON *root)
         s->completion = tr_int(u, "completion_tokens");
         s->cached = tr_int(tr_get(u, "prompt_tokens_details", NULL),
                            "cached_tokens");
+        s->reasoning = tr_int(tr_get(u, "completion_tokens_details", NULL),
+                              "reasoning_tokens");
     }
 
     if (st_start(s) != 0) {
@@ -1273,6 +1280,7 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
         th = tr_int(u, "thoughtsTokenCount");
         if (th > 0) {
             s->completion = (s->completion > 0 ? s->completion : 0) + th;
+            s->reasoning = th;
         }
         if (s->completion < 0 && s->prompt >= 0) {
             s->completion = 0;
@@ -1430,6 +1438,7 @@ llmp_stream_new(int from, int to, const char *model, int include_usage)
     s->prompt = -1;
     s->completion = -1;
     s->cached = -1;
+    s->reasoning = -1;
     s->a_open = -1;
     s->created = (long long) time(NULL);
     tr_nonce(s->nonce, TR_NONCE_LEN);

@@ -668,8 +668,11 @@ test_stream(void)
     TAP_OK(rc == 0 && strcmp(text, "Checking.") == 0
            && js(last, "response.output.0.type", "reasoning")
            && js(last, "response.output.2.name", "get_weather")
-           && js(last, "response.output.3.name", "get_time"),
-           "gemini thought parts stream as reasoning; two calls");
+           && js(last, "response.output.3.name", "get_time")
+           && jnum(last, "response.usage.output_tokens_details."
+                   "reasoning_tokens", 15),
+           "gemini thought parts stream as reasoning, thoughts as "
+           "reasoning tokens; two calls");
     cJSON_Delete(evs);
     free(whole);
     free(data);
