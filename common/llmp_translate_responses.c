@@ -40,16 +40,16 @@ rs_in_part(const cJSON *p, const char *where, int i, char *err,
     cJSON       *o, *iu;
     const char  *type, *text, *url;
 
-    type = tr_str(p, "type");
+    type = llmp_tr_str(p, "type");
     if (type == NULL) {
-        tr_err(err, errlen, "%s.content[%d].type: expected a string",
-               where, i);
+        llmp_tr_err(err, errlen, "%s.content[%d].type: expected a string",
+                    where, i);
         return NULL;
     }
 
     o = cJSON_CreateObject();
     if (o == NULL) {
-        tr_err(err, errlen, "out of memory");
+        llmp_tr_err(err, errlen, "out of memory");
         return NULL;
     }
 
@@ -57,49 +57,52 @@ rs_in_part(const cJSON *p, const char *where, int i, char *err,
         || strcmp(type, "text") == 0 || strcmp(type, "refusal") == 0
         || strcmp(type, "summary_text") == 0)
     {
-        text = tr_str(p, strcmp(type, "refusal") == 0 ? "refusal" : "text");
+        text = llmp_tr_str(p, strcmp(type, "refusal") == 0 ? "refusal"
+                                                           : "text");
         if (text == NULL) {
-            tr_err(err, errlen, "%s.content[%d].text: expected a string",
-                   where, i);
+            llmp_tr_err(err, errlen, "%s.content[%d].text: expected a string",
+                        where, i);
             cJSON_Delete(o);
             return NULL;
         }
-        tr_add_str(o, "type", "text");
-        tr_add_str(o, "text", text);
+        llmp_tr_add_str(o, "type", "text");
+        llmp_tr_add_str(o, "text", text);
         return o;
     }
 
     if (strcmp(type, "input_image") == 0) {
-        url = tr_str(p, "image_url");
+        url = llmp_tr_str(p, "image_url");
         if (url == NULL) {
             /* a file_id names an upload at OpenAI: nothing to send */
-            tr_err(err, errlen, "%s.content[%d]: only an image_url (a URL "
-                   "or a data: URL) is translated", where, i);
+            llmp_tr_err(err, errlen, "%s.content[%d]: only an image_url (a URL "
+                        "or a data: URL) is translated", where, i);
             cJSON_Delete(o);
             return NULL;
         }
-        tr_add_str(o, "type", "image_url");
+        llmp_tr_add_str(o, "type", "image_url");
         iu = cJSON_AddObjectToObject(o, "image_url");
-        tr_add_str(iu, "url", url);
-        if (tr_str(p, "detail") != NULL) {
-            tr_add_str(iu, "detail", tr_str(p, "detail"));
+        llmp_tr_add_str(iu, "url", url);
+        if (llmp_tr_str(p, "detail") != NULL) {
+            llmp_tr_add_str(iu, "detail", llmp_tr_str(p, "detail"));
         }
         return o;
     }
 
-    if (strcmp(type, "input_file") == 0 && tr_str(p, "file_data") != NULL) {
+    if (strcmp(type, "input_file") == 0
+        && llmp_tr_str(p, "file_data") != NULL)
+    {
         /* a data: URL, which the hub reads as a document */
-        tr_add_str(o, "type", "file");
+        llmp_tr_add_str(o, "type", "file");
         iu = cJSON_AddObjectToObject(o, "file");
-        tr_add_str(iu, "file_data", tr_str(p, "file_data"));
-        if (tr_str(p, "filename") != NULL) {
-            tr_add_str(iu, "filename", tr_str(p, "filename"));
+        llmp_tr_add_str(iu, "file_data", llmp_tr_str(p, "file_data"));
+        if (llmp_tr_str(p, "filename") != NULL) {
+            llmp_tr_add_str(iu, "filename", llmp_tr_str(p, "filename"));
         }
         return o;
     }
 
-    tr_err(err, errlen, "%s.content[%d]: parts of type \"%s\" are not "
-           "translated%s", where, i, type,
+    llmp_tr_err(err, errlen, "%s.content[%d]: parts of type \"%s\" are not "
+                "translated%s", where, i, type,
            strcmp(type, "input_file") == 0
            ? " (only file_data, a data: URL, is)" : "");
     cJSON_Delete(o);
@@ -123,14 +126,14 @@ rs_in_content(const cJSON *c, const char *where, int flat, char *err,
     }
 
     if (!cJSON_IsArray(c)) {
-        tr_err(err, errlen, "%s.content: expected a string or an array",
-               where);
+        llmp_tr_err(err, errlen, "%s.content: expected a string or an array",
+                    where);
         return NULL;
     }
 
     arr = cJSON_CreateArray();
     if (arr == NULL) {
-        tr_err(err, errlen, "out of memory");
+        llmp_tr_err(err, errlen, "out of memory");
         return NULL;
     }
 
@@ -152,10 +155,10 @@ rs_in_content(const cJSON *c, const char *where, int flat, char *err,
 
     memset(&b, 0, sizeof(llmp_buf_t));
     cJSON_ArrayForEach(it, arr) {
-        t = tr_str(it, "text");
+        t = llmp_tr_str(it, "text");
         if (t == NULL) {
-            tr_err(err, errlen, "%s.content: only text is translated here",
-                   where);
+            llmp_tr_err(err, errlen, "%s.content: only text is translated here",
+                        where);
             llmp_buf_free(&b);
             cJSON_Delete(arr);
             return NULL;
@@ -163,7 +166,7 @@ rs_in_content(const cJSON *c, const char *where, int flat, char *err,
         if (llmp_buf_append(&b, t, strlen(t)) != 0) {
             llmp_buf_free(&b);
             cJSON_Delete(arr);
-            tr_err(err, errlen, "out of memory");
+            llmp_tr_err(err, errlen, "out of memory");
             return NULL;
         }
     }
@@ -180,12 +183,12 @@ rs_in_content(const cJSON *c, const char *where, int flat, char *err,
 static cJSON *
 rs_in_assistant(cJSON *msgs)
 {
-    cJSON  *last, *m;
+    cJSON       *last, *m;
+    const char  *role;
 
     last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
-    if (last != NULL && strcmp(tr_str(last, "role") ? tr_str(last, "role")
-                                                    : "", "assistant") == 0)
-    {
+    role = llmp_tr_str(last, "role");
+    if (last != NULL && role != NULL && strcmp(role, "assistant") == 0) {
         return last;
     }
 
@@ -193,7 +196,7 @@ rs_in_assistant(cJSON *msgs)
     if (m == NULL) {
         return NULL;
     }
-    tr_add_str(m, "role", "assistant");
+    llmp_tr_add_str(m, "role", "assistant");
     cJSON_AddNullToObject(m, "content");
     cJSON_AddItemToArray(msgs, m);
     return m;
@@ -214,15 +217,15 @@ rs_in_reasoning(cJSON *msgs, const cJSON *item)
     const char  *t, *sig;
 
     memset(&text, 0, sizeof(llmp_buf_t));
-    cJSON_ArrayForEach(s, tr_get(item, "summary", NULL)) {
-        t = tr_str(s, "text");
+    cJSON_ArrayForEach(s, llmp_tr_get(item, "summary", NULL)) {
+        t = llmp_tr_str(s, "text");
         if (t != NULL && llmp_buf_append(&text, t, strlen(t)) != 0) {
             llmp_buf_free(&text);
             return -1;
         }
     }
-    cJSON_ArrayForEach(s, tr_get(item, "content", NULL)) {
-        t = tr_str(s, "text");
+    cJSON_ArrayForEach(s, llmp_tr_get(item, "content", NULL)) {
+        t = llmp_tr_str(s, "text");
         if (t != NULL && text.len == 0
             && llmp_buf_append(&text, t, strlen(t)) != 0)
         {
@@ -231,7 +234,7 @@ rs_in_reasoning(cJSON *msgs, const cJSON *item)
         }
     }
 
-    sig = tr_str(item, "encrypted_content");
+    sig = llmp_tr_str(item, "encrypted_content");
     if (sig != NULL && strncmp(sig, RS_SIG_TAG, sizeof(RS_SIG_TAG) - 1) == 0
         && sig[sizeof(RS_SIG_TAG) - 1] != '\0')
     {
@@ -255,7 +258,7 @@ rs_in_reasoning(cJSON *msgs, const cJSON *item)
 
     rc = cJSON_GetObjectItemCaseSensitive(a, "reasoning_content");
     if (rc == NULL) {
-        tr_add_str(a, "reasoning_content", t);
+        llmp_tr_add_str(a, "reasoning_content", t);
     }
 
     if (sig != NULL) {
@@ -269,9 +272,9 @@ rs_in_reasoning(cJSON *msgs, const cJSON *item)
             llmp_buf_free(&text);
             return -1;
         }
-        tr_add_str(b, "type", "thinking");
-        tr_add_str(b, "thinking", t);
-        tr_add_str(b, "signature", sig);
+        llmp_tr_add_str(b, "type", "thinking");
+        llmp_tr_add_str(b, "thinking", t);
+        llmp_tr_add_str(b, "signature", sig);
         cJSON_AddItemToArray(blocks, b);
     }
 
@@ -290,19 +293,19 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
     snprintf(where, sizeof(where), "input[%d]", i);
 
     if (!cJSON_IsObject(item)) {
-        tr_err(err, errlen, "%s: expected an object", where);
+        llmp_tr_err(err, errlen, "%s: expected an object", where);
         return -1;
     }
 
-    type = tr_str(item, "type");
+    type = llmp_tr_str(item, "type");
     if (type == NULL) {
         type = "message";
     }
 
     if (strcmp(type, "message") == 0) {
-        role = tr_str(item, "role");
+        role = llmp_tr_str(item, "role");
         if (role == NULL) {
-            tr_err(err, errlen, "%s.role: expected a string", where);
+            llmp_tr_err(err, errlen, "%s.role: expected a string", where);
             return -1;
         }
         if (strcmp(role, "developer") == 0) {
@@ -311,12 +314,12 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
         if (strcmp(role, "user") != 0 && strcmp(role, "system") != 0
             && strcmp(role, "assistant") != 0)
         {
-            tr_err(err, errlen, "%s.role: \"%s\" is not user, assistant, "
-                   "system or developer", where, role);
+            llmp_tr_err(err, errlen, "%s.role: \"%s\" is not user, assistant, "
+                        "system or developer", where, role);
             return -1;
         }
 
-        c = rs_in_content(tr_get(item, "content", NULL), where,
+        c = rs_in_content(llmp_tr_get(item, "content", NULL), where,
                           strcmp(role, "user") != 0, err, errlen);
         if (c == NULL) {
             return -1;
@@ -326,7 +329,7 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
             /* after its own reasoning item: the same turn */
             m = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
             if (m != NULL
-                && strcmp(tr_str(m, "role") ? tr_str(m, "role") : "",
+                && strcmp(llmp_tr_str(m, "role") ? llmp_tr_str(m, "role") : "",
                           "assistant") == 0
                 && cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(m,
                                                                "content"))
@@ -342,7 +345,7 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
             cJSON_Delete(c);
             goto oom;
         }
-        tr_add_str(m, "role", role);
+        llmp_tr_add_str(m, "role", role);
         cJSON_AddItemToObject(m, "content", c);
         cJSON_AddItemToArray(msgs, m);
         return 0;
@@ -352,21 +355,22 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
         || strcmp(type, "custom_tool_call") == 0)
     {
         args = NULL;
-        if (type[0] == 'c' && tr_str(item, "input") != NULL) {
+        if (type[0] == 'c' && llmp_tr_str(item, "input") != NULL) {
             /* a custom (freeform) tool is a function of one string */
             f = cJSON_CreateObject();
-            tr_add_str(f, "input", tr_str(item, "input"));
+            llmp_tr_add_str(f, "input", llmp_tr_str(item, "input"));
             args = cJSON_PrintUnformatted(f);
             cJSON_Delete(f);
             if (args == NULL) {
                 goto oom;
             }
         }
-        if (tr_str(item, "call_id") == NULL || tr_str(item, "name") == NULL
-            || (args == NULL && tr_str(item, "arguments") == NULL))
+        if (llmp_tr_str(item, "call_id") == NULL
+            || llmp_tr_str(item, "name") == NULL
+            || (args == NULL && llmp_tr_str(item, "arguments") == NULL))
         {
-            tr_err(err, errlen, "%s: a %s needs call_id, name and %s "
-                   "(strings)", where, type,
+            llmp_tr_err(err, errlen, "%s: a %s needs call_id, name and %s "
+                        "(strings)", where, type,
                    type[0] == 'c' ? "input" : "arguments");
             return -1;
         }
@@ -384,11 +388,12 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
             free(args);
             goto oom;
         }
-        tr_add_str(tc, "id", tr_str(item, "call_id"));
-        tr_add_str(tc, "type", "function");
+        llmp_tr_add_str(tc, "id", llmp_tr_str(item, "call_id"));
+        llmp_tr_add_str(tc, "type", "function");
         f = cJSON_AddObjectToObject(tc, "function");
-        tr_add_str(f, "name", tr_str(item, "name"));
-        tr_add_str(f, "arguments", args ? args : tr_str(item, "arguments"));
+        llmp_tr_add_str(f, "name", llmp_tr_str(item, "name"));
+        llmp_tr_add_str(f, "arguments",
+                        args ? args : llmp_tr_str(item, "arguments"));
         free(args);
         cJSON_AddItemToArray(calls, tc);
         return 0;
@@ -397,11 +402,11 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
     if (strcmp(type, "function_call_output") == 0
         || strcmp(type, "custom_tool_call_output") == 0)
     {
-        s = tr_str(item, "call_id");
-        out = tr_get(item, "output", NULL);
+        s = llmp_tr_str(item, "call_id");
+        out = llmp_tr_get(item, "output", NULL);
         if (s == NULL || out == NULL) {
-            tr_err(err, errlen, "%s: a function_call_output needs call_id "
-                   "and output", where);
+            llmp_tr_err(err, errlen, "%s: a function_call_output needs call_id "
+                        "and output", where);
             return -1;
         }
         c = rs_in_content(out, where, 0, err, errlen);
@@ -413,8 +418,8 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
             cJSON_Delete(c);
             goto oom;
         }
-        tr_add_str(m, "role", "tool");
-        tr_add_str(m, "tool_call_id", s);
+        llmp_tr_add_str(m, "role", "tool");
+        llmp_tr_add_str(m, "tool_call_id", s);
         cJSON_AddItemToObject(m, "content", c);
         cJSON_AddItemToArray(msgs, m);
         return 0;
@@ -427,13 +432,13 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
         return 0;
     }
 
-    tr_err(err, errlen, "%s: items of type \"%s\" are not translated",
-           where, type);
+    llmp_tr_err(err, errlen, "%s: items of type \"%s\" are not translated",
+                where, type);
     return -1;
 
 oom:
 
-    tr_err(err, errlen, "out of memory");
+    llmp_tr_err(err, errlen, "out of memory");
     return -1;
 }
 
@@ -448,14 +453,14 @@ rs_in_tools(cJSON *chat, const cJSON *tools, char *err, size_t errlen)
         return 0;
     }
     if (!cJSON_IsArray(tools)) {
-        tr_err(err, errlen, "tools: expected an array");
+        llmp_tr_err(err, errlen, "tools: expected an array");
         return -1;
     }
 
     arr = NULL;
 
     cJSON_ArrayForEach(t, tools) {
-        type = tr_str(t, "type");
+        type = llmp_tr_str(t, "type");
 
         /* hosted tools (web_search, file_search...) run at OpenAI only */
 
@@ -464,8 +469,8 @@ rs_in_tools(cJSON *chat, const cJSON *tools, char *err, size_t errlen)
         {
             continue;
         }
-        if (tr_str(t, "name") == NULL) {
-            tr_err(err, errlen, "tools: a function needs a name");
+        if (llmp_tr_str(t, "name") == NULL) {
+            llmp_tr_err(err, errlen, "tools: a function needs a name");
             return -1;
         }
         if (arr == NULL) {
@@ -474,16 +479,16 @@ rs_in_tools(cJSON *chat, const cJSON *tools, char *err, size_t errlen)
         o = cJSON_CreateObject();
         if (arr == NULL || o == NULL) {
             cJSON_Delete(o);
-            tr_err(err, errlen, "out of memory");
+            llmp_tr_err(err, errlen, "out of memory");
             return -1;
         }
-        tr_add_str(o, "type", "function");
+        llmp_tr_add_str(o, "type", "function");
         f = cJSON_AddObjectToObject(o, "function");
-        tr_add_str(f, "name", tr_str(t, "name"));
-        if (tr_str(t, "description") != NULL) {
-            tr_add_str(f, "description", tr_str(t, "description"));
+        llmp_tr_add_str(f, "name", llmp_tr_str(t, "name"));
+        if (llmp_tr_str(t, "description") != NULL) {
+            llmp_tr_add_str(f, "description", llmp_tr_str(t, "description"));
         }
-        v = tr_get(t, "parameters", NULL);
+        v = llmp_tr_get(t, "parameters", NULL);
         if (type[0] == 'c') {
             /*
              * a custom (freeform) tool, such as Codex's apply_patch: one
@@ -491,11 +496,11 @@ rs_in_tools(cJSON *chat, const cJSON *tools, char *err, size_t errlen)
              * arguments too
              */
             v = cJSON_AddObjectToObject(f, "parameters");
-            tr_add_str(v, "type", "object");
+            llmp_tr_add_str(v, "type", "object");
             v = cJSON_AddObjectToObject(cJSON_AddObjectToObject(v,
                                                                 "properties"),
                                         "input");
-            tr_add_str(v, "type", "string");
+            llmp_tr_add_str(v, "type", "string");
             v = cJSON_AddArrayToObject(cJSON_GetObjectItemCaseSensitive(f,
                                                                 "parameters"),
                                        "required");
@@ -522,24 +527,24 @@ rs_in_tool_choice(cJSON *chat, const cJSON *tc)
     }
 
     if (cJSON_IsString(tc)) {
-        tr_add_str(chat, "tool_choice", tc->valuestring);
+        llmp_tr_add_str(chat, "tool_choice", tc->valuestring);
         return 0;
     }
 
-    type = tr_str(tc, "type");
+    type = llmp_tr_str(tc, "type");
     if (type != NULL && strcmp(type, "function") == 0
-        && tr_str(tc, "name") != NULL)
+        && llmp_tr_str(tc, "name") != NULL)
     {
         o = cJSON_AddObjectToObject(chat, "tool_choice");
-        tr_add_str(o, "type", "function");
+        llmp_tr_add_str(o, "type", "function");
         f = cJSON_AddObjectToObject(o, "function");
-        tr_add_str(f, "name", tr_str(tc, "name"));
+        llmp_tr_add_str(f, "name", llmp_tr_str(tc, "name"));
         return 0;
     }
 
     /* allowed_tools, hosted tools: the model chooses */
 
-    tr_add_str(chat, "tool_choice", "auto");
+    llmp_tr_add_str(chat, "tool_choice", "auto");
     return 0;
 }
 
@@ -552,27 +557,27 @@ rs_in_format(cJSON *chat, const cJSON *text)
     cJSON       *fmt, *rf, *js, *v;
     const char  *type;
 
-    fmt = tr_get(text, "format", NULL);
-    type = tr_str(fmt, "type");
+    fmt = llmp_tr_get(text, "format", NULL);
+    type = llmp_tr_str(fmt, "type");
     if (type == NULL || strcmp(type, "text") == 0) {
         return;
     }
 
     rf = cJSON_AddObjectToObject(chat, "response_format");
     if (strcmp(type, "json_schema") != 0) {
-        tr_add_str(rf, "type", "json_object");
+        llmp_tr_add_str(rf, "type", "json_object");
         return;
     }
 
-    tr_add_str(rf, "type", "json_schema");
+    llmp_tr_add_str(rf, "type", "json_schema");
     js = cJSON_AddObjectToObject(rf, "json_schema");
-    tr_add_str(js, "name", tr_str(fmt, "name") ? tr_str(fmt, "name")
-                                                : "response");
-    v = tr_get(fmt, "schema", NULL);
+    llmp_tr_add_str(js, "name", llmp_tr_str(fmt, "name")
+                                ? llmp_tr_str(fmt, "name") : "response");
+    v = llmp_tr_get(fmt, "schema", NULL);
     if (v != NULL) {
         cJSON_AddItemToObject(js, "schema", cJSON_Duplicate(v, 1));
     }
-    v = tr_get(fmt, "strict", NULL);
+    v = llmp_tr_get(fmt, "strict", NULL);
     if (cJSON_IsBool(v)) {
         cJSON_AddBoolToObject(js, "strict", cJSON_IsTrue(v));
     }
@@ -593,19 +598,19 @@ llmp_responses_request(int to, const char *body, size_t len,
     llmp_buf_t    cb;
     const char  **k;
 
-    root = tr_parse(body, len);
+    root = llmp_tr_parse(body, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        tr_err(err, errlen, "the request body is not a JSON object");
+        llmp_tr_err(err, errlen, "the request body is not a JSON object");
         return -1;
     }
 
-    v = tr_get(root, "previous_response_id", NULL);
+    v = llmp_tr_get(root, "previous_response_id", NULL);
     if (v != NULL && !cJSON_IsNull(v)) {
         /* the conversation is stored at OpenAI, not here */
         cJSON_Delete(root);
-        tr_err(err, errlen, "previous_response_id: this model's provider "
-               "keeps no conversations; send the whole input");
+        llmp_tr_err(err, errlen, "previous_response_id: this model's provider "
+                    "keeps no conversations; send the whole input");
         return -1;
     }
 
@@ -616,29 +621,29 @@ llmp_responses_request(int to, const char *body, size_t len,
     }
 
     if (model != NULL) {
-        tr_add_str(chat, "model", model);
+        llmp_tr_add_str(chat, "model", model);
     }
 
-    v = tr_get(root, "instructions", NULL);
+    v = llmp_tr_get(root, "instructions", NULL);
     if (cJSON_IsString(v) && v->valuestring[0]) {
         m = cJSON_CreateObject();
         if (m == NULL) {
             goto oom;
         }
-        tr_add_str(m, "role", "system");
-        tr_add_str(m, "content", v->valuestring);
+        llmp_tr_add_str(m, "role", "system");
+        llmp_tr_add_str(m, "content", v->valuestring);
         cJSON_AddItemToArray(msgs, m);
     }
 
-    in = tr_get(root, "input", NULL);
+    in = llmp_tr_get(root, "input", NULL);
 
     if (cJSON_IsString(in)) {
         m = cJSON_CreateObject();
         if (m == NULL) {
             goto oom;
         }
-        tr_add_str(m, "role", "user");
-        tr_add_str(m, "content", in->valuestring);
+        llmp_tr_add_str(m, "role", "user");
+        llmp_tr_add_str(m, "content", in->valuestring);
         cJSON_AddItemToArray(msgs, m);
 
     } else if (cJSON_IsArray(in)) {
@@ -650,53 +655,53 @@ llmp_responses_request(int to, const char *body, size_t len,
         }
 
     } else {
-        tr_err(err, errlen, "input: expected a string or an array");
+        llmp_tr_err(err, errlen, "input: expected a string or an array");
         goto failed;
     }
 
-    if (rs_in_tools(chat, tr_get(root, "tools", NULL), err, errlen) != 0) {
+    if (rs_in_tools(chat, llmp_tr_get(root, "tools", NULL), err, errlen) != 0) {
         goto failed;
     }
 
     if (cJSON_GetObjectItemCaseSensitive(chat, "tools") != NULL) {
-        rs_in_tool_choice(chat, tr_get(root, "tool_choice", NULL));
-        v = tr_get(root, "parallel_tool_calls", NULL);
+        rs_in_tool_choice(chat, llmp_tr_get(root, "tool_choice", NULL));
+        v = llmp_tr_get(root, "parallel_tool_calls", NULL);
         if (cJSON_IsBool(v)) {
             cJSON_AddBoolToObject(chat, "parallel_tool_calls",
                                   cJSON_IsTrue(v));
         }
     }
 
-    v = tr_get(root, "max_output_tokens", NULL);
+    v = llmp_tr_get(root, "max_output_tokens", NULL);
     if (cJSON_IsNumber(v)) {
-        tr_add_num(chat, "max_tokens", v->valuedouble);
+        llmp_tr_add_num(chat, "max_tokens", v->valuedouble);
     }
 
     for (k = rs_numbers; *k; k++) {
-        v = tr_get(root, *k, NULL);
+        v = llmp_tr_get(root, *k, NULL);
         if (cJSON_IsNumber(v)) {
-            tr_add_num(chat, *k, v->valuedouble);
+            llmp_tr_add_num(chat, *k, v->valuedouble);
         }
     }
 
-    v = tr_get(root, "user", NULL);
+    v = llmp_tr_get(root, "user", NULL);
     if (cJSON_IsString(v)) {
-        tr_add_str(chat, "user", v->valuestring);
+        llmp_tr_add_str(chat, "user", v->valuestring);
     }
 
-    v = tr_get(tr_get(root, "reasoning", NULL), "effort", NULL);
+    v = llmp_tr_get(llmp_tr_get(root, "reasoning", NULL), "effort", NULL);
     if (cJSON_IsString(v)) {
-        tr_add_str(chat, "reasoning_effort", v->valuestring);
+        llmp_tr_add_str(chat, "reasoning_effort", v->valuestring);
     }
 
-    rs_in_format(chat, tr_get(root, "text", NULL));
+    rs_in_format(chat, llmp_tr_get(root, "text", NULL));
 
     if (stream) {
         cJSON_AddBoolToObject(chat, "stream", 1);
     }
 
     memset(&cb, 0, sizeof(llmp_buf_t));
-    if (tr_print(chat, &cb) != 0) {
+    if (llmp_tr_print(chat, &cb) != 0) {
         goto oom;
     }
     cJSON_Delete(chat);
@@ -709,7 +714,7 @@ llmp_responses_request(int to, const char *body, size_t len,
 
 oom:
 
-    tr_err(err, errlen, "out of memory");
+    llmp_tr_err(err, errlen, "out of memory");
 
 failed:
 
@@ -732,14 +737,14 @@ rs_usage(long long in, long long outp, long long cached, long long reasoning)
     }
     in = in > 0 ? in : 0;
     outp = outp > 0 ? outp : 0;
-    tr_add_num(u, "input_tokens", (double) in);
+    llmp_tr_add_num(u, "input_tokens", (double) in);
     d = cJSON_AddObjectToObject(u, "input_tokens_details");
-    tr_add_num(d, "cached_tokens", (double) (cached > 0 ? cached : 0));
-    tr_add_num(u, "output_tokens", (double) outp);
+    llmp_tr_add_num(d, "cached_tokens", (double) (cached > 0 ? cached : 0));
+    llmp_tr_add_num(u, "output_tokens", (double) outp);
     d = cJSON_AddObjectToObject(u, "output_tokens_details");
-    tr_add_num(d, "reasoning_tokens",
-               (double) (reasoning > 0 ? reasoning : 0));
-    tr_add_num(u, "total_tokens", (double) (in + outp));
+    llmp_tr_add_num(d, "reasoning_tokens",
+                    (double) (reasoning > 0 ? reasoning : 0));
+    llmp_tr_add_num(u, "total_tokens", (double) (in + outp));
     return u;
 }
 
@@ -767,14 +772,14 @@ rs_object(const char *id, long long created, const char *model,
                  ? "incomplete" : "completed";
     }
 
-    tr_add_str(o, "id", id);
-    tr_add_str(o, "object", "response");
-    tr_add_num(o, "created_at", (double) created);
-    tr_add_str(o, "status", status);
+    llmp_tr_add_str(o, "id", id);
+    llmp_tr_add_str(o, "object", "response");
+    llmp_tr_add_num(o, "created_at", (double) created);
+    llmp_tr_add_str(o, "status", status);
     cJSON_AddNullToObject(o, "error");
     if (strcmp(status, "incomplete") == 0) {
         d = cJSON_AddObjectToObject(o, "incomplete_details");
-        tr_add_str(d, "reason", (finish != NULL
+        llmp_tr_add_str(d, "reason", (finish != NULL
                                  && strcmp(finish, "content_filter") == 0)
                                 ? "content_filter" : "max_output_tokens");
     } else {
@@ -782,7 +787,7 @@ rs_object(const char *id, long long created, const char *model,
     }
     cJSON_AddNullToObject(o, "instructions");
     cJSON_AddNullToObject(o, "max_output_tokens");
-    tr_add_str(o, "model", model ? model : "");
+    llmp_tr_add_str(o, "model", model ? model : "");
     cJSON_AddItemToObject(o, "output", output ? output
                                               : cJSON_CreateArray());
     cJSON_AddBoolToObject(o, "parallel_tool_calls", 1);
@@ -793,11 +798,11 @@ rs_object(const char *id, long long created, const char *model,
     cJSON_AddBoolToObject(o, "store", 0);
     cJSON_AddNullToObject(o, "temperature");
     d = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "text"), "format");
-    tr_add_str(d, "type", "text");
-    tr_add_str(o, "tool_choice", "auto");
+    llmp_tr_add_str(d, "type", "text");
+    llmp_tr_add_str(o, "tool_choice", "auto");
     cJSON_AddArrayToObject(o, "tools");
     cJSON_AddNullToObject(o, "top_p");
-    tr_add_str(o, "truncation", "disabled");
+    llmp_tr_add_str(o, "truncation", "disabled");
     if (usage != NULL) {
         cJSON_AddItemToObject(o, "usage", usage);
     } else {
@@ -818,15 +823,15 @@ rs_message_item(const char *id, const char *status, const char *text)
     if (it == NULL) {
         return NULL;
     }
-    tr_add_str(it, "id", id);
-    tr_add_str(it, "type", "message");
-    tr_add_str(it, "status", status);
-    tr_add_str(it, "role", "assistant");
+    llmp_tr_add_str(it, "id", id);
+    llmp_tr_add_str(it, "type", "message");
+    llmp_tr_add_str(it, "status", status);
+    llmp_tr_add_str(it, "role", "assistant");
     c = cJSON_AddArrayToObject(it, "content");
     if (text != NULL) {
         p = cJSON_CreateObject();
-        tr_add_str(p, "type", "output_text");
-        tr_add_str(p, "text", text);
+        llmp_tr_add_str(p, "type", "output_text");
+        llmp_tr_add_str(p, "text", text);
         cJSON_AddArrayToObject(p, "annotations");
         cJSON_AddItemToArray(c, p);
     }
@@ -843,8 +848,8 @@ rs_text_part(const char *text)
     if (p == NULL) {
         return NULL;
     }
-    tr_add_str(p, "type", "output_text");
-    tr_add_str(p, "text", text);
+    llmp_tr_add_str(p, "type", "output_text");
+    llmp_tr_add_str(p, "text", text);
     cJSON_AddArrayToObject(p, "annotations");
     return p;
 }
@@ -860,12 +865,12 @@ rs_call_item(const char *id, const char *status, const char *call_id,
     if (it == NULL) {
         return NULL;
     }
-    tr_add_str(it, "id", id);
-    tr_add_str(it, "type", "function_call");
-    tr_add_str(it, "status", status);
-    tr_add_str(it, "call_id", call_id ? call_id : id);
-    tr_add_str(it, "name", name ? name : "");
-    tr_add_str(it, "arguments", args ? args : "");
+    llmp_tr_add_str(it, "id", id);
+    llmp_tr_add_str(it, "type", "function_call");
+    llmp_tr_add_str(it, "status", status);
+    llmp_tr_add_str(it, "call_id", call_id ? call_id : id);
+    llmp_tr_add_str(it, "name", name ? name : "");
+    llmp_tr_add_str(it, "arguments", args ? args : "");
     return it;
 }
 
@@ -882,13 +887,13 @@ rs_reasoning_item(const char *id, const char *text, const char *sig)
     if (it == NULL) {
         return NULL;
     }
-    tr_add_str(it, "id", id);
-    tr_add_str(it, "type", "reasoning");
+    llmp_tr_add_str(it, "id", id);
+    llmp_tr_add_str(it, "type", "reasoning");
     s = cJSON_AddArrayToObject(it, "summary");
     if (text != NULL) {
         p = cJSON_CreateObject();
-        tr_add_str(p, "type", "summary_text");
-        tr_add_str(p, "text", text);
+        llmp_tr_add_str(p, "type", "summary_text");
+        llmp_tr_add_str(p, "text", text);
         cJSON_AddItemToArray(s, p);
     }
     if (sig != NULL) {
@@ -899,7 +904,7 @@ rs_reasoning_item(const char *id, const char *text, const char *sig)
         }
         memcpy(b, RS_SIG_TAG, sizeof(RS_SIG_TAG) - 1);
         strcpy(b + sizeof(RS_SIG_TAG) - 1, sig);
-        tr_add_str(it, "encrypted_content", b);
+        llmp_tr_add_str(it, "encrypted_content", b);
         free(b);
     }
     return it;
@@ -940,11 +945,11 @@ rs_names_read(rs_names_t *names, const char *req, size_t len)
         return 0;
     }
 
-    root = tr_parse(req, len);
+    root = llmp_tr_parse(req, len);
 
-    cJSON_ArrayForEach(t, tr_get(root, "tools", NULL)) {
-        type = tr_str(t, "type");
-        name = tr_str(t, "name");
+    cJSON_ArrayForEach(t, llmp_tr_get(root, "tools", NULL)) {
+        type = llmp_tr_str(t, "type");
+        name = llmp_tr_str(t, "name");
         if (type == NULL || strcmp(type, "custom") != 0 || name == NULL) {
             continue;
         }
@@ -953,7 +958,7 @@ rs_names_read(rs_names_t *names, const char *req, size_t len)
             break;
         }
         names->v = v;
-        v[names->n] = tr_strndup_heap(name, strlen(name));
+        v[names->n] = llmp_tr_strndup_heap(name, strlen(name));
         if (v[names->n] == NULL) {
             break;
         }
@@ -988,12 +993,12 @@ rs_custom_input(const char *args)
     char        *s;
     const char  *in;
 
-    o = tr_json_object(args ? args : "");
-    in = tr_str(o, "input");
+    o = llmp_tr_json_object(args ? args : "");
+    in = llmp_tr_str(o, "input");
     if (in == NULL) {
         in = args ? args : "";
     }
-    s = tr_strndup_heap(in, strlen(in));
+    s = llmp_tr_strndup_heap(in, strlen(in));
     cJSON_Delete(o);
     return s;
 }
@@ -1009,12 +1014,12 @@ rs_custom_item(const char *id, const char *status, const char *call_id,
     if (it == NULL) {
         return NULL;
     }
-    tr_add_str(it, "id", id);
-    tr_add_str(it, "type", "custom_tool_call");
-    tr_add_str(it, "status", status);
-    tr_add_str(it, "call_id", call_id ? call_id : id);
-    tr_add_str(it, "name", name ? name : "");
-    tr_add_str(it, "input", input ? input : "");
+    llmp_tr_add_str(it, "id", id);
+    llmp_tr_add_str(it, "type", "custom_tool_call");
+    llmp_tr_add_str(it, "status", status);
+    llmp_tr_add_str(it, "call_id", call_id ? call_id : id);
+    llmp_tr_add_str(it, "name", name ? name : "");
+    llmp_tr_add_str(it, "input", input ? input : "");
     return it;
 }
 
@@ -1026,12 +1031,12 @@ rs_chat_usage(const cJSON *u, long long *in, long long *outp,
     if (!cJSON_IsObject(u)) {
         return;
     }
-    *in = tr_int(u, "prompt_tokens");
-    *outp = tr_int(u, "completion_tokens");
-    *cached = tr_int(tr_get(u, "prompt_tokens_details", NULL),
-                     "cached_tokens");
-    *reasoning = tr_int(tr_get(u, "completion_tokens_details", NULL),
-                        "reasoning_tokens");
+    *in = llmp_tr_int(u, "prompt_tokens");
+    *outp = llmp_tr_int(u, "completion_tokens");
+    *cached = llmp_tr_int(llmp_tr_get(u, "prompt_tokens_details", NULL),
+                          "cached_tokens");
+    *reasoning = llmp_tr_int(llmp_tr_get(u, "completion_tokens_details", NULL),
+                             "reasoning_tokens");
 }
 
 
@@ -1041,7 +1046,7 @@ llmp_responses_response(int from, const char *req, size_t req_len,
     llmp_usage_t *usage, char *err, size_t errlen)
 {
     int           rc, n;
-    char          id[64], nonce[TR_NONCE_LEN + 1], *input;
+    char          id[64], nonce[LLMP_TR_NONCE_LEN + 1], *input;
     cJSON        *chat, *ch, *msg, *output, *it, *tc, *f, *o, *b, *u;
     llmp_buf_t    cb;
     rs_names_t    custom;
@@ -1057,32 +1062,32 @@ llmp_responses_response(int from, const char *req, size_t req_len,
         return rc;
     }
 
-    chat = tr_parse(cb.data, cb.len);
+    chat = llmp_tr_parse(cb.data, cb.len);
     llmp_buf_free(&cb);
     if (chat == NULL) {
-        tr_err(err, errlen, "out of memory");
+        llmp_tr_err(err, errlen, "out of memory");
         return -1;
     }
 
-    tr_nonce(nonce, TR_NONCE_LEN);
+    llmp_tr_nonce(nonce, LLMP_TR_NONCE_LEN);
     output = cJSON_CreateArray();
     if (output == NULL) {
         cJSON_Delete(chat);
-        tr_err(err, errlen, "out of memory");
+        llmp_tr_err(err, errlen, "out of memory");
         return -1;
     }
 
-    ch = cJSON_GetArrayItem(tr_get(chat, "choices", NULL), 0);
-    msg = tr_get(ch, "message", NULL);
-    finish = tr_str(ch, "finish_reason");
+    ch = cJSON_GetArrayItem(llmp_tr_get(chat, "choices", NULL), 0);
+    msg = llmp_tr_get(ch, "message", NULL);
+    finish = llmp_tr_str(ch, "finish_reason");
 
     /* reasoning first: it came first */
 
-    text = tr_str(msg, "reasoning_content");
+    text = llmp_tr_str(msg, "reasoning_content");
     sig = NULL;
-    cJSON_ArrayForEach(b, tr_get(msg, "thinking_blocks", NULL)) {
-        if (tr_str(b, "signature") != NULL) {
-            sig = tr_str(b, "signature");
+    cJSON_ArrayForEach(b, llmp_tr_get(msg, "thinking_blocks", NULL)) {
+        if (llmp_tr_str(b, "signature") != NULL) {
+            sig = llmp_tr_str(b, "signature");
         }
     }
     if ((text != NULL && text[0]) || sig != NULL) {
@@ -1091,7 +1096,7 @@ llmp_responses_response(int from, const char *req, size_t req_len,
                                                        sig));
     }
 
-    text = tr_str(msg, "content");
+    text = llmp_tr_str(msg, "content");
     if (text != NULL && text[0]) {
         snprintf(id, sizeof(id), "msg_%s", nonce);
         cJSON_AddItemToArray(output, rs_message_item(id, "completed", text));
@@ -1100,19 +1105,20 @@ llmp_responses_response(int from, const char *req, size_t req_len,
     rs_names_read(&custom, req, req_len);
 
     n = 0;
-    cJSON_ArrayForEach(tc, tr_get(msg, "tool_calls", NULL)) {
-        f = tr_get(tc, "function", NULL);
-        if (rs_is_custom(&custom, tr_str(f, "name"))) {
+    cJSON_ArrayForEach(tc, llmp_tr_get(msg, "tool_calls", NULL)) {
+        f = llmp_tr_get(tc, "function", NULL);
+        if (rs_is_custom(&custom, llmp_tr_str(f, "name"))) {
             snprintf(id, sizeof(id), "ctc_%s_%d", nonce, n++);
-            input = rs_custom_input(tr_str(f, "arguments"));
-            it = input ? rs_custom_item(id, "completed", tr_str(tc, "id"),
-                                        tr_str(f, "name"), input)
+            input = rs_custom_input(llmp_tr_str(f, "arguments"));
+            it = input ? rs_custom_item(id, "completed", llmp_tr_str(tc, "id"),
+                                        llmp_tr_str(f, "name"), input)
                        : NULL;
             free(input);
         } else {
             snprintf(id, sizeof(id), "fc_%s_%d", nonce, n++);
-            it = rs_call_item(id, "completed", tr_str(tc, "id"),
-                              tr_str(f, "name"), tr_str(f, "arguments"));
+            it = rs_call_item(id, "completed", llmp_tr_str(tc, "id"),
+                              llmp_tr_str(f, "name"),
+                              llmp_tr_str(f, "arguments"));
         }
         cJSON_AddItemToArray(output, it);
     }
@@ -1120,7 +1126,7 @@ llmp_responses_response(int from, const char *req, size_t req_len,
     rs_names_free(&custom);
 
     in = outp = cached = reasoning = -1;
-    rs_chat_usage(tr_get(chat, "usage", NULL), &in, &outp, &cached,
+    rs_chat_usage(llmp_tr_get(chat, "usage", NULL), &in, &outp, &cached,
                   &reasoning);
     u = rs_usage(in, outp, cached, reasoning);
 
@@ -1129,9 +1135,9 @@ llmp_responses_response(int from, const char *req, size_t req_len,
                   u);
     cJSON_Delete(chat);
 
-    if (o == NULL || tr_print(o, out) != 0) {
+    if (o == NULL || llmp_tr_print(o, out) != 0) {
         cJSON_Delete(o);
-        tr_err(err, errlen, "out of memory");
+        llmp_tr_err(err, errlen, "out of memory");
         return -1;
     }
 
@@ -1166,7 +1172,7 @@ struct llmp_rstream_s {
     llmp_buf_t     *out;        /* where this feed writes */
     char           *model;
     long long       created;
-    char            nonce[TR_NONCE_LEN + 1];
+    char            nonce[LLMP_TR_NONCE_LEN + 1];
     long long       seq;        /* sequence_number */
     int             started, ended, errored;
     cJSON          *output;     /* the items done, for response.completed */
@@ -1195,13 +1201,13 @@ rs_emit(llmp_rstream_t *s, const char *type, cJSON *o)
         return -1;
     }
 
-    tr_add_str(o, "type", type);
-    tr_add_num(o, "sequence_number", (double) s->seq++);
+    llmp_tr_add_str(o, "type", type);
+    llmp_tr_add_num(o, "sequence_number", (double) s->seq++);
 
     /* "type" first reads better, but any order is valid JSON */
 
     memset(&b, 0, sizeof(llmp_buf_t));
-    rc = tr_print(o, &b);
+    rc = llmp_tr_print(o, &b);
     cJSON_Delete(o);
     if (rc != 0) {
         llmp_buf_free(&b);
@@ -1283,7 +1289,7 @@ rs_item_added(llmp_rstream_t *s, int oi, cJSON *item)
         cJSON_Delete(item);
         return -1;
     }
-    tr_add_num(e, "output_index", oi);
+    llmp_tr_add_num(e, "output_index", oi);
     cJSON_AddItemToObject(e, "item", item);
     return rs_emit(s, "response.output_item.added", e);
 }
@@ -1300,7 +1306,7 @@ rs_item_done(llmp_rstream_t *s, int oi, cJSON *item)
         cJSON_Delete(item);
         return -1;
     }
-    tr_add_num(e, "output_index", oi);
+    llmp_tr_add_num(e, "output_index", oi);
     cJSON_AddItemToArray(s->output, cJSON_Duplicate(item, 1));
     cJSON_AddItemToObject(e, "item", item);
     return rs_emit(s, "response.output_item.done", e);
@@ -1316,9 +1322,9 @@ rs_item_ev(llmp_rstream_t *s, int idx_key, int idx)
     if (e == NULL) {
         return NULL;
     }
-    tr_add_str(e, "item_id", s->cur_id);
-    tr_add_num(e, "output_index", s->cur_oi);
-    tr_add_num(e, idx_key ? "summary_index" : "content_index", idx);
+    llmp_tr_add_str(e, "item_id", s->cur_id);
+    llmp_tr_add_num(e, "output_index", s->cur_oi);
+    llmp_tr_add_num(e, idx_key ? "summary_index" : "content_index", idx);
     return e;
 }
 
@@ -1342,7 +1348,7 @@ rs_close_text(llmp_rstream_t *s)
         if (e == NULL) {
             return -1;
         }
-        tr_add_str(e, "text", text);
+        llmp_tr_add_str(e, "text", text);
         cJSON_AddArrayToObject(e, "logprobs");
         if (rs_emit(s, "response.output_text.done", e) != 0) {
             return -1;
@@ -1368,7 +1374,7 @@ rs_close_text(llmp_rstream_t *s)
             if (e == NULL) {
                 return -1;
             }
-            tr_add_str(e, "text", text);
+            llmp_tr_add_str(e, "text", text);
             if (rs_emit(s, "response.reasoning_summary_text.done", e) != 0) {
                 return -1;
             }
@@ -1377,8 +1383,8 @@ rs_close_text(llmp_rstream_t *s)
                 return -1;
             }
             p = cJSON_AddObjectToObject(e, "part");
-            tr_add_str(p, "type", "summary_text");
-            tr_add_str(p, "text", text);
+            llmp_tr_add_str(p, "type", "summary_text");
+            llmp_tr_add_str(p, "text", text);
             if (rs_emit(s, "response.reasoning_summary_part.done", e) != 0) {
                 return -1;
             }
@@ -1463,7 +1469,7 @@ rs_text_delta(llmp_rstream_t *s, int kind, const char *d)
         if (e == NULL) {
             return -1;
         }
-        tr_add_str(e, "delta", d);
+        llmp_tr_add_str(e, "delta", d);
         cJSON_AddArrayToObject(e, "logprobs");
         return rs_emit(s, "response.output_text.delta", e);
     }
@@ -1474,8 +1480,8 @@ rs_text_delta(llmp_rstream_t *s, int kind, const char *d)
             return -1;
         }
         p = cJSON_AddObjectToObject(e, "part");
-        tr_add_str(p, "type", "summary_text");
-        tr_add_str(p, "text", "");
+        llmp_tr_add_str(p, "type", "summary_text");
+        llmp_tr_add_str(p, "text", "");
         if (rs_emit(s, "response.reasoning_summary_part.added", e) != 0) {
             return -1;
         }
@@ -1485,7 +1491,7 @@ rs_text_delta(llmp_rstream_t *s, int kind, const char *d)
     if (e == NULL) {
         return -1;
     }
-    tr_add_str(e, "delta", d);
+    llmp_tr_add_str(e, "delta", d);
     return rs_emit(s, "response.reasoning_summary_text.delta", e);
 }
 
@@ -1516,9 +1522,9 @@ rs_close_call(llmp_rstream_t *s, rs_call_t *c)
         e = NULL;
         if (input[0] != '\0') {
             e = rs_ev();
-            tr_add_str(e, "item_id", c->id);
-            tr_add_num(e, "output_index", c->oi);
-            tr_add_str(e, "delta", input);
+            llmp_tr_add_str(e, "item_id", c->id);
+            llmp_tr_add_num(e, "output_index", c->oi);
+            llmp_tr_add_str(e, "delta", input);
         }
         if (e != NULL
             && rs_emit(s, "response.custom_tool_call_input.delta", e) != 0)
@@ -1531,9 +1537,9 @@ rs_close_call(llmp_rstream_t *s, rs_call_t *c)
             free(input);
             return -1;
         }
-        tr_add_str(e, "item_id", c->id);
-        tr_add_num(e, "output_index", c->oi);
-        tr_add_str(e, "input", input);
+        llmp_tr_add_str(e, "item_id", c->id);
+        llmp_tr_add_num(e, "output_index", c->oi);
+        llmp_tr_add_str(e, "input", input);
         if (rs_emit(s, "response.custom_tool_call_input.done", e) != 0) {
             free(input);
             return -1;
@@ -1547,10 +1553,10 @@ rs_close_call(llmp_rstream_t *s, rs_call_t *c)
     if (e == NULL) {
         return -1;
     }
-    tr_add_str(e, "item_id", c->id);
-    tr_add_num(e, "output_index", c->oi);
-    tr_add_str(e, "name", c->name ? c->name : "");
-    tr_add_str(e, "arguments", args);
+    llmp_tr_add_str(e, "item_id", c->id);
+    llmp_tr_add_num(e, "output_index", c->oi);
+    llmp_tr_add_str(e, "name", c->name ? c->name : "");
+    llmp_tr_add_str(e, "arguments", args);
     if (rs_emit(s, "response.function_call_arguments.done", e) != 0) {
         return -1;
     }
@@ -1568,10 +1574,10 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
     rs_call_t   *c;
     const char  *a, *name, *id;
 
-    f = tr_get(tc, "function", NULL);
-    idx = (int) tr_int(tc, "index");
-    id = tr_str(tc, "id");
-    name = tr_str(f, "name");
+    f = llmp_tr_get(tc, "function", NULL);
+    idx = (int) llmp_tr_int(tc, "index");
+    id = llmp_tr_str(tc, "id");
+    name = llmp_tr_str(f, "name");
 
     /* a call's later pieces name only its index */
 
@@ -1612,10 +1618,10 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
         c->custom = rs_is_custom(&s->custom, name);
         snprintf(c->id, sizeof(c->id), "%s_%s_%d", c->custom ? "ctc" : "fc",
                  s->nonce, s->nitems++);
-        c->call_id = tr_strndup_heap(id ? id : c->id,
-                                     strlen(id ? id : c->id));
-        c->name = tr_strndup_heap(name ? name : "",
-                                  strlen(name ? name : ""));
+        c->call_id = llmp_tr_strndup_heap(id ? id : c->id,
+                                          strlen(id ? id : c->id));
+        c->name = llmp_tr_strndup_heap(name ? name : "",
+                                       strlen(name ? name : ""));
         if (c->call_id == NULL || c->name == NULL) {
             return -1;
         }
@@ -1628,7 +1634,7 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
         }
     }
 
-    a = tr_str(f, "arguments");
+    a = llmp_tr_str(f, "arguments");
     if (a == NULL || a[0] == '\0') {
         return 0;
     }
@@ -1643,9 +1649,9 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
     if (e == NULL) {
         return -1;
     }
-    tr_add_str(e, "item_id", c->id);
-    tr_add_num(e, "output_index", c->oi);
-    tr_add_str(e, "delta", a);
+    llmp_tr_add_str(e, "item_id", c->id);
+    llmp_tr_add_num(e, "output_index", c->oi);
+    llmp_tr_add_str(e, "delta", a);
     return rs_emit(s, "response.function_call_arguments.delta", e);
 }
 
@@ -1675,7 +1681,7 @@ rs_end(llmp_rstream_t *s)
     if (r == NULL) {
         return -1;
     }
-    status = tr_str(r, "status");
+    status = llmp_tr_str(r, "status");
     type = strcmp(status, "incomplete") == 0 ? "response.incomplete"
                                              : "response.completed";
     e = rs_ev();
@@ -1705,16 +1711,16 @@ rs_fail(llmp_rstream_t *s, const cJSON *err)
     }
     s->errored = 1;
 
-    msg = tr_str(err, "message");
+    msg = llmp_tr_str(err, "message");
     if (msg == NULL) {
         msg = "upstream stream error";
     }
-    c = tr_str(err, "code");
+    c = llmp_tr_str(err, "code");
     if (c == NULL) {
-        c = tr_str(err, "type");
+        c = llmp_tr_str(err, "type");
     }
     if (c == NULL) {
-        snprintf(code, sizeof(code), "%lld", tr_int(err, "code"));
+        snprintf(code, sizeof(code), "%lld", llmp_tr_int(err, "code"));
         c = code;
     }
 
@@ -1722,8 +1728,8 @@ rs_fail(llmp_rstream_t *s, const cJSON *err)
     if (e == NULL) {
         return -1;
     }
-    tr_add_str(e, "code", c);
-    tr_add_str(e, "message", msg);
+    llmp_tr_add_str(e, "code", c);
+    llmp_tr_add_str(e, "message", msg);
     cJSON_AddNullToObject(e, "param");
     if (rs_emit(s, "error", e) != 0) {
         return -1;
@@ -1735,8 +1741,8 @@ rs_fail(llmp_rstream_t *s, const cJSON *err)
     }
     cJSON_DeleteItemFromObjectCaseSensitive(r, "error");
     re = cJSON_AddObjectToObject(r, "error");
-    tr_add_str(re, "code", "server_error");
-    tr_add_str(re, "message", msg);
+    llmp_tr_add_str(re, "code", "server_error");
+    llmp_tr_add_str(re, "message", msg);
     e = rs_ev();
     if (e == NULL) {
         cJSON_Delete(r);
@@ -1765,14 +1771,14 @@ rs_chunk(void *ctx, const char *event, const char *data, size_t len)
         return rs_end(s);
     }
 
-    o = tr_parse(data, len);
+    o = llmp_tr_parse(data, len);
     if (o == NULL) {
         return -1;
     }
 
     rc = 0;
 
-    v = tr_get(o, "error", NULL);
+    v = llmp_tr_get(o, "error", NULL);
     if (v != NULL) {
         rc = rs_fail(s, v);
         cJSON_Delete(o);
@@ -1784,20 +1790,21 @@ rs_chunk(void *ctx, const char *event, const char *data, size_t len)
         return -1;
     }
 
-    rs_chat_usage(tr_get(o, "usage", NULL), &s->in, &s->outp, &s->cached,
+    rs_chat_usage(llmp_tr_get(o, "usage", NULL), &s->in, &s->outp, &s->cached,
                   &s->reasoning);
 
-    cJSON_ArrayForEach(ch, tr_get(o, "choices", NULL)) {
-        d = tr_get(ch, "delta", NULL);
+    cJSON_ArrayForEach(ch, llmp_tr_get(o, "choices", NULL)) {
+        d = llmp_tr_get(ch, "delta", NULL);
 
-        rc = rs_text_delta(s, RS_REASONING, tr_str(d, "reasoning_content"));
+        rc = rs_text_delta(s, RS_REASONING,
+                           llmp_tr_str(d, "reasoning_content"));
 
-        cJSON_ArrayForEach(b, tr_get(d, "thinking_blocks", NULL)) {
-            sig = tr_str(b, "signature");
+        cJSON_ArrayForEach(b, llmp_tr_get(d, "thinking_blocks", NULL)) {
+            sig = llmp_tr_str(b, "signature");
             if (rc == 0 && sig != NULL && sig[0]) {
                 rc = rs_open_text(s, RS_REASONING);
                 free(s->sig);
-                s->sig = tr_strndup_heap(sig, strlen(sig));
+                s->sig = llmp_tr_strndup_heap(sig, strlen(sig));
                 if (s->sig == NULL) {
                     rc = -1;
                 }
@@ -1805,19 +1812,19 @@ rs_chunk(void *ctx, const char *event, const char *data, size_t len)
         }
 
         if (rc == 0) {
-            rc = rs_text_delta(s, RS_MESSAGE, tr_str(d, "content"));
+            rc = rs_text_delta(s, RS_MESSAGE, llmp_tr_str(d, "content"));
         }
 
-        cJSON_ArrayForEach(tc, tr_get(d, "tool_calls", NULL)) {
+        cJSON_ArrayForEach(tc, llmp_tr_get(d, "tool_calls", NULL)) {
             if (rc == 0) {
                 rc = rs_tool_delta(s, tc);
             }
         }
 
-        fr = tr_str(ch, "finish_reason");
+        fr = llmp_tr_str(ch, "finish_reason");
         if (rc == 0 && fr != NULL) {
             free(s->finish);
-            s->finish = tr_strndup_heap(fr, strlen(fr));
+            s->finish = llmp_tr_strndup_heap(fr, strlen(fr));
         }
 
         if (rc != 0) {
@@ -1842,8 +1849,8 @@ llmp_responses_stream_new(int from, const char *model, const char *req,
     }
 
     s->chat = llmp_stream_new(from, LLMP_IFACE_OPENAI, model, 1);
-    s->model = tr_strndup_heap(model ? model : "",
-                               strlen(model ? model : ""));
+    s->model = llmp_tr_strndup_heap(model ? model : "",
+                                    strlen(model ? model : ""));
     s->output = cJSON_CreateArray();
 
     if (s->chat == NULL || s->model == NULL || s->output == NULL) {
@@ -1853,7 +1860,7 @@ llmp_responses_stream_new(int from, const char *model, const char *req,
 
     rs_names_read(&s->custom, req, req_len);
     s->created = (long long) time(NULL);
-    tr_nonce(s->nonce, TR_NONCE_LEN);
+    llmp_tr_nonce(s->nonce, LLMP_TR_NONCE_LEN);
     s->in = s->outp = s->cached = s->reasoning = -1;
 
     return s;

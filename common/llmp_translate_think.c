@@ -20,7 +20,7 @@
 #include "llmp_translate_int.h"
 
 
-#define TR_AN_MIN_BUDGET  1024      /* Anthropic refuses less */
+#define LLMP_TR_AN_MIN_BUDGET  1024      /* Anthropic refuses less */
 
 /*
  * Gemini 3 wants the thoughtSignature of each function call back with it;
@@ -28,16 +28,16 @@
  * id, which they return as it is: "<id>__thought__<signature>" (LiteLLM's
  * spelling, so that its histories read the same)
  */
-#define TR_SIG_SEP  "__thought__"
+#define LLMP_TR_SIG_SEP  "__thought__"
 
 
 typedef struct {
     const char  *effort;
     long long    anthropic;
     long long    gemini;
-} tr_effort_t;
+} llmp_tr_effort_t;
 
-static const tr_effort_t  tr_efforts[] = {
+static const llmp_tr_effort_t  llmp_tr_efforts[] = {
     { "none",    0,    0 },
     { "minimal", 0,    512 },
     { "low",     1024, 1024 },
@@ -48,12 +48,12 @@ static const tr_effort_t  tr_efforts[] = {
 };
 
 
-static const tr_effort_t *
+static const llmp_tr_effort_t *
 think_effort(const char *effort)
 {
-    const tr_effort_t  *e;
+    const llmp_tr_effort_t  *e;
 
-    for (e = tr_efforts; effort != NULL && e->effort; e++) {
+    for (e = llmp_tr_efforts; effort != NULL && e->effort; e++) {
         if (strcmp(e->effort, effort) == 0) {
             return e;
         }
@@ -65,7 +65,7 @@ think_effort(const char *effort)
 /* what the client asked for, in its interface's terms */
 
 void
-tr_think_request(int from, tr_req_t *r, const cJSON *root)
+llmp_tr_think_request(int from, llmp_tr_req_t *r, const cJSON *root)
 {
     double        d;
     const char   *s;
@@ -76,43 +76,43 @@ tr_think_request(int from, tr_req_t *r, const cJSON *root)
     switch (from) {
 
     case LLMP_IFACE_OPENAI:
-        s = tr_str(root, "reasoning_effort");
+        s = llmp_tr_str(root, "reasoning_effort");
         if (s == NULL) {
-            s = tr_str(tr_get(root, "reasoning", NULL), "effort");
+            s = llmp_tr_str(llmp_tr_get(root, "reasoning", NULL), "effort");
         }
         if (think_effort(s) != NULL) {
             r->effort = think_effort(s)->effort;
         }
         /* LiteLLM lets OpenAI-style clients pass Anthropic's parameter */
-        v = tr_get(root, "thinking", NULL);
-        if (tr_num(v, "budget_tokens", &d) && d >= 0 && d < 1e9) {
-            r->think_budget = tr_ll(d);
+        v = llmp_tr_get(root, "thinking", NULL);
+        if (llmp_tr_num(v, "budget_tokens", &d) && d >= 0 && d < 1e9) {
+            r->think_budget = llmp_tr_ll(d);
         }
         return;
 
     case LLMP_IFACE_ANTHROPIC:
-        v = tr_get(root, "thinking", NULL);
-        s = tr_str(v, "type");
+        v = llmp_tr_get(root, "thinking", NULL);
+        s = llmp_tr_str(v, "type");
         if (s != NULL && strcmp(s, "disabled") == 0) {
             r->think_budget = 0;
-        } else if (tr_num(v, "budget_tokens", &d) && d >= 0 && d < 1e9) {
-            r->think_budget = tr_ll(d);
+        } else if (llmp_tr_num(v, "budget_tokens", &d) && d >= 0 && d < 1e9) {
+            r->think_budget = llmp_tr_ll(d);
         } else if (s != NULL) {
             r->effort = "medium";       /* "adaptive": the model decides */
         }
         return;
     }
 
-    v = tr_get(tr_get(root, "generationConfig", "generation_config"),
-               "thinkingConfig", "thinking_config");
-    if (tr_num2(v, "thinkingBudget", "thinking_budget", &d)) {
+    v = llmp_tr_get(llmp_tr_get(root, "generationConfig", "generation_config"),
+                    "thinkingConfig", "thinking_config");
+    if (llmp_tr_num2(v, "thinkingBudget", "thinking_budget", &d)) {
         if (d < 0) {
             r->effort = "medium";       /* -1: dynamic */
         } else if (d < 1e9) {
-            r->think_budget = tr_ll(d);
+            r->think_budget = llmp_tr_ll(d);
         }
     }
-    s = tr_str2(v, "thinkingLevel", "thinking_level");
+    s = llmp_tr_str2(v, "thinkingLevel", "thinking_level");
     if (s != NULL && r->think_budget < 0) {
         r->effort = (strcasecmp(s, "low") == 0) ? "low"
                     : (strcasecmp(s, "minimal") == 0) ? "minimal"
@@ -129,30 +129,30 @@ tr_think_request(int from, tr_req_t *r, const cJSON *root)
  */
 
 static int
-think_anthropic(tr_req_t *r, cJSON *root, long long budget)
+think_anthropic(llmp_tr_req_t *r, cJSON *root, long long budget)
 {
     size_t       i, k;
     cJSON       *o;
     long long    mt;
-    tr_msg_t    *m;
+    llmp_tr_msg_t    *m;
     int          calls, signed_;
 
-    if (budget <= 0 || r->tool_choice == TR_TC_ANY
-        || r->tool_choice == TR_TC_TOOL)
+    if (budget <= 0 || r->tool_choice == LLMP_TR_TC_ANY
+        || r->tool_choice == LLMP_TR_TC_TOOL)
     {
         return 0;
     }
 
     for (k = r->nmsgs; k > 0; k--) {
         m = &r->msgs[k - 1];
-        if (m->role != TR_ASSISTANT) {
+        if (m->role != LLMP_TR_ASSISTANT) {
             continue;
         }
         calls = 0;
         signed_ = 0;
         for (i = 0; i < m->parts.n; i++) {
-            calls |= m->parts.v[i].type == TR_TOOL_CALL;
-            signed_ |= m->parts.v[i].type == TR_THINKING
+            calls |= m->parts.v[i].type == LLMP_TR_TOOL_CALL;
+            signed_ |= m->parts.v[i].type == LLMP_TR_THINKING
                        && ((m->parts.v[i].sig && m->parts.v[i].sig[0])
                            || m->parts.v[i].data);
         }
@@ -162,17 +162,15 @@ think_anthropic(tr_req_t *r, cJSON *root, long long budget)
         break;
     }
 
-    if (budget < TR_AN_MIN_BUDGET) {
-        budget = TR_AN_MIN_BUDGET;
+    if (budget < LLMP_TR_AN_MIN_BUDGET) {
+        budget = LLMP_TR_AN_MIN_BUDGET;
     }
 
-    mt = tr_int(root, "max_tokens");
+    mt = llmp_tr_int(root, "max_tokens");
     if (mt <= budget) {
         cJSON_DeleteItemFromObjectCaseSensitive(root, "max_tokens");
-        tr_add_num(root, "max_tokens",
-                   (double) (budget + (mt > 0
-                                       ? mt
-                                       : LLMP_TRANSLATE_DEFAULT_MAX_TOKENS)));
+        mt = budget + (mt > 0 ? mt : LLMP_TRANSLATE_DEFAULT_MAX_TOKENS);
+        llmp_tr_add_num(root, "max_tokens", (double) mt);
     }
 
     cJSON_DeleteItemFromObjectCaseSensitive(root, "temperature");
@@ -184,18 +182,18 @@ think_anthropic(tr_req_t *r, cJSON *root, long long budget)
         return -1;
     }
     cJSON_AddStringToObject(o, "type", "enabled");
-    tr_add_num(o, "budget_tokens", (double) budget);
+    llmp_tr_add_num(o, "budget_tokens", (double) budget);
     return 0;
 }
 
 
 int
-tr_think_emit(int to, tr_req_t *r, cJSON *root)
+llmp_tr_think_emit(int to, llmp_tr_req_t *r, cJSON *root)
 {
     cJSON              *g, *t;
     long long           budget;
     const char         *effort;
-    const tr_effort_t  *e;
+    const llmp_tr_effort_t  *e;
 
     if (r->effort == NULL && r->think_budget < 0) {
         return 0;
@@ -237,7 +235,7 @@ tr_think_emit(int to, tr_req_t *r, cJSON *root)
     if (t == NULL) {
         return -1;
     }
-    tr_add_num(t, "thinkingBudget", (double) budget);
+    llmp_tr_add_num(t, "thinkingBudget", (double) budget);
     if (budget != 0) {
         cJSON_AddTrueToObject(t, "includeThoughts");
     }
@@ -249,16 +247,16 @@ tr_think_emit(int to, tr_req_t *r, cJSON *root)
  * sig is Anthropic's signature, or NULL: a Gemini thought part's
  * thoughtSignature is not kept, as Anthropic would refuse it for its own
  * and there is no telling the two apart in a history (only the signatures
- * of function calls are kept, see tr_sig_split)
+ * of function calls are kept, see llmp_tr_sig_split)
  */
 
 int
-tr_think_part(tr_arena_t *a, tr_parts_t *p, const char *text,
+llmp_tr_think_part(llmp_tr_arena_t *a, llmp_tr_parts_t *p, const char *text,
     const char *sig, const char *redacted)
 {
-    tr_part_t  *t;
+    llmp_tr_part_t  *t;
 
-    t = tr_part_add(a, p, TR_THINKING);
+    t = llmp_tr_part_add(a, p, LLMP_TR_THINKING);
     if (t == NULL) {
         return -1;
     }
@@ -272,28 +270,30 @@ tr_think_part(tr_arena_t *a, tr_parts_t *p, const char *text,
 /* an OpenAI-style message's reasoning_content / thinking_blocks */
 
 int
-tr_think_oa_parts(tr_arena_t *a, tr_parts_t *p, const cJSON *msg)
+llmp_tr_think_oa_parts(llmp_tr_arena_t *a, llmp_tr_parts_t *p, const cJSON *msg)
 {
     int           n;
     const char   *type, *text;
     const cJSON  *b;
 
     n = 0;
-    cJSON_ArrayForEach(b, tr_get(msg, "thinking_blocks", NULL)) {
-        type = tr_str(b, "type");
+    cJSON_ArrayForEach(b, llmp_tr_get(msg, "thinking_blocks", NULL)) {
+        type = llmp_tr_str(b, "type");
         if (type != NULL && strcmp(type, "redacted_thinking") == 0) {
-            if (tr_str(b, "data") != NULL
-                && tr_think_part(a, p, NULL, NULL, tr_str(b, "data")) != 0)
+            if (llmp_tr_str(b, "data") != NULL
+                && llmp_tr_think_part(a, p, NULL, NULL,
+                                      llmp_tr_str(b, "data")) != 0)
             {
                 return -1;
             }
             n++;
             continue;
         }
-        if (tr_str(b, "thinking") != NULL || tr_str(b, "signature") != NULL)
+        if (llmp_tr_str(b, "thinking") != NULL
+            || llmp_tr_str(b, "signature") != NULL)
         {
-            if (tr_think_part(a, p, tr_str(b, "thinking"),
-                              tr_str(b, "signature"), NULL) != 0)
+            if (llmp_tr_think_part(a, p, llmp_tr_str(b, "thinking"),
+                                   llmp_tr_str(b, "signature"), NULL) != 0)
             {
                 return -1;
             }
@@ -304,31 +304,31 @@ tr_think_oa_parts(tr_arena_t *a, tr_parts_t *p, const cJSON *msg)
         return 0;
     }
 
-    text = tr_str(msg, "reasoning_content");
+    text = llmp_tr_str(msg, "reasoning_content");
     if (text == NULL) {
-        text = tr_str(msg, "reasoning");
+        text = llmp_tr_str(msg, "reasoning");
     }
     if (text != NULL && text[0] != '\0') {
-        return tr_think_part(a, p, text, NULL, NULL);
+        return llmp_tr_think_part(a, p, text, NULL, NULL);
     }
     return 0;
 }
 
 
 int
-tr_think_oa_message(cJSON *m, const tr_parts_t *p)
+llmp_tr_think_oa_message(cJSON *m, const llmp_tr_parts_t *p)
 {
     size_t             i;
     cJSON             *blocks, *b;
     llmp_buf_t         text;
-    const tr_part_t   *t;
+    const llmp_tr_part_t   *t;
 
     memset(&text, 0, sizeof(llmp_buf_t));
     blocks = NULL;
 
     for (i = 0; i < p->n; i++) {
         t = &p->v[i];
-        if (t->type != TR_THINKING) {
+        if (t->type != LLMP_TR_THINKING) {
             continue;
         }
         if (t->text && llmp_buf_append(&text, t->text, strlen(t->text)) != 0)
@@ -382,35 +382,35 @@ failed:
 /* the signature in an id, or NULL */
 
 const char *
-tr_sig_of(const char *id)
+llmp_tr_sig_of(const char *id)
 {
     const char  *m;
 
-    m = id ? strstr(id, TR_SIG_SEP) : NULL;
-    if (m == NULL || m[sizeof(TR_SIG_SEP) - 1] == '\0') {
+    m = id ? strstr(id, LLMP_TR_SIG_SEP) : NULL;
+    if (m == NULL || m[sizeof(LLMP_TR_SIG_SEP) - 1] == '\0') {
         return NULL;
     }
-    return m + sizeof(TR_SIG_SEP) - 1;
+    return m + sizeof(LLMP_TR_SIG_SEP) - 1;
 }
 
 
 /* an id with a signature in it: the id and the signature apart */
 
 int
-tr_sig_split(tr_arena_t *a, tr_part_t *p)
+llmp_tr_sig_split(llmp_tr_arena_t *a, llmp_tr_part_t *p)
 {
     const char  *m;
 
-    if (p->id == NULL || (m = strstr(p->id, TR_SIG_SEP)) == NULL
-        || m[sizeof(TR_SIG_SEP) - 1] == '\0')
+    if (p->id == NULL || (m = strstr(p->id, LLMP_TR_SIG_SEP)) == NULL
+        || m[sizeof(LLMP_TR_SIG_SEP) - 1] == '\0')
     {
         return 0;
     }
 
-    if (p->type == TR_TOOL_CALL && p->sig == NULL) {
-        p->sig = m + sizeof(TR_SIG_SEP) - 1;
+    if (p->type == LLMP_TR_TOOL_CALL && p->sig == NULL) {
+        p->sig = m + sizeof(LLMP_TR_SIG_SEP) - 1;
     }
-    p->id = tr_strndup(a, p->id, (size_t) (m - p->id));
+    p->id = llmp_tr_strndup(a, p->id, (size_t) (m - p->id));
     return p->id ? 0 : -1;
 }
 
@@ -418,7 +418,7 @@ tr_sig_split(tr_arena_t *a, tr_part_t *p)
 /* the id a client gets: malloc'ed, with the signature when there is one */
 
 char *
-tr_sig_id(const char *id, const char *sig)
+llmp_tr_sig_id(const char *id, const char *sig)
 {
     char    *s;
     size_t   a, b;
@@ -427,15 +427,15 @@ tr_sig_id(const char *id, const char *sig)
     a = strlen(id);
     b = (sig && sig[0]) ? strlen(sig) : 0;
 
-    s = malloc(a + sizeof(TR_SIG_SEP) + b);
+    s = malloc(a + sizeof(LLMP_TR_SIG_SEP) + b);
     if (s == NULL) {
         return NULL;
     }
     memcpy(s, id, a);
     if (b) {
-        memcpy(s + a, TR_SIG_SEP, sizeof(TR_SIG_SEP) - 1);
-        memcpy(s + a + sizeof(TR_SIG_SEP) - 1, sig, b);
-        a += sizeof(TR_SIG_SEP) - 1 + b;
+        memcpy(s + a, LLMP_TR_SIG_SEP, sizeof(LLMP_TR_SIG_SEP) - 1);
+        memcpy(s + a + sizeof(LLMP_TR_SIG_SEP) - 1, sig, b);
+        a += sizeof(LLMP_TR_SIG_SEP) - 1 + b;
     }
     s[a] = '\0';
     return s;
