@@ -22,7 +22,11 @@ enum {
     NGX_HTTP_LLMPROXY_VAR_ATTEMPTS,
     NGX_HTTP_LLMPROXY_VAR_RETRIES,
     NGX_HTTP_LLMPROXY_VAR_FALLBACKS,
-    NGX_HTTP_LLMPROXY_VAR_ERROR
+    NGX_HTTP_LLMPROXY_VAR_ERROR,
+    NGX_HTTP_LLMPROXY_VAR_CACHE_READ_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_CACHE_CREATION_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_REASONING_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_UNPRICED
 };
 
 
@@ -77,6 +81,22 @@ static ngx_http_variable_t  ngx_http_llmproxy_vars[] = {
 
     { ngx_string("llmproxy_error"), NULL, ngx_http_llmproxy_variable,
       NGX_HTTP_LLMPROXY_VAR_ERROR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_cache_read_tokens"), NULL,
+      ngx_http_llmproxy_variable, NGX_HTTP_LLMPROXY_VAR_CACHE_READ_TOKENS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_cache_creation_tokens"), NULL,
+      ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_CACHE_CREATION_TOKENS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_reasoning_tokens"), NULL,
+      ngx_http_llmproxy_variable, NGX_HTTP_LLMPROXY_VAR_REASONING_TOKENS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_unpriced"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_UNPRICED, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -177,7 +197,10 @@ ngx_http_llmproxy_variable(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_COST:
-        if (!ctx->upstream_started) {
+
+        /* a model priced nowhere has no cost, rather than $0 */
+
+        if (!ctx->upstream_started || ctx->unpriced) {
             break;
         }
 
@@ -200,6 +223,31 @@ ngx_http_llmproxy_variable(ngx_http_request_t *r,
 
     case NGX_HTTP_LLMPROXY_VAR_FALLBACKS:
         n = ctx->upstream_started ? (int64_t) ctx->fallbacks : -1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_CACHE_READ_TOKENS:
+        n = ctx->upstream_started ? ngx_max(ctx->cache_read_tokens, 0) : -1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_CACHE_CREATION_TOKENS:
+        n = !ctx->upstream_started ? -1
+            : ctx->cache_in_prompt ? 0
+            : ngx_max(ctx->cache_creation_tokens, 0);
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_REASONING_TOKENS:
+        n = ctx->upstream_started ? ngx_max(ctx->reasoning_tokens, 0) : -1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_UNPRICED:
+        if (ctx->upstream_started) {
+            ngx_str_set(&s, "false");
+
+            if (ctx->unpriced) {
+                ngx_str_set(&s, "true");
+            }
+        }
+
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_ERROR:
