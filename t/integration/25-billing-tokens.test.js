@@ -238,6 +238,21 @@ test('OpenAI cached and reasoning tokens, streamed and not; gpt-5 priced '
   assert.deepStrictEqual([r.cacheRead, r.reasoning], [800, 300]);
 });
 
+test('Responses API cached and reasoning tokens (its input_tokens include '
+     + 'the cached ones)', async () => {
+  mock.state.usage = OPENAI.usage;
+  mock.state.usageDetails = { responses: {
+    input_tokens_details: { cached_tokens: 800 },
+    output_tokens_details: { reasoning_tokens: 300 } } };
+  const { data, response } = await openai().responses.create({
+    model: 'gpt-5', input: 'hi' }).withResponse();
+  assert.strictEqual(data.usage.input_tokens_details.cached_tokens, 800);
+  const r = await record(response.headers.get('x-llmproxy-request-id'));
+  exact(r.cost, OPENAI_COST, 'cost');
+  assert.deepStrictEqual([r.prompt, r.cacheRead, r.completion, r.reasoning],
+                         [1000, 800, 500, 300]);
+});
+
 test('Gemini cached and thought tokens, streamed and not', async () => {
   answerWith('gemini', GEMINI);
   const req = { model: 'gemini-2.5-flash', contents: 'hi' };
@@ -302,9 +317,9 @@ test('a model priced nowhere is unpriced: no $0 in the record, the '
   assert.strictEqual(value('llmproxy_unpriced_requests_total{'
                            + l('gpt-5', 'oai/gpt-5') + '}'), 0);
   assert.strictEqual(value('llmproxy_tokens_total{'
-    + l('gpt-5', 'oai/gpt-5') + ',type="cache_read"}'), 2 * 800);
+    + l('gpt-5', 'oai/gpt-5') + ',type="cache_read"}'), 3 * 800);
   assert.strictEqual(value('llmproxy_tokens_total{'
-    + l('gpt-5', 'oai/gpt-5') + ',type="reasoning"}'), 2 * 300);
+    + l('gpt-5', 'oai/gpt-5') + ',type="reasoning"}'), 3 * 300);
   assert.ok(value('llmproxy_tokens_total{'
     + l('sonnet', 'anth/sonnet') + ',type="cache_creation"}') >= 2000);
 

@@ -222,9 +222,13 @@ function answer(req, res, body, st) {
                  role: 'assistant',
                  content: [{ type: 'output_text', text: 'hi',
                              annotations: [] }] }],
-      usage: { input_tokens: 3, output_tokens: 1, total_tokens: 4,
+      usage: { input_tokens: st.usage ? st.usage.prompt_tokens : 3,
+               output_tokens: st.usage ? st.usage.completion_tokens : 1,
+               total_tokens: st.usage ? st.usage.prompt_tokens
+                                        + st.usage.completion_tokens : 4,
                input_tokens_details: { cached_tokens: 0 },
-               output_tokens_details: { reasoning_tokens: 0 } } });
+               output_tokens_details: { reasoning_tokens: 0 },
+               ...native.detailsOf(st, 'responses') } });
   }
   return send(404, { error: { message: 'mock: no route ' + req.method + ' '
                                        + path,
@@ -237,9 +241,10 @@ function answer(req, res, body, st) {
 //        instead of being chunked),
 //        usage ({prompt_tokens, completion_tokens} of chat completions,
 //        streamed or not; default 11 and 7, or 11 and `chunks` streamed),
-//        usageDetails ({openai, anthropic, gemini}: more fields of each
-//        style's usage, such as {prompt_tokens_details: {cached_tokens}};
-//        none by default)}
+//        usageDetails ({openai, responses, anthropic, gemini}: more fields
+//        of each style's usage, such as {prompt_tokens_details:
+//        {cached_tokens}}; none by default; `usage` sets the Responses
+//        API's input and output tokens too)}
 function createMock(opts = {}) {
   const st = { name: opts.name || 'mock', mode: opts.mode || 'ok',
                delay: opts.delay || 0, chunks: opts.chunks || 5,
