@@ -374,6 +374,7 @@ typedef struct {
 
     /* usage the provider reported, as the response passes through */
     int64_t                         prompt_tokens;      /* -1: unknown */
+    int64_t                         input_tokens;       /* as reported */
     int64_t                         completion_tokens;
     int64_t                         total_tokens;
     int64_t                         candidates_tokens;  /* Gemini's */

@@ -100,6 +100,7 @@ void
 ngx_http_llmproxy_usage_reset(ngx_http_llmproxy_ctx_t *ctx)
 {
     ctx->prompt_tokens = -1;
+    ctx->input_tokens = -1;
     ctx->completion_tokens = -1;
     ctx->total_tokens = -1;
     ctx->candidates_tokens = -1;
@@ -209,7 +210,7 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
 
         switch (c->which) {
         case NGX_HTTP_LLMPROXY_PROMPT:
-            ctx->prompt_tokens = v;
+            ctx->input_tokens = v;
             break;
 
         case NGX_HTTP_LLMPROXY_COMPLETION:
@@ -254,6 +255,21 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
         default:
             ctx->total_tokens = v;
         }
+
+        /*
+         * the prompt tokens are all input tokens, as OpenAI counts them:
+         * Anthropic's cache reads and writes are added to its input
+         */
+
+        if (ctx->input_tokens >= 0) {
+            ctx->prompt_tokens = ctx->input_tokens;
+
+            if (!ctx->cache_in_prompt) {
+                ctx->prompt_tokens += ngx_max(ctx->cache_read_tokens, 0)
+                                      + ngx_max(ctx->cache_creation_tokens,
+                                                0);
+            }
+        }
     }
 }
 
@@ -292,10 +308,10 @@ ngx_http_llmproxy_usage_next(u_char *p, u_char *last, ngx_str_t *suffix)
 
 /*
  * The request is over: its tokens priced as the provider bills them, and
- * counted against the key.  The prompt tokens recorded are all input
- * tokens, cached or not, as OpenAI counts them, so that the total is the
- * same in every style.  A model priced nowhere costs nothing against the
- * key and is recorded as unpriced.
+ * counted against the key.  The prompt tokens (the scanner made them all
+ * input tokens, cached or not, in every style) less the cache's are the
+ * uncached input.  A model priced nowhere costs nothing against the key
+ * and is recorded as unpriced.
  */
 
 void
@@ -321,19 +337,13 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
     hour = ngx_min(ngx_max(ctx->cache_1h_tokens, 0), created);
 
     if (ctx->cache_in_prompt) {
-        input = ngx_max(prompt - read, 0);
         created = 0;
         hour = 0;
-
-    } else {
-        /* Anthropic: the cache's tokens are beside the input tokens */
-        input = prompt;
-        prompt += read + created;
-
-        if (ctx->prompt_tokens >= 0 || read || created) {
-            ctx->prompt_tokens = prompt;
-        }
     }
+
+    /* uncached input: Anthropic reports it, the others include the cache */
+
+    input = ngx_max(prompt - read - created, 0);
 
     total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
 
