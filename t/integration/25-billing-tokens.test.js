@@ -279,6 +279,30 @@ test('Gemini cached and thought tokens, streamed and not', async () => {
                          ['f', 't']);
 });
 
+test('translated answers: the client sees the cache tokens in its own '
+     + 'style, billed as the provider bills them', async () => {
+  // an OpenAI client, an Anthropic provider
+  answerWith('anthropic', ANTHROPIC);
+  const { data, response } = await openai().chat.completions.create({
+    model: 'sonnet', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  assert.strictEqual(data.usage.prompt_tokens, 102010);
+  assert.strictEqual(data.usage.prompt_tokens_details.cached_tokens, 100000);
+  let r = await record(response.headers.get('x-llmproxy-request-id'));
+  exact(r.cost, ANTHROPIC_COST, 'cost');
+  assert.strictEqual(r.prompt, 102010);
+
+  // an Anthropic client, an OpenAI provider
+  answerWith('openai', OPENAI);
+  const a = await anthropicCall('gpt-5', false);
+  assert.strictEqual(a.usage.input_tokens, 200);
+  assert.strictEqual(a.usage.cache_read_input_tokens, 800);
+  r = await record(a.response.headers.get('x-llmproxy-request-id'));
+  exact(r.cost, OPENAI_COST, 'cost');
+  assert.deepStrictEqual([r.prompt, r.cacheRead, r.reasoning],
+                         [1000, 800, 300]);
+});
+
 test('a model of the price list without config prices is priced by it',
 async () => {
   answerWith('anthropic', ANTHROPIC);
@@ -317,9 +341,9 @@ test('a model priced nowhere is unpriced: no $0 in the record, the '
   assert.strictEqual(value('llmproxy_unpriced_requests_total{'
                            + l('gpt-5', 'oai/gpt-5') + '}'), 0);
   assert.strictEqual(value('llmproxy_tokens_total{'
-    + l('gpt-5', 'oai/gpt-5') + ',type="cache_read"}'), 3 * 800);
+    + l('gpt-5', 'oai/gpt-5') + ',type="cache_read"}'), 4 * 800);
   assert.strictEqual(value('llmproxy_tokens_total{'
-    + l('gpt-5', 'oai/gpt-5') + ',type="reasoning"}'), 3 * 300);
+    + l('gpt-5', 'oai/gpt-5') + ',type="reasoning"}'), 4 * 300);
   assert.ok(value('llmproxy_tokens_total{'
     + l('sonnet', 'anth/sonnet') + ',type="cache_creation"}') >= 2000);
 
