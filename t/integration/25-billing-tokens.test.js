@@ -329,6 +329,16 @@ test('a model priced nowhere is unpriced: no $0 in the record, the '
   assert.strictEqual(v.unpriced, 'true');
   assert.strictEqual(v.cost, '-');
 
+  // the daily totals count it, and keep the cost of the priced ones
+  const daily = pg.psql('SELECT requests, unpriced, cost, cache_read_tokens'
+    + " FROM llmproxy_usage_daily WHERE model = 'mystery-model'");
+  assert.strictEqual(daily, '1|1|0|800');
+  const sonnet = pg.psql('SELECT sum(cache_read_tokens),'
+    + ' sum(cache_creation_tokens), sum(unpriced) FROM llmproxy_usage_daily'
+    + " WHERE model = 'sonnet'").split('|').map(Number);
+  assert.ok(sonnet[0] >= 5 * 100000 && sonnet[1] >= 5 * 2000
+            && sonnet[2] === 0, String(sonnet));
+
   const metrics = await (await fetch(gw.url + '/metrics')).text();
   const value = (series) => {
     const line = metrics.split('\n').find((l) => l.startsWith(series + ' '));
