@@ -62,3 +62,47 @@ llmp_cli_prices(void)
 
     return rc;
 }
+
+
+/*
+ * Says which models of a compiled config are priced nowhere (their
+ * requests are recorded as unpriced): a typo in a model name, or a model
+ * newer than the list, shows here rather than in the invoices.
+ */
+
+void
+llmp_cli_prices_note(const cJSON *compiled)
+{
+    int           n;
+    const char   *checked;
+    const cJSON  *d;
+
+    n = 0;
+
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(compiled,
+                                                           "deployments"))
+    {
+        if (cJSON_GetObjectItemCaseSensitive(d, LLMP_PRICE_INPUT) != NULL) {
+            continue;
+        }
+
+        if (n++ == 0) {
+            checked = llmp_prices_checked();
+            fprintf(stderr, "llmproxyctl: note: priced neither in the config "
+                    "nor in the price list (of %s), recorded as unpriced:",
+                    checked ? checked : "none");
+        }
+
+        if (n <= 10) {
+            fprintf(stderr, " %s", cJSON_GetStringValue(
+                        cJSON_GetObjectItemCaseSensitive(d, "id")));
+
+        } else if (n == 11) {
+            fprintf(stderr, " ...");
+        }
+    }
+
+    if (n) {
+        fprintf(stderr, " (%d model%s)\n", n, n == 1 ? "" : "s");
+    }
+}

@@ -357,6 +357,13 @@ test('a model priced nowhere is unpriced: no $0 in the record, the '
   assert.ok(value('llmproxy_tokens_total{'
     + l('sonnet', 'anth/sonnet') + ',type="cache_creation"}') >= 2000);
 
+  // sync names the models priced nowhere
+  const cfg = JSON.parse(fs.readFileSync(path.join(gw.dir, 'config.json'),
+                                         'utf8'));
+  const sync = gw.sync(cfg, ['--dry-run']);
+  assert.strictEqual(sync.status, 0, sync.stderr);
+  assert.match(sync.stderr, /^llmproxyctl: note: priced neither in the config nor in the price list \(of \d{4}-\d\d-\d\d\), recorded as unpriced: oai\/mystery-model \(1 model\)$/m);
+
   let out = gw.ctl(['usage', '--by', 'model', '--json']);
   assert.strictEqual(out.status, 0, out.stderr);
   const report = JSON.parse(out.stdout);
