@@ -1,5 +1,5 @@
 'use strict';
-// Spill files as the gateway writes them (ngx_http_llmproxy_records_copy.c):
+// Spill files as the gateway writes them (ngx_http_llmproxy_usage_records_copy.c):
 // COPY's binary header, then one tuple per usage record, no trailer.  The
 // columns are NGX_HTTP_LLMPROXY_COLUMNS, in that order; { old: true } writes
 // the 19 columns of the format before the token kinds (schema 6), as a
