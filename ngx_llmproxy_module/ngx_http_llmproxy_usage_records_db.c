@@ -9,7 +9,7 @@
  * returns the keys' spend; the cost of every record of the transaction,
  * new or not, is what the zone no longer needs to count as pending.  The
  * dashboard's daily totals follow in the same transaction, by a statement
- * trigger on llmproxy_usage (configs/schema/004_usage_daily.sql): one
+ * trigger on llmproxy_usage (configs/schema/005_usage_daily.sql): one
  * aggregate upsert per COPY, nothing to do here.
  */
 
