@@ -157,6 +157,19 @@ static ngx_str_t  ngx_http_llmproxy_drop_headers[] = {
     ngx_string("x-goog-api-key"),
     ngx_string("api-key"),
     ngx_string("x-litellm-api-key"),
+
+    /*
+     * a client must not pick the account the provider bills (OpenAI's
+     * organization and project, Google's quota project) nor turn the
+     * gateway's POST into another method (Google's APIs honour the
+     * override headers); a provider's own "headers" may still set them
+     */
+    ngx_string("openai-organization"),
+    ngx_string("openai-project"),
+    ngx_string("x-goog-user-project"),
+    ngx_string("x-http-method-override"),
+    ngx_string("x-http-method"),
+    ngx_string("x-method-override"),
     ngx_null_string
 };
 
