@@ -220,7 +220,8 @@ ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
 
 /*
  * May be used by the request's key, and speaks the client's API, or the
- * request is a conversation, which is translated to whatever it speaks
+ * request is a conversation (chat or Responses), which is translated to
+ * whatever it speaks
  */
 
 static ngx_uint_t
@@ -228,7 +229,8 @@ ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d)
 {
     return ((d->provider->interfaces & ctx->iface)
-            || ngx_http_llmproxy_ep_chat(ctx->endpoint))
+            || ngx_http_llmproxy_ep_chat(ctx->endpoint)
+            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES)
            && ngx_http_llmproxy_keys_allow(&ctx->key, &t->name, d);
 }
 
