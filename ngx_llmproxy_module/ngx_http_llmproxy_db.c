@@ -23,6 +23,10 @@
 #define NGX_HTTP_LLMPROXY_DB_BATCH  2000
 #define NGX_HTTP_LLMPROXY_DB_RETRY  10
 
+/* keys per statement of the rate windows, and minutes kept */
+#define NGX_HTTP_LLMPROXY_DB_WINDOWS       1000
+#define NGX_HTTP_LLMPROXY_DB_WINDOWS_KEEP  5
+
 
 typedef struct {
     PGconn                         *conn;       /* used in the thread only */
@@ -50,6 +54,15 @@ typedef struct {
     const char                     *salt_key;
     ngx_str_t                       state_file;
     ngx_http_llmproxy_db_config_t   config;
+
+    /* this gateway's key counts out, the others' in (rate windows) */
+    char                           *node;
+    u_char                         *digests;
+    uint32_t                       *counts;
+    char                           *arrays[3];
+    time_t                          cleaned;
+    ngx_uint_t                      windows_failing;
+    char                            windows_err[256];
 } ngx_http_llmproxy_db_t;
 
 
@@ -63,6 +76,11 @@ static void ngx_http_llmproxy_db_apply(ngx_http_llmproxy_db_t *db,
 static ngx_array_t *ngx_http_llmproxy_db_list(ngx_pool_t *pool,
     const char *json);
 static void ngx_http_llmproxy_db_zone(ngx_http_llmproxy_db_t *db);
+static void ngx_http_llmproxy_db_windows(ngx_http_llmproxy_db_t *db);
+static ngx_int_t ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db,
+    uint32_t minute, const char *start);
+static ngx_int_t ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db,
+    uint32_t minute, const char *start);
 
 
 static ngx_http_llmproxy_db_t  ngx_http_llmproxy_db;
@@ -101,6 +119,29 @@ ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle)
     if (db->pool == NULL) {
         return NGX_ERROR;
     }
+
+    /* "host/zone id": unique per gateway, and readable in the table */
+
+    db->node = ngx_pcalloc(cycle->pool, cycle->hostname.len + 20);
+    db->digests = ngx_alloc(32 * NGX_HTTP_LLMPROXY_DB_WINDOWS, cycle->log);
+    db->counts = ngx_alloc(2 * sizeof(uint32_t) * NGX_HTTP_LLMPROXY_DB_WINDOWS,
+                           cycle->log);
+    db->arrays[0] = ngx_alloc(66 * NGX_HTTP_LLMPROXY_DB_WINDOWS + 3,
+                              cycle->log);
+    db->arrays[1] = ngx_alloc(12 * NGX_HTTP_LLMPROXY_DB_WINDOWS + 3,
+                              cycle->log);
+    db->arrays[2] = ngx_alloc(12 * NGX_HTTP_LLMPROXY_DB_WINDOWS + 3,
+                              cycle->log);
+
+    if (db->node == NULL || db->digests == NULL || db->counts == NULL
+        || db->arrays[0] == NULL || db->arrays[1] == NULL
+        || db->arrays[2] == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf((u_char *) db->node, "%V/%016xL%Z", &cycle->hostname,
+                db->zctx->sh->node_id);
 
     db->task = ngx_thread_task_alloc(cycle->pool, 0);
     if (db->task == NULL) {
@@ -155,6 +196,7 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
     db->more = 0;
     db->zone_full = 0;
     db->err[0] = '\0';
+    db->windows_err[0] = '\0';
 
     if (ngx_thread_task_post(db->thread_pool, db->task) != NGX_OK) {
         ngx_add_timer(&db->timer, db->interval);
@@ -260,6 +302,221 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
         db->rc = NGX_ERROR;
         return;
     }
+
+    ngx_http_llmproxy_db_windows(db);
+}
+
+
+/*
+ * In the thread: the key rpm/tpm of all gateways sharing the database.
+ * This gateway's counts of this minute go out (for the keys with limits
+ * that were used), the sums of the other gateways come in and are added
+ * to the local counts at every check.  The others' counts are as old as
+ * their last poll plus ours: a cluster lets through at most what the
+ * other gateways let through in about two poll intervals above a limit.
+ * A failure here (a database not migrated yet) leaves the limits per
+ * gateway, and the keys and config polling unharmed.
+ */
+
+static void
+ngx_http_llmproxy_db_windows(ngx_http_llmproxy_db_t *db)
+{
+    char       start[32], old[32];
+    time_t     now;
+    uint32_t   minute;
+    PGresult  *res;
+
+    const char  *values[1];
+
+    now = time(NULL);
+    minute = (uint32_t) (now / 60);
+
+    ngx_sprintf((u_char *) start, "%T%Z", (time_t) minute * 60);
+
+    if (ngx_http_llmproxy_db_windows_out(db, minute, start) != NGX_OK
+        || ngx_http_llmproxy_db_windows_in(db, minute, start) != NGX_OK)
+    {
+        return;
+    }
+
+    if (now - db->cleaned < 60) {
+        return;
+    }
+
+    db->cleaned = now;
+
+    ngx_sprintf((u_char *) old, "%T%Z",
+                (time_t) (minute - NGX_HTTP_LLMPROXY_DB_WINDOWS_KEEP) * 60);
+    values[0] = old;
+
+    res = PQexecParams(db->conn,
+        "DELETE FROM llmproxy_rate_windows"
+        " WHERE window_start < to_timestamp($1::bigint)",
+        1, NULL, values, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        ngx_cpystrn((u_char *) db->windows_err,
+                    (u_char *) PQerrorMessage(db->conn),
+                    sizeof(db->windows_err));
+    }
+
+    PQclear(res);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db, uint32_t minute,
+    const char *start)
+{
+    u_char      *k, *r, *t;
+    ngx_uint_t   i, j, n, from;
+    PGresult    *res;
+
+    const char  *values[5];
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    from = 0;
+
+    while (from <= db->zctx->sh->keys_mask) {
+
+        n = ngx_http_llmproxy_keys_windows(db->zctx, minute, from,
+                                           db->digests, db->counts,
+                                           NGX_HTTP_LLMPROXY_DB_WINDOWS,
+                                           &from);
+        if (n == 0) {
+            break;
+        }
+
+        k = (u_char *) db->arrays[0];
+        r = (u_char *) db->arrays[1];
+        t = (u_char *) db->arrays[2];
+
+        *k++ = '{';
+        *r++ = '{';
+        *t++ = '{';
+
+        for (i = 0; i < n; i++) {
+            if (i) {
+                *k++ = ',';
+                *r++ = ',';
+                *t++ = ',';
+            }
+
+            for (j = 0; j < 32; j++) {
+                *k++ = hex[db->digests[32 * i + j] >> 4];
+                *k++ = hex[db->digests[32 * i + j] & 0xf];
+            }
+
+            r = ngx_sprintf(r, "%uD", db->counts[2 * i]);
+            t = ngx_sprintf(t, "%uD", db->counts[2 * i + 1]);
+        }
+
+        *k++ = '}';
+        *r++ = '}';
+        *t++ = '}';
+        *k = '\0';
+        *r = '\0';
+        *t = '\0';
+
+        values[0] = db->node;
+        values[1] = start;
+        values[2] = db->arrays[0];
+        values[3] = db->arrays[1];
+        values[4] = db->arrays[2];
+
+        res = PQexecParams(db->conn,
+            "INSERT INTO llmproxy_rate_windows"
+            " (node, key_hash, window_start, requests, tokens)"
+            " SELECT $1, k, to_timestamp($2::bigint), r, t"
+            " FROM unnest($3::text[], $4::bigint[], $5::bigint[])"
+            " AS u(k, r, t)"
+            " ON CONFLICT (window_start, key_hash, node) DO UPDATE"
+            " SET requests = excluded.requests, tokens = excluded.tokens",
+            5, NULL, values, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ngx_cpystrn((u_char *) db->windows_err,
+                        (u_char *) PQerrorMessage(db->conn),
+                        sizeof(db->windows_err));
+            PQclear(res);
+            return NGX_ERROR;
+        }
+
+        PQclear(res);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db, uint32_t minute,
+    const char *start)
+{
+    int          i, n;
+    u_char      *p, digest[32];
+    uint64_t     requests, tokens;
+    ngx_int_t    hi, lo;
+    ngx_uint_t   k;
+    PGresult    *res;
+
+    const char  *values[2];
+
+    values[0] = db->node;
+    values[1] = start;
+
+    res = PQexecParams(db->conn,
+        "SELECT key_hash, sum(requests), sum(tokens)"
+        " FROM llmproxy_rate_windows"
+        " WHERE window_start = to_timestamp($2::bigint) AND node <> $1"
+        " GROUP BY key_hash",
+        2, NULL, values, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_cpystrn((u_char *) db->windows_err,
+                    (u_char *) PQerrorMessage(db->conn),
+                    sizeof(db->windows_err));
+        PQclear(res);
+        return NGX_ERROR;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+
+        if (PQgetlength(res, i, 0) != 64) {
+            continue;
+        }
+
+        p = (u_char *) PQgetvalue(res, i, 0);
+
+        for (k = 0; k < 32; k++) {
+            hi = ngx_hextoi(p + 2 * k, 1);
+            lo = ngx_hextoi(p + 2 * k + 1, 1);
+
+            if (hi == NGX_ERROR || lo == NGX_ERROR) {
+                break;
+            }
+
+            digest[k] = (u_char) (hi << 4 | lo);
+        }
+
+        if (k < 32) {
+            continue;
+        }
+
+        requests = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+        tokens = strtoull(PQgetvalue(res, i, 2), NULL, 10);
+
+        ngx_http_llmproxy_keys_others(db->zctx, digest, minute,
+                                      (uint32_t) ngx_min(requests, 0xffffffff),
+                                      (uint32_t) ngx_min(tokens, 0xffffffff));
+    }
+
+    PQclear(res);
+
+    return NGX_OK;
 }
 
 
@@ -447,6 +704,19 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     }
 
     ngx_http_llmproxy_db_config_apply(db->zctx, &db->config, ev->log);
+
+    if (db->windows_err[0] && !db->windows_failing) {
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "llmproxy: key rpm/tpm hold per gateway only, the "
+                      "other gateways' counts are not available (is the "
+                      "database migrated?): %s", db->windows_err);
+
+    } else if (!db->windows_err[0] && db->windows_failing) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "llmproxy: key rpm/tpm counts shared again");
+    }
+
+    db->windows_failing = (db->windows_err[0] != '\0');
 
     db->failing = 0;
     sh->db_ok = 1;
