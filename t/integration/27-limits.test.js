@@ -145,15 +145,16 @@ test('a burst on every gateway stays within the documented bound',
     const key = create('--alias', 'burst', '--rpm', '3');
     await loaded(key);
 
-    // all at once: each gateway sees none of the others' yet, so at most
-    // 3 per gateway (the bound: 3 gateways x rpm) get through
+    // two at once on each: a gateway that has not seen the others' yet
+    // lets its own through (the bound: at most rpm per gateway)
     const burst = await Promise.all(gws.flatMap((gw) =>
-      [1, 2, 3, 4].map(() => chat(gw, key))));
+      [1, 2].map(() => chat(gw, key))));
     const ok = burst.filter((r) => r.status === 200).length;
-    assert.ok(ok >= 3 && ok <= 9, 'admitted ' + ok);
+    assert.ok(ok >= 3 && ok <= 6, 'admitted ' + ok);
     assert.ok(burst.every((r) => r.status === 200 || r.status === 429));
 
-    // within two polls every gateway knows the cluster's count
+    // within two polls every gateway knows the cluster's count (each on
+    // its own would still let a third through)
     await sleep(SETTLED_MS);
     for (const gw of gws) {
       assert.strictEqual((await chat(gw, key)).status, 429);
@@ -234,20 +235,21 @@ test('a budget spent on one gateway holds on another', async () => {
   const r1 = await chat(gws[0], key, 'priced');
   assert.strictEqual(r1.status, 200, r1.text);
 
-  // the records' flush (200 ms) and a poll: then the other gateway refuses
+  // the records' flush (200 ms) and a poll: then the others refuse
   const t0 = Date.now();
-  let r;
-  for (;;) {
-    r = await chat(gws[1], key, 'm');
-    if (r.status === 429 || Date.now() - t0 > 5000) break;
-    await sleep(100);
+  for (const gw of [gws[1], gws[2]]) {
+    let r;
+    for (;;) {
+      r = await chat(gw, key, 'm');
+      if (r.status === 429 || Date.now() - t0 > 5000) break;
+      await sleep(100);
+    }
+    assert.strictEqual(r.status, 429, r.text);
+    assert.strictEqual(r.body.error.code, 'budget_exceeded');
+    const ra = Number(r.headers.get('retry-after'));
+    assert.ok(ra > 86000 && ra <= 86400, 'retry-after: the period\'s end, '
+              + ra);
   }
-  assert.strictEqual(r.status, 429, r.text);
-  assert.strictEqual(r.body.error.code, 'budget_exceeded');
   assert.ok(Date.now() - t0 < 200 + SETTLED_MS + 1000,
             'held after ' + (Date.now() - t0) + ' ms');
-  const ra = Number(r.headers.get('retry-after'));
-  assert.ok(ra > 86000 && ra <= 86400, 'retry-after: the period\'s end, '
-            + ra);
-  assert.strictEqual((await chat(gws[2], key, 'm')).status, 429);
 });
