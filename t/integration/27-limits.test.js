@@ -24,7 +24,8 @@ let pg, a, b, gws = [];
 const config = () => ({
   providers: {
     pa: { api_base: a.url, interfaces: ['openai'],
-          models: { lim: { rpm: 1 }, tok: { tpm: 10 }, m: {},
+          models: { lim: { rpm: 1 }, tok: { tpm: 10 }, solo: { rpm: 2 },
+                    m: {},
                     priced: { input_cost_per_million: 100000,
                               output_cost_per_million: 100000 } } },
     pb: { api_base: b.url, interfaces: ['openai'],
@@ -118,6 +119,25 @@ test('a deployment at its rpm is skipped; with none left, 429 + retry-after',
     const t2 = await chat(gw, key, 'tok');
     assert.strictEqual(t2.status, 429, t2.text);
     assertRateHeaders(t2, 'deployment at its tpm');
+  });
+
+test('a deployment\'s rpm holds for concurrent requests on all workers',
+  async () => {
+    await minuteWithRoom(10);
+    const key = create('--alias', 'solo');
+    await loaded(key);
+    a.reset();
+    const all = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map(() =>
+      chat(gws[0], key, 'solo')));
+    const by = (s) => all.filter((r) => r.status === s).length;
+    assert.strictEqual(by(200), 2, all.map((r) => r.status).join(','));
+    assert.strictEqual(by(429), 6, 'a 429 even when the deployment filled '
+                       + 'up after the plan: ' + all.map((r) => r.status));
+    assert.strictEqual(a.requests.length, 2);
+    for (const r of all.filter((x) => x.status === 429)) {
+      assert.strictEqual(r.body.error.code, 'deployment_rate_limited');
+      assertRateHeaders(r, 'concurrent');
+    }
   });
 
 test('a key\'s rpm 3 holds across three gateways on one database',
@@ -252,4 +272,20 @@ test('a budget spent on one gateway holds on another', async () => {
   }
   assert.ok(Date.now() - t0 < 200 + SETTLED_MS + 1000,
             'held after ' + (Date.now() - t0) + ' ms');
+});
+
+test('minutes older than five are deleted', async () => {
+  pg.psql("INSERT INTO llmproxy_rate_windows VALUES"
+          + " ('gone', 'x', now() - interval '10 minutes', 1, 1),"
+          + " ('kept', 'y', now(), 1, 1)");
+  // a poller cleans at its start, then once a minute
+  await gws[2].reload();
+  const t0 = Date.now();
+  while (pg.psql("SELECT count(*) FROM llmproxy_rate_windows"
+                 + " WHERE node = 'gone'") !== '0') {
+    assert.ok(Date.now() - t0 < 5000, 'an old minute is still there');
+    await sleep(100);
+  }
+  assert.strictEqual(pg.psql("SELECT count(*) FROM llmproxy_rate_windows"
+                             + " WHERE node = 'kept'"), '1');
 });
