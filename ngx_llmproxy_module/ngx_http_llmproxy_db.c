@@ -61,6 +61,7 @@ typedef struct {
     uint32_t                       *counts;
     char                           *arrays[3];
     time_t                          cleaned;
+    time_t                          windows_at;     /* last tried */
     ngx_uint_t                      windows_failing;
     char                            windows_err[256];
 } ngx_http_llmproxy_db_t;
@@ -330,6 +331,15 @@ ngx_http_llmproxy_db_windows(ngx_http_llmproxy_db_t *db)
 
     now = time(NULL);
     minute = (uint32_t) (now / 60);
+
+    if (db->windows_failing && now - db->windows_at < 60) {
+        /* a database without the table: not an error every poll */
+        ngx_cpystrn((u_char *) db->windows_err, (u_char *) "not retried yet",
+                    sizeof(db->windows_err));
+        return;
+    }
+
+    db->windows_at = now;
 
     ngx_sprintf((u_char *) start, "%T%Z", (time_t) minute * 60);
 
