@@ -62,6 +62,9 @@ typedef struct {
     char                           *arrays[3];
     time_t                          cleaned;
     time_t                          windows_at;     /* last tried */
+    ngx_uint_t                      windows_only;   /* this poll */
+    ngx_uint_t                      windows_ran;
+    ngx_uint_t                      tick;
     ngx_uint_t                      windows_failing;
     char                            windows_err[256];
 } ngx_http_llmproxy_db_t;
@@ -78,6 +81,8 @@ static ngx_array_t *ngx_http_llmproxy_db_list(ngx_pool_t *pool,
     const char *json);
 static void ngx_http_llmproxy_db_zone(ngx_http_llmproxy_db_t *db);
 static void ngx_http_llmproxy_db_windows(ngx_http_llmproxy_db_t *db);
+static void ngx_http_llmproxy_db_windows_done(ngx_http_llmproxy_db_t *db,
+    ngx_log_t *log);
 static ngx_int_t ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db,
     uint32_t minute, const char *start);
 static ngx_int_t ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db,
@@ -175,6 +180,28 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
         return;
     }
 
+    /*
+     * every other poll, half an interval after the last, only the rate
+     * windows are exchanged: the others' counts are then at most about
+     * one poll interval old (half theirs to write, half ours to read)
+     */
+
+    db->windows_only = !db->more && !db->failing && (db->tick++ & 1);
+    db->windows_ran = 0;
+    db->windows_err[0] = '\0';
+
+    if (db->windows_only) {
+        db->rc = NGX_OK;
+
+        if (ngx_thread_task_post(db->thread_pool, db->task) != NGX_OK) {
+            ngx_add_timer(&db->timer, db->interval / 2);
+            return;
+        }
+
+        db->busy = 1;
+        return;
+    }
+
     db->since = db->zctx->sh->keys_seq;
 
     if (db->rescan) {
@@ -197,7 +224,6 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
     db->more = 0;
     db->zone_full = 0;
     db->err[0] = '\0';
-    db->windows_err[0] = '\0';
 
     if (ngx_thread_task_post(db->thread_pool, db->task) != NGX_OK) {
         ngx_add_timer(&db->timer, db->interval);
@@ -242,6 +268,16 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
     char         since[32];
     PGresult    *res;
     const char  *values[1];
+
+    if (db->windows_only) {
+        /* a connection is the keys' poll's business */
+
+        if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
+            ngx_http_llmproxy_db_windows(db);
+        }
+
+        return;
+    }
 
     if (db->conn && PQstatus(db->conn) != CONNECTION_OK) {
         PQfinish(db->conn);
@@ -312,9 +348,11 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
  * In the thread: the key rpm/tpm of all gateways sharing the database.
  * This gateway's counts of this minute go out (for the keys with limits
  * that were used), the sums of the other gateways come in and are added
- * to the local counts at every check.  The others' counts are as old as
- * their last poll plus ours: a cluster lets through at most what the
- * other gateways let through in about two poll intervals above a limit.
+ * to the local counts at every check.  This runs every half poll
+ * interval, so the others' counts are at most about one interval old
+ * (half since their write, half since our read): a cluster lets through
+ * at most what the other gateways let through in that interval above a
+ * limit.
  * A failure here (a database not migrated yet) leaves the limits per
  * gateway, and the keys and config polling unharmed.
  */
@@ -334,12 +372,11 @@ ngx_http_llmproxy_db_windows(ngx_http_llmproxy_db_t *db)
 
     if (db->windows_failing && now - db->windows_at < 60) {
         /* a database without the table: not an error every poll */
-        ngx_cpystrn((u_char *) db->windows_err, (u_char *) "not retried yet",
-                    sizeof(db->windows_err));
         return;
     }
 
     db->windows_at = now;
+    db->windows_ran = 1;
 
     ngx_sprintf((u_char *) start, "%T%Z", (time_t) minute * 60);
 
@@ -683,6 +720,11 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     db->busy = 0;
     sh = db->zctx->sh;
 
+    if (db->windows_only) {
+        ngx_http_llmproxy_db_windows_done(db, ev->log);
+        goto next;
+    }
+
     /* the rows the thread applied, even if a later query failed */
 
     if (!db->rescan) {
@@ -714,19 +756,7 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     }
 
     ngx_http_llmproxy_db_config_apply(db->zctx, &db->config, ev->log);
-
-    if (db->windows_err[0] && !db->windows_failing) {
-        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                      "llmproxy: key rpm/tpm hold per gateway only, the "
-                      "other gateways' counts are not available (is the "
-                      "database migrated?): %s", db->windows_err);
-
-    } else if (!db->windows_err[0] && db->windows_failing) {
-        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
-                      "llmproxy: key rpm/tpm counts shared again");
-    }
-
-    db->windows_failing = (db->windows_err[0] != '\0');
+    ngx_http_llmproxy_db_windows_done(db, ev->log);
 
     db->failing = 0;
     sh->db_ok = 1;
@@ -755,7 +785,31 @@ next:
         return;
     }
 
-    ngx_add_timer(&db->timer, db->more ? 1 : db->interval);
+    ngx_add_timer(&db->timer, db->more ? 1
+                              : db->failing ? db->interval
+                              : db->interval / 2);
+}
+
+
+static void
+ngx_http_llmproxy_db_windows_done(ngx_http_llmproxy_db_t *db, ngx_log_t *log)
+{
+    if (!db->windows_ran) {
+        return;
+    }
+
+    if (db->windows_err[0] && !db->windows_failing) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "llmproxy: key rpm/tpm hold per gateway only, the "
+                      "other gateways' counts are not available (is the "
+                      "database migrated?): %s", db->windows_err);
+
+    } else if (!db->windows_err[0] && db->windows_failing) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "llmproxy: key rpm/tpm counts shared again");
+    }
+
+    db->windows_failing = (db->windows_err[0] != '\0');
 }
 
 

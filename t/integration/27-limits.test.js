@@ -2,7 +2,7 @@
 // Limits that hold (SPEC §4, §7): per-deployment rpm/tpm skip a deployment
 // at its limit (429 + retry-after when none is left); a key's rpm holds
 // across three gateways sharing one PostgreSQL, within the documented
-// bound (the other gateways' counts are at most about two poll intervals
+// bound (the other gateways' counts are at most about one poll interval
 // old); the key's 429s and its successful answers carry retry-after and
 // OpenAI's x-ratelimit-* headers, which the official SDK obeys; a budget
 // spent on one gateway holds on another.
@@ -15,9 +15,10 @@ const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 
 // the gateways in these tests poll every 500 ms (t/lib/gateway.js): the
-// others' counts are at most two polls old, plus slack for a busy machine
+// others' counts are at most a poll interval old (they are exchanged every
+// half interval), plus slack for a busy machine
 const POLL_MS = 500;
-const SETTLED_MS = 2 * POLL_MS + 500;
+const SETTLED_MS = POLL_MS + 500;
 
 let pg, a, b, gws = [];
 
@@ -173,7 +174,7 @@ test('a burst on every gateway stays within the documented bound',
     assert.ok(ok >= 3 && ok <= 6, 'admitted ' + ok);
     assert.ok(burst.every((r) => r.status === 200 || r.status === 429));
 
-    // within two polls every gateway knows the cluster's count (each on
+    // within a poll interval every gateway knows the cluster's count (each on
     // its own would still let a third through)
     await sleep(SETTLED_MS);
     for (const gw of gws) {
