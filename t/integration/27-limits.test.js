@@ -221,6 +221,33 @@ test('the x-ratelimit-* headers on 200 and on the key\'s 429', async () => {
   assert.ok(Math.abs(parseInt(reset, 10)
                      - Number(r3.headers.get('retry-after'))) <= 1);
 
+  // the Anthropic interface's 429 carries retry-after too (its SDK reads
+  // it), in Anthropic's error shape
+  const m = await raw(gw.url + '/v1/messages', {
+    method: 'POST',
+    headers: { 'x-api-key': key, 'content-type': 'application/json',
+               'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'm', max_tokens: 5,
+                           messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  assert.strictEqual(m.status, 429, m.text);
+  assert.strictEqual(m.body.type, 'error');
+  assertRateHeaders(m, 'Anthropic interface');
+
+  // a stream's headers carry them as well
+  const streamKey = create('--alias', 'stream-h', '--rpm', '5');
+  await loaded(streamKey);
+  const st = await fetch(gw.baseURL + '/chat/completions', {
+    method: 'POST',
+    headers: { authorization: 'Bearer ' + streamKey,
+               'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', stream: true,
+                           messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  assert.strictEqual(st.status, 200);
+  assert.strictEqual(st.headers.get('x-ratelimit-remaining-requests'), '4');
+  await st.text();
+
   // a key without limits: no x-ratelimit-* headers
   const plain = create('--alias', 'plain');
   await loaded(plain);
