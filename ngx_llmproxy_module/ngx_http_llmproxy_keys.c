@@ -782,6 +782,24 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
         h->value.data = p;
         p = ngx_sprintf(p, "%T", ngx_max(ctx->key.retry_after, 1));
         h->value.len = p - h->value.data;
+
+        if (ctx->key.retry_after > 60) {
+
+            /*
+             * the OpenAI and Anthropic SDKs wait for a retry-after of a
+             * minute at most, else they retry at once, in vain: they obey
+             * this header
+             */
+
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "x-should-retry");
+            ngx_str_set(&h->value, "false");
+        }
     }
 
     left = ngx_max(ctx->key.reset - ngx_time(), 0);

@@ -214,6 +214,7 @@ test('the x-ratelimit-* headers on 200 and on the key\'s 429', async () => {
   assert.strictEqual(r3.status, 429, r3.text);
   assert.strictEqual(r3.body.error.code, 'rate_limit_exceeded');
   assertRateHeaders(r3, 'the key\'s rpm');
+  assert.strictEqual(r3.headers.get('x-should-retry'), null);
   assert.strictEqual(r3.headers.get('x-ratelimit-limit-requests'), '2');
   assert.strictEqual(r3.headers.get('x-ratelimit-remaining-requests'), '0');
   const reset = r3.headers.get('x-ratelimit-reset-requests');
@@ -298,9 +299,20 @@ test('a budget spent on one gateway holds on another', async () => {
     // (the period's end is rounded up to a second)
     assert.ok(ra > 86000 && ra <= 86401, 'retry-after: the period\'s end, '
               + ra);
+    // the SDKs would not wait a day: told not to retry
+    assert.strictEqual(r.headers.get('x-should-retry'), 'false');
   }
   assert.ok(Date.now() - t0 < 200 + SETTLED_MS + 1000,
             'held after ' + (Date.now() - t0) + ' ms');
+
+  // the openai SDK (2 retries by default) asks once
+  const before = gws[2].accessLog().length;
+  const client = new OpenAI({ baseURL: gws[2].baseURL, apiKey: key });
+  await assert.rejects(client.chat.completions.create({
+    model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+  (e) => e.status === 429);
+  await sleep(100);
+  assert.strictEqual(gws[2].accessLog().length - before, 1);
 });
 
 test('minutes older than five are deleted', async () => {
