@@ -24,7 +24,7 @@
 #define NGX_HTTP_LLMPROXY_DB_RETRY  10
 
 /* keys per statement of the rate windows, and minutes kept */
-#define NGX_HTTP_LLMPROXY_DB_WINDOWS       1000
+#define NGX_HTTP_LLMPROXY_DB_WINDOWS       1024
 #define NGX_HTTP_LLMPROXY_DB_WINDOWS_KEEP  5
 
 
@@ -411,12 +411,18 @@ ngx_http_llmproxy_db_windows(ngx_http_llmproxy_db_t *db)
 }
 
 
+/*
+ * This gateway's counts out: the deployments' (named "deployment:" and
+ * the hash of their id), then the keys', NGX_HTTP_LLMPROXY_DB_WINDOWS at
+ * a time
+ */
+
 static ngx_int_t
 ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db, uint32_t minute,
     const char *start)
 {
     u_char      *k, *r, *t;
-    ngx_uint_t   i, j, n, from;
+    ngx_uint_t   i, j, n, from, keys;
     PGresult    *res;
 
     const char  *values[5];
@@ -424,15 +430,34 @@ ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db, uint32_t minute,
     static u_char  hex[] = "0123456789abcdef";
 
     from = 0;
+    keys = 0;
 
-    while (from <= db->zctx->sh->keys_mask) {
+    for ( ;; ) {
 
-        n = ngx_http_llmproxy_keys_windows(db->zctx, minute, from,
-                                           db->digests, db->counts,
-                                           NGX_HTTP_LLMPROXY_DB_WINDOWS,
-                                           &from);
-        if (n == 0) {
+        if (!keys) {
+            n = ngx_http_llmproxy_route_windows(db->zctx, minute,
+                                            (uint64_t *) db->digests,
+                                            db->counts,
+                                            NGX_HTTP_LLMPROXY_DB_WINDOWS);
+            keys = 1;
+
+        } else if (from <= db->zctx->sh->keys_mask) {
+            n = ngx_http_llmproxy_keys_windows(db->zctx, minute, from,
+                                               db->digests, db->counts,
+                                               NGX_HTTP_LLMPROXY_DB_WINDOWS,
+                                               &from);
+            if (n == 0) {
+                break;
+            }
+
+            keys = 2;
+
+        } else {
             break;
+        }
+
+        if (n == 0) {
+            continue;
         }
 
         k = (u_char *) db->arrays[0];
@@ -450,9 +475,15 @@ ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db, uint32_t minute,
                 *t++ = ',';
             }
 
-            for (j = 0; j < 32; j++) {
-                *k++ = hex[db->digests[32 * i + j] >> 4];
-                *k++ = hex[db->digests[32 * i + j] & 0xf];
+            if (keys == 1) {
+                k = ngx_sprintf(k, "deployment:%016xL",
+                                ((uint64_t *) db->digests)[i]);
+
+            } else {
+                for (j = 0; j < 32; j++) {
+                    *k++ = hex[db->digests[32 * i + j] >> 4];
+                    *k++ = hex[db->digests[32 * i + j] & 0xf];
+                }
             }
 
             r = ngx_sprintf(r, "%uD", db->counts[2 * i]);
@@ -503,7 +534,7 @@ ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db, uint32_t minute,
 {
     int          i, n;
     u_char      *p, digest[32];
-    uint64_t     requests, tokens;
+    uint64_t     requests, tokens, hash;
     ngx_int_t    hi, lo;
     ngx_uint_t   k;
     PGresult    *res;
@@ -532,11 +563,28 @@ ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db, uint32_t minute,
 
     for (i = 0; i < n; i++) {
 
-        if (PQgetlength(res, i, 0) != 64) {
+        p = (u_char *) PQgetvalue(res, i, 0);
+
+        requests = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+        tokens = strtoull(PQgetvalue(res, i, 2), NULL, 10);
+
+        requests = ngx_min(requests, 0xffffffff);
+        tokens = ngx_min(tokens, 0xffffffff);
+
+        if (PQgetlength(res, i, 0) == 27
+            && ngx_strncmp(p, "deployment:", 11) == 0)
+        {
+            hash = strtoull((char *) p + 11, NULL, 16);
+
+            ngx_http_llmproxy_route_others(db->zctx, hash, minute,
+                                           (uint32_t) requests,
+                                           (uint32_t) tokens);
             continue;
         }
 
-        p = (u_char *) PQgetvalue(res, i, 0);
+        if (PQgetlength(res, i, 0) != 64) {
+            continue;
+        }
 
         for (k = 0; k < 32; k++) {
             hi = ngx_hextoi(p + 2 * k, 1);
@@ -553,12 +601,8 @@ ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db, uint32_t minute,
             continue;
         }
 
-        requests = strtoull(PQgetvalue(res, i, 1), NULL, 10);
-        tokens = strtoull(PQgetvalue(res, i, 2), NULL, 10);
-
         ngx_http_llmproxy_keys_others(db->zctx, digest, minute,
-                                      (uint32_t) ngx_min(requests, 0xffffffff),
-                                      (uint32_t) ngx_min(tokens, 0xffffffff));
+                                      (uint32_t) requests, (uint32_t) tokens);
     }
 
     PQclear(res);

@@ -216,6 +216,8 @@ typedef struct {
     uint32_t                      minute;
     uint32_t                      requests;
     uint32_t                      tokens;
+    uint32_t                      others_requests;  /* other gateways' */
+    uint32_t                      others_tokens;
 } ngx_http_llmproxy_rate_t;
 
 
@@ -597,6 +599,10 @@ ngx_int_t ngx_http_llmproxy_route_init_zone(
     ngx_http_llmproxy_zone_ctx_t *zctx);
 void ngx_http_llmproxy_route_account(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t tokens);
+ngx_uint_t ngx_http_llmproxy_route_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint32_t minute, uint64_t *hashes, uint32_t *counts, ngx_uint_t max);
+void ngx_http_llmproxy_route_others(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint64_t hash, uint32_t minute, uint32_t requests, uint32_t tokens);
 
 /* _upstream.c */
 ngx_int_t ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,

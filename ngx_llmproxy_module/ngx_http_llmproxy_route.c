@@ -24,6 +24,9 @@ static ngx_int_t ngx_http_llmproxy_rate(ngx_http_request_t *r,
     ngx_http_llmproxy_deployment_t *d, ngx_uint_t take, ngx_uint_t tokens);
 static ngx_int_t ngx_http_llmproxy_rate_limited(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+static ngx_http_llmproxy_rate_t *ngx_http_llmproxy_rate_slot(
+    ngx_http_llmproxy_shctx_t *sh, uint64_t h, uint32_t minute,
+    ngx_uint_t create);
 
 
 #define NGX_HTTP_LLMPROXY_RATES  1024
@@ -427,9 +430,11 @@ again:
 /*
  * Per-deployment rpm/tpm: a table in the zone, by a 64-bit hash of the
  * deployment's id, counted per minute like the keys' windows, so the
- * limits hold across all workers of a gateway.  Open addressing: a slot
- * is never emptied, a slot of an older minute is taken over by a
- * deployment not found in its chain.
+ * limits hold across all workers of a gateway, and with the other
+ * gateways' counts (exchanged by the poller like the keys') across all
+ * gateways sharing the database.  Open addressing: a slot is never
+ * emptied, a slot of an older minute is taken over by a deployment not
+ * found in its chain.
  */
 
 ngx_int_t
@@ -461,8 +466,70 @@ ngx_http_llmproxy_route_account(ngx_http_request_t *r,
 
 
 /*
+ * The deployment's slot (under the mutex): its own, or a free one or one
+ * of an older minute taken over when `create`; NULL: none.
+ */
+
+static ngx_http_llmproxy_rate_t *
+ngx_http_llmproxy_rate_slot(ngx_http_llmproxy_shctx_t *sh, uint64_t h,
+    uint32_t minute, ngx_uint_t create)
+{
+    ngx_uint_t                 i;
+    ngx_http_llmproxy_rate_t  *slot, *free;
+
+    free = NULL;
+
+    for (i = 0; i <= sh->rates_mask; i++) {
+        slot = &sh->rates[(ngx_uint_t) (h + i) & sh->rates_mask];
+
+        if (slot->hash == h) {
+            break;
+        }
+
+        if (free == NULL && (slot->hash == 0 || slot->minute != minute)) {
+            free = slot;
+        }
+
+        if (slot->hash == 0) {
+            slot = NULL;
+            break;
+        }
+    }
+
+    if (i > sh->rates_mask) {
+        slot = NULL;
+    }
+
+    if (slot == NULL) {
+        if (free == NULL || !create) {
+            return NULL;
+        }
+
+        slot = free;
+        slot->hash = h;
+        slot->minute = minute;
+        slot->requests = 0;
+        slot->tokens = 0;
+        slot->others_requests = 0;
+        slot->others_tokens = 0;
+    }
+
+    if (slot->minute != minute) {
+        slot->minute = minute;
+        slot->requests = 0;
+        slot->tokens = 0;
+        slot->others_requests = 0;
+        slot->others_tokens = 0;
+    }
+
+    return slot;
+}
+
+
+/*
  * take: count a request if the deployment is below its limits; tokens:
  * count them; neither: is it below its limits?  NGX_BUSY: at a limit.
+ * The other gateways' counts (the poller's) count too.
  */
 
 static ngx_int_t
@@ -473,8 +540,7 @@ ngx_http_llmproxy_rate(ngx_http_request_t *r,
     uint32_t                        minute;
     uint64_t                        h;
     ngx_int_t                       rc;
-    ngx_uint_t                      i, k;
-    ngx_http_llmproxy_rate_t       *rate, *slot, *free;
+    ngx_http_llmproxy_rate_t       *rate;
     ngx_http_llmproxy_shctx_t      *sh;
     ngx_http_llmproxy_zone_ctx_t   *zctx;
     ngx_http_llmproxy_main_conf_t  *lmcf;
@@ -491,7 +557,7 @@ ngx_http_llmproxy_rate(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    /* FNV-1a of the id */
+    /* FNV-1a of the id: the same on every gateway with the config */
 
     h = 0xcbf29ce484222325ULL;
     last = d->id.data + d->id.len;
@@ -506,46 +572,15 @@ ngx_http_llmproxy_rate(ngx_http_request_t *r,
 
     minute = (uint32_t) (ngx_time() / 60);
     rc = NGX_OK;
-    rate = NULL;
-    free = NULL;
 
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
-    for (i = 0; i <= sh->rates_mask; i++) {
-        k = (ngx_uint_t) (h + i) & sh->rates_mask;
-        slot = &sh->rates[k];
+    /* not counted yet this minute (or no room: not limited) */
 
-        if (slot->hash == h) {
-            rate = slot;
-            break;
-        }
-
-        if (free == NULL && (slot->hash == 0 || slot->minute != minute)) {
-            free = slot;
-        }
-
-        if (slot->hash == 0) {
-            break;
-        }
-    }
+    rate = ngx_http_llmproxy_rate_slot(sh, h, minute, take || tokens);
 
     if (rate == NULL) {
-        if (free == NULL || (!take && !tokens)) {
-            /* not counted yet this minute (or no room: not limited) */
-            goto done;
-        }
-
-        rate = free;
-        rate->hash = h;
-        rate->minute = minute;
-        rate->requests = 0;
-        rate->tokens = 0;
-    }
-
-    if (rate->minute != minute) {
-        rate->minute = minute;
-        rate->requests = 0;
-        rate->tokens = 0;
+        goto done;
     }
 
     if (tokens) {
@@ -553,8 +588,8 @@ ngx_http_llmproxy_rate(ngx_http_request_t *r,
         goto done;
     }
 
-    if ((d->rpm && rate->requests >= d->rpm)
-        || (d->tpm && rate->tokens >= d->tpm))
+    if ((d->rpm && rate->requests + rate->others_requests >= d->rpm)
+        || (d->tpm && rate->tokens + rate->others_tokens >= d->tpm))
     {
         rc = NGX_BUSY;
         goto done;
@@ -569,4 +604,70 @@ done:
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
     return rc;
+}
+
+
+/*
+ * For the database poller, in a thread: this gateway's counts of the
+ * deployments with limits used in `minute` (hashes, two counts each).
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_route_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint32_t minute, uint64_t *hashes, uint32_t *counts, ngx_uint_t max)
+{
+    ngx_uint_t                  i, n;
+    ngx_http_llmproxy_rate_t   *slot;
+    ngx_http_llmproxy_shctx_t  *sh;
+
+    sh = zctx->sh;
+    n = 0;
+
+    if (sh->rates == NULL) {
+        return 0;
+    }
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    for (i = 0; i <= sh->rates_mask && n < max; i++) {
+        slot = &sh->rates[i];
+
+        if (slot->hash && slot->minute == minute
+            && (slot->requests || slot->tokens))
+        {
+            hashes[n] = slot->hash;
+            counts[2 * n] = slot->requests;
+            counts[2 * n + 1] = slot->tokens;
+            n++;
+        }
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return n;
+}
+
+
+/* the other gateways' counts of a deployment in `minute` */
+
+void
+ngx_http_llmproxy_route_others(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint64_t hash, uint32_t minute, uint32_t requests, uint32_t tokens)
+{
+    ngx_http_llmproxy_rate_t  *slot;
+
+    if (zctx->sh->rates == NULL || hash == 0) {
+        return;
+    }
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    slot = ngx_http_llmproxy_rate_slot(zctx->sh, hash, minute, 1);
+
+    if (slot) {
+        slot->others_requests = requests;
+        slot->others_tokens = tokens;
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
 }

@@ -26,7 +26,7 @@ const config = () => ({
   providers: {
     pa: { api_base: a.url, interfaces: ['openai'],
           models: { lim: { rpm: 1 }, tok: { tpm: 10 }, solo: { rpm: 2 },
-                    m: {},
+                    shared: { rpm: 2 }, m: {},
                     priced: { input_cost_per_million: 100000,
                               output_cost_per_million: 100000 } } },
     pb: { api_base: b.url, interfaces: ['openai'],
@@ -140,6 +140,18 @@ test('a deployment\'s rpm holds for concurrent requests on all workers',
       assertRateHeaders(r, 'concurrent');
     }
   });
+
+test('a deployment\'s rpm holds across the gateways too', async () => {
+  await minuteWithRoom(10);
+  const key = create('--alias', 'shared');
+  await loaded(key);
+  const seen = [];
+  for (const gw of gws) {
+    seen.push((await chat(gw, key, 'shared')).status);
+    await sleep(SETTLED_MS);
+  }
+  assert.deepStrictEqual(seen, [200, 200, 429]);
+});
 
 test('a key\'s rpm 3 holds across three gateways on one database',
   async () => {
