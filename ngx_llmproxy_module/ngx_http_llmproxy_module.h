@@ -103,12 +103,16 @@ typedef struct {
     ngx_array_t                   access_groups;   /* of ngx_str_t */
     double                        input_cost;      /* per million */
     double                        output_cost;
+    double                        cache_read_cost;
+    double                        cache_5m_cost;   /* cache writes */
+    double                        cache_1h_cost;
     ngx_uint_t                    rpm;
     ngx_uint_t                    tpm;
     ngx_int_t                     weight;
     ngx_int_t                     current_weight;  /* smooth WRR state */
     uint32_t                      hash;            /* crc32 of id */
     ngx_http_llmproxy_group_t    *group;
+    unsigned                      priced:1;        /* has prices at all */
     unsigned                      pattern:1;       /* "claude-*" */
 } ngx_http_llmproxy_deployment_t;
 
@@ -181,8 +185,10 @@ struct ngx_http_llmproxy_key_node_s {
     uint32_t                      window;         /* minute of the counts */
     uint32_t                      requests;       /* in that minute */
     uint32_t                      tokens;
-    u_short                       blocked;
-    u_short                       revoked;
+    uint32_t                      others_requests;  /* other gateways', */
+    uint32_t                      others_tokens;    /* in that minute */
+    u_char                        blocked;
+    u_char                        revoked;
     u_short                       alias_len;
     u_short                       nmodels;
     u_short                       ngroups;
@@ -200,6 +206,18 @@ typedef struct {
     u_short                       len;
     u_char                        id[1];
 } ngx_http_llmproxy_cooldown_node_t;
+
+
+/* a deployment's requests and tokens in the current minute */
+
+typedef struct {
+    uint64_t                      hash;           /* of its id, 0: free */
+    uint32_t                      minute;
+    uint32_t                      requests;
+    uint32_t                      tokens;
+    uint32_t                      others_requests;  /* other gateways' */
+    uint32_t                      others_tokens;
+} ngx_http_llmproxy_rate_t;
 
 
 typedef struct {
@@ -244,6 +262,10 @@ typedef struct {
     ngx_atomic_t                  config_full;    /* the last config did
                                                      not fit */
 
+    /* per-deployment rpm/tpm counts (_route.c), and this gateway's name */
+    ngx_http_llmproxy_rate_t     *rates;
+    ngx_uint_t                    rates_mask;
+    uint64_t                      node_id;
     /* health checks and bridges' model lists, JSON (see _health.c) */
     u_char                       *health;
     size_t                        health_len;
@@ -267,6 +289,15 @@ typedef struct {
     ngx_array_t                   models;         /* of ngx_str_t */
     ngx_array_t                   groups;         /* of ngx_str_t */
     u_char                        digest[32];
+
+    /* for the x-ratelimit-* headers: the key's limits and what is left */
+    uint32_t                      rpm;            /* 0: none */
+    uint32_t                      tpm;
+    uint32_t                      requests_left;
+    uint32_t                      tokens_left;
+    time_t                        reset;          /* the minute's end */
+    time_t                        retry_after;    /* s, on a 429 */
+
     unsigned                      master:1;
     unsigned                      all_models:1;
 } ngx_http_llmproxy_key_t;
@@ -370,10 +401,15 @@ typedef struct {
 
     /* usage the provider reported, as the response passes through */
     int64_t                         prompt_tokens;      /* -1: unknown */
+    int64_t                         input_tokens;       /* as reported */
     int64_t                         completion_tokens;
     int64_t                         total_tokens;
     int64_t                         candidates_tokens;  /* Gemini's */
     int64_t                         thoughts_tokens;
+    int64_t                         cache_read_tokens;
+    int64_t                         cache_creation_tokens;  /* all writes */
+    int64_t                         cache_1h_tokens;    /* of them 1-hour */
+    int64_t                         reasoning_tokens;
     double                          cost;               /* USD */
     double                          key_spend;          /* after it */
 
@@ -398,6 +434,8 @@ typedef struct {
     unsigned                        stream:1;
     unsigned                        repeat:1;
     unsigned                        accounted:1;
+    unsigned                        cache_in_prompt:1;  /* OpenAI, Gemini */
+    unsigned                        unpriced:1;
     unsigned                        hold:1;
     unsigned                        upstream_started:1;
     unsigned                        error_body:1;
@@ -472,6 +510,13 @@ ngx_int_t ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *digest, ngx_uint_t tokens, double cost, double *spend);
 void ngx_http_llmproxy_keys_settle(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *digest, double cost, double spend);
+ngx_int_t ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_uint_t ngx_http_llmproxy_keys_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint32_t minute, ngx_uint_t from, u_char *digests, uint32_t *counts,
+    ngx_uint_t max, ngx_uint_t *next);
+void ngx_http_llmproxy_keys_others(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *digest, uint32_t minute, uint32_t requests, uint32_t tokens);
 
 /* _usage_records.c: usage records to PostgreSQL */
 ngx_int_t ngx_http_llmproxy_records_init(ngx_conf_t *cf);
@@ -576,6 +621,14 @@ ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_route_next(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx);
 void ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_route_init_zone(
+    ngx_http_llmproxy_zone_ctx_t *zctx);
+void ngx_http_llmproxy_route_account(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t tokens);
+ngx_uint_t ngx_http_llmproxy_route_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint32_t minute, uint64_t *hashes, uint32_t *counts, ngx_uint_t max);
+void ngx_http_llmproxy_route_others(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint64_t hash, uint32_t minute, uint32_t requests, uint32_t tokens);
 
 /* _upstream.c */
 ngx_int_t ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,
