@@ -105,6 +105,7 @@ static void llmp_compile_models(llmp_compile_t *c, const char *name,
     const cJSON *p, cJSON *deployments);
 static cJSON *llmp_compile_deployment(llmp_compile_t *c, const char *prov,
     const cJSON *m, const cJSON *groups, const cJSON *weight);
+static int llmp_pattern_prices(cJSON *d, const char *pattern);
 static cJSON *llmp_compile_aliases(const cJSON *user, llmp_errors_t *errs);
 static cJSON *llmp_compile_fallbacks(const cJSON *user,
     llmp_errors_t *errs);
@@ -1247,7 +1248,9 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
         }
     }
 
-    if (llmp_prices_apply(d, m) != 0) {
+    if (llmp_prices_apply(d, m) != 0
+        || llmp_pattern_prices(d, m->string) != 0)
+    {
         goto nomem;
     }
 
@@ -1259,6 +1262,75 @@ nomem:
     llmp_errors_add(c->errs, "%s: out of memory", path);
 
     return NULL;
+}
+
+
+/*
+ * A pattern without prices of its own: the shipped list's prices of the
+ * models it passes, as "model_prices" {name: prices}, so the gateway
+ * prices each passed name as if the config named it.
+ */
+
+static int
+llmp_pattern_prices(cJSON *d, const char *pattern)
+{
+    cJSON        *all, *one, *tmp, *empty;
+    const cJSON  *m, *v;
+
+    if (!llmp_pattern_is(pattern, strlen(pattern))
+        || cJSON_GetObjectItemCaseSensitive(d, LLMP_PRICE_INPUT))
+    {
+        return 0;
+    }
+
+    all = NULL;
+    empty = cJSON_CreateObject();
+
+    if (empty == NULL) {
+        return -1;
+    }
+
+    cJSON_ArrayForEach(m, llmp_prices_models()) {
+        if (!llmp_pattern_match(pattern, strlen(pattern), m->string,
+                                strlen(m->string)))
+        {
+            continue;
+        }
+
+        tmp = cJSON_CreateObject();
+
+        if (tmp == NULL
+            || cJSON_AddStringToObject(tmp, "model", m->string) == NULL
+            || cJSON_AddStringToObject(tmp, "upstream_model", m->string)
+               == NULL
+            || llmp_prices_apply(tmp, empty) != 0
+            || (all == NULL
+                && (all = cJSON_AddObjectToObject(d, "model_prices"))
+                   == NULL)
+            || (one = cJSON_AddObjectToObject(all, m->string)) == NULL)
+        {
+            cJSON_Delete(tmp);
+            cJSON_Delete(empty);
+            return -1;
+        }
+
+        cJSON_ArrayForEach(v, tmp) {
+            if (cJSON_IsNumber(v)
+                && cJSON_AddNumberToObject(one, v->string, v->valuedouble)
+                   == NULL)
+            {
+                cJSON_Delete(tmp);
+                cJSON_Delete(empty);
+                return -1;
+            }
+        }
+
+        cJSON_Delete(tmp);
+    }
+
+    cJSON_Delete(empty);
+
+    return 0;
 }
 
 
@@ -1758,7 +1830,7 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
         "id", "provider", "model", "upstream_model", "access_groups",
         LLMP_PRICE_INPUT, LLMP_PRICE_OUTPUT, LLMP_PRICE_CACHE_READ,
         LLMP_PRICE_CACHE_5M, LLMP_PRICE_CACHE_1H, "rpm", "tpm", "weight",
-        NULL
+        "model_prices", NULL
     };
 
     static const char *const  plain[] = { "id", "provider", "model",
@@ -1800,6 +1872,30 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
     {
         llmp_errors_add(errs, "%s.access_groups: expected array of strings",
                         path);
+    }
+
+    /* a pattern's list prices: {name: {price: number}} */
+
+    v = cJSON_GetObjectItemCaseSensitive(d, "model_prices");
+
+    if (v && !cJSON_IsObject(v)) {
+        llmp_errors_add(errs, "%s.model_prices: expected object", path);
+
+    } else if (v) {
+        const cJSON  *mp, *pv;
+
+        cJSON_ArrayForEach(mp, v) {
+            cJSON_ArrayForEach(pv, mp) {
+                snprintf(npath, sizeof(npath), "%s.model_prices.%s.%s",
+                         path, mp->string, pv->string ? pv->string : "");
+                (void) llmp_check_number(pv, npath, LLMP_NUM, errs);
+            }
+
+            if (!cJSON_IsObject(mp)) {
+                llmp_errors_add(errs, "%s.model_prices.%s: expected object",
+                                path, mp->string);
+            }
+        }
     }
 
     for (n = 0; llmp_model_numbers[n].name; n++) {

@@ -853,6 +853,7 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_target_t      *t, **tp;
     ngx_http_llmproxy_provider_t    *p;
     ngx_http_llmproxy_deployment_t **dp;
+    ngx_http_llmproxy_model_price_t *mp;
 
     ngx_memzero(d, sizeof(ngx_http_llmproxy_deployment_t));
 
@@ -958,6 +959,50 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_num("cache_creation_1h_input_cost_per_million",
                           cache_1h_cost, double);
     ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
+
+    /* a pattern priced by the list, model by model (see _route.c) */
+
+    item = cJSON_GetObjectItemCaseSensitive(obj, "model_prices");
+
+    if (d->pattern && !d->priced && cJSON_GetArraySize(item) > 0) {
+        d->model_prices = ngx_array_create(b->pool, cJSON_GetArraySize(item),
+                              sizeof(ngx_http_llmproxy_model_price_t));
+        if (d->model_prices == NULL) {
+            return NGX_ERROR;
+        }
+
+        cJSON_ArrayForEach(v, item) {
+            mp = ngx_array_push(d->model_prices);
+            if (mp == NULL) {
+                return NGX_ERROR;
+            }
+
+            mp->name.len = ngx_strlen(v->string);
+            mp->name.data = ngx_pstrdup(b->pool, &(ngx_str_t) {
+                                            mp->name.len,
+                                            (u_char *) v->string });
+            if (mp->name.data == NULL) {
+                return NGX_ERROR;
+            }
+
+#define ngx_http_llmproxy_mp(key, field, dflt)                               \
+            mp->field = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v,   \
+                                                                   key))     \
+                ? cJSON_GetObjectItemCaseSensitive(v, key)->valuedouble      \
+                : (dflt)
+
+            ngx_http_llmproxy_mp("input_cost_per_million", input, 0);
+            ngx_http_llmproxy_mp("output_cost_per_million", output, 0);
+            ngx_http_llmproxy_mp("cache_read_input_cost_per_million",
+                                 cache_read, mp->input);
+            ngx_http_llmproxy_mp("cache_creation_input_cost_per_million",
+                                 cache_5m, mp->input);
+            ngx_http_llmproxy_mp("cache_creation_1h_input_cost_per_million",
+                                 cache_1h, mp->input);
+
+#undef ngx_http_llmproxy_mp
+        }
+    }
     ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
 
     d->weight = 1;

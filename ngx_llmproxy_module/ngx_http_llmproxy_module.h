@@ -94,6 +94,17 @@ typedef struct {
 
 typedef struct ngx_http_llmproxy_group_s  ngx_http_llmproxy_group_t;
 
+/* a pattern's list price of one model it passes (per million) */
+
+typedef struct {
+    ngx_str_t                     name;
+    double                        input;
+    double                        output;
+    double                        cache_read;
+    double                        cache_5m;
+    double                        cache_1h;
+} ngx_http_llmproxy_model_price_t;
+
 typedef struct {
     ngx_str_t                     id;              /* "provider/model" */
     ngx_str_t                     model;           /* public name */
@@ -114,6 +125,8 @@ typedef struct {
     ngx_http_llmproxy_group_t    *group;
     unsigned                      priced:1;        /* has prices at all */
     unsigned                      pattern:1;       /* "claude-*" */
+    ngx_array_t                  *model_prices;    /* a pattern's, of
+                                                      model_price_t */
 } ngx_http_llmproxy_deployment_t;
 
 

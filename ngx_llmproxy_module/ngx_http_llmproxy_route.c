@@ -475,8 +475,10 @@ static ngx_http_llmproxy_deployment_t *
 ngx_http_llmproxy_passed(ngx_http_request_t *r, ngx_http_llmproxy_target_t *t,
     ngx_http_llmproxy_deployment_t *d)
 {
-    u_char                          *q;
-    ngx_http_llmproxy_deployment_t  *c;
+    u_char                           *q;
+    ngx_uint_t                        i;
+    ngx_http_llmproxy_deployment_t   *c;
+    ngx_http_llmproxy_model_price_t  *mp;
 
     if (t->upstream.len == 0) {
         return d;               /* cannot happen: resolve refuses it */
@@ -492,6 +494,27 @@ ngx_http_llmproxy_passed(ngx_http_request_t *r, ngx_http_llmproxy_target_t *t,
     *c = *d;
     c->model = t->upstream;
     c->upstream_model = t->upstream;
+
+    /* a pattern without prices: the shipped list's for this name */
+
+    mp = d->model_prices ? d->model_prices->elts : NULL;
+
+    for (i = 0; mp && i < d->model_prices->nelts; i++) {
+        if (mp[i].name.len == t->upstream.len
+            && ngx_strncmp(mp[i].name.data, t->upstream.data,
+                           t->upstream.len)
+               == 0)
+        {
+            c->priced = 1;
+            c->input_cost = mp[i].input;
+            c->output_cost = mp[i].output;
+            c->cache_read_cost = mp[i].cache_read;
+            c->cache_5m_cost = mp[i].cache_5m;
+            c->cache_1h_cost = mp[i].cache_1h;
+            break;
+        }
+    }
+
     c->upstream_model_json.data = q;
     c->upstream_model_json.len = llmp_json_escape(t->upstream.data,
                                                   t->upstream.len, q);

@@ -75,6 +75,7 @@ const config = () => ({
         '*': { input_cost_per_million: 1, output_cost_per_million: 2 },
         'claude-*': { access_groups: ['claude'] },
         'gpt-admin': { access_groups: ['admins'] },
+        'gpt-4*': {},      // no prices: the shipped list's, name by name
       },
     },
     exact: { api_base: exact.url, interfaces: ['openai'],
@@ -145,6 +146,20 @@ test('"*" passes a model the config does not name to the bridge', async () => {
   // the pattern's prices apply: 2 * 1 + 3 * 2 per million
   assert.strictEqual(Number(response.headers.get('x-llmproxy-response-cost')),
                      0.000008);
+
+  // a pattern without prices: the shipped price list's for the name
+  // (gpt-4.1: 2 and 8 per million), else unpriced (no cost header)
+  const listed = await chat(gw.masterKey, 'gpt-4.1');
+  assert.strictEqual(listed.response.headers.get('x-llmproxy-model'),
+                     'bridge/gpt-4*');
+  assert.strictEqual(
+    Number(listed.response.headers.get('x-llmproxy-response-cost')),
+    0.000028);
+  const unlisted = await chat(gw.masterKey, 'gpt-4-brand-new');
+  assert.strictEqual(unlisted.response.headers.get('x-llmproxy-model'),
+                     'bridge/gpt-4*');
+  assert.strictEqual(
+    unlisted.response.headers.get('x-llmproxy-response-cost'), null);
 
   // PROVIDER/NAME through the deployment's pattern "bridge/*"
   const direct = await chat(gw.masterKey, 'bridge/other-new-1');
