@@ -19,7 +19,7 @@
  */
 
 #define NGX_HTTP_LLMPROXY_COPY_HEADER   19      /* signature, flags, ext */
-#define NGX_HTTP_LLMPROXY_COPY_FIELDS   19      /* columns of the table */
+#define NGX_HTTP_LLMPROXY_COPY_FIELDS   20      /* columns of the table */
 #define NGX_HTTP_LLMPROXY_RECORD_MAX    4096    /* room a tuple may need */
 
 typedef struct ngx_http_llmproxy_batch_s  ngx_http_llmproxy_batch_t;

@@ -109,8 +109,9 @@ ngx_http_llmproxy_field_float8(u_char *p, double v)
  * llmproxy_usage: request_id, created_at, key_hash, key_alias, model,
  * deployment, interface, endpoint, stream, status, prompt_tokens,
  * completion_tokens, total_tokens, cost, latency_ms, ttfb_ms, attempts,
- * fallbacks, error.  NULL: no request id, or no room (last - p must be
- * at least NGX_HTTP_LLMPROXY_RECORD_MAX).
+ * fallbacks, error, usage_estimated (008: the last column).  NULL: no
+ * request id, or no room (last - p must be at least
+ * NGX_HTTP_LLMPROXY_RECORD_MAX).
  */
 
 u_char *
@@ -211,6 +212,9 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     } else {
         p = ngx_http_llmproxy_field_null(p);
     }
+
+    p = ngx_http_llmproxy_put32(p, 1);
+    *p++ = ctx->usage_estimated ? 1 : 0;
 
     return p;
 }

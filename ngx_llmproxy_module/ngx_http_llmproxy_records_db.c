@@ -135,7 +135,17 @@ ngx_http_llmproxy_records_db_copy(PGconn *conn,
     ngx_int_t                   rc;
     ngx_http_llmproxy_batch_t  *b;
 
-    res = PQexec(conn, text ? "COPY llmproxy_usage FROM STDIN"
+    /*
+     * the text of an earlier version's spill file has the columns of
+     * schema 003 only; the later ones take their defaults
+     */
+
+    res = PQexec(conn, text ? "COPY llmproxy_usage (request_id, created_at,"
+                              " key_hash, key_alias, model, deployment,"
+                              " interface, endpoint, stream, status,"
+                              " prompt_tokens, completion_tokens,"
+                              " total_tokens, cost, latency_ms, ttfb_ms,"
+                              " attempts, fallbacks, error) FROM STDIN"
                             : "COPY llmproxy_usage FROM STDIN (FORMAT binary)");
     rc = (PQresultStatus(res) == PGRES_COPY_IN) ? NGX_OK : NGX_DECLINED;
 

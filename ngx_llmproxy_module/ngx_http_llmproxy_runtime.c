@@ -608,6 +608,8 @@ ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
     s->allowed_fails = 3;
     s->cooldown = 5000;
     s->request_timeout = 600000;
+    s->first_byte_timeout = 0;
+    s->stream_idle_timeout = 0;
 
     if (settings == NULL) {
         return NGX_OK;
@@ -649,6 +651,14 @@ ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
                                               "positive", v->string);
                 return NGX_ERROR;
             }
+
+        } else if (ngx_strcmp(v->string, "first_byte_timeout_seconds") == 0)
+        {
+            s->first_byte_timeout = (ngx_msec_t) (v->valuedouble * 1000);
+
+        } else if (ngx_strcmp(v->string, "stream_idle_timeout_seconds") == 0)
+        {
+            s->stream_idle_timeout = (ngx_msec_t) (v->valuedouble * 1000);
 
         } else {
             ngx_http_llmproxy_build_error(b, "settings.%s: unknown field",
@@ -985,6 +995,30 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_num("weight", weight, ngx_int_t, 1);
 
 #undef ngx_http_llmproxy_num
+
+    /* seconds up to 1e7, as in settings; unset: the settings' value */
+
+#define ngx_http_llmproxy_timeout(key, field)                                \
+    d->field = NGX_CONF_UNSET_MSEC;                                          \
+    item = cJSON_GetObjectItemCaseSensitive(obj, key);                       \
+    if (item) {                                                              \
+        if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0)               \
+            || item->valuedouble > 1e7)                                      \
+        {                                                                    \
+            ngx_http_llmproxy_build_error(b, "deployments.%V.%s: expected "  \
+                                          "a non-negative number up to "     \
+                                          "1e7", &d->id, key);               \
+            return NGX_ERROR;                                                \
+        }                                                                    \
+        d->field = (ngx_msec_t) (item->valuedouble * 1000);                  \
+    }
+
+    ngx_http_llmproxy_timeout("first_byte_timeout_seconds",
+                              first_byte_timeout);
+    ngx_http_llmproxy_timeout("stream_idle_timeout_seconds",
+                              stream_idle_timeout);
+
+#undef ngx_http_llmproxy_timeout
 
     d->hash = ngx_crc32_short(d->id.data, d->id.len);
 

@@ -31,11 +31,12 @@ const COLUMNS = [['id', 'uuid'], ['time', 'int8'], ['hash', 'text'],
   ['status', 'int4'], ['prompt', 'int8'], ['completion', 'int8'],
   ['total', 'int8'], ['cost', 'float8'], ['latency', 'int4'],
   ['ttfb', 'int4'], ['attempts', 'int4'], ['fallbacks', 'int4'],
-  ['error', 'text']];
+  ['error', 'text'], ['estimated', 'bool']];
 
 const DEFAULTS = { iface: 'openai', endpoint: 'chat/completions',
   stream: false, status: 200, prompt: 0, completion: 0, total: 0, cost: 0,
-  latency: 1, ttfb: 1, attempts: 1, fallbacks: 0, error: null };
+  latency: 1, ttfb: 1, attempts: 1, fallbacks: 0, error: null,
+  estimated: false };
 
 // records: objects with the fields of COLUMNS (time in ms since 1970)
 function spillFile(records) {
