@@ -205,11 +205,11 @@ async () => {
             'latency ' + r.latency);
 });
 
-test('an Anthropic stream left early is billed with its output tokens',
-async () => {
+// an Anthropic stream the client aborts after two text deltas
+async function leaveAnthropic(model) {
   const ac = new AbortController();
   const { data: stream, response } = await anthropic().messages.create({
-    model: 'claude-a', max_tokens: 100, stream: true,
+    model, max_tokens: 100, stream: true,
     messages: [{ role: 'user', content: 'hi' }] },
   { signal: ac.signal }).withResponse();
   let deltas = 0;
@@ -222,11 +222,22 @@ async () => {
               || e.name === 'AbortError', String(e));
   }
   assert.strictEqual(deltas, 2);
-  const r = await record(response.headers.get('x-llmproxy-request-id'));
+  return response.headers.get('x-llmproxy-request-id');
+}
+
+test('an Anthropic stream left early is billed with its output tokens',
+async () => {
+  let r = await record(await leaveAnthropic('claude-a'));
   assert.deepStrictEqual([r.status, r.error, r.prompt, r.completion,
                           r.estimated],
                          [499, 'client_closed', 50, 77, false]);
   assert.strictEqual(r.cost, cost(50, 77));
+
+  // translated from an OpenAI-style provider: its usage chunk is read
+  r = await record(await leaveAnthropic('long-o'));
+  assert.deepStrictEqual([r.status, r.error, r.prompt, r.completion,
+                          r.estimated],
+                         [499, 'client_closed', 100, 300, false]);
 });
 
 test('a stream the provider cuts: each SDK raises the error event, the '
