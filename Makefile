@@ -24,10 +24,10 @@ ASAN_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit-asan/%,$(UNIT_SRCS))
 SAN_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 
-.PHONY: all module cli deps run test unit unit-asan integration bench lint \
+.PHONY: all module cli ui deps run test unit unit-asan integration bench lint \
         fuzz clean
 
-all: module cli
+all: module cli ui
 
 module: $(BUILD)/ngx_http_llmproxy_module.so
 cli: $(BUILD)/llmproxyctl
@@ -62,6 +62,22 @@ $(BUILD)/llmproxyctl: $(CLI_SRCS) $(CLI_HDRS) $(COMMON_SRCS) $(COMMON_HDRS) \
         $(BUILD)/llmp_schema.h
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -I$(BUILD) -I/usr/include/postgresql \
 	    -o $@ $(CLI_SRCS) $(COMMON_SRCS) $(CLI_LIBS)
+
+# The dashboard: its static files and the chart library (uPlot, pinned in
+# package-lock.json) copied side by side: no bundler, no CDN.
+UI_SRCS     := $(wildcard ui/*.html ui/*.js ui/*.css)
+UI_LIB      := node_modules/uplot/dist/uPlot.iife.min.js \
+               node_modules/uplot/dist/uPlot.min.css
+
+ui: $(BUILD)/ui/index.html
+
+$(BUILD)/ui/index.html: $(UI_SRCS) $(UI_LIB)
+	@mkdir -p $(BUILD)/ui
+	cp $(UI_SRCS) $(UI_LIB) $(BUILD)/ui/
+	@touch $@
+
+$(UI_LIB):
+	@echo "$@ missing: run scripts/deps.sh (npm ci)"; exit 1
 
 # Unit tests: one executable per concern; each #includes what it tests.
 $(BUILD)/unit/%: t/unit/%.c $(COMMON_SRCS) $(COMMON_HDRS)

@@ -26,7 +26,12 @@ typedef struct {
 /* env.c: where things are, from flags or the environment */
 const char *llmp_gateway_url(const char *flag);
 const char *llmp_config_path(const char *flag);
+/* NULL: none; an empty LLMPROXY_DATABASE_URL says none too */
 const char *llmp_database_url(const char *flag);
+/* $LLMPROXY_SALT_KEY, else var/salt_key; NULL (or "" set) when none */
+const char *llmp_salt_key(void);
+/* whether a master key was given or var/master_key is readable */
+int llmp_master_key_known(const char *flag_file);
 /* "<gateway>/llmproxy/admin/<endpoint>"; -1 (reported) when too long */
 int llmp_admin_url(char *buf, size_t size, const char *gateway_flag,
     const char *endpoint);

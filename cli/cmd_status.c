@@ -16,9 +16,10 @@ llmp_status_help(FILE *f)
     fprintf(f,
         "usage: llmproxyctl status [--json] [--gateway URL] "
         "[--master-key-file FILE]\n\n"
-        "Shows what the gateway has loaded: config generation and digest,\n"
-        "counts of providers, deployments, models, aliases and fallbacks,\n"
-        "and deployments in cooldown.\n\n"
+        "Shows what the gateway has loaded: config generation, version and\n"
+        "digest, the database's state and the number of keys, the models\n"
+        "with their deployments (provider, upstream model, weight, cooldown\n"
+        "left), aliases and fallbacks.  No secrets.\n\n"
         "  --json                  print the gateway's answer as JSON\n"
         "  --gateway URL           gateway address (else "
         "$LLMPROXY_GATEWAY_URL,\n"
@@ -29,14 +30,165 @@ llmp_status_help(FILE *f)
 }
 
 
+/* "a, b, c" of an array of strings into buf; "-" when empty */
+
+static const char *
+llmp_status_join(const cJSON *list, char *buf, size_t size)
+{
+    size_t        n;
+    const char   *s;
+    const cJSON  *item;
+
+    n = 0;
+    buf[0] = '\0';
+
+    cJSON_ArrayForEach(item, list) {
+        s = cJSON_GetStringValue(item);
+
+        if (s && n < size) {
+            n += snprintf(buf + n, size - n, "%s%s", n ? ", " : "", s);
+        }
+    }
+
+    if (n >= size && size > 4) {
+        memcpy(buf + size - 4, "...", 4);
+    }
+
+    return buf[0] ? buf : "-";
+}
+
+
+static const char *
+llmp_status_str(const cJSON *obj, const char *name)
+{
+    const char  *s;
+
+    s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, name));
+
+    return s ? s : "?";
+}
+
+
+static int
+llmp_status_width(const cJSON *list, const char *name, int min)
+{
+    int           w, n;
+    const cJSON  *item;
+
+    w = min;
+
+    cJSON_ArrayForEach(item, list) {
+        n = (int) strlen(llmp_status_str(item, name));
+        w = n > w ? n : w;
+    }
+
+    return w;
+}
+
+
+static void
+llmp_status_lists(const cJSON *root)
+{
+    int           wn, wp, wu;
+    char          buf[1024], cool[32];
+    double        ms;
+    const cJSON  *list, *item;
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "model_list");
+
+    if (cJSON_GetArraySize(list) > 0) {
+        wn = llmp_status_width(list, "name", 5);
+
+        printf("\nmodels:\n  %-*s  %s\n", wn, "MODEL", "DEPLOYMENTS");
+
+        cJSON_ArrayForEach(item, list) {
+            printf("  %-*s  %s\n", wn, llmp_status_str(item, "name"),
+                   llmp_status_join(cJSON_GetObjectItemCaseSensitive(item,
+                                        "deployments"), buf, sizeof(buf)));
+        }
+    }
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "deployment_list");
+
+    if (cJSON_GetArraySize(list) > 0) {
+        wn = llmp_status_width(list, "id", 10);
+        wp = llmp_status_width(list, "provider", 8);
+        wu = llmp_status_width(list, "upstream_model", 14);
+
+        printf("\ndeployments:\n  %-*s  %-*s  %-*s  %6s  %s\n",
+               wn, "DEPLOYMENT", wp, "PROVIDER", wu, "UPSTREAM MODEL",
+               "WEIGHT", "COOLDOWN");
+
+        cJSON_ArrayForEach(item, list) {
+            ms = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item,
+                                          "cooldown_ms"));
+
+            if (ms == ms && ms > 0) {
+                snprintf(cool, sizeof(cool), "%.1fs left", ms / 1000);
+
+            } else {
+                snprintf(cool, sizeof(cool), "-");
+            }
+
+            printf("  %-*s  %-*s  %-*s  %6.0f  %s\n",
+                   wn, llmp_status_str(item, "id"),
+                   wp, llmp_status_str(item, "provider"),
+                   wu, llmp_status_str(item, "upstream_model"),
+                   cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item,
+                                            "weight")),
+                   cool);
+        }
+    }
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "alias_list");
+
+    if (cJSON_GetArraySize(list) > 0) {
+        wn = llmp_status_width(list, "name", 0);
+
+        printf("\naliases:\n");
+
+        cJSON_ArrayForEach(item, list) {
+            printf("  %-*s -> %s\n", wn, llmp_status_str(item, "name"),
+                   llmp_status_str(item, "model"));
+        }
+    }
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "model_list");
+
+    if (cJSON_GetArraySize(list) > 0) {
+        printf("\nfallbacks:\n");
+
+        wn = 0;
+
+        cJSON_ArrayForEach(item, list) {
+            if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(item,
+                                       "fallbacks")) > 0)
+            {
+                wn++;
+                printf("  %s -> %s\n", llmp_status_str(item, "name"),
+                       llmp_status_join(cJSON_GetObjectItemCaseSensitive(item,
+                                            "fallbacks"), buf, sizeof(buf)));
+            }
+        }
+
+        if (wn == 0) {
+            printf("  none\n");
+        }
+    }
+}
+
+
 static void
 llmp_status_print(const cJSON *root)
 {
     int           i;
+    double        ms;
+    const char   *d;
     const cJSON  *v, *item;
 
     static const char *const  counts[] = {
-        "providers", "deployments", "models", "aliases", "fallbacks", NULL
+        "keys", "providers", "deployments", "models", "aliases", "fallbacks",
+        NULL
     };
 
     v = cJSON_GetObjectItemCaseSensitive(root, "loaded");
@@ -47,9 +199,19 @@ llmp_status_print(const cJSON *root)
         printf("generation:   %.0f\n", v->valuedouble);
     }
 
+    v = cJSON_GetObjectItemCaseSensitive(root, "config_version");
+    if (cJSON_IsNumber(v)) {
+        printf("version:      %.0f (in the database)\n", v->valuedouble);
+    }
+
     v = cJSON_GetObjectItemCaseSensitive(root, "config_sha256");
     if (cJSON_IsString(v) && v->valuestring[0]) {
         printf("sha256:       %s\n", v->valuestring);
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(root, "database");
+    if (cJSON_IsString(v)) {
+        printf("database:     %s\n", v->valuestring);
     }
 
     for (i = 0; counts[i]; i++) {
@@ -61,25 +223,25 @@ llmp_status_print(const cJSON *root)
         }
     }
 
+    llmp_status_lists(root);
+
     v = cJSON_GetObjectItemCaseSensitive(root, "cooldowns");
 
     if (cJSON_GetArraySize(v) == 0) {
-        printf("cooldowns:    none\n");
+        printf("\ncooldowns:    none\n");
         return;
     }
 
-    printf("cooldowns:    %d\n", cJSON_GetArraySize(v));
+    printf("\ncooldowns:    %d\n", cJSON_GetArraySize(v));
 
     cJSON_ArrayForEach(item, v) {
-        const char  *d;
-        double       ms;
-
         d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item,
                                      "deployment"));
         ms = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item,
                                       "until_ms_from_now"));
 
-        printf("  %s for %.1fs\n", d ? d : "?", ms == ms ? ms / 1000 : 0);
+        printf("  %s for %.1fs\n", d ? d : "?",
+               ms == ms && ms > 0 ? ms / 1000 : 0);
     }
 }
 

@@ -100,7 +100,9 @@ llmp_sync_help(FILE *f)
         "  --prune                 remove entries the config no longer has\n"
         "  --dry-run               print the plan, apply nothing\n"
         "  --database URL          PostgreSQL URI (else "
-        "$LLMPROXY_DATABASE_URL)\n"
+        "$LLMPROXY_DATABASE_URL,\n"
+        "                          else llmproxy_database in "
+        "var/nginx.conf)\n"
         "  --gateway URL           gateway address (else "
         "$LLMPROXY_GATEWAY_URL,\n"
         "                          http://$LLMPROXY_LISTEN, "
@@ -109,7 +111,8 @@ llmp_sync_help(FILE *f)
         "                          else var/master_key)\n\n"
         "Plan: + create, ~ change, - remove, = unchanged.\n"
         "Exit codes: 0 applied (or dry run), 1 invalid config or plan, "
-        "2 gateway\nor I/O failure.\n");
+        "2 gateway\nor I/O failure, or a gateway that answered but did not "
+        "load the config.\n");
 }
 
 
@@ -862,77 +865,90 @@ llmp_sync_gateway(llmp_plan_t *plan, const llmp_sync_opts_t *o)
 }
 
 
-static int
-llmp_sync_have_master_key(const llmp_sync_opts_t *o)
-{
-    const char  *v;
-
-    v = getenv("LLMPROXY_MASTER_KEY");
-
-    return o->key_file != NULL || (v && v[0])
-           || access("var/master_key", R_OK) == 0;
-}
-
-
 /*
  * After storing: waits until the gateway reports the new digest.  A
  * gateway that is not there is not an error: it loads the config from
- * the database when it starts.
+ * the database when it starts.  One that answers and does not load it
+ * (it refused the stored version, it has no database, or the wait ran
+ * out) is: LLMP_EXIT_FAILED, the reason on stderr.
  */
 
-static void
-llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha)
+static int
+llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha,
+    long long version)
 {
-    int                    waited, loaded;
+    int                    waited, loaded, refused;
     char                  *key, url[2048];
     cJSON                 *root;
-    const char            *have;
+    double                 have_version;
+    const char            *have, *db, *gateway;
     llmp_http_response_t   resp;
 
-    if (!llmp_sync_have_master_key(o)) {
+    if (!llmp_master_key_known(o->key_file)) {
         printf("note: no master key: not checking whether a gateway loaded "
                "it\n");
-        return;
+        return LLMP_EXIT_OK;
     }
 
     if (llmp_admin_url(url, sizeof(url), o->gateway, "status") != 0) {
-        return;
+        return LLMP_EXIT_FAILED;
     }
 
     key = llmp_master_key(o->key_file, "sync");
     if (key == NULL) {
-        return;
+        return LLMP_EXIT_FAILED;
     }
 
+    gateway = llmp_gateway_url(o->gateway);
     loaded = 0;
+    refused = 0;
+    have_version = 0;
 
     for (waited = 0; waited <= LLMP_SYNC_WAIT_MS;
          waited += LLMP_SYNC_POLL_MS)
     {
         if (llmp_http_probe(url, key, &resp) != 0) {
             printf("note: no gateway answers at %s; gateways load the "
-                   "config from the database\n", llmp_gateway_url(o->gateway));
+                   "config from the database\n", gateway);
             llmp_secret_free(key);
-            return;
+            return LLMP_EXIT_OK;
         }
 
         if (resp.status != 200) {
-            printf("note: the gateway at %s answered %s; not waiting for "
-                   "it\n", llmp_gateway_url(o->gateway),
-                   llmp_http_error_message(&resp));
+            fprintf(stderr, "llmproxyctl: sync: stored, but the gateway at "
+                    "%s answered %s: it may not load config version %lld\n",
+                    gateway, llmp_http_error_message(&resp), version);
             llmp_http_free(&resp);
             llmp_secret_free(key);
-            return;
+            return LLMP_EXIT_FAILED;
         }
 
         root = cJSON_Parse(resp.body);
+        llmp_http_free(&resp);
+
         have = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root,
                                         "config_sha256"));
         loaded = have && strcmp(have, sha) == 0;
-        cJSON_Delete(root);
-        llmp_http_free(&resp);
 
-        if (loaded) {
+        db = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root,
+                                      "database"));
+        have_version = cJSON_GetNumberValue(
+                           cJSON_GetObjectItemCaseSensitive(root,
+                                                            "config_version"));
+
+        if (!loaded && db && strcmp(db, "not configured") == 0) {
+            refused = 1;    /* it never reads the database */
+
+        } else if (!loaded && have_version == (double) version) {
+            refused = 2;    /* it read this version and kept its last */
+
+        } else if (!loaded && have_version > (double) version) {
+            refused = 3;    /* a later sync overtook this one */
+        }
+
+        cJSON_Delete(root);
+
+        if (loaded || refused) {
             break;
         }
 
@@ -943,11 +959,32 @@ llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha)
 
     if (loaded) {
         printf("gateway loaded it\n");
+        return LLMP_EXIT_OK;
+    }
+
+    if (refused == 3) {
+        printf("note: the gateway at %s has read a later config version "
+               "(%.0f)\n", gateway, have_version);
+        return LLMP_EXIT_OK;
+    }
+
+    if (refused == 1) {
+        fprintf(stderr, "llmproxyctl: sync: stored, but the gateway at %s "
+                "has no database (llmproxy_database): it does not load "
+                "config version %lld\n", gateway, version);
+
+    } else if (refused == 2) {
+        fprintf(stderr, "llmproxyctl: sync: stored, but the gateway at %s "
+                "refused config version %lld and serves its last good "
+                "config: see its error log for why\n", gateway, version);
 
     } else {
-        printf("note: the gateway at %s has not loaded it within %d s\n",
-               llmp_gateway_url(o->gateway), LLMP_SYNC_WAIT_MS / 1000);
+        fprintf(stderr, "llmproxyctl: sync: stored, but the gateway at %s "
+                "has not loaded config version %lld within %d s\n",
+                gateway, version, LLMP_SYNC_WAIT_MS / 1000);
     }
+
+    return LLMP_EXIT_FAILED;
 }
 
 
@@ -1044,7 +1081,7 @@ done:
     cJSON_Delete(result);
 
     if (sha) {
-        llmp_sync_wait_gateway(o, sha);
+        rc = llmp_sync_wait_gateway(o, sha, version);
         free(sha);
     }
 

@@ -367,7 +367,7 @@ llmp_store_salt(void)
 {
     const char  *salt;
 
-    salt = getenv("LLMPROXY_SALT_KEY");
+    salt = llmp_salt_key();
 
     return (salt && salt[0]) ? salt : NULL;
 }

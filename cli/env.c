@@ -1,18 +1,23 @@
 /*
- * llmproxyctl: gateway address, master key and config path, from flags
- * or the environment (the same variables as `make run`).
+ * llmproxyctl: gateway address, master key, salt key, database and config
+ * path, from flags or the environment (the same variables as `make run`),
+ * else from what `make run` wrote under var/ ($LLMPROXY_VAR): its
+ * master_key, salt_key, and nginx.conf's listen and llmproxy_database.
  */
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 
-#define LLMP_MASTER_KEY_FILE  "var/master_key"
 #define LLMP_MASTER_KEY_MAX   4096
+
+
+static char *llmp_read_key(const char *file, int *err);
 
 
 static const char *
@@ -26,10 +31,84 @@ llmp_env(const char *name)
 }
 
 
+/* set, even empty: an empty variable says "none", not "look in var/" */
+
+static int
+llmp_env_set(const char *name)
+{
+    return getenv(name) != NULL;
+}
+
+
+/* "var/NAME" of `make run`; NULL when too long */
+
+static const char *
+llmp_var_path(char *buf, size_t size, const char *name)
+{
+    int          n;
+    const char  *dir;
+
+    dir = llmp_env("LLMPROXY_VAR");
+    n = snprintf(buf, size, "%s/%s", dir ? dir : "var", name);
+
+    return (n < 0 || (size_t) n >= size) ? NULL : buf;
+}
+
+
+/*
+ * The value of a directive in the nginx.conf `make run` wrote, e.g.
+ * "    llmproxy_database postgresql://...;": buf, or NULL without one.
+ */
+
+static const char *
+llmp_var_conf(const char *directive, char *buf, size_t size)
+{
+    char         line[4096], path[4096], *p, *end;
+    size_t       n;
+    FILE        *f;
+    const char  *found;
+
+    if (llmp_var_path(path, sizeof(path), "nginx.conf") == NULL) {
+        return NULL;
+    }
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return NULL;
+    }
+
+    found = NULL;
+    n = strlen(directive);
+
+    while (found == NULL && fgets(line, sizeof(line), f)) {
+        for (p = line; *p == ' ' || *p == '\t'; p++) { /* void */ }
+
+        if (strncmp(p, directive, n) != 0 || (p[n] != ' ' && p[n] != '\t')) {
+            continue;
+        }
+
+        for (p += n; *p == ' ' || *p == '\t'; p++) { /* void */ }
+
+        end = strchr(p, ';');
+
+        if (end && end > p && (size_t) (end - p) < size) {
+            memcpy(buf, p, end - p);
+            buf[end - p] = '\0';
+            found = buf;
+        }
+    }
+
+    fclose(f);
+
+    return found;
+}
+
+
 const char *
 llmp_gateway_url(const char *flag)
 {
-    static char   buf[1024];
+    char         *p;
+    static char   buf[1024], listen[1000];
     const char   *v;
 
     if (flag) {
@@ -44,6 +123,28 @@ llmp_gateway_url(const char *flag)
     v = llmp_env("LLMPROXY_LISTEN");
     if (v && strlen(v) < sizeof(buf) - sizeof("http://")) {
         snprintf(buf, sizeof(buf), "http://%s", v);
+        return buf;
+    }
+
+    v = llmp_var_conf("listen", listen, sizeof(listen));
+    if (v) {
+        listen[strcspn(listen, " \t")] = '\0';    /* "ADDR reuseport" */
+
+        /* "4000", "*:4000", "0.0.0.0:4000": reached at 127.0.0.1 */
+
+        p = strrchr(listen, ':');
+        p = p ? p + 1 : listen;
+
+        if (p == listen || strncmp(listen, "*:", 2) == 0
+            || strncmp(listen, "0.0.0.0:", 8) == 0
+            || strncmp(listen, "[::]:", 5) == 0)
+        {
+            snprintf(buf, sizeof(buf), "http://127.0.0.1:%s", p);
+
+        } else {
+            snprintf(buf, sizeof(buf), "http://%s", listen);
+        }
+
         return buf;
     }
 
@@ -69,7 +170,52 @@ llmp_config_path(const char *flag)
 const char *
 llmp_database_url(const char *flag)
 {
-    return flag ? flag : llmp_env("LLMPROXY_DATABASE_URL");
+    static char  buf[4096];
+
+    if (flag) {
+        return flag;
+    }
+
+    if (llmp_env_set("LLMPROXY_DATABASE_URL")) {
+        return llmp_env("LLMPROXY_DATABASE_URL");
+    }
+
+    return llmp_var_conf("llmproxy_database", buf, sizeof(buf));
+}
+
+
+const char *
+llmp_salt_key(void)
+{
+    int          err;
+    char         path[4096];
+    static int   done;
+    static char *key;
+
+    if (llmp_env_set("LLMPROXY_SALT_KEY")) {
+        return llmp_env("LLMPROXY_SALT_KEY");
+    }
+
+    /* read once, kept until exit like the environment's copy */
+
+    if (!done && llmp_var_path(path, sizeof(path), "salt_key")) {
+        key = llmp_read_key(path, &err);
+    }
+
+    done = 1;
+
+    return key;
+}
+
+
+int
+llmp_master_key_known(const char *flag_file)
+{
+    char  path[4096];
+
+    return flag_file != NULL || llmp_env("LLMPROXY_MASTER_KEY") != NULL
+           || (llmp_var_path(path, sizeof(path), "master_key")
+               && access(path, R_OK) == 0);
 }
 
 
@@ -141,7 +287,7 @@ char *
 llmp_master_key(const char *flag_file, const char *command)
 {
     int          err;
-    char        *key;
+    char        *key, path[4096];
     const char  *v;
 
     if (flag_file) {
@@ -167,13 +313,17 @@ llmp_master_key(const char *flag_file, const char *command)
         return key;
     }
 
-    key = llmp_read_key(LLMP_MASTER_KEY_FILE, &err);
+    if (llmp_var_path(path, sizeof(path), "master_key") == NULL) {
+        fprintf(stderr, "llmproxyctl: LLMPROXY_VAR is too long\n");
+        return NULL;
+    }
+
+    key = llmp_read_key(path, &err);
 
     if (key == NULL) {
         fprintf(stderr, "llmproxyctl: %s needs the gateway's master key: "
                 "pass --master-key-file FILE, set LLMPROXY_MASTER_KEY, or "
-                "run from the directory holding " LLMP_MASTER_KEY_FILE
-                " (%s)\n", command,
+                "run from the directory holding %s (%s)\n", command, path,
                 err == ENODATA ? "it is empty" : strerror(err));
     }
 

@@ -95,6 +95,9 @@ static const struct {
 
 
 static char *llmp_read_file(const char *path, int *err);
+static int llmp_config_load_named(const char *json, const char *name,
+    const char *local_json, const char *local_name, llmp_errors_t *errs,
+    cJSON **compiled);
 static cJSON *llmp_parse(const char *text, const char *name,
     llmp_errors_t *errs);
 static void llmp_compile_providers(llmp_compile_t *c, cJSON *providers,
@@ -428,14 +431,25 @@ int
 llmp_config_load_string(const char *json, const char *local_json,
     llmp_errors_t *errs, cJSON **compiled)
 {
+    return llmp_config_load_named(json, "config.json", local_json,
+                                  "config.local.json", errs, compiled);
+}
+
+
+/* the names are the files' paths: errors name the file actually given */
+
+static int
+llmp_config_load_named(const char *json, const char *name,
+    const char *local_json, const char *local_name, llmp_errors_t *errs,
+    cJSON **compiled)
+{
     int     rc;
     cJSON  *base, *local;
 
     *compiled = NULL;
 
-    base = llmp_parse(json, "config.json", errs);
-    local = local_json ? llmp_parse(local_json, "config.local.json", errs)
-                       : NULL;
+    base = llmp_parse(json, name, errs);
+    local = local_json ? llmp_parse(local_json, local_name, errs) : NULL;
 
     if (base == NULL || (local_json && local == NULL)) {
         cJSON_Delete(base);
@@ -444,7 +458,7 @@ llmp_config_load_string(const char *json, const char *local_json,
     }
 
     if (local && llmp_json_merge(base, local) != 0) {
-        llmp_errors_add(errs, "config.local.json: out of memory");
+        llmp_errors_add(errs, "%s: out of memory", local_name);
         cJSON_Delete(local);
         cJSON_Delete(base);
         return -1;
@@ -499,7 +513,8 @@ llmp_config_load(const char *path, llmp_errors_t *errs, cJSON **compiled)
         return -1;
     }
 
-    rc = llmp_config_load_string(base, local, errs, compiled);
+    rc = llmp_config_load_named(base, path, local, local_path, errs,
+                                compiled);
 
     free(local_path);
     free(local);

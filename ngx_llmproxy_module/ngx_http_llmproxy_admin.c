@@ -6,7 +6,9 @@
  *                      good config, then published to every worker)
  *   GET  /.../config   the loaded config, provider api keys and header
  *                      values removed (their sha256 digests stay)
- *   GET  /.../status   what the gateway has loaded, cooldowns
+ *   GET  /.../status   what the gateway has loaded (models, deployments,
+ *                      aliases, fallbacks; no secrets), cooldowns,
+ *                      the database
  */
 
 #include "ngx_http_llmproxy_module.h"
@@ -39,6 +41,9 @@ static void ngx_http_llmproxy_admin_prepared(ngx_event_t *ev);
 static void ngx_http_llmproxy_admin_request_gone(void *data);
 static ngx_int_t ngx_http_llmproxy_admin_get_config(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_admin_status(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r,
+    cJSON *root, ngx_http_llmproxy_runtime_t *rt, ngx_keyval_t *cooling,
+    ngx_uint_t n);
 static ngx_int_t ngx_http_llmproxy_admin_send_cjson(ngx_http_request_t *r,
     cJSON *json);
 
@@ -419,6 +424,7 @@ ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
 {
     u_char                          *s;
     cJSON                           *root, *list, *item;
+    ngx_int_t                        ms;
     ngx_uint_t                       i;
     ngx_array_t                      cooldowns;
     ngx_keyval_t                    *kv;
@@ -440,6 +446,26 @@ ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
                             (double) zctx->sh->generation);
     cJSON_AddBoolToObject(root, "loaded", rt != NULL);
 
+    /* the database's state as /health/readiness reports it */
+
+    cJSON_AddStringToObject(root, "database",
+                            lmcf->database.len == 0 ? "not configured"
+                            : zctx->sh->db_ok ? "connected" : "unreachable");
+    cJSON_AddNumberToObject(root, "keys", (double) zctx->sh->nkeys);
+
+    if (lmcf->database.len) {
+        cJSON_AddNumberToObject(root, "config_version",
+                                (double) zctx->sh->config_version);
+    }
+
+    if (ngx_http_llmproxy_cooldown_list(zctx, r->pool, &cooldowns)
+        != NGX_OK)
+    {
+        cooldowns.nelts = 0;
+    }
+
+    kv = cooldowns.elts;
+
     if (rt) {
         s = ngx_pnalloc(r->pool, rt->config_sha256.len + 1);
         if (s) {
@@ -454,34 +480,174 @@ ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
                                 (double) rt->deployments.nelts);
         cJSON_AddNumberToObject(root, "models", (double) rt->groups.nelts);
         cJSON_AddNumberToObject(root, "aliases", (double) rt->aliases.nelts);
+
+        if (ngx_http_llmproxy_admin_status_lists(r, root, rt, kv,
+                                                 cooldowns.nelts)
+            != NGX_OK)
+        {
+            cJSON_Delete(root);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     list = cJSON_AddArrayToObject(root, "cooldowns");
 
-    if (list
-        && ngx_http_llmproxy_cooldown_list(zctx, r->pool, &cooldowns)
-           == NGX_OK)
-    {
-        kv = cooldowns.elts;
-
-        for (i = 0; i < cooldowns.nelts; i++) {
-            item = cJSON_CreateObject();
-            if (item == NULL) {
-                break;
-            }
-
-            cJSON_AddItemToArray(list, item);
-
-            kv[i].key.data[kv[i].key.len] = '\0';
-            cJSON_AddStringToObject(item, "deployment",
-                                    (char *) kv[i].key.data);
-            cJSON_AddNumberToObject(item, "until_ms_from_now",
-                                    (double) ngx_atoi(kv[i].value.data,
-                                                      kv[i].value.len));
+    for (i = 0; list && i < cooldowns.nelts; i++) {
+        item = cJSON_CreateObject();
+        if (item == NULL) {
+            break;
         }
+
+        cJSON_AddItemToArray(list, item);
+
+        /*
+         * the value follows the key in one buffer: read it before the
+         * key's terminator overwrites its first digit
+         */
+
+        ms = ngx_atoi(kv[i].value.data, kv[i].value.len);
+        kv[i].key.data[kv[i].key.len] = '\0';
+
+        cJSON_AddStringToObject(item, "deployment", (char *) kv[i].key.data);
+        cJSON_AddNumberToObject(item, "until_ms_from_now",
+                                (double) (ms > 0 ? ms : 0));
     }
 
     return ngx_http_llmproxy_admin_send_cjson(r, root);
+}
+
+
+/* names of the loaded config for llmproxyctl status: never keys */
+
+static cJSON *
+ngx_http_llmproxy_admin_str(ngx_http_request_t *r, ngx_str_t *s)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *ngx_cpymem(p, s->data, s->len) = '\0';
+
+    return cJSON_CreateString((char *) p);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r, cJSON *root,
+    ngx_http_llmproxy_runtime_t *rt, ngx_keyval_t *cooling, ngx_uint_t n)
+{
+    cJSON                           *models, *deps, *aliases, *m, *d, *a;
+    cJSON                           *names, *fbs;
+    ngx_int_t                        ms;
+    ngx_uint_t                       i, j, nfallbacks;
+    ngx_keyval_t                    *kv;
+    ngx_http_llmproxy_group_t       *g;
+    ngx_http_llmproxy_target_t     **fb;
+    ngx_http_llmproxy_deployment_t  *dp, **gd;
+
+    models = cJSON_AddArrayToObject(root, "model_list");
+    deps = cJSON_AddArrayToObject(root, "deployment_list");
+    aliases = cJSON_AddArrayToObject(root, "alias_list");
+
+    if (models == NULL || deps == NULL || aliases == NULL) {
+        return NGX_ERROR;
+    }
+
+    nfallbacks = 0;
+    g = rt->groups.elts;
+
+    for (i = 0; i < rt->groups.nelts; i++) {
+        m = cJSON_CreateObject();
+        names = cJSON_CreateArray();
+        fbs = cJSON_CreateArray();
+
+        if (m == NULL || names == NULL || fbs == NULL) {
+            cJSON_Delete(m);
+            cJSON_Delete(names);
+            cJSON_Delete(fbs);
+            return NGX_ERROR;
+        }
+
+        cJSON_AddItemToArray(models, m);
+        cJSON_AddItemToObject(m, "name",
+                              ngx_http_llmproxy_admin_str(r, &g[i].name));
+        cJSON_AddItemToObject(m, "deployments", names);
+        cJSON_AddItemToObject(m, "fallbacks", fbs);
+
+        gd = g[i].deployments.elts;
+
+        for (j = 0; j < g[i].deployments.nelts; j++) {
+            cJSON_AddItemToArray(names,
+                                 ngx_http_llmproxy_admin_str(r, &gd[j]->id));
+        }
+
+        fb = g[i].fallbacks.elts;
+        nfallbacks += (g[i].fallbacks.nelts > 0);    /* as in the config */
+
+        for (j = 0; j < g[i].fallbacks.nelts; j++) {
+            cJSON_AddItemToArray(fbs,
+                                 ngx_http_llmproxy_admin_str(r, &fb[j]->name));
+        }
+    }
+
+    cJSON_AddNumberToObject(root, "fallbacks", (double) nfallbacks);
+
+    dp = rt->deployments.elts;
+
+    for (i = 0; i < rt->deployments.nelts; i++) {
+        d = cJSON_CreateObject();
+        if (d == NULL) {
+            return NGX_ERROR;
+        }
+
+        cJSON_AddItemToArray(deps, d);
+        cJSON_AddItemToObject(d, "id", ngx_http_llmproxy_admin_str(r,
+                                                                 &dp[i].id));
+        cJSON_AddItemToObject(d, "model",
+                              ngx_http_llmproxy_admin_str(r, &dp[i].model));
+        cJSON_AddItemToObject(d, "provider",
+                              ngx_http_llmproxy_admin_str(r,
+                                  &dp[i].provider->name));
+        cJSON_AddItemToObject(d, "upstream_model",
+                              ngx_http_llmproxy_admin_str(r,
+                                  &dp[i].upstream_model));
+        cJSON_AddNumberToObject(d, "weight", (double) dp[i].weight);
+
+        ms = 0;
+
+        for (j = 0; j < n; j++) {
+            kv = &cooling[j];
+
+            if (kv->key.len == dp[i].id.len
+                && ngx_memcmp(kv->key.data, dp[i].id.data, kv->key.len) == 0)
+            {
+                ms = ngx_atoi(kv->value.data, kv->value.len);
+                break;
+            }
+        }
+
+        cJSON_AddNumberToObject(d, "cooldown_ms", (double) (ms > 0 ? ms : 0));
+    }
+
+    kv = rt->aliases.elts;
+
+    for (i = 0; i < rt->aliases.nelts; i++) {
+        a = cJSON_CreateObject();
+        if (a == NULL) {
+            return NGX_ERROR;
+        }
+
+        cJSON_AddItemToArray(aliases, a);
+        cJSON_AddItemToObject(a, "name",
+                              ngx_http_llmproxy_admin_str(r, &kv[i].key));
+        cJSON_AddItemToObject(a, "model",
+                              ngx_http_llmproxy_admin_str(r, &kv[i].value));
+    }
+
+    return NGX_OK;
 }
 
 

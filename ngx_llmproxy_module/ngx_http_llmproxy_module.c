@@ -387,6 +387,10 @@ ngx_http_llmproxy_handler(ngx_http_request_t *r)
         return ngx_http_llmproxy_metrics_handler(r);
     }
 
+    if (uri.len > 17 && ngx_strncmp(uri.data, "/llmproxy/ui/api/", 17) == 0) {
+        return ngx_http_llmproxy_ui_api_handler(r, ctx);
+    }
+
     if (uri.len >= 8 && ngx_strncmp(uri.data, "/health/", 8) == 0) {
         uri.data += 8;
         uri.len -= 8;

@@ -517,6 +517,10 @@ ngx_int_t ngx_http_llmproxy_metrics_init_zone(
     ngx_http_llmproxy_zone_ctx_t *zctx, size_t size);
 ngx_int_t ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r);
 
+/* _ui_api.c: the dashboard's data */
+ngx_int_t ngx_http_llmproxy_ui_api_handler(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+
 /* _resolve.c */
 ngx_int_t ngx_http_llmproxy_resolve_init_process(ngx_cycle_t *cycle);
 

@@ -7,7 +7,10 @@
  * without a unique index on the records themselves.  The cost of the new
  * records is added to their keys' spend by llmproxy_usage_spend(), which
  * returns the keys' spend; the cost of every record of the transaction,
- * new or not, is what the zone no longer needs to count as pending.
+ * new or not, is what the zone no longer needs to count as pending.  The
+ * dashboard's daily totals follow in the same transaction, by a statement
+ * trigger on llmproxy_usage (configs/schema/004_usage_daily.sql): one
+ * aggregate upsert per COPY, nothing to do here.
  */
 
 #include "ngx_http_llmproxy_records.h"

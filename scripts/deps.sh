@@ -9,6 +9,11 @@ pkgs=(build-essential nginx-core nginx-dev libcjson-dev libcurl4-openssl-dev
       wrk curl ca-certificates openssl clang)
 # llmproxyctl import litellm reads LiteLLM's config.yaml
 pkgs+=(libyaml-dev)
+# stack/: its tests validate the stack files with a real compose parser and
+# yamllint, and run the discovery generator (bash, curl, jq)
+pkgs+=(docker-compose yamllint jq)
+# the dashboard's browser tests: Debian's chromium, driven by puppeteer-core
+pkgs+=(chromium)
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
 missing=()
@@ -28,27 +33,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# the SDKs the tests drive the gateway with
-if [ ! -d node_modules/openai ] || [ package-lock.json -nt node_modules ]; then
+# the SDKs the tests drive the gateway with, s3rver (backups), uPlot (the
+# dashboard's charts) and puppeteer-core (its browser tests)
+if [ ! -d node_modules/openai ] || [ ! -d node_modules/s3rver ] \
+   || [ ! -d node_modules/uplot ] || [ ! -d node_modules/puppeteer-core ] \
+   || [ package-lock.json -nt node_modules ]
+then
     npm ci --no-audit --no-fund --loglevel=error
     touch node_modules
-fi
-
-# stack/: its tests validate the stack files with a real compose parser and
-# yamllint, and run the discovery generator (bash, curl, jq)
-stack_missing=()
-for p in docker-compose yamllint jq; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
-        || stack_missing+=("$p")
-done
-if [ ${#stack_missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "missing Debian packages: ${stack_missing[*]} (run as root)" >&2
-        exit 1
-    fi
-    echo "installing: ${stack_missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${stack_missing[@]}" \
-        >/dev/null
 fi

@@ -89,6 +89,17 @@ http {
             allow ::1;
             deny all;
         }
+        # the dashboard: static files, and its data behind a key
+        location = /llmproxy/ui { return 301 /llmproxy/ui/; }
+        location /llmproxy/ui/ {
+            alias $top/build/ui/;
+            types { text/html html; text/css css; application/javascript js; }
+            default_type application/octet-stream;
+            add_header X-Content-Type-Options nosniff;
+            add_header Content-Security-Policy "default-src 'self'; frame-ancestors 'none'";
+            add_header Referrer-Policy no-referrer;
+        }
+        location /llmproxy/ui/api/ { llmproxy; }
     }
 }
 CONF
@@ -130,9 +141,8 @@ llmproxy listens on $url (logs in $var/logs/)
 master key: in $var/master_key
 database:   $LLMPROXY_DATABASE_URL (provider keys encrypted with $var/salt_key)
 
-  # a virtual key for a team
-  LLMPROXY_DATABASE_URL=$LLMPROXY_DATABASE_URL \\
-    build/llmproxyctl key create --alias team-a --models gpt-5 --rpm 60
+  # a virtual key for a team (from this directory llmproxyctl finds $var/)
+  build/llmproxyctl key create --alias team-a --models gpt-5 --rpm 60
 
   curl $url/v1/chat/completions \\
     -H "Authorization: Bearer \$(cat $var/master_key)" \\

@@ -424,7 +424,7 @@ test('llmproxyctl key refuses what would widen a key or break', () => {
   const v = version();
   r = gw.ctl(['sync', '-c', file, '--force'], { LLMPROXY_SALT_KEY: SALT });
   assert.strictEqual(r.status, 1, r.stdout + r.stderr);
-  assert.match(r.stderr, /config\.json: not valid UTF-8 on line 1/);
+  assert.match(r.stderr, /^\S*bad-utf8\.json: not valid UTF-8 on line 1$/m);
   assert.doesNotMatch(r.stderr, /database:/);
   assert.strictEqual(version(), v);
 

@@ -93,7 +93,9 @@ class Gateway {
   get baseURL() { return this.url + '/v1'; }
 
   env(extra = {}) {
-    return { ...process.env, LLMPROXY_GATEWAY_URL: this.url,
+    // LLMPROXY_VAR: never the var/ a `make run` in the checkout left
+    return { ...process.env, LLMPROXY_VAR: path.join(this.dir, 'var'),
+             LLMPROXY_GATEWAY_URL: this.url,
              LLMPROXY_MASTER_KEY: this.masterKey,
              LLMPROXY_DATABASE_URL: this.database || '', ...extra };
   }
