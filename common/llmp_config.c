@@ -10,11 +10,13 @@
 #include <string.h>
 
 #include "llmp_config.h"
+#include "llmp_iface.h"
 #include "llmp_crypt.h"
 #include "llmp_sha256.h"
 
 
 #define LLMP_MAX_EXTEND  64
+#define LLMP_SETTINGS_MAX  1e7
 #define LLMP_PATH_LEN    1024
 
 
@@ -63,9 +65,6 @@ static const char *const  llmp_model_timeouts[] = {
     "first_byte_timeout_seconds", "stream_idle_timeout_seconds", NULL
 };
 
-static const char *const  llmp_interfaces[] = {
-    "openai", "anthropic", "gemini", NULL
-};
 
 static const struct {
     const char  *name;
@@ -1534,6 +1533,37 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
 }
 
 
+/*
+ * Strings the gateway writes into request lines, headers and logs: a
+ * control character there could start a header of its own
+ */
+
+static void
+llmp_check_plain(const cJSON *obj, const char *path,
+    const char *const *keys, llmp_errors_t *errs)
+{
+    const char   *s;
+    const cJSON  *v;
+
+    for ( /* void */ ; *keys; keys++) {
+        v = cJSON_GetObjectItemCaseSensitive(obj, *keys);
+
+        if (!cJSON_IsString(v)) {
+            continue;
+        }
+
+        for (s = v->valuestring; *s; s++) {
+            if ((unsigned char) *s < 0x20 || *s == 0x7f) {
+                llmp_errors_add(errs, "%s%s%s: control characters are "
+                                "not allowed", path, path[0] ? "." : "",
+                                *keys);
+                break;
+            }
+        }
+    }
+}
+
+
 static const char *
 llmp_string(const cJSON *obj, const char *key)
 {
@@ -1573,6 +1603,9 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
         "headers", "headers_sha256", NULL
     };
 
+    static const char *const  plain[] = { "name", "api_base", "api_key",
+                                          NULL };
+
     name = llmp_string(p, "name");
 
     if (!cJSON_IsObject(p) || name == NULL || strchr(name, '/')) {
@@ -1583,6 +1616,7 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
 
     snprintf(path, sizeof(path), "providers.%s", name);
     llmp_check_fields(p, path, fields, errs);
+    llmp_check_plain(p, path, plain, errs);
 
     if (prev && strcmp(prev, name) >= 0) {
         llmp_errors_add(errs, "%s: not sorted by name or not unique", path);
@@ -1645,6 +1679,22 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
         if (!cJSON_IsString(v)) {
             llmp_errors_add(errs, "providers.%s.headers.%s: expected "
                             "string", name, v->string);
+            continue;
+        }
+
+        /*
+         * a document posted to the gateway skipped the compiler: no
+         * header injection, no second Content-Length or Host upstream.
+         * The value is a secret, and a name that is not a token may hold
+         * line breaks: neither in a message.
+         */
+
+        s = llmp_header_problem(v->string, v->valuestring);
+
+        if (s) {
+            llmp_errors_add(errs, "providers.%s.headers.%s: %s", name,
+                            strcmp(s, "invalid header name") == 0
+                            ? "?" : v->string, s);
         }
     }
 }
@@ -1667,6 +1717,9 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
         NULL
     };
 
+    static const char *const  plain[] = { "id", "provider", "model",
+                                          "upstream_model", NULL };
+
     id = llmp_string(d, "id");
 
     if (!cJSON_IsObject(d) || id == NULL) {
@@ -1677,6 +1730,7 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
 
     snprintf(path, sizeof(path), "deployments.%s", id);
     llmp_check_fields(d, path, fields, errs);
+    llmp_check_plain(d, path, plain, errs);
 
     if (prev && strcmp(prev, id) >= 0) {
         llmp_errors_add(errs, "%s: not sorted by id or not unique", path);
@@ -1720,10 +1774,18 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
     for (n = 0; llmp_model_timeouts[n]; n++) {
         v = cJSON_GetObjectItemCaseSensitive(d, llmp_model_timeouts[n]);
 
-        if (v) {
-            snprintf(npath, sizeof(npath), "%s.%s", path,
-                     llmp_model_timeouts[n]);
-            llmp_check_number(v, npath, LLMP_NUM, errs);
+        if (v == NULL) {
+            continue;
+        }
+
+        snprintf(npath, sizeof(npath), "%s.%s", path, llmp_model_timeouts[n]);
+
+        if (llmp_check_number(v, npath, LLMP_NUM, errs) == 0
+            && v->valuedouble > LLMP_SETTINGS_MAX)
+        {
+            /* seconds the gateway turns into milliseconds, as settings */
+            llmp_errors_add(errs, "%s: expected at most %g", npath,
+                            LLMP_SETTINGS_MAX);
         }
     }
 }
@@ -1752,8 +1814,13 @@ llmp_validate_settings(const cJSON *s, llmp_errors_t *errs)
                 llmp_errors_add(errs, "%s: required", path);
             }
 
-        } else {
-            llmp_check_number(v, path, llmp_settings[i].kind, errs);
+        } else if (llmp_check_number(v, path, llmp_settings[i].kind, errs)
+                   == 0
+                   && v->valuedouble > LLMP_SETTINGS_MAX)
+        {
+            /* seconds and counts the gateway turns into milliseconds */
+            llmp_errors_add(errs, "%s: expected at most %g", path,
+                            LLMP_SETTINGS_MAX);
         }
     }
 }
@@ -1771,6 +1838,8 @@ llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
         "format", "config_sha256", "settings", "providers", "deployments",
         "aliases", "fallbacks", NULL
     };
+
+    static const char *const  top_plain[] = { "config_sha256", NULL };
 
     nerr = errs->n;
 
@@ -1790,6 +1859,8 @@ llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
     if (!cJSON_IsString(v)) {
         llmp_errors_add(errs, "config_sha256: expected string");
     }
+
+    llmp_check_plain(compiled, "", top_plain, errs);
 
     llmp_validate_settings(cJSON_GetObjectItemCaseSensitive(compiled,
                                                             "settings"),
@@ -2019,7 +2090,7 @@ llmp_check_number(const cJSON *v, const char *path, int kind,
 static int
 llmp_check_interfaces(const cJSON *v, const char *path, llmp_errors_t *errs)
 {
-    int           i, bad;
+    int           bad;
     const cJSON  *item, *prev;
 
     if (!llmp_is_string_array(v) || cJSON_GetArraySize(v) == 0) {
@@ -2031,19 +2102,15 @@ llmp_check_interfaces(const cJSON *v, const char *path, llmp_errors_t *errs)
     bad = 0;
 
     cJSON_ArrayForEach(item, v) {
-        for (i = 0; llmp_interfaces[i]; i++) {
-            if (strcmp(item->valuestring, llmp_interfaces[i]) == 0) {
-                break;
-            }
-        }
-
         for (prev = v->child; prev != item; prev = prev->next) {
             if (strcmp(prev->valuestring, item->valuestring) == 0) {
                 break;
             }
         }
 
-        if (llmp_interfaces[i] == NULL) {
+        if (llmp_iface_by_name(item->valuestring, strlen(item->valuestring))
+            == 0)
+        {
             llmp_errors_add(errs, "%s: unknown interface \"%s\" (expected "
                             "openai, anthropic or gemini)", path,
                             item->valuestring);

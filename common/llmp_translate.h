@@ -13,9 +13,7 @@
 
 #include <stddef.h>
 
-#define LLMP_IFACE_OPENAI     0x01      /* same bit values the module uses */
-#define LLMP_IFACE_ANTHROPIC  0x02
-#define LLMP_IFACE_GEMINI     0x04
+#include "llmp_iface.h"
 
 /* the max_tokens an Anthropic request gets when the source has none */
 #define LLMP_TRANSLATE_DEFAULT_MAX_TOKENS  4096
@@ -109,8 +107,5 @@ void llmp_stream_free(llmp_stream_t *s);
  */
 void llmp_stream_set_nonce(llmp_stream_t *s, long long created,
     const char *nonce);
-
-/* the interface name ("openai", "anthropic", "gemini") or NULL */
-const char *llmp_iface_name(int iface);
 
 #endif /* _LLMP_TRANSLATE_H_INCLUDED_ */

@@ -1,5 +1,5 @@
 /*
- * Request translation: a client body is read into the neutral tr_req_t
+ * Request translation: a client body is read into the neutral llmp_tr_req_t
  * and written out in the provider's interface.
  */
 
@@ -10,33 +10,33 @@
 #include "llmp_translate_int.h"
 
 
-#define TR_OOM  "out of memory"
+#define LLMP_TR_OOM  "out of memory"
 
 
 static void
-req_free(tr_req_t *r)
+req_free(llmp_tr_req_t *r)
 {
     size_t  i;
 
-    tr_parts_free(&r->system);
+    llmp_tr_parts_free(&r->system);
     for (i = 0; i < r->nmsgs; i++) {
-        tr_parts_free(&r->msgs[i].parts);
+        llmp_tr_parts_free(&r->msgs[i].parts);
     }
     free(r->msgs);
     free(r->tools);
-    tr_arena_free(&r->arena);
+    llmp_tr_arena_free(&r->arena);
 }
 
 
-static tr_msg_t *
-req_msg(tr_req_t *r, int role)
+static llmp_tr_msg_t *
+req_msg(llmp_tr_req_t *r, int role)
 {
-    size_t     cap;
-    tr_msg_t  *m;
+    size_t          cap;
+    llmp_tr_msg_t  *m;
 
     if (r->nmsgs == r->msgs_cap) {
         cap = r->msgs_cap ? r->msgs_cap * 2 : 8;
-        m = realloc(r->msgs, cap * sizeof(tr_msg_t));
+        m = realloc(r->msgs, cap * sizeof(llmp_tr_msg_t));
         if (m == NULL) {
             return NULL;
         }
@@ -44,34 +44,34 @@ req_msg(tr_req_t *r, int role)
         r->msgs_cap = cap;
     }
     m = &r->msgs[r->nmsgs++];
-    memset(m, 0, sizeof(tr_msg_t));
+    memset(m, 0, sizeof(llmp_tr_msg_t));
     m->role = role;
     return m;
 }
 
 
-static tr_tool_t *
-req_tool(tr_req_t *r)
+static llmp_tr_tool_t *
+req_tool(llmp_tr_req_t *r)
 {
-    tr_tool_t  *t;
+    llmp_tr_tool_t  *t;
 
-    t = realloc(r->tools, (r->ntools + 1) * sizeof(tr_tool_t));
+    t = realloc(r->tools, (r->ntools + 1) * sizeof(llmp_tr_tool_t));
     if (t == NULL) {
         return NULL;
     }
     r->tools = t;
     t = &r->tools[r->ntools++];
-    memset(t, 0, sizeof(tr_tool_t));
+    memset(t, 0, sizeof(llmp_tr_tool_t));
     return t;
 }
 
 
 static int
-req_text(tr_req_t *r, tr_parts_t *p, const char *text)
+req_text(llmp_tr_req_t *r, llmp_tr_parts_t *p, const char *text)
 {
-    tr_part_t  *t;
+    llmp_tr_part_t  *t;
 
-    t = tr_part_add(&r->arena, p, TR_TEXT);
+    t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TEXT);
     if (t == NULL) {
         return -1;
     }
@@ -80,26 +80,26 @@ req_text(tr_req_t *r, tr_parts_t *p, const char *text)
 }
 
 
-/* a URL (data: or not) as a TR_MEDIA part */
+/* a URL (data: or not) as a LLMP_TR_MEDIA part */
 static int
-req_media_url(tr_req_t *r, tr_parts_t *p, const char *url, char *err,
+req_media_url(llmp_tr_req_t *r, llmp_tr_parts_t *p, const char *url, char *err,
     size_t errlen)
 {
-    int          rc;
-    tr_part_t   *t;
-    const char  *mime, *data;
+    int              rc;
+    llmp_tr_part_t  *t;
+    const char      *mime, *data;
 
     mime = NULL;
     data = NULL;
-    rc = tr_parse_data_url(&r->arena, url, &mime, &data);
+    rc = llmp_tr_parse_data_url(&r->arena, url, &mime, &data);
     if (rc < 0) {
-        tr_err(err, errlen, "a data: URL must be base64-encoded");
+        llmp_tr_err(err, errlen, "a data: URL must be base64-encoded");
         return -1;
     }
 
-    t = tr_part_add(&r->arena, p, TR_MEDIA);
+    t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
     if (t == NULL) {
-        tr_err(err, errlen, TR_OOM);
+        llmp_tr_err(err, errlen, LLMP_TR_OOM);
         return -1;
     }
     if (rc == 1) {
@@ -107,14 +107,14 @@ req_media_url(tr_req_t *r, tr_parts_t *p, const char *url, char *err,
         t->data = data;
     } else {
         t->url = url;
-        t->mime = tr_guess_mime(url);
+        t->mime = llmp_tr_guess_mime(url);
     }
     return 0;
 }
 
 
 static void
-req_stop(tr_req_t *r, const cJSON *stop)
+req_stop(llmp_tr_req_t *r, const cJSON *stop)
 {
     cJSON  *v;
 
@@ -124,7 +124,7 @@ req_stop(tr_req_t *r, const cJSON *stop)
         return;
     }
     cJSON_ArrayForEach(v, stop) {
-        if (cJSON_IsString(v) && r->nstop < TR_MAX_STOP) {
+        if (cJSON_IsString(v) && r->nstop < LLMP_TR_MAX_STOP) {
             r->stop[r->nstop++] = v->valuestring;
         }
     }
@@ -134,51 +134,51 @@ req_stop(tr_req_t *r, const cJSON *stop)
 /* OpenAI */
 
 static int
-oa_content(tr_req_t *r, tr_parts_t *p, const cJSON *c, const char *where,
-    char *err, size_t errlen)
+oa_content(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *c,
+    const char *where, char *err, size_t errlen)
 {
-    tr_part_t    *t;
-    const char   *type, *s, *fmt;
-    const cJSON  *it, *v;
-    char          mime[64];
+    llmp_tr_part_t  *t;
+    const char      *type, *s, *fmt;
+    const cJSON     *it, *v;
+    char             mime[64];
 
     if (c == NULL || cJSON_IsNull(c)) {
         return 0;
     }
     if (cJSON_IsString(c)) {
-        return req_text(r, p, c->valuestring) ? tr_err(err, errlen, TR_OOM),
-               -1 : 0;
+        return req_text(r, p, c->valuestring)
+               ? llmp_tr_err(err, errlen, LLMP_TR_OOM), -1 : 0;
     }
     if (!cJSON_IsArray(c)) {
-        tr_err(err, errlen, "%s: content must be a string or an array",
-               where);
+        llmp_tr_err(err, errlen, "%s: content must be a string or an array",
+                    where);
         return -1;
     }
 
     cJSON_ArrayForEach(it, c) {
-        type = tr_str(it, "type");
+        type = llmp_tr_str(it, "type");
         if (type == NULL) {
-            tr_err(err, errlen, "%s: a content part has no type", where);
+            llmp_tr_err(err, errlen, "%s: a content part has no type", where);
             return -1;
         }
 
         if (strcmp(type, "text") == 0 || strcmp(type, "refusal") == 0) {
-            s = tr_str(it, type);
+            s = llmp_tr_str(it, type);
             if (s == NULL) {
-                tr_err(err, errlen, "%s: a %s part needs \"%s\"", where,
-                       type, type);
+                llmp_tr_err(err, errlen, "%s: a %s part needs \"%s\"", where,
+                            type, type);
                 return -1;
             }
             if (req_text(r, p, s) != 0) {
-                tr_err(err, errlen, TR_OOM);
+                llmp_tr_err(err, errlen, LLMP_TR_OOM);
                 return -1;
             }
 
         } else if (strcmp(type, "image_url") == 0) {
-            v = tr_get(it, "image_url", NULL);
-            s = cJSON_IsString(v) ? v->valuestring : tr_str(v, "url");
+            v = llmp_tr_get(it, "image_url", NULL);
+            s = cJSON_IsString(v) ? v->valuestring : llmp_tr_str(v, "url");
             if (s == NULL) {
-                tr_err(err, errlen, "%s: image_url needs a url", where);
+                llmp_tr_err(err, errlen, "%s: image_url needs a url", where);
                 return -1;
             }
             if (req_media_url(r, p, s, err, errlen) != 0) {
@@ -186,23 +186,23 @@ oa_content(tr_req_t *r, tr_parts_t *p, const cJSON *c, const char *where,
             }
 
         } else if (strcmp(type, "file") == 0) {
-            v = tr_get(it, "file", NULL);
-            s = tr_str(v, "file_data");
+            v = llmp_tr_get(it, "file", NULL);
+            s = llmp_tr_str(v, "file_data");
             if (s != NULL && req_media_url(r, p, s, err, errlen) != 0) {
                 return -1;
             }
 
         } else if (strcmp(type, "input_audio") == 0) {
-            v = tr_get(it, "input_audio", NULL);
-            s = tr_str(v, "data");
-            fmt = tr_str(v, "format");
+            v = llmp_tr_get(it, "input_audio", NULL);
+            s = llmp_tr_str(v, "data");
+            fmt = llmp_tr_str(v, "format");
             if (s != NULL && fmt != NULL && strlen(fmt) < 32) {
-                t = tr_part_add(&r->arena, p, TR_MEDIA);
+                t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
                 snprintf(mime, sizeof(mime), "audio/%s", fmt);
                 if (t == NULL
-                    || (t->mime = tr_strdup(&r->arena, mime)) == NULL)
+                    || (t->mime = llmp_tr_strdup(&r->arena, mime)) == NULL)
                 {
-                    tr_err(err, errlen, TR_OOM);
+                    llmp_tr_err(err, errlen, LLMP_TR_OOM);
                     return -1;
                 }
                 t->data = s;
@@ -216,33 +216,33 @@ oa_content(tr_req_t *r, tr_parts_t *p, const cJSON *c, const char *where,
 
 
 static int
-req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
+req_from_openai(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
 {
-    int           i;
-    int           rc;
-    char          where[64];
-    double        d;
-    tr_msg_t     *m;
-    tr_part_t    *t;
-    tr_tool_t    *tool;
-    const char   *role, *s;
-    const cJSON  *msgs, *it, *v, *f, *tools;
+    int              i;
+    int              rc;
+    char             where[64];
+    double           d;
+    llmp_tr_msg_t   *m;
+    llmp_tr_part_t  *t;
+    llmp_tr_tool_t  *tool;
+    const char      *role, *s;
+    const cJSON     *msgs, *it, *v, *f, *tools;
 
-    msgs = tr_get(root, "messages", NULL);
+    msgs = llmp_tr_get(root, "messages", NULL);
     if (!cJSON_IsArray(msgs)) {
-        tr_err(err, errlen, "\"messages\" must be an array");
+        llmp_tr_err(err, errlen, "\"messages\" must be an array");
         return -1;
     }
 
     i = 0;
     cJSON_ArrayForEach(it, msgs) {
         snprintf(where, sizeof(where), "messages[%d]", i++);
-        role = tr_str(it, "role");
+        role = llmp_tr_str(it, "role");
         if (role == NULL) {
-            tr_err(err, errlen, "%s: \"role\" is required", where);
+            llmp_tr_err(err, errlen, "%s: \"role\" is required", where);
             return -1;
         }
-        v = tr_get(it, "content", NULL);
+        v = llmp_tr_get(it, "content", NULL);
 
         if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
             if (oa_content(r, &r->system, v, where, err, errlen) != 0) {
@@ -252,7 +252,7 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
         }
 
         if (strcmp(role, "user") == 0) {
-            m = req_msg(r, TR_USER);
+            m = req_msg(r, LLMP_TR_USER);
             if (m == NULL) {
                 goto oom;
             }
@@ -263,17 +263,17 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
         }
 
         if (strcmp(role, "assistant") == 0) {
-            m = req_msg(r, TR_ASSISTANT);
+            m = req_msg(r, LLMP_TR_ASSISTANT);
             if (m == NULL) {
                 goto oom;
             }
             if (oa_content(r, &m->parts, v, where, err, errlen) != 0) {
                 return -1;
             }
-            rc = tr_oa_tool_calls(&r->arena, &m->parts, it, 1);
+            rc = llmp_tr_oa_tool_calls(&r->arena, &m->parts, it, 1);
             if (rc == -2) {
-                tr_err(err, errlen, "%s: a tool call needs "
-                       "function.name", where);
+                llmp_tr_err(err, errlen, "%s: a tool call needs "
+                            "function.name", where);
                 return -1;
             }
             if (rc != 0) {
@@ -283,19 +283,19 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
         }
 
         if (strcmp(role, "tool") == 0 || strcmp(role, "function") == 0) {
-            m = req_msg(r, TR_USER);
+            m = req_msg(r, LLMP_TR_USER);
             if (m == NULL) {
                 goto oom;
             }
-            t = tr_part_add(&r->arena, &m->parts, TR_TOOL_RESULT);
+            t = llmp_tr_part_add(&r->arena, &m->parts, LLMP_TR_TOOL_RESULT);
             if (t == NULL) {
                 goto oom;
             }
-            t->id = tr_str(it, "tool_call_id");
-            t->name = tr_str(it, "name");
+            t->id = llmp_tr_str(it, "tool_call_id");
+            t->name = llmp_tr_str(it, "name");
             if (role[0] == 't' && t->id == NULL) {
-                tr_err(err, errlen, "%s: \"tool_call_id\" is required",
-                       where);
+                llmp_tr_err(err, errlen, "%s: \"tool_call_id\" is required",
+                            where);
                 return -1;
             }
             if (oa_content(r, &t->content, v, where, err, errlen) != 0) {
@@ -304,85 +304,85 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
             continue;
         }
 
-        tr_err(err, errlen, "%s: unknown role \"%.32s\"", where, role);
+        llmp_tr_err(err, errlen, "%s: unknown role \"%.32s\"", where, role);
         return -1;
     }
 
-    tools = tr_get(root, "tools", NULL);
+    tools = llmp_tr_get(root, "tools", NULL);
     cJSON_ArrayForEach(it, tools) {
-        s = tr_str(it, "type");
+        s = llmp_tr_str(it, "type");
         if (s != NULL && strcmp(s, "function") != 0) {
             continue;
         }
-        f = tr_get(it, "function", NULL);
-        if (tr_str(f, "name") == NULL) {
-            tr_err(err, errlen, "tools: a function needs a name");
+        f = llmp_tr_get(it, "function", NULL);
+        if (llmp_tr_str(f, "name") == NULL) {
+            llmp_tr_err(err, errlen, "tools: a function needs a name");
             return -1;
         }
         tool = req_tool(r);
         if (tool == NULL) {
             goto oom;
         }
-        tool->name = tr_str(f, "name");
-        tool->description = tr_str(f, "description");
-        tool->schema = tr_get(f, "parameters", NULL);
+        tool->name = llmp_tr_str(f, "name");
+        tool->description = llmp_tr_str(f, "description");
+        tool->schema = llmp_tr_get(f, "parameters", NULL);
     }
 
-    tools = tr_get(root, "functions", NULL);
+    tools = llmp_tr_get(root, "functions", NULL);
     cJSON_ArrayForEach(f, tools) {
-        if (tr_str(f, "name") == NULL) {
+        if (llmp_tr_str(f, "name") == NULL) {
             continue;
         }
         tool = req_tool(r);
         if (tool == NULL) {
             goto oom;
         }
-        tool->name = tr_str(f, "name");
-        tool->description = tr_str(f, "description");
-        tool->schema = tr_get(f, "parameters", NULL);
+        tool->name = llmp_tr_str(f, "name");
+        tool->description = llmp_tr_str(f, "description");
+        tool->schema = llmp_tr_get(f, "parameters", NULL);
     }
 
-    v = tr_get(root, "tool_choice", NULL);
+    v = llmp_tr_get(root, "tool_choice", NULL);
     if (v == NULL) {
-        v = tr_get(root, "function_call", NULL);
+        v = llmp_tr_get(root, "function_call", NULL);
     }
     if (cJSON_IsString(v)) {
         if (strcmp(v->valuestring, "none") == 0) {
-            r->tool_choice = TR_TC_NONE;
+            r->tool_choice = LLMP_TR_TC_NONE;
         } else if (strcmp(v->valuestring, "required") == 0) {
-            r->tool_choice = TR_TC_ANY;
+            r->tool_choice = LLMP_TR_TC_ANY;
         } else if (strcmp(v->valuestring, "auto") == 0) {
-            r->tool_choice = TR_TC_AUTO;
+            r->tool_choice = LLMP_TR_TC_AUTO;
         }
     } else if (cJSON_IsObject(v)) {
-        f = tr_get(v, "function", NULL);
-        s = f ? tr_str(f, "name") : tr_str(v, "name");
+        f = llmp_tr_get(v, "function", NULL);
+        s = f ? llmp_tr_str(f, "name") : llmp_tr_str(v, "name");
         if (s != NULL) {
-            r->tool_choice = TR_TC_TOOL;
+            r->tool_choice = LLMP_TR_TC_TOOL;
             r->tool_name = s;
         }
     }
-    if (cJSON_IsFalse(tr_get(root, "parallel_tool_calls", NULL))) {
+    if (cJSON_IsFalse(llmp_tr_get(root, "parallel_tool_calls", NULL))) {
         r->no_parallel = 1;
     }
 
-    r->has_temperature = tr_num(root, "temperature", &r->temperature);
-    r->has_top_p = tr_num(root, "top_p", &r->top_p);
-    r->has_presence = tr_num(root, "presence_penalty", &r->presence);
-    r->has_frequency = tr_num(root, "frequency_penalty", &r->frequency);
-    if (tr_num(root, "seed", &d)) {
+    r->has_temperature = llmp_tr_num(root, "temperature", &r->temperature);
+    r->has_top_p = llmp_tr_num(root, "top_p", &r->top_p);
+    r->has_presence = llmp_tr_num(root, "presence_penalty", &r->presence);
+    r->has_frequency = llmp_tr_num(root, "frequency_penalty", &r->frequency);
+    if (llmp_tr_num(root, "seed", &d)) {
         r->has_seed = 1;
-        r->seed = tr_ll(d);
+        r->seed = llmp_tr_ll(d);
     }
-    r->max_tokens = tr_int(root, "max_completion_tokens");
+    r->max_tokens = llmp_tr_int(root, "max_completion_tokens");
     if (r->max_tokens < 0) {
-        r->max_tokens = tr_int(root, "max_tokens");
+        r->max_tokens = llmp_tr_int(root, "max_tokens");
     }
-    r->n = tr_int(root, "n");
-    req_stop(r, tr_get(root, "stop", NULL));
-    r->user = tr_str(root, "user");
+    r->n = llmp_tr_int(root, "n");
+    req_stop(r, llmp_tr_get(root, "stop", NULL));
+    r->user = llmp_tr_str(root, "user");
 
-    s = tr_str(tr_get(root, "response_format", NULL), "type");
+    s = llmp_tr_str(llmp_tr_get(root, "response_format", NULL), "type");
     if (s != NULL && strncmp(s, "json", 4) == 0) {
         r->json_mode = 1;
     }
@@ -390,7 +390,7 @@ req_from_openai(tr_req_t *r, cJSON *root, char *err, size_t errlen)
     return 0;
 
 oom:
-    tr_err(err, errlen, TR_OOM);
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
     return -1;
 }
 
@@ -398,44 +398,44 @@ oom:
 /* Anthropic */
 
 static int
-an_source(tr_req_t *r, tr_parts_t *p, const cJSON *src, const char *where,
-    char *err, size_t errlen)
+an_source(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *src,
+    const char *where, char *err, size_t errlen)
 {
-    tr_part_t   *t;
-    const char  *type;
+    llmp_tr_part_t  *t;
+    const char      *type;
 
-    type = tr_str(src, "type");
+    type = llmp_tr_str(src, "type");
     if (type == NULL) {
-        tr_err(err, errlen, "%s: a source needs a type", where);
+        llmp_tr_err(err, errlen, "%s: a source needs a type", where);
         return -1;
     }
 
     if (strcmp(type, "base64") == 0) {
-        t = tr_part_add(&r->arena, p, TR_MEDIA);
+        t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
         if (t == NULL) {
-            tr_err(err, errlen, TR_OOM);
+            llmp_tr_err(err, errlen, LLMP_TR_OOM);
             return -1;
         }
-        t->mime = tr_str(src, "media_type");
-        t->data = tr_str(src, "data");
+        t->mime = llmp_tr_str(src, "media_type");
+        t->data = llmp_tr_str(src, "data");
         if (t->data == NULL) {
-            tr_err(err, errlen, "%s: a base64 source needs data", where);
+            llmp_tr_err(err, errlen, "%s: a base64 source needs data", where);
             return -1;
         }
         return 0;
     }
 
     if (strcmp(type, "url") == 0) {
-        if (tr_str(src, "url") == NULL) {
-            tr_err(err, errlen, "%s: a url source needs a url", where);
+        if (llmp_tr_str(src, "url") == NULL) {
+            llmp_tr_err(err, errlen, "%s: a url source needs a url", where);
             return -1;
         }
-        return req_media_url(r, p, tr_str(src, "url"), err, errlen);
+        return req_media_url(r, p, llmp_tr_str(src, "url"), err, errlen);
     }
 
-    if (strcmp(type, "text") == 0 && tr_str(src, "data") != NULL) {
-        return req_text(r, p, tr_str(src, "data"))
-               ? tr_err(err, errlen, TR_OOM), -1 : 0;
+    if (strcmp(type, "text") == 0 && llmp_tr_str(src, "data") != NULL) {
+        return req_text(r, p, llmp_tr_str(src, "data"))
+               ? llmp_tr_err(err, errlen, LLMP_TR_OOM), -1 : 0;
     }
 
     return 0;       /* file ids and the like: no counterpart */
@@ -443,78 +443,80 @@ an_source(tr_req_t *r, tr_parts_t *p, const cJSON *src, const char *where,
 
 
 static int
-an_content(tr_req_t *r, tr_parts_t *p, const cJSON *c, int nested,
+an_content(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *c, int nested,
     const char *where, char *err, size_t errlen)
 {
-    tr_part_t    *t;
-    const char   *type;
-    const cJSON  *it;
+    llmp_tr_part_t  *t;
+    const char      *type;
+    const cJSON     *it;
 
     if (cJSON_IsString(c)) {
         return req_text(r, p, c->valuestring)
-               ? tr_err(err, errlen, TR_OOM), -1 : 0;
+               ? llmp_tr_err(err, errlen, LLMP_TR_OOM), -1 : 0;
     }
     if (c == NULL && nested) {
         return 0;
     }
     if (!cJSON_IsArray(c)) {
-        tr_err(err, errlen, "%s: content must be a string or an array",
-               where);
+        llmp_tr_err(err, errlen, "%s: content must be a string or an array",
+                    where);
         return -1;
     }
 
     cJSON_ArrayForEach(it, c) {
-        type = tr_str(it, "type");
+        type = llmp_tr_str(it, "type");
         if (type == NULL) {
-            tr_err(err, errlen, "%s: a content block has no type", where);
+            llmp_tr_err(err, errlen, "%s: a content block has no type", where);
             return -1;
         }
 
         if (strcmp(type, "text") == 0) {
-            if (tr_str(it, "text") == NULL) {
-                tr_err(err, errlen, "%s: a text block needs text", where);
+            if (llmp_tr_str(it, "text") == NULL) {
+                llmp_tr_err(err, errlen, "%s: a text block needs text", where);
                 return -1;
             }
-            if (req_text(r, p, tr_str(it, "text")) != 0) {
+            if (req_text(r, p, llmp_tr_str(it, "text")) != 0) {
                 goto oom;
             }
 
         } else if (strcmp(type, "image") == 0
                    || strcmp(type, "document") == 0)
         {
-            if (an_source(r, p, tr_get(it, "source", NULL), where, err,
+            if (an_source(r, p, llmp_tr_get(it, "source", NULL), where, err,
                           errlen) != 0)
             {
                 return -1;
             }
 
         } else if (strcmp(type, "tool_use") == 0 && !nested) {
-            if (tr_str(it, "name") == NULL || tr_str(it, "id") == NULL) {
-                tr_err(err, errlen, "%s: tool_use needs an id and a name",
-                       where);
+            if (llmp_tr_str(it, "name") == NULL
+                || llmp_tr_str(it, "id") == NULL)
+            {
+                llmp_tr_err(err, errlen, "%s: tool_use needs an id and a name",
+                            where);
                 return -1;
             }
-            t = tr_part_add(&r->arena, p, TR_TOOL_CALL);
+            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_CALL);
             if (t == NULL) {
                 goto oom;
             }
-            t->id = tr_str(it, "id");
-            t->name = tr_str(it, "name");
-            t->input = tr_get(it, "input", NULL);
+            t->id = llmp_tr_str(it, "id");
+            t->name = llmp_tr_str(it, "name");
+            t->input = llmp_tr_get(it, "input", NULL);
 
         } else if (strcmp(type, "tool_result") == 0 && !nested) {
-            if (tr_str(it, "tool_use_id") == NULL) {
-                tr_err(err, errlen, "%s: tool_result needs tool_use_id",
-                       where);
+            if (llmp_tr_str(it, "tool_use_id") == NULL) {
+                llmp_tr_err(err, errlen, "%s: tool_result needs tool_use_id",
+                            where);
                 return -1;
             }
-            t = tr_part_add(&r->arena, p, TR_TOOL_RESULT);
+            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_RESULT);
             if (t == NULL) {
                 goto oom;
             }
-            t->id = tr_str(it, "tool_use_id");
-            t->is_error = cJSON_IsTrue(tr_get(it, "is_error", NULL));
-            if (an_content(r, &t->content, tr_get(it, "content", NULL), 1,
+            t->id = llmp_tr_str(it, "tool_use_id");
+            t->is_error = cJSON_IsTrue(llmp_tr_get(it, "is_error", NULL));
+            if (an_content(r, &t->content, llmp_tr_get(it, "content", NULL), 1,
                            where, err, errlen) != 0)
             {
                 return -1;
@@ -526,106 +528,107 @@ an_content(tr_req_t *r, tr_parts_t *p, const cJSON *c, int nested,
     return 0;
 
 oom:
-    tr_err(err, errlen, TR_OOM);
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
     return -1;
 }
 
 
 static int
-req_from_anthropic(tr_req_t *r, cJSON *root, char *err, size_t errlen)
+req_from_anthropic(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
 {
-    int           i;
-    char          where[64];
-    double        d;
-    tr_msg_t     *m;
-    tr_tool_t    *tool;
-    const char   *role, *s;
-    const cJSON  *it, *v;
+    int              i;
+    char             where[64];
+    double           d;
+    llmp_tr_msg_t   *m;
+    llmp_tr_tool_t  *tool;
+    const char      *role, *s;
+    const cJSON     *it, *v;
 
-    v = tr_get(root, "system", NULL);
+    v = llmp_tr_get(root, "system", NULL);
     if (v != NULL
         && an_content(r, &r->system, v, 1, "system", err, errlen) != 0)
     {
         return -1;
     }
 
-    v = tr_get(root, "messages", NULL);
+    v = llmp_tr_get(root, "messages", NULL);
     if (!cJSON_IsArray(v)) {
-        tr_err(err, errlen, "\"messages\" must be an array");
+        llmp_tr_err(err, errlen, "\"messages\" must be an array");
         return -1;
     }
 
     i = 0;
     cJSON_ArrayForEach(it, v) {
         snprintf(where, sizeof(where), "messages[%d]", i++);
-        role = tr_str(it, "role");
+        role = llmp_tr_str(it, "role");
         if (role == NULL || (strcmp(role, "user") != 0
                              && strcmp(role, "assistant") != 0))
         {
-            tr_err(err, errlen, "%s: role must be \"user\" or "
-                   "\"assistant\"", where);
+            llmp_tr_err(err, errlen, "%s: role must be \"user\" or "
+                        "\"assistant\"", where);
             return -1;
         }
-        m = req_msg(r, role[0] == 'u' ? TR_USER : TR_ASSISTANT);
+        m = req_msg(r, role[0] == 'u' ? LLMP_TR_USER : LLMP_TR_ASSISTANT);
         if (m == NULL) {
             goto oom;
         }
-        if (an_content(r, &m->parts, tr_get(it, "content", NULL), 0, where,
+        if (an_content(r, &m->parts, llmp_tr_get(it, "content", NULL), 0, where,
                        err, errlen) != 0)
         {
             return -1;
         }
     }
 
-    cJSON_ArrayForEach(it, tr_get(root, "tools", NULL)) {
-        s = tr_str(it, "type");
+    cJSON_ArrayForEach(it, llmp_tr_get(root, "tools", NULL)) {
+        s = llmp_tr_str(it, "type");
         if (s != NULL && strcmp(s, "custom") != 0) {
             continue;           /* server tools: no counterpart */
         }
-        if (tr_str(it, "name") == NULL) {
-            tr_err(err, errlen, "tools: a tool needs a name");
+        if (llmp_tr_str(it, "name") == NULL) {
+            llmp_tr_err(err, errlen, "tools: a tool needs a name");
             return -1;
         }
         tool = req_tool(r);
         if (tool == NULL) {
             goto oom;
         }
-        tool->name = tr_str(it, "name");
-        tool->description = tr_str(it, "description");
-        tool->schema = tr_get(it, "input_schema", NULL);
+        tool->name = llmp_tr_str(it, "name");
+        tool->description = llmp_tr_str(it, "description");
+        tool->schema = llmp_tr_get(it, "input_schema", NULL);
     }
 
-    v = tr_get(root, "tool_choice", NULL);
-    s = tr_str(v, "type");
+    v = llmp_tr_get(root, "tool_choice", NULL);
+    s = llmp_tr_str(v, "type");
     if (s != NULL) {
         if (strcmp(s, "auto") == 0) {
-            r->tool_choice = TR_TC_AUTO;
+            r->tool_choice = LLMP_TR_TC_AUTO;
         } else if (strcmp(s, "any") == 0) {
-            r->tool_choice = TR_TC_ANY;
+            r->tool_choice = LLMP_TR_TC_ANY;
         } else if (strcmp(s, "none") == 0) {
-            r->tool_choice = TR_TC_NONE;
-        } else if (strcmp(s, "tool") == 0 && tr_str(v, "name") != NULL) {
-            r->tool_choice = TR_TC_TOOL;
-            r->tool_name = tr_str(v, "name");
+            r->tool_choice = LLMP_TR_TC_NONE;
+        } else if (strcmp(s, "tool") == 0 && llmp_tr_str(v, "name") != NULL) {
+            r->tool_choice = LLMP_TR_TC_TOOL;
+            r->tool_name = llmp_tr_str(v, "name");
         }
-        r->no_parallel = cJSON_IsTrue(tr_get(v, "disable_parallel_tool_use",
-                                             NULL));
+        r->no_parallel = cJSON_IsTrue(llmp_tr_get(v,
+                                                  "disable_parallel_tool_use",
+                                                  NULL));
     }
 
-    r->max_tokens = tr_int(root, "max_tokens");
-    r->has_temperature = tr_num(root, "temperature", &r->temperature);
-    r->has_top_p = tr_num(root, "top_p", &r->top_p);
-    if (tr_num(root, "top_k", &d)) {
+    r->max_tokens = llmp_tr_int(root, "max_tokens");
+    r->has_temperature = llmp_tr_num(root, "temperature", &r->temperature);
+    r->has_top_p = llmp_tr_num(root, "top_p", &r->top_p);
+    if (llmp_tr_num(root, "top_k", &d)) {
         r->has_top_k = 1;
-        r->top_k = tr_ll(d);
+        r->top_k = llmp_tr_ll(d);
     }
-    req_stop(r, tr_get(root, "stop_sequences", NULL));
-    r->user = tr_str(tr_get(root, "metadata", NULL), "user_id");
+    req_stop(r, llmp_tr_get(root, "stop_sequences", NULL));
+    r->user = llmp_tr_str(llmp_tr_get(root, "metadata", NULL), "user_id");
 
     return 0;
 
 oom:
-    tr_err(err, errlen, TR_OOM);
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
     return -1;
 }
 
@@ -633,93 +636,94 @@ oom:
 /* Gemini: accepts the camelCase and the snake_case spellings */
 
 static int
-ge_parts(tr_req_t *r, tr_parts_t *p, const cJSON *parts, const char *where,
-    char *err, size_t errlen)
+ge_parts(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *parts,
+    const char *where, char *err, size_t errlen)
 {
-    tr_part_t    *t;
-    const cJSON  *it, *v;
+    llmp_tr_part_t  *t;
+    const cJSON     *it, *v;
 
     if (!cJSON_IsArray(parts)) {
-        tr_err(err, errlen, "%s: \"parts\" must be an array", where);
+        llmp_tr_err(err, errlen, "%s: \"parts\" must be an array", where);
         return -1;
     }
 
     cJSON_ArrayForEach(it, parts) {
         if (!cJSON_IsObject(it)) {
-            tr_err(err, errlen, "%s: a part must be an object", where);
+            llmp_tr_err(err, errlen, "%s: a part must be an object", where);
             return -1;
         }
 
-        if (tr_str(it, "text") != NULL) {
-            if (cJSON_IsTrue(tr_get(it, "thought", NULL))) {
+        if (llmp_tr_str(it, "text") != NULL) {
+            if (cJSON_IsTrue(llmp_tr_get(it, "thought", NULL))) {
                 continue;
             }
-            if (req_text(r, p, tr_str(it, "text")) != 0) {
+            if (req_text(r, p, llmp_tr_str(it, "text")) != 0) {
                 goto oom;
             }
             continue;
         }
 
-        v = tr_get(it, "inlineData", "inline_data");
+        v = llmp_tr_get(it, "inlineData", "inline_data");
         if (v != NULL) {
-            if (tr_str(v, "data") == NULL) {
-                tr_err(err, errlen, "%s: inlineData needs data", where);
+            if (llmp_tr_str(v, "data") == NULL) {
+                llmp_tr_err(err, errlen, "%s: inlineData needs data", where);
                 return -1;
             }
-            t = tr_part_add(&r->arena, p, TR_MEDIA);
+            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
             if (t == NULL) {
                 goto oom;
             }
-            t->mime = tr_str2(v, "mimeType", "mime_type");
-            t->data = tr_str(v, "data");
+            t->mime = llmp_tr_str2(v, "mimeType", "mime_type");
+            t->data = llmp_tr_str(v, "data");
             continue;
         }
 
-        v = tr_get(it, "fileData", "file_data");
+        v = llmp_tr_get(it, "fileData", "file_data");
         if (v != NULL) {
-            if (tr_str2(v, "fileUri", "file_uri") == NULL) {
-                tr_err(err, errlen, "%s: fileData needs fileUri", where);
+            if (llmp_tr_str2(v, "fileUri", "file_uri") == NULL) {
+                llmp_tr_err(err, errlen, "%s: fileData needs fileUri", where);
                 return -1;
             }
-            t = tr_part_add(&r->arena, p, TR_MEDIA);
+            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
             if (t == NULL) {
                 goto oom;
             }
-            t->url = tr_str2(v, "fileUri", "file_uri");
-            t->mime = tr_str2(v, "mimeType", "mime_type");
+            t->url = llmp_tr_str2(v, "fileUri", "file_uri");
+            t->mime = llmp_tr_str2(v, "mimeType", "mime_type");
             continue;
         }
 
-        v = tr_get(it, "functionCall", "function_call");
+        v = llmp_tr_get(it, "functionCall", "function_call");
         if (v != NULL) {
-            if (tr_str(v, "name") == NULL) {
-                tr_err(err, errlen, "%s: functionCall needs a name", where);
+            if (llmp_tr_str(v, "name") == NULL) {
+                llmp_tr_err(err, errlen, "%s: functionCall needs a name",
+                            where);
                 return -1;
             }
-            t = tr_part_add(&r->arena, p, TR_TOOL_CALL);
+            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_CALL);
             if (t == NULL) {
                 goto oom;
             }
-            t->id = tr_str(v, "id");
-            t->name = tr_str(v, "name");
-            t->input = tr_get(v, "args", NULL);
+            t->id = llmp_tr_str(v, "id");
+            t->name = llmp_tr_str(v, "name");
+            t->input = llmp_tr_get(v, "args", NULL);
             continue;
         }
 
-        v = tr_get(it, "functionResponse", "function_response");
+        v = llmp_tr_get(it, "functionResponse", "function_response");
         if (v != NULL) {
-            if (tr_str(v, "name") == NULL) {
-                tr_err(err, errlen, "%s: functionResponse needs a name",
-                       where);
+            if (llmp_tr_str(v, "name") == NULL) {
+                llmp_tr_err(err, errlen, "%s: functionResponse needs a name",
+                            where);
                 return -1;
             }
-            t = tr_part_add(&r->arena, p, TR_TOOL_RESULT);
+            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_RESULT);
             if (t == NULL) {
                 goto oom;
             }
-            t->id = tr_str(v, "id");
-            t->name = tr_str(v, "name");
-            t->response = tr_get(v, "response", NULL);
+            t->id = llmp_tr_str(v, "id");
+            t->name = llmp_tr_str(v, "name");
+            t->response = llmp_tr_get(v, "response", NULL);
             continue;
         }
         /* executableCode, codeExecutionResult...: dropped */
@@ -728,127 +732,128 @@ ge_parts(tr_req_t *r, tr_parts_t *p, const cJSON *parts, const char *where,
     return 0;
 
 oom:
-    tr_err(err, errlen, TR_OOM);
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
     return -1;
 }
 
 
 static int
-req_from_gemini(tr_req_t *r, cJSON *root, char *err, size_t errlen)
+req_from_gemini(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
 {
-    int           i;
-    char          where[64];
-    double        d;
-    tr_msg_t     *m;
-    tr_tool_t    *tool;
-    const char   *role, *s;
-    const cJSON  *it, *v, *f, *g;
+    int              i;
+    char             where[64];
+    double           d;
+    llmp_tr_msg_t   *m;
+    llmp_tr_tool_t  *tool;
+    const char      *role, *s;
+    const cJSON     *it, *v, *f, *g;
 
-    v = tr_get(root, "systemInstruction", "system_instruction");
+    v = llmp_tr_get(root, "systemInstruction", "system_instruction");
     if (cJSON_IsString(v)) {
         if (req_text(r, &r->system, v->valuestring) != 0) {
             goto oom;
         }
     } else if (v != NULL
-               && ge_parts(r, &r->system, tr_get(v, "parts", NULL),
+               && ge_parts(r, &r->system, llmp_tr_get(v, "parts", NULL),
                            "systemInstruction", err, errlen) != 0)
     {
         return -1;
     }
 
-    v = tr_get(root, "contents", NULL);
+    v = llmp_tr_get(root, "contents", NULL);
     if (!cJSON_IsArray(v)) {
-        tr_err(err, errlen, "\"contents\" must be an array");
+        llmp_tr_err(err, errlen, "\"contents\" must be an array");
         return -1;
     }
 
     i = 0;
     cJSON_ArrayForEach(it, v) {
         snprintf(where, sizeof(where), "contents[%d]", i++);
-        role = tr_str(it, "role");
-        m = req_msg(r, role && strcmp(role, "model") == 0 ? TR_ASSISTANT
-                                                          : TR_USER);
+        role = llmp_tr_str(it, "role");
+        m = req_msg(r, role && strcmp(role, "model") == 0 ? LLMP_TR_ASSISTANT
+                                                          : LLMP_TR_USER);
         if (m == NULL) {
             goto oom;
         }
-        if (ge_parts(r, &m->parts, tr_get(it, "parts", NULL), where, err,
+        if (ge_parts(r, &m->parts, llmp_tr_get(it, "parts", NULL), where, err,
                      errlen) != 0)
         {
             return -1;
         }
     }
 
-    cJSON_ArrayForEach(it, tr_get(root, "tools", NULL)) {
-        f = tr_get(it, "functionDeclarations", "function_declarations");
+    cJSON_ArrayForEach(it, llmp_tr_get(root, "tools", NULL)) {
+        f = llmp_tr_get(it, "functionDeclarations", "function_declarations");
         cJSON_ArrayForEach(g, f) {
-            if (tr_str(g, "name") == NULL) {
-                tr_err(err, errlen, "tools: a function declaration needs "
-                       "a name");
+            if (llmp_tr_str(g, "name") == NULL) {
+                llmp_tr_err(err, errlen, "tools: a function declaration needs "
+                            "a name");
                 return -1;
             }
             tool = req_tool(r);
             if (tool == NULL) {
                 goto oom;
             }
-            tool->name = tr_str(g, "name");
-            tool->description = tr_str(g, "description");
-            tool->schema = tr_get(g, "parametersJsonSchema",
-                                  "parameters_json_schema");
+            tool->name = llmp_tr_str(g, "name");
+            tool->description = llmp_tr_str(g, "description");
+            tool->schema = llmp_tr_get(g, "parametersJsonSchema",
+                                       "parameters_json_schema");
             if (tool->schema == NULL) {
-                tool->schema = tr_get(g, "parameters", NULL);
+                tool->schema = llmp_tr_get(g, "parameters", NULL);
                 tool->gemini_schema = 1;
             }
         }
     }
 
-    v = tr_get(tr_get(root, "toolConfig", "tool_config"),
-               "functionCallingConfig", "function_calling_config");
-    s = tr_str(v, "mode");
+    v = llmp_tr_get(llmp_tr_get(root, "toolConfig", "tool_config"),
+                    "functionCallingConfig", "function_calling_config");
+    s = llmp_tr_str(v, "mode");
     if (s != NULL) {
         if (strcmp(s, "AUTO") == 0 || strcmp(s, "VALIDATED") == 0) {
-            r->tool_choice = TR_TC_AUTO;
+            r->tool_choice = LLMP_TR_TC_AUTO;
         } else if (strcmp(s, "NONE") == 0) {
-            r->tool_choice = TR_TC_NONE;
+            r->tool_choice = LLMP_TR_TC_NONE;
         } else if (strcmp(s, "ANY") == 0) {
-            r->tool_choice = TR_TC_ANY;
-            f = tr_get(v, "allowedFunctionNames", "allowed_function_names");
+            r->tool_choice = LLMP_TR_TC_ANY;
+            f = llmp_tr_get(v, "allowedFunctionNames",
+                            "allowed_function_names");
             if (cJSON_GetArraySize(f) == 1
                 && cJSON_IsString(cJSON_GetArrayItem(f, 0)))
             {
-                r->tool_choice = TR_TC_TOOL;
+                r->tool_choice = LLMP_TR_TC_TOOL;
                 r->tool_name = cJSON_GetArrayItem(f, 0)->valuestring;
             }
         }
     }
 
-    v = tr_get(root, "generationConfig", "generation_config");
+    v = llmp_tr_get(root, "generationConfig", "generation_config");
     if (v != NULL) {
-        r->has_temperature = tr_num(v, "temperature", &r->temperature);
-        r->has_top_p = tr_num2(v, "topP", "top_p", &r->top_p);
-        if (tr_num2(v, "topK", "top_k", &d)) {
+        r->has_temperature = llmp_tr_num(v, "temperature", &r->temperature);
+        r->has_top_p = llmp_tr_num2(v, "topP", "top_p", &r->top_p);
+        if (llmp_tr_num2(v, "topK", "top_k", &d)) {
             r->has_top_k = 1;
-            r->top_k = tr_ll(d);
+            r->top_k = llmp_tr_ll(d);
         }
-        if (tr_num(v, "seed", &d)) {
+        if (llmp_tr_num(v, "seed", &d)) {
             r->has_seed = 1;
-            r->seed = tr_ll(d);
+            r->seed = llmp_tr_ll(d);
         }
-        r->has_presence = tr_num2(v, "presencePenalty", "presence_penalty",
-                                  &r->presence);
-        r->has_frequency = tr_num2(v, "frequencyPenalty",
-                                   "frequency_penalty", &r->frequency);
-        if (tr_num2(v, "maxOutputTokens", "max_output_tokens", &d)
+        r->has_presence = llmp_tr_num2(v, "presencePenalty", "presence_penalty",
+                                       &r->presence);
+        r->has_frequency = llmp_tr_num2(v, "frequencyPenalty",
+                                        "frequency_penalty", &r->frequency);
+        if (llmp_tr_num2(v, "maxOutputTokens", "max_output_tokens", &d)
             && d >= 0 && d < 9.0e15)
         {
-            r->max_tokens = tr_ll(d);
+            r->max_tokens = llmp_tr_ll(d);
         }
-        if (tr_num2(v, "candidateCount", "candidate_count", &d)
+        if (llmp_tr_num2(v, "candidateCount", "candidate_count", &d)
             && d >= 1 && d < 1000)
         {
-            r->n = tr_ll(d);
+            r->n = llmp_tr_ll(d);
         }
-        req_stop(r, tr_get(v, "stopSequences", "stop_sequences"));
-        s = tr_str2(v, "responseMimeType", "response_mime_type");
+        req_stop(r, llmp_tr_get(v, "stopSequences", "stop_sequences"));
+        s = llmp_tr_str2(v, "responseMimeType", "response_mime_type");
         if (s != NULL && strcmp(s, "application/json") == 0) {
             r->json_mode = 1;
         }
@@ -857,7 +862,7 @@ req_from_gemini(tr_req_t *r, cJSON *root, char *err, size_t errlen)
     return 0;
 
 oom:
-    tr_err(err, errlen, TR_OOM);
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
     return -1;
 }
 
@@ -869,12 +874,12 @@ oom:
  * unanswered call of that name in the latest assistant turn.
  */
 static int
-req_link_tools(tr_req_t *r)
+req_link_tools(llmp_tr_req_t *r)
 {
-    char        id[32];
-    size_t      i, j, k, l;
-    unsigned    ncalls;
-    tr_part_t  *p, *c, *found;
+    char             id[32];
+    size_t           i, j, k, l;
+    unsigned         ncalls;
+    llmp_tr_part_t  *p, *c, *found;
 
     ncalls = 0;
 
@@ -882,11 +887,11 @@ req_link_tools(tr_req_t *r)
         for (j = 0; j < r->msgs[i].parts.n; j++) {
             p = &r->msgs[i].parts.v[j];
 
-            if (p->type == TR_TOOL_CALL) {
+            if (p->type == LLMP_TR_TOOL_CALL) {
                 ncalls++;
                 if (p->id == NULL) {
                     snprintf(id, sizeof(id), "call_%u", ncalls);
-                    p->id = tr_strdup(&r->arena, id);
+                    p->id = llmp_tr_strdup(&r->arena, id);
                     if (p->id == NULL) {
                         return -1;
                     }
@@ -894,7 +899,7 @@ req_link_tools(tr_req_t *r)
                 continue;
             }
 
-            if (p->type != TR_TOOL_RESULT
+            if (p->type != LLMP_TR_TOOL_RESULT
                 || (p->id != NULL && p->name != NULL))
             {
                 continue;
@@ -909,7 +914,7 @@ req_link_tools(tr_req_t *r)
             while (k-- > 0 && found == NULL) {
                 for (l = 0; l < r->msgs[k].parts.n; l++) {
                     c = &r->msgs[k].parts.v[l];
-                    if (c->type != TR_TOOL_CALL) {
+                    if (c->type != LLMP_TR_TOOL_CALL) {
                         continue;
                     }
                     if (p->id != NULL ? strcmp(c->id, p->id) == 0
@@ -923,7 +928,7 @@ req_link_tools(tr_req_t *r)
                     }
                 }
                 if (found == NULL && p->id == NULL
-                    && r->msgs[k].role == TR_ASSISTANT)
+                    && r->msgs[k].role == LLMP_TR_ASSISTANT)
                 {
                     /* answers only the latest assistant turn's calls */
                     break;
@@ -940,7 +945,7 @@ req_link_tools(tr_req_t *r)
             if (p->id == NULL) {
                 ncalls++;
                 snprintf(id, sizeof(id), "call_%u", ncalls);
-                p->id = tr_strdup(&r->arena, id);
+                p->id = llmp_tr_strdup(&r->arena, id);
                 if (p->id == NULL) {
                     return -1;
                 }
@@ -958,7 +963,7 @@ req_link_tools(tr_req_t *r)
 /* output helpers */
 
 static const char *
-req_join(tr_req_t *r, const tr_parts_t *p, const char *sep)
+req_join(llmp_tr_req_t *r, const llmp_tr_parts_t *p, const char *sep)
 {
     char    *s, *q;
     size_t   i, len, n, seplen;
@@ -967,26 +972,26 @@ req_join(tr_req_t *r, const tr_parts_t *p, const char *sep)
     len = 0;
     n = 0;
     for (i = 0; i < p->n; i++) {
-        if (p->v[i].type == TR_TEXT) {
+        if (p->v[i].type == LLMP_TR_TEXT) {
             len += strlen(p->v[i].text) + (n++ ? seplen : 0);
         }
     }
     if (n == 1) {
         for (i = 0; i < p->n; i++) {
-            if (p->v[i].type == TR_TEXT) {
+            if (p->v[i].type == LLMP_TR_TEXT) {
                 return p->v[i].text;
             }
         }
     }
 
-    s = tr_alloc(&r->arena, len);
+    s = llmp_tr_alloc(&r->arena, len);
     if (s == NULL) {
         return NULL;
     }
     q = s;
     n = 0;
     for (i = 0; i < p->n; i++) {
-        if (p->v[i].type == TR_TEXT) {
+        if (p->v[i].type == LLMP_TR_TEXT) {
             if (n++) {
                 memcpy(q, sep, seplen);
                 q += seplen;
@@ -1002,7 +1007,7 @@ req_join(tr_req_t *r, const tr_parts_t *p, const char *sep)
 
 
 static int
-count_type(const tr_parts_t *p, int type)
+count_type(const llmp_tr_parts_t *p, int type)
 {
     size_t  i;
     int     n;
@@ -1017,17 +1022,17 @@ count_type(const tr_parts_t *p, int type)
 
 /* a tool result's content as one text */
 static const char *
-result_text(tr_req_t *r, const tr_part_t *p)
+result_text(llmp_tr_req_t *r, const llmp_tr_part_t *p)
 {
     char        *s;
     const char  *t;
 
     if (p->response != NULL) {
-        s = tr_json_text(p->response);
+        s = llmp_tr_json_text(p->response);
         if (s == NULL) {
             return NULL;
         }
-        t = tr_strdup(&r->arena, s);
+        t = llmp_tr_strdup(&r->arena, s);
         free(s);
         return t;
     }
@@ -1036,7 +1041,7 @@ result_text(tr_req_t *r, const tr_part_t *p)
 
 
 static cJSON *
-media_data_url(const tr_part_t *p)
+media_data_url(const llmp_tr_part_t *p)
 {
     char        *s;
     cJSON       *v;
@@ -1059,7 +1064,7 @@ media_data_url(const tr_part_t *p)
 /* to OpenAI */
 
 static cJSON *
-oa_part(const tr_part_t *p)
+oa_part(const llmp_tr_part_t *p)
 {
     cJSON  *o, *v;
 
@@ -1068,7 +1073,7 @@ oa_part(const tr_part_t *p)
         return NULL;
     }
 
-    if (p->type == TR_TEXT) {
+    if (p->type == LLMP_TR_TEXT) {
         cJSON_AddStringToObject(o, "type", "text");
         cJSON_AddStringToObject(o, "text", p->text);
         return o;
@@ -1108,15 +1113,15 @@ oa_part(const tr_part_t *p)
 
 
 static int
-oa_user(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
+oa_user(llmp_tr_req_t *r, cJSON *msgs, const llmp_tr_msg_t *m)
 {
-    size_t      i, j, n;
-    cJSON      *o, *c;
-    tr_part_t  *p;
+    size_t           i, j, n;
+    cJSON           *o, *c;
+    llmp_tr_part_t  *p;
 
     for (i = 0; i < m->parts.n; i++) {
         p = &m->parts.v[i];
-        if (p->type != TR_TOOL_RESULT) {
+        if (p->type != LLMP_TR_TOOL_RESULT) {
             continue;
         }
         o = cJSON_CreateObject();
@@ -1131,10 +1136,10 @@ oa_user(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
     n = 0;
     for (i = 0; i < m->parts.n; i++) {
         p = &m->parts.v[i];
-        if (p->type == TR_TEXT || p->type == TR_MEDIA) {
+        if (p->type == LLMP_TR_TEXT || p->type == LLMP_TR_MEDIA) {
             n++;
-        } else if (p->type == TR_TOOL_RESULT) {
-            n += count_type(&p->content, TR_MEDIA);
+        } else if (p->type == LLMP_TR_TOOL_RESULT) {
+            n += count_type(&p->content, LLMP_TR_MEDIA);
         }
     }
     if (n == 0) {
@@ -1145,7 +1150,7 @@ oa_user(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
     cJSON_AddItemToArray(msgs, o);
     cJSON_AddStringToObject(o, "role", "user");
 
-    if (n == 1 && count_type(&m->parts, TR_TEXT) == 1) {
+    if (n == 1 && count_type(&m->parts, LLMP_TR_TEXT) == 1) {
         cJSON_AddStringToObject(o, "content", req_join(r, &m->parts, ""));
         return 0;
     }
@@ -1153,11 +1158,11 @@ oa_user(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
     c = cJSON_AddArrayToObject(o, "content");
     for (i = 0; i < m->parts.n; i++) {
         p = &m->parts.v[i];
-        if (p->type == TR_TEXT || p->type == TR_MEDIA) {
+        if (p->type == LLMP_TR_TEXT || p->type == LLMP_TR_MEDIA) {
             cJSON_AddItemToArray(c, oa_part(p));
-        } else if (p->type == TR_TOOL_RESULT) {
+        } else if (p->type == LLMP_TR_TOOL_RESULT) {
             for (j = 0; j < p->content.n; j++) {
-                if (p->content.v[j].type == TR_MEDIA) {
+                if (p->content.v[j].type == LLMP_TR_MEDIA) {
                     cJSON_AddItemToArray(c, oa_part(&p->content.v[j]));
                 }
             }
@@ -1168,33 +1173,33 @@ oa_user(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
 
 
 static int
-oa_assistant(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
+oa_assistant(llmp_tr_req_t *r, cJSON *msgs, const llmp_tr_msg_t *m)
 {
-    char        *args;
-    size_t       i;
-    cJSON       *o, *c, *t, *f;
-    tr_part_t   *p;
+    char            *args;
+    size_t           i;
+    cJSON           *o, *c, *t, *f;
+    llmp_tr_part_t  *p;
 
     o = cJSON_CreateObject();
     cJSON_AddItemToArray(msgs, o);
     cJSON_AddStringToObject(o, "role", "assistant");
 
-    if (count_type(&m->parts, TR_TEXT)) {
+    if (count_type(&m->parts, LLMP_TR_TEXT)) {
         cJSON_AddStringToObject(o, "content", req_join(r, &m->parts, ""));
-    } else if (count_type(&m->parts, TR_TOOL_CALL)) {
+    } else if (count_type(&m->parts, LLMP_TR_TOOL_CALL)) {
         cJSON_AddNullToObject(o, "content");
     } else {
         cJSON_AddStringToObject(o, "content", "");
     }
 
-    if (count_type(&m->parts, TR_TOOL_CALL) == 0) {
+    if (count_type(&m->parts, LLMP_TR_TOOL_CALL) == 0) {
         return 0;
     }
 
     c = cJSON_AddArrayToObject(o, "tool_calls");
     for (i = 0; i < m->parts.n; i++) {
         p = &m->parts.v[i];
-        if (p->type != TR_TOOL_CALL) {
+        if (p->type != LLMP_TR_TOOL_CALL) {
             continue;
         }
         t = cJSON_CreateObject();
@@ -1203,7 +1208,7 @@ oa_assistant(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
         cJSON_AddStringToObject(t, "type", "function");
         f = cJSON_AddObjectToObject(t, "function");
         cJSON_AddStringToObject(f, "name", p->name);
-        args = tr_part_args(p);
+        args = llmp_tr_part_args(p);
         if (args == NULL) {
             return -1;
         }
@@ -1215,20 +1220,20 @@ oa_assistant(tr_req_t *r, cJSON *msgs, const tr_msg_t *m)
 
 
 static cJSON *
-tool_schema_json(const tr_tool_t *t)
+tool_schema_json(const llmp_tr_tool_t *t)
 {
     if (t->schema == NULL) {
         return NULL;
     }
     if (t->gemini_schema) {
-        return tr_schema_from_gemini(t->schema);
+        return llmp_tr_schema_from_gemini(t->schema);
     }
     return cJSON_Duplicate(t->schema, 1);
 }
 
 
 static int
-req_to_openai(tr_req_t *r, cJSON *root)
+req_to_openai(llmp_tr_req_t *r, cJSON *root)
 {
     int          i;
     size_t       k;
@@ -1240,7 +1245,7 @@ req_to_openai(tr_req_t *r, cJSON *root)
         return -1;
     }
 
-    if (count_type(&r->system, TR_TEXT)) {
+    if (count_type(&r->system, LLMP_TR_TEXT)) {
         s = req_join(r, &r->system, "\n");
         if (s == NULL) {
             return -1;
@@ -1252,7 +1257,7 @@ req_to_openai(tr_req_t *r, cJSON *root)
     }
 
     for (k = 0; k < r->nmsgs; k++) {
-        if (r->msgs[k].role == TR_USER) {
+        if (r->msgs[k].role == LLMP_TR_USER) {
             if (oa_user(r, msgs, &r->msgs[k]) != 0) {
                 return -1;
             }
@@ -1280,16 +1285,16 @@ req_to_openai(tr_req_t *r, cJSON *root)
         }
 
         switch (r->tool_choice) {
-        case TR_TC_AUTO:
+        case LLMP_TR_TC_AUTO:
             cJSON_AddStringToObject(root, "tool_choice", "auto");
             break;
-        case TR_TC_ANY:
+        case LLMP_TR_TC_ANY:
             cJSON_AddStringToObject(root, "tool_choice", "required");
             break;
-        case TR_TC_NONE:
+        case LLMP_TR_TC_NONE:
             cJSON_AddStringToObject(root, "tool_choice", "none");
             break;
-        case TR_TC_TOOL:
+        case LLMP_TR_TC_TOOL:
             o = cJSON_AddObjectToObject(root, "tool_choice");
             cJSON_AddStringToObject(o, "type", "function");
             f = cJSON_AddObjectToObject(o, "function");
@@ -1302,13 +1307,13 @@ req_to_openai(tr_req_t *r, cJSON *root)
     }
 
     if (r->has_temperature) {
-        tr_add_num(root, "temperature", r->temperature);
+        llmp_tr_add_num(root, "temperature", r->temperature);
     }
     if (r->has_top_p) {
-        tr_add_num(root, "top_p", r->top_p);
+        llmp_tr_add_num(root, "top_p", r->top_p);
     }
     if (r->max_tokens >= 0) {
-        tr_add_num(root, "max_completion_tokens", (double) r->max_tokens);
+        llmp_tr_add_num(root, "max_completion_tokens", (double) r->max_tokens);
     }
     if (r->nstop) {
         a = cJSON_AddArrayToObject(root, "stop");
@@ -1317,16 +1322,16 @@ req_to_openai(tr_req_t *r, cJSON *root)
         }
     }
     if (r->n > 0) {
-        tr_add_num(root, "n", (double) r->n);
+        llmp_tr_add_num(root, "n", (double) r->n);
     }
     if (r->has_seed) {
-        tr_add_num(root, "seed", (double) r->seed);
+        llmp_tr_add_num(root, "seed", (double) r->seed);
     }
     if (r->has_presence) {
-        tr_add_num(root, "presence_penalty", r->presence);
+        llmp_tr_add_num(root, "presence_penalty", r->presence);
     }
     if (r->has_frequency) {
-        tr_add_num(root, "frequency_penalty", r->frequency);
+        llmp_tr_add_num(root, "frequency_penalty", r->frequency);
     }
     if (r->user) {
         cJSON_AddStringToObject(root, "user", r->user);
@@ -1347,29 +1352,29 @@ req_to_openai(tr_req_t *r, cJSON *root)
 /* grouping for the interfaces that need user/assistant alternation */
 
 static int
-part_emits(int to, int role, const tr_part_t *p)
+part_emits(int to, int role, const llmp_tr_part_t *p)
 {
     switch (p->type) {
-    case TR_TEXT:
+    case LLMP_TR_TEXT:
         return p->text[0] != '\0';
-    case TR_MEDIA:
+    case LLMP_TR_MEDIA:
         if (to == LLMP_IFACE_GEMINI) {
             return 1;
         }
         return p->url != NULL || (p->mime != NULL
                && (strncmp(p->mime, "image/", 6) == 0
                    || strcmp(p->mime, "application/pdf") == 0));
-    case TR_TOOL_CALL:
-        return role == TR_ASSISTANT;
-    case TR_TOOL_RESULT:
-        return role == TR_USER;
+    case LLMP_TR_TOOL_CALL:
+        return role == LLMP_TR_ASSISTANT;
+    case LLMP_TR_TOOL_RESULT:
+        return role == LLMP_TR_USER;
     }
     return 0;
 }
 
 
 static int
-msg_emits(int to, const tr_msg_t *m)
+msg_emits(int to, const llmp_tr_msg_t *m)
 {
     size_t  i;
 
@@ -1385,7 +1390,7 @@ msg_emits(int to, const tr_msg_t *m)
 /* to Anthropic */
 
 static cJSON *
-an_media(const tr_part_t *p)
+an_media(const llmp_tr_part_t *p)
 {
     cJSON  *o, *s;
 
@@ -1422,7 +1427,7 @@ an_text(const char *text)
 
 
 static cJSON *
-an_block(tr_req_t *r, const tr_part_t *p)
+an_block(llmp_tr_req_t *r, const llmp_tr_part_t *p)
 {
     size_t       i, n;
     cJSON       *o, *c;
@@ -1430,18 +1435,18 @@ an_block(tr_req_t *r, const tr_part_t *p)
 
     switch (p->type) {
 
-    case TR_TEXT:
+    case LLMP_TR_TEXT:
         return an_text(p->text);
 
-    case TR_MEDIA:
+    case LLMP_TR_MEDIA:
         return an_media(p);
 
-    case TR_TOOL_CALL:
+    case LLMP_TR_TOOL_CALL:
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "type", "tool_use");
         cJSON_AddStringToObject(o, "id", p->id);
         cJSON_AddStringToObject(o, "name", p->name);
-        cJSON_AddItemToObject(o, "input", tr_part_input(p));
+        cJSON_AddItemToObject(o, "input", llmp_tr_part_input(p));
         return o;
     }
 
@@ -1451,11 +1456,11 @@ an_block(tr_req_t *r, const tr_part_t *p)
 
     n = 0;
     for (i = 0; i < p->content.n; i++) {
-        n += part_emits(LLMP_IFACE_ANTHROPIC, TR_USER, &p->content.v[i]);
+        n += part_emits(LLMP_IFACE_ANTHROPIC, LLMP_TR_USER, &p->content.v[i]);
     }
 
     if (p->response != NULL
-        || (n && count_type(&p->content, TR_MEDIA) == 0))
+        || (n && count_type(&p->content, LLMP_TR_MEDIA) == 0))
     {
         s = result_text(r, p);
         cJSON_AddStringToObject(o, "content", s ? s : "");
@@ -1463,7 +1468,7 @@ an_block(tr_req_t *r, const tr_part_t *p)
     } else if (n) {
         c = cJSON_AddArrayToObject(o, "content");
         for (i = 0; i < p->content.n; i++) {
-            if (part_emits(LLMP_IFACE_ANTHROPIC, TR_USER,
+            if (part_emits(LLMP_IFACE_ANTHROPIC, LLMP_TR_USER,
                            &p->content.v[i]))
             {
                 cJSON_AddItemToArray(c, an_block(r, &p->content.v[i]));
@@ -1482,19 +1487,19 @@ an_block(tr_req_t *r, const tr_part_t *p)
  * Consecutive messages of one role become one message; in a user message
  * the tool results come first, as both Anthropic and Gemini want them.
  */
-typedef cJSON *(*tr_block_pt)(tr_req_t *r, const tr_part_t *p);
+typedef cJSON *(*llmp_tr_block_pt)(llmp_tr_req_t *r, const llmp_tr_part_t *p);
 
-static cJSON *ge_block(tr_req_t *r, const tr_part_t *p);
+static cJSON *ge_block(llmp_tr_req_t *r, const llmp_tr_part_t *p);
 
 
 /* a Gemini functionResponse holds no media: they follow it as parts */
 static int
-req_result_media(tr_req_t *r, cJSON *parts, const tr_part_t *p)
+req_result_media(llmp_tr_req_t *r, cJSON *parts, const llmp_tr_part_t *p)
 {
     size_t  i;
 
     for (i = 0; i < p->content.n; i++) {
-        if (p->content.v[i].type == TR_MEDIA
+        if (p->content.v[i].type == LLMP_TR_MEDIA
             && !cJSON_AddItemToArray(parts, ge_block(r, &p->content.v[i])))
         {
             return -1;
@@ -1505,13 +1510,13 @@ req_result_media(tr_req_t *r, cJSON *parts, const tr_part_t *p)
 
 
 static int
-req_grouped(tr_req_t *r, int to, cJSON *msgs, tr_block_pt block,
+req_grouped(llmp_tr_req_t *r, int to, cJSON *msgs, llmp_tr_block_pt block,
     const char *content, const char *user, const char *assistant)
 {
-    int       role, pass;
-    size_t    i, j, k, end;
-    cJSON    *o, *c;
-    tr_msg_t *m;
+    int             role, pass;
+    size_t          i, j, k, end;
+    cJSON          *o, *c;
+    llmp_tr_msg_t  *m;
 
     for (i = 0; i < r->nmsgs; i = end) {
         if (!msg_emits(to, &r->msgs[i])) {
@@ -1531,7 +1536,7 @@ req_grouped(tr_req_t *r, int to, cJSON *msgs, tr_block_pt block,
         }
         cJSON_AddItemToArray(msgs, o);
         cJSON_AddStringToObject(o, "role",
-                                role == TR_USER ? user : assistant);
+                                role == LLMP_TR_USER ? user : assistant);
         c = cJSON_AddArrayToObject(o, content);
         if (c == NULL) {
             return -1;
@@ -1544,7 +1549,7 @@ req_grouped(tr_req_t *r, int to, cJSON *msgs, tr_block_pt block,
                     continue;
                 }
                 for (j = 0; j < m->parts.n; j++) {
-                    if ((m->parts.v[j].type == TR_TOOL_RESULT) != !pass
+                    if ((m->parts.v[j].type == LLMP_TR_TOOL_RESULT) != !pass
                         || !part_emits(to, role, &m->parts.v[j]))
                     {
                         continue;
@@ -1568,22 +1573,22 @@ req_grouped(tr_req_t *r, int to, cJSON *msgs, tr_block_pt block,
 
 
 static int
-req_to_anthropic(tr_req_t *r, cJSON *root)
+req_to_anthropic(llmp_tr_req_t *r, cJSON *root)
 {
     int          i;
     size_t       k;
     cJSON       *msgs, *o, *a, *s;
     const char  *tc;
 
-    tr_add_num(root, "max_tokens", (double) (r->max_tokens > 0
-               ? r->max_tokens : LLMP_TRANSLATE_DEFAULT_MAX_TOKENS));
+    llmp_tr_add_num(root, "max_tokens", (double) (r->max_tokens > 0
+                    ? r->max_tokens : LLMP_TRANSLATE_DEFAULT_MAX_TOKENS));
 
-    if (count_type(&r->system, TR_TEXT) == 1) {
+    if (count_type(&r->system, LLMP_TR_TEXT) == 1) {
         cJSON_AddStringToObject(root, "system", req_join(r, &r->system, ""));
-    } else if (count_type(&r->system, TR_TEXT) > 1) {
+    } else if (count_type(&r->system, LLMP_TR_TEXT) > 1) {
         s = cJSON_AddArrayToObject(root, "system");
         for (k = 0; k < r->system.n; k++) {
-            if (r->system.v[k].type == TR_TEXT
+            if (r->system.v[k].type == LLMP_TR_TEXT
                 && r->system.v[k].text[0] != '\0')
             {
                 cJSON_AddItemToArray(s, an_text(r->system.v[k].text));
@@ -1620,16 +1625,16 @@ req_to_anthropic(tr_req_t *r, cJSON *root)
 
         tc = NULL;
         switch (r->tool_choice) {
-        case TR_TC_AUTO:
+        case LLMP_TR_TC_AUTO:
             tc = "auto";
             break;
-        case TR_TC_ANY:
+        case LLMP_TR_TC_ANY:
             tc = "any";
             break;
-        case TR_TC_NONE:
+        case LLMP_TR_TC_NONE:
             tc = "none";
             break;
-        case TR_TC_TOOL:
+        case LLMP_TR_TC_TOOL:
             tc = "tool";
             break;
         default:
@@ -1640,10 +1645,10 @@ req_to_anthropic(tr_req_t *r, cJSON *root)
         if (tc != NULL) {
             o = cJSON_AddObjectToObject(root, "tool_choice");
             cJSON_AddStringToObject(o, "type", tc);
-            if (r->tool_choice == TR_TC_TOOL) {
+            if (r->tool_choice == LLMP_TR_TC_TOOL) {
                 cJSON_AddStringToObject(o, "name", r->tool_name);
             }
-            if (r->no_parallel && r->tool_choice != TR_TC_NONE) {
+            if (r->no_parallel && r->tool_choice != LLMP_TR_TC_NONE) {
                 cJSON_AddTrueToObject(o, "disable_parallel_tool_use");
             }
         }
@@ -1651,14 +1656,14 @@ req_to_anthropic(tr_req_t *r, cJSON *root)
 
     if (r->has_temperature) {
         /* Anthropic's range is 0..1, OpenAI's and Gemini's 0..2 */
-        tr_add_num(root, "temperature",
-                   r->temperature > 1.0 ? 1.0 : r->temperature);
+        llmp_tr_add_num(root, "temperature",
+                        r->temperature > 1.0 ? 1.0 : r->temperature);
     }
     if (r->has_top_p) {
-        tr_add_num(root, "top_p", r->top_p);
+        llmp_tr_add_num(root, "top_p", r->top_p);
     }
     if (r->has_top_k) {
-        tr_add_num(root, "top_k", (double) r->top_k);
+        llmp_tr_add_num(root, "top_k", (double) r->top_k);
     }
     if (r->nstop) {
         a = cJSON_AddArrayToObject(root, "stop_sequences");
@@ -1680,7 +1685,7 @@ req_to_anthropic(tr_req_t *r, cJSON *root)
 /* to Gemini */
 
 static cJSON *
-ge_block(tr_req_t *r, const tr_part_t *p)
+ge_block(llmp_tr_req_t *r, const llmp_tr_part_t *p)
 {
     cJSON       *o, *v, *resp;
     const char  *s, *mime;
@@ -1692,14 +1697,14 @@ ge_block(tr_req_t *r, const tr_part_t *p)
 
     switch (p->type) {
 
-    case TR_TEXT:
+    case LLMP_TR_TEXT:
         cJSON_AddStringToObject(o, "text", p->text);
         return o;
 
-    case TR_MEDIA:
+    case LLMP_TR_MEDIA:
         if (p->url != NULL) {
             v = cJSON_AddObjectToObject(o, "fileData");
-            mime = p->mime ? p->mime : tr_guess_mime(p->url);
+            mime = p->mime ? p->mime : llmp_tr_guess_mime(p->url);
             if (mime) {
                 cJSON_AddStringToObject(v, "mimeType", mime);
             }
@@ -1713,10 +1718,10 @@ ge_block(tr_req_t *r, const tr_part_t *p)
         }
         return o;
 
-    case TR_TOOL_CALL:
+    case LLMP_TR_TOOL_CALL:
         v = cJSON_AddObjectToObject(o, "functionCall");
         cJSON_AddStringToObject(v, "name", p->name);
-        cJSON_AddItemToObject(v, "args", tr_part_input(p));
+        cJSON_AddItemToObject(v, "args", llmp_tr_part_input(p));
         return o;
     }
 
@@ -1727,7 +1732,7 @@ ge_block(tr_req_t *r, const tr_part_t *p)
         resp = cJSON_Duplicate(p->response, 1);
     } else {
         s = result_text(r, p);
-        resp = p->is_error ? NULL : tr_json_object(s);
+        resp = p->is_error ? NULL : llmp_tr_json_object(s);
         if (resp == NULL) {
             resp = cJSON_CreateObject();
             cJSON_AddStringToObject(resp, p->is_error ? "error" : "content",
@@ -1740,7 +1745,7 @@ ge_block(tr_req_t *r, const tr_part_t *p)
 
 
 static int
-req_to_gemini(tr_req_t *r, cJSON *root)
+req_to_gemini(llmp_tr_req_t *r, cJSON *root)
 {
     int          i, sys;
     size_t       k;
@@ -1749,14 +1754,14 @@ req_to_gemini(tr_req_t *r, cJSON *root)
 
     sys = 0;
     for (k = 0; k < r->system.n; k++) {
-        sys |= r->system.v[k].type == TR_TEXT
+        sys |= r->system.v[k].type == LLMP_TR_TEXT
                && r->system.v[k].text[0] != '\0';
     }
     if (sys) {
         o = cJSON_AddObjectToObject(root, "systemInstruction");
         a = cJSON_AddArrayToObject(o, "parts");
         for (k = 0; k < r->system.n; k++) {
-            if (r->system.v[k].type == TR_TEXT
+            if (r->system.v[k].type == LLMP_TR_TEXT
                 && r->system.v[k].text[0] != '\0')
             {
                 o = cJSON_CreateObject();
@@ -1792,7 +1797,7 @@ req_to_gemini(tr_req_t *r, cJSON *root)
             }
             s = r->tools[k].gemini_schema
                 ? cJSON_Duplicate(r->tools[k].schema, 1)
-                : tr_schema_to_gemini(r->tools[k].schema);
+                : llmp_tr_schema_to_gemini(r->tools[k].schema);
             g = cJSON_GetObjectItemCaseSensitive(s, "properties");
             if (cJSON_GetArraySize(g) == 0
                 && !r->tools[k].gemini_schema)
@@ -1806,14 +1811,14 @@ req_to_gemini(tr_req_t *r, cJSON *root)
 
         mode = NULL;
         switch (r->tool_choice) {
-        case TR_TC_AUTO:
+        case LLMP_TR_TC_AUTO:
             mode = "AUTO";
             break;
-        case TR_TC_ANY:
-        case TR_TC_TOOL:
+        case LLMP_TR_TC_ANY:
+        case LLMP_TR_TC_TOOL:
             mode = "ANY";
             break;
-        case TR_TC_NONE:
+        case LLMP_TR_TC_NONE:
             mode = "NONE";
             break;
         }
@@ -1821,7 +1826,7 @@ req_to_gemini(tr_req_t *r, cJSON *root)
             o = cJSON_AddObjectToObject(root, "toolConfig");
             o = cJSON_AddObjectToObject(o, "functionCallingConfig");
             cJSON_AddStringToObject(o, "mode", mode);
-            if (r->tool_choice == TR_TC_TOOL) {
+            if (r->tool_choice == LLMP_TR_TC_TOOL) {
                 a = cJSON_AddArrayToObject(o, "allowedFunctionNames");
                 cJSON_AddItemToArray(a, cJSON_CreateString(r->tool_name));
             }
@@ -1833,16 +1838,16 @@ req_to_gemini(tr_req_t *r, cJSON *root)
         return -1;
     }
     if (r->has_temperature) {
-        tr_add_num(g, "temperature", r->temperature);
+        llmp_tr_add_num(g, "temperature", r->temperature);
     }
     if (r->has_top_p) {
-        tr_add_num(g, "topP", r->top_p);
+        llmp_tr_add_num(g, "topP", r->top_p);
     }
     if (r->has_top_k) {
-        tr_add_num(g, "topK", (double) r->top_k);
+        llmp_tr_add_num(g, "topK", (double) r->top_k);
     }
     if (r->max_tokens >= 0) {
-        tr_add_num(g, "maxOutputTokens", (double) r->max_tokens);
+        llmp_tr_add_num(g, "maxOutputTokens", (double) r->max_tokens);
     }
     if (r->nstop) {
         a = cJSON_AddArrayToObject(g, "stopSequences");
@@ -1851,16 +1856,16 @@ req_to_gemini(tr_req_t *r, cJSON *root)
         }
     }
     if (r->n > 0) {
-        tr_add_num(g, "candidateCount", (double) r->n);
+        llmp_tr_add_num(g, "candidateCount", (double) r->n);
     }
     if (r->has_seed) {
-        tr_add_num(g, "seed", (double) r->seed);
+        llmp_tr_add_num(g, "seed", (double) r->seed);
     }
     if (r->has_presence) {
-        tr_add_num(g, "presencePenalty", r->presence);
+        llmp_tr_add_num(g, "presencePenalty", r->presence);
     }
     if (r->has_frequency) {
-        tr_add_num(g, "frequencyPenalty", r->frequency);
+        llmp_tr_add_num(g, "frequencyPenalty", r->frequency);
     }
     if (r->json_mode) {
         cJSON_AddStringToObject(g, "responseMimeType", "application/json");
@@ -1930,39 +1935,39 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
     const char *model, int stream, llmp_buf_t *out, char *err,
     size_t errlen)
 {
-    int        rc;
-    cJSON     *root, *res;
-    tr_req_t   r;
+    int            rc;
+    cJSON         *root, *res;
+    llmp_tr_req_t  r;
 
     if (llmp_iface_name(from) == NULL || llmp_iface_name(to) == NULL) {
-        tr_err(err, errlen, "unknown interface");
+        llmp_tr_err(err, errlen, "unknown interface");
         return -1;
     }
 
-    root = tr_parse(body, len);
+    root = llmp_tr_parse(body, len);
     if (root == NULL) {
-        tr_err(err, errlen, "the request body is not valid JSON");
+        llmp_tr_err(err, errlen, "the request body is not valid JSON");
         return -1;
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        tr_err(err, errlen, "the request body must be a JSON object");
+        llmp_tr_err(err, errlen, "the request body must be a JSON object");
         return -1;
     }
 
     if (from == to) {
         rc = req_identity(from, root, model, stream);
         if (rc == 0) {
-            rc = tr_print(root, out);
+            rc = llmp_tr_print(root, out);
         }
         cJSON_Delete(root);
         if (rc != 0) {
-            tr_err(err, errlen, TR_OOM);
+            llmp_tr_err(err, errlen, LLMP_TR_OOM);
         }
         return rc;
     }
 
-    memset(&r, 0, sizeof(tr_req_t));
+    memset(&r, 0, sizeof(llmp_tr_req_t));
     r.max_tokens = -1;
     r.n = -1;
     r.stream = stream;
@@ -1979,7 +1984,7 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
     }
 
     if (rc == 0 && req_link_tools(&r) != 0) {
-        tr_err(err, errlen, TR_OOM);
+        llmp_tr_err(err, errlen, LLMP_TR_OOM);
         rc = -1;
     }
 
@@ -2005,10 +2010,10 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
             rc = req_to_gemini(&r, res);
         }
         if (rc == 0) {
-            rc = tr_print(res, out);
+            rc = llmp_tr_print(res, out);
         }
         if (rc != 0) {
-            tr_err(err, errlen, TR_OOM);
+            llmp_tr_err(err, errlen, LLMP_TR_OOM);
         }
     }
 

@@ -12,43 +12,43 @@
 #include "llmp_translate_int.h"
 
 
-#define TR_MAX_CHOICES  16
+#define LLMP_TR_MAX_CHOICES  16
 
 typedef struct {
-    tr_parts_t   parts;
-    int          finish;
-    const char  *stop_seq;
-} tr_choice_t;
+    llmp_tr_parts_t  parts;
+    int              finish;
+    const char      *stop_seq;
+} llmp_tr_choice_t;
 
 typedef struct {
-    tr_arena_t    arena;
-    const char   *id;
-    tr_choice_t   ch[TR_MAX_CHOICES];
-    int           nch;
+    llmp_tr_arena_t   arena;
+    const char       *id;
+    llmp_tr_choice_t  ch[LLMP_TR_MAX_CHOICES];
+    int               nch;
     long long     prompt;
     long long     completion;
     long long     cached;       /* prompt tokens read from a cache */
     long long     reasoning;    /* completion tokens spent thinking */
-    char          nonce[TR_NONCE_LEN + 1];
-} tr_resp_t;
+    char              nonce[LLMP_TR_NONCE_LEN + 1];
+} llmp_tr_resp_t;
 
 
 static void
-resp_free(tr_resp_t *r)
+resp_free(llmp_tr_resp_t *r)
 {
     int  i;
 
     for (i = 0; i < r->nch; i++) {
-        tr_parts_free(&r->ch[i].parts);
+        llmp_tr_parts_free(&r->ch[i].parts);
     }
-    tr_arena_free(&r->arena);
+    llmp_tr_arena_free(&r->arena);
 }
 
 
-static tr_choice_t *
-resp_choice(tr_resp_t *r)
+static llmp_tr_choice_t *
+resp_choice(llmp_tr_resp_t *r)
 {
-    if (r->nch == TR_MAX_CHOICES) {
+    if (r->nch == LLMP_TR_MAX_CHOICES) {
         return NULL;
     }
     return &r->ch[r->nch++];
@@ -56,11 +56,11 @@ resp_choice(tr_resp_t *r)
 
 
 static int
-resp_text(tr_resp_t *r, tr_choice_t *c, const char *text)
+resp_text(llmp_tr_resp_t *r, llmp_tr_choice_t *c, const char *text)
 {
-    tr_part_t  *p;
+    llmp_tr_part_t  *p;
 
-    p = tr_part_add(&r->arena, &c->parts, TR_TEXT);
+    p = llmp_tr_part_add(&r->arena, &c->parts, LLMP_TR_TEXT);
     if (p == NULL) {
         return -1;
     }
@@ -76,31 +76,31 @@ resp_error_member(const cJSON *root, char *err, size_t errlen)
     const cJSON  *e;
     const char   *msg;
 
-    e = tr_get(root, "error", NULL);
+    e = llmp_tr_get(root, "error", NULL);
     if (e == NULL || cJSON_IsNull(e)) {
         return 0;
     }
-    msg = cJSON_IsString(e) ? e->valuestring : tr_str(e, "message");
-    tr_err(err, errlen, "upstream error: %.200s", msg ? msg : "unknown");
+    msg = cJSON_IsString(e) ? e->valuestring : llmp_tr_str(e, "message");
+    llmp_tr_err(err, errlen, "upstream error: %.200s", msg ? msg : "unknown");
     return -1;
 }
 
 
 static int
-resp_from_openai(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
+resp_from_openai(llmp_tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
 {
-    tr_choice_t  *c;
-    const cJSON  *it, *m, *v, *f, *u;
+    llmp_tr_choice_t  *c;
+    const cJSON       *it, *m, *v, *f, *u;
 
     if (resp_error_member(root, err, errlen) != 0) {
         return -1;
     }
 
-    r->id = tr_str(root, "id");
+    r->id = llmp_tr_str(root, "id");
 
-    v = tr_get(root, "choices", NULL);
+    v = llmp_tr_get(root, "choices", NULL);
     if (!cJSON_IsArray(v)) {
-        tr_err(err, errlen, "upstream answer has no choices");
+        llmp_tr_err(err, errlen, "upstream answer has no choices");
         return -1;
     }
 
@@ -109,169 +109,171 @@ resp_from_openai(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
         if (c == NULL) {
             break;
         }
-        c->finish = tr_finish_from(LLMP_IFACE_OPENAI,
-                                   tr_str(it, "finish_reason"));
-        m = tr_get(it, "message", NULL);
+        c->finish = llmp_tr_finish_from(LLMP_IFACE_OPENAI,
+                                        llmp_tr_str(it, "finish_reason"));
+        m = llmp_tr_get(it, "message", NULL);
 
-        v = tr_get(m, "content", NULL);
+        v = llmp_tr_get(m, "content", NULL);
         if (cJSON_IsString(v)) {
             if (resp_text(r, c, v->valuestring) != 0) {
                 goto oom;
             }
         } else if (cJSON_IsArray(v)) {
             cJSON_ArrayForEach(f, v) {
-                if (tr_str(f, "text") && resp_text(r, c, tr_str(f, "text")))
+                if (llmp_tr_str(f, "text")
+                    && resp_text(r, c, llmp_tr_str(f, "text")))
                 {
                     goto oom;
                 }
             }
         }
-        if (tr_str(m, "refusal") != NULL
-            && resp_text(r, c, tr_str(m, "refusal")) != 0)
+        if (llmp_tr_str(m, "refusal") != NULL
+            && resp_text(r, c, llmp_tr_str(m, "refusal")) != 0)
         {
             goto oom;
         }
 
-        if (tr_oa_tool_calls(&r->arena, &c->parts, m, 0) != 0) {
+        if (llmp_tr_oa_tool_calls(&r->arena, &c->parts, m, 0) != 0) {
             goto oom;
         }
     }
 
-    u = tr_get(root, "usage", NULL);
-    r->prompt = tr_int(u, "prompt_tokens");
-    r->completion = tr_int(u, "completion_tokens");
-    r->cached = tr_int(tr_get(u, "prompt_tokens_details", NULL),
-                       "cached_tokens");
-    r->reasoning = tr_int(tr_get(u, "completion_tokens_details", NULL),
-                          "reasoning_tokens");
+    u = llmp_tr_get(root, "usage", NULL);
+    r->prompt = llmp_tr_int(u, "prompt_tokens");
+    r->completion = llmp_tr_int(u, "completion_tokens");
+    r->cached = llmp_tr_int(llmp_tr_get(u, "prompt_tokens_details", NULL),
+                            "cached_tokens");
+    r->reasoning = llmp_tr_int(llmp_tr_get(u, "completion_tokens_details",
+                                           NULL),
+                               "reasoning_tokens");
     return 0;
 
 oom:
-    tr_err(err, errlen, "out of memory");
+    llmp_tr_err(err, errlen, "out of memory");
     return -1;
 }
 
 
 static int
-resp_from_anthropic(tr_resp_t *r, const cJSON *root, char *err,
+resp_from_anthropic(llmp_tr_resp_t *r, const cJSON *root, char *err,
     size_t errlen)
 {
     long long     n;
-    tr_part_t    *p;
-    tr_choice_t  *c;
-    const char   *type;
-    const cJSON  *it, *u;
+    llmp_tr_part_t    *p;
+    llmp_tr_choice_t  *c;
+    const char        *type;
+    const cJSON       *it, *u;
 
-    type = tr_str(root, "type");
+    type = llmp_tr_str(root, "type");
     if (type != NULL && strcmp(type, "error") == 0) {
         if (resp_error_member(root, err, errlen) == 0) {
-            tr_err(err, errlen, "upstream error");
+            llmp_tr_err(err, errlen, "upstream error");
         }
         return -1;
     }
-    if (!cJSON_IsArray(tr_get(root, "content", NULL))) {
-        tr_err(err, errlen, "upstream answer has no content");
+    if (!cJSON_IsArray(llmp_tr_get(root, "content", NULL))) {
+        llmp_tr_err(err, errlen, "upstream answer has no content");
         return -1;
     }
 
-    r->id = tr_str(root, "id");
+    r->id = llmp_tr_str(root, "id");
     c = resp_choice(r);
-    c->finish = tr_finish_from(LLMP_IFACE_ANTHROPIC,
-                               tr_str(root, "stop_reason"));
-    c->stop_seq = tr_str(root, "stop_sequence");
+    c->finish = llmp_tr_finish_from(LLMP_IFACE_ANTHROPIC,
+                                    llmp_tr_str(root, "stop_reason"));
+    c->stop_seq = llmp_tr_str(root, "stop_sequence");
 
-    cJSON_ArrayForEach(it, tr_get(root, "content", NULL)) {
-        type = tr_str(it, "type");
+    cJSON_ArrayForEach(it, llmp_tr_get(root, "content", NULL)) {
+        type = llmp_tr_str(it, "type");
         if (type == NULL) {
             continue;
         }
-        if (strcmp(type, "text") == 0 && tr_str(it, "text") != NULL) {
-            if (resp_text(r, c, tr_str(it, "text")) != 0) {
+        if (strcmp(type, "text") == 0 && llmp_tr_str(it, "text") != NULL) {
+            if (resp_text(r, c, llmp_tr_str(it, "text")) != 0) {
                 goto oom;
             }
         } else if (strcmp(type, "tool_use") == 0
-                   && tr_str(it, "name") != NULL)
+                   && llmp_tr_str(it, "name") != NULL)
         {
-            p = tr_part_add(&r->arena, &c->parts, TR_TOOL_CALL);
+            p = llmp_tr_part_add(&r->arena, &c->parts, LLMP_TR_TOOL_CALL);
             if (p == NULL) {
                 goto oom;
             }
-            p->id = tr_str(it, "id");
-            p->name = tr_str(it, "name");
-            p->input = tr_get(it, "input", NULL);
+            p->id = llmp_tr_str(it, "id");
+            p->name = llmp_tr_str(it, "name");
+            p->input = llmp_tr_get(it, "input", NULL);
         }
         /* thinking, server tool blocks: dropped */
     }
 
-    u = tr_get(root, "usage", NULL);
-    r->prompt = tr_int(u, "input_tokens");
-    r->completion = tr_int(u, "output_tokens");
-    r->cached = tr_int(u, "cache_read_input_tokens");
+    u = llmp_tr_get(root, "usage", NULL);
+    r->prompt = llmp_tr_int(u, "input_tokens");
+    r->completion = llmp_tr_int(u, "output_tokens");
+    r->cached = llmp_tr_int(u, "cache_read_input_tokens");
     if (r->prompt >= 0) {
-        n = tr_int(u, "cache_creation_input_tokens");
+        n = llmp_tr_int(u, "cache_creation_input_tokens");
         r->prompt += (n > 0 ? n : 0) + (r->cached > 0 ? r->cached : 0);
     }
     return 0;
 
 oom:
-    tr_err(err, errlen, "out of memory");
+    llmp_tr_err(err, errlen, "out of memory");
     return -1;
 }
 
 
 static int
-resp_from_gemini(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
+resp_from_gemini(llmp_tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
 {
-    char          id[64];
-    unsigned      ncalls;
+    char               id[64];
+    unsigned           ncalls;
     long long     thoughts;
-    tr_part_t    *p;
-    tr_choice_t  *c;
-    const cJSON  *it, *v, *part, *u;
+    llmp_tr_part_t    *p;
+    llmp_tr_choice_t  *c;
+    const cJSON       *it, *v, *part, *u;
 
     if (resp_error_member(root, err, errlen) != 0) {
         return -1;
     }
 
-    r->id = tr_str2(root, "responseId", "response_id");
+    r->id = llmp_tr_str2(root, "responseId", "response_id");
     ncalls = 0;
 
-    cJSON_ArrayForEach(it, tr_get(root, "candidates", NULL)) {
+    cJSON_ArrayForEach(it, llmp_tr_get(root, "candidates", NULL)) {
         c = resp_choice(r);
         if (c == NULL) {
             break;
         }
-        c->finish = tr_finish_from(LLMP_IFACE_GEMINI,
-                                   tr_str2(it, "finishReason",
-                                           "finish_reason"));
+        c->finish = llmp_tr_finish_from(LLMP_IFACE_GEMINI,
+                                        llmp_tr_str2(it, "finishReason",
+                                                "finish_reason"));
 
-        cJSON_ArrayForEach(part, tr_get(tr_get(it, "content", NULL),
-                                        "parts", NULL))
+        cJSON_ArrayForEach(part, llmp_tr_get(llmp_tr_get(it, "content", NULL),
+                                             "parts", NULL))
         {
-            if (tr_str(part, "text") != NULL) {
-                if (cJSON_IsTrue(tr_get(part, "thought", NULL))) {
+            if (llmp_tr_str(part, "text") != NULL) {
+                if (cJSON_IsTrue(llmp_tr_get(part, "thought", NULL))) {
                     continue;
                 }
-                if (resp_text(r, c, tr_str(part, "text")) != 0) {
+                if (resp_text(r, c, llmp_tr_str(part, "text")) != 0) {
                     goto oom;
                 }
                 continue;
             }
-            v = tr_get(part, "functionCall", "function_call");
-            if (tr_str(v, "name") == NULL) {
+            v = llmp_tr_get(part, "functionCall", "function_call");
+            if (llmp_tr_str(v, "name") == NULL) {
                 continue;
             }
-            p = tr_part_add(&r->arena, &c->parts, TR_TOOL_CALL);
+            p = llmp_tr_part_add(&r->arena, &c->parts, LLMP_TR_TOOL_CALL);
             if (p == NULL) {
                 goto oom;
             }
-            p->name = tr_str(v, "name");
-            p->input = tr_get(v, "args", NULL);
-            p->id = tr_str(v, "id");
+            p->name = llmp_tr_str(v, "name");
+            p->input = llmp_tr_get(v, "args", NULL);
+            p->id = llmp_tr_str(v, "id");
             if (p->id == NULL) {
                 snprintf(id, sizeof(id), "call_%.12s_%u", r->nonce,
                          ncalls);
-                p->id = tr_strdup(&r->arena, id);
+                p->id = llmp_tr_strdup(&r->arena, id);
                 if (p->id == NULL) {
                     goto oom;
                 }
@@ -283,62 +285,62 @@ resp_from_gemini(tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
     if (r->nch == 0) {
         /* a blocked prompt: promptFeedback.blockReason, no candidates */
         c = resp_choice(r);
-        c->finish = tr_get(root, "promptFeedback", "prompt_feedback")
-                    ? TR_FR_FILTER : TR_FR_OTHER;
+        c->finish = llmp_tr_get(root, "promptFeedback", "prompt_feedback")
+                    ? LLMP_TR_FR_FILTER : LLMP_TR_FR_OTHER;
     }
 
-    u = tr_get(root, "usageMetadata", "usage_metadata");
-    r->prompt = tr_int(u, "promptTokenCount");
-    r->completion = tr_int(u, "candidatesTokenCount");
-    thoughts = tr_int(u, "thoughtsTokenCount");
+    u = llmp_tr_get(root, "usageMetadata", "usage_metadata");
+    r->prompt = llmp_tr_int(u, "promptTokenCount");
+    r->completion = llmp_tr_int(u, "candidatesTokenCount");
+    thoughts = llmp_tr_int(u, "thoughtsTokenCount");
     if (thoughts >= 0) {
         r->reasoning = thoughts;
         r->completion = (r->completion > 0 ? r->completion : 0) + thoughts;
     }
-    r->cached = tr_int(u, "cachedContentTokenCount");
+    r->cached = llmp_tr_int(u, "cachedContentTokenCount");
     if (r->completion < 0 && r->prompt >= 0) {
         r->completion = 0;      /* Gemini leaves out zero counts */
     }
     return 0;
 
 oom:
-    tr_err(err, errlen, "out of memory");
+    llmp_tr_err(err, errlen, "out of memory");
     return -1;
 }
 
 
 static int
-choice_finish(const tr_choice_t *c)
+choice_finish(const llmp_tr_choice_t *c)
 {
     size_t  i;
 
-    if (c->finish == TR_FR_STOP || c->finish == TR_FR_NONE) {
+    if (c->finish == LLMP_TR_FR_STOP || c->finish == LLMP_TR_FR_NONE) {
         for (i = 0; i < c->parts.n; i++) {
-            if (c->parts.v[i].type == TR_TOOL_CALL) {
-                return TR_FR_TOOL;
+            if (c->parts.v[i].type == LLMP_TR_TOOL_CALL) {
+                return LLMP_TR_FR_TOOL;
             }
         }
     }
-    return c->finish == TR_FR_NONE ? TR_FR_STOP : c->finish;
+    return c->finish == LLMP_TR_FR_NONE ? LLMP_TR_FR_STOP : c->finish;
 }
 
 
 static int
-resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
+resp_to_openai(llmp_tr_resp_t *r, cJSON *root, const char *model)
 {
-    int           i;
-    char          id[64], *args, *text, *q;
-    size_t        j, len;
-    cJSON        *a, *o, *m, *t, *f, *u;
-    tr_part_t    *p;
-    tr_choice_t  *c;
+    int                i;
+    char               id[64], *args, *text, *q;
+    size_t             j, len;
+    cJSON             *a, *o, *m, *t, *f, *u;
+    llmp_tr_part_t    *p;
+    llmp_tr_choice_t  *c;
 
     if (r->id == NULL) {
         snprintf(id, sizeof(id), "chatcmpl-%s", r->nonce);
     }
     cJSON_AddStringToObject(root, "id", r->id ? r->id : id);
     cJSON_AddStringToObject(root, "object", "chat.completion");
-    tr_add_num(root, "created", (double) time(NULL));
+    llmp_tr_add_num(root, "created", (double) time(NULL));
     cJSON_AddStringToObject(root, "model", model ? model : "");
 
     a = cJSON_AddArrayToObject(root, "choices");
@@ -352,13 +354,13 @@ resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
         if (!cJSON_AddItemToArray(a, o)) {
             return -1;
         }
-        tr_add_num(o, "index", i);
+        llmp_tr_add_num(o, "index", i);
         m = cJSON_AddObjectToObject(o, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
 
         len = 0;
         for (j = 0; j < c->parts.n; j++) {
-            if (c->parts.v[j].type == TR_TEXT) {
+            if (c->parts.v[j].type == LLMP_TR_TEXT) {
                 len += strlen(c->parts.v[j].text) + 1;
             }
         }
@@ -369,7 +371,7 @@ resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
             }
             q = text;
             for (j = 0; j < c->parts.n; j++) {
-                if (c->parts.v[j].type == TR_TEXT) {
+                if (c->parts.v[j].type == LLMP_TR_TEXT) {
                     len = strlen(c->parts.v[j].text);
                     memcpy(q, c->parts.v[j].text, len);
                     q += len;
@@ -386,7 +388,7 @@ resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
         t = NULL;
         for (j = 0; j < c->parts.n; j++) {
             p = &c->parts.v[j];
-            if (p->type != TR_TOOL_CALL) {
+            if (p->type != LLMP_TR_TOOL_CALL) {
                 continue;
             }
             if (t == NULL) {
@@ -404,7 +406,7 @@ resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
             cJSON_AddStringToObject(f, "type", "function");
             f = cJSON_AddObjectToObject(f, "function");
             cJSON_AddStringToObject(f, "name", p->name);
-            args = tr_part_args(p);
+            args = llmp_tr_part_args(p);
             if (args == NULL) {
                 return -1;
             }
@@ -414,24 +416,25 @@ resp_to_openai(tr_resp_t *r, cJSON *root, const char *model)
 
         cJSON_AddNullToObject(o, "logprobs");
         cJSON_AddStringToObject(o, "finish_reason",
-                                tr_finish_to(LLMP_IFACE_OPENAI,
-                                             choice_finish(c)));
+                                llmp_tr_finish_to(LLMP_IFACE_OPENAI,
+                                                  choice_finish(c)));
     }
 
     u = cJSON_AddObjectToObject(root, "usage");
-    tr_add_num(u, "prompt_tokens", (double) (r->prompt > 0 ? r->prompt : 0));
-    tr_add_num(u, "completion_tokens",
-               (double) (r->completion > 0 ? r->completion : 0));
-    tr_add_num(u, "total_tokens",
-               (double) ((r->prompt > 0 ? r->prompt : 0)
+    llmp_tr_add_num(u, "prompt_tokens",
+                    (double) (r->prompt > 0 ? r->prompt : 0));
+    llmp_tr_add_num(u, "completion_tokens",
+                    (double) (r->completion > 0 ? r->completion : 0));
+    llmp_tr_add_num(u, "total_tokens",
+                    (double) ((r->prompt > 0 ? r->prompt : 0)
                          + (r->completion > 0 ? r->completion : 0)));
     if (r->cached >= 0) {
         o = cJSON_AddObjectToObject(u, "prompt_tokens_details");
-        tr_add_num(o, "cached_tokens", (double) r->cached);
+        llmp_tr_add_num(o, "cached_tokens", (double) r->cached);
     }
     if (r->reasoning >= 0) {
         o = cJSON_AddObjectToObject(u, "completion_tokens_details");
-        tr_add_num(o, "reasoning_tokens", (double) r->reasoning);
+        llmp_tr_add_num(o, "reasoning_tokens", (double) r->reasoning);
     }
     return 0;
 }
@@ -473,15 +476,15 @@ an_add_text(cJSON *content, cJSON **last, const char *text)
 
 
 static int
-resp_to_anthropic(tr_resp_t *r, cJSON *root, const char *model)
+resp_to_anthropic(llmp_tr_resp_t *r, cJSON *root, const char *model)
 {
-    int           fr;
-    char          id[64];
-    size_t        j;
-    cJSON        *a, *o, *last, *u;
+    int                fr;
+    char               id[64];
+    size_t             j;
+    cJSON             *a, *o, *last, *u;
     long long     in;
-    tr_part_t    *p;
-    tr_choice_t  *c;
+    llmp_tr_part_t    *p;
+    llmp_tr_choice_t  *c;
 
     if (r->id == NULL) {
         snprintf(id, sizeof(id), "msg_%s", r->nonce);
@@ -500,7 +503,7 @@ resp_to_anthropic(tr_resp_t *r, cJSON *root, const char *model)
     last = NULL;
     for (j = 0; j < c->parts.n; j++) {
         p = &c->parts.v[j];
-        if (p->type == TR_TEXT) {
+        if (p->type == LLMP_TR_TEXT) {
             if (p->text[0] != '\0' && an_add_text(a, &last, p->text) != 0) {
                 return -1;
             }
@@ -520,13 +523,13 @@ resp_to_anthropic(tr_resp_t *r, cJSON *root, const char *model)
             cJSON_AddStringToObject(o, "id", id);
         }
         cJSON_AddStringToObject(o, "name", p->name);
-        cJSON_AddItemToObject(o, "input", tr_part_input(p));
+        cJSON_AddItemToObject(o, "input", llmp_tr_part_input(p));
     }
 
     fr = choice_finish(c);
     cJSON_AddStringToObject(root, "stop_reason",
-                            tr_finish_to(LLMP_IFACE_ANTHROPIC, fr));
-    if (fr == TR_FR_STOP_SEQ && c->stop_seq != NULL) {
+                            llmp_tr_finish_to(LLMP_IFACE_ANTHROPIC, fr));
+    if (fr == LLMP_TR_FR_STOP_SEQ && c->stop_seq != NULL) {
         cJSON_AddStringToObject(root, "stop_sequence", c->stop_seq);
     } else {
         cJSON_AddNullToObject(root, "stop_sequence");
@@ -537,24 +540,24 @@ resp_to_anthropic(tr_resp_t *r, cJSON *root, const char *model)
     if (r->cached > 0 && r->cached <= in) {
         in -= r->cached;
     }
-    tr_add_num(u, "input_tokens", (double) in);
+    llmp_tr_add_num(u, "input_tokens", (double) in);
     if (r->cached > 0) {
-        tr_add_num(u, "cache_read_input_tokens", (double) r->cached);
+        llmp_tr_add_num(u, "cache_read_input_tokens", (double) r->cached);
     }
-    tr_add_num(u, "output_tokens",
-               (double) (r->completion > 0 ? r->completion : 0));
+    llmp_tr_add_num(u, "output_tokens",
+                    (double) (r->completion > 0 ? r->completion : 0));
     return 0;
 }
 
 
 static int
-resp_to_gemini(tr_resp_t *r, cJSON *root, const char *model)
+resp_to_gemini(llmp_tr_resp_t *r, cJSON *root, const char *model)
 {
-    int           i;
-    size_t        j;
-    cJSON        *a, *o, *parts, *v, *u;
-    tr_part_t    *p;
-    tr_choice_t  *c;
+    int                i;
+    size_t             j;
+    cJSON             *a, *o, *parts, *v, *u;
+    llmp_tr_part_t    *p;
+    llmp_tr_choice_t  *c;
 
     a = cJSON_AddArrayToObject(root, "candidates");
     if (a == NULL) {
@@ -577,37 +580,37 @@ resp_to_gemini(tr_resp_t *r, cJSON *root, const char *model)
             if (!cJSON_AddItemToArray(parts, v)) {
                 return -1;
             }
-            if (p->type == TR_TEXT) {
+            if (p->type == LLMP_TR_TEXT) {
                 cJSON_AddStringToObject(v, "text", p->text);
                 continue;
             }
             v = cJSON_AddObjectToObject(v, "functionCall");
             cJSON_AddStringToObject(v, "name", p->name);
-            cJSON_AddItemToObject(v, "args", tr_part_input(p));
+            cJSON_AddItemToObject(v, "args", llmp_tr_part_input(p));
         }
 
         cJSON_AddStringToObject(o, "finishReason",
-                                tr_finish_to(LLMP_IFACE_GEMINI,
-                                             choice_finish(c)));
-        tr_add_num(o, "index", i);
+                                llmp_tr_finish_to(LLMP_IFACE_GEMINI,
+                                                  choice_finish(c)));
+        llmp_tr_add_num(o, "index", i);
     }
 
     u = cJSON_AddObjectToObject(root, "usageMetadata");
-    tr_add_num(u, "promptTokenCount",
-               (double) (r->prompt > 0 ? r->prompt : 0));
-    tr_add_num(u, "candidatesTokenCount",
-               (double) (r->completion > 0
+    llmp_tr_add_num(u, "promptTokenCount",
+                    (double) (r->prompt > 0 ? r->prompt : 0));
+    llmp_tr_add_num(u, "candidatesTokenCount",
+                    (double) (r->completion > 0
                          ? r->completion - (r->reasoning > 0
                                             ? r->reasoning : 0)
                          : 0));
-    tr_add_num(u, "totalTokenCount",
-               (double) ((r->prompt > 0 ? r->prompt : 0)
+    llmp_tr_add_num(u, "totalTokenCount",
+                    (double) ((r->prompt > 0 ? r->prompt : 0)
                          + (r->completion > 0 ? r->completion : 0)));
     if (r->cached > 0) {
-        tr_add_num(u, "cachedContentTokenCount", (double) r->cached);
+        llmp_tr_add_num(u, "cachedContentTokenCount", (double) r->cached);
     }
     if (r->reasoning > 0) {
-        tr_add_num(u, "thoughtsTokenCount", (double) r->reasoning);
+        llmp_tr_add_num(u, "thoughtsTokenCount", (double) r->reasoning);
     }
     cJSON_AddStringToObject(root, "modelVersion", model ? model : "");
     cJSON_AddStringToObject(root, "responseId", r->id ? r->id : r->nonce);
@@ -639,9 +642,9 @@ llmp_translate_response(int from, int to, const char *body, size_t len,
     const char *model, llmp_buf_t *out, llmp_usage_t *usage,
     char *err, size_t errlen)
 {
-    int         rc;
-    cJSON      *root, *res;
-    tr_resp_t  *r;
+    int              rc;
+    cJSON           *root, *res;
+    llmp_tr_resp_t  *r;
 
     if (usage != NULL) {
         usage->prompt_tokens = -1;
@@ -649,28 +652,28 @@ llmp_translate_response(int from, int to, const char *body, size_t len,
     }
 
     if (llmp_iface_name(from) == NULL || llmp_iface_name(to) == NULL) {
-        tr_err(err, errlen, "unknown interface");
+        llmp_tr_err(err, errlen, "unknown interface");
         return -1;
     }
 
-    root = tr_parse(body, len);
+    root = llmp_tr_parse(body, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        tr_err(err, errlen, "upstream answer is not a JSON object");
+        llmp_tr_err(err, errlen, "upstream answer is not a JSON object");
         return -1;
     }
 
-    r = calloc(1, sizeof(tr_resp_t));
+    r = calloc(1, sizeof(llmp_tr_resp_t));
     if (r == NULL) {
         cJSON_Delete(root);
-        tr_err(err, errlen, "out of memory");
+        llmp_tr_err(err, errlen, "out of memory");
         return -1;
     }
     r->prompt = -1;
     r->completion = -1;
     r->cached = -1;
     r->reasoning = -1;
-    tr_nonce(r->nonce, TR_NONCE_LEN);
+    llmp_tr_nonce(r->nonce, LLMP_TR_NONCE_LEN);
 
     switch (from) {
     case LLMP_IFACE_OPENAI:
@@ -692,10 +695,10 @@ llmp_translate_response(int from, int to, const char *body, size_t len,
     if (rc == 0 && from == to) {
         rc = resp_identity(from, root, model);
         if (rc == 0) {
-            rc = tr_print(root, out);
+            rc = llmp_tr_print(root, out);
         }
         if (rc != 0) {
-            tr_err(err, errlen, "out of memory");
+            llmp_tr_err(err, errlen, "out of memory");
         }
 
     } else if (rc == 0) {
@@ -710,10 +713,10 @@ llmp_translate_response(int from, int to, const char *body, size_t len,
             rc = resp_to_gemini(r, res, model);
         }
         if (rc == 0) {
-            rc = tr_print(res, out);
+            rc = llmp_tr_print(res, out);
         }
         if (rc != 0) {
-            tr_err(err, errlen, "out of memory");
+            llmp_tr_err(err, errlen, "out of memory");
         }
     }
 
@@ -802,11 +805,11 @@ typedef struct {
     const char  *type;      /* openai/anthropic error type */
     const char  *code;      /* openai code */
     const char  *status;    /* gemini status */
-} tr_err_info_t;
+} llmp_tr_err_info_t;
 
 
 static void
-err_find(const cJSON *v, tr_err_info_t *e)
+err_find(const cJSON *v, llmp_tr_err_info_t *e)
 {
     const cJSON  *x;
 
@@ -817,24 +820,24 @@ err_find(const cJSON *v, tr_err_info_t *e)
         return;
     }
 
-    x = tr_get(v, "error", NULL);
+    x = llmp_tr_get(v, "error", NULL);
     if (cJSON_IsString(x)) {
         e->message = x->valuestring;
-        e->type = tr_str(v, "type");
+        e->type = llmp_tr_str(v, "type");
     } else if (cJSON_IsObject(x)) {
-        e->message = tr_str(x, "message");
-        e->type = tr_str(x, "type");
-        e->code = tr_str(x, "code");
-        e->status = tr_str(x, "status");
+        e->message = llmp_tr_str(x, "message");
+        e->type = llmp_tr_str(x, "type");
+        e->code = llmp_tr_str(x, "code");
+        e->status = llmp_tr_str(x, "status");
     }
     if (e->message == NULL) {
-        e->message = tr_str(v, "message");
+        e->message = llmp_tr_str(v, "message");
     }
     if (e->message == NULL) {
-        e->message = tr_str(v, "detail");
+        e->message = llmp_tr_str(v, "detail");
     }
     if (e->message == NULL) {
-        e->message = tr_str(v, "error_description");
+        e->message = llmp_tr_str(v, "error_description");
     }
 }
 
@@ -843,17 +846,17 @@ int
 llmp_translate_error(int from, int to, int status, const char *body,
     size_t len, llmp_buf_t *out)
 {
-    int             rc;
-    char           *msg, dflt[64];
-    cJSON          *root, *res, *e;
-    tr_err_info_t   info;
+    int                 rc;
+    char               *msg, dflt[64];
+    cJSON              *root, *res, *e;
+    llmp_tr_err_info_t  info;
 
     if (status < 100 || status > 599) {
         status = 502;
     }
 
     memset(&info, 0, sizeof(info));
-    root = body && len ? tr_parse(body, len) : NULL;
+    root = body && len ? llmp_tr_parse(body, len) : NULL;
     err_find(root, &info);
 
     if (info.message != NULL) {
@@ -885,17 +888,20 @@ llmp_translate_error(int from, int to, int status, const char *body,
         cJSON_AddStringToObject(e, "type",
                                 from == LLMP_IFACE_ANTHROPIC && info.type
                                 ? info.type
-                                : tr_anthropic_error_type(status));
+                                : llmp_iface_error_type(LLMP_IFACE_ANTHROPIC,
+                                                        status));
         cJSON_AddStringToObject(e, "message", msg ? msg : dflt);
         break;
 
     case LLMP_IFACE_GEMINI:
         e = cJSON_AddObjectToObject(res, "error");
-        tr_add_num(e, "code", status);
+        llmp_tr_add_num(e, "code", status);
         cJSON_AddStringToObject(e, "message", msg ? msg : dflt);
         cJSON_AddStringToObject(e, "status",
                                 from == LLMP_IFACE_GEMINI && info.status
-                                ? info.status : tr_gemini_status(status));
+                                ? info.status
+                                : llmp_iface_error_type(LLMP_IFACE_GEMINI,
+                                                        status));
         break;
 
     default:
@@ -903,7 +909,9 @@ llmp_translate_error(int from, int to, int status, const char *body,
         cJSON_AddStringToObject(e, "message", msg ? msg : dflt);
         cJSON_AddStringToObject(e, "type",
                                 from == LLMP_IFACE_OPENAI && info.type
-                                ? info.type : tr_openai_error_type(status));
+                                ? info.type
+                                : llmp_iface_error_type(LLMP_IFACE_OPENAI,
+                                                        status));
         cJSON_AddNullToObject(e, "param");
         if (info.code != NULL) {
             cJSON_AddStringToObject(e, "code", info.code);
@@ -914,7 +922,7 @@ llmp_translate_error(int from, int to, int status, const char *body,
         }
     }
 
-    rc = tr_print(res, out);
+    rc = llmp_tr_print(res, out);
 
 done:
     cJSON_Delete(res);

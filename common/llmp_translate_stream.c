@@ -53,7 +53,7 @@ struct llmp_stream_s {
     char         *model;
     char         *id;
     long long     created;
-    char          nonce[TR_NONCE_LEN + 1];
+    char          nonce[LLMP_TR_NONCE_LEN + 1];
 
     llmp_sse_t    sse;
     llmp_buf_t   *out;
@@ -181,10 +181,10 @@ st_fr(llmp_stream_t *s, int c)
     int  fr;
 
     fr = s->finish[c];
-    if ((fr == TR_FR_STOP || fr == TR_FR_NONE) && s->has_tools[c]) {
-        return TR_FR_TOOL;
+    if ((fr == LLMP_TR_FR_STOP || fr == LLMP_TR_FR_NONE) && s->has_tools[c]) {
+        return LLMP_TR_FR_TOOL;
     }
-    return fr == TR_FR_NONE ? TR_FR_STOP : fr;
+    return fr == LLMP_TR_FR_NONE ? LLMP_TR_FR_STOP : fr;
 }
 
 
@@ -201,7 +201,7 @@ oa_chunk(llmp_stream_t *s, int c, cJSON **delta)
     }
     cJSON_AddStringToObject(o, "id", st_id(s));
     cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
-    tr_add_num(o, "created", (double) s->created);
+    llmp_tr_add_num(o, "created", (double) s->created);
     cJSON_AddStringToObject(o, "model", s->model);
     a = cJSON_AddArrayToObject(o, "choices");
     if (c < 0) {
@@ -209,7 +209,7 @@ oa_chunk(llmp_stream_t *s, int c, cJSON **delta)
     }
     ch = cJSON_CreateObject();
     cJSON_AddItemToArray(a, ch);
-    tr_add_num(ch, "index", c);
+    llmp_tr_add_num(ch, "index", c);
     *delta = cJSON_AddObjectToObject(ch, "delta");
     cJSON_AddNullToObject(ch, "logprobs");
     cJSON_AddNullToObject(ch, "finish_reason");
@@ -252,7 +252,7 @@ oa_tool_delta(llmp_stream_t *s, st_tool_t *t, const char *frag, size_t len)
     a = cJSON_AddArrayToObject(d, "tool_calls");
     x = cJSON_CreateObject();
     cJSON_AddItemToArray(a, x);
-    tr_add_num(x, "index", t->no);
+    llmp_tr_add_num(x, "index", t->no);
     if (frag == NULL) {
         cJSON_AddStringToObject(x, "id", t->id);
         cJSON_AddStringToObject(x, "type", "function");
@@ -262,7 +262,7 @@ oa_tool_delta(llmp_stream_t *s, st_tool_t *t, const char *frag, size_t len)
         cJSON_AddStringToObject(f, "name", t->name);
         cJSON_AddStringToObject(f, "arguments", "");
     } else {
-        copy = tr_strndup_heap(frag, len);
+        copy = llmp_tr_strndup_heap(frag, len);
         if (copy == NULL) {
             cJSON_Delete(o);
             return st_emit(s, NULL, NULL);
@@ -286,12 +286,12 @@ oa_usage(llmp_stream_t *s)
     }
     p = s->prompt > 0 ? s->prompt : 0;
     c = s->completion > 0 ? s->completion : 0;
-    tr_add_num(u, "prompt_tokens", (double) p);
-    tr_add_num(u, "completion_tokens", (double) c);
-    tr_add_num(u, "total_tokens", (double) (p + c));
+    llmp_tr_add_num(u, "prompt_tokens", (double) p);
+    llmp_tr_add_num(u, "completion_tokens", (double) c);
+    llmp_tr_add_num(u, "total_tokens", (double) (p + c));
     if (s->cached >= 0) {
         d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
-        tr_add_num(d, "cached_tokens", (double) s->cached);
+        llmp_tr_add_num(d, "cached_tokens", (double) s->cached);
     }
     return u;
 }
@@ -323,12 +323,12 @@ an_start(llmp_stream_t *s)
     if (s->cached > 0 && s->cached <= in) {
         in -= s->cached;
     }
-    tr_add_num(u, "input_tokens", (double) in);
+    llmp_tr_add_num(u, "input_tokens", (double) in);
     if (s->cached > 0) {
-        tr_add_num(u, "cache_read_input_tokens", (double) s->cached);
+        llmp_tr_add_num(u, "cache_read_input_tokens", (double) s->cached);
     }
-    tr_add_num(u, "output_tokens",
-               (double) (s->completion > 0 ? s->completion : 0));
+    llmp_tr_add_num(u, "output_tokens",
+                    (double) (s->completion > 0 ? s->completion : 0));
     return st_emit(s, "message_start", o);
 }
 
@@ -344,7 +344,7 @@ an_close(llmp_stream_t *s)
     o = cJSON_CreateObject();
     if (o != NULL) {
         cJSON_AddStringToObject(o, "type", "content_block_stop");
-        tr_add_num(o, "index", s->a_open);
+        llmp_tr_add_num(o, "index", s->a_open);
     }
     s->a_open = -1;
     s->a_open_kind = ST_BLK_NONE;
@@ -365,7 +365,7 @@ an_open(llmp_stream_t *s, int kind, st_tool_t *t)
         return st_emit(s, NULL, NULL);
     }
     cJSON_AddStringToObject(o, "type", "content_block_start");
-    tr_add_num(o, "index", s->a_next);
+    llmp_tr_add_num(o, "index", s->a_next);
     b = cJSON_AddObjectToObject(o, "content_block");
     if (kind == ST_BLK_TEXT) {
         cJSON_AddStringToObject(b, "type", "text");
@@ -390,7 +390,7 @@ an_delta(llmp_stream_t *s, int index, const char *type, const char *key,
     char   *copy;
     cJSON  *o, *d;
 
-    copy = tr_strndup_heap(text, len);
+    copy = llmp_tr_strndup_heap(text, len);
     o = cJSON_CreateObject();
     if (o == NULL || copy == NULL) {
         free(copy);
@@ -398,7 +398,7 @@ an_delta(llmp_stream_t *s, int index, const char *type, const char *key,
         return st_emit(s, NULL, NULL);
     }
     cJSON_AddStringToObject(o, "type", "content_block_delta");
-    tr_add_num(o, "index", index);
+    llmp_tr_add_num(o, "index", index);
     d = cJSON_AddObjectToObject(o, "delta");
     cJSON_AddStringToObject(d, "type", type);
     cJSON_AddStringToObject(d, key, copy);
@@ -445,7 +445,7 @@ ge_candidate(cJSON *cands, int c, cJSON **parts)
     content = cJSON_AddObjectToObject(x, "content");
     *parts = cJSON_AddArrayToObject(content, "parts");
     cJSON_AddStringToObject(content, "role", "model");
-    tr_add_num(x, "index", c);
+    llmp_tr_add_num(x, "index", c);
     return x;
 }
 
@@ -469,7 +469,7 @@ ge_flush_tool(llmp_stream_t *s, st_tool_t *t)
     cJSON_AddItemToArray(parts, p);
     f = cJSON_AddObjectToObject(p, "functionCall");
     cJSON_AddStringToObject(f, "name", t->name);
-    args = t->args.len ? tr_json_object(t->args.data) : NULL;
+    args = t->args.len ? llmp_tr_json_object(t->args.data) : NULL;
     cJSON_AddItemToObject(f, "args", args ? args : cJSON_CreateObject());
     ge_tail(s, o);
     return st_emit(s, NULL, o);
@@ -529,7 +529,7 @@ st_text(llmp_stream_t *s, int c, const char *text, size_t len)
             return -1;
         }
         o = oa_chunk(s, c, &d);
-        copy = tr_strndup_heap(text, len);
+        copy = llmp_tr_strndup_heap(text, len);
         if (o == NULL || copy == NULL) {
             free(copy);
             cJSON_Delete(o);
@@ -555,7 +555,7 @@ st_text(llmp_stream_t *s, int c, const char *text, size_t len)
         return -1;
     }
     o = ge_chunk(s, &cands);
-    copy = tr_strndup_heap(text, len);
+    copy = llmp_tr_strndup_heap(text, len);
     if (o == NULL || copy == NULL) {
         free(copy);
         cJSON_Delete(o);
@@ -707,8 +707,8 @@ st_finish(llmp_stream_t *s, int c, int fr, const char *stop_seq)
                                                                 "choices"),
                                0),
             "finish_reason",
-            cJSON_CreateString(tr_finish_to(LLMP_IFACE_OPENAI,
-                                            st_fr(s, c))));
+            cJSON_CreateString(llmp_tr_finish_to(LLMP_IFACE_OPENAI,
+                                                 st_fr(s, c))));
     }
     return st_emit(s, NULL, o);
 }
@@ -750,22 +750,22 @@ st_end(llmp_stream_t *s)
         cJSON_AddStringToObject(o, "type", "message_delta");
         d = cJSON_AddObjectToObject(o, "delta");
         cJSON_AddStringToObject(d, "stop_reason",
-                                tr_finish_to(LLMP_IFACE_ANTHROPIC,
-                                             st_fr(s, 0)));
-        if (st_fr(s, 0) == TR_FR_STOP_SEQ && s->stop_seq != NULL) {
+                                llmp_tr_finish_to(LLMP_IFACE_ANTHROPIC,
+                                                  st_fr(s, 0)));
+        if (st_fr(s, 0) == LLMP_TR_FR_STOP_SEQ && s->stop_seq != NULL) {
             cJSON_AddStringToObject(d, "stop_sequence", s->stop_seq);
         } else {
             cJSON_AddNullToObject(d, "stop_sequence");
         }
         u = cJSON_AddObjectToObject(o, "usage");
         if (s->prompt >= 0) {
-            tr_add_num(u, "input_tokens",
-                       (double) (s->prompt - (s->cached > 0
+            llmp_tr_add_num(u, "input_tokens",
+                            (double) (s->prompt - (s->cached > 0
                                               && s->cached <= s->prompt
                                               ? s->cached : 0)));
         }
-        tr_add_num(u, "output_tokens",
-                   (double) (s->completion > 0 ? s->completion : 0));
+        llmp_tr_add_num(u, "output_tokens",
+                        (double) (s->completion > 0 ? s->completion : 0));
         if (st_emit(s, "message_delta", o) != 0) {
             return -1;
         }
@@ -786,7 +786,7 @@ st_end(llmp_stream_t *s)
     }
     n = 0;
     for (c = 0; c < ST_MAX_CHOICES; c++) {
-        if (s->finish[c] == TR_FR_NONE) {
+        if (s->finish[c] == LLMP_TR_FR_NONE) {
             continue;
         }
         d = ge_candidate(cands, c, &parts);
@@ -794,21 +794,21 @@ st_end(llmp_stream_t *s)
         cJSON_AddItemToArray(parts, u);
         cJSON_AddStringToObject(u, "text", "");
         cJSON_AddStringToObject(d, "finishReason",
-                                tr_finish_to(LLMP_IFACE_GEMINI,
-                                             st_fr(s, c)));
+                                llmp_tr_finish_to(LLMP_IFACE_GEMINI,
+                                                  st_fr(s, c)));
         n++;
     }
     if (s->prompt >= 0 || s->completion >= 0) {
         u = cJSON_AddObjectToObject(o, "usageMetadata");
-        tr_add_num(u, "promptTokenCount",
-                   (double) (s->prompt > 0 ? s->prompt : 0));
-        tr_add_num(u, "candidatesTokenCount",
-                   (double) (s->completion > 0 ? s->completion : 0));
-        tr_add_num(u, "totalTokenCount",
-                   (double) ((s->prompt > 0 ? s->prompt : 0)
+        llmp_tr_add_num(u, "promptTokenCount",
+                        (double) (s->prompt > 0 ? s->prompt : 0));
+        llmp_tr_add_num(u, "candidatesTokenCount",
+                        (double) (s->completion > 0 ? s->completion : 0));
+        llmp_tr_add_num(u, "totalTokenCount",
+                        (double) ((s->prompt > 0 ? s->prompt : 0)
                              + (s->completion > 0 ? s->completion : 0)));
         if (s->cached > 0) {
-            tr_add_num(u, "cachedContentTokenCount", (double) s->cached);
+            llmp_tr_add_num(u, "cachedContentTokenCount", (double) s->cached);
         }
         n++;
     }
@@ -846,7 +846,9 @@ st_error(llmp_stream_t *s, int status, const char *type, const char *msg)
         cJSON_AddStringToObject(e, "message", msg);
         cJSON_AddStringToObject(e, "type",
                                 s->from == LLMP_IFACE_OPENAI && type
-                                ? type : tr_openai_error_type(status));
+                                ? type
+                                : llmp_iface_error_type(LLMP_IFACE_OPENAI,
+                                                        status));
         cJSON_AddNullToObject(e, "param");
         cJSON_AddNullToObject(e, "code");
         return st_emit(s, NULL, o);
@@ -856,17 +858,21 @@ st_error(llmp_stream_t *s, int status, const char *type, const char *msg)
         e = cJSON_AddObjectToObject(o, "error");
         cJSON_AddStringToObject(e, "type",
                                 s->from == LLMP_IFACE_ANTHROPIC && type
-                                ? type : tr_anthropic_error_type(status));
+                                ? type
+                                : llmp_iface_error_type(LLMP_IFACE_ANTHROPIC,
+                                                        status));
         cJSON_AddStringToObject(e, "message", msg);
         return st_emit(s, "error", o);
     }
 
     e = cJSON_AddObjectToObject(o, "error");
-    tr_add_num(e, "code", status);
+    llmp_tr_add_num(e, "code", status);
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "status",
                             s->from == LLMP_IFACE_GEMINI && type
-                            ? type : tr_gemini_status(status));
+                            ? type
+                            : llmp_iface_error_type(LLMP_IFACE_GEMINI,
+                                                    status));
     return st_emit(s, NULL, o);
 }
 
@@ -876,10 +882,10 @@ st_usage_anthropic(llmp_stream_t *s, const cJSON *u)
 {
     long long  in, cw, cr, out;
 
-    in = tr_int(u, "input_tokens");
-    cw = tr_int(u, "cache_creation_input_tokens");
-    cr = tr_int(u, "cache_read_input_tokens");
-    out = tr_int(u, "output_tokens");
+    in = llmp_tr_int(u, "input_tokens");
+    cw = llmp_tr_int(u, "cache_creation_input_tokens");
+    cr = llmp_tr_int(u, "cache_read_input_tokens");
+    out = llmp_tr_int(u, "output_tokens");
 
     if (in >= 0) {
         s->prompt = in + (cw > 0 ? cw : 0) + (cr > 0 ? cr : 0);
@@ -902,26 +908,26 @@ st_from_openai(llmp_stream_t *s, const cJSON *root)
     const char   *t;
     const cJSON  *it, *d, *tc, *f, *u, *e;
 
-    e = tr_get(root, "error", NULL);
+    e = llmp_tr_get(root, "error", NULL);
     if (e != NULL && !cJSON_IsNull(e)) {
-        t = tr_str(e, "type");
-        return st_error(s, tr_status_from_anthropic_type(t), t,
+        t = llmp_tr_str(e, "type");
+        return st_error(s, llmp_tr_status_from_anthropic_type(t), t,
                         cJSON_IsString(e) ? e->valuestring
-                                          : tr_str(e, "message"));
+                                          : llmp_tr_str(e, "message"));
     }
 
-    if (s->id == NULL && tr_str(root, "id") != NULL
-        && tr_str(root, "id")[0] != '\0')
+    if (s->id == NULL && llmp_tr_str(root, "id") != NULL
+        && llmp_tr_str(root, "id")[0] != '\0')
     {
-        s->id = strdup(tr_str(root, "id"));
+        s->id = strdup(llmp_tr_str(root, "id"));
     }
 
-    u = tr_get(root, "usage", NULL);
+    u = llmp_tr_get(root, "usage", NULL);
     if (cJSON_IsObject(u)) {
-        s->prompt = tr_int(u, "prompt_tokens");
-        s->completion = tr_int(u, "completion_tokens");
-        s->cached = tr_int(tr_get(u, "prompt_tokens_details", NULL),
-                           "cached_tokens");
+        s->prompt = llmp_tr_int(u, "prompt_tokens");
+        s->completion = llmp_tr_int(u, "completion_tokens");
+        s->cached = llmp_tr_int(llmp_tr_get(u, "prompt_tokens_details", NULL),
+                                "cached_tokens");
     }
 
     if (st_start(s) != 0) {
@@ -929,58 +935,60 @@ st_from_openai(llmp_stream_t *s, const cJSON *root)
     }
 
     pos = 0;
-    cJSON_ArrayForEach(it, tr_get(root, "choices", NULL)) {
-        c = tr_int(it, "index") >= 0 ? (int) tr_int(it, "index") : pos;
+    cJSON_ArrayForEach(it, llmp_tr_get(root, "choices", NULL)) {
+        c = llmp_tr_int(it, "index") >= 0 ? (int) llmp_tr_int(it, "index")
+                                           : pos;
         pos++;
         if (c >= ST_MAX_CHOICES) {
             continue;
         }
-        d = tr_get(it, "delta", NULL);
+        d = llmp_tr_get(it, "delta", NULL);
 
-        t = tr_str(d, "content");
+        t = llmp_tr_str(d, "content");
         if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
             return -1;
         }
-        t = tr_str(d, "refusal");
+        t = llmp_tr_str(d, "refusal");
         if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
             return -1;
         }
 
         no = 0;
-        cJSON_ArrayForEach(tc, tr_get(d, "tool_calls", NULL)) {
-            if (tr_int(tc, "index") >= 0 && tr_int(tc, "index") < ST_MAX_TOOLS)
+        cJSON_ArrayForEach(tc, llmp_tr_get(d, "tool_calls", NULL)) {
+            if (llmp_tr_int(tc, "index") >= 0
+                && llmp_tr_int(tc, "index") < ST_MAX_TOOLS)
             {
-                no = (int) tr_int(tc, "index");
+                no = (int) llmp_tr_int(tc, "index");
             }
-            f = tr_get(tc, "function", NULL);
+            f = llmp_tr_get(tc, "function", NULL);
             if (st_tool(s, c, no) == NULL) {
                 if (s->oa_open[c] >= 0
                     && st_tool_end(s, c, s->oa_open[c]) != 0)
                 {
                     return -1;
                 }
-                if (st_tool_start(s, c, no, tr_str(tc, "id"),
-                                  tr_str(f, "name")) != 0)
+                if (st_tool_start(s, c, no, llmp_tr_str(tc, "id"),
+                                  llmp_tr_str(f, "name")) != 0)
                 {
                     return -1;
                 }
                 s->oa_open[c] = no;
             }
-            t = tr_str(f, "arguments");
+            t = llmp_tr_str(f, "arguments");
             if (t != NULL && st_tool_args(s, c, no, t, strlen(t)) != 0) {
                 return -1;
             }
             no++;
         }
 
-        t = tr_str(it, "finish_reason");
+        t = llmp_tr_str(it, "finish_reason");
         if (t != NULL) {
             if (s->oa_open[c] >= 0 && st_tool_end(s, c, s->oa_open[c]) != 0)
             {
                 return -1;
             }
             s->oa_open[c] = -1;
-            if (st_finish(s, c, tr_finish_from(LLMP_IFACE_OPENAI, t), NULL)
+            if (st_finish(s, c, llmp_tr_finish_from(LLMP_IFACE_OPENAI, t), NULL)
                 != 0)
             {
                 return -1;
@@ -999,7 +1007,7 @@ st_block(llmp_stream_t *s, const cJSON *root, int create)
     long long    i;
     st_block_t  *b;
 
-    i = tr_int(root, "index");
+    i = llmp_tr_int(root, "index");
     if (i < 0 || i >= ST_MAX_BLOCKS) {
         return NULL;
     }
@@ -1028,17 +1036,17 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
     const cJSON  *v, *d;
     st_block_t   *b;
 
-    type = tr_str(root, "type");
+    type = llmp_tr_str(root, "type");
     if (type == NULL) {
         type = event ? event : "";
     }
 
     if (strcmp(type, "message_start") == 0) {
-        v = tr_get(root, "message", NULL);
-        if (s->id == NULL && tr_str(v, "id") != NULL) {
-            s->id = strdup(tr_str(v, "id"));
+        v = llmp_tr_get(root, "message", NULL);
+        if (s->id == NULL && llmp_tr_str(v, "id") != NULL) {
+            s->id = strdup(llmp_tr_str(v, "id"));
         }
-        st_usage_anthropic(s, tr_get(v, "usage", NULL));
+        st_usage_anthropic(s, llmp_tr_get(v, "usage", NULL));
         return st_start(s);
     }
 
@@ -1047,18 +1055,18 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
         if (b == NULL) {
             return s->broken ? -1 : 0;
         }
-        v = tr_get(root, "content_block", NULL);
-        t = tr_str(v, "type");
+        v = llmp_tr_get(root, "content_block", NULL);
+        t = llmp_tr_str(v, "type");
         if (t != NULL && strcmp(t, "text") == 0) {
             b->kind = ST_BLK_TEXT;
-            t = tr_str(v, "text");
+            t = llmp_tr_str(v, "text");
             return t ? st_text(s, 0, t, strlen(t)) : 0;
         }
         if (t != NULL && strcmp(t, "tool_use") == 0) {
             b->kind = ST_BLK_TOOL;
             b->no = s->an_calls++;
-            return st_tool_start(s, 0, b->no, tr_str(v, "id"),
-                                 tr_str(v, "name"));
+            return st_tool_start(s, 0, b->no, llmp_tr_str(v, "id"),
+                                 llmp_tr_str(v, "name"));
         }
         b->kind = ST_BLK_OTHER;
         return 0;
@@ -1066,15 +1074,15 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
 
     if (strcmp(type, "content_block_delta") == 0) {
         b = st_block(s, root, 0);
-        d = tr_get(root, "delta", NULL);
+        d = llmp_tr_get(root, "delta", NULL);
         if (b == NULL) {
             return 0;
         }
-        if (b->kind == ST_BLK_TEXT && (t = tr_str(d, "text")) != NULL) {
+        if (b->kind == ST_BLK_TEXT && (t = llmp_tr_str(d, "text")) != NULL) {
             return st_text(s, 0, t, strlen(t));
         }
         if (b->kind == ST_BLK_TOOL
-            && (t = tr_str(d, "partial_json")) != NULL)
+            && (t = llmp_tr_str(d, "partial_json")) != NULL)
         {
             return st_tool_args(s, 0, b->no, t, strlen(t));
         }
@@ -1090,12 +1098,12 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
     }
 
     if (strcmp(type, "message_delta") == 0) {
-        st_usage_anthropic(s, tr_get(root, "usage", NULL));
-        d = tr_get(root, "delta", NULL);
-        t = tr_str(d, "stop_reason");
+        st_usage_anthropic(s, llmp_tr_get(root, "usage", NULL));
+        d = llmp_tr_get(root, "delta", NULL);
+        t = llmp_tr_str(d, "stop_reason");
         if (t != NULL) {
-            return st_finish(s, 0, tr_finish_from(LLMP_IFACE_ANTHROPIC, t),
-                             tr_str(d, "stop_sequence"));
+            return st_finish(s, 0, llmp_tr_finish_from(LLMP_IFACE_ANTHROPIC, t),
+                             llmp_tr_str(d, "stop_sequence"));
         }
         return 0;
     }
@@ -1105,10 +1113,10 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
     }
 
     if (strcmp(type, "error") == 0) {
-        v = tr_get(root, "error", NULL);
-        t = tr_str(v, "type");
-        return st_error(s, tr_status_from_anthropic_type(t), t,
-                        tr_str(v, "message"));
+        v = llmp_tr_get(root, "error", NULL);
+        t = llmp_tr_str(v, "type");
+        return st_error(s, llmp_tr_status_from_anthropic_type(t), t,
+                        llmp_tr_str(v, "message"));
     }
 
     return 0;       /* ping and unknown events */
@@ -1126,32 +1134,33 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
     const char   *t;
     const cJSON  *e, *u, *it, *p, *f;
 
-    e = tr_get(root, "error", NULL);
+    e = llmp_tr_get(root, "error", NULL);
     if (e != NULL && !cJSON_IsNull(e)) {
-        t = tr_str(e, "status");
-        return st_error(s, tr_int(e, "code") >= 100 && tr_int(e, "code") < 600
-                           ? (int) tr_int(e, "code")
-                           : tr_status_from_gemini_status(t),
-                        t, tr_str(e, "message"));
+        t = llmp_tr_str(e, "status");
+        return st_error(s, llmp_tr_int(e, "code") >= 100
+                           && llmp_tr_int(e, "code") < 600
+                           ? (int) llmp_tr_int(e, "code")
+                           : llmp_tr_status_from_gemini_status(t),
+                        t, llmp_tr_str(e, "message"));
     }
 
-    t = tr_str2(root, "responseId", "response_id");
+    t = llmp_tr_str2(root, "responseId", "response_id");
     if (s->id == NULL && t != NULL && t[0] != '\0') {
         s->id = strdup(t);
     }
 
-    u = tr_get(root, "usageMetadata", "usage_metadata");
+    u = llmp_tr_get(root, "usageMetadata", "usage_metadata");
     if (cJSON_IsObject(u)) {
-        s->prompt = tr_int(u, "promptTokenCount");
-        s->completion = tr_int(u, "candidatesTokenCount");
-        th = tr_int(u, "thoughtsTokenCount");
+        s->prompt = llmp_tr_int(u, "promptTokenCount");
+        s->completion = llmp_tr_int(u, "candidatesTokenCount");
+        th = llmp_tr_int(u, "thoughtsTokenCount");
         if (th > 0) {
             s->completion = (s->completion > 0 ? s->completion : 0) + th;
         }
         if (s->completion < 0 && s->prompt >= 0) {
             s->completion = 0;
         }
-        s->cached = tr_int(u, "cachedContentTokenCount");
+        s->cached = llmp_tr_int(u, "cachedContentTokenCount");
     }
 
     if (st_start(s) != 0) {
@@ -1159,40 +1168,42 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
     }
 
     pos = 0;
-    cJSON_ArrayForEach(it, tr_get(root, "candidates", NULL)) {
-        c = tr_int(it, "index") >= 0 ? (int) tr_int(it, "index") : pos;
+    cJSON_ArrayForEach(it, llmp_tr_get(root, "candidates", NULL)) {
+        c = llmp_tr_int(it, "index") >= 0 ? (int) llmp_tr_int(it, "index")
+                                           : pos;
         pos++;
         if (c >= ST_MAX_CHOICES) {
             continue;
         }
 
-        cJSON_ArrayForEach(p, tr_get(tr_get(it, "content", NULL), "parts",
-                                     NULL))
+        cJSON_ArrayForEach(p, llmp_tr_get(llmp_tr_get(it, "content", NULL),
+                                          "parts", NULL))
         {
-            t = tr_str(p, "text");
+            t = llmp_tr_str(p, "text");
             if (t != NULL) {
-                if (!cJSON_IsTrue(tr_get(p, "thought", NULL))
+                if (!cJSON_IsTrue(llmp_tr_get(p, "thought", NULL))
                     && st_text(s, c, t, strlen(t)) != 0)
                 {
                     return -1;
                 }
                 continue;
             }
-            f = tr_get(p, "functionCall", "function_call");
-            if (tr_str(f, "name") == NULL
+            f = llmp_tr_get(p, "functionCall", "function_call");
+            if (llmp_tr_str(f, "name") == NULL
                 || s->ge_calls[c] >= ST_MAX_TOOLS)
             {
                 continue;
             }
             no = s->ge_calls[c]++;
-            if (st_tool_start(s, c, no, tr_str(f, "id"), tr_str(f, "name"))
+            if (st_tool_start(s, c, no, llmp_tr_str(f, "id"),
+                              llmp_tr_str(f, "name"))
                 != 0)
             {
                 return -1;
             }
-            args = tr_get(f, "args", NULL) ? tr_json_text(tr_get(f, "args",
-                                                                 NULL))
-                                           : NULL;
+            args = llmp_tr_get(f, "args", NULL)
+                   ? llmp_tr_json_text(llmp_tr_get(f, "args", NULL))
+                   : NULL;
             if (st_tool_args(s, c, no, args ? args : "{}",
                              args ? strlen(args) : 2) != 0
                 || st_tool_end(s, c, no) != 0)
@@ -1203,20 +1214,21 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
             free(args);
         }
 
-        t = tr_str2(it, "finishReason", "finish_reason");
-        if (t != NULL && tr_finish_from(LLMP_IFACE_GEMINI, t) != TR_FR_NONE
-            && st_finish(s, c, tr_finish_from(LLMP_IFACE_GEMINI, t), NULL)
+        t = llmp_tr_str2(it, "finishReason", "finish_reason");
+        if (t != NULL
+            && llmp_tr_finish_from(LLMP_IFACE_GEMINI, t) != LLMP_TR_FR_NONE
+            && st_finish(s, c, llmp_tr_finish_from(LLMP_IFACE_GEMINI, t), NULL)
                != 0)
         {
             return -1;
         }
     }
 
-    if (pos == 0 && tr_get(root, "promptFeedback", "prompt_feedback")
-        && tr_str(tr_get(root, "promptFeedback", "prompt_feedback"),
-                  "blockReason"))
+    if (pos == 0 && llmp_tr_get(root, "promptFeedback", "prompt_feedback")
+        && llmp_tr_str(llmp_tr_get(root, "promptFeedback", "prompt_feedback"),
+                       "blockReason"))
     {
-        return st_finish(s, 0, TR_FR_FILTER, NULL);
+        return st_finish(s, 0, LLMP_TR_FR_FILTER, NULL);
     }
     return 0;
 }
@@ -1241,7 +1253,7 @@ st_event(void *ctx, const char *event, const char *data, size_t len)
         return st_end(s);
     }
 
-    root = tr_parse(data, len);
+    root = llmp_tr_parse(data, len);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         s->broken = 1;
@@ -1291,7 +1303,7 @@ llmp_stream_new(int from, int to, const char *model, int include_usage)
     s->cached = -1;
     s->a_open = -1;
     s->created = (long long) time(NULL);
-    tr_nonce(s->nonce, TR_NONCE_LEN);
+    llmp_tr_nonce(s->nonce, LLMP_TR_NONCE_LEN);
     for (c = 0; c < ST_MAX_CHOICES; c++) {
         s->oa_open[c] = -1;
     }

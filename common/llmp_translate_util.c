@@ -53,42 +53,27 @@ llmp_buf_append(llmp_buf_t *b, const char *data, size_t len)
 }
 
 
-const char *
-llmp_iface_name(int iface)
-{
-    switch (iface) {
-    case LLMP_IFACE_OPENAI:
-        return "openai";
-    case LLMP_IFACE_ANTHROPIC:
-        return "anthropic";
-    case LLMP_IFACE_GEMINI:
-        return "gemini";
-    }
-    return NULL;
-}
-
-
 void *
-tr_alloc(tr_arena_t *a, size_t n)
+llmp_tr_alloc(llmp_tr_arena_t *a, size_t n)
 {
-    tr_blk_t  *b;
+    llmp_tr_blk_t  *b;
 
-    b = calloc(1, sizeof(tr_blk_t) + n + 1);
+    b = calloc(1, sizeof(llmp_tr_blk_t) + n + 1);
     if (b == NULL) {
         return NULL;
     }
     b->next = a->head;
     a->head = b;
-    return (char *) b + sizeof(tr_blk_t);
+    return (char *) b + sizeof(llmp_tr_blk_t);
 }
 
 
 char *
-tr_strndup(tr_arena_t *a, const char *s, size_t n)
+llmp_tr_strndup(llmp_tr_arena_t *a, const char *s, size_t n)
 {
     char  *p;
 
-    p = tr_alloc(a, n);
+    p = llmp_tr_alloc(a, n);
     if (p != NULL) {
         memcpy(p, s, n);
         p[n] = '\0';
@@ -98,7 +83,7 @@ tr_strndup(tr_arena_t *a, const char *s, size_t n)
 
 
 char *
-tr_strndup_heap(const char *s, size_t n)
+llmp_tr_strndup_heap(const char *s, size_t n)
 {
     char  *p;
 
@@ -112,16 +97,16 @@ tr_strndup_heap(const char *s, size_t n)
 
 
 char *
-tr_strdup(tr_arena_t *a, const char *s)
+llmp_tr_strdup(llmp_tr_arena_t *a, const char *s)
 {
-    return tr_strndup(a, s, strlen(s));
+    return llmp_tr_strndup(a, s, strlen(s));
 }
 
 
 void
-tr_arena_free(tr_arena_t *a)
+llmp_tr_arena_free(llmp_tr_arena_t *a)
 {
-    tr_blk_t  *b, *next;
+    llmp_tr_blk_t  *b, *next;
 
     for (b = a->head; b; b = next) {
         next = b->next;
@@ -131,17 +116,17 @@ tr_arena_free(tr_arena_t *a)
 }
 
 
-tr_part_t *
-tr_part_add(tr_arena_t *a, tr_parts_t *p, int type)
+llmp_tr_part_t *
+llmp_tr_part_add(llmp_tr_arena_t *a, llmp_tr_parts_t *p, int type)
 {
-    size_t      cap;
-    tr_part_t  *v;
+    size_t           cap;
+    llmp_tr_part_t  *v;
 
     (void) a;
 
     if (p->n == p->cap) {
         cap = p->cap ? p->cap * 2 : 4;
-        v = realloc(p->v, cap * sizeof(tr_part_t));
+        v = realloc(p->v, cap * sizeof(llmp_tr_part_t));
         if (v == NULL) {
             return NULL;
         }
@@ -150,19 +135,19 @@ tr_part_add(tr_arena_t *a, tr_parts_t *p, int type)
     }
 
     v = &p->v[p->n++];
-    memset(v, 0, sizeof(tr_part_t));
+    memset(v, 0, sizeof(llmp_tr_part_t));
     v->type = type;
     return v;
 }
 
 
 void
-tr_parts_free(tr_parts_t *p)
+llmp_tr_parts_free(llmp_tr_parts_t *p)
 {
     size_t  i;
 
     for (i = 0; i < p->n; i++) {
-        tr_parts_free(&p->v[i].content);
+        llmp_tr_parts_free(&p->v[i].content);
     }
     free(p->v);
     p->v = NULL;
@@ -172,7 +157,7 @@ tr_parts_free(tr_parts_t *p)
 
 
 cJSON *
-tr_get(const cJSON *o, const char *camel, const char *snake)
+llmp_tr_get(const cJSON *o, const char *camel, const char *snake)
 {
     cJSON  *v;
 
@@ -188,38 +173,38 @@ tr_get(const cJSON *o, const char *camel, const char *snake)
 
 
 const char *
-tr_str(const cJSON *o, const char *key)
+llmp_tr_str(const cJSON *o, const char *key)
 {
     cJSON  *v;
 
-    v = tr_get(o, key, NULL);
+    v = llmp_tr_get(o, key, NULL);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 
 const char *
-tr_str2(const cJSON *o, const char *camel, const char *snake)
+llmp_tr_str2(const cJSON *o, const char *camel, const char *snake)
 {
     cJSON  *v;
 
-    v = tr_get(o, camel, snake);
+    v = llmp_tr_get(o, camel, snake);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 
 int
-tr_num(const cJSON *o, const char *key, double *v)
+llmp_tr_num(const cJSON *o, const char *key, double *v)
 {
-    return tr_num2(o, key, NULL, v);
+    return llmp_tr_num2(o, key, NULL, v);
 }
 
 
 int
-tr_num2(const cJSON *o, const char *camel, const char *snake, double *v)
+llmp_tr_num2(const cJSON *o, const char *camel, const char *snake, double *v)
 {
     cJSON  *n;
 
-    n = tr_get(o, camel, snake);
+    n = llmp_tr_get(o, camel, snake);
     if (!cJSON_IsNumber(n)) {
         return 0;
     }
@@ -229,11 +214,11 @@ tr_num2(const cJSON *o, const char *camel, const char *snake, double *v)
 
 
 long long
-tr_int(const cJSON *o, const char *key)
+llmp_tr_int(const cJSON *o, const char *key)
 {
     cJSON  *n;
 
-    n = tr_get(o, key, NULL);
+    n = llmp_tr_get(o, key, NULL);
     if (!cJSON_IsNumber(n) || n->valuedouble < 0
         || n->valuedouble > 9.0e15)
     {
@@ -244,7 +229,7 @@ tr_int(const cJSON *o, const char *key)
 
 
 void
-tr_nonce(char *out, size_t n)
+llmp_tr_nonce(char *out, size_t n)
 {
     size_t          i;
     unsigned char   raw[32];
@@ -272,7 +257,7 @@ tr_nonce(char *out, size_t n)
 
 
 cJSON *
-tr_parse(const char *body, size_t len)
+llmp_tr_parse(const char *body, size_t len)
 {
     cJSON       *root;
     const char  *end, *last;
@@ -301,7 +286,7 @@ tr_parse(const char *body, size_t len)
 
 
 int
-tr_print(cJSON *root, llmp_buf_t *out)
+llmp_tr_print(cJSON *root, llmp_buf_t *out)
 {
     int    rc;
     char  *s;
@@ -317,7 +302,7 @@ tr_print(cJSON *root, llmp_buf_t *out)
 
 
 int
-tr_add_str(cJSON *o, const char *key, const char *s)
+llmp_tr_add_str(cJSON *o, const char *key, const char *s)
 {
     cJSON  *v;
 
@@ -330,7 +315,7 @@ tr_add_str(cJSON *o, const char *key, const char *s)
 
 
 int
-tr_add_num(cJSON *o, const char *key, double v)
+llmp_tr_add_num(cJSON *o, const char *key, double v)
 {
     return cJSON_AddNumberToObject(o, key, v) ? 0 : -1;
 }
@@ -338,7 +323,7 @@ tr_add_num(cJSON *o, const char *key, double v)
 
 /* "data:image/png;base64,AAAA" -> "image/png", "AAAA" */
 int
-tr_parse_data_url(tr_arena_t *a, const char *url, const char **mime,
+llmp_tr_parse_data_url(llmp_tr_arena_t *a, const char *url, const char **mime,
     const char **data)
 {
     const char  *p, *comma;
@@ -354,7 +339,7 @@ tr_parse_data_url(tr_arena_t *a, const char *url, const char **mime,
     if (comma - p < 7 || strncmp(comma - 7, ";base64", 7) != 0) {
         return -1;
     }
-    *mime = tr_strndup(a, p, (size_t) (comma - 7 - p));
+    *mime = llmp_tr_strndup(a, p, (size_t) (comma - 7 - p));
     if (*mime == NULL) {
         return -1;
     }
@@ -374,7 +359,7 @@ tr_parse_data_url(tr_arena_t *a, const char *url, const char **mime,
 
 
 const char *
-tr_guess_mime(const char *url)
+llmp_tr_guess_mime(const char *url)
 {
     size_t       n, i, len;
     const char  *end;
@@ -403,21 +388,21 @@ tr_guess_mime(const char *url)
 
 
 char *
-tr_json_text(const cJSON *v)
+llmp_tr_json_text(const cJSON *v)
 {
     return cJSON_PrintUnformatted(v);
 }
 
 
 cJSON *
-tr_json_object(const char *text)
+llmp_tr_json_object(const char *text)
 {
     cJSON  *v;
 
     if (text == NULL) {
         return NULL;
     }
-    v = tr_parse(text, strlen(text));
+    v = llmp_tr_parse(text, strlen(text));
     if (v != NULL && !cJSON_IsObject(v)) {
         cJSON_Delete(v);
         return NULL;
@@ -427,7 +412,7 @@ tr_json_object(const char *text)
 
 
 void
-tr_err(char *err, size_t errlen, const char *fmt, ...)
+llmp_tr_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list  args;
 
@@ -441,7 +426,7 @@ tr_err(char *err, size_t errlen, const char *fmt, ...)
 
 
 int
-tr_finish_from(int iface, const char *s)
+llmp_tr_finish_from(int iface, const char *s)
 {
     size_t  i;
 
@@ -450,85 +435,85 @@ tr_finish_from(int iface, const char *s)
         const char  *name;
         int          fr;
     } map[] = {
-        { LLMP_IFACE_OPENAI, "stop", TR_FR_STOP },
-        { LLMP_IFACE_OPENAI, "length", TR_FR_LENGTH },
-        { LLMP_IFACE_OPENAI, "tool_calls", TR_FR_TOOL },
-        { LLMP_IFACE_OPENAI, "function_call", TR_FR_TOOL },
-        { LLMP_IFACE_OPENAI, "content_filter", TR_FR_FILTER },
-        { LLMP_IFACE_ANTHROPIC, "end_turn", TR_FR_STOP },
-        { LLMP_IFACE_ANTHROPIC, "pause_turn", TR_FR_STOP },
-        { LLMP_IFACE_ANTHROPIC, "stop_sequence", TR_FR_STOP_SEQ },
-        { LLMP_IFACE_ANTHROPIC, "max_tokens", TR_FR_LENGTH },
+        { LLMP_IFACE_OPENAI, "stop", LLMP_TR_FR_STOP },
+        { LLMP_IFACE_OPENAI, "length", LLMP_TR_FR_LENGTH },
+        { LLMP_IFACE_OPENAI, "tool_calls", LLMP_TR_FR_TOOL },
+        { LLMP_IFACE_OPENAI, "function_call", LLMP_TR_FR_TOOL },
+        { LLMP_IFACE_OPENAI, "content_filter", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_ANTHROPIC, "end_turn", LLMP_TR_FR_STOP },
+        { LLMP_IFACE_ANTHROPIC, "pause_turn", LLMP_TR_FR_STOP },
+        { LLMP_IFACE_ANTHROPIC, "stop_sequence", LLMP_TR_FR_STOP_SEQ },
+        { LLMP_IFACE_ANTHROPIC, "max_tokens", LLMP_TR_FR_LENGTH },
         { LLMP_IFACE_ANTHROPIC, "model_context_window_exceeded",
-          TR_FR_LENGTH },
-        { LLMP_IFACE_ANTHROPIC, "tool_use", TR_FR_TOOL },
-        { LLMP_IFACE_ANTHROPIC, "refusal", TR_FR_FILTER },
-        { LLMP_IFACE_GEMINI, "STOP", TR_FR_STOP },
-        { LLMP_IFACE_GEMINI, "MAX_TOKENS", TR_FR_LENGTH },
-        { LLMP_IFACE_GEMINI, "SAFETY", TR_FR_FILTER },
-        { LLMP_IFACE_GEMINI, "RECITATION", TR_FR_FILTER },
-        { LLMP_IFACE_GEMINI, "LANGUAGE", TR_FR_FILTER },
-        { LLMP_IFACE_GEMINI, "BLOCKLIST", TR_FR_FILTER },
-        { LLMP_IFACE_GEMINI, "PROHIBITED_CONTENT", TR_FR_FILTER },
-        { LLMP_IFACE_GEMINI, "SPII", TR_FR_FILTER },
-        { LLMP_IFACE_GEMINI, "IMAGE_SAFETY", TR_FR_FILTER },
-        { LLMP_IFACE_GEMINI, "FINISH_REASON_UNSPECIFIED", TR_FR_NONE }
+          LLMP_TR_FR_LENGTH },
+        { LLMP_IFACE_ANTHROPIC, "tool_use", LLMP_TR_FR_TOOL },
+        { LLMP_IFACE_ANTHROPIC, "refusal", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "STOP", LLMP_TR_FR_STOP },
+        { LLMP_IFACE_GEMINI, "MAX_TOKENS", LLMP_TR_FR_LENGTH },
+        { LLMP_IFACE_GEMINI, "SAFETY", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "RECITATION", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "LANGUAGE", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "BLOCKLIST", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "PROHIBITED_CONTENT", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "SPII", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "IMAGE_SAFETY", LLMP_TR_FR_FILTER },
+        { LLMP_IFACE_GEMINI, "FINISH_REASON_UNSPECIFIED", LLMP_TR_FR_NONE }
     };
 
     if (s == NULL) {
-        return TR_FR_NONE;
+        return LLMP_TR_FR_NONE;
     }
     for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         if (map[i].iface == iface && strcmp(map[i].name, s) == 0) {
             return map[i].fr;
         }
     }
-    return TR_FR_OTHER;
+    return LLMP_TR_FR_OTHER;
 }
 
 
 const char *
-tr_finish_to(int iface, int fr)
+llmp_tr_finish_to(int iface, int fr)
 {
     switch (iface) {
 
     case LLMP_IFACE_OPENAI:
         switch (fr) {
-        case TR_FR_LENGTH:
+        case LLMP_TR_FR_LENGTH:
             return "length";
-        case TR_FR_TOOL:
+        case LLMP_TR_FR_TOOL:
             return "tool_calls";
-        case TR_FR_FILTER:
+        case LLMP_TR_FR_FILTER:
             return "content_filter";
-        case TR_FR_NONE:
+        case LLMP_TR_FR_NONE:
             return NULL;
         }
         return "stop";
 
     case LLMP_IFACE_ANTHROPIC:
         switch (fr) {
-        case TR_FR_STOP_SEQ:
+        case LLMP_TR_FR_STOP_SEQ:
             return "stop_sequence";
-        case TR_FR_LENGTH:
+        case LLMP_TR_FR_LENGTH:
             return "max_tokens";
-        case TR_FR_TOOL:
+        case LLMP_TR_FR_TOOL:
             return "tool_use";
-        case TR_FR_FILTER:
+        case LLMP_TR_FR_FILTER:
             return "refusal";
-        case TR_FR_NONE:
+        case LLMP_TR_FR_NONE:
             return NULL;
         }
         return "end_turn";
 
     default:
         switch (fr) {
-        case TR_FR_LENGTH:
+        case LLMP_TR_FR_LENGTH:
             return "MAX_TOKENS";
-        case TR_FR_FILTER:
+        case LLMP_TR_FR_FILTER:
             return "SAFETY";
-        case TR_FR_OTHER:
+        case LLMP_TR_FR_OTHER:
             return "OTHER";
-        case TR_FR_NONE:
+        case LLMP_TR_FR_NONE:
             return NULL;
         }
         return "STOP";
@@ -536,80 +521,8 @@ tr_finish_to(int iface, int fr)
 }
 
 
-const char *
-tr_openai_error_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 429:
-        return "rate_limit_error";
-    }
-    return status >= 500 ? "api_error" : "invalid_request_error";
-}
-
-
-const char *
-tr_anthropic_error_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 402:
-        return "billing_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
-    case 503:
-    case 529:
-        return "overloaded_error";
-    case 504:
-        return "timeout_error";
-    }
-    return status >= 500 ? "api_error" : "invalid_request_error";
-}
-
-
-const char *
-tr_gemini_status(int status)
-{
-    switch (status) {
-    case 400:
-    case 413:
-        return "INVALID_ARGUMENT";
-    case 401:
-        return "UNAUTHENTICATED";
-    case 403:
-        return "PERMISSION_DENIED";
-    case 404:
-        return "NOT_FOUND";
-    case 409:
-        return "ABORTED";
-    case 429:
-        return "RESOURCE_EXHAUSTED";
-    case 499:
-        return "CANCELLED";
-    case 501:
-        return "UNIMPLEMENTED";
-    case 503:
-    case 529:
-        return "UNAVAILABLE";
-    case 504:
-        return "DEADLINE_EXCEEDED";
-    }
-    return status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT";
-}
-
-
 int
-tr_status_from_anthropic_type(const char *type)
+llmp_tr_status_from_anthropic_type(const char *type)
 {
     size_t  i;
 
@@ -638,7 +551,7 @@ tr_status_from_anthropic_type(const char *type)
 
 
 int
-tr_status_from_gemini_status(const char *st)
+llmp_tr_status_from_gemini_status(const char *st)
 {
     size_t  i;
 
@@ -675,7 +588,7 @@ tr_status_from_gemini_status(const char *st)
  * other JSON schema keywords are dropped.
  */
 static void
-tr_upper(char *s)
+llmp_tr_upper(char *s)
 {
     for ( /* void */ ; *s; s++) {
         *s = (char) toupper((unsigned char) *s);
@@ -684,7 +597,7 @@ tr_upper(char *s)
 
 
 cJSON *
-tr_schema_to_gemini(const cJSON *s)
+llmp_tr_schema_to_gemini(const cJSON *s)
 {
     char          tbuf[32];
     cJSON        *o, *v, *c, *e;
@@ -728,7 +641,7 @@ tr_schema_to_gemini(const cJSON *s)
     }
     if (t != NULL && strlen(t) < sizeof(tbuf)) {
         strcpy(tbuf, t);
-        tr_upper(tbuf);
+        llmp_tr_upper(tbuf);
         cJSON_AddStringToObject(o, "type", tbuf);
     }
 
@@ -754,14 +667,15 @@ tr_schema_to_gemini(const cJSON *s)
         c = cJSON_AddObjectToObject(o, "properties");
         if (c != NULL) {
             cJSON_ArrayForEach(v, it) {
-                cJSON_AddItemToObject(c, v->string, tr_schema_to_gemini(v));
+                cJSON_AddItemToObject(c, v->string,
+                                      llmp_tr_schema_to_gemini(v));
             }
         }
     }
 
     it = cJSON_GetObjectItemCaseSensitive(s, "items");
     if (cJSON_IsObject(it)) {
-        cJSON_AddItemToObject(o, "items", tr_schema_to_gemini(it));
+        cJSON_AddItemToObject(o, "items", llmp_tr_schema_to_gemini(it));
     }
 
     it = cJSON_GetObjectItemCaseSensitive(s, "anyOf");
@@ -772,7 +686,7 @@ tr_schema_to_gemini(const cJSON *s)
         c = cJSON_AddArrayToObject(o, "anyOf");
         if (c != NULL) {
             cJSON_ArrayForEach(v, it) {
-                cJSON_AddItemToArray(c, tr_schema_to_gemini(v));
+                cJSON_AddItemToArray(c, llmp_tr_schema_to_gemini(v));
             }
         }
     }
@@ -783,7 +697,7 @@ tr_schema_to_gemini(const cJSON *s)
 
 /* and back: lower-case types, drop the Gemini-only keywords */
 cJSON *
-tr_schema_from_gemini(const cJSON *s)
+llmp_tr_schema_from_gemini(const cJSON *s)
 {
     char    *p;
     cJSON   *o, *v, *c;
@@ -820,18 +734,18 @@ tr_schema_from_gemini(const cJSON *s)
             if (v != NULL) {
                 cJSON_ArrayForEach(c, it) {
                     cJSON_AddItemToObject(v, c->string,
-                                          tr_schema_from_gemini(c));
+                                          llmp_tr_schema_from_gemini(c));
                 }
             }
 
         } else if (strcmp(it->string, "items") == 0 && cJSON_IsObject(it)) {
-            v = tr_schema_from_gemini(it);
+            v = llmp_tr_schema_from_gemini(it);
 
         } else if (strcmp(it->string, "anyOf") == 0 && cJSON_IsArray(it)) {
             v = cJSON_CreateArray();
             if (v != NULL) {
                 cJSON_ArrayForEach(c, it) {
-                    cJSON_AddItemToArray(v, tr_schema_from_gemini(c));
+                    cJSON_AddItemToArray(v, llmp_tr_schema_from_gemini(c));
                 }
             }
 
@@ -851,14 +765,14 @@ tr_schema_from_gemini(const cJSON *s)
 /* a tool call's arguments as a JSON object (a new one) */
 
 cJSON *
-tr_part_input(const tr_part_t *p)
+llmp_tr_part_input(const llmp_tr_part_t *p)
 {
     cJSON  *o;
 
     if (cJSON_IsObject(p->input)) {
         return cJSON_Duplicate(p->input, 1);
     }
-    o = tr_json_object(p->args);
+    o = llmp_tr_json_object(p->args);
     return o ? o : cJSON_CreateObject();
 }
 
@@ -866,13 +780,13 @@ tr_part_input(const tr_part_t *p)
 /* a tool call's arguments as JSON text (malloc'ed) */
 
 char *
-tr_part_args(const tr_part_t *p)
+llmp_tr_part_args(const llmp_tr_part_t *p)
 {
     if (p->args != NULL) {
         return strdup(p->args);
     }
     if (p->input != NULL) {
-        return tr_json_text(p->input);
+        return llmp_tr_json_text(p->input);
     }
     return strdup("{}");
 }
@@ -885,37 +799,37 @@ tr_part_args(const tr_part_t *p)
  */
 
 int
-tr_oa_tool_calls(tr_arena_t *a, tr_parts_t *parts, const cJSON *msg,
-    int strict)
+llmp_tr_oa_tool_calls(llmp_tr_arena_t *a, llmp_tr_parts_t *parts,
+    const cJSON *msg, int strict)
 {
-    cJSON      *v, *f;
-    tr_part_t  *t;
+    cJSON           *v, *f;
+    llmp_tr_part_t  *t;
 
-    cJSON_ArrayForEach(v, tr_get(msg, "tool_calls", NULL)) {
-        f = tr_get(v, "function", NULL);
-        if (tr_str(f, "name") == NULL) {
+    cJSON_ArrayForEach(v, llmp_tr_get(msg, "tool_calls", NULL)) {
+        f = llmp_tr_get(v, "function", NULL);
+        if (llmp_tr_str(f, "name") == NULL) {
             if (strict) {
                 return -2;
             }
             continue;
         }
-        t = tr_part_add(a, parts, TR_TOOL_CALL);
+        t = llmp_tr_part_add(a, parts, LLMP_TR_TOOL_CALL);
         if (t == NULL) {
             return -1;
         }
-        t->id = tr_str(v, "id");
-        t->name = tr_str(f, "name");
-        t->args = tr_str(f, "arguments");
+        t->id = llmp_tr_str(v, "id");
+        t->name = llmp_tr_str(f, "name");
+        t->args = llmp_tr_str(f, "arguments");
     }
 
-    f = tr_get(msg, "function_call", NULL);
-    if (tr_str(f, "name") != NULL) {
-        t = tr_part_add(a, parts, TR_TOOL_CALL);
+    f = llmp_tr_get(msg, "function_call", NULL);
+    if (llmp_tr_str(f, "name") != NULL) {
+        t = llmp_tr_part_add(a, parts, LLMP_TR_TOOL_CALL);
         if (t == NULL) {
             return -1;
         }
-        t->name = tr_str(f, "name");
-        t->args = tr_str(f, "arguments");
+        t->name = llmp_tr_str(f, "name");
+        t->args = llmp_tr_str(f, "arguments");
     }
 
     return 0;
@@ -925,7 +839,7 @@ tr_oa_tool_calls(tr_arena_t *a, tr_parts_t *parts, const cJSON *msg,
 /* a number from the client as an integer, without overflowing one */
 
 long long
-tr_ll(double d)
+llmp_tr_ll(double d)
 {
     if (!(d > -9.0e15)) {           /* NaN too */
         return d < 0 ? -9000000000000000LL : 0;

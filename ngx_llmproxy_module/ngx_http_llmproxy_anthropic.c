@@ -66,43 +66,8 @@ ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
     u_char      *p;
     const char  *type;
 
-    switch (ctx->err_status) {
-
-    case NGX_HTTP_BAD_REQUEST:
-        type = "invalid_request_error";
-        break;
-
-    case NGX_HTTP_UNAUTHORIZED:
-        type = "authentication_error";
-        break;
-
-    case NGX_HTTP_FORBIDDEN:
-        type = "permission_error";
-        break;
-
-    case NGX_HTTP_NOT_FOUND:
-        type = "not_found_error";
-        break;
-
-    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
-        type = "request_too_large";
-        break;
-
-    case NGX_HTTP_TOO_MANY_REQUESTS:
-        type = "rate_limit_error";
-        break;
-
-    case NGX_HTTP_GATEWAY_TIME_OUT:
-        type = "timeout_error";
-        break;
-
-    case NGX_HTTP_SERVICE_UNAVAILABLE:
-        type = "overloaded_error";
-        break;
-
-    default:
-        type = ctx->err_status < 500 ? "invalid_request_error" : "api_error";
-    }
+    type = llmp_iface_error_type(LLMP_IFACE_ANTHROPIC,
+                                 (int) ctx->err_status);
 
     p = ngx_pnalloc(r->pool, 6 * ctx->err_message.len + 128);
     if (p == NULL) {

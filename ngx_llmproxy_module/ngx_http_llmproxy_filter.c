@@ -19,6 +19,12 @@
 static ngx_int_t ngx_http_llmproxy_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_llmproxy_hold_room(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t n);
+static ngx_int_t ngx_http_llmproxy_held_send(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_error_chosen(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t status);
 static ngx_int_t ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
@@ -243,6 +249,81 @@ ngx_http_llmproxy_early_iface(ngx_http_request_t *r,
 }
 
 
+/* the words for an error nginx itself chose */
+
+typedef struct {
+    ngx_uint_t                    status;
+    const char                   *code;
+    ngx_str_t                     message;
+} ngx_http_llmproxy_nginx_error_t;
+
+
+static ngx_http_llmproxy_nginx_error_t  ngx_http_llmproxy_nginx_errors[] = {
+    { NGX_HTTP_BAD_REQUEST, NULL, ngx_string("malformed request") },
+    { NGX_HTTP_FORBIDDEN, NULL, ngx_string("forbidden") },
+    { NGX_HTTP_NOT_FOUND, NULL, ngx_string("not found") },
+    { NGX_HTTP_NOT_ALLOWED, NULL, ngx_string("method not allowed") },
+    { NGX_HTTP_LENGTH_REQUIRED, NULL, ngx_string("length required") },
+    { NGX_HTTP_REQUEST_URI_TOO_LARGE, "uri_too_long",
+      ngx_string("request URI too long") },
+    { NGX_HTTP_NOT_IMPLEMENTED, NULL, ngx_string("not implemented") },
+    { NGX_HTTP_VERSION_NOT_SUPPORTED, NULL,
+      ngx_string("HTTP version not supported") },
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "request_too_large",
+      ngx_string("request body too large") },
+    { NGX_HTTP_REQUEST_TIME_OUT, NULL,
+      ngx_string("client request timed out") },
+    { 0, NULL, ngx_null_string }
+};
+
+
+/*
+ * An error nginx or the upstream machinery chose: the provider's answer
+ * when one came, or the gateway's words for it
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_error_chosen(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t status)
+{
+    ngx_http_llmproxy_nginx_error_t  *e;
+
+    ctx->err_status = status;
+    ctx->err_type = "api_error";
+    ctx->err_code = NULL;
+    ngx_str_null(&ctx->err_message);
+
+    switch (status) {
+
+    case NGX_HTTP_BAD_GATEWAY:
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+    case NGX_HTTP_INTERNAL_SERVER_ERROR:
+
+        if (ctx->upstream_started) {
+            return ngx_http_llmproxy_upstream_error(r, ctx);
+        }
+
+        ngx_str_set(&ctx->err_message, "internal gateway error");
+        return NGX_OK;
+    }
+
+    for (e = ngx_http_llmproxy_nginx_errors; e->status; e++) {
+        if (e->status == status) {
+            ctx->err_type = "invalid_request_error";
+            ctx->err_code = e->code;
+            ctx->err_message = e->message;
+            return NGX_OK;
+        }
+    }
+
+    ctx->err_type = status < 500 ? "invalid_request_error" : "api_error";
+    ngx_str_set(&ctx->err_message, "request failed");
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
@@ -259,90 +340,10 @@ ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
         r->err_status = status;
     }
 
-    if (ctx->err_status == 0 || ctx->err_status != status) {
-
-        /* an error nginx or the upstream machinery chose */
-
-        ctx->err_status = status;
-        ctx->err_type = "api_error";
-        ctx->err_code = NULL;
-        ngx_str_null(&ctx->err_message);
-
-        switch (status) {
-
-        case NGX_HTTP_BAD_REQUEST:
-            ctx->err_type = "invalid_request_error";
-            ngx_str_set(&ctx->err_message, "malformed request");
-            break;
-
-        case NGX_HTTP_FORBIDDEN:
-            ctx->err_type = "invalid_request_error";
-            ngx_str_set(&ctx->err_message, "forbidden");
-            break;
-
-        case NGX_HTTP_NOT_FOUND:
-            ctx->err_type = "invalid_request_error";
-            ngx_str_set(&ctx->err_message, "not found");
-            break;
-
-        case NGX_HTTP_NOT_ALLOWED:
-            ctx->err_type = "invalid_request_error";
-            ngx_str_set(&ctx->err_message, "method not allowed");
-            break;
-
-        case NGX_HTTP_LENGTH_REQUIRED:
-            ctx->err_type = "invalid_request_error";
-            ngx_str_set(&ctx->err_message, "length required");
-            break;
-
-        case NGX_HTTP_REQUEST_URI_TOO_LARGE:
-            ctx->err_type = "invalid_request_error";
-            ctx->err_code = "uri_too_long";
-            ngx_str_set(&ctx->err_message, "request URI too long");
-            break;
-
-        case NGX_HTTP_NOT_IMPLEMENTED:
-            ctx->err_type = "invalid_request_error";
-            ngx_str_set(&ctx->err_message, "not implemented");
-            break;
-
-        case NGX_HTTP_VERSION_NOT_SUPPORTED:
-            ctx->err_type = "invalid_request_error";
-            ngx_str_set(&ctx->err_message, "HTTP version not supported");
-            break;
-
-        case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
-            ctx->err_type = "invalid_request_error";
-            ctx->err_code = "request_too_large";
-            ngx_str_set(&ctx->err_message, "request body too large");
-            break;
-
-        case NGX_HTTP_REQUEST_TIME_OUT:
-            ctx->err_type = "invalid_request_error";
-            ngx_str_set(&ctx->err_message, "client request timed out");
-            break;
-
-        case NGX_HTTP_BAD_GATEWAY:
-        case NGX_HTTP_GATEWAY_TIME_OUT:
-        case NGX_HTTP_SERVICE_UNAVAILABLE:
-        case NGX_HTTP_INTERNAL_SERVER_ERROR:
-
-            if (ctx->upstream_started) {
-                if (ngx_http_llmproxy_upstream_error(r, ctx) != NGX_OK) {
-                    return NGX_ERROR;
-                }
-
-                break;
-            }
-
-            ngx_str_set(&ctx->err_message, "internal gateway error");
-            break;
-
-        default:
-            ctx->err_type = status < 500 ? "invalid_request_error"
-                                         : "api_error";
-            ngx_str_set(&ctx->err_message, "request failed");
-        }
+    if ((ctx->err_status == 0 || ctx->err_status != status)
+        && ngx_http_llmproxy_error_chosen(r, ctx, status) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     if (ngx_http_llmproxy_error_body(r, ctx, &body) != NGX_OK) {
@@ -612,11 +613,12 @@ ngx_int_t
 ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    u_char       *p;
-    size_t        len;
-    ngx_str_t     body;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    u_char                           *p;
+    size_t                            len;
+    ngx_str_t                         body;
+    ngx_buf_t                        *b;
+    ngx_chain_t                       out;
+    const ngx_http_llmproxy_iface_t  *ifc;
 
     if (ctx->stream_end || r->connection->error) {
         return NGX_OK;
@@ -626,9 +628,11 @@ ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    ifc = ngx_http_llmproxy_iface(ctx->iface);
+
     /* a blank line first ends an event the provider left half sent */
 
-    len = sizeof("\n\nevent: error\ndata: \n\n") - 1 + body.len;
+    len = 2 + ifc->sse_error.len + body.len + 2;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -643,12 +647,7 @@ ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
     b->pos = p;
 
     p = ngx_cpymem(p, "\n\n", 2);
-
-    if (ctx->iface == NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC) {
-        p = ngx_cpymem(p, "event: error\n", sizeof("event: error\n") - 1);
-    }
-
-    p = ngx_cpymem(p, "data: ", sizeof("data: ") - 1);
+    p = ngx_cpymem(p, ifc->sse_error.data, ifc->sse_error.len);
     p = ngx_cpymem(p, body.data, body.len);
     p = ngx_cpymem(p, "\n\n", 2);
 
@@ -677,11 +676,10 @@ static ngx_int_t
 ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_chain_t *in)
 {
-    u_char       *p;
-    size_t        n;
-    ngx_str_t     v;
-    ngx_buf_t    *b;
-    ngx_uint_t    last;
+    size_t       n;
+    ngx_int_t    rc;
+    ngx_buf_t   *b;
+    ngx_uint_t   last;
 
     last = 0;
 
@@ -697,39 +695,14 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
             continue;
         }
 
-        if (ctx->held_len + n > ctx->held_size) {
+        rc = ngx_http_llmproxy_hold_room(r, ctx, n);
 
-            /*
-             * the answer's length when the provider gave it (up to 1m, so
-             * a length announced is not all allocated before it comes): a
-             * typical answer then fits in the pool's blocks, not in a
-             * separate allocation of 4096 bytes or more
-             */
+        if (rc == NGX_DECLINED) {
+            return ngx_http_llmproxy_release(r, ctx, in);
+        }
 
-            if (ctx->held_size == 0
-                && r->headers_out.content_length_n >= (off_t) n
-                && r->headers_out.content_length_n
-                   <= NGX_HTTP_LLMPROXY_HOLD_HINT)
-            {
-                ctx->held_size = (size_t) r->headers_out.content_length_n;
-
-            } else {
-                ctx->held_size = ngx_max(2 * ctx->held_size,
-                                         ctx->held_len + n);
-                ctx->held_size = ngx_max(ctx->held_size, 4096);
-            }
-
-            if (ctx->held_size > NGX_HTTP_LLMPROXY_HOLD_MAX) {
-                return ngx_http_llmproxy_release(r, ctx, in);
-            }
-
-            p = ngx_pnalloc(r->pool, ctx->held_size);
-            if (p == NULL) {
-                return NGX_ERROR;
-            }
-
-            ngx_memcpy(p, ctx->held, ctx->held_len);
-            ctx->held = p;
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
         }
 
         ngx_memcpy(ctx->held + ctx->held_len, b->pos, n);
@@ -742,6 +715,68 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     }
 
     ctx->hold = 0;
+
+    return ngx_http_llmproxy_held_send(r, ctx);
+}
+
+
+/* room for n more bytes of a held answer; NGX_DECLINED: too large to hold */
+
+static ngx_int_t
+ngx_http_llmproxy_hold_room(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, size_t n)
+{
+    u_char  *p;
+
+    if (ctx->held_len + n <= ctx->held_size) {
+        return NGX_OK;
+    }
+
+    /*
+     * the answer's length when the provider gave it (up to 1m, so a length
+     * announced is not all allocated before it comes): a typical answer
+     * then fits in the pool's blocks, not in a separate allocation of 4096
+     * bytes or more
+     */
+
+    if (ctx->held_size == 0
+        && r->headers_out.content_length_n >= (off_t) n
+        && r->headers_out.content_length_n <= NGX_HTTP_LLMPROXY_HOLD_HINT)
+    {
+        ctx->held_size = (size_t) r->headers_out.content_length_n;
+
+    } else {
+        ctx->held_size = ngx_max(2 * ctx->held_size, ctx->held_len + n);
+        ctx->held_size = ngx_max(ctx->held_size, 4096);
+    }
+
+    if (ctx->held_size > NGX_HTTP_LLMPROXY_HOLD_MAX) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, ctx->held_size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, ctx->held, ctx->held_len);
+    ctx->held = p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The whole answer is in: its cost and the key's spend in the headers,
+ * translated back if it came in another interface, then sent
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_held_send(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char     *p;
+    ngx_str_t   v;
 
     ngx_http_llmproxy_usage_account(r, ctx);
 

@@ -88,7 +88,7 @@ ngx_http_llmproxy_gemini_handler(ngx_http_request_t *r,
         }
 
         return ngx_http_llmproxy_models(r, ctx,
-                                        NGX_HTTP_LLMPROXY_IFACE_GEMINI,
+                                        LLMP_IFACE_GEMINI,
                                         &name);
     }
 
@@ -362,45 +362,8 @@ ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
     u_char      *p;
     const char  *status;
 
-    switch (ctx->err_status) {
-
-    case NGX_HTTP_BAD_REQUEST:
-    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
-        status = "INVALID_ARGUMENT";
-        break;
-
-    case NGX_HTTP_UNAUTHORIZED:
-        status = "UNAUTHENTICATED";
-        break;
-
-    case NGX_HTTP_FORBIDDEN:
-        status = "PERMISSION_DENIED";
-        break;
-
-    case NGX_HTTP_NOT_FOUND:
-        status = "NOT_FOUND";
-        break;
-
-    case NGX_HTTP_NOT_ALLOWED:
-        status = "UNIMPLEMENTED";
-        break;
-
-    case NGX_HTTP_TOO_MANY_REQUESTS:
-        status = "RESOURCE_EXHAUSTED";
-        break;
-
-    case NGX_HTTP_GATEWAY_TIME_OUT:
-        status = "DEADLINE_EXCEEDED";
-        break;
-
-    case NGX_HTTP_BAD_GATEWAY:
-    case NGX_HTTP_SERVICE_UNAVAILABLE:
-        status = "UNAVAILABLE";
-        break;
-
-    default:
-        status = ctx->err_status < 500 ? "FAILED_PRECONDITION" : "INTERNAL";
-    }
+    status = llmp_iface_error_type(LLMP_IFACE_GEMINI,
+                                   (int) ctx->err_status);
 
     p = ngx_pnalloc(r->pool, 6 * ctx->err_message.len + 128);
     if (p == NULL) {

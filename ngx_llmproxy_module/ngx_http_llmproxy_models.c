@@ -84,11 +84,11 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
 
     switch (shape) {
 
-    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+    case LLMP_IFACE_GEMINI:
         p = ngx_cpymem(p, "{\"models\":[", sizeof("{\"models\":[") - 1);
         break;
 
-    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+    case LLMP_IFACE_ANTHROPIC:
         p = ngx_cpymem(p, "{\"data\":[", sizeof("{\"data\":[") - 1);
         break;
 
@@ -146,7 +146,7 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
 
     *p++ = ']';
 
-    if (shape == NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC) {
+    if (shape == LLMP_IFACE_ANTHROPIC) {
         p = ngx_cpymem(p, ",\"has_more\":false,\"first_id\":",
                        sizeof(",\"has_more\":false,\"first_id\":") - 1);
 
@@ -175,7 +175,7 @@ ngx_http_llmproxy_model_object(u_char *p, ngx_uint_t shape, ngx_str_t *id,
 
     switch (shape) {
 
-    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
+    case LLMP_IFACE_GEMINI:
         p = ngx_cpymem(p, "{\"name\":\"models/",
                        sizeof("{\"name\":\"models/") - 1);
 
@@ -195,7 +195,7 @@ ngx_http_llmproxy_model_object(u_char *p, ngx_uint_t shape, ngx_str_t *id,
                               "\"countTokens\",\"embedContent\"]}") - 1);
         return p;
 
-    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
+    case LLMP_IFACE_ANTHROPIC:
         p = ngx_cpymem(p, "{\"type\":\"model\",\"id\":",
                        sizeof("{\"type\":\"model\",\"id\":") - 1);
         p += llmp_json_escape(id->data, id->len, p);

@@ -1,21 +1,8 @@
 /*
  * ngx_http_llmproxy_module: an LLM API gateway inside nginx.
  *
- * Shared declarations of the module's files:
- *   _module.c    directives, configuration, init, request entry point
- *   _filter.c    header/body filter: x-llmproxy-* headers, JSON errors
- *   _shm.c       shared zone: compiled config blob, cooldowns
- *   _runtime.c   worker-local view of the compiled config
- *   _route.c     model resolution, attempt plan, deployment choice
- *   _upstream.c  talking to providers: peers, keepalive, request, response
- *   _openai.c    the OpenAI interface
- *   _admin.c     admin endpoints used by llmproxyctl
- *   _records.c   usage records: batches to PostgreSQL, spill files
- *   _sse.c       streams rewritten event by event
- *   _translate.c requests and answers in another interface
- *   _request.c   a model request's body; interfaces and their errors
- *   _anthropic.c, _gemini.c   the other two interfaces
- *   _models.c    the model list in each interface's shape
+ * Shared declarations of the module's files, grouped by file.  The files
+ * and the order a request meets them: README.md, "Module map".
  */
 
 #ifndef _NGX_HTTP_LLMPROXY_MODULE_H_INCLUDED_
@@ -26,12 +13,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <llmp_iface.h>
 #include <llmp_json_scan.h>
 
-
-#define NGX_HTTP_LLMPROXY_IFACE_OPENAI     0x01
-#define NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC  0x02
-#define NGX_HTTP_LLMPROXY_IFACE_GEMINI     0x04
 
 #define NGX_HTTP_LLMPROXY_COOLDOWN_WINDOW  60000
 
@@ -40,6 +24,10 @@
 
 
 /* configuration */
+
+typedef struct {
+    ngx_flag_t                    gateway;        /* llmproxy(_admin) */
+} ngx_http_llmproxy_srv_conf_t;
 
 typedef struct {
     ngx_shm_zone_t               *shm_zone;
@@ -435,22 +423,30 @@ typedef struct {
 extern ngx_module_t  ngx_http_llmproxy_module;
 
 
-/* _module.c */
-ngx_http_llmproxy_ctx_t *ngx_http_llmproxy_get_ctx(ngx_http_request_t *r);
+/* _module.c: directives, configuration, init, the entry point */
 ngx_uint_t ngx_http_llmproxy_before_location(ngx_http_request_t *r);
+
+/* _response.c: context, errors, JSON answers (the bottom floor) */
+ngx_http_llmproxy_ctx_t *ngx_http_llmproxy_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_fail(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *code, const char *fmt, ...);
 ngx_int_t ngx_http_llmproxy_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *data, size_t len);
 ngx_int_t ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data,
     size_t len);
+u_char *ngx_http_llmproxy_format_uint(u_char *p, uint64_t n);
+u_char *ngx_http_llmproxy_format_fixed8(u_char *p, double f);
+
+/* _access.c: the master key or a virtual key */
 ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+
+/* _scrub.c: no key in any log */
 void ngx_http_llmproxy_strip_key_arg(ngx_http_request_t *r);
-const char *ngx_http_llmproxy_iface_name(ngx_uint_t iface);
-u_char *ngx_http_llmproxy_format_uint(u_char *p, uint64_t n);
-u_char *ngx_http_llmproxy_format_fixed8(u_char *p, double f);
+ngx_int_t ngx_http_llmproxy_post_read(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_log_scrub(ngx_http_request_t *r);
+void ngx_http_llmproxy_scrub_logs(ngx_cycle_t *cycle);
 
 /* a key as the database holds it, for the zone */
 
@@ -486,7 +482,7 @@ ngx_int_t ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
 void ngx_http_llmproxy_keys_settle(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *digest, double cost, double spend);
 
-/* _records.c: usage records to PostgreSQL */
+/* _usage_records.c: usage records to PostgreSQL */
 ngx_int_t ngx_http_llmproxy_records_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_llmproxy_records_init_process(ngx_cycle_t *cycle);
 void ngx_http_llmproxy_records_exit_process(ngx_cycle_t *cycle);
@@ -498,12 +494,12 @@ void ngx_http_llmproxy_usage_scan(ngx_http_llmproxy_ctx_t *ctx, u_char *pos,
 void ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 
-/* _db.c */
+/* _keys_poll.c: virtual keys from PostgreSQL into the zone */
 ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
 struct pg_conn *ngx_http_llmproxy_db_connect(const char *uri,
     const char *options, const char *application);
 
-/* _state.c: the last good config on disk */
+/* _config_disk.c: the last good config on disk */
 ngx_int_t ngx_http_llmproxy_state_save(ngx_str_t *file, u_char *blob,
     size_t len, const char *salt_key, ngx_log_t *log);
 u_char *ngx_http_llmproxy_state_load(ngx_str_t *file, const char *salt_key,
@@ -521,10 +517,10 @@ ngx_int_t ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_ui_api_handler(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 
-/* _resolve.c */
+/* _config_resolve.c */
 ngx_int_t ngx_http_llmproxy_resolve_init_process(ngx_cycle_t *cycle);
 
-/* _db_config.c: the config stored by llmproxyctl sync in PostgreSQL */
+/* _config_poll.c: the config stored by llmproxyctl sync in PostgreSQL */
 
 typedef struct {
     int64_t                       since;     /* the version we have */
@@ -549,7 +545,7 @@ ngx_int_t ngx_http_llmproxy_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 
-/* _shm.c */
+/* _zone.c */
 char *ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_llmproxy_shm_install(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *blob, size_t len, ngx_uint_t *generation);
@@ -567,7 +563,7 @@ void ngx_http_llmproxy_cooldown_fail(ngx_http_llmproxy_zone_ctx_t *zctx,
 ngx_int_t ngx_http_llmproxy_cooldown_list(
     ngx_http_llmproxy_zone_ctx_t *zctx, ngx_pool_t *pool, ngx_array_t *out);
 
-/* _runtime.c */
+/* _config_runtime.c */
 ngx_http_llmproxy_runtime_t *ngx_http_llmproxy_runtime_get(
     ngx_http_request_t *r);
 u_char *ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len,
@@ -622,6 +618,36 @@ ngx_int_t ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
     ngx_str_t *out);
 
+/*
+ * _iface.c: what differs between the three interfaces, one row each,
+ * looked up by ctx->iface (client side) or ctx->up_iface (provider side)
+ */
+
+typedef ngx_int_t (*ngx_http_llmproxy_iface_pt)(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+
+typedef struct {
+    ngx_uint_t                    iface;           /* LLMP_IFACE_* */
+    ngx_http_llmproxy_iface_pt    handler;         /* URL -> endpoint */
+    ngx_http_llmproxy_iface_pt    check;           /* the request body */
+    ngx_int_t                   (*error_body)(ngx_http_request_t *r,
+                                    ngx_http_llmproxy_ctx_t *ctx,
+                                    ngx_str_t *out);
+    ngx_str_t                     key_header;      /* "name: prefix" */
+    ngx_str_t                     version_header;  /* unless the client's */
+    ngx_str_t                     version_name;    /* its name, lowercase */
+    ngx_str_t                     chat_path;       /* a translated chat's;
+                                                      empty: in the URL */
+    const char                   *count_tokens;    /* the answer's format */
+    ngx_str_t                     sse_error;       /* an error event's
+                                                      start, its JSON next */
+} ngx_http_llmproxy_iface_t;
+
+const ngx_http_llmproxy_iface_t *ngx_http_llmproxy_iface(ngx_uint_t iface);
+ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
+
 /* _request.c: a model request's body, read whole, checked, routed */
 ngx_int_t ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
@@ -631,9 +657,6 @@ ngx_uint_t ngx_http_llmproxy_has_header(ngx_http_request_t *r,
     const char *name);
 ngx_int_t ngx_http_llmproxy_request_json_fail(ngx_http_request_t *r,
     llmp_json_rc_e rc, const char *name, size_t offset);
-ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
-ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
 
 /* _models.c: the model list, in the client's shape */
 ngx_int_t ngx_http_llmproxy_models(ngx_http_request_t *r,

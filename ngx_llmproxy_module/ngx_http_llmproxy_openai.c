@@ -21,6 +21,8 @@ static ngx_http_llmproxy_openai_endpoint_t  ngx_http_llmproxy_openai_eps[] = {
 };
 
 
+static ngx_int_t ngx_http_llmproxy_openai_model(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static void ngx_http_llmproxy_openai_include_usage(
     ngx_http_llmproxy_ctx_t *ctx);
 
@@ -92,13 +94,13 @@ ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
          */
 
         if (ngx_http_llmproxy_has_header(r, "anthropic-version")) {
-            shape = NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
+            shape = LLMP_IFACE_ANTHROPIC;
 
         } else if (ngx_http_llmproxy_has_header(r, "x-goog-api-key")) {
-            shape = NGX_HTTP_LLMPROXY_IFACE_GEMINI;
+            shape = LLMP_IFACE_GEMINI;
 
         } else {
-            shape = NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+            shape = LLMP_IFACE_OPENAI;
         }
 
         return ngx_http_llmproxy_models(r, ctx, shape, &id);
@@ -112,16 +114,64 @@ ngx_int_t
 ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    long             n;
-    u_char          *p;
-    llmp_json_rc_e   rc;
+    ngx_int_t        rc;
+    llmp_json_rc_e   jrc;
 
-    rc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
+    jrc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
 
-    if (rc != LLMP_JSON_OK) {
-        return ngx_http_llmproxy_request_json_fail(r, rc, ctx->top.name,
+    if (jrc != LLMP_JSON_OK) {
+        return ngx_http_llmproxy_request_json_fail(r, jrc, ctx->top.name,
                                                    ctx->top.error_offset);
     }
+
+    rc = ngx_http_llmproxy_openai_model(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /*
+     * lenient parsers (pydantic's) take "true", 1 and the like for true: a
+     * stream the gateway would not see as one, its usage never counted
+     */
+
+    switch (ctx->top.stream.type) {
+
+    case LLMP_JSON_NONE:
+    case LLMP_JSON_NULL:
+    case LLMP_JSON_FALSE:
+        ctx->stream = 0;
+        break;
+
+    case LLMP_JSON_TRUE:
+        ctx->stream = 1;
+        break;
+
+    default:
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      "invalid_stream",
+                                      "stream: expected a boolean");
+    }
+
+    if (ctx->stream
+        && (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_CHAT
+            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COMPLETIONS))
+    {
+        ngx_http_llmproxy_openai_include_usage(ctx);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the body's "model": one string, unescaped, a name that reads one way */
+
+static ngx_int_t
+ngx_http_llmproxy_openai_model(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    long     n;
+    u_char  *p;
 
     if (ctx->top.model.type == LLMP_JSON_NONE) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
@@ -179,37 +229,6 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
                                       "invalid_model",
                                       "model: a control character or "
                                       "invalid UTF-8 in the name");
-    }
-
-    /*
-     * lenient parsers (pydantic's) take "true", 1 and the like for true: a
-     * stream the gateway would not see as one, its usage never counted
-     */
-
-    switch (ctx->top.stream.type) {
-
-    case LLMP_JSON_NONE:
-    case LLMP_JSON_NULL:
-    case LLMP_JSON_FALSE:
-        ctx->stream = 0;
-        break;
-
-    case LLMP_JSON_TRUE:
-        ctx->stream = 1;
-        break;
-
-    default:
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
-                                      "invalid_request_error",
-                                      "invalid_stream",
-                                      "stream: expected a boolean");
-    }
-
-    if (ctx->stream
-        && (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_CHAT
-            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COMPLETIONS))
-    {
-        ngx_http_llmproxy_openai_include_usage(ctx);
     }
 
     return NGX_OK;

@@ -12,6 +12,10 @@
 static void ngx_http_llmproxy_request_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_request_join(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_request_copy(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_request_count_tokens(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx);
 
@@ -123,24 +127,23 @@ ngx_http_llmproxy_request_body(ngx_http_request_t *r)
 
     rc = ngx_http_llmproxy_request_read_body(r, ctx);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: body of %uz bytes read: %i", ctx->body_len, rc);
+
     if (rc == NGX_OK) {
-        switch (ctx->iface) {
+        rc = ngx_http_llmproxy_iface(ctx->iface)->check(r, ctx);
 
-        case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-            rc = ngx_http_llmproxy_anthropic_check(r, ctx);
-            break;
-
-        case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
-            rc = ngx_http_llmproxy_gemini_check(r, ctx);
-            break;
-
-        default:
-            rc = ngx_http_llmproxy_openai_check(r, ctx);
-        }
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy: body checked: %i, model \"%V\"%s", rc,
+                       &ctx->model, ctx->stream ? ", stream" : "");
     }
 
     if (rc == NGX_OK) {
         rc = ngx_http_llmproxy_route_plan(r, ctx);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy: plan of %ui targets: %i",
+                       ctx->plan.nelts, rc);
 
         if (rc == NGX_DECLINED) {
             rc = ngx_http_llmproxy_request_count_tokens(r, ctx);
@@ -164,10 +167,7 @@ static ngx_int_t
 ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    u_char                        *p;
-    off_t                          len;
-    ssize_t                        n;
-    ngx_buf_t                     *b;
+    ngx_int_t                      rc;
     ngx_chain_t                   *cl;
     ngx_http_llmproxy_loc_conf_t  *llcf;
 
@@ -182,35 +182,83 @@ ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
     if (cl->next == NULL && !cl->buf->in_file) {
         ctx->body = cl->buf->pos;
         ctx->body_len = cl->buf->last - cl->buf->pos;
-        goto check;
+
+    } else if (ngx_http_llmproxy_request_join(r, ctx) != NGX_OK) {
+        rc = ngx_http_llmproxy_request_copy(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
-    /*
-     * The usual case for a large body: the part read with the headers,
-     * then the rest in the body buffer, which nginx sized with room for
-     * that first part (request_body_in_single_buf).  Joining them in place
-     * saves allocating and faulting in another copy of the body.
-     */
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
 
+    if (ctx->body_len > llcf->max_body_size) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "invalid_request_error",
+                                      "request_too_large",
+                                      "request body is larger than the "
+                                      "limit of %uz bytes",
+                                      llcf->max_body_size);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The usual case for a large body: the part read with the headers, then
+ * the rest in the body buffer, which nginx sized with room for that first
+ * part (request_body_in_single_buf).  Joining them in place saves
+ * allocating and faulting in another copy of the body.  NGX_DECLINED
+ * when the body is not in that shape.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_request_join(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    off_t         len;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    cl = r->request_body->bufs;
     b = cl->next ? cl->next->buf : NULL;
 
-    if (b && cl->next->next == NULL && !cl->buf->in_file && !b->in_file
-        && b == r->request_body->buf && b->temporary
-        && (size_t) (b->end - b->last) >= (size_t) ngx_buf_size(cl->buf)
-        && b->pos == b->start)
+    if (!(b && cl->next->next == NULL && !cl->buf->in_file && !b->in_file
+          && b == r->request_body->buf && b->temporary
+          && (size_t) (b->end - b->last) >= (size_t) ngx_buf_size(cl->buf)
+          && b->pos == b->start))
     {
-        len = ngx_buf_size(cl->buf);
-
-        ngx_memmove(b->start + len, b->pos, b->last - b->pos);
-        ngx_memcpy(b->start, cl->buf->pos, len);
-
-        b->last += len;
-        cl->buf->pos = cl->buf->last;
-
-        ctx->body = b->start;
-        ctx->body_len = b->last - b->start;
-        goto check;
+        return NGX_DECLINED;
     }
+
+    len = ngx_buf_size(cl->buf);
+
+    ngx_memmove(b->start + len, b->pos, b->last - b->pos);
+    ngx_memcpy(b->start, cl->buf->pos, len);
+
+    b->last += len;
+    cl->buf->pos = cl->buf->last;
+
+    ctx->body = b->start;
+    ctx->body_len = b->last - b->start;
+
+    return NGX_OK;
+}
+
+
+/* the body's pieces, in memory or in a temp file, copied into one */
+
+static ngx_int_t
+ngx_http_llmproxy_request_copy(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char                        *p;
+    off_t                          len;
+    ssize_t                        n;
+    ngx_buf_t                     *b;
+    ngx_chain_t                   *cl;
+    ngx_http_llmproxy_loc_conf_t  *llcf;
 
     len = 0;
 
@@ -258,19 +306,6 @@ ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
 
     ctx->body_len = p - ctx->body;
 
-check:
-
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
-
-    if (ctx->body_len > llcf->max_body_size) {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                      "invalid_request_error",
-                                      "request_too_large",
-                                      "request body is larger than the "
-                                      "limit of %uz bytes",
-                                      llcf->max_body_size);
-    }
-
     return NGX_OK;
 }
 
@@ -313,9 +348,7 @@ ngx_http_llmproxy_request_count_tokens(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(start, ctx->iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI
-                           ? "{\"totalTokens\":%uz}"
-                           : "{\"input_tokens\":%uz}",
+    p = ngx_sprintf(start, ngx_http_llmproxy_iface(ctx->iface)->count_tokens,
                     (text + 3) / 4);
 
     return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
@@ -364,67 +397,5 @@ ngx_http_llmproxy_request_json_fail(ngx_http_request_t *r, llmp_json_rc_e rc,
                                       "invalid_request_error",
                                       "invalid_json", "%s (at byte %uz)",
                                       llmp_json_strerror(rc), offset);
-    }
-}
-
-
-/*
- * Anthropic: /v1/messages...; Gemini: /v1beta/... or a model method
- * ("/v1/models/NAME:generateContent"); everything else is OpenAI's
- */
-
-ngx_uint_t
-ngx_http_llmproxy_iface_of(ngx_http_request_t *r)
-{
-    u_char     *p, *last;
-    ngx_str_t   uri;
-
-    uri = r->uri;
-
-    if (uri.len >= 8 && ngx_strncmp(uri.data, "/v1beta/", 8) == 0) {
-        return NGX_HTTP_LLMPROXY_IFACE_GEMINI;
-    }
-
-    if (uri.len >= 3 && ngx_strncmp(uri.data, "/v1", 3) == 0) {
-        uri.data += 3;
-        uri.len -= 3;
-    }
-
-    if (uri.len >= 9 && ngx_strncmp(uri.data, "/messages", 9) == 0
-        && (uri.len == 9 || uri.data[9] == '/'))
-    {
-        return NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
-    }
-
-    if (uri.len > 8 && ngx_strncmp(uri.data, "/models/", 8) == 0) {
-        last = uri.data + uri.len;
-
-        for (p = uri.data + 8; p < last; p++) {
-            if (*p == ':') {
-                return NGX_HTTP_LLMPROXY_IFACE_GEMINI;
-            }
-        }
-    }
-
-    return NGX_HTTP_LLMPROXY_IFACE_OPENAI;
-}
-
-
-/* an error of the gateway's, as the client's interface shapes it */
-
-ngx_int_t
-ngx_http_llmproxy_error_body(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out)
-{
-    switch (ctx->iface) {
-
-    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-        return ngx_http_llmproxy_anthropic_error_body(r, ctx, out);
-
-    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
-        return ngx_http_llmproxy_gemini_error_body(r, ctx, out);
-
-    default:
-        return ngx_http_llmproxy_openai_error_body(r, ctx, out);
     }
 }

@@ -43,6 +43,10 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
 
     g = t->group ? t->group : t->deployment->group;
 
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: \"%V\" is \"%V\", %ui fallbacks",
+                   &ctx->model, &t->name, g->fallbacks.nelts);
+
     if (ngx_array_init(&ctx->plan, r->pool, 1 + g->fallbacks.nelts,
                        sizeof(ngx_http_llmproxy_target_t *))
         != NGX_OK

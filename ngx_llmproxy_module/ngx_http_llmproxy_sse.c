@@ -37,6 +37,13 @@ static ngx_uint_t ngx_http_llmproxy_sse_is_usage_only(u_char *p,
     u_char *last);
 static u_char *ngx_http_llmproxy_sse_after(u_char *p, u_char *last,
     const char *name, size_t len);
+static ngx_int_t ngx_http_llmproxy_sse_take(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_sse_t *sse,
+    ngx_chain_t *in, ngx_uint_t *last_buf, ngx_uint_t *flush);
+static ngx_chain_t *ngx_http_llmproxy_sse_out(ngx_http_request_t *r,
+    ngx_http_llmproxy_sse_t *sse, size_t need);
+static void ngx_http_llmproxy_sse_events(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_sse_t *sse, ngx_buf_t *b, ngx_uint_t last_buf);
 
 
 ngx_int_t
@@ -44,8 +51,6 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in,
     ngx_http_output_body_filter_pt next)
 {
-    u_char                    *p, *last, *start;
-    size_t                     n, need, end;
     ngx_int_t                  rc;
     ngx_buf_t                 *b;
     ngx_uint_t                 last_buf, flush;
@@ -81,21 +86,87 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
         }
     }
 
-    /* what came joins the partial event, or goes to the translator */
+    if (ngx_http_llmproxy_sse_take(r, ctx, sse, in, &last_buf, &flush)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-    last_buf = 0;
-    flush = 0;
+    /* complete events, minus those the client must not see */
+
+    cl = ngx_http_llmproxy_sse_out(r, sse,
+                                   ctx->xlate ? sse->xbuf->len : sse->len);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b = cl->buf;
+
+    if (ctx->xlate) {
+        b->last = ngx_cpymem(b->last, sse->xbuf->data, sse->xbuf->len);
+        sse->xbuf->len = 0;
+
+    } else {
+        ngx_http_llmproxy_sse_events(ctx, sse, b, last_buf);
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: stream events of %uz bytes out, %uz waiting%s",
+                   (size_t) (b->last - b->pos), sse->len,
+                   last_buf ? ", the last" : "");
+
+    if (b->last == b->pos && !last_buf && !flush) {
+        cl->next = sse->free;
+        sse->free = cl;
+        return NGX_OK;
+    }
+
+    b->last_buf = last_buf;
+    b->flush = 1;
+    b->memory = 0;
+    cl->next = NULL;
+
+    if (b->last == b->pos) {
+        b->temporary = 0;
+        b->sync = 1;
+    }
+
+    out = cl;
+
+    rc = next(r, out);
+
+    ngx_chain_update_chains(r->pool, &sse->free, &sse->busy, &out,
+                            (ngx_buf_tag_t) &ngx_http_llmproxy_module);
+
+    return rc;
+}
+
+
+/* what came joins the partial event, or goes to the translator */
+
+static ngx_int_t
+ngx_http_llmproxy_sse_take(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_sse_t *sse,
+    ngx_chain_t *in, ngx_uint_t *last_buf, ngx_uint_t *flush)
+{
+    u_char       *p;
+    size_t        n, need;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *last_buf = 0;
+    *flush = 0;
 
     for (cl = in; cl; cl = cl->next) {
         b = cl->buf;
 
         if (b->last_buf || b->last_in_chain) {
-            last_buf = b->last_buf;
-            flush = 1;
+            *last_buf = b->last_buf;
+            *flush = 1;
         }
 
         if (b->flush) {
-            flush = 1;
+            *flush = 1;
         }
 
         if (!ngx_buf_in_memory(b)) {
@@ -138,7 +209,7 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
         b->pos = b->last;
     }
 
-    if (ctx->xlate && last_buf) {
+    if (ctx->xlate && *last_buf) {
         /* the provider's stream ended: the client's closing events */
         if (ngx_http_llmproxy_translate_stream(r, ctx, NULL, 0, 1, sse->xbuf)
             != NGX_OK)
@@ -147,13 +218,22 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
         }
     }
 
-    /* complete events, minus those the client must not see */
+    return NGX_OK;
+}
 
-    need = ctx->xlate ? sse->xbuf->len : sse->len;
+
+/* an output buffer of the filter's own, of at least need bytes, empty */
+
+static ngx_chain_t *
+ngx_http_llmproxy_sse_out(ngx_http_request_t *r, ngx_http_llmproxy_sse_t *sse,
+    size_t need)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
 
     cl = ngx_chain_get_free_buf(r->pool, &sse->free);
     if (cl == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     b = cl->buf;
@@ -163,7 +243,7 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
 
         b->start = ngx_palloc(r->pool, need);
         if (b->start == NULL) {
-            return NGX_ERROR;
+            return NULL;
         }
 
         b->end = b->start + need;
@@ -176,11 +256,21 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
     b->last_buf = 0;
     b->flush = 0;
 
-    if (ctx->xlate) {
-        b->last = ngx_cpymem(b->last, sse->xbuf->data, sse->xbuf->len);
-        sse->xbuf->len = 0;
-        goto send;
-    }
+    return cl;
+}
+
+
+/*
+ * The complete events into b, but a usage chunk the client did not ask
+ * for; a partial one waits for the rest of it, unless the stream ended
+ */
+
+static void
+ngx_http_llmproxy_sse_events(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_sse_t *sse, ngx_buf_t *b, ngx_uint_t last_buf)
+{
+    u_char  *start, *last;
+    size_t   end;
 
     start = sse->data;
     last = sse->data + sse->len;
@@ -212,33 +302,6 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
     if (sse->len) {
         ngx_memmove(sse->data, start, sse->len);
     }
-
-send:
-
-    if (b->last == b->pos && !last_buf && !flush) {
-        cl->next = sse->free;
-        sse->free = cl;
-        return NGX_OK;
-    }
-
-    b->last_buf = last_buf;
-    b->flush = 1;
-    b->memory = 0;
-    cl->next = NULL;
-
-    if (b->last == b->pos) {
-        b->temporary = 0;
-        b->sync = 1;
-    }
-
-    out = cl;
-
-    rc = next(r, out);
-
-    ngx_chain_update_chains(r->pool, &sse->free, &sse->busy, &out,
-                            (ngx_buf_tag_t) &ngx_http_llmproxy_module);
-
-    return rc;
 }
 
 

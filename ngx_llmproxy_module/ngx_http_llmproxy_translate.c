@@ -22,15 +22,15 @@ static void ngx_http_llmproxy_translate_cleanup(void *data);
 ngx_uint_t
 ngx_http_llmproxy_translate_target(ngx_uint_t interfaces)
 {
-    if (interfaces & NGX_HTTP_LLMPROXY_IFACE_OPENAI) {
-        return NGX_HTTP_LLMPROXY_IFACE_OPENAI;
+    if (interfaces & LLMP_IFACE_OPENAI) {
+        return LLMP_IFACE_OPENAI;
     }
 
-    if (interfaces & NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC) {
-        return NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
+    if (interfaces & LLMP_IFACE_ANTHROPIC) {
+        return LLMP_IFACE_ANTHROPIC;
     }
 
-    return NGX_HTTP_LLMPROXY_IFACE_GEMINI;
+    return LLMP_IFACE_GEMINI;
 }
 
 
@@ -79,8 +79,8 @@ ngx_http_llmproxy_translate_request(ngx_http_request_t *r,
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: request translated from %s to %s, %uz bytes",
-                   ngx_http_llmproxy_iface_name(ctx->iface),
-                   ngx_http_llmproxy_iface_name(ctx->up_iface), buf.len);
+                   llmp_iface_name(ctx->iface),
+                   llmp_iface_name(ctx->up_iface), buf.len);
 
     return ngx_http_llmproxy_translate_copy(r, &buf, out);
 }
@@ -111,7 +111,7 @@ ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
                                           "the answer of \"%V\" could not "
                                           "be translated from %s",
                                           &ctx->current->id,
-                                          ngx_http_llmproxy_iface_name(
+                                          llmp_iface_name(
                                                              ctx->up_iface));
 
             if (ngx_http_llmproxy_error_body(r, ctx, body) != NGX_OK) {
@@ -186,7 +186,7 @@ ngx_http_llmproxy_translate_answer(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: answer of \"%V\" not translated from "
                       "%s: %s", &ctx->current->id,
-                      ngx_http_llmproxy_iface_name(ctx->up_iface),
+                      llmp_iface_name(ctx->up_iface),
                       err[0] ? err : "out of memory");
 
         return NGX_DECLINED;
@@ -258,7 +258,7 @@ ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: stream of \"%V\" could not be translated "
                       "from %s", &ctx->current->id,
-                      ngx_http_llmproxy_iface_name(ctx->up_iface));
+                      llmp_iface_name(ctx->up_iface));
 
         /* its status is sent: the error goes into its record only */
 

@@ -38,6 +38,16 @@ typedef struct {
 } ngx_http_llmproxy_edit_t;
 
 
+/* an attempt's body: made whole for it, or the client's with edits */
+
+typedef struct {
+    ngx_http_llmproxy_edit_t       edits[3];   /* edits[0]: whole body */
+    ngx_uint_t                     n;
+    ngx_uint_t                     whole;
+    size_t                         len;
+} ngx_http_llmproxy_body_plan_t;
+
+
 static ngx_int_t ngx_http_llmproxy_peer_init(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc,
@@ -46,6 +56,30 @@ static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d);
+static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_peer_next(
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx, ngx_log_t *log);
+static ngx_int_t ngx_http_llmproxy_keepalive_take(ngx_peer_connection_t *pc,
+    ngx_uint_t ssl);
+static ngx_int_t ngx_http_llmproxy_header_line(ngx_http_request_t *r);
+static ngx_buf_t *ngx_http_llmproxy_relay_buf(ngx_http_request_t *r,
+    ngx_chain_t ***ll);
+static ngx_int_t ngx_http_llmproxy_headers_done(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_body_length(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_http_llmproxy_body_plan_t *bp);
+static ngx_buf_t *ngx_http_llmproxy_request_head(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *uri, size_t body_len);
+static size_t ngx_http_llmproxy_client_headers(ngx_http_request_t *r,
+    u_char *p);
+static ngx_int_t ngx_http_llmproxy_request_chain(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *head,
+    ngx_http_llmproxy_body_plan_t *bp);
 static ngx_int_t ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
     ngx_str_t *uri);
@@ -129,6 +163,19 @@ static ngx_str_t  ngx_http_llmproxy_drop_headers[] = {
     ngx_string("x-goog-api-key"),
     ngx_string("api-key"),
     ngx_string("x-litellm-api-key"),
+
+    /*
+     * a client must not pick the account the provider bills (OpenAI's
+     * organization and project, Google's quota project) nor turn the
+     * gateway's POST into another method (Google's APIs honour the
+     * override headers); a provider's own "headers" may still set them
+     */
+    ngx_string("openai-organization"),
+    ngx_string("openai-project"),
+    ngx_string("x-goog-user-project"),
+    ngx_string("x-http-method-override"),
+    ngx_string("x-http-method"),
+    ngx_string("x-method-override"),
     ngx_null_string
 };
 
@@ -226,13 +273,11 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_request_t *r = data;
 
-    ngx_addr_t                          *addr;
-    ngx_connection_t                    *c;
-    ngx_http_upstream_t                 *u;
-    ngx_http_llmproxy_ctx_t             *ctx;
-    ngx_http_llmproxy_provider_t        *p;
-    ngx_http_llmproxy_deployment_t      *d;
-    ngx_http_llmproxy_keepalive_item_t  *item;
+    ngx_addr_t                      *addr;
+    ngx_http_upstream_t             *u;
+    ngx_http_llmproxy_ctx_t         *ctx;
+    ngx_http_llmproxy_provider_t    *p;
+    ngx_http_llmproxy_deployment_t  *d;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
     u = r->upstream;
@@ -240,39 +285,10 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
     /* a failed attempt's answer never reached the client */
     ctx->ttfb = 0;
 
-    for ( ;; ) {
+    d = ngx_http_llmproxy_peer_next(r, ctx, pc->log);
 
-        if (ctx->repeat && ctx->current) {
-            /*
-             * the same deployment again: a cached connection was stale,
-             * or one of its provider's addresses refused
-             */
-            ctx->repeat = 0;
-            d = ctx->current;
-
-        } else {
-            ctx->addr_tries = 0;
-            d = ngx_http_llmproxy_route_next(r, ctx);
-
-            if (d == NULL) {
-                ngx_log_error(NGX_LOG_ERR, pc->log, 0,
-                              "llmproxy: model \"%V\": no deployment left "
-                              "after %ui attempts", &ctx->model,
-                              ctx->attempts);
-                return NGX_BUSY;
-            }
-        }
-
-        if (d->provider->naddrs) {
-            break;
-        }
-
-        ngx_log_error(NGX_LOG_ERR, pc->log, 0,
-                      "llmproxy: provider \"%V\" has no address (its host "
-                      "did not resolve)", &d->provider->name);
-
-        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_CONNECT;
-        ngx_http_llmproxy_route_failed(r, ctx);
+    if (d == NULL) {
+        return NGX_BUSY;
     }
 
     p = d->provider;
@@ -311,7 +327,64 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
         return NGX_ERROR;
     }
 
-    item = ngx_http_llmproxy_keepalive_find(pc, p->ssl);
+    return ngx_http_llmproxy_keepalive_take(pc, p->ssl);
+}
+
+
+/*
+ * The deployment this attempt goes to: the same again (a cached
+ * connection was stale, or one of its provider's addresses refused), or
+ * the plan's next one that has an address; NULL when none is left
+ */
+
+static ngx_http_llmproxy_deployment_t *
+ngx_http_llmproxy_peer_next(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_log_t *log)
+{
+    ngx_http_llmproxy_deployment_t  *d;
+
+    for ( ;; ) {
+
+        if (ctx->repeat && ctx->current) {
+            ctx->repeat = 0;
+            d = ctx->current;
+
+        } else {
+            ctx->addr_tries = 0;
+            d = ngx_http_llmproxy_route_next(r, ctx);
+
+            if (d == NULL) {
+                ngx_log_error(NGX_LOG_ERR, log, 0,
+                              "llmproxy: model \"%V\": no deployment left "
+                              "after %ui attempts", &ctx->model,
+                              ctx->attempts);
+                return NULL;
+            }
+        }
+
+        if (d->provider->naddrs) {
+            return d;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "llmproxy: provider \"%V\" has no address (its host "
+                      "did not resolve)", &d->provider->name);
+
+        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_CONNECT;
+        ngx_http_llmproxy_route_failed(r, ctx);
+    }
+}
+
+
+/* a cached connection to the peer, if there is one: NGX_DONE, or NGX_OK */
+
+static ngx_int_t
+ngx_http_llmproxy_keepalive_take(ngx_peer_connection_t *pc, ngx_uint_t ssl)
+{
+    ngx_connection_t                    *c;
+    ngx_http_llmproxy_keepalive_item_t  *item;
+
+    item = ngx_http_llmproxy_keepalive_find(pc, ssl);
 
     if (item == NULL) {
         return NGX_OK;
@@ -434,18 +507,10 @@ static ngx_int_t
 ngx_http_llmproxy_build_request(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d)
 {
-    u_char                        *p;
-    size_t                         len, body_len, pos;
-    ngx_buf_t                     *b;
-    ngx_str_t                     *drop;
-    ngx_uint_t                     i, k, n;
-    ngx_chain_t                   *cl, **ll;
-    ngx_list_part_t               *part;
-    ngx_table_elt_t               *h;
-    ngx_str_t                      uri;
-    ngx_http_llmproxy_provider_t  *pv;
-    ngx_uint_t                     whole;
-    ngx_http_llmproxy_edit_t       edits[3];
+    ngx_str_t                       uri;
+    ngx_buf_t                      *head;
+    ngx_http_llmproxy_provider_t   *pv;
+    ngx_http_llmproxy_body_plan_t   bp;
 
     pv = d->provider;
 
@@ -455,11 +520,46 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
                     ? ctx->iface
                     : ngx_http_llmproxy_translate_target(pv->interfaces);
 
-    n = 0;
+    if (ngx_http_llmproxy_body_plan(r, ctx, d, &bp) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-    /* a body made for this attempt, sent whole from edits[0].value */
+    if (ngx_http_llmproxy_upstream_uri(r, ctx, d, &uri) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-    whole = 1;
+    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: attempt \"%V\" as %s: POST %V, body %uz "
+                   "(%s, %ui edits)", &d->id, llmp_iface_name(ctx->up_iface),
+                   &uri, bp.len, bp.whole ? "made" : "client's", bp.n);
+
+    head = ngx_http_llmproxy_request_head(r, ctx, d, &uri, bp.len);
+    if (head == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llmproxy_request_chain(r, ctx, head, &bp);
+}
+
+
+/*
+ * The attempt's body: translated or rewritten whole for it (another
+ * interface, Gemini's embeddings), or the client's as it came with up to
+ * two pieces spliced in: the value of "model", and
+ * stream_options.include_usage when added
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_http_llmproxy_body_plan_t *bp)
+{
+    ngx_uint_t                 k, n;
+    ngx_http_llmproxy_edit_t  *edits;
+
+    edits = bp->edits;
+    bp->whole = 1;
+    bp->n = 0;
 
     if (ctx->up_iface != ctx->iface) {
         if (ngx_http_llmproxy_translate_request(r, ctx, d, &edits[0].value)
@@ -468,8 +568,8 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        body_len = edits[0].value.len;
-        goto head;
+        bp->len = edits[0].value.len;
+        return NGX_OK;
     }
 
     /* Gemini's embeddings name the model in the body too */
@@ -481,16 +581,12 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        body_len = edits[0].value.len;
-        goto head;
+        bp->len = edits[0].value.len;
+        return NGX_OK;
     }
 
-    whole = 0;
-
-    /*
-     * the body as the client sent it, with up to two pieces spliced in:
-     * the value of "model", and stream_options.include_usage when added
-     */
+    bp->whole = 0;
+    n = 0;
 
     if (ctx->top.model.type == LLMP_JSON_STRING) {
         edits[n].start = ctx->top.model.start;
@@ -513,53 +609,55 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
         n++;
     }
 
-    body_len = ctx->body_len;
+    bp->len = ctx->body_len;
 
     for (k = 0; k < n; k++) {
-        body_len += edits[k].value.len - (edits[k].end - edits[k].start);
+        bp->len += edits[k].value.len - (edits[k].end - edits[k].start);
     }
 
-head:
+    bp->n = n;
 
-    if (ngx_http_llmproxy_upstream_uri(r, ctx, d, &uri) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    return NGX_OK;
+}
 
-    len = sizeof("POST ") - 1 + uri.len + sizeof(" HTTP/1.1" CRLF) - 1
+
+/*
+ * The request line and headers: the provider's Host and credentials
+ * (where its interface expects them), its configured headers, then the
+ * client's headers except those the gateway decides
+ */
+
+static ngx_buf_t *
+ngx_http_llmproxy_request_head(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *uri, size_t body_len)
+{
+    u_char                           *p;
+    size_t                            len;
+    ngx_buf_t                        *b;
+    ngx_http_llmproxy_provider_t     *pv;
+    const ngx_http_llmproxy_iface_t  *ifc;
+
+    pv = d->provider;
+
+    len = sizeof("POST ") - 1 + uri->len + sizeof(" HTTP/1.1" CRLF) - 1
           + sizeof("Host: ") - 1 + pv->host.len + 2
           + sizeof("Content-Type: application/json" CRLF) - 1
           + sizeof("Content-Length: " CRLF) - 1 + NGX_OFF_T_LEN
           + sizeof("Authorization: Bearer " CRLF) - 1 + pv->api_key.len
           + sizeof("anthropic-version: 2023-06-01" CRLF) - 1
-          + pv->extra_headers.len + 2;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        len += h[i].key.len + 2 + h[i].value.len + 2;
-    }
+          + pv->extra_headers.len + 2
+          + ngx_http_llmproxy_client_headers(r, NULL);
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     /* "POST %V HTTP/1.1", "Host: %V", ..., "Content-Length: %uz" */
 
     p = ngx_cpymem(b->last, "POST ", sizeof("POST ") - 1);
-    p = ngx_cpymem(p, uri.data, uri.len);
+    p = ngx_cpymem(p, uri->data, uri->len);
     p = ngx_cpymem(p, " HTTP/1.1" CRLF "Host: ",
                    sizeof(" HTTP/1.1" CRLF "Host: ") - 1);
     p = ngx_cpymem(p, pv->host.data, pv->host.len);
@@ -572,44 +670,49 @@ head:
 
     /* the provider's credentials, where its interface expects them */
 
-    switch (ctx->up_iface) {
+    ifc = ngx_http_llmproxy_iface(ctx->up_iface);
 
-    case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-        if (pv->api_key.len) {
-            p = ngx_cpymem(p, "x-api-key: ", sizeof("x-api-key: ") - 1);
-            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
-            *p++ = CR; *p++ = LF;
-        }
+    if (pv->api_key.len) {
+        p = ngx_cpymem(p, ifc->key_header.data, ifc->key_header.len);
+        p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
+        *p++ = CR; *p++ = LF;
+    }
 
-        if (ctx->iface != NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC
-            || !ngx_http_llmproxy_has_header(r, "anthropic-version"))
-        {
-            p = ngx_cpymem(p, "anthropic-version: 2023-06-01" CRLF,
-                           sizeof("anthropic-version: 2023-06-01" CRLF) - 1);
-        }
-
-        break;
-
-    case NGX_HTTP_LLMPROXY_IFACE_GEMINI:
-        if (pv->api_key.len) {
-            p = ngx_cpymem(p, "x-goog-api-key: ",
-                           sizeof("x-goog-api-key: ") - 1);
-            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
-            *p++ = CR; *p++ = LF;
-        }
-
-        break;
-
-    default:
-        if (pv->api_key.len) {
-            p = ngx_cpymem(p, "Authorization: Bearer ",
-                           sizeof("Authorization: Bearer ") - 1);
-            p = ngx_cpymem(p, pv->api_key.data, pv->api_key.len);
-            *p++ = CR; *p++ = LF;
-        }
+    if (ifc->version_header.len
+        && (ctx->iface != ctx->up_iface
+            || !ngx_http_llmproxy_has_header(r,
+                                   (char *) ifc->version_name.data)))
+    {
+        p = ngx_cpymem(p, ifc->version_header.data, ifc->version_header.len);
     }
 
     p = ngx_cpymem(p, pv->extra_headers.data, pv->extra_headers.len);
+    p += ngx_http_llmproxy_client_headers(r, p);
+
+    *p++ = CR; *p++ = LF;
+    b->last = p;
+
+    return b;
+}
+
+
+/*
+ * The client's headers but those the gateway decides, written at p; or,
+ * with p NULL, the most they can take
+ */
+
+static size_t
+ngx_http_llmproxy_client_headers(ngx_http_request_t *r, u_char *p)
+{
+    u_char           *start;
+    size_t            len;
+    ngx_str_t        *drop;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    start = p;
+    len = 0;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -624,6 +727,11 @@ head:
             part = part->next;
             h = part->elts;
             i = 0;
+        }
+
+        if (p == NULL) {
+            len += h[i].key.len + 2 + h[i].value.len + 2;
+            continue;
         }
 
         /* the names lowercased by nginx's parser, as the proxy module's */
@@ -646,18 +754,34 @@ head:
         *p++ = CR; *p++ = LF;
     }
 
-    *p++ = CR; *p++ = LF;
-    b->last = p;
+    return p ? (size_t) (p - start) : len;
+}
+
+
+/* the head, then the body's pieces, none of them copied */
+
+static ngx_int_t
+ngx_http_llmproxy_request_chain(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *head,
+    ngx_http_llmproxy_body_plan_t *bp)
+{
+    size_t                     pos;
+    ngx_buf_t                 *b;
+    ngx_uint_t                 k;
+    ngx_chain_t               *cl, **ll;
+    ngx_http_llmproxy_edit_t  *edits;
 
     cl = ngx_alloc_chain_link(r->pool);
     if (cl == NULL) {
         return NGX_ERROR;
     }
 
-    cl->buf = b;
+    cl->buf = head;
     ll = &cl->next;
 
     r->upstream->request_bufs = cl;
+
+    edits = bp->edits;
 
 #define ngx_http_llmproxy_body_buf(from, size)                               \
     if (size) {                                                              \
@@ -673,7 +797,7 @@ head:
         ll = &(*ll)->next;                                                   \
     }
 
-    if (whole) {
+    if (bp->whole) {
         ngx_http_llmproxy_body_buf(edits[0].value.data, edits[0].value.len);
         *ll = NULL;
         return NGX_OK;
@@ -681,7 +805,7 @@ head:
 
     pos = 0;
 
-    for (k = 0; k < n; k++) {
+    for (k = 0; k < bp->n; k++) {
         ngx_http_llmproxy_body_buf(ctx->body + pos, edits[k].start - pos);
         ngx_http_llmproxy_body_buf(edits[k].value.data, edits[k].value.len);
         pos = edits[k].end;
@@ -707,26 +831,20 @@ ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
     ngx_str_t *uri)
 {
-    u_char     *p;
-    size_t      len;
-    ngx_str_t   endpoint, action;
+    u_char                           *p;
+    size_t                            len;
+    ngx_str_t                         endpoint, action;
+    const ngx_http_llmproxy_iface_t  *ifc;
 
     endpoint = ctx->endpoint_path;
 
-    if (ctx->up_iface != ctx->iface) {
-        switch (ctx->up_iface) {
+    ifc = ngx_http_llmproxy_iface(ctx->up_iface);
 
-        case NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC:
-            ngx_str_set(&endpoint, "/messages");
-            break;
-
-        case NGX_HTTP_LLMPROXY_IFACE_OPENAI:
-            ngx_str_set(&endpoint, "/chat/completions");
-            break;
-        }
+    if (ctx->up_iface != ctx->iface && ifc->chat_path.len) {
+        endpoint = ifc->chat_path;
     }
 
-    if (ctx->up_iface != NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+    if (ifc->chat_path.len) {
         len = d->provider->path.len + sizeof("/v1") - 1 + endpoint.len;
 
         p = ngx_pnalloc(r->pool, len);
@@ -746,7 +864,7 @@ ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
 
     /* /v1beta/models/MODEL:method, ?alt=sse for a stream */
 
-    if (ctx->iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+    if (ctx->iface == LLMP_IFACE_GEMINI) {
         action = ctx->action;
 
     } else if (ctx->stream) {
@@ -884,14 +1002,10 @@ ngx_http_llmproxy_process_status_line(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_llmproxy_process_header(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
-    ngx_table_elt_t                *h;
-    ngx_http_upstream_t            *u;
-    ngx_http_llmproxy_ctx_t        *ctx;
-    ngx_http_upstream_header_t     *hh;
-    ngx_http_upstream_main_conf_t  *umcf;
+    ngx_int_t                 rc;
+    ngx_http_upstream_t      *u;
+    ngx_http_llmproxy_ctx_t  *ctx;
 
-    umcf = ngx_http_get_module_main_conf(r, ngx_http_upstream_module);
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
     u = r->upstream;
 
@@ -900,44 +1014,7 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
         rc = ngx_http_parse_header_line(r, &u->buffer, 1);
 
         if (rc == NGX_OK) {
-
-            h = ngx_list_push(&u->headers_in.headers);
-            if (h == NULL) {
-                return NGX_ERROR;
-            }
-
-            h->hash = r->header_hash;
-
-            h->key.len = r->header_name_end - r->header_name_start;
-            h->value.len = r->header_end - r->header_start;
-
-            h->key.data = ngx_pnalloc(r->pool,
-                               h->key.len + 1 + h->value.len + 1 + h->key.len);
-            if (h->key.data == NULL) {
-                h->hash = 0;
-                return NGX_ERROR;
-            }
-
-            h->value.data = h->key.data + h->key.len + 1;
-            h->lowcase_key = h->key.data + h->key.len + 1 + h->value.len + 1;
-
-            ngx_memcpy(h->key.data, r->header_name_start, h->key.len);
-            h->key.data[h->key.len] = '\0';
-            ngx_memcpy(h->value.data, r->header_start, h->value.len);
-            h->value.data[h->value.len] = '\0';
-
-            if (h->key.len == r->lowcase_index) {
-                ngx_memcpy(h->lowcase_key, r->lowcase_header, h->key.len);
-
-            } else {
-                ngx_strlow(h->lowcase_key, h->key.data, h->key.len);
-            }
-
-
-            hh = ngx_hash_find(&umcf->headers_in_hash, h->hash,
-                               h->lowcase_key, h->key.len);
-
-            if (hh && hh->handler(r, h, hh->offset) != NGX_OK) {
+            if (ngx_http_llmproxy_header_line(r) != NGX_OK) {
                 return NGX_ERROR;
             }
 
@@ -945,44 +1022,7 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
         }
 
         if (rc == NGX_HTTP_PARSE_HEADER_DONE) {
-
-            if (ngx_http_llmproxy_retryable(r, ctx) != NGX_OK) {
-                return NGX_HTTP_UPSTREAM_INVALID_HEADER;
-            }
-
-            if (u->headers_in.chunked) {
-                u->headers_in.content_length_n = -1;
-            }
-
-            if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
-                || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED
-                || (!u->headers_in.chunked
-                    && u->headers_in.content_length_n == 0))
-            {
-                u->keepalive = !u->headers_in.connection_close;
-                return NGX_OK;
-            }
-
-            rc = ngx_http_llmproxy_read_whole(r, ctx);
-
-            if (rc != NGX_OK) {
-                return (rc == NGX_DECLINED) ? NGX_OK : rc;
-            }
-
-            /*
-             * its first byte is now, as for an answer passed on as it
-             * comes (the filter keeps it)
-             */
-
-            ctx->ttfb = ngx_current_msec - ctx->start + 1;
-
-            ctx->body_wait = 1;
-            ctx->body_read = 0;
-            ngx_memzero(&ctx->body_chunked, sizeof(ngx_http_chunked_t));
-
-            u->process_header = ngx_http_llmproxy_process_body;
-
-            return ngx_http_llmproxy_process_body(r);
+            return ngx_http_llmproxy_headers_done(r, ctx);
         }
 
         if (rc == NGX_AGAIN) {
@@ -999,6 +1039,122 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
 
         return NGX_HTTP_UPSTREAM_INVALID_HEADER;
     }
+}
+
+
+/* one header line of the provider's, kept as the proxy module keeps it */
+
+static ngx_int_t
+ngx_http_llmproxy_header_line(ngx_http_request_t *r)
+{
+    ngx_table_elt_t                *h;
+    ngx_http_upstream_t            *u;
+    ngx_http_upstream_header_t     *hh;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    umcf = ngx_http_get_module_main_conf(r, ngx_http_upstream_module);
+    u = r->upstream;
+
+    h = ngx_list_push(&u->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = r->header_hash;
+
+    h->key.len = r->header_name_end - r->header_name_start;
+    h->value.len = r->header_end - r->header_start;
+
+    h->key.data = ngx_pnalloc(r->pool,
+                       h->key.len + 1 + h->value.len + 1 + h->key.len);
+    if (h->key.data == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    h->value.data = h->key.data + h->key.len + 1;
+    h->lowcase_key = h->key.data + h->key.len + 1 + h->value.len + 1;
+
+    ngx_memcpy(h->key.data, r->header_name_start, h->key.len);
+    h->key.data[h->key.len] = '\0';
+    ngx_memcpy(h->value.data, r->header_start, h->value.len);
+    h->value.data[h->value.len] = '\0';
+
+    if (h->key.len == r->lowcase_index) {
+        ngx_memcpy(h->lowcase_key, r->lowcase_header, h->key.len);
+
+    } else {
+        ngx_strlow(h->lowcase_key, h->key.data, h->key.len);
+    }
+
+    hh = ngx_hash_find(&umcf->headers_in_hash, h->hash,
+                       h->lowcase_key, h->key.len);
+
+    if (hh && hh->handler(r, h, hh->offset) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The provider's headers are in: a status worth a retry fails the
+ * attempt, an answer without a body goes on, any other is read whole
+ * first where it must be (_read_whole)
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_headers_done(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_int_t             rc;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: \"%V\" answered %ui%s",
+                   &ctx->current->id, u->headers_in.status_n,
+                   u->headers_in.chunked ? ", chunked" : "");
+
+    if (ngx_http_llmproxy_retryable(r, ctx) != NGX_OK) {
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    if (u->headers_in.chunked) {
+        u->headers_in.content_length_n = -1;
+    }
+
+    if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
+        || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED
+        || (!u->headers_in.chunked
+            && u->headers_in.content_length_n == 0))
+    {
+        u->keepalive = !u->headers_in.connection_close;
+        return NGX_OK;
+    }
+
+    rc = ngx_http_llmproxy_read_whole(r, ctx);
+
+    if (rc != NGX_OK) {
+        return (rc == NGX_DECLINED) ? NGX_OK : rc;
+    }
+
+    /*
+     * its first byte is now, as for an answer passed on as it comes (the
+     * filter keeps it)
+     */
+
+    ctx->ttfb = ngx_current_msec - ctx->start + 1;
+
+    ctx->body_wait = 1;
+    ctx->body_read = 0;
+    ngx_memzero(&ctx->body_chunked, sizeof(ngx_http_chunked_t));
+
+    u->process_header = ngx_http_llmproxy_process_body;
+
+    return ngx_http_llmproxy_process_body(r);
 }
 
 
@@ -1127,49 +1283,74 @@ ngx_http_llmproxy_read_whole(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_llmproxy_process_body(ngx_http_request_t *r)
 {
-    u_char                   *p;
-    off_t                     n;
-    size_t                    len, size;
-    ngx_int_t                 rc;
-    ngx_buf_t                 in;
-    ngx_http_upstream_t      *u;
     ngx_http_llmproxy_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
-    u = r->upstream;
 
     /* u->buffer.pos stays at the body's start */
 
-    if (!u->headers_in.chunked) {
-        len = (size_t) u->headers_in.content_length_n;
+    if (r->upstream->headers_in.chunked) {
+        return ngx_http_llmproxy_body_chunked(r, ctx);
+    }
 
-        if ((size_t) (u->buffer.last - u->buffer.pos) >= len) {
-            return ngx_http_llmproxy_body_done(r, ctx, len);
-        }
+    return ngx_http_llmproxy_body_length(r, ctx);
+}
 
-        if (u->buffer.last < u->buffer.end) {
-            return NGX_AGAIN;
-        }
 
-        /*
-         * room for the length announced, up to 1m at once: a length is
-         * not all allocated before its bytes come
-         */
+/* a body of a known length: read until it is all in the buffer */
 
-        size = ngx_max(2 * (size_t) (u->buffer.end - u->buffer.pos),
-                       NGX_HTTP_LLMPROXY_READ_HINT);
+static ngx_int_t
+ngx_http_llmproxy_body_length(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    size_t                len, size;
+    ngx_http_upstream_t  *u;
 
-        if (ngx_http_llmproxy_body_room(r, ngx_min(size, len)) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    u = r->upstream;
 
+    len = (size_t) u->headers_in.content_length_n;
+
+    if ((size_t) (u->buffer.last - u->buffer.pos) >= len) {
+        return ngx_http_llmproxy_body_done(r, ctx, len);
+    }
+
+    if (u->buffer.last < u->buffer.end) {
         return NGX_AGAIN;
     }
 
     /*
-     * chunks are decoded in place as they come: the buffer holds the
-     * decoded body so far, and what the next read appends
+     * room for the length announced, up to 1m at once: a length is
+     * not all allocated before its bytes come
      */
+
+    size = ngx_max(2 * (size_t) (u->buffer.end - u->buffer.pos),
+                   NGX_HTTP_LLMPROXY_READ_HINT);
+
+    if (ngx_http_llmproxy_body_room(r, ngx_min(size, len)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * A chunked body: chunks are decoded in place as they come, the buffer
+ * holds the decoded body so far, and what the next read appends
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char               *p;
+    off_t                 n;
+    size_t                size;
+    ngx_int_t             rc;
+    ngx_buf_t             in;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
 
     ngx_memzero(&in, sizeof(ngx_buf_t));
 
@@ -1343,7 +1524,7 @@ ngx_http_llmproxy_body_too_large(ngx_http_request_t *r,
                                   "too large to translate from %s",
                                   &ctx->current->id,
                                   (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX,
-                                  ngx_http_llmproxy_iface_name(
+                                  llmp_iface_name(
                                                              ctx->up_iface));
     ctx->err_keep = 1;
 
@@ -1471,6 +1652,35 @@ ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes)
 }
 
 
+/* a buffer of the upstream's own for the client, at the end of *ll */
+
+static ngx_buf_t *
+ngx_http_llmproxy_relay_buf(ngx_http_request_t *r, ngx_chain_t ***ll)
+{
+    ngx_buf_t            *b;
+    ngx_chain_t          *cl;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
+    if (cl == NULL) {
+        return NULL;
+    }
+
+    **ll = cl;
+    *ll = &cl->next;
+
+    b = cl->buf;
+
+    b->flush = 1;
+    b->memory = 1;
+    b->tag = u->output.tag;
+
+    return b;
+}
+
+
 static ngx_int_t
 ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
 {
@@ -1500,20 +1710,13 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
 
         ctx->body_plain = 0;
 
-        cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
-        if (cl == NULL) {
+        b = ngx_http_llmproxy_relay_buf(r, &ll);
+        if (b == NULL) {
             return NGX_ERROR;
         }
 
-        *ll = cl;
-
-        b = cl->buf;
-
-        b->flush = 1;
-        b->memory = 1;
         b->pos = buf->pos;
         b->last = buf->last;
-        b->tag = u->output.tag;
 
         buf->pos = buf->last;
 
@@ -1532,21 +1735,12 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
 
         if (rc == NGX_OK) {
 
-            cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
-            if (cl == NULL) {
+            b = ngx_http_llmproxy_relay_buf(r, &ll);
+            if (b == NULL) {
                 return NGX_ERROR;
             }
 
-            *ll = cl;
-            ll = &cl->next;
-
-            b = cl->buf;
-
-            b->flush = 1;
-            b->memory = 1;
-
             b->pos = buf->pos;
-            b->tag = u->output.tag;
 
             if (buf->last - buf->pos >= ctx->chunked.size) {
                 buf->pos += (size_t) ctx->chunked.size;

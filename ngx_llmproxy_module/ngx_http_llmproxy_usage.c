@@ -114,7 +114,7 @@ static void
 ngx_http_llmproxy_usage_scan_all(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
     u_char *last)
 {
-    if (ctx->up_iface == NGX_HTTP_LLMPROXY_IFACE_GEMINI) {
+    if (ctx->up_iface == LLMP_IFACE_GEMINI) {
         ngx_http_llmproxy_usage_find(ctx, p, last,
                                      &ngx_http_llmproxy_count_suffix,
                                      ngx_http_llmproxy_gemini_counters);

@@ -28,6 +28,10 @@ enum {
 
 static ngx_int_t ngx_http_llmproxy_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static int64_t ngx_http_llmproxy_variable_num(ngx_http_llmproxy_ctx_t *ctx,
+    uintptr_t data);
+static ngx_int_t ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, uintptr_t data, ngx_str_t *s);
 
 
 static ngx_http_variable_t  ngx_http_llmproxy_vars[] = {
@@ -99,16 +103,90 @@ ngx_http_llmproxy_variable(ngx_http_request_t *r,
     }
 
     ngx_str_null(&s);
-    n = -1;
+
+    n = ngx_http_llmproxy_variable_num(ctx, data);
+
+    if (n >= 0) {
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_sprintf(p, "%L", n) - p;
+
+    } else if (ngx_http_llmproxy_variable_str(r, ctx, data, &s) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (s.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s.len;
+    v->data = s.data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the counts, once the request went upstream; -1: none, or not a count */
+
+static int64_t
+ngx_http_llmproxy_variable_num(ngx_http_llmproxy_ctx_t *ctx, uintptr_t data)
+{
+    if (!ctx->upstream_started) {
+        return -1;
+    }
+
+    switch (data) {
+
+    case NGX_HTTP_LLMPROXY_VAR_PROMPT_TOKENS:
+        return ngx_max(ctx->prompt_tokens, 0);
+
+    case NGX_HTTP_LLMPROXY_VAR_COMPLETION_TOKENS:
+        return ngx_max(ctx->completion_tokens, 0);
+
+    case NGX_HTTP_LLMPROXY_VAR_TOTAL_TOKENS:
+        return ctx->total_tokens >= 0
+               ? ctx->total_tokens
+               : ngx_max(ctx->prompt_tokens, 0)
+                 + ngx_max(ctx->completion_tokens, 0);
+
+    case NGX_HTTP_LLMPROXY_VAR_ATTEMPTS:
+        return (int64_t) ctx->attempts;
+
+    case NGX_HTTP_LLMPROXY_VAR_RETRIES:
+        return (int64_t) ctx->retries;
+
+    case NGX_HTTP_LLMPROXY_VAR_FALLBACKS:
+        return (int64_t) ctx->fallbacks;
+    }
+
+    return -1;
+}
+
+
+/* the other variables, as strings; empty: not found */
+
+static ngx_int_t
+ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, uintptr_t data, ngx_str_t *s)
+{
+    u_char  *p;
 
     switch (data) {
 
     case NGX_HTTP_LLMPROXY_VAR_REQUEST_ID:
-        s = ctx->request_id;
+        *s = ctx->request_id;
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_KEY_ALIAS:
-        s = ctx->key.alias;
+        *s = ctx->key.alias;
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_KEY_HASH:
@@ -124,54 +202,36 @@ ngx_http_llmproxy_variable(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        s.data = p;
-        s.len = ngx_hex_dump(p, ctx->key.digest, 8) - p;
+        s->data = p;
+        s->len = ngx_hex_dump(p, ctx->key.digest, 8) - p;
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_MODEL:
-        s = ctx->model;
+        *s = ctx->model;
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_DEPLOYMENT:
         if (ctx->current) {
-            s = ctx->current->id;
+            *s = ctx->current->id;
         }
 
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_INTERFACE:
         if (ctx->endpoint) {
-            s.data = (u_char *) ngx_http_llmproxy_iface_name(ctx->iface);
-            s.len = ngx_strlen(s.data);
+            s->data = (u_char *) llmp_iface_name(ctx->iface);
+            s->len = ngx_strlen(s->data);
         }
 
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_STREAM:
         if (ctx->endpoint) {
-            ngx_str_set(&s, "false");
+            ngx_str_set(s, "false");
 
             if (ctx->stream) {
-                ngx_str_set(&s, "true");
+                ngx_str_set(s, "true");
             }
-        }
-
-        break;
-
-    case NGX_HTTP_LLMPROXY_VAR_PROMPT_TOKENS:
-        n = ctx->upstream_started ? ngx_max(ctx->prompt_tokens, 0) : -1;
-        break;
-
-    case NGX_HTTP_LLMPROXY_VAR_COMPLETION_TOKENS:
-        n = ctx->upstream_started ? ngx_max(ctx->completion_tokens, 0) : -1;
-        break;
-
-    case NGX_HTTP_LLMPROXY_VAR_TOTAL_TOKENS:
-        if (ctx->upstream_started) {
-            n = ctx->total_tokens >= 0
-                ? ctx->total_tokens
-                : ngx_max(ctx->prompt_tokens, 0)
-                  + ngx_max(ctx->completion_tokens, 0);
         }
 
         break;
@@ -186,51 +246,18 @@ ngx_http_llmproxy_variable(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        s.data = p;
-        s.len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
-        break;
-
-    case NGX_HTTP_LLMPROXY_VAR_ATTEMPTS:
-        n = ctx->upstream_started ? (int64_t) ctx->attempts : -1;
-        break;
-
-    case NGX_HTTP_LLMPROXY_VAR_RETRIES:
-        n = ctx->upstream_started ? (int64_t) ctx->retries : -1;
-        break;
-
-    case NGX_HTTP_LLMPROXY_VAR_FALLBACKS:
-        n = ctx->upstream_started ? (int64_t) ctx->fallbacks : -1;
+        s->data = p;
+        s->len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_ERROR:
         if (ctx->err_status && ctx->err_code) {
-            s.data = (u_char *) ctx->err_code;
-            s.len = ngx_strlen(ctx->err_code);
+            s->data = (u_char *) ctx->err_code;
+            s->len = ngx_strlen(ctx->err_code);
         }
 
         break;
     }
-
-    if (n >= 0) {
-        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        s.data = p;
-        s.len = ngx_sprintf(p, "%L", n) - p;
-    }
-
-    if (s.len == 0) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = s.len;
-    v->data = s.data;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
 
     return NGX_OK;
 }

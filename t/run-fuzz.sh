@@ -27,7 +27,7 @@ fi
 
 srcs="common/llmp_translate_req.c common/llmp_translate_resp.c
       common/llmp_translate_stream.c common/llmp_translate_util.c
-      common/llmp_sse.c"
+      common/llmp_sse.c common/llmp_iface.c"
 
 # seed: header byte(s) + file, for each pair the file's interface can start
 seed() {    # seed DIR NAME HEADER_BYTES... -- FILE...

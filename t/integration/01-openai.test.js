@@ -130,6 +130,27 @@ test('the client key never reaches the provider, whatever carries it',
     assertNoClientKey(mock.requests[0]);
   });
 
+test('a client cannot pick the billed account or the method upstream',
+  async () => {
+    const body = JSON.stringify({ model: 'gpt-test', messages: [] });
+    const picked = { 'openai-organization': 'org-attacker',
+      'openai-project': 'proj-attacker', 'x-goog-user-project': 'attacker',
+      'x-http-method-override': 'DELETE', 'x-http-method': 'DELETE',
+      'x-method-override': 'DELETE' };
+    mock.reset();
+    const r = await raw(gw.baseURL + '/chat/completions', { method: 'POST',
+      headers: { 'content-type': 'application/json',
+                 authorization: 'Bearer ' + gw.masterKey,
+                 'x-client-note': 'kept', ...picked }, body });
+    assert.strictEqual(r.status, 200, r.text);
+    const seen = mock.requests[0];
+    for (const h of Object.keys(picked)) {
+      assert.strictEqual(seen.headers[h], undefined, h + ' reached it');
+    }
+    assert.strictEqual(seen.headers['x-client-note'], 'kept');
+    assert.strictEqual(seen.headers['x-extra'], 'yes', 'config headers');
+  });
+
 test('request ids are non-empty and unique per request', async () => {
   const ids = [];
   for (let i = 0; i < 5; i++) {

@@ -1,5 +1,5 @@
 'use strict';
-// Spill files as the gateway writes them (ngx_http_llmproxy_records_copy.c):
+// Spill files as the gateway writes them (ngx_http_llmproxy_usage_records_copy.c):
 // COPY's binary header, then one tuple per usage record, no trailer.  The
 // columns are llmproxy_usage's, in its order.  Used by the usage tests and
 // by bench/usage.sh.

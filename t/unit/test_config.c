@@ -1216,6 +1216,81 @@ test_headers(void)
 }
 
 
+/*
+ * The rules the gateway added to the compiler's when it took them over
+ * (issue 12): what a document posted to the admin API could otherwise
+ * carry past llmproxyctl
+ */
+
+static void
+test_compiled_gateway_rules(void)
+{
+    cJSON  *doc, *p, *d, *h, *st;
+
+    doc = compile(TWO "'aliases':{},'fallbacks':{}}", NULL);
+
+    if (doc == NULL) {
+        TAP_OK(0, "compiled document for the gateway's rules");
+        dump_errors();
+        return;
+    }
+
+    llmp_errors_free(&errs);
+
+    p = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc,
+                                                            "providers"), 0);
+    d = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc,
+                                                            "deployments"), 0);
+    st = cJSON_GetObjectItemCaseSensitive(doc, "settings");
+
+    cJSON_ReplaceItemInObjectCaseSensitive(st, "cooldown_seconds",
+                                           cJSON_CreateNumber(2e7));
+
+    TAP_OK(llmp_compiled_validate(doc, &errs) == 1
+           && llmp_errors_has(&errs, "settings.cooldown_seconds: expected "
+                              "at most 1e+07"),
+           "settings are bounded at 1e7");
+
+    llmp_errors_free(&errs);
+    cJSON_ReplaceItemInObjectCaseSensitive(st, "cooldown_seconds",
+                                           cJSON_CreateNumber(1e7));
+
+    TAP_OK(llmp_compiled_validate(doc, &errs) == 0, "1e7 itself is fine");
+
+    cJSON_ReplaceItemInObjectCaseSensitive(d, "upstream_model",
+                                           cJSON_CreateString("o3\r\nX: 1"));
+
+    TAP_OK(llmp_compiled_validate(doc, &errs) == 1
+           && llmp_errors_has(&errs, "deployments.p/gpt-5.upstream_model: "
+                              "control characters are not allowed"),
+           "no control character in a deployment's strings");
+
+    llmp_errors_free(&errs);
+    cJSON_ReplaceItemInObjectCaseSensitive(d, "upstream_model",
+                                           cJSON_CreateString("gpt-5"));
+
+    h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "Content-Length", "7");
+    cJSON_AddStringToObject(h, "X-Ok", "v\r\nHost: evil");
+    cJSON_AddStringToObject(h, "Bad Name", "v");
+    cJSON_ReplaceItemInObjectCaseSensitive(p, "headers", h);
+    cJSON_AddStringToObject(p, "headers_sha256", "0123456789abcdef0123456789"
+                            "abcdef0123456789abcdef0123456789abcdef");
+
+    TAP_OK(llmp_compiled_validate(doc, &errs) == 3
+           && errs.n == 3
+           && strstr(errs.items[0], "providers.p.headers.Content-Length: ")
+           && strstr(errs.items[1], "providers.p.headers.X-Ok: ")
+           && strstr(errs.items[2], "providers.p.headers.?: ")
+           && strstr(errs.items[1], "evil") == NULL,
+           "headers: no framing header, no injection, no value or bad "
+           "name in the message");
+
+    llmp_errors_free(&errs);
+    cJSON_Delete(doc);
+}
+
+
 int
 main(void)
 {
@@ -1232,6 +1307,7 @@ main(void)
     test_determinism();
     test_compiled_validate();
     test_timeouts();
+    test_compiled_gateway_rules();
     test_load_files();
 
     llmp_errors_free(&errs);

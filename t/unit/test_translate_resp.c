@@ -316,7 +316,8 @@ test_errors(void)
     r = err_str(OA, GE, 502, "<html><body>502 Bad Gateway</body></html>\n");
     TAP_OK(r != NULL && js(r, "error.message",
                            "<html><body>502 Bad Gateway</body></html>")
-           && js(r, "error.status", "INTERNAL") && jnum(r, "error.code", 502),
+           && js(r, "error.status", "UNAVAILABLE")
+           && jnum(r, "error.code", 502),
            "error oa->ge: a non-JSON body is the message");
     cJSON_Delete(r);
 

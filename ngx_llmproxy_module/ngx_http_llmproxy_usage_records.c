@@ -3,10 +3,10 @@
  * written to PostgreSQL in batches, off the event loop.
  *
  * At the log phase each worker appends the record, as a tuple of COPY's
- * binary format (_records_copy.c), to its current batch in memory.
+ * binary format (_usage_records_copy.c), to its current batch in memory.
  * Every llmproxy_usage_flush (or as soon as a batch is full) a thread-pool
  * task takes the waiting batches and writes them in one transaction
- * (_records_db.c), which adds their cost to the keys' spend.  What the
+ * (_usage_records_db.c), which adds their cost to the keys' spend.  What the
  * transaction returns settles the spend counted in the zone but not yet
  * in the database (a key's "pending").
  *
@@ -19,7 +19,7 @@
  * named after it), so a batch written twice counts once.
  */
 
-#include "ngx_http_llmproxy_records.h"
+#include "ngx_http_llmproxy_usage_records.h"
 
 #include <dirent.h>
 #include <sys/file.h>

@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <cjson/cJSON.h>
 #include <llmp_crypt.h>
+#include <llmp_config.h>
 
 
 typedef struct {
@@ -44,9 +45,10 @@ static ngx_int_t ngx_http_llmproxy_parse_base(ngx_str_t *base,
     ngx_str_t *host, ngx_str_t *hostport, ngx_str_t *path, in_port_t *port,
     ngx_uint_t *ssl);
 static ngx_int_t ngx_http_llmproxy_str(ngx_http_llmproxy_build_t *b,
-    cJSON *obj, const char *key, ngx_str_t *out, ngx_uint_t required,
-    const char *where);
+    cJSON *obj, const char *key, ngx_str_t *out);
 static void ngx_http_llmproxy_runtime_release(void *data);
+static ngx_int_t ngx_http_llmproxy_runtime_validate(cJSON *root, u_char *err,
+    size_t errlen);
 
 
 static ngx_http_llmproxy_runtime_t  *ngx_http_llmproxy_current;
@@ -219,6 +221,11 @@ ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len, u_char *current,
         return NULL;
     }
 
+    if (ngx_http_llmproxy_runtime_validate(root, err, errlen) != NGX_OK) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+
     /* validate everything: building a runtime does */
 
     rt = ngx_http_llmproxy_runtime_build(root, 0, err, errlen);
@@ -314,6 +321,61 @@ nomem:
     ngx_cpystrn(err, (u_char *) "no memory", errlen);
 
     return NULL;
+}
+
+
+/*
+ * The compiler's rules (common/llmp_config.c), the ones llmproxyctl
+ * checked before it sent the document, on what the gateway was sent: the
+ * addresses of a previous preparation are the gateway's own
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_runtime_validate(cJSON *root, u_char *err, size_t errlen)
+{
+    u_char         *p, *last;
+    cJSON          *doc, *pv;
+    size_t          i;
+    llmp_errors_t   errs;
+
+    doc = cJSON_Duplicate(root, 1);
+    if (doc == NULL) {
+        ngx_cpystrn(err, (u_char *) "no memory", errlen);
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(pv, cJSON_GetObjectItemCaseSensitive(doc,
+                                                            "providers"))
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(pv, "resolved");
+        cJSON_DeleteItemFromObjectCaseSensitive(pv, "resolve_error");
+    }
+
+    llmp_errors_init(&errs);
+
+    if (llmp_compiled_validate(doc, &errs) == 0 && !errs.oom) {
+        cJSON_Delete(doc);
+        llmp_errors_free(&errs);
+        return NGX_OK;
+    }
+
+    p = err;
+    last = err + errlen - 1;
+
+    for (i = 0; i < errs.n && p < last; i++) {
+        p = ngx_slprintf(p, last, "%s%s", i ? "; " : "", errs.items[i]);
+    }
+
+    if (errs.n == 0) {
+        p = ngx_slprintf(p, last, "no memory");
+    }
+
+    *p = '\0';
+
+    cJSON_Delete(doc);
+    llmp_errors_free(&errs);
+
+    return NGX_ERROR;
 }
 
 
@@ -480,19 +542,9 @@ ngx_http_llmproxy_runtime_build(cJSON *root, ngx_uint_t generation,
     rt->pool = pool;
     rt->generation = generation;
 
-    if (!cJSON_IsObject(root)) {
-        ngx_http_llmproxy_build_error(&b, "the config is not a JSON object");
-        goto failed;
-    }
+    /* a prepared document: runtime_validate() checked it */
 
-    item = cJSON_GetObjectItemCaseSensitive(root, "format");
-    if (!cJSON_IsNumber(item) || item->valueint != 1) {
-        ngx_http_llmproxy_build_error(&b, "format: expected 1");
-        goto failed;
-    }
-
-    if (ngx_http_llmproxy_str(&b, root, "config_sha256", &rt->config_sha256,
-                              0, "")
+    if (ngx_http_llmproxy_str(&b, root, "config_sha256", &rt->config_sha256)
         != NGX_OK)
     {
         goto failed;
@@ -508,10 +560,6 @@ ngx_http_llmproxy_runtime_build(cJSON *root, ngx_uint_t generation,
     /* providers */
 
     list = cJSON_GetObjectItemCaseSensitive(root, "providers");
-    if (!cJSON_IsArray(list)) {
-        ngx_http_llmproxy_build_error(&b, "providers: expected array");
-        goto failed;
-    }
 
     n = cJSON_GetArraySize(list);
 
@@ -538,10 +586,6 @@ ngx_http_llmproxy_runtime_build(cJSON *root, ngx_uint_t generation,
     /* deployments, grouped by public model name */
 
     list = cJSON_GetObjectItemCaseSensitive(root, "deployments");
-    if (!cJSON_IsArray(list)) {
-        ngx_http_llmproxy_build_error(&b, "deployments: expected array");
-        goto failed;
-    }
 
     n = cJSON_GetArraySize(list);
 
@@ -611,23 +655,10 @@ ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
     s->first_byte_timeout = 0;
     s->stream_idle_timeout = 0;
 
-    if (settings == NULL) {
-        return NGX_OK;
-    }
-
-    if (!cJSON_IsObject(settings)) {
-        ngx_http_llmproxy_build_error(b, "settings: expected object");
-        return NGX_ERROR;
-    }
-
     cJSON_ArrayForEach(v, settings) {
 
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0
-            || v->valuedouble > 1e7)
-        {
-            ngx_http_llmproxy_build_error(b, "settings.%s: expected a "
-                                          "non-negative number", v->string);
-            return NGX_ERROR;
+        if (!cJSON_IsNumber(v)) {
+            continue;
         }
 
         if (ngx_strcmp(v->string, "num_retries") == 0) {
@@ -647,9 +678,7 @@ ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
             s->request_timeout = (ngx_msec_t) (v->valuedouble * 1000);
 
             if (s->request_timeout == 0) {
-                ngx_http_llmproxy_build_error(b, "settings.%s: must be "
-                                              "positive", v->string);
-                return NGX_ERROR;
+                s->request_timeout = 1;   /* positive, under a millisecond */
             }
 
         } else if (ngx_strcmp(v->string, "first_byte_timeout_seconds") == 0)
@@ -659,11 +688,6 @@ ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
         } else if (ngx_strcmp(v->string, "stream_idle_timeout_seconds") == 0)
         {
             s->stream_idle_timeout = (ngx_msec_t) (v->valuedouble * 1000);
-
-        } else {
-            ngx_http_llmproxy_build_error(b, "settings.%s: unknown field",
-                                          v->string);
-            return NGX_ERROR;
         }
     }
 
@@ -680,25 +704,13 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
     cJSON       *item, *v;
     in_port_t    port;
     ngx_str_t    hostport, s;
-    ngx_uint_t   ssl, i;
-    const char  *why;
+    ngx_uint_t   ssl;
 
     ngx_memzero(p, sizeof(ngx_http_llmproxy_provider_t));
 
-    if (!cJSON_IsObject(obj)) {
-        ngx_http_llmproxy_build_error(b, "providers[%ui]: expected object",
-                                      n);
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_llmproxy_str(b, obj, "name", &p->name, 1, "providers")
-           != NGX_OK
-        || ngx_http_llmproxy_str(b, obj, "api_base", &p->api_base, 1,
-                                 "providers")
-           != NGX_OK
-        || ngx_http_llmproxy_str(b, obj, "api_key", &p->api_key, 0,
-                                 "providers")
-           != NGX_OK)
+    if (ngx_http_llmproxy_str(b, obj, "name", &p->name) != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "api_base", &p->api_base) != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "api_key", &p->api_key) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -749,22 +761,8 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
             continue;
         }
 
-        if (ngx_strcmp(v->valuestring, "openai") == 0) {
-            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_OPENAI;
-
-        } else if (ngx_strcmp(v->valuestring, "anthropic") == 0) {
-            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_ANTHROPIC;
-
-        } else if (ngx_strcmp(v->valuestring, "gemini") == 0) {
-            p->interfaces |= NGX_HTTP_LLMPROXY_IFACE_GEMINI;
-        }
-    }
-
-    if (p->interfaces == 0) {
-        ngx_http_llmproxy_build_error(b, "providers.%V.interfaces: expected "
-                                      "a non-empty array of openai, "
-                                      "anthropic, gemini", &p->name);
-        return NGX_ERROR;
+        p->interfaces |= llmp_iface_by_name(v->valuestring,
+                                            ngx_strlen(v->valuestring));
     }
 
     /* extra headers, pre-rendered */
@@ -773,31 +771,9 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
     len = 0;
 
     cJSON_ArrayForEach(v, item) {
-        if (!cJSON_IsString(v)) {
-            ngx_http_llmproxy_build_error(b, "providers.%V.headers.%s: "
-                                          "expected string", &p->name,
-                                          v->string);
-            return NGX_ERROR;
+        if (cJSON_IsString(v)) {
+            len += ngx_strlen(v->string) + ngx_strlen(v->valuestring) + 4;
         }
-
-        /*
-         * a config posted to the admin API skipped llmproxyctl's checks:
-         * no header injection, no second Content-Length or Host upstream
-         */
-
-        why = llmp_header_problem(v->string, v->valuestring);
-
-        if (why) {
-            /* a name that is not a token may hold line breaks: not logged */
-            ngx_http_llmproxy_build_error(b, "providers.%V.headers.%s: %s",
-                                          &p->name,
-                                          ngx_strcmp(why, "invalid header "
-                                                     "name") == 0
-                                          ? "?" : v->string, why);
-            return NGX_ERROR;
-        }
-
-        len += ngx_strlen(v->string) + ngx_strlen(v->valuestring) + 4;
     }
 
     if (len) {
@@ -809,20 +785,12 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
         p->extra_headers.data = q;
 
         cJSON_ArrayForEach(v, item) {
-            q = ngx_sprintf(q, "%s: %s\r\n", v->string, v->valuestring);
+            if (cJSON_IsString(v)) {
+                q = ngx_sprintf(q, "%s: %s\r\n", v->string, v->valuestring);
+            }
         }
 
         p->extra_headers.len = q - p->extra_headers.data;
-
-        /* header injection through config values is refused */
-
-        for (i = 0; i < p->extra_headers.len; i++) {
-            if (p->extra_headers.data[i] == '\0') {
-                ngx_http_llmproxy_build_error(b, "providers.%V.headers: "
-                                              "invalid characters", &p->name);
-                return NGX_ERROR;
-            }
-        }
     }
 
     /* addresses, when the config was prepared */
@@ -884,22 +852,10 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
 
     ngx_memzero(d, sizeof(ngx_http_llmproxy_deployment_t));
 
-    if (!cJSON_IsObject(obj)) {
-        ngx_http_llmproxy_build_error(b, "deployments[%ui]: expected object",
-                                      n);
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_llmproxy_str(b, obj, "id", &d->id, 1, "deployments")
-           != NGX_OK
-        || ngx_http_llmproxy_str(b, obj, "provider", &provider, 1,
-                                 "deployments")
-           != NGX_OK
-        || ngx_http_llmproxy_str(b, obj, "model", &d->model, 1,
-                                 "deployments")
-           != NGX_OK
-        || ngx_http_llmproxy_str(b, obj, "upstream_model", &d->upstream_model,
-                                 0, "deployments")
+    if (ngx_http_llmproxy_str(b, obj, "id", &d->id) != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "provider", &provider) != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "model", &d->model) != NGX_OK
+        || ngx_http_llmproxy_str(b, obj, "upstream_model", &d->upstream_model)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -945,10 +901,7 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
 
     cJSON_ArrayForEach(v, item) {
         if (!cJSON_IsString(v)) {
-            ngx_http_llmproxy_build_error(b, "deployments.%V.access_groups: "
-                                          "expected array of strings",
-                                          &d->id);
-            return NGX_ERROR;
+            continue;
         }
 
         s = ngx_array_push(&d->access_groups);
@@ -964,52 +917,30 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
         }
     }
 
-    /*
-     * the compiler's bounds: a posted 1e400 parses as infinity, and
-     * converting that (or 1e30) to an integer is undefined
-     */
+    /* numbers within the compiler's bounds (0 to 1e15, integers) */
 
-#define ngx_http_llmproxy_num(key, field, type, integer)                     \
+#define ngx_http_llmproxy_num(key, field, type)                              \
     item = cJSON_GetObjectItemCaseSensitive(obj, key);                       \
-    if (item) {                                                              \
-        if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0)               \
-            || item->valuedouble > 1e15                                      \
-            || (integer && item->valuedouble                                 \
-                           != (double) (int64_t) item->valuedouble))         \
-        {                                                                    \
-            ngx_http_llmproxy_build_error(b, "deployments.%V.%s: expected "  \
-                                          "a non-negative %s up to 1e15",    \
-                                          &d->id, key,                       \
-                                          integer ? "integer" : "number");   \
-            return NGX_ERROR;                                                \
-        }                                                                    \
+    if (cJSON_IsNumber(item)) {                                              \
         d->field = (type) item->valuedouble;                                 \
     }
 
-    ngx_http_llmproxy_num("input_cost_per_million", input_cost, double, 0);
-    ngx_http_llmproxy_num("output_cost_per_million", output_cost, double, 0);
-    ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t, 1);
-    ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t, 1);
+    ngx_http_llmproxy_num("input_cost_per_million", input_cost, double);
+    ngx_http_llmproxy_num("output_cost_per_million", output_cost, double);
+    ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
+    ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
 
     d->weight = 1;
-    ngx_http_llmproxy_num("weight", weight, ngx_int_t, 1);
+    ngx_http_llmproxy_num("weight", weight, ngx_int_t);
 
 #undef ngx_http_llmproxy_num
 
-    /* seconds up to 1e7, as in settings; unset: the settings' value */
+    /* seconds (the validator's bounds); unset: the settings' value */
 
 #define ngx_http_llmproxy_timeout(key, field)                                \
     d->field = NGX_CONF_UNSET_MSEC;                                          \
     item = cJSON_GetObjectItemCaseSensitive(obj, key);                       \
-    if (item) {                                                              \
-        if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0)               \
-            || item->valuedouble > 1e7)                                      \
-        {                                                                    \
-            ngx_http_llmproxy_build_error(b, "deployments.%V.%s: expected "  \
-                                          "a non-negative number up to "     \
-                                          "1e7", &d->id, key);               \
-            return NGX_ERROR;                                                \
-        }                                                                    \
+    if (cJSON_IsNumber(item)) {                                              \
         d->field = (ngx_msec_t) (item->valuedouble * 1000);                  \
     }
 
@@ -1140,16 +1071,9 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
         return NGX_ERROR;
     }
 
-    if (aliases && !cJSON_IsObject(aliases)) {
-        ngx_http_llmproxy_build_error(b, "aliases: expected object");
-        return NGX_ERROR;
-    }
-
     cJSON_ArrayForEach(item, aliases) {
         if (!cJSON_IsString(item)) {
-            ngx_http_llmproxy_build_error(b, "aliases.%s: expected string",
-                                          item->string);
-            return NGX_ERROR;
+            continue;
         }
 
         name.data = (u_char *) item->valuestring;
@@ -1193,11 +1117,6 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
         }
     }
 
-    if (fallbacks && !cJSON_IsObject(fallbacks)) {
-        ngx_http_llmproxy_build_error(b, "fallbacks: expected object");
-        return NGX_ERROR;
-    }
-
     cJSON_ArrayForEach(item, fallbacks) {
         name.data = (u_char *) item->string;
         name.len = ngx_strlen(name.data);
@@ -1212,18 +1131,9 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
 
         g = t->group ? t->group : t->deployment->group;
 
-        if (!cJSON_IsArray(item)) {
-            ngx_http_llmproxy_build_error(b, "fallbacks.%s: expected array "
-                                          "of strings", item->string);
-            return NGX_ERROR;
-        }
-
         cJSON_ArrayForEach(v, item) {
             if (!cJSON_IsString(v)) {
-                ngx_http_llmproxy_build_error(b, "fallbacks.%s: expected "
-                                              "array of strings",
-                                              item->string);
-                return NGX_ERROR;
+                continue;
             }
 
             name.data = (u_char *) v->valuestring;
@@ -1355,25 +1265,19 @@ ngx_http_llmproxy_parse_base(ngx_str_t *base, ngx_str_t *host,
 }
 
 
+/* a string member copied into the runtime's pool; absent: empty */
+
 static ngx_int_t
 ngx_http_llmproxy_str(ngx_http_llmproxy_build_t *b, cJSON *obj,
-    const char *key, ngx_str_t *out, ngx_uint_t required, const char *where)
+    const char *key, ngx_str_t *out)
 {
-    size_t   i;
-    cJSON   *v;
+    cJSON  *v;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
-    if (v == NULL && !required) {
+    if (!cJSON_IsString(v)) {
         ngx_str_null(out);
         return NGX_OK;
-    }
-
-    if (!cJSON_IsString(v) || (required && v->valuestring[0] == '\0')) {
-        ngx_http_llmproxy_build_error(b, "%s%s%s: expected %sstring", where,
-                                      where[0] ? "[]." : "", key,
-                                      required ? "a non-empty " : "");
-        return NGX_ERROR;
     }
 
     out->len = ngx_strlen(v->valuestring);
@@ -1383,17 +1287,6 @@ ngx_http_llmproxy_str(ngx_http_llmproxy_build_t *b, cJSON *obj,
     }
 
     ngx_memcpy(out->data, v->valuestring, out->len);
-
-    /* values go into request lines and headers: no control characters */
-
-    for (i = 0; i < out->len; i++) {
-        if (out->data[i] < 0x20 || out->data[i] == 0x7f) {
-            ngx_http_llmproxy_build_error(b, "%s%s%s: control characters "
-                                          "are not allowed", where,
-                                          where[0] ? "[]." : "", key);
-            return NGX_ERROR;
-        }
-    }
 
     return NGX_OK;
 }

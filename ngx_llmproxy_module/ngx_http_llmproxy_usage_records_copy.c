@@ -13,7 +13,7 @@
  * a client sent.
  */
 
-#include "ngx_http_llmproxy_records.h"
+#include "ngx_http_llmproxy_usage_records.h"
 
 
 #define NGX_HTTP_LLMPROXY_PG_EPOCH   946684800     /* 2000-01-01, Unix */
@@ -173,7 +173,7 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
         p = ngx_http_llmproxy_field_null(p);
     }
 
-    iface = ngx_http_llmproxy_iface_name(ctx->iface);
+    iface = llmp_iface_name(ctx->iface);
     p = ngx_http_llmproxy_copy_text(p, last, (u_char *) iface,
                                     ngx_strlen(iface), 64);
 

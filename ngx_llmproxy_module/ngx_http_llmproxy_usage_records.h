@@ -1,10 +1,10 @@
 /*
- * Usage records: what the collecting side (_records.c) and the database
- * side (_records_db.c) share.
+ * Usage records: what the collecting side (_usage_records.c) and the database
+ * side (_usage_records_db.c) share.
  */
 
-#ifndef _NGX_HTTP_LLMPROXY_RECORDS_H_INCLUDED_
-#define _NGX_HTTP_LLMPROXY_RECORDS_H_INCLUDED_
+#ifndef _NGX_HTTP_LLMPROXY_USAGE_RECORDS_H_INCLUDED_
+#define _NGX_HTTP_LLMPROXY_USAGE_RECORDS_H_INCLUDED_
 
 
 #include "ngx_http_llmproxy_module.h"
@@ -13,7 +13,7 @@
 
 
 /*
- * Records as tuples of COPY's binary format (_records_copy.c), with an id
+ * Records as tuples of COPY's binary format (_usage_records_copy.c), with an id
  * for the batch.  A spill file left by an earlier version holds lines of
  * COPY's text format: such a batch is replayed as text.
  */
@@ -69,4 +69,4 @@ void ngx_http_llmproxy_costs_free(ngx_http_llmproxy_costs_t *costs);
 u_char *ngx_http_llmproxy_batch_uuid(u_char *p, u_char *id);
 
 
-#endif /* _NGX_HTTP_LLMPROXY_RECORDS_H_INCLUDED_ */
+#endif /* _NGX_HTTP_LLMPROXY_USAGE_RECORDS_H_INCLUDED_ */

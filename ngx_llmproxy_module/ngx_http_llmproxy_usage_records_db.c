@@ -13,7 +13,7 @@
  * aggregate upsert per COPY, nothing to do here.
  */
 
-#include "ngx_http_llmproxy_records.h"
+#include "ngx_http_llmproxy_usage_records.h"
 
 
 /* the cost by key of one batch's records: new to the database or not */

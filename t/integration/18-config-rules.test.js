@@ -1,0 +1,95 @@
+'use strict';
+// One set of compiled-config rules (issue 12): the admin API checks a
+// posted document with the compiler's validator (common/llmp_config.c),
+// the one llmproxyctl ran before it sent it, so a document written by
+// hand or by another tool is held to the same rules.  Before, the module
+// had its own, looser copy: unknown fields, unsorted or duplicate
+// providers, a fractional num_retries, an id that is not provider/model
+// and an unknown interface name went through.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert');
+const { startGateway } = require('../lib/gateway');
+const { createMock } = require('../mocks/openai-mock');
+
+let gw, mock;
+
+before(async () => {
+  mock = await createMock({ name: 'rules' });
+  gw = await startGateway({
+    config: {
+      providers: {
+        a: { api_base: mock.url, interfaces: ['openai'], api_key: 'sk-a',
+             models: { m1: {} } },
+        b: { api_base: mock.url, interfaces: ['openai'], api_key: 'sk-b',
+             models: { m2: {} } },
+      },
+    },
+  });
+});
+
+after(async () => {
+  if (!gw) return;
+  const problems = gw.problems();
+  await gw.stop();
+  await mock.close();
+  assert.deepStrictEqual(problems, [], 'error.log alerts/crashes');
+});
+
+async function admin(method, body) {
+  const res = await fetch(gw.url + '/llmproxy/admin/config', {
+    method,
+    headers: { authorization: 'Bearer ' + gw.masterKey,
+               'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, text: await res.text() };
+}
+
+test('the admin API refuses what llmproxyctl would not compile',
+     async () => {
+  const got = await admin('GET');
+  assert.strictEqual(got.status, 200, got.text);
+  const cfg = JSON.parse(got.text);
+  const base = () => {
+    const doc = JSON.parse(JSON.stringify(cfg));
+    delete doc.generation;
+    return doc;
+  };
+
+  // the document as read back goes in again: the rules do not refuse it
+  let r = await admin('POST', base());
+  assert.strictEqual(r.status, 200, r.text);
+
+  const cases = [
+    ['an unknown deployment field',
+     (d) => { d.deployments[0].colour = 'red'; }, /colour/],
+    ['an unknown top-level field',
+     (d) => { d.extra = {}; }, /extra/],
+    ['providers out of order',
+     (d) => { d.providers.reverse(); }, /not sorted by name or not unique/],
+    ['a fractional num_retries',
+     (d) => { d.settings.num_retries = 1.5; },
+     /settings\.num_retries: expected non-negative integer/],
+    ['a deployment id that is not provider/model',
+     (d) => { d.deployments[0].id = 'a/other'; },
+     /id must be \\?"provider\/model\\?"/],
+    ['an unknown interface beside a known one',
+     (d) => { d.providers[0].interfaces.push('cohere'); },
+     /unknown interface/],
+    ['a missing upstream_model',
+     (d) => { delete d.deployments[0].upstream_model; }, /upstream_model/],
+  ];
+
+  for (const [what, edit, message] of cases) {
+    const doc = base();
+    edit(doc);
+    r = await admin('POST', doc);
+    assert.strictEqual(r.status, 400, `${what}: ${r.status} ${r.text}`);
+    assert.match(r.text, message, what);
+  }
+
+  // nothing refused replaced the config
+  const after = await admin('GET');
+  const now = JSON.parse(after.text);
+  assert.deepStrictEqual(now.providers.map((p) => p.name), ['a', 'b']);
+});
