@@ -974,6 +974,19 @@ test_timeouts(void)
                            "providers.p.models.m.first_byte_timeout_seconds: "
                            "expected non-negative number"),
            "a model's timeout must be a number");
+
+    doc = compile("{'providers':{'p':{" P ",'models':{'m':"
+                  "{'stream_idle_timeout_seconds':1e8}}}}}", NULL);
+
+    llmp_errors_free(&errs);
+
+    TAP_OK(doc != NULL && llmp_compiled_validate(doc, &errs) == 1
+           && llmp_errors_has(&errs, "deployments.p/m."
+                              "stream_idle_timeout_seconds: expected at "
+                              "most 1e+07"),
+           "the gateway's rules bound a model's timeout as settings'");
+
+    cJSON_Delete(doc);
 }
 
 
