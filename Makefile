@@ -58,8 +58,12 @@ $(BUILD)/llmp_schema.h: $(SCHEMA) scripts/embed-schema.sh
 	@mkdir -p $(BUILD)
 	bash scripts/embed-schema.sh $(SCHEMA) > $@
 
+$(BUILD)/llmp_prices_json.h: configs/prices.json scripts/embed-prices.sh
+	@mkdir -p $(BUILD)
+	bash scripts/embed-prices.sh configs/prices.json > $@
+
 $(BUILD)/llmproxyctl: $(CLI_SRCS) $(CLI_HDRS) $(COMMON_SRCS) $(COMMON_HDRS) \
-        $(BUILD)/llmp_schema.h
+        $(BUILD)/llmp_schema.h $(BUILD)/llmp_prices_json.h
 	$(CC) $(CFLAGS) $(WARN) $(CPPFLAGS) -I$(BUILD) -I/usr/include/postgresql \
 	    -o $@ $(CLI_SRCS) $(COMMON_SRCS) $(CLI_LIBS)
 

@@ -119,6 +119,11 @@ int llmp_cmd_sync(int argc, char **argv);
 int llmp_cmd_status(int argc, char **argv);
 int llmp_cmd_key(int argc, char **argv);
 int llmp_cmd_usage(int argc, char **argv);
+
+/* loads the price list (prices.c); -1: a broken LLMPROXY_PRICES file */
+int llmp_cli_prices(void);
+/* lists the deployments of a compiled config that have no prices */
+void llmp_cli_prices_note(const cJSON *compiled);
 int llmp_cmd_migrate(int argc, char **argv);
 int llmp_cmd_import(int argc, char **argv);
 int llmp_import_litellm_keys(int argc, char **argv);

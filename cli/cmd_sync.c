@@ -1122,6 +1122,7 @@ llmp_cmd_sync(int argc, char **argv)
     }
 
     llmp_errors_free(&errs);
+    llmp_cli_prices_note(local);
     plan.local = local;
 
     if (llmp_database_url(o.database)) {

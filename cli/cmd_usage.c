@@ -35,6 +35,19 @@ static const llmp_usage_by_t  llmp_usage_bys[] = {
 };
 
 
+/*
+ * 1 when a row's requests with a cost are all unpriced ones: its cost is
+ * unknown, never $0
+ */
+
+static int
+llmp_usage_unpriced(PGresult *res, int i)
+{
+    return strtoll(PQgetvalue(res, i, 13), NULL, 10) > 0
+           && strtod(PQgetvalue(res, i, 6), NULL) == 0;
+}
+
+
 static void
 llmp_usage_help(FILE *f)
 {
@@ -44,7 +57,12 @@ llmp_usage_help(FILE *f)
         "                         [--json] [--database URL]\n\n"
         "Requests, tokens and cost from the gateways' usage records in\n"
         "PostgreSQL, one row per group, largest cost first (by day: in\n"
-        "date order), with a total.\n\n"
+        "date order), with a total.  PROMPT counts all input tokens; of\n"
+        "them CACHE READ came from the provider's prompt cache and CACHE\n"
+        "WRITE went into it; REASONING tokens are part of COMPLETION.\n"
+        "UNPRICED counts requests to a model priced neither in the config\n"
+        "nor in the price list: their cost is unknown, not in COST, and a\n"
+        "group of only those shows \"unpriced\" (JSON: cost null).\n\n"
         "options:\n"
         "  --since 7d       records of the last 7 days (s, m, h, d, w); "
         "default 7d\n"
@@ -79,7 +97,9 @@ llmp_cmd_usage(int argc, char **argv)
 
     static const char  *names[] = {
         "group", "requests", "errors", "prompt_tokens", "completion_tokens",
-        "total_tokens", "cost", "avg_latency_ms", "p95_latency_ms"
+        "total_tokens", "cost", "avg_latency_ms", "p95_latency_ms", NULL,
+        "cache_read_tokens", "cache_creation_tokens", "reasoning_tokens",
+        "unpriced_requests"
     };
 
     since = 7 * 86400;
@@ -160,13 +180,17 @@ llmp_cmd_usage(int argc, char **argv)
         " coalesce(round(avg(latency_ms)), 0),"
         " coalesce(round(percentile_cont(0.95) WITHIN GROUP"
         " (ORDER BY latency_ms)), 0),"
-        " grouping(g)"
+        " grouping(g),"
+        " coalesce(sum(cache_read_tokens), 0),"
+        " coalesce(sum(cache_creation_tokens), 0),"
+        " coalesce(sum(reasoning_tokens), 0),"
+        " count(*) FILTER (WHERE unpriced)"
         " FROM (SELECT %s AS g, u.* FROM llmproxy_usage u"
         " WHERE u.created_at >= now() - make_interval(secs => $1::bigint))"
         " s GROUP BY GROUPING SETS ((g), ())"
         " ORDER BY grouping(g), %s",
         by->expr,
-        strcmp(by->name, "day") == 0 ? "g" : "sum(cost) DESC, g");
+        strcmp(by->name, "day") == 0 ? "g" : "sum(cost) DESC NULLS LAST, g");
 
     snprintf(secs, sizeof(secs), "%lld", since);
     params[0] = secs;
@@ -191,13 +215,24 @@ llmp_cmd_usage(int argc, char **argv)
         for (i = 0; i < n; i++) {
             row = cJSON_CreateObject();
 
-            for (c = 0; c < 9; c++) {
+            for (c = 0; c < 14; c++) {
                 if (c == 0) {
                     if (PQgetvalue(res, i, 9)[0] == '0') {
                         cJSON_AddStringToObject(row, by->name,
                                                 PQgetvalue(res, i, 0));
                     }
 
+                    continue;
+                }
+
+                if (c == 9) {
+                    continue;
+                }
+
+                /* only unpriced requests: the cost is not known */
+
+                if (c == 6 && llmp_usage_unpriced(res, i)) {
+                    cJSON_AddNullToObject(row, names[c]);
                     continue;
                 }
 
@@ -220,9 +255,11 @@ llmp_cmd_usage(int argc, char **argv)
         cJSON_Delete(root);
 
     } else {
-        printf("%-32s %9s %7s %12s %12s %12s %8s %8s\n",
-               by->label, "REQUESTS", "ERRORS", "PROMPT", "COMPLETION",
-               "COST USD", "AVG ms", "P95 ms");
+        printf("%-32s %9s %7s %12s %12s %12s %12s %10s %12s %8s %8s "
+               "%8s\n",
+               by->label, "REQUESTS", "ERRORS", "PROMPT", "CACHE READ",
+               "CACHE WRITE", "COMPLETION", "REASONING", "COST USD",
+               "UNPRICED", "AVG ms", "P95 ms");
 
         for (i = 0; i < n; i++) {
             if (PQgetvalue(res, i, 9)[0] != '0') {
@@ -236,10 +273,20 @@ llmp_cmd_usage(int argc, char **argv)
                 printf("%-32.32s", PQgetvalue(res, i, 0));
             }
 
-            printf(" %9s %7s %12s %12s %12.6f %8s %8s\n",
+            printf(" %9s %7s %12s %12s %12s %12s %10s",
                    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                   PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
-                   strtod(PQgetvalue(res, i, 6), NULL),
+                   PQgetvalue(res, i, 3), PQgetvalue(res, i, 10),
+                   PQgetvalue(res, i, 11), PQgetvalue(res, i, 4),
+                   PQgetvalue(res, i, 12));
+
+            if (llmp_usage_unpriced(res, i)) {
+                printf(" %12s", "unpriced");
+
+            } else {
+                printf(" %12.6f", strtod(PQgetvalue(res, i, 6), NULL));
+            }
+
+            printf(" %8s %8s %8s\n", PQgetvalue(res, i, 13),
                    PQgetvalue(res, i, 7), PQgetvalue(res, i, 8));
         }
     }

@@ -57,6 +57,8 @@ llmp_usage(FILE *f)
         "                         var/salt_key)\n"
         "  LLMPROXY_VAR           where make run wrote its files (else "
         "var)\n"
+        "  LLMPROXY_PRICES        price list (else the one built in, from\n"
+        "                         configs/prices.json)\n"
         "\nexit codes: 0 ok, 1 usage, validation or plan problems, "
         "2 gateway, database\nor I/O failure\n");
 }
@@ -91,6 +93,10 @@ main(int argc, char **argv)
         fprintf(stderr, "llmproxyctl: unknown %s \"%s\"\n\n",
                 argv[1][0] == '-' ? "option" : "command", argv[1]);
         llmp_usage(stderr);
+        return LLMP_EXIT_INVALID;
+    }
+
+    if (llmp_cli_prices() != 0) {
         return LLMP_EXIT_INVALID;
     }
 

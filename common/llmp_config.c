@@ -12,6 +12,7 @@
 #include "llmp_config.h"
 #include "llmp_iface.h"
 #include "llmp_crypt.h"
+#include "llmp_prices.h"
 #include "llmp_sha256.h"
 
 
@@ -45,9 +46,10 @@ static const char *const  llmp_provider_fields[] = {
 };
 
 static const char *const  llmp_model_fields[] = {
-    "model", "access_groups", "input_cost_per_million",
-    "output_cost_per_million", "rpm", "tpm", "weight",
-    "first_byte_timeout_seconds", "stream_idle_timeout_seconds", NULL
+    "model", "access_groups", LLMP_PRICE_INPUT, LLMP_PRICE_OUTPUT,
+    LLMP_PRICE_CACHE_READ, LLMP_PRICE_CACHE_5M, LLMP_PRICE_CACHE_1H,
+    "rpm", "tpm", "weight", "first_byte_timeout_seconds",
+    "stream_idle_timeout_seconds", NULL
 };
 
 static const char *const  llmp_settings_fields[] = {
@@ -84,8 +86,11 @@ static const struct {
     const char  *name;
     int          kind;
 } llmp_model_numbers[] = {
-    { "input_cost_per_million", LLMP_NUM },
-    { "output_cost_per_million", LLMP_NUM },
+    { LLMP_PRICE_INPUT, LLMP_NUM },
+    { LLMP_PRICE_OUTPUT, LLMP_NUM },
+    { LLMP_PRICE_CACHE_READ, LLMP_NUM },
+    { LLMP_PRICE_CACHE_5M, LLMP_NUM },
+    { LLMP_PRICE_CACHE_1H, LLMP_NUM },
     { "rpm", LLMP_INT },
     { "tpm", LLMP_INT },
     { "weight", LLMP_INT },
@@ -1221,6 +1226,12 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
                                     c->errs);
         }
 
+        /* prices are added below, and only a priced model has them */
+
+        if (llmp_prices_is_field(llmp_model_numbers[i].name)) {
+            continue;
+        }
+
         if (v == NULL || bad) {
             v = (strcmp(llmp_model_numbers[i].name, "weight") == 0)
                 ? weight : NULL;
@@ -1234,6 +1245,10 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
         {
             goto nomem;
         }
+    }
+
+    if (llmp_prices_apply(d, m) != 0) {
+        goto nomem;
     }
 
     /* a model's own timeouts, only where it sets them */
@@ -1712,8 +1727,9 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
 
     static const char *const  fields[] = {
         "id", "provider", "model", "upstream_model", "access_groups",
-        "input_cost_per_million", "output_cost_per_million", "rpm", "tpm",
-        "weight", "first_byte_timeout_seconds", "stream_idle_timeout_seconds",
+        LLMP_PRICE_INPUT, LLMP_PRICE_OUTPUT, LLMP_PRICE_CACHE_READ,
+        LLMP_PRICE_CACHE_5M, LLMP_PRICE_CACHE_1H, "rpm", "tpm", "weight",
+        "first_byte_timeout_seconds", "stream_idle_timeout_seconds",
         NULL
     };
 
@@ -1763,8 +1779,13 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
         snprintf(npath, sizeof(npath), "%s.%s", path,
                  llmp_model_numbers[n].name);
 
-        if (v == NULL) {
+        /* an unpriced model has no prices */
+
+        if (v == NULL && !llmp_prices_is_field(llmp_model_numbers[n].name)) {
             llmp_errors_add(errs, "%s: required", npath);
+
+        } else if (v == NULL) {
+            continue;
 
         } else {
             llmp_check_number(v, npath, llmp_model_numbers[n].kind, errs);

@@ -925,8 +925,30 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
         d->field = (type) item->valuedouble;                                 \
     }
 
+    /*
+     * a model priced nowhere (not in config.json, not in the price list)
+     * has no prices: its requests are recorded as unpriced, not as $0
+     */
+
+    d->priced = (cJSON_GetObjectItemCaseSensitive(obj,
+                     "input_cost_per_million") != NULL
+                 || cJSON_GetObjectItemCaseSensitive(obj,
+                     "output_cost_per_million") != NULL);
+
     ngx_http_llmproxy_num("input_cost_per_million", input_cost, double);
     ngx_http_llmproxy_num("output_cost_per_million", output_cost, double);
+
+    /* an older llmproxyctl's config: cached input at the input price */
+
+    d->cache_read_cost = d->input_cost;
+    d->cache_5m_cost = d->input_cost;
+    d->cache_1h_cost = d->input_cost;
+    ngx_http_llmproxy_num("cache_read_input_cost_per_million",
+                          cache_read_cost, double);
+    ngx_http_llmproxy_num("cache_creation_input_cost_per_million",
+                          cache_5m_cost, double);
+    ngx_http_llmproxy_num("cache_creation_1h_input_cost_per_million",
+                          cache_1h_cost, double);
     ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
     ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
 

@@ -789,8 +789,11 @@ ngx_http_llmproxy_held_send(ngx_http_request_t *r,
     v.len = ngx_http_llmproxy_format_fixed8(p, ctx->cost) - p;
     p += v.len;
 
-    if (ngx_http_llmproxy_add_header(r, "x-llmproxy-response-cost", &v)
-        != NGX_OK)
+    /* an unpriced model's answer has no cost to tell, rather than $0 */
+
+    if (!ctx->unpriced
+        && ngx_http_llmproxy_add_header(r, "x-llmproxy-response-cost", &v)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -33,6 +33,10 @@ typedef struct {
     uint64_t            requests[3];       /* 2xx and 3xx, 4xx, 5xx */
     uint64_t            prompt_tokens;
     uint64_t            completion_tokens;
+    uint64_t            cache_read_tokens;     /* of the prompt tokens */
+    uint64_t            cache_creation_tokens;
+    uint64_t            reasoning_tokens;      /* of the completion ones */
+    uint64_t            unpriced;              /* requests without a cost */
     double              cost;
     uint64_t            failures;          /* failed upstream attempts */
     uint64_t            fallbacks;
@@ -247,6 +251,11 @@ update:
     s->requests[status >= 500 ? 2 : status >= 400 ? 1 : 0]++;
     s->prompt_tokens += ngx_max(ctx->prompt_tokens, 0);
     s->completion_tokens += ngx_max(ctx->completion_tokens, 0);
+    s->cache_read_tokens += ngx_max(ctx->cache_read_tokens, 0);
+    s->cache_creation_tokens += ctx->cache_in_prompt
+                                ? 0 : ngx_max(ctx->cache_creation_tokens, 0);
+    s->reasoning_tokens += ngx_max(ctx->reasoning_tokens, 0);
+    s->unpriced += ctx->unpriced;
     s->cost += ctx->cost;
     s->failures += failed;
     s->fallbacks += ctx->fallbacks;
@@ -520,11 +529,11 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     cooling = cooldowns.nelts;
 
     /*
-     * every series appears in at most 40 lines (36 today) of at most 128
+     * every series appears in at most 48 lines (40 today) of at most 128
      * bytes and its labels
      */
 
-    size = 4096 + copies.nelts * 40 * 128 + 40 * len
+    size = 4096 + copies.nelts * 48 * 128 + 48 * len
            + cooldowns.nelts * 256;
 
     start = ngx_pnalloc(r->pool, size);
@@ -567,6 +576,28 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
         p = ngx_http_llmproxy_labels(p, sp[i]);
         p = ngx_sprintf(p, ",type=\"completion\"} %uL\n",
                         sp[i]->completion_tokens);
+        p = ngx_sprintf(p, "llmproxy_tokens_total{");
+        p = ngx_http_llmproxy_labels(p, sp[i]);
+        p = ngx_sprintf(p, ",type=\"cache_read\"} %uL\n",
+                        sp[i]->cache_read_tokens);
+        p = ngx_sprintf(p, "llmproxy_tokens_total{");
+        p = ngx_http_llmproxy_labels(p, sp[i]);
+        p = ngx_sprintf(p, ",type=\"cache_creation\"} %uL\n",
+                        sp[i]->cache_creation_tokens);
+        p = ngx_sprintf(p, "llmproxy_tokens_total{");
+        p = ngx_http_llmproxy_labels(p, sp[i]);
+        p = ngx_sprintf(p, ",type=\"reasoning\"} %uL\n",
+                        sp[i]->reasoning_tokens);
+    }
+
+    LLMP_HEAD("llmproxy_unpriced_requests_total", "counter",
+              "Requests with tokens to a model priced neither in the config "
+              "nor in the price list: not in llmproxy_cost_usd_total.");
+
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, "llmproxy_unpriced_requests_total{");
+        p = ngx_http_llmproxy_labels(p, sp[i]);
+        p = ngx_sprintf(p, "} %uL\n", sp[i]->unpriced);
     }
 
     LLMP_HEAD("llmproxy_cost_usd_total", "counter",

@@ -104,6 +104,9 @@ typedef struct {
     ngx_array_t                   access_groups;   /* of ngx_str_t */
     double                        input_cost;      /* per million */
     double                        output_cost;
+    double                        cache_read_cost;
+    double                        cache_5m_cost;   /* cache writes */
+    double                        cache_1h_cost;
     ngx_uint_t                    rpm;
     ngx_uint_t                    tpm;
     ngx_int_t                     weight;
@@ -112,6 +115,7 @@ typedef struct {
     ngx_int_t                     current_weight;  /* smooth WRR state */
     uint32_t                      hash;            /* crc32 of id */
     ngx_http_llmproxy_group_t    *group;
+    unsigned                      priced:1;        /* has prices at all */
 } ngx_http_llmproxy_deployment_t;
 
 
@@ -363,10 +367,15 @@ typedef struct {
 
     /* usage the provider reported, as the response passes through */
     int64_t                         prompt_tokens;      /* -1: unknown */
+    int64_t                         input_tokens;       /* as reported */
     int64_t                         completion_tokens;
     int64_t                         total_tokens;
     int64_t                         candidates_tokens;  /* Gemini's */
     int64_t                         thoughts_tokens;
+    int64_t                         cache_read_tokens;
+    int64_t                         cache_creation_tokens;  /* all writes */
+    int64_t                         cache_1h_tokens;    /* of them 1-hour */
+    int64_t                         reasoning_tokens;
     double                          cost;               /* USD */
     double                          key_spend;          /* after it */
 
@@ -401,6 +410,8 @@ typedef struct {
     unsigned                        stream:1;
     unsigned                        repeat:1;
     unsigned                        accounted:1;
+    unsigned                        cache_in_prompt:1;  /* OpenAI, Gemini */
+    unsigned                        unpriced:1;
     unsigned                        hold:1;
     unsigned                        upstream_started:1;
     unsigned                        error_body:1;

@@ -2,13 +2,26 @@
  * Usage as the provider reports it.  The response body is watched as it
  * passes to the client, without buffering or parsing it: the scanner
  * looks for the token counters of OpenAI's usage objects
- * ("prompt_tokens", "completion_tokens", "total_tokens"), Anthropic's and
- * the Responses API's ("input_tokens", "output_tokens") or Gemini's
- * usageMetadata ("promptTokenCount", ...), keeping the last value
- * of each, so a stream's final usage chunk wins.  A short tail of each
- * buffer is kept to catch a counter split between two reads.  When the
- * request ends, the tokens and their cost count against the key's
- * per-minute token limit and its spend, in the zone.
+ * ("prompt_tokens", "completion_tokens", "total_tokens", and in their
+ * details "cached_tokens" and "reasoning_tokens"), Anthropic's and the
+ * Responses API's ("input_tokens", "output_tokens", Anthropic's
+ * "cache_read_input_tokens", "cache_creation_input_tokens" and its split
+ * "ephemeral_1h_input_tokens") or Gemini's usageMetadata
+ * ("promptTokenCount", "cachedContentTokenCount", "thoughtsTokenCount",
+ * ...), keeping the last value of each, so a stream's final usage chunk
+ * wins.  A short tail of each buffer is kept to catch a counter split
+ * between two reads.  When the request ends, the tokens are priced the
+ * way the provider bills them, and the tokens and cost count against the
+ * key's per-minute token limit and its spend, in the zone.
+ *
+ * The styles count cached input differently: OpenAI's prompt_tokens (and
+ * the Responses API's input_tokens) and Gemini's promptTokenCount include
+ * the cached tokens, Anthropic's input_tokens excludes both cache reads
+ * and cache writes.  Reasoning tokens are part of OpenAI's output tokens;
+ * Gemini's thoughts are reported apart and billed as output.  Which rule
+ * applies follows from the counter seen ("cached_tokens",
+ * "cachedContentTokenCount": included), not from the interface, so a
+ * bridge passing another style's usage through is priced right too.
  */
 
 #include "ngx_http_llmproxy_module.h"
@@ -27,7 +40,12 @@ enum {
     NGX_HTTP_LLMPROXY_COMPLETION,
     NGX_HTTP_LLMPROXY_TOTAL,
     NGX_HTTP_LLMPROXY_CANDIDATES,       /* Gemini: the answer's tokens */
-    NGX_HTTP_LLMPROXY_THOUGHTS          /* Gemini: thinking, billed too */
+    NGX_HTTP_LLMPROXY_THOUGHTS,         /* Gemini: thinking, billed too */
+    NGX_HTTP_LLMPROXY_CACHED,           /* cache reads, in the prompt */
+    NGX_HTTP_LLMPROXY_CACHE_READ,       /* Anthropic: beside the input */
+    NGX_HTTP_LLMPROXY_CACHE_CREATION,
+    NGX_HTTP_LLMPROXY_CACHE_1H,
+    NGX_HTTP_LLMPROXY_REASONING
 };
 
 
@@ -39,6 +57,14 @@ static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_counters[] = {
     { ngx_string("\"completion_tokens\":"), NGX_HTTP_LLMPROXY_COMPLETION },
     { ngx_string("\"output_tokens\":"), NGX_HTTP_LLMPROXY_COMPLETION },
     { ngx_string("\"total_tokens\":"), NGX_HTTP_LLMPROXY_TOTAL },
+    { ngx_string("\"cached_tokens\":"), NGX_HTTP_LLMPROXY_CACHED },
+    { ngx_string("\"reasoning_tokens\":"), NGX_HTTP_LLMPROXY_REASONING },
+    { ngx_string("\"cache_read_input_tokens\":"),
+      NGX_HTTP_LLMPROXY_CACHE_READ },
+    { ngx_string("\"cache_creation_input_tokens\":"),
+      NGX_HTTP_LLMPROXY_CACHE_CREATION },
+    { ngx_string("\"ephemeral_1h_input_tokens\":"),
+      NGX_HTTP_LLMPROXY_CACHE_1H },
     { ngx_null_string, 0 }
 };
 
@@ -48,6 +74,8 @@ static ngx_http_llmproxy_counter_t  ngx_http_llmproxy_gemini_counters[] = {
     { ngx_string("\"candidatesTokenCount\":"),
       NGX_HTTP_LLMPROXY_CANDIDATES },
     { ngx_string("\"thoughtsTokenCount\":"), NGX_HTTP_LLMPROXY_THOUGHTS },
+    { ngx_string("\"cachedContentTokenCount\":"),
+      NGX_HTTP_LLMPROXY_CACHED },
     { ngx_string("\"totalTokenCount\":"), NGX_HTTP_LLMPROXY_TOTAL },
     { ngx_null_string, 0 }
 };
@@ -72,10 +100,17 @@ void
 ngx_http_llmproxy_usage_reset(ngx_http_llmproxy_ctx_t *ctx)
 {
     ctx->prompt_tokens = -1;
+    ctx->input_tokens = -1;
     ctx->completion_tokens = -1;
     ctx->total_tokens = -1;
     ctx->candidates_tokens = -1;
     ctx->thoughts_tokens = -1;
+    ctx->cache_read_tokens = -1;
+    ctx->cache_creation_tokens = -1;
+    ctx->cache_1h_tokens = -1;
+    ctx->reasoning_tokens = -1;
+    ctx->cache_in_prompt = 0;
+    ctx->unpriced = 0;
     ctx->usage_tail_len = 0;
 }
 
@@ -175,7 +210,7 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
 
         switch (c->which) {
         case NGX_HTTP_LLMPROXY_PROMPT:
-            ctx->prompt_tokens = v;
+            ctx->input_tokens = v;
             break;
 
         case NGX_HTTP_LLMPROXY_COMPLETION:
@@ -191,11 +226,49 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
 
         case NGX_HTTP_LLMPROXY_THOUGHTS:
             ctx->thoughts_tokens = v;
+            ctx->reasoning_tokens = v;
             ctx->completion_tokens = v + ngx_max(ctx->candidates_tokens, 0);
+            break;
+
+        case NGX_HTTP_LLMPROXY_CACHED:
+            ctx->cache_read_tokens = v;
+            ctx->cache_in_prompt = 1;
+            break;
+
+        case NGX_HTTP_LLMPROXY_CACHE_READ:
+            ctx->cache_read_tokens = v;
+            ctx->cache_in_prompt = 0;
+            break;
+
+        case NGX_HTTP_LLMPROXY_CACHE_CREATION:
+            ctx->cache_creation_tokens = v;
+            break;
+
+        case NGX_HTTP_LLMPROXY_CACHE_1H:
+            ctx->cache_1h_tokens = v;
+            break;
+
+        case NGX_HTTP_LLMPROXY_REASONING:
+            ctx->reasoning_tokens = v;
             break;
 
         default:
             ctx->total_tokens = v;
+        }
+
+        /*
+         * the prompt tokens are all input tokens, as OpenAI counts them:
+         * Anthropic's cache reads and writes are added to its input
+         */
+
+        if (ctx->input_tokens >= 0) {
+            ctx->prompt_tokens = ctx->input_tokens;
+
+            if (!ctx->cache_in_prompt) {
+                ctx->prompt_tokens += ngx_max(ctx->cache_read_tokens, 0)
+                                      + ngx_max(ctx->cache_creation_tokens,
+                                                0);
+            }
         }
     }
 }
@@ -233,14 +306,21 @@ ngx_http_llmproxy_usage_next(u_char *p, u_char *last, ngx_str_t *suffix)
 }
 
 
-/* the request is over: count its tokens and cost against the key */
+/*
+ * The request is over: its tokens priced as the provider bills them, and
+ * counted against the key.  The prompt tokens (the scanner made them all
+ * input tokens, cached or not, in every style) less the cache's are the
+ * uncached input.  A model priced nowhere costs nothing against the key
+ * and is recorded as unpriced.
+ */
 
 void
 ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
     double                          cost;
-    int64_t                         prompt, completion, total;
+    int64_t                         prompt, completion, total, read,
+                                    created, hour, input;
     ngx_http_llmproxy_deployment_t *d;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
@@ -252,21 +332,41 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
 
     prompt = ngx_max(ctx->prompt_tokens, 0);
     completion = ngx_max(ctx->completion_tokens, 0);
+    read = ngx_max(ctx->cache_read_tokens, 0);
+    created = ngx_max(ctx->cache_creation_tokens, 0);
+    hour = ngx_min(ngx_max(ctx->cache_1h_tokens, 0), created);
+
+    if (ctx->cache_in_prompt) {
+        created = 0;
+        hour = 0;
+    }
+
+    /* uncached input: Anthropic reports it, the others include the cache */
+
+    input = ngx_max(prompt - read - created, 0);
+
     total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
 
     d = ctx->current;
     cost = 0;
 
-    if (d) {
-        cost = ((double) prompt * d->input_cost
+    if (d && d->priced) {
+        cost = ((double) input * d->input_cost
+                + (double) read * d->cache_read_cost
+                + (double) (created - hour) * d->cache_5m_cost
+                + (double) hour * d->cache_1h_cost
                 + (double) completion * d->output_cost) / 1e6;
+
+    } else if (d && (prompt || completion)) {
+        ctx->unpriced = 1;
     }
 
     ctx->cost = cost;
 
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "llmproxy: usage %L prompt, %L completion, %L total, "
-                   "cost %.8f", prompt, completion, total, cost);
+    ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: usage %L prompt (%L cache read, %L written), "
+                   "%L completion, %L total, cost %.8f", prompt, read,
+                   created, completion, total, cost);
 
     if (ctx->key.master) {
         return;

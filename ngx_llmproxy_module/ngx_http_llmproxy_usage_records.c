@@ -353,6 +353,7 @@ ngx_http_llmproxy_batch_new(size_t size)
     b->records = 0;
     b->known = 0;
     b->text = 0;
+    b->fields1 = 0;
 
     if (RAND_bytes(b->id, 16) != 1) {
         ngx_free(b);
@@ -721,7 +722,7 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
     ssize_t                     n;
     ngx_fd_t                    fd;
     ngx_int_t                   rc, hi, lo;
-    ngx_uint_t                  i, records, files;
+    ngx_uint_t                  i, records, files, fields;
     ngx_http_llmproxy_batch_t  *b;
     struct stat     st;
     struct dirent  *de;
@@ -842,7 +843,7 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
         rc = ngx_http_llmproxy_db_write(rs, b, &rs->costs[1]);
 
     } else if (ngx_http_llmproxy_copy_tuples(b->data, b->last, &records,
-                                             NULL, NULL)
+                                             &fields, NULL, NULL)
                != NGX_OK)
     {
         ngx_cpystrn((u_char *) rs->err, (u_char *) "not whole tuples",
@@ -850,6 +851,8 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
         rc = NGX_DECLINED;
 
     } else {
+        /* an earlier version's, without the token kinds */
+        b->fields1 = (fields == NGX_HTTP_LLMPROXY_COPY_FIELDS1);
         rc = ngx_http_llmproxy_db_write(rs, b, &rs->costs[1]);
     }
 

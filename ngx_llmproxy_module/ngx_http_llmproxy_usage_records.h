@@ -15,11 +15,25 @@
 /*
  * Records as tuples of COPY's binary format (_usage_records_copy.c), with an id
  * for the batch.  A spill file left by an earlier version holds lines of
- * COPY's text format: such a batch is replayed as text.
+ * COPY's text format, or tuples of the 19 columns before the token kinds
+ * (schema 6): such a batch is replayed into those columns, the others
+ * taking their defaults.
  */
 
 #define NGX_HTTP_LLMPROXY_COPY_HEADER   19      /* signature, flags, ext */
-#define NGX_HTTP_LLMPROXY_COPY_FIELDS   20      /* columns of the table */
+#define NGX_HTTP_LLMPROXY_COPY_FIELDS   25      /* columns written */
+#define NGX_HTTP_LLMPROXY_COPY_FIELDS1  19      /* before the token kinds */
+
+#define NGX_HTTP_LLMPROXY_COLUMNS1                                           \
+    "request_id, created_at, key_hash, key_alias, model, deployment, "     \
+    "interface, endpoint, stream, status, prompt_tokens, "                 \
+    "completion_tokens, total_tokens, cost, latency_ms, ttfb_ms, "         \
+    "attempts, fallbacks, error"
+
+#define NGX_HTTP_LLMPROXY_COLUMNS                                            \
+    NGX_HTTP_LLMPROXY_COLUMNS1 ", cache_read_tokens, "                      \
+    "cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens, "  \
+    "unpriced, usage_estimated"
 #define NGX_HTTP_LLMPROXY_RECORD_MAX    4096    /* room a tuple may need */
 
 typedef struct ngx_http_llmproxy_batch_s  ngx_http_llmproxy_batch_t;
@@ -32,6 +46,7 @@ struct ngx_http_llmproxy_batch_s {
     u_char                          id[16];      /* written once, by id */
     unsigned                        known:1;     /* found already written */
     unsigned                        text:1;      /* an old spill file */
+    unsigned                        fields1:1;   /* of 19 columns */
     u_char                          data[1];
 };
 
@@ -54,14 +69,19 @@ typedef struct {
 } ngx_http_llmproxy_costs_t;
 
 
+/* 0: tuples of this version, 1: of 19 columns, 2: COPY's text */
+#define ngx_http_llmproxy_batch_format(b)                                    \
+    ((ngx_uint_t) ((b)->text ? 2 : (b)->fields1 ? 1 : 0))
+
+
 extern const u_char
     ngx_http_llmproxy_copy_header[NGX_HTTP_LLMPROXY_COPY_HEADER];
 
 u_char *ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last);
 ngx_int_t ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last,
-    ngx_uint_t *count, ngx_int_t (*handler)(void *data, u_char *key,
-    double cost), void *data);
+    ngx_uint_t *count, ngx_uint_t *fields, ngx_int_t (*handler)(void *data,
+    u_char *key, double cost), void *data);
 ngx_int_t ngx_http_llmproxy_records_db_write(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_costs_t *costs,
     char *err, size_t errlen);

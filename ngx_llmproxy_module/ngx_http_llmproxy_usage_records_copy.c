@@ -105,12 +105,14 @@ ngx_http_llmproxy_field_float8(u_char *p, double v)
 
 
 /*
- * The request's record as one tuple, in the column order of
- * llmproxy_usage: request_id, created_at, key_hash, key_alias, model,
- * deployment, interface, endpoint, stream, status, prompt_tokens,
- * completion_tokens, total_tokens, cost, latency_ms, ttfb_ms, attempts,
- * fallbacks, error, usage_estimated (008: the last column).  NULL: no
- * request id, or no room (last - p must be at least
+ * The request's record as one tuple, in the order of
+ * NGX_HTTP_LLMPROXY_COLUMNS: request_id, created_at, key_hash, key_alias,
+ * model, deployment, interface, endpoint, stream, status, prompt_tokens,
+ * completion_tokens, total_tokens, cost (NULL: unpriced), latency_ms,
+ * ttfb_ms, attempts, fallbacks, error, cache_read_tokens,
+ * cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens,
+ * unpriced, usage_estimated (schema 8).  NULL: no request id, or no
+ * room (last - p must be at least
  * NGX_HTTP_LLMPROXY_RECORD_MAX).
  */
 
@@ -119,7 +121,8 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last)
 {
     u_char      id[16];
-    int64_t     prompt, completion, total, created;
+    int64_t     prompt, completion, total, created, read, written, hour,
+                reasoning;
     const char *iface;
     ngx_uint_t  status;
 
@@ -133,10 +136,20 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     completion = ngx_max(ctx->completion_tokens, 0);
     total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
 
+    read = ngx_max(ctx->cache_read_tokens, 0);
+    written = ctx->cache_in_prompt ? 0 : ngx_max(ctx->cache_creation_tokens,
+                                                 0);
+    hour = ngx_min(ngx_max(ctx->cache_1h_tokens, 0), written);
+    reasoning = ngx_max(ctx->reasoning_tokens, 0);
+
     if (!ctx->upstream_started) {
         prompt = 0;
         completion = 0;
         total = 0;
+        read = 0;
+        written = 0;
+        hour = 0;
+        reasoning = 0;
     }
 
     status = r->err_status ? r->err_status : r->headers_out.status;
@@ -192,7 +205,13 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     p = ngx_http_llmproxy_field_int8(p, prompt);
     p = ngx_http_llmproxy_field_int8(p, completion);
     p = ngx_http_llmproxy_field_int8(p, total);
-    p = ngx_http_llmproxy_field_float8(p, ctx->cost);
+    if (ctx->unpriced) {
+        p = ngx_http_llmproxy_field_null(p);
+
+    } else {
+        p = ngx_http_llmproxy_field_float8(p, ctx->cost);
+    }
+
     p = ngx_http_llmproxy_field_int4(p, ngx_current_msec - ctx->start);
 
     if (ctx->ttfb) {
@@ -212,6 +231,14 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     } else {
         p = ngx_http_llmproxy_field_null(p);
     }
+
+    p = ngx_http_llmproxy_field_int8(p, read);
+    p = ngx_http_llmproxy_field_int8(p, written);
+    p = ngx_http_llmproxy_field_int8(p, hour);
+    p = ngx_http_llmproxy_field_int8(p, reasoning);
+
+    p = ngx_http_llmproxy_put32(p, 1);
+    *p++ = ctx->unpriced ? 1 : 0;
 
     p = ngx_http_llmproxy_put32(p, 1);
     *p++ = ctx->usage_estimated ? 1 : 0;
@@ -363,27 +390,43 @@ ngx_http_llmproxy_uuid_bytes(u_char *id, ngx_str_t *s)
 
 
 /*
- * Walks a batch's tuples: their number, and for each with a key and a
- * cost, handler(data, key, cost).  NGX_ERROR: the batch is not whole
- * tuples of ours, or the handler failed.
+ * Walks a batch's tuples: their number and their number of fields (of
+ * this version, or of the one before the token kinds; the same in all),
+ * and for each with a key and a cost, handler(data, key, cost).
+ * NGX_ERROR: the batch is not whole tuples of ours, or the handler
+ * failed.
  */
 
 ngx_int_t
 ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last, ngx_uint_t *count,
-    ngx_int_t (*handler)(void *data, u_char *key, double cost), void *data)
+    ngx_uint_t *fields, ngx_int_t (*handler)(void *data, u_char *key,
+    double cost), void *data)
 {
     double      cost;
     u_char     *key;
     uint32_t    len;
     uint64_t    bits;
-    ngx_uint_t  col, n;
+    ngx_uint_t  col, n, nf;
 
     n = 0;
+    nf = 0;
 
     while (p < last) {
-        if (last - p < 2
-            || (p[0] << 8 | p[1]) != NGX_HTTP_LLMPROXY_COPY_FIELDS)
-        {
+        if (last - p < 2) {
+            return NGX_ERROR;
+        }
+
+        if (nf == 0) {
+            nf = p[0] << 8 | p[1];
+
+            if (nf != NGX_HTTP_LLMPROXY_COPY_FIELDS
+                && nf != NGX_HTTP_LLMPROXY_COPY_FIELDS1)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        if ((ngx_uint_t) (p[0] << 8 | p[1]) != nf) {
             return NGX_ERROR;
         }
 
@@ -391,7 +434,7 @@ ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last, ngx_uint_t *count,
         key = NULL;
         cost = 0;
 
-        for (col = 0; col < NGX_HTTP_LLMPROXY_COPY_FIELDS; col++) {
+        for (col = 0; col < nf; col++) {
             if (last - p < 4) {
                 return NGX_ERROR;
             }
@@ -429,6 +472,10 @@ ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last, ngx_uint_t *count,
 
     if (count) {
         *count = n;
+    }
+
+    if (fields) {
+        *fields = nf ? nf : NGX_HTTP_LLMPROXY_COPY_FIELDS;
     }
 
     return NGX_OK;

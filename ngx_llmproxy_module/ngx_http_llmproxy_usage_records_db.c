@@ -9,7 +9,7 @@
  * returns the keys' spend; the cost of every record of the transaction,
  * new or not, is what the zone no longer needs to count as pending.  The
  * dashboard's daily totals follow in the same transaction, by a statement
- * trigger on llmproxy_usage (configs/schema/004_usage_daily.sql): one
+ * trigger on llmproxy_usage (configs/schema/005_usage_daily.sql): one
  * aggregate upsert per COPY, nothing to do here.
  */
 
@@ -25,7 +25,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_llmproxy_records_db_copy(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, ngx_uint_t text, char *err,
+    ngx_http_llmproxy_batch_t *batches, ngx_uint_t fmt, char *err,
     size_t errlen);
 static ngx_int_t ngx_http_llmproxy_records_db_ids(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen);
@@ -55,7 +55,7 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
 {
     PGresult                   *res;
     ngx_int_t                   rc;
-    ngx_uint_t                  fresh, text;
+    ngx_uint_t                  fresh, fmt;
     ngx_http_llmproxy_batch_t  *b;
 
     rc = ngx_http_llmproxy_records_db_exec(conn, "BEGIN", err, errlen);
@@ -68,20 +68,24 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
         goto failed;
     }
 
-    /* our batches in one binary COPY; an old text spill file in another */
+    /*
+     * our batches in one binary COPY; an old spill file (binary of fewer
+     * columns, or text) in another
+     */
 
-    for (text = 0; text < 2; text++) {
+    for (fmt = 0; fmt < 3; fmt++) {
         fresh = 0;
 
         for (b = batches; b; b = b->next) {
-            fresh += (!b->known && b->text == text && b->last > b->data);
+            fresh += (!b->known && ngx_http_llmproxy_batch_format(b) == fmt
+                      && b->last > b->data);
         }
 
         if (fresh == 0) {
             continue;
         }
 
-        rc = ngx_http_llmproxy_records_db_copy(conn, batches, text, err,
+        rc = ngx_http_llmproxy_records_db_copy(conn, batches, fmt, err,
                                                errlen);
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
@@ -131,25 +135,27 @@ failed:
 
 static ngx_int_t
 ngx_http_llmproxy_records_db_copy(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, ngx_uint_t text, char *err,
+    ngx_http_llmproxy_batch_t *batches, ngx_uint_t fmt, char *err,
     size_t errlen)
 {
     PGresult                   *res;
     ngx_int_t                   rc;
+    ngx_uint_t                  text;
     ngx_http_llmproxy_batch_t  *b;
 
-    /*
-     * the text of an earlier version's spill file has the columns of
-     * schema 003 only; the later ones take their defaults
-     */
+    /* by column names: the table may have more than a format writes */
 
-    res = PQexec(conn, text ? "COPY llmproxy_usage (request_id, created_at,"
-                              " key_hash, key_alias, model, deployment,"
-                              " interface, endpoint, stream, status,"
-                              " prompt_tokens, completion_tokens,"
-                              " total_tokens, cost, latency_ms, ttfb_ms,"
-                              " attempts, fallbacks, error) FROM STDIN"
-                            : "COPY llmproxy_usage FROM STDIN (FORMAT binary)");
+    static const char  *copy[] = {
+        "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS ")"
+        " FROM STDIN (FORMAT binary)",
+        "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS1 ")"
+        " FROM STDIN (FORMAT binary)",
+        "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS1 ") FROM STDIN"
+    };
+
+    text = (fmt == 2);
+
+    res = PQexec(conn, copy[fmt]);
     rc = (PQresultStatus(res) == PGRES_COPY_IN) ? NGX_OK : NGX_DECLINED;
 
     if (rc != NGX_OK) {
@@ -171,7 +177,8 @@ ngx_http_llmproxy_records_db_copy(PGconn *conn,
     }
 
     for (b = batches; b; b = b->next) {
-        if (!b->known && b->text == text && b->last > b->data
+        if (!b->known && ngx_http_llmproxy_batch_format(b) == fmt
+            && b->last > b->data
             && PQputCopyData(conn, (char *) b->data,
                              (int) (b->last - b->data)) != 1)
         {
@@ -425,7 +432,7 @@ ngx_http_llmproxy_costs_batch(ngx_http_llmproxy_costs_t *costs,
 
     /* not whole tuples would have been refused by the COPY */
 
-    return ngx_http_llmproxy_copy_tuples(b->data, b->last, NULL,
+    return ngx_http_llmproxy_copy_tuples(b->data, b->last, NULL, NULL,
                                          ngx_http_llmproxy_costs_add, &cc);
 }
 

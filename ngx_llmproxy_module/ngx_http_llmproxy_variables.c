@@ -22,7 +22,11 @@ enum {
     NGX_HTTP_LLMPROXY_VAR_ATTEMPTS,
     NGX_HTTP_LLMPROXY_VAR_RETRIES,
     NGX_HTTP_LLMPROXY_VAR_FALLBACKS,
-    NGX_HTTP_LLMPROXY_VAR_ERROR
+    NGX_HTTP_LLMPROXY_VAR_ERROR,
+    NGX_HTTP_LLMPROXY_VAR_CACHE_READ_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_CACHE_CREATION_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_REASONING_TOKENS,
+    NGX_HTTP_LLMPROXY_VAR_UNPRICED
 };
 
 
@@ -81,6 +85,22 @@ static ngx_http_variable_t  ngx_http_llmproxy_vars[] = {
 
     { ngx_string("llmproxy_error"), NULL, ngx_http_llmproxy_variable,
       NGX_HTTP_LLMPROXY_VAR_ERROR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_cache_read_tokens"), NULL,
+      ngx_http_llmproxy_variable, NGX_HTTP_LLMPROXY_VAR_CACHE_READ_TOKENS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_cache_creation_tokens"), NULL,
+      ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_CACHE_CREATION_TOKENS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_reasoning_tokens"), NULL,
+      ngx_http_llmproxy_variable, NGX_HTTP_LLMPROXY_VAR_REASONING_TOKENS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llmproxy_unpriced"), NULL, ngx_http_llmproxy_variable,
+      NGX_HTTP_LLMPROXY_VAR_UNPRICED, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -156,6 +176,16 @@ ngx_http_llmproxy_variable_num(ngx_http_llmproxy_ctx_t *ctx, uintptr_t data)
                ? ctx->total_tokens
                : ngx_max(ctx->prompt_tokens, 0)
                  + ngx_max(ctx->completion_tokens, 0);
+
+    case NGX_HTTP_LLMPROXY_VAR_CACHE_READ_TOKENS:
+        return ngx_max(ctx->cache_read_tokens, 0);
+
+    case NGX_HTTP_LLMPROXY_VAR_CACHE_CREATION_TOKENS:
+        return ctx->cache_in_prompt ? 0
+                                    : ngx_max(ctx->cache_creation_tokens, 0);
+
+    case NGX_HTTP_LLMPROXY_VAR_REASONING_TOKENS:
+        return ngx_max(ctx->reasoning_tokens, 0);
 
     case NGX_HTTP_LLMPROXY_VAR_ATTEMPTS:
         return (int64_t) ctx->attempts;
@@ -237,7 +267,10 @@ ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_COST:
-        if (!ctx->upstream_started) {
+
+        /* a model priced nowhere has no cost, rather than $0 */
+
+        if (!ctx->upstream_started || ctx->unpriced) {
             break;
         }
 
@@ -248,6 +281,17 @@ ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
 
         s->data = p;
         s->len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
+        break;
+
+    case NGX_HTTP_LLMPROXY_VAR_UNPRICED:
+        if (ctx->upstream_started) {
+            ngx_str_set(s, "false");
+
+            if (ctx->unpriced) {
+                ngx_str_set(s, "true");
+            }
+        }
+
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_ERROR:

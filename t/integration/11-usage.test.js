@@ -374,11 +374,12 @@ async () => {
             `${added} vs ${t.ids.length} x ${COST}`);
 });
 
-// a spill file as the gateway writes it (binary)
-function binarySpill(ids, hash, cost) {
+// a spill file as the gateway writes it (binary), or as it wrote it before
+// the token kinds (19 columns)
+function binarySpill(ids, hash, cost, old = false) {
   return spillFile(ids.map((id) => ({ id, hash, alias: 'usage-team',
     model: 'priced', deployment: 'p/priced', prompt: 1, completion: 1,
-    total: 2, cost, latency: 3, ttfb: 1, attempts: 1 })));
+    total: 2, cost, latency: 3, ttfb: 1, attempts: 1 })), { old });
 }
 
 // the text format of COPY, as spill files of an earlier version hold it
@@ -389,7 +390,9 @@ function textSpill(ids, hash, cost) {
     3, 1, 1, 0, '\\N'].join('\t') + '\n').join('');
 }
 
-for (const [format, make] of [['binary', binarySpill], ['text', textSpill]]) {
+for (const [format, make] of [['binary', binarySpill], ['text', textSpill],
+  ['binary, 19 columns', (ids, hash, cost) => binarySpill(ids, hash, cost,
+                                                         true)]]) {
   test(`a spill file (${format}) replayed twice counts once`, async () => {
     const crypto = require('node:crypto');
     const hash = crypto.createHash('sha256').update(key).digest('hex');

@@ -20,6 +20,10 @@ const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 const { postJSON, oneConnection } = require('../lib/http');
 
+// prices for models whose cost header a test looks for (an unpriced model's
+// answer has none)
+const PRICED = { input_cost_per_million: 1, output_cost_per_million: 2 };
+
 const ALL = ['openai', 'anthropic', 'gemini'];
 const ALLOWED_FAILS = 4;
 const CUT = ['halfLength', 'cutChunked', 'resetMid'];
@@ -65,14 +69,15 @@ before(async () => {
              models: { 'junk-stream': {} } },
     cut: { api_base: m.closeMid.url, interfaces: ALL,
            models: { 'cut-stream': {} } },
+    // priced: an answer held whole carries its cost header
     'big-o': { api_base: m.big.url, interfaces: ['openai'],
-               models: { 'big-pass': {} } },
+               models: { 'big-pass': PRICED } },
     'big-a': { api_base: m.big.url, interfaces: ['anthropic'],
-               models: { 'big-x': {} } },
+               models: { 'big-x': PRICED } },
     'bigl-o': { api_base: m.bigLength.url, interfaces: ['openai'],
-                models: { 'bigl-pass': {} } },
+                models: { 'bigl-pass': PRICED } },
     'bigl-a': { api_base: m.bigLength.url, interfaces: ['anthropic'],
-                models: { 'bigl-x': {} } },
+                models: { 'bigl-x': PRICED } },
     'huger-o': { api_base: m.huger.url, interfaces: ['openai'],
                  models: { 'huger-pass': {} } },
     'huger-a': { api_base: m.huger.url, interfaces: ['anthropic'],

@@ -77,7 +77,8 @@ test('a documented proxy_config.yaml: providers, prices, settings, '
                      0.6);
   assert.deepStrictEqual(p.anthropic.models['claude-sonnet'], {
     model: 'claude-sonnet-4-5-20250929', input_cost_per_million: 3,
-    output_cost_per_million: 15, access_groups: ['beta-models'] });
+    output_cost_per_million: 15, cache_creation_input_cost_per_million: 3.75,
+    access_groups: ['beta-models'] });
   assert.deepStrictEqual(p.anthropic.interfaces, ['anthropic']);
   assert.deepStrictEqual(p.gemini.interfaces, ['gemini']);
   assert.strictEqual(p.hosted_vllm.api_base, 'http://vllm.internal:8000/v1');
@@ -263,6 +264,7 @@ model_list:
       model: openai/upstream-main
       api_base: os.environ/PRIMARY_BASE
       api_key: os.environ/PRIMARY_KEY
+      input_cost_per_token: 0.000001
   - model_name: spare
     litellm_params:
       model: hosted_vllm/upstream-spare

@@ -1,8 +1,10 @@
 'use strict';
 // Spill files as the gateway writes them (ngx_http_llmproxy_usage_records_copy.c):
 // COPY's binary header, then one tuple per usage record, no trailer.  The
-// columns are llmproxy_usage's, in its order.  Used by the usage tests and
-// by bench/usage.sh.
+// columns are NGX_HTTP_LLMPROXY_COLUMNS, in that order; { old: true } writes
+// the 19 columns of the format before the token kinds (schema 6), as a
+// spill file of an earlier version holds them.  Used by the usage tests
+// and by bench/usage.sh.
 
 const HEADER = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'),
                               Buffer.alloc(8)]);
@@ -31,23 +33,29 @@ const COLUMNS = [['id', 'uuid'], ['time', 'int8'], ['hash', 'text'],
   ['status', 'int4'], ['prompt', 'int8'], ['completion', 'int8'],
   ['total', 'int8'], ['cost', 'float8'], ['latency', 'int4'],
   ['ttfb', 'int4'], ['attempts', 'int4'], ['fallbacks', 'int4'],
-  ['error', 'text'], ['estimated', 'bool']];
+  ['error', 'text'], ['cacheRead', 'int8'], ['cacheCreation', 'int8'],
+  ['cache1h', 'int8'], ['reasoning', 'int8'], ['unpriced', 'bool'],
+  ['estimated', 'bool']];
+
+const OLD_COLUMNS = COLUMNS.slice(0, 19);
 
 const DEFAULTS = { iface: 'openai', endpoint: 'chat/completions',
   stream: false, status: 200, prompt: 0, completion: 0, total: 0, cost: 0,
   latency: 1, ttfb: 1, attempts: 1, fallbacks: 0, error: null,
+  cacheRead: 0, cacheCreation: 0, cache1h: 0, reasoning: 0, unpriced: false,
   estimated: false };
 
 // records: objects with the fields of COLUMNS (time in ms since 1970)
-function spillFile(records) {
+function spillFile(records, { old = false } = {}) {
   const parts = [HEADER];
   const now = Date.now();
+  const columns = old ? OLD_COLUMNS : COLUMNS;
   for (const r of records) {
     const rec = { ...DEFAULTS, time: now, ...r };
     const count = Buffer.alloc(2);
-    count.writeInt16BE(COLUMNS.length);
+    count.writeInt16BE(columns.length);
     parts.push(count);
-    for (const [name, type] of COLUMNS) {
+    for (const [name, type] of columns) {
       parts.push(...field(name === 'time' ? micros(rec.time) : rec[name],
                           type));
     }

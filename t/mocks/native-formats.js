@@ -10,10 +10,14 @@
 // a call of the first tool, with arguments {"city":"Paris"}; a request
 // whose last turn is that tool's result gets a text answer quoting the
 // result.  Usage is st.usage (default 11 prompt, 7 completion tokens);
-// Gemini's adds st.thoughts as thoughtsTokenCount when set.
+// Gemini's adds st.thoughts as thoughtsTokenCount when set.  More of a
+// style's own usage fields (cache and reasoning tokens) come from
+// st.usageDetails.anthropic / .gemini, merged into its usage object (for
+// Anthropic streams: message_start's).
 
 const usageOf = (st) => st.usage || { prompt_tokens: 11,
                                       completion_tokens: 7 };
+const detailsOf = (st, style) => (st.usageDetails || {})[style] || {};
 
 function anthropicError(res, st, status, message) {
   res.writeHead(status, { 'content-type': 'application/json',
@@ -121,7 +125,8 @@ function anthropic(req, res, body, st) {
     return res.end(JSON.stringify({ id: 'msg_mock', type: 'message',
       role: 'assistant', model: body.model, content, stop_reason: stop,
       stop_sequence: null, usage: { input_tokens: u.prompt_tokens,
-                                    output_tokens: u.completion_tokens } }));
+                                    output_tokens: u.completion_tokens,
+                                    ...detailsOf(st, 'anthropic') } }));
   }
   res.writeHead(200, { 'content-type': 'text/event-stream',
                        'x-mock-name': st.name });
@@ -130,7 +135,8 @@ function anthropic(req, res, body, st) {
   const out = [ev('message_start', { message: { id: 'msg_mock',
     type: 'message', role: 'assistant', model: body.model, content: [],
     stop_reason: null, stop_sequence: null,
-    usage: { input_tokens: u.prompt_tokens, output_tokens: 1 } } }),
+    usage: { input_tokens: u.prompt_tokens, output_tokens: 1,
+             ...detailsOf(st, 'anthropic') } } }),
     ev('ping', {})];
   if (turn.tool) {
     out.push(ev('content_block_start', { index: 0, content_block: {
@@ -243,7 +249,8 @@ function gemini(req, res, body, st, model, method) {
     candidatesTokenCount: u.completion_tokens,
     totalTokenCount: u.prompt_tokens + u.completion_tokens
                      + (st.thoughts || 0),
-    ...(st.thoughts ? { thoughtsTokenCount: st.thoughts } : {}) };
+    ...(st.thoughts ? { thoughtsTokenCount: st.thoughts } : {}),
+    ...detailsOf(st, 'gemini') };
   if (method === 'countTokens') {
     res.writeHead(200, { 'content-type': 'application/json',
                          'x-mock-name': st.name });
@@ -306,4 +313,4 @@ function writeSlowly(res, pieces, delay) {
   tick();
 }
 
-module.exports = { anthropic, gemini, openaiTurn, writeSlowly };
+module.exports = { detailsOf, anthropic, gemini, openaiTurn, writeSlowly };

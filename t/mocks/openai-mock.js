@@ -49,7 +49,7 @@ const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
                'junkClose', 'fullHeader', 'badChunked', 'stall',
                'slowBody'];
 
-function chatCompletion(model, name, content, usage) {
+function chatCompletion(model, name, content, usage, details = {}) {
   return {
     id: 'chatcmpl-' + name, object: 'chat.completion', created: 1700000000,
     model, system_fingerprint: 'fp_mock',
@@ -60,9 +60,9 @@ function chatCompletion(model, name, content, usage) {
     usage: usage ? { prompt_tokens: usage.prompt_tokens,
                      completion_tokens: usage.completion_tokens,
                      total_tokens: usage.prompt_tokens
-                                   + usage.completion_tokens }
+                                   + usage.completion_tokens, ...details }
                  : { prompt_tokens: 11, completion_tokens: 7,
-                     total_tokens: 18 },
+                     total_tokens: 18, ...details },
   };
 }
 
@@ -161,7 +161,8 @@ function stream(res, body, st, turn) {
         created: 1700000000, model, choices: [],
         usage: { prompt_tokens: u.prompt_tokens,
                  completion_tokens: u.completion_tokens,
-                 total_tokens: u.prompt_tokens + u.completion_tokens } })
+                 total_tokens: u.prompt_tokens + u.completion_tokens,
+                 ...native.detailsOf(st, 'openai') } })
         + '\n\n');
     }
     res.end('data: [DONE]\n\n');
@@ -196,7 +197,7 @@ function answer(req, res, body, st) {
     if (body.stream) return stream(res, body, st, turn);
     const c = chatCompletion(model, st.name,
                              turn && turn.text ? turn.text : st.content,
-                             st.usage);
+                             st.usage, native.detailsOf(st, 'openai'));
     if (turn && turn.tool) {
       c.choices[0].finish_reason = 'tool_calls';
       c.choices[0].message.content = null;
@@ -227,9 +228,13 @@ function answer(req, res, body, st) {
                  role: 'assistant',
                  content: [{ type: 'output_text', text: 'hi',
                              annotations: [] }] }],
-      usage: { input_tokens: 3, output_tokens: 1, total_tokens: 4,
+      usage: { input_tokens: st.usage ? st.usage.prompt_tokens : 3,
+               output_tokens: st.usage ? st.usage.completion_tokens : 1,
+               total_tokens: st.usage ? st.usage.prompt_tokens
+                                        + st.usage.completion_tokens : 4,
                input_tokens_details: { cached_tokens: 0 },
-               output_tokens_details: { reasoning_tokens: 0 } } });
+               output_tokens_details: { reasoning_tokens: 0 },
+               ...native.detailsOf(st, 'responses') } });
   }
   return send(404, { error: { message: 'mock: no route ' + req.method + ' '
                                        + path,
@@ -242,14 +247,18 @@ function answer(req, res, body, st) {
 //        instead of being chunked),
 //        usage ({prompt_tokens, completion_tokens} of chat completions,
 //        streamed or not; default 11 and 7, or 11 and `chunks` streamed),
+//        usageDetails ({openai, responses, anthropic, gemini}: more fields
+//        of each style's usage, such as {prompt_tokens_details:
+//        {cached_tokens}}; none by default; `usage` sets the Responses
+//        API's input and output tokens too),
 //        noUsage (a chat completion stream ends without its usage chunk,
 //        even when asked for it)}
 function createMock(opts = {}) {
   const st = { name: opts.name || 'mock', mode: opts.mode || 'ok',
                delay: opts.delay || 0, chunks: opts.chunks || 5,
                retryAfter: opts.retryAfter || 2, content: opts.content,
-               usage: opts.usage, withLength: !!opts.withLength,
-               noUsage: !!opts.noUsage,
+               usage: opts.usage, usageDetails: opts.usageDetails,
+               withLength: !!opts.withLength, noUsage: !!opts.noUsage,
                requests: [] };
   const sockets = new Set();
   const server = http.createServer((req, res) => {

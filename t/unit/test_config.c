@@ -460,12 +460,14 @@ test_groups_and_defaults(void)
     TAP_OK(strcmp(str(d, "upstream_model"), "a") == 0
            && strcmp(str(d, "provider"), "p") == 0
            && strcmp(str(d, "model"), "a") == 0
-           && num(d, "input_cost_per_million") == 0
-           && num(d, "output_cost_per_million") == 0
+           && cJSON_GetObjectItemCaseSensitive(d, "input_cost_per_million")
+              == NULL
+           && cJSON_GetObjectItemCaseSensitive(d, "output_cost_per_million")
+              == NULL
            && num(d, "rpm") == 0 && num(d, "tpm") == 0
            && num(d, "weight") == 1,
-           "deployment defaults: upstream = public name, prices/rpm/tpm 0, "
-           "weight 1");
+           "deployment defaults: upstream = public name, no prices "
+           "(unpriced), rpm/tpm 0, weight 1");
 
     d = deployment(doc, "p/d");
 
