@@ -37,7 +37,8 @@ enum {
     LLMP_TR_TEXT = 1,
     LLMP_TR_MEDIA,           /* image or document: base64 data or a URL */
     LLMP_TR_TOOL_CALL,
-    LLMP_TR_TOOL_RESULT
+    LLMP_TR_TOOL_RESULT,
+    LLMP_TR_THINKING         /* reasoning: text and sig, or data (redacted) */
 };
 
 typedef struct llmp_tr_part_s  llmp_tr_part_t;
@@ -52,7 +53,11 @@ struct llmp_tr_part_s {
     int              type;
     const char      *text;      /* LLMP_TR_TEXT */
     const char      *mime;      /* LLMP_TR_MEDIA: media type, may be NULL */
-    const char      *data;      /* LLMP_TR_MEDIA: base64 data, or */
+    const char      *data;      /* LLMP_TR_MEDIA: base64 data, or; */
+                                /* LLMP_TR_THINKING: Anthropic's redacted */
+    const char      *sig;       /* LLMP_TR_THINKING: its signature; */
+                                /* LLMP_TR_TOOL_CALL: Gemini's */
+                                /* thoughtSignature */
     const char      *url;       /* LLMP_TR_MEDIA: a URL */
     const char      *id;        /* LLMP_TR_TOOL_CALL, LLMP_TR_TOOL_RESULT */
     const char      *name;
@@ -113,6 +118,8 @@ typedef struct {
     const char      *user;
     int              json_mode;   /* the client asked for JSON output */
     int              stream;
+    const char      *effort;      /* reasoning effort: "low"... or NULL */
+    long long        think_budget; /* thinking tokens: -1 unset, 0 off */
 } llmp_tr_req_t;
 
 
@@ -160,6 +167,18 @@ long long llmp_tr_ll(double d);
 int llmp_tr_oa_tool_calls(llmp_tr_arena_t *a, llmp_tr_parts_t *parts,
     const cJSON *msg, int strict);
 void llmp_tr_err(char *err, size_t errlen, const char *fmt, ...);
+
+/* reasoning: llmp_translate_think.c */
+void llmp_tr_think_request(int from, llmp_tr_req_t *r, const cJSON *root);
+int llmp_tr_think_emit(int to, llmp_tr_req_t *r, cJSON *root);
+int llmp_tr_think_part(llmp_tr_arena_t *a, llmp_tr_parts_t *p,
+    const char *text, const char *sig, const char *redacted);
+int llmp_tr_think_oa_parts(llmp_tr_arena_t *a, llmp_tr_parts_t *p,
+    const cJSON *msg);
+int llmp_tr_think_oa_message(cJSON *m, const llmp_tr_parts_t *p);
+int llmp_tr_sig_split(llmp_tr_arena_t *a, llmp_tr_part_t *p);
+char *llmp_tr_sig_id(const char *id, const char *sig);
+const char *llmp_tr_sig_of(const char *id);
 
 /* error type names by HTTP status */
 int llmp_tr_status_from_anthropic_type(const char *type);

@@ -264,7 +264,9 @@ req_from_openai(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
 
         if (strcmp(role, "assistant") == 0) {
             m = req_msg(r, LLMP_TR_ASSISTANT);
-            if (m == NULL) {
+            if (m == NULL
+                || llmp_tr_think_oa_parts(&r->arena, &m->parts, it) != 0)
+            {
                 goto oom;
             }
             if (oa_content(r, &m->parts, v, where, err, errlen) != 0) {
@@ -293,6 +295,9 @@ req_from_openai(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
             }
             t->id = llmp_tr_str(it, "tool_call_id");
             t->name = llmp_tr_str(it, "name");
+            if (llmp_tr_sig_split(&r->arena, t) != 0) {
+                goto oom;
+            }
             if (role[0] == 't' && t->id == NULL) {
                 llmp_tr_err(err, errlen, "%s: \"tool_call_id\" is required",
                             where);
@@ -503,6 +508,9 @@ an_content(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *c, int nested,
             t->id = llmp_tr_str(it, "id");
             t->name = llmp_tr_str(it, "name");
             t->input = llmp_tr_get(it, "input", NULL);
+            if (llmp_tr_sig_split(&r->arena, t) != 0) {
+                goto oom;
+            }
 
         } else if (strcmp(type, "tool_result") == 0 && !nested) {
             if (llmp_tr_str(it, "tool_use_id") == NULL) {
@@ -515,14 +523,31 @@ an_content(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *c, int nested,
                 goto oom;
             }
             t->id = llmp_tr_str(it, "tool_use_id");
+            if (llmp_tr_sig_split(&r->arena, t) != 0) {
+                goto oom;
+            }
             t->is_error = cJSON_IsTrue(llmp_tr_get(it, "is_error", NULL));
             if (an_content(r, &t->content, llmp_tr_get(it, "content", NULL), 1,
                            where, err, errlen) != 0)
             {
                 return -1;
             }
+        } else if (strcmp(type, "thinking") == 0 && !nested) {
+            if (llmp_tr_think_part(&r->arena, p, llmp_tr_str(it, "thinking"),
+                                   llmp_tr_str(it, "signature"), NULL) != 0)
+            {
+                goto oom;
+            }
+
+        } else if (strcmp(type, "redacted_thinking") == 0 && !nested) {
+            if (llmp_tr_str(it, "data") != NULL
+                && llmp_tr_think_part(&r->arena, p, NULL, NULL,
+                                      llmp_tr_str(it, "data")) != 0)
+            {
+                goto oom;
+            }
         }
-        /* thinking, redacted_thinking, server tools...: dropped */
+        /* server tools...: dropped */
     }
 
     return 0;
@@ -655,6 +680,13 @@ ge_parts(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *parts,
 
         if (llmp_tr_str(it, "text") != NULL) {
             if (cJSON_IsTrue(llmp_tr_get(it, "thought", NULL))) {
+                /* its signature is Gemini's: see llmp_tr_think_part */
+                if (llmp_tr_think_part(&r->arena, p,
+                                       llmp_tr_str(it, "text"), NULL, NULL)
+                    != 0)
+                {
+                    goto oom;
+                }
                 continue;
             }
             if (req_text(r, p, llmp_tr_str(it, "text")) != 0) {
@@ -707,6 +739,7 @@ ge_parts(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *parts,
             t->id = llmp_tr_str(v, "id");
             t->name = llmp_tr_str(v, "name");
             t->input = llmp_tr_get(v, "args", NULL);
+            t->sig = llmp_tr_str2(it, "thoughtSignature", "thought_signature");
             continue;
         }
 
@@ -1192,6 +1225,10 @@ oa_assistant(llmp_tr_req_t *r, cJSON *msgs, const llmp_tr_msg_t *m)
         cJSON_AddStringToObject(o, "content", "");
     }
 
+    if (llmp_tr_think_oa_message(o, &m->parts) != 0) {
+        return -1;
+    }
+
     if (count_type(&m->parts, LLMP_TR_TOOL_CALL) == 0) {
         return 0;
     }
@@ -1368,6 +1405,13 @@ part_emits(int to, int role, const llmp_tr_part_t *p)
         return role == LLMP_TR_ASSISTANT;
     case LLMP_TR_TOOL_RESULT:
         return role == LLMP_TR_USER;
+    case LLMP_TR_THINKING:
+        /*
+         * only Anthropic takes reasoning back, and only signed; a Gemini
+         * thought is summarised and its signature Gemini's own
+         */
+        return to == LLMP_IFACE_ANTHROPIC && role == LLMP_TR_ASSISTANT
+               && ((p->sig && p->sig[0]) || p->data);
     }
     return 0;
 }
@@ -1440,6 +1484,18 @@ an_block(llmp_tr_req_t *r, const llmp_tr_part_t *p)
 
     case LLMP_TR_MEDIA:
         return an_media(p);
+
+    case LLMP_TR_THINKING:
+        o = cJSON_CreateObject();
+        if (p->data) {
+            cJSON_AddStringToObject(o, "type", "redacted_thinking");
+            cJSON_AddStringToObject(o, "data", p->data);
+        } else {
+            cJSON_AddStringToObject(o, "type", "thinking");
+            cJSON_AddStringToObject(o, "thinking", p->text);
+            cJSON_AddStringToObject(o, "signature", p->sig);
+        }
+        return o;
 
     case LLMP_TR_TOOL_CALL:
         o = cJSON_CreateObject();
@@ -1722,6 +1778,9 @@ ge_block(llmp_tr_req_t *r, const llmp_tr_part_t *p)
         v = cJSON_AddObjectToObject(o, "functionCall");
         cJSON_AddStringToObject(v, "name", p->name);
         cJSON_AddItemToObject(v, "args", llmp_tr_part_input(p));
+        if (p->sig != NULL) {
+            cJSON_AddStringToObject(o, "thoughtSignature", p->sig);
+        }
         return o;
     }
 
@@ -1970,6 +2029,7 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
     memset(&r, 0, sizeof(llmp_tr_req_t));
     r.max_tokens = -1;
     r.n = -1;
+    r.think_budget = -1;
     r.stream = stream;
 
     switch (from) {
@@ -1981,6 +2041,10 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
         break;
     default:
         rc = req_from_gemini(&r, root, err, errlen);
+    }
+
+    if (rc == 0) {
+        llmp_tr_think_request(from, &r, root);
     }
 
     if (rc == 0 && req_link_tools(&r) != 0) {
@@ -2008,6 +2072,9 @@ llmp_translate_request(int from, int to, const char *body, size_t len,
             break;
         default:
             rc = req_to_gemini(&r, res);
+        }
+        if (rc == 0) {
+            rc = llmp_tr_think_emit(to, &r, res);
         }
         if (rc == 0) {
             rc = llmp_tr_print(res, out);

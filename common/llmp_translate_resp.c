@@ -113,6 +113,10 @@ resp_from_openai(llmp_tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
                                         llmp_tr_str(it, "finish_reason"));
         m = llmp_tr_get(it, "message", NULL);
 
+        if (llmp_tr_think_oa_parts(&r->arena, &c->parts, m) != 0) {
+            goto oom;
+        }
+
         v = llmp_tr_get(m, "content", NULL);
         if (cJSON_IsString(v)) {
             if (resp_text(r, c, v->valuestring) != 0) {
@@ -201,8 +205,25 @@ resp_from_anthropic(llmp_tr_resp_t *r, const cJSON *root, char *err,
             p->id = llmp_tr_str(it, "id");
             p->name = llmp_tr_str(it, "name");
             p->input = llmp_tr_get(it, "input", NULL);
+
+        } else if (strcmp(type, "thinking") == 0) {
+            if (llmp_tr_think_part(&r->arena, &c->parts,
+                                   llmp_tr_str(it, "thinking"),
+                                   llmp_tr_str(it, "signature"), NULL) != 0)
+            {
+                goto oom;
+            }
+
+        } else if (strcmp(type, "redacted_thinking") == 0
+                   && llmp_tr_str(it, "data") != NULL)
+        {
+            if (llmp_tr_think_part(&r->arena, &c->parts, NULL, NULL,
+                                   llmp_tr_str(it, "data")) != 0)
+            {
+                goto oom;
+            }
         }
-        /* thinking, server tool blocks: dropped */
+        /* server tool blocks: dropped */
     }
 
     u = llmp_tr_get(root, "usage", NULL);
@@ -252,6 +273,13 @@ resp_from_gemini(llmp_tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
         {
             if (llmp_tr_str(part, "text") != NULL) {
                 if (cJSON_IsTrue(llmp_tr_get(part, "thought", NULL))) {
+                    if (llmp_tr_think_part(&r->arena, &c->parts,
+                                           llmp_tr_str(part, "text"), NULL,
+                                           NULL)
+                        != 0)
+                    {
+                        goto oom;
+                    }
                     continue;
                 }
                 if (resp_text(r, c, llmp_tr_str(part, "text")) != 0) {
@@ -270,6 +298,8 @@ resp_from_gemini(llmp_tr_resp_t *r, const cJSON *root, char *err, size_t errlen)
             p->name = llmp_tr_str(v, "name");
             p->input = llmp_tr_get(v, "args", NULL);
             p->id = llmp_tr_str(v, "id");
+            p->sig = llmp_tr_str2(part, "thoughtSignature",
+                                  "thought_signature");
             if (p->id == NULL) {
                 snprintf(id, sizeof(id), "call_%.12s_%u", r->nonce,
                          ncalls);
@@ -385,6 +415,10 @@ resp_to_openai(llmp_tr_resp_t *r, cJSON *root, const char *model)
         }
         cJSON_AddNullToObject(m, "refusal");
 
+        if (llmp_tr_think_oa_message(m, &c->parts) != 0) {
+            return -1;
+        }
+
         t = NULL;
         for (j = 0; j < c->parts.n; j++) {
             p = &c->parts.v[j];
@@ -396,13 +430,16 @@ resp_to_openai(llmp_tr_resp_t *r, cJSON *root, const char *model)
             }
             f = cJSON_CreateObject();
             cJSON_AddItemToArray(t, f);
-            if (p->id) {
-                cJSON_AddStringToObject(f, "id", p->id);
-            } else {
+            if (p->id == NULL) {
                 snprintf(id, sizeof(id), "call_%.12s_%u", r->nonce,
                          (unsigned) j);
-                cJSON_AddStringToObject(f, "id", id);
             }
+            q = llmp_tr_sig_id(p->id ? p->id : id, p->sig);
+            if (q == NULL) {
+                return -1;
+            }
+            cJSON_AddStringToObject(f, "id", q);
+            free(q);
             cJSON_AddStringToObject(f, "type", "function");
             f = cJSON_AddObjectToObject(f, "function");
             cJSON_AddStringToObject(f, "name", p->name);
@@ -479,7 +516,7 @@ static int
 resp_to_anthropic(llmp_tr_resp_t *r, cJSON *root, const char *model)
 {
     int                fr;
-    char               id[64];
+    char               id[64], *sid;
     size_t             j;
     cJSON             *a, *o, *last, *u;
     long long     in;
@@ -514,14 +551,29 @@ resp_to_anthropic(llmp_tr_resp_t *r, cJSON *root, const char *model)
         if (!cJSON_AddItemToArray(a, o)) {
             return -1;
         }
+        if (p->type == LLMP_TR_THINKING) {
+            if (p->data) {
+                cJSON_AddStringToObject(o, "type", "redacted_thinking");
+                cJSON_AddStringToObject(o, "data", p->data);
+            } else {
+                cJSON_AddStringToObject(o, "type", "thinking");
+                cJSON_AddStringToObject(o, "thinking", p->text);
+                cJSON_AddStringToObject(o, "signature",
+                                        p->sig ? p->sig : "");
+            }
+            continue;
+        }
         cJSON_AddStringToObject(o, "type", "tool_use");
-        if (p->id) {
-            cJSON_AddStringToObject(o, "id", p->id);
-        } else {
+        if (p->id == NULL) {
             snprintf(id, sizeof(id), "toolu_%.12s_%u", r->nonce,
                      (unsigned) j);
-            cJSON_AddStringToObject(o, "id", id);
         }
+        sid = llmp_tr_sig_id(p->id ? p->id : id, p->sig);
+        if (sid == NULL) {
+            return -1;
+        }
+        cJSON_AddStringToObject(o, "id", sid);
+        free(sid);
         cJSON_AddStringToObject(o, "name", p->name);
         cJSON_AddItemToObject(o, "input", llmp_tr_part_input(p));
     }
@@ -583,6 +635,14 @@ resp_to_gemini(llmp_tr_resp_t *r, cJSON *root, const char *model)
             if (p->type == LLMP_TR_TEXT) {
                 cJSON_AddStringToObject(v, "text", p->text);
                 continue;
+            }
+            if (p->type == LLMP_TR_THINKING) {
+                cJSON_AddStringToObject(v, "text", p->text);
+                cJSON_AddTrueToObject(v, "thought");
+                continue;
+            }
+            if (p->sig != NULL) {
+                cJSON_AddStringToObject(v, "thoughtSignature", p->sig);
             }
             v = cJSON_AddObjectToObject(v, "functionCall");
             cJSON_AddStringToObject(v, "name", p->name);

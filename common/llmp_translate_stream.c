@@ -28,7 +28,8 @@ enum {
     ST_BLK_NONE = 0,
     ST_BLK_TEXT,
     ST_BLK_TOOL,
-    ST_BLK_OTHER
+    ST_BLK_OTHER,
+    ST_BLK_THINK
 };
 
 typedef struct {
@@ -66,6 +67,7 @@ struct llmp_stream_s {
     long long     prompt;
     long long     completion;
     long long     cached;
+    long long     reasoning;    /* completion tokens spent thinking */
 
     int           finish[ST_MAX_CHOICES];
     char         *stop_seq;
@@ -293,6 +295,10 @@ oa_usage(llmp_stream_t *s)
         d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
         llmp_tr_add_num(d, "cached_tokens", (double) s->cached);
     }
+    if (s->reasoning >= 0) {
+        d = cJSON_AddObjectToObject(u, "completion_tokens_details");
+        llmp_tr_add_num(d, "reasoning_tokens", (double) s->reasoning);
+    }
     return u;
 }
 
@@ -370,6 +376,9 @@ an_open(llmp_stream_t *s, int kind, st_tool_t *t)
     if (kind == ST_BLK_TEXT) {
         cJSON_AddStringToObject(b, "type", "text");
         cJSON_AddStringToObject(b, "text", "");
+    } else if (kind == ST_BLK_THINK) {
+        cJSON_AddStringToObject(b, "type", "thinking");
+        cJSON_AddStringToObject(b, "thinking", "");
     } else {
         cJSON_AddStringToObject(b, "type", "tool_use");
         cJSON_AddStringToObject(b, "id", t->id);
@@ -453,7 +462,8 @@ ge_candidate(cJSON *cands, int c, cJSON **parts)
 static int
 ge_flush_tool(llmp_stream_t *s, st_tool_t *t)
 {
-    cJSON  *o, *cands, *parts, *p, *f, *args;
+    const char  *sig;
+    cJSON       *o, *cands, *parts, *p, *f, *args;
 
     if (t->done) {
         return 0;
@@ -467,6 +477,10 @@ ge_flush_tool(llmp_stream_t *s, st_tool_t *t)
     ge_candidate(cands, t->choice, &parts);
     p = cJSON_CreateObject();
     cJSON_AddItemToArray(parts, p);
+    sig = llmp_tr_sig_of(t->id);
+    if (sig != NULL) {
+        cJSON_AddStringToObject(p, "thoughtSignature", sig);
+    }
     f = cJSON_AddObjectToObject(p, "functionCall");
     cJSON_AddStringToObject(f, "name", t->name);
     args = t->args.len ? llmp_tr_json_object(t->args.data) : NULL;
@@ -571,6 +585,96 @@ st_text(llmp_stream_t *s, int c, const char *text, size_t len)
 }
 
 
+/*
+ * Reasoning: text, or (text NULL) the (Anthropic) signature that closes
+ * it.  An OpenAI client gets delta.reasoning_content and a thinking_blocks
+ * entry with the signature, an Anthropic one a thinking block, a Gemini
+ * one thought parts without the signature.
+ */
+static int
+st_think(llmp_stream_t *s, int c, const char *text, size_t len,
+    const char *sig)
+{
+    char   *copy;
+    cJSON  *o, *d, *a, *b, *cands, *parts, *p;
+
+    if ((text != NULL && len == 0) || (text == NULL && sig == NULL)
+        || st_start(s) != 0)
+    {
+        return s->broken ? -1 : 0;
+    }
+
+    copy = llmp_tr_strndup_heap(text ? text : sig, text ? len : strlen(sig));
+    if (copy == NULL) {
+        return st_emit(s, NULL, NULL);
+    }
+
+    switch (s->to) {
+
+    case LLMP_IFACE_OPENAI:
+        if (oa_role(s, c) != 0) {
+            free(copy);
+            return -1;
+        }
+        o = oa_chunk(s, c, &d);
+        if (o != NULL && text != NULL) {
+            cJSON_AddStringToObject(d, "reasoning_content", copy);
+        } else if (o != NULL) {
+            a = cJSON_AddArrayToObject(d, "thinking_blocks");
+            b = cJSON_CreateObject();
+            cJSON_AddItemToArray(a, b);
+            cJSON_AddStringToObject(b, "type", "thinking");
+            cJSON_AddStringToObject(b, "thinking", "");
+            cJSON_AddStringToObject(b, "signature", copy);
+        }
+        free(copy);
+        return st_emit(s, NULL, o);
+
+    case LLMP_IFACE_ANTHROPIC:
+        if (c != 0
+            || (s->a_open_kind != ST_BLK_THINK
+                && an_open(s, ST_BLK_THINK, NULL) != 0))
+        {
+            free(copy);
+            return s->broken ? -1 : 0;
+        }
+        c = an_delta(s, s->a_open,
+                     text ? "thinking_delta" : "signature_delta",
+                     text ? "thinking" : "signature", copy, strlen(copy));
+        free(copy);
+        return c;
+    }
+
+    /* an Anthropic signature is no Gemini thoughtSignature */
+
+    if (text == NULL || ge_flush_tools(s, c) != 0) {
+        free(copy);
+        return s->broken ? -1 : 0;
+    }
+    o = ge_chunk(s, &cands);
+    if (o == NULL) {
+        free(copy);
+        return st_emit(s, NULL, NULL);
+    }
+    ge_candidate(cands, c, &parts);
+    p = cJSON_CreateObject();
+    cJSON_AddItemToArray(parts, p);
+    cJSON_AddStringToObject(p, "text", copy);
+    cJSON_AddTrueToObject(p, "thought");
+    free(copy);
+    ge_tail(s, o);
+    return st_emit(s, NULL, o);
+}
+
+
+static const char *
+st_gen_id(llmp_stream_t *s, char *gen, size_t n)
+{
+    snprintf(gen, n, "call_%.12s_%u", s->nonce, s->ge_ids++);
+    return gen;
+}
+
+
 static int
 st_tool_start(llmp_stream_t *s, int c, int no, const char *id,
     const char *name)
@@ -596,8 +700,7 @@ st_tool_start(llmp_stream_t *s, int c, int no, const char *id,
     t->no = no;
     t->block = -1;
     if (id == NULL || id[0] == '\0') {
-        snprintf(gen, sizeof(gen), "call_%.12s_%u", s->nonce, s->ge_ids++);
-        id = gen;
+        id = st_gen_id(s, gen, sizeof(gen));
     }
     t->id = strdup(id);
     t->name = strdup(name ? name : "");
@@ -928,6 +1031,10 @@ st_from_openai(llmp_stream_t *s, const cJSON *root)
         s->completion = llmp_tr_int(u, "completion_tokens");
         s->cached = llmp_tr_int(llmp_tr_get(u, "prompt_tokens_details", NULL),
                                 "cached_tokens");
+        s->reasoning = llmp_tr_int(llmp_tr_get(u,
+                                               "completion_tokens_details",
+                                               NULL),
+                                   "reasoning_tokens");
     }
 
     if (st_start(s) != 0) {
@@ -943,6 +1050,19 @@ st_from_openai(llmp_stream_t *s, const cJSON *root)
             continue;
         }
         d = llmp_tr_get(it, "delta", NULL);
+
+        t = llmp_tr_str(d, "reasoning_content");
+        if (t != NULL && st_think(s, c, t, strlen(t), NULL) != 0) {
+            return -1;
+        }
+        cJSON_ArrayForEach(tc, llmp_tr_get(d, "thinking_blocks", NULL)) {
+            t = llmp_tr_str(tc, "signature");
+            if (t != NULL && t[0] != '\0'
+                && st_think(s, c, NULL, 0, t) != 0)
+            {
+                return -1;
+            }
+        }
 
         t = llmp_tr_str(d, "content");
         if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
@@ -1062,6 +1182,11 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
             t = llmp_tr_str(v, "text");
             return t ? st_text(s, 0, t, strlen(t)) : 0;
         }
+        if (t != NULL && strcmp(t, "thinking") == 0) {
+            b->kind = ST_BLK_THINK;
+            t = llmp_tr_str(v, "thinking");
+            return t ? st_think(s, 0, t, strlen(t), NULL) : 0;
+        }
         if (t != NULL && strcmp(t, "tool_use") == 0) {
             b->kind = ST_BLK_TOOL;
             b->no = s->an_calls++;
@@ -1080,6 +1205,16 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
         }
         if (b->kind == ST_BLK_TEXT && (t = llmp_tr_str(d, "text")) != NULL) {
             return st_text(s, 0, t, strlen(t));
+        }
+        if (b->kind == ST_BLK_THINK
+            && (t = llmp_tr_str(d, "thinking")) != NULL)
+        {
+            return st_think(s, 0, t, strlen(t), NULL);
+        }
+        if (b->kind == ST_BLK_THINK
+            && (t = llmp_tr_str(d, "signature")) != NULL && t[0] != '\0')
+        {
+            return st_think(s, 0, NULL, 0, t);
         }
         if (b->kind == ST_BLK_TOOL
             && (t = llmp_tr_str(d, "partial_json")) != NULL)
@@ -1128,8 +1263,8 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
 static int
 st_from_gemini(llmp_stream_t *s, const cJSON *root)
 {
-    int           c, pos, no;
-    char         *args;
+    int           c, pos, no, rc;
+    char         *args, *sid, gen[64];
     long long     th;
     const char   *t;
     const cJSON  *e, *u, *it, *p, *f;
@@ -1156,6 +1291,7 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
         th = llmp_tr_int(u, "thoughtsTokenCount");
         if (th > 0) {
             s->completion = (s->completion > 0 ? s->completion : 0) + th;
+            s->reasoning = th;
         }
         if (s->completion < 0 && s->prompt >= 0) {
             s->completion = 0;
@@ -1180,10 +1316,14 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
                                           "parts", NULL))
         {
             t = llmp_tr_str(p, "text");
+            if (t != NULL && cJSON_IsTrue(llmp_tr_get(p, "thought", NULL))) {
+                if (st_think(s, c, t, strlen(t), NULL) != 0) {
+                    return -1;
+                }
+                continue;
+            }
             if (t != NULL) {
-                if (!cJSON_IsTrue(llmp_tr_get(p, "thought", NULL))
-                    && st_text(s, c, t, strlen(t)) != 0)
-                {
+                if (st_text(s, c, t, strlen(t)) != 0) {
                     return -1;
                 }
                 continue;
@@ -1195,10 +1335,21 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
                 continue;
             }
             no = s->ge_calls[c]++;
-            if (st_tool_start(s, c, no, llmp_tr_str(f, "id"),
-                              llmp_tr_str(f, "name"))
-                != 0)
-            {
+            t = llmp_tr_str2(p, "thoughtSignature", "thought_signature");
+            sid = NULL;
+            if (t != NULL) {
+                sid = llmp_tr_sig_id(llmp_tr_str(f, "id")
+                                     ? llmp_tr_str(f, "id")
+                                     : st_gen_id(s, gen, sizeof(gen)), t);
+                if (sid == NULL) {
+                    s->broken = 1;
+                    return -1;
+                }
+            }
+            rc = st_tool_start(s, c, no, sid ? sid : llmp_tr_str(f, "id"),
+                               llmp_tr_str(f, "name"));
+            free(sid);
+            if (rc != 0) {
                 return -1;
             }
             args = llmp_tr_get(f, "args", NULL)
@@ -1301,6 +1452,7 @@ llmp_stream_new(int from, int to, const char *model, int include_usage)
     s->prompt = -1;
     s->completion = -1;
     s->cached = -1;
+    s->reasoning = -1;
     s->a_open = -1;
     s->created = (long long) time(NULL);
     llmp_tr_nonce(s->nonce, LLMP_TR_NONCE_LEN);

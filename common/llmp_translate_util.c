@@ -820,6 +820,9 @@ llmp_tr_oa_tool_calls(llmp_tr_arena_t *a, llmp_tr_parts_t *parts,
         t->id = llmp_tr_str(v, "id");
         t->name = llmp_tr_str(f, "name");
         t->args = llmp_tr_str(f, "arguments");
+        if (llmp_tr_sig_split(a, t) != 0) {
+            return -1;
+        }
     }
 
     f = llmp_tr_get(msg, "function_call", NULL);

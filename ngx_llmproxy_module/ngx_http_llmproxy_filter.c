@@ -101,6 +101,10 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
+    if (ngx_http_llmproxy_keys_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (!ctx->upstream_started) {
         return ngx_http_next_header_filter(r);
     }

@@ -39,6 +39,8 @@ static ngx_http_llmproxy_key_node_t **ngx_http_llmproxy_keys_find(
     ngx_http_llmproxy_shctx_t *sh, u_char *digest);
 static u_char *ngx_http_llmproxy_keys_copy_list(ngx_pool_t *pool, u_char *p,
     ngx_uint_t n, ngx_array_t *out);
+static ngx_uint_t ngx_http_llmproxy_keys_used(
+    ngx_http_llmproxy_key_node_t *node, uint32_t minute);
 
 
 static ngx_http_llmproxy_digest_t
@@ -73,7 +75,18 @@ ngx_http_llmproxy_keys_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
 
     zctx->sh->keys_mask = n - 1;
 
-    return NGX_OK;
+    /*
+     * this gateway's name in the other gateways' view of the key counts:
+     * a new zone is a new node (a reload keeps the zone, and the counts)
+     */
+
+    zctx->sh->node_id = ((uint64_t) ngx_random() << 40)
+                        ^ ((uint64_t) ngx_random() << 20)
+                        ^ (uint64_t) ngx_random()
+                        ^ ((uint64_t) ngx_pid << 48)
+                        ^ (uint64_t) ngx_time();
+
+    return ngx_http_llmproxy_route_init_zone(zctx);
 }
 
 
@@ -83,7 +96,7 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
 {
     u_char                          *p;
     time_t                           now;
-    uint32_t                         minute;
+    uint32_t                         minute, requests, tokens;
     ngx_int_t                        rc;
     const char                      *why, *code;
     ngx_http_llmproxy_shctx_t       *sh;
@@ -136,6 +149,25 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
         goto done;
     }
 
+    if (node->window != minute) {
+        node->window = minute;
+        node->requests = 0;
+        node->tokens = 0;
+        node->others_requests = 0;
+        node->others_tokens = 0;
+    }
+
+    /* this minute's counts of every gateway, as far as they are known */
+
+    requests = node->requests + node->others_requests;
+    tokens = node->tokens + node->others_tokens;
+
+    ctx->key.rpm = node->rpm;
+    ctx->key.tpm = node->tpm;
+    ctx->key.reset = (time_t) (minute + 1) * 60;
+    ctx->key.requests_left = node->rpm > requests ? node->rpm - requests : 0;
+    ctx->key.tokens_left = node->tpm > tokens ? node->tpm - tokens : 0;
+
     if (node->max_budget >= 0) {
 
         if (node->budget_reset_at && now >= (time_t) node->budget_reset_at) {
@@ -149,30 +181,35 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
             rc = NGX_HTTP_TOO_MANY_REQUESTS;
             code = "budget_exceeded";
             why = "budget exceeded";
+
+            /* without a period, an hour: a raised budget lifts it */
+            ctx->key.retry_after = node->budget_reset_at
+                                   ? (time_t) node->budget_reset_at - now
+                                   : 3600;
             goto done;
         }
     }
 
-    if (node->window != minute) {
-        node->window = minute;
-        node->requests = 0;
-        node->tokens = 0;
-    }
-
-    if (ctx->endpoint && node->rpm && node->requests >= node->rpm) {
+    if (ctx->endpoint && node->rpm && requests >= node->rpm) {
         rc = NGX_HTTP_TOO_MANY_REQUESTS;
         why = "rate limit exceeded: requests per minute";
+        ctx->key.retry_after = ctx->key.reset - now;
         goto done;
     }
 
-    if (ctx->endpoint && node->tpm && node->tokens >= node->tpm) {
+    if (ctx->endpoint && node->tpm && tokens >= node->tpm) {
         rc = NGX_HTTP_TOO_MANY_REQUESTS;
         why = "rate limit exceeded: tokens per minute";
+        ctx->key.retry_after = ctx->key.reset - now;
         goto done;
     }
 
     if (ctx->endpoint) {
         node->requests++;     /* model calls count, listings do not */
+
+        if (ctx->key.requests_left) {
+            ctx->key.requests_left--;
+        }
     }
 
     /* copy what the request needs, then let go of the lock */
@@ -409,6 +446,7 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     size_t                         size, data_len;
     u_short                        len;
     uint32_t                       window, requests, tokens;
+    uint32_t                       others_requests, others_tokens;
     ngx_str_t                     *s;
     ngx_uint_t                     i, n;
     ngx_array_t                   *lists[2];
@@ -458,6 +496,8 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     window = 0;
     requests = 0;
     tokens = 0;
+    others_requests = 0;
+    others_tokens = 0;
 
     if (old) {
         /*
@@ -469,6 +509,8 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
         window = old->window;
         requests = old->requests;
         tokens = old->tokens;
+        others_requests = old->others_requests;
+        others_tokens = old->others_tokens;
 
         *pn = old->next;
         (void) ngx_atomic_fetch_add(&sh->nkeys, -1);
@@ -486,6 +528,8 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     node->window = window;
     node->requests = requests;
     node->tokens = tokens;
+    node->others_requests = others_requests;
+    node->others_tokens = others_tokens;
 
     pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, row->digest)];
     node->next = *pn;
@@ -573,9 +617,12 @@ ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
             (*pn)->window = minute;
             (*pn)->requests = 0;
             (*pn)->tokens = 0;
+            (*pn)->others_requests = 0;
+            (*pn)->others_tokens = 0;
         }
 
-        (*pn)->tokens += (uint32_t) ngx_min(tokens, 0xffffffff);
+        (*pn)->tokens += (uint32_t) ngx_min(tokens,
+                                            0xffffffff - (*pn)->tokens);
         (*pn)->pending += cost;
         *spend = (*pn)->spend + (*pn)->pending;
     }
@@ -644,6 +691,272 @@ ngx_http_llmproxy_keys_settle(ngx_http_llmproxy_zone_ctx_t *zctx,
 
         if (spend >= 0) {
             (*pn)->spend = spend;
+        }
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+}
+
+
+/*
+ * The key's limits in OpenAI's headers, which the SDKs read: the limit,
+ * what is left of it this minute (as of the request's start) and when
+ * the minute ends; on the key's own 429 (and a 429 for the deployments'
+ * limits) retry-after too.  The provider's own x-ratelimit-* (of the
+ * provider account, not the client's key) give way to them.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char           *p, *start;
+    time_t            left;
+    ngx_uint_t        i, retry;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    static struct {
+        const char   *name;
+        ngx_uint_t    which;
+    } ngx_http_llmproxy_rl[] = {
+        { "x-ratelimit-limit-requests", 0 },
+        { "x-ratelimit-remaining-requests", 1 },
+        { "x-ratelimit-reset-requests", 2 },
+        { "x-ratelimit-limit-tokens", 3 },
+        { "x-ratelimit-remaining-tokens", 4 },
+        { "x-ratelimit-reset-tokens", 2 }
+    };
+
+    retry = (ctx->key.retry_after > 0
+             && r->headers_out.status == NGX_HTTP_TOO_MANY_REQUESTS);
+
+    if (ctx->key.master || (!retry && !ctx->key.rpm && !ctx->key.tpm)) {
+        return NGX_OK;
+    }
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        if ((h[i].key.len > 12
+             && ngx_strncasecmp(h[i].key.data, (u_char *) "x-ratelimit-", 12)
+                == 0
+             && (ctx->key.rpm || ctx->key.tpm))
+            || (retry && h[i].key.len == 11
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after",
+                                   11) == 0))
+        {
+            h[i].hash = 0;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, 8 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (retry) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "retry-after");
+        h->value.data = p;
+        p = ngx_sprintf(p, "%T", ngx_max(ctx->key.retry_after, 1));
+        h->value.len = p - h->value.data;
+
+        if (ctx->key.retry_after > 60) {
+
+            /*
+             * the OpenAI and Anthropic SDKs wait for a retry-after of a
+             * minute at most, else they retry at once, in vain: they obey
+             * this header
+             */
+
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                return NGX_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "x-should-retry");
+            ngx_str_set(&h->value, "false");
+        }
+    }
+
+    left = ngx_max(ctx->key.reset - ngx_time(), 0);
+
+    for (i = 0; i < 6; i++) {
+
+        if ((i < 3 && ctx->key.rpm == 0) || (i >= 3 && ctx->key.tpm == 0)) {
+            continue;
+        }
+
+        start = p;
+
+        switch (ngx_http_llmproxy_rl[i].which) {
+
+        case 0:
+            p = ngx_sprintf(p, "%uD", ctx->key.rpm);
+            break;
+
+        case 1:
+            p = ngx_sprintf(p, "%uD", ctx->key.requests_left);
+            break;
+
+        case 3:
+            p = ngx_sprintf(p, "%uD", ctx->key.tpm);
+            break;
+
+        case 4:
+            p = ngx_sprintf(p, "%uD", ctx->key.tokens_left);
+            break;
+
+        default:
+
+            /* as OpenAI writes it: "17s", "1m0s" */
+
+            if (left >= 60) {
+                p = ngx_sprintf(p, "%Tm%Ts", left / 60, left % 60);
+
+            } else {
+                p = ngx_sprintf(p, "%Ts", left);
+            }
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        h->key.data = (u_char *) ngx_http_llmproxy_rl[i].name;
+        h->key.len = ngx_strlen(ngx_http_llmproxy_rl[i].name);
+        h->value.data = start;
+        h->value.len = p - start;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * For the database poller, in a thread: this gateway's counts of the
+ * keys with rpm or tpm that were used in `minute`, from bucket `from` on,
+ * up to `max` of them (digests 32 bytes each, counts two each); *next is
+ * where to go on (past the last bucket: done).  The mutex is taken for
+ * 1024 buckets at a time: the workers never wait long for it.
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_keys_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint32_t minute, ngx_uint_t from, u_char *digests, uint32_t *counts,
+    ngx_uint_t max, ngx_uint_t *next)
+{
+    ngx_uint_t                     b, end, n, k;
+    ngx_http_llmproxy_shctx_t     *sh;
+    ngx_http_llmproxy_key_node_t  *node;
+
+    sh = zctx->sh;
+    n = 0;
+    b = from;
+
+    while (b <= sh->keys_mask && n < max) {
+
+        end = ngx_min(b + 1024, sh->keys_mask + 1);
+
+        ngx_shmtx_lock(&zctx->shpool->mutex);
+
+        for ( /* void */ ; b < end; b++) {
+
+            /* a bucket is taken whole, or left for the next call */
+
+            k = 0;
+
+            for (node = sh->keys[b]; node; node = node->next) {
+                k += ngx_http_llmproxy_keys_used(node, minute);
+            }
+
+            if (n + k > max && n > 0) {
+                break;
+            }
+
+            for (node = sh->keys[b]; node && n < max; node = node->next) {
+                if (ngx_http_llmproxy_keys_used(node, minute)) {
+                    ngx_memcpy(digests + 32 * n, node->digest, 32);
+                    counts[2 * n] = node->requests;
+                    counts[2 * n + 1] = node->tokens;
+                    n++;
+                }
+            }
+        }
+
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+        if (b < end) {
+            break;
+        }
+    }
+
+    *next = b;
+
+    return n;
+}
+
+
+/* a key with limits, used in that minute */
+
+static ngx_uint_t
+ngx_http_llmproxy_keys_used(ngx_http_llmproxy_key_node_t *node,
+    uint32_t minute)
+{
+    return node->window == minute && (node->rpm || node->tpm)
+           && (node->requests || node->tokens);
+}
+
+
+/* the other gateways' counts of a key in `minute`, read by the poller */
+
+void
+ngx_http_llmproxy_keys_others(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *digest, uint32_t minute, uint32_t requests, uint32_t tokens)
+{
+    ngx_http_llmproxy_key_node_t  **pn, *node;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    pn = ngx_http_llmproxy_keys_find(zctx->sh, digest);
+
+    if (pn) {
+        node = *pn;
+
+        if (node->window < minute) {
+            node->window = minute;
+            node->requests = 0;
+            node->tokens = 0;
+        }
+
+        if (node->window == minute) {
+            node->others_requests = requests;
+            node->others_tokens = tokens;
         }
     }
 

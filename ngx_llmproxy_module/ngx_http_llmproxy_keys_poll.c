@@ -23,6 +23,10 @@
 #define NGX_HTTP_LLMPROXY_DB_BATCH  2000
 #define NGX_HTTP_LLMPROXY_DB_RETRY  10
 
+/* keys per statement of the rate windows, and minutes kept */
+#define NGX_HTTP_LLMPROXY_DB_WINDOWS       1024
+#define NGX_HTTP_LLMPROXY_DB_WINDOWS_KEEP  5
+
 
 typedef struct {
     PGconn                         *conn;       /* used in the thread only */
@@ -50,6 +54,19 @@ typedef struct {
     const char                     *salt_key;
     ngx_str_t                       state_file;
     ngx_http_llmproxy_db_config_t   config;
+
+    /* this gateway's key counts out, the others' in (rate windows) */
+    char                           *node;
+    u_char                         *digests;
+    uint32_t                       *counts;
+    char                           *arrays[3];
+    time_t                          cleaned;
+    time_t                          windows_at;     /* last tried */
+    ngx_uint_t                      windows_only;   /* this poll */
+    ngx_uint_t                      windows_ran;
+    ngx_uint_t                      tick;
+    ngx_uint_t                      windows_failing;
+    char                            windows_err[256];
 } ngx_http_llmproxy_db_t;
 
 
@@ -63,6 +80,13 @@ static void ngx_http_llmproxy_db_apply(ngx_http_llmproxy_db_t *db,
 static ngx_array_t *ngx_http_llmproxy_db_list(ngx_pool_t *pool,
     const char *json);
 static void ngx_http_llmproxy_db_zone(ngx_http_llmproxy_db_t *db);
+static void ngx_http_llmproxy_db_windows(ngx_http_llmproxy_db_t *db);
+static void ngx_http_llmproxy_db_windows_done(ngx_http_llmproxy_db_t *db,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db,
+    uint32_t minute, const char *start);
+static ngx_int_t ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db,
+    uint32_t minute, const char *start);
 
 
 static ngx_http_llmproxy_db_t  ngx_http_llmproxy_db;
@@ -102,6 +126,29 @@ ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* "host/zone id": unique per gateway, and readable in the table */
+
+    db->node = ngx_pcalloc(cycle->pool, cycle->hostname.len + 20);
+    db->digests = ngx_alloc(32 * NGX_HTTP_LLMPROXY_DB_WINDOWS, cycle->log);
+    db->counts = ngx_alloc(2 * sizeof(uint32_t) * NGX_HTTP_LLMPROXY_DB_WINDOWS,
+                           cycle->log);
+    db->arrays[0] = ngx_alloc(66 * NGX_HTTP_LLMPROXY_DB_WINDOWS + 3,
+                              cycle->log);
+    db->arrays[1] = ngx_alloc(12 * NGX_HTTP_LLMPROXY_DB_WINDOWS + 3,
+                              cycle->log);
+    db->arrays[2] = ngx_alloc(12 * NGX_HTTP_LLMPROXY_DB_WINDOWS + 3,
+                              cycle->log);
+
+    if (db->node == NULL || db->digests == NULL || db->counts == NULL
+        || db->arrays[0] == NULL || db->arrays[1] == NULL
+        || db->arrays[2] == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf((u_char *) db->node, "%V/%016xL%Z", &cycle->hostname,
+                db->zctx->sh->node_id);
+
     db->task = ngx_thread_task_alloc(cycle->pool, 0);
     if (db->task == NULL) {
         return NGX_ERROR;
@@ -130,6 +177,28 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
     ngx_http_llmproxy_db_t  *db = ev->data;
 
     if (ngx_exiting || ngx_terminate || db->busy) {
+        return;
+    }
+
+    /*
+     * every other poll, half an interval after the last, only the rate
+     * windows are exchanged: the others' counts are then at most about
+     * one poll interval old (half theirs to write, half ours to read)
+     */
+
+    db->windows_only = !db->more && !db->failing && (db->tick++ & 1);
+    db->windows_ran = 0;
+    db->windows_err[0] = '\0';
+
+    if (db->windows_only) {
+        db->rc = NGX_OK;
+
+        if (ngx_thread_task_post(db->thread_pool, db->task) != NGX_OK) {
+            ngx_add_timer(&db->timer, db->interval / 2);
+            return;
+        }
+
+        db->busy = 1;
         return;
     }
 
@@ -200,6 +269,16 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
     PGresult    *res;
     const char  *values[1];
 
+    if (db->windows_only) {
+        /* a connection is the keys' poll's business */
+
+        if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
+            ngx_http_llmproxy_db_windows(db);
+        }
+
+        return;
+    }
+
     if (db->conn && PQstatus(db->conn) != CONNECTION_OK) {
         PQfinish(db->conn);
         db->conn = NULL;
@@ -260,6 +339,275 @@ ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
         db->rc = NGX_ERROR;
         return;
     }
+
+    ngx_http_llmproxy_db_windows(db);
+}
+
+
+/*
+ * In the thread: the key rpm/tpm of all gateways sharing the database.
+ * This gateway's counts of this minute go out (for the keys with limits
+ * that were used), the sums of the other gateways come in and are added
+ * to the local counts at every check.  This runs every half poll
+ * interval, so the others' counts are at most about one interval old
+ * (half since their write, half since our read): a cluster lets through
+ * at most what the other gateways let through in that interval above a
+ * limit.
+ * A failure here (a database not migrated yet) leaves the limits per
+ * gateway, and the keys and config polling unharmed.
+ */
+
+static void
+ngx_http_llmproxy_db_windows(ngx_http_llmproxy_db_t *db)
+{
+    char       start[32], old[32];
+    time_t     now;
+    uint32_t   minute;
+    PGresult  *res;
+
+    const char  *values[1];
+
+    now = time(NULL);
+    minute = (uint32_t) (now / 60);
+
+    if (db->windows_failing && now - db->windows_at < 60) {
+        /* a database without the table: not an error every poll */
+        return;
+    }
+
+    db->windows_at = now;
+    db->windows_ran = 1;
+
+    ngx_sprintf((u_char *) start, "%T%Z", (time_t) minute * 60);
+
+    if (ngx_http_llmproxy_db_windows_out(db, minute, start) != NGX_OK
+        || ngx_http_llmproxy_db_windows_in(db, minute, start) != NGX_OK)
+    {
+        return;
+    }
+
+    if (now - db->cleaned < 60) {
+        return;
+    }
+
+    db->cleaned = now;
+
+    ngx_sprintf((u_char *) old, "%T%Z",
+                (time_t) (minute - NGX_HTTP_LLMPROXY_DB_WINDOWS_KEEP) * 60);
+    values[0] = old;
+
+    res = PQexecParams(db->conn,
+        "DELETE FROM llmproxy_rate_windows"
+        " WHERE window_start < to_timestamp($1::bigint)",
+        1, NULL, values, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        ngx_cpystrn((u_char *) db->windows_err,
+                    (u_char *) PQerrorMessage(db->conn),
+                    sizeof(db->windows_err));
+    }
+
+    PQclear(res);
+}
+
+
+/*
+ * This gateway's counts out: the deployments' (named "deployment:" and
+ * the hash of their id), then the keys', NGX_HTTP_LLMPROXY_DB_WINDOWS at
+ * a time
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db, uint32_t minute,
+    const char *start)
+{
+    u_char      *k, *r, *t;
+    ngx_uint_t   i, j, n, from, keys;
+    PGresult    *res;
+
+    const char  *values[5];
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    from = 0;
+    keys = 0;
+
+    for ( ;; ) {
+
+        if (!keys) {
+            n = ngx_http_llmproxy_route_windows(db->zctx, minute,
+                                            (uint64_t *) db->digests,
+                                            db->counts,
+                                            NGX_HTTP_LLMPROXY_DB_WINDOWS);
+            keys = 1;
+
+        } else if (from <= db->zctx->sh->keys_mask) {
+            n = ngx_http_llmproxy_keys_windows(db->zctx, minute, from,
+                                               db->digests, db->counts,
+                                               NGX_HTTP_LLMPROXY_DB_WINDOWS,
+                                               &from);
+            if (n == 0) {
+                break;
+            }
+
+            keys = 2;
+
+        } else {
+            break;
+        }
+
+        if (n == 0) {
+            continue;
+        }
+
+        k = (u_char *) db->arrays[0];
+        r = (u_char *) db->arrays[1];
+        t = (u_char *) db->arrays[2];
+
+        *k++ = '{';
+        *r++ = '{';
+        *t++ = '{';
+
+        for (i = 0; i < n; i++) {
+            if (i) {
+                *k++ = ',';
+                *r++ = ',';
+                *t++ = ',';
+            }
+
+            if (keys == 1) {
+                k = ngx_sprintf(k, "deployment:%016xL",
+                                ((uint64_t *) db->digests)[i]);
+
+            } else {
+                for (j = 0; j < 32; j++) {
+                    *k++ = hex[db->digests[32 * i + j] >> 4];
+                    *k++ = hex[db->digests[32 * i + j] & 0xf];
+                }
+            }
+
+            r = ngx_sprintf(r, "%uD", db->counts[2 * i]);
+            t = ngx_sprintf(t, "%uD", db->counts[2 * i + 1]);
+        }
+
+        *k++ = '}';
+        *r++ = '}';
+        *t++ = '}';
+        *k = '\0';
+        *r = '\0';
+        *t = '\0';
+
+        values[0] = db->node;
+        values[1] = start;
+        values[2] = db->arrays[0];
+        values[3] = db->arrays[1];
+        values[4] = db->arrays[2];
+
+        res = PQexecParams(db->conn,
+            "INSERT INTO llmproxy_rate_windows"
+            " (node, key_hash, window_start, requests, tokens)"
+            " SELECT $1, k, to_timestamp($2::bigint), r, t"
+            " FROM unnest($3::text[], $4::bigint[], $5::bigint[])"
+            " AS u(k, r, t)"
+            " ON CONFLICT (window_start, key_hash, node) DO UPDATE"
+            " SET requests = excluded.requests, tokens = excluded.tokens",
+            5, NULL, values, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ngx_cpystrn((u_char *) db->windows_err,
+                        (u_char *) PQerrorMessage(db->conn),
+                        sizeof(db->windows_err));
+            PQclear(res);
+            return NGX_ERROR;
+        }
+
+        PQclear(res);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db, uint32_t minute,
+    const char *start)
+{
+    int          i, n;
+    u_char      *p, digest[32];
+    uint64_t     requests, tokens, hash;
+    ngx_int_t    hi, lo;
+    ngx_uint_t   k;
+    PGresult    *res;
+
+    const char  *values[2];
+
+    values[0] = db->node;
+    values[1] = start;
+
+    res = PQexecParams(db->conn,
+        "SELECT key_hash, sum(requests), sum(tokens)"
+        " FROM llmproxy_rate_windows"
+        " WHERE window_start = to_timestamp($2::bigint) AND node <> $1"
+        " GROUP BY key_hash",
+        2, NULL, values, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_cpystrn((u_char *) db->windows_err,
+                    (u_char *) PQerrorMessage(db->conn),
+                    sizeof(db->windows_err));
+        PQclear(res);
+        return NGX_ERROR;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+
+        p = (u_char *) PQgetvalue(res, i, 0);
+
+        requests = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+        tokens = strtoull(PQgetvalue(res, i, 2), NULL, 10);
+
+        requests = ngx_min(requests, 0xffffffff);
+        tokens = ngx_min(tokens, 0xffffffff);
+
+        if (PQgetlength(res, i, 0) == 27
+            && ngx_strncmp(p, "deployment:", 11) == 0)
+        {
+            hash = strtoull((char *) p + 11, NULL, 16);
+
+            ngx_http_llmproxy_route_others(db->zctx, hash, minute,
+                                           (uint32_t) requests,
+                                           (uint32_t) tokens);
+            continue;
+        }
+
+        if (PQgetlength(res, i, 0) != 64) {
+            continue;
+        }
+
+        for (k = 0; k < 32; k++) {
+            hi = ngx_hextoi(p + 2 * k, 1);
+            lo = ngx_hextoi(p + 2 * k + 1, 1);
+
+            if (hi == NGX_ERROR || lo == NGX_ERROR) {
+                break;
+            }
+
+            digest[k] = (u_char) (hi << 4 | lo);
+        }
+
+        if (k < 32) {
+            continue;
+        }
+
+        ngx_http_llmproxy_keys_others(db->zctx, digest, minute,
+                                      (uint32_t) requests, (uint32_t) tokens);
+    }
+
+    PQclear(res);
+
+    return NGX_OK;
 }
 
 
@@ -416,6 +764,11 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     db->busy = 0;
     sh = db->zctx->sh;
 
+    if (db->windows_only) {
+        ngx_http_llmproxy_db_windows_done(db, ev->log);
+        goto next;
+    }
+
     /* the rows the thread applied, even if a later query failed */
 
     if (!db->rescan) {
@@ -447,6 +800,7 @@ ngx_http_llmproxy_db_done(ngx_event_t *ev)
     }
 
     ngx_http_llmproxy_db_config_apply(db->zctx, &db->config, ev->log);
+    ngx_http_llmproxy_db_windows_done(db, ev->log);
 
     db->failing = 0;
     sh->db_ok = 1;
@@ -475,7 +829,31 @@ next:
         return;
     }
 
-    ngx_add_timer(&db->timer, db->more ? 1 : db->interval);
+    ngx_add_timer(&db->timer, db->more ? 1
+                              : db->failing ? db->interval
+                              : db->interval / 2);
+}
+
+
+static void
+ngx_http_llmproxy_db_windows_done(ngx_http_llmproxy_db_t *db, ngx_log_t *log)
+{
+    if (!db->windows_ran) {
+        return;
+    }
+
+    if (db->windows_err[0] && !db->windows_failing) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "llmproxy: key rpm/tpm hold per gateway only, the "
+                      "other gateways' counts are not available (is the "
+                      "database migrated?): %s", db->windows_err);
+
+    } else if (!db->windows_err[0] && db->windows_failing) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "llmproxy: key rpm/tpm counts shared again");
+    }
+
+    db->windows_failing = (db->windows_err[0] != '\0');
 }
 
 

@@ -183,8 +183,10 @@ struct ngx_http_llmproxy_key_node_s {
     uint32_t                      window;         /* minute of the counts */
     uint32_t                      requests;       /* in that minute */
     uint32_t                      tokens;
-    u_short                       blocked;
-    u_short                       revoked;
+    uint32_t                      others_requests;  /* other gateways', */
+    uint32_t                      others_tokens;    /* in that minute */
+    u_char                        blocked;
+    u_char                        revoked;
     u_short                       alias_len;
     u_short                       nmodels;
     u_short                       ngroups;
@@ -202,6 +204,18 @@ typedef struct {
     u_short                       len;
     u_char                        id[1];
 } ngx_http_llmproxy_cooldown_node_t;
+
+
+/* a deployment's requests and tokens in the current minute */
+
+typedef struct {
+    uint64_t                      hash;           /* of its id, 0: free */
+    uint32_t                      minute;
+    uint32_t                      requests;
+    uint32_t                      tokens;
+    uint32_t                      others_requests;  /* other gateways' */
+    uint32_t                      others_tokens;
+} ngx_http_llmproxy_rate_t;
 
 
 typedef struct {
@@ -245,6 +259,11 @@ typedef struct {
     int64_t                       keys_retry;     /* the first of them */
     ngx_atomic_t                  config_full;    /* the last config did
                                                      not fit */
+
+    /* per-deployment rpm/tpm counts (_route.c), and this gateway's name */
+    ngx_http_llmproxy_rate_t     *rates;
+    ngx_uint_t                    rates_mask;
+    uint64_t                      node_id;
 } ngx_http_llmproxy_shctx_t;
 
 
@@ -265,6 +284,15 @@ typedef struct {
     ngx_array_t                   models;         /* of ngx_str_t */
     ngx_array_t                   groups;         /* of ngx_str_t */
     u_char                        digest[32];
+
+    /* for the x-ratelimit-* headers: the key's limits and what is left */
+    uint32_t                      rpm;            /* 0: none */
+    uint32_t                      tpm;
+    uint32_t                      requests_left;
+    uint32_t                      tokens_left;
+    time_t                        reset;          /* the minute's end */
+    time_t                        retry_after;    /* s, on a 429 */
+
     unsigned                      master:1;
     unsigned                      all_models:1;
 } ngx_http_llmproxy_key_t;
@@ -492,6 +520,13 @@ ngx_int_t ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *digest, ngx_uint_t tokens, double cost, double *spend);
 void ngx_http_llmproxy_keys_settle(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *digest, double cost, double spend);
+ngx_int_t ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+ngx_uint_t ngx_http_llmproxy_keys_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint32_t minute, ngx_uint_t from, u_char *digests, uint32_t *counts,
+    ngx_uint_t max, ngx_uint_t *next);
+void ngx_http_llmproxy_keys_others(ngx_http_llmproxy_zone_ctx_t *zctx,
+    u_char *digest, uint32_t minute, uint32_t requests, uint32_t tokens);
 
 /* _usage_records.c: usage records to PostgreSQL */
 ngx_int_t ngx_http_llmproxy_records_init(ngx_conf_t *cf);
@@ -594,6 +629,14 @@ ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_route_next(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx);
 void ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+ngx_int_t ngx_http_llmproxy_route_init_zone(
+    ngx_http_llmproxy_zone_ctx_t *zctx);
+void ngx_http_llmproxy_route_account(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t tokens);
+ngx_uint_t ngx_http_llmproxy_route_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint32_t minute, uint64_t *hashes, uint32_t *counts, ngx_uint_t max);
+void ngx_http_llmproxy_route_others(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint64_t hash, uint32_t minute, uint32_t requests, uint32_t tokens);
 
 /* _upstream.c */
 ngx_int_t ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,

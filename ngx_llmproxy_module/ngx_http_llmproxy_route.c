@@ -3,7 +3,9 @@
  * fallbacks in order); each upstream attempt asks for the next deployment:
  * smooth weighted round-robin over the target's deployments that are not
  * cooling down and not yet tried, up to 1 + num_retries attempts per
- * target, then the next target of the plan.
+ * target, then the next target of the plan.  A deployment at its rpm or
+ * tpm for this minute is left out, even as a last resort; when every one
+ * is, the client gets 429 with retry-after.
  */
 
 #include "ngx_http_llmproxy_module.h"
@@ -16,6 +18,18 @@ static ngx_uint_t ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t);
 static ngx_uint_t ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d);
+static ngx_uint_t ngx_http_llmproxy_open(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_target_t *t);
+static ngx_int_t ngx_http_llmproxy_rate(ngx_http_request_t *r,
+    ngx_http_llmproxy_deployment_t *d, ngx_uint_t take, ngx_uint_t tokens);
+static ngx_int_t ngx_http_llmproxy_rate_limited(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_http_llmproxy_rate_t *ngx_http_llmproxy_rate_slot(
+    ngx_http_llmproxy_shctx_t *sh, uint64_t h, uint32_t minute,
+    ngx_uint_t create);
+
+
+#define NGX_HTTP_LLMPROXY_RATES  1024
 
 
 ngx_int_t
@@ -109,7 +123,30 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
                    &ctx->model);
     }
 
-    return NGX_OK;
+    /* every deployment at its rpm/tpm: 429 before any attempt */
+
+    plan = ctx->plan.elts;
+
+    for (i = 0; i < ctx->plan.nelts; i++) {
+        if (ngx_http_llmproxy_open(r, ctx, plan[i])) {
+            return NGX_OK;
+        }
+    }
+
+    return ngx_http_llmproxy_rate_limited(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_rate_limited(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ctx->key.retry_after = 60 - ngx_time() % 60;
+
+    return ngx_http_llmproxy_fail(r, NGX_HTTP_TOO_MANY_REQUESTS,
+               "rate_limit_error", "deployment_rate_limited",
+               "every deployment of model `%V` and of its fallbacks is at "
+               "its rpm/tpm limit", &ctx->model);
 }
 
 
@@ -165,6 +202,15 @@ ngx_http_llmproxy_route_next(ngx_http_request_t *r,
         ctx->tried.nelts = 0;
     }
 
+    if (ctx->attempts == 0 && ctx->key.retry_after) {
+        /*
+         * the deployments reached their limits since the plan was made;
+         * the upstream machinery can only say 502, the filter says this
+         */
+        (void) ngx_http_llmproxy_rate_limited(r, ctx);
+        ctx->err_keep = 1;
+    }
+
     return NULL;
 }
 
@@ -196,6 +242,36 @@ ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
 }
 
 
+/* has the target a candidate below its rpm/tpm? */
+
+static ngx_uint_t
+ngx_http_llmproxy_open(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t)
+{
+    ngx_uint_t                        i, n;
+    ngx_http_llmproxy_deployment_t  **list;
+
+    if (t->deployment) {
+        list = &t->deployment;
+        n = 1;
+
+    } else {
+        list = t->group->deployments.elts;
+        n = t->group->deployments.nelts;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_llmproxy_candidate(ctx, t, list[i])
+            && ngx_http_llmproxy_rate(r, list[i], 0, 0) == NGX_OK)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static ngx_uint_t
 ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t)
@@ -220,7 +296,8 @@ ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
 
 /*
  * May be used by the request's key, and speaks the client's API, or the
- * request is a conversation, which is translated to whatever it speaks
+ * request is a conversation (chat or Responses), which is translated to
+ * whatever it speaks
  */
 
 static ngx_uint_t
@@ -228,7 +305,8 @@ ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d)
 {
     return ((d->provider->interfaces & ctx->iface)
-            || ngx_http_llmproxy_ep_chat(ctx->endpoint))
+            || ngx_http_llmproxy_ep_chat(ctx->endpoint)
+            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES)
            && ngx_http_llmproxy_keys_allow(&ctx->key, &t->name, d);
 }
 
@@ -270,10 +348,14 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
             }
         }
 
-        if (j == ntried && ngx_http_llmproxy_candidate(ctx, t, list[i])) {
+        if (j == ntried && ngx_http_llmproxy_candidate(ctx, t, list[i])
+            && ngx_http_llmproxy_rate(r, list[i], 0, 0) == NGX_OK)
+        {
             untried++;
         }
     }
+
+again:
 
     best = NULL;
     cooling = NULL;
@@ -297,6 +379,12 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
             if (j < ntried) {
                 continue;
             }
+        }
+
+        if (ngx_http_llmproxy_rate(r, d, 0, 0) == NGX_BUSY) {
+            /* at its limit: skipped, not even as a last resort */
+            ctx->key.retry_after = 60 - ngx_time() % 60;
+            continue;
         }
 
         if (ngx_http_llmproxy_cooldown_check(lmcf->shm_zone->data, d,
@@ -323,6 +411,12 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
 
     if (best) {
         best->current_weight -= total;
+
+        if (ngx_http_llmproxy_rate(r, best, 1, 0) == NGX_BUSY) {
+            /* another worker took its last request meanwhile */
+            goto again;
+        }
+
         return best;
     }
 
@@ -336,4 +430,250 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     }
 
     return cooling;
+}
+
+
+/*
+ * Per-deployment rpm/tpm: a table in the zone, by a 64-bit hash of the
+ * deployment's id, counted per minute like the keys' windows, so the
+ * limits hold across all workers of a gateway, and with the other
+ * gateways' counts (exchanged by the poller like the keys') across all
+ * gateways sharing the database.  Open addressing: a slot is never
+ * emptied, a slot of an older minute is taken over by a deployment not
+ * found in its chain.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_route_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
+{
+    zctx->sh->rates = ngx_slab_calloc(zctx->shpool,
+                              NGX_HTTP_LLMPROXY_RATES
+                              * sizeof(ngx_http_llmproxy_rate_t));
+    if (zctx->sh->rates == NULL) {
+        return NGX_ERROR;
+    }
+
+    zctx->sh->rates_mask = NGX_HTTP_LLMPROXY_RATES - 1;
+
+    return NGX_OK;
+}
+
+
+/* the tokens of a request's answer, against its deployment's tpm */
+
+void
+ngx_http_llmproxy_route_account(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t tokens)
+{
+    if (ctx->current && ctx->current->tpm && tokens) {
+        (void) ngx_http_llmproxy_rate(r, ctx->current, 0, tokens);
+    }
+}
+
+
+/*
+ * The deployment's slot (under the mutex): its own, or a free one or one
+ * of an older minute taken over when `create`; NULL: none.
+ */
+
+static ngx_http_llmproxy_rate_t *
+ngx_http_llmproxy_rate_slot(ngx_http_llmproxy_shctx_t *sh, uint64_t h,
+    uint32_t minute, ngx_uint_t create)
+{
+    ngx_uint_t                 i;
+    ngx_http_llmproxy_rate_t  *slot, *free;
+
+    free = NULL;
+
+    for (i = 0; i <= sh->rates_mask; i++) {
+        slot = &sh->rates[(ngx_uint_t) (h + i) & sh->rates_mask];
+
+        if (slot->hash == h) {
+            break;
+        }
+
+        if (free == NULL && (slot->hash == 0 || slot->minute != minute)) {
+            free = slot;
+        }
+
+        if (slot->hash == 0) {
+            slot = NULL;
+            break;
+        }
+    }
+
+    if (i > sh->rates_mask) {
+        slot = NULL;
+    }
+
+    if (slot == NULL) {
+        if (free == NULL || !create) {
+            return NULL;
+        }
+
+        slot = free;
+        slot->hash = h;
+        slot->minute = minute;
+        slot->requests = 0;
+        slot->tokens = 0;
+        slot->others_requests = 0;
+        slot->others_tokens = 0;
+    }
+
+    if (slot->minute != minute) {
+        slot->minute = minute;
+        slot->requests = 0;
+        slot->tokens = 0;
+        slot->others_requests = 0;
+        slot->others_tokens = 0;
+    }
+
+    return slot;
+}
+
+
+/*
+ * take: count a request if the deployment is below its limits; tokens:
+ * count them; neither: is it below its limits?  NGX_BUSY: at a limit.
+ * The other gateways' counts (the poller's) count too.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_rate(ngx_http_request_t *r,
+    ngx_http_llmproxy_deployment_t *d, ngx_uint_t take, ngx_uint_t tokens)
+{
+    u_char                         *p, *last;
+    uint32_t                        minute;
+    uint64_t                        h;
+    ngx_int_t                       rc;
+    ngx_http_llmproxy_rate_t       *rate;
+    ngx_http_llmproxy_shctx_t      *sh;
+    ngx_http_llmproxy_zone_ctx_t   *zctx;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    if (d->rpm == 0 && d->tpm == 0) {
+        return NGX_OK;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    zctx = lmcf->shm_zone->data;
+    sh = zctx->sh;
+
+    if (sh->rates == NULL) {
+        return NGX_OK;
+    }
+
+    /* FNV-1a of the id: the same on every gateway with the config */
+
+    h = 0xcbf29ce484222325ULL;
+    last = d->id.data + d->id.len;
+
+    for (p = d->id.data; p < last; p++) {
+        h = (h ^ *p) * 0x100000001b3ULL;
+    }
+
+    if (h == 0) {
+        h = 1;
+    }
+
+    minute = (uint32_t) (ngx_time() / 60);
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    /* not counted yet this minute (or no room: not limited) */
+
+    rate = ngx_http_llmproxy_rate_slot(sh, h, minute, take || tokens);
+
+    if (rate == NULL) {
+        goto done;
+    }
+
+    if (tokens) {
+        rate->tokens += (uint32_t) ngx_min(tokens, 0xffffffff - rate->tokens);
+        goto done;
+    }
+
+    if ((d->rpm && rate->requests + rate->others_requests >= d->rpm)
+        || (d->tpm && rate->tokens + rate->others_tokens >= d->tpm))
+    {
+        rc = NGX_BUSY;
+        goto done;
+    }
+
+    if (take) {
+        rate->requests++;
+    }
+
+done:
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * For the database poller, in a thread: this gateway's counts of the
+ * deployments with limits used in `minute` (hashes, two counts each).
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_route_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint32_t minute, uint64_t *hashes, uint32_t *counts, ngx_uint_t max)
+{
+    ngx_uint_t                  i, n;
+    ngx_http_llmproxy_rate_t   *slot;
+    ngx_http_llmproxy_shctx_t  *sh;
+
+    sh = zctx->sh;
+    n = 0;
+
+    if (sh->rates == NULL) {
+        return 0;
+    }
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    for (i = 0; i <= sh->rates_mask && n < max; i++) {
+        slot = &sh->rates[i];
+
+        if (slot->hash && slot->minute == minute
+            && (slot->requests || slot->tokens))
+        {
+            hashes[n] = slot->hash;
+            counts[2 * n] = slot->requests;
+            counts[2 * n + 1] = slot->tokens;
+            n++;
+        }
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return n;
+}
+
+
+/* the other gateways' counts of a deployment in `minute` */
+
+void
+ngx_http_llmproxy_route_others(ngx_http_llmproxy_zone_ctx_t *zctx,
+    uint64_t hash, uint32_t minute, uint32_t requests, uint32_t tokens)
+{
+    ngx_http_llmproxy_rate_t  *slot;
+
+    if (zctx->sh->rates == NULL || hash == 0) {
+        return;
+    }
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    slot = ngx_http_llmproxy_rate_slot(zctx->sh, hash, minute, 1);
+
+    if (slot) {
+        slot->others_requests = requests;
+        slot->others_tokens = tokens;
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
 }

@@ -10,11 +10,21 @@
 #include "ngx_http_llmproxy_module.h"
 
 #include <llmp_translate.h>
+#include <llmp_translate_responses.h>
+
+
+/*
+ * /v1/responses: the client speaks OpenAI, but its own API, which the
+ * library reads and writes apart from chat.completions
+ */
+#define ngx_http_llmproxy_xlate_responses(ctx)                               \
+    ((ctx)->endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES)
 
 
 static ngx_int_t ngx_http_llmproxy_translate_copy(ngx_http_request_t *r,
     llmp_buf_t *buf, ngx_str_t *out);
 static void ngx_http_llmproxy_translate_cleanup(void *data);
+static void ngx_http_llmproxy_translate_responses_cleanup(void *data);
 
 
 /* which of its interfaces a provider is spoken to in, failing the client's */
@@ -60,10 +70,17 @@ ngx_http_llmproxy_translate_request(ngx_http_request_t *r,
     ngx_memzero(&buf, sizeof(llmp_buf_t));
     err[0] = '\0';
 
-    rc = llmp_translate_request((int) ctx->iface, (int) ctx->up_iface,
-                                (char *) ctx->body, ctx->body_len,
-                                (char *) model, ctx->stream, &buf, err,
-                                sizeof(err));
+    if (ngx_http_llmproxy_xlate_responses(ctx)) {
+        rc = llmp_responses_request((int) ctx->up_iface, (char *) ctx->body,
+                                    ctx->body_len, (char *) model,
+                                    ctx->stream, &buf, err, sizeof(err));
+
+    } else {
+        rc = llmp_translate_request((int) ctx->iface, (int) ctx->up_iface,
+                                    (char *) ctx->body, ctx->body_len,
+                                    (char *) model, ctx->stream, &buf, err,
+                                    sizeof(err));
+    }
 
     if (rc != 0) {
         llmp_buf_free(&buf);
@@ -176,9 +193,17 @@ ngx_http_llmproxy_translate_answer(ngx_http_request_t *r,
 
     err[0] = '\0';
 
-    rc = llmp_translate_response((int) ctx->up_iface, (int) ctx->iface,
-                                 (char *) data, len, (char *) model, &buf,
-                                 &usage, err, sizeof(err));
+    if (ngx_http_llmproxy_xlate_responses(ctx)) {
+        rc = llmp_responses_response((int) ctx->up_iface,
+                                     (char *) ctx->body, ctx->body_len,
+                                     (char *) data, len, (char *) model,
+                                     &buf, &usage, err, sizeof(err));
+
+    } else {
+        rc = llmp_translate_response((int) ctx->up_iface, (int) ctx->iface,
+                                     (char *) data, len, (char *) model,
+                                     &buf, &usage, err, sizeof(err));
+    }
 
     if (rc != 0) {
         llmp_buf_free(&buf);
@@ -217,6 +242,21 @@ ngx_http_llmproxy_translate_stream_start(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (ngx_http_llmproxy_xlate_responses(ctx)) {
+        ctx->xlate = llmp_responses_stream_new((int) ctx->up_iface,
+                                               (char *) model,
+                                               (char *) ctx->body,
+                                               ctx->body_len);
+        if (ctx->xlate == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_llmproxy_translate_responses_cleanup;
+        cln->data = ctx->xlate;
+
+        return NGX_OK;
+    }
+
     ctx->xlate = llmp_stream_new((int) ctx->up_iface, (int) ctx->iface,
                                  (char *) model, !ctx->hide_usage);
     if (ctx->xlate == NULL) {
@@ -245,12 +285,24 @@ ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,
 
     rc = 0;
 
-    if (len) {
-        rc = llmp_stream_feed(ctx->xlate, (char *) data, len, out);
-    }
+    if (ngx_http_llmproxy_xlate_responses(ctx)) {
+        if (len) {
+            rc = llmp_responses_stream_feed(ctx->xlate, (char *) data, len,
+                                            out);
+        }
 
-    if (rc == 0 && last) {
-        rc = llmp_stream_finish(ctx->xlate, out);
+        if (rc == 0 && last) {
+            rc = llmp_responses_stream_finish(ctx->xlate, out);
+        }
+
+    } else {
+        if (len) {
+            rc = llmp_stream_feed(ctx->xlate, (char *) data, len, out);
+        }
+
+        if (rc == 0 && last) {
+            rc = llmp_stream_finish(ctx->xlate, out);
+        }
     }
 
     if (rc != 0 && !ctx->xlate_broken) {
@@ -321,4 +373,11 @@ static void
 ngx_http_llmproxy_translate_cleanup(void *data)
 {
     llmp_stream_free(data);
+}
+
+
+static void
+ngx_http_llmproxy_translate_responses_cleanup(void *data)
+{
+    llmp_responses_stream_free(data);
 }

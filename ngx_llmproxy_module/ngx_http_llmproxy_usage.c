@@ -363,6 +363,8 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
 
     ctx->cost = cost;
 
+    ngx_http_llmproxy_route_account(r, ctx, (ngx_uint_t) total);
+
     ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: usage %L prompt (%L cache read, %L written), "
                    "%L completion, %L total, cost %.8f", prompt, read,

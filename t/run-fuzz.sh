@@ -12,7 +12,8 @@ set -u
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-10}
 targets=${FUZZ_TARGETS:-"fuzz_translate_request fuzz_translate_response
-                         fuzz_translate_stream fuzz_json_scan"}
+                         fuzz_translate_stream fuzz_translate_responses
+                         fuzz_json_scan"}
 out=build/fuzz
 data=t/unit/data/translate
 mkdir -p "$out"
@@ -27,6 +28,7 @@ fi
 
 srcs="common/llmp_translate_req.c common/llmp_translate_resp.c
       common/llmp_translate_stream.c common/llmp_translate_util.c
+      common/llmp_translate_think.c common/llmp_translate_responses.c
       common/llmp_sse.c common/llmp_iface.c"
 
 # seed: header byte(s) + file, for each pair the file's interface can start
@@ -66,8 +68,18 @@ for target in $targets; do
     if [ "$target" = fuzz_json_scan ]; then
         cp t/fuzz/json_scan_seeds/* "$data"/req_*.json "$corpus"/
     fi
+    if [ "$target" = fuzz_translate_responses ]; then
+        # the request (0x01 anthropic, 0x02 gemini, 0x21 streamed), the
+        # answers and streams of both providers (0x11, 0x12)
+        seed "$corpus" req '\x01' '\x02' '\x21' -- "$data"/req_responses.json
+        seed "$corpus" an '\x11' -- "$data"/resp_anthropic*.json \
+            "$data"/stream_anthropic*.sse
+        seed "$corpus" ge '\x12' -- "$data"/resp_gemini*.json \
+            "$data"/stream_gemini*.sse
+    fi
     for from in 0 1 2; do
         [ "$target" = fuzz_json_scan ] && break
+        [ "$target" = fuzz_translate_responses ] && break
         case $from in
             0) name=openai ;; 1) name=anthropic ;; 2) name=gemini ;;
         esac

@@ -14,6 +14,14 @@
 // style's own usage fields (cache and reasoning tokens) come from
 // st.usageDetails.anthropic / .gemini, merged into its usage object (for
 // Anthropic streams: message_start's).
+//
+// Reasoning: an Anthropic request with `thinking` gets a thinking block
+// (signature "sig-mock") first, and is refused as the real API refuses
+// it (budget under 1024, max_tokens not above it, a temperature, a tool
+// round whose assistant turn does not start with a thinking block); a
+// Gemini request with thinkingConfig.includeThoughts gets a thought part,
+// its function calls a thoughtSignature ("gsig-mock") that, as Gemini 3
+// wants, must come back with each call of the history.
 
 const usageOf = (st) => st.usage || { prompt_tokens: 11,
                                       completion_tokens: 7 };
@@ -64,8 +72,13 @@ function anthropicProblem(req, body) {
       return `messages.${i}.content: string or blocks`;
     }
     for (const b of Array.isArray(m.content) ? m.content : []) {
-      if (!['text', 'image', 'tool_use', 'tool_result', 'document']
+      if (!['text', 'image', 'tool_use', 'tool_result', 'document',
+            'thinking', 'redacted_thinking']
           .includes(b.type)) return `messages.${i}: block type ${b.type}`;
+      if (b.type === 'thinking' && (m.role !== 'assistant'
+          || typeof b.signature !== 'string' || !b.signature)) {
+        return `messages.${i}: thinking needs a signature`;
+      }
       if (b.type === 'tool_use' && m.role !== 'assistant') {
         return 'tool_use outside an assistant turn';
       }
@@ -77,6 +90,27 @@ function anthropicProblem(req, body) {
     }
   }
   if (body.messages[0].role !== 'user') return 'first message must be user';
+  if (body.thinking !== undefined) {
+    const t = body.thinking;
+    if (t.type !== 'enabled' || !Number.isInteger(t.budget_tokens)
+        || t.budget_tokens < 1024) return 'thinking.budget_tokens: >= 1024';
+    if (body.max_tokens <= t.budget_tokens) {
+      return 'max_tokens must be greater than thinking.budget_tokens';
+    }
+    if (body.temperature !== undefined && body.temperature !== 1) {
+      return 'temperature may only be set to 1 when thinking is enabled';
+    }
+    const last = body.messages[body.messages.length - 1];
+    const prev = body.messages[body.messages.length - 2];
+    if (Array.isArray(last.content)
+        && last.content.some((b) => b.type === 'tool_result') && prev
+        && (!Array.isArray(prev.content) || !['thinking', 'redacted_thinking']
+          .includes(prev.content[0].type))) {
+      return 'Expected `thinking` or `redacted_thinking`, but found '
+        + '`tool_use`. When `thinking` is enabled, a final `assistant` '
+        + 'message must start with a thinking block';
+    }
+  }
   for (const t of body.tools || []) {
     if (typeof t.name !== 'string' || typeof t.input_schema !== 'object') {
       return 'tools: name and input_schema required';
@@ -114,10 +148,12 @@ function anthropic(req, res, body, st) {
                          'x-mock-name': st.name });
     return res.end(JSON.stringify({ input_tokens: u.prompt_tokens }));
   }
-  const content = turn.tool
+  const thinking = body.thinking ? [{ type: 'thinking',
+    thinking: 'mock thoughts', signature: 'sig-mock' }] : [];
+  const content = [...thinking, ...(turn.tool
     ? [{ type: 'tool_use', id: 'toolu_mock1', name: turn.tool.name,
          input: turn.tool.input }]
-    : [{ type: 'text', text: turn.text }];
+    : [{ type: 'text', text: turn.text }])];
   const stop = turn.tool ? 'tool_use' : 'end_turn';
   if (!body.stream) {
     res.writeHead(200, { 'content-type': 'application/json',
@@ -138,24 +174,36 @@ function anthropic(req, res, body, st) {
     usage: { input_tokens: u.prompt_tokens, output_tokens: 1,
              ...detailsOf(st, 'anthropic') } } }),
     ev('ping', {})];
-  if (turn.tool) {
+  const at = thinking.length;
+  if (thinking.length) {
     out.push(ev('content_block_start', { index: 0, content_block: {
+      type: 'thinking', thinking: '', signature: '' } }));
+    for (const piece of ['mock ', 'thoughts']) {
+      out.push(ev('content_block_delta', { index: 0, delta: {
+        type: 'thinking_delta', thinking: piece } }));
+    }
+    out.push(ev('content_block_delta', { index: 0, delta: {
+      type: 'signature_delta', signature: 'sig-mock' } }));
+    out.push(ev('content_block_stop', { index: 0 }));
+  }
+  if (turn.tool) {
+    out.push(ev('content_block_start', { index: at, content_block: {
       type: 'tool_use', id: 'toolu_mock1', name: turn.tool.name,
       input: {} } }));
     const args = JSON.stringify(turn.tool.input);
     for (const piece of [args.slice(0, 5), args.slice(5)]) {
-      out.push(ev('content_block_delta', { index: 0, delta: {
+      out.push(ev('content_block_delta', { index: at, delta: {
         type: 'input_json_delta', partial_json: piece } }));
     }
   } else {
-    out.push(ev('content_block_start', { index: 0,
+    out.push(ev('content_block_start', { index: at,
       content_block: { type: 'text', text: '' } }));
     for (const piece of turn.text.match(/.{1,4}/g)) {
-      out.push(ev('content_block_delta', { index: 0,
+      out.push(ev('content_block_delta', { index: at,
         delta: { type: 'text_delta', text: piece } }));
     }
   }
-  out.push(ev('content_block_stop', { index: 0 }));
+  out.push(ev('content_block_stop', { index: at }));
   out.push(ev('message_delta', { delta: { stop_reason: stop,
     stop_sequence: null }, usage: { output_tokens: u.completion_tokens } }));
   out.push(ev('message_stop', {}));
@@ -258,8 +306,19 @@ function gemini(req, res, body, st, model, method) {
   }
   const turn = geminiTurn(body) || { text: st.content
                                            || 'hello from ' + st.name };
-  const parts = turn.tool ? [{ functionCall: turn.tool }]
-                          : [{ text: turn.text }];
+  const gc = body.generationConfig || body.generation_config || {};
+  const thinks = !!(gc.thinkingConfig || {}).includeThoughts;
+  const thought = thinks ? [{ text: 'mock thoughts', thought: true }] : [];
+  const unsigned = thinks && body.contents.some((c) => c.parts.some((p) =>
+    p.functionCall && p.thoughtSignature !== 'gsig-mock'));
+  if (unsigned) {
+    return geminiError(res, st, 400, 'mock gemini: Function call is '
+                       + 'missing a thought_signature');
+  }
+  const parts = [...thought, ...(turn.tool
+    ? [{ functionCall: turn.tool,
+         ...(thinks ? { thoughtSignature: 'gsig-mock' } : {}) }]
+    : [{ text: turn.text }])];
   if (method === 'generateContent') {
     res.writeHead(200, { 'content-type': 'application/json',
                          'x-mock-name': st.name });
@@ -275,9 +334,9 @@ function gemini(req, res, body, st, model, method) {
                    ...(last ? { finishReason: 'STOP' } : {}), index: 0 }],
     ...(last ? { usageMetadata } : {}), modelVersion: model,
     responseId: 'gem-mock' }) + '\r\n\r\n';
-  const out = [];
+  const out = thought.length ? [chunk(thought, false)] : [];
   if (turn.tool) {
-    out.push(chunk(parts, true));
+    out.push(chunk(parts.slice(thought.length), true));
   } else {
     const pieces = turn.text.match(/.{1,4}/g);
     pieces.forEach((t, i) => out.push(chunk([{ text: t }],

@@ -159,13 +159,15 @@ test_from_anthropic(void)
     cJSON_Delete(r);
 
     r = resp_file(AN, GE, "resp_anthropic_text.json");
-    TAP_OK(r != NULL && jsize(r, "candidates.0.content.parts") == 1
-           && js(r, "candidates.0.content.parts.0.text",
+    TAP_OK(r != NULL && jsize(r, "candidates.0.content.parts") == 2
+           && js(r, "candidates.0.content.parts.0.text", "Simple greeting.")
+           && cJSON_IsTrue(jp(r, "candidates.0.content.parts.0.thought"))
+           && js(r, "candidates.0.content.parts.1.text",
                  "Hi! My name is Claude.")
            && js(r, "candidates.0.finishReason", "STOP")
            && jnum(r, "usageMetadata.promptTokenCount", 2195)
            && jnum(r, "usageMetadata.cachedContentTokenCount", 100),
-           "an->ge: text, stop_sequence is STOP");
+           "an->ge: thinking is a thought part, stop_sequence is STOP");
     cJSON_Delete(r);
 
     r = resp_file(AN, GE, "resp_anthropic_tool.json");
@@ -196,11 +198,14 @@ test_from_gemini(void)
     cJSON_Delete(r);
 
     r = resp_file(GE, AN, "resp_gemini_text.json");
-    TAP_OK(r != NULL && jsize(r, "content") == 1
-           && js(r, "content.0.text", "AI learns patterns from data.")
+    TAP_OK(r != NULL && jsize(r, "content") == 2
+           && js(r, "content.0.type", "thinking")
+           && js(r, "content.0.thinking", "Let me think.")
+           && js(r, "content.1.text", "AI learns patterns from data.")
            && js(r, "stop_reason", "max_tokens")
            && jnum(r, "usage.output_tokens", 32),
-           "ge->an: adjacent text parts make one block");
+           "ge->an: a thought is a thinking block, adjacent text parts "
+           "make one block");
     cJSON_Delete(r);
 
     r = resp_file(GE, OA, "resp_gemini_tool.json");

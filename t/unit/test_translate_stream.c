@@ -317,21 +317,25 @@ test_to_anthropic(void)
 
     e = stream_file(GE, AN, "stream_gemini_tool.sse", 0, &u, NULL);
     TAP_OK(e != NULL && jnum(e, "0.data.message.usage.input_tokens", 120)
-           && js(e, "1.data.content_block.type", "text")
-           && js(e, "2.data.delta.text", "Let me look.")
-           && js(e, "4.data.content_block.type", "tool_use")
-           && jnum(e, "4.data.index", 1)
-           && js(e, "4.data.content_block.id", "call_n0nce_0")
-           && js(e, "5.data.delta.partial_json",
-                 "{\"location\":\"Paris\",\"unit\":\"celsius\"}")
+           && js(e, "1.data.content_block.type", "thinking")
+           && js(e, "2.data.delta.type", "thinking_delta")
+           && js(e, "2.data.delta.thinking", "Checking.")
+           && js(e, "4.data.content_block.type", "text")
+           && js(e, "5.data.delta.text", "Let me look.")
+           && js(e, "7.data.content_block.type", "tool_use")
            && jnum(e, "7.data.index", 2)
-           && js(e, "7.data.content_block.name", "get_time")
-           && js(e, "10.data.delta.stop_reason", "tool_use")
-           && jnum(e, "10.data.usage.output_tokens", 40)
-           && js(e, "11.event", "message_stop")
-           && cJSON_GetArraySize(e) == 12
+           && js(e, "7.data.content_block.id", "call_n0nce_0")
+           && js(e, "8.data.delta.partial_json",
+                 "{\"location\":\"Paris\",\"unit\":\"celsius\"}")
+           && jnum(e, "10.data.index", 3)
+           && js(e, "10.data.content_block.name", "get_time")
+           && js(e, "13.data.delta.stop_reason", "tool_use")
+           && jnum(e, "13.data.usage.output_tokens", 40)
+           && js(e, "14.event", "message_stop")
+           && cJSON_GetArraySize(e) == 15
            && u.prompt_tokens == 120 && u.completion_tokens == 40,
-           "ge->an stream: thought dropped, blocks numbered, usage");
+           "ge->an stream: a thought is a thinking block, blocks numbered, "
+           "usage");
     cJSON_Delete(e);
 
     e = stream_file(GE, AN, "stream_gemini_text.sse", 0, &u, NULL);
@@ -396,10 +400,13 @@ test_to_openai(void)
                  "get_weather")
            && strcmp(text, "{\"location\": \"San Francisco, CA\"}") == 0
            && find_event(e, "choices.0.finish_reason", "tool_calls", 0)
-           && js(e, "1.data.choices.0.delta.content",
+           && js(e, "1.data.choices.0.delta.reasoning_content",
+                 "Need weather.")
+           && js(e, "2.data.choices.0.delta.content",
                  "Okay, let's check the weather for San Francisco, CA:")
            && u.prompt_tokens == 572 && u.completion_tokens == 89,
-           "an->oa stream: thinking dropped, tool call argument deltas");
+           "an->oa stream: thinking is reasoning_content, tool call "
+           "argument deltas");
     free(text);
     cJSON_Delete(e);
 
@@ -411,8 +418,9 @@ test_to_openai(void)
            && js(ev, "choices.0.delta.tool_calls.0.function.name",
                  "get_time")
            && find_event(e, "choices.0.finish_reason", "tool_calls", 0)
-           && jnum(jp(e, "7.data"), "usage.completion_tokens", 40)
-           && js(e, "8.data", "[DONE]"),
+           && js(e, "1.data.choices.0.delta.reasoning_content", "Checking.")
+           && jnum(jp(e, "8.data"), "usage.completion_tokens", 40)
+           && js(e, "9.data", "[DONE]"),
            "ge->oa stream: generated call ids, STOP with calls");
     cJSON_Delete(e);
 
@@ -461,15 +469,19 @@ test_to_gemini(void)
     cJSON_Delete(e);
 
     e = stream_file(AN, GE, "stream_anthropic_tool.sse", 0, &u, NULL);
-    TAP_OK(e != NULL && cJSON_GetArraySize(e) == 3
+    TAP_OK(e != NULL && cJSON_GetArraySize(e) == 4
            && js(e, "0.data.candidates.0.content.parts.0.text",
+                 "Need weather.")
+           && cJSON_IsTrue(jp(e, "0.data.candidates.0.content.parts.0."
+                                 "thought"))
+           && js(e, "1.data.candidates.0.content.parts.0.text",
                  "Okay, let's check the weather for San Francisco, CA:")
-           && js(e, "1.data.candidates.0.content.parts.0.functionCall.args."
+           && js(e, "2.data.candidates.0.content.parts.0.functionCall.args."
                  "location", "San Francisco, CA")
            && js(e, "0.data.responseId", "msg_014p7gG3wDgGV9EUtLvnow3U")
-           && jnum(e, "2.data.usageMetadata.promptTokenCount", 572)
-           && jnum(e, "2.data.usageMetadata.cachedContentTokenCount", 100),
-           "an->ge stream: text, functionCall, usage");
+           && jnum(e, "3.data.usageMetadata.promptTokenCount", 572)
+           && jnum(e, "3.data.usageMetadata.cachedContentTokenCount", 100),
+           "an->ge stream: thought, text, functionCall, usage");
     cJSON_Delete(e);
 }
 
