@@ -34,6 +34,7 @@ typedef struct {
 #define LLMP_NUM      0x00
 #define LLMP_INT      0x01
 #define LLMP_POSITIVE 0x02
+#define LLMP_OPTIONAL 0x04      /* may be missing from a compiled config */
 
 
 static const char *const  llmp_top_fields[] = {
@@ -48,12 +49,23 @@ static const char *const  llmp_provider_fields[] = {
 static const char *const  llmp_model_fields[] = {
     "model", "access_groups", LLMP_PRICE_INPUT, LLMP_PRICE_OUTPUT,
     LLMP_PRICE_CACHE_READ, LLMP_PRICE_CACHE_5M, LLMP_PRICE_CACHE_1H,
-    "rpm", "tpm", "weight", NULL
+    "rpm", "tpm", "weight", "first_byte_timeout_seconds",
+    "stream_idle_timeout_seconds", NULL
 };
 
 static const char *const  llmp_settings_fields[] = {
     "num_retries", "allowed_fails", "cooldown_seconds",
-    "request_timeout_seconds", "health_check_interval_seconds", NULL
+    "request_timeout_seconds", "first_byte_timeout_seconds",
+    "stream_idle_timeout_seconds", "health_check_interval_seconds", NULL
+};
+
+/*
+ * the timeouts a model may set for itself; 0 is off (the request timeout
+ * alone applies), so a reasoning model that thinks for minutes before
+ * its first byte is not cut by a default
+ */
+static const char *const  llmp_model_timeouts[] = {
+    "first_byte_timeout_seconds", "stream_idle_timeout_seconds", NULL
 };
 
 
@@ -66,7 +78,9 @@ static const struct {
     { "allowed_fails", LLMP_INT, 3 },
     { "cooldown_seconds", LLMP_NUM, 5 },
     { "request_timeout_seconds", LLMP_POSITIVE, 600 },
-    { "health_check_interval_seconds", LLMP_NUM, 0 },     /* 0: off */
+    { "first_byte_timeout_seconds", LLMP_NUM | LLMP_OPTIONAL, 0 },
+    { "stream_idle_timeout_seconds", LLMP_NUM | LLMP_OPTIONAL, 0 },
+    { "health_check_interval_seconds", LLMP_NUM | LLMP_OPTIONAL, 0 },
     { NULL, 0, 0 }
 };
 
@@ -1254,6 +1268,28 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
         goto nomem;
     }
 
+    /* a model's own timeouts, only where it sets them */
+
+    for (i = 0; llmp_model_timeouts[i]; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(m, llmp_model_timeouts[i]);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        snprintf(npath, sizeof(npath), "%s.%s", path, llmp_model_timeouts[i]);
+
+        if (llmp_check_number(v, npath, LLMP_NUM, c->errs) != 0) {
+            continue;
+        }
+
+        if (cJSON_AddNumberToObject(d, llmp_model_timeouts[i], v->valuedouble)
+            == NULL)
+        {
+            goto nomem;
+        }
+    }
+
     return d;
 
 nomem:
@@ -1448,12 +1484,12 @@ llmp_compile_settings(const cJSON *user, llmp_errors_t *errs)
             }
         }
 
-        /* health checks are off unless asked for: stored configs stay */
+        /*
+         * an optional setting not given is left out of the compiled
+         * config, which a gateway of an earlier version can then load
+         */
 
-        if (v == NULL
-            && strcmp(llmp_settings[i].name, "health_check_interval_seconds")
-               == 0)
-        {
+        if (v == NULL && (llmp_settings[i].kind & LLMP_OPTIONAL)) {
             continue;
         }
 
@@ -1830,6 +1866,7 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
         "id", "provider", "model", "upstream_model", "access_groups",
         LLMP_PRICE_INPUT, LLMP_PRICE_OUTPUT, LLMP_PRICE_CACHE_READ,
         LLMP_PRICE_CACHE_5M, LLMP_PRICE_CACHE_1H, "rpm", "tpm", "weight",
+        "first_byte_timeout_seconds", "stream_idle_timeout_seconds",
         "model_prices", NULL
     };
 
@@ -1915,6 +1952,24 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
             llmp_check_number(v, npath, llmp_model_numbers[n].kind, errs);
         }
     }
+
+    for (n = 0; llmp_model_timeouts[n]; n++) {
+        v = cJSON_GetObjectItemCaseSensitive(d, llmp_model_timeouts[n]);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        snprintf(npath, sizeof(npath), "%s.%s", path, llmp_model_timeouts[n]);
+
+        if (llmp_check_number(v, npath, LLMP_NUM, errs) == 0
+            && v->valuedouble > LLMP_SETTINGS_MAX)
+        {
+            /* seconds the gateway turns into milliseconds, as settings */
+            llmp_errors_add(errs, "%s: expected at most %g", npath,
+                            LLMP_SETTINGS_MAX);
+        }
+    }
 }
 
 
@@ -1936,17 +1991,10 @@ llmp_validate_settings(const cJSON *s, llmp_errors_t *errs)
         snprintf(path, sizeof(path), "settings.%s", llmp_settings[i].name);
         v = cJSON_GetObjectItemCaseSensitive(s, llmp_settings[i].name);
 
-        /* newer than configs stored by an older llmproxyctl: optional */
-
-        if (v == NULL
-            && strcmp(llmp_settings[i].name, "health_check_interval_seconds")
-               == 0)
-        {
-            continue;
-        }
-
         if (v == NULL) {
-            llmp_errors_add(errs, "%s: required", path);
+            if (!(llmp_settings[i].kind & LLMP_OPTIONAL)) {
+                llmp_errors_add(errs, "%s: required", path);
+            }
 
         } else if (llmp_check_number(v, path, llmp_settings[i].kind, errs)
                    == 0

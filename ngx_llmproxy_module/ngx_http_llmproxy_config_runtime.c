@@ -660,6 +660,8 @@ ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
     s->allowed_fails = 3;
     s->cooldown = 5000;
     s->request_timeout = 600000;
+    s->first_byte_timeout = 0;
+    s->stream_idle_timeout = 0;
 
     cJSON_ArrayForEach(v, settings) {
 
@@ -692,6 +694,14 @@ ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
             if (s->request_timeout == 0) {
                 s->request_timeout = 1;   /* positive, under a millisecond */
             }
+
+        } else if (ngx_strcmp(v->string, "first_byte_timeout_seconds") == 0)
+        {
+            s->first_byte_timeout = (ngx_msec_t) (v->valuedouble * 1000);
+
+        } else if (ngx_strcmp(v->string, "stream_idle_timeout_seconds") == 0)
+        {
+            s->stream_idle_timeout = (ngx_msec_t) (v->valuedouble * 1000);
         }
     }
 
@@ -1009,6 +1019,22 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_num("weight", weight, ngx_int_t);
 
 #undef ngx_http_llmproxy_num
+
+    /* seconds (the validator's bounds); unset: the settings' value */
+
+#define ngx_http_llmproxy_timeout(key, field)                                \
+    d->field = NGX_CONF_UNSET_MSEC;                                          \
+    item = cJSON_GetObjectItemCaseSensitive(obj, key);                       \
+    if (cJSON_IsNumber(item)) {                                              \
+        d->field = (ngx_msec_t) (item->valuedouble * 1000);                  \
+    }
+
+    ngx_http_llmproxy_timeout("first_byte_timeout_seconds",
+                              first_byte_timeout);
+    ngx_http_llmproxy_timeout("stream_idle_timeout_seconds",
+                              stream_idle_timeout);
+
+#undef ngx_http_llmproxy_timeout
 
     d->hash = ngx_crc32_short(d->id.data, d->id.len);
 

@@ -38,6 +38,10 @@ static ngx_int_t ngx_http_llmproxy_send_held(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llmproxy_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
 static void ngx_http_llmproxy_clear_length(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_drain_start(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in);
+static ngx_int_t ngx_http_llmproxy_drain(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in);
 static void ngx_http_llmproxy_early_iface(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 
@@ -450,23 +454,39 @@ ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
+    ngx_int_t                 rc;
     ngx_buf_t                *b;
     ngx_chain_t               out;
     ngx_http_llmproxy_ctx_t  *ctx;
 
-    if (in == NULL || r != r->main) {
+    if (r != r->main) {
         return ngx_http_next_body_filter(r, in);
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    if (ctx && ctx->draining) {
+        return ngx_http_llmproxy_drain(r, ctx, in);
+    }
+
+    if (in == NULL || (ctx && ctx->stream_end)) {
+        rc = ngx_http_next_body_filter(r, in);
+        goto sent;
+    }
 
     if (ctx && ctx->hold) {
         return ngx_http_llmproxy_hold(r, ctx, in);
     }
 
     if (ctx && (ctx->hide_usage || ctx->xlate) && !ctx->error_body) {
-        return ngx_http_llmproxy_sse_filter(r, ctx, in,
-                                            ngx_http_next_body_filter);
+        rc = ngx_http_llmproxy_sse_filter(r, ctx, in,
+                                          ngx_http_next_body_filter);
+        goto sent;
+    }
+
+    if (ctx && ctx->stream && !ctx->error_body) {
+        rc = ngx_http_next_body_filter(r, in);
+        goto sent;
     }
 
     if (ctx == NULL || !ctx->error_body) {
@@ -500,6 +520,153 @@ ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     out.next = NULL;
 
     return ngx_http_next_body_filter(r, &out);
+
+sent:
+
+    /*
+     * the client of a stream left (the write failed): the provider's
+     * answer is read on for its usage, for llmproxy_stream_drain_timeout
+     */
+
+    if (rc == NGX_ERROR && r->connection->error && ctx && ctx->stream
+        && r->upstream && r->upstream->header_sent
+        && r->upstream->conf->ignore_client_abort)
+    {
+        return ngx_http_llmproxy_drain_start(r, ctx, in);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_drain_start(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in)
+{
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "llmproxy: client left the stream, reading the "
+                  "provider's answer on for its usage");
+
+    ctx->client_left = 1;
+    ctx->draining = 1;
+    ctx->drain_end = ngx_current_msec + lmcf->stream_drain;
+
+    return ngx_http_llmproxy_drain(r, ctx, in);
+}
+
+
+/*
+ * Draining: what the provider sends is dropped, the upstream's buffers
+ * consumed (nothing reaches the client, so nginx would stop reading when
+ * they are all busy), and its read timeout is what is left of the drain
+ * (or the stream's idle timeout, if shorter): nginx rearms the timer with
+ * it after every read, and when it fires the request ends
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_drain(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    ngx_msec_int_t        left;
+    ngx_chain_t          *cl;
+    ngx_http_upstream_t  *u;
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    u = r->upstream;
+
+    if (u == NULL) {
+        return NGX_OK;
+    }
+
+    for (cl = u->busy_bufs; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+    }
+
+    left = (ngx_msec_int_t) (ctx->drain_end - ngx_current_msec);
+
+    if (left < 1) {
+        left = 1;
+    }
+
+    if (ctx->idle_timeout && (ngx_msec_t) left > ctx->idle_timeout) {
+        left = ctx->idle_timeout;
+    }
+
+    u->conf->read_timeout = (ngx_msec_t) left;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A stream the provider cut or stalled ends with the error event of the
+ * client's interface (its SDK raises it) rather than just stopping: the
+ * error as the filter renders it, as one server-sent event, and the
+ * stream's end
+ */
+
+ngx_int_t
+ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char                           *p;
+    size_t                            len;
+    ngx_str_t                         body;
+    ngx_buf_t                        *b;
+    ngx_chain_t                       out;
+    const ngx_http_llmproxy_iface_t  *ifc;
+
+    if (ctx->stream_end || r->connection->error) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_llmproxy_error_body(r, ctx, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ifc = ngx_http_llmproxy_iface(ctx->iface);
+
+    /* a blank line first ends an event the provider left half sent */
+
+    len = 2 + ifc->sse_error.len + body.len + 2;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = p;
+
+    p = ngx_cpymem(p, "\n\n", 2);
+    p = ngx_cpymem(p, ifc->sse_error.data, ifc->sse_error.len);
+    p = ngx_cpymem(p, body.data, body.len);
+    p = ngx_cpymem(p, "\n\n", 2);
+
+    b->last = p;
+    b->memory = 1;
+    b->flush = 1;
+    b->last_buf = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    ctx->stream_end = 1;
+    r->keepalive = 0;
+
+    return ngx_http_output_filter(r, &out);
 }
 
 

@@ -18,7 +18,8 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_null_string,
       ngx_null_string,
       ngx_string("/chat/completions"),
-      "{\"input_tokens\":%uz}" },
+      "{\"input_tokens\":%uz}",
+      ngx_string("data: ") },
 
     { LLMP_IFACE_ANTHROPIC,
       ngx_http_llmproxy_anthropic_handler,
@@ -28,7 +29,8 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_string("anthropic-version: 2023-06-01" CRLF),
       ngx_string("anthropic-version"),
       ngx_string("/messages"),
-      "{\"input_tokens\":%uz}" },
+      "{\"input_tokens\":%uz}",
+      ngx_string("event: error\ndata: ") },
 
     { LLMP_IFACE_GEMINI,
       ngx_http_llmproxy_gemini_handler,
@@ -38,7 +40,8 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_null_string,
       ngx_null_string,
       ngx_null_string,
-      "{\"totalTokens\":%uz}" }
+      "{\"totalTokens\":%uz}",
+      ngx_string("data: ") }
 };
 
 

@@ -194,6 +194,14 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       offsetof(ngx_http_llmproxy_main_conf_t, keepalive),
       &ngx_http_llmproxy_keepalive_bounds },
 
+    /* how long a stream the client left is read on for its usage; 0: off */
+    { ngx_string("llmproxy_stream_drain_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_llmproxy_main_conf_t, stream_drain),
+      NULL },
+
     { ngx_string("llmproxy_upstream_keepalive_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -512,6 +520,7 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
     lmcf->usage_buffer = NGX_CONF_UNSET_SIZE;
     lmcf->usage_flush = NGX_CONF_UNSET_MSEC;
     lmcf->litellm_headers = NGX_CONF_UNSET;
+    lmcf->stream_drain = NGX_CONF_UNSET_MSEC;
 
     return lmcf;
 }
@@ -543,6 +552,7 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->usage_flush, 200);
     ngx_conf_init_value(lmcf->litellm_headers, 0);
+    ngx_conf_init_msec_value(lmcf->stream_drain, 30000);
 
     if (lmcf->thread_pool_name.len == 0) {
         ngx_str_set(&lmcf->thread_pool_name, "default");

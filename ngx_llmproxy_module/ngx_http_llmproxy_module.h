@@ -50,6 +50,7 @@ typedef struct {
     size_t                        usage_buffer;    /* records in memory */
     ngx_msec_t                    usage_flush;
     ngx_flag_t                    litellm_headers; /* x-litellm-* too */
+    ngx_msec_t                    stream_drain;    /* after a client left */
 #if (NGX_HTTP_SSL)
     ngx_ssl_t                    *ssl;             /* upstream TLS */
 #endif
@@ -120,6 +121,8 @@ typedef struct {
     ngx_uint_t                    rpm;
     ngx_uint_t                    tpm;
     ngx_int_t                     weight;
+    ngx_msec_t                    first_byte_timeout;   /* UNSET: settings' */
+    ngx_msec_t                    stream_idle_timeout;
     ngx_int_t                     current_weight;  /* smooth WRR state */
     uint32_t                      hash;            /* crc32 of id */
     ngx_http_llmproxy_group_t    *group;
@@ -155,6 +158,8 @@ typedef struct {
     ngx_uint_t                    allowed_fails;
     ngx_msec_t                    cooldown;
     ngx_msec_t                    request_timeout;
+    ngx_msec_t                    first_byte_timeout;   /* 0: off */
+    ngx_msec_t                    stream_idle_timeout;  /* 0: off */
     ngx_msec_t                    health_interval;  /* 0: no checks */
 } ngx_http_llmproxy_settings_t;
 
@@ -444,6 +449,16 @@ typedef struct {
     ngx_http_llmproxy_sse_t        *sse;            /* a rewritten stream */
     void                           *xlate;          /* llmp_stream_t */
 
+    /*
+     * a stream: the bytes of its text content so far (for an estimate of
+     * its output when its usage never comes), the idle timeout it runs
+     * with, and when a drain after the client left ends
+     */
+    size_t                          text_bytes;
+    ngx_msec_t                      idle_timeout;
+    ngx_msec_t                      drain_end;
+    ngx_msec_t                      attempt_start;
+
     unsigned                        stream:1;
     unsigned                        repeat:1;
     unsigned                        accounted:1;
@@ -459,6 +474,12 @@ typedef struct {
     unsigned                        err_keep:1;     /* err_status stands */
     unsigned                        body_wait:1;    /* reading it whole */
     unsigned                        body_plain:1;   /* its start decoded */
+    unsigned                        text_string:2;  /* in a text value */
+    unsigned                        client_left:1;
+    unsigned                        draining:1;     /* read for its usage */
+    unsigned                        stream_end:1;   /* its last event sent */
+    unsigned                        usage_estimated:1;
+    unsigned                        first_byte_wait:1;
 } ngx_http_llmproxy_ctx_t;
 
 
@@ -591,6 +612,8 @@ ngx_int_t ngx_http_llmproxy_add_variables(ngx_conf_t *cf);
 
 /* _filter.c */
 ngx_int_t ngx_http_llmproxy_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 
 /* _zone.c */
 char *ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -698,6 +721,8 @@ typedef struct {
     ngx_str_t                     chat_path;       /* a translated chat's;
                                                       empty: in the URL */
     const char                   *count_tokens;    /* the answer's format */
+    ngx_str_t                     sse_error;       /* an error event's
+                                                      start, its JSON next */
 } ngx_http_llmproxy_iface_t;
 
 const ngx_http_llmproxy_iface_t *ngx_http_llmproxy_iface(ngx_uint_t iface);
@@ -749,6 +774,9 @@ void *ngx_http_llmproxy_translate_buf(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in,
     ngx_http_output_body_filter_pt next);
+void ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
+    u_char *last);
+void ngx_http_llmproxy_sse_estimate(ngx_http_llmproxy_ctx_t *ctx);
 
 /* _admin.c */
 ngx_int_t ngx_http_llmproxy_admin_handler(ngx_http_request_t *r);

@@ -422,3 +422,128 @@ ngx_http_llmproxy_sse_after(u_char *p, u_char *last, const char *name,
 
     return q;
 }
+
+
+/*
+ * The bytes of a stream's text as the provider sends it (the string
+ * values of the members its text, thinking and tool arguments come in,
+ * in each interface), for an estimate of the output when the stream ends
+ * before its usage: a client left and the drain ran out, the provider cut
+ * or stalled it.  Counted on the provider's side of a translation; a
+ * member name split between two reads is missed, which an estimate can
+ * bear.
+ */
+
+static ngx_str_t  ngx_http_llmproxy_text_keys[] = {
+    ngx_string("\"content\""),
+    ngx_string("\"text\""),
+    ngx_string("\"thinking\""),
+    ngx_string("\"partial_json\""),
+    ngx_string("\"arguments\""),
+    ngx_string("\"reasoning_content\""),
+    ngx_string("\"refusal\""),
+    ngx_null_string
+};
+
+
+void
+ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
+    u_char *last)
+{
+    u_char     *q, *start;
+    ngx_str_t  *k;
+
+    start = p;
+
+    for ( ;; ) {
+
+        /* in a text value: to its closing quote, escapes skipped */
+
+        while (ctx->text_string && p < last) {
+
+            if (ctx->text_string == 2) {
+                ctx->text_string = 1;
+
+            } else if (*p == '\\') {
+                ctx->text_string = 2;
+                p++;
+                continue;
+
+            } else if (*p == '"') {
+                ctx->text_string = 0;
+                p++;
+                break;
+            }
+
+            ctx->text_bytes++;
+            p++;
+        }
+
+        if (p >= last) {
+            return;
+        }
+
+        q = memchr(p, ':', last - p);
+        if (q == NULL) {
+            return;
+        }
+
+        p = q + 1;
+
+        if (q == start || q[-1] != '"') {
+            continue;
+        }
+
+        for (k = ngx_http_llmproxy_text_keys; k->len; k++) {
+            if ((size_t) (q - start) >= k->len
+                && ngx_memcmp(q - k->len, k->data, k->len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (k->len == 0) {
+            continue;
+        }
+
+        while (p < last && *p == ' ') {
+            p++;
+        }
+
+        if (p < last && *p == '"') {
+            ctx->text_string = 1;
+            p++;
+        }
+    }
+}
+
+
+/*
+ * A stream that ended before its usage came: about four bytes of text a
+ * token for the output (what the provider reported, if more), the request
+ * body likewise for the input when its count never came; the record says
+ * the usage was estimated
+ */
+
+void
+ngx_http_llmproxy_sse_estimate(ngx_http_llmproxy_ctx_t *ctx)
+{
+    int64_t  n;
+
+    n = (int64_t) (ctx->text_bytes + 3) / 4;
+
+    if (ctx->completion_tokens < n) {
+        ctx->completion_tokens = n;
+        ctx->usage_estimated = 1;
+    }
+
+    if (ctx->prompt_tokens < 0) {
+        ctx->prompt_tokens = (int64_t) (ctx->body_len + 3) / 4;
+        ctx->usage_estimated = 1;
+    }
+
+    if (ctx->usage_estimated) {
+        /* the provider's total, if any, was of a partial count */
+        ctx->total_tokens = -1;
+    }
+}

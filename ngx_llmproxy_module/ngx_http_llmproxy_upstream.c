@@ -106,6 +106,12 @@ static ngx_int_t ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes);
 static ngx_int_t ngx_http_llmproxy_chunked_filter(void *data,
     ssize_t bytes);
 static void ngx_http_llmproxy_abort_request(ngx_http_request_t *r);
+static void ngx_http_llmproxy_first_byte(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static void ngx_http_llmproxy_client_left(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_int_t rc);
+static ngx_msec_t ngx_http_llmproxy_timeout(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_deployment_t *d, ngx_uint_t idle);
 static void ngx_http_llmproxy_finalize_request(ngx_http_request_t *r,
     ngx_int_t rc);
 static ngx_http_llmproxy_keepalive_item_t *ngx_http_llmproxy_keepalive_find(
@@ -178,10 +184,11 @@ ngx_int_t
 ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    ngx_msec_t                     timeout;
-    ngx_http_upstream_t           *u;
-    ngx_http_upstream_conf_t      *ucf;
-    ngx_http_llmproxy_loc_conf_t  *llcf;
+    ngx_msec_t                      timeout;
+    ngx_http_upstream_t            *u;
+    ngx_http_upstream_conf_t       *ucf;
+    ngx_http_llmproxy_loc_conf_t   *llcf;
+    ngx_http_llmproxy_main_conf_t  *lmcf;
 
     if (ngx_http_upstream_create(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -207,6 +214,16 @@ ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,
     if (ucf->connect_timeout > timeout) {
         ucf->connect_timeout = timeout;
     }
+
+    /*
+     * a stream the client leaves is read on for its usage (the body
+     * filter drains it): nginx must not close the provider's connection
+     * when it sees the client go
+     */
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    ucf->ignore_client_abort = (ctx->stream && lmcf->stream_drain) ? 1 : 0;
 
     u->conf = ucf;
     u->output.tag = (ngx_buf_tag_t) &ngx_http_llmproxy_module;
@@ -280,6 +297,19 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
     pc->sockaddr = addr->sockaddr;
     pc->socklen = addr->socklen;
     pc->name = &addr->name;
+
+    /*
+     * until the first byte of the answer: a provider that accepts and
+     * then hangs is a failed attempt after first_byte_timeout, so the
+     * next deployment or fallback is tried in seconds (nginx arms the
+     * read timer with it once the request is sent)
+     */
+
+    u->conf->read_timeout = ngx_http_llmproxy_timeout(ctx, d, 0);
+
+    ctx->attempt_start = ngx_current_msec;
+    ctx->first_byte_wait = (u->conf->read_timeout
+                            != ctx->rt->settings.request_timeout);
 
     ctx->fail = NGX_HTTP_LLMPROXY_FAIL_NONE;
     ctx->fail_status = 0;
@@ -918,6 +948,17 @@ ngx_http_llmproxy_process_status_line(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
     u = r->upstream;
 
+    /*
+     * the first byte came: nginx arms the read timer once for the whole
+     * header, which here includes an answer read whole, so the rest of
+     * the attempt gets what is left of the request timeout rather than
+     * the first-byte timeout
+     */
+
+    if (ctx->first_byte_wait) {
+        ngx_http_llmproxy_first_byte(r, ctx);
+    }
+
     rc = ngx_http_parse_status_line(r, &u->buffer, &ctx->status);
 
     if (rc == NGX_AGAIN) {
@@ -1496,9 +1537,25 @@ ngx_http_llmproxy_input_filter_init(void *data)
 {
     ngx_http_request_t *r = data;
 
-    ngx_http_upstream_t  *u;
+    ngx_http_upstream_t      *u;
+    ngx_http_llmproxy_ctx_t  *ctx;
 
     u = r->upstream;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    /*
+     * a stream passed on as it comes: nginx rearms the read timer with
+     * read_timeout after every read, so it is the longest gap between
+     * two chunks; a stalled stream then ends (finalize_request)
+     */
+
+    if (ctx->stream && ctx->current) {
+        ctx->idle_timeout = ngx_http_llmproxy_timeout(ctx, ctx->current, 1);
+
+        if (ctx->idle_timeout) {
+            u->conf->read_timeout = ctx->idle_timeout;
+        }
+    }
 
     if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
         || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED
@@ -1528,9 +1585,10 @@ ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes)
 {
     ngx_http_request_t *r = data;
 
-    ngx_buf_t            *b;
-    ngx_chain_t          *cl, **ll;
-    ngx_http_upstream_t  *u;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl, **ll;
+    ngx_http_upstream_t      *u;
+    ngx_http_llmproxy_ctx_t  *ctx;
 
     u = r->upstream;
 
@@ -1572,9 +1630,13 @@ ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes)
         u->length = 0;
     }
 
-    ngx_http_llmproxy_usage_scan(ngx_http_get_module_ctx(r,
-                                     ngx_http_llmproxy_module),
-                                 cl->buf->pos, cl->buf->last);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
+
+    ngx_http_llmproxy_usage_scan(ctx, cl->buf->pos, cl->buf->last);
+
+    if (ctx->stream) {
+        ngx_http_llmproxy_sse_count(ctx, cl->buf->pos, cl->buf->last);
+    }
 
     if (u->length == -1 || u->length == 0) {
         return NGX_OK;
@@ -1660,6 +1722,10 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
 
         ngx_http_llmproxy_usage_scan(ctx, b->pos, b->last);
 
+        if (ctx->stream) {
+            ngx_http_llmproxy_sse_count(ctx, b->pos, b->last);
+        }
+
         return NGX_OK;
     }
 
@@ -1688,6 +1754,10 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
             }
 
             ngx_http_llmproxy_usage_scan(ctx, b->pos, b->last);
+
+            if (ctx->stream) {
+                ngx_http_llmproxy_sse_count(ctx, b->pos, b->last);
+            }
 
             continue;
         }
@@ -1746,19 +1816,153 @@ ngx_http_llmproxy_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
     }
 
     /*
+     * the client left: seen by nginx, or a write that failed (an error of
+     * the gateway's own, such as a stream it could not translate, has
+     * its code already; ngx_http_output_filter() marks the connection
+     * failed for any error)
+     */
+
+    if (ctx->stream
+        && (ctx->client_left || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST
+            || rc == NGX_HTTP_REQUEST_TIME_OUT
+            || (rc == NGX_ERROR && r->connection->error
+                && ctx->err_status == 0)))
+    {
+        ngx_http_llmproxy_client_left(r, ctx, rc);
+        ngx_http_llmproxy_usage_account(r, ctx);
+        return;
+    }
+
+    /*
      * an answer passed on as it came, a stream mostly, that the provider
      * cut or stopped sending: too late to retry or to change the status,
-     * but its record says so
+     * but its record says so, and a stream ends with the error event of
+     * the client's interface
      */
 
     if (rc == NGX_HTTP_BAD_GATEWAY) {
         ngx_http_llmproxy_late_error(ctx, rc, "upstream_truncated");
+        ngx_str_set(&ctx->err_message, "the provider's stream was cut "
+                    "short");
 
     } else if (rc == NGX_HTTP_GATEWAY_TIME_OUT) {
-        ngx_http_llmproxy_late_error(ctx, rc, "upstream_timeout");
+
+        if (ctx->stream && ctx->idle_timeout) {
+            ngx_http_llmproxy_late_error(ctx, rc, "stream_idle_timeout");
+            ctx->err_type = "timeout";
+            ngx_str_set(&ctx->err_message, "the provider's stream stalled "
+                        "(stream_idle_timeout_seconds)");
+
+        } else {
+            ngx_http_llmproxy_late_error(ctx, rc, "upstream_timeout");
+            ngx_str_set(&ctx->err_message, "the provider timed out");
+        }
+
+    } else if (rc != 0) {
+        goto done;
     }
 
+    if (ctx->stream) {
+
+        if (rc != 0) {
+            ngx_http_llmproxy_sse_estimate(ctx);
+
+            (void) ngx_http_llmproxy_stream_error(r, ctx);
+        }
+    }
+
+done:
+
     ngx_http_llmproxy_usage_account(r, ctx);
+}
+
+
+/*
+ * The client left a stream: recorded as 499 (nginx's "client closed
+ * request", as the access log shows it), billed with the usage the
+ * provider sent, read on for up to llmproxy_stream_drain_timeout; or,
+ * when the stream ended before it, with an estimate, marked as such
+ */
+
+static void
+ngx_http_llmproxy_client_left(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_int_t rc)
+{
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "llmproxy: client left the stream of \"%V\"%s",
+                  &ctx->model,
+                  rc == 0 ? ", its usage read to the end"
+                  : ctx->draining ? ", its usage not come in time"
+                  : "");
+
+    ctx->client_left = 1;
+    ctx->draining = 0;
+
+    if (rc != 0 || ctx->completion_tokens < 0) {
+        ngx_http_llmproxy_sse_estimate(ctx);
+    }
+
+    ctx->err_status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    ctx->err_type = "invalid_request_error";
+    ctx->err_code = "client_closed";
+
+    r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
+}
+
+
+/*
+ * The first-byte (idle == 0) or stream-idle timeout of a deployment: its
+ * model's own, else the settings'; the first-byte one is never over the
+ * request timeout, which it replaces until the answer starts.  0: off.
+ */
+
+static ngx_msec_t
+ngx_http_llmproxy_timeout(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_deployment_t *d, ngx_uint_t idle)
+{
+    ngx_msec_t                     t;
+    ngx_http_llmproxy_settings_t  *s;
+
+    s = &ctx->rt->settings;
+
+    if (idle) {
+        return (d->stream_idle_timeout != NGX_CONF_UNSET_MSEC)
+               ? d->stream_idle_timeout : s->stream_idle_timeout;
+    }
+
+    t = (d->first_byte_timeout != NGX_CONF_UNSET_MSEC)
+        ? d->first_byte_timeout : s->first_byte_timeout;
+
+    if (t == 0 || t > s->request_timeout) {
+        t = s->request_timeout;
+    }
+
+    return t;
+}
+
+
+static void
+ngx_http_llmproxy_first_byte(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_msec_t            timeout;
+    ngx_msec_int_t        left;
+    ngx_connection_t     *c;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+    c = u->peer.connection;
+
+    ctx->first_byte_wait = 0;
+
+    timeout = ctx->rt->settings.request_timeout;
+    u->conf->read_timeout = timeout;
+
+    left = (ngx_msec_int_t) (timeout - (ngx_current_msec - ctx->attempt_start));
+
+    if (c && c->read->timer_set) {
+        ngx_add_timer(c->read, (ngx_msec_t) ngx_max(left, 1));
+    }
 }
 
 

@@ -21,7 +21,7 @@
  */
 
 #define NGX_HTTP_LLMPROXY_COPY_HEADER   19      /* signature, flags, ext */
-#define NGX_HTTP_LLMPROXY_COPY_FIELDS   24      /* columns written */
+#define NGX_HTTP_LLMPROXY_COPY_FIELDS   25      /* columns written */
 #define NGX_HTTP_LLMPROXY_COPY_FIELDS1  19      /* before the token kinds */
 
 #define NGX_HTTP_LLMPROXY_COLUMNS1                                           \
@@ -33,7 +33,7 @@
 #define NGX_HTTP_LLMPROXY_COLUMNS                                            \
     NGX_HTTP_LLMPROXY_COLUMNS1 ", cache_read_tokens, "                      \
     "cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens, "  \
-    "unpriced"
+    "unpriced, usage_estimated"
 #define NGX_HTTP_LLMPROXY_RECORD_MAX    4096    /* room a tuple may need */
 
 typedef struct ngx_http_llmproxy_batch_s  ngx_http_llmproxy_batch_t;

@@ -111,7 +111,8 @@ ngx_http_llmproxy_field_float8(u_char *p, double v)
  * completion_tokens, total_tokens, cost (NULL: unpriced), latency_ms,
  * ttfb_ms, attempts, fallbacks, error, cache_read_tokens,
  * cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens,
- * unpriced.  NULL: no request id, or no room (last - p must be at least
+ * unpriced, usage_estimated (schema 8).  NULL: no request id, or no
+ * room (last - p must be at least
  * NGX_HTTP_LLMPROXY_RECORD_MAX).
  */
 
@@ -238,6 +239,9 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
 
     p = ngx_http_llmproxy_put32(p, 1);
     *p++ = ctx->unpriced ? 1 : 0;
+
+    p = ngx_http_llmproxy_put32(p, 1);
+    *p++ = ctx->usage_estimated ? 1 : 0;
 
     return p;
 }

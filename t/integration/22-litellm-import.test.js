@@ -63,8 +63,9 @@ test('a documented proxy_config.yaml: providers, prices, settings, '
   assert.strictEqual(p.openai.api_base, 'https://api.openai.com/v1');
   assert.deepStrictEqual(Object.keys(p.openai.models).sort(),
                          ['gpt-4o', 'gpt-4o-mini']);
+  // stream_timeout: the model's stream idle timeout (issue 14)
   assert.deepStrictEqual(p.openai.models['gpt-4o'], { rpm: 480,
-                                                      tpm: 100000 });
+    tpm: 100000, stream_idle_timeout_seconds: 60 });
   // a second deployment of gpt-4o (another api_base): the same group
   assert.deepStrictEqual(p['openai-2'].models['gpt-4o'],
                          { model: 'gpt-4o-2024-08-06', weight: 2 });

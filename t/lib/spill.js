@@ -34,14 +34,16 @@ const COLUMNS = [['id', 'uuid'], ['time', 'int8'], ['hash', 'text'],
   ['total', 'int8'], ['cost', 'float8'], ['latency', 'int4'],
   ['ttfb', 'int4'], ['attempts', 'int4'], ['fallbacks', 'int4'],
   ['error', 'text'], ['cacheRead', 'int8'], ['cacheCreation', 'int8'],
-  ['cache1h', 'int8'], ['reasoning', 'int8'], ['unpriced', 'bool']];
+  ['cache1h', 'int8'], ['reasoning', 'int8'], ['unpriced', 'bool'],
+  ['estimated', 'bool']];
 
 const OLD_COLUMNS = COLUMNS.slice(0, 19);
 
 const DEFAULTS = { iface: 'openai', endpoint: 'chat/completions',
   stream: false, status: 200, prompt: 0, completion: 0, total: 0, cost: 0,
   latency: 1, ttfb: 1, attempts: 1, fallbacks: 0, error: null,
-  cacheRead: 0, cacheCreation: 0, cache1h: 0, reasoning: 0, unpriced: false };
+  cacheRead: 0, cacheCreation: 0, cache1h: 0, reasoning: 0, unpriced: false,
+  estimated: false };
 
 // records: objects with the fields of COLUMNS (time in ms since 1970)
 function spillFile(records, { old = false } = {}) {

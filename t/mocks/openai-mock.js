@@ -26,7 +26,11 @@
 //   fullHeader     a chat completion, chunked, whose status line and
 //                  headers are exactly 16384 bytes (nginx's buffer_size)
 //   badChunked     200 chunked, whose chunk size is not hexadecimal
-// (these ten on every path, whatever the interface)
+//   stall          a stream: headers and two chunks, then nothing (the
+//                  connection stays open until close())
+//   slowBody       200 with a chat completion's content-length and half
+//                  of it at once, the rest `delay` ms later
+// (these on every path, whatever the interface)
 //
 // Besides OpenAI's paths it answers Anthropic's (/v1/messages) and
 // Gemini's (/v1beta/models/M:method) natively, each checking the request
@@ -42,7 +46,8 @@ const native = require('./native-formats');
 const MODES = ['ok', 'fail500', 'fail429', 'hang', 'garbage', 'closeMid',
                'badRequest400', 'badRequest', 'halfLength', 'cutChunked',
                'resetMid', 'junkBody', 'junkStream', 'hugeLength',
-               'junkClose', 'fullHeader', 'badChunked'];
+               'junkClose', 'fullHeader', 'badChunked', 'stall',
+               'slowBody'];
 
 function chatCompletion(model, name, content, usage, details = {}) {
   return {
@@ -148,7 +153,8 @@ function stream(res, body, st, turn) {
       return;
     }
     res.write('data: ' + JSON.stringify(chunk(model, {}, 'stop')) + '\n\n');
-    if (body.stream_options && body.stream_options.include_usage) {
+    if (body.stream_options && body.stream_options.include_usage
+        && !st.noUsage) {
       const u = st.usage || { prompt_tokens: 11, completion_tokens: chunks };
       res.write('data: ' + JSON.stringify({
         id: 'chatcmpl-s', object: 'chat.completion.chunk',
@@ -244,13 +250,15 @@ function answer(req, res, body, st) {
 //        usageDetails ({openai, responses, anthropic, gemini}: more fields
 //        of each style's usage, such as {prompt_tokens_details:
 //        {cached_tokens}}; none by default; `usage` sets the Responses
-//        API's input and output tokens too)}
+//        API's input and output tokens too),
+//        noUsage (a chat completion stream ends without its usage chunk,
+//        even when asked for it)}
 function createMock(opts = {}) {
   const st = { name: opts.name || 'mock', mode: opts.mode || 'ok',
                delay: opts.delay || 0, chunks: opts.chunks || 5,
                retryAfter: opts.retryAfter || 2, content: opts.content,
                usage: opts.usage, usageDetails: opts.usageDetails,
-               withLength: !!opts.withLength,
+               withLength: !!opts.withLength, noUsage: !!opts.noUsage,
                requests: [] };
   const sockets = new Set();
   const server = http.createServer((req, res) => {
@@ -340,6 +348,24 @@ function createMock(opts = {}) {
                            + '\r\ntransfer-encoding: chunked\r\n\r\n'
                            + '2\r\n{"\r\nzz\r\n');
           return setTimeout(() => req.socket.end(), 50);
+        case 'stall':
+          res.writeHead(200, { ...h, 'content-type': 'text/event-stream' });
+          for (const d of [{ role: 'assistant', content: 'c0' },
+                           { content: 'c1' }]) {
+            res.write('data: ' + JSON.stringify(chunk(body.model, d, null))
+                      + '\n\n');
+          }
+          return;          // never more; closed by close()
+        case 'slowBody': {
+          const full = JSON.stringify(chatCompletion(body.model || 'm',
+                                                     st.name, st.content,
+                                                     st.usage));
+          res.writeHead(200, { ...h,
+            'content-length': String(Buffer.byteLength(full)) });
+          res.write(full.slice(0, full.length >> 1));
+          return setTimeout(() => res.end(full.slice(full.length >> 1)),
+                            st.delay);
+        }
         case 'hugeLength':
           res.writeHead(200, { ...h, 'content-length': String(40 << 20) });
           res.write('{"id":"huge","object":"chat.completion","choices":[');

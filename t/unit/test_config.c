@@ -927,6 +927,71 @@ test_determinism(void)
 }
 
 
+/* first-byte and stream-idle timeouts: settings, overridden per model */
+
+static void
+test_timeouts(void)
+{
+    cJSON  *doc;
+
+    doc = compile("{'providers':{'p':{" P ",'models':{'m':"
+                  "{'first_byte_timeout_seconds':2.5},'n':{}}}},"
+                  "'settings':{'first_byte_timeout_seconds':10,"
+                  "'stream_idle_timeout_seconds':30}}", NULL);
+
+    if (doc == NULL) {
+        TAP_OK(0, "timeouts compile");
+        dump_errors();
+        return;
+    }
+
+    TAP_OK(json_is(doc, "settings", "{'num_retries':1,'allowed_fails':3,"
+                   "'cooldown_seconds':5,'request_timeout_seconds':600,"
+                   "'first_byte_timeout_seconds':10,"
+                   "'stream_idle_timeout_seconds':30}"),
+           "timeouts in settings are compiled");
+
+    TAP_OK(num(deployment(doc, "p/m"), "first_byte_timeout_seconds") == 2.5
+           && cJSON_GetObjectItemCaseSensitive(deployment(doc, "p/m"),
+                  "stream_idle_timeout_seconds") == NULL
+           && cJSON_GetObjectItemCaseSensitive(deployment(doc, "p/n"),
+                  "first_byte_timeout_seconds") == NULL,
+           "a model's own timeout is kept, the others left to settings");
+
+    llmp_errors_free(&errs);
+
+    TAP_OK(llmp_compiled_validate(doc, &errs) == 0,
+           "a compiled document with timeouts validates");
+
+    cJSON_Delete(doc);
+
+    TAP_OK(fails_only_with("{'providers':{'p':{" P "}},"
+                           "'settings':{'stream_idle_timeout_seconds':-1}}",
+                           "settings.stream_idle_timeout_seconds: expected "
+                           "non-negative number"),
+           "a negative stream idle timeout is refused");
+
+    TAP_OK(fails_only_with("{'providers':{'p':{" P ",'models':{'m':"
+                           "{'first_byte_timeout_seconds':'5'}}}}}",
+                           "providers.p.models.m.first_byte_timeout_seconds: "
+                           "expected non-negative number"),
+           "a model's timeout must be a number");
+
+    doc = compile("{'providers':{'p':{" P ",'models':{'m':"
+                  "{'stream_idle_timeout_seconds':1e8}}}}}", NULL);
+
+    llmp_errors_free(&errs);
+
+    TAP_OK(doc != NULL && llmp_compiled_validate(doc, &errs) == 1
+           && llmp_errors_has(&errs, "deployments.p/m."
+                              "stream_idle_timeout_seconds: expected at "
+                              "most 1e+07"),
+           "the gateway's rules bound a model's timeout as settings'");
+
+    cJSON_Delete(doc);
+}
+
+
 static void
 test_compiled_validate(void)
 {
@@ -1256,6 +1321,7 @@ main(void)
     test_headers();
     test_determinism();
     test_compiled_validate();
+    test_timeouts();
     test_compiled_gateway_rules();
     test_load_files();
 
