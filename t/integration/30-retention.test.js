@@ -10,7 +10,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const { startGateway, Gateway, sleep, ROOT } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 
@@ -126,6 +126,35 @@ test('old records are deleted; daily totals, spend and reports stay',
   assert.deepStrictEqual(report(['--since', '365d', '--by', 'day']), byDay);
   assert.deepStrictEqual(report(['--since', '365d', '--by', 'key']), byKey);
   assert.match(gw.errorLog(), /usage retention deleted \d+ records/);
+});
+
+test('a gateway leaves the run to the one holding the advisory lock',
+     async () => {
+  // another gateway's run, as PostgreSQL sees it: a session holding the lock
+  const other = spawn('psql', [pg.url, '-Atq'], { stdio: 'pipe' });
+  let out = '';
+  other.stdout.on('data', (d) => { out += d; });
+  other.stdin.write("SELECT 'locked', pg_advisory_lock("
+                    + "hashtext('llmproxy_usage_retention'));\n");
+  const t0 = Date.now();
+  while (!/locked/.test(out) && Date.now() - t0 < 10000) await sleep(50);
+  assert.match(out, /locked/);
+  try {
+    pg.psql(records('10 days', 100, 'old-c', '100'));
+    await sleep(3000);      // three runs of "every=1s"
+    assert.strictEqual(Number(pg.psql("SELECT count(*) FROM llmproxy_usage"
+                                      + " WHERE model = 'old-c'")), 100);
+  } finally {
+    other.stdin.end();
+  }
+  const t1 = Date.now();
+  let left;
+  do {
+    await sleep(200);
+    left = Number(pg.psql("SELECT count(*) FROM llmproxy_usage"
+                          + " WHERE model = 'old-c'"));
+  } while (left !== 0 && Date.now() - t1 < 10000);
+  assert.strictEqual(left, 0, 'not deleted once the lock was free');
 });
 
 test('a report over a year of daily rows answers from them', () => {
