@@ -14,25 +14,50 @@
 #include "cli.h"
 
 
+/*
+ * A group is labelled from one or two base columns (b1, b2), taken from
+ * the daily totals (d) and from the records (u) alike.
+ */
+
 typedef struct {
     const char  *name;
     const char  *label;
-    const char  *expr;
+    const char  *daily;
+    const char  *raw;
+    const char  *expr;      /* the group's label from b1, b2 */
 } llmp_usage_by_t;
 
 
 static const llmp_usage_by_t  llmp_usage_bys[] = {
-    { "model", "MODEL", "u.model" },
-    { "key", "KEY",
-      "CASE WHEN u.key_hash IS NULL THEN '(master key)'"
-      " ELSE coalesce(nullif(u.key_alias, ''),"
+    { "model", "MODEL", "d.model, NULL::text",
+      "u.model AS b1, NULL::text AS b2", "b1" },
+    { "key", "KEY", "d.key_hash, d.key_alias",
+      "coalesce(u.key_hash::text, '') AS b1, u.key_alias AS b2",
+      "CASE WHEN b1 = '' THEN '(master key)'"
+      " ELSE coalesce(nullif(b2, ''),"
       " (SELECT k.key_prefix FROM llmproxy_keys k"
-      " WHERE k.key_hash = u.key_hash), left(u.key_hash, 12)) END" },
-    { "day", "DAY (UTC)",
-      "to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')" },
-    { "deployment", "DEPLOYMENT", "coalesce(u.deployment, '-')" },
-    { NULL, NULL, NULL }
+      " WHERE k.key_hash = b1::char(64)), left(b1, 12)) END" },
+    { "day", "DAY (UTC)", "to_char(d.day, 'YYYY-MM-DD'), NULL::text",
+      "to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS b1,"
+      " NULL::text AS b2",
+      "b1" },
+    { "deployment", "DEPLOYMENT", "nullif(d.deployment, ''), NULL::text",
+      "u.deployment AS b1, NULL::text AS b2", "coalesce(b1, '-')" },
+    { NULL, NULL, NULL, NULL, NULL }
 };
+
+
+/* the histogram's cumulative counts (schema 5), of records and of days */
+
+#define LLMP_USAGE_LT(f)                                                     \
+    f(25) f(50) f(100) f(200) f(300) f(500) f(750) f(1000) f(1500) f(2000)   \
+    f(3000) f(5000) f(7500) f(10000) f(15000) f(20000) f(30000) f(60000)     \
+    f(120000)
+
+#define LLMP_USAGE_RAW(n)                                                    \
+    " count(*) FILTER (WHERE u.latency_ms < " #n ") AS lt" #n ","
+#define LLMP_USAGE_DAILY(n)  " sum(d.lat_lt_" #n "),"
+#define LLMP_USAGE_SUM(n)    " sum(lt" #n ")::bigint,"
 
 
 /*
@@ -78,7 +103,7 @@ int
 llmp_cmd_usage(int argc, char **argv)
 {
     int                     c, i, n, json;
-    char                    sql[2048], secs[32], *out, seen[128];
+    char                    sql[8192], secs[32], *out, seen[128];
     cJSON                  *root, *rows, *row;
     PGconn                 *conn;
     PGresult               *res;
@@ -170,26 +195,60 @@ llmp_cmd_usage(int argc, char **argv)
         return LLMP_EXIT_FAILED;
     }
 
-    /* the groups, then the total as the last row (GROUPING SETS) */
+    /*
+     * The whole UTC days of the period come from the daily totals (one row
+     * per day, key, model and deployment, kept even after the records are
+     * deleted), the partial first day and today from the records; the
+     * groups, then the total as the last row (GROUPING SETS).  The P95 is
+     * interpolated in the latency histogram, as in the dashboard.
+     */
 
     snprintf(sql, sizeof(sql),
-        "SELECT coalesce(g, ''), count(*),"
-        " count(*) FILTER (WHERE status >= 400),"
-        " coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),"
-        " coalesce(sum(total_tokens), 0), coalesce(sum(cost), 0),"
-        " coalesce(round(avg(latency_ms)), 0),"
-        " coalesce(round(percentile_cont(0.95) WITHIN GROUP"
-        " (ORDER BY latency_ms)), 0),"
+        "WITH w AS (SELECT now() - make_interval(secs => $1::bigint) AS since,"
+        " (now() AT TIME ZONE 'UTC')::date AS d1),"
+        " b AS (SELECT since, d1,"
+        " ((since - interval '1 microsecond') AT TIME ZONE 'UTC')::date + 1"
+        " AS d0 FROM w),"
+        " parts AS ("
+        "SELECT %s, count(*) AS requests,"
+        " count(*) FILTER (WHERE u.status >= 400) AS errors,"
+        " sum(u.prompt_tokens) AS prompt, sum(u.completion_tokens) AS compl,"
+        " sum(u.total_tokens) AS total, coalesce(sum(u.cost), 0) AS cost,"
+        " sum(u.latency_ms) AS lat_sum, max(u.latency_ms) AS lat_max,"
+        LLMP_USAGE_LT(LLMP_USAGE_RAW)
+        " sum(u.cache_read_tokens) AS cread,"
+        " sum(u.cache_creation_tokens) AS cwrite,"
+        " sum(u.reasoning_tokens) AS reasoning,"
+        " count(*) FILTER (WHERE u.unpriced) AS unpriced"
+        " FROM llmproxy_usage u, b WHERE u.created_at >= b.since"
+        " AND (u.created_at < b.d0::timestamp AT TIME ZONE 'UTC'"
+        " OR u.created_at >= b.d1::timestamp AT TIME ZONE 'UTC')"
+        " GROUP BY 1, 2"
+        " UNION ALL "
+        "SELECT %s, sum(d.requests), sum(d.errors), sum(d.prompt_tokens),"
+        " sum(d.completion_tokens),"
+        " sum(d.prompt_tokens + d.completion_tokens), sum(d.cost),"
+        " sum(d.latency_ms_sum), max(d.latency_ms_max),"
+        LLMP_USAGE_LT(LLMP_USAGE_DAILY)
+        " sum(d.cache_read_tokens), sum(d.cache_creation_tokens),"
+        " sum(d.reasoning_tokens), sum(d.unpriced)"
+        " FROM llmproxy_usage_daily d, b WHERE d.day >= b.d0 AND d.day < b.d1"
+        " GROUP BY 1, 2)"
+        " SELECT coalesce(g, ''), sum(requests)::bigint, sum(errors)::bigint,"
+        " coalesce(sum(prompt), 0)::bigint, coalesce(sum(compl), 0)::bigint,"
+        " coalesce(sum(total), 0)::bigint, coalesce(sum(cost), 0),"
+        " coalesce(round(sum(lat_sum) / nullif(sum(requests), 0)), 0),"
+        " coalesce(round(llmproxy_usage_percentile(ARRAY["
+        LLMP_USAGE_LT(LLMP_USAGE_SUM)
+        " sum(requests)::bigint], max(lat_max), 0.95)), 0),"
         " grouping(g),"
-        " coalesce(sum(cache_read_tokens), 0),"
-        " coalesce(sum(cache_creation_tokens), 0),"
-        " coalesce(sum(reasoning_tokens), 0),"
-        " count(*) FILTER (WHERE unpriced)"
-        " FROM (SELECT %s AS g, u.* FROM llmproxy_usage u"
-        " WHERE u.created_at >= now() - make_interval(secs => $1::bigint))"
-        " s GROUP BY GROUPING SETS ((g), ())"
+        " coalesce(sum(cread), 0)::bigint, coalesce(sum(cwrite), 0)::bigint,"
+        " coalesce(sum(reasoning), 0)::bigint,"
+        " coalesce(sum(unpriced), 0)::bigint"
+        " FROM (SELECT %s AS g, p.* FROM parts p) s"
+        " GROUP BY GROUPING SETS ((g), ())"
         " ORDER BY grouping(g), %s",
-        by->expr,
+        by->raw, by->daily, by->expr,
         strcmp(by->name, "day") == 0 ? "g" : "sum(cost) DESC NULLS LAST, g");
 
     snprintf(secs, sizeof(secs), "%lld", since);

@@ -286,6 +286,14 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
       offsetof(ngx_http_llmproxy_main_conf_t, litellm_headers),
       NULL },
 
+    /* usage records older than this are deleted; daily totals stay */
+    { ngx_string("llmproxy_usage_retention"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_llmproxy_usage_retention,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("llmproxy_usage_buffer"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -519,6 +527,8 @@ ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf)
     lmcf->usage_records = NGX_CONF_UNSET;
     lmcf->usage_buffer = NGX_CONF_UNSET_SIZE;
     lmcf->usage_flush = NGX_CONF_UNSET_MSEC;
+    lmcf->usage_retention = NGX_CONF_UNSET;
+    lmcf->usage_retention_every = NGX_CONF_UNSET_MSEC;
     lmcf->litellm_headers = NGX_CONF_UNSET;
     lmcf->stream_drain = NGX_CONF_UNSET_MSEC;
 
@@ -551,6 +561,8 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(lmcf->usage_records, 1);
     ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->usage_flush, 200);
+    ngx_conf_init_value(lmcf->usage_retention, 90 * 86400);
+    ngx_conf_init_msec_value(lmcf->usage_retention_every, 3600000);
     ngx_conf_init_value(lmcf->litellm_headers, 0);
     ngx_conf_init_msec_value(lmcf->stream_drain, 30000);
 
@@ -1077,6 +1089,10 @@ ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_http_llmproxy_records_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llmproxy_retention_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 

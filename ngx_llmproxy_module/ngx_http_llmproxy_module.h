@@ -49,6 +49,8 @@ typedef struct {
     ngx_flag_t                    usage_records;   /* to the database */
     size_t                        usage_buffer;    /* records in memory */
     ngx_msec_t                    usage_flush;
+    time_t                        usage_retention; /* seconds, 0: off */
+    ngx_msec_t                    usage_retention_every;
     ngx_flag_t                    litellm_headers; /* x-litellm-* too */
     ngx_msec_t                    stream_drain;    /* after a client left */
 #if (NGX_HTTP_SSL)
@@ -563,6 +565,11 @@ void ngx_http_llmproxy_usage_scan(ngx_http_llmproxy_ctx_t *ctx, u_char *pos,
     u_char *last);
 void ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+
+/* _usage_retention.c: old usage records deleted */
+char *ngx_http_llmproxy_usage_retention(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_llmproxy_retention_init_process(ngx_cycle_t *cycle);
 
 /* _keys_poll.c: virtual keys from PostgreSQL into the zone */
 ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
