@@ -18,8 +18,9 @@ llmp_status_help(FILE *f)
         "[--master-key-file FILE]\n\n"
         "Shows what the gateway has loaded: config generation, version and\n"
         "digest, the database's state and the number of keys, the models\n"
-        "with their deployments (provider, upstream model, weight, cooldown\n"
-        "left), aliases and fallbacks.  No secrets.\n\n"
+        "with their deployments (provider, upstream model, weight, health\n"
+        "check: healthy or unhealthy when checks are on, cooldown left),\n"
+        "aliases and fallbacks.  No secrets.\n\n"
         "  --json                  print the gateway's answer as JSON\n"
         "  --gateway URL           gateway address (else "
         "$LLMPROXY_GATEWAY_URL,\n"
@@ -89,9 +90,10 @@ llmp_status_width(const cJSON *list, const char *name, int min)
 static void
 llmp_status_lists(const cJSON *root)
 {
-    int           wn, wp, wu;
+    int           wn, wp, wu, checked;
     char          buf[1024], cool[32];
     double        ms;
+    const char   *health;
     const cJSON  *list, *item;
 
     list = cJSON_GetObjectItemCaseSensitive(root, "model_list");
@@ -115,9 +117,19 @@ llmp_status_lists(const cJSON *root)
         wp = llmp_status_width(list, "provider", 8);
         wu = llmp_status_width(list, "upstream_model", 14);
 
-        printf("\ndeployments:\n  %-*s  %-*s  %-*s  %6s  %s\n",
+        /* a HEALTH column when health checks are on */
+
+        checked = 0;
+
+        cJSON_ArrayForEach(item, list) {
+            checked |= cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item,
+                                                                  "health"));
+        }
+
+        printf("\ndeployments:\n  %-*s  %-*s  %-*s  %6s  %s%s\n",
                wn, "DEPLOYMENT", wp, "PROVIDER", wu, "UPSTREAM MODEL",
-               "WEIGHT", "COOLDOWN");
+               "WEIGHT", checked ? "COOLDOWN    " : "COOLDOWN",
+               checked ? "HEALTH" : "");
 
         cJSON_ArrayForEach(item, list) {
             ms = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item,
@@ -130,13 +142,19 @@ llmp_status_lists(const cJSON *root)
                 snprintf(cool, sizeof(cool), "-");
             }
 
-            printf("  %-*s  %-*s  %-*s  %6.0f  %s\n",
+            /* not checked (yet): "-" */
+
+            health = cJSON_GetStringValue(
+                         cJSON_GetObjectItemCaseSensitive(item, "health"));
+
+            printf("  %-*s  %-*s  %-*s  %6.0f  %-*s%s\n",
                    wn, llmp_status_str(item, "id"),
                    wp, llmp_status_str(item, "provider"),
                    wu, llmp_status_str(item, "upstream_model"),
                    cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item,
                                             "weight")),
-                   cool);
+                   checked ? 12 : 0, cool,
+                   checked ? (health ? health : "-") : "");
         }
     }
 

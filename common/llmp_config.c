@@ -12,6 +12,7 @@
 #include "llmp_config.h"
 #include "llmp_iface.h"
 #include "llmp_crypt.h"
+#include "llmp_pattern.h"
 #include "llmp_prices.h"
 #include "llmp_sha256.h"
 
@@ -55,7 +56,7 @@ static const char *const  llmp_model_fields[] = {
 static const char *const  llmp_settings_fields[] = {
     "num_retries", "allowed_fails", "cooldown_seconds",
     "request_timeout_seconds", "first_byte_timeout_seconds",
-    "stream_idle_timeout_seconds", NULL
+    "stream_idle_timeout_seconds", "health_check_interval_seconds", NULL
 };
 
 /*
@@ -79,6 +80,7 @@ static const struct {
     { "request_timeout_seconds", LLMP_POSITIVE, 600 },
     { "first_byte_timeout_seconds", LLMP_NUM | LLMP_OPTIONAL, 0 },
     { "stream_idle_timeout_seconds", LLMP_NUM | LLMP_OPTIONAL, 0 },
+    { "health_check_interval_seconds", LLMP_NUM | LLMP_OPTIONAL, 0 },
     { NULL, 0, 0 }
 };
 
@@ -117,6 +119,7 @@ static void llmp_compile_models(llmp_compile_t *c, const char *name,
     const cJSON *p, cJSON *deployments);
 static cJSON *llmp_compile_deployment(llmp_compile_t *c, const char *prov,
     const cJSON *m, const cJSON *groups, const cJSON *weight);
+static int llmp_pattern_prices(cJSON *d, const char *pattern);
 static cJSON *llmp_compile_aliases(const cJSON *user, llmp_errors_t *errs);
 static cJSON *llmp_compile_fallbacks(const cJSON *user,
     llmp_errors_t *errs);
@@ -128,10 +131,14 @@ static void llmp_check_duplicates(const cJSON *obj, const char *path,
 static int llmp_is_string_array(const cJSON *v);
 static int llmp_check_number(const cJSON *v, const char *path, int kind,
     llmp_errors_t *errs);
+static int llmp_check_interval(const cJSON *v, const char *path,
+    llmp_errors_t *errs);
 static int llmp_check_interfaces(const cJSON *v, const char *path,
     llmp_errors_t *errs);
 static int llmp_check_api_base(const char *s);
 static int llmp_is_model(const cJSON *deployments, const char *name);
+static int llmp_is_model_or_match(const cJSON *deployments,
+    const char *name);
 static size_t llmp_check_refs(const cJSON *compiled, int providers_too,
     llmp_errors_t *errs);
 static void llmp_drop_inherited(llmp_compile_t *c, size_t from);
@@ -1180,6 +1187,14 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
         up = NULL;
     }
 
+    /* a pattern passes the requested name through: it has no other */
+
+    if (up && llmp_pattern_is(m->string, strlen(m->string))) {
+        llmp_errors_add(c->errs, "%s.model: a pattern passes the requested "
+                        "name through and cannot rename it", path);
+        up = NULL;
+    }
+
     mgroups = cJSON_GetObjectItemCaseSensitive(m, "access_groups");
 
     if (mgroups && !llmp_is_string_array(mgroups)) {
@@ -1247,7 +1262,9 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
         }
     }
 
-    if (llmp_prices_apply(d, m) != 0) {
+    if (llmp_prices_apply(d, m) != 0
+        || llmp_pattern_prices(d, m->string) != 0)
+    {
         goto nomem;
     }
 
@@ -1281,6 +1298,75 @@ nomem:
     llmp_errors_add(c->errs, "%s: out of memory", path);
 
     return NULL;
+}
+
+
+/*
+ * A pattern without prices of its own: the shipped list's prices of the
+ * models it passes, as "model_prices" {name: prices}, so the gateway
+ * prices each passed name as if the config named it.
+ */
+
+static int
+llmp_pattern_prices(cJSON *d, const char *pattern)
+{
+    cJSON        *all, *one, *tmp, *empty;
+    const cJSON  *m, *v;
+
+    if (!llmp_pattern_is(pattern, strlen(pattern))
+        || cJSON_GetObjectItemCaseSensitive(d, LLMP_PRICE_INPUT))
+    {
+        return 0;
+    }
+
+    all = NULL;
+    empty = cJSON_CreateObject();
+
+    if (empty == NULL) {
+        return -1;
+    }
+
+    cJSON_ArrayForEach(m, llmp_prices_models()) {
+        if (!llmp_pattern_match(pattern, strlen(pattern), m->string,
+                                strlen(m->string)))
+        {
+            continue;
+        }
+
+        tmp = cJSON_CreateObject();
+
+        if (tmp == NULL
+            || cJSON_AddStringToObject(tmp, "model", m->string) == NULL
+            || cJSON_AddStringToObject(tmp, "upstream_model", m->string)
+               == NULL
+            || llmp_prices_apply(tmp, empty) != 0
+            || (all == NULL
+                && (all = cJSON_AddObjectToObject(d, "model_prices"))
+                   == NULL)
+            || (one = cJSON_AddObjectToObject(all, m->string)) == NULL)
+        {
+            cJSON_Delete(tmp);
+            cJSON_Delete(empty);
+            return -1;
+        }
+
+        cJSON_ArrayForEach(v, tmp) {
+            if (cJSON_IsNumber(v)
+                && cJSON_AddNumberToObject(one, v->string, v->valuedouble)
+                   == NULL)
+            {
+                cJSON_Delete(tmp);
+                cJSON_Delete(empty);
+                return -1;
+            }
+        }
+
+        cJSON_Delete(tmp);
+    }
+
+    cJSON_Delete(empty);
+
+    return 0;
 }
 
 
@@ -1391,7 +1477,8 @@ llmp_compile_settings(const cJSON *user, llmp_errors_t *errs)
                      llmp_settings[i].name);
 
             if (llmp_check_number(v, path, llmp_settings[i].kind, errs)
-                != 0)
+                != 0
+                || llmp_check_interval(v, path, errs) != 0)
             {
                 v = NULL;
             }
@@ -1442,6 +1529,45 @@ llmp_is_model(const cJSON *deployments, const char *name)
 }
 
 
+/* a model, a deployment id, or a name a pattern passes through */
+
+static int
+llmp_is_model_or_match(const cJSON *deployments, const char *name)
+{
+    const cJSON  *d, *model, *id;
+
+    if (llmp_is_model(deployments, name)) {
+        return 1;
+    }
+
+    if (!llmp_pattern_name_ok(name, strlen(name))) {
+        return 0;
+    }
+
+    cJSON_ArrayForEach(d, deployments) {
+        model = cJSON_GetObjectItemCaseSensitive(d, "model");
+        id = cJSON_GetObjectItemCaseSensitive(d, "id");
+
+        if ((cJSON_IsString(model)
+             && llmp_pattern_is(model->valuestring,
+                                strlen(model->valuestring))
+             && llmp_pattern_match(model->valuestring,
+                                   strlen(model->valuestring), name,
+                                   strlen(name)))
+            || (cJSON_IsString(id)
+                && llmp_pattern_is(id->valuestring, strlen(id->valuestring))
+                && llmp_pattern_match(id->valuestring,
+                                      strlen(id->valuestring), name,
+                                      strlen(name))))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 llmp_has_named(const cJSON *list, const char *name)
 {
@@ -1465,7 +1591,7 @@ static int
 llmp_is_target(const cJSON *deployments, const cJSON *aliases,
     const char *name)
 {
-    return llmp_is_model(deployments, name)
+    return llmp_is_model_or_match(deployments, name)
            || cJSON_IsString(cJSON_GetObjectItemCaseSensitive(aliases, name));
 }
 
@@ -1515,7 +1641,11 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
                             v->string);
         }
 
-        if (!llmp_is_model(deployments, v->valuestring)) {
+        if (llmp_pattern_is(v->valuestring, strlen(v->valuestring))) {
+            llmp_errors_add(errs, "aliases.%s: \"%s\" is a pattern, not a "
+                            "model", v->string, v->valuestring);
+
+        } else if (!llmp_is_model_or_match(deployments, v->valuestring)) {
             llmp_errors_add(errs, "aliases.%s: unknown model \"%s\"",
                             v->string, v->valuestring);
         }
@@ -1535,6 +1665,13 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
             if (strcmp(d->valuestring, v->string) == 0) {
                 llmp_errors_add(errs, "fallbacks.%s: falls back to itself",
                                 v->string);
+
+            } else if (llmp_pattern_is(d->valuestring,
+                                       strlen(d->valuestring)))
+            {
+                /* a fallback is one model; a pattern is many */
+                llmp_errors_add(errs, "fallbacks.%s: \"%s\" is a pattern, "
+                                "not a model", v->string, d->valuestring);
 
             } else if (!llmp_is_target(deployments, aliases, d->valuestring))
             {
@@ -1730,7 +1867,7 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
         LLMP_PRICE_INPUT, LLMP_PRICE_OUTPUT, LLMP_PRICE_CACHE_READ,
         LLMP_PRICE_CACHE_5M, LLMP_PRICE_CACHE_1H, "rpm", "tpm", "weight",
         "first_byte_timeout_seconds", "stream_idle_timeout_seconds",
-        NULL
+        "model_prices", NULL
     };
 
     static const char *const  plain[] = { "id", "provider", "model",
@@ -1772,6 +1909,30 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
     {
         llmp_errors_add(errs, "%s.access_groups: expected array of strings",
                         path);
+    }
+
+    /* a pattern's list prices: {name: {price: number}} */
+
+    v = cJSON_GetObjectItemCaseSensitive(d, "model_prices");
+
+    if (v && !cJSON_IsObject(v)) {
+        llmp_errors_add(errs, "%s.model_prices: expected object", path);
+
+    } else if (v) {
+        const cJSON  *mp, *pv;
+
+        cJSON_ArrayForEach(mp, v) {
+            cJSON_ArrayForEach(pv, mp) {
+                snprintf(npath, sizeof(npath), "%s.model_prices.%s.%s",
+                         path, mp->string, pv->string ? pv->string : "");
+                (void) llmp_check_number(pv, npath, LLMP_NUM, errs);
+            }
+
+            if (!cJSON_IsObject(mp)) {
+                llmp_errors_add(errs, "%s.model_prices.%s: expected object",
+                                path, mp->string);
+            }
+        }
     }
 
     for (n = 0; llmp_model_numbers[n].name; n++) {
@@ -1837,6 +1998,7 @@ llmp_validate_settings(const cJSON *s, llmp_errors_t *errs)
 
         } else if (llmp_check_number(v, path, llmp_settings[i].kind, errs)
                    == 0
+                   && llmp_check_interval(v, path, errs) == 0
                    && v->valuedouble > LLMP_SETTINGS_MAX)
         {
             /* seconds and counts the gateway turns into milliseconds */
@@ -2105,6 +2267,28 @@ llmp_check_number(const cJSON *v, const char *path, int kind,
     }
 
     return 0;
+}
+
+
+/* health_check_interval_seconds: 0 (off), or at least a second */
+
+static int
+llmp_check_interval(const cJSON *v, const char *path, llmp_errors_t *errs)
+{
+    size_t  n, m;
+
+    n = strlen(path);
+    m = sizeof("health_check_interval_seconds") - 1;
+
+    if (n < m || strcmp(path + n - m, "health_check_interval_seconds") != 0
+        || v->valuedouble == 0 || v->valuedouble >= 1)
+    {
+        return 0;
+    }
+
+    llmp_errors_add(errs, "%s: expected 0 (off) or at least 1", path);
+
+    return -1;
 }
 
 

@@ -121,6 +121,13 @@ llmp_prices_checked(void)
 
 
 const cJSON *
+llmp_prices_models(void)
+{
+    return cJSON_GetObjectItemCaseSensitive(llmp_price_list, "models");
+}
+
+
+const cJSON *
 llmp_prices_find(const char *model)
 {
     if (model == NULL || llmp_price_list == NULL) {

@@ -46,4 +46,7 @@ int llmp_prices_apply(cJSON *d, const cJSON *m);
  */
 const cJSON *llmp_prices_find(const char *model);
 
+/* the list's "models" object (name -> prices), or NULL */
+const cJSON *llmp_prices_models(void);
+
 #endif /* _LLMP_PRICES_H_INCLUDED_ */

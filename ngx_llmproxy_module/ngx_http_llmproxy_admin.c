@@ -6,6 +6,8 @@
  *                      good config, then published to every worker)
  *   GET  /.../config   the loaded config, provider api keys and header
  *                      values removed (their sha256 digests stay)
+ *   GET  /.../health   health checks of deployments, providers' model
+ *                      lists (_health.c)
  *   GET  /.../status   what the gateway has loaded (models, deployments,
  *                      aliases, fallbacks; no secrets), cooldowns,
  *                      the database
@@ -115,6 +117,10 @@ ngx_http_llmproxy_admin_handler(ngx_http_request_t *r)
         }
 
         return NGX_DONE;
+    }
+
+    if (ngx_http_llmproxy_uri_ends(r, "/health", 7)) {
+        return ngx_http_llmproxy_health_admin(r);
     }
 
     if (ngx_http_llmproxy_uri_ends(r, "/status", 7)) {
@@ -540,13 +546,19 @@ ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r, cJSON *root,
     ngx_http_llmproxy_runtime_t *rt, ngx_keyval_t *cooling, ngx_uint_t n)
 {
     cJSON                           *models, *deps, *aliases, *m, *d, *a;
-    cJSON                           *names, *fbs;
+    cJSON                           *names, *fbs, *hdoc;
+    const char                      *health;
     ngx_int_t                        ms;
     ngx_uint_t                       i, j, nfallbacks;
     ngx_keyval_t                    *kv;
     ngx_http_llmproxy_group_t       *g;
     ngx_http_llmproxy_target_t     **fb;
     ngx_http_llmproxy_deployment_t  *dp, **gd;
+    ngx_http_llmproxy_zone_ctx_t    *zctx;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    zctx = lmcf->shm_zone->data;
 
     models = cJSON_AddArrayToObject(root, "model_list");
     deps = cJSON_AddArrayToObject(root, "deployment_list");
@@ -596,10 +608,12 @@ ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r, cJSON *root,
     cJSON_AddNumberToObject(root, "fallbacks", (double) nfallbacks);
 
     dp = rt->deployments.elts;
+    hdoc = ngx_http_llmproxy_health_get(zctx);
 
     for (i = 0; i < rt->deployments.nelts; i++) {
         d = cJSON_CreateObject();
         if (d == NULL) {
+            cJSON_Delete(hdoc);
             return NGX_ERROR;
         }
 
@@ -630,7 +644,17 @@ ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r, cJSON *root,
         }
 
         cJSON_AddNumberToObject(d, "cooldown_ms", (double) (ms > 0 ? ms : 0));
+
+        /* with health checks on, the last one's verdict */
+
+        health = ngx_http_llmproxy_health_of(hdoc, &dp[i].id);
+
+        if (health) {
+            cJSON_AddStringToObject(d, "health", health);
+        }
     }
+
+    cJSON_Delete(hdoc);
 
     kv = rt->aliases.elts;
 

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <llmp_crypt.h>
 #include <llmp_config.h>
+#include <llmp_pattern.h>
 
 
 typedef struct {
@@ -41,6 +42,13 @@ static ngx_int_t ngx_http_llmproxy_build_names(
     cJSON *aliases, cJSON *fallbacks);
 static ngx_int_t ngx_http_llmproxy_names_add(ngx_http_llmproxy_runtime_t *rt,
     ngx_http_llmproxy_target_t *t);
+static ngx_int_t ngx_http_llmproxy_build_patterns(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    cJSON *fallbacks);
+static ngx_int_t ngx_http_llmproxy_pattern_cmp(const void *one,
+    const void *two);
+static ngx_uint_t ngx_http_llmproxy_shadows(ngx_http_llmproxy_runtime_t *rt,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_llmproxy_parse_base(ngx_str_t *base,
     ngx_str_t *host, ngx_str_t *hostport, ngx_str_t *path, in_port_t *port,
     ngx_uint_t *ssl);
@@ -674,6 +682,12 @@ ngx_http_llmproxy_build_settings(ngx_http_llmproxy_build_t *b,
         } else if (ngx_strcmp(v->string, "cooldown_seconds") == 0) {
             s->cooldown = (ngx_msec_t) (v->valuedouble * 1000);
 
+        } else if (ngx_strcmp(v->string, "health_check_interval_seconds")
+                   == 0)
+        {
+            /* at least 1 s, or 0: common's validator checked it */
+            s->health_interval = (ngx_msec_t) (v->valuedouble * 1000);
+
         } else if (ngx_strcmp(v->string, "request_timeout_seconds") == 0) {
             s->request_timeout = (ngx_msec_t) (v->valuedouble * 1000);
 
@@ -849,6 +863,7 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_target_t      *t, **tp;
     ngx_http_llmproxy_provider_t    *p;
     ngx_http_llmproxy_deployment_t **dp;
+    ngx_http_llmproxy_model_price_t *mp;
 
     ngx_memzero(d, sizeof(ngx_http_llmproxy_deployment_t));
 
@@ -864,6 +879,10 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     if (d->upstream_model.len == 0) {
         d->upstream_model = d->model;
     }
+
+    /* a pattern passes the requested name through (see route.c) */
+
+    d->pattern = llmp_pattern_is((char *) d->model.data, d->model.len);
 
     q = ngx_pnalloc(b->pool, 6 * d->upstream_model.len + 2);
     if (q == NULL) {
@@ -950,6 +969,50 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_num("cache_creation_1h_input_cost_per_million",
                           cache_1h_cost, double);
     ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
+
+    /* a pattern priced by the list, model by model (see _route.c) */
+
+    item = cJSON_GetObjectItemCaseSensitive(obj, "model_prices");
+
+    if (d->pattern && !d->priced && cJSON_GetArraySize(item) > 0) {
+        d->model_prices = ngx_array_create(b->pool, cJSON_GetArraySize(item),
+                              sizeof(ngx_http_llmproxy_model_price_t));
+        if (d->model_prices == NULL) {
+            return NGX_ERROR;
+        }
+
+        cJSON_ArrayForEach(v, item) {
+            mp = ngx_array_push(d->model_prices);
+            if (mp == NULL) {
+                return NGX_ERROR;
+            }
+
+            mp->name.len = ngx_strlen(v->string);
+            mp->name.data = ngx_pstrdup(b->pool, &(ngx_str_t) {
+                                            mp->name.len,
+                                            (u_char *) v->string });
+            if (mp->name.data == NULL) {
+                return NGX_ERROR;
+            }
+
+#define ngx_http_llmproxy_mp(key, field, dflt)                               \
+            mp->field = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v,   \
+                                                                   key))     \
+                ? cJSON_GetObjectItemCaseSensitive(v, key)->valuedouble      \
+                : (dflt)
+
+            ngx_http_llmproxy_mp("input_cost_per_million", input, 0);
+            ngx_http_llmproxy_mp("output_cost_per_million", output, 0);
+            ngx_http_llmproxy_mp("cache_read_input_cost_per_million",
+                                 cache_read, mp->input);
+            ngx_http_llmproxy_mp("cache_creation_input_cost_per_million",
+                                 cache_5m, mp->input);
+            ngx_http_llmproxy_mp("cache_creation_1h_input_cost_per_million",
+                                 cache_1h, mp->input);
+
+#undef ngx_http_llmproxy_mp
+        }
+    }
     ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
 
     d->weight = 1;
@@ -1000,6 +1063,7 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
         g->name = d->model;
         g->target.name = d->model;
         g->target.group = g;
+        g->pattern = d->pattern;
 
         if (ngx_array_init(&g->deployments, b->pool, 2,
                            sizeof(ngx_http_llmproxy_deployment_t *))
@@ -1061,7 +1125,9 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
 
     size = 8;
 
-    while (size < 2 * (rt->targets.nelts + cJSON_GetArraySize(aliases))) {
+    while (size < 2 * (rt->targets.nelts + cJSON_GetArraySize(aliases)
+                       + cJSON_GetArraySize(fallbacks)))
+    {
         size <<= 1;
     }
 
@@ -1087,6 +1153,10 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
         }
     }
 
+    if (ngx_http_llmproxy_build_patterns(b, rt, fallbacks) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_array_init(&rt->aliases, b->pool, 4, sizeof(ngx_keyval_t))
         != NGX_OK)
     {
@@ -1101,7 +1171,7 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
         name.data = (u_char *) item->valuestring;
         name.len = ngx_strlen(name.data);
 
-        t = ngx_http_llmproxy_runtime_find(rt, &name);
+        t = ngx_http_llmproxy_runtime_resolve(rt, b->pool, &name);
         if (t == NULL) {
             ngx_http_llmproxy_build_error(b, "aliases.%s: unknown model "
                                           "\"%V\"", item->string, &name);
@@ -1127,6 +1197,7 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
         kv->value.len = name.len;
         a->group = t->group;
         a->deployment = t->deployment;
+        a->upstream = t->upstream;
 
         if (ngx_http_llmproxy_runtime_find(rt, &a->name)) {
             ngx_http_llmproxy_build_error(b, "aliases.%s: the name of a "
@@ -1161,7 +1232,7 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
             name.data = (u_char *) v->valuestring;
             name.len = ngx_strlen(name.data);
 
-            a = ngx_http_llmproxy_runtime_find(rt, &name);
+            a = ngx_http_llmproxy_runtime_resolve(rt, b->pool, &name);
             if (a == NULL) {
                 ngx_http_llmproxy_build_error(b, "fallbacks.%s: unknown "
                                               "model \"%V\"", item->string,
@@ -1179,6 +1250,256 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Model patterns.  A pattern deployment ("cliproxy/claude-*") belongs to
+ * the group of its pattern ("claude-*"); both are targets whose names
+ * have a "*".  A requested name that is no exact name (model, alias or
+ * PROVIDER/MODEL) is matched against them, the most specific first
+ * (most literal characters; on a tie the first by deployment id), and
+ * becomes a target of its own that routes to the pattern's deployments
+ * with their access groups and prices, the name passed through as the
+ * upstream model.  A fallback key that only a pattern matches gets a
+ * group of its own here, to hold its fallbacks.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_build_patterns(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, cJSON *fallbacks)
+{
+    cJSON                        *item;
+    ngx_str_t                     name;
+    ngx_uint_t                    i;
+    ngx_http_llmproxy_group_t    *g;
+    ngx_http_llmproxy_target_t   *t, **tp, **targets;
+
+    if (ngx_array_init(&rt->patterns, b->pool, 4,
+                       sizeof(ngx_http_llmproxy_target_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    targets = rt->targets.elts;
+
+    for (i = 0; i < rt->targets.nelts; i++) {
+        if (!llmp_pattern_is((char *) targets[i]->name.data,
+                             targets[i]->name.len))
+        {
+            continue;
+        }
+
+        tp = ngx_array_push(&rt->patterns);
+        if (tp == NULL) {
+            return NGX_ERROR;
+        }
+
+        *tp = targets[i];
+    }
+
+    /* insertion sort: stable, so ties keep the compiled order */
+
+    ngx_sort(rt->patterns.elts, rt->patterns.nelts,
+             sizeof(ngx_http_llmproxy_target_t *),
+             ngx_http_llmproxy_pattern_cmp);
+
+    if (!cJSON_IsObject(fallbacks)) {
+        return NGX_OK;
+    }
+
+    cJSON_ArrayForEach(item, fallbacks) {
+        name.data = (u_char *) item->string;
+        name.len = ngx_strlen(name.data);
+
+        if (ngx_http_llmproxy_runtime_find(rt, &name)) {
+            continue;
+        }
+
+        t = ngx_http_llmproxy_runtime_match(rt, b->pool, &name);
+        if (t == NULL) {
+            continue;           /* reported as unknown by the caller */
+        }
+
+        g = ngx_palloc(b->pool, sizeof(ngx_http_llmproxy_group_t));
+        if (g == NULL) {
+            return NGX_ERROR;
+        }
+
+        *g = t->group ? *t->group : *t->deployment->group;
+        g->name = t->name;
+        g->target = *t;
+        g->target.group = g;
+
+        if (ngx_array_init(&g->fallbacks, b->pool, 1,
+                           sizeof(ngx_http_llmproxy_target_t *))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_llmproxy_names_add(rt, &g->target) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_pattern_cmp(const void *one, const void *two)
+{
+    size_t                       a, b;
+    ngx_http_llmproxy_target_t  *t1, *t2;
+
+    t1 = *(ngx_http_llmproxy_target_t **) one;
+    t2 = *(ngx_http_llmproxy_target_t **) two;
+
+    a = llmp_pattern_specificity((char *) t1->name.data, t1->name.len);
+    b = llmp_pattern_specificity((char *) t2->name.data, t2->name.len);
+
+    return (a < b) ? 1 : (a > b) ? -1 : 0;
+}
+
+
+/* an exact name or a pattern-passed one */
+
+ngx_http_llmproxy_target_t *
+ngx_http_llmproxy_runtime_resolve(ngx_http_llmproxy_runtime_t *rt,
+    ngx_pool_t *pool, ngx_str_t *name)
+{
+    ngx_http_llmproxy_target_t  *t;
+
+    t = ngx_http_llmproxy_runtime_find(rt, name);
+
+    /* a pattern itself is no model: "claude-*" is not sent upstream */
+
+    if (t && t->upstream.len == 0
+        && (t->deployment ? t->deployment->pattern : t->group->pattern))
+    {
+        return NULL;
+    }
+
+    if (t) {
+        return t;
+    }
+
+    return ngx_http_llmproxy_runtime_match(rt, pool, name);
+}
+
+
+ngx_http_llmproxy_target_t *
+ngx_http_llmproxy_runtime_match(ngx_http_llmproxy_runtime_t *rt,
+    ngx_pool_t *pool, ngx_str_t *name)
+{
+    size_t                        skip;
+    ngx_uint_t                    i;
+    ngx_http_llmproxy_target_t   *t, *p, **pt;
+
+    if (rt->patterns.nelts == 0
+        || !llmp_pattern_name_ok((char *) name->data, name->len)
+        || ngx_http_llmproxy_shadows(rt, name))
+    {
+        return NULL;
+    }
+
+    pt = rt->patterns.elts;
+
+    for (i = 0; i < rt->patterns.nelts; i++) {
+        p = pt[i];
+
+        if (!llmp_pattern_match((char *) p->name.data, p->name.len,
+                                (char *) name->data, name->len))
+        {
+            continue;
+        }
+
+        t = ngx_pcalloc(pool, sizeof(ngx_http_llmproxy_target_t));
+        if (t == NULL) {
+            return NULL;
+        }
+
+        t->name.data = ngx_pstrdup(pool, name);
+        if (t->name.data == NULL) {
+            return NULL;
+        }
+
+        t->name.len = name->len;
+        t->group = p->group;
+        t->deployment = p->deployment;
+        t->upstream = t->name;
+
+        /* "cliproxy/claude-x" by "cliproxy/claude-*": "claude-x" upstream */
+
+        if (p->deployment) {
+            skip = p->deployment->provider->name.len + 1;
+
+            if (skip >= t->name.len) {
+                return NULL;
+            }
+
+            t->upstream.data += skip;
+            t->upstream.len -= skip;
+        }
+
+        return t;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A name passed through could reach, at a provider that reads names
+ * loosely, a model the config names exactly, with other access groups:
+ * "GPT-5", "models/gemini-2.5-pro", "CLIPROXY/gpt-5".  Such a name is not
+ * passed through; clients use the exact one.
+ */
+
+static ngx_uint_t
+ngx_http_llmproxy_shadows(ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name)
+{
+    ngx_str_t                        n, *s;
+    ngx_uint_t                       i, j;
+    ngx_keyval_t                    *kv;
+    ngx_http_llmproxy_target_t     **t;
+    ngx_http_llmproxy_deployment_t  *d;
+
+    n = *name;
+
+    if (n.len > 7 && ngx_strncasecmp(n.data, (u_char *) "models/", 7) == 0)
+    {
+        n.data += 7;
+        n.len -= 7;
+    }
+
+    t = rt->targets.elts;
+    d = rt->deployments.elts;
+    kv = rt->aliases.elts;
+
+    for (i = 0; i < rt->targets.nelts + rt->deployments.nelts
+                    + rt->aliases.nelts; i++)
+    {
+        if (i < rt->targets.nelts) {
+            s = &t[i]->name;
+
+        } else if ((j = i - rt->targets.nelts) < rt->deployments.nelts) {
+            s = &d[j].upstream_model;
+
+        } else {
+            s = &kv[j - rt->deployments.nelts].key;
+        }
+
+        if (s->len == n.len && ngx_strncasecmp(s->data, n.data, n.len) == 0
+            && !llmp_pattern_is((char *) s->data, s->len))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -72,6 +72,9 @@ static uint64_t     ngx_http_llmproxy_series_stamp;
 static ngx_int_t ngx_http_llmproxy_metrics_log(ngx_http_request_t *r);
 static void ngx_http_llmproxy_metrics_drop(ngx_http_request_t *r,
     ngx_http_llmproxy_shctx_t *sh);
+static ngx_http_llmproxy_series_t *ngx_http_llmproxy_series_locked(
+    ngx_http_request_t *r, ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_str_t *model, ngx_str_t *deployment, ngx_str_t *alias);
 static void ngx_http_llmproxy_metrics_prune(
     ngx_http_llmproxy_zone_ctx_t *zctx, ngx_http_llmproxy_runtime_t *rt);
 static ngx_http_llmproxy_series_t *ngx_http_llmproxy_series_cached(
@@ -89,16 +92,12 @@ static u_char *ngx_http_llmproxy_escape(u_char *p, u_char *s, size_t len);
 static ngx_int_t
 ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 {
-    u_char                         key[1024], *k;
-    size_t                         n, len;
     double                         secs;
-    uint32_t                       hash;
-    ngx_str_t                      model, deployment, alias;
-    ngx_uint_t                     i, status, failed;
-    ngx_rbtree_node_t             *node, *sentinel;
+    ngx_str_t                      model, deployment, alias, *ids;
+    ngx_uint_t                     i, status;
     ngx_http_llmproxy_ctx_t       *ctx;
     ngx_http_llmproxy_shctx_t     *sh;
-    ngx_http_llmproxy_series_t    *s;
+    ngx_http_llmproxy_series_t    *s, *fs;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
     ngx_http_llmproxy_main_conf_t *lmcf;
 
@@ -138,11 +137,6 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
     alias.len = ngx_min(alias.len, NGX_HTTP_LLMPROXY_ALIAS_LABEL);
 
     status = r->headers_out.status;
-    failed = ctx->attempts;
-
-    if (ctx->attempts && status < NGX_HTTP_INTERNAL_SERVER_ERROR) {
-        failed--;
-    }
 
     /*
      * a remembered series was made for a name the config knows (or is
@@ -174,23 +168,111 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
         ngx_shmtx_unlock(&zctx->shpool->mutex);
     }
 
-    /* the labels, NUL-separated, are the series' identity */
-
-    len = model.len + 1 + deployment.len + 1 + alias.len;
-
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
-    if (len > sizeof(key)) {
-        ngx_http_llmproxy_metrics_drop(r, sh);
+    s = ngx_http_llmproxy_series_locked(r, zctx, &model, &deployment, &alias);
+
+    if (s == NULL) {
         ngx_shmtx_unlock(&zctx->shpool->mutex);
         return NGX_OK;
     }
 
-    k = ngx_cpymem(key, model.data, model.len);
+    if (ngx_http_llmproxy_series_stamp == sh->metrics_stamp) {
+        ngx_http_llmproxy_series_cache[ngx_http_llmproxy_series_next] = s;
+        ngx_http_llmproxy_series_next = (ngx_http_llmproxy_series_next + 1)
+                                        % NGX_HTTP_LLMPROXY_SERIES_CACHE;
+    }
+
+update:
+
+    s->requests[status >= 500 ? 2 : status >= 400 ? 1 : 0]++;
+    s->prompt_tokens += ngx_max(ctx->prompt_tokens, 0);
+    s->completion_tokens += ngx_max(ctx->completion_tokens, 0);
+    s->cache_read_tokens += ngx_max(ctx->cache_read_tokens, 0);
+    s->cache_creation_tokens += ctx->cache_in_prompt
+                                ? 0 : ngx_max(ctx->cache_creation_tokens, 0);
+    s->reasoning_tokens += ngx_max(ctx->reasoning_tokens, 0);
+    s->unpriced += ctx->unpriced;
+    s->cost += ctx->cost;
+
+    /*
+     * each failed attempt counts for the deployment that failed, not for
+     * the one that answered
+     */
+
+    ids = ctx->failed ? ctx->failed->elts : NULL;
+
+    for (i = 0; ctx->failed && i < ctx->failed->nelts; i++) {
+        fs = (ids[i].len == deployment.len
+              && ngx_strncmp(ids[i].data, deployment.data, deployment.len)
+                 == 0)
+             ? s
+             : ngx_http_llmproxy_series_locked(r, zctx, &model, &ids[i],
+                                               &alias);
+        if (fs) {
+            fs->failures++;
+        }
+    }
+
+    s->fallbacks += ctx->fallbacks;
+
+    secs = (double) (ngx_current_msec - ctx->start) / 1000;
+    s->latency_sum += secs;
+
+    for (i = 0; i < NGX_HTTP_LLMPROXY_BUCKETS; i++) {
+        if (secs <= ngx_http_llmproxy_bounds[i]) {
+            s->latency[i]++;
+        }
+    }
+
+    if (ctx->ttfb) {
+        secs = (double) (ctx->ttfb - 1) / 1000;
+        s->ttfb_sum += secs;
+        s->ttfb_count++;
+
+        for (i = 0; i < NGX_HTTP_LLMPROXY_BUCKETS; i++) {
+            if (secs <= ngx_http_llmproxy_bounds[i]) {
+                s->ttfb[i]++;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* under the lock: the series of these labels, made if it is new */
+
+static ngx_http_llmproxy_series_t *
+ngx_http_llmproxy_series_locked(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *model,
+    ngx_str_t *deployment, ngx_str_t *alias)
+{
+    u_char                       key[1024], *k;
+    size_t                       n, len;
+    uint32_t                     hash;
+    ngx_rbtree_node_t           *node, *sentinel;
+    ngx_http_llmproxy_shctx_t   *sh;
+    ngx_http_llmproxy_series_t  *s;
+
+    sh = zctx->sh;
+
+    /* the labels, NUL-separated, are the series' identity */
+
+    len = model->len + 1 + deployment->len + 1 + alias->len;
+
+    if (len > sizeof(key)) {
+        ngx_http_llmproxy_metrics_drop(r, sh);
+        return NULL;
+    }
+
+    k = ngx_cpymem(key, model->data, model->len);
     *k++ = '\0';
-    k = ngx_cpymem(k, deployment.data, deployment.len);
+    k = ngx_cpymem(k, deployment->data, deployment->len);
     *k++ = '\0';
-    k = ngx_cpymem(k, alias.data, alias.len);
+    k = ngx_cpymem(k, alias->data, alias->len);
 
     hash = ngx_crc32_short(key, len);
 
@@ -226,64 +308,20 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 
         if (s == NULL) {
             ngx_http_llmproxy_metrics_drop(r, sh);
-            ngx_shmtx_unlock(&zctx->shpool->mutex);
-            return NGX_OK;
+            return NULL;
         }
 
         s->node.key = hash;
-        s->model_len = (u_short) model.len;
-        s->deployment_len = (u_short) deployment.len;
-        s->key_len = (u_short) alias.len;
+        s->model_len = (u_short) model->len;
+        s->deployment_len = (u_short) deployment->len;
+        s->key_len = (u_short) alias->len;
         ngx_memcpy(s->data, key, len);
 
         ngx_rbtree_insert(&sh->metrics, &s->node);
         sh->metrics_series++;
     }
 
-    if (ngx_http_llmproxy_series_stamp == sh->metrics_stamp) {
-        ngx_http_llmproxy_series_cache[ngx_http_llmproxy_series_next] = s;
-        ngx_http_llmproxy_series_next = (ngx_http_llmproxy_series_next + 1)
-                                        % NGX_HTTP_LLMPROXY_SERIES_CACHE;
-    }
-
-update:
-
-    s->requests[status >= 500 ? 2 : status >= 400 ? 1 : 0]++;
-    s->prompt_tokens += ngx_max(ctx->prompt_tokens, 0);
-    s->completion_tokens += ngx_max(ctx->completion_tokens, 0);
-    s->cache_read_tokens += ngx_max(ctx->cache_read_tokens, 0);
-    s->cache_creation_tokens += ctx->cache_in_prompt
-                                ? 0 : ngx_max(ctx->cache_creation_tokens, 0);
-    s->reasoning_tokens += ngx_max(ctx->reasoning_tokens, 0);
-    s->unpriced += ctx->unpriced;
-    s->cost += ctx->cost;
-    s->failures += failed;
-    s->fallbacks += ctx->fallbacks;
-
-    secs = (double) (ngx_current_msec - ctx->start) / 1000;
-    s->latency_sum += secs;
-
-    for (i = 0; i < NGX_HTTP_LLMPROXY_BUCKETS; i++) {
-        if (secs <= ngx_http_llmproxy_bounds[i]) {
-            s->latency[i]++;
-        }
-    }
-
-    if (ctx->ttfb) {
-        secs = (double) (ctx->ttfb - 1) / 1000;
-        s->ttfb_sum += secs;
-        s->ttfb_count++;
-
-        for (i = 0; i < NGX_HTTP_LLMPROXY_BUCKETS; i++) {
-            if (secs <= ngx_http_llmproxy_bounds[i]) {
-                s->ttfb[i]++;
-            }
-        }
-    }
-
-    ngx_shmtx_unlock(&zctx->shpool->mutex);
-
-    return NGX_OK;
+    return s;
 }
 
 
@@ -448,6 +486,7 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     size_t                          len, size;
     ngx_int_t                       rc;
     ngx_uint_t                      i, j, n, cooling;
+    ngx_str_t                       health;
     ngx_array_t                     copies, cooldowns;
     ngx_rbtree_node_t              *node, *root, *sentinel;
     ngx_http_llmproxy_series_t     *s, **sp;
@@ -533,8 +572,12 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
      * bytes and its labels
      */
 
+    if (ngx_http_llmproxy_health_metrics(r, zctx, &health) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     size = 4096 + copies.nelts * 48 * 128 + 48 * len
-           + cooldowns.nelts * 256;
+           + cooldowns.nelts * 256 + health.len;
 
     start = ngx_pnalloc(r->pool, size);
     if (start == NULL) {
@@ -662,6 +705,9 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     LLMP_HEAD("llmproxy_deployments_in_cooldown", "gauge",
               "Deployments skipped because they failed.");
     p = ngx_sprintf(p, "llmproxy_deployments_in_cooldown %ui\n", cooling);
+
+    /* the last health check of each deployment, when they are on */
+    p = ngx_cpymem(p, health.data, health.len);
 
     LLMP_HEAD("llmproxy_metrics_series", "gauge",
               "Series in these metrics, of at most llmproxy_metrics_"

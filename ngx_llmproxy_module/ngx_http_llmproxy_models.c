@@ -7,9 +7,14 @@
 
 #include "ngx_http_llmproxy_module.h"
 
+#include <cjson/cJSON.h>
+
 
 static u_char *ngx_http_llmproxy_model_object(u_char *p, ngx_uint_t shape,
     ngx_str_t *id, ngx_str_t *owner);
+static u_char *ngx_http_llmproxy_bridge_models(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, cJSON *lists, u_char *p, ngx_uint_t shape,
+    ngx_uint_t *n, ngx_str_t **first, ngx_str_t **last);
 
 
 ngx_int_t
@@ -26,6 +31,8 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t      *t;
     ngx_http_llmproxy_runtime_t     *rt;
     ngx_http_llmproxy_deployment_t  *d;
+    cJSON                           *hdoc, *lists, *list, *item;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -35,7 +42,9 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     rt = ctx->rt;
 
     if (id->len) {
-        t = ngx_http_llmproxy_runtime_find(rt, id);
+        /* a name a pattern passes through is one of its models too */
+
+        t = ngx_http_llmproxy_runtime_resolve(rt, r->pool, id);
 
         if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
             return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
@@ -62,6 +71,21 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     len = sizeof("{\"object\":\"list\",\"data\":[],\"has_more\":false,"
                  "\"first_id\":,\"last_id\":}") + 2 * 6 * 256;
 
+    /* what bridges with model patterns list (refreshed by _health.c) */
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    hdoc = ngx_http_llmproxy_health_get(lmcf->shm_zone->data);
+    lists = cJSON_GetObjectItemCaseSensitive(hdoc, "models");
+
+    cJSON_ArrayForEach(list, lists) {
+        cJSON_ArrayForEach(item, list) {
+            if (cJSON_IsString(item)) {
+                len += 6 * (ngx_strlen(item->valuestring)
+                            + ngx_strlen(list->string)) + 512;
+            }
+        }
+    }
+
     g = rt->groups.elts;
 
     for (i = 0; i < rt->groups.nelts; i++) {
@@ -77,6 +101,7 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
+        cJSON_Delete(hdoc);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -102,7 +127,9 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     last = NULL;
 
     for (i = 0; i < rt->groups.nelts; i++) {
-        if (!ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target)) {
+        if (g[i].pattern
+            || !ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target))
+        {
             continue;
         }
 
@@ -142,6 +169,14 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         }
 
         last = &kv[i].key;
+    }
+
+    p = ngx_http_llmproxy_bridge_models(r, ctx, lists, p, shape, &n, &first,
+                                        &last);
+    cJSON_Delete(hdoc);
+
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     *p++ = ']';
@@ -218,4 +253,89 @@ ngx_http_llmproxy_model_object(u_char *p, ngx_uint_t shape, ngx_str_t *id,
         *p++ = '}';
         return p;
     }
+}
+
+
+/*
+ * The models a bridge reports that a pattern passes through and the key
+ * may call, each once, not those the config names (listed already)
+ */
+
+static u_char *
+ngx_http_llmproxy_bridge_models(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, cJSON *lists, u_char *p, ngx_uint_t shape,
+    ngx_uint_t *n, ngx_str_t **first, ngx_str_t **last)
+{
+    cJSON                       *list, *item;
+    ngx_str_t                    name, owner, *seen;
+    ngx_uint_t                   i;
+    ngx_array_t                  listed;
+    ngx_http_llmproxy_target_t  *t;
+
+    if (ngx_array_init(&listed, r->pool, 16, sizeof(ngx_str_t)) != NGX_OK) {
+        return NULL;
+    }
+
+    cJSON_ArrayForEach(list, lists) {
+        owner.data = (u_char *) list->string;
+        owner.len = ngx_strlen(owner.data);
+
+        cJSON_ArrayForEach(item, list) {
+            if (!cJSON_IsString(item)) {
+                continue;
+            }
+
+            name.data = (u_char *) item->valuestring;
+            name.len = ngx_strlen(name.data);
+
+            if (ngx_http_llmproxy_runtime_find(ctx->rt, &name)) {
+                continue;
+            }
+
+            seen = listed.elts;
+
+            for (i = 0; i < listed.nelts; i++) {
+                if (seen[i].len == name.len
+                    && ngx_strncmp(seen[i].data, name.data, name.len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (i < listed.nelts) {
+                continue;
+            }
+
+            t = ngx_http_llmproxy_runtime_match(ctx->rt, r->pool, &name);
+
+            if (t == NULL
+                || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t))
+            {
+                continue;
+            }
+
+            seen = ngx_array_push(&listed);
+            if (seen == NULL) {
+                return NULL;
+            }
+
+            *seen = t->name;
+
+            if ((*n)++) {
+                *p++ = ',';
+            }
+
+            /* t is in the pool, the list freed after: its name stays */
+
+            p = ngx_http_llmproxy_model_object(p, shape, &t->name, &owner);
+
+            if (*first == NULL) {
+                *first = &t->name;
+            }
+
+            *last = &t->name;
+        }
+    }
+
+    return p;
 }

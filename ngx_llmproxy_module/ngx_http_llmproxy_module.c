@@ -556,7 +556,8 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     }
     ngx_conf_init_uint_value(lmcf->keepalive, 64);
     ngx_conf_init_msec_value(lmcf->keepalive_timeout, 60000);
-    ngx_conf_init_uint_value(lmcf->log_level, NGX_LOG_ERR);
+    /* refused keys: anyone can send them, so not at [error] */
+    ngx_conf_init_uint_value(lmcf->log_level, NGX_LOG_INFO);
     ngx_conf_init_value(lmcf->usage_records, 1);
     ngx_conf_init_size_value(lmcf->usage_buffer, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(lmcf->usage_flush, 200);
@@ -1080,6 +1081,10 @@ ngx_http_llmproxy_init_process(ngx_cycle_t *cycle)
     if (ngx_http_llmproxy_keepalive_init(cycle) != NGX_OK
         || ngx_http_llmproxy_resolve_init_process(cycle) != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llmproxy_health_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 

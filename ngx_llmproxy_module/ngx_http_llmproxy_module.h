@@ -97,6 +97,17 @@ typedef struct {
 
 typedef struct ngx_http_llmproxy_group_s  ngx_http_llmproxy_group_t;
 
+/* a pattern's list price of one model it passes (per million) */
+
+typedef struct {
+    ngx_str_t                     name;
+    double                        input;
+    double                        output;
+    double                        cache_read;
+    double                        cache_5m;
+    double                        cache_1h;
+} ngx_http_llmproxy_model_price_t;
+
 typedef struct {
     ngx_str_t                     id;              /* "provider/model" */
     ngx_str_t                     model;           /* public name */
@@ -118,6 +129,9 @@ typedef struct {
     uint32_t                      hash;            /* crc32 of id */
     ngx_http_llmproxy_group_t    *group;
     unsigned                      priced:1;        /* has prices at all */
+    unsigned                      pattern:1;       /* "claude-*" */
+    ngx_array_t                  *model_prices;    /* a pattern's, of
+                                                      model_price_t */
 } ngx_http_llmproxy_deployment_t;
 
 
@@ -127,6 +141,8 @@ typedef struct {
     ngx_str_t                       name;
     ngx_http_llmproxy_group_t      *group;
     ngx_http_llmproxy_deployment_t *deployment;
+    ngx_str_t                       upstream;   /* a name a pattern passes
+                                                   through, len 0: none */
 } ngx_http_llmproxy_target_t;
 
 
@@ -135,6 +151,7 @@ struct ngx_http_llmproxy_group_s {
     ngx_array_t                   deployments;  /* of deployment_t * */
     ngx_array_t                   fallbacks;    /* of target_t * */
     ngx_http_llmproxy_target_t    target;       /* the group as a target */
+    unsigned                      pattern:1;    /* of pattern deployments */
 };
 
 
@@ -145,6 +162,7 @@ typedef struct {
     ngx_msec_t                    request_timeout;
     ngx_msec_t                    first_byte_timeout;   /* 0: off */
     ngx_msec_t                    stream_idle_timeout;  /* 0: off */
+    ngx_msec_t                    health_interval;  /* 0: no checks */
 } ngx_http_llmproxy_settings_t;
 
 
@@ -161,6 +179,8 @@ struct ngx_http_llmproxy_runtime_s {
     ngx_array_t                   targets;      /* of target_t * */
     ngx_http_llmproxy_target_t  **names;        /* open addressing table */
     ngx_uint_t                    names_mask;
+    ngx_array_t                   patterns;     /* of target_t *, the most
+                                                   specific first */
 };
 
 
@@ -266,6 +286,9 @@ typedef struct {
     ngx_http_llmproxy_rate_t     *rates;
     ngx_uint_t                    rates_mask;
     uint64_t                      node_id;
+    /* health checks and bridges' model lists, JSON (see _health.c) */
+    u_char                       *health;
+    size_t                        health_len;
 } ngx_http_llmproxy_shctx_t;
 
 
@@ -380,6 +403,7 @@ typedef struct {
     ngx_uint_t                      addr_tries;     /* of this attempt */
     ngx_uint_t                      retries;
     ngx_uint_t                      fallbacks;
+    ngx_array_t                    *failed;         /* ids, of ngx_str_t */
 
     /* why the last attempt failed */
     ngx_uint_t                      fail;
@@ -624,6 +648,10 @@ u_char *ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len,
     size_t errlen);
 ngx_http_llmproxy_target_t *ngx_http_llmproxy_runtime_find(
     ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name);
+ngx_http_llmproxy_target_t *ngx_http_llmproxy_runtime_match(
+    ngx_http_llmproxy_runtime_t *rt, ngx_pool_t *pool, ngx_str_t *name);
+ngx_http_llmproxy_target_t *ngx_http_llmproxy_runtime_resolve(
+    ngx_http_llmproxy_runtime_t *rt, ngx_pool_t *pool, ngx_str_t *name);
 u_char *ngx_http_llmproxy_read_file(ngx_str_t *path, size_t *len,
     ngx_log_t *log);
 ngx_int_t ngx_http_llmproxy_write_file(ngx_str_t *path, u_char *data,
@@ -718,6 +746,15 @@ ngx_uint_t ngx_http_llmproxy_has_header(ngx_http_request_t *r,
     const char *name);
 ngx_int_t ngx_http_llmproxy_request_json_fail(ngx_http_request_t *r,
     llmp_json_rc_e rc, const char *name, size_t offset);
+
+/* _health.c: background health checks, providers' model lists */
+ngx_int_t ngx_http_llmproxy_health_init_process(ngx_cycle_t *cycle);
+struct cJSON *ngx_http_llmproxy_health_get(
+    ngx_http_llmproxy_zone_ctx_t *zctx);
+const char *ngx_http_llmproxy_health_of(struct cJSON *doc, ngx_str_t *id);
+ngx_int_t ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *out);
+ngx_int_t ngx_http_llmproxy_health_admin(ngx_http_request_t *r);
 
 /* _models.c: the model list, in the client's shape */
 ngx_int_t ngx_http_llmproxy_models(ngx_http_request_t *r,

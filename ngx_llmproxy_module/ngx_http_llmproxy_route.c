@@ -18,6 +18,9 @@ static ngx_uint_t ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t);
 static ngx_uint_t ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d);
+static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_passed(
+    ngx_http_request_t *r, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_deployment_t *d);
 static ngx_uint_t ngx_http_llmproxy_open(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_target_t *t);
 static ngx_int_t ngx_http_llmproxy_rate(ngx_http_request_t *r,
@@ -40,7 +43,9 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     ngx_http_llmproxy_group_t   *g;
     ngx_http_llmproxy_target_t  *t, **fb, **tp, **plan;
 
-    t = ngx_http_llmproxy_runtime_find(ctx->rt, &ctx->model);
+    /* an exact name, else the most specific pattern that matches it */
+
+    t = ngx_http_llmproxy_runtime_resolve(ctx->rt, r->pool, &ctx->model);
 
     if (t == NULL) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
@@ -87,7 +92,11 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
 
         for (j = 0; j < ctx->plan.nelts; j++) {
             if (plan[j]->group == fb[i]->group
-                && plan[j]->deployment == fb[i]->deployment)
+                && plan[j]->deployment == fb[i]->deployment
+                && plan[j]->upstream.len == fb[i]->upstream.len
+                && ngx_strncmp(plan[j]->upstream.data, fb[i]->upstream.data,
+                               fb[i]->upstream.len)
+                   == 0)
             {
                 break;
             }
@@ -181,7 +190,6 @@ ngx_http_llmproxy_route_next(ngx_http_request_t *r,
 
             ctx->attempts_in_target++;
             ctx->attempts++;
-            ctx->current = d;
 
             tried = ngx_array_push(&ctx->tried);
             if (tried == NULL) {
@@ -189,6 +197,15 @@ ngx_http_llmproxy_route_next(ngx_http_request_t *r,
             }
 
             *tried = d;
+
+            if (d->pattern) {
+                d = ngx_http_llmproxy_passed(r, plan[ctx->plan_index], d);
+                if (d == NULL) {
+                    return NULL;
+                }
+            }
+
+            ctx->current = d;
 
             ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "llmproxy: attempt %ui of \"%V\": \"%V\"",
@@ -219,6 +236,7 @@ void
 ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
+    ngx_str_t                      *id;
     ngx_msec_t                      cooldown;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
@@ -227,6 +245,19 @@ ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
     }
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
+    /* the metrics count each failure for the deployment that failed */
+
+    if (ctx->failed == NULL) {
+        ctx->failed = ngx_array_create(r->pool, 2, sizeof(ngx_str_t));
+    }
+
+    if (ctx->failed) {
+        id = ngx_array_push(ctx->failed);
+        if (id) {
+            *id = ctx->current->id;
+        }
+    }
 
     cooldown = 0;
 
@@ -430,6 +461,65 @@ again:
     }
 
     return cooling;
+}
+
+
+/*
+ * A pattern deployment serves the requested name: the attempt gets a copy
+ * of it with that name as its upstream model.  The copy keeps the id, so
+ * cooldowns, health and metrics stay per pattern deployment: a bounded
+ * set, whatever names clients invent.
+ */
+
+static ngx_http_llmproxy_deployment_t *
+ngx_http_llmproxy_passed(ngx_http_request_t *r, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_deployment_t *d)
+{
+    u_char                           *q;
+    ngx_uint_t                        i;
+    ngx_http_llmproxy_deployment_t   *c;
+    ngx_http_llmproxy_model_price_t  *mp;
+
+    if (t->upstream.len == 0) {
+        return d;               /* cannot happen: resolve refuses it */
+    }
+
+    c = ngx_palloc(r->pool, sizeof(ngx_http_llmproxy_deployment_t));
+    q = ngx_pnalloc(r->pool, 6 * t->upstream.len + 2);
+
+    if (c == NULL || q == NULL) {
+        return NULL;
+    }
+
+    *c = *d;
+    c->model = t->upstream;
+    c->upstream_model = t->upstream;
+
+    /* a pattern without prices: the shipped list's for this name */
+
+    mp = d->model_prices ? d->model_prices->elts : NULL;
+
+    for (i = 0; mp && i < d->model_prices->nelts; i++) {
+        if (mp[i].name.len == t->upstream.len
+            && ngx_strncmp(mp[i].name.data, t->upstream.data,
+                           t->upstream.len)
+               == 0)
+        {
+            c->priced = 1;
+            c->input_cost = mp[i].input;
+            c->output_cost = mp[i].output;
+            c->cache_read_cost = mp[i].cache_read;
+            c->cache_5m_cost = mp[i].cache_5m;
+            c->cache_1h_cost = mp[i].cache_1h;
+            break;
+        }
+    }
+
+    c->upstream_model_json.data = q;
+    c->upstream_model_json.len = llmp_json_escape(t->upstream.data,
+                                                  t->upstream.len, q);
+
+    return c;
 }
 
 

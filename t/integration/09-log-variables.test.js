@@ -125,8 +125,11 @@ test('GET /metrics sums every worker in Prometheus text', async () => {
   assert.ok(Math.abs(value(`llmproxy_cost_usd_total{${l}}`)
                      - 11 * 0.00008375) < 1e-9);
   // "bad" cools down after allowed_fails (3) failures: later requests go
-  // straight to the fallback
-  assert.strictEqual(value(`llmproxy_upstream_failures_total{${l}}`), 3);
+  // straight to the fallback.  The failures are the failed deployment's,
+  // not the one that answered.
+  assert.strictEqual(value(`llmproxy_upstream_failures_total{${l}}`), 0);
+  assert.strictEqual(value('llmproxy_upstream_failures_total{model="flaky",'
+    + 'deployment="bad/flaky",key="master"}'), 3);
   assert.strictEqual(value(`llmproxy_fallbacks_total{${l}}`), 11);
   assert.strictEqual(
     value(`llmproxy_request_duration_seconds_count{${l}}`), 11);
