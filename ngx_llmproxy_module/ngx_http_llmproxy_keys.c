@@ -207,6 +207,10 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     if (ctx->endpoint) {
         node->requests++;     /* model calls count, listings do not */
 
+        if (node->rpm || node->tpm) {
+            sh->limited_minute = minute;
+        }
+
         if (ctx->key.requests_left) {
             ctx->key.requests_left--;
         }
@@ -623,6 +627,10 @@ ngx_http_llmproxy_keys_account(ngx_http_llmproxy_zone_ctx_t *zctx,
 
         (*pn)->tokens += (uint32_t) ngx_min(tokens,
                                             0xffffffff - (*pn)->tokens);
+
+        if ((*pn)->rpm || (*pn)->tpm) {
+            zctx->sh->limited_minute = minute;
+        }
         (*pn)->pending += cost;
         *spend = (*pn)->spend + (*pn)->pending;
     }
@@ -878,6 +886,17 @@ ngx_http_llmproxy_keys_windows(ngx_http_llmproxy_zone_ctx_t *zctx,
     sh = zctx->sh;
     n = 0;
     b = from;
+
+    /*
+     * no key with limits counted in that minute or since: nothing to
+     * publish, and no walk over every key (100,000 of them every half
+     * poll interval, under the workers' mutex)
+     */
+
+    if (sh->limited_minute < minute) {
+        *next = sh->keys_mask + 1;
+        return 0;
+    }
 
     while (b <= sh->keys_mask && n < max) {
 

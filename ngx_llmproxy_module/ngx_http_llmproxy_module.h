@@ -289,6 +289,8 @@ typedef struct {
     /* health checks and bridges' model lists, JSON (see _health.c) */
     u_char                       *health;
     size_t                        health_len;
+    /* the last minute a key with rpm or tpm was counted in */
+    uint32_t                      limited_minute;
 } ngx_http_llmproxy_shctx_t;
 
 
