@@ -15,6 +15,13 @@ static u_char *ngx_http_llmproxy_model_object(u_char *p, ngx_uint_t shape,
 static u_char *ngx_http_llmproxy_bridge_models(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, cJSON *lists, u_char *p, ngx_uint_t shape,
     ngx_uint_t *n, ngx_str_t **first, ngx_str_t **last);
+static ngx_int_t ngx_http_llmproxy_models_one(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t shape, ngx_str_t *id);
+static size_t ngx_http_llmproxy_models_size(ngx_http_llmproxy_runtime_t *rt,
+    cJSON *lists);
+static u_char *ngx_http_llmproxy_config_models(ngx_http_llmproxy_ctx_t *ctx,
+    u_char *p, ngx_uint_t shape, ngx_uint_t *n, ngx_str_t **first,
+    ngx_str_t **last);
 
 
 ngx_int_t
@@ -24,14 +31,9 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     u_char                          *p, *start;
     size_t                           len;
     ngx_int_t                        rc;
-    ngx_str_t                        owner, *first, *last;
-    ngx_uint_t                       i, n;
-    ngx_keyval_t                    *kv;
-    ngx_http_llmproxy_group_t       *g;
-    ngx_http_llmproxy_target_t      *t;
-    ngx_http_llmproxy_runtime_t     *rt;
-    ngx_http_llmproxy_deployment_t  *d;
-    cJSON                           *hdoc, *lists, *list, *item;
+    ngx_str_t                       *first, *last;
+    ngx_uint_t                       n;
+    cJSON                           *hdoc, *lists;
     ngx_http_llmproxy_main_conf_t   *lmcf;
 
     rc = ngx_http_discard_request_body(r);
@@ -39,37 +41,9 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         return rc;
     }
 
-    rt = ctx->rt;
-
     if (id->len) {
-        /* a name a pattern passes through is one of its models too */
-
-        t = ngx_http_llmproxy_runtime_resolve(rt, r->pool, id);
-
-        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
-            return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
-                       "invalid_request_error", "model_not_found",
-                       "The model `%V` does not exist or you do not have "
-                       "access to it.", id);
-        }
-
-        d = t->deployment ? t->deployment
-                          : ((ngx_http_llmproxy_deployment_t **)
-                             t->group->deployments.elts)[0];
-
-        p = ngx_pnalloc(r->pool, 6 * (id->len + d->provider->name.len) + 512);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        start = p;
-        p = ngx_http_llmproxy_model_object(p, shape, id, &d->provider->name);
-
-        return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
+        return ngx_http_llmproxy_models_one(r, ctx, shape, id);
     }
-
-    len = sizeof("{\"object\":\"list\",\"data\":[],\"has_more\":false,"
-                 "\"first_id\":,\"last_id\":}") + 2 * 6 * 256;
 
     /* what bridges with model patterns list (refreshed by _health.c) */
 
@@ -77,27 +51,7 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     hdoc = ngx_http_llmproxy_health_get(lmcf->shm_zone->data);
     lists = cJSON_GetObjectItemCaseSensitive(hdoc, "models");
 
-    cJSON_ArrayForEach(list, lists) {
-        cJSON_ArrayForEach(item, list) {
-            if (cJSON_IsString(item)) {
-                len += 6 * (ngx_strlen(item->valuestring)
-                            + ngx_strlen(list->string)) + 512;
-            }
-        }
-    }
-
-    g = rt->groups.elts;
-
-    for (i = 0; i < rt->groups.nelts; i++) {
-        d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
-        len += 6 * (g[i].name.len + d->provider->name.len) + 512;
-    }
-
-    kv = rt->aliases.elts;
-
-    for (i = 0; i < rt->aliases.nelts; i++) {
-        len += 6 * kv[i].key.len + 512 + sizeof("llmproxy");
-    }
+    len = ngx_http_llmproxy_models_size(ctx->rt, lists);
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -126,50 +80,7 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     first = NULL;
     last = NULL;
 
-    for (i = 0; i < rt->groups.nelts; i++) {
-        if (g[i].pattern
-            || !ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target))
-        {
-            continue;
-        }
-
-        d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
-
-        if (n++) {
-            *p++ = ',';
-        }
-
-        p = ngx_http_llmproxy_model_object(p, shape, &g[i].name,
-                                           &d->provider->name);
-
-        if (first == NULL) {
-            first = &g[i].name;
-        }
-
-        last = &g[i].name;
-    }
-
-    ngx_str_set(&owner, "llmproxy");
-
-    for (i = 0; i < rt->aliases.nelts; i++) {
-        t = ngx_http_llmproxy_runtime_find(rt, &kv[i].key);
-
-        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
-            continue;
-        }
-
-        if (n++) {
-            *p++ = ',';
-        }
-
-        p = ngx_http_llmproxy_model_object(p, shape, &kv[i].key, &owner);
-
-        if (first == NULL) {
-            first = &kv[i].key;
-        }
-
-        last = &kv[i].key;
-    }
+    p = ngx_http_llmproxy_config_models(ctx, p, shape, &n, &first, &last);
 
     p = ngx_http_llmproxy_bridge_models(r, ctx, lists, p, shape, &n, &first,
                                         &last);
@@ -198,7 +109,155 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
 
     *p++ = '}';
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy models: %ui listed", n);
+
     return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
+}
+
+
+/* one model by name: 404 unless the key may call it */
+
+static ngx_int_t
+ngx_http_llmproxy_models_one(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t shape, ngx_str_t *id)
+{
+    u_char                          *p, *start;
+    ngx_http_llmproxy_target_t      *t;
+    ngx_http_llmproxy_deployment_t  *d;
+
+    /* a name a pattern passes through is one of its models too */
+
+    t = ngx_http_llmproxy_runtime_resolve(ctx->rt, r->pool, id);
+
+    if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
+                   "invalid_request_error", "model_not_found",
+                   "The model `%V` does not exist or you do not have "
+                   "access to it.", id);
+    }
+
+    d = t->deployment ? t->deployment
+                      : ((ngx_http_llmproxy_deployment_t **)
+                         t->group->deployments.elts)[0];
+
+    p = ngx_pnalloc(r->pool, 6 * (id->len + d->provider->name.len) + 512);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    start = p;
+    p = ngx_http_llmproxy_model_object(p, shape, id, &d->provider->name);
+
+    return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);
+}
+
+
+/* an upper bound of the list's bytes: every name escaped, 512 each */
+
+static size_t
+ngx_http_llmproxy_models_size(ngx_http_llmproxy_runtime_t *rt, cJSON *lists)
+{
+    size_t                           len;
+    ngx_uint_t                       i;
+    cJSON                           *list, *item;
+    ngx_keyval_t                    *kv;
+    ngx_http_llmproxy_group_t       *g;
+    ngx_http_llmproxy_deployment_t  *d;
+
+    len = sizeof("{\"object\":\"list\",\"data\":[],\"has_more\":false,"
+                 "\"first_id\":,\"last_id\":}") + 2 * 6 * 256;
+
+    cJSON_ArrayForEach(list, lists) {
+        cJSON_ArrayForEach(item, list) {
+            if (cJSON_IsString(item)) {
+                len += 6 * (ngx_strlen(item->valuestring)
+                            + ngx_strlen(list->string)) + 512;
+            }
+        }
+    }
+
+    g = rt->groups.elts;
+
+    for (i = 0; i < rt->groups.nelts; i++) {
+        d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
+        len += 6 * (g[i].name.len + d->provider->name.len) + 512;
+    }
+
+    kv = rt->aliases.elts;
+
+    for (i = 0; i < rt->aliases.nelts; i++) {
+        len += 6 * kv[i].key.len + 512 + sizeof("llmproxy");
+    }
+
+    return len;
+}
+
+
+/* the model groups (not patterns), then the aliases, the key may call */
+
+static u_char *
+ngx_http_llmproxy_config_models(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
+    ngx_uint_t shape, ngx_uint_t *n, ngx_str_t **first, ngx_str_t **last)
+{
+    ngx_str_t                        owner;
+    ngx_uint_t                       i;
+    ngx_keyval_t                    *kv;
+    ngx_http_llmproxy_group_t       *g;
+    ngx_http_llmproxy_target_t      *t;
+    ngx_http_llmproxy_runtime_t     *rt;
+    ngx_http_llmproxy_deployment_t  *d;
+
+    rt = ctx->rt;
+    g = rt->groups.elts;
+    kv = rt->aliases.elts;
+
+    for (i = 0; i < rt->groups.nelts; i++) {
+        if (g[i].pattern
+            || !ngx_http_llmproxy_keys_allow_target(&ctx->key, &g[i].target))
+        {
+            continue;
+        }
+
+        d = ((ngx_http_llmproxy_deployment_t **) g[i].deployments.elts)[0];
+
+        if ((*n)++) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_llmproxy_model_object(p, shape, &g[i].name,
+                                           &d->provider->name);
+
+        if (*first == NULL) {
+            *first = &g[i].name;
+        }
+
+        *last = &g[i].name;
+    }
+
+    ngx_str_set(&owner, "llmproxy");
+
+    for (i = 0; i < rt->aliases.nelts; i++) {
+        t = ngx_http_llmproxy_runtime_find(rt, &kv[i].key);
+
+        if (t == NULL || !ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
+            continue;
+        }
+
+        if ((*n)++) {
+            *p++ = ',';
+        }
+
+        p = ngx_http_llmproxy_model_object(p, shape, &kv[i].key, &owner);
+
+        if (*first == NULL) {
+            *first = &kv[i].key;
+        }
+
+        *last = &kv[i].key;
+    }
+
+    return p;
 }
 
 
