@@ -14,6 +14,11 @@
 static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_pick(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_uint_t last);
+static ngx_uint_t ngx_http_llmproxy_untried(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_deployment_t **list, ngx_uint_t n);
+static ngx_uint_t ngx_http_llmproxy_tried(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_deployment_t *d);
 static ngx_uint_t ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t);
 static ngx_uint_t ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
@@ -347,10 +352,9 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_uint_t last)
 {
     ngx_int_t                         total;
-    ngx_uint_t                        i, j, n, ntried, untried;
+    ngx_uint_t                        i, n, untried;
     ngx_msec_t                        last_fail, oldest;
     ngx_http_llmproxy_deployment_t  **list, *one, *d, *best, *cooling;
-    ngx_http_llmproxy_deployment_t  **tried;
     ngx_http_llmproxy_main_conf_t    *lmcf;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
@@ -365,26 +369,7 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         n = t->group->deployments.nelts;
     }
 
-    tried = ctx->tried.elts;
-    ntried = ctx->tried.nelts;
-
-    /* are there deployments not tried yet?  if not, any may be repeated */
-
-    untried = 0;
-
-    for (i = 0; i < n; i++) {
-        for (j = 0; j < ntried; j++) {
-            if (tried[j] == list[i]) {
-                break;
-            }
-        }
-
-        if (j == ntried && ngx_http_llmproxy_candidate(ctx, t, list[i])
-            && ngx_http_llmproxy_rate(r, list[i], 0, 0) == NGX_OK)
-        {
-            untried++;
-        }
-    }
+    untried = ngx_http_llmproxy_untried(r, ctx, t, list, n);
 
 again:
 
@@ -400,16 +385,8 @@ again:
             continue;
         }
 
-        if (untried) {
-            for (j = 0; j < ntried; j++) {
-                if (tried[j] == d) {
-                    break;
-                }
-            }
-
-            if (j < ntried) {
-                continue;
-            }
+        if (untried && ngx_http_llmproxy_tried(ctx, d)) {
+            continue;
         }
 
         if (ngx_http_llmproxy_rate(r, d, 0, 0) == NGX_BUSY) {
@@ -448,6 +425,10 @@ again:
             goto again;
         }
 
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy pick: \"%V\" of %ui untried",
+                       &best->id, untried);
+
         return best;
     }
 
@@ -461,6 +442,51 @@ again:
     }
 
     return cooling;
+}
+
+
+/* are there deployments not tried yet?  if not, any may be repeated */
+
+static ngx_uint_t
+ngx_http_llmproxy_untried(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t **list,
+    ngx_uint_t n)
+{
+    ngx_uint_t  i, untried;
+
+    untried = 0;
+
+    for (i = 0; i < n; i++) {
+        if (!ngx_http_llmproxy_tried(ctx, list[i])
+            && ngx_http_llmproxy_candidate(ctx, t, list[i])
+            && ngx_http_llmproxy_rate(r, list[i], 0, 0) == NGX_OK)
+        {
+            untried++;
+        }
+    }
+
+    return untried;
+}
+
+
+/* an earlier attempt of this request went to d */
+
+static ngx_uint_t
+ngx_http_llmproxy_tried(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_deployment_t *d)
+{
+    ngx_uint_t                        i;
+    ngx_http_llmproxy_deployment_t  **tried;
+
+    tried = ctx->tried.elts;
+
+    for (i = 0; i < ctx->tried.nelts; i++) {
+        if (tried[i] == d) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
