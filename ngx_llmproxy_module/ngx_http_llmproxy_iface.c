@@ -19,7 +19,9 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_null_string,
       ngx_string("/chat/completions"),
       "{\"input_tokens\":%uz}",
-      ngx_string("data: ") },
+      ngx_string("data: "),
+      ngx_string("{\"object\":\"list\",\"data\":["),
+      ngx_http_llmproxy_openai_model_json },
 
     { LLMP_IFACE_ANTHROPIC,
       ngx_http_llmproxy_anthropic_handler,
@@ -30,7 +32,9 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_string("anthropic-version"),
       ngx_string("/messages"),
       "{\"input_tokens\":%uz}",
-      ngx_string("event: error\ndata: ") },
+      ngx_string("event: error\ndata: "),
+      ngx_string("{\"data\":["),
+      ngx_http_llmproxy_anthropic_model_json },
 
     { LLMP_IFACE_GEMINI,
       ngx_http_llmproxy_gemini_handler,
@@ -41,7 +45,9 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_null_string,
       ngx_null_string,
       "{\"totalTokens\":%uz}",
-      ngx_string("data: ") }
+      ngx_string("data: "),
+      ngx_string("{\"models\":["),
+      ngx_http_llmproxy_gemini_model_json }
 };
 
 

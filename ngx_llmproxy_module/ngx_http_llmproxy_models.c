@@ -32,6 +32,7 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     size_t                           len;
     ngx_int_t                        rc;
     ngx_str_t                       *first, *last;
+    const ngx_str_t                 *head;
     ngx_uint_t                       n;
     cJSON                           *hdoc, *lists;
     ngx_http_llmproxy_main_conf_t   *lmcf;
@@ -61,20 +62,8 @@ ngx_http_llmproxy_models(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
 
     start = p;
 
-    switch (shape) {
-
-    case LLMP_IFACE_GEMINI:
-        p = ngx_cpymem(p, "{\"models\":[", sizeof("{\"models\":[") - 1);
-        break;
-
-    case LLMP_IFACE_ANTHROPIC:
-        p = ngx_cpymem(p, "{\"data\":[", sizeof("{\"data\":[") - 1);
-        break;
-
-    default:
-        p = ngx_cpymem(p, "{\"object\":\"list\",\"data\":[",
-                       sizeof("{\"object\":\"list\",\"data\":[") - 1);
-    }
+    head = &ngx_http_llmproxy_iface(shape)->models_open;
+    p = ngx_cpymem(p, head->data, head->len);
 
     n = 0;
     first = NULL;
@@ -265,53 +254,69 @@ static u_char *
 ngx_http_llmproxy_model_object(u_char *p, ngx_uint_t shape, ngx_str_t *id,
     ngx_str_t *owner)
 {
+    return ngx_http_llmproxy_iface(shape)->model_object(p, id, owner);
+}
+
+
+/* the rows of _iface.c's table: one model in each interface's shape */
+
+u_char *
+ngx_http_llmproxy_openai_model_json(u_char *p, ngx_str_t *id,
+    ngx_str_t *owner)
+{
+    p = ngx_cpymem(p, "{\"id\":", sizeof("{\"id\":") - 1);
+    p += llmp_json_escape(id->data, id->len, p);
+    p = ngx_cpymem(p, ",\"object\":\"model\",\"created\":1700000000,"
+                   "\"owned_by\":",
+                   sizeof(",\"object\":\"model\",\"created\":1700000000,"
+                          "\"owned_by\":") - 1);
+    p += llmp_json_escape(owner->data, owner->len, p);
+    *p++ = '}';
+    return p;
+}
+
+
+u_char *
+ngx_http_llmproxy_anthropic_model_json(u_char *p, ngx_str_t *id,
+    ngx_str_t *owner)
+{
+    p = ngx_cpymem(p, "{\"type\":\"model\",\"id\":",
+                   sizeof("{\"type\":\"model\",\"id\":") - 1);
+    p += llmp_json_escape(id->data, id->len, p);
+    p = ngx_cpymem(p, ",\"display_name\":",
+                   sizeof(",\"display_name\":") - 1);
+    p += llmp_json_escape(id->data, id->len, p);
+    p = ngx_cpymem(p, ",\"created_at\":\"2023-11-14T22:13:20Z\"}",
+                   sizeof(",\"created_at\":\"2023-11-14T22:13:20Z\"}")
+                   - 1);
+    return p;
+}
+
+
+u_char *
+ngx_http_llmproxy_gemini_model_json(u_char *p, ngx_str_t *id,
+    ngx_str_t *owner)
+{
     size_t  n;
 
-    switch (shape) {
+    p = ngx_cpymem(p, "{\"name\":\"models/",
+                   sizeof("{\"name\":\"models/") - 1);
 
-    case LLMP_IFACE_GEMINI:
-        p = ngx_cpymem(p, "{\"name\":\"models/",
-                       sizeof("{\"name\":\"models/") - 1);
+    /* the escaped id without its opening quote */
+    n = llmp_json_escape(id->data, id->len, p);
+    ngx_memmove(p, p + 1, n - 1);
+    p += n - 1;
 
-        /* the escaped id without its opening quote */
-        n = llmp_json_escape(id->data, id->len, p);
-        ngx_memmove(p, p + 1, n - 1);
-        p += n - 1;
-
-        p = ngx_cpymem(p, ",\"displayName\":",
-                       sizeof(",\"displayName\":") - 1);
-        p += llmp_json_escape(id->data, id->len, p);
-        p = ngx_cpymem(p, ",\"supportedGenerationMethods\":"
-                       "[\"generateContent\",\"streamGenerateContent\","
-                       "\"countTokens\",\"embedContent\"]}",
-                       sizeof(",\"supportedGenerationMethods\":"
-                              "[\"generateContent\",\"streamGenerateContent\","
-                              "\"countTokens\",\"embedContent\"]}") - 1);
-        return p;
-
-    case LLMP_IFACE_ANTHROPIC:
-        p = ngx_cpymem(p, "{\"type\":\"model\",\"id\":",
-                       sizeof("{\"type\":\"model\",\"id\":") - 1);
-        p += llmp_json_escape(id->data, id->len, p);
-        p = ngx_cpymem(p, ",\"display_name\":",
-                       sizeof(",\"display_name\":") - 1);
-        p += llmp_json_escape(id->data, id->len, p);
-        p = ngx_cpymem(p, ",\"created_at\":\"2023-11-14T22:13:20Z\"}",
-                       sizeof(",\"created_at\":\"2023-11-14T22:13:20Z\"}")
-                       - 1);
-        return p;
-
-    default:
-        p = ngx_cpymem(p, "{\"id\":", sizeof("{\"id\":") - 1);
-        p += llmp_json_escape(id->data, id->len, p);
-        p = ngx_cpymem(p, ",\"object\":\"model\",\"created\":1700000000,"
-                       "\"owned_by\":",
-                       sizeof(",\"object\":\"model\",\"created\":1700000000,"
-                              "\"owned_by\":") - 1);
-        p += llmp_json_escape(owner->data, owner->len, p);
-        *p++ = '}';
-        return p;
-    }
+    p = ngx_cpymem(p, ",\"displayName\":",
+                   sizeof(",\"displayName\":") - 1);
+    p += llmp_json_escape(id->data, id->len, p);
+    p = ngx_cpymem(p, ",\"supportedGenerationMethods\":"
+                   "[\"generateContent\",\"streamGenerateContent\","
+                   "\"countTokens\",\"embedContent\"]}",
+                   sizeof(",\"supportedGenerationMethods\":"
+                          "[\"generateContent\",\"streamGenerateContent\","
+                          "\"countTokens\",\"embedContent\"]}") - 1);
+    return p;
 }
 
 
