@@ -71,6 +71,32 @@ ngx_http_llmproxy_iface(ngx_uint_t iface)
 
 
 /*
+ * The API path of a URL, the one place its version prefix is parsed:
+ * "/v1beta/x" and "/v1/x" give "/x", anything else is itself.  Returns 1
+ * for "/v1beta/", which only Gemini's API has.
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_api_path(ngx_str_t *uri, ngx_str_t *path)
+{
+    *path = *uri;
+
+    if (path->len >= 8 && ngx_strncmp(path->data, "/v1beta/", 8) == 0) {
+        path->data += 7;
+        path->len -= 7;
+        return 1;
+    }
+
+    if (path->len >= 4 && ngx_strncmp(path->data, "/v1/", 4) == 0) {
+        path->data += 3;
+        path->len -= 3;
+    }
+
+    return 0;
+}
+
+
+/*
  * Anthropic: /v1/messages...; Gemini: /v1beta/... or a model method
  * ("/v1/models/NAME:generateContent"); everything else is OpenAI's
  */
@@ -81,15 +107,8 @@ ngx_http_llmproxy_iface_of(ngx_http_request_t *r)
     u_char     *p, *last;
     ngx_str_t   uri;
 
-    uri = r->uri;
-
-    if (uri.len >= 8 && ngx_strncmp(uri.data, "/v1beta/", 8) == 0) {
+    if (ngx_http_llmproxy_api_path(&r->uri, &uri)) {
         return LLMP_IFACE_GEMINI;
-    }
-
-    if (uri.len >= 3 && ngx_strncmp(uri.data, "/v1", 3) == 0) {
-        uri.data += 3;
-        uri.len -= 3;
     }
 
     if (uri.len >= 9 && ngx_strncmp(uri.data, "/messages", 9) == 0

@@ -740,6 +740,7 @@ typedef struct {
 } ngx_http_llmproxy_iface_t;
 
 const ngx_http_llmproxy_iface_t *ngx_http_llmproxy_iface(ngx_uint_t iface);
+ngx_uint_t ngx_http_llmproxy_api_path(ngx_str_t *uri, ngx_str_t *path);
 ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
