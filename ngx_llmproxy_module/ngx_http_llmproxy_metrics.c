@@ -70,6 +70,10 @@ static uint64_t     ngx_http_llmproxy_series_stamp;
 
 
 static ngx_int_t ngx_http_llmproxy_metrics_log(ngx_http_request_t *r);
+static void ngx_http_llmproxy_series_add(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_series_t *s, ngx_str_t *model, ngx_str_t *deployment,
+    ngx_str_t *alias);
 static void ngx_http_llmproxy_metrics_drop(ngx_http_request_t *r,
     ngx_http_llmproxy_shctx_t *sh);
 static ngx_http_llmproxy_series_t *ngx_http_llmproxy_series_locked(
@@ -99,12 +103,10 @@ static u_char *ngx_http_llmproxy_metrics_gauges(u_char *p,
 static ngx_int_t
 ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 {
-    double                         secs;
-    ngx_str_t                      model, deployment, alias, *ids;
-    ngx_uint_t                     i, status;
+    ngx_str_t                      model, deployment, alias;
     ngx_http_llmproxy_ctx_t       *ctx;
     ngx_http_llmproxy_shctx_t     *sh;
-    ngx_http_llmproxy_series_t    *s, *fs;
+    ngx_http_llmproxy_series_t    *s;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
     ngx_http_llmproxy_main_conf_t *lmcf;
 
@@ -142,8 +144,6 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 
     alias = ctx->key.alias;
     alias.len = ngx_min(alias.len, NGX_HTTP_LLMPROXY_ALIAS_LABEL);
-
-    status = r->headers_out.status;
 
     /*
      * a remembered series was made for a name the config knows (or is
@@ -192,6 +192,34 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 
 update:
 
+    ngx_http_llmproxy_series_add(r, ctx, zctx, s, &model, &deployment,
+                                 &alias);
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy metrics: counted \"%V\" status %ui",
+                   &model, r->headers_out.status);
+
+    return NGX_OK;
+}
+
+
+/* one request into its series, failed attempts into theirs; locked */
+
+static void
+ngx_http_llmproxy_series_add(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_series_t *s, ngx_str_t *model, ngx_str_t *deployment,
+    ngx_str_t *alias)
+{
+    double                       secs;
+    ngx_str_t                   *ids;
+    ngx_uint_t                   i, status;
+    ngx_http_llmproxy_series_t  *fs;
+
+    status = r->headers_out.status;
+
     s->requests[status >= 500 ? 2 : status >= 400 ? 1 : 0]++;
     s->prompt_tokens += ngx_max(ctx->prompt_tokens, 0);
     s->completion_tokens += ngx_max(ctx->completion_tokens, 0);
@@ -210,12 +238,12 @@ update:
     ids = ctx->failed ? ctx->failed->elts : NULL;
 
     for (i = 0; ctx->failed && i < ctx->failed->nelts; i++) {
-        fs = (ids[i].len == deployment.len
-              && ngx_strncmp(ids[i].data, deployment.data, deployment.len)
+        fs = (ids[i].len == deployment->len
+              && ngx_strncmp(ids[i].data, deployment->data, deployment->len)
                  == 0)
              ? s
-             : ngx_http_llmproxy_series_locked(r, zctx, &model, &ids[i],
-                                               &alias);
+             : ngx_http_llmproxy_series_locked(r, zctx, model, &ids[i],
+                                               alias);
         if (fs) {
             fs->failures++;
         }
@@ -243,10 +271,6 @@ update:
             }
         }
     }
-
-    ngx_shmtx_unlock(&zctx->shpool->mutex);
-
-    return NGX_OK;
 }
 
 
