@@ -41,6 +41,10 @@ static u_char *ngx_http_llmproxy_keys_copy_list(ngx_pool_t *pool, u_char *p,
     ngx_uint_t n, ngx_array_t *out);
 static ngx_uint_t ngx_http_llmproxy_keys_used(
     ngx_http_llmproxy_key_node_t *node, uint32_t minute);
+static void ngx_http_llmproxy_keys_hide_limits(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t retry);
+static u_char *ngx_http_llmproxy_keys_retry_after(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *p);
 static const char *ngx_http_llmproxy_keys_unusable(
     ngx_http_llmproxy_key_node_t *node, time_t now);
 static ngx_int_t ngx_http_llmproxy_keys_limits(ngx_http_llmproxy_ctx_t *ctx,
@@ -768,7 +772,6 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
     u_char           *p, *start;
     time_t            left;
     ngx_uint_t        i, retry;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
     static struct {
@@ -790,36 +793,9 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+    /* the provider's own limit headers give way to the key's */
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0) {
-            continue;
-        }
-
-        if ((h[i].key.len > 12
-             && ngx_strncasecmp(h[i].key.data, (u_char *) "x-ratelimit-", 12)
-                == 0
-             && (ctx->key.rpm || ctx->key.tpm))
-            || (retry && h[i].key.len == 11
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after",
-                                   11) == 0))
-        {
-            h[i].hash = 0;
-        }
-    }
+    ngx_http_llmproxy_keys_hide_limits(r, ctx, retry);
 
     p = ngx_pnalloc(r->pool, 8 * NGX_INT_T_LEN);
     if (p == NULL) {
@@ -827,33 +803,9 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
     }
 
     if (retry) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        p = ngx_http_llmproxy_keys_retry_after(r, ctx, p);
+        if (p == NULL) {
             return NGX_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "retry-after");
-        h->value.data = p;
-        p = ngx_sprintf(p, "%T", ngx_max(ctx->key.retry_after, 1));
-        h->value.len = p - h->value.data;
-
-        if (ctx->key.retry_after > 60) {
-
-            /*
-             * the OpenAI and Anthropic SDKs wait for a retry-after of a
-             * minute at most, else they retry at once, in vain: they obey
-             * this header
-             */
-
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
-                return NGX_ERROR;
-            }
-
-            h->hash = 1;
-            ngx_str_set(&h->key, "x-should-retry");
-            ngx_str_set(&h->value, "false");
         }
     }
 
@@ -910,6 +862,90 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* the answers' x-ratelimit-* (and retry-after, when set here) are hidden */
+
+static void
+ngx_http_llmproxy_keys_hide_limits(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t retry)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        if ((h[i].key.len > 12
+             && ngx_strncasecmp(h[i].key.data, (u_char *) "x-ratelimit-", 12)
+                == 0
+             && (ctx->key.rpm || ctx->key.tpm))
+            || (retry && h[i].key.len == 11
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after",
+                                   11) == 0))
+        {
+            h[i].hash = 0;
+        }
+    }
+}
+
+
+/* retry-after, and x-should-retry beyond a minute; p has room for it */
+
+static u_char *
+ngx_http_llmproxy_keys_retry_after(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *p)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "retry-after");
+    h->value.data = p;
+    p = ngx_sprintf(p, "%T", ngx_max(ctx->key.retry_after, 1));
+    h->value.len = p - h->value.data;
+
+    if (ctx->key.retry_after > 60) {
+
+        /*
+         * the OpenAI and Anthropic SDKs wait for a retry-after of a
+         * minute at most, else they retry at once, in vain: they obey
+         * this header
+         */
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NULL;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "x-should-retry");
+        ngx_str_set(&h->value, "false");
+    }
+
+    return p;
 }
 
 
