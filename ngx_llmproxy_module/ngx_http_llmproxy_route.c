@@ -14,6 +14,8 @@
 static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_pick(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_uint_t last);
+static ngx_uint_t ngx_http_llmproxy_planned(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t);
 static ngx_uint_t ngx_http_llmproxy_untried(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_target_t *t,
     ngx_http_llmproxy_deployment_t **list, ngx_uint_t n);
@@ -44,7 +46,7 @@ ngx_int_t
 ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    ngx_uint_t                   i, j, usable;
+    ngx_uint_t                   i, usable;
     ngx_http_llmproxy_group_t   *g;
     ngx_http_llmproxy_target_t  *t, **fb, **tp, **plan;
 
@@ -93,21 +95,7 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
 
     for (i = 0; i < g->fallbacks.nelts; i++) {
 
-        plan = ctx->plan.elts;
-
-        for (j = 0; j < ctx->plan.nelts; j++) {
-            if (plan[j]->group == fb[i]->group
-                && plan[j]->deployment == fb[i]->deployment
-                && plan[j]->upstream.len == fb[i]->upstream.len
-                && ngx_strncmp(plan[j]->upstream.data, fb[i]->upstream.data,
-                               fb[i]->upstream.len)
-                   == 0)
-            {
-                break;
-            }
-        }
-
-        if (j < ctx->plan.nelts
+        if (ngx_http_llmproxy_planned(ctx, fb[i])
             || !ngx_http_llmproxy_keys_allow_target(&ctx->key, fb[i]))
         {
             continue;
@@ -148,6 +136,33 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     }
 
     return ngx_http_llmproxy_rate_limited(r, ctx);
+}
+
+
+/* the plan has this target already (a fallback named twice, or itself) */
+
+static ngx_uint_t
+ngx_http_llmproxy_planned(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t)
+{
+    ngx_uint_t                    j;
+    ngx_http_llmproxy_target_t  **plan;
+
+    plan = ctx->plan.elts;
+
+    for (j = 0; j < ctx->plan.nelts; j++) {
+        if (plan[j]->group == t->group
+            && plan[j]->deployment == t->deployment
+            && plan[j]->upstream.len == t->upstream.len
+            && ngx_strncmp(plan[j]->upstream.data, t->upstream.data,
+                           t->upstream.len)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
