@@ -55,16 +55,16 @@
 typedef struct {
     char       *dir;
     int         is_s3;
-    llmp_s3_t   s3;
-} llmp_store_t;
+    ctl_s3_t   s3;
+} ctl_store_t;
 
 
 /* one file of a backup being written: gzip, SHA-256 of what is stored */
 typedef struct {
-    llmp_store_t       *store;
+    ctl_store_t       *store;
     char                file[256];
     FILE               *f;
-    llmp_s3_upload_t   *up;
+    ctl_s3_upload_t   *up;
     z_stream            z;
     int                 zinit;
     llmp_sha256_ctx_t   sha;
@@ -72,7 +72,7 @@ typedef struct {
     long long           raw;
     int                 failed;
     unsigned char       out[65536];
-} llmp_part_t;
+} ctl_part_t;
 
 
 typedef struct {
@@ -86,11 +86,11 @@ typedef struct {
     int          force;
     int          dry_run;
     const char  *files;
-} llmp_backup_opts_t;
+} ctl_backup_opts_t;
 
 
 static double
-llmp_now(void)
+ctl_now(void)
 {
     struct timeval  tv;
 
@@ -101,17 +101,17 @@ llmp_now(void)
 
 
 static int
-llmp_store_open(llmp_store_t *st, const char *uri, const char *dir,
+ctl_store_open(ctl_store_t *st, const char *uri, const char *dir,
     size_t part_size)
 {
     const char  *v;
 
-    memset(st, 0, sizeof(llmp_store_t));
+    memset(st, 0, sizeof(ctl_store_t));
 
     if (uri && strncmp(uri, "s3://", 5) == 0) {
         st->is_s3 = 1;
 
-        if (llmp_s3_open(&st->s3, uri) != 0) {
+        if (ctl_s3_open(&st->s3, uri) != 0) {
             return -1;
         }
 
@@ -149,10 +149,10 @@ llmp_store_open(llmp_store_t *st, const char *uri, const char *dir,
 
 
 static void
-llmp_store_close(llmp_store_t *st)
+ctl_store_close(ctl_store_t *st)
 {
     if (st->is_s3) {
-        llmp_s3_close(&st->s3);
+        ctl_s3_close(&st->s3);
     }
 
     free(st->dir);
@@ -160,7 +160,7 @@ llmp_store_close(llmp_store_t *st)
 
 
 static int
-llmp_rm_entry(const char *path, const struct stat *sb, int flag,
+ctl_rm_entry(const char *path, const struct stat *sb, int flag,
     struct FTW *ftw)
 {
     return remove(path);
@@ -168,14 +168,14 @@ llmp_rm_entry(const char *path, const struct stat *sb, int flag,
 
 
 static int
-llmp_rm_tree(const char *path)
+ctl_rm_tree(const char *path)
 {
-    return nftw(path, llmp_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return nftw(path, ctl_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 
 static int
-llmp_valid_name(const char *name)
+ctl_valid_name(const char *name)
 {
     const char  *p;
 
@@ -198,7 +198,7 @@ llmp_valid_name(const char *name)
 /* writing one file */
 
 static int
-llmp_part_emit(llmp_part_t *p, const void *data, size_t len)
+ctl_part_emit(ctl_part_t *p, const void *data, size_t len)
 {
     if (len == 0) {
         return 0;
@@ -217,26 +217,26 @@ llmp_part_emit(llmp_part_t *p, const void *data, size_t len)
         return 0;
     }
 
-    return llmp_s3_upload_write(p->up, data, len);
+    return ctl_s3_upload_write(p->up, data, len);
 }
 
 
 /* dir: where a local backup is being written (NAME.partial) */
 static int
-llmp_part_open(llmp_part_t *p, llmp_store_t *st, const char *name,
+ctl_part_open(ctl_part_t *p, ctl_store_t *st, const char *name,
     const char *dir, const char *file, int compress)
 {
     int   fd;
     char  path[PATH_MAX + 256];
 
-    memset(p, 0, offsetof(llmp_part_t, out));
+    memset(p, 0, offsetof(ctl_part_t, out));
     p->store = st;
     snprintf(p->file, sizeof(p->file), "%s", file);
     llmp_sha256_init(&p->sha);
 
     if (st->is_s3) {
         snprintf(path, sizeof(path), "%s/%s", name, file);
-        p->up = llmp_s3_upload_start(&st->s3, path);
+        p->up = ctl_s3_upload_start(&st->s3, path);
         if (p->up == NULL) {
             return -1;
         }
@@ -270,7 +270,7 @@ llmp_part_open(llmp_part_t *p, llmp_store_t *st, const char *name,
 
 
 static int
-llmp_part_deflate(llmp_part_t *p, const void *data, size_t len, int flush)
+ctl_part_deflate(ctl_part_t *p, const void *data, size_t len, int flush)
 {
     int  rc;
 
@@ -287,7 +287,7 @@ llmp_part_deflate(llmp_part_t *p, const void *data, size_t len, int flush)
             return -1;
         }
 
-        if (llmp_part_emit(p, p->out, sizeof(p->out) - p->z.avail_out)
+        if (ctl_part_emit(p, p->out, sizeof(p->out) - p->z.avail_out)
             != 0)
         {
             return -1;
@@ -301,7 +301,7 @@ llmp_part_deflate(llmp_part_t *p, const void *data, size_t len, int flush)
 
 
 static int
-llmp_part_write(llmp_part_t *p, const void *data, size_t len)
+ctl_part_write(ctl_part_t *p, const void *data, size_t len)
 {
     if (p->failed) {
         return -1;
@@ -310,7 +310,7 @@ llmp_part_write(llmp_part_t *p, const void *data, size_t len)
     p->raw += len;
 
     if (!p->zinit) {
-        p->failed = llmp_part_emit(p, data, len) != 0;
+        p->failed = ctl_part_emit(p, data, len) != 0;
         return p->failed ? -1 : 0;
     }
 
@@ -319,7 +319,7 @@ llmp_part_write(llmp_part_t *p, const void *data, size_t len)
     while (len > 0) {
         size_t  n = len > (1U << 30) ? (1U << 30) : len;
 
-        if (llmp_part_deflate(p, data, n, Z_NO_FLUSH) != 0) {
+        if (ctl_part_deflate(p, data, n, Z_NO_FLUSH) != 0) {
             p->failed = 1;
             return -1;
         }
@@ -333,7 +333,7 @@ llmp_part_write(llmp_part_t *p, const void *data, size_t len)
 
 
 static void
-llmp_part_abort(llmp_part_t *p)
+ctl_part_abort(ctl_part_t *p)
 {
     if (p->zinit) {
         deflateEnd(&p->z);
@@ -346,7 +346,7 @@ llmp_part_abort(llmp_part_t *p)
     }
 
     if (p->up) {
-        llmp_s3_upload_abort(p->up);
+        ctl_s3_upload_abort(p->up);
         p->up = NULL;
     }
 }
@@ -354,16 +354,16 @@ llmp_part_abort(llmp_part_t *p)
 
 /* finishes the file and describes it in entry */
 static int
-llmp_part_close(llmp_part_t *p, cJSON *entry)
+ctl_part_close(ctl_part_t *p, cJSON *entry)
 {
     int            rc;
     char           hex[65];
     unsigned char  digest[32];
 
     if (p->failed
-        || (p->zinit && llmp_part_deflate(p, "", 0, Z_FINISH) != 0))
+        || (p->zinit && ctl_part_deflate(p, "", 0, Z_FINISH) != 0))
     {
-        llmp_part_abort(p);
+        ctl_part_abort(p);
         return -1;
     }
 
@@ -384,7 +384,7 @@ llmp_part_close(llmp_part_t *p, cJSON *entry)
         }
 
     } else {
-        rc = llmp_s3_upload_finish(p->up);
+        rc = ctl_s3_upload_finish(p->up);
         p->up = NULL;
 
         if (rc != 0) {
@@ -407,7 +407,7 @@ llmp_part_close(llmp_part_t *p, cJSON *entry)
 /* ustar archives of directories */
 
 static void
-llmp_tar_octal(char *field, size_t size, unsigned long long v)
+ctl_tar_octal(char *field, size_t size, unsigned long long v)
 {
     char  buf[32];
 
@@ -419,7 +419,7 @@ llmp_tar_octal(char *field, size_t size, unsigned long long v)
 
 /* the raw 512-byte header; name and link are cut to their fields */
 static int
-llmp_tar_block(llmp_part_t *p, const char *name, size_t name_len,
+ctl_tar_block(ctl_part_t *p, const char *name, size_t name_len,
     const char *prefix, size_t prefix_len, const struct stat *sb, char type,
     const char *link, long long size)
 {
@@ -435,11 +435,11 @@ llmp_tar_block(llmp_part_t *p, const char *name, size_t name_len,
         memcpy(h + 345, prefix, prefix_len > 155 ? 155 : prefix_len);
     }
 
-    llmp_tar_octal(h + 100, 8, sb->st_mode & 07777);
-    llmp_tar_octal(h + 108, 8, sb->st_uid);
-    llmp_tar_octal(h + 116, 8, sb->st_gid);
-    llmp_tar_octal(h + 124, 12, (unsigned long long) size);
-    llmp_tar_octal(h + 136, 12, (unsigned long long) sb->st_mtime);
+    ctl_tar_octal(h + 100, 8, sb->st_mode & 07777);
+    ctl_tar_octal(h + 108, 8, sb->st_uid);
+    ctl_tar_octal(h + 116, 8, sb->st_gid);
+    ctl_tar_octal(h + 124, 12, (unsigned long long) size);
+    ctl_tar_octal(h + 136, 12, (unsigned long long) sb->st_mtime);
     memset(h + 148, ' ', 8);
     h[156] = type;
 
@@ -457,13 +457,13 @@ llmp_tar_block(llmp_part_t *p, const char *name, size_t name_len,
 
     snprintf(h + 148, 8, "%06o", sum);
 
-    return llmp_part_write(p, h, sizeof(h));
+    return ctl_part_write(p, h, sizeof(h));
 }
 
 
 /* one pax record, "LEN key=value\n", LEN counting itself */
 static void
-llmp_pax_record(char *buf, size_t size, size_t *used, const char *key,
+ctl_pax_record(char *buf, size_t size, size_t *used, const char *key,
     const char *value)
 {
     size_t  len, n, digits;
@@ -489,7 +489,7 @@ llmp_pax_record(char *buf, size_t size, size_t *used, const char *key,
  * path or link target when they do not fit the ustar fields.
  */
 static int
-llmp_tar_header(llmp_part_t *p, const char *name, const struct stat *sb,
+ctl_tar_header(ctl_part_t *p, const char *name, const struct stat *sb,
     char type, const char *link, long long size)
 {
     char         pax[2 * PATH_MAX + 64], zero[512];
@@ -499,7 +499,7 @@ llmp_tar_header(llmp_part_t *p, const char *name, const struct stat *sb,
     len = strlen(name);
 
     if (len <= 100 && (link == NULL || strlen(link) <= 100)) {
-        return llmp_tar_block(p, name, len, NULL, 0, sb, type, link, size);
+        return ctl_tar_block(p, name, len, NULL, 0, sb, type, link, size);
     }
 
     /* prefix (155) '/' name (100), cut at a slash */
@@ -512,18 +512,18 @@ llmp_tar_header(llmp_part_t *p, const char *name, const struct stat *sb,
     if (len > 100 && cut > 0 && cut < len && cut <= 155
         && len - cut - 1 <= 100 && (link == NULL || strlen(link) <= 100))
     {
-        return llmp_tar_block(p, name + cut + 1, len - cut - 1, name, cut,
+        return ctl_tar_block(p, name + cut + 1, len - cut - 1, name, cut,
                               sb, type, link, size);
     }
 
     used = 0;
 
     if (len > 100) {
-        llmp_pax_record(pax, sizeof(pax), &used, "path", name);
+        ctl_pax_record(pax, sizeof(pax), &used, "path", name);
     }
 
     if (link && strlen(link) > 100) {
-        llmp_pax_record(pax, sizeof(pax), &used, "linkpath", link);
+        ctl_pax_record(pax, sizeof(pax), &used, "linkpath", link);
     }
 
     xsb = *sb;
@@ -531,20 +531,20 @@ llmp_tar_header(llmp_part_t *p, const char *name, const struct stat *sb,
 
     memset(zero, 0, sizeof(zero));
 
-    if (llmp_tar_block(p, "././@PaxHeader", 14, NULL, 0, &xsb, 'x', NULL,
+    if (ctl_tar_block(p, "././@PaxHeader", 14, NULL, 0, &xsb, 'x', NULL,
                        (long long) used) != 0
-        || llmp_part_write(p, pax, used) != 0
-        || llmp_part_write(p, zero, (512 - used % 512) % 512) != 0)
+        || ctl_part_write(p, pax, used) != 0
+        || ctl_part_write(p, zero, (512 - used % 512) % 512) != 0)
     {
         return -1;
     }
 
-    return llmp_tar_block(p, name, len, NULL, 0, sb, type, link, size);
+    return ctl_tar_block(p, name, len, NULL, 0, sb, type, link, size);
 }
 
 
 static int
-llmp_tar_file(llmp_part_t *p, const char *path, const char *name,
+ctl_tar_file(ctl_part_t *p, const char *path, const char *name,
     const struct stat *sb)
 {
     int        fd, rc;
@@ -559,7 +559,7 @@ llmp_tar_file(llmp_part_t *p, const char *path, const char *name,
         return 0;
     }
 
-    rc = llmp_tar_header(p, name, sb, '0', NULL, sb->st_size);
+    rc = ctl_tar_header(p, name, sb, '0', NULL, sb->st_size);
     if (rc != 0) {
         close(fd);
         return rc < 0 ? -1 : 0;
@@ -578,7 +578,7 @@ llmp_tar_file(llmp_part_t *p, const char *path, const char *name,
                                                          sizeof(buf);
         }
 
-        if (llmp_part_write(p, buf, n) != 0) {
+        if (ctl_part_write(p, buf, n) != 0) {
             close(fd);
             return -1;
         }
@@ -589,12 +589,12 @@ llmp_tar_file(llmp_part_t *p, const char *path, const char *name,
     memset(buf, 0, 512);
     n = (512 - sb->st_size % 512) % 512;
 
-    return llmp_part_write(p, buf, n);
+    return ctl_part_write(p, buf, n);
 }
 
 
 static int
-llmp_tar_dir(llmp_part_t *p, const char *path, const char *name,
+ctl_tar_dir(ctl_part_t *p, const char *path, const char *name,
     long long *count)
 {
     int             rc, i, n;
@@ -629,12 +629,12 @@ llmp_tar_dir(llmp_part_t *p, const char *path, const char *name,
 
         if (S_ISDIR(sb.st_mode)) {
             strncat(subname, "/", sizeof(subname) - strlen(subname) - 1);
-            rc = llmp_tar_header(p, subname, &sb, '5', NULL, 0);
+            rc = ctl_tar_header(p, subname, &sb, '5', NULL, 0);
             subname[strlen(subname) - 1] = '\0';
-            rc = rc < 0 ? -1 : llmp_tar_dir(p, sub, subname, count);
+            rc = rc < 0 ? -1 : ctl_tar_dir(p, sub, subname, count);
 
         } else if (S_ISREG(sb.st_mode)) {
-            rc = llmp_tar_file(p, sub, subname, &sb);
+            rc = ctl_tar_file(p, sub, subname, &sb);
             (*count)++;
 
         } else if (S_ISLNK(sb.st_mode)) {
@@ -643,7 +643,7 @@ llmp_tar_dir(llmp_part_t *p, const char *path, const char *name,
                 continue;
             }
             link[len] = '\0';
-            rc = llmp_tar_header(p, subname, &sb, '2', link, 0);
+            rc = ctl_tar_header(p, subname, &sb, '2', link, 0);
             rc = rc < 0 ? -1 : 0;
 
         } else {
@@ -659,7 +659,7 @@ llmp_tar_dir(llmp_part_t *p, const char *path, const char *name,
 
 
 static int
-llmp_backup_path(llmp_store_t *st, const char *name, const char *dir,
+ctl_backup_path(ctl_store_t *st, const char *name, const char *dir,
     const char *path, int i, cJSON *paths)
 {
     char          file[256], base[256], zero[1024];
@@ -668,7 +668,7 @@ llmp_backup_path(llmp_store_t *st, const char *name, const char *dir,
     const char   *b;
     long long     count;
     struct stat   sb;
-    llmp_part_t   part;
+    ctl_part_t   part;
     size_t        len;
 
     len = strlen(path);
@@ -697,8 +697,8 @@ llmp_backup_path(llmp_store_t *st, const char *name, const char *dir,
         }
     }
 
-    if (llmp_part_open(&part, st, name, dir, file, 1) != 0) {
-        llmp_part_abort(&part);
+    if (ctl_part_open(&part, st, name, dir, file, 1) != 0) {
+        ctl_part_abort(&part);
         return -1;
     }
 
@@ -708,11 +708,11 @@ llmp_backup_path(llmp_store_t *st, const char *name, const char *dir,
 
     memset(zero, 0, sizeof(zero));
 
-    if (llmp_tar_header(&part, base, &sb, '5', NULL, 0) < 0
-        || llmp_tar_dir(&part, path, b, &count) != 0
-        || llmp_part_write(&part, zero, sizeof(zero)) != 0)
+    if (ctl_tar_header(&part, base, &sb, '5', NULL, 0) < 0
+        || ctl_tar_dir(&part, path, b, &count) != 0
+        || ctl_part_write(&part, zero, sizeof(zero)) != 0)
     {
-        llmp_part_abort(&part);
+        ctl_part_abort(&part);
         return -1;
     }
 
@@ -720,7 +720,7 @@ llmp_backup_path(llmp_store_t *st, const char *name, const char *dir,
     cJSON_AddStringToObject(entry, "path", path);
     cJSON_AddNumberToObject(entry, "files", (double) count);
 
-    if (llmp_part_close(&part, entry) != 0) {
+    if (ctl_part_close(&part, entry) != 0) {
         cJSON_Delete(entry);
         return -1;
     }
@@ -734,7 +734,7 @@ llmp_backup_path(llmp_store_t *st, const char *name, const char *dir,
 /* the database */
 
 static PGresult *
-llmp_sql(PGconn *conn, const char *sql, int nparams, const char **params)
+ctl_sql(PGconn *conn, const char *sql, int nparams, const char **params)
 {
     PGresult  *res;
 
@@ -753,11 +753,11 @@ llmp_sql(PGconn *conn, const char *sql, int nparams, const char **params)
 
 
 static int
-llmp_sql_ok(PGconn *conn, const char *sql)
+ctl_sql_ok(PGconn *conn, const char *sql)
 {
     PGresult  *res;
 
-    res = llmp_sql(conn, sql, 0, NULL);
+    res = ctl_sql(conn, sql, 0, NULL);
     PQclear(res);
 
     return res ? 0 : -1;
@@ -766,7 +766,7 @@ llmp_sql_ok(PGconn *conn, const char *sql)
 
 /* "t (a, b, c)" quoted, from the manifest's entry or the catalog */
 static char *
-llmp_table_target(PGconn *conn, const char *table, const cJSON *columns)
+ctl_table_target(PGconn *conn, const char *table, const cJSON *columns)
 {
     char         *q, *out;
     size_t        len;
@@ -808,7 +808,7 @@ llmp_table_target(PGconn *conn, const char *table, const cJSON *columns)
 
 
 static int
-llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
+ctl_backup_table(PGconn *conn, ctl_store_t *st, const char *name,
     const char *dir, const char *table, cJSON *tables, long long *rows)
 {
     int           n, i;
@@ -816,11 +816,11 @@ llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
     cJSON        *entry, *columns;
     PGresult     *res;
     const char   *params[1];
-    llmp_part_t   part;
+    ctl_part_t   part;
 
     params[0] = table;
 
-    res = llmp_sql(conn,
+    res = ctl_sql(conn,
         "SELECT a.attname FROM pg_attribute a"
         " WHERE a.attrelid = $1::regclass AND a.attnum > 0"
         " AND NOT a.attisdropped AND a.attgenerated = ''"
@@ -841,7 +841,7 @@ llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
 
     PQclear(res);
 
-    target = llmp_table_target(conn, table, columns);
+    target = ctl_table_target(conn, table, columns);
     sql = target ? malloc(strlen(target) + 64) : NULL;
 
     if (sql == NULL) {
@@ -856,8 +856,8 @@ llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
 
     snprintf(file, sizeof(file), "%s.copy.gz", table);
 
-    if (llmp_part_open(&part, st, name, dir, file, 1) != 0) {
-        llmp_part_abort(&part);
+    if (ctl_part_open(&part, st, name, dir, file, 1) != 0) {
+        ctl_part_abort(&part);
         free(sql);
         cJSON_Delete(entry);
         return -1;
@@ -869,7 +869,7 @@ llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         fprintf(stderr, "llmproxyctl: database: %s", PQerrorMessage(conn));
         PQclear(res);
-        llmp_part_abort(&part);
+        ctl_part_abort(&part);
         cJSON_Delete(entry);
         return -1;
     }
@@ -880,7 +880,7 @@ llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
      * the COPY ends */
 
     while ((n = PQgetCopyData(conn, &buf, 0)) > 0) {
-        llmp_part_write(&part, buf, (size_t) n);
+        ctl_part_write(&part, buf, (size_t) n);
         PQfreemem(buf);
     }
 
@@ -892,7 +892,7 @@ llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
         while ((res = PQgetResult(conn)) != NULL) {
             PQclear(res);
         }
-        llmp_part_abort(&part);
+        ctl_part_abort(&part);
         cJSON_Delete(entry);
         return -1;
     }
@@ -902,7 +902,7 @@ llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
 
     cJSON_AddNumberToObject(entry, "rows", (double) *rows);
 
-    if (llmp_part_close(&part, entry) != 0) {
+    if (ctl_part_close(&part, entry) != 0) {
         cJSON_Delete(entry);
         return -1;
     }
@@ -914,7 +914,7 @@ llmp_backup_table(PGconn *conn, llmp_store_t *st, const char *name,
 
 
 static void
-llmp_backup_help(FILE *f)
+ctl_backup_help(FILE *f)
 {
     fprintf(f,
         "usage: llmproxyctl backup [--to s3://BUCKET/PREFIX | --dir DIR]\n"
@@ -950,19 +950,19 @@ typedef struct {
     int        complete;
     long long  bytes;
     int        files;
-} llmp_backup_item_t;
+} ctl_backup_item_t;
 
 
 static int
-llmp_backup_item_cmp(const void *a, const void *b)
+ctl_backup_item_cmp(const void *a, const void *b)
 {
-    return strcmp(((const llmp_backup_item_t *) a)->name,
-                  ((const llmp_backup_item_t *) b)->name);
+    return strcmp(((const ctl_backup_item_t *) a)->name,
+                  ((const ctl_backup_item_t *) b)->name);
 }
 
 
 static int
-llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
+ctl_store_list(ctl_store_t *st, ctl_backup_item_t **items, size_t *n)
 {
     char                 path[PATH_MAX], name[72];
     DIR                 *d;
@@ -970,8 +970,8 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
     const char          *slash;
     struct stat          sb;
     struct dirent       *e;
-    llmp_s3_object_t    *objs;
-    llmp_backup_item_t  *list, *it;
+    ctl_s3_object_t    *objs;
+    ctl_backup_item_t  *list, *it;
     size_t               nobjs;
 
     *items = NULL;
@@ -980,7 +980,7 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
     cap = 0;
 
     if (st->is_s3) {
-        if (llmp_s3_list(&st->s3, "llmproxy-", &objs, &nobjs) != 0) {
+        if (ctl_s3_list(&st->s3, "llmproxy-", &objs, &nobjs) != 0) {
             return -1;
         }
 
@@ -995,7 +995,7 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
             memcpy(name, objs[i].key, len);
             name[len] = '\0';
 
-            if (!llmp_valid_name(name)) {
+            if (!ctl_valid_name(name)) {
                 continue;
             }
 
@@ -1004,15 +1004,15 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
             if (it == NULL || strcmp(it->name, name) != 0) {
                 if (*n == cap) {
                     cap = cap ? cap * 2 : 16;
-                    list = realloc(list, cap * sizeof(llmp_backup_item_t));
+                    list = realloc(list, cap * sizeof(ctl_backup_item_t));
                     if (list == NULL) {
-                        llmp_s3_objects_free(objs, nobjs);
+                        ctl_s3_objects_free(objs, nobjs);
                         return -1;
                     }
                 }
 
                 it = &list[(*n)++];
-                memset(it, 0, sizeof(llmp_backup_item_t));
+                memset(it, 0, sizeof(ctl_backup_item_t));
                 memcpy(it->name, name, len + 1);
             }
 
@@ -1024,7 +1024,7 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
             }
         }
 
-        llmp_s3_objects_free(objs, nobjs);
+        ctl_s3_objects_free(objs, nobjs);
 
         *items = list;
 
@@ -1050,13 +1050,13 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
             name[len - 8] = '\0';
         }
 
-        if (!llmp_valid_name(name)) {
+        if (!ctl_valid_name(name)) {
             continue;
         }
 
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
-            list = realloc(list, cap * sizeof(llmp_backup_item_t));
+            list = realloc(list, cap * sizeof(ctl_backup_item_t));
             if (list == NULL) {
                 closedir(d);
                 return -1;
@@ -1064,7 +1064,7 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
         }
 
         it = &list[(*n)++];
-        memset(it, 0, sizeof(llmp_backup_item_t));
+        memset(it, 0, sizeof(ctl_backup_item_t));
         snprintf(it->name, sizeof(it->name), "%s", e->d_name);
 
         snprintf(path, sizeof(path), "%s/%s/%s", st->dir, e->d_name,
@@ -1095,7 +1095,7 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
     closedir(d);
 
     if (*n) {
-        qsort(list, *n, sizeof(llmp_backup_item_t), llmp_backup_item_cmp);
+        qsort(list, *n, sizeof(ctl_backup_item_t), ctl_backup_item_cmp);
     }
 
     *items = list;
@@ -1105,21 +1105,21 @@ llmp_store_list(llmp_store_t *st, llmp_backup_item_t **items, size_t *n)
 
 
 static int
-llmp_store_delete(llmp_store_t *st, const char *name)
+ctl_store_delete(ctl_store_t *st, const char *name)
 {
     int                rc;
     char               path[PATH_MAX], sub[128];
     size_t             i, n;
-    llmp_s3_object_t  *objs;
+    ctl_s3_object_t  *objs;
 
     if (!st->is_s3) {
         snprintf(path, sizeof(path), "%s/%s", st->dir, name);
-        return llmp_rm_tree(path) == 0 ? 0 : -1;
+        return ctl_rm_tree(path) == 0 ? 0 : -1;
     }
 
     snprintf(sub, sizeof(sub), "%s/", name);
 
-    if (llmp_s3_list(&st->s3, sub, &objs, &n) != 0) {
+    if (ctl_s3_list(&st->s3, sub, &objs, &n) != 0) {
         return -1;
     }
 
@@ -1129,17 +1129,17 @@ llmp_store_delete(llmp_store_t *st, const char *name)
 
     for (i = 0; i < n; i++) {
         if (strcmp(objs[i].key + strlen(sub), LLMP_BACKUP_MANIFEST) == 0) {
-            rc |= llmp_s3_delete(&st->s3, objs[i].key);
+            rc |= ctl_s3_delete(&st->s3, objs[i].key);
         }
     }
 
     for (i = 0; rc == 0 && i < n; i++) {
         if (strcmp(objs[i].key + strlen(sub), LLMP_BACKUP_MANIFEST) != 0) {
-            rc |= llmp_s3_delete(&st->s3, objs[i].key);
+            rc |= ctl_s3_delete(&st->s3, objs[i].key);
         }
     }
 
-    llmp_s3_objects_free(objs, n);
+    ctl_s3_objects_free(objs, n);
 
     return rc;
 }
@@ -1147,14 +1147,14 @@ llmp_store_delete(llmp_store_t *st, const char *name)
 
 /* all but the newest keep complete backups, and older incomplete ones */
 static int
-llmp_backup_prune(llmp_store_t *st, long keep)
+ctl_backup_prune(ctl_store_t *st, long keep)
 {
     int                  rc;
     long                 seen;
     size_t               n, i;
-    llmp_backup_item_t  *items;
+    ctl_backup_item_t  *items;
 
-    if (llmp_store_list(st, &items, &n) != 0) {
+    if (ctl_store_list(st, &items, &n) != 0) {
         return -1;
     }
 
@@ -1167,7 +1167,7 @@ llmp_backup_prune(llmp_store_t *st, long keep)
             continue;
         }
 
-        if (llmp_store_delete(st, items[i].name) != 0) {
+        if (ctl_store_delete(st, items[i].name) != 0) {
             fprintf(stderr, "llmproxyctl: could not delete backup %s\n",
                     items[i].name);
             rc = -1;
@@ -1184,15 +1184,15 @@ llmp_backup_prune(llmp_store_t *st, long keep)
 
 
 static int
-llmp_backup_list(int argc, char **argv)
+ctl_backup_list(int argc, char **argv)
 {
     int                  c, json, rc;
     size_t               n, i;
     cJSON               *root, *o;
     char                *out;
     const char          *from, *dir;
-    llmp_store_t         st;
-    llmp_backup_item_t  *items;
+    ctl_store_t         st;
+    ctl_backup_item_t  *items;
 
     static const struct option  opts[] = {
         { "from", required_argument, NULL, 'f' },
@@ -1220,10 +1220,10 @@ llmp_backup_list(int argc, char **argv)
             json = 1;
             break;
         case 'h':
-            llmp_backup_help(stdout);
+            ctl_backup_help(stdout);
             return LLMP_EXIT_OK;
         default:
-            llmp_backup_help(stderr);
+            ctl_backup_help(stderr);
             return LLMP_EXIT_INVALID;
         }
     }
@@ -1234,13 +1234,13 @@ llmp_backup_list(int argc, char **argv)
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_store_open(&st, from, dir, 0) != 0) {
-        llmp_store_close(&st);
+    if (ctl_store_open(&st, from, dir, 0) != 0) {
+        ctl_store_close(&st);
         return LLMP_EXIT_INVALID;
     }
 
-    rc = llmp_store_list(&st, &items, &n);
-    llmp_store_close(&st);
+    rc = ctl_store_list(&st, &items, &n);
+    ctl_store_close(&st);
 
     if (rc != 0) {
         return LLMP_EXIT_FAILED;
@@ -1281,7 +1281,7 @@ llmp_backup_list(int argc, char **argv)
 
 
 int
-llmp_cmd_backup(int argc, char **argv)
+ctl_cmd_backup(int argc, char **argv)
 {
     int                  c, rc, i;
     char                 name[72], dir[PATH_MAX], final[PATH_MAX], *json;
@@ -1291,8 +1291,8 @@ llmp_cmd_backup(int argc, char **argv)
     PGconn              *conn;
     PGresult            *res, *tres;
     long long            rows, total;
-    llmp_store_t         st;
-    llmp_backup_opts_t   o;
+    ctl_store_t         st;
+    ctl_backup_opts_t   o;
 
     static const struct option  opts[] = {
         { "to", required_argument, NULL, 't' },
@@ -1306,10 +1306,10 @@ llmp_cmd_backup(int argc, char **argv)
     };
 
     if (argc > 1 && strcmp(argv[1], "list") == 0) {
-        return llmp_backup_list(argc - 1, argv + 1);
+        return ctl_backup_list(argc - 1, argv + 1);
     }
 
-    memset(&o, 0, sizeof(llmp_backup_opts_t));
+    memset(&o, 0, sizeof(ctl_backup_opts_t));
 
     optind = 1;
 
@@ -1344,7 +1344,7 @@ llmp_cmd_backup(int argc, char **argv)
             break;
 
         case 's':
-            o.part_size = llmp_size(optarg);
+            o.part_size = ctl_size(optarg);
             if (o.part_size == 0) {
                 fprintf(stderr, "llmproxyctl: --part-size: expected a size "
                         "such as 16m\n");
@@ -1357,11 +1357,11 @@ llmp_cmd_backup(int argc, char **argv)
             break;
 
         case 'h':
-            llmp_backup_help(stdout);
+            ctl_backup_help(stdout);
             return LLMP_EXIT_OK;
 
         default:
-            llmp_backup_help(stderr);
+            ctl_backup_help(stderr);
             return LLMP_EXIT_INVALID;
         }
     }
@@ -1372,18 +1372,18 @@ llmp_cmd_backup(int argc, char **argv)
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_store_open(&st, o.to, o.dir, o.part_size) != 0) {
-        llmp_store_close(&st);
+    if (ctl_store_open(&st, o.to, o.dir, o.part_size) != 0) {
+        ctl_store_close(&st);
         return LLMP_EXIT_INVALID;
     }
 
-    conn = llmp_db_connect(o.database);
+    conn = ctl_db_connect(o.database);
     if (conn == NULL) {
-        llmp_store_close(&st);
+        ctl_store_close(&st);
         return LLMP_EXIT_FAILED;
     }
 
-    t0 = llmp_now();
+    t0 = ctl_now();
     rc = LLMP_EXIT_FAILED;
     manifest = NULL;
     dir[0] = '\0';
@@ -1392,13 +1392,13 @@ llmp_cmd_backup(int argc, char **argv)
 
     /* one snapshot: keys, config and usage agree with each other */
 
-    if (llmp_sql_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if (ctl_sql_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         != 0)
     {
         goto done;
     }
 
-    res = llmp_sql(conn,
+    res = ctl_sql(conn,
         "SELECT 'llmproxy-' || to_char(now() AT TIME ZONE 'UTC',"
         "   'YYYYMMDD\"T\"HH24MISS.MS\"Z\"'),"
         " to_char(now() AT TIME ZONE 'UTC',"
@@ -1443,7 +1443,7 @@ llmp_cmd_backup(int argc, char **argv)
 
     /* every llmproxy table but the migrations' own */
 
-    tres = llmp_sql(conn,
+    tres = ctl_sql(conn,
         "SELECT c.relname FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()"
@@ -1458,7 +1458,7 @@ llmp_cmd_backup(int argc, char **argv)
     tables = cJSON_AddArrayToObject(manifest, "tables");
 
     for (i = 0; i < PQntuples(tres); i++) {
-        if (llmp_backup_table(conn, &st, name, dir, PQgetvalue(tres, i, 0),
+        if (ctl_backup_table(conn, &st, name, dir, PQgetvalue(tres, i, 0),
                               tables, &rows) != 0)
         {
             PQclear(tres);
@@ -1470,16 +1470,16 @@ llmp_cmd_backup(int argc, char **argv)
 
     PQclear(tres);
 
-    if (llmp_sql_ok(conn, "COMMIT") != 0) {
+    if (ctl_sql_ok(conn, "COMMIT") != 0) {
         goto done;
     }
 
-    secs = llmp_now() - t0;
+    secs = ctl_now() - t0;
 
     paths = cJSON_AddArrayToObject(manifest, "paths");
 
     for (i = 0; i < o.npaths; i++) {
-        if (llmp_backup_path(&st, name, dir, o.paths[i], i, paths) != 0) {
+        if (ctl_backup_path(&st, name, dir, o.paths[i], i, paths) != 0) {
             goto done;
         }
     }
@@ -1493,7 +1493,7 @@ llmp_cmd_backup(int argc, char **argv)
         char  key[128];
 
         snprintf(key, sizeof(key), "%s/%s", name, LLMP_BACKUP_MANIFEST);
-        i = llmp_s3_put(&st.s3, key, json, strlen(json));
+        i = ctl_s3_put(&st.s3, key, json, strlen(json));
 
     } else {
         int    fd;
@@ -1544,7 +1544,7 @@ llmp_cmd_backup(int argc, char **argv)
 
     rc = LLMP_EXIT_OK;
 
-    if (o.keep && llmp_backup_prune(&st, o.keep) != 0) {
+    if (o.keep && ctl_backup_prune(&st, o.keep) != 0) {
         rc = LLMP_EXIT_FAILED;
     }
 
@@ -1556,10 +1556,10 @@ done:
         /* leave nothing of a failed backup behind */
 
         if (st.is_s3) {
-            llmp_store_delete(&st, name);
+            ctl_store_delete(&st, name);
 
         } else if (dir[0]) {
-            llmp_rm_tree(dir);
+            ctl_rm_tree(dir);
         }
 
         fprintf(stderr, "llmproxyctl: backup failed; nothing was kept\n");
@@ -1567,7 +1567,7 @@ done:
 
     cJSON_Delete(manifest);
     PQfinish(conn);
-    llmp_store_close(&st);
+    ctl_store_close(&st);
 
     return rc;
 }
@@ -1576,7 +1576,7 @@ done:
 /* restore */
 
 static void
-llmp_restore_help(FILE *f)
+ctl_restore_help(FILE *f)
 {
     fprintf(f,
         "usage: llmproxyctl restore NAME [--from s3://BUCKET/PREFIX | "
@@ -1612,7 +1612,7 @@ llmp_restore_help(FILE *f)
  * with columns, each a name.
  */
 static int
-llmp_restore_table_ok(const cJSON *t)
+ctl_restore_table_ok(const cJSON *t)
 {
     const char   *table, *p;
     const cJSON  *columns, *c;
@@ -1648,7 +1648,7 @@ llmp_restore_table_ok(const cJSON *t)
 
 /* SHA-256 and size of a file */
 static int
-llmp_file_digest(const char *path, char hex[65], long long *size)
+ctl_file_digest(const char *path, char hex[65], long long *size)
 {
     int                fd;
     ssize_t            n;
@@ -1686,7 +1686,7 @@ llmp_file_digest(const char *path, char hex[65], long long *size)
  * from S3).  -1 reported.
  */
 static int
-llmp_restore_fetch(llmp_store_t *st, const char *name, const char *tmp,
+ctl_restore_fetch(ctl_store_t *st, const char *name, const char *tmp,
     const cJSON *entry, char *path, size_t size)
 {
     int          rc;
@@ -1717,7 +1717,7 @@ llmp_restore_fetch(llmp_store_t *st, const char *name, const char *tmp,
             return -1;
         }
 
-        rc = llmp_s3_get(&st->s3, key, f);
+        rc = ctl_s3_get(&st->s3, key, f);
         fclose(f);
 
         if (rc == 1) {
@@ -1733,7 +1733,7 @@ llmp_restore_fetch(llmp_store_t *st, const char *name, const char *tmp,
         snprintf(path, size, "%s/%s/%s", st->dir, name, file);
     }
 
-    if (llmp_file_digest(path, hex, &bytes) != 0) {
+    if (ctl_file_digest(path, hex, &bytes) != 0) {
         fprintf(stderr, "llmproxyctl: %s: %s: %s\n", name, file,
                 strerror(errno));
         return -1;
@@ -1757,7 +1757,7 @@ llmp_restore_fetch(llmp_store_t *st, const char *name, const char *tmp,
 
 
 static int
-llmp_restore_copy(PGconn *conn, const char *path, const cJSON *entry,
+ctl_restore_copy(PGconn *conn, const char *path, const cJSON *entry,
     long long *rows)
 {
     int          n;
@@ -1767,7 +1767,7 @@ llmp_restore_copy(PGconn *conn, const char *path, const cJSON *entry,
     const char  *table;
 
     table = cJSON_GetStringValue(cJSON_GetObjectItem(entry, "table"));
-    target = llmp_table_target(conn, table,
+    target = ctl_table_target(conn, table,
                                cJSON_GetObjectItem(entry, "columns"));
     if (target == NULL) {
         fprintf(stderr, "llmproxyctl: out of memory\n");
@@ -1835,7 +1835,7 @@ result:
 
 /* the statements around the COPYs, in the restore's transaction */
 
-static const char  *llmp_restore_newer_sql =
+static const char  *ctl_restore_newer_sql =
     "SELECT"
     " EXISTS (SELECT 1 FROM llmproxy_keys WHERE updated_at > $1::timestamptz)"
     " OR EXISTS (SELECT 1 FROM llmproxy_config_entries"
@@ -1846,7 +1846,7 @@ static const char  *llmp_restore_newer_sql =
     "   WHERE created_at > $1::timestamptz)";
 
 
-static const char  *llmp_restore_serials_sql =
+static const char  *ctl_restore_serials_sql =
     "DO $$ DECLARE r record; BEGIN"
     " FOR r IN SELECT c.relname, a.attname,"
     "   pg_get_serial_sequence(quote_ident(c.relname), a.attname) AS seq"
@@ -1866,7 +1866,7 @@ static const char  *llmp_restore_serials_sql =
     " END $$";
 
 
-static const char  *llmp_restore_lock_order[] = {
+static const char  *ctl_restore_lock_order[] = {
     "llmproxy_usage_batches", "llmproxy_usage", "llmproxy_keys",
     "llmproxy_config_state", "llmproxy_config_entries", NULL
 };
@@ -1874,7 +1874,7 @@ static const char  *llmp_restore_lock_order[] = {
 
 /* list + ", " + the quoted table; NULL when out of memory (list freed) */
 static char *
-llmp_list_add(PGconn *conn, char *list, size_t *len, const char *table)
+ctl_list_add(PGconn *conn, char *list, size_t *len, const char *table)
 {
     char  *q, *p;
 
@@ -1909,7 +1909,7 @@ llmp_list_add(PGconn *conn, char *list, size_t *len, const char *table)
 
 
 static int
-llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
+ctl_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
     int force, long long *total)
 {
     int           i;
@@ -1922,7 +1922,7 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
 
     tables = cJSON_GetObjectItem(manifest, "tables");
 
-    if (llmp_sql_ok(conn, "BEGIN") != 0) {
+    if (ctl_sql_ok(conn, "BEGIN") != 0) {
         return -1;
     }
 
@@ -1936,11 +1936,11 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
     len = 1;
     list = calloc(1, 1);
 
-    for (i = 0; llmp_restore_lock_order[i]; i++) {
+    for (i = 0; ctl_restore_lock_order[i]; i++) {
         cJSON_ArrayForEach(t, tables) {
             table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
-            if (strcmp(table, llmp_restore_lock_order[i]) == 0) {
-                list = llmp_list_add(conn, list, &len, table);
+            if (strcmp(table, ctl_restore_lock_order[i]) == 0) {
+                list = ctl_list_add(conn, list, &len, table);
             }
         }
     }
@@ -1948,33 +1948,33 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
     cJSON_ArrayForEach(t, tables) {
         table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
 
-        for (i = 0; llmp_restore_lock_order[i]; i++) {
-            if (strcmp(table, llmp_restore_lock_order[i]) == 0) {
+        for (i = 0; ctl_restore_lock_order[i]; i++) {
+            if (strcmp(table, ctl_restore_lock_order[i]) == 0) {
                 break;
             }
         }
 
-        if (llmp_restore_lock_order[i] == NULL) {
-            list = llmp_list_add(conn, list, &len, table);
+        if (ctl_restore_lock_order[i] == NULL) {
+            list = ctl_list_add(conn, list, &len, table);
         }
     }
 
     if (list == NULL) {
         fprintf(stderr, "llmproxyctl: out of memory\n");
-        llmp_sql_ok(conn, "ROLLBACK");
+        ctl_sql_ok(conn, "ROLLBACK");
         return -1;
     }
 
     sql = malloc(len + 128);
 
     sprintf(sql, "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", list);
-    if (llmp_sql_ok(conn, sql) != 0) {
+    if (ctl_sql_ok(conn, sql) != 0) {
         goto failed;
     }
 
     params[0] = cJSON_GetStringValue(cJSON_GetObjectItem(manifest,
                                                          "snapshot_at"));
-    res = llmp_sql(conn, llmp_restore_newer_sql, 1, params);
+    res = ctl_sql(conn, ctl_restore_newer_sql, 1, params);
     if (res == NULL) {
         goto failed;
     }
@@ -1988,13 +1988,13 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
                 "--force restores anyway\n", params[0]);
         free(sql);
         free(list);
-        llmp_sql_ok(conn, "ROLLBACK");
+        ctl_sql_ok(conn, "ROLLBACK");
         return 1;
     }
 
     /* keys the backup lacks come back revoked (below) */
 
-    if (llmp_sql_ok(conn, "CREATE TEMP TABLE llmp_restore_old_keys"
+    if (ctl_sql_ok(conn, "CREATE TEMP TABLE llmp_restore_old_keys"
                           " ON COMMIT DROP AS SELECT * FROM llmproxy_keys")
         != 0)
     {
@@ -2010,20 +2010,20 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
         sprintf(sql, "ALTER TABLE %s DISABLE TRIGGER USER", q);
         PQfreemem(q);
 
-        if (llmp_sql_ok(conn, sql) != 0) {
+        if (ctl_sql_ok(conn, sql) != 0) {
             goto failed;
         }
     }
 
     sprintf(sql, "TRUNCATE %s", list);
-    if (llmp_sql_ok(conn, sql) != 0) {
+    if (ctl_sql_ok(conn, sql) != 0) {
         goto failed;
     }
 
     i = 0;
 
     cJSON_ArrayForEach(t, tables) {
-        if (llmp_restore_copy(conn, files[i++], t, &rows) != 0) {
+        if (ctl_restore_copy(conn, files[i++], t, &rows) != 0) {
             goto failed;
         }
 
@@ -2047,7 +2047,7 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
                                                       "change_seq")));
     params[0] = num;
 
-    res = llmp_sql(conn, "SELECT setval('llmproxy_change_seq',"
+    res = ctl_sql(conn, "SELECT setval('llmproxy_change_seq',"
                    " greatest((SELECT last_value FROM llmproxy_change_seq),"
                    " $1::bigint, 1))", 1, params);
     if (res == NULL) {
@@ -2056,14 +2056,14 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
 
     PQclear(res);
 
-    if (llmp_sql_ok(conn,
+    if (ctl_sql_ok(conn,
             "UPDATE llmp_restore_old_keys o SET alias = NULL"
             " WHERE EXISTS (SELECT 1 FROM llmproxy_keys k"
             " WHERE k.alias = o.alias)") != 0
-        || llmp_sql_ok(conn,
+        || ctl_sql_ok(conn,
             "UPDATE llmp_restore_old_keys SET updated_at = now(),"
             " revoked_at = coalesce(revoked_at, now())") != 0
-        || llmp_sql_ok(conn,
+        || ctl_sql_ok(conn,
             "INSERT INTO llmproxy_keys SELECT * FROM llmp_restore_old_keys o"
             " WHERE NOT EXISTS (SELECT 1 FROM llmproxy_keys k"
             " WHERE k.key_hash = o.key_hash)") != 0)
@@ -2071,10 +2071,10 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
         goto failed;
     }
 
-    if (llmp_sql_ok(conn,
+    if (ctl_sql_ok(conn,
             "UPDATE llmproxy_keys SET"
             " change_seq = nextval('llmproxy_change_seq')") != 0
-        || llmp_sql_ok(conn,
+        || ctl_sql_ok(conn,
             "UPDATE llmproxy_config_state SET"
             " version = nextval('llmproxy_change_seq')") != 0)
     {
@@ -2083,7 +2083,7 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
 
     /* serial and identity columns: their sequences past the restored ids */
 
-    if (llmp_sql_ok(conn, llmp_restore_serials_sql) != 0) {
+    if (ctl_sql_ok(conn, ctl_restore_serials_sql) != 0) {
         goto failed;
     }
 
@@ -2093,15 +2093,15 @@ llmp_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
         sprintf(sql, "ALTER TABLE %s ENABLE TRIGGER USER", q);
         PQfreemem(q);
 
-        if (llmp_sql_ok(conn, sql) != 0) {
+        if (ctl_sql_ok(conn, sql) != 0) {
             goto failed;
         }
     }
 
-    if (llmp_sql_ok(conn, "SELECT pg_notify('llmproxy_changes',"
+    if (ctl_sql_ok(conn, "SELECT pg_notify('llmproxy_changes',"
                           " 'llmproxy_keys'),"
                           " pg_notify('llmproxy_changes', 'config')") != 0
-        || llmp_sql_ok(conn, "COMMIT") != 0)
+        || ctl_sql_ok(conn, "COMMIT") != 0)
     {
         goto failed;
     }
@@ -2115,14 +2115,14 @@ failed:
 
     free(sql);
     free(list);
-    llmp_sql_ok(conn, "ROLLBACK");
+    ctl_sql_ok(conn, "ROLLBACK");
 
     return -1;
 }
 
 
 static int
-llmp_copy_file(const char *from, const char *to)
+ctl_copy_file(const char *from, const char *to)
 {
     int      in, out, rc;
     char     buf[65536];
@@ -2152,7 +2152,7 @@ llmp_copy_file(const char *from, const char *to)
 
 
 int
-llmp_cmd_restore(int argc, char **argv)
+ctl_cmd_restore(int argc, char **argv)
 {
     int            c, rc, i, n, np;
     char           tmp[PATH_MAX], path[PATH_MAX], key[256], **files, *text;
@@ -2164,8 +2164,8 @@ llmp_cmd_restore(int argc, char **argv)
     PGresult      *res;
     long long      total;
     const char    *name;
-    llmp_store_t   st;
-    llmp_backup_opts_t  o;
+    ctl_store_t   st;
+    ctl_backup_opts_t  o;
 
     static const struct option  opts[] = {
         { "from", required_argument, NULL, 'f' },
@@ -2178,7 +2178,7 @@ llmp_cmd_restore(int argc, char **argv)
         { NULL, 0, NULL, 0 }
     };
 
-    memset(&o, 0, sizeof(llmp_backup_opts_t));
+    memset(&o, 0, sizeof(ctl_backup_opts_t));
 
     optind = 1;
 
@@ -2203,33 +2203,33 @@ llmp_cmd_restore(int argc, char **argv)
             o.database = optarg;
             break;
         case 'h':
-            llmp_restore_help(stdout);
+            ctl_restore_help(stdout);
             return LLMP_EXIT_OK;
         default:
-            llmp_restore_help(stderr);
+            ctl_restore_help(stderr);
             return LLMP_EXIT_INVALID;
         }
     }
 
     if (optind != argc - 1) {
-        llmp_restore_help(stderr);
+        ctl_restore_help(stderr);
         return LLMP_EXIT_INVALID;
     }
 
     name = argv[optind];
 
-    if (!llmp_valid_name(name)) {
+    if (!ctl_valid_name(name)) {
         fprintf(stderr, "llmproxyctl: restore: \"%s\" is not a backup name "
                 "(llmproxy-...; see `llmproxyctl backup list`)\n", name);
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_store_open(&st, o.to, o.dir, 0) != 0) {
-        llmp_store_close(&st);
+    if (ctl_store_open(&st, o.to, o.dir, 0) != 0) {
+        ctl_store_close(&st);
         return LLMP_EXIT_INVALID;
     }
 
-    t0 = llmp_now();
+    t0 = ctl_now();
     rc = LLMP_EXIT_FAILED;
     manifest = NULL;
     files = NULL;
@@ -2260,20 +2260,20 @@ llmp_cmd_restore(int argc, char **argv)
             goto done;
         }
 
-        i = llmp_s3_get(&st.s3, key, f);
+        i = ctl_s3_get(&st.s3, key, f);
         fclose(f);
 
         if (i == 1) {
-            llmp_s3_object_t  *objs;
+            ctl_s3_object_t  *objs;
             size_t             nobjs;
 
             snprintf(key, sizeof(key), "%s/", name);
 
-            if (llmp_s3_list(&st.s3, key, &objs, &nobjs) == 0) {
+            if (ctl_s3_list(&st.s3, key, &objs, &nobjs) == 0) {
                 fprintf(stderr, "llmproxyctl: %s: %s\n", name, nobjs
                         ? "incomplete backup (no manifest): not restored"
                         : "no such backup");
-                llmp_s3_objects_free(objs, nobjs);
+                ctl_s3_objects_free(objs, nobjs);
             }
 
             goto done;
@@ -2346,13 +2346,13 @@ llmp_cmd_restore(int argc, char **argv)
     i = 0;
 
     cJSON_ArrayForEach(t, cJSON_GetObjectItem(manifest, "tables")) {
-        if (!llmp_restore_table_ok(t)) {
+        if (!ctl_restore_table_ok(t)) {
             fprintf(stderr, "llmproxyctl: %s: the manifest is damaged\n",
                     name);
             goto refused;
         }
 
-        if (llmp_restore_fetch(&st, name, tmp, t, path, sizeof(path))
+        if (ctl_restore_fetch(&st, name, tmp, t, path, sizeof(path))
             != 0)
         {
             goto refused;
@@ -2362,7 +2362,7 @@ llmp_cmd_restore(int argc, char **argv)
     }
 
     cJSON_ArrayForEach(t, cJSON_GetObjectItem(manifest, "paths")) {
-        if (llmp_restore_fetch(&st, name, tmp, t, path, sizeof(path)) != 0) {
+        if (ctl_restore_fetch(&st, name, tmp, t, path, sizeof(path)) != 0) {
             goto refused;
         }
 
@@ -2391,12 +2391,12 @@ llmp_cmd_restore(int argc, char **argv)
         goto done;
     }
 
-    conn = llmp_db_connect(o.database);
+    conn = ctl_db_connect(o.database);
     if (conn == NULL) {
         goto done;
     }
 
-    res = llmp_sql(conn, "SELECT max(version) FROM llmproxy_schema_migrations",
+    res = ctl_sql(conn, "SELECT max(version) FROM llmproxy_schema_migrations",
                    0, NULL);
     if (res == NULL) {
         goto done;
@@ -2414,10 +2414,10 @@ llmp_cmd_restore(int argc, char **argv)
         goto done;
     }
 
-    t0 = llmp_now();
+    t0 = ctl_now();
     total = 0;
 
-    i = llmp_restore_apply(conn, manifest, files, o.force, &total);
+    i = ctl_restore_apply(conn, manifest, files, o.force, &total);
 
     if (i == 1) {
         rc = LLMP_EXIT_INVALID;
@@ -2429,7 +2429,7 @@ llmp_cmd_restore(int argc, char **argv)
         goto done;
     }
 
-    secs = llmp_now() - t0;
+    secs = ctl_now() - t0;
 
     printf("restored %s: %lld rows in %.2f s (%.0f rows/s)\n", name, total,
            secs, secs > 0 ? total / secs : 0.0);
@@ -2450,7 +2450,7 @@ llmp_cmd_restore(int argc, char **argv)
             snprintf(path, sizeof(path), "%s/%s", o.files,
                      cJSON_GetStringValue(cJSON_GetObjectItem(t, "file")));
 
-            if (llmp_copy_file(files[i++], path) != 0) {
+            if (ctl_copy_file(files[i++], path) != 0) {
                 fprintf(stderr, "llmproxyctl: %s: %s\n", path,
                         strerror(errno));
                 rc = LLMP_EXIT_FAILED;
@@ -2479,12 +2479,12 @@ done:
     }
 
     if (tmp[0]) {
-        llmp_rm_tree(tmp);
+        ctl_rm_tree(tmp);
     }
 
     cJSON_Delete(manifest);
     PQfinish(conn);
-    llmp_store_close(&st);
+    ctl_store_close(&st);
 
     return rc;
 }

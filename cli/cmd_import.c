@@ -33,7 +33,7 @@ typedef struct {
     const char  *iface;
     const char  *api_base;    /* NULL: api_base required */
     const char  *key_env;     /* LiteLLM's default key variable, or NULL */
-} llmp_litellm_kind_t;
+} ctl_litellm_kind_t;
 
 
 /* where an output field came from, to drop it if the compiler refuses it */
@@ -42,7 +42,7 @@ typedef struct {
     char   *src;              /* "model_list[0].litellm_params.rpm" */
     cJSON  *parent;
     char   *key;
-} llmp_origin_t;
+} ctl_origin_t;
 
 
 typedef struct {
@@ -54,14 +54,14 @@ typedef struct {
     const cJSON    *credentials;  /* credential_list of the YAML */
     llmp_errors_t   skipped;      /* "yaml.path: reason" */
     llmp_errors_t   notes;
-    llmp_origin_t  *origins;
+    ctl_origin_t  *origins;
     size_t          norigins;
     size_t          corigins;
     int             deployments;
-} llmp_import_t;
+} ctl_import_t;
 
 
-static const llmp_litellm_kind_t  llmp_litellm_kinds[] = {
+static const ctl_litellm_kind_t  ctl_litellm_kinds[] = {
     { "openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY" },
     { "text-completion-openai", "openai", "https://api.openai.com/v1",
       "OPENAI_API_KEY" },
@@ -99,7 +99,7 @@ static const llmp_litellm_kind_t  llmp_litellm_kinds[] = {
 static const struct {
     const char  *litellm;
     const char  *llmproxy;
-} llmp_litellm_prices[] = {
+} ctl_litellm_prices[] = {
     { "input_cost_per_token", "input_cost_per_million" },
     { "output_cost_per_token", "output_cost_per_million" },
     { "cache_read_input_token_cost", "cache_read_input_cost_per_million" },
@@ -110,7 +110,7 @@ static const struct {
 
 
 static void
-llmp_import_help(FILE *f)
+ctl_import_help(FILE *f)
 {
     fprintf(f,
         "usage: llmproxyctl import litellm CONFIG.yaml [-o DIR] [--force]\n"
@@ -132,7 +132,7 @@ llmp_import_help(FILE *f)
 /* scalar helpers: the YAML loader keeps every scalar's text */
 
 static const char *
-llmp_text(const cJSON *v)
+ctl_text(const cJSON *v)
 {
     if (cJSON_IsString(v)) {
         return v->valuestring;
@@ -147,7 +147,7 @@ llmp_text(const cJSON *v)
 
 
 static int
-llmp_num(const cJSON *v, double *d)
+ctl_num(const cJSON *v, double *d)
 {
     char  *end;
 
@@ -167,15 +167,15 @@ llmp_num(const cJSON *v, double *d)
 
 
 static void
-llmp_origin(llmp_import_t *im, const char *out, const char *src,
+ctl_origin(ctl_import_t *im, const char *out, const char *src,
     cJSON *parent, const char *key)
 {
     size_t          cap;
-    llmp_origin_t  *o;
+    ctl_origin_t  *o;
 
     if (im->norigins == im->corigins) {
         cap = im->corigins ? 2 * im->corigins : 64;
-        o = realloc(im->origins, cap * sizeof(llmp_origin_t));
+        o = realloc(im->origins, cap * sizeof(ctl_origin_t));
         if (o == NULL) {
             return;
         }
@@ -204,9 +204,9 @@ llmp_origin(llmp_import_t *im, const char *out, const char *src,
 /* "os.environ/NAME": the value environment_variables gives it, if any */
 
 static const char *
-llmp_yaml_env(llmp_import_t *im, const char *name)
+ctl_yaml_env(ctl_import_t *im, const char *name)
 {
-    return llmp_text(cJSON_GetObjectItemCaseSensitive(im->env, name));
+    return ctl_text(cJSON_GetObjectItemCaseSensitive(im->env, name));
 }
 
 
@@ -217,7 +217,7 @@ llmp_yaml_env(llmp_import_t *im, const char *name)
  */
 
 static char *
-llmp_import_secret(llmp_import_t *im, const char *s)
+ctl_import_secret(ctl_import_t *im, const char *s)
 {
     char        *out;
     const char  *v;
@@ -226,7 +226,7 @@ llmp_import_secret(llmp_import_t *im, const char *s)
         return strdup(s);
     }
 
-    v = llmp_yaml_env(im, s + 11);
+    v = ctl_yaml_env(im, s + 11);
     if (v) {
         return strdup(v);
     }
@@ -243,7 +243,7 @@ llmp_import_secret(llmp_import_t *im, const char *s)
 /* api_base "os.environ/NAME": read now, since config.json cannot defer it */
 
 static const char *
-llmp_import_base(llmp_import_t *im, const char *s, const char *path)
+ctl_import_base(ctl_import_t *im, const char *s, const char *path)
 {
     const char  *v;
 
@@ -251,7 +251,7 @@ llmp_import_base(llmp_import_t *im, const char *s, const char *path)
         return s;
     }
 
-    v = llmp_yaml_env(im, s + 11);
+    v = ctl_yaml_env(im, s + 11);
     if (v == NULL) {
         v = getenv(s + 11);
     }
@@ -270,12 +270,12 @@ llmp_import_base(llmp_import_t *im, const char *s, const char *path)
 }
 
 
-static const llmp_litellm_kind_t *
-llmp_import_kind(const char *prefix)
+static const ctl_litellm_kind_t *
+ctl_import_kind(const char *prefix)
 {
-    const llmp_litellm_kind_t  *k;
+    const ctl_litellm_kind_t  *k;
 
-    for (k = llmp_litellm_kinds; k->prefix; k++) {
+    for (k = ctl_litellm_kinds; k->prefix; k++) {
         if (strcmp(k->prefix, prefix) == 0) {
             return k;
         }
@@ -288,7 +288,7 @@ llmp_import_kind(const char *prefix)
 /* LiteLLM's guess for a model without "provider/" */
 
 static const char *
-llmp_import_guess(const char *model)
+ctl_import_guess(const char *model)
 {
     static const char *const  openai[] = {
         "gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "dall-e",
@@ -316,7 +316,7 @@ llmp_import_guess(const char *model)
  */
 
 static cJSON *
-llmp_import_provider(llmp_import_t *im, const char *prefix,
+ctl_import_provider(ctl_import_t *im, const char *prefix,
     const char *iface, const char *base, const char *key,
     const cJSON *headers, const char *model_name, char *name, size_t size)
 {
@@ -416,7 +416,7 @@ llmp_import_provider(llmp_import_t *im, const char *prefix,
 /* a number field of a model, registered for the compiler check */
 
 static void
-llmp_import_number(llmp_import_t *im, cJSON *model, const char *out_path,
+ctl_import_number(ctl_import_t *im, cJSON *model, const char *out_path,
     const char *field, double d, const char *src)
 {
     char  path[LLMP_IMPORT_PATH];
@@ -424,14 +424,14 @@ llmp_import_number(llmp_import_t *im, cJSON *model, const char *out_path,
     cJSON_DeleteItemFromObjectCaseSensitive(model, field);
     cJSON_AddNumberToObject(model, field, d);
     snprintf(path, sizeof(path), "%s.%s", out_path, field);
-    llmp_origin(im, path, src, model, field);
+    ctl_origin(im, path, src, model, field);
 }
 
 
 /* per token to per million, without 2.4999999999999996 */
 
 static double
-llmp_per_million(double per_token)
+ctl_per_million(double per_token)
 {
     char  buf[64];
 
@@ -442,7 +442,7 @@ llmp_per_million(double per_token)
 
 
 static int
-llmp_is_known(const char *key, const char *const *list)
+ctl_is_known(const char *key, const char *const *list)
 {
     int  i;
 
@@ -457,7 +457,7 @@ llmp_is_known(const char *key, const char *const *list)
 
 
 static void
-llmp_import_prices(llmp_import_t *im, cJSON *model, const char *out_path,
+ctl_import_prices(ctl_import_t *im, cJSON *model, const char *out_path,
     const cJSON *from, const char *path)
 {
     int          i;
@@ -465,30 +465,30 @@ llmp_import_prices(llmp_import_t *im, cJSON *model, const char *out_path,
     double       d;
     const cJSON  *v;
 
-    for (i = 0; llmp_litellm_prices[i].litellm; i++) {
+    for (i = 0; ctl_litellm_prices[i].litellm; i++) {
         v = cJSON_GetObjectItemCaseSensitive(from,
-                                             llmp_litellm_prices[i].litellm);
+                                             ctl_litellm_prices[i].litellm);
         if (v == NULL) {
             continue;
         }
 
         snprintf(src, sizeof(src), "%s.%s", path,
-                 llmp_litellm_prices[i].litellm);
+                 ctl_litellm_prices[i].litellm);
 
-        if (!llmp_num(v, &d) || d < 0) {
+        if (!ctl_num(v, &d) || d < 0) {
             llmp_errors_add(&im->skipped, "%s: expected a price in USD per "
                             "token", src);
             continue;
         }
 
-        llmp_import_number(im, model, out_path, llmp_litellm_prices[i].llmproxy,
-                           llmp_per_million(d), src);
+        ctl_import_number(im, model, out_path, ctl_litellm_prices[i].llmproxy,
+                           ctl_per_million(d), src);
     }
 }
 
 
 static void
-llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
+ctl_import_deployment_params(ctl_import_t *im, const cJSON *entry,
     int idx, cJSON **own);
 
 
@@ -499,7 +499,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
  */
 
 static const cJSON *
-llmp_import_credential(llmp_import_t *im, const cJSON *lp, const char *path,
+ctl_import_credential(ctl_import_t *im, const cJSON *lp, const char *path,
     cJSON **own)
 {
     char          msg[LLMP_IMPORT_PATH];
@@ -508,7 +508,7 @@ llmp_import_credential(llmp_import_t *im, const cJSON *lp, const char *path,
 
     *own = NULL;
 
-    name = llmp_text(cJSON_GetObjectItemCaseSensitive(lp,
+    name = ctl_text(cJSON_GetObjectItemCaseSensitive(lp,
                                                  "litellm_credential_name"));
     if (name == NULL) {
         return lp;
@@ -517,7 +517,7 @@ llmp_import_credential(llmp_import_t *im, const cJSON *lp, const char *path,
     values = NULL;
 
     cJSON_ArrayForEach(c, im->credentials) {
-        cname = llmp_text(cJSON_GetObjectItemCaseSensitive(c,
+        cname = ctl_text(cJSON_GetObjectItemCaseSensitive(c,
                                                         "credential_name"));
 
         if (cname && strcmp(cname, name) == 0) {
@@ -565,17 +565,17 @@ llmp_import_credential(llmp_import_t *im, const cJSON *lp, const char *path,
 
 
 static void
-llmp_import_deployment(llmp_import_t *im, const cJSON *entry, int idx)
+ctl_import_deployment(ctl_import_t *im, const cJSON *entry, int idx)
 {
     cJSON  *own;
 
-    llmp_import_deployment_params(im, entry, idx, &own);
+    ctl_import_deployment_params(im, entry, idx, &own);
     cJSON_Delete(own);
 }
 
 
 static void
-llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
+ctl_import_deployment_params(ctl_import_t *im, const cJSON *entry,
     int idx, cJSON **ownp)
 {
     int                         i;
@@ -586,7 +586,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
     double                      d;
     const char                 *name, *upstream, *base, *slash, *s;
     const cJSON                *lp, *info, *v, *headers;
-    const llmp_litellm_kind_t  *kind;
+    const ctl_litellm_kind_t  *kind;
 
     static const char *const  lp_known[] = {
         "model", "api_base", "api_key", "rpm", "tpm", "weight", "timeout",
@@ -610,11 +610,11 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
         return;
     }
 
-    name = llmp_text(cJSON_GetObjectItemCaseSensitive(entry, "model_name"));
+    name = ctl_text(cJSON_GetObjectItemCaseSensitive(entry, "model_name"));
     lp = cJSON_GetObjectItemCaseSensitive(entry, "litellm_params");
-    lp = llmp_import_credential(im, lp, path, ownp);
+    lp = ctl_import_credential(im, lp, path, ownp);
     info = cJSON_GetObjectItemCaseSensitive(entry, "model_info");
-    upstream = llmp_text(cJSON_GetObjectItemCaseSensitive(lp, "model"));
+    upstream = ctl_text(cJSON_GetObjectItemCaseSensitive(lp, "model"));
 
     if (name == NULL || name[0] == '\0' || !cJSON_IsObject(lp)
         || upstream == NULL || upstream[0] == '\0')
@@ -632,7 +632,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
 
     /* "provider/model", custom_llm_provider, or LiteLLM's guess */
 
-    s = llmp_text(cJSON_GetObjectItemCaseSensitive(lp,
+    s = ctl_text(cJSON_GetObjectItemCaseSensitive(lp,
                                                    "custom_llm_provider"));
     slash = strchr(upstream, '/');
 
@@ -650,7 +650,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
                  upstream);
         upstream = slash + 1;
 
-    } else if ((s = llmp_import_guess(upstream)) != NULL) {
+    } else if ((s = ctl_import_guess(upstream)) != NULL) {
         snprintf(prefix, sizeof(prefix), "%s", s);
 
     } else {
@@ -659,7 +659,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
         return;
     }
 
-    kind = llmp_import_kind(prefix);
+    kind = ctl_import_kind(prefix);
 
     if (kind == NULL) {
         llmp_errors_add(&im->skipped, "%s: provider \"%s\" has no "
@@ -673,10 +673,10 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
     base = kind->api_base;
 
     if (v) {
-        base = llmp_text(v) ? llmp_import_base(im, llmp_text(v), src) : NULL;
+        base = ctl_text(v) ? ctl_import_base(im, ctl_text(v), src) : NULL;
 
         if (base == NULL) {
-            if (llmp_text(v)) {
+            if (ctl_text(v)) {
                 return;
             }
 
@@ -700,8 +700,8 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
     v = cJSON_GetObjectItemCaseSensitive(lp, "api_key");
     key = NULL;
 
-    if (llmp_text(v)) {
-        key = llmp_import_secret(im, llmp_text(v));
+    if (ctl_text(v)) {
+        key = ctl_import_secret(im, ctl_text(v));
 
     } else if (v && !cJSON_IsNull(v)) {
         llmp_errors_add(&im->skipped, "%s.litellm_params.api_key: expected "
@@ -723,7 +723,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
         headers = NULL;
     }
 
-    prov = llmp_import_provider(im, prefix, kind->iface, out, key, headers,
+    prov = ctl_import_provider(im, prefix, kind->iface, out, key, headers,
                                 name, pname, sizeof(pname));
     free(key);
 
@@ -759,7 +759,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
         snprintf(src, sizeof(src), "%s%s.%s", path,
                  i < 3 ? ".litellm_params" : "", s);
 
-        if (!llmp_num(v, &d) || d < 0 || d != floor(d)
+        if (!ctl_num(v, &d) || d < 0 || d != floor(d)
             || (i == 2 && d < 1))
         {
             llmp_errors_add(&im->skipped, "%s: llmproxy takes a whole "
@@ -768,7 +768,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
             continue;
         }
 
-        llmp_import_number(im, model, out, s, d, src);
+        ctl_import_number(im, model, out, s, d, src);
     }
 
     /* timeouts: the whole request, and a stream's wait for the next bytes */
@@ -782,12 +782,12 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
 
         snprintf(src, sizeof(src), "%s.litellm_params.%s", path, s);
 
-        if (!llmp_num(v, &d) || d <= 0) {
+        if (!ctl_num(v, &d) || d <= 0) {
             llmp_errors_add(&im->skipped, "%s: expected seconds", src);
             continue;
         }
 
-        llmp_import_number(im, model, out,
+        ctl_import_number(im, model, out,
                            i == 0 ? "request_timeout_seconds"
                                   : "stream_idle_timeout_seconds", d, src);
     }
@@ -795,10 +795,10 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
     /* custom prices in litellm_params, then model_info (which wins) */
 
     snprintf(src, sizeof(src), "%s.litellm_params", path);
-    llmp_import_prices(im, model, out, lp, src);
+    ctl_import_prices(im, model, out, lp, src);
 
     cJSON_ArrayForEach(v, lp) {
-        if (!llmp_is_known(v->string, lp_known)) {
+        if (!ctl_is_known(v->string, lp_known)) {
             llmp_errors_add(&im->skipped, "%s.litellm_params.%s: no "
                             "counterpart in llmproxy", path, v->string);
         }
@@ -811,7 +811,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
     }
 
     snprintf(src, sizeof(src), "%s.model_info", path);
-    llmp_import_prices(im, model, out, info, src);
+    ctl_import_prices(im, model, out, info, src);
 
     groups = cJSON_GetObjectItemCaseSensitive(info, "access_groups");
 
@@ -838,7 +838,7 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
     }
 
     cJSON_ArrayForEach(v, info) {
-        if (!llmp_is_known(v->string, info_known)) {
+        if (!ctl_is_known(v->string, info_known)) {
             llmp_errors_add(&im->skipped, "%s.model_info.%s: no counterpart "
                             "in llmproxy", path, v->string);
         }
@@ -861,14 +861,14 @@ llmp_import_deployment_params(llmp_import_t *im, const cJSON *entry,
 /* a setting of router_settings / litellm_settings that has a counterpart */
 
 static void
-llmp_import_setting(llmp_import_t *im, const cJSON *v, const char *src,
+ctl_import_setting(ctl_import_t *im, const cJSON *v, const char *src,
     const char *name, int integer)
 {
     char    out[128];
     double  d;
     cJSON  *settings;
 
-    if (!llmp_num(v, &d) || d < 0 || (integer && d != floor(d))) {
+    if (!ctl_num(v, &d) || d < 0 || (integer && d != floor(d))) {
         llmp_errors_add(&im->skipped, "%s: expected a%s number", src,
                         integer ? " whole" : "");
         return;
@@ -882,12 +882,12 @@ llmp_import_setting(llmp_import_t *im, const cJSON *v, const char *src,
     cJSON_DeleteItemFromObjectCaseSensitive(settings, name);
     cJSON_AddNumberToObject(settings, name, d);
     snprintf(out, sizeof(out), "settings.%s", name);
-    llmp_origin(im, out, src, settings, name);
+    ctl_origin(im, out, src, settings, name);
 }
 
 
 static int
-llmp_import_is_target(llmp_import_t *im, const char *name)
+ctl_import_is_target(ctl_import_t *im, const char *name)
 {
     return cJSON_HasObjectItem(im->models, name)
            || cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(im->base,
@@ -898,7 +898,7 @@ llmp_import_is_target(llmp_import_t *im, const char *name)
 /* fallbacks: [{"gpt-4": ["gpt-3.5"]}] (or one mapping) */
 
 static void
-llmp_import_fallbacks(llmp_import_t *im, const cJSON *list, const char *path)
+ctl_import_fallbacks(ctl_import_t *im, const cJSON *list, const char *path)
 {
     int          i;
     char         src[2 * LLMP_IMPORT_PATH];
@@ -924,7 +924,7 @@ llmp_import_fallbacks(llmp_import_t *im, const cJSON *list, const char *path)
                 snprintf(src, sizeof(src), "%s.%s", path, f->string);
             }
 
-            if (!llmp_import_is_target(im, f->string)) {
+            if (!ctl_import_is_target(im, f->string)) {
                 llmp_errors_add(&im->skipped, "%s: model \"%s\" was not "
                                 "imported", src, f->string);
                 continue;
@@ -953,11 +953,11 @@ llmp_import_fallbacks(llmp_import_t *im, const cJSON *list, const char *path)
                 }
 
                 if (!cJSON_IsString(t)
-                    || !llmp_import_is_target(im, t->valuestring))
+                    || !ctl_import_is_target(im, t->valuestring))
                 {
                     llmp_errors_add(&im->skipped, "%s: fallback \"%s\" is "
                                     "not an imported model", src,
-                                    llmp_text(t) ? llmp_text(t) : "?");
+                                    ctl_text(t) ? ctl_text(t) : "?");
                     continue;
                 }
 
@@ -977,7 +977,7 @@ llmp_import_fallbacks(llmp_import_t *im, const cJSON *list, const char *path)
 /* model_group_alias: {"alias": "model"} or {"alias": {"model": ...}} */
 
 static void
-llmp_import_aliases(llmp_import_t *im, const cJSON *map, const char *path)
+ctl_import_aliases(ctl_import_t *im, const cJSON *map, const char *path)
 {
     char         src[LLMP_IMPORT_PATH];
     cJSON       *aliases;
@@ -991,10 +991,10 @@ llmp_import_aliases(llmp_import_t *im, const cJSON *map, const char *path)
 
     cJSON_ArrayForEach(a, map) {
         snprintf(src, sizeof(src), "%s.%s", path, a->string);
-        target = llmp_text(a);
+        target = ctl_text(a);
 
         if (cJSON_IsObject(a)) {
-            target = llmp_text(cJSON_GetObjectItemCaseSensitive(a, "model"));
+            target = ctl_text(cJSON_GetObjectItemCaseSensitive(a, "model"));
 
             cJSON_ArrayForEach(v, a) {
                 if (strcmp(v->string, "model") != 0) {
@@ -1029,7 +1029,7 @@ llmp_import_aliases(llmp_import_t *im, const cJSON *map, const char *path)
 
 
 static void
-llmp_import_settings(llmp_import_t *im, const cJSON *root, const char *sect)
+ctl_import_settings(ctl_import_t *im, const cJSON *root, const char *sect)
 {
     char         src[LLMP_IMPORT_PATH];
     const cJSON  *s, *v;
@@ -1050,24 +1050,24 @@ llmp_import_settings(llmp_import_t *im, const cJSON *root, const char *sect)
         if (strcmp(v->string, "num_retries") == 0
             || strcmp(v->string, "allowed_fails") == 0)
         {
-            llmp_import_setting(im, v, src, v->string, 1);
+            ctl_import_setting(im, v, src, v->string, 1);
 
         } else if (strcmp(v->string, "cooldown_time") == 0) {
-            llmp_import_setting(im, v, src, "cooldown_seconds", 0);
+            ctl_import_setting(im, v, src, "cooldown_seconds", 0);
 
         } else if (strcmp(v->string, "timeout") == 0
                    || strcmp(v->string, "request_timeout") == 0)
         {
-            llmp_import_setting(im, v, src, "request_timeout_seconds", 0);
+            ctl_import_setting(im, v, src, "request_timeout_seconds", 0);
 
         } else if (strcmp(v->string, "stream_timeout") == 0) {
-            llmp_import_setting(im, v, src, "stream_idle_timeout_seconds", 0);
+            ctl_import_setting(im, v, src, "stream_idle_timeout_seconds", 0);
 
         } else if (strcmp(v->string, "fallbacks") == 0) {
-            llmp_import_fallbacks(im, v, src);
+            ctl_import_fallbacks(im, v, src);
 
         } else if (strcmp(v->string, "model_group_alias") == 0) {
-            /* read before the fallbacks: see llmp_import_litellm() */
+            /* read before the fallbacks: see ctl_import_litellm() */
             continue;
 
         } else if (strcmp(v->string, "routing_strategy") == 0) {
@@ -1086,7 +1086,7 @@ llmp_import_settings(llmp_import_t *im, const cJSON *root, const char *sect)
 /* cJSON_Print indents with tabs: two spaces read better in config.json */
 
 static int
-llmp_import_write(const char *dir, const char *file, const cJSON *doc,
+ctl_import_write(const char *dir, const char *file, const cJSON *doc,
     int mode, int force)
 {
     int     fd;
@@ -1156,7 +1156,7 @@ llmp_import_write(const char *dir, const char *file, const cJSON *doc,
  */
 
 static int
-llmp_import_check(llmp_import_t *im)
+ctl_import_check(ctl_import_t *im)
 {
     int            round, dropped, problems;
     char           unknown[LLMP_IMPORT_PATH + 32];
@@ -1251,7 +1251,7 @@ llmp_import_check(llmp_import_t *im)
  */
 
 static int
-llmp_import_includes(cJSON *root, const char *file)
+ctl_import_includes(cJSON *root, const char *file)
 {
     int           n;
     char          path[LLMP_IMPORT_PATH], err[1024];
@@ -1292,7 +1292,7 @@ llmp_import_includes(cJSON *root, const char *file)
         n = (name[0] != '/' && slash) ? (int) (slash - file + 1) : 0;
         snprintf(path, sizeof(path), "%.*s%s", n, file, name);
 
-        sub = llmp_yaml_load(path, path, err, sizeof(err));
+        sub = ctl_yaml_load(path, path, err, sizeof(err));
 
         if (sub == NULL || !cJSON_IsObject(sub)) {
             fprintf(stderr, "llmproxyctl: import: %s\n",
@@ -1333,7 +1333,7 @@ llmp_import_includes(cJSON *root, const char *file)
 
 
 static int
-llmp_import_litellm(int argc, char **argv)
+ctl_import_litellm(int argc, char **argv)
 {
     int           c, force, rc, i, nprov;
     char          err[1024];
@@ -1341,7 +1341,7 @@ llmp_import_litellm(int argc, char **argv)
     size_t        k;
     const char   *dir, *file;
     const cJSON  *v, *list, *alias;
-    llmp_import_t im;
+    ctl_import_t im;
 
     static const struct option  opts[] = {
         { "output", required_argument, NULL, 'o' },
@@ -1360,23 +1360,23 @@ llmp_import_litellm(int argc, char **argv)
         case 'f': force = 1; break;
 
         case 'h':
-            llmp_import_help(stdout);
+            ctl_import_help(stdout);
             return LLMP_EXIT_OK;
 
         default:
-            llmp_import_help(stderr);
+            ctl_import_help(stderr);
             return LLMP_EXIT_INVALID;
         }
     }
 
     if (optind + 1 != argc) {
-        llmp_import_help(stderr);
+        ctl_import_help(stderr);
         return LLMP_EXIT_INVALID;
     }
 
     file = argv[optind];
 
-    root = llmp_yaml_load(file, file, err, sizeof(err));
+    root = ctl_yaml_load(file, file, err, sizeof(err));
     if (root == NULL) {
         fprintf(stderr, "llmproxyctl: import: %s\n", err);
         return LLMP_EXIT_INVALID;
@@ -1389,12 +1389,12 @@ llmp_import_litellm(int argc, char **argv)
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_import_includes(root, file) != 0) {
+    if (ctl_import_includes(root, file) != 0) {
         cJSON_Delete(root);
         return LLMP_EXIT_INVALID;
     }
 
-    memset(&im, 0, sizeof(llmp_import_t));
+    memset(&im, 0, sizeof(ctl_import_t));
     llmp_errors_init(&im.skipped);
     llmp_errors_init(&im.notes);
     im.base = cJSON_CreateObject();
@@ -1424,7 +1424,7 @@ llmp_import_litellm(int argc, char **argv)
 
     i = 0;
     cJSON_ArrayForEach(v, list) {
-        llmp_import_deployment(&im, v, i++);
+        ctl_import_deployment(&im, v, i++);
     }
 
     /* aliases first: a fallback may name one */
@@ -1435,15 +1435,15 @@ llmp_import_litellm(int argc, char **argv)
                         i == 0 ? "router_settings" : "litellm_settings"),
                     "model_group_alias");
         if (alias) {
-            llmp_import_aliases(&im, alias, i == 0
+            ctl_import_aliases(&im, alias, i == 0
                                 ? "router_settings.model_group_alias"
                                 : "litellm_settings.model_group_alias");
         }
     }
 
     /* router_settings win over litellm_settings, as in LiteLLM's router */
-    llmp_import_settings(&im, root, "litellm_settings");
-    llmp_import_settings(&im, root, "router_settings");
+    ctl_import_settings(&im, root, "litellm_settings");
+    ctl_import_settings(&im, root, "router_settings");
 
     cJSON_ArrayForEach(v, root) {
         if (strcmp(v->string, "model_list") == 0
@@ -1504,7 +1504,7 @@ llmp_import_litellm(int argc, char **argv)
         goto done;
     }
 
-    if (llmp_import_check(&im) != 0) {
+    if (ctl_import_check(&im) != 0) {
         fprintf(stderr, "llmproxyctl: import: nothing written\n");
         rc = LLMP_EXIT_INVALID;
         goto done;
@@ -1517,12 +1517,12 @@ llmp_import_litellm(int argc, char **argv)
 
     rc = LLMP_EXIT_FAILED;
 
-    if (llmp_import_write(dir, "config.json", im.base, 0644, force) != 0) {
+    if (ctl_import_write(dir, "config.json", im.base, 0644, force) != 0) {
         goto done;
     }
 
     if (cJSON_GetArraySize(im.local) > 0
-        && llmp_import_write(dir, "config.local.json", im.local, 0600,
+        && ctl_import_write(dir, "config.local.json", im.local, 0600,
                              force) != 0)
     {
         goto done;
@@ -1582,26 +1582,26 @@ done:
 
 
 int
-llmp_cmd_import(int argc, char **argv)
+ctl_cmd_import(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0
         || strcmp(argv[1], "-h") == 0)
     {
-        llmp_import_help(argc < 2 ? stderr : stdout);
+        ctl_import_help(argc < 2 ? stderr : stdout);
         return argc < 2 ? LLMP_EXIT_INVALID : LLMP_EXIT_OK;
     }
 
     if (strcmp(argv[1], "litellm") == 0) {
-        return llmp_import_litellm(argc - 1, argv + 1);
+        return ctl_import_litellm(argc - 1, argv + 1);
     }
 
     if (strcmp(argv[1], "litellm-keys") == 0) {
-        return llmp_import_litellm_keys(argc - 1, argv + 1);
+        return ctl_import_litellm_keys(argc - 1, argv + 1);
     }
 
     fprintf(stderr, "llmproxyctl: import: unknown source \"%s\" (litellm, "
             "litellm-keys)\n", argv[1]);
-    llmp_import_help(stderr);
+    ctl_import_help(stderr);
 
     return LLMP_EXIT_INVALID;
 }

@@ -28,7 +28,7 @@
 
 
 /* columns read or deliberately ignored (bookkeeping only) */
-static const char *const  llmp_litellm_used[] = {
+static const char *const  ctl_litellm_used[] = {
     "token", "key_name", "key_alias", "models", "max_budget", "spend",
     "budget_duration", "budget_reset_at", "rpm_limit", "tpm_limit",
     "expires", "blocked", "created_at", "updated_at", "created_by",
@@ -39,16 +39,16 @@ static const char *const  llmp_litellm_used[] = {
 typedef struct {
     const char  *column;
     int          keys;
-} llmp_unmapped_t;
+} ctl_unmapped_t;
 
 
 static int
-llmp_is_known_column(const char *name)
+ctl_is_known_column(const char *name)
 {
     int  i;
 
-    for (i = 0; llmp_litellm_used[i]; i++) {
-        if (strcmp(name, llmp_litellm_used[i]) == 0) {
+    for (i = 0; ctl_litellm_used[i]; i++) {
+        if (strcmp(name, ctl_litellm_used[i]) == 0) {
             return 1;
         }
     }
@@ -63,7 +63,7 @@ llmp_is_known_column(const char *name)
  */
 
 static const char *
-llmp_utc(const char *s, char *buf, size_t size)
+ctl_utc(const char *s, char *buf, size_t size)
 {
     size_t  n;
 
@@ -88,7 +88,7 @@ llmp_utc(const char *s, char *buf, size_t size)
 /* a JSON value worth reporting: not null, "", {}, [] or false */
 
 static int
-llmp_is_set(const cJSON *v)
+ctl_is_set(const cJSON *v)
 {
     if (v == NULL || cJSON_IsNull(v) || cJSON_IsFalse(v)) {
         return 0;
@@ -107,7 +107,7 @@ llmp_is_set(const cJSON *v)
 
 
 static const char *
-llmp_str(const cJSON *row, const char *name)
+ctl_str(const cJSON *row, const char *name)
 {
     const cJSON  *v;
 
@@ -120,7 +120,7 @@ llmp_str(const cJSON *row, const char *name)
 /* a number column as text for a parameter; NULL when null */
 
 static const char *
-llmp_num_text(const cJSON *row, const char *name, char *buf, size_t size)
+ctl_num_text(const cJSON *row, const char *name, char *buf, size_t size)
 {
     const cJSON  *v;
 
@@ -152,7 +152,7 @@ llmp_is_hex64(const char *s)
 
 
 static void
-llmp_count(llmp_unmapped_t *u, size_t *n, size_t cap, const char *column)
+ctl_count(ctl_unmapped_t *u, size_t *n, size_t cap, const char *column)
 {
     size_t  i;
 
@@ -174,7 +174,7 @@ llmp_count(llmp_unmapped_t *u, size_t *n, size_t cap, const char *column)
 /* SELECT to_jsonb(t) rows of a LiteLLM table; NULL reported */
 
 static cJSON *
-llmp_litellm_rows(PGconn *src, const char *table, int required)
+ctl_litellm_rows(PGconn *src, const char *table, int required)
 {
     char       sql[256];
     cJSON     *rows, *row;
@@ -242,13 +242,13 @@ llmp_litellm_rows(PGconn *src, const char *table, int required)
 
 
 static const cJSON *
-llmp_find_team(const cJSON *teams, const char *id)
+ctl_find_team(const cJSON *teams, const char *id)
 {
     const cJSON  *t;
 
     cJSON_ArrayForEach(t, teams) {
-        if (id && llmp_str(t, "team_id")
-            && strcmp(llmp_str(t, "team_id"), id) == 0)
+        if (id && ctl_str(t, "team_id")
+            && strcmp(ctl_str(t, "team_id"), id) == 0)
         {
             return t;
         }
@@ -267,7 +267,7 @@ llmp_find_team(const cJSON *teams, const char *id)
  */
 
 static char *
-llmp_key_models(const cJSON *row, const cJSON *team, const char *who,
+ctl_key_models(const cJSON *row, const cJSON *team, const char *who,
     llmp_errors_t *notes)
 {
     char         *s;
@@ -277,7 +277,7 @@ llmp_key_models(const cJSON *row, const cJSON *team, const char *who,
 
     models = cJSON_GetObjectItemCaseSensitive(row, "models");
 
-    if (!llmp_is_set(models) && team) {
+    if (!ctl_is_set(models) && team) {
         models = cJSON_GetObjectItemCaseSensitive(team, "models");
     }
 
@@ -331,7 +331,7 @@ llmp_key_models(const cJSON *row, const cJSON *team, const char *who,
 }
 
 
-static const char  llmp_upsert_sql[] =
+static const char  ctl_upsert_sql[] =
     "INSERT INTO llmproxy_keys AS k (key_hash, key_prefix, alias, models,"
     " access_groups, max_budget, budget_duration_seconds, budget_reset_at,"
     " spend, rpm, tpm, expires_at, blocked, created_at)"
@@ -365,7 +365,7 @@ static const char  llmp_upsert_sql[] =
 
 
 int
-llmp_import_litellm_keys(int argc, char **argv)
+ctl_import_litellm_keys(int argc, char **argv)
 {
     int              c, dry, rc, month, blocked, created, changed, same;
     int              skipped;
@@ -380,7 +380,7 @@ llmp_import_litellm_keys(int argc, char **argv)
     const char      *uri, *database, *params[13], *s, *alias;
     const cJSON     *row, *team, *v;
     llmp_errors_t    notes;
-    llmp_unmapped_t  unmapped[64];
+    ctl_unmapped_t  unmapped[64];
 
     static const struct option  opts[] = {
         { "dry-run", no_argument, NULL, 'n' },
@@ -437,8 +437,8 @@ llmp_import_litellm_keys(int argc, char **argv)
     res = PQexec(src, "SET default_transaction_read_only = on");
     PQclear(res);
 
-    rows = llmp_litellm_rows(src, "LiteLLM_VerificationToken", 1);
-    teams = rows ? llmp_litellm_rows(src, "LiteLLM_TeamTable", 0) : NULL;
+    rows = ctl_litellm_rows(src, "LiteLLM_VerificationToken", 1);
+    teams = rows ? ctl_litellm_rows(src, "LiteLLM_TeamTable", 0) : NULL;
     PQfinish(src);
 
     if (rows == NULL || teams == NULL) {
@@ -446,7 +446,7 @@ llmp_import_litellm_keys(int argc, char **argv)
         return LLMP_EXIT_FAILED;
     }
 
-    dst = llmp_db_connect(database);
+    dst = ctl_db_connect(database);
     if (dst == NULL) {
         cJSON_Delete(rows);
         cJSON_Delete(teams);
@@ -462,8 +462,8 @@ llmp_import_litellm_keys(int argc, char **argv)
     rc = LLMP_EXIT_OK;
 
     cJSON_ArrayForEach(row, rows) {
-        s = llmp_str(row, "token");
-        alias = llmp_str(row, "key_alias");
+        s = ctl_str(row, "token");
+        alias = ctl_str(row, "key_alias");
 
         if (alias) {
             snprintf(who, sizeof(who), "key \"%.100s\"", alias);
@@ -490,18 +490,18 @@ llmp_import_litellm_keys(int argc, char **argv)
 
         /* key_name is LiteLLM's abbreviation "sk-...abcd" */
         snprintf(prefix, sizeof(prefix), "%s",
-                 llmp_str(row, "key_name") ? llmp_str(row, "key_name")
+                 ctl_str(row, "key_name") ? ctl_str(row, "key_name")
                                            : "sk-");
 
-        team = llmp_find_team(teams, llmp_str(row, "team_id"));
-        models = llmp_key_models(row, team, who, &notes);
+        team = ctl_find_team(teams, ctl_str(row, "team_id"));
+        models = ctl_key_models(row, team, who, &notes);
 
         blocked = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row,
                                                                "blocked"))
                   || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(team,
                                                                   "blocked"));
 
-        s = llmp_str(row, "budget_duration");
+        s = ctl_str(row, "budget_duration");
         params[5] = NULL;
 
         if (s) {
@@ -527,14 +527,14 @@ llmp_import_litellm_keys(int argc, char **argv)
         params[1] = prefix;
         params[2] = alias;
         params[3] = models;
-        params[4] = llmp_num_text(row, "max_budget", nums[0], 40);
-        params[6] = llmp_utc(llmp_str(row, "budget_reset_at"), ts[0], 80);
-        params[7] = llmp_num_text(row, "spend", nums[1], 40);
-        params[8] = llmp_num_text(row, "rpm_limit", nums[2], 40);
-        params[9] = llmp_num_text(row, "tpm_limit", nums[3], 40);
-        params[10] = llmp_utc(llmp_str(row, "expires"), ts[1], 80);
+        params[4] = ctl_num_text(row, "max_budget", nums[0], 40);
+        params[6] = ctl_utc(ctl_str(row, "budget_reset_at"), ts[0], 80);
+        params[7] = ctl_num_text(row, "spend", nums[1], 40);
+        params[8] = ctl_num_text(row, "rpm_limit", nums[2], 40);
+        params[9] = ctl_num_text(row, "tpm_limit", nums[3], 40);
+        params[10] = ctl_utc(ctl_str(row, "expires"), ts[1], 80);
         params[11] = blocked ? "true" : "false";
-        params[12] = llmp_utc(llmp_str(row, "created_at"), ts[2], 80);
+        params[12] = ctl_utc(ctl_str(row, "created_at"), ts[2], 80);
 
         for (i = 8; i <= 9; i++) {
             v = cJSON_GetObjectItemCaseSensitive(row, i == 8 ? "rpm_limit"
@@ -575,7 +575,7 @@ llmp_import_litellm_keys(int argc, char **argv)
             PQclear(res);
         }
 
-        res = PQexecParams(dst, llmp_upsert_sql, 13, NULL, params, NULL,
+        res = PQexecParams(dst, ctl_upsert_sql, 13, NULL, params, NULL,
                            NULL, 0);
         free(models);
 
@@ -604,8 +604,8 @@ llmp_import_litellm_keys(int argc, char **argv)
         /* what has no counterpart */
 
         cJSON_ArrayForEach(v, row) {
-            if (!llmp_is_known_column(v->string) && llmp_is_set(v)) {
-                llmp_count(unmapped, &nun, 64, v->string);
+            if (!ctl_is_known_column(v->string) && ctl_is_set(v)) {
+                ctl_count(unmapped, &nun, 64, v->string);
             }
         }
     }

@@ -53,11 +53,11 @@ typedef struct {
     const char  *database;
     int          json;
     char         bufs[4][32];
-} llmp_key_opts_t;
+} ctl_key_opts_t;
 
 
 static void
-llmp_key_help(FILE *f)
+ctl_key_help(FILE *f)
 {
     fprintf(f,
         "usage: llmproxyctl key create [options]\n"
@@ -88,7 +88,7 @@ llmp_key_help(FILE *f)
  */
 
 static double
-llmp_usd(const char *s)
+ctl_usd(const char *s)
 {
     char        *end;
     double       d;
@@ -145,7 +145,7 @@ llmp_usd(const char *s)
 /* a whole number from 1 to the integer column's maximum, or -1 */
 
 static long long
-llmp_count(const char *s)
+ctl_count(const char *s)
 {
     long long    n;
     const char  *p;
@@ -175,7 +175,7 @@ llmp_count(const char *s)
  */
 
 static const char *
-llmp_text_problem(const char *s, size_t len, size_t max)
+ctl_text_problem(const char *s, size_t len, size_t max)
 {
     size_t         i;
     unsigned char  c;
@@ -217,7 +217,7 @@ llmp_text_problem(const char *s, size_t len, size_t max)
  */
 
 static int
-llmp_check_list(const char *option, const char *list)
+ctl_check_list(const char *option, const char *list)
 {
     size_t       n, count;
     const char  *p, *end, *why;
@@ -237,7 +237,7 @@ llmp_check_list(const char *option, const char *list)
             n--;
         }
 
-        why = llmp_text_problem(p, n, LLMP_KEY_NAME_MAX);
+        why = ctl_text_problem(p, n, LLMP_KEY_NAME_MAX);
 
         if (why) {
             fprintf(stderr, "llmproxyctl: --%s: name %zu %s (expected a "
@@ -264,7 +264,7 @@ llmp_check_list(const char *option, const char *list)
 /* "a,b" to a PostgreSQL array literal {"a","b"} (caller frees) */
 
 static char *
-llmp_pg_array(const char *list)
+ctl_pg_array(const char *list)
 {
     char        *out, *o;
     const char  *p;
@@ -319,7 +319,7 @@ llmp_pg_array(const char *list)
 
 
 static const char *
-llmp_key_option_name(int c)
+ctl_key_option_name(int c)
 {
     switch (c) {
     case 'a': return "alias";
@@ -347,7 +347,7 @@ llmp_key_option_name(int c)
  */
 
 static int
-llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
+ctl_key_parse(int argc, char **argv, ctl_key_opts_t *o,
     const char *allowed)
 {
     int          c;
@@ -380,25 +380,25 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 
         if (c == '?' || c == ':' || c < 0 || c >= 128) {
-            llmp_key_help(stderr);
+            ctl_key_help(stderr);
             return -1;
         }
 
         if (strchr(allowed, c) == NULL) {
             fprintf(stderr, "llmproxyctl: key %s: --%s does not apply "
-                    "here\n", argv[0], llmp_key_option_name(c));
+                    "here\n", argv[0], ctl_key_option_name(c));
             return -1;
         }
 
         if (seen[c]++) {
             fprintf(stderr, "llmproxyctl: --%s given more than once\n",
-                    llmp_key_option_name(c));
+                    ctl_key_option_name(c));
             return -1;
         }
 
         switch (c) {
         case 'a':
-            why = llmp_text_problem(optarg, strlen(optarg),
+            why = ctl_text_problem(optarg, strlen(optarg),
                                     LLMP_KEY_ALIAS_MAX);
 
             if (why) {
@@ -420,7 +420,7 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
 
         case 'm':
         case 'g':
-            if (llmp_check_list(llmp_key_option_name(c), optarg) != 0) {
+            if (ctl_check_list(ctl_key_option_name(c), optarg) != 0) {
                 return -1;
             }
 
@@ -434,10 +434,10 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
 
         case 'b':
         case 's':
-            if (llmp_usd(optarg) < 0) {
+            if (ctl_usd(optarg) < 0) {
                 fprintf(stderr, "llmproxyctl: --%s: expected an amount of "
                         "USD from 0 to %.0e, such as 50 or 12.5\n",
-                        llmp_key_option_name(c), LLMP_KEY_USD_MAX);
+                        ctl_key_option_name(c), LLMP_KEY_USD_MAX);
                 return -1;
             }
 
@@ -446,10 +446,10 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
 
         case 'r':
         case 't':
-            if (llmp_count(optarg) < 0) {
+            if (ctl_count(optarg) < 0) {
                 fprintf(stderr, "llmproxyctl: --%s: expected a whole number "
                         "from 1 to %d (0 would mean no limit: leave the "
-                        "option out for that)\n", llmp_key_option_name(c),
+                        "option out for that)\n", ctl_key_option_name(c),
                         LLMP_KEY_INT_MAX);
                 return -1;
             }
@@ -459,11 +459,11 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
 
         case 'd':
         case 'e':
-            d = llmp_duration(optarg);
+            d = ctl_duration(optarg);
             if (d <= 0) {
                 fprintf(stderr, "llmproxyctl: --%s: expected a duration "
                         "from 1s to %lldd, such as 30d, 12h, 15m\n",
-                        llmp_key_option_name(c), LLMP_DURATION_MAX / 86400);
+                        ctl_key_option_name(c), LLMP_DURATION_MAX / 86400);
                 return -1;
             }
 
@@ -473,7 +473,7 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
             break;
 
         case 'h':
-            llmp_key_help(stdout);
+            ctl_key_help(stdout);
             return 1;
         }
     }
@@ -488,7 +488,7 @@ llmp_key_parse(int argc, char **argv, llmp_key_opts_t *o,
 
 
 static int
-llmp_key_create(int argc, char **argv)
+ctl_key_create(int argc, char **argv)
 {
     int              rc, i;
     char            *models, *groups, key[64], hex[65], prefix[8];
@@ -496,16 +496,16 @@ llmp_key_create(int argc, char **argv)
     PGresult        *res;
     unsigned char    rnd[LLMP_KEY_RANDOM * 2], digest[32];
     const char      *params[10];
-    llmp_key_opts_t  o;
+    ctl_key_opts_t  o;
     FILE            *f;
     size_t           n, k;
 
     static const char  chars[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-    memset(&o, 0, sizeof(llmp_key_opts_t));
+    memset(&o, 0, sizeof(ctl_key_opts_t));
 
-    rc = llmp_key_parse(argc, argv, &o, LLMP_KEY_OPTS_CREATE);
+    rc = ctl_key_parse(argc, argv, &o, LLMP_KEY_OPTS_CREATE);
     if (rc != 0) {
         return rc > 0 ? LLMP_EXIT_OK : LLMP_EXIT_INVALID;
     }
@@ -550,13 +550,13 @@ llmp_key_create(int argc, char **argv)
     memcpy(prefix, key, 7);
     prefix[7] = '\0';
 
-    conn = llmp_db_connect(o.database);
+    conn = ctl_db_connect(o.database);
     if (conn == NULL) {
         return LLMP_EXIT_FAILED;
     }
 
-    models = llmp_pg_array(o.models);
-    groups = llmp_pg_array(o.groups);
+    models = ctl_pg_array(o.models);
+    groups = ctl_pg_array(o.groups);
 
     params[0] = hex;
     params[1] = prefix;
@@ -628,12 +628,12 @@ llmp_key_create(int argc, char **argv)
  */
 
 static const char *
-llmp_key_where(const char *arg, char hex[65], const char **column)
+ctl_key_where(const char *arg, char hex[65], const char **column)
 {
     const char     *why;
     unsigned char   digest[32];
 
-    why = llmp_text_problem(arg, strlen(arg), 1024);
+    why = ctl_text_problem(arg, strlen(arg), 1024);
 
     if (why) {
         fprintf(stderr, "llmproxyctl: KEY_OR_ALIAS %s\n", why);
@@ -667,7 +667,7 @@ llmp_key_where(const char *arg, char hex[65], const char **column)
 
 
 static void
-llmp_key_print_json(PGresult *res, int i, int comma)
+ctl_key_print_json(PGresult *res, int i, int comma)
 {
     int          c;
     cJSON       *o;
@@ -693,21 +693,21 @@ llmp_key_print_json(PGresult *res, int i, int comma)
 
 
 static int
-llmp_key_list(int argc, char **argv)
+ctl_key_list(int argc, char **argv)
 {
     int              i, n, rc;
     PGconn          *conn;
     PGresult        *res;
-    llmp_key_opts_t  o;
+    ctl_key_opts_t  o;
 
-    memset(&o, 0, sizeof(llmp_key_opts_t));
+    memset(&o, 0, sizeof(ctl_key_opts_t));
 
-    rc = llmp_key_parse(argc, argv, &o, LLMP_KEY_OPTS_SHOW);
+    rc = ctl_key_parse(argc, argv, &o, LLMP_KEY_OPTS_SHOW);
     if (rc != 0) {
         return rc > 0 ? LLMP_EXIT_OK : LLMP_EXIT_INVALID;
     }
 
-    conn = llmp_db_connect(o.database);
+    conn = ctl_db_connect(o.database);
     if (conn == NULL) {
         return LLMP_EXIT_FAILED;
     }
@@ -728,7 +728,7 @@ llmp_key_list(int argc, char **argv)
         printf("[\n");
 
         for (i = 0; i < n; i++) {
-            llmp_key_print_json(res, i, i + 1 < n);
+            ctl_key_print_json(res, i, i + 1 < n);
         }
 
         printf("]\n");
@@ -762,18 +762,18 @@ llmp_key_list(int argc, char **argv)
 
 
 static int
-llmp_key_info(int argc, char **argv)
+ctl_key_info(int argc, char **argv)
 {
     int              rc;
     char             hex[65], sql[1024];
     PGconn          *conn;
     PGresult        *res;
     const char      *value, *column, *params[1];
-    llmp_key_opts_t  o;
+    ctl_key_opts_t  o;
 
-    memset(&o, 0, sizeof(llmp_key_opts_t));
+    memset(&o, 0, sizeof(ctl_key_opts_t));
 
-    rc = llmp_key_parse(argc, argv, &o, LLMP_KEY_OPTS_SHOW);
+    rc = ctl_key_parse(argc, argv, &o, LLMP_KEY_OPTS_SHOW);
     if (rc != 0) {
         return rc > 0 ? LLMP_EXIT_OK : LLMP_EXIT_INVALID;
     }
@@ -783,12 +783,12 @@ llmp_key_info(int argc, char **argv)
         return LLMP_EXIT_INVALID;
     }
 
-    value = llmp_key_where(argv[optind], hex, &column);
+    value = ctl_key_where(argv[optind], hex, &column);
     if (value == NULL) {
         return LLMP_EXIT_INVALID;
     }
 
-    conn = llmp_db_connect(o.database);
+    conn = ctl_db_connect(o.database);
     if (conn == NULL) {
         return LLMP_EXIT_FAILED;
     }
@@ -814,7 +814,7 @@ llmp_key_info(int argc, char **argv)
     }
 
     if (o.json) {
-        llmp_key_print_json(res, 0, 0);
+        ctl_key_print_json(res, 0, 0);
 
     } else {
         printf("alias:            %s\n", PQgetvalue(res, 0, 0));
@@ -843,18 +843,18 @@ llmp_key_info(int argc, char **argv)
 
 
 static int
-llmp_key_change(int argc, char **argv, int revoke)
+ctl_key_change(int argc, char **argv, int revoke)
 {
     int              rc;
     char             hex[65], sql[2048], *models, *groups;
     PGconn          *conn;
     PGresult        *res;
     const char      *value, *column, *params[12];
-    llmp_key_opts_t  o;
+    ctl_key_opts_t  o;
 
-    memset(&o, 0, sizeof(llmp_key_opts_t));
+    memset(&o, 0, sizeof(ctl_key_opts_t));
 
-    rc = llmp_key_parse(argc, argv, &o, revoke ? LLMP_KEY_OPTS_REVOKE
+    rc = ctl_key_parse(argc, argv, &o, revoke ? LLMP_KEY_OPTS_REVOKE
                                                    : LLMP_KEY_OPTS_UPDATE);
     if (rc != 0) {
         return rc > 0 ? LLMP_EXIT_OK : LLMP_EXIT_INVALID;
@@ -866,18 +866,18 @@ llmp_key_change(int argc, char **argv, int revoke)
         return LLMP_EXIT_INVALID;
     }
 
-    value = llmp_key_where(argv[optind], hex, &column);
+    value = ctl_key_where(argv[optind], hex, &column);
     if (value == NULL) {
         return LLMP_EXIT_INVALID;
     }
 
-    conn = llmp_db_connect(o.database);
+    conn = ctl_db_connect(o.database);
     if (conn == NULL) {
         return LLMP_EXIT_FAILED;
     }
 
-    models = llmp_pg_array(o.models);
-    groups = llmp_pg_array(o.groups);
+    models = ctl_pg_array(o.models);
+    groups = ctl_pg_array(o.groups);
 
     params[0] = value;
 
@@ -962,37 +962,37 @@ llmp_key_change(int argc, char **argv, int revoke)
 
 
 int
-llmp_cmd_key(int argc, char **argv)
+ctl_cmd_key(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0
         || strcmp(argv[1], "-h") == 0)
     {
-        llmp_key_help(argc < 2 ? stderr : stdout);
+        ctl_key_help(argc < 2 ? stderr : stdout);
         return argc < 2 ? LLMP_EXIT_INVALID : LLMP_EXIT_OK;
     }
 
     if (strcmp(argv[1], "create") == 0) {
-        return llmp_key_create(argc - 1, argv + 1);
+        return ctl_key_create(argc - 1, argv + 1);
     }
 
     if (strcmp(argv[1], "list") == 0) {
-        return llmp_key_list(argc - 1, argv + 1);
+        return ctl_key_list(argc - 1, argv + 1);
     }
 
     if (strcmp(argv[1], "info") == 0) {
-        return llmp_key_info(argc - 1, argv + 1);
+        return ctl_key_info(argc - 1, argv + 1);
     }
 
     if (strcmp(argv[1], "update") == 0) {
-        return llmp_key_change(argc - 1, argv + 1, 0);
+        return ctl_key_change(argc - 1, argv + 1, 0);
     }
 
     if (strcmp(argv[1], "revoke") == 0) {
-        return llmp_key_change(argc - 1, argv + 1, 1);
+        return ctl_key_change(argc - 1, argv + 1, 1);
     }
 
     fprintf(stderr, "llmproxyctl: key: unknown command \"%s\"\n", argv[1]);
-    llmp_key_help(stderr);
+    ctl_key_help(stderr);
 
     return LLMP_EXIT_INVALID;
 }

@@ -11,7 +11,7 @@
 
 
 static void
-llmp_status_help(FILE *f)
+ctl_status_help(FILE *f)
 {
     fprintf(f,
         "usage: llmproxyctl status [--json] [--gateway URL] "
@@ -34,7 +34,7 @@ llmp_status_help(FILE *f)
 /* "a, b, c" of an array of strings into buf; "-" when empty */
 
 static const char *
-llmp_status_join(const cJSON *list, char *buf, size_t size)
+ctl_status_join(const cJSON *list, char *buf, size_t size)
 {
     size_t        n;
     const char   *s;
@@ -60,7 +60,7 @@ llmp_status_join(const cJSON *list, char *buf, size_t size)
 
 
 static const char *
-llmp_status_str(const cJSON *obj, const char *name)
+ctl_status_str(const cJSON *obj, const char *name)
 {
     const char  *s;
 
@@ -71,7 +71,7 @@ llmp_status_str(const cJSON *obj, const char *name)
 
 
 static int
-llmp_status_width(const cJSON *list, const char *name, int min)
+ctl_status_width(const cJSON *list, const char *name, int min)
 {
     int           w, n;
     const cJSON  *item;
@@ -79,7 +79,7 @@ llmp_status_width(const cJSON *list, const char *name, int min)
     w = min;
 
     cJSON_ArrayForEach(item, list) {
-        n = (int) strlen(llmp_status_str(item, name));
+        n = (int) strlen(ctl_status_str(item, name));
         w = n > w ? n : w;
     }
 
@@ -88,7 +88,7 @@ llmp_status_width(const cJSON *list, const char *name, int min)
 
 
 static void
-llmp_status_lists(const cJSON *root)
+ctl_status_lists(const cJSON *root)
 {
     int           wn, wp, wu, checked;
     char          buf[1024], cool[32];
@@ -99,13 +99,13 @@ llmp_status_lists(const cJSON *root)
     list = cJSON_GetObjectItemCaseSensitive(root, "model_list");
 
     if (cJSON_GetArraySize(list) > 0) {
-        wn = llmp_status_width(list, "name", 5);
+        wn = ctl_status_width(list, "name", 5);
 
         printf("\nmodels:\n  %-*s  %s\n", wn, "MODEL", "DEPLOYMENTS");
 
         cJSON_ArrayForEach(item, list) {
-            printf("  %-*s  %s\n", wn, llmp_status_str(item, "name"),
-                   llmp_status_join(cJSON_GetObjectItemCaseSensitive(item,
+            printf("  %-*s  %s\n", wn, ctl_status_str(item, "name"),
+                   ctl_status_join(cJSON_GetObjectItemCaseSensitive(item,
                                         "deployments"), buf, sizeof(buf)));
         }
     }
@@ -113,9 +113,9 @@ llmp_status_lists(const cJSON *root)
     list = cJSON_GetObjectItemCaseSensitive(root, "deployment_list");
 
     if (cJSON_GetArraySize(list) > 0) {
-        wn = llmp_status_width(list, "id", 10);
-        wp = llmp_status_width(list, "provider", 8);
-        wu = llmp_status_width(list, "upstream_model", 14);
+        wn = ctl_status_width(list, "id", 10);
+        wp = ctl_status_width(list, "provider", 8);
+        wu = ctl_status_width(list, "upstream_model", 14);
 
         /* a HEALTH column when health checks are on */
 
@@ -148,9 +148,9 @@ llmp_status_lists(const cJSON *root)
                          cJSON_GetObjectItemCaseSensitive(item, "health"));
 
             printf("  %-*s  %-*s  %-*s  %6.0f  %-*s%s\n",
-                   wn, llmp_status_str(item, "id"),
-                   wp, llmp_status_str(item, "provider"),
-                   wu, llmp_status_str(item, "upstream_model"),
+                   wn, ctl_status_str(item, "id"),
+                   wp, ctl_status_str(item, "provider"),
+                   wu, ctl_status_str(item, "upstream_model"),
                    cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item,
                                             "weight")),
                    checked ? 12 : 0, cool,
@@ -161,13 +161,13 @@ llmp_status_lists(const cJSON *root)
     list = cJSON_GetObjectItemCaseSensitive(root, "alias_list");
 
     if (cJSON_GetArraySize(list) > 0) {
-        wn = llmp_status_width(list, "name", 0);
+        wn = ctl_status_width(list, "name", 0);
 
         printf("\naliases:\n");
 
         cJSON_ArrayForEach(item, list) {
-            printf("  %-*s -> %s\n", wn, llmp_status_str(item, "name"),
-                   llmp_status_str(item, "model"));
+            printf("  %-*s -> %s\n", wn, ctl_status_str(item, "name"),
+                   ctl_status_str(item, "model"));
         }
     }
 
@@ -183,8 +183,8 @@ llmp_status_lists(const cJSON *root)
                                        "fallbacks")) > 0)
             {
                 wn++;
-                printf("  %s -> %s\n", llmp_status_str(item, "name"),
-                       llmp_status_join(cJSON_GetObjectItemCaseSensitive(item,
+                printf("  %s -> %s\n", ctl_status_str(item, "name"),
+                       ctl_status_join(cJSON_GetObjectItemCaseSensitive(item,
                                             "fallbacks"), buf, sizeof(buf)));
             }
         }
@@ -197,7 +197,7 @@ llmp_status_lists(const cJSON *root)
 
 
 static void
-llmp_status_print(const cJSON *root)
+ctl_status_print(const cJSON *root)
 {
     int           i;
     double        ms;
@@ -241,7 +241,7 @@ llmp_status_print(const cJSON *root)
         }
     }
 
-    llmp_status_lists(root);
+    ctl_status_lists(root);
 
     v = cJSON_GetObjectItemCaseSensitive(root, "cooldowns");
 
@@ -265,13 +265,13 @@ llmp_status_print(const cJSON *root)
 
 
 int
-llmp_cmd_status(int argc, char **argv)
+ctl_cmd_status(int argc, char **argv)
 {
     int                    c, json, rc;
     char                  *key, url[2048], *text, seen[128];
     cJSON                 *root;
     const char            *gateway, *key_file;
-    llmp_http_response_t   resp;
+    ctl_http_response_t   resp;
 
     static const struct option  opts[] = {
         { "json", no_argument, NULL, 'j' },
@@ -288,7 +288,7 @@ llmp_cmd_status(int argc, char **argv)
     memset(seen, 0, sizeof(seen));
 
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        if (llmp_option_repeated(seen, c, opts) != 0) {
+        if (ctl_option_repeated(seen, c, opts) != 0) {
             return LLMP_EXIT_INVALID;
         }
 
@@ -306,11 +306,11 @@ llmp_cmd_status(int argc, char **argv)
             break;
 
         case 'h':
-            llmp_status_help(stdout);
+            ctl_status_help(stdout);
             return LLMP_EXIT_OK;
 
         default:
-            llmp_status_help(stderr);
+            ctl_status_help(stderr);
             return LLMP_EXIT_INVALID;
         }
     }
@@ -318,21 +318,21 @@ llmp_cmd_status(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "llmproxyctl: status: unexpected argument \"%s\"\n\n",
                 argv[optind]);
-        llmp_status_help(stderr);
+        ctl_status_help(stderr);
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_admin_url(url, sizeof(url), gateway, "status") != 0) {
+    if (ctl_admin_url(url, sizeof(url), gateway, "status") != 0) {
         return LLMP_EXIT_INVALID;
     }
 
-    key = llmp_master_key(key_file, "status");
+    key = ctl_master_key(key_file, "status");
     if (key == NULL) {
         return LLMP_EXIT_INVALID;
     }
 
-    rc = llmp_http("GET", url, key, NULL, &resp);
-    llmp_secret_free(key);
+    rc = ctl_http("GET", url, key, NULL, &resp);
+    ctl_secret_free(key);
 
     if (rc != 0) {
         return LLMP_EXIT_FAILED;
@@ -340,13 +340,13 @@ llmp_cmd_status(int argc, char **argv)
 
     if (resp.status != 200) {
         fprintf(stderr, "llmproxyctl: status: GET %s: %s\n", url,
-                llmp_http_error_message(&resp));
-        llmp_http_free(&resp);
+                ctl_http_error_message(&resp));
+        ctl_http_free(&resp);
         return LLMP_EXIT_FAILED;
     }
 
     root = cJSON_Parse(resp.body);
-    llmp_http_free(&resp);
+    ctl_http_free(&resp);
 
     if (!cJSON_IsObject(root)) {
         fprintf(stderr, "llmproxyctl: status: the gateway's answer is not "
@@ -368,7 +368,7 @@ llmp_cmd_status(int argc, char **argv)
         free(text);
 
     } else {
-        llmp_status_print(root);
+        ctl_status_print(root);
     }
 
     cJSON_Delete(root);

@@ -40,7 +40,7 @@ typedef struct {
     int           unchanged;
     int           kept;            /* differ, kept as stored */
     const cJSON  *local;           /* the compiled config.json */
-} llmp_plan_t;
+} ctl_plan_t;
 
 
 typedef struct {
@@ -48,7 +48,7 @@ typedef struct {
     const char  *gateway;
     const char  *key_file;
     const char  *database;
-} llmp_sync_opts_t;
+} ctl_sync_opts_t;
 
 
 typedef struct {
@@ -57,10 +57,10 @@ typedef struct {
     const char  *label;            /* in plan lines */
     const char  *member;           /* in the compiled document */
     const char  *key;              /* array entries: their name member */
-} llmp_kind_t;
+} ctl_kind_t;
 
 
-static const llmp_kind_t  llmp_kinds[] = {
+static const ctl_kind_t  ctl_kinds[] = {
     { LLMP_KIND_CREDENTIALS, "credentials", "credential", "providers",
       "name" },
     { LLMP_KIND_MODELS, "models", "model", "deployments", "id" },
@@ -72,13 +72,13 @@ static const llmp_kind_t  llmp_kinds[] = {
 
 
 /* what the gateway adds to the providers it reports */
-static const char *const  llmp_annotations[] = {
+static const char *const  ctl_annotations[] = {
     "resolved", "resolve_error", NULL
 };
 
 
 static void
-llmp_sync_help(FILE *f)
+ctl_sync_help(FILE *f)
 {
     fprintf(f,
         "usage: llmproxyctl sync [-c config.json] [--only KINDS] [--force]\n"
@@ -117,7 +117,7 @@ llmp_sync_help(FILE *f)
 
 
 static int
-llmp_parse_kinds(const char *s, unsigned *out)
+ctl_parse_kinds(const char *s, unsigned *out)
 {
     int          i;
     size_t       n;
@@ -129,22 +129,22 @@ llmp_parse_kinds(const char *s, unsigned *out)
         end = strchr(s, ',');
         n = end ? (size_t) (end - s) : strlen(s);
 
-        for (i = 0; llmp_kinds[i].option; i++) {
-            if (strlen(llmp_kinds[i].option) == n
-                && strncmp(s, llmp_kinds[i].option, n) == 0)
+        for (i = 0; ctl_kinds[i].option; i++) {
+            if (strlen(ctl_kinds[i].option) == n
+                && strncmp(s, ctl_kinds[i].option, n) == 0)
             {
                 break;
             }
         }
 
-        if (llmp_kinds[i].option == NULL) {
+        if (ctl_kinds[i].option == NULL) {
             fprintf(stderr, "llmproxyctl: sync: --only: unknown kind "
                     "\"%.*s\" (credentials, models, aliases, fallbacks, "
                     "settings)\n", (int) n, s);
             return -1;
         }
 
-        *out |= llmp_kinds[i].kind;
+        *out |= ctl_kinds[i].kind;
         s += n + (end != NULL);
     }
 
@@ -158,7 +158,7 @@ llmp_parse_kinds(const char *s, unsigned *out)
 
 
 static void
-llmp_strip(cJSON *item, int secret)
+ctl_strip(cJSON *item, int secret)
 {
     int  i;
 
@@ -166,8 +166,8 @@ llmp_strip(cJSON *item, int secret)
         return;
     }
 
-    for (i = 0; llmp_annotations[i]; i++) {
-        cJSON_DeleteItemFromObjectCaseSensitive(item, llmp_annotations[i]);
+    for (i = 0; ctl_annotations[i]; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(item, ctl_annotations[i]);
     }
 
     if (secret) {
@@ -180,7 +180,7 @@ llmp_strip(cJSON *item, int secret)
 /* equal apart from the secrets themselves (their sha256 is compared) */
 
 static int
-llmp_same(const cJSON *a, const cJSON *b)
+ctl_same(const cJSON *a, const cJSON *b)
 {
     int     same;
     cJSON  *ca, *cb;
@@ -194,8 +194,8 @@ llmp_same(const cJSON *a, const cJSON *b)
         return 0;
     }
 
-    llmp_strip(ca, 1);
-    llmp_strip(cb, 1);
+    ctl_strip(ca, 1);
+    ctl_strip(cb, 1);
 
     same = cJSON_Compare(ca, cb, 1);
 
@@ -207,7 +207,7 @@ llmp_same(const cJSON *a, const cJSON *b)
 
 
 static const cJSON *
-llmp_find(const cJSON *list, const char *key, const char *name)
+ctl_find(const cJSON *list, const char *key, const char *name)
 {
     const cJSON  *item, *v;
 
@@ -228,7 +228,7 @@ llmp_find(const cJSON *list, const char *key, const char *name)
 
 
 static const char *
-llmp_entry_name(const cJSON *item, const char *key)
+ctl_entry_name(const cJSON *item, const char *key)
 {
     const cJSON  *v;
 
@@ -250,14 +250,14 @@ llmp_entry_name(const cJSON *item, const char *key)
  */
 
 static int
-llmp_keep_secret_member(llmp_plan_t *plan, cJSON *copy, int warn,
+ctl_keep_secret_member(ctl_plan_t *plan, cJSON *copy, int warn,
     const char *member, const char *digest)
 {
     cJSON        *v;
     const char   *name, *sha, *lsha;
     const cJSON  *local, *lv;
 
-    name = llmp_entry_name(copy, "name");
+    name = ctl_entry_name(copy, "name");
     sha = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(copy,
                                                                 digest));
 
@@ -266,7 +266,7 @@ llmp_keep_secret_member(llmp_plan_t *plan, cJSON *copy, int warn,
         return 0;
     }
 
-    local = llmp_find(cJSON_GetObjectItemCaseSensitive(plan->local,
+    local = ctl_find(cJSON_GetObjectItemCaseSensitive(plan->local,
                                                        "providers"),
                       "name", name);
 
@@ -296,23 +296,23 @@ llmp_keep_secret_member(llmp_plan_t *plan, cJSON *copy, int warn,
 
 
 static int
-llmp_keep_secret(llmp_plan_t *plan, cJSON *copy, int warn)
+ctl_keep_secret(ctl_plan_t *plan, cJSON *copy, int warn)
 {
-    if (llmp_keep_secret_member(plan, copy, warn, "api_key",
+    if (ctl_keep_secret_member(plan, copy, warn, "api_key",
                                 "api_key_sha256")
         != 0)
     {
         return -1;
     }
 
-    return llmp_keep_secret_member(plan, copy, warn, "headers",
+    return ctl_keep_secret_member(plan, copy, warn, "headers",
                                    "headers_sha256");
 }
 
 
 static int
-llmp_put(llmp_plan_t *plan, cJSON *result, const cJSON *item,
-    const llmp_kind_t *k, int stored, int warn)
+ctl_put(ctl_plan_t *plan, cJSON *result, const cJSON *item,
+    const ctl_kind_t *k, int stored, int warn)
 {
     cJSON  *copy;
 
@@ -322,11 +322,11 @@ llmp_put(llmp_plan_t *plan, cJSON *result, const cJSON *item,
     }
 
     if (k->key) {
-        llmp_strip(copy, 0);
+        ctl_strip(copy, 0);
     }
 
     if (stored && k->kind == LLMP_KIND_CREDENTIALS
-        && llmp_keep_secret(plan, copy, warn) != 0)
+        && ctl_keep_secret(plan, copy, warn) != 0)
     {
         cJSON_Delete(copy);
         return -1;
@@ -346,7 +346,7 @@ llmp_put(llmp_plan_t *plan, cJSON *result, const cJSON *item,
 /* the entries of one kind that are in the config */
 
 static int
-llmp_plan_local(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
+ctl_plan_local(ctl_plan_t *plan, const ctl_kind_t *k, cJSON *result,
     const cJSON *stored, const cJSON *local)
 {
     int           selected;
@@ -356,8 +356,8 @@ llmp_plan_local(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
     selected = (plan->only & k->kind) != 0;
 
     cJSON_ArrayForEach(l, local) {
-        name = llmp_entry_name(l, k->key);
-        s = llmp_find(stored, k->key, name);
+        name = ctl_entry_name(l, k->key);
+        s = ctl_find(stored, k->key, name);
 
         if (s == NULL) {
             if (!selected) {
@@ -367,20 +367,20 @@ llmp_plan_local(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
             printf("+ %s %s\n", k->label, name);
             plan->created++;
 
-            if (llmp_put(plan, result, l, k, 0, 0) != 0) {
+            if (ctl_put(plan, result, l, k, 0, 0) != 0) {
                 return -1;
             }
 
             continue;
         }
 
-        if (llmp_same(l, s)) {
+        if (ctl_same(l, s)) {
             if (selected) {
                 printf("= %s %s\n", k->label, name);
                 plan->unchanged++;
             }
 
-            if (llmp_put(plan, result, l, k, 0, 0) != 0) {
+            if (ctl_put(plan, result, l, k, 0, 0) != 0) {
                 return -1;
             }
 
@@ -391,7 +391,7 @@ llmp_plan_local(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
             printf("~ %s %s\n", k->label, name);
             plan->changed++;
 
-            if (llmp_put(plan, result, l, k, 0, 0) != 0) {
+            if (ctl_put(plan, result, l, k, 0, 0) != 0) {
                 return -1;
             }
 
@@ -404,7 +404,7 @@ llmp_plan_local(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
             plan->kept++;
         }
 
-        if (llmp_put(plan, result, s, k, 1, selected) != 0) {
+        if (ctl_put(plan, result, s, k, 1, selected) != 0) {
             return -1;
         }
     }
@@ -416,7 +416,7 @@ llmp_plan_local(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
 /* the stored entries of one kind that the config does not have */
 
 static int
-llmp_plan_stored(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
+ctl_plan_stored(ctl_plan_t *plan, const ctl_kind_t *k, cJSON *result,
     const cJSON *stored, const cJSON *local)
 {
     int           selected;
@@ -426,9 +426,9 @@ llmp_plan_stored(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
     selected = (plan->only & k->kind) != 0;
 
     cJSON_ArrayForEach(s, stored) {
-        name = llmp_entry_name(s, k->key);
+        name = ctl_entry_name(s, k->key);
 
-        if (llmp_find(local, k->key, name)) {
+        if (ctl_find(local, k->key, name)) {
             continue;
         }
 
@@ -444,7 +444,7 @@ llmp_plan_stored(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
             plan->unchanged++;
         }
 
-        if (llmp_put(plan, result, s, k, 1, 0) != 0) {
+        if (ctl_put(plan, result, s, k, 1, 0) != 0) {
             return -1;
         }
     }
@@ -454,7 +454,7 @@ llmp_plan_stored(llmp_plan_t *plan, const llmp_kind_t *k, cJSON *result,
 
 
 static cJSON *
-llmp_plan_settings(llmp_plan_t *plan, const cJSON *stored,
+ctl_plan_settings(ctl_plan_t *plan, const cJSON *stored,
     const cJSON *local)
 {
     const cJSON  *use;
@@ -468,7 +468,7 @@ llmp_plan_settings(llmp_plan_t *plan, const cJSON *stored,
     } else if (!(plan->only & LLMP_KIND_SETTINGS)) {
         use = stored;
 
-    } else if (llmp_same(local, stored)) {
+    } else if (ctl_same(local, stored)) {
         printf("= settings\n");
         plan->unchanged++;
 
@@ -489,11 +489,11 @@ llmp_plan_settings(llmp_plan_t *plan, const cJSON *stored,
 /* the stored config with the plan applied: the document to send */
 
 static cJSON *
-llmp_plan(llmp_plan_t *plan, const cJSON *stored, const cJSON *local)
+ctl_plan(ctl_plan_t *plan, const cJSON *stored, const cJSON *local)
 {
     cJSON              *result, *part;
     const cJSON        *s, *l;
-    const llmp_kind_t  *k;
+    const ctl_kind_t  *k;
 
     result = cJSON_CreateObject();
 
@@ -505,19 +505,19 @@ llmp_plan(llmp_plan_t *plan, const cJSON *stored, const cJSON *local)
         goto failed;
     }
 
-    for (k = llmp_kinds; k->kind; k++) {
+    for (k = ctl_kinds; k->kind; k++) {
         s = cJSON_GetObjectItemCaseSensitive(stored, k->member);
         l = cJSON_GetObjectItemCaseSensitive(local, k->member);
 
         if (k->kind == LLMP_KIND_SETTINGS) {
-            part = llmp_plan_settings(plan, s, l);
+            part = ctl_plan_settings(plan, s, l);
 
         } else {
             part = k->key ? cJSON_CreateArray() : cJSON_CreateObject();
 
             if (part
-                && (llmp_plan_local(plan, k, part, s, l) != 0
-                    || llmp_plan_stored(plan, k, part, s, l) != 0))
+                && (ctl_plan_local(plan, k, part, s, l) != 0
+                    || ctl_plan_stored(plan, k, part, s, l) != 0))
             {
                 cJSON_Delete(part);
                 part = NULL;
@@ -536,7 +536,7 @@ llmp_plan(llmp_plan_t *plan, const cJSON *stored, const cJSON *local)
 
     /* members in the compiler's order: settings before providers */
 
-    for (k = llmp_kinds; k->kind; k++) {
+    for (k = ctl_kinds; k->kind; k++) {
         if (k->kind == LLMP_KIND_SETTINGS) {
             continue;
         }
@@ -566,7 +566,7 @@ failed:
 
 
 static void
-llmp_print_errors(llmp_errors_t *errs)
+ctl_print_errors(llmp_errors_t *errs)
 {
     size_t  i;
 
@@ -584,32 +584,32 @@ llmp_print_errors(llmp_errors_t *errs)
 /* GET: the stored config, NULL with *rc 0 when none is loaded yet */
 
 static cJSON *
-llmp_fetch_stored(const char *url, const char *key, int *rc)
+ctl_fetch_stored(const char *url, const char *key, int *rc)
 {
     cJSON                 *stored, *p;
-    llmp_http_response_t   resp;
+    ctl_http_response_t   resp;
 
     *rc = LLMP_EXIT_FAILED;
 
-    if (llmp_http("GET", url, key, NULL, &resp) != 0) {
+    if (ctl_http("GET", url, key, NULL, &resp) != 0) {
         return NULL;
     }
 
     if (resp.status == 404) {
-        llmp_http_free(&resp);
+        ctl_http_free(&resp);
         *rc = LLMP_EXIT_OK;
         return NULL;
     }
 
     if (resp.status != 200) {
         fprintf(stderr, "llmproxyctl: sync: GET %s: %s\n", url,
-                llmp_http_error_message(&resp));
-        llmp_http_free(&resp);
+                ctl_http_error_message(&resp));
+        ctl_http_free(&resp);
         return NULL;
     }
 
     stored = cJSON_Parse(resp.body);
-    llmp_http_free(&resp);
+    ctl_http_free(&resp);
 
     if (!cJSON_IsObject(stored)) {
         fprintf(stderr, "llmproxyctl: sync: GET %s: not a JSON object\n",
@@ -621,7 +621,7 @@ llmp_fetch_stored(const char *url, const char *key, int *rc)
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(stored,
                                                            "providers"))
     {
-        llmp_strip(p, 0);
+        ctl_strip(p, 0);
     }
 
     *rc = LLMP_EXIT_OK;
@@ -631,12 +631,12 @@ llmp_fetch_stored(const char *url, const char *key, int *rc)
 
 
 static int
-llmp_push(const char *url, const char *key, cJSON *result)
+ctl_push(const char *url, const char *key, cJSON *result)
 {
     int                    rc;
     char                  *body;
     cJSON                 *answer, *gen;
-    llmp_http_response_t   resp;
+    ctl_http_response_t   resp;
 
     if (llmp_compiled_seal(result) != 0
         || (body = cJSON_PrintUnformatted(result)) == NULL)
@@ -645,7 +645,7 @@ llmp_push(const char *url, const char *key, cJSON *result)
         return LLMP_EXIT_FAILED;
     }
 
-    rc = llmp_http("POST", url, key, body, &resp);
+    rc = ctl_http("POST", url, key, body, &resp);
 
     free(body);
 
@@ -655,8 +655,8 @@ llmp_push(const char *url, const char *key, cJSON *result)
 
     if (resp.status != 200) {
         fprintf(stderr, "llmproxyctl: sync: the gateway refused the "
-                "config: %s\n", llmp_http_error_message(&resp));
-        llmp_http_free(&resp);
+                "config: %s\n", ctl_http_error_message(&resp));
+        ctl_http_free(&resp);
         return LLMP_EXIT_FAILED;
     }
 
@@ -671,15 +671,15 @@ llmp_push(const char *url, const char *key, cJSON *result)
     }
 
     cJSON_Delete(answer);
-    llmp_http_free(&resp);
+    ctl_http_free(&resp);
 
     return LLMP_EXIT_OK;
 }
 
 
 static int
-llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
-    llmp_sync_opts_t *o)
+ctl_sync_options(int argc, char **argv, ctl_plan_t *plan,
+    ctl_sync_opts_t *o)
 {
     int   c;
     char  seen[128];
@@ -702,7 +702,7 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
     memset(seen, 0, sizeof(seen));
 
     while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
-        if (llmp_option_repeated(seen, c, opts) != 0) {
+        if (ctl_option_repeated(seen, c, opts) != 0) {
             return LLMP_EXIT_INVALID;
         }
 
@@ -712,7 +712,7 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
             break;
 
         case 'o':
-            if (llmp_parse_kinds(optarg, &plan->only) != 0) {
+            if (ctl_parse_kinds(optarg, &plan->only) != 0) {
                 return LLMP_EXIT_INVALID;
             }
 
@@ -743,11 +743,11 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
             break;
 
         case 'h':
-            llmp_sync_help(stdout);
+            ctl_sync_help(stdout);
             return -1;
 
         default:
-            llmp_sync_help(stderr);
+            ctl_sync_help(stderr);
             return LLMP_EXIT_INVALID;
         }
     }
@@ -755,7 +755,7 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
     if (optind < argc) {
         fprintf(stderr, "llmproxyctl: sync: unexpected argument \"%s\"\n\n",
                 argv[optind]);
-        llmp_sync_help(stderr);
+        ctl_sync_help(stderr);
         return LLMP_EXIT_INVALID;
     }
 
@@ -769,7 +769,7 @@ llmp_sync_options(int argc, char **argv, llmp_plan_t *plan,
  */
 
 static cJSON *
-llmp_sync_plan(llmp_plan_t *plan, const cJSON *stored, const char *where,
+ctl_sync_plan(ctl_plan_t *plan, const cJSON *stored, const char *where,
     int *rc)
 {
     cJSON          *result;
@@ -781,7 +781,7 @@ llmp_sync_plan(llmp_plan_t *plan, const cJSON *stored, const char *where,
         plan->only = LLMP_KIND_ALL;
     }
 
-    result = llmp_plan(plan, stored, plan->local);
+    result = ctl_plan(plan, stored, plan->local);
 
     if (result == NULL) {
         *rc = LLMP_EXIT_FAILED;
@@ -799,7 +799,7 @@ llmp_sync_plan(llmp_plan_t *plan, const cJSON *stored, const char *where,
     llmp_errors_init(&errs);
 
     if (llmp_compiled_validate(result, &errs) != 0) {
-        llmp_print_errors(&errs);
+        ctl_print_errors(&errs);
         fprintf(stderr, "llmproxyctl: sync: the result would be "
                 "inconsistent (sync more kinds, or use --prune or "
                 "--force): nothing applied\n");
@@ -819,35 +819,35 @@ llmp_sync_plan(llmp_plan_t *plan, const cJSON *stored, const char *where,
 /* without a database: the gateway's admin API */
 
 static int
-llmp_sync_gateway(llmp_plan_t *plan, const llmp_sync_opts_t *o)
+ctl_sync_gateway(ctl_plan_t *plan, const ctl_sync_opts_t *o)
 {
     int      rc;
     char    *key, url[2048];
     cJSON   *stored, *result;
 
-    key = llmp_master_key(o->key_file, "sync");
+    key = ctl_master_key(o->key_file, "sync");
 
     if (key == NULL) {
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_admin_url(url, sizeof(url), o->gateway, "config") != 0) {
-        llmp_secret_free(key);
+    if (ctl_admin_url(url, sizeof(url), o->gateway, "config") != 0) {
+        ctl_secret_free(key);
         return LLMP_EXIT_INVALID;
     }
 
-    stored = llmp_fetch_stored(url, key, &rc);
+    stored = ctl_fetch_stored(url, key, &rc);
 
     if (rc != LLMP_EXIT_OK) {
-        llmp_secret_free(key);
+        ctl_secret_free(key);
         return rc;
     }
 
-    result = llmp_sync_plan(plan, stored, "the gateway has", &rc);
+    result = ctl_sync_plan(plan, stored, "the gateway has", &rc);
     cJSON_Delete(stored);
 
     if (result == NULL) {
-        llmp_secret_free(key);
+        ctl_secret_free(key);
         return rc;
     }
 
@@ -855,11 +855,11 @@ llmp_sync_gateway(llmp_plan_t *plan, const llmp_sync_opts_t *o)
         printf("dry run: nothing applied\n");
 
     } else {
-        rc = llmp_push(url, key, result);
+        rc = ctl_push(url, key, result);
     }
 
     cJSON_Delete(result);
-    llmp_secret_free(key);
+    ctl_secret_free(key);
 
     return rc;
 }
@@ -874,7 +874,7 @@ llmp_sync_gateway(llmp_plan_t *plan, const llmp_sync_opts_t *o)
  */
 
 static int
-llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha,
+ctl_sync_wait_gateway(const ctl_sync_opts_t *o, const char *sha,
     long long version)
 {
     int                    waited, loaded, refused;
@@ -882,24 +882,24 @@ llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha,
     cJSON                 *root;
     double                 have_version;
     const char            *have, *db, *gateway;
-    llmp_http_response_t   resp;
+    ctl_http_response_t   resp;
 
-    if (!llmp_master_key_known(o->key_file)) {
+    if (!ctl_master_key_known(o->key_file)) {
         printf("note: no master key: not checking whether a gateway loaded "
                "it\n");
         return LLMP_EXIT_OK;
     }
 
-    if (llmp_admin_url(url, sizeof(url), o->gateway, "status") != 0) {
+    if (ctl_admin_url(url, sizeof(url), o->gateway, "status") != 0) {
         return LLMP_EXIT_FAILED;
     }
 
-    key = llmp_master_key(o->key_file, "sync");
+    key = ctl_master_key(o->key_file, "sync");
     if (key == NULL) {
         return LLMP_EXIT_FAILED;
     }
 
-    gateway = llmp_gateway_url(o->gateway);
+    gateway = ctl_gateway_url(o->gateway);
     loaded = 0;
     refused = 0;
     have_version = 0;
@@ -907,24 +907,24 @@ llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha,
     for (waited = 0; waited <= LLMP_SYNC_WAIT_MS;
          waited += LLMP_SYNC_POLL_MS)
     {
-        if (llmp_http_probe(url, key, &resp) != 0) {
+        if (ctl_http_probe(url, key, &resp) != 0) {
             printf("note: no gateway answers at %s; gateways load the "
                    "config from the database\n", gateway);
-            llmp_secret_free(key);
+            ctl_secret_free(key);
             return LLMP_EXIT_OK;
         }
 
         if (resp.status != 200) {
             fprintf(stderr, "llmproxyctl: sync: stored, but the gateway at "
                     "%s answered %s: it may not load config version %lld\n",
-                    gateway, llmp_http_error_message(&resp), version);
-            llmp_http_free(&resp);
-            llmp_secret_free(key);
+                    gateway, ctl_http_error_message(&resp), version);
+            ctl_http_free(&resp);
+            ctl_secret_free(key);
             return LLMP_EXIT_FAILED;
         }
 
         root = cJSON_Parse(resp.body);
-        llmp_http_free(&resp);
+        ctl_http_free(&resp);
 
         have = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root,
                                         "config_sha256"));
@@ -955,7 +955,7 @@ llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha,
         usleep(LLMP_SYNC_POLL_MS * 1000);
     }
 
-    llmp_secret_free(key);
+    ctl_secret_free(key);
 
     if (loaded) {
         printf("gateway loaded it\n");
@@ -991,7 +991,7 @@ llmp_sync_wait_gateway(const llmp_sync_opts_t *o, const char *sha,
 /* with a database: read, plan and write in one transaction */
 
 static int
-llmp_sync_database(llmp_plan_t *plan, const llmp_sync_opts_t *o)
+ctl_sync_database(ctl_plan_t *plan, const ctl_sync_opts_t *o)
 {
     int         rc, pending, sealed;
     char       *sha;
@@ -999,40 +999,40 @@ llmp_sync_database(llmp_plan_t *plan, const llmp_sync_opts_t *o)
     PGconn     *conn;
     long long   version;
 
-    conn = llmp_db_connect(o->database);
+    conn = ctl_db_connect(o->database);
     if (conn == NULL) {
         return LLMP_EXIT_FAILED;
     }
 
-    if (llmp_store_begin(conn) != 0) {
+    if (ctl_store_begin(conn) != 0) {
         PQfinish(conn);
         return LLMP_EXIT_FAILED;
     }
 
-    sealed = llmp_store_seal_headers(conn, plan->dry_run);
+    sealed = ctl_store_seal_headers(conn, plan->dry_run);
 
     if (sealed < 0) {
         fprintf(stderr, "llmproxyctl: sync: nothing applied\n");
-        llmp_store_rollback(conn);
+        ctl_store_rollback(conn);
         PQfinish(conn);
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_store_load(conn, &stored) != 0) {
-        llmp_store_rollback(conn);
+    if (ctl_store_load(conn, &stored) != 0) {
+        ctl_store_rollback(conn);
         PQfinish(conn);
         return LLMP_EXIT_FAILED;
     }
 
     sha = NULL;
     pending = 1;
-    result = llmp_sync_plan(plan, stored, "the database has", &rc);
+    result = ctl_sync_plan(plan, stored, "the database has", &rc);
 
     if (result == NULL) {
         goto done;
     }
 
-    if (llmp_store_check_keys(stored, result) != 0) {
+    if (ctl_store_check_keys(stored, result) != 0) {
         fprintf(stderr, "llmproxyctl: sync: nothing applied\n");
         rc = LLMP_EXIT_INVALID;
         goto done;
@@ -1060,7 +1060,7 @@ llmp_sync_database(llmp_plan_t *plan, const llmp_sync_opts_t *o)
 
     pending = 0;
 
-    if (llmp_store_apply(conn, stored, result, &version) != 0) {
+    if (ctl_store_apply(conn, stored, result, &version) != 0) {
         fprintf(stderr, "llmproxyctl: sync: nothing applied\n");
         rc = LLMP_EXIT_FAILED;
         free(sha);
@@ -1073,7 +1073,7 @@ llmp_sync_database(llmp_plan_t *plan, const llmp_sync_opts_t *o)
 done:
 
     if (pending) {
-        llmp_store_rollback(conn);
+        ctl_store_rollback(conn);
     }
 
     PQfinish(conn);
@@ -1081,7 +1081,7 @@ done:
     cJSON_Delete(result);
 
     if (sha) {
-        rc = llmp_sync_wait_gateway(o, sha, version);
+        rc = ctl_sync_wait_gateway(o, sha, version);
         free(sha);
     }
 
@@ -1090,21 +1090,21 @@ done:
 
 
 int
-llmp_cmd_sync(int argc, char **argv)
+ctl_cmd_sync(int argc, char **argv)
 {
     int                rc;
     cJSON             *local;
-    llmp_plan_t        plan;
+    ctl_plan_t        plan;
     llmp_errors_t      errs;
-    llmp_sync_opts_t   o;
+    ctl_sync_opts_t   o;
 
-    memset(&plan, 0, sizeof(llmp_plan_t));
+    memset(&plan, 0, sizeof(ctl_plan_t));
     plan.only = LLMP_KIND_ALL;
 
-    memset(&o, 0, sizeof(llmp_sync_opts_t));
-    o.config = llmp_config_path(NULL);
+    memset(&o, 0, sizeof(ctl_sync_opts_t));
+    o.config = ctl_config_path(NULL);
 
-    rc = llmp_sync_options(argc, argv, &plan, &o);
+    rc = ctl_sync_options(argc, argv, &plan, &o);
     if (rc != LLMP_EXIT_OK) {
         return rc < 0 ? LLMP_EXIT_OK : rc;
     }
@@ -1114,7 +1114,7 @@ llmp_cmd_sync(int argc, char **argv)
     llmp_errors_init(&errs);
 
     if (llmp_config_load(o.config, &errs, &local) != 0) {
-        llmp_print_errors(&errs);
+        ctl_print_errors(&errs);
         fprintf(stderr, "llmproxyctl: sync: %zu problem%s in %s: nothing "
                 "applied\n", errs.n, errs.n == 1 ? "" : "s", o.config);
         llmp_errors_free(&errs);
@@ -1122,14 +1122,14 @@ llmp_cmd_sync(int argc, char **argv)
     }
 
     llmp_errors_free(&errs);
-    llmp_cli_prices_note(local);
+    ctl_cli_prices_note(local);
     plan.local = local;
 
-    if (llmp_database_url(o.database)) {
-        rc = llmp_sync_database(&plan, &o);
+    if (ctl_database_url(o.database)) {
+        rc = ctl_sync_database(&plan, &o);
 
     } else {
-        rc = llmp_sync_gateway(&plan, &o);
+        rc = ctl_sync_gateway(&plan, &o);
     }
 
     cJSON_Delete(local);

@@ -25,10 +25,10 @@ typedef struct {
     const char  *daily;
     const char  *raw;
     const char  *expr;      /* the group's label from b1, b2 */
-} llmp_usage_by_t;
+} ctl_usage_by_t;
 
 
-static const llmp_usage_by_t  llmp_usage_bys[] = {
+static const ctl_usage_by_t  ctl_usage_bys[] = {
     { "model", "MODEL", "d.model, NULL::text",
       "u.model AS b1, NULL::text AS b2", "b1" },
     { "key", "KEY", "d.key_hash, d.key_alias",
@@ -66,7 +66,7 @@ static const llmp_usage_by_t  llmp_usage_bys[] = {
  */
 
 static int
-llmp_usage_unpriced(PGresult *res, int i)
+ctl_usage_unpriced(PGresult *res, int i)
 {
     return strtoll(PQgetvalue(res, i, 13), NULL, 10) > 0
            && strtod(PQgetvalue(res, i, 6), NULL) == 0;
@@ -74,7 +74,7 @@ llmp_usage_unpriced(PGresult *res, int i)
 
 
 static void
-llmp_usage_help(FILE *f)
+ctl_usage_help(FILE *f)
 {
     fprintf(f,
         "usage: llmproxyctl usage [--since 7d] [--by model|key|day|"
@@ -100,7 +100,7 @@ llmp_usage_help(FILE *f)
 
 
 int
-llmp_cmd_usage(int argc, char **argv)
+ctl_cmd_usage(int argc, char **argv)
 {
     int                     c, i, n, json;
     char                    sql[8192], secs[32], *out, seen[128];
@@ -109,7 +109,7 @@ llmp_cmd_usage(int argc, char **argv)
     PGresult               *res;
     long long               since;
     const char             *database, *params[1];
-    const llmp_usage_by_t  *by;
+    const ctl_usage_by_t  *by;
 
     static const struct option  opts[] = {
         { "since", required_argument, NULL, 's' },
@@ -128,7 +128,7 @@ llmp_cmd_usage(int argc, char **argv)
     };
 
     since = 7 * 86400;
-    by = &llmp_usage_bys[0];
+    by = &ctl_usage_bys[0];
     json = 0;
     database = NULL;
 
@@ -136,14 +136,14 @@ llmp_cmd_usage(int argc, char **argv)
     memset(seen, 0, sizeof(seen));
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (llmp_option_repeated(seen, c, opts) != 0) {
+        if (ctl_option_repeated(seen, c, opts) != 0) {
             return LLMP_EXIT_INVALID;
         }
 
         switch (c) {
 
         case 's':
-            since = llmp_duration(optarg);
+            since = ctl_duration(optarg);
             if (since <= 0) {
                 fprintf(stderr, "llmproxyctl: --since: expected a duration "
                         "from 1s to %lldd, such as 7d, 12h, 30m\n",
@@ -153,7 +153,7 @@ llmp_cmd_usage(int argc, char **argv)
             break;
 
         case 'b':
-            for (by = llmp_usage_bys; by->name; by++) {
+            for (by = ctl_usage_bys; by->name; by++) {
                 if (strcmp(by->name, optarg) == 0) {
                     break;
                 }
@@ -175,11 +175,11 @@ llmp_cmd_usage(int argc, char **argv)
             break;
 
         case 'h':
-            llmp_usage_help(stdout);
+            ctl_usage_help(stdout);
             return LLMP_EXIT_OK;
 
         default:
-            llmp_usage_help(stderr);
+            ctl_usage_help(stderr);
             return LLMP_EXIT_INVALID;
         }
     }
@@ -190,7 +190,7 @@ llmp_cmd_usage(int argc, char **argv)
         return LLMP_EXIT_INVALID;
     }
 
-    conn = llmp_db_connect(database);
+    conn = ctl_db_connect(database);
     if (conn == NULL) {
         return LLMP_EXIT_FAILED;
     }
@@ -290,7 +290,7 @@ llmp_cmd_usage(int argc, char **argv)
 
                 /* only unpriced requests: the cost is not known */
 
-                if (c == 6 && llmp_usage_unpriced(res, i)) {
+                if (c == 6 && ctl_usage_unpriced(res, i)) {
                     cJSON_AddNullToObject(row, names[c]);
                     continue;
                 }
@@ -338,7 +338,7 @@ llmp_cmd_usage(int argc, char **argv)
                    PQgetvalue(res, i, 11), PQgetvalue(res, i, 4),
                    PQgetvalue(res, i, 12));
 
-            if (llmp_usage_unpriced(res, i)) {
+            if (ctl_usage_unpriced(res, i)) {
                 printf(" %12s", "unpriced");
 
             } else {

@@ -22,10 +22,10 @@ typedef struct {
     const char  *kind;             /* llmproxy_config_entries.kind */
     const char  *member;           /* in the compiled document */
     const char  *key;              /* array entries: their name member */
-} llmp_store_kind_t;
+} ctl_store_kind_t;
 
 
-static const llmp_store_kind_t  llmp_store_kinds[] = {
+static const ctl_store_kind_t  ctl_store_kinds[] = {
     { "credentials", "providers", "name" },
     { "models", "deployments", "id" },
     { "aliases", "aliases", NULL },
@@ -42,7 +42,7 @@ static const llmp_store_kind_t  llmp_store_kinds[] = {
 
 
 static int
-llmp_store_ok(PGconn *conn, PGresult *res, ExecStatusType expect)
+ctl_store_ok(PGconn *conn, PGresult *res, ExecStatusType expect)
 {
     if (PQresultStatus(res) == expect) {
         return 1;
@@ -55,14 +55,14 @@ llmp_store_ok(PGconn *conn, PGresult *res, ExecStatusType expect)
 
 
 static int
-llmp_store_exec(PGconn *conn, const char *sql, int n,
+ctl_store_exec(PGconn *conn, const char *sql, int n,
     const char *const *params)
 {
     int        ok;
     PGresult  *res;
 
     res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    ok = llmp_store_ok(conn, res, PGRES_COMMAND_OK);
+    ok = ctl_store_ok(conn, res, PGRES_COMMAND_OK);
     PQclear(res);
 
     return ok ? 0 : -1;
@@ -70,12 +70,12 @@ llmp_store_exec(PGconn *conn, const char *sql, int n,
 
 
 int
-llmp_store_begin(PGconn *conn)
+ctl_store_begin(PGconn *conn)
 {
     int        ok;
     PGresult  *res;
 
-    if (llmp_store_exec(conn, "BEGIN", 0, NULL) != 0) {
+    if (ctl_store_exec(conn, "BEGIN", 0, NULL) != 0) {
         return -1;
     }
 
@@ -83,7 +83,7 @@ llmp_store_begin(PGconn *conn)
                        " WHERE id = 1 FOR UPDATE", 0, NULL, NULL, NULL,
                        NULL, 0);
 
-    ok = llmp_store_ok(conn, res, PGRES_TUPLES_OK);
+    ok = ctl_store_ok(conn, res, PGRES_TUPLES_OK);
 
     if (ok && PQntuples(res) != 1) {
         fprintf(stderr, "llmproxyctl: database: llmproxy_config_state has "
@@ -94,7 +94,7 @@ llmp_store_begin(PGconn *conn)
     PQclear(res);
 
     if (!ok) {
-        llmp_store_rollback(conn);
+        ctl_store_rollback(conn);
         return -1;
     }
 
@@ -103,18 +103,18 @@ llmp_store_begin(PGconn *conn)
 
 
 void
-llmp_store_rollback(PGconn *conn)
+ctl_store_rollback(PGconn *conn)
 {
     PQclear(PQexecParams(conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0));
 }
 
 
-static const llmp_store_kind_t *
-llmp_store_kind(const char *kind)
+static const ctl_store_kind_t *
+ctl_store_kind(const char *kind)
 {
-    const llmp_store_kind_t  *k;
+    const ctl_store_kind_t  *k;
 
-    for (k = llmp_store_kinds; k->kind; k++) {
+    for (k = ctl_store_kinds; k->kind; k++) {
         if (strcmp(k->kind, kind) == 0) {
             return k;
         }
@@ -127,7 +127,7 @@ llmp_store_kind(const char *kind)
 /* an empty document: every member, in the compiler's order */
 
 static cJSON *
-llmp_store_document(void)
+ctl_store_document(void)
 {
     cJSON  *doc;
 
@@ -152,11 +152,11 @@ llmp_store_document(void)
 /*
  * Rows written before headers were encrypted hold them in data: they are
  * shown by their digest, like the others, until
- * llmp_store_seal_headers() rewrites them.
+ * ctl_store_seal_headers() rewrites them.
  */
 
 static int
-llmp_store_hide_headers(cJSON *data)
+ctl_store_hide_headers(cJSON *data)
 {
     char    hex[65];
     cJSON  *h;
@@ -187,13 +187,13 @@ llmp_store_hide_headers(cJSON *data)
 
 
 static int
-llmp_store_add(cJSON *doc, const char *kind, const char *name,
+ctl_store_add(cJSON *doc, const char *kind, const char *name,
     const char *text)
 {
     cJSON                    *data, *part;
-    const llmp_store_kind_t  *k;
+    const ctl_store_kind_t  *k;
 
-    k = llmp_store_kind(kind);
+    k = ctl_store_kind(kind);
     data = cJSON_Parse(text);
 
     if (k == NULL || data == NULL) {
@@ -204,7 +204,7 @@ llmp_store_add(cJSON *doc, const char *kind, const char *name,
     }
 
     if (strcmp(k->kind, "credentials") == 0
-        && llmp_store_hide_headers(data) != 0)
+        && ctl_store_hide_headers(data) != 0)
     {
         cJSON_Delete(data);
         fprintf(stderr, "llmproxyctl: out of memory\n");
@@ -234,7 +234,7 @@ llmp_store_add(cJSON *doc, const char *kind, const char *name,
 
 
 int
-llmp_store_load(PGconn *conn, cJSON **stored)
+ctl_store_load(PGconn *conn, cJSON **stored)
 {
     int        i, n;
     cJSON     *doc;
@@ -246,7 +246,7 @@ llmp_store_load(PGconn *conn, cJSON **stored)
                        " FROM llmproxy_config_entries ORDER BY kind, name",
                        0, NULL, NULL, NULL, NULL, 0);
 
-    if (!llmp_store_ok(conn, res, PGRES_TUPLES_OK)) {
+    if (!ctl_store_ok(conn, res, PGRES_TUPLES_OK)) {
         PQclear(res);
         return -1;
     }
@@ -258,7 +258,7 @@ llmp_store_load(PGconn *conn, cJSON **stored)
         return 0;
     }
 
-    doc = llmp_store_document();
+    doc = ctl_store_document();
     if (doc == NULL) {
         fprintf(stderr, "llmproxyctl: out of memory\n");
         PQclear(res);
@@ -266,7 +266,7 @@ llmp_store_load(PGconn *conn, cJSON **stored)
     }
 
     for (i = 0; i < n; i++) {
-        if (llmp_store_add(doc, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+        if (ctl_store_add(doc, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
                            PQgetvalue(res, i, 2)) != 0)
         {
             cJSON_Delete(doc);
@@ -292,7 +292,7 @@ llmp_store_load(PGconn *conn, cJSON **stored)
 /* the entries of one kind by name; the items are references */
 
 static cJSON *
-llmp_store_map(const cJSON *doc, const llmp_store_kind_t *k)
+ctl_store_map(const cJSON *doc, const ctl_store_kind_t *k)
 {
     cJSON        *map, *part, *item;
     const char   *name;
@@ -329,7 +329,7 @@ llmp_store_map(const cJSON *doc, const llmp_store_kind_t *k)
 
 
 static const char *
-llmp_store_sha(const cJSON *provider, const char *digest)
+ctl_store_sha(const cJSON *provider, const char *digest)
 {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(provider,
                                                                  digest));
@@ -343,13 +343,13 @@ llmp_store_sha(const cJSON *provider, const char *digest)
  */
 
 static int
-llmp_store_key_action(const cJSON *result, const cJSON *stored,
+ctl_store_key_action(const cJSON *result, const cJSON *stored,
     const char *digest)
 {
     const char  *rsha, *ssha;
 
-    rsha = llmp_store_sha(result, digest);
-    ssha = stored ? llmp_store_sha(stored, digest) : NULL;
+    rsha = ctl_store_sha(result, digest);
+    ssha = stored ? ctl_store_sha(stored, digest) : NULL;
 
     if (stored
         && ((rsha == NULL && ssha == NULL)
@@ -363,18 +363,18 @@ llmp_store_key_action(const cJSON *result, const cJSON *stored,
 
 
 static const char *
-llmp_store_salt(void)
+ctl_store_salt(void)
 {
     const char  *salt;
 
-    salt = llmp_salt_key();
+    salt = ctl_salt_key();
 
     return (salt && salt[0]) ? salt : NULL;
 }
 
 
 int
-llmp_store_check_keys(const cJSON *stored, const cJSON *result)
+ctl_store_check_keys(const cJSON *stored, const cJSON *result)
 {
     int           n;
     cJSON        *smap;
@@ -382,7 +382,7 @@ llmp_store_check_keys(const cJSON *stored, const cJSON *result)
     const cJSON  *r, *s;
 
     n = 0;
-    smap = llmp_store_map(stored, &llmp_store_kinds[0]);
+    smap = ctl_store_map(stored, &ctl_store_kinds[0]);
 
     if (smap == NULL) {
         fprintf(stderr, "llmproxyctl: out of memory\n");
@@ -396,7 +396,7 @@ llmp_store_check_keys(const cJSON *stored, const cJSON *result)
                                         "name"));
         s = name ? cJSON_GetObjectItemCaseSensitive(smap, name) : NULL;
 
-        if (llmp_store_key_action(r, s, "api_key_sha256")
+        if (ctl_store_key_action(r, s, "api_key_sha256")
             == LLMP_STORE_KEY_SET)
         {
             if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r,
@@ -407,7 +407,7 @@ llmp_store_check_keys(const cJSON *stored, const cJSON *result)
                         "key)\n", name ? name : "?");
                 n++;
 
-            } else if (llmp_store_salt() == NULL) {
+            } else if (ctl_store_salt() == NULL) {
                 fprintf(stderr, "providers.%s.api_key: LLMPROXY_SALT_KEY "
                         "must be set to store provider keys\n",
                         name ? name : "?");
@@ -415,7 +415,7 @@ llmp_store_check_keys(const cJSON *stored, const cJSON *result)
             }
         }
 
-        if (llmp_store_key_action(r, s, "headers_sha256")
+        if (ctl_store_key_action(r, s, "headers_sha256")
             == LLMP_STORE_KEY_SET)
         {
             if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r,
@@ -426,7 +426,7 @@ llmp_store_check_keys(const cJSON *stored, const cJSON *result)
                         name ? name : "?");
                 n++;
 
-            } else if (llmp_store_salt() == NULL) {
+            } else if (ctl_store_salt() == NULL) {
                 fprintf(stderr, "providers.%s.headers: LLMPROXY_SALT_KEY "
                         "must be set to store provider headers (their "
                         "values are secrets)\n", name ? name : "?");
@@ -444,7 +444,7 @@ llmp_store_check_keys(const cJSON *stored, const cJSON *result)
 /* one entry: INSERT, or UPDATE when its data or a secret changes */
 
 static int
-llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
+ctl_store_put(PGconn *conn, const ctl_store_kind_t *k, const char *name,
     const cJSON *r, const cJSON *s)
 {
     int          rc, action, haction;
@@ -464,8 +464,8 @@ llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
     }
 
     if (strcmp(k->kind, "credentials") == 0) {
-        action = llmp_store_key_action(r, s, "api_key_sha256");
-        haction = llmp_store_key_action(r, s, "headers_sha256");
+        action = ctl_store_key_action(r, s, "api_key_sha256");
+        haction = ctl_store_key_action(r, s, "headers_sha256");
         cJSON_DeleteItemFromObjectCaseSensitive(data, "api_key");
 
         /* an empty object stays: it has no secret and no digest */
@@ -482,10 +482,10 @@ llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
         return 0;
     }
 
-    /* llmp_store_check_keys() made sure of the secrets and the salt */
+    /* ctl_store_check_keys() made sure of the secrets and the salt */
 
     if (action == LLMP_STORE_KEY_SET) {
-        enc = llmp_encrypt(llmp_store_salt(), cJSON_GetStringValue(
+        enc = llmp_encrypt(ctl_store_salt(), cJSON_GetStringValue(
                                cJSON_GetObjectItemCaseSensitive(r,
                                                                 "api_key")));
         if (enc == NULL) {
@@ -497,7 +497,7 @@ llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
     }
 
     if (haction == LLMP_STORE_KEY_SET) {
-        henc = llmp_headers_encrypt(llmp_store_salt(),
+        henc = llmp_headers_encrypt(ctl_store_salt(),
                                     cJSON_GetObjectItemCaseSensitive(r,
                                                                 "headers"));
         if (henc == NULL) {
@@ -542,7 +542,7 @@ llmp_store_put(PGconn *conn, const llmp_store_kind_t *k, const char *name,
               " OR $7::boolean)";
     }
 
-    rc = llmp_store_exec(conn, sql, s ? 7 : 5, params);
+    rc = ctl_store_exec(conn, sql, s ? 7 : 5, params);
 
     free(text);
     free(enc);
@@ -567,7 +567,7 @@ nomem:
  */
 
 int
-llmp_store_seal_headers(PGconn *conn, int dry_run)
+ctl_store_seal_headers(PGconn *conn, int dry_run)
 {
     int          i, n, rc;
     char         hex[65], *enc;
@@ -582,7 +582,7 @@ llmp_store_seal_headers(PGconn *conn, int dry_run)
                        " AND data->'headers' <> '{}'::jsonb ORDER BY name",
                        0, NULL, NULL, NULL, NULL, 0);
 
-    if (!llmp_store_ok(conn, res, PGRES_TUPLES_OK)) {
+    if (!ctl_store_ok(conn, res, PGRES_TUPLES_OK)) {
         PQclear(res);
         return -1;
     }
@@ -593,7 +593,7 @@ llmp_store_seal_headers(PGconn *conn, int dry_run)
     for (i = 0; i < n; i++) {
         name = PQgetvalue(res, i, 0);
 
-        if (llmp_store_salt() == NULL) {
+        if (ctl_store_salt() == NULL) {
             fprintf(stderr, "providers.%s.headers: stored in plain text by "
                     "an older llmproxyctl: set LLMPROXY_SALT_KEY to encrypt "
                     "them\n", name);
@@ -608,7 +608,7 @@ llmp_store_seal_headers(PGconn *conn, int dry_run)
         }
 
         h = cJSON_Parse(PQgetvalue(res, i, 1));
-        enc = h ? llmp_headers_encrypt(llmp_store_salt(), h) : NULL;
+        enc = h ? llmp_headers_encrypt(ctl_store_salt(), h) : NULL;
 
         if (enc == NULL || llmp_headers_sha256(h, hex) != 1) {
             fprintf(stderr, "llmproxyctl: providers.%s.headers: cannot "
@@ -625,7 +625,7 @@ llmp_store_seal_headers(PGconn *conn, int dry_run)
         params[1] = hex;
         params[2] = enc;
 
-        if (llmp_store_exec(conn, "UPDATE llmproxy_config_entries"
+        if (ctl_store_exec(conn, "UPDATE llmproxy_config_entries"
                             " SET data = (data - 'headers')"
                             " || jsonb_build_object('headers_sha256',"
                             " $2::text), headers_enc = $3,"
@@ -650,7 +650,7 @@ llmp_store_seal_headers(PGconn *conn, int dry_run)
 
 
 static int
-llmp_store_apply_kind(PGconn *conn, const llmp_store_kind_t *k,
+ctl_store_apply_kind(PGconn *conn, const ctl_store_kind_t *k,
     const cJSON *stored, const cJSON *result)
 {
     int           rc;
@@ -659,8 +659,8 @@ llmp_store_apply_kind(PGconn *conn, const llmp_store_kind_t *k,
     const char   *params[2];
 
     rc = -1;
-    rmap = llmp_store_map(result, k);
-    smap = llmp_store_map(stored, k);
+    rmap = ctl_store_map(result, k);
+    smap = ctl_store_map(stored, k);
 
     if (rmap == NULL || smap == NULL) {
         fprintf(stderr, "llmproxyctl: out of memory\n");
@@ -675,7 +675,7 @@ llmp_store_apply_kind(PGconn *conn, const llmp_store_kind_t *k,
         params[0] = k->kind;
         params[1] = s->string;
 
-        if (llmp_store_exec(conn, "DELETE FROM llmproxy_config_entries"
+        if (ctl_store_exec(conn, "DELETE FROM llmproxy_config_entries"
                             " WHERE kind = $1 AND name = $2", 2, params)
             != 0)
         {
@@ -684,7 +684,7 @@ llmp_store_apply_kind(PGconn *conn, const llmp_store_kind_t *k,
     }
 
     cJSON_ArrayForEach(r, rmap) {
-        if (llmp_store_put(conn, k, r->string, r,
+        if (ctl_store_put(conn, k, r->string, r,
                            cJSON_GetObjectItemCaseSensitive(smap, r->string))
             != 0)
         {
@@ -704,15 +704,15 @@ done:
 
 
 int
-llmp_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
+ctl_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
     long long *version)
 {
     PGresult                 *res;
     const char               *params[1];
-    const llmp_store_kind_t  *k;
+    const ctl_store_kind_t  *k;
 
-    for (k = llmp_store_kinds; k->kind; k++) {
-        if (llmp_store_apply_kind(conn, k, stored, result) != 0) {
+    for (k = ctl_store_kinds; k->kind; k++) {
+        if (ctl_store_apply_kind(conn, k, stored, result) != 0) {
             goto failed;
         }
     }
@@ -729,7 +729,7 @@ llmp_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
                        " WHERE id = 1 RETURNING version", 1, NULL, params,
                        NULL, NULL, 0);
 
-    if (!llmp_store_ok(conn, res, PGRES_TUPLES_OK) || PQntuples(res) != 1) {
+    if (!ctl_store_ok(conn, res, PGRES_TUPLES_OK) || PQntuples(res) != 1) {
         PQclear(res);
         goto failed;
     }
@@ -737,7 +737,7 @@ llmp_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
     *version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
 
-    if (llmp_store_exec(conn, "COMMIT", 0, NULL) != 0) {
+    if (ctl_store_exec(conn, "COMMIT", 0, NULL) != 0) {
         return -1;
     }
 
@@ -745,7 +745,7 @@ llmp_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
 
 failed:
 
-    llmp_store_rollback(conn);
+    ctl_store_rollback(conn);
 
     return -1;
 }

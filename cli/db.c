@@ -27,7 +27,7 @@ typedef struct {
 
 
 PGconn *
-llmp_db_connect(const char *flag)
+ctl_db_connect(const char *flag)
 {
     PGconn      *conn;
     const char  *url;
@@ -38,7 +38,7 @@ llmp_db_connect(const char *flag)
 
     const char *values[4];
 
-    url = llmp_database_url(flag);
+    url = ctl_database_url(flag);
 
     if (url == NULL) {
         fprintf(stderr, "llmproxyctl: no database: set LLMPROXY_DATABASE_URL "
@@ -62,7 +62,7 @@ llmp_db_connect(const char *flag)
 
     PQsetNoticeProcessor(conn, NULL, NULL);
 
-    if (llmp_db_migrate(conn, 0) != 0) {
+    if (ctl_db_migrate(conn, 0) != 0) {
         PQfinish(conn);
         return NULL;
     }
@@ -72,7 +72,7 @@ llmp_db_connect(const char *flag)
 
 
 static int
-llmp_db_exec(PGconn *conn, const char *sql)
+ctl_db_exec(PGconn *conn, const char *sql)
 {
     PGresult  *res;
     int        ok;
@@ -93,7 +93,7 @@ llmp_db_exec(PGconn *conn, const char *sql)
 
 
 int
-llmp_db_migrate(PGconn *conn, int verbose)
+ctl_db_migrate(PGconn *conn, int verbose)
 {
     int                      applied, n;
     char                     version[16];
@@ -101,10 +101,10 @@ llmp_db_migrate(PGconn *conn, int verbose)
     const char              *params[2];
     const llmp_migration_t  *m;
 
-    if (llmp_db_exec(conn, "SELECT pg_advisory_lock(" LLMP_MIGRATION_LOCK
+    if (ctl_db_exec(conn, "SELECT pg_advisory_lock(" LLMP_MIGRATION_LOCK
                            ")") != 0
-        || llmp_db_exec(conn, "SET client_min_messages = warning") != 0
-        || llmp_db_exec(conn,
+        || ctl_db_exec(conn, "SET client_min_messages = warning") != 0
+        || ctl_db_exec(conn,
                "CREATE TABLE IF NOT EXISTS llmproxy_schema_migrations ("
                " version integer PRIMARY KEY,"
                " name text NOT NULL,"
@@ -137,13 +137,13 @@ llmp_db_migrate(PGconn *conn, int verbose)
             continue;
         }
 
-        if (llmp_db_exec(conn, "BEGIN") != 0) {
+        if (ctl_db_exec(conn, "BEGIN") != 0) {
             goto failed;
         }
 
-        if (llmp_db_exec(conn, m->sql) != 0) {
+        if (ctl_db_exec(conn, m->sql) != 0) {
             fprintf(stderr, "llmproxyctl: migration %s failed\n", m->name);
-            llmp_db_exec(conn, "ROLLBACK");
+            ctl_db_exec(conn, "ROLLBACK");
             goto failed;
         }
 
@@ -157,13 +157,13 @@ llmp_db_migrate(PGconn *conn, int verbose)
             fprintf(stderr, "llmproxyctl: database: %s",
                     PQerrorMessage(conn));
             PQclear(res);
-            llmp_db_exec(conn, "ROLLBACK");
+            ctl_db_exec(conn, "ROLLBACK");
             goto failed;
         }
 
         PQclear(res);
 
-        if (llmp_db_exec(conn, "COMMIT") != 0) {
+        if (ctl_db_exec(conn, "COMMIT") != 0) {
             goto failed;
         }
 
@@ -174,7 +174,7 @@ llmp_db_migrate(PGconn *conn, int verbose)
         n++;
     }
 
-    llmp_db_exec(conn, "SELECT pg_advisory_unlock(" LLMP_MIGRATION_LOCK ")");
+    ctl_db_exec(conn, "SELECT pg_advisory_unlock(" LLMP_MIGRATION_LOCK ")");
 
     if (verbose) {
         printf("schema up to date (%d migration%s applied)\n", n,
@@ -185,14 +185,14 @@ llmp_db_migrate(PGconn *conn, int verbose)
 
 failed:
 
-    llmp_db_exec(conn, "SELECT pg_advisory_unlock(" LLMP_MIGRATION_LOCK ")");
+    ctl_db_exec(conn, "SELECT pg_advisory_unlock(" LLMP_MIGRATION_LOCK ")");
 
     return -1;
 }
 
 
 int
-llmp_cmd_migrate(int argc, char **argv)
+ctl_cmd_migrate(int argc, char **argv)
 {
     int          rc;
     PGconn      *conn;
@@ -200,7 +200,7 @@ llmp_cmd_migrate(int argc, char **argv)
 
     url = NULL;
 
-    if (llmp_wants_help(argc, argv)) {
+    if (ctl_wants_help(argc, argv)) {
         printf("usage: llmproxyctl migrate [--database URL]\n\n"
                "Applies the schema migrations the database lacks; running "
                "it twice changes nothing.\n");
@@ -215,13 +215,13 @@ llmp_cmd_migrate(int argc, char **argv)
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_database_url(url) == NULL) {
+    if (ctl_database_url(url) == NULL) {
         fprintf(stderr, "llmproxyctl: no database: set LLMPROXY_DATABASE_URL "
                 "or --database URL\n");
         return LLMP_EXIT_INVALID;
     }
 
-    conn = PQconnectdb(llmp_database_url(url));
+    conn = PQconnectdb(ctl_database_url(url));
 
     if (PQstatus(conn) != CONNECTION_OK) {
         fprintf(stderr, "llmproxyctl: cannot connect to the database: %s",
@@ -232,7 +232,7 @@ llmp_cmd_migrate(int argc, char **argv)
 
     PQsetNoticeProcessor(conn, NULL, NULL);
 
-    rc = llmp_db_migrate(conn, 1) == 0 ? LLMP_EXIT_OK : LLMP_EXIT_FAILED;
+    rc = ctl_db_migrate(conn, 1) == 0 ? LLMP_EXIT_OK : LLMP_EXIT_FAILED;
 
     PQfinish(conn);
 

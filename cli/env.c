@@ -17,11 +17,11 @@
 #define LLMP_MASTER_KEY_MAX   4096
 
 
-static char *llmp_read_key(const char *file, int *err);
+static char *ctl_read_key(const char *file, int *err);
 
 
 static const char *
-llmp_env(const char *name)
+ctl_env(const char *name)
 {
     const char  *v;
 
@@ -34,7 +34,7 @@ llmp_env(const char *name)
 /* set, even empty: an empty variable says "none", not "look in var/" */
 
 static int
-llmp_env_set(const char *name)
+ctl_env_set(const char *name)
 {
     return getenv(name) != NULL;
 }
@@ -43,12 +43,12 @@ llmp_env_set(const char *name)
 /* "var/NAME" of `make run`; NULL when too long */
 
 static const char *
-llmp_var_path(char *buf, size_t size, const char *name)
+ctl_var_path(char *buf, size_t size, const char *name)
 {
     int          n;
     const char  *dir;
 
-    dir = llmp_env("LLMPROXY_VAR");
+    dir = ctl_env("LLMPROXY_VAR");
     n = snprintf(buf, size, "%s/%s", dir ? dir : "var", name);
 
     return (n < 0 || (size_t) n >= size) ? NULL : buf;
@@ -61,14 +61,14 @@ llmp_var_path(char *buf, size_t size, const char *name)
  */
 
 static const char *
-llmp_var_conf(const char *directive, char *buf, size_t size)
+ctl_var_conf(const char *directive, char *buf, size_t size)
 {
     char         line[4096], path[4096], *p, *end;
     size_t       n;
     FILE        *f;
     const char  *found;
 
-    if (llmp_var_path(path, sizeof(path), "nginx.conf") == NULL) {
+    if (ctl_var_path(path, sizeof(path), "nginx.conf") == NULL) {
         return NULL;
     }
 
@@ -105,7 +105,7 @@ llmp_var_conf(const char *directive, char *buf, size_t size)
 
 
 const char *
-llmp_gateway_url(const char *flag)
+ctl_gateway_url(const char *flag)
 {
     char         *p;
     static char   buf[1024], listen[1000];
@@ -115,18 +115,18 @@ llmp_gateway_url(const char *flag)
         return flag;
     }
 
-    v = llmp_env("LLMPROXY_GATEWAY_URL");
+    v = ctl_env("LLMPROXY_GATEWAY_URL");
     if (v) {
         return v;
     }
 
-    v = llmp_env("LLMPROXY_LISTEN");
+    v = ctl_env("LLMPROXY_LISTEN");
     if (v && strlen(v) < sizeof(buf) - sizeof("http://")) {
         snprintf(buf, sizeof(buf), "http://%s", v);
         return buf;
     }
 
-    v = llmp_var_conf("listen", listen, sizeof(listen));
+    v = ctl_var_conf("listen", listen, sizeof(listen));
     if (v) {
         listen[strcspn(listen, " \t")] = '\0';    /* "ADDR reuseport" */
 
@@ -153,7 +153,7 @@ llmp_gateway_url(const char *flag)
 
 
 const char *
-llmp_config_path(const char *flag)
+ctl_config_path(const char *flag)
 {
     const char  *v;
 
@@ -161,14 +161,14 @@ llmp_config_path(const char *flag)
         return flag;
     }
 
-    v = llmp_env("LLMPROXY_CONFIG");
+    v = ctl_env("LLMPROXY_CONFIG");
 
     return v ? v : "configs/config.json";
 }
 
 
 const char *
-llmp_database_url(const char *flag)
+ctl_database_url(const char *flag)
 {
     static char  buf[4096];
 
@@ -176,30 +176,30 @@ llmp_database_url(const char *flag)
         return flag;
     }
 
-    if (llmp_env_set("LLMPROXY_DATABASE_URL")) {
-        return llmp_env("LLMPROXY_DATABASE_URL");
+    if (ctl_env_set("LLMPROXY_DATABASE_URL")) {
+        return ctl_env("LLMPROXY_DATABASE_URL");
     }
 
-    return llmp_var_conf("llmproxy_database", buf, sizeof(buf));
+    return ctl_var_conf("llmproxy_database", buf, sizeof(buf));
 }
 
 
 const char *
-llmp_salt_key(void)
+ctl_salt_key(void)
 {
     int          err;
     char         path[4096];
     static int   done;
     static char *key;
 
-    if (llmp_env_set("LLMPROXY_SALT_KEY")) {
-        return llmp_env("LLMPROXY_SALT_KEY");
+    if (ctl_env_set("LLMPROXY_SALT_KEY")) {
+        return ctl_env("LLMPROXY_SALT_KEY");
     }
 
     /* read once, kept until exit like the environment's copy */
 
-    if (!done && llmp_var_path(path, sizeof(path), "salt_key")) {
-        key = llmp_read_key(path, &err);
+    if (!done && ctl_var_path(path, sizeof(path), "salt_key")) {
+        key = ctl_read_key(path, &err);
     }
 
     done = 1;
@@ -209,25 +209,25 @@ llmp_salt_key(void)
 
 
 int
-llmp_master_key_known(const char *flag_file)
+ctl_master_key_known(const char *flag_file)
 {
     char  path[4096];
 
-    return flag_file != NULL || llmp_env("LLMPROXY_MASTER_KEY") != NULL
-           || (llmp_var_path(path, sizeof(path), "master_key")
+    return flag_file != NULL || ctl_env("LLMPROXY_MASTER_KEY") != NULL
+           || (ctl_var_path(path, sizeof(path), "master_key")
                && access(path, R_OK) == 0);
 }
 
 
 int
-llmp_admin_url(char *buf, size_t size, const char *gateway_flag,
+ctl_admin_url(char *buf, size_t size, const char *gateway_flag,
     const char *endpoint)
 {
     int          n;
     size_t       len;
     const char  *base;
 
-    base = llmp_gateway_url(gateway_flag);
+    base = ctl_gateway_url(gateway_flag);
     len = strlen(base);
 
     while (len > 0 && base[len - 1] == '/') {
@@ -247,7 +247,7 @@ llmp_admin_url(char *buf, size_t size, const char *gateway_flag,
 
 
 static char *
-llmp_read_key(const char *file, int *err)
+ctl_read_key(const char *file, int *err)
 {
     char    buf[LLMP_MASTER_KEY_MAX], *key;
     size_t  n;
@@ -284,14 +284,14 @@ llmp_read_key(const char *file, int *err)
 
 
 char *
-llmp_master_key(const char *flag_file, const char *command)
+ctl_master_key(const char *flag_file, const char *command)
 {
     int          err;
     char        *key, path[4096];
     const char  *v;
 
     if (flag_file) {
-        key = llmp_read_key(flag_file, &err);
+        key = ctl_read_key(flag_file, &err);
 
         if (key == NULL) {
             fprintf(stderr, "llmproxyctl: %s: cannot read the master key "
@@ -302,7 +302,7 @@ llmp_master_key(const char *flag_file, const char *command)
         return key;
     }
 
-    v = llmp_env("LLMPROXY_MASTER_KEY");
+    v = ctl_env("LLMPROXY_MASTER_KEY");
     if (v) {
         key = strdup(v);
 
@@ -313,12 +313,12 @@ llmp_master_key(const char *flag_file, const char *command)
         return key;
     }
 
-    if (llmp_var_path(path, sizeof(path), "master_key") == NULL) {
+    if (ctl_var_path(path, sizeof(path), "master_key") == NULL) {
         fprintf(stderr, "llmproxyctl: LLMPROXY_VAR is too long\n");
         return NULL;
     }
 
-    key = llmp_read_key(path, &err);
+    key = ctl_read_key(path, &err);
 
     if (key == NULL) {
         fprintf(stderr, "llmproxyctl: %s needs the gateway's master key: "
@@ -332,7 +332,7 @@ llmp_master_key(const char *flag_file, const char *command)
 
 
 void
-llmp_secret_free(char *secret)
+ctl_secret_free(char *secret)
 {
     if (secret) {
         explicit_bzero(secret, strlen(secret));
@@ -342,7 +342,7 @@ llmp_secret_free(char *secret)
 
 
 int
-llmp_wants_help(int argc, char **argv)
+ctl_wants_help(int argc, char **argv)
 {
     int  i;
 
@@ -359,7 +359,7 @@ llmp_wants_help(int argc, char **argv)
 /* "30d", "12h", "15m", "90s", "3600" to seconds; -1 if invalid */
 
 long long
-llmp_duration(const char *s)
+ctl_duration(const char *s)
 {
     long long    n, unit;
     const char  *p;
@@ -402,7 +402,7 @@ llmp_duration(const char *s)
 
 
 int
-llmp_option_repeated(char seen[128], int c, const struct option *opts)
+ctl_option_repeated(char seen[128], int c, const struct option *opts)
 {
     if (c <= 0 || c >= 128 || seen[c]++ == 0) {
         return 0;

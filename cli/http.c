@@ -18,11 +18,11 @@
 
 
 static size_t
-llmp_http_write(char *data, size_t size, size_t n, void *userdata)
+ctl_http_write(char *data, size_t size, size_t n, void *userdata)
 {
     char                  *p;
     size_t                 len;
-    llmp_http_response_t  *resp = userdata;
+    ctl_http_response_t  *resp = userdata;
 
     len = size * n;
 
@@ -45,7 +45,7 @@ llmp_http_write(char *data, size_t size, size_t n, void *userdata)
 
 
 static struct curl_slist *
-llmp_http_headers(const char *key)
+ctl_http_headers(const char *key)
 {
     char               *auth;
     size_t              n;
@@ -81,17 +81,17 @@ llmp_http_headers(const char *key)
 
 
 static int
-llmp_http_run(const char *method, const char *url, const char *key,
-    const char *body, llmp_http_response_t *resp, long timeout, int quiet)
+ctl_http_run(const char *method, const char *url, const char *key,
+    const char *body, ctl_http_response_t *resp, long timeout, int quiet)
 {
     CURL               *curl;
     CURLcode            rc;
     struct curl_slist  *headers;
 
-    memset(resp, 0, sizeof(llmp_http_response_t));
+    memset(resp, 0, sizeof(ctl_http_response_t));
 
     curl = curl_easy_init();
-    headers = llmp_http_headers(key);
+    headers = ctl_http_headers(key);
 
     if (curl == NULL || headers == NULL) {
         fprintf(stderr, "llmproxyctl: %s %s: out of memory\n", method, url);
@@ -103,7 +103,7 @@ llmp_http_run(const char *method, const char *url, const char *key,
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, llmp_http_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, ctl_http_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
                      timeout < LLMP_HTTP_CONNECT_TIMEOUT
@@ -129,7 +129,7 @@ llmp_http_run(const char *method, const char *url, const char *key,
     }
 
     if (rc != CURLE_OK) {
-        llmp_http_free(resp);
+        ctl_http_free(resp);
     }
 
     curl_slist_free_all(headers);
@@ -140,32 +140,32 @@ llmp_http_run(const char *method, const char *url, const char *key,
 
 
 int
-llmp_http(const char *method, const char *url, const char *key,
-    const char *body, llmp_http_response_t *resp)
+ctl_http(const char *method, const char *url, const char *key,
+    const char *body, ctl_http_response_t *resp)
 {
-    return llmp_http_run(method, url, key, body, resp, LLMP_HTTP_TIMEOUT, 0);
+    return ctl_http_run(method, url, key, body, resp, LLMP_HTTP_TIMEOUT, 0);
 }
 
 
 int
-llmp_http_probe(const char *url, const char *key,
-    llmp_http_response_t *resp)
+ctl_http_probe(const char *url, const char *key,
+    ctl_http_response_t *resp)
 {
-    return llmp_http_run("GET", url, key, NULL, resp, LLMP_HTTP_PROBE_TIMEOUT,
+    return ctl_http_run("GET", url, key, NULL, resp, LLMP_HTTP_PROBE_TIMEOUT,
                          1);
 }
 
 
 void
-llmp_http_free(llmp_http_response_t *resp)
+ctl_http_free(ctl_http_response_t *resp)
 {
     free(resp->body);
-    memset(resp, 0, sizeof(llmp_http_response_t));
+    memset(resp, 0, sizeof(ctl_http_response_t));
 }
 
 
 const char *
-llmp_http_error_message(const llmp_http_response_t *resp)
+ctl_http_error_message(const ctl_http_response_t *resp)
 {
     static char   buf[1024];
     cJSON        *root, *msg;

@@ -33,14 +33,14 @@ typedef struct {
     char             *err;
     size_t            errlen;
     size_t            nodes;
-} llmp_yaml_t;
+} ctl_yaml_t;
 
 
-static cJSON *llmp_yaml_node(llmp_yaml_t *y, yaml_node_t *node, int depth);
+static cJSON *ctl_yaml_node(ctl_yaml_t *y, yaml_node_t *node, int depth);
 
 
 static int
-llmp_yaml_fail(llmp_yaml_t *y, yaml_node_t *node, const char *what)
+ctl_yaml_fail(ctl_yaml_t *y, yaml_node_t *node, const char *what)
 {
     if (y->err[0] == '\0') {
         snprintf(y->err, y->errlen, "%s:%lu:%lu: %s", y->name,
@@ -53,7 +53,7 @@ llmp_yaml_fail(llmp_yaml_t *y, yaml_node_t *node, const char *what)
 
 
 static int
-llmp_yaml_is_number(const char *s, double *d)
+ctl_yaml_is_number(const char *s, double *d)
 {
     char        *end;
     const char  *p;
@@ -80,7 +80,7 @@ llmp_yaml_is_number(const char *s, double *d)
 
 
 static cJSON *
-llmp_yaml_scalar(llmp_yaml_t *y, yaml_node_t *node)
+ctl_yaml_scalar(ctl_yaml_t *y, yaml_node_t *node)
 {
     char        *text;
     cJSON       *v;
@@ -107,7 +107,7 @@ llmp_yaml_scalar(llmp_yaml_t *y, yaml_node_t *node)
 
     if (strlen(text) != n) {
         free(text);
-        llmp_yaml_fail(y, node, "a NUL byte in a scalar");
+        ctl_yaml_fail(y, node, "a NUL byte in a scalar");
         return NULL;
     }
 
@@ -137,7 +137,7 @@ llmp_yaml_scalar(llmp_yaml_t *y, yaml_node_t *node)
         }
     }
 
-    if (v == NULL && llmp_yaml_is_number(text, &d)) {
+    if (v == NULL && ctl_yaml_is_number(text, &d)) {
         v = cJSON_CreateNumber(d);
     }
 
@@ -155,7 +155,7 @@ llmp_yaml_scalar(llmp_yaml_t *y, yaml_node_t *node)
 
 
 static cJSON *
-llmp_yaml_sequence(llmp_yaml_t *y, yaml_node_t *node, int depth)
+ctl_yaml_sequence(ctl_yaml_t *y, yaml_node_t *node, int depth)
 {
     cJSON             *arr, *v;
     yaml_node_item_t  *item;
@@ -168,7 +168,7 @@ llmp_yaml_sequence(llmp_yaml_t *y, yaml_node_t *node, int depth)
     for (item = node->data.sequence.items.start;
          item < node->data.sequence.items.top; item++)
     {
-        v = llmp_yaml_node(y, yaml_document_get_node(y->doc, *item),
+        v = ctl_yaml_node(y, yaml_document_get_node(y->doc, *item),
                            depth + 1);
         if (v == NULL) {
             cJSON_Delete(arr);
@@ -185,14 +185,14 @@ llmp_yaml_sequence(llmp_yaml_t *y, yaml_node_t *node, int depth)
 /* adds what src has and obj has not: one "<<" source */
 
 static int
-llmp_yaml_merge_one(llmp_yaml_t *y, cJSON *obj, yaml_node_t *key,
+ctl_yaml_merge_one(ctl_yaml_t *y, cJSON *obj, yaml_node_t *key,
     const cJSON *src)
 {
     cJSON        *copy;
     const cJSON  *v;
 
     if (!cJSON_IsObject(src)) {
-        return llmp_yaml_fail(y, key, "a merge key (<<) takes a mapping or "
+        return ctl_yaml_fail(y, key, "a merge key (<<) takes a mapping or "
                               "a list of mappings");
     }
 
@@ -214,7 +214,7 @@ llmp_yaml_merge_one(llmp_yaml_t *y, cJSON *obj, yaml_node_t *key,
 
 
 static cJSON *
-llmp_yaml_mapping(llmp_yaml_t *y, yaml_node_t *node, int depth)
+ctl_yaml_mapping(ctl_yaml_t *y, yaml_node_t *node, int depth)
 {
     int               merge;
     char             *name;
@@ -237,7 +237,7 @@ llmp_yaml_mapping(llmp_yaml_t *y, yaml_node_t *node, int depth)
             k = yaml_document_get_node(y->doc, pair->key);
 
             if (k == NULL || k->type != YAML_SCALAR_NODE) {
-                llmp_yaml_fail(y, k ? k : node, "a mapping key must be a "
+                ctl_yaml_fail(y, k ? k : node, "a mapping key must be a "
                                "scalar");
                 goto failed;
             }
@@ -250,7 +250,7 @@ llmp_yaml_mapping(llmp_yaml_t *y, yaml_node_t *node, int depth)
                 continue;
             }
 
-            v = llmp_yaml_node(y, yaml_document_get_node(y->doc, pair->value),
+            v = ctl_yaml_node(y, yaml_document_get_node(y->doc, pair->value),
                                depth + 1);
             if (v == NULL) {
                 goto failed;
@@ -261,13 +261,13 @@ llmp_yaml_mapping(llmp_yaml_t *y, yaml_node_t *node, int depth)
 
                 if (cJSON_IsArray(v)) {
                     cJSON_ArrayForEach(s, v) {
-                        if (llmp_yaml_merge_one(y, obj, k, s) != 0) {
+                        if (ctl_yaml_merge_one(y, obj, k, s) != 0) {
                             cJSON_Delete(v);
                             goto failed;
                         }
                     }
 
-                } else if (llmp_yaml_merge_one(y, obj, k, src) != 0) {
+                } else if (ctl_yaml_merge_one(y, obj, k, src) != 0) {
                     cJSON_Delete(v);
                     goto failed;
                 }
@@ -300,20 +300,20 @@ failed:
 
 
 static cJSON *
-llmp_yaml_node(llmp_yaml_t *y, yaml_node_t *node, int depth)
+ctl_yaml_node(ctl_yaml_t *y, yaml_node_t *node, int depth)
 {
     if (node == NULL) {
         return NULL;
     }
 
     if (depth > LLMP_YAML_MAX_DEPTH) {
-        llmp_yaml_fail(y, node, "nested too deeply (an alias that refers "
+        ctl_yaml_fail(y, node, "nested too deeply (an alias that refers "
                        "to itself?)");
         return NULL;
     }
 
     if (++y->nodes > LLMP_YAML_MAX_NODES) {
-        llmp_yaml_fail(y, node, "too many values once aliases are "
+        ctl_yaml_fail(y, node, "too many values once aliases are "
                        "expanded");
         return NULL;
     }
@@ -321,23 +321,23 @@ llmp_yaml_node(llmp_yaml_t *y, yaml_node_t *node, int depth)
     switch (node->type) {
 
     case YAML_SCALAR_NODE:
-        return llmp_yaml_scalar(y, node);
+        return ctl_yaml_scalar(y, node);
 
     case YAML_SEQUENCE_NODE:
-        return llmp_yaml_sequence(y, node, depth);
+        return ctl_yaml_sequence(y, node, depth);
 
     case YAML_MAPPING_NODE:
-        return llmp_yaml_mapping(y, node, depth);
+        return ctl_yaml_mapping(y, node, depth);
 
     default:
-        llmp_yaml_fail(y, node, "unexpected node");
+        ctl_yaml_fail(y, node, "unexpected node");
         return NULL;
     }
 }
 
 
 static int
-llmp_yaml_empty(yaml_document_t *doc)
+ctl_yaml_empty(yaml_document_t *doc)
 {
     yaml_node_t  *root;
 
@@ -351,12 +351,12 @@ llmp_yaml_empty(yaml_document_t *doc)
 
 
 cJSON *
-llmp_yaml_load(const char *path, const char *name, char *err, size_t errlen)
+ctl_yaml_load(const char *path, const char *name, char *err, size_t errlen)
 {
     int              ndocs;
     FILE            *f;
     cJSON           *root;
-    llmp_yaml_t      y;
+    ctl_yaml_t      y;
     yaml_parser_t    parser;
     yaml_document_t  doc;
 
@@ -409,7 +409,7 @@ llmp_yaml_load(const char *path, const char *name, char *err, size_t errlen)
             break;
         }
 
-        if (llmp_yaml_empty(&doc)) {
+        if (ctl_yaml_empty(&doc)) {
             yaml_document_delete(&doc);
             continue;
         }
@@ -426,7 +426,7 @@ llmp_yaml_load(const char *path, const char *name, char *err, size_t errlen)
             break;
         }
 
-        root = llmp_yaml_node(&y, yaml_document_get_root_node(&doc), 0);
+        root = ctl_yaml_node(&y, yaml_document_get_root_node(&doc), 0);
         yaml_document_delete(&doc);
 
         if (root == NULL) {

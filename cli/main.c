@@ -11,32 +11,32 @@
 #include "cli.h"
 
 
-static const llmp_command_t  llmp_commands[] = {
-    { "sync", llmp_cmd_sync,
+static const ctl_command_t  ctl_commands[] = {
+    { "sync", ctl_cmd_sync,
       "validate config.json; store it in the database or push it" },
-    { "status", llmp_cmd_status, "show what the gateway has loaded" },
-    { "key", llmp_cmd_key,
+    { "status", ctl_cmd_status, "show what the gateway has loaded" },
+    { "key", ctl_cmd_key,
       "create, list, inspect, update and revoke virtual keys" },
-    { "usage", llmp_cmd_usage, "usage and spend reports" },
-    { "migrate", llmp_cmd_migrate,
+    { "usage", ctl_cmd_usage, "usage and spend reports" },
+    { "migrate", ctl_cmd_migrate,
       "bring the database schema up to date" },
-    { "import", llmp_cmd_import,
+    { "import", ctl_cmd_import,
       "LiteLLM's config.yaml and virtual keys" },
-    { "backup", llmp_cmd_backup,
+    { "backup", ctl_cmd_backup,
       "snapshot keys, config and usage to S3 or a directory; list them" },
-    { "restore", llmp_cmd_restore, "restore a backup into the database" },
+    { "restore", ctl_cmd_restore, "restore a backup into the database" },
     { NULL, NULL, NULL }
 };
 
 
 static void
-llmp_usage(FILE *f)
+ctl_usage(FILE *f)
 {
-    const llmp_command_t  *c;
+    const ctl_command_t  *c;
 
     fprintf(f, "usage: llmproxyctl COMMAND [options]\n\ncommands:\n");
 
-    for (c = llmp_commands; c->name; c++) {
+    for (c = ctl_commands; c->name; c++) {
         fprintf(f, "  %-9s %s\n", c->name, c->summary);
     }
 
@@ -69,21 +69,21 @@ main(int argc, char **argv)
 {
     int                    rc;
     char                   name[64];
-    const llmp_command_t  *c;
+    const ctl_command_t  *c;
 
     if (argc < 2) {
-        llmp_usage(stderr);
+        ctl_usage(stderr);
         return LLMP_EXIT_INVALID;
     }
 
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0
         || strcmp(argv[1], "help") == 0)
     {
-        llmp_usage(stdout);
+        ctl_usage(stdout);
         return LLMP_EXIT_OK;
     }
 
-    for (c = llmp_commands; c->name; c++) {
+    for (c = ctl_commands; c->name; c++) {
         if (strcmp(argv[1], c->name) == 0) {
             break;
         }
@@ -92,11 +92,11 @@ main(int argc, char **argv)
     if (c->name == NULL) {
         fprintf(stderr, "llmproxyctl: unknown %s \"%s\"\n\n",
                 argv[1][0] == '-' ? "option" : "command", argv[1]);
-        llmp_usage(stderr);
+        ctl_usage(stderr);
         return LLMP_EXIT_INVALID;
     }
 
-    if (llmp_cli_prices() != 0) {
+    if (ctl_cli_prices() != 0) {
         return LLMP_EXIT_INVALID;
     }
 

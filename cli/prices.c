@@ -13,7 +13,7 @@
 
 
 int
-llmp_cli_prices(void)
+ctl_cli_prices(void)
 {
     int             rc;
     long            len;
@@ -71,7 +71,7 @@ llmp_cli_prices(void)
  */
 
 void
-llmp_cli_prices_note(const cJSON *compiled)
+ctl_cli_prices_note(const cJSON *compiled)
 {
     int           n;
     const char   *checked;

@@ -43,7 +43,7 @@ typedef struct {
     const unsigned char  *data;
     size_t                len;
     size_t                pos;
-} llmp_reader_t;
+} ctl_reader_t;
 
 
 typedef struct {
@@ -51,11 +51,11 @@ typedef struct {
     llmp_buf_t   body;       /* the answer, unless out is set */
     FILE        *out;        /* the answer of a successful GET */
     char         etag[128];
-} llmp_s3_resp_t;
+} ctl_s3_resp_t;
 
 
-struct llmp_s3_upload_s {
-    llmp_s3_t   *s3;
+struct ctl_s3_upload_s {
+    ctl_s3_t   *s3;
     char        *key;
     char        *upload_id;  /* NULL until the first part goes */
     llmp_buf_t   buf;        /* the part being filled */
@@ -66,7 +66,7 @@ struct llmp_s3_upload_s {
 
 
 static const char *
-llmp_s3_env(const char *name)
+ctl_s3_env(const char *name)
 {
     const char  *v;
 
@@ -77,7 +77,7 @@ llmp_s3_env(const char *name)
 
 
 size_t
-llmp_size(const char *s)
+ctl_size(const char *s)
 {
     char                *end;
     unsigned long long   n;
@@ -112,7 +112,7 @@ llmp_size(const char *s)
 
 
 static int
-llmp_buf_add(llmp_buf_t *b, const void *data, size_t len)
+ctl_buf_add(llmp_buf_t *b, const void *data, size_t len)
 {
     char    *p;
     size_t   cap;
@@ -152,12 +152,12 @@ llmp_buf_free(llmp_buf_t *b)
 
 
 int
-llmp_s3_open(llmp_s3_t *s3, const char *uri)
+ctl_s3_open(ctl_s3_t *s3, const char *uri)
 {
     size_t       len;
     const char  *p, *slash, *v;
 
-    memset(s3, 0, sizeof(llmp_s3_t));
+    memset(s3, 0, sizeof(ctl_s3_t));
 
     if (strncmp(uri, "s3://", 5) != 0 || uri[5] == '\0' || uri[5] == '/') {
         fprintf(stderr, "llmproxyctl: expected s3://BUCKET[/PREFIX], not "
@@ -191,19 +191,19 @@ llmp_s3_open(llmp_s3_t *s3, const char *uri)
     }
     s3->prefix[len] = '\0';
 
-    v = llmp_s3_env("AWS_ACCESS_KEY_ID");
+    v = ctl_s3_env("AWS_ACCESS_KEY_ID");
     s3->access_key = v ? strdup(v) : NULL;
-    v = llmp_s3_env("AWS_SECRET_ACCESS_KEY");
+    v = ctl_s3_env("AWS_SECRET_ACCESS_KEY");
     s3->secret_key = v ? strdup(v) : NULL;
-    v = llmp_s3_env("AWS_SESSION_TOKEN");
+    v = ctl_s3_env("AWS_SESSION_TOKEN");
     s3->token = v ? strdup(v) : NULL;
-    v = llmp_s3_env("AWS_REGION");
+    v = ctl_s3_env("AWS_REGION");
     if (v == NULL) {
-        v = llmp_s3_env("AWS_DEFAULT_REGION");
+        v = ctl_s3_env("AWS_DEFAULT_REGION");
     }
     s3->region = strdup(v ? v : "us-east-1");
 
-    v = llmp_s3_env("LLMPROXY_S3_ENDPOINT");
+    v = ctl_s3_env("LLMPROXY_S3_ENDPOINT");
     if (v) {
         len = strlen(v);
         while (len > 0 && v[len - 1] == '/') {
@@ -218,9 +218,9 @@ llmp_s3_open(llmp_s3_t *s3, const char *uri)
         return -1;
     }
 
-    v = llmp_s3_env("LLMPROXY_S3_PART_SIZE");
+    v = ctl_s3_env("LLMPROXY_S3_PART_SIZE");
     if (v) {
-        s3->part_size = llmp_size(v);
+        s3->part_size = ctl_size(v);
         if (s3->part_size == 0) {
             fprintf(stderr, "llmproxyctl: LLMPROXY_S3_PART_SIZE: expected "
                     "a size such as 16m\n");
@@ -236,7 +236,7 @@ llmp_s3_open(llmp_s3_t *s3, const char *uri)
 
 
 void
-llmp_s3_close(llmp_s3_t *s3)
+ctl_s3_close(ctl_s3_t *s3)
 {
     free(s3->endpoint);
     free(s3->bucket);
@@ -254,13 +254,13 @@ llmp_s3_close(llmp_s3_t *s3)
         free(s3->token);
     }
 
-    memset(s3, 0, sizeof(llmp_s3_t));
+    memset(s3, 0, sizeof(ctl_s3_t));
 }
 
 
 /* RFC 3986 unreserved characters stay, and '/' when keep_slash */
 static void
-llmp_s3_encode(llmp_buf_t *b, const char *s, int keep_slash)
+ctl_s3_encode(llmp_buf_t *b, const char *s, int keep_slash)
 {
     char                  hex[4];
     const unsigned char  *p;
@@ -269,11 +269,11 @@ llmp_s3_encode(llmp_buf_t *b, const char *s, int keep_slash)
         if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~'
             || (keep_slash && *p == '/'))
         {
-            llmp_buf_add(b, p, 1);
+            ctl_buf_add(b, p, 1);
 
         } else {
             snprintf(hex, sizeof(hex), "%%%02X", *p);
-            llmp_buf_add(b, hex, 3);
+            ctl_buf_add(b, hex, 3);
         }
     }
 }
@@ -282,43 +282,43 @@ llmp_s3_encode(llmp_buf_t *b, const char *s, int keep_slash)
 /* query: already encoded, its parameters sorted by name (curl signs it
  * as given) */
 static char *
-llmp_s3_url(llmp_s3_t *s3, const char *key, const char *query)
+ctl_s3_url(ctl_s3_t *s3, const char *key, const char *query)
 {
     llmp_buf_t  b;
 
     memset(&b, 0, sizeof(llmp_buf_t));
 
     if (s3->endpoint) {
-        llmp_buf_add(&b, s3->endpoint, strlen(s3->endpoint));
-        llmp_buf_add(&b, "/", 1);
-        llmp_s3_encode(&b, s3->bucket, 0);
+        ctl_buf_add(&b, s3->endpoint, strlen(s3->endpoint));
+        ctl_buf_add(&b, "/", 1);
+        ctl_s3_encode(&b, s3->bucket, 0);
 
     } else if (strchr(s3->bucket, '.')) {
         /* a dotted bucket name would not match the wildcard certificate
          * of virtual-hosted names: path-style */
-        llmp_buf_add(&b, "https://s3.", 11);
-        llmp_s3_encode(&b, s3->region, 0);
-        llmp_buf_add(&b, ".amazonaws.com/", 15);
-        llmp_s3_encode(&b, s3->bucket, 0);
+        ctl_buf_add(&b, "https://s3.", 11);
+        ctl_s3_encode(&b, s3->region, 0);
+        ctl_buf_add(&b, ".amazonaws.com/", 15);
+        ctl_s3_encode(&b, s3->bucket, 0);
 
     } else {
-        llmp_buf_add(&b, "https://", 8);
-        llmp_s3_encode(&b, s3->bucket, 0);
-        llmp_buf_add(&b, ".s3.", 4);
-        llmp_s3_encode(&b, s3->region, 0);
-        llmp_buf_add(&b, ".amazonaws.com", 14);
+        ctl_buf_add(&b, "https://", 8);
+        ctl_s3_encode(&b, s3->bucket, 0);
+        ctl_buf_add(&b, ".s3.", 4);
+        ctl_s3_encode(&b, s3->region, 0);
+        ctl_buf_add(&b, ".amazonaws.com", 14);
     }
 
-    llmp_buf_add(&b, "/", 1);
+    ctl_buf_add(&b, "/", 1);
 
     if (key) {
-        llmp_s3_encode(&b, s3->prefix, 1);
-        llmp_s3_encode(&b, key, 1);
+        ctl_s3_encode(&b, s3->prefix, 1);
+        ctl_s3_encode(&b, key, 1);
     }
 
     if (query) {
-        llmp_buf_add(&b, "?", 1);
-        llmp_buf_add(&b, query, strlen(query));
+        ctl_buf_add(&b, "?", 1);
+        ctl_buf_add(&b, query, strlen(query));
     }
 
     return b.data;
@@ -326,10 +326,10 @@ llmp_s3_url(llmp_s3_t *s3, const char *key, const char *query)
 
 
 static size_t
-llmp_s3_read_cb(char *ptr, size_t size, size_t nmemb, void *data)
+ctl_s3_read_cb(char *ptr, size_t size, size_t nmemb, void *data)
 {
     size_t          n;
-    llmp_reader_t  *r;
+    ctl_reader_t  *r;
 
     r = data;
     n = r->len - r->pos;
@@ -346,9 +346,9 @@ llmp_s3_read_cb(char *ptr, size_t size, size_t nmemb, void *data)
 
 
 static size_t
-llmp_s3_write_cb(char *ptr, size_t size, size_t nmemb, void *data)
+ctl_s3_write_cb(char *ptr, size_t size, size_t nmemb, void *data)
 {
-    llmp_s3_resp_t  *resp;
+    ctl_s3_resp_t  *resp;
 
     resp = data;
 
@@ -360,7 +360,7 @@ llmp_s3_write_cb(char *ptr, size_t size, size_t nmemb, void *data)
     }
 
     if (resp->body.len < 64 * 1024) {
-        llmp_buf_add(&resp->body, ptr, size * nmemb);
+        ctl_buf_add(&resp->body, ptr, size * nmemb);
     }
 
     return size * nmemb;
@@ -368,11 +368,11 @@ llmp_s3_write_cb(char *ptr, size_t size, size_t nmemb, void *data)
 
 
 static size_t
-llmp_s3_header_cb(char *ptr, size_t size, size_t nmemb, void *data)
+ctl_s3_header_cb(char *ptr, size_t size, size_t nmemb, void *data)
 {
     size_t           len, n;
     const char      *v;
-    llmp_s3_resp_t  *resp;
+    ctl_s3_resp_t  *resp;
 
     resp = data;
     len = size * nmemb;
@@ -412,7 +412,7 @@ llmp_s3_header_cb(char *ptr, size_t size, size_t nmemb, void *data)
 
 /* the text between <tag> and </tag> after *from, or NULL; static buffer */
 static const char *
-llmp_xml_tag(const char *xml, const char *tag, const char **from)
+ctl_xml_tag(const char *xml, const char *tag, const char **from)
 {
     static char   buf[2048];
     char          open[64], close[64];
@@ -454,8 +454,8 @@ llmp_xml_tag(const char *xml, const char *tag, const char **from)
  * which), -1 when none did (reported).  body may be NULL.
  */
 static int
-llmp_s3_request(llmp_s3_t *s3, const char *method, const char *key,
-    const char *query, const void *body, size_t len, llmp_s3_resp_t *resp)
+ctl_s3_request(ctl_s3_t *s3, const char *method, const char *key,
+    const char *query, const void *body, size_t len, ctl_s3_resp_t *resp)
 {
     int                 try, rc;
     char               *url, hdr[128], sigv4[128], hex[65];
@@ -463,10 +463,10 @@ llmp_s3_request(llmp_s3_t *s3, const char *method, const char *key,
     CURL               *curl;
     CURLcode            cc;
     unsigned char       digest[32];
-    llmp_reader_t       reader;
+    ctl_reader_t       reader;
     struct curl_slist  *headers;
 
-    url = llmp_s3_url(s3, key, query);
+    url = ctl_s3_url(s3, key, query);
     if (url == NULL) {
         fprintf(stderr, "llmproxyctl: out of memory\n");
         return -1;
@@ -516,8 +516,8 @@ llmp_s3_request(llmp_s3_t *s3, const char *method, const char *key,
             llmp_buf_t  t;
 
             memset(&t, 0, sizeof(llmp_buf_t));
-            llmp_buf_add(&t, "x-amz-security-token: ", 22);
-            llmp_buf_add(&t, s3->token, strlen(s3->token));
+            ctl_buf_add(&t, "x-amz-security-token: ", 22);
+            ctl_buf_add(&t, s3->token, strlen(s3->token));
             headers = curl_slist_append(headers, t.data);
             memset(t.data, 0, t.len);
             llmp_buf_free(&t);
@@ -533,9 +533,9 @@ llmp_s3_request(llmp_s3_t *s3, const char *method, const char *key,
         /* a stalled transfer: less than 1 KB/s for 60 s */
         curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
         curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, llmp_s3_write_cb);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, ctl_s3_write_cb);
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
-        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, llmp_s3_header_cb);
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, ctl_s3_header_cb);
         curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp);
 
         if (strcmp(method, "PUT") == 0) {
@@ -543,7 +543,7 @@ llmp_s3_request(llmp_s3_t *s3, const char *method, const char *key,
             reader.len = len;
             reader.pos = 0;
             curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-            curl_easy_setopt(curl, CURLOPT_READFUNCTION, llmp_s3_read_cb);
+            curl_easy_setopt(curl, CURLOPT_READFUNCTION, ctl_s3_read_cb);
             curl_easy_setopt(curl, CURLOPT_READDATA, &reader);
             curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
                              (curl_off_t) len);
@@ -598,12 +598,12 @@ llmp_s3_request(llmp_s3_t *s3, const char *method, const char *key,
 
 /* "HTTP 403 SignatureDoesNotMatch" for an answer S3 refused */
 static void
-llmp_s3_report(llmp_s3_t *s3, const char *what, const char *key,
-    llmp_s3_resp_t *resp)
+ctl_s3_report(ctl_s3_t *s3, const char *what, const char *key,
+    ctl_s3_resp_t *resp)
 {
     const char  *code;
 
-    code = resp->body.data ? llmp_xml_tag(resp->body.data, "Code", NULL)
+    code = resp->body.data ? ctl_xml_tag(resp->body.data, "Code", NULL)
                            : NULL;
 
     fprintf(stderr, "llmproxyctl: s3: %s %s/%s%s: HTTP %ld%s%s\n", what,
@@ -613,17 +613,17 @@ llmp_s3_report(llmp_s3_t *s3, const char *what, const char *key,
 
 
 int
-llmp_s3_put(llmp_s3_t *s3, const char *key, const void *data, size_t len)
+ctl_s3_put(ctl_s3_t *s3, const char *key, const void *data, size_t len)
 {
     int             rc;
-    llmp_s3_resp_t  resp;
+    ctl_s3_resp_t  resp;
 
-    memset(&resp, 0, sizeof(llmp_s3_resp_t));
+    memset(&resp, 0, sizeof(ctl_s3_resp_t));
 
-    rc = llmp_s3_request(s3, "PUT", key, NULL, data, len, &resp);
+    rc = ctl_s3_request(s3, "PUT", key, NULL, data, len, &resp);
 
     if (rc == 0 && resp.status != 200) {
-        llmp_s3_report(s3, "PUT", key, &resp);
+        ctl_s3_report(s3, "PUT", key, &resp);
         rc = -1;
     }
 
@@ -634,21 +634,21 @@ llmp_s3_put(llmp_s3_t *s3, const char *key, const void *data, size_t len)
 
 
 int
-llmp_s3_get(llmp_s3_t *s3, const char *key, FILE *f)
+ctl_s3_get(ctl_s3_t *s3, const char *key, FILE *f)
 {
     int             rc;
-    llmp_s3_resp_t  resp;
+    ctl_s3_resp_t  resp;
 
-    memset(&resp, 0, sizeof(llmp_s3_resp_t));
+    memset(&resp, 0, sizeof(ctl_s3_resp_t));
     resp.out = f;
 
-    rc = llmp_s3_request(s3, "GET", key, NULL, NULL, 0, &resp);
+    rc = ctl_s3_request(s3, "GET", key, NULL, NULL, 0, &resp);
 
     if (rc == 0 && resp.status == 404) {
         rc = 1;
 
     } else if (rc == 0 && resp.status != 200) {
-        llmp_s3_report(s3, "GET", key, &resp);
+        ctl_s3_report(s3, "GET", key, &resp);
         rc = -1;
     }
 
@@ -659,19 +659,19 @@ llmp_s3_get(llmp_s3_t *s3, const char *key, FILE *f)
 
 
 int
-llmp_s3_delete(llmp_s3_t *s3, const char *key)
+ctl_s3_delete(ctl_s3_t *s3, const char *key)
 {
     int             rc;
-    llmp_s3_resp_t  resp;
+    ctl_s3_resp_t  resp;
 
-    memset(&resp, 0, sizeof(llmp_s3_resp_t));
+    memset(&resp, 0, sizeof(ctl_s3_resp_t));
 
-    rc = llmp_s3_request(s3, "DELETE", key, NULL, NULL, 0, &resp);
+    rc = ctl_s3_request(s3, "DELETE", key, NULL, NULL, 0, &resp);
 
     if (rc == 0 && resp.status != 204 && resp.status != 200
         && resp.status != 404)
     {
-        llmp_s3_report(s3, "DELETE", key, &resp);
+        ctl_s3_report(s3, "DELETE", key, &resp);
         rc = -1;
     }
 
@@ -682,15 +682,15 @@ llmp_s3_delete(llmp_s3_t *s3, const char *key)
 
 
 static int
-llmp_s3_object_cmp(const void *a, const void *b)
+ctl_s3_object_cmp(const void *a, const void *b)
 {
-    return strcmp(((const llmp_s3_object_t *) a)->key,
-                  ((const llmp_s3_object_t *) b)->key);
+    return strcmp(((const ctl_s3_object_t *) a)->key,
+                  ((const ctl_s3_object_t *) b)->key);
 }
 
 
 void
-llmp_s3_objects_free(llmp_s3_object_t *objs, size_t n)
+ctl_s3_objects_free(ctl_s3_object_t *objs, size_t n)
 {
     size_t  i;
 
@@ -704,7 +704,7 @@ llmp_s3_objects_free(llmp_s3_object_t *objs, size_t n)
 
 /* the few XML entities S3 uses in keys */
 static char *
-llmp_xml_unescape(const char *s)
+ctl_xml_unescape(const char *s)
 {
     char        *out, *o;
     size_t       i;
@@ -743,15 +743,15 @@ llmp_xml_unescape(const char *s)
 
 
 int
-llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
+ctl_s3_list(ctl_s3_t *s3, const char *sub, ctl_s3_object_t **objs,
     size_t *n)
 {
     char               *token, *key;
     size_t              cap, plen;
     llmp_buf_t          q, prefix;
     const char         *from, *v, *item, *truncated;
-    llmp_s3_resp_t      resp;
-    llmp_s3_object_t   *o, *list;
+    ctl_s3_resp_t      resp;
+    ctl_s3_object_t   *o, *list;
 
     *objs = NULL;
     *n = 0;
@@ -760,11 +760,11 @@ llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
     token = NULL;
 
     memset(&prefix, 0, sizeof(llmp_buf_t));
-    llmp_buf_add(&prefix, s3->prefix, strlen(s3->prefix));
-    llmp_buf_add(&prefix, sub, strlen(sub));
+    ctl_buf_add(&prefix, s3->prefix, strlen(s3->prefix));
+    ctl_buf_add(&prefix, sub, strlen(sub));
     plen = strlen(s3->prefix);
 
-    memset(&resp, 0, sizeof(llmp_s3_resp_t));
+    memset(&resp, 0, sizeof(ctl_s3_resp_t));
 
     for ( ;; ) {
         /* parameters in name order: curl signs the query as it is */
@@ -772,15 +772,15 @@ llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
         memset(&q, 0, sizeof(llmp_buf_t));
 
         if (token) {
-            llmp_buf_add(&q, "continuation-token=", 19);
-            llmp_s3_encode(&q, token, 0);
-            llmp_buf_add(&q, "&", 1);
+            ctl_buf_add(&q, "continuation-token=", 19);
+            ctl_s3_encode(&q, token, 0);
+            ctl_buf_add(&q, "&", 1);
         }
 
-        llmp_buf_add(&q, "list-type=2&prefix=", 19);
-        llmp_s3_encode(&q, prefix.data, 0);
+        ctl_buf_add(&q, "list-type=2&prefix=", 19);
+        ctl_s3_encode(&q, prefix.data, 0);
 
-        if (llmp_s3_request(s3, "GET", NULL, q.data, NULL, 0, &resp) != 0) {
+        if (ctl_s3_request(s3, "GET", NULL, q.data, NULL, 0, &resp) != 0) {
             llmp_buf_free(&q);
             goto failed;
         }
@@ -788,7 +788,7 @@ llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
         llmp_buf_free(&q);
 
         if (resp.status != 200 || resp.body.data == NULL) {
-            llmp_s3_report(s3, "LIST", sub, &resp);
+            ctl_s3_report(s3, "LIST", sub, &resp);
             goto failed;
         }
 
@@ -797,12 +797,12 @@ llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
         while ((item = strstr(from, "<Contents>")) != NULL) {
             from = item;
 
-            v = llmp_xml_tag(resp.body.data, "Key", &from);
+            v = ctl_xml_tag(resp.body.data, "Key", &from);
             if (v == NULL) {
                 break;
             }
 
-            key = llmp_xml_unescape(v);
+            key = ctl_xml_unescape(v);
             if (key == NULL) {
                 goto nomem;
             }
@@ -814,7 +814,7 @@ llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
 
             if (*n == cap) {
                 cap = cap ? cap * 2 : 64;
-                o = realloc(list, cap * sizeof(llmp_s3_object_t));
+                o = realloc(list, cap * sizeof(ctl_s3_object_t));
                 if (o == NULL) {
                     free(key);
                     goto nomem;
@@ -825,12 +825,12 @@ llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
             memmove(key, key + plen, strlen(key + plen) + 1);
             list[*n].key = key;
 
-            v = llmp_xml_tag(resp.body.data, "Size", &from);
+            v = ctl_xml_tag(resp.body.data, "Size", &from);
             list[*n].size = v ? atoll(v) : 0;
             (*n)++;
         }
 
-        truncated = llmp_xml_tag(resp.body.data, "IsTruncated", NULL);
+        truncated = ctl_xml_tag(resp.body.data, "IsTruncated", NULL);
         free(token);
         token = NULL;
 
@@ -838,7 +838,7 @@ llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
             break;
         }
 
-        v = llmp_xml_tag(resp.body.data, "NextContinuationToken", NULL);
+        v = ctl_xml_tag(resp.body.data, "NextContinuationToken", NULL);
         if (v == NULL || (token = strdup(v)) == NULL) {
             fprintf(stderr, "llmproxyctl: s3: a truncated listing without "
                     "a continuation token\n");
@@ -850,7 +850,7 @@ llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
     llmp_buf_free(&prefix);
 
     if (*n) {
-        qsort(list, *n, sizeof(llmp_s3_object_t), llmp_s3_object_cmp);
+        qsort(list, *n, sizeof(ctl_s3_object_t), ctl_s3_object_cmp);
     }
 
     *objs = list;
@@ -866,7 +866,7 @@ failed:
     free(token);
     llmp_buf_free(&resp.body);
     llmp_buf_free(&prefix);
-    llmp_s3_objects_free(list, *n);
+    ctl_s3_objects_free(list, *n);
     *n = 0;
 
     return -1;
@@ -875,14 +875,14 @@ failed:
 
 /* "[partNumber=N&]uploadId=ID", the id encoded */
 static int
-llmp_s3_upload_query(llmp_s3_upload_t *up, int part, char *buf,
+ctl_s3_upload_query(ctl_s3_upload_t *up, int part, char *buf,
     size_t size)
 {
     int         n;
     llmp_buf_t  id;
 
     memset(&id, 0, sizeof(llmp_buf_t));
-    llmp_s3_encode(&id, up->upload_id, 0);
+    ctl_s3_encode(&id, up->upload_id, 0);
 
     if (part) {
         n = snprintf(buf, size, "partNumber=%d&uploadId=%s", part,
@@ -897,12 +897,12 @@ llmp_s3_upload_query(llmp_s3_upload_t *up, int part, char *buf,
 }
 
 
-llmp_s3_upload_t *
-llmp_s3_upload_start(llmp_s3_t *s3, const char *key)
+ctl_s3_upload_t *
+ctl_s3_upload_start(ctl_s3_t *s3, const char *key)
 {
-    llmp_s3_upload_t  *up;
+    ctl_s3_upload_t  *up;
 
-    up = calloc(1, sizeof(llmp_s3_upload_t));
+    up = calloc(1, sizeof(ctl_s3_upload_t));
     if (up == NULL || (up->key = strdup(key)) == NULL) {
         free(up);
         fprintf(stderr, "llmproxyctl: out of memory\n");
@@ -916,26 +916,26 @@ llmp_s3_upload_start(llmp_s3_t *s3, const char *key)
 
 
 static int
-llmp_s3_upload_part(llmp_s3_upload_t *up)
+ctl_s3_upload_part(ctl_s3_upload_t *up)
 {
     char            query[512], part[256];
     const char     *v;
-    llmp_s3_resp_t  resp;
+    ctl_s3_resp_t  resp;
 
-    memset(&resp, 0, sizeof(llmp_s3_resp_t));
+    memset(&resp, 0, sizeof(ctl_s3_resp_t));
 
     if (up->upload_id == NULL) {
-        if (llmp_s3_request(up->s3, "POST", up->key, "uploads=", NULL, 0,
+        if (ctl_s3_request(up->s3, "POST", up->key, "uploads=", NULL, 0,
                             &resp) != 0)
         {
             goto failed;
         }
 
         v = (resp.status == 200 && resp.body.data)
-            ? llmp_xml_tag(resp.body.data, "UploadId", NULL) : NULL;
+            ? ctl_xml_tag(resp.body.data, "UploadId", NULL) : NULL;
 
         if (v == NULL || (up->upload_id = strdup(v)) == NULL) {
-            llmp_s3_report(up->s3, "CreateMultipartUpload", up->key, &resp);
+            ctl_s3_report(up->s3, "CreateMultipartUpload", up->key, &resp);
             goto failed;
         }
     }
@@ -950,21 +950,21 @@ llmp_s3_upload_part(llmp_s3_upload_t *up)
 
     /* partNumber sorts before uploadId */
 
-    if (llmp_s3_upload_query(up, up->parts, query, sizeof(query)) != 0
-        || llmp_s3_request(up->s3, "PUT", up->key, query, up->buf.data,
+    if (ctl_s3_upload_query(up, up->parts, query, sizeof(query)) != 0
+        || ctl_s3_request(up->s3, "PUT", up->key, query, up->buf.data,
                         up->buf.len, &resp) != 0)
     {
         goto failed;
     }
 
     if (resp.status != 200 || resp.etag[0] == '\0') {
-        llmp_s3_report(up->s3, "UploadPart", up->key, &resp);
+        ctl_s3_report(up->s3, "UploadPart", up->key, &resp);
         goto failed;
     }
 
     snprintf(part, sizeof(part), "<Part><PartNumber>%d</PartNumber>"
              "<ETag>%s</ETag></Part>", up->parts, resp.etag);
-    llmp_buf_add(&up->etags, part, strlen(part));
+    ctl_buf_add(&up->etags, part, strlen(part));
 
     up->buf.len = 0;
     llmp_buf_free(&resp.body);
@@ -981,7 +981,7 @@ failed:
 
 
 int
-llmp_s3_upload_write(llmp_s3_upload_t *up, const void *data, size_t len)
+ctl_s3_upload_write(ctl_s3_upload_t *up, const void *data, size_t len)
 {
     size_t                n;
     const unsigned char  *p;
@@ -998,7 +998,7 @@ llmp_s3_upload_write(llmp_s3_upload_t *up, const void *data, size_t len)
             n = len;
         }
 
-        if (llmp_buf_add(&up->buf, p, n) != 0) {
+        if (ctl_buf_add(&up->buf, p, n) != 0) {
             fprintf(stderr, "llmproxyctl: out of memory\n");
             up->failed = 1;
             return -1;
@@ -1008,7 +1008,7 @@ llmp_s3_upload_write(llmp_s3_upload_t *up, const void *data, size_t len)
         len -= n;
 
         if (up->buf.len == up->s3->part_size
-            && llmp_s3_upload_part(up) != 0)
+            && ctl_s3_upload_part(up) != 0)
         {
             return -1;
         }
@@ -1019,7 +1019,7 @@ llmp_s3_upload_write(llmp_s3_upload_t *up, const void *data, size_t len)
 
 
 static void
-llmp_s3_upload_free(llmp_s3_upload_t *up)
+ctl_s3_upload_free(ctl_s3_upload_t *up)
 {
     llmp_buf_free(&up->buf);
     llmp_buf_free(&up->etags);
@@ -1030,40 +1030,40 @@ llmp_s3_upload_free(llmp_s3_upload_t *up)
 
 
 int
-llmp_s3_upload_finish(llmp_s3_upload_t *up)
+ctl_s3_upload_finish(ctl_s3_upload_t *up)
 {
     int             rc;
     char            query[512];
     llmp_buf_t      xml;
-    llmp_s3_resp_t  resp;
+    ctl_s3_resp_t  resp;
 
     if (up->failed) {
-        llmp_s3_upload_abort(up);
+        ctl_s3_upload_abort(up);
         return -1;
     }
 
     if (up->upload_id == NULL) {
         /* it stayed small: one PUT */
-        rc = llmp_s3_put(up->s3, up->key, up->buf.data ? up->buf.data : "",
+        rc = ctl_s3_put(up->s3, up->key, up->buf.data ? up->buf.data : "",
                          up->buf.len);
-        llmp_s3_upload_free(up);
+        ctl_s3_upload_free(up);
         return rc;
     }
 
-    if (up->buf.len > 0 && llmp_s3_upload_part(up) != 0) {
-        llmp_s3_upload_abort(up);
+    if (up->buf.len > 0 && ctl_s3_upload_part(up) != 0) {
+        ctl_s3_upload_abort(up);
         return -1;
     }
 
     memset(&xml, 0, sizeof(llmp_buf_t));
-    llmp_buf_add(&xml, "<CompleteMultipartUpload>", 25);
-    llmp_buf_add(&xml, up->etags.data, up->etags.len);
-    llmp_buf_add(&xml, "</CompleteMultipartUpload>", 26);
+    ctl_buf_add(&xml, "<CompleteMultipartUpload>", 25);
+    ctl_buf_add(&xml, up->etags.data, up->etags.len);
+    ctl_buf_add(&xml, "</CompleteMultipartUpload>", 26);
 
-    memset(&resp, 0, sizeof(llmp_s3_resp_t));
+    memset(&resp, 0, sizeof(ctl_s3_resp_t));
 
-    rc = llmp_s3_upload_query(up, 0, query, sizeof(query));
-    rc = rc ? rc : llmp_s3_request(up->s3, "POST", up->key, query,
+    rc = ctl_s3_upload_query(up, 0, query, sizeof(query));
+    rc = rc ? rc : ctl_s3_request(up->s3, "POST", up->key, query,
                                    xml.data, xml.len, &resp);
 
     /* S3 may answer 200 with an <Error> in the body */
@@ -1071,7 +1071,7 @@ llmp_s3_upload_finish(llmp_s3_upload_t *up)
     if (rc == 0 && (resp.status != 200 || resp.body.data == NULL
                     || strstr(resp.body.data, "<Error>") != NULL))
     {
-        llmp_s3_report(up->s3, "CompleteMultipartUpload", up->key, &resp);
+        ctl_s3_report(up->s3, "CompleteMultipartUpload", up->key, &resp);
         rc = -1;
     }
 
@@ -1079,35 +1079,35 @@ llmp_s3_upload_finish(llmp_s3_upload_t *up)
     llmp_buf_free(&xml);
 
     if (rc != 0) {
-        llmp_s3_upload_abort(up);
+        ctl_s3_upload_abort(up);
         return -1;
     }
 
-    llmp_s3_upload_free(up);
+    ctl_s3_upload_free(up);
 
     return 0;
 }
 
 
 void
-llmp_s3_upload_abort(llmp_s3_upload_t *up)
+ctl_s3_upload_abort(ctl_s3_upload_t *up)
 {
     char            query[512];
-    llmp_s3_resp_t  resp;
+    ctl_s3_resp_t  resp;
 
     if (up->upload_id) {
-        memset(&resp, 0, sizeof(llmp_s3_resp_t));
+        memset(&resp, 0, sizeof(ctl_s3_resp_t));
 
-        if (llmp_s3_upload_query(up, 0, query, sizeof(query)) == 0
-            && llmp_s3_request(up->s3, "DELETE", up->key, query, NULL, 0,
+        if (ctl_s3_upload_query(up, 0, query, sizeof(query)) == 0
+            && ctl_s3_request(up->s3, "DELETE", up->key, query, NULL, 0,
                             &resp) == 0
             && resp.status / 100 != 2 && resp.status != 404)
         {
-            llmp_s3_report(up->s3, "AbortMultipartUpload", up->key, &resp);
+            ctl_s3_report(up->s3, "AbortMultipartUpload", up->key, &resp);
         }
 
         llmp_buf_free(&resp.body);
     }
 
-    llmp_s3_upload_free(up);
+    ctl_s3_upload_free(up);
 }

@@ -20,49 +20,49 @@ typedef struct {
     char    *secret_key;
     char    *token;          /* NULL: none */
     size_t   part_size;      /* multipart above this many bytes */
-} llmp_s3_t;
+} ctl_s3_t;
 
 
 typedef struct {
     char    *key;
     long long size;
-} llmp_s3_object_t;
+} ctl_s3_object_t;
 
 
 /* a streamed upload: one PUT if it stays small, else multipart */
-typedef struct llmp_s3_upload_s  llmp_s3_upload_t;
+typedef struct ctl_s3_upload_s  ctl_s3_upload_t;
 
 
 /*
  * "s3://BUCKET/PREFIX" and the AWS_* / LLMPROXY_S3_ENDPOINT environment;
  * -1 after telling why not
  */
-int llmp_s3_open(llmp_s3_t *s3, const char *uri);
-void llmp_s3_close(llmp_s3_t *s3);
+int ctl_s3_open(ctl_s3_t *s3, const char *uri);
+void ctl_s3_close(ctl_s3_t *s3);
 
 /* key is relative to the prefix; 0, or -1 reported */
-int llmp_s3_put(llmp_s3_t *s3, const char *key, const void *data,
+int ctl_s3_put(ctl_s3_t *s3, const char *key, const void *data,
     size_t len);
 /* the object into f; 0, 1 when there is no such object, -1 reported */
-int llmp_s3_get(llmp_s3_t *s3, const char *key, FILE *f);
-int llmp_s3_delete(llmp_s3_t *s3, const char *key);
+int ctl_s3_get(ctl_s3_t *s3, const char *key, FILE *f);
+int ctl_s3_delete(ctl_s3_t *s3, const char *key);
 /*
  * Every object under the prefix + sub, keys relative to the prefix,
- * sorted; *n of them (free with llmp_s3_objects_free).  -1 reported.
+ * sorted; *n of them (free with ctl_s3_objects_free).  -1 reported.
  */
-int llmp_s3_list(llmp_s3_t *s3, const char *sub, llmp_s3_object_t **objs,
+int ctl_s3_list(ctl_s3_t *s3, const char *sub, ctl_s3_object_t **objs,
     size_t *n);
-void llmp_s3_objects_free(llmp_s3_object_t *objs, size_t n);
+void ctl_s3_objects_free(ctl_s3_object_t *objs, size_t n);
 
-llmp_s3_upload_t *llmp_s3_upload_start(llmp_s3_t *s3, const char *key);
-int llmp_s3_upload_write(llmp_s3_upload_t *up, const void *data,
+ctl_s3_upload_t *ctl_s3_upload_start(ctl_s3_t *s3, const char *key);
+int ctl_s3_upload_write(ctl_s3_upload_t *up, const void *data,
     size_t len);
 /* completes the object; on failure nothing of it is left */
-int llmp_s3_upload_finish(llmp_s3_upload_t *up);
+int ctl_s3_upload_finish(ctl_s3_upload_t *up);
 /* gives up: AbortMultipartUpload, so no part stays stored */
-void llmp_s3_upload_abort(llmp_s3_upload_t *up);
+void ctl_s3_upload_abort(ctl_s3_upload_t *up);
 
 /* "64k", "16m", "1g" or bytes; 0 when invalid */
-size_t llmp_size(const char *s);
+size_t ctl_size(const char *s);
 
 #endif /* _LLMP_S3_H_INCLUDED_ */

@@ -16,11 +16,10 @@ ngx_http_llmproxy_anthropic_handler(ngx_http_request_t *r,
     ngx_int_t  rc;
     ngx_str_t  path;
 
-    path = r->uri;
+    /* "/v1beta/" is Gemini's: it stays in the path, unknown here */
 
-    if (path.len >= 4 && ngx_strncmp(path.data, "/v1/", 4) == 0) {
-        path.data += 3;
-        path.len -= 3;
+    if (ngx_http_llmproxy_api_path(&r->uri, &path)) {
+        path = r->uri;
     }
 
     if (path.len == 9) {

@@ -16,6 +16,10 @@
 #define NGX_HTTP_LLMPROXY_HOLD_HINT  (1024 * 1024)
 
 
+static ngx_int_t ngx_http_llmproxy_attempt_headers(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
+static ngx_int_t ngx_http_llmproxy_header_hold(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -53,10 +57,6 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static ngx_int_t
 ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
 {
-    u_char                        *p;
-    ngx_str_t                      v;
-    ngx_uint_t                     translated;
-    ngx_msec_int_t                 overhead;
     ngx_http_llmproxy_ctx_t       *ctx;
     ngx_http_llmproxy_loc_conf_t  *llcf;
 
@@ -113,6 +113,28 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         ctx->ttfb = ngx_current_msec - ctx->start + 1;
     }
 
+    if (ngx_http_llmproxy_attempt_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (r->headers_out.status != NGX_HTTP_OK) {
+        ctx->hide_usage = 0;
+    }
+
+    return ngx_http_llmproxy_header_hold(r, ctx);
+}
+
+
+/* which model answered, the fallbacks and retries, the gateway's time */
+
+static ngx_int_t
+ngx_http_llmproxy_attempt_headers(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    u_char          *p;
+    ngx_str_t        v;
+    ngx_msec_int_t   overhead;
+
     p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
@@ -163,9 +185,20 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (r->headers_out.status != NGX_HTTP_OK) {
-        ctx->hide_usage = 0;
-    }
+    return NGX_OK;
+}
+
+
+/*
+ * a translated stream starts here; a complete answer (or a translated
+ * error) is held for the body filter; anything else goes on
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_header_hold(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_uint_t  translated;
 
     translated = (ctx->up_iface && ctx->up_iface != ctx->iface
                   && !ctx->error_body && !r->header_only);
@@ -210,6 +243,10 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         ctx->hold = 1;
         return NGX_OK;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy header: status %ui passed, translated %ui",
+                   r->headers_out.status, translated);
 
     return ngx_http_next_header_filter(r);
 }

@@ -48,16 +48,7 @@ ngx_http_llmproxy_gemini_handler(ngx_http_request_t *r,
     ngx_str_t                           path, name;
     ngx_http_llmproxy_gemini_method_t  *m;
 
-    path = r->uri;
-
-    if (path.len >= 8 && ngx_strncmp(path.data, "/v1beta/", 8) == 0) {
-        path.data += 7;
-        path.len -= 7;
-
-    } else if (path.len >= 4 && ngx_strncmp(path.data, "/v1/", 4) == 0) {
-        path.data += 3;
-        path.len -= 3;
-    }
+    (void) ngx_http_llmproxy_api_path(&r->uri, &path);
 
     if (path.len < 7 || ngx_strncmp(path.data, "/models", 7) != 0
         || (path.len > 7 && path.data[7] != '/'))

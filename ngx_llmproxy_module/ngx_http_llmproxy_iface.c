@@ -19,7 +19,9 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_null_string,
       ngx_string("/chat/completions"),
       "{\"input_tokens\":%uz}",
-      ngx_string("data: ") },
+      ngx_string("data: "),
+      ngx_string("{\"object\":\"list\",\"data\":["),
+      ngx_http_llmproxy_openai_model_json },
 
     { LLMP_IFACE_ANTHROPIC,
       ngx_http_llmproxy_anthropic_handler,
@@ -30,7 +32,9 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_string("anthropic-version"),
       ngx_string("/messages"),
       "{\"input_tokens\":%uz}",
-      ngx_string("event: error\ndata: ") },
+      ngx_string("event: error\ndata: "),
+      ngx_string("{\"data\":["),
+      ngx_http_llmproxy_anthropic_model_json },
 
     { LLMP_IFACE_GEMINI,
       ngx_http_llmproxy_gemini_handler,
@@ -41,7 +45,9 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_null_string,
       ngx_null_string,
       "{\"totalTokens\":%uz}",
-      ngx_string("data: ") }
+      ngx_string("data: "),
+      ngx_string("{\"models\":["),
+      ngx_http_llmproxy_gemini_model_json }
 };
 
 
@@ -65,6 +71,32 @@ ngx_http_llmproxy_iface(ngx_uint_t iface)
 
 
 /*
+ * The API path of a URL, the one place its version prefix is parsed:
+ * "/v1beta/x" and "/v1/x" give "/x", anything else is itself.  Returns 1
+ * for "/v1beta/", which only Gemini's API has.
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_api_path(ngx_str_t *uri, ngx_str_t *path)
+{
+    *path = *uri;
+
+    if (path->len >= 8 && ngx_strncmp(path->data, "/v1beta/", 8) == 0) {
+        path->data += 7;
+        path->len -= 7;
+        return 1;
+    }
+
+    if (path->len >= 4 && ngx_strncmp(path->data, "/v1/", 4) == 0) {
+        path->data += 3;
+        path->len -= 3;
+    }
+
+    return 0;
+}
+
+
+/*
  * Anthropic: /v1/messages...; Gemini: /v1beta/... or a model method
  * ("/v1/models/NAME:generateContent"); everything else is OpenAI's
  */
@@ -75,15 +107,8 @@ ngx_http_llmproxy_iface_of(ngx_http_request_t *r)
     u_char     *p, *last;
     ngx_str_t   uri;
 
-    uri = r->uri;
-
-    if (uri.len >= 8 && ngx_strncmp(uri.data, "/v1beta/", 8) == 0) {
+    if (ngx_http_llmproxy_api_path(&r->uri, &uri)) {
         return LLMP_IFACE_GEMINI;
-    }
-
-    if (uri.len >= 3 && ngx_strncmp(uri.data, "/v1", 3) == 0) {
-        uri.data += 3;
-        uri.len -= 3;
     }
 
     if (uri.len >= 9 && ngx_strncmp(uri.data, "/messages", 9) == 0

@@ -41,6 +41,17 @@ static u_char *ngx_http_llmproxy_keys_copy_list(ngx_pool_t *pool, u_char *p,
     ngx_uint_t n, ngx_array_t *out);
 static ngx_uint_t ngx_http_llmproxy_keys_used(
     ngx_http_llmproxy_key_node_t *node, uint32_t minute);
+static void ngx_http_llmproxy_keys_hide_limits(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t retry);
+static u_char *ngx_http_llmproxy_keys_retry_after(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *p);
+static const char *ngx_http_llmproxy_keys_unusable(
+    ngx_http_llmproxy_key_node_t *node, time_t now);
+static ngx_int_t ngx_http_llmproxy_keys_limits(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_shctx_t *sh, ngx_http_llmproxy_key_node_t *node,
+    time_t now, const char **whyp, const char **codep);
+static ngx_int_t ngx_http_llmproxy_keys_take(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_key_node_t *node);
 
 
 static ngx_http_llmproxy_digest_t
@@ -94,9 +105,7 @@ ngx_int_t
 ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *key)
 {
-    u_char                          *p;
     time_t                           now;
-    uint32_t                         minute, requests, tokens;
     ngx_int_t                        rc;
     const char                      *why, *code;
     ngx_http_llmproxy_shctx_t       *sh;
@@ -114,7 +123,6 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     ctx->key.prefix.data = key->data;
 
     now = ngx_time();
-    minute = (uint32_t) (now / 60);
     rc = NGX_OK;
     why = NULL;
     code = "rate_limit_exceeded";
@@ -131,23 +139,84 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
         goto done;
     }
 
-    if (node->revoked) {
+    why = ngx_http_llmproxy_keys_unusable(node, now);
+
+    if (why) {
         rc = NGX_HTTP_UNAUTHORIZED;
-        why = "this API key has been revoked";
         goto done;
+    }
+
+    rc = ngx_http_llmproxy_keys_limits(ctx, sh, node, now, &why, &code);
+
+    if (rc != NGX_OK) {
+        goto done;
+    }
+
+    /* copy what the request needs, then let go of the lock */
+
+    rc = ngx_http_llmproxy_keys_take(r, ctx, node);
+
+done:
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(lmcf->log_level, r->connection->log, 0,
+                  "llmproxy: key \"%V...\" refused: %s", &ctx->key.prefix,
+                  why);
+
+    if (rc == NGX_HTTP_UNAUTHORIZED) {
+        return ngx_http_llmproxy_fail(r, rc, "authentication_error",
+                                      "invalid_api_key", "%s", why);
+    }
+
+    if (rc == NGX_HTTP_TOO_MANY_REQUESTS) {
+        return ngx_http_llmproxy_fail(r, rc, "rate_limit_error", code,
+                                      "%s", why);
+    }
+
+    return rc;
+}
+
+
+/* why a key that exists may not be used now, or NULL */
+
+static const char *
+ngx_http_llmproxy_keys_unusable(ngx_http_llmproxy_key_node_t *node,
+    time_t now)
+{
+    if (node->revoked) {
+        return "this API key has been revoked";
     }
 
     if (node->expires_at && now >= (time_t) node->expires_at) {
-        rc = NGX_HTTP_UNAUTHORIZED;
-        why = "this API key has expired";
-        goto done;
+        return "this API key has expired";
     }
 
     if (node->blocked) {
-        rc = NGX_HTTP_UNAUTHORIZED;
-        why = "this API key is blocked";
-        goto done;
+        return "this API key is blocked";
     }
+
+    return NULL;
+}
+
+
+/*
+ * this minute's window, the budget and the per-minute limits; a model call
+ * is counted; the caller holds the lock
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_limits(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_shctx_t *sh, ngx_http_llmproxy_key_node_t *node,
+    time_t now, const char **whyp, const char **codep)
+{
+    uint32_t  minute, requests, tokens;
+
+    minute = (uint32_t) (now / 60);
 
     if (node->window != minute) {
         node->window = minute;
@@ -178,30 +247,27 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
         }
 
         if (node->spend + node->pending >= node->max_budget) {
-            rc = NGX_HTTP_TOO_MANY_REQUESTS;
-            code = "budget_exceeded";
-            why = "budget exceeded";
+            *codep = "budget_exceeded";
+            *whyp = "budget exceeded";
 
             /* without a period, an hour: a raised budget lifts it */
             ctx->key.retry_after = node->budget_reset_at
                                    ? (time_t) node->budget_reset_at - now
                                    : 3600;
-            goto done;
+            return NGX_HTTP_TOO_MANY_REQUESTS;
         }
     }
 
     if (ctx->endpoint && node->rpm && requests >= node->rpm) {
-        rc = NGX_HTTP_TOO_MANY_REQUESTS;
-        why = "rate limit exceeded: requests per minute";
+        *whyp = "rate limit exceeded: requests per minute";
         ctx->key.retry_after = ctx->key.reset - now;
-        goto done;
+        return NGX_HTTP_TOO_MANY_REQUESTS;
     }
 
     if (ctx->endpoint && node->tpm && tokens >= node->tpm) {
-        rc = NGX_HTTP_TOO_MANY_REQUESTS;
-        why = "rate limit exceeded: tokens per minute";
+        *whyp = "rate limit exceeded: tokens per minute";
         ctx->key.retry_after = ctx->key.reset - now;
-        goto done;
+        return NGX_HTTP_TOO_MANY_REQUESTS;
     }
 
     if (ctx->endpoint) {
@@ -216,7 +282,17 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
         }
     }
 
-    /* copy what the request needs, then let go of the lock */
+    return NGX_OK;
+}
+
+
+/* the key's alias and model lists into the request; the lock is held */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_take(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_key_node_t *node)
+{
+    u_char  *p;
 
     p = node->data;
 
@@ -224,8 +300,7 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     ctx->key.alias.data = ngx_pnalloc(r->pool, node->data_len + 1);
 
     if (ctx->key.alias.data == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_memcpy(ctx->key.alias.data, p, node->data_len);
@@ -234,42 +309,18 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     p = ngx_http_llmproxy_keys_copy_list(r->pool, p, node->nmodels,
                                          &ctx->key.models);
     if (p == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     p = ngx_http_llmproxy_keys_copy_list(r->pool, p, node->ngroups,
                                          &ctx->key.groups);
     if (p == NULL) {
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        goto done;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->key.all_models = (node->nmodels == 0 && node->ngroups == 0);
 
-done:
-
-    ngx_shmtx_unlock(&zctx->shpool->mutex);
-
-    if (rc == NGX_OK) {
-        return NGX_OK;
-    }
-
-    ngx_log_error(lmcf->log_level, r->connection->log, 0,
-                  "llmproxy: key \"%V...\" refused: %s", &ctx->key.prefix,
-                  why);
-
-    if (rc == NGX_HTTP_UNAUTHORIZED) {
-        return ngx_http_llmproxy_fail(r, rc, "authentication_error",
-                                      "invalid_api_key", "%s", why);
-    }
-
-    if (rc == NGX_HTTP_TOO_MANY_REQUESTS) {
-        return ngx_http_llmproxy_fail(r, rc, "rate_limit_error", code,
-                                      "%s", why);
-    }
-
-    return rc;
+    return NGX_OK;
 }
 
 
@@ -721,7 +772,6 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
     u_char           *p, *start;
     time_t            left;
     ngx_uint_t        i, retry;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
     static struct {
@@ -743,36 +793,9 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+    /* the provider's own limit headers give way to the key's */
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0) {
-            continue;
-        }
-
-        if ((h[i].key.len > 12
-             && ngx_strncasecmp(h[i].key.data, (u_char *) "x-ratelimit-", 12)
-                == 0
-             && (ctx->key.rpm || ctx->key.tpm))
-            || (retry && h[i].key.len == 11
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after",
-                                   11) == 0))
-        {
-            h[i].hash = 0;
-        }
-    }
+    ngx_http_llmproxy_keys_hide_limits(r, ctx, retry);
 
     p = ngx_pnalloc(r->pool, 8 * NGX_INT_T_LEN);
     if (p == NULL) {
@@ -780,33 +803,9 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
     }
 
     if (retry) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        p = ngx_http_llmproxy_keys_retry_after(r, ctx, p);
+        if (p == NULL) {
             return NGX_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "retry-after");
-        h->value.data = p;
-        p = ngx_sprintf(p, "%T", ngx_max(ctx->key.retry_after, 1));
-        h->value.len = p - h->value.data;
-
-        if (ctx->key.retry_after > 60) {
-
-            /*
-             * the OpenAI and Anthropic SDKs wait for a retry-after of a
-             * minute at most, else they retry at once, in vain: they obey
-             * this header
-             */
-
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
-                return NGX_ERROR;
-            }
-
-            h->hash = 1;
-            ngx_str_set(&h->key, "x-should-retry");
-            ngx_str_set(&h->value, "false");
         }
     }
 
@@ -863,6 +862,90 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* the answers' x-ratelimit-* (and retry-after, when set here) are hidden */
+
+static void
+ngx_http_llmproxy_keys_hide_limits(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t retry)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        if ((h[i].key.len > 12
+             && ngx_strncasecmp(h[i].key.data, (u_char *) "x-ratelimit-", 12)
+                == 0
+             && (ctx->key.rpm || ctx->key.tpm))
+            || (retry && h[i].key.len == 11
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after",
+                                   11) == 0))
+        {
+            h[i].hash = 0;
+        }
+    }
+}
+
+
+/* retry-after, and x-should-retry beyond a minute; p has room for it */
+
+static u_char *
+ngx_http_llmproxy_keys_retry_after(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *p)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "retry-after");
+    h->value.data = p;
+    p = ngx_sprintf(p, "%T", ngx_max(ctx->key.retry_after, 1));
+    h->value.len = p - h->value.data;
+
+    if (ctx->key.retry_after > 60) {
+
+        /*
+         * the OpenAI and Anthropic SDKs wait for a retry-after of a
+         * minute at most, else they retry at once, in vain: they obey
+         * this header
+         */
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NULL;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "x-should-retry");
+        ngx_str_set(&h->value, "false");
+    }
+
+    return p;
 }
 
 

@@ -70,6 +70,10 @@ static uint64_t     ngx_http_llmproxy_series_stamp;
 
 
 static ngx_int_t ngx_http_llmproxy_metrics_log(ngx_http_request_t *r);
+static void ngx_http_llmproxy_series_add(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_series_t *s, ngx_str_t *model, ngx_str_t *deployment,
+    ngx_str_t *alias);
 static void ngx_http_llmproxy_metrics_drop(ngx_http_request_t *r,
     ngx_http_llmproxy_shctx_t *sh);
 static ngx_http_llmproxy_series_t *ngx_http_llmproxy_series_locked(
@@ -85,6 +89,13 @@ static void ngx_http_llmproxy_series_insert(ngx_rbtree_node_t *temp,
 static u_char *ngx_http_llmproxy_labels(u_char *p,
     ngx_http_llmproxy_series_t *s);
 static u_char *ngx_http_llmproxy_escape(u_char *p, u_char *s, size_t len);
+static size_t ngx_http_llmproxy_metrics_copy(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_array_t *copies);
+static u_char *ngx_http_llmproxy_metrics_series(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n);
+static u_char *ngx_http_llmproxy_metrics_gauges(u_char *p,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_uint_t cooling,
+    ngx_str_t *health, ngx_uint_t n);
 
 
 /* the log phase: one request, one update of its series */
@@ -92,12 +103,10 @@ static u_char *ngx_http_llmproxy_escape(u_char *p, u_char *s, size_t len);
 static ngx_int_t
 ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 {
-    double                         secs;
-    ngx_str_t                      model, deployment, alias, *ids;
-    ngx_uint_t                     i, status;
+    ngx_str_t                      model, deployment, alias;
     ngx_http_llmproxy_ctx_t       *ctx;
     ngx_http_llmproxy_shctx_t     *sh;
-    ngx_http_llmproxy_series_t    *s, *fs;
+    ngx_http_llmproxy_series_t    *s;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
     ngx_http_llmproxy_main_conf_t *lmcf;
 
@@ -135,8 +144,6 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 
     alias = ctx->key.alias;
     alias.len = ngx_min(alias.len, NGX_HTTP_LLMPROXY_ALIAS_LABEL);
-
-    status = r->headers_out.status;
 
     /*
      * a remembered series was made for a name the config knows (or is
@@ -185,6 +192,34 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 
 update:
 
+    ngx_http_llmproxy_series_add(r, ctx, zctx, s, &model, &deployment,
+                                 &alias);
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy metrics: counted \"%V\" status %ui",
+                   &model, r->headers_out.status);
+
+    return NGX_OK;
+}
+
+
+/* one request into its series, failed attempts into theirs; locked */
+
+static void
+ngx_http_llmproxy_series_add(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_series_t *s, ngx_str_t *model, ngx_str_t *deployment,
+    ngx_str_t *alias)
+{
+    double                       secs;
+    ngx_str_t                   *ids;
+    ngx_uint_t                   i, status;
+    ngx_http_llmproxy_series_t  *fs;
+
+    status = r->headers_out.status;
+
     s->requests[status >= 500 ? 2 : status >= 400 ? 1 : 0]++;
     s->prompt_tokens += ngx_max(ctx->prompt_tokens, 0);
     s->completion_tokens += ngx_max(ctx->completion_tokens, 0);
@@ -203,12 +238,12 @@ update:
     ids = ctx->failed ? ctx->failed->elts : NULL;
 
     for (i = 0; ctx->failed && i < ctx->failed->nelts; i++) {
-        fs = (ids[i].len == deployment.len
-              && ngx_strncmp(ids[i].data, deployment.data, deployment.len)
+        fs = (ids[i].len == deployment->len
+              && ngx_strncmp(ids[i].data, deployment->data, deployment->len)
                  == 0)
              ? s
-             : ngx_http_llmproxy_series_locked(r, zctx, &model, &ids[i],
-                                               &alias);
+             : ngx_http_llmproxy_series_locked(r, zctx, model, &ids[i],
+                                               alias);
         if (fs) {
             fs->failures++;
         }
@@ -236,10 +271,6 @@ update:
             }
         }
     }
-
-    ngx_shmtx_unlock(&zctx->shpool->mutex);
-
-    return NGX_OK;
 }
 
 
@@ -485,11 +516,10 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     u_char                         *p, *start;
     size_t                          len, size;
     ngx_int_t                       rc;
-    ngx_uint_t                      i, j, n, cooling;
+    ngx_uint_t                      n, cooling;
     ngx_str_t                       health;
     ngx_array_t                     copies, cooldowns;
-    ngx_rbtree_node_t              *node, *root, *sentinel;
-    ngx_http_llmproxy_series_t     *s, **sp;
+    ngx_http_llmproxy_series_t    **sp;
     ngx_http_llmproxy_runtime_t    *rt;
     ngx_http_llmproxy_zone_ctx_t   *zctx;
     ngx_http_llmproxy_main_conf_t  *lmcf;
@@ -524,40 +554,7 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
 
     /* copy under the lock, format outside it */
 
-    len = 0;
-
-    ngx_shmtx_lock(&zctx->shpool->mutex);
-
-    root = zctx->sh->metrics.root;
-    sentinel = zctx->sh->metrics.sentinel;
-
-    if (root != sentinel) {
-        for (node = ngx_rbtree_min(root, sentinel);
-             node;
-             node = ngx_rbtree_next(&zctx->sh->metrics, node))
-        {
-            s = (ngx_http_llmproxy_series_t *) node;
-            size = offsetof(ngx_http_llmproxy_series_t, data) + s->model_len
-                   + s->deployment_len + s->key_len + 2;
-
-            sp = ngx_array_push(&copies);
-            if (sp == NULL) {
-                break;
-            }
-
-            *sp = ngx_palloc(r->pool, size);
-            if (*sp == NULL) {
-                copies.nelts--;
-                break;
-            }
-
-            ngx_memcpy(*sp, s, size);
-            /* escaped: at most 3 bytes a byte, and 29 of label names */
-            len += 3 * (s->model_len + s->deployment_len + s->key_len) + 32;
-        }
-    }
-
-    ngx_shmtx_unlock(&zctx->shpool->mutex);
+    len = ngx_http_llmproxy_metrics_copy(r, zctx, &copies);
 
     if (ngx_http_llmproxy_cooldown_list(zctx, r->pool, &cooldowns)
         != NGX_OK)
@@ -588,8 +585,89 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     sp = copies.elts;
     n = copies.nelts;
 
+    p = ngx_http_llmproxy_metrics_series(p, sp, n);
+    p = ngx_http_llmproxy_metrics_gauges(p, zctx, cooling, &health, n);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy metrics: %ui series, %uz bytes",
+                   n, (size_t) (p - start));
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = p - start;
+    ngx_str_set(&r->headers_out.content_type,
+                "text/plain; version=0.0.4; charset=utf-8");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_llmproxy_send_body(r, start, p - start);
+}
+
+
+/* copies the series out of shared memory; returns the bytes of labels */
+
+static size_t
+ngx_http_llmproxy_metrics_copy(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_array_t *copies)
+{
+    size_t                       len, size;
+    ngx_rbtree_node_t           *node, *root, *sentinel;
+    ngx_http_llmproxy_series_t  *s, **sp;
+
+    len = 0;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    root = zctx->sh->metrics.root;
+    sentinel = zctx->sh->metrics.sentinel;
+
+    if (root != sentinel) {
+        for (node = ngx_rbtree_min(root, sentinel);
+             node;
+             node = ngx_rbtree_next(&zctx->sh->metrics, node))
+        {
+            s = (ngx_http_llmproxy_series_t *) node;
+            size = offsetof(ngx_http_llmproxy_series_t, data) + s->model_len
+                   + s->deployment_len + s->key_len + 2;
+
+            sp = ngx_array_push(copies);
+            if (sp == NULL) {
+                break;
+            }
+
+            *sp = ngx_palloc(r->pool, size);
+            if (*sp == NULL) {
+                copies->nelts--;
+                break;
+            }
+
+            ngx_memcpy(*sp, s, size);
+            /* escaped: at most 3 bytes a byte, and 29 of label names */
+            len += 3 * (s->model_len + s->deployment_len + s->key_len) + 32;
+        }
+    }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return len;
+}
+
+
 #define LLMP_HEAD(name, type, help)                                          \
     p = ngx_sprintf(p, "# HELP " name " " help "\n# TYPE " name " " type "\n")
+
+
+/* the counters and histograms of every series */
+
+static u_char *
+ngx_http_llmproxy_metrics_series(u_char *p, ngx_http_llmproxy_series_t **sp,
+    ngx_uint_t n)
+{
+    ngx_uint_t  i, j;
 
     LLMP_HEAD("llmproxy_requests_total", "counter",
               "Requests that reached routing, by answer class.");
@@ -702,12 +780,23 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
 
 #undef LLMP_HISTOGRAM
 
+    return p;
+}
+
+
+/* the gauges of the whole gateway: cooldowns, health, series, keys */
+
+static u_char *
+ngx_http_llmproxy_metrics_gauges(u_char *p,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_uint_t cooling,
+    ngx_str_t *health, ngx_uint_t n)
+{
     LLMP_HEAD("llmproxy_deployments_in_cooldown", "gauge",
               "Deployments skipped because they failed.");
     p = ngx_sprintf(p, "llmproxy_deployments_in_cooldown %ui\n", cooling);
 
     /* the last health check of each deployment, when they are on */
-    p = ngx_cpymem(p, health.data, health.len);
+    p = ngx_cpymem(p, health->data, health->len);
 
     LLMP_HEAD("llmproxy_metrics_series", "gauge",
               "Series in these metrics, of at most llmproxy_metrics_"
@@ -734,22 +823,10 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
     p = ngx_sprintf(p, "llmproxy_config_generation %uA\n",
                     zctx->sh->generation);
 
-#undef LLMP_HEAD
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = p - start;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_llmproxy_send_body(r, start, p - start);
+    return p;
 }
+
+#undef LLMP_HEAD
 
 
 static u_char *

@@ -717,6 +717,9 @@ ngx_int_t ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
 typedef ngx_int_t (*ngx_http_llmproxy_iface_pt)(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 
+typedef u_char *(*ngx_http_llmproxy_model_pt)(u_char *p, ngx_str_t *id,
+    ngx_str_t *owner);
+
 typedef struct {
     ngx_uint_t                    iface;           /* LLMP_IFACE_* */
     ngx_http_llmproxy_iface_pt    handler;         /* URL -> endpoint */
@@ -732,9 +735,12 @@ typedef struct {
     const char                   *count_tokens;    /* the answer's format */
     ngx_str_t                     sse_error;       /* an error event's
                                                       start, its JSON next */
+    ngx_str_t                     models_open;     /* a model list's start */
+    ngx_http_llmproxy_model_pt    model_object;    /* one model in a list */
 } ngx_http_llmproxy_iface_t;
 
 const ngx_http_llmproxy_iface_t *ngx_http_llmproxy_iface(ngx_uint_t iface);
+ngx_uint_t ngx_http_llmproxy_api_path(ngx_str_t *uri, ngx_str_t *path);
 ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
@@ -759,6 +765,12 @@ ngx_int_t ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
 ngx_int_t ngx_http_llmproxy_health_admin(ngx_http_request_t *r);
 
 /* _models.c: the model list, in the client's shape */
+u_char *ngx_http_llmproxy_openai_model_json(u_char *p, ngx_str_t *id,
+    ngx_str_t *owner);
+u_char *ngx_http_llmproxy_anthropic_model_json(u_char *p, ngx_str_t *id,
+    ngx_str_t *owner);
+u_char *ngx_http_llmproxy_gemini_model_json(u_char *p, ngx_str_t *id,
+    ngx_str_t *owner);
 ngx_int_t ngx_http_llmproxy_models(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t shape, ngx_str_t *id);
 

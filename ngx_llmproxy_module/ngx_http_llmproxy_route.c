@@ -14,6 +14,13 @@
 static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_pick(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_uint_t last);
+static ngx_uint_t ngx_http_llmproxy_planned(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t);
+static ngx_uint_t ngx_http_llmproxy_untried(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_deployment_t **list, ngx_uint_t n);
+static ngx_uint_t ngx_http_llmproxy_tried(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_deployment_t *d);
 static ngx_uint_t ngx_http_llmproxy_usable(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t);
 static ngx_uint_t ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
@@ -39,7 +46,7 @@ ngx_int_t
 ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    ngx_uint_t                   i, j, usable;
+    ngx_uint_t                   i, usable;
     ngx_http_llmproxy_group_t   *g;
     ngx_http_llmproxy_target_t  *t, **fb, **tp, **plan;
 
@@ -88,21 +95,7 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
 
     for (i = 0; i < g->fallbacks.nelts; i++) {
 
-        plan = ctx->plan.elts;
-
-        for (j = 0; j < ctx->plan.nelts; j++) {
-            if (plan[j]->group == fb[i]->group
-                && plan[j]->deployment == fb[i]->deployment
-                && plan[j]->upstream.len == fb[i]->upstream.len
-                && ngx_strncmp(plan[j]->upstream.data, fb[i]->upstream.data,
-                               fb[i]->upstream.len)
-                   == 0)
-            {
-                break;
-            }
-        }
-
-        if (j < ctx->plan.nelts
+        if (ngx_http_llmproxy_planned(ctx, fb[i])
             || !ngx_http_llmproxy_keys_allow_target(&ctx->key, fb[i]))
         {
             continue;
@@ -143,6 +136,33 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     }
 
     return ngx_http_llmproxy_rate_limited(r, ctx);
+}
+
+
+/* the plan has this target already (a fallback named twice, or itself) */
+
+static ngx_uint_t
+ngx_http_llmproxy_planned(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t)
+{
+    ngx_uint_t                    j;
+    ngx_http_llmproxy_target_t  **plan;
+
+    plan = ctx->plan.elts;
+
+    for (j = 0; j < ctx->plan.nelts; j++) {
+        if (plan[j]->group == t->group
+            && plan[j]->deployment == t->deployment
+            && plan[j]->upstream.len == t->upstream.len
+            && ngx_strncmp(plan[j]->upstream.data, t->upstream.data,
+                           t->upstream.len)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -347,10 +367,9 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_uint_t last)
 {
     ngx_int_t                         total;
-    ngx_uint_t                        i, j, n, ntried, untried;
+    ngx_uint_t                        i, n, untried;
     ngx_msec_t                        last_fail, oldest;
     ngx_http_llmproxy_deployment_t  **list, *one, *d, *best, *cooling;
-    ngx_http_llmproxy_deployment_t  **tried;
     ngx_http_llmproxy_main_conf_t    *lmcf;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
@@ -365,26 +384,7 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         n = t->group->deployments.nelts;
     }
 
-    tried = ctx->tried.elts;
-    ntried = ctx->tried.nelts;
-
-    /* are there deployments not tried yet?  if not, any may be repeated */
-
-    untried = 0;
-
-    for (i = 0; i < n; i++) {
-        for (j = 0; j < ntried; j++) {
-            if (tried[j] == list[i]) {
-                break;
-            }
-        }
-
-        if (j == ntried && ngx_http_llmproxy_candidate(ctx, t, list[i])
-            && ngx_http_llmproxy_rate(r, list[i], 0, 0) == NGX_OK)
-        {
-            untried++;
-        }
-    }
+    untried = ngx_http_llmproxy_untried(r, ctx, t, list, n);
 
 again:
 
@@ -400,16 +400,8 @@ again:
             continue;
         }
 
-        if (untried) {
-            for (j = 0; j < ntried; j++) {
-                if (tried[j] == d) {
-                    break;
-                }
-            }
-
-            if (j < ntried) {
-                continue;
-            }
+        if (untried && ngx_http_llmproxy_tried(ctx, d)) {
+            continue;
         }
 
         if (ngx_http_llmproxy_rate(r, d, 0, 0) == NGX_BUSY) {
@@ -448,6 +440,10 @@ again:
             goto again;
         }
 
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy pick: \"%V\" of %ui untried",
+                       &best->id, untried);
+
         return best;
     }
 
@@ -461,6 +457,51 @@ again:
     }
 
     return cooling;
+}
+
+
+/* are there deployments not tried yet?  if not, any may be repeated */
+
+static ngx_uint_t
+ngx_http_llmproxy_untried(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t **list,
+    ngx_uint_t n)
+{
+    ngx_uint_t  i, untried;
+
+    untried = 0;
+
+    for (i = 0; i < n; i++) {
+        if (!ngx_http_llmproxy_tried(ctx, list[i])
+            && ngx_http_llmproxy_candidate(ctx, t, list[i])
+            && ngx_http_llmproxy_rate(r, list[i], 0, 0) == NGX_OK)
+        {
+            untried++;
+        }
+    }
+
+    return untried;
+}
+
+
+/* an earlier attempt of this request went to d */
+
+static ngx_uint_t
+ngx_http_llmproxy_tried(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_deployment_t *d)
+{
+    ngx_uint_t                        i;
+    ngx_http_llmproxy_deployment_t  **tried;
+
+    tried = ctx->tried.elts;
+
+    for (i = 0; i < ctx->tried.nelts; i++) {
+        if (tried[i] == d) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
