@@ -89,6 +89,14 @@ http {
             allow ::1;
             deny all;
         }
+        # LiteLLM's key API (/key/generate, ...): scripts written for
+        # LiteLLM keep working; master key, from this host only
+        location /key/ {
+            llmproxy_admin;
+            allow 127.0.0.1;
+            allow ::1;
+            deny all;
+        }
         # the dashboard: static files, and its data behind a key
         location = /llmproxy/ui { return 301 /llmproxy/ui/; }
         location /llmproxy/ui/ {

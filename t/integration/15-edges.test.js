@@ -169,6 +169,14 @@ async function assertFenced(url, what) {
   const admin = await getFrom(url + '/llmproxy/admin/status', '127.0.0.2');
   assert.strictEqual(admin.status, 403, `${what}: admin from 127.0.0.2`);
 
+  // LiteLLM's key API at its own paths: served, and fenced the same way
+  const keys = await getFrom(url + '/key/list', '127.0.0.2');
+  assert.strictEqual(keys.status, 403, `${what}: /key/ from 127.0.0.2`);
+  const keysHere = await getFrom(url + '/key/list', '127.0.0.1');
+  assert.strictEqual(keysHere.status, 401,
+                     `${what}: /key/ from 127.0.0.1 wants the master key: `
+                     + keysHere.text.slice(0, 200));
+
   // the API itself stays open
   const live = await getFrom(url + '/health/liveliness', '127.0.0.2');
   assert.strictEqual(live.status, 200, `${what}: health from 127.0.0.2`);
