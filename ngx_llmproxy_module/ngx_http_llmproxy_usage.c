@@ -330,6 +330,17 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
 
     ctx->accounted = 1;
 
+    /*
+     * a token count (Anthropic's count_tokens, Gemini's countTokens) is
+     * free at the provider: its number is an answer, not usage
+     */
+
+    if (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS
+        || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT)
+    {
+        ngx_http_llmproxy_usage_reset(ctx);
+    }
+
     prompt = ngx_max(ctx->prompt_tokens, 0);
     completion = ngx_max(ctx->completion_tokens, 0);
     read = ngx_max(ctx->cache_read_tokens, 0);

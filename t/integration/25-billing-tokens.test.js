@@ -383,3 +383,33 @@ test('a model priced nowhere is unpriced: no $0 in the record, the '
   assert.match(line, / unpriced +1 /);
   assert.doesNotMatch(line, /0\.000000/);
 });
+
+// Anthropic's count_tokens and Gemini's countTokens are free at the
+// provider: their answer's input_tokens/totalTokens are a count, not
+// usage, and must not be billed or counted against the key's tpm.
+test('token counting endpoints are recorded but not billed', async () => {
+  answerWith('anthropic', ANTHROPIC);
+  const { data, response } = await anthropic().messages.countTokens({
+    model: 'sonnet', messages: [{ role: 'user', content: 'hi' }] })
+    .withResponse();
+  assert.strictEqual(data.input_tokens, 10);
+  let r = await record(response.headers.get('x-llmproxy-request-id'));
+  assert.deepStrictEqual([r.prompt, r.completion, r.total, r.cost,
+    r.unpriced], [0, 0, 0, 0, false]);
+
+  answerWith('gemini', GEMINI);
+  const before = Number(await pg.psql("SELECT count(*) FROM llmproxy_usage"
+    + " WHERE endpoint LIKE '%countTokens%'"));
+  const g = await gemini().models.countTokens({ model: 'gemini-2.5-flash',
+                                                contents: 'hi' });
+  assert.strictEqual(g.totalTokens, 1000);
+  const line = await until(async () => {
+    const l = await pg.psql('SELECT prompt_tokens, total_tokens, cost'
+      + " FROM llmproxy_usage WHERE endpoint LIKE '%countTokens%'"
+      + ' ORDER BY created_at DESC LIMIT 1');
+    const n = Number(await pg.psql('SELECT count(*) FROM llmproxy_usage'
+      + " WHERE endpoint LIKE '%countTokens%'"));
+    return n > before && l;
+  });
+  assert.strictEqual(line, '0|0|0');
+});
