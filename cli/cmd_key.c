@@ -52,8 +52,20 @@ typedef struct {
     const char  *blocked;         /* "true" / "false" */
     const char  *database;
     int          json;
+    unsigned     clear;           /* CTL_KEY_CLEAR_*: "none" given */
     char         bufs[4][32];
 } ctl_key_opts_t;
+
+
+/*
+ * key update --rpm none (and the other limits): the limit is removed.
+ * The bits are passed to the UPDATE as one parameter.
+ */
+#define CTL_KEY_CLEAR_BUDGET    0x01
+#define CTL_KEY_CLEAR_DURATION  0x02
+#define CTL_KEY_CLEAR_RPM       0x04
+#define CTL_KEY_CLEAR_TPM       0x08
+#define CTL_KEY_CLEAR_EXPIRES   0x10
 
 
 static void
@@ -78,6 +90,8 @@ ctl_key_help(FILE *f)
         "d)\n"
         "  --rpm N, --tpm N        requests / tokens per minute\n"
         "  --expires 30d           the key stops working after this\n"
+        "  (update: --max-budget, --budget-duration, --rpm, --tpm and\n"
+        "   --expires take \"none\" to remove the limit)\n"
         "  --database URL          PostgreSQL (LLMPROXY_DATABASE_URL)\n");
 }
 
@@ -396,6 +410,23 @@ ctl_key_parse(int argc, char **argv, ctl_key_opts_t *o,
             return -1;
         }
 
+        if (strchr("bdrte", c) && strcmp(optarg, "none") == 0) {
+
+            if (strchr(allowed, 'U') == NULL) {
+                fprintf(stderr, "llmproxyctl: --%s none: a new key has no "
+                        "limit unless given one: leave the option out\n",
+                        ctl_key_option_name(c));
+                return -1;
+            }
+
+            o->clear |= c == 'b' ? CTL_KEY_CLEAR_BUDGET
+                      : c == 'd' ? CTL_KEY_CLEAR_DURATION
+                      : c == 'r' ? CTL_KEY_CLEAR_RPM
+                      : c == 't' ? CTL_KEY_CLEAR_TPM
+                      : CTL_KEY_CLEAR_EXPIRES;
+            continue;
+        }
+
         switch (c) {
         case 'a':
             why = ctl_text_problem(optarg, strlen(optarg),
@@ -448,9 +479,9 @@ ctl_key_parse(int argc, char **argv, ctl_key_opts_t *o,
         case 't':
             if (ctl_count(optarg) < 0) {
                 fprintf(stderr, "llmproxyctl: --%s: expected a whole number "
-                        "from 1 to %d (0 would mean no limit: leave the "
-                        "option out for that)\n", ctl_key_option_name(c),
-                        LLMP_KEY_INT_MAX);
+                        "from 1 to %d (for no limit, leave the option "
+                        "out, or give none to update)\n",
+                        ctl_key_option_name(c), LLMP_KEY_INT_MAX);
                 return -1;
             }
 
@@ -849,6 +880,7 @@ ctl_key_change(int argc, char **argv, int revoke)
     char             hex[65], sql[2048], *models, *groups;
     PGconn          *conn;
     PGresult        *res;
+    char             clear[16];
     const char      *value, *column, *params[12];
     ctl_key_opts_t  o;
 
@@ -898,26 +930,34 @@ ctl_key_change(int argc, char **argv, int revoke)
         params[9] = o.spend;
         params[10] = o.blocked;
 
+        snprintf(clear, sizeof(clear), "%u", o.clear);
+        params[11] = clear;
+
         snprintf(sql, sizeof(sql),
             "UPDATE llmproxy_keys SET"
             " alias = coalesce($2, alias),"
             " models = coalesce($3::text[], models),"
             " access_groups = coalesce($4::text[], access_groups),"
-            " max_budget = coalesce($5::double precision, max_budget),"
-            " budget_duration_seconds = coalesce($6::bigint,"
-            " budget_duration_seconds),"
-            " budget_reset_at = CASE WHEN $6::bigint IS NULL"
-            " THEN budget_reset_at"
+            " max_budget = CASE WHEN $12::integer & 1 <> 0 THEN NULL"
+            " ELSE coalesce($5::double precision, max_budget) END,"
+            " budget_duration_seconds = CASE WHEN $12::integer & 2 <> 0"
+            " THEN NULL"
+            " ELSE coalesce($6::bigint, budget_duration_seconds) END,"
+            " budget_reset_at = CASE WHEN $12::integer & 2 <> 0 THEN NULL"
+            " WHEN $6::bigint IS NULL THEN budget_reset_at"
             " ELSE now() + make_interval(secs => $6::double precision) END,"
-            " rpm = coalesce($7::integer, rpm),"
-            " tpm = coalesce($8::integer, tpm),"
-            " expires_at = CASE WHEN $9::bigint IS NULL THEN expires_at"
+            " rpm = CASE WHEN $12::integer & 4 <> 0 THEN NULL"
+            " ELSE coalesce($7::integer, rpm) END,"
+            " tpm = CASE WHEN $12::integer & 8 <> 0 THEN NULL"
+            " ELSE coalesce($8::integer, tpm) END,"
+            " expires_at = CASE WHEN $12::integer & 16 <> 0 THEN NULL"
+            " WHEN $9::bigint IS NULL THEN expires_at"
             " ELSE now() + make_interval(secs => $9::double precision) END,"
             " spend = coalesce($10::double precision, spend),"
             " blocked = coalesce($11::boolean, blocked)"
             " WHERE %s = $1", column);
 
-        res = PQexecParams(conn, sql, 11, NULL, params, NULL, NULL, 0);
+        res = PQexecParams(conn, sql, 12, NULL, params, NULL, NULL, 0);
     }
 
     free(models);

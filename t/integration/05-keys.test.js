@@ -180,6 +180,21 @@ test('budget, expiry, block and revoke', async () => {
   assert.strictEqual(r.status, 0, r.stderr);
   await until(async () => (await status(key)) === 429);
 
+  // "none" removes a limit (a LiteLLM /key/update with rpm_limit null):
+  // the over-budget key works again, and its info says so
+  r = gw.ctl(['key', 'update', 'budget', '--max-budget', 'none',
+              '--budget-duration', 'none', '--rpm', '5']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  await until(async () => (await status(key)) === 200);
+  r = gw.ctl(['key', 'update', 'budget', '--rpm', 'none']);
+  assert.strictEqual(r.status, 0, r.stderr);
+  let j = JSON.parse(gw.ctl(['key', 'info', 'budget', '--json']).stdout);
+  assert.deepStrictEqual([j.max_budget, j.budget_duration_seconds, j.rpm],
+                         ['', '', ''], JSON.stringify(j));
+  r = gw.ctl(['key', 'create', '--alias', 'none', '--rpm', 'none']);
+  assert.strictEqual(r.status, 1, r.stderr);
+  assert.match(r.stderr, /--rpm none: a new key has no limit/);
+
   const exp = create('--alias', 'exp', '--expires', '2s');
   await until(async () => (await status(exp)) === 200);
   await until(async () => (await status(exp)) === 401, 6000);
