@@ -40,6 +40,7 @@ static const llmp_watch_t  llmp_watch_top[] = {
     LLMP_WATCH("requests", "requests", requests),
     LLMP_WATCH("generateContentRequest", "generatecontentrequest",
                gen_request),
+    LLMP_WATCH("background", "background", background),
     { NULL, 0, NULL, 0, 0 }
 };
 

@@ -59,6 +59,7 @@ typedef struct {
     llmp_json_member_t  gen_request;    /* Gemini's countTokens:
                                            generateContentRequest */
     llmp_json_member_t  include_usage;  /* of stream_options, if an object */
+    llmp_json_member_t  background;     /* OpenAI Responses: run later */
     const char         *name;           /* DUPLICATE, AMBIGUOUS: the
                                            member's name, or NULL */
     size_t              error_offset;   /* where scanning stopped */

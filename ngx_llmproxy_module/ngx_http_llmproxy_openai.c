@@ -152,6 +152,23 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
                                       "stream: expected a boolean");
     }
 
+    /*
+     * a background response answers "queued" at once and is billed by the
+     * provider when it ends, out of the gateway's sight: its cost would
+     * never reach the key's record, budget or tpm
+     */
+
+    if (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES
+        && ctx->top.background.type != LLMP_JSON_NONE
+        && ctx->top.background.type != LLMP_JSON_NULL
+        && ctx->top.background.type != LLMP_JSON_FALSE)
+    {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
+                   "invalid_request_error", "unsupported_parameter",
+                   "background: not supported through this gateway (the "
+                   "usage of a background response cannot be recorded)");
+    }
+
     if (ctx->stream
         && (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_CHAT
             || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COMPLETIONS))

@@ -26,7 +26,7 @@
 
 static const char  *watched_top[] = {
     "model", "stream", "stream_options", "requests",
-    "generateContentRequest", NULL
+    "generateContentRequest", "background", NULL
 };
 
 
@@ -114,13 +114,14 @@ check_members(const cJSON *o, const llmp_json_top_t *top,
     long           len;
     const cJSON   *c, *v;
     unsigned char *dec;
-    const llmp_json_member_t  *m[5];
+    const llmp_json_member_t  *m[6];
 
     m[0] = &top->model;
     m[1] = &top->stream;
     m[2] = &top->stream_options;
     m[3] = &top->requests;
     m[4] = &top->gen_request;
+    m[5] = &top->background;
 
     for (i = 0; watched_top[i]; i++) {
         v = last_child(o, watched_top[i], &n);

@@ -280,6 +280,36 @@ test('what cannot be translated is a 400 naming it', async () => {
   });
 });
 
+// a background response is billed by the provider when it ends, where the
+// gateway never sees its usage: refused before any provider is asked,
+// under any spelling a provider's parser would read as "background"
+test('background responses are refused: their usage could not be billed',
+async () => {
+  const seen = mock.requests.length;
+  for (const model of ['m-anthropic', 'm-dead']) {
+    await assert.rejects(client.responses.create({ model, input: 'hi',
+      background: true }), (e) => {
+      assert.strictEqual(e.status, 400);
+      assert.strictEqual(e.code, 'unsupported_parameter');
+      assert.match(e.message, /background/);
+      return true;
+    });
+  }
+  for (const body of ['{"model":"m-anthropic","input":"hi","Background":true}',
+    '{"model":"m-anthropic","input":"hi","background":1}',
+    '{"model":"m-anthropic","input":"hi","background":false,'
+    + '"background":true}']) {
+    const r = await fetch(gw.baseURL + '/responses', { method: 'POST',
+      headers: { authorization: 'Bearer ' + gw.masterKey,
+                 'content-type': 'application/json' }, body });
+    assert.strictEqual(r.status, 400, body);
+  }
+  assert.strictEqual(mock.requests.length, seen, 'a provider was asked');
+  const ok = await client.responses.create({ model: 'm-anthropic',
+    input: 'hi', background: false });
+  assert.strictEqual(ok.status, 'completed');
+});
+
 // -- reasoning ------------------------------------------------------------
 //
 // The chat-style interfaces carry it too: each SDK's own parameter and
