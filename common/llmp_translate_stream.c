@@ -1004,12 +1004,99 @@ st_usage_anthropic(llmp_stream_t *s, const cJSON *u)
 
 /* OpenAI provider */
 
+/* a chunk's tool call fragments for choice c: a new index ends the call
+ * open before it */
+static int
+st_oa_tool_calls(llmp_stream_t *s, int c, const cJSON *d)
+{
+    int           no;
+    const char   *t;
+    const cJSON  *tc, *f;
+
+    no = 0;
+    cJSON_ArrayForEach(tc, llmp_tr_get(d, "tool_calls", NULL)) {
+        if (llmp_tr_int(tc, "index") >= 0
+            && llmp_tr_int(tc, "index") < ST_MAX_TOOLS)
+        {
+            no = (int) llmp_tr_int(tc, "index");
+        }
+        f = llmp_tr_get(tc, "function", NULL);
+        if (st_tool(s, c, no) == NULL) {
+            if (s->oa_open[c] >= 0 && st_tool_end(s, c, s->oa_open[c]) != 0) {
+                return -1;
+            }
+            if (st_tool_start(s, c, no, llmp_tr_str(tc, "id"),
+                              llmp_tr_str(f, "name")) != 0)
+            {
+                return -1;
+            }
+            s->oa_open[c] = no;
+        }
+        t = llmp_tr_str(f, "arguments");
+        if (t != NULL && st_tool_args(s, c, no, t, strlen(t)) != 0) {
+            return -1;
+        }
+        no++;
+    }
+    return 0;
+}
+
+
+/* one entry of a chunk's "choices": reasoning, text, tool calls, finish */
+static int
+st_oa_choice(llmp_stream_t *s, int c, const cJSON *it)
+{
+    const char   *t;
+    const cJSON  *d, *tc;
+
+    d = llmp_tr_get(it, "delta", NULL);
+
+    t = llmp_tr_str(d, "reasoning_content");
+    if (t != NULL && st_think(s, c, t, strlen(t), NULL) != 0) {
+        return -1;
+    }
+    cJSON_ArrayForEach(tc, llmp_tr_get(d, "thinking_blocks", NULL)) {
+        t = llmp_tr_str(tc, "signature");
+        if (t != NULL && t[0] != '\0' && st_think(s, c, NULL, 0, t) != 0) {
+            return -1;
+        }
+    }
+
+    t = llmp_tr_str(d, "content");
+    if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
+        return -1;
+    }
+    t = llmp_tr_str(d, "refusal");
+    if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
+        return -1;
+    }
+
+    if (st_oa_tool_calls(s, c, d) != 0) {
+        return -1;
+    }
+
+    t = llmp_tr_str(it, "finish_reason");
+    if (t != NULL) {
+        if (s->oa_open[c] >= 0 && st_tool_end(s, c, s->oa_open[c]) != 0) {
+            return -1;
+        }
+        s->oa_open[c] = -1;
+        if (st_finish(s, c, llmp_tr_finish_from(LLMP_IFACE_OPENAI, t), NULL)
+            != 0)
+        {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
 static int
 st_from_openai(llmp_stream_t *s, const cJSON *root)
 {
-    int           c, no, pos;
+    int           c, pos;
     const char   *t;
-    const cJSON  *it, *d, *tc, *f, *u, *e;
+    const cJSON  *it, *u, *e;
 
     e = llmp_tr_get(root, "error", NULL);
     if (e != NULL && !cJSON_IsNull(e)) {
@@ -1049,70 +1136,8 @@ st_from_openai(llmp_stream_t *s, const cJSON *root)
         if (c >= ST_MAX_CHOICES) {
             continue;
         }
-        d = llmp_tr_get(it, "delta", NULL);
-
-        t = llmp_tr_str(d, "reasoning_content");
-        if (t != NULL && st_think(s, c, t, strlen(t), NULL) != 0) {
+        if (st_oa_choice(s, c, it) != 0) {
             return -1;
-        }
-        cJSON_ArrayForEach(tc, llmp_tr_get(d, "thinking_blocks", NULL)) {
-            t = llmp_tr_str(tc, "signature");
-            if (t != NULL && t[0] != '\0'
-                && st_think(s, c, NULL, 0, t) != 0)
-            {
-                return -1;
-            }
-        }
-
-        t = llmp_tr_str(d, "content");
-        if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
-            return -1;
-        }
-        t = llmp_tr_str(d, "refusal");
-        if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
-            return -1;
-        }
-
-        no = 0;
-        cJSON_ArrayForEach(tc, llmp_tr_get(d, "tool_calls", NULL)) {
-            if (llmp_tr_int(tc, "index") >= 0
-                && llmp_tr_int(tc, "index") < ST_MAX_TOOLS)
-            {
-                no = (int) llmp_tr_int(tc, "index");
-            }
-            f = llmp_tr_get(tc, "function", NULL);
-            if (st_tool(s, c, no) == NULL) {
-                if (s->oa_open[c] >= 0
-                    && st_tool_end(s, c, s->oa_open[c]) != 0)
-                {
-                    return -1;
-                }
-                if (st_tool_start(s, c, no, llmp_tr_str(tc, "id"),
-                                  llmp_tr_str(f, "name")) != 0)
-                {
-                    return -1;
-                }
-                s->oa_open[c] = no;
-            }
-            t = llmp_tr_str(f, "arguments");
-            if (t != NULL && st_tool_args(s, c, no, t, strlen(t)) != 0) {
-                return -1;
-            }
-            no++;
-        }
-
-        t = llmp_tr_str(it, "finish_reason");
-        if (t != NULL) {
-            if (s->oa_open[c] >= 0 && st_tool_end(s, c, s->oa_open[c]) != 0)
-            {
-                return -1;
-            }
-            s->oa_open[c] = -1;
-            if (st_finish(s, c, llmp_tr_finish_from(LLMP_IFACE_OPENAI, t), NULL)
-                != 0)
-            {
-                return -1;
-            }
         }
     }
     return 0;
