@@ -1174,6 +1174,74 @@ st_block(llmp_stream_t *s, const cJSON *root, int create)
 }
 
 
+/* content_block_start: the block's kind decides what its deltas are */
+static int
+st_an_block_start(llmp_stream_t *s, const cJSON *root)
+{
+    const char   *t;
+    const cJSON  *v;
+    st_block_t   *b;
+
+    b = st_block(s, root, 1);
+    if (b == NULL) {
+        return s->broken ? -1 : 0;
+    }
+    v = llmp_tr_get(root, "content_block", NULL);
+    t = llmp_tr_str(v, "type");
+    if (t != NULL && strcmp(t, "text") == 0) {
+        b->kind = ST_BLK_TEXT;
+        t = llmp_tr_str(v, "text");
+        return t ? st_text(s, 0, t, strlen(t)) : 0;
+    }
+    if (t != NULL && strcmp(t, "thinking") == 0) {
+        b->kind = ST_BLK_THINK;
+        t = llmp_tr_str(v, "thinking");
+        return t ? st_think(s, 0, t, strlen(t), NULL) : 0;
+    }
+    if (t != NULL && strcmp(t, "tool_use") == 0) {
+        b->kind = ST_BLK_TOOL;
+        b->no = s->an_calls++;
+        return st_tool_start(s, 0, b->no, llmp_tr_str(v, "id"),
+                             llmp_tr_str(v, "name"));
+    }
+    b->kind = ST_BLK_OTHER;
+    return 0;
+}
+
+
+/* content_block_delta: text, thinking or its signature, or tool input */
+static int
+st_an_block_delta(llmp_stream_t *s, const cJSON *root)
+{
+    const char   *t;
+    const cJSON  *d;
+    st_block_t   *b;
+
+    b = st_block(s, root, 0);
+    d = llmp_tr_get(root, "delta", NULL);
+    if (b == NULL) {
+        return 0;
+    }
+    if (b->kind == ST_BLK_TEXT && (t = llmp_tr_str(d, "text")) != NULL) {
+        return st_text(s, 0, t, strlen(t));
+    }
+    if (b->kind == ST_BLK_THINK && (t = llmp_tr_str(d, "thinking")) != NULL) {
+        return st_think(s, 0, t, strlen(t), NULL);
+    }
+    if (b->kind == ST_BLK_THINK
+        && (t = llmp_tr_str(d, "signature")) != NULL && t[0] != '\0')
+    {
+        return st_think(s, 0, NULL, 0, t);
+    }
+    if (b->kind == ST_BLK_TOOL
+        && (t = llmp_tr_str(d, "partial_json")) != NULL)
+    {
+        return st_tool_args(s, 0, b->no, t, strlen(t));
+    }
+    return 0;
+}
+
+
 static int
 st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
 {
@@ -1196,57 +1264,11 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
     }
 
     if (strcmp(type, "content_block_start") == 0) {
-        b = st_block(s, root, 1);
-        if (b == NULL) {
-            return s->broken ? -1 : 0;
-        }
-        v = llmp_tr_get(root, "content_block", NULL);
-        t = llmp_tr_str(v, "type");
-        if (t != NULL && strcmp(t, "text") == 0) {
-            b->kind = ST_BLK_TEXT;
-            t = llmp_tr_str(v, "text");
-            return t ? st_text(s, 0, t, strlen(t)) : 0;
-        }
-        if (t != NULL && strcmp(t, "thinking") == 0) {
-            b->kind = ST_BLK_THINK;
-            t = llmp_tr_str(v, "thinking");
-            return t ? st_think(s, 0, t, strlen(t), NULL) : 0;
-        }
-        if (t != NULL && strcmp(t, "tool_use") == 0) {
-            b->kind = ST_BLK_TOOL;
-            b->no = s->an_calls++;
-            return st_tool_start(s, 0, b->no, llmp_tr_str(v, "id"),
-                                 llmp_tr_str(v, "name"));
-        }
-        b->kind = ST_BLK_OTHER;
-        return 0;
+        return st_an_block_start(s, root);
     }
 
     if (strcmp(type, "content_block_delta") == 0) {
-        b = st_block(s, root, 0);
-        d = llmp_tr_get(root, "delta", NULL);
-        if (b == NULL) {
-            return 0;
-        }
-        if (b->kind == ST_BLK_TEXT && (t = llmp_tr_str(d, "text")) != NULL) {
-            return st_text(s, 0, t, strlen(t));
-        }
-        if (b->kind == ST_BLK_THINK
-            && (t = llmp_tr_str(d, "thinking")) != NULL)
-        {
-            return st_think(s, 0, t, strlen(t), NULL);
-        }
-        if (b->kind == ST_BLK_THINK
-            && (t = llmp_tr_str(d, "signature")) != NULL && t[0] != '\0')
-        {
-            return st_think(s, 0, NULL, 0, t);
-        }
-        if (b->kind == ST_BLK_TOOL
-            && (t = llmp_tr_str(d, "partial_json")) != NULL)
-        {
-            return st_tool_args(s, 0, b->no, t, strlen(t));
-        }
-        return 0;
+        return st_an_block_delta(s, root);
     }
 
     if (strcmp(type, "content_block_stop") == 0) {
