@@ -1307,14 +1307,109 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
 
 /* Gemini provider */
 
+/* usageMetadata: Gemini counts thoughts apart from the candidates */
+static void
+st_ge_usage(llmp_stream_t *s, const cJSON *u)
+{
+    long long  th;
+
+    s->prompt = llmp_tr_int(u, "promptTokenCount");
+    s->completion = llmp_tr_int(u, "candidatesTokenCount");
+    th = llmp_tr_int(u, "thoughtsTokenCount");
+    if (th > 0) {
+        s->completion = (s->completion > 0 ? s->completion : 0) + th;
+        s->reasoning = th;
+    }
+    if (s->completion < 0 && s->prompt >= 0) {
+        s->completion = 0;
+    }
+    s->cached = llmp_tr_int(u, "cachedContentTokenCount");
+}
+
+
+/* a functionCall f of part p, whole in one chunk: start, args and end;
+ * a thoughtSignature rides in the call's id */
+static int
+st_ge_call(llmp_stream_t *s, int c, const cJSON *p, const cJSON *f)
+{
+    int          no, rc;
+    char        *args, *sid, gen[64];
+    const char  *t;
+
+    no = s->ge_calls[c]++;
+    t = llmp_tr_str2(p, "thoughtSignature", "thought_signature");
+    sid = NULL;
+    if (t != NULL) {
+        sid = llmp_tr_sig_id(llmp_tr_str(f, "id")
+                             ? llmp_tr_str(f, "id")
+                             : st_gen_id(s, gen, sizeof(gen)), t);
+        if (sid == NULL) {
+            s->broken = 1;
+            return -1;
+        }
+    }
+    rc = st_tool_start(s, c, no, sid ? sid : llmp_tr_str(f, "id"),
+                       llmp_tr_str(f, "name"));
+    free(sid);
+    if (rc != 0) {
+        return -1;
+    }
+    args = llmp_tr_get(f, "args", NULL)
+           ? llmp_tr_json_text(llmp_tr_get(f, "args", NULL))
+           : NULL;
+    if (st_tool_args(s, c, no, args ? args : "{}", args ? strlen(args) : 2)
+        != 0
+        || st_tool_end(s, c, no) != 0)
+    {
+        free(args);
+        return -1;
+    }
+    free(args);
+    return 0;
+}
+
+
+/* the parts of candidate it (choice c): thoughts, text, function calls */
+static int
+st_ge_parts(llmp_stream_t *s, int c, const cJSON *it)
+{
+    const char   *t;
+    const cJSON  *p, *f;
+
+    cJSON_ArrayForEach(p, llmp_tr_get(llmp_tr_get(it, "content", NULL),
+                                      "parts", NULL))
+    {
+        t = llmp_tr_str(p, "text");
+        if (t != NULL && cJSON_IsTrue(llmp_tr_get(p, "thought", NULL))) {
+            if (st_think(s, c, t, strlen(t), NULL) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (t != NULL) {
+            if (st_text(s, c, t, strlen(t)) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        f = llmp_tr_get(p, "functionCall", "function_call");
+        if (llmp_tr_str(f, "name") == NULL || s->ge_calls[c] >= ST_MAX_TOOLS) {
+            continue;
+        }
+        if (st_ge_call(s, c, p, f) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
 static int
 st_from_gemini(llmp_stream_t *s, const cJSON *root)
 {
-    int           c, pos, no, rc;
-    char         *args, *sid, gen[64];
-    long long     th;
+    int           c, pos;
     const char   *t;
-    const cJSON  *e, *u, *it, *p, *f;
+    const cJSON  *e, *u, *it;
 
     e = llmp_tr_get(root, "error", NULL);
     if (e != NULL && !cJSON_IsNull(e)) {
@@ -1333,17 +1428,7 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
 
     u = llmp_tr_get(root, "usageMetadata", "usage_metadata");
     if (cJSON_IsObject(u)) {
-        s->prompt = llmp_tr_int(u, "promptTokenCount");
-        s->completion = llmp_tr_int(u, "candidatesTokenCount");
-        th = llmp_tr_int(u, "thoughtsTokenCount");
-        if (th > 0) {
-            s->completion = (s->completion > 0 ? s->completion : 0) + th;
-            s->reasoning = th;
-        }
-        if (s->completion < 0 && s->prompt >= 0) {
-            s->completion = 0;
-        }
-        s->cached = llmp_tr_int(u, "cachedContentTokenCount");
+        st_ge_usage(s, u);
     }
 
     if (st_start(s) != 0) {
@@ -1359,57 +1444,8 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
             continue;
         }
 
-        cJSON_ArrayForEach(p, llmp_tr_get(llmp_tr_get(it, "content", NULL),
-                                          "parts", NULL))
-        {
-            t = llmp_tr_str(p, "text");
-            if (t != NULL && cJSON_IsTrue(llmp_tr_get(p, "thought", NULL))) {
-                if (st_think(s, c, t, strlen(t), NULL) != 0) {
-                    return -1;
-                }
-                continue;
-            }
-            if (t != NULL) {
-                if (st_text(s, c, t, strlen(t)) != 0) {
-                    return -1;
-                }
-                continue;
-            }
-            f = llmp_tr_get(p, "functionCall", "function_call");
-            if (llmp_tr_str(f, "name") == NULL
-                || s->ge_calls[c] >= ST_MAX_TOOLS)
-            {
-                continue;
-            }
-            no = s->ge_calls[c]++;
-            t = llmp_tr_str2(p, "thoughtSignature", "thought_signature");
-            sid = NULL;
-            if (t != NULL) {
-                sid = llmp_tr_sig_id(llmp_tr_str(f, "id")
-                                     ? llmp_tr_str(f, "id")
-                                     : st_gen_id(s, gen, sizeof(gen)), t);
-                if (sid == NULL) {
-                    s->broken = 1;
-                    return -1;
-                }
-            }
-            rc = st_tool_start(s, c, no, sid ? sid : llmp_tr_str(f, "id"),
-                               llmp_tr_str(f, "name"));
-            free(sid);
-            if (rc != 0) {
-                return -1;
-            }
-            args = llmp_tr_get(f, "args", NULL)
-                   ? llmp_tr_json_text(llmp_tr_get(f, "args", NULL))
-                   : NULL;
-            if (st_tool_args(s, c, no, args ? args : "{}",
-                             args ? strlen(args) : 2) != 0
-                || st_tool_end(s, c, no) != 0)
-            {
-                free(args);
-                return -1;
-            }
-            free(args);
+        if (st_ge_parts(s, c, it) != 0) {
+            return -1;
         }
 
         t = llmp_tr_str2(it, "finishReason", "finish_reason");
