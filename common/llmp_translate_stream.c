@@ -817,67 +817,76 @@ st_finish(llmp_stream_t *s, int c, int fr, const char *stop_seq)
 }
 
 
+/* the end of an OpenAI stream: the usage chunk if asked for, then [DONE] */
 static int
-st_end(llmp_stream_t *s)
+st_end_openai(llmp_stream_t *s)
+{
+    cJSON  *o, *d;
+
+    if (s->include_usage && (s->prompt >= 0 || s->completion >= 0)) {
+        o = oa_chunk(s, -1, &d);
+        if (o != NULL) {
+            cJSON_AddItemToObject(o, "usage", oa_usage(s));
+        }
+        if (st_emit(s, NULL, o) != 0) {
+            return -1;
+        }
+    }
+    return st_out(s, "data: [DONE]\n\n", 14);
+}
+
+
+/* the end of an Anthropic stream: message_delta with the stop reason and
+ * usage (input without cache reads, as Anthropic counts), message_stop */
+static int
+st_end_anthropic(llmp_stream_t *s)
+{
+    cJSON  *o, *d, *u;
+
+    if (st_start(s) != 0 || an_close(s) != 0) {
+        return -1;
+    }
+    o = cJSON_CreateObject();
+    if (o == NULL) {
+        return st_emit(s, NULL, NULL);
+    }
+    cJSON_AddStringToObject(o, "type", "message_delta");
+    d = cJSON_AddObjectToObject(o, "delta");
+    cJSON_AddStringToObject(d, "stop_reason",
+                            llmp_tr_finish_to(LLMP_IFACE_ANTHROPIC,
+                                              st_fr(s, 0)));
+    if (st_fr(s, 0) == LLMP_TR_FR_STOP_SEQ && s->stop_seq != NULL) {
+        cJSON_AddStringToObject(d, "stop_sequence", s->stop_seq);
+    } else {
+        cJSON_AddNullToObject(d, "stop_sequence");
+    }
+    u = cJSON_AddObjectToObject(o, "usage");
+    if (s->prompt >= 0) {
+        llmp_tr_add_num(u, "input_tokens",
+                        (double) (s->prompt - (s->cached > 0
+                                          && s->cached <= s->prompt
+                                          ? s->cached : 0)));
+    }
+    llmp_tr_add_num(u, "output_tokens",
+                    (double) (s->completion > 0 ? s->completion : 0));
+    if (st_emit(s, "message_delta", o) != 0) {
+        return -1;
+    }
+    o = cJSON_CreateObject();
+    if (o != NULL) {
+        cJSON_AddStringToObject(o, "type", "message_stop");
+    }
+    return st_emit(s, "message_stop", o);
+}
+
+
+/* the end of a Gemini stream: pending calls, then one last chunk with the
+ * finish reasons and usage, if there is any */
+static int
+st_end_gemini(llmp_stream_t *s)
 {
     int     c, n;
     cJSON  *o, *d, *cands, *parts, *u;
-
-    if (s->ended || s->errored) {
-        return 0;
-    }
-    s->ended = 1;
-
-    switch (s->to) {
-
-    case LLMP_IFACE_OPENAI:
-        if (s->include_usage && (s->prompt >= 0 || s->completion >= 0)) {
-            o = oa_chunk(s, -1, &d);
-            if (o != NULL) {
-                cJSON_AddItemToObject(o, "usage", oa_usage(s));
-            }
-            if (st_emit(s, NULL, o) != 0) {
-                return -1;
-            }
-        }
-        return st_out(s, "data: [DONE]\n\n", 14);
-
-    case LLMP_IFACE_ANTHROPIC:
-        if (st_start(s) != 0 || an_close(s) != 0) {
-            return -1;
-        }
-        o = cJSON_CreateObject();
-        if (o == NULL) {
-            return st_emit(s, NULL, NULL);
-        }
-        cJSON_AddStringToObject(o, "type", "message_delta");
-        d = cJSON_AddObjectToObject(o, "delta");
-        cJSON_AddStringToObject(d, "stop_reason",
-                                llmp_tr_finish_to(LLMP_IFACE_ANTHROPIC,
-                                                  st_fr(s, 0)));
-        if (st_fr(s, 0) == LLMP_TR_FR_STOP_SEQ && s->stop_seq != NULL) {
-            cJSON_AddStringToObject(d, "stop_sequence", s->stop_seq);
-        } else {
-            cJSON_AddNullToObject(d, "stop_sequence");
-        }
-        u = cJSON_AddObjectToObject(o, "usage");
-        if (s->prompt >= 0) {
-            llmp_tr_add_num(u, "input_tokens",
-                            (double) (s->prompt - (s->cached > 0
-                                              && s->cached <= s->prompt
-                                              ? s->cached : 0)));
-        }
-        llmp_tr_add_num(u, "output_tokens",
-                        (double) (s->completion > 0 ? s->completion : 0));
-        if (st_emit(s, "message_delta", o) != 0) {
-            return -1;
-        }
-        o = cJSON_CreateObject();
-        if (o != NULL) {
-            cJSON_AddStringToObject(o, "type", "message_stop");
-        }
-        return st_emit(s, "message_stop", o);
-    }
 
     if (ge_flush_tools(s, -1) != 0) {
         return -1;
@@ -921,6 +930,24 @@ st_end(llmp_stream_t *s)
     }
     ge_tail(s, o);
     return st_emit(s, NULL, o);
+}
+
+
+static int
+st_end(llmp_stream_t *s)
+{
+    if (s->ended || s->errored) {
+        return 0;
+    }
+    s->ended = 1;
+
+    switch (s->to) {
+    case LLMP_IFACE_OPENAI:
+        return st_end_openai(s);
+    case LLMP_IFACE_ANTHROPIC:
+        return st_end_anthropic(s);
+    }
+    return st_end_gemini(s);
 }
 
 
