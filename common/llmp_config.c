@@ -1690,6 +1690,20 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
     aliases = cJSON_GetObjectItemCaseSensitive(compiled, "aliases");
     fallbacks = cJSON_GetObjectItemCaseSensitive(compiled, "fallbacks");
 
+    /*
+     * the members of anything but an object have no names to check: a
+     * document posted to the gateway may have them (the validator says
+     * "expected object")
+     */
+
+    if (!cJSON_IsObject(aliases)) {
+        aliases = NULL;
+    }
+
+    if (!cJSON_IsObject(fallbacks)) {
+        fallbacks = NULL;
+    }
+
     list = providers_too ? deployments : NULL;
 
     cJSON_ArrayForEach(d, list) {
