@@ -877,18 +877,13 @@ llmp_resolve(llmp_compile_t *c, const char *name, int depth)
 }
 
 
-static cJSON *
-llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
-    cJSON *deployments)
-{
-    char          path[LLMP_PATH_LEN], hex[65], *base;
-    size_t        nerr, n;
-    cJSON        *out, *copy;
-    const cJSON  *v, *ifaces, *headers;
-    const char   *key;
-    unsigned char digest[32];
+/* the provider's own fields: api_base, interfaces, access_groups, weight */
 
-    nerr = c->errs->n;
+static void
+llmp_check_provider(llmp_compile_t *c, const char *name, const cJSON *p)
+{
+    char          path[LLMP_PATH_LEN];
+    const cJSON  *v, *ifaces;
 
     snprintf(path, sizeof(path), "providers.%s", name);
     llmp_check_fields(p, path, llmp_provider_fields, c->errs);
@@ -926,6 +921,72 @@ llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
         snprintf(path, sizeof(path), "providers.%s.weight", name);
         llmp_check_number(v, path, LLMP_INT, c->errs);
     }
+}
+
+
+/*
+ * The compiled provider's secrets: the key and its digest, the headers
+ * sorted, and their digest (header values are secrets too: compared by
+ * their digest).  -1: out of memory.
+ */
+
+static int
+llmp_provider_secrets(cJSON *out, const char *key, const cJSON *headers)
+{
+    char           hex[65];
+    cJSON         *copy;
+    unsigned char  digest[32];
+
+    if (key) {
+        llmp_sha256(key, strlen(key), digest);
+        llmp_sha256_hex(digest, hex);
+
+        if (cJSON_AddStringToObject(out, "api_key", key) == NULL
+            || cJSON_AddStringToObject(out, "api_key_sha256", hex) == NULL)
+        {
+            return -1;
+        }
+    }
+
+    copy = headers ? cJSON_Duplicate(headers, 1) : cJSON_CreateObject();
+
+    if (copy == NULL || llmp_sort_children(copy, NULL) != 0
+        || !cJSON_AddItemToObject(out, "headers", copy))
+    {
+        cJSON_Delete(copy);
+        return -1;
+    }
+
+    switch (llmp_headers_sha256(copy, hex)) {
+    case 0:
+        return 0;
+
+    case 1:
+        if (cJSON_AddStringToObject(out, "headers_sha256", hex) != NULL) {
+            return 0;
+        }
+
+        /* fall through */
+
+    default:
+        return -1;
+    }
+}
+
+
+static cJSON *
+llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
+    cJSON *deployments)
+{
+    char          *base;
+    size_t         nerr, n;
+    cJSON         *out, *copy;
+    const cJSON   *v, *ifaces, *headers;
+    const char    *key;
+
+    nerr = c->errs->n;
+
+    llmp_check_provider(c, name, p);
 
     headers = cJSON_GetObjectItemCaseSensitive(p, "headers");
     llmp_check_headers(c, name, headers);
@@ -941,6 +1002,7 @@ llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
     /* valid: the compiled provider */
 
     v = cJSON_GetObjectItemCaseSensitive(p, "api_base");
+    ifaces = cJSON_GetObjectItemCaseSensitive(p, "interfaces");
 
     base = strdup(v->valuestring);
     out = cJSON_CreateObject();
@@ -965,40 +1027,7 @@ llmp_compile_provider(llmp_compile_t *c, const char *name, const cJSON *p,
         goto nomem;
     }
 
-    if (key) {
-        llmp_sha256(key, strlen(key), digest);
-        llmp_sha256_hex(digest, hex);
-
-        if (cJSON_AddStringToObject(out, "api_key", key) == NULL
-            || cJSON_AddStringToObject(out, "api_key_sha256", hex) == NULL)
-        {
-            goto nomem;
-        }
-    }
-
-    copy = headers ? cJSON_Duplicate(headers, 1) : cJSON_CreateObject();
-
-    if (copy == NULL || llmp_sort_children(copy, NULL) != 0
-        || !cJSON_AddItemToObject(out, "headers", copy))
-    {
-        cJSON_Delete(copy);
-        goto nomem;
-    }
-
-    /* header values are secrets too: compared by their digest */
-
-    switch (llmp_headers_sha256(copy, hex)) {
-    case 0:
-        break;
-
-    case 1:
-        if (cJSON_AddStringToObject(out, "headers_sha256", hex) != NULL) {
-            break;
-        }
-
-        /* fall through */
-
-    default:
+    if (llmp_provider_secrets(out, key, headers) != 0) {
         goto nomem;
     }
 
@@ -1152,6 +1181,117 @@ llmp_compile_models(llmp_compile_t *c, const char *name, const cJSON *p,
 
 
 /*
+ * The deployment's numbers: those the model sets, checked, or else the
+ * provider's weight and the defaults (weight 1, the rest 0); prices are
+ * left to llmp_prices_apply.  -1: out of memory.
+ */
+
+static int
+llmp_deployment_numbers(llmp_compile_t *c, cJSON *d, const cJSON *m,
+    const char *path, const cJSON *weight)
+{
+    int           i, bad;
+    char          npath[LLMP_PATH_LEN + 64];
+    const cJSON  *v;
+
+    for (i = 0; llmp_model_numbers[i].name; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(m, llmp_model_numbers[i].name);
+        bad = 0;
+
+        if (v) {
+            snprintf(npath, sizeof(npath), "%s.%s", path,
+                     llmp_model_numbers[i].name);
+            bad = llmp_check_number(v, npath, llmp_model_numbers[i].kind,
+                                    c->errs);
+        }
+
+        /* prices are added below, and only a priced model has them */
+
+        if (llmp_prices_is_field(llmp_model_numbers[i].name)) {
+            continue;
+        }
+
+        if (v == NULL || bad) {
+            v = (strcmp(llmp_model_numbers[i].name, "weight") == 0)
+                ? weight : NULL;
+        }
+
+        if (cJSON_AddNumberToObject(d, llmp_model_numbers[i].name,
+                v ? v->valuedouble
+                  : strcmp(llmp_model_numbers[i].name, "weight") == 0
+                    ? 1 : 0)
+            == NULL)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* a model's own timeouts, only where it sets them; -1: out of memory */
+
+static int
+llmp_deployment_timeouts(llmp_compile_t *c, cJSON *d, const cJSON *m,
+    const char *path)
+{
+    int           i;
+    char          npath[LLMP_PATH_LEN + 64];
+    const cJSON  *v;
+
+    for (i = 0; llmp_model_timeouts[i]; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(m, llmp_model_timeouts[i]);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        snprintf(npath, sizeof(npath), "%s.%s", path, llmp_model_timeouts[i]);
+
+        if (llmp_check_number(v, npath, LLMP_NUM, c->errs) != 0) {
+            continue;
+        }
+
+        if (cJSON_AddNumberToObject(d, llmp_model_timeouts[i], v->valuedouble)
+            == NULL)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the model's upstream name, if it gives a valid one; NULL: its own */
+
+static const cJSON *
+llmp_deployment_upstream(llmp_compile_t *c, const cJSON *m, const char *path)
+{
+    const cJSON  *up;
+
+    up = cJSON_GetObjectItemCaseSensitive(m, "model");
+
+    if (up && (!cJSON_IsString(up) || up->valuestring[0] == '\0')) {
+        llmp_errors_add(c->errs, "%s.model: expected non-empty string",
+                        path);
+        return NULL;
+    }
+
+    /* a pattern passes the requested name through: it has no other */
+
+    if (up && llmp_pattern_is(m->string, strlen(m->string))) {
+        llmp_errors_add(c->errs, "%s.model: a pattern passes the requested "
+                        "name through and cannot rename it", path);
+        return NULL;
+    }
+
+    return up;
+}
+
+
+/*
  * one model of a provider: its errors are reported, and its deployment is
  * built with defaults for bad values, so that its name stays known
  */
@@ -1160,10 +1300,9 @@ static cJSON *
 llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
     const cJSON *groups, const cJSON *weight)
 {
-    int           i, bad;
     char          path[LLMP_PATH_LEN], npath[LLMP_PATH_LEN + 64];
     cJSON        *d, *copy;
-    const cJSON  *v, *up, *mgroups;
+    const cJSON  *up, *mgroups;
 
     snprintf(path, sizeof(path), "providers.%s.models.%s", prov, m->string);
 
@@ -1179,21 +1318,7 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
 
     llmp_check_fields(m, path, llmp_model_fields, c->errs);
 
-    up = cJSON_GetObjectItemCaseSensitive(m, "model");
-
-    if (up && (!cJSON_IsString(up) || up->valuestring[0] == '\0')) {
-        llmp_errors_add(c->errs, "%s.model: expected non-empty string",
-                        path);
-        up = NULL;
-    }
-
-    /* a pattern passes the requested name through: it has no other */
-
-    if (up && llmp_pattern_is(m->string, strlen(m->string))) {
-        llmp_errors_add(c->errs, "%s.model: a pattern passes the requested "
-                        "name through and cannot rename it", path);
-        up = NULL;
-    }
+    up = llmp_deployment_upstream(c, m, path);
 
     mgroups = cJSON_GetObjectItemCaseSensitive(m, "access_groups");
 
@@ -1230,64 +1355,12 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
         goto nomem;
     }
 
-    for (i = 0; llmp_model_numbers[i].name; i++) {
-        v = cJSON_GetObjectItemCaseSensitive(m, llmp_model_numbers[i].name);
-        bad = 0;
-
-        if (v) {
-            snprintf(npath, sizeof(npath), "%s.%s", path,
-                     llmp_model_numbers[i].name);
-            bad = llmp_check_number(v, npath, llmp_model_numbers[i].kind,
-                                    c->errs);
-        }
-
-        /* prices are added below, and only a priced model has them */
-
-        if (llmp_prices_is_field(llmp_model_numbers[i].name)) {
-            continue;
-        }
-
-        if (v == NULL || bad) {
-            v = (strcmp(llmp_model_numbers[i].name, "weight") == 0)
-                ? weight : NULL;
-        }
-
-        if (cJSON_AddNumberToObject(d, llmp_model_numbers[i].name,
-                v ? v->valuedouble
-                  : strcmp(llmp_model_numbers[i].name, "weight") == 0
-                    ? 1 : 0)
-            == NULL)
-        {
-            goto nomem;
-        }
-    }
-
-    if (llmp_prices_apply(d, m) != 0
-        || llmp_pattern_prices(d, m->string) != 0)
+    if (llmp_deployment_numbers(c, d, m, path, weight) != 0
+        || llmp_prices_apply(d, m) != 0
+        || llmp_pattern_prices(d, m->string) != 0
+        || llmp_deployment_timeouts(c, d, m, path) != 0)
     {
         goto nomem;
-    }
-
-    /* a model's own timeouts, only where it sets them */
-
-    for (i = 0; llmp_model_timeouts[i]; i++) {
-        v = cJSON_GetObjectItemCaseSensitive(m, llmp_model_timeouts[i]);
-
-        if (v == NULL) {
-            continue;
-        }
-
-        snprintf(npath, sizeof(npath), "%s.%s", path, llmp_model_timeouts[i]);
-
-        if (llmp_check_number(v, npath, LLMP_NUM, c->errs) != 0) {
-            continue;
-        }
-
-        if (cJSON_AddNumberToObject(d, llmp_model_timeouts[i], v->valuedouble)
-            == NULL)
-        {
-            goto nomem;
-        }
     }
 
     return d;
@@ -1617,6 +1690,20 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
     aliases = cJSON_GetObjectItemCaseSensitive(compiled, "aliases");
     fallbacks = cJSON_GetObjectItemCaseSensitive(compiled, "fallbacks");
 
+    /*
+     * the members of anything but an object have no names to check: a
+     * document posted to the gateway may have them (the validator says
+     * "expected object")
+     */
+
+    if (!cJSON_IsObject(aliases)) {
+        aliases = NULL;
+    }
+
+    if (!cJSON_IsObject(fallbacks)) {
+        fallbacks = NULL;
+    }
+
     list = providers_too ? deployments : NULL;
 
     cJSON_ArrayForEach(d, list) {
@@ -1742,48 +1829,14 @@ llmp_is_hex64(const char *s)
 }
 
 
+/* a compiled provider's api_key and its digest */
+
 static void
-llmp_validate_provider(const cJSON *p, int i, const char *prev,
+llmp_validate_provider_key(const cJSON *p, const char *name,
     llmp_errors_t *errs)
 {
-    char          path[LLMP_PATH_LEN];
-    const char   *name, *s;
-    const cJSON  *v, *h;
-
-    static const char *const  fields[] = {
-        "name", "api_base", "interfaces", "api_key", "api_key_sha256",
-        "headers", "headers_sha256", NULL
-    };
-
-    static const char *const  plain[] = { "name", "api_base", "api_key",
-                                          NULL };
-
-    name = llmp_string(p, "name");
-
-    if (!cJSON_IsObject(p) || name == NULL || strchr(name, '/')) {
-        llmp_errors_add(errs, "providers[%d]: expected object with a name",
-                        i);
-        return;
-    }
-
-    snprintf(path, sizeof(path), "providers.%s", name);
-    llmp_check_fields(p, path, fields, errs);
-    llmp_check_plain(p, path, plain, errs);
-
-    if (prev && strcmp(prev, name) >= 0) {
-        llmp_errors_add(errs, "%s: not sorted by name or not unique", path);
-    }
-
-    s = llmp_string(p, "api_base");
-
-    if (s == NULL || !llmp_check_api_base(s) || s[strlen(s) - 1] == '/') {
-        llmp_errors_add(errs, "%s.api_base: expected an http:// or "
-                        "https:// URL", path);
-    }
-
-    v = cJSON_GetObjectItemCaseSensitive(p, "interfaces");
-    snprintf(path, sizeof(path), "providers.%s.interfaces", name);
-    llmp_check_interfaces(v, path, errs);
+    const char   *s;
+    const cJSON  *v;
 
     v = cJSON_GetObjectItemCaseSensitive(p, "api_key");
 
@@ -1801,11 +1854,21 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
         llmp_errors_add(errs, "providers.%s.api_key_sha256: expected 64 hex "
                         "digits", name);
     }
+}
 
-    /*
-     * like api_key, the headers are left out where they are stored or
-     * shown: then their digest stands for them
-     */
+
+/*
+ * A compiled provider's headers and their digest.  Like api_key, the
+ * headers are left out where they are stored or shown: then their digest
+ * stands for them.
+ */
+
+static void
+llmp_validate_provider_headers(const cJSON *p, const char *name,
+    llmp_errors_t *errs)
+{
+    const char   *s;
+    const cJSON  *v, *h;
 
     h = cJSON_GetObjectItemCaseSensitive(p, "headers");
     s = llmp_string(p, "headers_sha256");
@@ -1853,14 +1916,140 @@ llmp_validate_provider(const cJSON *p, int i, const char *prev,
 
 
 static void
-llmp_validate_deployment(const cJSON *d, int i, const char *prev,
+llmp_validate_provider(const cJSON *p, int i, const char *prev,
+    llmp_errors_t *errs)
+{
+    char          path[LLMP_PATH_LEN];
+    const char   *name, *s;
+    const cJSON  *v;
+
+    static const char *const  fields[] = {
+        "name", "api_base", "interfaces", "api_key", "api_key_sha256",
+        "headers", "headers_sha256", NULL
+    };
+
+    static const char *const  plain[] = { "name", "api_base", "api_key",
+                                          NULL };
+
+    name = llmp_string(p, "name");
+
+    if (!cJSON_IsObject(p) || name == NULL || strchr(name, '/')) {
+        llmp_errors_add(errs, "providers[%d]: expected object with a name",
+                        i);
+        return;
+    }
+
+    snprintf(path, sizeof(path), "providers.%s", name);
+    llmp_check_fields(p, path, fields, errs);
+    llmp_check_plain(p, path, plain, errs);
+
+    if (prev && strcmp(prev, name) >= 0) {
+        llmp_errors_add(errs, "%s: not sorted by name or not unique", path);
+    }
+
+    s = llmp_string(p, "api_base");
+
+    if (s == NULL || !llmp_check_api_base(s) || s[strlen(s) - 1] == '/') {
+        llmp_errors_add(errs, "%s.api_base: expected an http:// or "
+                        "https:// URL", path);
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(p, "interfaces");
+    snprintf(path, sizeof(path), "providers.%s.interfaces", name);
+    llmp_check_interfaces(v, path, errs);
+
+    llmp_validate_provider_key(p, name, errs);
+    llmp_validate_provider_headers(p, name, errs);
+}
+
+
+/* a pattern's list prices: {name: {price: number}} */
+
+static void
+llmp_validate_model_prices(const cJSON *d, const char *path,
+    llmp_errors_t *errs)
+{
+    char          npath[LLMP_PATH_LEN + 64];
+    const cJSON  *v, *mp, *pv;
+
+    v = cJSON_GetObjectItemCaseSensitive(d, "model_prices");
+
+    if (v && !cJSON_IsObject(v)) {
+        llmp_errors_add(errs, "%s.model_prices: expected object", path);
+        return;
+    }
+
+    cJSON_ArrayForEach(mp, v) {
+        cJSON_ArrayForEach(pv, mp) {
+            snprintf(npath, sizeof(npath), "%s.model_prices.%s.%s",
+                     path, mp->string, pv->string ? pv->string : "");
+            (void) llmp_check_number(pv, npath, LLMP_NUM, errs);
+        }
+
+        if (!cJSON_IsObject(mp)) {
+            llmp_errors_add(errs, "%s.model_prices.%s: expected object",
+                            path, mp->string);
+        }
+    }
+}
+
+
+/* a compiled deployment's numbers: all required but the prices; its own
+ * timeouts where it has them */
+
+static void
+llmp_validate_deployment_numbers(const cJSON *d, const char *path,
     llmp_errors_t *errs)
 {
     int           n;
-    char          path[LLMP_PATH_LEN], npath[LLMP_PATH_LEN + 64];
+    char          npath[LLMP_PATH_LEN + 64];
+    const cJSON  *v;
+
+    for (n = 0; llmp_model_numbers[n].name; n++) {
+        v = cJSON_GetObjectItemCaseSensitive(d, llmp_model_numbers[n].name);
+        snprintf(npath, sizeof(npath), "%s.%s", path,
+                 llmp_model_numbers[n].name);
+
+        /* an unpriced model has no prices */
+
+        if (v == NULL && !llmp_prices_is_field(llmp_model_numbers[n].name)) {
+            llmp_errors_add(errs, "%s: required", npath);
+
+        } else if (v == NULL) {
+            continue;
+
+        } else {
+            llmp_check_number(v, npath, llmp_model_numbers[n].kind, errs);
+        }
+    }
+
+    for (n = 0; llmp_model_timeouts[n]; n++) {
+        v = cJSON_GetObjectItemCaseSensitive(d, llmp_model_timeouts[n]);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        snprintf(npath, sizeof(npath), "%s.%s", path, llmp_model_timeouts[n]);
+
+        if (llmp_check_number(v, npath, LLMP_NUM, errs) == 0
+            && v->valuedouble > LLMP_SETTINGS_MAX)
+        {
+            /* seconds the gateway turns into milliseconds, as settings */
+            llmp_errors_add(errs, "%s: expected at most %g", npath,
+                            LLMP_SETTINGS_MAX);
+        }
+    }
+}
+
+
+static void
+llmp_validate_deployment(const cJSON *d, int i, const char *prev,
+    llmp_errors_t *errs)
+{
+    char          path[LLMP_PATH_LEN];
     size_t        len;
     const char   *id, *prov, *model;
-    const cJSON  *v;
 
     static const char *const  fields[] = {
         "id", "provider", "model", "upstream_model", "access_groups",
@@ -1911,65 +2100,8 @@ llmp_validate_deployment(const cJSON *d, int i, const char *prev,
                         path);
     }
 
-    /* a pattern's list prices: {name: {price: number}} */
-
-    v = cJSON_GetObjectItemCaseSensitive(d, "model_prices");
-
-    if (v && !cJSON_IsObject(v)) {
-        llmp_errors_add(errs, "%s.model_prices: expected object", path);
-
-    } else if (v) {
-        const cJSON  *mp, *pv;
-
-        cJSON_ArrayForEach(mp, v) {
-            cJSON_ArrayForEach(pv, mp) {
-                snprintf(npath, sizeof(npath), "%s.model_prices.%s.%s",
-                         path, mp->string, pv->string ? pv->string : "");
-                (void) llmp_check_number(pv, npath, LLMP_NUM, errs);
-            }
-
-            if (!cJSON_IsObject(mp)) {
-                llmp_errors_add(errs, "%s.model_prices.%s: expected object",
-                                path, mp->string);
-            }
-        }
-    }
-
-    for (n = 0; llmp_model_numbers[n].name; n++) {
-        v = cJSON_GetObjectItemCaseSensitive(d, llmp_model_numbers[n].name);
-        snprintf(npath, sizeof(npath), "%s.%s", path,
-                 llmp_model_numbers[n].name);
-
-        /* an unpriced model has no prices */
-
-        if (v == NULL && !llmp_prices_is_field(llmp_model_numbers[n].name)) {
-            llmp_errors_add(errs, "%s: required", npath);
-
-        } else if (v == NULL) {
-            continue;
-
-        } else {
-            llmp_check_number(v, npath, llmp_model_numbers[n].kind, errs);
-        }
-    }
-
-    for (n = 0; llmp_model_timeouts[n]; n++) {
-        v = cJSON_GetObjectItemCaseSensitive(d, llmp_model_timeouts[n]);
-
-        if (v == NULL) {
-            continue;
-        }
-
-        snprintf(npath, sizeof(npath), "%s.%s", path, llmp_model_timeouts[n]);
-
-        if (llmp_check_number(v, npath, LLMP_NUM, errs) == 0
-            && v->valuedouble > LLMP_SETTINGS_MAX)
-        {
-            /* seconds the gateway turns into milliseconds, as settings */
-            llmp_errors_add(errs, "%s: expected at most %g", npath,
-                            LLMP_SETTINGS_MAX);
-        }
-    }
+    llmp_validate_model_prices(d, path, errs);
+    llmp_validate_deployment_numbers(d, path, errs);
 }
 
 
@@ -2009,13 +2141,94 @@ llmp_validate_settings(const cJSON *s, llmp_errors_t *errs)
 }
 
 
+/* the providers sorted by name, the deployments by id */
+
+static void
+llmp_validate_lists(const cJSON *compiled, llmp_errors_t *errs)
+{
+    int           i;
+    const char   *prev;
+    const cJSON  *v, *item, *list;
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "providers");
+    if (!cJSON_IsArray(v)) {
+        llmp_errors_add(errs, "providers: expected array");
+    }
+
+    i = 0;
+    prev = NULL;
+
+    list = cJSON_IsArray(v) ? v : NULL;
+
+    cJSON_ArrayForEach(item, list) {
+        llmp_validate_provider(item, i++, prev, errs);
+        prev = llmp_string(item, "name");
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "deployments");
+    if (!cJSON_IsArray(v)) {
+        llmp_errors_add(errs, "deployments: expected array");
+    }
+
+    i = 0;
+    prev = NULL;
+
+    list = cJSON_IsArray(v) ? v : NULL;
+
+    cJSON_ArrayForEach(item, list) {
+        llmp_validate_deployment(item, i++, prev, errs);
+        prev = llmp_string(item, "id");
+    }
+}
+
+
+/* aliases (name: model) and fallbacks (name: [models]); what they name
+ * is llmp_compiled_check's */
+
+static void
+llmp_validate_routes(const cJSON *compiled, llmp_errors_t *errs)
+{
+    const cJSON  *v, *item;
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "aliases");
+
+    if (!cJSON_IsObject(v)) {
+        llmp_errors_add(errs, "aliases: expected object");
+
+    } else {
+        llmp_check_duplicates(v, "aliases", errs);
+
+        cJSON_ArrayForEach(item, v) {
+            if (!cJSON_IsString(item) || item->valuestring[0] == '\0') {
+                llmp_errors_add(errs, "aliases.%s: expected non-empty "
+                                "string", item->string);
+            }
+        }
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(compiled, "fallbacks");
+
+    if (!cJSON_IsObject(v)) {
+        llmp_errors_add(errs, "fallbacks: expected object");
+
+    } else {
+        llmp_check_duplicates(v, "fallbacks", errs);
+
+        cJSON_ArrayForEach(item, v) {
+            if (!llmp_is_string_array(item)) {
+                llmp_errors_add(errs, "fallbacks.%s: expected array of "
+                                "strings", item->string);
+            }
+        }
+    }
+}
+
+
 size_t
 llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
 {
-    int           i;
     size_t        nerr;
-    const char   *prev;
-    const cJSON  *v, *item, *list;
+    const cJSON  *v;
 
     static const char *const  fields[] = {
         "format", "config_sha256", "settings", "providers", "deployments",
@@ -2049,67 +2262,8 @@ llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
                                                             "settings"),
                            errs);
 
-    v = cJSON_GetObjectItemCaseSensitive(compiled, "providers");
-    if (!cJSON_IsArray(v)) {
-        llmp_errors_add(errs, "providers: expected array");
-    }
-
-    i = 0;
-    prev = NULL;
-
-    list = cJSON_IsArray(v) ? v : NULL;
-
-    cJSON_ArrayForEach(item, list) {
-        llmp_validate_provider(item, i++, prev, errs);
-        prev = llmp_string(item, "name");
-    }
-
-    v = cJSON_GetObjectItemCaseSensitive(compiled, "deployments");
-    if (!cJSON_IsArray(v)) {
-        llmp_errors_add(errs, "deployments: expected array");
-    }
-
-    i = 0;
-    prev = NULL;
-
-    list = cJSON_IsArray(v) ? v : NULL;
-
-    cJSON_ArrayForEach(item, list) {
-        llmp_validate_deployment(item, i++, prev, errs);
-        prev = llmp_string(item, "id");
-    }
-
-    v = cJSON_GetObjectItemCaseSensitive(compiled, "aliases");
-
-    if (!cJSON_IsObject(v)) {
-        llmp_errors_add(errs, "aliases: expected object");
-
-    } else {
-        llmp_check_duplicates(v, "aliases", errs);
-
-        cJSON_ArrayForEach(item, v) {
-            if (!cJSON_IsString(item) || item->valuestring[0] == '\0') {
-                llmp_errors_add(errs, "aliases.%s: expected non-empty "
-                                "string", item->string);
-            }
-        }
-    }
-
-    v = cJSON_GetObjectItemCaseSensitive(compiled, "fallbacks");
-
-    if (!cJSON_IsObject(v)) {
-        llmp_errors_add(errs, "fallbacks: expected object");
-
-    } else {
-        llmp_check_duplicates(v, "fallbacks", errs);
-
-        cJSON_ArrayForEach(item, v) {
-            if (!llmp_is_string_array(item)) {
-                llmp_errors_add(errs, "fallbacks.%s: expected array of "
-                                "strings", item->string);
-            }
-        }
-    }
+    llmp_validate_lists(compiled, errs);
+    llmp_validate_routes(compiled, errs);
 
     llmp_compiled_check(compiled, errs);
 

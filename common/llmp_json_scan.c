@@ -53,6 +53,8 @@ static const llmp_watch_t  llmp_watch_stream_options[] = {
 
 static llmp_json_rc_e llmp_scan_value(llmp_scanner_t *s,
     llmp_json_type_e *type, int *escaped);
+static llmp_json_rc_e llmp_scan_container(llmp_scanner_t *s,
+    unsigned char close, llmp_json_top_t *top, const llmp_watch_t *watch);
 
 
 static void
@@ -423,6 +425,104 @@ llmp_scan_name(llmp_scanner_t *s, size_t key_start, size_t key_end,
 
 
 /*
+ * A member's name and the ':' after it; watch: the names to look for,
+ * *w set to the one it is (left alone when watch is NULL)
+ */
+
+static llmp_json_rc_e
+llmp_scan_key(llmp_scanner_t *s, llmp_json_top_t *top,
+    const llmp_watch_t *watch, const llmp_watch_t **w)
+{
+    int             escaped;
+    size_t          key_start, key_end;
+    llmp_json_rc_e  rc;
+
+    key_start = s->pos;
+
+    if (s->p[s->pos] != '"') {
+        return LLMP_JSON_SYNTAX;
+    }
+
+    rc = llmp_scan_string(s, &escaped);
+    if (rc != LLMP_JSON_OK) {
+        return rc;
+    }
+
+    key_end = s->pos;
+
+    if (watch) {
+        rc = llmp_scan_name(s, key_start, key_end, watch, top, w);
+        if (rc != LLMP_JSON_OK) {
+            return rc;
+        }
+    }
+
+    llmp_scan_ws(s);
+
+    if (s->pos >= s->len) {
+        return LLMP_JSON_TRUNCATED;
+    }
+
+    if (s->p[s->pos] != ':') {
+        return LLMP_JSON_SYNTAX;
+    }
+
+    s->pos++;
+    llmp_scan_ws(s);
+
+    return LLMP_JSON_OK;
+}
+
+
+/* a member's value; that of a watched stream_options is scanned for its
+ * own watched members */
+
+static llmp_json_rc_e
+llmp_scan_member_value(llmp_scanner_t *s, llmp_json_top_t *top,
+    const llmp_watch_t *w, llmp_json_type_e *type, int *escaped)
+{
+    if (w && w->offset == offsetof(llmp_json_top_t, stream_options)
+        && s->pos < s->len && s->p[s->pos] == '{')
+    {
+        /* include_usage is read inside it the same way */
+        *type = LLMP_JSON_OBJECT;
+        *escaped = 0;
+        return llmp_scan_container(s, '}', top, llmp_watch_stream_options);
+    }
+
+    return llmp_scan_value(s, type, escaped);
+}
+
+
+/* a watched member found, its value ending at s->pos: recorded once */
+
+static llmp_json_rc_e
+llmp_scan_record(llmp_scanner_t *s, llmp_json_top_t *top,
+    const llmp_watch_t *w, llmp_json_type_e type, int escaped,
+    size_t key_start, size_t vstart)
+{
+    llmp_json_member_t  *m;
+
+    m = (llmp_json_member_t *) ((char *) top + w->offset);
+
+    if (m->type != LLMP_JSON_NONE) {
+        /* parsers differ on which one counts: neither does */
+        top->name = w->name;
+        s->pos = key_start;
+        return LLMP_JSON_DUPLICATE;
+    }
+
+    m->type = type;
+    m->start = vstart;
+    m->end = s->pos;
+    m->key_start = key_start;
+    m->escaped = escaped;
+
+    return LLMP_JSON_OK;
+}
+
+
+/*
  * An object or array; watch: the members to find in this object (the
  * top-level one, or stream_options), NULL for any other
  */
@@ -432,10 +532,9 @@ llmp_scan_container(llmp_scanner_t *s, unsigned char close,
     llmp_json_top_t *top, const llmp_watch_t *watch)
 {
     int                  escaped, first;
-    size_t               key_start, key_end, vstart;
+    size_t               key_start, vstart;
     llmp_json_rc_e       rc;
     llmp_json_type_e     type;
-    llmp_json_member_t  *m;
     const llmp_watch_t  *w;
 
     if (++s->depth > LLMP_JSON_MAX_DEPTH) {
@@ -475,56 +574,18 @@ llmp_scan_container(llmp_scanner_t *s, unsigned char close,
 
         first = 0;
         key_start = s->pos;
-        key_end = s->pos;
         w = NULL;
 
         if (close == '}') {
-            if (s->p[s->pos] != '"') {
-                return LLMP_JSON_SYNTAX;
-            }
-
-            rc = llmp_scan_string(s, &escaped);
+            rc = llmp_scan_key(s, top, watch, &w);
             if (rc != LLMP_JSON_OK) {
                 return rc;
             }
-
-            key_end = s->pos;
-
-            if (watch) {
-                rc = llmp_scan_name(s, key_start, key_end, watch, top, &w);
-                if (rc != LLMP_JSON_OK) {
-                    return rc;
-                }
-            }
-
-            llmp_scan_ws(s);
-
-            if (s->pos >= s->len) {
-                return LLMP_JSON_TRUNCATED;
-            }
-
-            if (s->p[s->pos] != ':') {
-                return LLMP_JSON_SYNTAX;
-            }
-
-            s->pos++;
-            llmp_scan_ws(s);
         }
 
         vstart = s->pos;
 
-        if (w && w->offset == offsetof(llmp_json_top_t, stream_options)
-            && s->pos < s->len && s->p[s->pos] == '{')
-        {
-            /* include_usage is read inside it the same way */
-            type = LLMP_JSON_OBJECT;
-            escaped = 0;
-            rc = llmp_scan_container(s, '}', top, llmp_watch_stream_options);
-
-        } else {
-            rc = llmp_scan_value(s, &type, &escaped);
-        }
-
+        rc = llmp_scan_member_value(s, top, w, &type, &escaped);
         if (rc != LLMP_JSON_OK) {
             return rc;
         }
@@ -537,20 +598,10 @@ llmp_scan_container(llmp_scanner_t *s, unsigned char close,
             continue;
         }
 
-        m = (llmp_json_member_t *) ((char *) top + w->offset);
-
-        if (m->type != LLMP_JSON_NONE) {
-            /* parsers differ on which one counts: neither does */
-            top->name = w->name;
-            s->pos = key_start;
-            return LLMP_JSON_DUPLICATE;
+        rc = llmp_scan_record(s, top, w, type, escaped, key_start, vstart);
+        if (rc != LLMP_JSON_OK) {
+            return rc;
         }
-
-        m->type = type;
-        m->start = vstart;
-        m->end = s->pos;
-        m->key_start = key_start;
-        m->escaped = escaped;
     }
 
     s->pos++;    /* the closing bracket */

@@ -215,103 +215,119 @@ oa_content(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *c,
 }
 
 
+/* an assistant turn: reasoning, content, then its tool calls */
 static int
-req_from_openai(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
+oa_assistant_msg(llmp_tr_req_t *r, const cJSON *it, const cJSON *v,
+    const char *where, char *err, size_t errlen)
 {
-    int              i;
-    int              rc;
-    char             where[64];
-    double           d;
+    int             rc;
+    llmp_tr_msg_t  *m;
+
+    m = req_msg(r, LLMP_TR_ASSISTANT);
+    if (m == NULL || llmp_tr_think_oa_parts(&r->arena, &m->parts, it) != 0) {
+        goto oom;
+    }
+    if (oa_content(r, &m->parts, v, where, err, errlen) != 0) {
+        return -1;
+    }
+    rc = llmp_tr_oa_tool_calls(&r->arena, &m->parts, it, 1);
+    if (rc == -2) {
+        llmp_tr_err(err, errlen, "%s: a tool call needs function.name", where);
+        return -1;
+    }
+    if (rc != 0) {
+        goto oom;
+    }
+    return 0;
+
+oom:
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
+    return -1;
+}
+
+
+/* a "tool" (or legacy "function") message: one tool result in a user turn */
+static int
+oa_tool_msg(llmp_tr_req_t *r, const char *role, const cJSON *it,
+    const cJSON *v, const char *where, char *err, size_t errlen)
+{
     llmp_tr_msg_t   *m;
     llmp_tr_part_t  *t;
-    llmp_tr_tool_t  *tool;
-    const char      *role, *s;
-    const cJSON     *msgs, *it, *v, *f, *tools;
 
-    msgs = llmp_tr_get(root, "messages", NULL);
-    if (!cJSON_IsArray(msgs)) {
-        llmp_tr_err(err, errlen, "\"messages\" must be an array");
+    m = req_msg(r, LLMP_TR_USER);
+    if (m == NULL) {
+        goto oom;
+    }
+    t = llmp_tr_part_add(&r->arena, &m->parts, LLMP_TR_TOOL_RESULT);
+    if (t == NULL) {
+        goto oom;
+    }
+    t->id = llmp_tr_str(it, "tool_call_id");
+    t->name = llmp_tr_str(it, "name");
+    if (llmp_tr_sig_split(&r->arena, t) != 0) {
+        goto oom;
+    }
+    if (role[0] == 't' && t->id == NULL) {
+        llmp_tr_err(err, errlen, "%s: \"tool_call_id\" is required", where);
         return -1;
     }
+    return oa_content(r, &t->content, v, where, err, errlen);
 
-    i = 0;
-    cJSON_ArrayForEach(it, msgs) {
-        snprintf(where, sizeof(where), "messages[%d]", i++);
-        role = llmp_tr_str(it, "role");
-        if (role == NULL) {
-            llmp_tr_err(err, errlen, "%s: \"role\" is required", where);
+oom:
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
+    return -1;
+}
+
+
+/* one entry of "messages", by its role */
+static int
+oa_message(llmp_tr_req_t *r, const cJSON *it, const char *where, char *err,
+    size_t errlen)
+{
+    llmp_tr_msg_t  *m;
+    const char     *role;
+    const cJSON    *v;
+
+    role = llmp_tr_str(it, "role");
+    if (role == NULL) {
+        llmp_tr_err(err, errlen, "%s: \"role\" is required", where);
+        return -1;
+    }
+    v = llmp_tr_get(it, "content", NULL);
+
+    if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
+        return oa_content(r, &r->system, v, where, err, errlen);
+    }
+
+    if (strcmp(role, "user") == 0) {
+        m = req_msg(r, LLMP_TR_USER);
+        if (m == NULL) {
+            llmp_tr_err(err, errlen, LLMP_TR_OOM);
             return -1;
         }
-        v = llmp_tr_get(it, "content", NULL);
-
-        if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-            if (oa_content(r, &r->system, v, where, err, errlen) != 0) {
-                return -1;
-            }
-            continue;
-        }
-
-        if (strcmp(role, "user") == 0) {
-            m = req_msg(r, LLMP_TR_USER);
-            if (m == NULL) {
-                goto oom;
-            }
-            if (oa_content(r, &m->parts, v, where, err, errlen) != 0) {
-                return -1;
-            }
-            continue;
-        }
-
-        if (strcmp(role, "assistant") == 0) {
-            m = req_msg(r, LLMP_TR_ASSISTANT);
-            if (m == NULL
-                || llmp_tr_think_oa_parts(&r->arena, &m->parts, it) != 0)
-            {
-                goto oom;
-            }
-            if (oa_content(r, &m->parts, v, where, err, errlen) != 0) {
-                return -1;
-            }
-            rc = llmp_tr_oa_tool_calls(&r->arena, &m->parts, it, 1);
-            if (rc == -2) {
-                llmp_tr_err(err, errlen, "%s: a tool call needs "
-                            "function.name", where);
-                return -1;
-            }
-            if (rc != 0) {
-                goto oom;
-            }
-            continue;
-        }
-
-        if (strcmp(role, "tool") == 0 || strcmp(role, "function") == 0) {
-            m = req_msg(r, LLMP_TR_USER);
-            if (m == NULL) {
-                goto oom;
-            }
-            t = llmp_tr_part_add(&r->arena, &m->parts, LLMP_TR_TOOL_RESULT);
-            if (t == NULL) {
-                goto oom;
-            }
-            t->id = llmp_tr_str(it, "tool_call_id");
-            t->name = llmp_tr_str(it, "name");
-            if (llmp_tr_sig_split(&r->arena, t) != 0) {
-                goto oom;
-            }
-            if (role[0] == 't' && t->id == NULL) {
-                llmp_tr_err(err, errlen, "%s: \"tool_call_id\" is required",
-                            where);
-                return -1;
-            }
-            if (oa_content(r, &t->content, v, where, err, errlen) != 0) {
-                return -1;
-            }
-            continue;
-        }
-
-        llmp_tr_err(err, errlen, "%s: unknown role \"%.32s\"", where, role);
-        return -1;
+        return oa_content(r, &m->parts, v, where, err, errlen);
     }
+
+    if (strcmp(role, "assistant") == 0) {
+        return oa_assistant_msg(r, it, v, where, err, errlen);
+    }
+
+    if (strcmp(role, "tool") == 0 || strcmp(role, "function") == 0) {
+        return oa_tool_msg(r, role, it, v, where, err, errlen);
+    }
+
+    llmp_tr_err(err, errlen, "%s: unknown role \"%.32s\"", where, role);
+    return -1;
+}
+
+
+/* "tools" (function tools only) and the legacy "functions" */
+static int
+oa_tools(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
+{
+    llmp_tr_tool_t  *tool;
+    const char      *s;
+    const cJSON     *it, *f, *tools;
 
     tools = llmp_tr_get(root, "tools", NULL);
     cJSON_ArrayForEach(it, tools) {
@@ -346,6 +362,20 @@ req_from_openai(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
         tool->description = llmp_tr_str(f, "description");
         tool->schema = llmp_tr_get(f, "parameters", NULL);
     }
+    return 0;
+
+oom:
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
+    return -1;
+}
+
+
+/* "tool_choice" (or legacy "function_call") and "parallel_tool_calls" */
+static void
+oa_tool_choice(llmp_tr_req_t *r, cJSON *root)
+{
+    const char   *s;
+    const cJSON  *v, *f;
 
     v = llmp_tr_get(root, "tool_choice", NULL);
     if (v == NULL) {
@@ -370,6 +400,15 @@ req_from_openai(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
     if (cJSON_IsFalse(llmp_tr_get(root, "parallel_tool_calls", NULL))) {
         r->no_parallel = 1;
     }
+}
+
+
+/* sampling, limits, stop sequences, user and JSON mode */
+static void
+oa_params(llmp_tr_req_t *r, cJSON *root)
+{
+    double       d;
+    const char  *s;
 
     r->has_temperature = llmp_tr_num(root, "temperature", &r->temperature);
     r->has_top_p = llmp_tr_num(root, "top_p", &r->top_p);
@@ -391,12 +430,36 @@ req_from_openai(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
     if (s != NULL && strncmp(s, "json", 4) == 0) {
         r->json_mode = 1;
     }
+}
 
+
+static int
+req_from_openai(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
+{
+    int           i;
+    char          where[64];
+    const cJSON  *msgs, *it;
+
+    msgs = llmp_tr_get(root, "messages", NULL);
+    if (!cJSON_IsArray(msgs)) {
+        llmp_tr_err(err, errlen, "\"messages\" must be an array");
+        return -1;
+    }
+
+    i = 0;
+    cJSON_ArrayForEach(it, msgs) {
+        snprintf(where, sizeof(where), "messages[%d]", i++);
+        if (oa_message(r, it, where, err, errlen) != 0) {
+            return -1;
+        }
+    }
+
+    if (oa_tools(r, root, err, errlen) != 0) {
+        return -1;
+    }
+    oa_tool_choice(r, root);
+    oa_params(r, root);
     return 0;
-
-oom:
-    llmp_tr_err(err, errlen, LLMP_TR_OOM);
-    return -1;
 }
 
 
@@ -447,13 +510,74 @@ an_source(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *src,
 }
 
 
+static int an_content(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *c,
+    int nested, const char *where, char *err, size_t errlen);
+
+
+/* a tool_use block of an assistant turn */
+static int
+an_tool_use(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *it,
+    const char *where, char *err, size_t errlen)
+{
+    llmp_tr_part_t  *t;
+
+    if (llmp_tr_str(it, "name") == NULL || llmp_tr_str(it, "id") == NULL) {
+        llmp_tr_err(err, errlen, "%s: tool_use needs an id and a name", where);
+        return -1;
+    }
+    t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_CALL);
+    if (t == NULL) {
+        goto oom;
+    }
+    t->id = llmp_tr_str(it, "id");
+    t->name = llmp_tr_str(it, "name");
+    t->input = llmp_tr_get(it, "input", NULL);
+    if (llmp_tr_sig_split(&r->arena, t) != 0) {
+        goto oom;
+    }
+    return 0;
+
+oom:
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
+    return -1;
+}
+
+
+/* a tool_result block: its content is read as nested content */
+static int
+an_tool_result(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *it,
+    const char *where, char *err, size_t errlen)
+{
+    llmp_tr_part_t  *t;
+
+    if (llmp_tr_str(it, "tool_use_id") == NULL) {
+        llmp_tr_err(err, errlen, "%s: tool_result needs tool_use_id", where);
+        return -1;
+    }
+    t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_RESULT);
+    if (t == NULL) {
+        goto oom;
+    }
+    t->id = llmp_tr_str(it, "tool_use_id");
+    if (llmp_tr_sig_split(&r->arena, t) != 0) {
+        goto oom;
+    }
+    t->is_error = cJSON_IsTrue(llmp_tr_get(it, "is_error", NULL));
+    return an_content(r, &t->content, llmp_tr_get(it, "content", NULL), 1,
+                      where, err, errlen);
+
+oom:
+    llmp_tr_err(err, errlen, LLMP_TR_OOM);
+    return -1;
+}
+
+
 static int
 an_content(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *c, int nested,
     const char *where, char *err, size_t errlen)
 {
-    llmp_tr_part_t  *t;
-    const char      *type;
-    const cJSON     *it;
+    const char   *type;
+    const cJSON  *it;
 
     if (cJSON_IsString(c)) {
         return req_text(r, p, c->valuestring)
@@ -494,42 +618,12 @@ an_content(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *c, int nested,
             }
 
         } else if (strcmp(type, "tool_use") == 0 && !nested) {
-            if (llmp_tr_str(it, "name") == NULL
-                || llmp_tr_str(it, "id") == NULL)
-            {
-                llmp_tr_err(err, errlen, "%s: tool_use needs an id and a name",
-                            where);
+            if (an_tool_use(r, p, it, where, err, errlen) != 0) {
                 return -1;
-            }
-            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_CALL);
-            if (t == NULL) {
-                goto oom;
-            }
-            t->id = llmp_tr_str(it, "id");
-            t->name = llmp_tr_str(it, "name");
-            t->input = llmp_tr_get(it, "input", NULL);
-            if (llmp_tr_sig_split(&r->arena, t) != 0) {
-                goto oom;
             }
 
         } else if (strcmp(type, "tool_result") == 0 && !nested) {
-            if (llmp_tr_str(it, "tool_use_id") == NULL) {
-                llmp_tr_err(err, errlen, "%s: tool_result needs tool_use_id",
-                            where);
-                return -1;
-            }
-            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_RESULT);
-            if (t == NULL) {
-                goto oom;
-            }
-            t->id = llmp_tr_str(it, "tool_use_id");
-            if (llmp_tr_sig_split(&r->arena, t) != 0) {
-                goto oom;
-            }
-            t->is_error = cJSON_IsTrue(llmp_tr_get(it, "is_error", NULL));
-            if (an_content(r, &t->content, llmp_tr_get(it, "content", NULL), 1,
-                           where, err, errlen) != 0)
-            {
+            if (an_tool_result(r, p, it, where, err, errlen) != 0) {
                 return -1;
             }
         } else if (strcmp(type, "thinking") == 0 && !nested) {
@@ -660,12 +754,103 @@ oom:
 
 /* Gemini: accepts the camelCase and the snake_case spellings */
 
+/* inlineData: base64 media */
+static int
+ge_inline_data(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *v,
+    const char *where, char *err, size_t errlen)
+{
+    llmp_tr_part_t  *t;
+
+    if (llmp_tr_str(v, "data") == NULL) {
+        llmp_tr_err(err, errlen, "%s: inlineData needs data", where);
+        return -1;
+    }
+    t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
+    if (t == NULL) {
+        llmp_tr_err(err, errlen, LLMP_TR_OOM);
+        return -1;
+    }
+    t->mime = llmp_tr_str2(v, "mimeType", "mime_type");
+    t->data = llmp_tr_str(v, "data");
+    return 0;
+}
+
+
+/* fileData: media by URI */
+static int
+ge_file_data(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *v,
+    const char *where, char *err, size_t errlen)
+{
+    llmp_tr_part_t  *t;
+
+    if (llmp_tr_str2(v, "fileUri", "file_uri") == NULL) {
+        llmp_tr_err(err, errlen, "%s: fileData needs fileUri", where);
+        return -1;
+    }
+    t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
+    if (t == NULL) {
+        llmp_tr_err(err, errlen, LLMP_TR_OOM);
+        return -1;
+    }
+    t->url = llmp_tr_str2(v, "fileUri", "file_uri");
+    t->mime = llmp_tr_str2(v, "mimeType", "mime_type");
+    return 0;
+}
+
+
+/* functionCall v of part it, which may carry the call's thoughtSignature */
+static int
+ge_function_call(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *it,
+    const cJSON *v, const char *where, char *err, size_t errlen)
+{
+    llmp_tr_part_t  *t;
+
+    if (llmp_tr_str(v, "name") == NULL) {
+        llmp_tr_err(err, errlen, "%s: functionCall needs a name", where);
+        return -1;
+    }
+    t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_CALL);
+    if (t == NULL) {
+        llmp_tr_err(err, errlen, LLMP_TR_OOM);
+        return -1;
+    }
+    t->id = llmp_tr_str(v, "id");
+    t->name = llmp_tr_str(v, "name");
+    t->input = llmp_tr_get(v, "args", NULL);
+    t->sig = llmp_tr_str2(it, "thoughtSignature", "thought_signature");
+    return 0;
+}
+
+
+/* functionResponse: a tool result whose response is an object */
+static int
+ge_function_response(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *v,
+    const char *where, char *err, size_t errlen)
+{
+    llmp_tr_part_t  *t;
+
+    if (llmp_tr_str(v, "name") == NULL) {
+        llmp_tr_err(err, errlen, "%s: functionResponse needs a name", where);
+        return -1;
+    }
+    t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_RESULT);
+    if (t == NULL) {
+        llmp_tr_err(err, errlen, LLMP_TR_OOM);
+        return -1;
+    }
+    t->id = llmp_tr_str(v, "id");
+    t->name = llmp_tr_str(v, "name");
+    t->response = llmp_tr_get(v, "response", NULL);
+    return 0;
+}
+
+
 static int
 ge_parts(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *parts,
     const char *where, char *err, size_t errlen)
 {
-    llmp_tr_part_t  *t;
-    const cJSON     *it, *v;
+    int           rc;
+    const cJSON  *it, *v;
 
     if (!cJSON_IsArray(parts)) {
         llmp_tr_err(err, errlen, "%s: \"parts\" must be an array", where);
@@ -681,105 +866,164 @@ ge_parts(llmp_tr_req_t *r, llmp_tr_parts_t *p, const cJSON *parts,
         if (llmp_tr_str(it, "text") != NULL) {
             if (cJSON_IsTrue(llmp_tr_get(it, "thought", NULL))) {
                 /* its signature is Gemini's: see llmp_tr_think_part */
-                if (llmp_tr_think_part(&r->arena, p,
-                                       llmp_tr_str(it, "text"), NULL, NULL)
-                    != 0)
-                {
-                    goto oom;
-                }
-                continue;
+                rc = llmp_tr_think_part(&r->arena, p, llmp_tr_str(it, "text"),
+                                        NULL, NULL);
+            } else {
+                rc = req_text(r, p, llmp_tr_str(it, "text"));
             }
-            if (req_text(r, p, llmp_tr_str(it, "text")) != 0) {
-                goto oom;
+            if (rc != 0) {
+                llmp_tr_err(err, errlen, LLMP_TR_OOM);
+                return -1;
             }
             continue;
         }
 
-        v = llmp_tr_get(it, "inlineData", "inline_data");
-        if (v != NULL) {
-            if (llmp_tr_str(v, "data") == NULL) {
-                llmp_tr_err(err, errlen, "%s: inlineData needs data", where);
-                return -1;
-            }
-            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
-            if (t == NULL) {
-                goto oom;
-            }
-            t->mime = llmp_tr_str2(v, "mimeType", "mime_type");
-            t->data = llmp_tr_str(v, "data");
-            continue;
-        }
+        if ((v = llmp_tr_get(it, "inlineData", "inline_data")) != NULL) {
+            rc = ge_inline_data(r, p, v, where, err, errlen);
 
-        v = llmp_tr_get(it, "fileData", "file_data");
-        if (v != NULL) {
-            if (llmp_tr_str2(v, "fileUri", "file_uri") == NULL) {
-                llmp_tr_err(err, errlen, "%s: fileData needs fileUri", where);
-                return -1;
-            }
-            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_MEDIA);
-            if (t == NULL) {
-                goto oom;
-            }
-            t->url = llmp_tr_str2(v, "fileUri", "file_uri");
-            t->mime = llmp_tr_str2(v, "mimeType", "mime_type");
-            continue;
-        }
+        } else if ((v = llmp_tr_get(it, "fileData", "file_data")) != NULL) {
+            rc = ge_file_data(r, p, v, where, err, errlen);
 
-        v = llmp_tr_get(it, "functionCall", "function_call");
-        if (v != NULL) {
-            if (llmp_tr_str(v, "name") == NULL) {
-                llmp_tr_err(err, errlen, "%s: functionCall needs a name",
-                            where);
-                return -1;
-            }
-            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_CALL);
-            if (t == NULL) {
-                goto oom;
-            }
-            t->id = llmp_tr_str(v, "id");
-            t->name = llmp_tr_str(v, "name");
-            t->input = llmp_tr_get(v, "args", NULL);
-            t->sig = llmp_tr_str2(it, "thoughtSignature", "thought_signature");
-            continue;
-        }
+        } else if ((v = llmp_tr_get(it, "functionCall", "function_call"))
+                   != NULL)
+        {
+            rc = ge_function_call(r, p, it, v, where, err, errlen);
 
-        v = llmp_tr_get(it, "functionResponse", "function_response");
-        if (v != NULL) {
-            if (llmp_tr_str(v, "name") == NULL) {
-                llmp_tr_err(err, errlen, "%s: functionResponse needs a name",
-                            where);
-                return -1;
-            }
-            t = llmp_tr_part_add(&r->arena, p, LLMP_TR_TOOL_RESULT);
-            if (t == NULL) {
-                goto oom;
-            }
-            t->id = llmp_tr_str(v, "id");
-            t->name = llmp_tr_str(v, "name");
-            t->response = llmp_tr_get(v, "response", NULL);
-            continue;
+        } else if ((v = llmp_tr_get(it, "functionResponse",
+                                    "function_response")) != NULL)
+        {
+            rc = ge_function_response(r, p, v, where, err, errlen);
+
+        } else {
+            rc = 0;     /* executableCode, codeExecutionResult...: dropped */
         }
-        /* executableCode, codeExecutionResult...: dropped */
+        if (rc != 0) {
+            return -1;
+        }
     }
 
     return 0;
+}
 
-oom:
-    llmp_tr_err(err, errlen, LLMP_TR_OOM);
-    return -1;
+
+/* tools[].functionDeclarations; a declaration's "parameters" is Gemini's
+ * OpenAPI subset, its "parametersJsonSchema" plain JSON schema */
+static int
+ge_tools(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
+{
+    llmp_tr_tool_t  *tool;
+    const cJSON     *it, *f, *g;
+
+    cJSON_ArrayForEach(it, llmp_tr_get(root, "tools", NULL)) {
+        f = llmp_tr_get(it, "functionDeclarations", "function_declarations");
+        cJSON_ArrayForEach(g, f) {
+            if (llmp_tr_str(g, "name") == NULL) {
+                llmp_tr_err(err, errlen, "tools: a function declaration needs "
+                            "a name");
+                return -1;
+            }
+            tool = req_tool(r);
+            if (tool == NULL) {
+                llmp_tr_err(err, errlen, LLMP_TR_OOM);
+                return -1;
+            }
+            tool->name = llmp_tr_str(g, "name");
+            tool->description = llmp_tr_str(g, "description");
+            tool->schema = llmp_tr_get(g, "parametersJsonSchema",
+                                       "parameters_json_schema");
+            if (tool->schema == NULL) {
+                tool->schema = llmp_tr_get(g, "parameters", NULL);
+                tool->gemini_schema = 1;
+            }
+        }
+    }
+    return 0;
+}
+
+
+/* toolConfig.functionCallingConfig: the mode, and ANY with one allowed
+ * function is that tool */
+static void
+ge_tool_config(llmp_tr_req_t *r, cJSON *root)
+{
+    const char   *s;
+    const cJSON  *v, *f;
+
+    v = llmp_tr_get(llmp_tr_get(root, "toolConfig", "tool_config"),
+                    "functionCallingConfig", "function_calling_config");
+    s = llmp_tr_str(v, "mode");
+    if (s == NULL) {
+        return;
+    }
+    if (strcmp(s, "AUTO") == 0 || strcmp(s, "VALIDATED") == 0) {
+        r->tool_choice = LLMP_TR_TC_AUTO;
+    } else if (strcmp(s, "NONE") == 0) {
+        r->tool_choice = LLMP_TR_TC_NONE;
+    } else if (strcmp(s, "ANY") == 0) {
+        r->tool_choice = LLMP_TR_TC_ANY;
+        f = llmp_tr_get(v, "allowedFunctionNames", "allowed_function_names");
+        if (cJSON_GetArraySize(f) == 1
+            && cJSON_IsString(cJSON_GetArrayItem(f, 0)))
+        {
+            r->tool_choice = LLMP_TR_TC_TOOL;
+            r->tool_name = cJSON_GetArrayItem(f, 0)->valuestring;
+        }
+    }
+}
+
+
+/* generationConfig: sampling, limits, stop sequences and JSON mode */
+static void
+ge_generation_config(llmp_tr_req_t *r, cJSON *root)
+{
+    double        d;
+    const char   *s;
+    const cJSON  *v;
+
+    v = llmp_tr_get(root, "generationConfig", "generation_config");
+    if (v == NULL) {
+        return;
+    }
+    r->has_temperature = llmp_tr_num(v, "temperature", &r->temperature);
+    r->has_top_p = llmp_tr_num2(v, "topP", "top_p", &r->top_p);
+    if (llmp_tr_num2(v, "topK", "top_k", &d)) {
+        r->has_top_k = 1;
+        r->top_k = llmp_tr_ll(d);
+    }
+    if (llmp_tr_num(v, "seed", &d)) {
+        r->has_seed = 1;
+        r->seed = llmp_tr_ll(d);
+    }
+    r->has_presence = llmp_tr_num2(v, "presencePenalty", "presence_penalty",
+                                   &r->presence);
+    r->has_frequency = llmp_tr_num2(v, "frequencyPenalty",
+                                    "frequency_penalty", &r->frequency);
+    if (llmp_tr_num2(v, "maxOutputTokens", "max_output_tokens", &d)
+        && d >= 0 && d < 9.0e15)
+    {
+        r->max_tokens = llmp_tr_ll(d);
+    }
+    if (llmp_tr_num2(v, "candidateCount", "candidate_count", &d)
+        && d >= 1 && d < 1000)
+    {
+        r->n = llmp_tr_ll(d);
+    }
+    req_stop(r, llmp_tr_get(v, "stopSequences", "stop_sequences"));
+    s = llmp_tr_str2(v, "responseMimeType", "response_mime_type");
+    if (s != NULL && strcmp(s, "application/json") == 0) {
+        r->json_mode = 1;
+    }
 }
 
 
 static int
 req_from_gemini(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
 {
-    int              i;
-    char             where[64];
-    double           d;
-    llmp_tr_msg_t   *m;
-    llmp_tr_tool_t  *tool;
-    const char      *role, *s;
-    const cJSON     *it, *v, *f, *g;
+    int             i;
+    char            where[64];
+    llmp_tr_msg_t  *m;
+    const char     *role;
+    const cJSON    *it, *v;
 
     v = llmp_tr_get(root, "systemInstruction", "system_instruction");
     if (cJSON_IsString(v)) {
@@ -815,83 +1059,11 @@ req_from_gemini(llmp_tr_req_t *r, cJSON *root, char *err, size_t errlen)
         }
     }
 
-    cJSON_ArrayForEach(it, llmp_tr_get(root, "tools", NULL)) {
-        f = llmp_tr_get(it, "functionDeclarations", "function_declarations");
-        cJSON_ArrayForEach(g, f) {
-            if (llmp_tr_str(g, "name") == NULL) {
-                llmp_tr_err(err, errlen, "tools: a function declaration needs "
-                            "a name");
-                return -1;
-            }
-            tool = req_tool(r);
-            if (tool == NULL) {
-                goto oom;
-            }
-            tool->name = llmp_tr_str(g, "name");
-            tool->description = llmp_tr_str(g, "description");
-            tool->schema = llmp_tr_get(g, "parametersJsonSchema",
-                                       "parameters_json_schema");
-            if (tool->schema == NULL) {
-                tool->schema = llmp_tr_get(g, "parameters", NULL);
-                tool->gemini_schema = 1;
-            }
-        }
+    if (ge_tools(r, root, err, errlen) != 0) {
+        return -1;
     }
-
-    v = llmp_tr_get(llmp_tr_get(root, "toolConfig", "tool_config"),
-                    "functionCallingConfig", "function_calling_config");
-    s = llmp_tr_str(v, "mode");
-    if (s != NULL) {
-        if (strcmp(s, "AUTO") == 0 || strcmp(s, "VALIDATED") == 0) {
-            r->tool_choice = LLMP_TR_TC_AUTO;
-        } else if (strcmp(s, "NONE") == 0) {
-            r->tool_choice = LLMP_TR_TC_NONE;
-        } else if (strcmp(s, "ANY") == 0) {
-            r->tool_choice = LLMP_TR_TC_ANY;
-            f = llmp_tr_get(v, "allowedFunctionNames",
-                            "allowed_function_names");
-            if (cJSON_GetArraySize(f) == 1
-                && cJSON_IsString(cJSON_GetArrayItem(f, 0)))
-            {
-                r->tool_choice = LLMP_TR_TC_TOOL;
-                r->tool_name = cJSON_GetArrayItem(f, 0)->valuestring;
-            }
-        }
-    }
-
-    v = llmp_tr_get(root, "generationConfig", "generation_config");
-    if (v != NULL) {
-        r->has_temperature = llmp_tr_num(v, "temperature", &r->temperature);
-        r->has_top_p = llmp_tr_num2(v, "topP", "top_p", &r->top_p);
-        if (llmp_tr_num2(v, "topK", "top_k", &d)) {
-            r->has_top_k = 1;
-            r->top_k = llmp_tr_ll(d);
-        }
-        if (llmp_tr_num(v, "seed", &d)) {
-            r->has_seed = 1;
-            r->seed = llmp_tr_ll(d);
-        }
-        r->has_presence = llmp_tr_num2(v, "presencePenalty", "presence_penalty",
-                                       &r->presence);
-        r->has_frequency = llmp_tr_num2(v, "frequencyPenalty",
-                                        "frequency_penalty", &r->frequency);
-        if (llmp_tr_num2(v, "maxOutputTokens", "max_output_tokens", &d)
-            && d >= 0 && d < 9.0e15)
-        {
-            r->max_tokens = llmp_tr_ll(d);
-        }
-        if (llmp_tr_num2(v, "candidateCount", "candidate_count", &d)
-            && d >= 1 && d < 1000)
-        {
-            r->n = llmp_tr_ll(d);
-        }
-        req_stop(r, llmp_tr_get(v, "stopSequences", "stop_sequences"));
-        s = llmp_tr_str2(v, "responseMimeType", "response_mime_type");
-        if (s != NULL && strcmp(s, "application/json") == 0) {
-            r->json_mode = 1;
-        }
-    }
-
+    ge_tool_config(r, root);
+    ge_generation_config(r, root);
     return 0;
 
 oom:
@@ -1269,79 +1441,58 @@ tool_schema_json(const llmp_tr_tool_t *t)
 }
 
 
-static int
-req_to_openai(llmp_tr_req_t *r, cJSON *root)
+/* "tools" as function tools, "tool_choice" and "parallel_tool_calls" */
+static void
+oa_put_tools(llmp_tr_req_t *r, cJSON *root)
 {
-    int          i;
-    size_t       k;
-    cJSON       *msgs, *o, *f, *a;
-    const char  *s;
+    size_t   k;
+    cJSON   *o, *f, *a;
 
-    msgs = cJSON_AddArrayToObject(root, "messages");
-    if (msgs == NULL) {
-        return -1;
-    }
-
-    if (count_type(&r->system, LLMP_TR_TEXT)) {
-        s = req_join(r, &r->system, "\n");
-        if (s == NULL) {
-            return -1;
-        }
+    a = cJSON_AddArrayToObject(root, "tools");
+    for (k = 0; k < r->ntools; k++) {
         o = cJSON_CreateObject();
-        cJSON_AddItemToArray(msgs, o);
-        cJSON_AddStringToObject(o, "role", "system");
-        cJSON_AddStringToObject(o, "content", s);
-    }
-
-    for (k = 0; k < r->nmsgs; k++) {
-        if (r->msgs[k].role == LLMP_TR_USER) {
-            if (oa_user(r, msgs, &r->msgs[k]) != 0) {
-                return -1;
-            }
-        } else if (oa_assistant(r, msgs, &r->msgs[k]) != 0) {
-            return -1;
+        cJSON_AddItemToArray(a, o);
+        cJSON_AddStringToObject(o, "type", "function");
+        f = cJSON_AddObjectToObject(o, "function");
+        cJSON_AddStringToObject(f, "name", r->tools[k].name);
+        if (r->tools[k].description) {
+            cJSON_AddStringToObject(f, "description", r->tools[k].description);
+        }
+        if (r->tools[k].schema) {
+            cJSON_AddItemToObject(f, "parameters",
+                                  tool_schema_json(&r->tools[k]));
         }
     }
 
-    if (r->ntools) {
-        a = cJSON_AddArrayToObject(root, "tools");
-        for (k = 0; k < r->ntools; k++) {
-            o = cJSON_CreateObject();
-            cJSON_AddItemToArray(a, o);
-            cJSON_AddStringToObject(o, "type", "function");
-            f = cJSON_AddObjectToObject(o, "function");
-            cJSON_AddStringToObject(f, "name", r->tools[k].name);
-            if (r->tools[k].description) {
-                cJSON_AddStringToObject(f, "description",
-                                        r->tools[k].description);
-            }
-            if (r->tools[k].schema) {
-                cJSON_AddItemToObject(f, "parameters",
-                                      tool_schema_json(&r->tools[k]));
-            }
-        }
-
-        switch (r->tool_choice) {
-        case LLMP_TR_TC_AUTO:
-            cJSON_AddStringToObject(root, "tool_choice", "auto");
-            break;
-        case LLMP_TR_TC_ANY:
-            cJSON_AddStringToObject(root, "tool_choice", "required");
-            break;
-        case LLMP_TR_TC_NONE:
-            cJSON_AddStringToObject(root, "tool_choice", "none");
-            break;
-        case LLMP_TR_TC_TOOL:
-            o = cJSON_AddObjectToObject(root, "tool_choice");
-            cJSON_AddStringToObject(o, "type", "function");
-            f = cJSON_AddObjectToObject(o, "function");
-            cJSON_AddStringToObject(f, "name", r->tool_name);
-            break;
-        }
-        if (r->no_parallel) {
-            cJSON_AddFalseToObject(root, "parallel_tool_calls");
-        }
+    switch (r->tool_choice) {
+    case LLMP_TR_TC_AUTO:
+        cJSON_AddStringToObject(root, "tool_choice", "auto");
+        break;
+    case LLMP_TR_TC_ANY:
+        cJSON_AddStringToObject(root, "tool_choice", "required");
+        break;
+    case LLMP_TR_TC_NONE:
+        cJSON_AddStringToObject(root, "tool_choice", "none");
+        break;
+    case LLMP_TR_TC_TOOL:
+        o = cJSON_AddObjectToObject(root, "tool_choice");
+        cJSON_AddStringToObject(o, "type", "function");
+        f = cJSON_AddObjectToObject(o, "function");
+        cJSON_AddStringToObject(f, "name", r->tool_name);
+        break;
     }
+    if (r->no_parallel) {
+        cJSON_AddFalseToObject(root, "parallel_tool_calls");
+    }
+}
+
+
+/* sampling, limits, stop, user, JSON mode and streaming with usage */
+static void
+oa_put_params(llmp_tr_req_t *r, cJSON *root)
+{
+    int     i;
+    cJSON  *o, *a;
 
     if (r->has_temperature) {
         llmp_tr_add_num(root, "temperature", r->temperature);
@@ -1382,6 +1533,46 @@ req_to_openai(llmp_tr_req_t *r, cJSON *root)
         o = cJSON_AddObjectToObject(root, "stream_options");
         cJSON_AddTrueToObject(o, "include_usage");
     }
+}
+
+
+static int
+req_to_openai(llmp_tr_req_t *r, cJSON *root)
+{
+    size_t       k;
+    cJSON       *msgs, *o;
+    const char  *s;
+
+    msgs = cJSON_AddArrayToObject(root, "messages");
+    if (msgs == NULL) {
+        return -1;
+    }
+
+    if (count_type(&r->system, LLMP_TR_TEXT)) {
+        s = req_join(r, &r->system, "\n");
+        if (s == NULL) {
+            return -1;
+        }
+        o = cJSON_CreateObject();
+        cJSON_AddItemToArray(msgs, o);
+        cJSON_AddStringToObject(o, "role", "system");
+        cJSON_AddStringToObject(o, "content", s);
+    }
+
+    for (k = 0; k < r->nmsgs; k++) {
+        if (r->msgs[k].role == LLMP_TR_USER) {
+            if (oa_user(r, msgs, &r->msgs[k]) != 0) {
+                return -1;
+            }
+        } else if (oa_assistant(r, msgs, &r->msgs[k]) != 0) {
+            return -1;
+        }
+    }
+
+    if (r->ntools) {
+        oa_put_tools(r, root);
+    }
+    oa_put_params(r, root);
     return 0;
 }
 
@@ -1628,13 +1819,111 @@ req_grouped(llmp_tr_req_t *r, int to, cJSON *msgs, llmp_tr_block_pt block,
 }
 
 
+/* "tools" with an input_schema each (an empty object schema if none) */
+static void
+an_put_tools(llmp_tr_req_t *r, cJSON *root)
+{
+    size_t   k;
+    cJSON   *o, *a, *s;
+
+    a = cJSON_AddArrayToObject(root, "tools");
+    for (k = 0; k < r->ntools; k++) {
+        o = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, o);
+        cJSON_AddStringToObject(o, "name", r->tools[k].name);
+        if (r->tools[k].description) {
+            cJSON_AddStringToObject(o, "description", r->tools[k].description);
+        }
+        s = tool_schema_json(&r->tools[k]);
+        if (s == NULL) {
+            s = cJSON_CreateObject();
+            cJSON_AddStringToObject(s, "type", "object");
+            cJSON_AddObjectToObject(s, "properties");
+        }
+        cJSON_AddItemToObject(o, "input_schema", s);
+    }
+}
+
+
+/* "tool_choice"; no parallel calls is a flag in it, so an unset choice
+ * that forbids them becomes "auto" */
+static void
+an_put_tool_choice(llmp_tr_req_t *r, cJSON *root)
+{
+    cJSON       *o;
+    const char  *tc;
+
+    tc = NULL;
+    switch (r->tool_choice) {
+    case LLMP_TR_TC_AUTO:
+        tc = "auto";
+        break;
+    case LLMP_TR_TC_ANY:
+        tc = "any";
+        break;
+    case LLMP_TR_TC_NONE:
+        tc = "none";
+        break;
+    case LLMP_TR_TC_TOOL:
+        tc = "tool";
+        break;
+    default:
+        if (r->no_parallel) {
+            tc = "auto";
+        }
+    }
+    if (tc != NULL) {
+        o = cJSON_AddObjectToObject(root, "tool_choice");
+        cJSON_AddStringToObject(o, "type", tc);
+        if (r->tool_choice == LLMP_TR_TC_TOOL) {
+            cJSON_AddStringToObject(o, "name", r->tool_name);
+        }
+        if (r->no_parallel && r->tool_choice != LLMP_TR_TC_NONE) {
+            cJSON_AddTrueToObject(o, "disable_parallel_tool_use");
+        }
+    }
+}
+
+
+/* sampling, stop sequences, the user as metadata, and streaming */
+static void
+an_put_params(llmp_tr_req_t *r, cJSON *root)
+{
+    int     i;
+    cJSON  *o, *a;
+
+    if (r->has_temperature) {
+        /* Anthropic's range is 0..1, OpenAI's and Gemini's 0..2 */
+        llmp_tr_add_num(root, "temperature",
+                        r->temperature > 1.0 ? 1.0 : r->temperature);
+    }
+    if (r->has_top_p) {
+        llmp_tr_add_num(root, "top_p", r->top_p);
+    }
+    if (r->has_top_k) {
+        llmp_tr_add_num(root, "top_k", (double) r->top_k);
+    }
+    if (r->nstop) {
+        a = cJSON_AddArrayToObject(root, "stop_sequences");
+        for (i = 0; i < r->nstop; i++) {
+            cJSON_AddItemToArray(a, cJSON_CreateString(r->stop[i]));
+        }
+    }
+    if (r->user) {
+        o = cJSON_AddObjectToObject(root, "metadata");
+        cJSON_AddStringToObject(o, "user_id", r->user);
+    }
+    if (r->stream) {
+        cJSON_AddTrueToObject(root, "stream");
+    }
+}
+
+
 static int
 req_to_anthropic(llmp_tr_req_t *r, cJSON *root)
 {
-    int          i;
-    size_t       k;
-    cJSON       *msgs, *o, *a, *s;
-    const char  *tc;
+    size_t   k;
+    cJSON   *msgs, *s;
 
     llmp_tr_add_num(root, "max_tokens", (double) (r->max_tokens > 0
                     ? r->max_tokens : LLMP_TRANSLATE_DEFAULT_MAX_TOKENS));
@@ -1661,79 +1950,10 @@ req_to_anthropic(llmp_tr_req_t *r, cJSON *root)
     }
 
     if (r->ntools) {
-        a = cJSON_AddArrayToObject(root, "tools");
-        for (k = 0; k < r->ntools; k++) {
-            o = cJSON_CreateObject();
-            cJSON_AddItemToArray(a, o);
-            cJSON_AddStringToObject(o, "name", r->tools[k].name);
-            if (r->tools[k].description) {
-                cJSON_AddStringToObject(o, "description",
-                                        r->tools[k].description);
-            }
-            s = tool_schema_json(&r->tools[k]);
-            if (s == NULL) {
-                s = cJSON_CreateObject();
-                cJSON_AddStringToObject(s, "type", "object");
-                cJSON_AddObjectToObject(s, "properties");
-            }
-            cJSON_AddItemToObject(o, "input_schema", s);
-        }
-
-        tc = NULL;
-        switch (r->tool_choice) {
-        case LLMP_TR_TC_AUTO:
-            tc = "auto";
-            break;
-        case LLMP_TR_TC_ANY:
-            tc = "any";
-            break;
-        case LLMP_TR_TC_NONE:
-            tc = "none";
-            break;
-        case LLMP_TR_TC_TOOL:
-            tc = "tool";
-            break;
-        default:
-            if (r->no_parallel) {
-                tc = "auto";
-            }
-        }
-        if (tc != NULL) {
-            o = cJSON_AddObjectToObject(root, "tool_choice");
-            cJSON_AddStringToObject(o, "type", tc);
-            if (r->tool_choice == LLMP_TR_TC_TOOL) {
-                cJSON_AddStringToObject(o, "name", r->tool_name);
-            }
-            if (r->no_parallel && r->tool_choice != LLMP_TR_TC_NONE) {
-                cJSON_AddTrueToObject(o, "disable_parallel_tool_use");
-            }
-        }
+        an_put_tools(r, root);
+        an_put_tool_choice(r, root);
     }
-
-    if (r->has_temperature) {
-        /* Anthropic's range is 0..1, OpenAI's and Gemini's 0..2 */
-        llmp_tr_add_num(root, "temperature",
-                        r->temperature > 1.0 ? 1.0 : r->temperature);
-    }
-    if (r->has_top_p) {
-        llmp_tr_add_num(root, "top_p", r->top_p);
-    }
-    if (r->has_top_k) {
-        llmp_tr_add_num(root, "top_k", (double) r->top_k);
-    }
-    if (r->nstop) {
-        a = cJSON_AddArrayToObject(root, "stop_sequences");
-        for (i = 0; i < r->nstop; i++) {
-            cJSON_AddItemToArray(a, cJSON_CreateString(r->stop[i]));
-        }
-    }
-    if (r->user) {
-        o = cJSON_AddObjectToObject(root, "metadata");
-        cJSON_AddStringToObject(o, "user_id", r->user);
-    }
-    if (r->stream) {
-        cJSON_AddTrueToObject(root, "stream");
-    }
+    an_put_params(r, root);
     return 0;
 }
 
@@ -1803,94 +2023,79 @@ ge_block(llmp_tr_req_t *r, const llmp_tr_part_t *p)
 }
 
 
-static int
-req_to_gemini(llmp_tr_req_t *r, cJSON *root)
+/* "tools": one entry holding all functionDeclarations */
+static void
+ge_put_tools(llmp_tr_req_t *r, cJSON *root)
 {
-    int          i, sys;
-    size_t       k;
-    cJSON       *c, *o, *a, *f, *s, *g;
+    size_t   k;
+    cJSON   *o, *a, *f, *s, *g;
+
+    a = cJSON_AddArrayToObject(root, "tools");
+    o = cJSON_CreateObject();
+    cJSON_AddItemToArray(a, o);
+    a = cJSON_AddArrayToObject(o, "functionDeclarations");
+    for (k = 0; k < r->ntools; k++) {
+        f = cJSON_CreateObject();
+        cJSON_AddItemToArray(a, f);
+        cJSON_AddStringToObject(f, "name", r->tools[k].name);
+        if (r->tools[k].description) {
+            cJSON_AddStringToObject(f, "description", r->tools[k].description);
+        }
+        if (r->tools[k].schema == NULL) {
+            continue;
+        }
+        s = r->tools[k].gemini_schema
+            ? cJSON_Duplicate(r->tools[k].schema, 1)
+            : llmp_tr_schema_to_gemini(r->tools[k].schema);
+        g = cJSON_GetObjectItemCaseSensitive(s, "properties");
+        if (cJSON_GetArraySize(g) == 0 && !r->tools[k].gemini_schema) {
+            /* Gemini refuses an OBJECT without properties */
+            cJSON_Delete(s);
+            continue;
+        }
+        cJSON_AddItemToObject(f, "parameters", s);
+    }
+}
+
+
+/* toolConfig.functionCallingConfig: a named tool is ANY with one allowed */
+static void
+ge_put_tool_config(llmp_tr_req_t *r, cJSON *root)
+{
+    cJSON       *o, *a;
     const char  *mode;
 
-    sys = 0;
-    for (k = 0; k < r->system.n; k++) {
-        sys |= r->system.v[k].type == LLMP_TR_TEXT
-               && r->system.v[k].text[0] != '\0';
+    mode = NULL;
+    switch (r->tool_choice) {
+    case LLMP_TR_TC_AUTO:
+        mode = "AUTO";
+        break;
+    case LLMP_TR_TC_ANY:
+    case LLMP_TR_TC_TOOL:
+        mode = "ANY";
+        break;
+    case LLMP_TR_TC_NONE:
+        mode = "NONE";
+        break;
     }
-    if (sys) {
-        o = cJSON_AddObjectToObject(root, "systemInstruction");
-        a = cJSON_AddArrayToObject(o, "parts");
-        for (k = 0; k < r->system.n; k++) {
-            if (r->system.v[k].type == LLMP_TR_TEXT
-                && r->system.v[k].text[0] != '\0')
-            {
-                o = cJSON_CreateObject();
-                cJSON_AddItemToArray(a, o);
-                cJSON_AddStringToObject(o, "text", r->system.v[k].text);
-            }
+    if (mode != NULL) {
+        o = cJSON_AddObjectToObject(root, "toolConfig");
+        o = cJSON_AddObjectToObject(o, "functionCallingConfig");
+        cJSON_AddStringToObject(o, "mode", mode);
+        if (r->tool_choice == LLMP_TR_TC_TOOL) {
+            a = cJSON_AddArrayToObject(o, "allowedFunctionNames");
+            cJSON_AddItemToArray(a, cJSON_CreateString(r->tool_name));
         }
     }
+}
 
-    c = cJSON_AddArrayToObject(root, "contents");
-    if (c == NULL
-        || req_grouped(r, LLMP_IFACE_GEMINI, c, ge_block, "parts",
-                       "user", "model") != 0)
-    {
-        return -1;
-    }
 
-    if (r->ntools) {
-        a = cJSON_AddArrayToObject(root, "tools");
-        o = cJSON_CreateObject();
-        cJSON_AddItemToArray(a, o);
-        a = cJSON_AddArrayToObject(o, "functionDeclarations");
-        for (k = 0; k < r->ntools; k++) {
-            f = cJSON_CreateObject();
-            cJSON_AddItemToArray(a, f);
-            cJSON_AddStringToObject(f, "name", r->tools[k].name);
-            if (r->tools[k].description) {
-                cJSON_AddStringToObject(f, "description",
-                                        r->tools[k].description);
-            }
-            if (r->tools[k].schema == NULL) {
-                continue;
-            }
-            s = r->tools[k].gemini_schema
-                ? cJSON_Duplicate(r->tools[k].schema, 1)
-                : llmp_tr_schema_to_gemini(r->tools[k].schema);
-            g = cJSON_GetObjectItemCaseSensitive(s, "properties");
-            if (cJSON_GetArraySize(g) == 0
-                && !r->tools[k].gemini_schema)
-            {
-                /* Gemini refuses an OBJECT without properties */
-                cJSON_Delete(s);
-                continue;
-            }
-            cJSON_AddItemToObject(f, "parameters", s);
-        }
-
-        mode = NULL;
-        switch (r->tool_choice) {
-        case LLMP_TR_TC_AUTO:
-            mode = "AUTO";
-            break;
-        case LLMP_TR_TC_ANY:
-        case LLMP_TR_TC_TOOL:
-            mode = "ANY";
-            break;
-        case LLMP_TR_TC_NONE:
-            mode = "NONE";
-            break;
-        }
-        if (mode != NULL) {
-            o = cJSON_AddObjectToObject(root, "toolConfig");
-            o = cJSON_AddObjectToObject(o, "functionCallingConfig");
-            cJSON_AddStringToObject(o, "mode", mode);
-            if (r->tool_choice == LLMP_TR_TC_TOOL) {
-                a = cJSON_AddArrayToObject(o, "allowedFunctionNames");
-                cJSON_AddItemToArray(a, cJSON_CreateString(r->tool_name));
-            }
-        }
-    }
+/* generationConfig, left out when it would be empty */
+static int
+ge_put_generation_config(llmp_tr_req_t *r, cJSON *root)
+{
+    int     i;
+    cJSON  *g, *a;
 
     g = cJSON_CreateObject();
     if (g == NULL) {
@@ -1935,6 +2140,48 @@ req_to_gemini(llmp_tr_req_t *r, cJSON *root)
         cJSON_Delete(g);
     }
     return 0;
+}
+
+
+static int
+req_to_gemini(llmp_tr_req_t *r, cJSON *root)
+{
+    int      sys;
+    size_t   k;
+    cJSON   *c, *o, *a;
+
+    sys = 0;
+    for (k = 0; k < r->system.n; k++) {
+        sys |= r->system.v[k].type == LLMP_TR_TEXT
+               && r->system.v[k].text[0] != '\0';
+    }
+    if (sys) {
+        o = cJSON_AddObjectToObject(root, "systemInstruction");
+        a = cJSON_AddArrayToObject(o, "parts");
+        for (k = 0; k < r->system.n; k++) {
+            if (r->system.v[k].type == LLMP_TR_TEXT
+                && r->system.v[k].text[0] != '\0')
+            {
+                o = cJSON_CreateObject();
+                cJSON_AddItemToArray(a, o);
+                cJSON_AddStringToObject(o, "text", r->system.v[k].text);
+            }
+        }
+    }
+
+    c = cJSON_AddArrayToObject(root, "contents");
+    if (c == NULL
+        || req_grouped(r, LLMP_IFACE_GEMINI, c, ge_block, "parts",
+                       "user", "model") != 0)
+    {
+        return -1;
+    }
+
+    if (r->ntools) {
+        ge_put_tools(r, root);
+        ge_put_tool_config(r, root);
+    }
+    return ge_put_generation_config(r, root);
 }
 
 

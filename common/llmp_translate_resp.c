@@ -355,14 +355,118 @@ choice_finish(const llmp_tr_choice_t *c)
 }
 
 
+/* message.content: the choice's text parts joined, or null */
+static int
+oa_resp_content(cJSON *m, const llmp_tr_choice_t *c)
+{
+    char    *text, *q;
+    size_t   j, len;
+
+    len = 0;
+    for (j = 0; j < c->parts.n; j++) {
+        if (c->parts.v[j].type == LLMP_TR_TEXT) {
+            len += strlen(c->parts.v[j].text) + 1;
+        }
+    }
+    if (len == 0) {
+        cJSON_AddNullToObject(m, "content");
+        return 0;
+    }
+
+    text = malloc(len);
+    if (text == NULL) {
+        return -1;
+    }
+    q = text;
+    for (j = 0; j < c->parts.n; j++) {
+        if (c->parts.v[j].type == LLMP_TR_TEXT) {
+            len = strlen(c->parts.v[j].text);
+            memcpy(q, c->parts.v[j].text, len);
+            q += len;
+        }
+    }
+    *q = '\0';
+    cJSON_AddStringToObject(m, "content", text);
+    free(text);
+    return 0;
+}
+
+
+/* message.tool_calls, if the choice has any; an id the provider did not
+ * give is made from the nonce, and a Gemini signature rides in the id */
+static int
+oa_resp_tool_calls(llmp_tr_resp_t *r, cJSON *m, const llmp_tr_choice_t *c)
+{
+    char                  id[64], *args, *q;
+    size_t                j;
+    cJSON                *t, *f;
+    const llmp_tr_part_t  *p;
+
+    t = NULL;
+    for (j = 0; j < c->parts.n; j++) {
+        p = &c->parts.v[j];
+        if (p->type != LLMP_TR_TOOL_CALL) {
+            continue;
+        }
+        if (t == NULL) {
+            t = cJSON_AddArrayToObject(m, "tool_calls");
+        }
+        f = cJSON_CreateObject();
+        cJSON_AddItemToArray(t, f);
+        if (p->id == NULL) {
+            snprintf(id, sizeof(id), "call_%.12s_%u", r->nonce, (unsigned) j);
+        }
+        q = llmp_tr_sig_id(p->id ? p->id : id, p->sig);
+        if (q == NULL) {
+            return -1;
+        }
+        cJSON_AddStringToObject(f, "id", q);
+        free(q);
+        cJSON_AddStringToObject(f, "type", "function");
+        f = cJSON_AddObjectToObject(f, "function");
+        cJSON_AddStringToObject(f, "name", p->name);
+        args = llmp_tr_part_args(p);
+        if (args == NULL) {
+            return -1;
+        }
+        cJSON_AddStringToObject(f, "arguments", args);
+        free(args);
+    }
+    return 0;
+}
+
+
+/* usage, with the cached and reasoning details the provider reported */
+static void
+oa_resp_usage(llmp_tr_resp_t *r, cJSON *root)
+{
+    cJSON  *u, *o;
+
+    u = cJSON_AddObjectToObject(root, "usage");
+    llmp_tr_add_num(u, "prompt_tokens",
+                    (double) (r->prompt > 0 ? r->prompt : 0));
+    llmp_tr_add_num(u, "completion_tokens",
+                    (double) (r->completion > 0 ? r->completion : 0));
+    llmp_tr_add_num(u, "total_tokens",
+                    (double) ((r->prompt > 0 ? r->prompt : 0)
+                         + (r->completion > 0 ? r->completion : 0)));
+    if (r->cached >= 0) {
+        o = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+        llmp_tr_add_num(o, "cached_tokens", (double) r->cached);
+    }
+    if (r->reasoning >= 0) {
+        o = cJSON_AddObjectToObject(u, "completion_tokens_details");
+        llmp_tr_add_num(o, "reasoning_tokens", (double) r->reasoning);
+    }
+}
+
+
 static int
 resp_to_openai(llmp_tr_resp_t *r, cJSON *root, const char *model)
 {
     int                i;
-    char               id[64], *args, *text, *q;
-    size_t             j, len;
-    cJSON             *a, *o, *m, *t, *f, *u;
-    llmp_tr_part_t    *p;
+    char               id[64];
+    cJSON             *a, *o, *m;
     llmp_tr_choice_t  *c;
 
     if (r->id == NULL) {
@@ -387,68 +491,15 @@ resp_to_openai(llmp_tr_resp_t *r, cJSON *root, const char *model)
         llmp_tr_add_num(o, "index", i);
         m = cJSON_AddObjectToObject(o, "message");
         cJSON_AddStringToObject(m, "role", "assistant");
-
-        len = 0;
-        for (j = 0; j < c->parts.n; j++) {
-            if (c->parts.v[j].type == LLMP_TR_TEXT) {
-                len += strlen(c->parts.v[j].text) + 1;
-            }
-        }
-        if (len) {
-            text = malloc(len);
-            if (text == NULL) {
-                return -1;
-            }
-            q = text;
-            for (j = 0; j < c->parts.n; j++) {
-                if (c->parts.v[j].type == LLMP_TR_TEXT) {
-                    len = strlen(c->parts.v[j].text);
-                    memcpy(q, c->parts.v[j].text, len);
-                    q += len;
-                }
-            }
-            *q = '\0';
-            cJSON_AddStringToObject(m, "content", text);
-            free(text);
-        } else {
-            cJSON_AddNullToObject(m, "content");
+        if (oa_resp_content(m, c) != 0) {
+            return -1;
         }
         cJSON_AddNullToObject(m, "refusal");
 
-        if (llmp_tr_think_oa_message(m, &c->parts) != 0) {
+        if (llmp_tr_think_oa_message(m, &c->parts) != 0
+            || oa_resp_tool_calls(r, m, c) != 0)
+        {
             return -1;
-        }
-
-        t = NULL;
-        for (j = 0; j < c->parts.n; j++) {
-            p = &c->parts.v[j];
-            if (p->type != LLMP_TR_TOOL_CALL) {
-                continue;
-            }
-            if (t == NULL) {
-                t = cJSON_AddArrayToObject(m, "tool_calls");
-            }
-            f = cJSON_CreateObject();
-            cJSON_AddItemToArray(t, f);
-            if (p->id == NULL) {
-                snprintf(id, sizeof(id), "call_%.12s_%u", r->nonce,
-                         (unsigned) j);
-            }
-            q = llmp_tr_sig_id(p->id ? p->id : id, p->sig);
-            if (q == NULL) {
-                return -1;
-            }
-            cJSON_AddStringToObject(f, "id", q);
-            free(q);
-            cJSON_AddStringToObject(f, "type", "function");
-            f = cJSON_AddObjectToObject(f, "function");
-            cJSON_AddStringToObject(f, "name", p->name);
-            args = llmp_tr_part_args(p);
-            if (args == NULL) {
-                return -1;
-            }
-            cJSON_AddStringToObject(f, "arguments", args);
-            free(args);
         }
 
         cJSON_AddNullToObject(o, "logprobs");
@@ -457,22 +508,7 @@ resp_to_openai(llmp_tr_resp_t *r, cJSON *root, const char *model)
                                                   choice_finish(c)));
     }
 
-    u = cJSON_AddObjectToObject(root, "usage");
-    llmp_tr_add_num(u, "prompt_tokens",
-                    (double) (r->prompt > 0 ? r->prompt : 0));
-    llmp_tr_add_num(u, "completion_tokens",
-                    (double) (r->completion > 0 ? r->completion : 0));
-    llmp_tr_add_num(u, "total_tokens",
-                    (double) ((r->prompt > 0 ? r->prompt : 0)
-                         + (r->completion > 0 ? r->completion : 0)));
-    if (r->cached >= 0) {
-        o = cJSON_AddObjectToObject(u, "prompt_tokens_details");
-        llmp_tr_add_num(o, "cached_tokens", (double) r->cached);
-    }
-    if (r->reasoning >= 0) {
-        o = cJSON_AddObjectToObject(u, "completion_tokens_details");
-        llmp_tr_add_num(o, "reasoning_tokens", (double) r->reasoning);
-    }
+    oa_resp_usage(r, root);
     return 0;
 }
 

@@ -283,12 +283,163 @@ rs_in_reasoning(cJSON *msgs, const cJSON *item)
 }
 
 
+/* a message item: developer is system; an assistant message after its
+ * own reasoning item fills that turn's content */
+static int
+rs_in_message(cJSON *msgs, const cJSON *item, const char *where, char *err,
+    size_t errlen)
+{
+    cJSON       *m, *c;
+    const char  *role;
+
+    role = llmp_tr_str(item, "role");
+    if (role == NULL) {
+        llmp_tr_err(err, errlen, "%s.role: expected a string", where);
+        return -1;
+    }
+    if (strcmp(role, "developer") == 0) {
+        role = "system";
+    }
+    if (strcmp(role, "user") != 0 && strcmp(role, "system") != 0
+        && strcmp(role, "assistant") != 0)
+    {
+        llmp_tr_err(err, errlen, "%s.role: \"%s\" is not user, assistant, "
+                    "system or developer", where, role);
+        return -1;
+    }
+
+    c = rs_in_content(llmp_tr_get(item, "content", NULL), where,
+                      strcmp(role, "user") != 0, err, errlen);
+    if (c == NULL) {
+        return -1;
+    }
+
+    if (strcmp(role, "assistant") == 0) {
+        /* after its own reasoning item: the same turn */
+        m = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
+        if (m != NULL
+            && strcmp(llmp_tr_str(m, "role") ? llmp_tr_str(m, "role") : "",
+                      "assistant") == 0
+            && cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(m, "content"))
+            && cJSON_GetObjectItemCaseSensitive(m, "tool_calls") == NULL)
+        {
+            cJSON_ReplaceItemInObjectCaseSensitive(m, "content", c);
+            return 0;
+        }
+    }
+
+    m = cJSON_CreateObject();
+    if (m == NULL) {
+        cJSON_Delete(c);
+        llmp_tr_err(err, errlen, "out of memory");
+        return -1;
+    }
+    llmp_tr_add_str(m, "role", role);
+    cJSON_AddItemToObject(m, "content", c);
+    cJSON_AddItemToArray(msgs, m);
+    return 0;
+}
+
+
+/* a function_call or custom_tool_call item: a tool call of the assistant
+ * turn at the end of msgs */
+static int
+rs_in_call(cJSON *msgs, const cJSON *item, const char *type,
+    const char *where, char *err, size_t errlen)
+{
+    char   *args;
+    cJSON  *m, *calls, *tc, *f;
+
+    args = NULL;
+    if (type[0] == 'c' && llmp_tr_str(item, "input") != NULL) {
+        /* a custom (freeform) tool is a function of one string */
+        f = cJSON_CreateObject();
+        llmp_tr_add_str(f, "input", llmp_tr_str(item, "input"));
+        args = cJSON_PrintUnformatted(f);
+        cJSON_Delete(f);
+        if (args == NULL) {
+            goto oom;
+        }
+    }
+    if (llmp_tr_str(item, "call_id") == NULL
+        || llmp_tr_str(item, "name") == NULL
+        || (args == NULL && llmp_tr_str(item, "arguments") == NULL))
+    {
+        llmp_tr_err(err, errlen, "%s: a %s needs call_id, name and %s "
+                    "(strings)", where, type,
+               type[0] == 'c' ? "input" : "arguments");
+        return -1;
+    }
+
+    m = rs_in_assistant(msgs);
+    if (m != NULL) {
+        calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        if (calls == NULL) {
+            calls = cJSON_AddArrayToObject(m, "tool_calls");
+        }
+    }
+    tc = cJSON_CreateObject();
+    if (m == NULL || calls == NULL || tc == NULL) {
+        cJSON_Delete(tc);
+        free(args);
+        goto oom;
+    }
+    llmp_tr_add_str(tc, "id", llmp_tr_str(item, "call_id"));
+    llmp_tr_add_str(tc, "type", "function");
+    f = cJSON_AddObjectToObject(tc, "function");
+    llmp_tr_add_str(f, "name", llmp_tr_str(item, "name"));
+    llmp_tr_add_str(f, "arguments",
+                    args ? args : llmp_tr_str(item, "arguments"));
+    free(args);
+    cJSON_AddItemToArray(calls, tc);
+    return 0;
+
+oom:
+
+    llmp_tr_err(err, errlen, "out of memory");
+    return -1;
+}
+
+
+/* a function_call_output or custom_tool_call_output item: a tool message */
+static int
+rs_in_call_output(cJSON *msgs, const cJSON *item, const char *where,
+    char *err, size_t errlen)
+{
+    cJSON        *m, *c;
+    const char   *s;
+    const cJSON  *out;
+
+    s = llmp_tr_str(item, "call_id");
+    out = llmp_tr_get(item, "output", NULL);
+    if (s == NULL || out == NULL) {
+        llmp_tr_err(err, errlen, "%s: a function_call_output needs call_id "
+                    "and output", where);
+        return -1;
+    }
+    c = rs_in_content(out, where, 0, err, errlen);
+    if (c == NULL) {
+        return -1;
+    }
+    m = cJSON_CreateObject();
+    if (m == NULL) {
+        cJSON_Delete(c);
+        llmp_tr_err(err, errlen, "out of memory");
+        return -1;
+    }
+    llmp_tr_add_str(m, "role", "tool");
+    llmp_tr_add_str(m, "tool_call_id", s);
+    cJSON_AddItemToObject(m, "content", c);
+    cJSON_AddItemToArray(msgs, m);
+    return 0;
+}
+
+
 static int
 rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
 {
-    char         where[32], *args;
-    cJSON       *m, *c, *calls, *tc, *f, *out;
-    const char  *type, *role, *s;
+    char         where[32];
+    const char  *type;
 
     snprintf(where, sizeof(where), "input[%d]", i);
 
@@ -303,142 +454,31 @@ rs_in_item(cJSON *msgs, const cJSON *item, int i, char *err, size_t errlen)
     }
 
     if (strcmp(type, "message") == 0) {
-        role = llmp_tr_str(item, "role");
-        if (role == NULL) {
-            llmp_tr_err(err, errlen, "%s.role: expected a string", where);
-            return -1;
-        }
-        if (strcmp(role, "developer") == 0) {
-            role = "system";
-        }
-        if (strcmp(role, "user") != 0 && strcmp(role, "system") != 0
-            && strcmp(role, "assistant") != 0)
-        {
-            llmp_tr_err(err, errlen, "%s.role: \"%s\" is not user, assistant, "
-                        "system or developer", where, role);
-            return -1;
-        }
-
-        c = rs_in_content(llmp_tr_get(item, "content", NULL), where,
-                          strcmp(role, "user") != 0, err, errlen);
-        if (c == NULL) {
-            return -1;
-        }
-
-        if (strcmp(role, "assistant") == 0) {
-            /* after its own reasoning item: the same turn */
-            m = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
-            if (m != NULL
-                && strcmp(llmp_tr_str(m, "role") ? llmp_tr_str(m, "role") : "",
-                          "assistant") == 0
-                && cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(m,
-                                                               "content"))
-                && cJSON_GetObjectItemCaseSensitive(m, "tool_calls") == NULL)
-            {
-                cJSON_ReplaceItemInObjectCaseSensitive(m, "content", c);
-                return 0;
-            }
-        }
-
-        m = cJSON_CreateObject();
-        if (m == NULL) {
-            cJSON_Delete(c);
-            goto oom;
-        }
-        llmp_tr_add_str(m, "role", role);
-        cJSON_AddItemToObject(m, "content", c);
-        cJSON_AddItemToArray(msgs, m);
-        return 0;
+        return rs_in_message(msgs, item, where, err, errlen);
     }
 
     if (strcmp(type, "function_call") == 0
         || strcmp(type, "custom_tool_call") == 0)
     {
-        args = NULL;
-        if (type[0] == 'c' && llmp_tr_str(item, "input") != NULL) {
-            /* a custom (freeform) tool is a function of one string */
-            f = cJSON_CreateObject();
-            llmp_tr_add_str(f, "input", llmp_tr_str(item, "input"));
-            args = cJSON_PrintUnformatted(f);
-            cJSON_Delete(f);
-            if (args == NULL) {
-                goto oom;
-            }
-        }
-        if (llmp_tr_str(item, "call_id") == NULL
-            || llmp_tr_str(item, "name") == NULL
-            || (args == NULL && llmp_tr_str(item, "arguments") == NULL))
-        {
-            llmp_tr_err(err, errlen, "%s: a %s needs call_id, name and %s "
-                        "(strings)", where, type,
-                   type[0] == 'c' ? "input" : "arguments");
-            return -1;
-        }
-
-        m = rs_in_assistant(msgs);
-        if (m != NULL) {
-            calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-            if (calls == NULL) {
-                calls = cJSON_AddArrayToObject(m, "tool_calls");
-            }
-        }
-        tc = cJSON_CreateObject();
-        if (m == NULL || calls == NULL || tc == NULL) {
-            cJSON_Delete(tc);
-            free(args);
-            goto oom;
-        }
-        llmp_tr_add_str(tc, "id", llmp_tr_str(item, "call_id"));
-        llmp_tr_add_str(tc, "type", "function");
-        f = cJSON_AddObjectToObject(tc, "function");
-        llmp_tr_add_str(f, "name", llmp_tr_str(item, "name"));
-        llmp_tr_add_str(f, "arguments",
-                        args ? args : llmp_tr_str(item, "arguments"));
-        free(args);
-        cJSON_AddItemToArray(calls, tc);
-        return 0;
+        return rs_in_call(msgs, item, type, where, err, errlen);
     }
 
     if (strcmp(type, "function_call_output") == 0
         || strcmp(type, "custom_tool_call_output") == 0)
     {
-        s = llmp_tr_str(item, "call_id");
-        out = llmp_tr_get(item, "output", NULL);
-        if (s == NULL || out == NULL) {
-            llmp_tr_err(err, errlen, "%s: a function_call_output needs call_id "
-                        "and output", where);
-            return -1;
-        }
-        c = rs_in_content(out, where, 0, err, errlen);
-        if (c == NULL) {
-            return -1;
-        }
-        m = cJSON_CreateObject();
-        if (m == NULL) {
-            cJSON_Delete(c);
-            goto oom;
-        }
-        llmp_tr_add_str(m, "role", "tool");
-        llmp_tr_add_str(m, "tool_call_id", s);
-        cJSON_AddItemToObject(m, "content", c);
-        cJSON_AddItemToArray(msgs, m);
-        return 0;
+        return rs_in_call_output(msgs, item, where, err, errlen);
     }
 
     if (strcmp(type, "reasoning") == 0) {
         if (rs_in_reasoning(msgs, item) != 0) {
-            goto oom;
+            llmp_tr_err(err, errlen, "out of memory");
+            return -1;
         }
         return 0;
     }
 
     llmp_tr_err(err, errlen, "%s: items of type \"%s\" are not translated",
                 where, type);
-    return -1;
-
-oom:
-
-    llmp_tr_err(err, errlen, "out of memory");
     return -1;
 }
 
@@ -588,41 +628,14 @@ static const char *rs_numbers[] = { "temperature", "top_p", "top_logprobs",
                                     NULL };
 
 
-int
-llmp_responses_request(int to, const char *body, size_t len,
-    const char *model, int stream, llmp_buf_t *out, char *err,
-    size_t errlen)
+/* "instructions" as a system message, then "input": a string is one user
+ * message, an array a list of items */
+static int
+rs_in_messages(cJSON *msgs, const cJSON *root, char *err, size_t errlen)
 {
-    int           i, rc;
-    cJSON        *root, *chat, *msgs, *m, *in, *it, *v;
-    llmp_buf_t    cb;
-    const char  **k;
-
-    root = llmp_tr_parse(body, len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        llmp_tr_err(err, errlen, "the request body is not a JSON object");
-        return -1;
-    }
-
-    v = llmp_tr_get(root, "previous_response_id", NULL);
-    if (v != NULL && !cJSON_IsNull(v)) {
-        /* the conversation is stored at OpenAI, not here */
-        cJSON_Delete(root);
-        llmp_tr_err(err, errlen, "previous_response_id: this model's provider "
-                    "keeps no conversations; send the whole input");
-        return -1;
-    }
-
-    chat = cJSON_CreateObject();
-    msgs = cJSON_AddArrayToObject(chat, "messages");
-    if (chat == NULL || msgs == NULL) {
-        goto oom;
-    }
-
-    if (model != NULL) {
-        llmp_tr_add_str(chat, "model", model);
-    }
+    int           i;
+    cJSON        *m;
+    const cJSON  *in, *it, *v;
 
     v = llmp_tr_get(root, "instructions", NULL);
     if (cJSON_IsString(v) && v->valuestring[0]) {
@@ -645,32 +658,35 @@ llmp_responses_request(int to, const char *body, size_t len,
         llmp_tr_add_str(m, "role", "user");
         llmp_tr_add_str(m, "content", in->valuestring);
         cJSON_AddItemToArray(msgs, m);
+        return 0;
+    }
 
-    } else if (cJSON_IsArray(in)) {
-        i = 0;
-        cJSON_ArrayForEach(it, in) {
-            if (rs_in_item(msgs, it, i++, err, errlen) != 0) {
-                goto failed;
-            }
-        }
-
-    } else {
+    if (!cJSON_IsArray(in)) {
         llmp_tr_err(err, errlen, "input: expected a string or an array");
-        goto failed;
+        return -1;
     }
 
-    if (rs_in_tools(chat, llmp_tr_get(root, "tools", NULL), err, errlen) != 0) {
-        goto failed;
-    }
-
-    if (cJSON_GetObjectItemCaseSensitive(chat, "tools") != NULL) {
-        rs_in_tool_choice(chat, llmp_tr_get(root, "tool_choice", NULL));
-        v = llmp_tr_get(root, "parallel_tool_calls", NULL);
-        if (cJSON_IsBool(v)) {
-            cJSON_AddBoolToObject(chat, "parallel_tool_calls",
-                                  cJSON_IsTrue(v));
+    i = 0;
+    cJSON_ArrayForEach(it, in) {
+        if (rs_in_item(msgs, it, i++, err, errlen) != 0) {
+            return -1;
         }
     }
+    return 0;
+
+oom:
+
+    llmp_tr_err(err, errlen, "out of memory");
+    return -1;
+}
+
+
+/* limits, sampling, user, reasoning effort, output format and stream */
+static void
+rs_in_params(cJSON *chat, const cJSON *root, int stream)
+{
+    const cJSON  *v;
+    const char  **k;
 
     v = llmp_tr_get(root, "max_output_tokens", NULL);
     if (cJSON_IsNumber(v)) {
@@ -699,6 +715,62 @@ llmp_responses_request(int to, const char *body, size_t len,
     if (stream) {
         cJSON_AddBoolToObject(chat, "stream", 1);
     }
+}
+
+
+int
+llmp_responses_request(int to, const char *body, size_t len,
+    const char *model, int stream, llmp_buf_t *out, char *err,
+    size_t errlen)
+{
+    int          rc;
+    cJSON       *root, *chat, *msgs, *v;
+    llmp_buf_t   cb;
+
+    root = llmp_tr_parse(body, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        llmp_tr_err(err, errlen, "the request body is not a JSON object");
+        return -1;
+    }
+
+    v = llmp_tr_get(root, "previous_response_id", NULL);
+    if (v != NULL && !cJSON_IsNull(v)) {
+        /* the conversation is stored at OpenAI, not here */
+        cJSON_Delete(root);
+        llmp_tr_err(err, errlen, "previous_response_id: this model's provider "
+                    "keeps no conversations; send the whole input");
+        return -1;
+    }
+
+    chat = cJSON_CreateObject();
+    msgs = cJSON_AddArrayToObject(chat, "messages");
+    if (chat == NULL || msgs == NULL) {
+        goto oom;
+    }
+
+    if (model != NULL) {
+        llmp_tr_add_str(chat, "model", model);
+    }
+
+    if (rs_in_messages(msgs, root, err, errlen) != 0) {
+        goto failed;
+    }
+
+    if (rs_in_tools(chat, llmp_tr_get(root, "tools", NULL), err, errlen) != 0) {
+        goto failed;
+    }
+
+    if (cJSON_GetObjectItemCaseSensitive(chat, "tools") != NULL) {
+        rs_in_tool_choice(chat, llmp_tr_get(root, "tool_choice", NULL));
+        v = llmp_tr_get(root, "parallel_tool_calls", NULL);
+        if (cJSON_IsBool(v)) {
+            cJSON_AddBoolToObject(chat, "parallel_tool_calls",
+                                  cJSON_IsTrue(v));
+        }
+    }
+
+    rs_in_params(chat, root, stream);
 
     memset(&cb, 0, sizeof(llmp_buf_t));
     if (llmp_tr_print(chat, &cb) != 0) {
@@ -1040,18 +1112,83 @@ rs_chat_usage(const cJSON *u, long long *in, long long *outp,
 }
 
 
+/* the output's reasoning item (it came first), then its message item */
+static void
+rs_out_text(cJSON *output, const cJSON *msg, const char *nonce)
+{
+    char          id[64];
+    const char   *text, *sig;
+    const cJSON  *b;
+
+    text = llmp_tr_str(msg, "reasoning_content");
+    sig = NULL;
+    cJSON_ArrayForEach(b, llmp_tr_get(msg, "thinking_blocks", NULL)) {
+        if (llmp_tr_str(b, "signature") != NULL) {
+            sig = llmp_tr_str(b, "signature");
+        }
+    }
+    if ((text != NULL && text[0]) || sig != NULL) {
+        snprintf(id, sizeof(id), "rs_%s", nonce);
+        cJSON_AddItemToArray(output, rs_reasoning_item(id, text ? text : "",
+                                                       sig));
+    }
+
+    text = llmp_tr_str(msg, "content");
+    if (text != NULL && text[0]) {
+        snprintf(id, sizeof(id), "msg_%s", nonce);
+        cJSON_AddItemToArray(output, rs_message_item(id, "completed", text));
+    }
+}
+
+
+/* the output's tool call items: a call of a tool the request declared as
+ * custom is a custom_tool_call */
+static void
+rs_out_calls(cJSON *output, const cJSON *msg, const char *nonce,
+    const char *req, size_t req_len)
+{
+    int           n;
+    char          id[64], *input;
+    cJSON        *it;
+    rs_names_t    custom;
+    const cJSON  *tc, *f;
+
+    rs_names_read(&custom, req, req_len);
+
+    n = 0;
+    cJSON_ArrayForEach(tc, llmp_tr_get(msg, "tool_calls", NULL)) {
+        f = llmp_tr_get(tc, "function", NULL);
+        if (rs_is_custom(&custom, llmp_tr_str(f, "name"))) {
+            snprintf(id, sizeof(id), "ctc_%s_%d", nonce, n++);
+            input = rs_custom_input(llmp_tr_str(f, "arguments"));
+            it = input ? rs_custom_item(id, "completed", llmp_tr_str(tc, "id"),
+                                        llmp_tr_str(f, "name"), input)
+                       : NULL;
+            free(input);
+        } else {
+            snprintf(id, sizeof(id), "fc_%s_%d", nonce, n++);
+            it = rs_call_item(id, "completed", llmp_tr_str(tc, "id"),
+                              llmp_tr_str(f, "name"),
+                              llmp_tr_str(f, "arguments"));
+        }
+        cJSON_AddItemToArray(output, it);
+    }
+
+    rs_names_free(&custom);
+}
+
+
 int
 llmp_responses_response(int from, const char *req, size_t req_len,
     const char *body, size_t len, const char *model, llmp_buf_t *out,
     llmp_usage_t *usage, char *err, size_t errlen)
 {
-    int           rc, n;
-    char          id[64], nonce[LLMP_TR_NONCE_LEN + 1], *input;
-    cJSON        *chat, *ch, *msg, *output, *it, *tc, *f, *o, *b, *u;
+    int           rc;
+    char          id[64], nonce[LLMP_TR_NONCE_LEN + 1];
+    cJSON        *chat, *ch, *msg, *output, *o, *u;
     llmp_buf_t    cb;
-    rs_names_t    custom;
     long long     in, outp, cached, reasoning;
-    const char   *text, *sig, *finish;
+    const char   *finish;
 
     memset(&cb, 0, sizeof(llmp_buf_t));
 
@@ -1081,49 +1218,8 @@ llmp_responses_response(int from, const char *req, size_t req_len,
     msg = llmp_tr_get(ch, "message", NULL);
     finish = llmp_tr_str(ch, "finish_reason");
 
-    /* reasoning first: it came first */
-
-    text = llmp_tr_str(msg, "reasoning_content");
-    sig = NULL;
-    cJSON_ArrayForEach(b, llmp_tr_get(msg, "thinking_blocks", NULL)) {
-        if (llmp_tr_str(b, "signature") != NULL) {
-            sig = llmp_tr_str(b, "signature");
-        }
-    }
-    if ((text != NULL && text[0]) || sig != NULL) {
-        snprintf(id, sizeof(id), "rs_%s", nonce);
-        cJSON_AddItemToArray(output, rs_reasoning_item(id, text ? text : "",
-                                                       sig));
-    }
-
-    text = llmp_tr_str(msg, "content");
-    if (text != NULL && text[0]) {
-        snprintf(id, sizeof(id), "msg_%s", nonce);
-        cJSON_AddItemToArray(output, rs_message_item(id, "completed", text));
-    }
-
-    rs_names_read(&custom, req, req_len);
-
-    n = 0;
-    cJSON_ArrayForEach(tc, llmp_tr_get(msg, "tool_calls", NULL)) {
-        f = llmp_tr_get(tc, "function", NULL);
-        if (rs_is_custom(&custom, llmp_tr_str(f, "name"))) {
-            snprintf(id, sizeof(id), "ctc_%s_%d", nonce, n++);
-            input = rs_custom_input(llmp_tr_str(f, "arguments"));
-            it = input ? rs_custom_item(id, "completed", llmp_tr_str(tc, "id"),
-                                        llmp_tr_str(f, "name"), input)
-                       : NULL;
-            free(input);
-        } else {
-            snprintf(id, sizeof(id), "fc_%s_%d", nonce, n++);
-            it = rs_call_item(id, "completed", llmp_tr_str(tc, "id"),
-                              llmp_tr_str(f, "name"),
-                              llmp_tr_str(f, "arguments"));
-        }
-        cJSON_AddItemToArray(output, it);
-    }
-
-    rs_names_free(&custom);
+    rs_out_text(output, msg, nonce);
+    rs_out_calls(output, msg, nonce, req, req_len);
 
     in = outp = cached = reasoning = -1;
     rs_chat_usage(llmp_tr_get(chat, "usage", NULL), &in, &outp, &cached,

@@ -817,67 +817,76 @@ st_finish(llmp_stream_t *s, int c, int fr, const char *stop_seq)
 }
 
 
+/* the end of an OpenAI stream: the usage chunk if asked for, then [DONE] */
 static int
-st_end(llmp_stream_t *s)
+st_end_openai(llmp_stream_t *s)
+{
+    cJSON  *o, *d;
+
+    if (s->include_usage && (s->prompt >= 0 || s->completion >= 0)) {
+        o = oa_chunk(s, -1, &d);
+        if (o != NULL) {
+            cJSON_AddItemToObject(o, "usage", oa_usage(s));
+        }
+        if (st_emit(s, NULL, o) != 0) {
+            return -1;
+        }
+    }
+    return st_out(s, "data: [DONE]\n\n", 14);
+}
+
+
+/* the end of an Anthropic stream: message_delta with the stop reason and
+ * usage (input without cache reads, as Anthropic counts), message_stop */
+static int
+st_end_anthropic(llmp_stream_t *s)
+{
+    cJSON  *o, *d, *u;
+
+    if (st_start(s) != 0 || an_close(s) != 0) {
+        return -1;
+    }
+    o = cJSON_CreateObject();
+    if (o == NULL) {
+        return st_emit(s, NULL, NULL);
+    }
+    cJSON_AddStringToObject(o, "type", "message_delta");
+    d = cJSON_AddObjectToObject(o, "delta");
+    cJSON_AddStringToObject(d, "stop_reason",
+                            llmp_tr_finish_to(LLMP_IFACE_ANTHROPIC,
+                                              st_fr(s, 0)));
+    if (st_fr(s, 0) == LLMP_TR_FR_STOP_SEQ && s->stop_seq != NULL) {
+        cJSON_AddStringToObject(d, "stop_sequence", s->stop_seq);
+    } else {
+        cJSON_AddNullToObject(d, "stop_sequence");
+    }
+    u = cJSON_AddObjectToObject(o, "usage");
+    if (s->prompt >= 0) {
+        llmp_tr_add_num(u, "input_tokens",
+                        (double) (s->prompt - (s->cached > 0
+                                          && s->cached <= s->prompt
+                                          ? s->cached : 0)));
+    }
+    llmp_tr_add_num(u, "output_tokens",
+                    (double) (s->completion > 0 ? s->completion : 0));
+    if (st_emit(s, "message_delta", o) != 0) {
+        return -1;
+    }
+    o = cJSON_CreateObject();
+    if (o != NULL) {
+        cJSON_AddStringToObject(o, "type", "message_stop");
+    }
+    return st_emit(s, "message_stop", o);
+}
+
+
+/* the end of a Gemini stream: pending calls, then one last chunk with the
+ * finish reasons and usage, if there is any */
+static int
+st_end_gemini(llmp_stream_t *s)
 {
     int     c, n;
     cJSON  *o, *d, *cands, *parts, *u;
-
-    if (s->ended || s->errored) {
-        return 0;
-    }
-    s->ended = 1;
-
-    switch (s->to) {
-
-    case LLMP_IFACE_OPENAI:
-        if (s->include_usage && (s->prompt >= 0 || s->completion >= 0)) {
-            o = oa_chunk(s, -1, &d);
-            if (o != NULL) {
-                cJSON_AddItemToObject(o, "usage", oa_usage(s));
-            }
-            if (st_emit(s, NULL, o) != 0) {
-                return -1;
-            }
-        }
-        return st_out(s, "data: [DONE]\n\n", 14);
-
-    case LLMP_IFACE_ANTHROPIC:
-        if (st_start(s) != 0 || an_close(s) != 0) {
-            return -1;
-        }
-        o = cJSON_CreateObject();
-        if (o == NULL) {
-            return st_emit(s, NULL, NULL);
-        }
-        cJSON_AddStringToObject(o, "type", "message_delta");
-        d = cJSON_AddObjectToObject(o, "delta");
-        cJSON_AddStringToObject(d, "stop_reason",
-                                llmp_tr_finish_to(LLMP_IFACE_ANTHROPIC,
-                                                  st_fr(s, 0)));
-        if (st_fr(s, 0) == LLMP_TR_FR_STOP_SEQ && s->stop_seq != NULL) {
-            cJSON_AddStringToObject(d, "stop_sequence", s->stop_seq);
-        } else {
-            cJSON_AddNullToObject(d, "stop_sequence");
-        }
-        u = cJSON_AddObjectToObject(o, "usage");
-        if (s->prompt >= 0) {
-            llmp_tr_add_num(u, "input_tokens",
-                            (double) (s->prompt - (s->cached > 0
-                                              && s->cached <= s->prompt
-                                              ? s->cached : 0)));
-        }
-        llmp_tr_add_num(u, "output_tokens",
-                        (double) (s->completion > 0 ? s->completion : 0));
-        if (st_emit(s, "message_delta", o) != 0) {
-            return -1;
-        }
-        o = cJSON_CreateObject();
-        if (o != NULL) {
-            cJSON_AddStringToObject(o, "type", "message_stop");
-        }
-        return st_emit(s, "message_stop", o);
-    }
 
     if (ge_flush_tools(s, -1) != 0) {
         return -1;
@@ -921,6 +930,24 @@ st_end(llmp_stream_t *s)
     }
     ge_tail(s, o);
     return st_emit(s, NULL, o);
+}
+
+
+static int
+st_end(llmp_stream_t *s)
+{
+    if (s->ended || s->errored) {
+        return 0;
+    }
+    s->ended = 1;
+
+    switch (s->to) {
+    case LLMP_IFACE_OPENAI:
+        return st_end_openai(s);
+    case LLMP_IFACE_ANTHROPIC:
+        return st_end_anthropic(s);
+    }
+    return st_end_gemini(s);
 }
 
 
@@ -1004,12 +1031,99 @@ st_usage_anthropic(llmp_stream_t *s, const cJSON *u)
 
 /* OpenAI provider */
 
+/* a chunk's tool call fragments for choice c: a new index ends the call
+ * open before it */
+static int
+st_oa_tool_calls(llmp_stream_t *s, int c, const cJSON *d)
+{
+    int           no;
+    const char   *t;
+    const cJSON  *tc, *f;
+
+    no = 0;
+    cJSON_ArrayForEach(tc, llmp_tr_get(d, "tool_calls", NULL)) {
+        if (llmp_tr_int(tc, "index") >= 0
+            && llmp_tr_int(tc, "index") < ST_MAX_TOOLS)
+        {
+            no = (int) llmp_tr_int(tc, "index");
+        }
+        f = llmp_tr_get(tc, "function", NULL);
+        if (st_tool(s, c, no) == NULL) {
+            if (s->oa_open[c] >= 0 && st_tool_end(s, c, s->oa_open[c]) != 0) {
+                return -1;
+            }
+            if (st_tool_start(s, c, no, llmp_tr_str(tc, "id"),
+                              llmp_tr_str(f, "name")) != 0)
+            {
+                return -1;
+            }
+            s->oa_open[c] = no;
+        }
+        t = llmp_tr_str(f, "arguments");
+        if (t != NULL && st_tool_args(s, c, no, t, strlen(t)) != 0) {
+            return -1;
+        }
+        no++;
+    }
+    return 0;
+}
+
+
+/* one entry of a chunk's "choices": reasoning, text, tool calls, finish */
+static int
+st_oa_choice(llmp_stream_t *s, int c, const cJSON *it)
+{
+    const char   *t;
+    const cJSON  *d, *tc;
+
+    d = llmp_tr_get(it, "delta", NULL);
+
+    t = llmp_tr_str(d, "reasoning_content");
+    if (t != NULL && st_think(s, c, t, strlen(t), NULL) != 0) {
+        return -1;
+    }
+    cJSON_ArrayForEach(tc, llmp_tr_get(d, "thinking_blocks", NULL)) {
+        t = llmp_tr_str(tc, "signature");
+        if (t != NULL && t[0] != '\0' && st_think(s, c, NULL, 0, t) != 0) {
+            return -1;
+        }
+    }
+
+    t = llmp_tr_str(d, "content");
+    if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
+        return -1;
+    }
+    t = llmp_tr_str(d, "refusal");
+    if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
+        return -1;
+    }
+
+    if (st_oa_tool_calls(s, c, d) != 0) {
+        return -1;
+    }
+
+    t = llmp_tr_str(it, "finish_reason");
+    if (t != NULL) {
+        if (s->oa_open[c] >= 0 && st_tool_end(s, c, s->oa_open[c]) != 0) {
+            return -1;
+        }
+        s->oa_open[c] = -1;
+        if (st_finish(s, c, llmp_tr_finish_from(LLMP_IFACE_OPENAI, t), NULL)
+            != 0)
+        {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
 static int
 st_from_openai(llmp_stream_t *s, const cJSON *root)
 {
-    int           c, no, pos;
+    int           c, pos;
     const char   *t;
-    const cJSON  *it, *d, *tc, *f, *u, *e;
+    const cJSON  *it, *u, *e;
 
     e = llmp_tr_get(root, "error", NULL);
     if (e != NULL && !cJSON_IsNull(e)) {
@@ -1049,70 +1163,8 @@ st_from_openai(llmp_stream_t *s, const cJSON *root)
         if (c >= ST_MAX_CHOICES) {
             continue;
         }
-        d = llmp_tr_get(it, "delta", NULL);
-
-        t = llmp_tr_str(d, "reasoning_content");
-        if (t != NULL && st_think(s, c, t, strlen(t), NULL) != 0) {
+        if (st_oa_choice(s, c, it) != 0) {
             return -1;
-        }
-        cJSON_ArrayForEach(tc, llmp_tr_get(d, "thinking_blocks", NULL)) {
-            t = llmp_tr_str(tc, "signature");
-            if (t != NULL && t[0] != '\0'
-                && st_think(s, c, NULL, 0, t) != 0)
-            {
-                return -1;
-            }
-        }
-
-        t = llmp_tr_str(d, "content");
-        if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
-            return -1;
-        }
-        t = llmp_tr_str(d, "refusal");
-        if (t != NULL && st_text(s, c, t, strlen(t)) != 0) {
-            return -1;
-        }
-
-        no = 0;
-        cJSON_ArrayForEach(tc, llmp_tr_get(d, "tool_calls", NULL)) {
-            if (llmp_tr_int(tc, "index") >= 0
-                && llmp_tr_int(tc, "index") < ST_MAX_TOOLS)
-            {
-                no = (int) llmp_tr_int(tc, "index");
-            }
-            f = llmp_tr_get(tc, "function", NULL);
-            if (st_tool(s, c, no) == NULL) {
-                if (s->oa_open[c] >= 0
-                    && st_tool_end(s, c, s->oa_open[c]) != 0)
-                {
-                    return -1;
-                }
-                if (st_tool_start(s, c, no, llmp_tr_str(tc, "id"),
-                                  llmp_tr_str(f, "name")) != 0)
-                {
-                    return -1;
-                }
-                s->oa_open[c] = no;
-            }
-            t = llmp_tr_str(f, "arguments");
-            if (t != NULL && st_tool_args(s, c, no, t, strlen(t)) != 0) {
-                return -1;
-            }
-            no++;
-        }
-
-        t = llmp_tr_str(it, "finish_reason");
-        if (t != NULL) {
-            if (s->oa_open[c] >= 0 && st_tool_end(s, c, s->oa_open[c]) != 0)
-            {
-                return -1;
-            }
-            s->oa_open[c] = -1;
-            if (st_finish(s, c, llmp_tr_finish_from(LLMP_IFACE_OPENAI, t), NULL)
-                != 0)
-            {
-                return -1;
-            }
         }
     }
     return 0;
@@ -1149,6 +1201,74 @@ st_block(llmp_stream_t *s, const cJSON *root, int create)
 }
 
 
+/* content_block_start: the block's kind decides what its deltas are */
+static int
+st_an_block_start(llmp_stream_t *s, const cJSON *root)
+{
+    const char   *t;
+    const cJSON  *v;
+    st_block_t   *b;
+
+    b = st_block(s, root, 1);
+    if (b == NULL) {
+        return s->broken ? -1 : 0;
+    }
+    v = llmp_tr_get(root, "content_block", NULL);
+    t = llmp_tr_str(v, "type");
+    if (t != NULL && strcmp(t, "text") == 0) {
+        b->kind = ST_BLK_TEXT;
+        t = llmp_tr_str(v, "text");
+        return t ? st_text(s, 0, t, strlen(t)) : 0;
+    }
+    if (t != NULL && strcmp(t, "thinking") == 0) {
+        b->kind = ST_BLK_THINK;
+        t = llmp_tr_str(v, "thinking");
+        return t ? st_think(s, 0, t, strlen(t), NULL) : 0;
+    }
+    if (t != NULL && strcmp(t, "tool_use") == 0) {
+        b->kind = ST_BLK_TOOL;
+        b->no = s->an_calls++;
+        return st_tool_start(s, 0, b->no, llmp_tr_str(v, "id"),
+                             llmp_tr_str(v, "name"));
+    }
+    b->kind = ST_BLK_OTHER;
+    return 0;
+}
+
+
+/* content_block_delta: text, thinking or its signature, or tool input */
+static int
+st_an_block_delta(llmp_stream_t *s, const cJSON *root)
+{
+    const char   *t;
+    const cJSON  *d;
+    st_block_t   *b;
+
+    b = st_block(s, root, 0);
+    d = llmp_tr_get(root, "delta", NULL);
+    if (b == NULL) {
+        return 0;
+    }
+    if (b->kind == ST_BLK_TEXT && (t = llmp_tr_str(d, "text")) != NULL) {
+        return st_text(s, 0, t, strlen(t));
+    }
+    if (b->kind == ST_BLK_THINK && (t = llmp_tr_str(d, "thinking")) != NULL) {
+        return st_think(s, 0, t, strlen(t), NULL);
+    }
+    if (b->kind == ST_BLK_THINK
+        && (t = llmp_tr_str(d, "signature")) != NULL && t[0] != '\0')
+    {
+        return st_think(s, 0, NULL, 0, t);
+    }
+    if (b->kind == ST_BLK_TOOL
+        && (t = llmp_tr_str(d, "partial_json")) != NULL)
+    {
+        return st_tool_args(s, 0, b->no, t, strlen(t));
+    }
+    return 0;
+}
+
+
 static int
 st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
 {
@@ -1171,57 +1291,11 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
     }
 
     if (strcmp(type, "content_block_start") == 0) {
-        b = st_block(s, root, 1);
-        if (b == NULL) {
-            return s->broken ? -1 : 0;
-        }
-        v = llmp_tr_get(root, "content_block", NULL);
-        t = llmp_tr_str(v, "type");
-        if (t != NULL && strcmp(t, "text") == 0) {
-            b->kind = ST_BLK_TEXT;
-            t = llmp_tr_str(v, "text");
-            return t ? st_text(s, 0, t, strlen(t)) : 0;
-        }
-        if (t != NULL && strcmp(t, "thinking") == 0) {
-            b->kind = ST_BLK_THINK;
-            t = llmp_tr_str(v, "thinking");
-            return t ? st_think(s, 0, t, strlen(t), NULL) : 0;
-        }
-        if (t != NULL && strcmp(t, "tool_use") == 0) {
-            b->kind = ST_BLK_TOOL;
-            b->no = s->an_calls++;
-            return st_tool_start(s, 0, b->no, llmp_tr_str(v, "id"),
-                                 llmp_tr_str(v, "name"));
-        }
-        b->kind = ST_BLK_OTHER;
-        return 0;
+        return st_an_block_start(s, root);
     }
 
     if (strcmp(type, "content_block_delta") == 0) {
-        b = st_block(s, root, 0);
-        d = llmp_tr_get(root, "delta", NULL);
-        if (b == NULL) {
-            return 0;
-        }
-        if (b->kind == ST_BLK_TEXT && (t = llmp_tr_str(d, "text")) != NULL) {
-            return st_text(s, 0, t, strlen(t));
-        }
-        if (b->kind == ST_BLK_THINK
-            && (t = llmp_tr_str(d, "thinking")) != NULL)
-        {
-            return st_think(s, 0, t, strlen(t), NULL);
-        }
-        if (b->kind == ST_BLK_THINK
-            && (t = llmp_tr_str(d, "signature")) != NULL && t[0] != '\0')
-        {
-            return st_think(s, 0, NULL, 0, t);
-        }
-        if (b->kind == ST_BLK_TOOL
-            && (t = llmp_tr_str(d, "partial_json")) != NULL)
-        {
-            return st_tool_args(s, 0, b->no, t, strlen(t));
-        }
-        return 0;
+        return st_an_block_delta(s, root);
     }
 
     if (strcmp(type, "content_block_stop") == 0) {
@@ -1260,14 +1334,109 @@ st_from_anthropic(llmp_stream_t *s, const char *event, const cJSON *root)
 
 /* Gemini provider */
 
+/* usageMetadata: Gemini counts thoughts apart from the candidates */
+static void
+st_ge_usage(llmp_stream_t *s, const cJSON *u)
+{
+    long long  th;
+
+    s->prompt = llmp_tr_int(u, "promptTokenCount");
+    s->completion = llmp_tr_int(u, "candidatesTokenCount");
+    th = llmp_tr_int(u, "thoughtsTokenCount");
+    if (th > 0) {
+        s->completion = (s->completion > 0 ? s->completion : 0) + th;
+        s->reasoning = th;
+    }
+    if (s->completion < 0 && s->prompt >= 0) {
+        s->completion = 0;
+    }
+    s->cached = llmp_tr_int(u, "cachedContentTokenCount");
+}
+
+
+/* a functionCall f of part p, whole in one chunk: start, args and end;
+ * a thoughtSignature rides in the call's id */
+static int
+st_ge_call(llmp_stream_t *s, int c, const cJSON *p, const cJSON *f)
+{
+    int          no, rc;
+    char        *args, *sid, gen[64];
+    const char  *t;
+
+    no = s->ge_calls[c]++;
+    t = llmp_tr_str2(p, "thoughtSignature", "thought_signature");
+    sid = NULL;
+    if (t != NULL) {
+        sid = llmp_tr_sig_id(llmp_tr_str(f, "id")
+                             ? llmp_tr_str(f, "id")
+                             : st_gen_id(s, gen, sizeof(gen)), t);
+        if (sid == NULL) {
+            s->broken = 1;
+            return -1;
+        }
+    }
+    rc = st_tool_start(s, c, no, sid ? sid : llmp_tr_str(f, "id"),
+                       llmp_tr_str(f, "name"));
+    free(sid);
+    if (rc != 0) {
+        return -1;
+    }
+    args = llmp_tr_get(f, "args", NULL)
+           ? llmp_tr_json_text(llmp_tr_get(f, "args", NULL))
+           : NULL;
+    if (st_tool_args(s, c, no, args ? args : "{}", args ? strlen(args) : 2)
+        != 0
+        || st_tool_end(s, c, no) != 0)
+    {
+        free(args);
+        return -1;
+    }
+    free(args);
+    return 0;
+}
+
+
+/* the parts of candidate it (choice c): thoughts, text, function calls */
+static int
+st_ge_parts(llmp_stream_t *s, int c, const cJSON *it)
+{
+    const char   *t;
+    const cJSON  *p, *f;
+
+    cJSON_ArrayForEach(p, llmp_tr_get(llmp_tr_get(it, "content", NULL),
+                                      "parts", NULL))
+    {
+        t = llmp_tr_str(p, "text");
+        if (t != NULL && cJSON_IsTrue(llmp_tr_get(p, "thought", NULL))) {
+            if (st_think(s, c, t, strlen(t), NULL) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (t != NULL) {
+            if (st_text(s, c, t, strlen(t)) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        f = llmp_tr_get(p, "functionCall", "function_call");
+        if (llmp_tr_str(f, "name") == NULL || s->ge_calls[c] >= ST_MAX_TOOLS) {
+            continue;
+        }
+        if (st_ge_call(s, c, p, f) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
 static int
 st_from_gemini(llmp_stream_t *s, const cJSON *root)
 {
-    int           c, pos, no, rc;
-    char         *args, *sid, gen[64];
-    long long     th;
+    int           c, pos;
     const char   *t;
-    const cJSON  *e, *u, *it, *p, *f;
+    const cJSON  *e, *u, *it;
 
     e = llmp_tr_get(root, "error", NULL);
     if (e != NULL && !cJSON_IsNull(e)) {
@@ -1286,17 +1455,7 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
 
     u = llmp_tr_get(root, "usageMetadata", "usage_metadata");
     if (cJSON_IsObject(u)) {
-        s->prompt = llmp_tr_int(u, "promptTokenCount");
-        s->completion = llmp_tr_int(u, "candidatesTokenCount");
-        th = llmp_tr_int(u, "thoughtsTokenCount");
-        if (th > 0) {
-            s->completion = (s->completion > 0 ? s->completion : 0) + th;
-            s->reasoning = th;
-        }
-        if (s->completion < 0 && s->prompt >= 0) {
-            s->completion = 0;
-        }
-        s->cached = llmp_tr_int(u, "cachedContentTokenCount");
+        st_ge_usage(s, u);
     }
 
     if (st_start(s) != 0) {
@@ -1312,57 +1471,8 @@ st_from_gemini(llmp_stream_t *s, const cJSON *root)
             continue;
         }
 
-        cJSON_ArrayForEach(p, llmp_tr_get(llmp_tr_get(it, "content", NULL),
-                                          "parts", NULL))
-        {
-            t = llmp_tr_str(p, "text");
-            if (t != NULL && cJSON_IsTrue(llmp_tr_get(p, "thought", NULL))) {
-                if (st_think(s, c, t, strlen(t), NULL) != 0) {
-                    return -1;
-                }
-                continue;
-            }
-            if (t != NULL) {
-                if (st_text(s, c, t, strlen(t)) != 0) {
-                    return -1;
-                }
-                continue;
-            }
-            f = llmp_tr_get(p, "functionCall", "function_call");
-            if (llmp_tr_str(f, "name") == NULL
-                || s->ge_calls[c] >= ST_MAX_TOOLS)
-            {
-                continue;
-            }
-            no = s->ge_calls[c]++;
-            t = llmp_tr_str2(p, "thoughtSignature", "thought_signature");
-            sid = NULL;
-            if (t != NULL) {
-                sid = llmp_tr_sig_id(llmp_tr_str(f, "id")
-                                     ? llmp_tr_str(f, "id")
-                                     : st_gen_id(s, gen, sizeof(gen)), t);
-                if (sid == NULL) {
-                    s->broken = 1;
-                    return -1;
-                }
-            }
-            rc = st_tool_start(s, c, no, sid ? sid : llmp_tr_str(f, "id"),
-                               llmp_tr_str(f, "name"));
-            free(sid);
-            if (rc != 0) {
-                return -1;
-            }
-            args = llmp_tr_get(f, "args", NULL)
-                   ? llmp_tr_json_text(llmp_tr_get(f, "args", NULL))
-                   : NULL;
-            if (st_tool_args(s, c, no, args ? args : "{}",
-                             args ? strlen(args) : 2) != 0
-                || st_tool_end(s, c, no) != 0)
-            {
-                free(args);
-                return -1;
-            }
-            free(args);
+        if (st_ge_parts(s, c, it) != 0) {
+            return -1;
         }
 
         t = llmp_tr_str2(it, "finishReason", "finish_reason");

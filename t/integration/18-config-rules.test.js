@@ -78,6 +78,12 @@ test('the admin API refuses what llmproxyctl would not compile',
      /unknown interface/],
     ['a missing upstream_model',
      (d) => { delete d.deployments[0].upstream_model; }, /upstream_model/],
+    // their members have no names: the reference check once followed
+    // them to a NULL name and the worker crashed
+    ['aliases as an array',
+     (d) => { d.aliases = ['m1']; }, /aliases: expected object/],
+    ['fallbacks as an array',
+     (d) => { d.fallbacks = [['m2']]; }, /fallbacks: expected object/],
   ];
 
   for (const [what, edit, message] of cases) {

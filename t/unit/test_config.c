@@ -1306,6 +1306,49 @@ test_compiled_gateway_rules(void)
 }
 
 
+/*
+ * aliases and fallbacks of the wrong shape, as a document posted to the
+ * gateway may have them: refused, and their members (which have no
+ * names) not followed to a NULL name
+ */
+
+static void
+test_compiled_shapes(void)
+{
+    int          i;
+    cJSON       *doc, *v;
+    const char  *what[] = { "aliases", "fallbacks" };
+
+    for (i = 0; i < 2; i++) {
+        doc = compile(TWO "'aliases':{'best':'gpt-5'},"
+                      "'fallbacks':{'gpt-5':['o3']}}", NULL);
+
+        if (doc == NULL) {
+            TAP_OK(0, "compiled document for the shapes");
+            dump_errors();
+            return;
+        }
+
+        llmp_errors_free(&errs);
+
+        v = cJSON_CreateArray();
+        cJSON_AddItemToArray(v, cJSON_CreateString("gpt-5"));
+        cJSON_AddItemToArray(v, cJSON_CreateStringArray(
+                                    (const char *[]) { "o3" }, 1));
+        cJSON_ReplaceItemInObjectCaseSensitive(doc, what[i], v);
+
+        TAP_OK(llmp_compiled_validate(doc, &errs) == 1
+               && llmp_errors_has(&errs, i ? "fallbacks: expected object"
+                                           : "aliases: expected object"),
+               i ? "fallbacks as an array is refused"
+                 : "aliases as an array is refused");
+
+        llmp_errors_free(&errs);
+        cJSON_Delete(doc);
+    }
+}
+
+
 int
 main(void)
 {
@@ -1321,6 +1364,7 @@ main(void)
     test_headers();
     test_determinism();
     test_compiled_validate();
+    test_compiled_shapes();
     test_timeouts();
     test_compiled_gateway_rules();
     test_load_files();

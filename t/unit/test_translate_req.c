@@ -525,6 +525,150 @@ test_edges(void)
 }
 
 
+/* each required member the readers check, refused with its own message */
+
+static void
+test_refusals(void)
+{
+    size_t   i;
+    char     err[256];
+    cJSON   *r;
+
+    static const struct {
+        int          from;
+        const char  *body;
+        const char  *want;
+    } cases[] = {
+        { OA, "{\"messages\":[{\"content\":\"r\"}]}",
+          "messages[0]: \"role\" is required" },
+        { OA, "{\"messages\":[{\"role\":\"critic\",\"content\":\"r\"}]}",
+          "messages[0]: unknown role \"critic\"" },
+        { OA, "{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+              "\"tool_calls\":[{\"id\":\"c\",\"function\":{}}]}]}",
+          "messages[0]: a tool call needs function.name" },
+        { OA, "{\"messages\":[{\"role\":\"tool\",\"content\":\"r\"}]}",
+          "messages[0]: \"tool_call_id\" is required" },
+        { OA, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+              "\"tools\":[{\"type\":\"function\",\"function\":{}}]}",
+          "tools: a function needs a name" },
+        { AN, "{\"messages\":[{\"role\":\"assistant\",\"content\":"
+              "[{\"type\":\"tool_use\",\"id\":\"t\"}]}]}",
+          "messages[0]: tool_use needs an id and a name" },
+        { AN, "{\"messages\":[{\"role\":\"user\",\"content\":"
+              "[{\"type\":\"tool_result\"}]}]}",
+          "messages[0]: tool_result needs tool_use_id" },
+        { GE, "{\"contents\":[{\"parts\":[{\"inlineData\":"
+              "{\"mimeType\":\"image/png\"}}]}]}",
+          "contents[0]: inlineData needs data" },
+        { GE, "{\"contents\":[{\"parts\":[{\"fileData\":"
+              "{\"mimeType\":\"image/png\"}}]}]}",
+          "contents[0]: fileData needs fileUri" },
+        { GE, "{\"contents\":[{\"parts\":[{\"functionCall\":"
+              "{\"args\":{}}}]}]}",
+          "contents[0]: functionCall needs a name" },
+        { GE, "{\"contents\":[{\"parts\":[{\"functionResponse\":"
+              "{\"response\":{}}}]}]}",
+          "contents[0]: functionResponse needs a name" },
+        { GE, "{\"contents\":[{\"parts\":[\"x\"]}]}",
+          "contents[0]: a part must be an object" },
+        { GE, "{\"contents\":[{\"parts\":[{\"text\":\"x\"}]}],"
+              "\"tools\":[{\"functionDeclarations\":[{}]}]}",
+          "tools: a function declaration needs a name" }
+    };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        r = req_str(cases[i].from, cases[i].from == OA ? AN : OA,
+                    cases[i].body, 0, err, sizeof(err));
+        if (r != NULL || strcmp(err, cases[i].want) != 0) {
+            printf("# case %zu: have \"%s\"\n", i, err);
+        }
+        TAP_OK(r == NULL && strcmp(err, cases[i].want) == 0, cases[i].want);
+        cJSON_Delete(r);
+    }
+}
+
+
+/* OpenAI's legacy functions and function_call, and the parameters only
+ * some interfaces have; Gemini's snake_case spellings and modes */
+
+static void
+test_params(void)
+{
+    char    err[256];
+    cJSON  *r;
+
+    static const char  *legacy =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"functions\":[{\"name\":\"f\",\"description\":\"d\","
+        "\"parameters\":{\"type\":\"object\",\"properties\":"
+        "{\"a\":{\"type\":\"string\"}}}},{\"description\":\"no name\"}],"
+        "\"function_call\":{\"name\":\"f\"},\"seed\":7,\"n\":2,"
+        "\"presence_penalty\":0.5,\"frequency_penalty\":0.25,"
+        "\"max_tokens\":9}";
+
+    static const char  *snake =
+        "{\"contents\":[{\"parts\":[{\"text\":\"x\"}]}],"
+        "\"tools\":[{\"function_declarations\":[{\"name\":\"f\"}]}],"
+        "\"tool_config\":{\"function_calling_config\":{\"mode\":\"NONE\"}},"
+        "\"generation_config\":{\"top_k\":3,\"seed\":5,"
+        "\"presence_penalty\":0.1,\"frequency_penalty\":0.2,"
+        "\"max_output_tokens\":11,\"candidate_count\":2,"
+        "\"stop_sequences\":[\"S\"],"
+        "\"response_mime_type\":\"application/json\"}}";
+
+    r = req_str(OA, AN, legacy, 0, err, sizeof(err));
+    TAP_OK(r != NULL && jsize(r, "tools") == 1 && js(r, "tools.0.name", "f")
+           && js(r, "tools.0.description", "d")
+           && js(r, "tools.0.input_schema.properties.a.type", "string")
+           && js(r, "tool_choice.type", "tool")
+           && js(r, "tool_choice.name", "f") && jnum(r, "max_tokens", 9),
+           "oa->an: legacy functions and function_call; nameless dropped");
+    cJSON_Delete(r);
+
+    r = req_str(OA, GE, legacy, 0, err, sizeof(err));
+    TAP_OK(r != NULL
+           && js(r, "tools.0.functionDeclarations.0.parameters.type",
+                 "OBJECT")
+           && js(r, "toolConfig.functionCallingConfig.mode", "ANY")
+           && js(r, "toolConfig.functionCallingConfig.allowedFunctionNames"
+                 ".0", "f")
+           && jnum(r, "generationConfig.maxOutputTokens", 9)
+           && jnum(r, "generationConfig.candidateCount", 2)
+           && jnum(r, "generationConfig.seed", 7)
+           && jnum(r, "generationConfig.presencePenalty", 0.5)
+           && jnum(r, "generationConfig.frequencyPenalty", 0.25),
+           "oa->ge: a named function, n, seed and penalties");
+    cJSON_Delete(r);
+
+    r = req_str(GE, OA, snake, 0, err, sizeof(err));
+    TAP_OK(r != NULL && js(r, "tools.0.function.name", "f")
+           && js(r, "tool_choice", "none")
+           && jnum(r, "max_completion_tokens", 11) && js(r, "stop.0", "S")
+           && jnum(r, "n", 2) && jnum(r, "seed", 5)
+           && jnum(r, "presence_penalty", 0.1)
+           && jnum(r, "frequency_penalty", 0.2)
+           && js(r, "response_format.type", "json_object"),
+           "ge->oa: snake_case config, mode NONE");
+    cJSON_Delete(r);
+
+    r = req_str(GE, AN, snake, 0, err, sizeof(err));
+    TAP_OK(r != NULL && js(r, "tool_choice.type", "none")
+           && js(r, "tools.0.input_schema.type", "object")
+           && jnum(r, "top_k", 3) && jnum(r, "max_tokens", 11)
+           && js(r, "stop_sequences.0", "S"),
+           "ge->an: top_k, tool_choice none, an empty input_schema");
+    cJSON_Delete(r);
+
+    r = req_str(GE, OA, "{\"contents\":[{\"parts\":[{\"text\":\"x\"}]}],"
+                "\"tools\":[{\"functionDeclarations\":[{\"name\":\"f\"}]}],"
+                "\"toolConfig\":{\"functionCallingConfig\":"
+                "{\"mode\":\"VALIDATED\"}}}", 0, err, sizeof(err));
+    TAP_OK(r != NULL && js(r, "tool_choice", "auto"),
+           "ge->oa: mode VALIDATED is auto");
+    cJSON_Delete(r);
+}
+
+
 int
 main(void)
 {
@@ -536,5 +680,7 @@ main(void)
     test_gemini_to_anthropic();
     test_identity();
     test_edges();
+    test_refusals();
+    test_params();
     return tap_done();
 }

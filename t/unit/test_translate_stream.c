@@ -591,6 +591,84 @@ test_behaviour(void)
 }
 
 
+/* the rarer branches of the readers and of the endings */
+
+static int
+run_has(int from, int to, const char *sse, const char *want)
+{
+    int    rc, ok;
+    char  *out;
+
+    out = run(from, to, sse, strlen(sse), NULL, 0, 1, NULL, &rc);
+    ok = rc == 0 && out != NULL && strstr(out, want) != NULL;
+    if (!ok) {
+        printf("# want %s in:\n# %s\n", want, out ? out : "(none)");
+    }
+    free(out);
+    return ok;
+}
+
+
+static void
+test_branches(void)
+{
+    static const char  *an =
+        "event: message_start\ndata: {\"type\":\"message_start\","
+        "\"message\":{\"id\":\"msg_1\",\"usage\":{\"input_tokens\":10}}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+        "\"index\":0,\"content_block\":{\"type\":\"thinking\","
+        "\"thinking\":\"a\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+        "\"index\":0,\"delta\":{\"type\":\"signature_delta\","
+        "\"signature\":\"SS\"}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\","
+        "\"index\":1,\"content_block\":{\"type\":\"server_tool_use\","
+        "\"id\":\"srv\"}}\n\n"
+        "event: message_delta\ndata: {\"type\":\"message_delta\","
+        "\"delta\":{\"stop_reason\":\"stop_sequence\","
+        "\"stop_sequence\":\"END\"},\"usage\":{\"output_tokens\":2}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    int    rc;
+    char  *out;
+
+    TAP_OK(run_has(OA, AN, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,"
+                   "\"delta\":{\"thinking_blocks\":[{\"signature\":"
+                   "\"SG\"}]}}]}\n\ndata: [DONE]\n\n",
+                   "\"signature_delta\",\"signature\":\"SG\""),
+           "oa->an: a thinking block's signature is a signature_delta");
+
+    TAP_OK(run_has(AN, OA, an, "\"thinking_blocks\":[{\"type\":\"thinking\","
+                   "\"thinking\":\"\",\"signature\":\"SS\"}]"),
+           "an->oa: a signature_delta is a thinking block's signature");
+
+    out = run(AN, OA, an, strlen(an), NULL, 0, 1, NULL, &rc);
+    TAP_OK(rc == 0 && out != NULL && strstr(out, "srv") == NULL
+           && strstr(out, "tool_calls") == NULL,
+           "an->oa: a server tool block is not a tool call");
+    free(out);
+
+    TAP_OK(run_has(AN, AN, an, "\"stop_sequence\":\"END\""),
+           "an->an: the stop sequence that ended it is kept");
+
+    TAP_OK(run_has(GE, OA, "data: {\"candidates\":[{\"content\":{\"parts\":"
+                   "[{\"functionCall\":{\"name\":\"f\",\"args\":{}},"
+                   "\"thoughtSignature\":\"TS\"}]}}]}\n\n",
+                   "\"id\":\"call_n0nce_0__thought__TS\""),
+           "ge->oa: a call's thoughtSignature rides in its id");
+
+    TAP_OK(run_has(GE, AN, "data: {\"promptFeedback\":{\"blockReason\":"
+                   "\"SAFETY\"},\"usageMetadata\":{\"promptTokenCount\":3}}"
+                   "\n\n", "\"stop_reason\":\"refusal\""),
+           "ge->an: a blocked prompt ends as a refusal");
+
+    TAP_OK(run_has(OA, AN, "data: {\"error\":{\"type\":\"overloaded_error\","
+                   "\"message\":\"busy\"}}\n\n",
+                   "event: error\ndata: {\"type\":\"error\",\"error\":"
+                   "{\"type\":\"overloaded_error\",\"message\":\"busy\"}}"),
+           "oa->an: an error chunk is an error event");
+}
+
+
 int
 main(void)
 {
@@ -617,5 +695,6 @@ main(void)
     test_to_openai();
     test_to_gemini();
     test_behaviour();
+    test_branches();
     return tap_done();
 }
