@@ -3,7 +3,7 @@
  * (with or without /v1), keys in x-api-key (or any carrier the gateway
  * accepts), and the error shape {"type":"error","error":{"type",
  * "message"}}.  The model list is GET /v1/models with an
- * anthropic-version header, served by the OpenAI handler in this shape.
+ * anthropic-version header, served at OpenAI's URL in this shape.
  */
 
 #include "ngx_http_llmproxy_module.h"
