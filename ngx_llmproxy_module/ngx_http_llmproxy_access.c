@@ -6,11 +6,12 @@
  * It is checked at the access phase, as nginx's own auth modules do, and
  * last in that phase, so that "allow"/"deny", auth_basic and auth_request
  * compose with it: with "satisfy all" each must pass, a denied address
- * refused before its key is looked at.  With "satisfy any" a key is still
- * needed, as every record, budget and limit is a key's: when another
- * module grants access nginx skips the rest of the phase, and the content
- * handler authenticates the key itself (check_key(), check_master_key());
- * when the others refuse, a valid key lets the request through.
+ * refused before its key is looked at.  With "satisfy any" the key is no
+ * alternative to the others: it is needed in any case, as every record,
+ * budget and limit is a key's, and a key must not open a fence (an
+ * address range, a password) to whoever holds it.  The others decide
+ * among themselves at the access phase, and the content handler checks
+ * the key of what they let through (check_key(), check_master_key()).
  *
  * What needs the request's endpoint or body (the key's budget and
  * per-minute limits, its models) is decided by the content handler.
@@ -42,11 +43,21 @@ ngx_http_llmproxy_access_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_uint_t                     need;
     ngx_http_llmproxy_ctx_t       *ctx;
+    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_llmproxy_loc_conf_t  *llcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
 
     if (llcf->role == NGX_HTTP_LLMPROXY_OFF) {
+        return NGX_DECLINED;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->satisfy == NGX_HTTP_SATISFY_ANY) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy access: satisfy any, the key is checked "
+                       "after");
         return NGX_DECLINED;
     }
 

@@ -2,12 +2,12 @@
 // The key is checked at nginx's access phase (README "Access control"), so
 // nginx's own access modules compose with it: with "satisfy all" a denied
 // address gets 403 before its key is looked at, an allowed one still needs
-// its key; with "satisfy any" a key is still needed for every gateway
-// endpoint (its records, budget and limits are a key's), and a valid key
-// lets a request through that "deny" refused; auth_basic and auth_request
-// sit in front of the key; auth_delay slows a wrong key's 401.  A URL that
-// is no endpoint is a 404 before any 401, and a key's rpm counts model
-// calls only, not GET /v1/models.
+// its key; with "satisfy any" the key is no alternative to the others: it
+// is needed in any case (its records, budget and limits are a key's) and
+// opens no fence; auth_basic and auth_request sit in front of the key
+// (an Authorization: Basic header is no key); auth_delay slows a wrong
+// key's 401.  A URL that is no endpoint is a 404 before any 401, and a
+// key's rpm counts model calls only, not GET /v1/models.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -44,12 +44,16 @@ function servers() {
     srv('anyDenied', 'satisfy any; deny all;'),
     srv('basic', 'auth_basic "gateway"; '
                  + 'auth_basic_user_file __DIR__/htpasswd;'),
-    srv('anyBasic', 'satisfy any; auth_basic "gateway"; '
+    srv('anyBasic', 'satisfy any; deny all; auth_basic "gateway"; '
                     + 'auth_basic_user_file __DIR__/htpasswd;'),
     srv('authRequest', 'auth_request /_auth;',
         'location = /_auth { internal; '
         + 'if ($http_x_pass = "yes") { return 204; } return 403; }'),
     srv('delay', 'auth_delay 600ms;'),
+    srv('mirror', 'mirror /_mirror; mirror_request_body off;',
+        `location = /_mirror { internal; proxy_pass_request_body off; `
+        + `proxy_set_header Content-Length ""; `
+        + `proxy_pass ${mock.url}/mirrored; }`),
   ].join('\n');
 }
 
@@ -92,7 +96,8 @@ before(async () => {
   pg = await startPostgres();
   mock = await createMock({ name: 'access' });
   for (const name of ['denied', 'allowed', 'anyAllowed', 'anyDenied',
-                      'basic', 'anyBasic', 'authRequest', 'delay']) {
+                      'basic', 'anyBasic', 'authRequest', 'delay',
+                      'mirror']) {
     port[name] = await freePort();
   }
   gw = new Gateway({ database: pg.url, httpExtra: servers() });
@@ -113,6 +118,7 @@ after(async () => {
 
 test('satisfy all: a denied address gets 403 before its key is looked at',
   async () => {
+    mock.reset();
     const before = gw.errorLog().length;
     for (const h of [{}, bearer('sk-wrong-key-000'), bearer(key)]) {
       const r = await chat('denied', h);
@@ -149,21 +155,19 @@ test('satisfy any: an allowed address still needs its key', async () => {
   assert.strictEqual(r.status, 200, r.text);
 });
 
-test('satisfy any: a valid key lets through what "deny" refused',
-  async () => {
-    let r = await chat('anyDenied', bearer(key));
-    assert.strictEqual(r.status, 200, r.text);
-    r = await raw(url('anyDenied', '/v1/models'), { headers: bearer(key) });
-    assert.strictEqual(r.status, 200, r.text);
-    r = await chat('anyDenied');
-    assertOpenAIError(r, 401, 'no key');
-    r = await chat('anyDenied', bearer('sk-wrong-key-000'));
-    assertOpenAIError(r, 401, 'wrong key');
-    // what is no endpoint of the gateway's stays denied
-    r = await raw(url('anyDenied', '/v1/nothing-here'),
-                  { headers: bearer(key) });
-    assert.strictEqual(r.status, 403, r.text);
-  });
+test('satisfy any: a valid key opens no fence', async () => {
+  mock.reset();
+  for (const p of ['/v1/chat/completions', '/v1/models']) {
+    const r = await raw(url('anyDenied', p), {
+      method: p === '/v1/models' ? 'GET' : 'POST', headers: bearer(key),
+      body: p === '/v1/models' ? undefined : body,
+    });
+    assertOpenAIError(r, 403, p);
+  }
+  const r = await chat('anyDenied', bearer('sk-wrong-key-000'));
+  assertOpenAIError(r, 403, 'wrong key');
+  assert.strictEqual(mock.requests.length, 0);
+});
 
 test('auth_basic in front of the key: both are needed', async () => {
   let r = await chat('basic', { 'x-api-key': key });
@@ -179,13 +183,22 @@ test('auth_basic in front of the key: both are needed', async () => {
   assert.strictEqual(r.status, 401, r.text);
 });
 
-test('satisfy any with auth_basic: the key decides', async () => {
-  let r = await chat('anyBasic', { ...basic('user', 'wrong'),
-                                   'x-api-key': key });
-  assert.strictEqual(r.status, 200, r.text);
-  r = await chat('anyBasic', { ...basic('user', 'secret') });
-  assertOpenAIError(r, 401, 'basic passed, no key');
-});
+test('satisfy any with auth_basic: the password holds, the key is needed',
+  async () => {
+    let r = await chat('anyBasic', { ...basic('user', 'wrong'),
+                                     'x-api-key': key });
+    assert.strictEqual(r.status, 401, r.text);
+    assert.match(r.headers.get('www-authenticate') || '', /^Basic/);
+    r = await chat('anyBasic', { ...basic('user', 'secret') });
+    assertOpenAIError(r, 401, 'password passed, no key');
+    assert.strictEqual(r.body.error.code, 'missing_api_key');
+    r = await chat('anyBasic', { ...basic('user', 'secret'),
+                                 'x-api-key': 'sk-wrong-key-000' });
+    assertOpenAIError(r, 401, 'password passed, wrong key');
+    r = await chat('anyBasic', { ...basic('user', 'secret'),
+                                 'x-api-key': key });
+    assert.strictEqual(r.status, 200, r.text);
+  });
 
 test('auth_request in front of the key: both are needed', async () => {
   let r = await chat('authRequest', bearer(key));
@@ -215,6 +228,26 @@ test('auth_delay slows a wrong key\'s 401, not a right key', async () => {
   r = await chat('delay', bearer(key));
   assert.strictEqual(r.status, 200, r.text);
 });
+
+test('a wrong key goes no further than the access phase (mirror)',
+  async () => {
+    mock.reset();
+    let r = await chat('mirror', bearer('sk-wrong-key-000'));
+    assertOpenAIError(r, 401, 'wrong key');
+    r = await chat('mirror');
+    assertOpenAIError(r, 401, 'no key');
+    r = await chat('mirror', bearer(key));
+    assert.strictEqual(r.status, 200, r.text);
+    // the valid key's request is mirrored (after its own answer, maybe)
+    const t0 = Date.now();
+    const mirrored = () => mock.requests.filter((q) =>
+      q.url.startsWith('/mirrored'));
+    while (mirrored().length === 0 && Date.now() - t0 < 3000) {
+      await sleep(50);
+    }
+    assert.strictEqual(mirrored().length, 1,
+                       'mirrored: ' + mirrored().map((q) => q.url));
+  });
 
 test('a URL that is no endpoint is a 404 before a 401', async () => {
   for (const p of ['/v1/nothing', '/v1/messages/nothing',
