@@ -185,6 +185,15 @@ ngx_http_llmproxy_admin_keys_match(ngx_http_request_t *r)
 }
 
 
+/* /key/info, which a virtual key may call (for itself); the rest is master's */
+
+ngx_uint_t
+ngx_http_llmproxy_admin_keys_self(ngx_http_request_t *r)
+{
+    return ngx_http_llmproxy_admin_keys_match(r) == NGX_HTTP_LLMPROXY_KEYS_INFO;
+}
+
+
 ngx_int_t
 ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
 {

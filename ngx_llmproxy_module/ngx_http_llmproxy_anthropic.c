@@ -3,48 +3,31 @@
  * (with or without /v1), keys in x-api-key (or any carrier the gateway
  * accepts), and the error shape {"type":"error","error":{"type",
  * "message"}}.  The model list is GET /v1/models with an
- * anthropic-version header, served by the OpenAI handler in this shape.
+ * anthropic-version header, served at OpenAI's URL in this shape.
  */
 
 #include "ngx_http_llmproxy_module.h"
 
 
-ngx_int_t
-ngx_http_llmproxy_anthropic_handler(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx)
+/* an API path starting "/messages": its two endpoints */
+
+void
+ngx_http_llmproxy_anthropic_url(ngx_str_t *path,
+    ngx_http_llmproxy_url_t *url)
 {
-    ngx_int_t  rc;
-    ngx_str_t  path;
+    if (path->len == 9) {
+        url->endpoint = NGX_HTTP_LLMPROXY_EP_MESSAGES;
 
-    /* "/v1beta/" is Gemini's: it stays in the path, unknown here */
-
-    if (ngx_http_llmproxy_api_path(&r->uri, &path)) {
-        path = r->uri;
-    }
-
-    if (path.len == 9) {
-        ctx->endpoint = NGX_HTTP_LLMPROXY_EP_MESSAGES;
-
-    } else if (path.len == 22
-               && ngx_strncmp(path.data, "/messages/count_tokens", 22) == 0)
+    } else if (path->len == 22
+               && ngx_strncmp(path->data, "/messages/count_tokens", 22) == 0)
     {
-        ctx->endpoint = NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS;
+        url->endpoint = NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS;
 
     } else {
-        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
-                                      "invalid_request_error", "unknown_url",
-                                      "Unknown request URL: %V %V",
-                                      &r->method_name, &r->uri);
+        return;
     }
 
-    ctx->endpoint_path = path;
-
-    rc = ngx_http_llmproxy_request_prepare(r, ctx);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    return ngx_http_llmproxy_request_start(r, ctx);
+    url->path = *path;
 }
 
 

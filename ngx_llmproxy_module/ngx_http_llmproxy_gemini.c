@@ -39,87 +39,60 @@ static ngx_http_llmproxy_gemini_method_t  ngx_http_llmproxy_gemini_methods[] =
 };
 
 
-ngx_int_t
-ngx_http_llmproxy_gemini_handler(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx)
+/*
+ * An API path: "/models" or "/models/NAME", the list or one model;
+ * "/models/NAME:method", a model call
+ */
+
+void
+ngx_http_llmproxy_gemini_url(ngx_str_t *path, ngx_http_llmproxy_url_t *url)
 {
     u_char                             *colon, *last;
-    ngx_int_t                           rc;
-    ngx_str_t                           path, name;
+    ngx_str_t                           name, action;
     ngx_http_llmproxy_gemini_method_t  *m;
 
-    (void) ngx_http_llmproxy_api_path(&r->uri, &path);
-
-    if (path.len < 7 || ngx_strncmp(path.data, "/models", 7) != 0
-        || (path.len > 7 && path.data[7] != '/'))
+    if (path->len < 7 || ngx_strncmp(path->data, "/models", 7) != 0
+        || (path->len > 7 && path->data[7] != '/'))
     {
-        goto unknown;
+        return;
     }
 
-    name.data = path.data + 8;
-    name.len = path.len > 8 ? path.len - 8 : 0;
+    name.data = path->data + 8;
+    name.len = path->len > 8 ? path->len - 8 : 0;
 
     last = name.data + name.len;
     colon = name.len ? ngx_strlchr(name.data, last, ':') : NULL;
 
     if (colon == NULL) {
-
-        /* the model list, or one model */
-
-        rc = ngx_http_llmproxy_request_prepare(r, ctx);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_ALLOWED,
-                                          "invalid_request_error",
-                                          "method_not_allowed",
-                                          "use GET for %V", &r->uri);
-        }
-
-        return ngx_http_llmproxy_models(r, ctx,
-                                        LLMP_IFACE_GEMINI,
-                                        &name);
+        url->list = 1;
+        url->model = name;
+        return;
     }
 
-    ctx->action.data = colon + 1;
-    ctx->action.len = last - colon - 1;
+    action.data = colon + 1;
+    action.len = last - colon - 1;
     name.len = colon - name.data;
 
     for (m = ngx_http_llmproxy_gemini_methods; m->name.len; m++) {
-        if (m->name.len == ctx->action.len
-            && ngx_strncmp(m->name.data, ctx->action.data, m->name.len) == 0)
+        if (m->name.len == action.len
+            && ngx_strncmp(m->name.data, action.data, m->name.len) == 0)
         {
             break;
         }
     }
 
     if (m->name.len == 0 || name.len == 0) {
-        goto unknown;
+        return;
     }
 
-    ctx->endpoint = m->endpoint;
-    ctx->stream = m->stream;
-    ctx->model = name;
+    url->endpoint = m->endpoint;
+    url->stream = m->stream;
+    url->model = name;
+    url->action = action;
 
     /* for the records: "/generateContent" */
-    ctx->endpoint_path.data = colon;
-    ctx->endpoint_path.len = last - colon;
-
-    rc = ngx_http_llmproxy_request_prepare(r, ctx);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    return ngx_http_llmproxy_request_start(r, ctx);
-
-unknown:
-
-    return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
-                                  "invalid_request_error", "unknown_url",
-                                  "Unknown request URL: %V %V",
-                                  &r->method_name, &r->uri);
+    url->path.data = colon;
+    url->path.len = last - colon;
 }
 
 

@@ -1,6 +1,6 @@
 /*
  * The three interfaces the gateway speaks, one row each: where their
- * handlers, body checks and error bodies are, how a provider of each takes
+ * URL parsers, body checks and error bodies are, how a provider of each takes
  * its key, and which path a translated chat goes to.  The rest of the
  * module looks a difference up here instead of switching on the interface.
  */
@@ -11,7 +11,7 @@
 static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
 
     { LLMP_IFACE_OPENAI,
-      ngx_http_llmproxy_openai_handler,
+      ngx_http_llmproxy_openai_url,
       ngx_http_llmproxy_openai_check,
       ngx_http_llmproxy_openai_error_body,
       ngx_string("Authorization: Bearer "),
@@ -24,7 +24,7 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_http_llmproxy_openai_model_json },
 
     { LLMP_IFACE_ANTHROPIC,
-      ngx_http_llmproxy_anthropic_handler,
+      ngx_http_llmproxy_anthropic_url,
       ngx_http_llmproxy_anthropic_check,
       ngx_http_llmproxy_anthropic_error_body,
       ngx_string("x-api-key: "),
@@ -37,7 +37,7 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
       ngx_http_llmproxy_anthropic_model_json },
 
     { LLMP_IFACE_GEMINI,
-      ngx_http_llmproxy_gemini_handler,
+      ngx_http_llmproxy_gemini_url,
       ngx_http_llmproxy_gemini_check,
       ngx_http_llmproxy_gemini_error_body,
       ngx_string("x-goog-api-key: "),
@@ -97,37 +97,79 @@ ngx_http_llmproxy_api_path(ngx_str_t *uri, ngx_str_t *path)
 
 
 /*
+ * What a URL means, the one place it is parsed: its interface (returned)
+ * and, from its API path, the endpoint (the interface's row parses that).
  * Anthropic: /v1/messages...; Gemini: /v1beta/... or a model method
- * ("/v1/models/NAME:generateContent"); everything else is OpenAI's
+ * ("/v1/models/NAME:generateContent"); everything else is OpenAI's.
  */
 
 ngx_uint_t
-ngx_http_llmproxy_iface_of(ngx_http_request_t *r)
+ngx_http_llmproxy_iface_parse(ngx_str_t *uri, ngx_http_llmproxy_url_t *url)
 {
-    u_char     *p, *last;
-    ngx_str_t   uri;
+    u_char      *p, *last;
+    ngx_str_t    path;
+    ngx_uint_t   iface;
 
-    if (ngx_http_llmproxy_api_path(&r->uri, &uri)) {
-        return LLMP_IFACE_GEMINI;
-    }
+    ngx_memzero(url, sizeof(ngx_http_llmproxy_url_t));
 
-    if (uri.len >= 9 && ngx_strncmp(uri.data, "/messages", 9) == 0
-        && (uri.len == 9 || uri.data[9] == '/'))
+    iface = LLMP_IFACE_OPENAI;
+
+    if (ngx_http_llmproxy_api_path(uri, &path)) {
+        iface = LLMP_IFACE_GEMINI;
+
+    } else if (path.len >= 9 && ngx_strncmp(path.data, "/messages", 9) == 0
+               && (path.len == 9 || path.data[9] == '/'))
     {
-        return LLMP_IFACE_ANTHROPIC;
-    }
+        iface = LLMP_IFACE_ANTHROPIC;
 
-    if (uri.len > 8 && ngx_strncmp(uri.data, "/models/", 8) == 0) {
-        last = uri.data + uri.len;
+    } else if (path.len > 8 && ngx_strncmp(path.data, "/models/", 8) == 0) {
+        last = path.data + path.len;
 
-        for (p = uri.data + 8; p < last; p++) {
+        for (p = path.data + 8; p < last; p++) {
             if (*p == ':') {
-                return LLMP_IFACE_GEMINI;
+                iface = LLMP_IFACE_GEMINI;
+                break;
             }
         }
     }
 
-    return LLMP_IFACE_OPENAI;
+    ngx_http_llmproxy_iface(iface)->url(&path, url);
+
+    return iface;
+}
+
+
+ngx_uint_t
+ngx_http_llmproxy_iface_of(ngx_http_request_t *r)
+{
+    ngx_http_llmproxy_url_t  url;
+
+    return ngx_http_llmproxy_iface_parse(&r->uri, &url);
+}
+
+
+/*
+ * The URL's endpoint becomes the request's once the gateway takes the
+ * request (its access handler or its content handler): a request nginx
+ * refused before, by "deny" say, is no model call in the records.
+ */
+
+void
+ngx_http_llmproxy_iface_take(ngx_http_llmproxy_ctx_t *ctx)
+{
+    if (ctx->endpoint || ctx->url.endpoint == NGX_HTTP_LLMPROXY_EP_NONE) {
+        return;
+    }
+
+    ctx->endpoint = ctx->url.endpoint;
+    ctx->endpoint_path = ctx->url.path;
+    ctx->action = ctx->url.action;
+
+    if (ctx->url.model.len) {
+        /* Gemini's: the model is in the URL, not in the body */
+        ctx->model = ctx->url.model;
+        ctx->stream = ctx->url.stream;
+    }
 }
 
 

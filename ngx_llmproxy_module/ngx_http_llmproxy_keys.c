@@ -50,6 +50,9 @@ static const char *ngx_http_llmproxy_keys_unusable(
 static ngx_int_t ngx_http_llmproxy_keys_limits(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_shctx_t *sh, ngx_http_llmproxy_key_node_t *node,
     time_t now, const char **whyp, const char **codep);
+static ngx_int_t ngx_http_llmproxy_keys_refuse(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_int_t rc, const char *why,
+    const char *code);
 static ngx_int_t ngx_http_llmproxy_keys_take(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_key_node_t *node);
 
@@ -101,13 +104,18 @@ ngx_http_llmproxy_keys_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
 }
 
 
+/*
+ * Who the key is (the access phase): one the zone does not have, or
+ * revoked, expired or blocked, is a 401; the alias and model lists are
+ * copied into the request.  Its limits come later, keys_limit().
+ */
+
 ngx_int_t
 ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *key)
 {
-    time_t                           now;
     ngx_int_t                        rc;
-    const char                      *why, *code;
+    const char                      *why;
     ngx_http_llmproxy_shctx_t       *sh;
     ngx_http_llmproxy_key_node_t    *node, **pn;
     ngx_http_llmproxy_zone_ctx_t    *zctx;
@@ -122,11 +130,6 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     ctx->key.prefix.len = ngx_min(key->len, 7);
     ctx->key.prefix.data = key->data;
 
-    now = ngx_time();
-    rc = NGX_OK;
-    why = NULL;
-    code = "rate_limit_exceeded";
-
     ngx_shmtx_lock(&zctx->shpool->mutex);
 
     pn = ngx_http_llmproxy_keys_find(sh, ctx->key.digest);
@@ -136,33 +139,80 @@ ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
         rc = NGX_HTTP_UNAUTHORIZED;
         why = sh->keys_loaded ? "invalid API key"
                               : "invalid API key (keys are not loaded yet)";
-        goto done;
+
+    } else {
+        why = ngx_http_llmproxy_keys_unusable(node, ngx_time());
+
+        rc = why ? NGX_HTTP_UNAUTHORIZED
+                 : ngx_http_llmproxy_keys_take(r, ctx, node);
     }
-
-    why = ngx_http_llmproxy_keys_unusable(node, now);
-
-    if (why) {
-        rc = NGX_HTTP_UNAUTHORIZED;
-        goto done;
-    }
-
-    rc = ngx_http_llmproxy_keys_limits(ctx, sh, node, now, &why, &code);
-
-    if (rc != NGX_OK) {
-        goto done;
-    }
-
-    /* copy what the request needs, then let go of the lock */
-
-    rc = ngx_http_llmproxy_keys_take(r, ctx, node);
-
-done:
 
     ngx_shmtx_unlock(&zctx->shpool->mutex);
 
-    if (rc == NGX_OK) {
-        return NGX_OK;
+    return ngx_http_llmproxy_keys_refuse(r, ctx, rc, why, NULL);
+}
+
+
+/*
+ * What the key may do now, after keys_check(): its budget and, for a
+ * model call, its per-minute limits, the call counted.  The key is looked
+ * up again: the lock was let go, and the poller may have changed it.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_keys_limit(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    time_t                           now;
+    ngx_int_t                        rc;
+    const char                      *why, *code;
+    ngx_http_llmproxy_key_node_t    *node, **pn;
+    ngx_http_llmproxy_zone_ctx_t    *zctx;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    zctx = lmcf->shm_zone->data;
+
+    now = ngx_time();
+    code = "rate_limit_exceeded";
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    pn = ngx_http_llmproxy_keys_find(zctx->sh, ctx->key.digest);
+    node = pn ? *pn : NULL;
+
+    if (node == NULL) {
+        rc = NGX_HTTP_UNAUTHORIZED;
+        why = "invalid API key";
+
+    } else {
+        why = ngx_http_llmproxy_keys_unusable(node, now);
+
+        rc = why ? NGX_HTTP_UNAUTHORIZED
+                 : ngx_http_llmproxy_keys_limits(ctx, zctx->sh, node, now,
+                                                 &why, &code);
     }
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return ngx_http_llmproxy_keys_refuse(r, ctx, rc, why, code);
+}
+
+
+/* a key refused: logged by its prefix only, answered in the client's shape */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_refuse(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_int_t rc, const char *why,
+    const char *code)
+{
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
+    if (rc == NGX_OK || why == NULL) {
+        return rc;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
 
     ngx_log_error(lmcf->log_level, r->connection->log, 0,
                   "llmproxy: key \"%V...\" refused: %s", &ctx->key.prefix,

@@ -386,7 +386,7 @@ ngx_http_llmproxy_handler(ngx_http_request_t *r)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: %V as %s", &r->uri, llmp_iface_name(ctx->iface));
 
-    return ngx_http_llmproxy_iface(ctx->iface)->handler(r, ctx);
+    return ngx_http_llmproxy_request_handler(r, ctx);
 }
 
 
@@ -1014,6 +1014,24 @@ ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_http_llmproxy_post_read;
+
+    /*
+     * The key check goes last in the access phase (the phase runs its
+     * handlers from the end of this array): "allow"/"deny", auth_basic
+     * and auth_request decide first, so that with "satisfy all" a denied
+     * address is refused before any key is looked at.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers.elts;
+    n = cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers.nelts;
+
+    ngx_memmove(&h[1], &h[0], (n - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_llmproxy_access_handler;
 
     /*
      * The scrubbing log handler goes first, before the access log's (whose

@@ -322,6 +322,7 @@ typedef struct {
 
     unsigned                      master:1;
     unsigned                      all_models:1;
+    unsigned                      checked:1;      /* authenticated */
 } ngx_http_llmproxy_key_t;
 
 
@@ -359,6 +360,21 @@ typedef enum {
 } ngx_http_llmproxy_fail_e;
 
 
+/*
+ * What a gateway URL means, parsed once when the request's context is
+ * made (_iface.c); endpoint NONE and not a list: no endpoint (404)
+ */
+
+typedef struct {
+    ngx_uint_t                      endpoint;
+    ngx_str_t                       path;           /* "/chat/completions" */
+    ngx_str_t                       model;          /* Gemini's; a list's id */
+    ngx_str_t                       action;         /* Gemini's method */
+    unsigned                        list:1;         /* GET .../models[/ID] */
+    unsigned                        stream:1;       /* Gemini's stream */
+} ngx_http_llmproxy_url_t;
+
+
 typedef struct ngx_http_llmproxy_sse_s  ngx_http_llmproxy_sse_t;
 
 /* where a value is in the request body: [start, end) */
@@ -376,7 +392,8 @@ typedef struct {
     ngx_msec_t                      ttfb;           /* +1, 0: none yet */
     ngx_uint_t                      iface;          /* client's interface */
     ngx_uint_t                      up_iface;       /* this attempt's */
-    ngx_uint_t                      endpoint;
+    ngx_http_llmproxy_url_t         url;            /* the URL, parsed */
+    ngx_uint_t                      endpoint;       /* url's, once taken */
     ngx_str_t                       endpoint_path;  /* "/chat/completions" */
 
     /* the request body and where its top-level members are */
@@ -504,7 +521,8 @@ ngx_int_t ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data,
 u_char *ngx_http_llmproxy_format_uint(u_char *p, uint64_t n);
 u_char *ngx_http_llmproxy_format_fixed8(u_char *p, double f);
 
-/* _access.c: the master key or a virtual key */
+/* _access.c: the master key or a virtual key, at the access phase */
+ngx_int_t ngx_http_llmproxy_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_check_key(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
@@ -537,6 +555,8 @@ typedef struct {
 ngx_int_t ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_http_llmproxy_key_row_t *row);
 ngx_int_t ngx_http_llmproxy_keys_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx);
+ngx_int_t ngx_http_llmproxy_keys_limit(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_keys_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *key);
 ngx_uint_t ngx_http_llmproxy_keys_allow(ngx_http_llmproxy_key_t *key,
@@ -683,24 +703,24 @@ ngx_int_t ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_llmproxy_keepalive_init(ngx_cycle_t *cycle);
 
 /* _openai.c */
-ngx_int_t ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx);
+void ngx_http_llmproxy_openai_url(ngx_str_t *path,
+    ngx_http_llmproxy_url_t *url);
 ngx_int_t ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_openai_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
 
 /* _anthropic.c */
-ngx_int_t ngx_http_llmproxy_anthropic_handler(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx);
+void ngx_http_llmproxy_anthropic_url(ngx_str_t *path,
+    ngx_http_llmproxy_url_t *url);
 ngx_int_t ngx_http_llmproxy_anthropic_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
 
 /* _gemini.c */
-ngx_int_t ngx_http_llmproxy_gemini_handler(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx);
+void ngx_http_llmproxy_gemini_url(ngx_str_t *path,
+    ngx_http_llmproxy_url_t *url);
 ngx_int_t ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
@@ -722,7 +742,9 @@ typedef u_char *(*ngx_http_llmproxy_model_pt)(u_char *p, ngx_str_t *id,
 
 typedef struct {
     ngx_uint_t                    iface;           /* LLMP_IFACE_* */
-    ngx_http_llmproxy_iface_pt    handler;         /* URL -> endpoint */
+    void                        (*url)(ngx_str_t *path,
+                                    ngx_http_llmproxy_url_t *url);
+                                                   /* API path -> endpoint */
     ngx_http_llmproxy_iface_pt    check;           /* the request body */
     ngx_int_t                   (*error_body)(ngx_http_request_t *r,
                                     ngx_http_llmproxy_ctx_t *ctx,
@@ -742,10 +764,15 @@ typedef struct {
 const ngx_http_llmproxy_iface_t *ngx_http_llmproxy_iface(ngx_uint_t iface);
 ngx_uint_t ngx_http_llmproxy_api_path(ngx_str_t *uri, ngx_str_t *path);
 ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
+ngx_uint_t ngx_http_llmproxy_iface_parse(ngx_str_t *uri,
+    ngx_http_llmproxy_url_t *url);
+void ngx_http_llmproxy_iface_take(ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
 
 /* _request.c: a model request's body, read whole, checked, routed */
+ngx_int_t ngx_http_llmproxy_request_handler(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_request_start(ngx_http_request_t *r,
@@ -804,6 +831,7 @@ ngx_int_t ngx_http_llmproxy_admin_handler(ngx_http_request_t *r);
 
 /* _admin_keys.c: LiteLLM's /key/... API */
 ngx_int_t ngx_http_llmproxy_admin_keys_match(ngx_http_request_t *r);
+ngx_uint_t ngx_http_llmproxy_admin_keys_self(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r,
     ngx_int_t op);
 

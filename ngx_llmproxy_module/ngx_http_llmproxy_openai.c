@@ -27,85 +27,36 @@ static void ngx_http_llmproxy_openai_include_usage(
     ngx_http_llmproxy_ctx_t *ctx);
 
 
-ngx_int_t
-ngx_http_llmproxy_openai_handler(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx)
+/*
+ * An API path ("/v1" taken off): an endpoint, or the model list
+ * ("/models", "/models/ID", served in the shape the client's headers
+ * ask for)
+ */
+
+void
+ngx_http_llmproxy_openai_url(ngx_str_t *path, ngx_http_llmproxy_url_t *url)
 {
-    ngx_int_t                             rc;
-    ngx_str_t                             path, id;
-    ngx_uint_t                            shape;
     ngx_http_llmproxy_openai_endpoint_t  *ep;
 
-    /* "/v1beta/" is Gemini's: it stays in the path, unknown here */
-
-    if (ngx_http_llmproxy_api_path(&r->uri, &path)) {
-        path = r->uri;
-    }
-
     for (ep = ngx_http_llmproxy_openai_eps; ep->path.len; ep++) {
-        if (ep->path.len == path.len
-            && ngx_strncmp(ep->path.data, path.data, path.len) == 0)
+        if (ep->path.len == path->len
+            && ngx_strncmp(ep->path.data, path->data, path->len) == 0)
         {
-            break;
+            url->endpoint = ep->endpoint;
+            url->path = ep->path;
+            return;
         }
     }
 
-    ngx_str_null(&id);
+    if (path->len == 7 && ngx_strncmp(path->data, "/models", 7) == 0) {
+        url->list = 1;
 
-    if (ep->path.len == 0) {
-
-        if (path.len == 7 && ngx_strncmp(path.data, "/models", 7) == 0) {
-            /* the list */
-
-        } else if (path.len > 8 && ngx_strncmp(path.data, "/models/", 8) == 0)
-        {
-            id.data = path.data + 8;
-            id.len = path.len - 8;
-
-        } else {
-            return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
-                                          "invalid_request_error",
-                                          "unknown_url",
-                                          "Unknown request URL: %V %V",
-                                          &r->method_name, &r->uri);
-        }
+    } else if (path->len > 8 && ngx_strncmp(path->data, "/models/", 8) == 0)
+    {
+        url->list = 1;
+        url->model.data = path->data + 8;
+        url->model.len = path->len - 8;
     }
-
-    ctx->endpoint = ep->endpoint;        /* NONE for the model list */
-    ctx->endpoint_path = ep->path;
-
-    rc = ngx_http_llmproxy_request_prepare(r, ctx);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    if (ep->path.len == 0) {
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_ALLOWED,
-                                          "invalid_request_error",
-                                          "method_not_allowed",
-                                          "use GET for %V", &r->uri);
-        }
-
-        /*
-         * the Anthropic and Google SDKs list models here too, each in its
-         * own shape, and say who they are with their headers
-         */
-
-        if (ngx_http_llmproxy_has_header(r, "anthropic-version")) {
-            shape = LLMP_IFACE_ANTHROPIC;
-
-        } else if (ngx_http_llmproxy_has_header(r, "x-goog-api-key")) {
-            shape = LLMP_IFACE_GEMINI;
-
-        } else {
-            shape = LLMP_IFACE_OPENAI;
-        }
-
-        return ngx_http_llmproxy_models(r, ctx, shape, &id);
-    }
-
-    return ngx_http_llmproxy_request_start(r, ctx);
 }
 
 

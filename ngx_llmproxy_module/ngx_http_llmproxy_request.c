@@ -1,9 +1,8 @@
 /*
- * A model request, whatever its interface: the body is read whole (model
- * requests are small, and routing needs the model before anything is
- * sent), checked by its interface, routed and sent upstream.  Also which
- * interface a request speaks, known from its URI before anything else, so
- * that every error, nginx's own included, comes in the client's shape.
+ * A model request, whatever its interface: the endpoint its URL named
+ * (_iface.c), the key's limits, then the body read whole (model requests
+ * are small, and routing needs the model before anything is sent),
+ * checked by its interface, routed and sent upstream; or a model list.
  */
 
 #include "ngx_http_llmproxy_module.h"
@@ -20,7 +19,69 @@ static ngx_int_t ngx_http_llmproxy_request_count_tokens(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx);
 
 
-/* the key, and the config the request will be routed with */
+/*
+ * The content handler of a gateway URL that is no other endpoint of the
+ * gateway's: an unknown one is a 404 before any key is looked at (the
+ * access handler let it through), a model list or a model call.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_request_handler(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  shape;
+
+    if (ctx->url.endpoint == NGX_HTTP_LLMPROXY_EP_NONE && !ctx->url.list) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
+                                      "invalid_request_error", "unknown_url",
+                                      "Unknown request URL: %V %V",
+                                      &r->method_name, &r->uri);
+    }
+
+    ngx_http_llmproxy_iface_take(ctx);
+
+    rc = ngx_http_llmproxy_request_prepare(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ctx->url.endpoint) {
+        return ngx_http_llmproxy_request_start(r, ctx);
+    }
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_ALLOWED,
+                                      "invalid_request_error",
+                                      "method_not_allowed",
+                                      "use GET for %V", &r->uri);
+    }
+
+    /*
+     * the Anthropic and Google SDKs list models at OpenAI's URL too, each
+     * in its own shape, and say who they are with their headers
+     */
+
+    shape = ctx->iface;
+
+    if (shape == LLMP_IFACE_OPENAI) {
+        if (ngx_http_llmproxy_has_header(r, "anthropic-version")) {
+            shape = LLMP_IFACE_ANTHROPIC;
+
+        } else if (ngx_http_llmproxy_has_header(r, "x-goog-api-key")) {
+            shape = LLMP_IFACE_GEMINI;
+        }
+    }
+
+    return ngx_http_llmproxy_models(r, ctx, shape, &ctx->url.model);
+}
+
+
+/*
+ * The key (authenticated at the access phase, or here when that phase
+ * let the request through without it) and its limits, and the config the
+ * request will be routed with
+ */
 
 ngx_int_t
 ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,

@@ -30,7 +30,7 @@ ngx_http_llmproxy_get_ctx(ngx_http_request_t *r)
     }
 
     ctx->start = ngx_current_msec;
-    ctx->iface = ngx_http_llmproxy_iface_of(r);
+    ctx->iface = ngx_http_llmproxy_iface_parse(&r->uri, &ctx->url);
 
     ngx_http_llmproxy_request_id(r, ctx);
 
