@@ -380,6 +380,33 @@ ngx_http_llmproxy_sse_is_usage_only(u_char *p, u_char *last)
 {
     u_char  *q;
 
+    /*
+     * most events have no empty array at all: one memchr() per '[' tells
+     * them apart before any member is looked for
+     */
+
+    q = p;
+
+    for ( ;; ) {
+        q = memchr(q, '[', last - q);
+
+        if (q == NULL) {
+            return 0;
+        }
+
+        for (q++; q < last && (*q == ' ' || *q == '\n' || *q == '\r'); q++) {
+            /* void */
+        }
+
+        if (q < last && *q == ']') {
+            break;
+        }
+
+        if (q == last) {
+            return 0;
+        }
+    }
+
     q = ngx_http_llmproxy_sse_after(p, last, "\"choices\":",
                                     sizeof("\"choices\":") - 1);
 
@@ -402,21 +429,43 @@ ngx_http_llmproxy_sse_is_usage_only(u_char *p, u_char *last)
 }
 
 
-/* where the value after a member name starts, blanks skipped */
+/*
+ * Where the value after a member name (quotes and colon included) starts,
+ * blanks skipped: the first colon that ends the name.  Found colon by
+ * colon with memchr, as memmem() set up its search tables on every call
+ * (a third of the stream filter's instructions).
+ */
 
 static u_char *
 ngx_http_llmproxy_sse_after(u_char *p, u_char *last, const char *name,
     size_t len)
 {
-    u_char  *q;
+    u_char  *q, *start;
 
-    q = memmem(p, last - p, name, len);
+    start = p;
 
-    if (q == NULL) {
-        return NULL;
+    /* the name without its colon: the bytes before a colon */
+    len--;
+
+    for ( ;; ) {
+        q = memchr(p, ':', last - p);
+
+        if (q == NULL) {
+            return NULL;
+        }
+
+        p = q + 1;
+
+        if ((size_t) (q - start) >= len
+            && q[-1] == '"'
+            && q[-(ssize_t) len] == '"'
+            && ngx_memcmp(q - len, name, len) == 0)
+        {
+            break;
+        }
     }
 
-    for (q += len; q < last && (*q == ' ' || *q == '\t'); q++) {
+    for (q = p; q < last && (*q == ' ' || *q == '\t'); q++) {
         /* void */
     }
 
@@ -434,58 +483,107 @@ ngx_http_llmproxy_sse_after(u_char *p, u_char *last, const char *name,
  * bear.
  */
 
-static ngx_str_t  ngx_http_llmproxy_text_keys[] = {
-    ngx_string("\"content\""),
-    ngx_string("\"text\""),
-    ngx_string("\"thinking\""),
-    ngx_string("\"partial_json\""),
-    ngx_string("\"arguments\""),
-    ngx_string("\"reasoning_content\""),
-    ngx_string("\"refusal\""),
-    ngx_null_string
-};
+#define ngx_http_llmproxy_sse_key(q, n, name)                               \
+    ((n) >= sizeof(name) + 1                                                  \
+     && (q)[-(ssize_t) sizeof(name) - 1] == '"'                              \
+     && ngx_memcmp((q) - sizeof(name), name, sizeof(name) - 1) == 0)
+
+
+/*
+ * Whether the member name that ends just before the colon q (n bytes
+ * after the start of the read) is one of the text members: content, text,
+ * thinking, partial_json, arguments, reasoning_content, refusal.  Tried
+ * by the name's last letter, so that most names cost one compare.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_llmproxy_sse_text_key(u_char *q, size_t n)
+{
+    switch (q[-2]) {
+
+    case 't':
+        return ngx_http_llmproxy_sse_key(q, n, "content")
+               || ngx_http_llmproxy_sse_key(q, n, "text")
+               || ngx_http_llmproxy_sse_key(q, n, "reasoning_content");
+
+    case 'g':
+        return ngx_http_llmproxy_sse_key(q, n, "thinking");
+
+    case 'n':
+        return ngx_http_llmproxy_sse_key(q, n, "partial_json");
+
+    case 's':
+        return ngx_http_llmproxy_sse_key(q, n, "arguments");
+
+    case 'l':
+        return ngx_http_llmproxy_sse_key(q, n, "refusal");
+
+    default:
+        return 0;
+    }
+}
 
 
 void
 ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
     u_char *last)
 {
-    u_char     *q, *start;
-    ngx_str_t  *k;
+    u_char      *q, *s, *start;
+    size_t       bytes;
+    ngx_uint_t   state;
+
+    /*
+     * every byte of a stream comes here: the state is kept in locals
+     * (through ctx, every byte was a load and a store the compiler could
+     * not keep in a register), a text value is skipped a run at a time,
+     * and a member name is compared only with the keys of its last letter
+     */
 
     start = p;
+    state = ctx->text_string;
+    bytes = ctx->text_bytes;
 
     for ( ;; ) {
 
         /* in a text value: to its closing quote, escapes skipped */
 
-        while (ctx->text_string && p < last) {
+        while (state && p < last) {
 
-            if (ctx->text_string == 2) {
-                ctx->text_string = 1;
-
-            } else if (*p == '\\') {
-                ctx->text_string = 2;
+            if (state == 2) {
+                /* the escaped character counts */
+                state = 1;
+                bytes++;
                 p++;
                 continue;
+            }
 
-            } else if (*p == '"') {
-                ctx->text_string = 0;
-                p++;
+            for (s = p; p < last && *p != '"' && *p != '\\'; p++) {
+                /* void */
+            }
+
+            bytes += p - s;
+
+            if (p == last) {
                 break;
             }
 
-            ctx->text_bytes++;
             p++;
+
+            if (p[-1] == '\\') {
+                state = 2;
+
+            } else {
+                state = 0;
+            }
         }
 
         if (p >= last) {
-            return;
+            break;
         }
 
         q = memchr(p, ':', last - p);
         if (q == NULL) {
-            return;
+            break;
         }
 
         p = q + 1;
@@ -494,15 +592,7 @@ ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
             continue;
         }
 
-        for (k = ngx_http_llmproxy_text_keys; k->len; k++) {
-            if ((size_t) (q - start) >= k->len
-                && ngx_memcmp(q - k->len, k->data, k->len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (k->len == 0) {
+        if (!ngx_http_llmproxy_sse_text_key(q, q - start)) {
             continue;
         }
 
@@ -511,10 +601,13 @@ ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
         }
 
         if (p < last && *p == '"') {
-            ctx->text_string = 1;
+            state = 1;
             p++;
         }
     }
+
+    ctx->text_string = state;
+    ctx->text_bytes = bytes;
 }
 
 
