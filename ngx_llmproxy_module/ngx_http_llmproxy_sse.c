@@ -31,7 +31,8 @@ struct ngx_http_llmproxy_sse_s {
 };
 
 
-static ngx_uint_t ngx_http_llmproxy_sse_clean(ngx_chain_t *in);
+static ngx_uint_t ngx_http_llmproxy_sse_clean(ngx_http_request_t *r,
+    ngx_chain_t *in);
 static size_t ngx_http_llmproxy_sse_event_end(u_char *p, u_char *last);
 static ngx_uint_t ngx_http_llmproxy_sse_is_usage_only(u_char *p,
     u_char *last);
@@ -74,7 +75,7 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
      */
 
     if (!ctx->xlate && sse->len == 0
-        && ngx_http_llmproxy_sse_clean(in))
+        && ngx_http_llmproxy_sse_clean(r, in))
     {
         return next(r, in);
     }
@@ -305,10 +306,21 @@ ngx_http_llmproxy_sse_events(ngx_http_llmproxy_ctx_t *ctx,
 }
 
 
-/* only complete events, and none of them the usage chunk */
+/*
+ * Only complete events: the usage chunk, if any, is cut out of the
+ * buffer in place, and the buffers go on as they are.  They are the
+ * upstream's own (its read buffer, which the gateway allocated): moving
+ * the rest of one buffer over the chunk touches only that buffer's bytes
+ * (the relay buffers of ngx_http_llmproxy_relay_buf() and copy_filter).
+ * Before, a buffer with the usage chunk was checked here, then copied
+ * whole into the partial-event buffer, checked event by event again and
+ * copied again into an output buffer.  0: a partial event, or a buffer
+ * of another kind: the caller takes the events one by one (a usage chunk
+ * cut here already is simply not there any more).
+ */
 
 static ngx_uint_t
-ngx_http_llmproxy_sse_clean(ngx_chain_t *in)
+ngx_http_llmproxy_sse_clean(ngx_http_request_t *r, ngx_chain_t *in)
 {
     u_char     *p, *last;
     size_t      end;
@@ -327,13 +339,38 @@ ngx_http_llmproxy_sse_clean(ngx_chain_t *in)
         while (p < last) {
             end = ngx_http_llmproxy_sse_event_end(p, last);
 
-            if (end == 0
-                || ngx_http_llmproxy_sse_is_usage_only(p, p + end))
+            if (end == 0) {
+                return 0;
+            }
+
+            if (!ngx_http_llmproxy_sse_is_usage_only(p, p + end)) {
+                p += end;
+                continue;
+            }
+
+            if (b->in_file || r->upstream == NULL
+                || b->tag != r->upstream->output.tag)
             {
                 return 0;
             }
 
-            p += end;
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "llmproxy: stream usage chunk of %uz bytes "
+                           "cut in place", end);
+
+            ngx_memmove(p, p + end, last - (p + end));
+            last -= end;
+            b->last = last;
+
+            if (b->pos == b->last) {
+                /*
+                 * nothing left: a flush only, as an empty buffer in
+                 * memory is an error to the write filter; the upstream
+                 * marks it as memory again when it reuses it
+                 */
+                b->memory = 0;
+                b->flush = 1;
+            }
         }
     }
 
