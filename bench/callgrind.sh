@@ -10,6 +10,7 @@
 #            callgrind_annotate); default: a temporary one, removed
 # CG_CONNS   concurrent connections of the client (default 8)
 # CG_RECORDS on (default) or off: usage records to PostgreSQL
+# CG_VALGRIND_ARGS  more options for valgrind (e.g. --dump-instr=yes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -174,7 +175,7 @@ declare -A IR
 for who in plain gw; do
     if [ $who = plain ]; then port=$plain_port; else port=$gw_port; fi
     valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out.$who" \
-        --instr-atstart=no \
+        --instr-atstart=no ${CG_VALGRIND_ARGS:-} \
         "$nginx" -p "$dir/$who" -c "$dir/$who/nginx.conf" \
         -e "$dir/$who/error.log" > "$dir/$who.vg.log" 2>&1 &
     echo $! > "$dir/$who.pid"

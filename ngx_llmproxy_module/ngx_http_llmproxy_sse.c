@@ -523,6 +523,7 @@ ngx_http_llmproxy_sse_after(u_char *p, u_char *last, const char *name,
 #define ngx_http_llmproxy_sse_key(q, n, name)                               \
     ((n) >= sizeof(name) + 1                                                  \
      && (q)[-(ssize_t) sizeof(name) - 1] == '"'                              \
+     && (q)[-(ssize_t) sizeof(name)] == (name)[0]                             \
      && ngx_memcmp((q) - sizeof(name), name, sizeof(name) - 1) == 0)
 
 
