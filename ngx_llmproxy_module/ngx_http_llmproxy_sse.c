@@ -4,12 +4,13 @@
  * interface goes through the translation library as it arrives.  One
  * whose usage chunk the gateway asked for on the client's behalf (and
  * must not reach a client that did not ask for it) is cut into
- * server-sent events at their blank lines: every complete event is passed
- * on as soon as it is complete, a partial one waits for the rest of it.
- * In both cases what was written is sent at once.  Output buffers are the
- * filter's
- * own, recycled once sent, so the upstream's read buffer is free to be
- * reused at once.
+ * server-sent events at their blank lines.  When a read holds whole
+ * events only (the usual case), the usage chunk is cut out of the
+ * upstream's buffer in place and the read goes on as it is.  Otherwise
+ * every complete event is passed on as soon as it is complete, a partial
+ * one waits for the rest of it, in output buffers of the filter's own,
+ * recycled once sent, so the upstream's read buffer is free to be reused
+ * at once.  In every case what was written is sent at once.
  */
 
 #include "ngx_http_llmproxy_module.h"
