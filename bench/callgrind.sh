@@ -171,7 +171,11 @@ kill "$(cat "$dir/gw.pid")"; wait "$(cat "$dir/gw.pid")" 2>/dev/null || true
 rm -f "$dir/gw.pid"
 gw_conf 30s > "$dir/gw/nginx.conf"
 
-declare -A IR
+sysc() {        # read and write system calls of a process so far
+    awk '/^syscr:/ {r = $2} /^syscw:/ {w = $2} END {print r, w}' "/proc/$1/io"
+}
+
+declare -A IR SC
 for who in plain gw; do
     if [ $who = plain ]; then port=$plain_port; else port=$gw_port; fi
     valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out.$who" \
@@ -191,9 +195,14 @@ for who in plain gw; do
     client "$port" 200                  # warm up: connections, pools
     sleep 1
     callgrind_control -i on "$(cat "$dir/$who.pid")" >/dev/null 2>&1
+    io0=$(sysc "$(cat "$dir/$who.pid")")
     client "$port" "$n"
     sleep 1                             # the records' flush
+    io1=$(sysc "$(cat "$dir/$who.pid")")
     callgrind_control -i off "$(cat "$dir/$who.pid")" >/dev/null 2>&1
+    SC[$who]=$(awk -v a="$io0" -v b="$io1" -v n="$n" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        printf "%.2f reads, %.2f writes", (y[1] - x[1]) / n, (y[2] - x[2]) / n }')
     kill "$(cat "$dir/$who.pid")"
     wait "$(cat "$dir/$who.pid")" 2>/dev/null || true
     rm -f "$dir/$who.pid"
@@ -206,3 +215,4 @@ done
 awk -v p="${IR[plain]}" -v g="${IR[gw]}" -v n="$n" -v pass="$pass" 'BEGIN {
     printf "%s: %d requests; instructions/request: plain %.0f, gateway %.0f (%.2fx)\n",
         pass, n, p / n, g / n, g / p }'
+echo "system calls/request: plain ${SC[plain]}; gateway ${SC[gw]}"
