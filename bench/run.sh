@@ -84,22 +84,9 @@ fi
 export LLMPROXY_DATABASE_URL=$db
 "$top/build/llmproxyctl" migrate >/dev/null
 
-# a ~1 KB chat completion, and an SSE stream with a usage chunk
-json=$(node -e '
-const c = {id: "chatcmpl-bench", object: "chat.completion", created: 1,
-  model: "mock-model", choices: [{index: 0, message: {role: "assistant",
-  content: "x".repeat(760)}, finish_reason: "stop"}],
-  usage: {prompt_tokens: 12, completion_tokens: 180, total_tokens: 192}};
-console.log(JSON.stringify(c).replace(/"/g, "\\\""))')
-sse=$(node -e '
-let s = "";
-for (let i = 0; i < 8; i++) s += "data: " + JSON.stringify({id: "c",
-  object: "chat.completion.chunk", model: "mock-model", choices: [{index: 0,
-  delta: {content: "token" + i}, finish_reason: null}]}) + "\\n\\n";
-s += "data: " + JSON.stringify({id: "c", object: "chat.completion.chunk",
-  model: "mock-model", choices: [], usage: {prompt_tokens: 12,
-  completion_tokens: 8, total_tokens: 20}}) + "\\n\\ndata: [DONE]\\n\\n";
-console.log(s.replace(/"/g, "\\\""))')
+# the mock provider: a ~1 KB chat completion, or an SSE stream with a usage
+# chunk (bench/mock.sh)
+. "$top/bench/mock.sh"
 
 mkdir -p "$dir/mock" "$dir/plain" "$dir/gw/state" "$dir/plains" \
     "$dir/gws/state"
@@ -108,29 +95,7 @@ node "$top/bench/sse-mock.js" "$slow_port" "$slow_chunks" "$slow_interval" \
     > "$dir/slow.log" 2>&1 &
 slow_pid=$!
 
-cat > "$dir/mock/nginx.conf" <<CONF
-worker_processes 1;
-pid $dir/mock/nginx.pid;
-error_log $dir/mock/error.log error;
-events { worker_connections 20000; }
-worker_rlimit_nofile 20000;
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_buffer_size 1m;
-    client_max_body_size 0;
-    server {
-        listen 127.0.0.1:$mock_port reuseport;
-        location / {
-            if (\$http_accept ~ event-stream) {
-                return 200 "$sse";
-            }
-            default_type application/json;
-            return 200 "$json";
-        }
-    }
-}
-CONF
+bench_mock_conf "$dir/mock" "$mock_port" > "$dir/mock/nginx.conf"
 
 cat > "$dir/plain/nginx.conf" <<CONF
 worker_processes 1;
@@ -302,7 +267,7 @@ for i in $(seq 100); do
 done
 
 # request bodies
-small='{"model":"bench-model","messages":[{"role":"user","content":"Say hi"}]}'
+small=$bench_json_body
 node -e '
 const big = {model: "bench-model", messages: [{role: "user",
   content: "y".repeat(256 * 1024 - 80)}]};
@@ -325,7 +290,9 @@ lua "$dir/small.json" > "$dir/json.lua"
 printf '%s' "${small/bench-model/bench-alias}" > "$dir/vkey.json"
 lua "$dir/vkey.json" > "$dir/vkey.lua"
 sed -i "s/Bearer $master_key/Bearer $vkey/" "$dir/vkey.lua"
-lua "$dir/small.json" 'wrk.headers["Accept"] = "text/event-stream"' \
+# sse8: a streamed request ("stream": true), as SDKs send them
+printf '%s' "$bench_sse_body" > "$dir/sse.json"
+lua "$dir/sse.json" 'wrk.headers["Accept"] = "text/event-stream"' \
     > "$dir/sse.lua"
 lua "$dir/big.json" > "$dir/big.lua"
 

@@ -4,12 +4,13 @@
  * interface goes through the translation library as it arrives.  One
  * whose usage chunk the gateway asked for on the client's behalf (and
  * must not reach a client that did not ask for it) is cut into
- * server-sent events at their blank lines: every complete event is passed
- * on as soon as it is complete, a partial one waits for the rest of it.
- * In both cases what was written is sent at once.  Output buffers are the
- * filter's
- * own, recycled once sent, so the upstream's read buffer is free to be
- * reused at once.
+ * server-sent events at their blank lines.  When a read holds whole
+ * events only (the usual case), the usage chunk is cut out of the
+ * upstream's buffer in place and the read goes on as it is.  Otherwise
+ * every complete event is passed on as soon as it is complete, a partial
+ * one waits for the rest of it, in output buffers of the filter's own,
+ * recycled once sent, so the upstream's read buffer is free to be reused
+ * at once.  In every case what was written is sent at once.
  */
 
 #include "ngx_http_llmproxy_module.h"
@@ -31,7 +32,8 @@ struct ngx_http_llmproxy_sse_s {
 };
 
 
-static ngx_uint_t ngx_http_llmproxy_sse_clean(ngx_chain_t *in);
+static ngx_uint_t ngx_http_llmproxy_sse_clean(ngx_http_request_t *r,
+    ngx_chain_t *in);
 static size_t ngx_http_llmproxy_sse_event_end(u_char *p, u_char *last);
 static ngx_uint_t ngx_http_llmproxy_sse_is_usage_only(u_char *p,
     u_char *last);
@@ -74,7 +76,7 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
      */
 
     if (!ctx->xlate && sse->len == 0
-        && ngx_http_llmproxy_sse_clean(in))
+        && ngx_http_llmproxy_sse_clean(r, in))
     {
         return next(r, in);
     }
@@ -305,10 +307,21 @@ ngx_http_llmproxy_sse_events(ngx_http_llmproxy_ctx_t *ctx,
 }
 
 
-/* only complete events, and none of them the usage chunk */
+/*
+ * Only complete events: the usage chunk, if any, is cut out of the
+ * buffer in place, and the buffers go on as they are.  They are the
+ * upstream's own (its read buffer, which the gateway allocated): moving
+ * the rest of one buffer over the chunk touches only that buffer's bytes
+ * (the relay buffers of ngx_http_llmproxy_relay_buf() and copy_filter).
+ * Before, a buffer with the usage chunk was checked here, then copied
+ * whole into the partial-event buffer, checked event by event again and
+ * copied again into an output buffer.  0: a partial event, or a buffer
+ * of another kind: the caller takes the events one by one (a usage chunk
+ * cut here already is simply not there any more).
+ */
 
 static ngx_uint_t
-ngx_http_llmproxy_sse_clean(ngx_chain_t *in)
+ngx_http_llmproxy_sse_clean(ngx_http_request_t *r, ngx_chain_t *in)
 {
     u_char     *p, *last;
     size_t      end;
@@ -327,13 +340,38 @@ ngx_http_llmproxy_sse_clean(ngx_chain_t *in)
         while (p < last) {
             end = ngx_http_llmproxy_sse_event_end(p, last);
 
-            if (end == 0
-                || ngx_http_llmproxy_sse_is_usage_only(p, p + end))
+            if (end == 0) {
+                return 0;
+            }
+
+            if (!ngx_http_llmproxy_sse_is_usage_only(p, p + end)) {
+                p += end;
+                continue;
+            }
+
+            if (b->in_file || r->upstream == NULL
+                || b->tag != r->upstream->output.tag)
             {
                 return 0;
             }
 
-            p += end;
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "llmproxy: stream usage chunk of %uz bytes "
+                           "cut in place", end);
+
+            ngx_memmove(p, p + end, last - (p + end));
+            last -= end;
+            b->last = last;
+
+            if (b->pos == b->last) {
+                /*
+                 * nothing left: a flush only, as an empty buffer in
+                 * memory is an error to the write filter; the upstream
+                 * marks it as memory again when it reuses it
+                 */
+                b->memory = 0;
+                b->flush = 1;
+            }
         }
     }
 
@@ -380,6 +418,33 @@ ngx_http_llmproxy_sse_is_usage_only(u_char *p, u_char *last)
 {
     u_char  *q;
 
+    /*
+     * most events have no empty array at all: one memchr() per '[' tells
+     * them apart before any member is looked for
+     */
+
+    q = p;
+
+    for ( ;; ) {
+        q = memchr(q, '[', last - q);
+
+        if (q == NULL) {
+            return 0;
+        }
+
+        for (q++; q < last && (*q == ' ' || *q == '\n' || *q == '\r'); q++) {
+            /* void */
+        }
+
+        if (q < last && *q == ']') {
+            break;
+        }
+
+        if (q == last) {
+            return 0;
+        }
+    }
+
     q = ngx_http_llmproxy_sse_after(p, last, "\"choices\":",
                                     sizeof("\"choices\":") - 1);
 
@@ -402,21 +467,43 @@ ngx_http_llmproxy_sse_is_usage_only(u_char *p, u_char *last)
 }
 
 
-/* where the value after a member name starts, blanks skipped */
+/*
+ * Where the value after a member name (quotes and colon included) starts,
+ * blanks skipped: the first colon that ends the name.  Found colon by
+ * colon with memchr, as memmem() set up its search tables on every call
+ * (a third of the stream filter's instructions).
+ */
 
 static u_char *
 ngx_http_llmproxy_sse_after(u_char *p, u_char *last, const char *name,
     size_t len)
 {
-    u_char  *q;
+    u_char  *q, *start;
 
-    q = memmem(p, last - p, name, len);
+    start = p;
 
-    if (q == NULL) {
-        return NULL;
+    /* the name without its colon: the bytes before a colon */
+    len--;
+
+    for ( ;; ) {
+        q = memchr(p, ':', last - p);
+
+        if (q == NULL) {
+            return NULL;
+        }
+
+        p = q + 1;
+
+        if ((size_t) (q - start) >= len
+            && q[-1] == '"'
+            && q[-(ssize_t) len] == '"'
+            && ngx_memcmp(q - len, name, len) == 0)
+        {
+            break;
+        }
     }
 
-    for (q += len; q < last && (*q == ' ' || *q == '\t'); q++) {
+    for (q = p; q < last && (*q == ' ' || *q == '\t'); q++) {
         /* void */
     }
 
@@ -434,58 +521,108 @@ ngx_http_llmproxy_sse_after(u_char *p, u_char *last, const char *name,
  * bear.
  */
 
-static ngx_str_t  ngx_http_llmproxy_text_keys[] = {
-    ngx_string("\"content\""),
-    ngx_string("\"text\""),
-    ngx_string("\"thinking\""),
-    ngx_string("\"partial_json\""),
-    ngx_string("\"arguments\""),
-    ngx_string("\"reasoning_content\""),
-    ngx_string("\"refusal\""),
-    ngx_null_string
-};
+#define ngx_http_llmproxy_sse_key(q, n, name)                               \
+    ((n) >= sizeof(name) + 1                                                  \
+     && (q)[-(ssize_t) sizeof(name) - 1] == '"'                              \
+     && (q)[-(ssize_t) sizeof(name)] == (name)[0]                             \
+     && ngx_memcmp((q) - sizeof(name), name, sizeof(name) - 1) == 0)
+
+
+/*
+ * Whether the member name that ends just before the colon q (n bytes
+ * after the start of the read) is one of the text members: content, text,
+ * thinking, partial_json, arguments, reasoning_content, refusal.  Tried
+ * by the name's last letter, so that most names cost one compare.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_llmproxy_sse_text_key(u_char *q, size_t n)
+{
+    switch (q[-2]) {
+
+    case 't':
+        return ngx_http_llmproxy_sse_key(q, n, "content")
+               || ngx_http_llmproxy_sse_key(q, n, "text")
+               || ngx_http_llmproxy_sse_key(q, n, "reasoning_content");
+
+    case 'g':
+        return ngx_http_llmproxy_sse_key(q, n, "thinking");
+
+    case 'n':
+        return ngx_http_llmproxy_sse_key(q, n, "partial_json");
+
+    case 's':
+        return ngx_http_llmproxy_sse_key(q, n, "arguments");
+
+    case 'l':
+        return ngx_http_llmproxy_sse_key(q, n, "refusal");
+
+    default:
+        return 0;
+    }
+}
 
 
 void
 ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
     u_char *last)
 {
-    u_char     *q, *start;
-    ngx_str_t  *k;
+    u_char      *q, *s, *start;
+    size_t       bytes;
+    ngx_uint_t   state;
+
+    /*
+     * every byte of a stream comes here: the state is kept in locals
+     * (through ctx, every byte was a load and a store the compiler could
+     * not keep in a register), a text value is skipped a run at a time,
+     * and a member name is compared only with the keys of its last letter
+     */
 
     start = p;
+    state = ctx->text_string;
+    bytes = ctx->text_bytes;
 
     for ( ;; ) {
 
         /* in a text value: to its closing quote, escapes skipped */
 
-        while (ctx->text_string && p < last) {
+        while (state && p < last) {
 
-            if (ctx->text_string == 2) {
-                ctx->text_string = 1;
-
-            } else if (*p == '\\') {
-                ctx->text_string = 2;
+            if (state == 2) {
+                /* the escaped character counts */
+                state = 1;
+                bytes++;
                 p++;
                 continue;
+            }
 
-            } else if (*p == '"') {
-                ctx->text_string = 0;
-                p++;
+            for (s = p; p < last && *p != '"' && *p != '\\'; p++) {
+                /* void */
+            }
+
+            bytes += p - s;
+
+            if (p == last) {
                 break;
             }
 
-            ctx->text_bytes++;
             p++;
+
+            if (p[-1] == '\\') {
+                state = 2;
+
+            } else {
+                state = 0;
+            }
         }
 
         if (p >= last) {
-            return;
+            break;
         }
 
         q = memchr(p, ':', last - p);
         if (q == NULL) {
-            return;
+            break;
         }
 
         p = q + 1;
@@ -494,15 +631,7 @@ ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
             continue;
         }
 
-        for (k = ngx_http_llmproxy_text_keys; k->len; k++) {
-            if ((size_t) (q - start) >= k->len
-                && ngx_memcmp(q - k->len, k->data, k->len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (k->len == 0) {
+        if (!ngx_http_llmproxy_sse_text_key(q, q - start)) {
             continue;
         }
 
@@ -511,10 +640,13 @@ ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
         }
 
         if (p < last && *p == '"') {
-            ctx->text_string = 1;
+            state = 1;
             p++;
         }
     }
+
+    ctx->text_string = state;
+    ctx->text_bytes = bytes;
 }
 
 

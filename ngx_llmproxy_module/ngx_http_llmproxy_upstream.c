@@ -105,6 +105,14 @@ static ngx_int_t ngx_http_llmproxy_input_filter_init(void *data);
 static ngx_int_t ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes);
 static ngx_int_t ngx_http_llmproxy_chunked_filter(void *data,
     ssize_t bytes);
+static ngx_int_t ngx_http_llmproxy_chunked_plain(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *buf, ngx_chain_t **ll);
+static ngx_int_t ngx_http_llmproxy_chunked_data(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *buf, ngx_chain_t ***ll);
+static void ngx_http_llmproxy_chunked_done(ngx_http_request_t *r,
+    ngx_buf_t *buf);
+static void ngx_http_llmproxy_relay_scan(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_buf_t *b);
 static void ngx_http_llmproxy_abort_request(ngx_http_request_t *r);
 static void ngx_http_llmproxy_first_byte(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
@@ -1632,11 +1640,7 @@ ngx_http_llmproxy_copy_filter(void *data, ssize_t bytes)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
 
-    ngx_http_llmproxy_usage_scan(ctx, cl->buf->pos, cl->buf->last);
-
-    if (ctx->stream) {
-        ngx_http_llmproxy_sse_count(ctx, cl->buf->pos, cl->buf->last);
-    }
+    ngx_http_llmproxy_relay_scan(ctx, cl->buf);
 
     if (u->length == -1 || u->length == 0) {
         return NGX_OK;
@@ -1681,13 +1685,20 @@ ngx_http_llmproxy_relay_buf(ngx_http_request_t *r, ngx_chain_t ***ll)
 }
 
 
+/*
+ * The input filter of an answer in chunked encoding passed on as it comes
+ * (a stream, mostly): what was read is decoded in place, each chunk's
+ * data going to the client in a relay buffer of its own, which the
+ * gateway scans for usage (and a stream for its text) on the way.
+ */
+
 static ngx_int_t
 ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
 {
     ngx_http_request_t *r = data;
 
     ngx_int_t                 rc;
-    ngx_buf_t                *b, *buf;
+    ngx_buf_t                *buf;
     ngx_chain_t              *cl, **ll;
     ngx_http_upstream_t      *u;
     ngx_http_llmproxy_ctx_t  *ctx;
@@ -1700,33 +1711,15 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
     buf->pos = buf->last;
     buf->last += bytes;
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: chunked filter, %z bytes read", bytes);
+
     for (cl = u->out_bufs, ll = &u->out_bufs; cl; cl = cl->next) {
         ll = &cl->next;
     }
 
     if (ctx->body_plain) {
-
-        /* the start of an answer too large to read whole, decoded */
-
-        ctx->body_plain = 0;
-
-        b = ngx_http_llmproxy_relay_buf(r, &ll);
-        if (b == NULL) {
-            return NGX_ERROR;
-        }
-
-        b->pos = buf->pos;
-        b->last = buf->last;
-
-        buf->pos = buf->last;
-
-        ngx_http_llmproxy_usage_scan(ctx, b->pos, b->last);
-
-        if (ctx->stream) {
-            ngx_http_llmproxy_sse_count(ctx, b->pos, b->last);
-        }
-
-        return NGX_OK;
+        return ngx_http_llmproxy_chunked_plain(r, ctx, buf, ll);
     }
 
     for ( ;; ) {
@@ -1734,63 +1727,141 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
         rc = ngx_http_parse_chunked(r, buf, &ctx->chunked);
 
         if (rc == NGX_OK) {
-
-            b = ngx_http_llmproxy_relay_buf(r, &ll);
-            if (b == NULL) {
+            if (ngx_http_llmproxy_chunked_data(r, ctx, buf, &ll) != NGX_OK) {
                 return NGX_ERROR;
-            }
-
-            b->pos = buf->pos;
-
-            if (buf->last - buf->pos >= ctx->chunked.size) {
-                buf->pos += (size_t) ctx->chunked.size;
-                b->last = buf->pos;
-                ctx->chunked.size = 0;
-
-            } else {
-                ctx->chunked.size -= buf->last - buf->pos;
-                buf->pos = buf->last;
-                b->last = buf->last;
-            }
-
-            ngx_http_llmproxy_usage_scan(ctx, b->pos, b->last);
-
-            if (ctx->stream) {
-                ngx_http_llmproxy_sse_count(ctx, b->pos, b->last);
             }
 
             continue;
         }
 
         if (rc == NGX_DONE) {
-
-            u->keepalive = !u->headers_in.connection_close;
-            u->length = 0;
-
-            if (buf->pos != buf->last) {
-                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                              "llmproxy: upstream sent data after final "
-                              "chunk");
-                u->keepalive = 0;
-            }
-
-            break;
+            ngx_http_llmproxy_chunked_done(r, buf);
+            return NGX_OK;
         }
 
         if (rc == NGX_AGAIN) {
-            break;
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "llmproxy: chunked filter, waiting for more");
+            return NGX_OK;
         }
 
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "llmproxy: upstream sent invalid chunked response");
+        break;
+    }
 
-        ngx_http_llmproxy_late_error(ctx, NGX_HTTP_BAD_GATEWAY,
-                                     "upstream_invalid_response");
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "llmproxy: upstream sent invalid chunked response");
 
+    ngx_http_llmproxy_late_error(ctx, NGX_HTTP_BAD_GATEWAY,
+                                 "upstream_invalid_response");
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * The start of an answer too large to read whole, decoded already while
+ * the gateway tried to hold it (body_plain): passed on as it is
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_chunked_plain(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *buf, ngx_chain_t **ll)
+{
+    ngx_buf_t  *b;
+
+    ctx->body_plain = 0;
+
+    b = ngx_http_llmproxy_relay_buf(r, &ll);
+    if (b == NULL) {
         return NGX_ERROR;
     }
 
+    b->pos = buf->pos;
+    b->last = buf->last;
+
+    buf->pos = buf->last;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: chunked filter, %uz decoded bytes relayed",
+                   (size_t) (b->last - b->pos));
+
+    ngx_http_llmproxy_relay_scan(ctx, b);
+
     return NGX_OK;
+}
+
+
+/* the data of one chunk, or what of it was read, into a relay buffer */
+
+static ngx_int_t
+ngx_http_llmproxy_chunked_data(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *buf, ngx_chain_t ***ll)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_http_llmproxy_relay_buf(r, ll);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = buf->pos;
+
+    if (buf->last - buf->pos >= ctx->chunked.size) {
+        buf->pos += (size_t) ctx->chunked.size;
+        b->last = buf->pos;
+        ctx->chunked.size = 0;
+
+    } else {
+        ctx->chunked.size -= buf->last - buf->pos;
+        buf->pos = buf->last;
+        b->last = buf->last;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: chunked filter, %uz bytes of chunk data, "
+                   "%O to come", (size_t) (b->last - b->pos),
+                   ctx->chunked.size);
+
+    ngx_http_llmproxy_relay_scan(ctx, b);
+
+    return NGX_OK;
+}
+
+
+/* the last chunk: the connection may be kept, unless more came after it */
+
+static void
+ngx_http_llmproxy_chunked_done(ngx_http_request_t *r, ngx_buf_t *buf)
+{
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    u->keepalive = !u->headers_in.connection_close;
+    u->length = 0;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: chunked filter, last chunk, keepalive: %d",
+                   u->keepalive);
+
+    if (buf->pos != buf->last) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llmproxy: upstream sent data after final chunk");
+        u->keepalive = 0;
+    }
+}
+
+
+/* what goes to the client, read for its usage and a stream for its text */
+
+static void
+ngx_http_llmproxy_relay_scan(ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *b)
+{
+    ngx_http_llmproxy_usage_scan(ctx, b->pos, b->last);
+
+    if (ctx->stream) {
+        ngx_http_llmproxy_sse_count(ctx, b->pos, b->last);
+    }
 }
 
 
