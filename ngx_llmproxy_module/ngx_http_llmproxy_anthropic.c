@@ -85,3 +85,21 @@ ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+
+
+/* Anthropic's row of the interface table, registered by _module.c */
+
+const ngx_http_llmproxy_iface_t  ngx_http_llmproxy_anthropic_iface = {
+    LLMP_IFACE_ANTHROPIC,
+    ngx_http_llmproxy_anthropic_handler,
+    ngx_http_llmproxy_anthropic_check,
+    ngx_http_llmproxy_anthropic_error_body,
+    ngx_string("x-api-key: "),
+    ngx_string("anthropic-version: 2023-06-01" CRLF),
+    ngx_string("anthropic-version"),
+    ngx_string("/messages"),
+    "{\"input_tokens\":%uz}",
+    ngx_string("event: error\ndata: "),
+    ngx_string("{\"data\":["),
+    ngx_http_llmproxy_anthropic_model_json
+};

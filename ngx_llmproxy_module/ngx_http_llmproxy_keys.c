@@ -97,7 +97,7 @@ ngx_http_llmproxy_keys_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
                         ^ ((uint64_t) ngx_pid << 48)
                         ^ (uint64_t) ngx_time();
 
-    return ngx_http_llmproxy_route_init_zone(zctx);
+    return NGX_OK;
 }
 
 

@@ -490,9 +490,6 @@ typedef struct {
 extern ngx_module_t  ngx_http_llmproxy_module;
 
 
-/* _module.c: directives, configuration, init, the entry point */
-ngx_uint_t ngx_http_llmproxy_before_location(ngx_http_request_t *r);
-
 /* _response.c: context, errors, JSON answers (the bottom floor) */
 ngx_http_llmproxy_ctx_t *ngx_http_llmproxy_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_llmproxy_fail(ngx_http_request_t *r, ngx_uint_t status,
@@ -503,6 +500,8 @@ ngx_int_t ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data,
     size_t len);
 u_char *ngx_http_llmproxy_format_uint(u_char *p, uint64_t n);
 u_char *ngx_http_llmproxy_format_fixed8(u_char *p, double f);
+ngx_uint_t ngx_http_llmproxy_has_header(ngx_http_request_t *r,
+    const char *name);
 
 /* _access.c: the master key or a virtual key */
 ngx_int_t ngx_http_llmproxy_check_master_key(ngx_http_request_t *r);
@@ -585,6 +584,7 @@ u_char *ngx_http_llmproxy_state_load(ngx_str_t *file, const char *salt_key,
     size_t *len, ngx_log_t *log, u_char *err, size_t errlen);
 ngx_int_t ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key,
     char *err, size_t errlen);
+void ngx_http_llmproxy_state_restore(ngx_http_llmproxy_zone_ctx_t *zctx);
 
 /* _metrics.c */
 ngx_int_t ngx_http_llmproxy_metrics_init(ngx_conf_t *cf);
@@ -625,7 +625,11 @@ ngx_int_t ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 
 /* _zone.c */
-char *ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf,
+    ngx_shm_zone_init_pt init);
+ngx_int_t ngx_http_llmproxy_zone_attach(ngx_shm_zone_t *shm_zone,
+    void *data);
+ngx_int_t ngx_http_llmproxy_zone_name_log(ngx_shm_zone_t *shm_zone);
 ngx_int_t ngx_http_llmproxy_shm_install(ngx_http_llmproxy_zone_ctx_t *zctx,
     u_char *blob, size_t len, ngx_uint_t *generation);
 ngx_int_t ngx_http_llmproxy_shm_install_if(
@@ -705,9 +709,6 @@ ngx_int_t ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out);
-ngx_int_t ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
-    ngx_str_t *out);
 
 /*
  * _iface.c: what differs between the three interfaces, one row each,
@@ -739,6 +740,11 @@ typedef struct {
     ngx_http_llmproxy_model_pt    model_object;    /* one model in a list */
 } ngx_http_llmproxy_iface_t;
 
+extern const ngx_http_llmproxy_iface_t  ngx_http_llmproxy_openai_iface;
+extern const ngx_http_llmproxy_iface_t  ngx_http_llmproxy_anthropic_iface;
+extern const ngx_http_llmproxy_iface_t  ngx_http_llmproxy_gemini_iface;
+
+void ngx_http_llmproxy_iface_register(const ngx_http_llmproxy_iface_t *row);
 const ngx_http_llmproxy_iface_t *ngx_http_llmproxy_iface(ngx_uint_t iface);
 ngx_uint_t ngx_http_llmproxy_api_path(ngx_str_t *uri, ngx_str_t *path);
 ngx_uint_t ngx_http_llmproxy_iface_of(ngx_http_request_t *r);
@@ -750,8 +756,6 @@ ngx_int_t ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
 ngx_int_t ngx_http_llmproxy_request_start(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
-ngx_uint_t ngx_http_llmproxy_has_header(ngx_http_request_t *r,
-    const char *name);
 ngx_int_t ngx_http_llmproxy_request_json_fail(ngx_http_request_t *r,
     llmp_json_rc_e rc, const char *name, size_t offset);
 
@@ -790,6 +794,9 @@ ngx_int_t ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, u_char *data, size_t len, ngx_uint_t last,
     void *out);
 void *ngx_http_llmproxy_translate_buf(ngx_http_request_t *r);
+ngx_int_t ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
+    ngx_str_t *out);
 
 /* _sse.c */
 ngx_int_t ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,

@@ -234,3 +234,36 @@ ngx_http_llmproxy_send_body(ngx_http_request_t *r, u_char *data, size_t len)
 
     return ngx_http_output_filter(r, &out);
 }
+
+
+ngx_uint_t
+ngx_http_llmproxy_has_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return 1;
+        }
+    }
+}
