@@ -4,7 +4,14 @@
  * master key or a virtual key of the zone (_keys.c).
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_response.h"
 
 
 static ngx_int_t ngx_http_llmproxy_authorize(ngx_http_request_t *r,

@@ -9,7 +9,17 @@
  * (400, 413, 408, ...) and the gateway's look the same to a client.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_upstream.h"
+#include "ngx_http_llmproxy_usage.h"
 
 
 /* the largest one whose announced length is allocated at once */

@@ -6,7 +6,14 @@
  * module looks a difference up here instead of switching on the interface.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+
+#include <llmp_iface.h>
 
 
 /*

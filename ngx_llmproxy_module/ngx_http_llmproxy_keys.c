@@ -6,7 +6,16 @@
  * tpm hold across all workers.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
 
 #include <llmp_sha256.h>
 

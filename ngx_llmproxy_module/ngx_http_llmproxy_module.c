@@ -3,7 +3,25 @@
  * the gateway's entry point, which dispatches a request to its interface.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_admin.h"
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_health.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_route.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_upstream.h"
+#include "ngx_http_llmproxy_usage.h"
+#include "ngx_http_llmproxy_zone.h"
+
+#include <llmp_iface.h>
 
 #include <libpq-fe.h>
 

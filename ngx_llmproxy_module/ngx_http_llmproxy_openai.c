@@ -3,7 +3,17 @@
  * the error shape {"error":{"message","type","param","code"}}.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_request.h"
+#include "ngx_http_llmproxy_response.h"
+
+#include <llmp_iface.h>
+#include <llmp_json_scan.h>
 
 
 typedef struct {

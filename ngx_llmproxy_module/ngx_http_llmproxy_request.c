@@ -6,7 +6,21 @@
  * that every error, nginx's own included, comes in the client's shape.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_request.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_route.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_upstream.h"
+
+#include <llmp_json_scan.h>
 
 
 static void ngx_http_llmproxy_request_body(ngx_http_request_t *r);

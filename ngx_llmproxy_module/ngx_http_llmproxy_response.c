@@ -5,7 +5,14 @@
  * without ngx_sprintf() on the request path.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_response.h"
 
 
 static void ngx_http_llmproxy_request_id(ngx_http_request_t *r,

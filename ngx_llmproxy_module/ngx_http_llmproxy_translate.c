@@ -7,7 +7,17 @@
  * as it arrives, each complete event passed on at once.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_upstream.h"
+
+#include <llmp_iface.h>
 
 #include <llmp_translate.h>
 #include <llmp_translate_responses.h>

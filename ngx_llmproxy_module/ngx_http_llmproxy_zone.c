@@ -5,7 +5,13 @@
  * crc32 of the deployment id, as limit_req keys its nodes).
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
 
 
 static u_char *ngx_http_llmproxy_shm_replace(
