@@ -9,7 +9,8 @@
 # symbol is an edge between the two files.  scripts/layers.txt declares the
 # floors, bottom first, and the few symbols a lower floor may still name.
 # Prints the graph, top floor first (the order a request goes down it), and
-# exits 1 on an edge that goes up, or on a file the floors do not declare.
+# exits 1 on an edge that goes up, on files that call each other in a
+# circle (on one floor), or on a file the floors do not declare.
 # common/ is below every floor and is not drawn.
 set -u
 cd "$(dirname "$0")/.."
@@ -72,6 +73,16 @@ awk -v fl="$tmp/floors" -v al="$tmp/allowed" '
     END { exit bad }
 ' "$tmp/edges" || fail=1
 
+# no circle either, not even among the files of one floor (tsort names
+# the files of a loop on stderr)
+grep -vwFf "$tmp/allowed" "$tmp/edges" | awk '{ print $1, $2 }' | sort -u \
+    > "$tmp/pairs"
+if ! tsort "$tmp/pairs" > /dev/null 2> "$tmp/loop"; then
+    echo "not ok - files that call each other in a circle:" \
+         $(sed -n 's/^tsort: //p' "$tmp/loop" | grep -v ': input contains a loop:')
+    fail=1
+fi
+
 # the picture: each floor from the top, each file with the files it uses
 # (a symbol of the allow list is not drawn: every file names it)
 echo "floors of ngx_llmproxy_module/$prefix*.c, top first; each file"
@@ -111,7 +122,7 @@ awk -v fl="$tmp/floors" -v al="$tmp/allowed" '
 echo
 
 if [ "$fail" -ne 0 ]; then
-    echo "callgraph: upward calls or undeclared files (see not ok above)"
+    echo "callgraph: upward calls, circles or undeclared files (see not ok)"
     exit 1
 fi
 echo "callgraph: every call goes down a floor"
