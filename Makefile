@@ -25,7 +25,7 @@ SAN_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 
 .PHONY: all module cli ui deps run test unit unit-asan integration bench lint \
-        fuzz clean
+        fuzz callgraph clean
 
 all: module cli ui
 
@@ -125,6 +125,10 @@ bench: deps all
 lint:
 	@! grep -rnE --include='*.[ch]' '.{81,}|[[:space:]]$$|	|^[^"]*//' \
 	    ngx_llmproxy_module common cli || { echo "style errors"; exit 1; }
+
+# the files' call graph against the floors of scripts/layers.txt
+callgraph: module
+	@bash scripts/callgraph.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -17,7 +17,15 @@
  * per-minute limits, its models) is decided by the content handler.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_response.h"
 
 
 typedef enum {
@@ -35,6 +43,21 @@ static ngx_uint_t ngx_http_llmproxy_is_master_key(
     ngx_http_llmproxy_main_conf_t *lmcf, ngx_str_t *key);
 static ngx_int_t ngx_http_llmproxy_find_key(ngx_http_request_t *r,
     ngx_str_t *key);
+
+
+/*
+ * Whether an admin URL is one a virtual key may call (LiteLLM's /key/info,
+ * for itself): the admin floor's routes, registered by _module.c so that
+ * this floor names nothing above it
+ */
+static ngx_http_llmproxy_access_self_pt  ngx_http_llmproxy_access_self;
+
+
+void
+ngx_http_llmproxy_access_register_self(ngx_http_llmproxy_access_self_pt self)
+{
+    ngx_http_llmproxy_access_self = self;
+}
 
 
 ngx_int_t
@@ -100,7 +123,8 @@ ngx_http_llmproxy_access_need(ngx_http_request_t *r,
 
         /* LiteLLM's /key/... API: a virtual key may read its own info */
 
-        return ngx_http_llmproxy_admin_keys_self(r)
+        return (ngx_http_llmproxy_access_self
+                && ngx_http_llmproxy_access_self(r))
                ? NGX_HTTP_LLMPROXY_KEY_ANY : NGX_HTTP_LLMPROXY_KEY_MASTER;
     }
 

@@ -19,7 +19,16 @@
  * here reach every gateway through the poller like the CLI's.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_admin.h"
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_response.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -6,7 +6,17 @@
  * anthropic-version header, served at OpenAI's URL in this shape.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_request.h"
+#include "ngx_http_llmproxy_response.h"
+
+#include <llmp_iface.h>
+#include <llmp_json_scan.h>
 
 
 /* an API path starting "/messages": its two endpoints */
@@ -68,3 +78,21 @@ ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+
+
+/* Anthropic's row of the interface table, registered by _module.c */
+
+const ngx_http_llmproxy_iface_t  ngx_http_llmproxy_anthropic_iface = {
+    LLMP_IFACE_ANTHROPIC,
+    ngx_http_llmproxy_anthropic_url,
+    ngx_http_llmproxy_anthropic_check,
+    ngx_http_llmproxy_anthropic_error_body,
+    ngx_string("x-api-key: "),
+    ngx_string("anthropic-version: 2023-06-01" CRLF),
+    ngx_string("anthropic-version"),
+    ngx_string("/messages"),
+    "{\"input_tokens\":%uz}",
+    ngx_string("event: error\ndata: "),
+    ngx_string("{\"data\":["),
+    ngx_http_llmproxy_anthropic_model_json
+};

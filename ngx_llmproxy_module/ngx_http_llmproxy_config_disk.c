@@ -7,7 +7,13 @@
  * touches the event loop.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
 
 #include <cjson/cJSON.h>
 #include <llmp_crypt.h>
@@ -224,4 +230,58 @@ ngx_http_llmproxy_decrypt_keys(void *json, const char *salt_key, char *err,
     }
 
     return NGX_OK;
+}
+
+
+/* a fresh zone starts from the last good config the gateway saved */
+
+void
+ngx_http_llmproxy_state_restore(ngx_http_llmproxy_zone_ctx_t *zctx)
+{
+    u_char           *blob, *prepared, err[256];
+    size_t            len, plen;
+    ngx_uint_t        generation;
+    ngx_file_info_t   fi;
+
+    if (zctx->state_file.len == 0) {
+        return;
+    }
+
+    if (ngx_file_info(zctx->state_file.data, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_NOTICE, zctx->log, 0,
+                      "llmproxy: no saved config in \"%V\" yet",
+                      &zctx->state_file);
+        return;
+    }
+
+    blob = ngx_http_llmproxy_state_load(&zctx->state_file, zctx->salt_key,
+                                        &len, zctx->log, err, sizeof(err));
+    if (blob == NULL) {
+        ngx_log_error(NGX_LOG_ERR, zctx->log, 0,
+                      "llmproxy: saved config \"%V\" ignored: %s",
+                      &zctx->state_file, err);
+        return;
+    }
+
+    prepared = ngx_http_llmproxy_runtime_prepare(blob, len, NULL, 0, &plen,
+                                                 err, sizeof(err));
+    ngx_explicit_memzero(blob, len);
+    ngx_free(blob);
+
+    if (prepared == NULL) {
+        ngx_log_error(NGX_LOG_ERR, zctx->log, 0,
+                      "llmproxy: saved config \"%V\" ignored: %s",
+                      &zctx->state_file, err);
+        return;
+    }
+
+    if (ngx_http_llmproxy_shm_install(zctx, prepared, plen, &generation)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, zctx->log, 0,
+                      "llmproxy: loaded saved config from \"%V\"",
+                      &zctx->state_file);
+    }
+
+    ngx_free(prepared);
 }

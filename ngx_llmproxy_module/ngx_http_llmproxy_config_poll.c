@@ -10,7 +10,13 @@
  * llmproxyctl stored load as they are.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
 
 #include <libpq-fe.h>
 #include <cjson/cJSON.h>

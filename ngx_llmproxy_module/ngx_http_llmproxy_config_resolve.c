@@ -7,7 +7,14 @@
  * installed meanwhile.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
 
 #include <cjson/cJSON.h>
 

@@ -7,7 +7,16 @@
  * to the runtime they started with, so a switch never disturbs them.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
+
+#include <llmp_iface.h>
+#include <llmp_json_scan.h>
 
 #include <netdb.h>
 #include <cjson/cJSON.h>

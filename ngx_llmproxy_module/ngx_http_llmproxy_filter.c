@@ -9,7 +9,17 @@
  * (400, 413, 408, ...) and the gateway's look the same to a client.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_upstream.h"
+#include "ngx_http_llmproxy_usage.h"
 
 
 /* the largest one whose announced length is allocated at once */
@@ -48,6 +58,7 @@ static ngx_int_t ngx_http_llmproxy_drain(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in);
 static void ngx_http_llmproxy_early_iface(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx);
+static ngx_uint_t ngx_http_llmproxy_before_location(ngx_http_request_t *r);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -1030,4 +1041,28 @@ ngx_http_llmproxy_filter_init(ngx_conf_t *cf)
     ngx_http_top_body_filter = ngx_http_llmproxy_body_filter;
 
     return NGX_OK;
+}
+
+
+/*
+ * A request of a server with an llmproxy location that nginx answers before
+ * any location is found (a malformed request line or header, 414, 494),
+ * or that no location matched: answered as the gateway would answer it.
+ */
+
+static ngx_uint_t
+ngx_http_llmproxy_before_location(ngx_http_request_t *r)
+{
+    ngx_http_core_srv_conf_t      *cscf;
+    ngx_http_llmproxy_srv_conf_t  *lscf;
+
+    lscf = ngx_http_get_module_srv_conf(r, ngx_http_llmproxy_module);
+
+    if (lscf == NULL || !lscf->gateway) {
+        return 0;
+    }
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    return r->loc_conf == cscf->ctx->loc_conf;
 }

@@ -7,7 +7,17 @@
  * {"error":{"code","message","status"}}.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_request.h"
+#include "ngx_http_llmproxy_response.h"
+
+#include <llmp_iface.h>
+#include <llmp_json_scan.h>
 
 
 typedef struct {
@@ -262,63 +272,6 @@ ngx_http_llmproxy_gemini_embed_model(ngx_http_request_t *r,
 }
 
 
-/*
- * The body for this attempt: each of the embedding requests' "model"
- * values becomes "models/UPSTREAM", the rest stays as the client sent it
- */
-
-ngx_int_t
-ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
-    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_deployment_t *d,
-    ngx_str_t *out)
-{
-    u_char                    *p;
-    size_t                     len, pos;
-    ngx_str_t                  name;
-    ngx_uint_t                 i, n;
-    ngx_http_llmproxy_span_t  *sp;
-
-    /* the quoted upstream name without its opening quote */
-
-    name.data = d->upstream_model_json.data + 1;
-    name.len = d->upstream_model_json.len - 1;
-
-    sp = ctx->embed_models->elts;
-    n = ctx->embed_models->nelts;
-
-    len = ctx->body_len;
-
-    for (i = 0; i < n; i++) {
-        len += sizeof("\"models/") - 1 + name.len - (sp[i].end - sp[i].start);
-    }
-
-    p = ngx_pnalloc(r->pool, len ? len : 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    out->data = p;
-    pos = 0;
-
-    for (i = 0; i < n; i++) {
-        p = ngx_cpymem(p, ctx->body + pos, sp[i].start - pos);
-        p = ngx_cpymem(p, "\"models/", sizeof("\"models/") - 1);
-        p = ngx_cpymem(p, name.data, name.len);
-        pos = sp[i].end;
-    }
-
-    p = ngx_cpymem(p, ctx->body + pos, ctx->body_len - pos);
-
-    out->len = p - out->data;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "llmproxy: %ui embedding request(s) for \"models/%V\"",
-                   n, &d->upstream_model);
-
-    return NGX_OK;
-}
-
-
 ngx_int_t
 ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out)
@@ -345,3 +298,21 @@ ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+
+
+/* Gemini's row of the interface table, registered by _module.c */
+
+const ngx_http_llmproxy_iface_t  ngx_http_llmproxy_gemini_iface = {
+    LLMP_IFACE_GEMINI,
+    ngx_http_llmproxy_gemini_url,
+    ngx_http_llmproxy_gemini_check,
+    ngx_http_llmproxy_gemini_error_body,
+    ngx_string("x-goog-api-key: "),
+    ngx_null_string,
+    ngx_null_string,
+    ngx_null_string,
+    "{\"totalTokens\":%uz}",
+    ngx_string("data: "),
+    ngx_string("{\"models\":["),
+    ngx_http_llmproxy_gemini_model_json
+};

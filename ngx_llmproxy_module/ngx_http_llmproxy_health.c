@@ -20,7 +20,17 @@
  * status and /v1/models.  It never holds keys, headers or URLs.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_health.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
+
+#include <llmp_iface.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>

@@ -1,54 +1,53 @@
 /*
- * The three interfaces the gateway speaks, one row each: where their
- * URL parsers, body checks and error bodies are, how a provider of each takes
- * its key, and which path a translated chat goes to.  The rest of the
+ * The three interfaces the gateway speaks, one row each (defined by
+ * _openai.c, _anthropic.c, _gemini.c): where their URL parsers, body
+ * checks and error bodies are, how a provider of each takes its key, and which
+ * path a translated chat goes to.  The rest of the
  * module looks a difference up here instead of switching on the interface.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+
+#include <llmp_iface.h>
 
 
-static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
+/*
+ * Each row is its interface's file's (it names that file's URL parser,
+ * body check and error body), registered here by _module.c before the
+ * configuration is read: the floors below the interfaces' files look a row
+ * up without naming anything above them.
+ */
 
-    { LLMP_IFACE_OPENAI,
-      ngx_http_llmproxy_openai_url,
-      ngx_http_llmproxy_openai_check,
-      ngx_http_llmproxy_openai_error_body,
-      ngx_string("Authorization: Bearer "),
-      ngx_null_string,
-      ngx_null_string,
-      ngx_string("/chat/completions"),
-      "{\"input_tokens\":%uz}",
-      ngx_string("data: "),
-      ngx_string("{\"object\":\"list\",\"data\":["),
-      ngx_http_llmproxy_openai_model_json },
+static const ngx_http_llmproxy_iface_t  *ngx_http_llmproxy_ifaces[3];
 
-    { LLMP_IFACE_ANTHROPIC,
-      ngx_http_llmproxy_anthropic_url,
-      ngx_http_llmproxy_anthropic_check,
-      ngx_http_llmproxy_anthropic_error_body,
-      ngx_string("x-api-key: "),
-      ngx_string("anthropic-version: 2023-06-01" CRLF),
-      ngx_string("anthropic-version"),
-      ngx_string("/messages"),
-      "{\"input_tokens\":%uz}",
-      ngx_string("event: error\ndata: "),
-      ngx_string("{\"data\":["),
-      ngx_http_llmproxy_anthropic_model_json },
 
-    { LLMP_IFACE_GEMINI,
-      ngx_http_llmproxy_gemini_url,
-      ngx_http_llmproxy_gemini_check,
-      ngx_http_llmproxy_gemini_error_body,
-      ngx_string("x-goog-api-key: "),
-      ngx_null_string,
-      ngx_null_string,
-      ngx_null_string,
-      "{\"totalTokens\":%uz}",
-      ngx_string("data: "),
-      ngx_string("{\"models\":["),
-      ngx_http_llmproxy_gemini_model_json }
-};
+static ngx_uint_t
+ngx_http_llmproxy_iface_slot(ngx_uint_t iface)
+{
+    switch (iface) {
+
+    case LLMP_IFACE_ANTHROPIC:
+        return 1;
+
+    case LLMP_IFACE_GEMINI:
+        return 2;
+
+    default:
+        return 0;
+    }
+}
+
+
+void
+ngx_http_llmproxy_iface_register(const ngx_http_llmproxy_iface_t *row)
+{
+    ngx_http_llmproxy_ifaces[ngx_http_llmproxy_iface_slot(row->iface)] = row;
+}
 
 
 /* OpenAI's row for anything else, as the module always defaulted to it */
@@ -56,17 +55,7 @@ static ngx_http_llmproxy_iface_t  ngx_http_llmproxy_ifaces[] = {
 const ngx_http_llmproxy_iface_t *
 ngx_http_llmproxy_iface(ngx_uint_t iface)
 {
-    switch (iface) {
-
-    case LLMP_IFACE_ANTHROPIC:
-        return &ngx_http_llmproxy_ifaces[1];
-
-    case LLMP_IFACE_GEMINI:
-        return &ngx_http_llmproxy_ifaces[2];
-
-    default:
-        return &ngx_http_llmproxy_ifaces[0];
-    }
+    return ngx_http_llmproxy_ifaces[ngx_http_llmproxy_iface_slot(iface)];
 }
 
 
@@ -171,7 +160,6 @@ ngx_http_llmproxy_iface_take(ngx_http_llmproxy_ctx_t *ctx)
         ctx->stream = ctx->url.stream;
     }
 }
-
 
 /* an error of the gateway's, as the client's interface shapes it */
 

@@ -6,7 +6,16 @@
  * tpm hold across all workers.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
 
 #include <llmp_sha256.h>
 
@@ -100,7 +109,7 @@ ngx_http_llmproxy_keys_init_zone(ngx_http_llmproxy_zone_ctx_t *zctx)
                         ^ ((uint64_t) ngx_pid << 48)
                         ^ (uint64_t) ngx_time();
 
-    return ngx_http_llmproxy_route_init_zone(zctx);
+    return NGX_OK;
 }
 
 

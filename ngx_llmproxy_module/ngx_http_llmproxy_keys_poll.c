@@ -13,7 +13,15 @@
  * every NGX_HTTP_LLMPROXY_DB_RETRY seconds until they all fit.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_route.h"
+#include "ngx_http_llmproxy_zone.h"
 
 #include <libpq-fe.h>
 #include <cjson/cJSON.h>

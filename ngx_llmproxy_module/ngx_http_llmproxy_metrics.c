@@ -14,7 +14,17 @@
  * counted in llmproxy_metrics_series_dropped_total only.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_health.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_usage.h"
+#include "ngx_http_llmproxy_zone.h"
 
 
 #define NGX_HTTP_LLMPROXY_BUCKETS       11

@@ -3,7 +3,26 @@
  * the gateway's entry point, which dispatches a request to its interface.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_admin.h"
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_health.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_request.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_route.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_upstream.h"
+#include "ngx_http_llmproxy_usage.h"
+#include "ngx_http_llmproxy_zone.h"
+
+#include <llmp_iface.h>
 
 #include <libpq-fe.h>
 
@@ -40,6 +59,9 @@ static char *ngx_http_llmproxy_check_str(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_llmproxy_check_database(ngx_conf_t *cf, void *post,
     void *data);
+static ngx_int_t ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_llmproxy_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmproxy_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llmproxy_init_process(ngx_cycle_t *cycle);
 static void ngx_http_llmproxy_exit_process(ngx_cycle_t *cycle);
@@ -313,7 +335,7 @@ static ngx_command_t  ngx_http_llmproxy_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_llmproxy_module_ctx = {
-    ngx_http_llmproxy_add_variables,       /* preconfiguration */
+    ngx_http_llmproxy_preconfiguration,    /* preconfiguration */
     ngx_http_llmproxy_postconfiguration,   /* postconfiguration */
 
     ngx_http_llmproxy_create_main_conf,    /* create main configuration */
@@ -470,30 +492,6 @@ ngx_http_llmproxy_health(ngx_http_request_t *r, ngx_uint_t readiness)
                            "\"config_generation\":%ui,\"keys\":%uA,"
                            "\"database\":%V}",
                            generation, sh->nkeys, &db) - p);
-}
-
-
-/*
- * A request of a server with an llmproxy location that nginx answers before
- * any location is found (a malformed request line or header, 414, 494),
- * or that no location matched: answered as the gateway would answer it.
- */
-
-ngx_uint_t
-ngx_http_llmproxy_before_location(ngx_http_request_t *r)
-{
-    ngx_http_core_srv_conf_t      *cscf;
-    ngx_http_llmproxy_srv_conf_t  *lscf;
-
-    lscf = ngx_http_get_module_srv_conf(r, ngx_http_llmproxy_module);
-
-    if (lscf == NULL || !lscf->gateway) {
-        return 0;
-    }
-
-    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
-
-    return r->loc_conf == cscf->ctx->loc_conf;
 }
 
 
@@ -906,7 +904,43 @@ ngx_http_llmproxy_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    return ngx_http_llmproxy_zone(cf, cmd, conf);
+    return ngx_http_llmproxy_zone(cf, cmd, conf,
+                                  ngx_http_llmproxy_init_zone);
+}
+
+
+/*
+ * nginx's init of the zone: the zone's own part, then each floor's
+ * tables in it (keys, routing counters, metrics), then the last good
+ * config from disk; a zone that already exists keeps all of them.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_int_t                      rc;
+    ngx_http_llmproxy_zone_ctx_t  *zctx;
+
+    rc = ngx_http_llmproxy_zone_attach(shm_zone, data);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_DONE ? NGX_OK : NGX_ERROR;
+    }
+
+    zctx = shm_zone->data;
+
+    if (ngx_http_llmproxy_keys_init_zone(zctx) != NGX_OK
+        || ngx_http_llmproxy_route_init_zone(zctx) != NGX_OK
+        || ngx_http_llmproxy_metrics_init_zone(zctx, shm_zone->shm.size)
+           != NGX_OK
+        || ngx_http_llmproxy_zone_name_log(shm_zone) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_llmproxy_state_restore(zctx);
+
+    return NGX_OK;
 }
 
 
@@ -990,6 +1024,20 @@ ngx_http_llmproxy_check_size(ngx_conf_t *cf, void *post, void *data)
     }
 
     return m->reason;
+}
+
+
+/* the interfaces' rows, before anything can look one up */
+
+static ngx_int_t
+ngx_http_llmproxy_preconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_llmproxy_iface_register(&ngx_http_llmproxy_openai_iface);
+    ngx_http_llmproxy_iface_register(&ngx_http_llmproxy_anthropic_iface);
+    ngx_http_llmproxy_iface_register(&ngx_http_llmproxy_gemini_iface);
+    ngx_http_llmproxy_access_register_self(ngx_http_llmproxy_admin_keys_self);
+
+    return ngx_http_llmproxy_add_variables(cf);
 }
 
 

@@ -3,7 +3,17 @@
  * the error shape {"error":{"message","type","param","code"}}.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_request.h"
+#include "ngx_http_llmproxy_response.h"
+
+#include <llmp_iface.h>
+#include <llmp_json_scan.h>
 
 
 typedef struct {
@@ -266,3 +276,21 @@ ngx_http_llmproxy_openai_error_body(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+
+
+/* OpenAI's row of the interface table, registered by _module.c */
+
+const ngx_http_llmproxy_iface_t  ngx_http_llmproxy_openai_iface = {
+    LLMP_IFACE_OPENAI,
+    ngx_http_llmproxy_openai_url,
+    ngx_http_llmproxy_openai_check,
+    ngx_http_llmproxy_openai_error_body,
+    ngx_string("Authorization: Bearer "),
+    ngx_null_string,
+    ngx_null_string,
+    ngx_string("/chat/completions"),
+    "{\"input_tokens\":%uz}",
+    ngx_string("data: "),
+    ngx_string("{\"object\":\"list\",\"data\":["),
+    ngx_http_llmproxy_openai_model_json
+};

@@ -5,7 +5,22 @@
  * checked by its interface, routed and sent upstream; or a model list.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_request.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_route.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_upstream.h"
+
+#include <llmp_iface.h>
+#include <llmp_json_scan.h>
 
 
 static void ngx_http_llmproxy_request_body(ngx_http_request_t *r);
@@ -104,39 +119,6 @@ ngx_http_llmproxy_request_prepare(ngx_http_request_t *r,
     }
 
     return NGX_OK;
-}
-
-
-ngx_uint_t
-ngx_http_llmproxy_has_header(ngx_http_request_t *r, const char *name)
-{
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    len = ngx_strlen(name);
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return 1;
-        }
-    }
 }
 
 

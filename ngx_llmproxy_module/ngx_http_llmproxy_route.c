@@ -8,7 +8,19 @@
  * is, the client gets 429 with retry-after.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_route.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
+
+#include <llmp_json_scan.h>
 
 
 static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_pick(

@@ -5,7 +5,12 @@
  * writer that masks them and the key headers' values.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_response.h"
 
 
 static void ngx_http_llmproxy_scrub_request(ngx_http_request_t *r,

@@ -13,7 +13,13 @@
  * at once.  In every case what was written is sent at once.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_upstream.h"
 
 #include <string.h>
 #include <llmp_translate.h>

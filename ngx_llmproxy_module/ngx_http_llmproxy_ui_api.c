@@ -15,7 +15,17 @@
  * no cooldowns.  A key over its budget may still look at what it spent.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_admin.h"
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_zone.h"
 
 #include <libpq-fe.h>
 

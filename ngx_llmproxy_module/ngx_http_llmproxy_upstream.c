@@ -13,7 +13,21 @@
  * NGX_BUSY and the filter renders the 502 or 504.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_iface.h"
+#include "ngx_http_llmproxy_response.h"
+#include "ngx_http_llmproxy_route.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_upstream.h"
+#include "ngx_http_llmproxy_usage.h"
+
+#include <llmp_iface.h>
+#include <llmp_json_scan.h>
 
 
 #define NGX_HTTP_LLMPROXY_TRIES      10000

@@ -24,7 +24,18 @@
  * bridge passing another style's usage through is priced right too.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_route.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_usage.h"
+
+#include <llmp_iface.h>
 
 #include <string.h>
 

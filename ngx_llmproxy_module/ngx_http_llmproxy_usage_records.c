@@ -19,6 +19,17 @@
  * named after it), so a batch written twice counts once.
  */
 
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_keys.h"
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_usage.h"
+#include "ngx_http_llmproxy_zone.h"
+
 #include "ngx_http_llmproxy_usage_records.h"
 
 #include <dirent.h>

@@ -7,7 +7,11 @@
 #define _NGX_HTTP_LLMPROXY_USAGE_RECORDS_H_INCLUDED_
 
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
 
 #include <libpq-fe.h>
 

@@ -13,6 +13,14 @@
  * a client sent.
  */
 
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_ctx.h"
+
+#include <llmp_iface.h>
+
 #include "ngx_http_llmproxy_usage_records.h"
 
 

@@ -13,6 +13,10 @@
  * aggregate upsert per COPY, nothing to do here.
  */
 
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
 #include "ngx_http_llmproxy_usage_records.h"
 
 

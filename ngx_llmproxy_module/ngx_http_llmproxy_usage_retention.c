@@ -19,7 +19,13 @@
  * (llmproxy_usage_spend(), schema 3): nothing to do for it here.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_poll.h"
+#include "ngx_http_llmproxy_usage.h"
 
 #include <libpq-fe.h>
 

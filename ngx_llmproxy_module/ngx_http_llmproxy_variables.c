@@ -4,7 +4,15 @@
  * when the request ends, so none is cached.
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_ctx.h"
+#include "ngx_http_llmproxy_usage.h"
+
+#include <llmp_iface.h>
 
 
 enum {

@@ -5,12 +5,15 @@
  * crc32 of the deployment id, as limit_req keys its nodes).
  */
 
-#include "ngx_http_llmproxy_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_llmproxy_conf.h"
+#include "ngx_http_llmproxy_runtime.h"
+#include "ngx_http_llmproxy_zone.h"
 
 
-static ngx_int_t ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
-static void ngx_http_llmproxy_load_state(ngx_http_llmproxy_zone_ctx_t *zctx);
 static u_char *ngx_http_llmproxy_shm_replace(
     ngx_http_llmproxy_zone_ctx_t *zctx, size_t len);
 static void ngx_http_llmproxy_cooldown_insert(ngx_rbtree_node_t *temp,
@@ -422,12 +425,18 @@ ngx_http_llmproxy_cooldown_insert(ngx_rbtree_node_t *temp,
 }
 
 
-static ngx_int_t
-ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+/*
+ * The zone's own part of its init (nginx's shm_zone->init is
+ * ngx_http_llmproxy_init_zone() of _module.c, which also sets up the
+ * other floors' tables): NGX_DONE when the zone already exists (a reload,
+ * or a zone of the old cycle), NGX_OK when it is fresh.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_zone_attach(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_llmproxy_zone_ctx_t  *octx = data;
 
-    size_t                         len;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
 
     zctx = shm_zone->data;
@@ -435,14 +444,14 @@ ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     if (octx) {
         zctx->sh = octx->sh;
         zctx->shpool = octx->shpool;
-        return NGX_OK;
+        return NGX_DONE;
     }
 
     zctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (shm_zone->shm.exists) {
         zctx->sh = zctx->shpool->data;
-        return NGX_OK;
+        return NGX_DONE;
     }
 
     zctx->sh = ngx_slab_calloc(zctx->shpool,
@@ -456,15 +465,19 @@ ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&zctx->sh->cooldowns, &zctx->sh->sentinel,
                     ngx_http_llmproxy_cooldown_insert);
 
-    if (ngx_http_llmproxy_keys_init_zone(zctx) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    return NGX_OK;
+}
 
-    if (ngx_http_llmproxy_metrics_init_zone(zctx, shm_zone->shm.size)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+
+/* once the fresh zone's tables are in: its name in slab's messages */
+
+ngx_int_t
+ngx_http_llmproxy_zone_name_log(ngx_shm_zone_t *shm_zone)
+{
+    size_t                         len;
+    ngx_http_llmproxy_zone_ctx_t  *zctx;
+
+    zctx = shm_zone->data;
 
     len = sizeof(" in llmproxy zone \"\"") + shm_zone->shm.name.len;
 
@@ -478,68 +491,15 @@ ngx_http_llmproxy_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     zctx->shpool->log_nomem = 0;
 
-    ngx_http_llmproxy_load_state(zctx);
-
     return NGX_OK;
 }
 
 
-/* a fresh zone starts from the last good config the gateway saved */
-
-static void
-ngx_http_llmproxy_load_state(ngx_http_llmproxy_zone_ctx_t *zctx)
-{
-    u_char           *blob, *prepared, err[256];
-    size_t            len, plen;
-    ngx_uint_t        generation;
-    ngx_file_info_t   fi;
-
-    if (zctx->state_file.len == 0) {
-        return;
-    }
-
-    if (ngx_file_info(zctx->state_file.data, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_NOTICE, zctx->log, 0,
-                      "llmproxy: no saved config in \"%V\" yet",
-                      &zctx->state_file);
-        return;
-    }
-
-    blob = ngx_http_llmproxy_state_load(&zctx->state_file, zctx->salt_key,
-                                        &len, zctx->log, err, sizeof(err));
-    if (blob == NULL) {
-        ngx_log_error(NGX_LOG_ERR, zctx->log, 0,
-                      "llmproxy: saved config \"%V\" ignored: %s",
-                      &zctx->state_file, err);
-        return;
-    }
-
-    prepared = ngx_http_llmproxy_runtime_prepare(blob, len, NULL, 0, &plen,
-                                                 err, sizeof(err));
-    ngx_explicit_memzero(blob, len);
-    ngx_free(blob);
-
-    if (prepared == NULL) {
-        ngx_log_error(NGX_LOG_ERR, zctx->log, 0,
-                      "llmproxy: saved config \"%V\" ignored: %s",
-                      &zctx->state_file, err);
-        return;
-    }
-
-    if (ngx_http_llmproxy_shm_install(zctx, prepared, plen, &generation)
-        == NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_NOTICE, zctx->log, 0,
-                      "llmproxy: loaded saved config from \"%V\"",
-                      &zctx->state_file);
-    }
-
-    ngx_free(prepared);
-}
-
+/* `init` is the zone's init: _module.c's, which calls the floors below */
 
 char *
-ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf,
+    ngx_shm_zone_init_pt init)
 {
     ngx_http_llmproxy_main_conf_t *lmcf = conf;
 
@@ -604,7 +564,7 @@ ngx_http_llmproxy_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    lmcf->shm_zone->init = ngx_http_llmproxy_init_zone;
+    lmcf->shm_zone->init = init;
     lmcf->shm_zone->data = zctx;
 
     return NGX_CONF_OK;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make test: unit tests (plain and under ASan/UBSan), the translation
+# make test: the module's call graph against its floors (scripts/
+# callgraph.sh), unit tests (plain and under ASan/UBSan), the translation
 # library's fuzzers (10 s each), the bench script for a second per pass (so
 # it cannot rot; it asserts no timing), integration tests.  Ends with
 # `N passed, N failed` alone on its last line; exit 0 only if all passed and
@@ -23,6 +24,16 @@ count() {   # adds the last "$2: N passed, N failed" line of $1 to the totals
 }
 
 log=$(mktemp)
+
+echo "== call graph: each file calls its own floor or lower ones"
+if bash scripts/callgraph.sh > "$log" 2>&1; then
+    tail -1 "$log"
+    echo "callgraph: 1 passed, 0 failed" | tee -a "$log"
+else
+    grep -E '^not ok|^callgraph' "$log"
+    echo "callgraph: 0 passed, 1 failed" | tee -a "$log"
+fi
+count "$log" callgraph
 
 echo "== unit tests"
 bash t/run-unit.sh build/unit/test_* 2>&1 | tee "$log"; count "$log" unit
