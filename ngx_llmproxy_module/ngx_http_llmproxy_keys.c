@@ -33,6 +33,13 @@ typedef struct {
 static void ngx_http_llmproxy_keys_digest(ngx_str_t *key, u_char *digest);
 static ngx_uint_t ngx_http_llmproxy_keys_slot(u_char *p, size_t len);
 static size_t ngx_http_llmproxy_keys_chunk(size_t size);
+static size_t ngx_http_llmproxy_keys_data_len(
+    ngx_http_llmproxy_key_row_t *row);
+static ngx_http_llmproxy_key_node_t *ngx_http_llmproxy_keys_renew(
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_http_llmproxy_key_node_t **pn,
+    ngx_http_llmproxy_key_node_t *old, size_t size, u_char *digest);
+static void ngx_http_llmproxy_keys_fill(ngx_http_llmproxy_key_node_t *node,
+    ngx_http_llmproxy_key_row_t *row, size_t data_len);
 static ngx_uint_t ngx_http_llmproxy_keys_bucket(ngx_http_llmproxy_shctx_t *sh,
     u_char *digest);
 static ngx_http_llmproxy_key_node_t **ngx_http_llmproxy_keys_find(
@@ -492,23 +499,69 @@ ngx_http_llmproxy_keys_allow(ngx_http_llmproxy_key_t *key, ngx_str_t *name,
 }
 
 
+/*
+ * A key's row into the zone, in the poller's thread: changed in place
+ * when it fits the node's chunk, else in a new node.
+ */
+
 ngx_int_t
 ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_http_llmproxy_key_row_t *row)
 {
-    u_char                        *p;
-    double                         pending;
     size_t                         size, data_len;
-    u_short                        len;
-    uint32_t                       window, requests, tokens;
-    uint32_t                       others_requests, others_tokens;
-    ngx_str_t                     *s;
-    ngx_uint_t                     i, n;
-    ngx_array_t                   *lists[2];
-    ngx_http_llmproxy_shctx_t     *sh;
     ngx_http_llmproxy_key_node_t  *node, *old, **pn;
 
-    sh = zctx->sh;
+    data_len = ngx_http_llmproxy_keys_data_len(row);
+
+    if (data_len > 65535 || row->alias.len > 65535) {
+        return NGX_DECLINED;
+    }
+
+    size = offsetof(ngx_http_llmproxy_key_node_t, data) + data_len;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    pn = ngx_http_llmproxy_keys_find(zctx->sh, row->digest);
+    old = pn ? *pn : NULL;
+
+    if (old
+        && size <= ngx_http_llmproxy_keys_chunk(
+                       offsetof(ngx_http_llmproxy_key_node_t, data)
+                       + old->data_len))
+    {
+        /*
+         * in place: a change that fits the node's chunk (a revocation, a
+         * new spend) needs no memory, so a full zone cannot delay it
+         */
+        node = old;
+
+    } else {
+        node = ngx_http_llmproxy_keys_renew(zctx, pn, old, size,
+                                            row->digest);
+        if (node == NULL) {
+            /* the poller logs it once, and reports the zone full */
+            ngx_shmtx_unlock(&zctx->shpool->mutex);
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_http_llmproxy_keys_fill(node, row, data_len);
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* the bytes of a node's strings: the alias, each model and group name */
+
+static size_t
+ngx_http_llmproxy_keys_data_len(ngx_http_llmproxy_key_row_t *row)
+{
+    size_t        data_len;
+    ngx_str_t    *s;
+    ngx_uint_t    i, n;
+    ngx_array_t  *lists[2];
 
     lists[0] = row->models;
     lists[1] = row->groups;
@@ -523,29 +576,30 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
         }
     }
 
-    if (data_len > 65535 || row->alias.len > 65535) {
-        return NGX_DECLINED;
-    }
+    return data_len;
+}
 
-    size = offsetof(ngx_http_llmproxy_key_node_t, data) + data_len;
 
-    ngx_shmtx_lock(&zctx->shpool->mutex);
+/*
+ * A new node for a key, in its bucket, with this minute's counts and the
+ * pending spend of the old node it replaces, if any; the lock is held.
+ * The old node goes first, so its chunk counts for the new one; until
+ * the new one fits the key is unknown (refused), and the poller reads its
+ * row again.
+ */
 
-    pn = ngx_http_llmproxy_keys_find(sh, row->digest);
-    old = pn ? *pn : NULL;
+static ngx_http_llmproxy_key_node_t *
+ngx_http_llmproxy_keys_renew(ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_key_node_t **pn, ngx_http_llmproxy_key_node_t *old,
+    size_t size, u_char *digest)
+{
+    double                         pending;
+    uint32_t                       window, requests, tokens;
+    uint32_t                       others_requests, others_tokens;
+    ngx_http_llmproxy_shctx_t     *sh;
+    ngx_http_llmproxy_key_node_t  *node;
 
-    if (old
-        && size <= ngx_http_llmproxy_keys_chunk(
-                       offsetof(ngx_http_llmproxy_key_node_t, data)
-                       + old->data_len))
-    {
-        /*
-         * in place: a change that fits the node's chunk (a revocation, a
-         * new spend) needs no memory, so a full zone cannot delay it
-         */
-        node = old;
-        goto fill;
-    }
+    sh = zctx->sh;
 
     pending = 0;
     window = 0;
@@ -555,11 +609,6 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     others_tokens = 0;
 
     if (old) {
-        /*
-         * the old node goes first, so its chunk counts for the new one;
-         * until the new one fits the key is unknown (refused), and the
-         * poller reads its row again
-         */
         pending = old->pending;
         window = old->window;
         requests = old->requests;
@@ -574,9 +623,7 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
 
     node = ngx_slab_alloc_locked(zctx->shpool, size);
     if (node == NULL) {
-        /* the poller logs it once, and reports the zone full */
-        ngx_shmtx_unlock(&zctx->shpool->mutex);
-        return NGX_ERROR;
+        return NULL;
     }
 
     node->pending = pending;
@@ -586,17 +633,30 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     node->others_requests = others_requests;
     node->others_tokens = others_tokens;
 
-    pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, row->digest)];
+    pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, digest)];
     node->next = *pn;
     *pn = node;
     (void) ngx_atomic_fetch_add(&sh->nkeys, 1);
 
-fill:
+    return node;
+}
 
-    /*
-     * this minute's counts and the spend not yet in the database (usage
-     * records carry it there) stay with a node changed in place
-     */
+
+/*
+ * The row's fields and strings into the node; this minute's counts and
+ * the spend not yet in the database (usage records carry it there) stay
+ * with a node changed in place.  The lock is held.
+ */
+
+static void
+ngx_http_llmproxy_keys_fill(ngx_http_llmproxy_key_node_t *node,
+    ngx_http_llmproxy_key_row_t *row, size_t data_len)
+{
+    u_char       *p;
+    u_short       len;
+    ngx_str_t    *s;
+    ngx_uint_t    i, n;
+    ngx_array_t  *lists[2];
 
     ngx_memcpy(node->digest, row->digest, 32);
     node->max_budget = row->max_budget;
@@ -612,6 +672,9 @@ fill:
     node->ngroups = (u_short) row->groups->nelts;
     node->data_len = (u_short) data_len;
 
+    lists[0] = row->models;
+    lists[1] = row->groups;
+
     p = ngx_cpymem(node->data, row->alias.data, row->alias.len);
 
     for (n = 0; n < 2; n++) {
@@ -623,10 +686,6 @@ fill:
             p = ngx_cpymem(p, s[i].data, len);
         }
     }
-
-    ngx_shmtx_unlock(&zctx->shpool->mutex);
-
-    return NGX_OK;
 }
 
 
