@@ -37,6 +37,21 @@ static ngx_int_t ngx_http_llmproxy_build_provider(
 static ngx_int_t ngx_http_llmproxy_build_deployment(
     ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
     ngx_http_llmproxy_deployment_t *d, cJSON *obj, ngx_uint_t n);
+static ngx_http_llmproxy_provider_t *ngx_http_llmproxy_build_find_provider(
+    ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name);
+static ngx_int_t ngx_http_llmproxy_build_access_groups(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj);
+static void ngx_http_llmproxy_build_numbers(ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj);
+static ngx_int_t ngx_http_llmproxy_build_model_prices(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj);
+static ngx_int_t ngx_http_llmproxy_build_link(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, ngx_http_llmproxy_deployment_t *d);
+static ngx_http_llmproxy_group_t *ngx_http_llmproxy_build_group(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    ngx_str_t *name, ngx_uint_t pattern);
 static ngx_int_t ngx_http_llmproxy_build_names(
     ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
     cJSON *aliases, cJSON *fallbacks);
@@ -855,15 +870,8 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_runtime_t *rt, ngx_http_llmproxy_deployment_t *d,
     cJSON *obj, ngx_uint_t n)
 {
-    u_char                          *q;
-    cJSON                           *item, *v;
-    ngx_str_t                        provider, *s;
-    ngx_uint_t                       i;
-    ngx_http_llmproxy_group_t       *g, *groups;
-    ngx_http_llmproxy_target_t      *t, **tp;
-    ngx_http_llmproxy_provider_t    *p;
-    ngx_http_llmproxy_deployment_t **dp;
-    ngx_http_llmproxy_model_price_t *mp;
+    u_char     *q;
+    ngx_str_t   provider;
 
     ngx_memzero(d, sizeof(ngx_http_llmproxy_deployment_t));
 
@@ -893,22 +901,57 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     d->upstream_model_json.len = llmp_json_escape(d->upstream_model.data,
                                                   d->upstream_model.len, q);
 
-    p = rt->providers.elts;
-
-    for (i = 0; i < rt->providers.nelts; i++) {
-        if (p[i].name.len == provider.len
-            && ngx_strncmp(p[i].name.data, provider.data, provider.len) == 0)
-        {
-            d->provider = &p[i];
-            break;
-        }
-    }
+    d->provider = ngx_http_llmproxy_build_find_provider(rt, &provider);
 
     if (d->provider == NULL) {
         ngx_http_llmproxy_build_error(b, "deployments.%V.provider: unknown "
                                       "provider \"%V\"", &d->id, &provider);
         return NGX_ERROR;
     }
+
+    if (ngx_http_llmproxy_build_access_groups(b, d, obj) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_llmproxy_build_numbers(d, obj);
+
+    if (ngx_http_llmproxy_build_model_prices(b, d, obj) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    d->hash = ngx_crc32_short(d->id.data, d->id.len);
+
+    return ngx_http_llmproxy_build_link(b, rt, d);
+}
+
+
+static ngx_http_llmproxy_provider_t *
+ngx_http_llmproxy_build_find_provider(ngx_http_llmproxy_runtime_t *rt,
+    ngx_str_t *name)
+{
+    ngx_uint_t                     i;
+    ngx_http_llmproxy_provider_t  *p;
+
+    p = rt->providers.elts;
+
+    for (i = 0; i < rt->providers.nelts; i++) {
+        if (p[i].name.len == name->len
+            && ngx_strncmp(p[i].name.data, name->data, name->len) == 0)
+        {
+            return &p[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_build_access_groups(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_deployment_t *d, cJSON *obj)
+{
+    cJSON      *item, *v;
+    ngx_str_t  *s;
 
     item = cJSON_GetObjectItemCaseSensitive(obj, "access_groups");
 
@@ -935,6 +978,18 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
             return NGX_ERROR;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/* prices, limits, weight and timeouts: none of them can fail */
+
+static void
+ngx_http_llmproxy_build_numbers(ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj)
+{
+    cJSON  *item;
 
     /* numbers within the compiler's bounds (0 to 1e15, integers) */
 
@@ -969,50 +1024,6 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_num("cache_creation_1h_input_cost_per_million",
                           cache_1h_cost, double);
     ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
-
-    /* a pattern priced by the list, model by model (see _route.c) */
-
-    item = cJSON_GetObjectItemCaseSensitive(obj, "model_prices");
-
-    if (d->pattern && !d->priced && cJSON_GetArraySize(item) > 0) {
-        d->model_prices = ngx_array_create(b->pool, cJSON_GetArraySize(item),
-                              sizeof(ngx_http_llmproxy_model_price_t));
-        if (d->model_prices == NULL) {
-            return NGX_ERROR;
-        }
-
-        cJSON_ArrayForEach(v, item) {
-            mp = ngx_array_push(d->model_prices);
-            if (mp == NULL) {
-                return NGX_ERROR;
-            }
-
-            mp->name.len = ngx_strlen(v->string);
-            mp->name.data = ngx_pstrdup(b->pool, &(ngx_str_t) {
-                                            mp->name.len,
-                                            (u_char *) v->string });
-            if (mp->name.data == NULL) {
-                return NGX_ERROR;
-            }
-
-#define ngx_http_llmproxy_mp(key, field, dflt)                               \
-            mp->field = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v,   \
-                                                                   key))     \
-                ? cJSON_GetObjectItemCaseSensitive(v, key)->valuedouble      \
-                : (dflt)
-
-            ngx_http_llmproxy_mp("input_cost_per_million", input, 0);
-            ngx_http_llmproxy_mp("output_cost_per_million", output, 0);
-            ngx_http_llmproxy_mp("cache_read_input_cost_per_million",
-                                 cache_read, mp->input);
-            ngx_http_llmproxy_mp("cache_creation_input_cost_per_million",
-                                 cache_5m, mp->input);
-            ngx_http_llmproxy_mp("cache_creation_1h_input_cost_per_million",
-                                 cache_1h, mp->input);
-
-#undef ngx_http_llmproxy_mp
-        }
-    }
     ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
 
     d->weight = 1;
@@ -1035,52 +1046,81 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
                               stream_idle_timeout);
 
 #undef ngx_http_llmproxy_timeout
+}
 
-    d->hash = ngx_crc32_short(d->id.data, d->id.len);
 
-    /* the deployment's model group */
+/* a pattern priced by the list, model by model (see _route.c) */
 
-    groups = rt->groups.elts;
-    g = NULL;
+static ngx_int_t
+ngx_http_llmproxy_build_model_prices(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_deployment_t *d, cJSON *obj)
+{
+    cJSON                            *item, *v;
+    ngx_http_llmproxy_model_price_t  *mp;
 
-    for (i = 0; i < rt->groups.nelts; i++) {
-        if (groups[i].name.len == d->model.len
-            && ngx_strncmp(groups[i].name.data, d->model.data, d->model.len)
-               == 0)
-        {
-            g = &groups[i];
-            break;
-        }
+    item = cJSON_GetObjectItemCaseSensitive(obj, "model_prices");
+
+    if (!d->pattern || d->priced || cJSON_GetArraySize(item) <= 0) {
+        return NGX_OK;
     }
 
+    d->model_prices = ngx_array_create(b->pool, cJSON_GetArraySize(item),
+                          sizeof(ngx_http_llmproxy_model_price_t));
+    if (d->model_prices == NULL) {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(v, item) {
+        mp = ngx_array_push(d->model_prices);
+        if (mp == NULL) {
+            return NGX_ERROR;
+        }
+
+        mp->name.len = ngx_strlen(v->string);
+        mp->name.data = ngx_pstrdup(b->pool, &(ngx_str_t) {
+                                        mp->name.len,
+                                        (u_char *) v->string });
+        if (mp->name.data == NULL) {
+            return NGX_ERROR;
+        }
+
+#define ngx_http_llmproxy_mp(key, field, dflt)                               \
+        mp->field = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v, key)) \
+            ? cJSON_GetObjectItemCaseSensitive(v, key)->valuedouble          \
+            : (dflt)
+
+        ngx_http_llmproxy_mp("input_cost_per_million", input, 0);
+        ngx_http_llmproxy_mp("output_cost_per_million", output, 0);
+        ngx_http_llmproxy_mp("cache_read_input_cost_per_million",
+                             cache_read, mp->input);
+        ngx_http_llmproxy_mp("cache_creation_input_cost_per_million",
+                             cache_5m, mp->input);
+        ngx_http_llmproxy_mp("cache_creation_1h_input_cost_per_million",
+                             cache_1h, mp->input);
+
+#undef ngx_http_llmproxy_mp
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The deployment into its model group (made on its first deployment) and
+ * as a target of its own: PROVIDER/MODEL addresses the deployment itself.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_build_link(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, ngx_http_llmproxy_deployment_t *d)
+{
+    ngx_http_llmproxy_group_t        *g;
+    ngx_http_llmproxy_target_t       *t, **tp;
+    ngx_http_llmproxy_deployment_t  **dp;
+
+    g = ngx_http_llmproxy_build_group(b, rt, &d->model, d->pattern);
     if (g == NULL) {
-        g = ngx_array_push(&rt->groups);
-        if (g == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memzero(g, sizeof(ngx_http_llmproxy_group_t));
-        g->name = d->model;
-        g->target.name = d->model;
-        g->target.group = g;
-        g->pattern = d->pattern;
-
-        if (ngx_array_init(&g->deployments, b->pool, 2,
-                           sizeof(ngx_http_llmproxy_deployment_t *))
-            != NGX_OK
-            || ngx_array_init(&g->fallbacks, b->pool, 1,
-                              sizeof(ngx_http_llmproxy_target_t *))
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        tp = ngx_array_push(&rt->targets);
-        if (tp == NULL) {
-            return NGX_ERROR;
-        }
-
-        *tp = &g->target;
+        return NGX_ERROR;
     }
 
     dp = ngx_array_push(&g->deployments);
@@ -1090,8 +1130,6 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
 
     *dp = d;
     d->group = g;
-
-    /* PROVIDER/MODEL addresses the deployment itself */
 
     t = ngx_pcalloc(b->pool, sizeof(ngx_http_llmproxy_target_t));
     tp = ngx_array_push(&rt->targets);
@@ -1104,6 +1142,58 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     *tp = t;
 
     return NGX_OK;
+}
+
+
+/* the model group of a name, a new one (and target) for a new name */
+
+static ngx_http_llmproxy_group_t *
+ngx_http_llmproxy_build_group(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name, ngx_uint_t pattern)
+{
+    ngx_uint_t                   i;
+    ngx_http_llmproxy_group_t   *g, *groups;
+    ngx_http_llmproxy_target_t **tp;
+
+    groups = rt->groups.elts;
+
+    for (i = 0; i < rt->groups.nelts; i++) {
+        if (groups[i].name.len == name->len
+            && ngx_strncmp(groups[i].name.data, name->data, name->len) == 0)
+        {
+            return &groups[i];
+        }
+    }
+
+    g = ngx_array_push(&rt->groups);
+    if (g == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(g, sizeof(ngx_http_llmproxy_group_t));
+    g->name = *name;
+    g->target.name = *name;
+    g->target.group = g;
+    g->pattern = pattern;
+
+    if (ngx_array_init(&g->deployments, b->pool, 2,
+                       sizeof(ngx_http_llmproxy_deployment_t *))
+        != NGX_OK
+        || ngx_array_init(&g->fallbacks, b->pool, 1,
+                          sizeof(ngx_http_llmproxy_target_t *))
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    tp = ngx_array_push(&rt->targets);
+    if (tp == NULL) {
+        return NULL;
+    }
+
+    *tp = &g->target;
+
+    return g;
 }
 
 
