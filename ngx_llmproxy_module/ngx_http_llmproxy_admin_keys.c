@@ -133,10 +133,31 @@ static const char *const  ngx_http_llmproxy_keys_ignored[] = {
 
 static ngx_int_t ngx_http_llmproxy_keys_post(ngx_http_request_t *r,
     ngx_uint_t op, u_char *in, size_t len);
+static ngx_int_t ngx_http_llmproxy_keys_read_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_keys_own_subject(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *subject, u_char *hex);
+static ngx_int_t ngx_http_llmproxy_keys_query(ngx_http_request_t *r,
+    ngx_int_t op, ngx_str_t *subject);
 static void ngx_http_llmproxy_keys_body(ngx_http_request_t *r);
 static void ngx_http_llmproxy_keys_thread(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_keys_done(ngx_event_t *ev);
 static void ngx_http_llmproxy_keys_gone(void *data);
+static int ngx_http_llmproxy_keys_value_alias(
+    ngx_http_llmproxy_keys_task_t *t, const cJSON *v, const char **out);
+static int ngx_http_llmproxy_keys_value_models(
+    ngx_http_llmproxy_keys_task_t *t, ngx_http_llmproxy_keys_stmt_t *s,
+    const cJSON *v, const char **out);
+static int ngx_http_llmproxy_keys_value_number(
+    ngx_http_llmproxy_keys_task_t *t, const cJSON *v, const char *name,
+    char *buf, const char **out);
+static int ngx_http_llmproxy_keys_new_key(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *body, char key[64]);
+static int ngx_http_llmproxy_keys_insert(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s);
+static void ngx_http_llmproxy_keys_stmt_free(
+    ngx_http_llmproxy_keys_stmt_t *s);
+static int ngx_http_llmproxy_keys_one_sql(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s, const cJSON *body);
 
 
 static ngx_uint_t  ngx_http_llmproxy_keys_inflight;    /* this worker's */
@@ -188,18 +209,11 @@ ngx_http_llmproxy_admin_keys_match(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
 {
-    u_char                         *p, *in, hex[65];
-    size_t                          len;
+    u_char                          hex[65];
     ngx_int_t                       rc;
-    ngx_str_t                       subject, v, dec;
-    ngx_uint_t                      i;
-    unsigned char                   digest[32];
+    ngx_str_t                       subject, v;
     ngx_http_llmproxy_ctx_t        *ctx;
     ngx_http_llmproxy_main_conf_t  *lmcf;
-
-    static const char  *args[] = {
-        "key", "page", "size", "key_alias", "return_full_object", NULL
-    };
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
 
@@ -248,25 +262,7 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
     }
 
     if (r->method == NGX_HTTP_POST) {
-        if (r->headers_in.content_length_n
-            > NGX_HTTP_LLMPROXY_KEYS_MAX_BODY)
-        {
-            return ngx_http_llmproxy_fail(r,
-                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                          "invalid_request_error",
-                                          "request_too_large",
-                                          "body larger than 64k");
-        }
-
-        r->request_body_in_single_buf = 1;
-
-        rc = ngx_http_read_client_request_body(r,
-                                               ngx_http_llmproxy_keys_body);
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        return NGX_DONE;
+        return ngx_http_llmproxy_keys_read_body(r);
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -274,36 +270,101 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
         return rc;
     }
 
-    /*
-     * A virtual key reads itself only: the subject, when given, must be
-     * the very key that authenticated (or its hash).
-     */
-
     if (!ctx->key.master) {
-        llmp_sha256_hex(ctx->key.digest, (char *) hex);
-
-        if (subject.len) {
-            if (subject.len == 64) {
-                ngx_strlow(subject.data, subject.data, 64);
-
-            } else {
-                llmp_sha256(subject.data, subject.len, digest);
-                llmp_sha256_hex(digest, (char *) subject.data);
-                subject.len = 64;
-            }
-
-            if (ngx_strncmp(subject.data, hex, 64) != 0) {
-                return ngx_http_llmproxy_fail(r, NGX_HTTP_FORBIDDEN,
-                           "permission_error", "not_allowed",
-                           "a virtual key may read its own /key/info only");
-            }
+        rc = ngx_http_llmproxy_keys_own_subject(r, ctx, &subject, hex);
+        if (rc != NGX_OK) {
+            return rc;
         }
-
-        subject.data = hex;
-        subject.len = 64;
     }
 
-    /* the arguments as a JSON object for the thread: {"key": "...", ...} */
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy keys: op %i, %s", op,
+                   subject.len ? "of a key" : "no key given");
+
+    return ngx_http_llmproxy_keys_query(r, op, &subject);
+}
+
+
+/* a POST's body is read whole (at most 64k), then goes to the thread */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_read_body(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->headers_in.content_length_n > NGX_HTTP_LLMPROXY_KEYS_MAX_BODY) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "invalid_request_error",
+                                      "request_too_large",
+                                      "body larger than 64k");
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_llmproxy_keys_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A virtual key reads itself only: the subject, when given, must be the
+ * very key that authenticated (or its hash); not given, it is that key.
+ * The subject is left as the key's hash, in hex (held in hex[65]).
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_own_subject(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *subject, u_char *hex)
+{
+    unsigned char  digest[32];
+
+    llmp_sha256_hex(ctx->key.digest, (char *) hex);
+
+    if (subject->len) {
+        if (subject->len == 64) {
+            ngx_strlow(subject->data, subject->data, 64);
+
+        } else {
+            llmp_sha256(subject->data, subject->len, digest);
+            llmp_sha256_hex(digest, (char *) subject->data);
+            subject->len = 64;
+        }
+
+        if (ngx_strncmp(subject->data, hex, 64) != 0) {
+            return ngx_http_llmproxy_fail(r, NGX_HTTP_FORBIDDEN,
+                       "permission_error", "not_allowed",
+                       "a virtual key may read its own /key/info only");
+        }
+    }
+
+    subject->data = hex;
+    subject->len = 64;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A GET's arguments as a JSON object for the thread: {"key": "...", ...};
+ * the key is the subject, not the argument.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_query(ngx_http_request_t *r, ngx_int_t op,
+    ngx_str_t *subject)
+{
+    u_char      *p, *in;
+    size_t       len;
+    ngx_str_t    v, dec;
+    ngx_uint_t   i;
+
+    static const char  *args[] = {
+        "key", "page", "size", "key_alias", "return_full_object", NULL
+    };
 
     len = 2;
 
@@ -315,7 +376,7 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
         }
     }
 
-    len += 16 + 6 * subject.len;
+    len += 16 + 6 * subject->len;
 
     in = ngx_pnalloc(r->pool, len);
     if (in == NULL) {
@@ -343,9 +404,9 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
         p = ngx_cpymem(p, "\",", 2);
     }
 
-    if (subject.len) {
+    if (subject->len) {
         p = ngx_cpymem(p, "\"key\":\"", 7);
-        p = (u_char *) ngx_escape_json(p, subject.data, subject.len);
+        p = (u_char *) ngx_escape_json(p, subject->data, subject->len);
         p = ngx_cpymem(p, "\",", 2);
     }
 
@@ -619,11 +680,9 @@ ngx_http_llmproxy_keys_value(ngx_http_llmproxy_keys_task_t *t,
     ngx_http_llmproxy_keys_stmt_t *s, const cJSON *v, const char *name,
     const char **out)
 {
-    int           month;
-    char         *buf;
-    double        d;
-    long long     secs;
-    const cJSON  *m;
+    int         month;
+    char       *buf;
+    long long   secs;
 
     buf = s->bufs[s->n < NGX_HTTP_LLMPROXY_KEYS_PARAMS ? s->n : 0];
     *out = NULL;
@@ -633,44 +692,11 @@ ngx_http_llmproxy_keys_value(ngx_http_llmproxy_keys_task_t *t,
     }
 
     if (ngx_strcmp(name, "key_alias") == 0) {
-        if (!cJSON_IsString(v) || v->valuestring[0] == '\0'
-            || ngx_strlen(v->valuestring) > 256)
-        {
-            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key_alias",
-                       "key_alias: expected a name of 1 to 256 characters");
-        }
-
-        for (buf = v->valuestring; *buf; buf++) {
-            if ((u_char) *buf < ' ' || *buf == 0x7f) {
-                return ngx_http_llmproxy_keys_fail(t, 400,
-                           "invalid_key_alias",
-                           "key_alias: control characters");
-            }
-        }
-
-        *out = v->valuestring;
-        return 0;
+        return ngx_http_llmproxy_keys_value_alias(t, v, out);
     }
 
     if (ngx_strcmp(name, "models") == 0) {
-        if (!cJSON_IsArray(v)) {
-            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_models",
-                       "models: expected a list of model names");
-        }
-
-        cJSON_ArrayForEach(m, v) {
-            if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
-                return ngx_http_llmproxy_keys_fail(t, 400, "invalid_models",
-                           "models: expected a list of model names");
-            }
-        }
-
-        s->owned[s->n] = cJSON_PrintUnformatted(v);
-        *out = s->owned[s->n];
-
-        return *out ? 0 : ngx_http_llmproxy_keys_fail(t, 500,
-                                                      "internal_error",
-                                                      "out of memory");
+        return ngx_http_llmproxy_keys_value_models(t, s, v, out);
     }
 
     if (ngx_strcmp(name, "blocked") == 0) {
@@ -699,7 +725,74 @@ ngx_http_llmproxy_keys_value(ngx_http_llmproxy_keys_task_t *t,
         return 0;
     }
 
-    /* numbers: max_budget, spend (USD); rpm_limit, tpm_limit (whole) */
+    return ngx_http_llmproxy_keys_value_number(t, v, name, buf, out);
+}
+
+
+/* an alias: 1 to 256 characters, none of them a control character */
+
+static int
+ngx_http_llmproxy_keys_value_alias(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *v, const char **out)
+{
+    char  *p;
+
+    if (!cJSON_IsString(v) || v->valuestring[0] == '\0'
+        || ngx_strlen(v->valuestring) > 256)
+    {
+        return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key_alias",
+                   "key_alias: expected a name of 1 to 256 characters");
+    }
+
+    for (p = v->valuestring; *p; p++) {
+        if ((u_char) *p < ' ' || *p == 0x7f) {
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key_alias",
+                                               "key_alias: control "
+                                               "characters");
+        }
+    }
+
+    *out = v->valuestring;
+
+    return 0;
+}
+
+
+/* a list of model names, passed to PostgreSQL as JSON text */
+
+static int
+ngx_http_llmproxy_keys_value_models(ngx_http_llmproxy_keys_task_t *t,
+    ngx_http_llmproxy_keys_stmt_t *s, const cJSON *v, const char **out)
+{
+    const cJSON  *m;
+
+    if (!cJSON_IsArray(v)) {
+        return ngx_http_llmproxy_keys_fail(t, 400, "invalid_models",
+                   "models: expected a list of model names");
+    }
+
+    cJSON_ArrayForEach(m, v) {
+        if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_models",
+                       "models: expected a list of model names");
+        }
+    }
+
+    s->owned[s->n] = cJSON_PrintUnformatted(v);
+    *out = s->owned[s->n];
+
+    return *out ? 0 : ngx_http_llmproxy_keys_fail(t, 500, "internal_error",
+                                                  "out of memory");
+}
+
+
+/* numbers: max_budget, spend (USD); rpm_limit, tpm_limit (whole) */
+
+static int
+ngx_http_llmproxy_keys_value_number(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *v, const char *name, char *buf, const char **out)
+{
+    double  d;
 
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)
         || v->valuedouble < 0)
@@ -1010,41 +1103,14 @@ static cJSON *
 ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
     PGconn *conn, const cJSON *body)
 {
-    int                             nset, n;
+    int                             nset;
     char                            key[64], hex[65], prefix[8];
     cJSON                          *rows, *info;
-    const cJSON                    *v;
     ngx_http_llmproxy_keys_stmt_t   s;
 
     ngx_memzero(&s, sizeof(s));
 
-    v = cJSON_GetObjectItemCaseSensitive(body, "key");
-
-    if (v) {
-        /* LiteLLM lets a script choose the key: it must be hard to guess */
-        if (!cJSON_IsString(v) || ngx_strncmp(v->valuestring, "sk-", 3) != 0
-            || ngx_strlen(v->valuestring) < 35
-            || ngx_strlen(v->valuestring) > 63)
-        {
-            ngx_http_llmproxy_keys_fail(t, 400, "invalid_key",
-                "key: a chosen key must be \"sk-\" and 32 to 60 "
-                "characters");
-            return NULL;
-        }
-
-        ngx_cpystrn((u_char *) key, (u_char *) v->valuestring, sizeof(key));
-
-        for (n = 3; key[n]; n++) {
-            if ((u_char) key[n] <= ' ' || key[n] == 0x7f) {
-                ngx_http_llmproxy_keys_fail(t, 400, "invalid_key",
-                    "key: no spaces or control characters");
-                return NULL;
-            }
-        }
-
-    } else if (ngx_http_llmproxy_keys_random(key) != 0) {
-        ngx_http_llmproxy_keys_fail(t, 500, "internal_error",
-                                    "no random bytes");
+    if (ngx_http_llmproxy_keys_new_key(t, body, key) != 0) {
         return NULL;
     }
 
@@ -1078,36 +1144,9 @@ ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
         goto failed;
     }
 
+    if (ngx_http_llmproxy_keys_insert(t, conn, &s) != 0
+        || ngx_http_llmproxy_keys_exec(t, conn, &s, &rows) != 0)
     {
-        PGresult    *res;
-        const char  *state;
-
-        res = PQexecParams(conn, "INSERT INTO llmproxy_keys"
-                           " (key_hash, key_prefix) VALUES ($1, $2)", 2,
-                           NULL, s.params, NULL, NULL, 0);
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-            if (state && ngx_strcmp(state, "23505") == 0) {
-                ngx_http_llmproxy_keys_fail(t, 400, "duplicate_key",
-                                            "that key exists already");
-
-            } else {
-                ngx_http_llmproxy_keys_fail(t, 500, "database_error",
-                                            "database: %s",
-                                            PQerrorMessage(conn));
-            }
-
-            PQclear(res);
-            ngx_http_llmproxy_keys_command(conn, "ROLLBACK");
-            goto failed;
-        }
-
-        PQclear(res);
-    }
-
-    if (ngx_http_llmproxy_keys_exec(t, conn, &s, &rows) != 0) {
         ngx_http_llmproxy_keys_command(conn, "ROLLBACK");
         goto failed;
     }
@@ -1133,22 +1172,110 @@ ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
     cJSON_AddStringToObject(info, "token_id", hex);
 
     ngx_explicit_memzero(key, sizeof(key));
-
-    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
-        cJSON_free(s.owned[n]);
-    }
+    ngx_http_llmproxy_keys_stmt_free(&s);
 
     return info;
 
 failed:
 
     ngx_explicit_memzero(key, sizeof(key));
-
-    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
-        cJSON_free(s.owned[n]);
-    }
+    ngx_http_llmproxy_keys_stmt_free(&s);
 
     return NULL;
+}
+
+
+/*
+ * The new key: the one the body chose, which must be hard to guess (as
+ * LiteLLM lets a script choose it), or a random one.
+ */
+
+static int
+ngx_http_llmproxy_keys_new_key(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *body, char key[64])
+{
+    int           n;
+    const cJSON  *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(body, "key");
+
+    if (v == NULL) {
+        if (ngx_http_llmproxy_keys_random(key) != 0) {
+            return ngx_http_llmproxy_keys_fail(t, 500, "internal_error",
+                                               "no random bytes");
+        }
+
+        return 0;
+    }
+
+    if (!cJSON_IsString(v) || ngx_strncmp(v->valuestring, "sk-", 3) != 0
+        || ngx_strlen(v->valuestring) < 35
+        || ngx_strlen(v->valuestring) > 63)
+    {
+        return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key",
+                   "key: a chosen key must be \"sk-\" and 32 to 60 "
+                   "characters");
+    }
+
+    ngx_cpystrn((u_char *) key, (u_char *) v->valuestring, 64);
+
+    for (n = 3; key[n]; n++) {
+        if ((u_char) key[n] <= ' ' || key[n] == 0x7f) {
+            ngx_explicit_memzero(key, 64);
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key",
+                       "key: no spaces or control characters");
+        }
+    }
+
+    return 0;
+}
+
+
+/* the key's row, by its hash and prefix ($1, $2); a key twice is a 400 */
+
+static int
+ngx_http_llmproxy_keys_insert(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s)
+{
+    PGresult    *res;
+    const char  *state;
+
+    res = PQexecParams(conn, "INSERT INTO llmproxy_keys"
+                       " (key_hash, key_prefix) VALUES ($1, $2)", 2,
+                       NULL, s->params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return 0;
+    }
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state && ngx_strcmp(state, "23505") == 0) {
+        ngx_http_llmproxy_keys_fail(t, 400, "duplicate_key",
+                                    "that key exists already");
+
+    } else {
+        ngx_http_llmproxy_keys_fail(t, 500, "database_error",
+                                    "database: %s", PQerrorMessage(conn));
+    }
+
+    PQclear(res);
+
+    return -1;
+}
+
+
+/* the JSON texts a statement's parameters owned */
+
+static void
+ngx_http_llmproxy_keys_stmt_free(ngx_http_llmproxy_keys_stmt_t *s)
+{
+    int  n;
+
+    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
+        cJSON_free(s->owned[n]);
+    }
 }
 
 
@@ -1158,8 +1285,7 @@ static cJSON *
 ngx_http_llmproxy_keys_one(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     const cJSON *body)
 {
-    int                             nset, n;
-    char                            hex[65], piece[256];
+    char                            hex[65];
     cJSON                          *rows, *info, *out;
     const cJSON                    *v;
     ngx_http_llmproxy_keys_stmt_t   s;
@@ -1177,55 +1303,10 @@ ngx_http_llmproxy_keys_one(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     }
 
     ngx_http_llmproxy_keys_param(&s, hex);
-    nset = 0;
 
-    switch (t->op) {
-
-    case NGX_HTTP_LLMPROXY_KEYS_UPDATE:
-        if (ngx_http_llmproxy_keys_free_alias(conn, body) != 0) {
-            ngx_http_llmproxy_keys_fail(t, 500, "database_error",
-                                        "database: %s", PQerrorMessage(conn));
-            goto failed;
-        }
-
-        ngx_http_llmproxy_keys_sql(&s, "UPDATE llmproxy_keys SET ");
-        nset = ngx_http_llmproxy_keys_fields_sql(t, &s, body, 1);
-        if (nset < 0) {
-            goto failed;
-        }
-
-        if (nset) {
-            break;
-        }
-
-        /* nothing to change: answer with the key as it is */
-        s.len = 0;
-        /* fall through */
-
-    case NGX_HTTP_LLMPROXY_KEYS_INFO:
-        ngx_http_llmproxy_keys_sql(&s, "SELECT "
-                                   NGX_HTTP_LLMPROXY_KEYS_INFO_SQL
-                                   " FROM llmproxy_keys WHERE key_hash = $1"
-                                   " AND revoked_at IS NULL");
-        break;
-
-    default:  /* block, unblock */
-        ngx_http_llmproxy_keys_sql(&s, t->op == NGX_HTTP_LLMPROXY_KEYS_BLOCK
-                                   ? "UPDATE llmproxy_keys SET blocked = true"
-                                   : "UPDATE llmproxy_keys SET"
-                                     " blocked = false");
-        nset = 1;
-        break;
-    }
-
-    if (nset) {
-        snprintf(piece, sizeof(piece), " WHERE key_hash = $1"
-                 " AND revoked_at IS NULL RETURNING ");
-        ngx_http_llmproxy_keys_sql(&s, piece);
-        ngx_http_llmproxy_keys_sql(&s, NGX_HTTP_LLMPROXY_KEYS_INFO_SQL);
-    }
-
-    if (ngx_http_llmproxy_keys_exec(t, conn, &s, &rows) != 0) {
+    if (ngx_http_llmproxy_keys_one_sql(t, conn, &s, body) != 0
+        || ngx_http_llmproxy_keys_exec(t, conn, &s, &rows) != 0)
+    {
         goto failed;
     }
 
@@ -1252,19 +1333,79 @@ ngx_http_llmproxy_keys_one(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
         cJSON_AddStringToObject(info, "key", v->valuestring);
     }
 
-    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
-        cJSON_free(s.owned[n]);
-    }
+    ngx_http_llmproxy_keys_stmt_free(&s);
 
     return info;
 
 failed:
 
-    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
-        cJSON_free(s.owned[n]);
-    }
+    ngx_http_llmproxy_keys_stmt_free(&s);
 
     return NULL;
+}
+
+
+/*
+ * The statement of an update, info, block or unblock of the key $1: each
+ * answers with the key's info, and none touches a revoked key.
+ */
+
+static int
+ngx_http_llmproxy_keys_one_sql(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s, const cJSON *body)
+{
+    int   nset;
+    char  piece[256];
+
+    nset = 0;
+
+    switch (t->op) {
+
+    case NGX_HTTP_LLMPROXY_KEYS_UPDATE:
+        if (ngx_http_llmproxy_keys_free_alias(conn, body) != 0) {
+            return ngx_http_llmproxy_keys_fail(t, 500, "database_error",
+                                               "database: %s",
+                                               PQerrorMessage(conn));
+        }
+
+        ngx_http_llmproxy_keys_sql(s, "UPDATE llmproxy_keys SET ");
+        nset = ngx_http_llmproxy_keys_fields_sql(t, s, body, 1);
+        if (nset < 0) {
+            return -1;
+        }
+
+        if (nset) {
+            break;
+        }
+
+        /* nothing to change: answer with the key as it is */
+        s->len = 0;
+        /* fall through */
+
+    case NGX_HTTP_LLMPROXY_KEYS_INFO:
+        ngx_http_llmproxy_keys_sql(s, "SELECT "
+                                   NGX_HTTP_LLMPROXY_KEYS_INFO_SQL
+                                   " FROM llmproxy_keys WHERE key_hash = $1"
+                                   " AND revoked_at IS NULL");
+        break;
+
+    default:  /* block, unblock */
+        ngx_http_llmproxy_keys_sql(s, t->op == NGX_HTTP_LLMPROXY_KEYS_BLOCK
+                                   ? "UPDATE llmproxy_keys SET blocked = true"
+                                   : "UPDATE llmproxy_keys SET"
+                                     " blocked = false");
+        nset = 1;
+        break;
+    }
+
+    if (nset) {
+        snprintf(piece, sizeof(piece), " WHERE key_hash = $1"
+                 " AND revoked_at IS NULL RETURNING ");
+        ngx_http_llmproxy_keys_sql(s, piece);
+        ngx_http_llmproxy_keys_sql(s, NGX_HTTP_LLMPROXY_KEYS_INFO_SQL);
+    }
+
+    return 0;
 }
 
 
