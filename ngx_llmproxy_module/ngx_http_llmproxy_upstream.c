@@ -50,6 +50,13 @@ typedef struct {
 
 static ngx_int_t ngx_http_llmproxy_peer_init(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
+static void ngx_http_llmproxy_upstream_fixed(ngx_http_upstream_conf_t *u);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_http_llmproxy_upstream_ssl(ngx_conf_t *cf,
+    ngx_http_upstream_conf_t *u);
+static ngx_int_t ngx_http_llmproxy_upstream_ssl_create(ngx_conf_t *cf,
+    ngx_http_llmproxy_main_conf_t *lmcf);
+#endif
 static ngx_int_t ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
@@ -2175,11 +2182,6 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
     ngx_hash_init_t                 hash;
     ngx_http_upstream_srv_conf_t   *uscf;
     ngx_http_upstream_conf_t       *u;
-#if (NGX_HTTP_SSL)
-    ngx_str_t                       cafile;
-    ngx_pool_cleanup_t             *cln;
-    ngx_http_llmproxy_main_conf_t  *lmcf;
-#endif
 
     u = &conf->upstream;
 
@@ -2192,6 +2194,48 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
         return NGX_OK;
     }
 
+    ngx_http_llmproxy_upstream_fixed(u);
+
+    hash.max_size = 512;
+    hash.bucket_size = ngx_align(64, ngx_cacheline_size);
+    hash.name = "llmproxy_headers_hash";
+
+    if (ngx_http_upstream_hide_headers_hash(cf, u, &prev->upstream,
+                                            ngx_http_llmproxy_hide_headers,
+                                            &hash)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    uscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_srv_conf_t));
+    if (uscf == NULL) {
+        return NGX_ERROR;
+    }
+
+    uscf->peer.init = ngx_http_llmproxy_peer_init;
+    ngx_str_set(&uscf->host, "llmproxy");
+    uscf->file_name = cf->conf_file->file.name.data;
+    uscf->line = cf->conf_file->line;
+
+    u->upstream = uscf;
+
+#if (NGX_HTTP_SSL)
+    return ngx_http_llmproxy_upstream_ssl(cf, u);
+#else
+    return NGX_OK;
+#endif
+}
+
+
+/*
+ * What the gateway's upstream always is: unbuffered, the request built by
+ * the module, retries and fallbacks its own, no caching header obeyed.
+ */
+
+static void
+ngx_http_llmproxy_upstream_fixed(ngx_http_upstream_conf_t *u)
+{
     u->send_timeout = 600000;
     u->read_timeout = 600000;
     u->next_upstream_timeout = 0;
@@ -2225,75 +2269,24 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
                         |NGX_HTTP_UPSTREAM_IGN_VARY;
 
     ngx_str_set(&u->module, "llmproxy");
+}
 
-    hash.max_size = 512;
-    hash.bucket_size = ngx_align(64, ngx_cacheline_size);
-    hash.name = "llmproxy_headers_hash";
-
-    if (ngx_http_upstream_hide_headers_hash(cf, u, &prev->upstream,
-                                            ngx_http_llmproxy_hide_headers,
-                                            &hash)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    uscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_srv_conf_t));
-    if (uscf == NULL) {
-        return NGX_ERROR;
-    }
-
-    uscf->peer.init = ngx_http_llmproxy_peer_init;
-    ngx_str_set(&uscf->host, "llmproxy");
-    uscf->file_name = cf->conf_file->file.name.data;
-    uscf->line = cf->conf_file->line;
-
-    u->upstream = uscf;
 
 #if (NGX_HTTP_SSL)
 
+/* TLS to the providers: one context for all locations, made by the first */
+
+static ngx_int_t
+ngx_http_llmproxy_upstream_ssl(ngx_conf_t *cf, ngx_http_upstream_conf_t *u)
+{
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmproxy_module);
 
-    if (lmcf->ssl == NULL) {
-        lmcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
-        if (lmcf->ssl == NULL) {
-            return NGX_ERROR;
-        }
-
-        lmcf->ssl->log = cf->log;
-
-        if (ngx_ssl_create(lmcf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        cln = ngx_pool_cleanup_add(cf->pool, 0);
-        if (cln == NULL) {
-            ngx_ssl_cleanup_ctx(lmcf->ssl);
-            return NGX_ERROR;
-        }
-
-        cln->handler = ngx_ssl_cleanup_ctx;
-        cln->data = lmcf->ssl;
-
-        /*
-         * the main conf is complete: the location blocks that use it come
-         * after the http block's own directives
-         */
-
-        cafile = lmcf->ssl_trusted_certificate;
-
-        if (cafile.len == 0) {
-            ngx_str_set(&cafile, "/etc/ssl/certs/ca-certificates.crt");
-        }
-
-        if (lmcf->ssl_verify != 0
-            && ngx_ssl_trusted_certificate(cf, lmcf->ssl, &cafile, 100)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+    if (lmcf->ssl == NULL
+        && ngx_http_llmproxy_upstream_ssl_create(cf, lmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     u->ssl = lmcf->ssl;
@@ -2305,7 +2298,58 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
     u->ssl_certificate_key = NULL;
     u->ssl_passwords = NULL;
 
-#endif
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_upstream_ssl_create(ngx_conf_t *cf,
+    ngx_http_llmproxy_main_conf_t *lmcf)
+{
+    ngx_str_t            cafile;
+    ngx_pool_cleanup_t  *cln;
+
+    lmcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (lmcf->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    lmcf->ssl->log = cf->log;
+
+    if (ngx_ssl_create(lmcf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(lmcf->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = lmcf->ssl;
+
+    /*
+     * the main conf is complete: the location blocks that use it come
+     * after the http block's own directives
+     */
+
+    cafile = lmcf->ssl_trusted_certificate;
+
+    if (cafile.len == 0) {
+        ngx_str_set(&cafile, "/etc/ssl/certs/ca-certificates.crt");
+    }
+
+    if (lmcf->ssl_verify != 0
+        && ngx_ssl_trusted_certificate(cf, lmcf->ssl, &cafile, 100)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
+
+#endif
