@@ -52,6 +52,8 @@ static void ngx_http_llmproxy_keys_hide_limits(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t retry);
 static u_char *ngx_http_llmproxy_keys_retry_after(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, u_char *p);
+static u_char *ngx_http_llmproxy_keys_limit_value(
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t which, time_t left, u_char *p);
 static const char *ngx_http_llmproxy_keys_unusable(
     ngx_http_llmproxy_key_node_t *node, time_t now);
 static ngx_int_t ngx_http_llmproxy_keys_limits(ngx_http_llmproxy_ctx_t *ctx,
@@ -877,36 +879,9 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
         }
 
         start = p;
-
-        switch (ngx_http_llmproxy_rl[i].which) {
-
-        case 0:
-            p = ngx_sprintf(p, "%uD", ctx->key.rpm);
-            break;
-
-        case 1:
-            p = ngx_sprintf(p, "%uD", ctx->key.requests_left);
-            break;
-
-        case 3:
-            p = ngx_sprintf(p, "%uD", ctx->key.tpm);
-            break;
-
-        case 4:
-            p = ngx_sprintf(p, "%uD", ctx->key.tokens_left);
-            break;
-
-        default:
-
-            /* as OpenAI writes it: "17s", "1m0s" */
-
-            if (left >= 60) {
-                p = ngx_sprintf(p, "%Tm%Ts", left / 60, left % 60);
-
-            } else {
-                p = ngx_sprintf(p, "%Ts", left);
-            }
-        }
+        p = ngx_http_llmproxy_keys_limit_value(ctx,
+                                               ngx_http_llmproxy_rl[i].which,
+                                               left, p);
 
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
@@ -921,6 +896,39 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* a rate limit header's value: a limit, what is left of it, or the reset */
+
+static u_char *
+ngx_http_llmproxy_keys_limit_value(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_uint_t which, time_t left, u_char *p)
+{
+    switch (which) {
+
+    case 0:
+        return ngx_sprintf(p, "%uD", ctx->key.rpm);
+
+    case 1:
+        return ngx_sprintf(p, "%uD", ctx->key.requests_left);
+
+    case 3:
+        return ngx_sprintf(p, "%uD", ctx->key.tpm);
+
+    case 4:
+        return ngx_sprintf(p, "%uD", ctx->key.tokens_left);
+
+    default:
+
+        /* as OpenAI writes it: "17s", "1m0s" */
+
+        if (left >= 60) {
+            return ngx_sprintf(p, "%Tm%Ts", left / 60, left % 60);
+        }
+
+        return ngx_sprintf(p, "%Ts", left);
+    }
 }
 
 
