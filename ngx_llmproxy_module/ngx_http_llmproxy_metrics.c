@@ -93,6 +93,8 @@ static void ngx_http_llmproxy_series_insert(ngx_rbtree_node_t *temp,
 static u_char *ngx_http_llmproxy_labels(u_char *p,
     ngx_http_llmproxy_series_t *s);
 static u_char *ngx_http_llmproxy_escape(u_char *p, u_char *s, size_t len);
+static ngx_int_t ngx_http_llmproxy_metrics_text(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *text);
 static size_t ngx_http_llmproxy_metrics_copy(ngx_http_request_t *r,
     ngx_http_llmproxy_zone_ctx_t *zctx, ngx_array_t *copies);
 static u_char *ngx_http_llmproxy_metrics_series(u_char *p,
@@ -553,13 +555,8 @@ ngx_http_llmproxy_series_cached(ngx_http_llmproxy_zone_ctx_t *zctx,
 ngx_int_t
 ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
 {
-    u_char                         *p, *start;
-    size_t                          len, size;
     ngx_int_t                       rc;
-    ngx_uint_t                      n, cooling;
-    ngx_str_t                       health;
-    ngx_array_t                     copies, cooldowns;
-    ngx_http_llmproxy_series_t    **sp;
+    ngx_str_t                       text;
     ngx_http_llmproxy_runtime_t    *rt;
     ngx_http_llmproxy_zone_ctx_t   *zctx;
     ngx_http_llmproxy_main_conf_t  *lmcf;
@@ -588,52 +585,12 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
         ngx_http_llmproxy_metrics_prune(zctx, rt);
     }
 
-    if (ngx_array_init(&copies, r->pool, 16, sizeof(void *)) != NGX_OK) {
+    if (ngx_http_llmproxy_metrics_text(r, zctx, &text) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    /* copy under the lock, format outside it */
-
-    len = ngx_http_llmproxy_metrics_copy(r, zctx, &copies);
-
-    if (ngx_http_llmproxy_cooldown_list(zctx, r->pool, &cooldowns)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cooling = cooldowns.nelts;
-
-    /*
-     * every series appears in at most 48 lines (40 today) of at most 128
-     * bytes and its labels
-     */
-
-    if (ngx_http_llmproxy_health_metrics(r, zctx, &health) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    size = 4096 + copies.nelts * 48 * 128 + 48 * len
-           + cooldowns.nelts * 256 + health.len;
-
-    start = ngx_pnalloc(r->pool, size);
-    if (start == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = start;
-    sp = copies.elts;
-    n = copies.nelts;
-
-    p = ngx_http_llmproxy_metrics_series(p, sp, n);
-    p = ngx_http_llmproxy_metrics_gauges(p, zctx, cooling, &health, n);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "llmproxy metrics: %ui series, %uz bytes",
-                   n, (size_t) (p - start));
 
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = p - start;
+    r->headers_out.content_length_n = text.len;
     ngx_str_set(&r->headers_out.content_type,
                 "text/plain; version=0.0.4; charset=utf-8");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -644,7 +601,67 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    return ngx_http_llmproxy_send_body(r, start, p - start);
+    return ngx_http_llmproxy_send_body(r, text.data, text.len);
+}
+
+
+/* the scrape's text: the series copied under the lock, formatted outside */
+
+static ngx_int_t
+ngx_http_llmproxy_metrics_text(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *text)
+{
+    u_char                        *p, *start;
+    size_t                         len, size;
+    ngx_uint_t                     n;
+    ngx_str_t                      health;
+    ngx_array_t                    copies, cooldowns;
+    ngx_http_llmproxy_series_t   **sp;
+
+    if (ngx_array_init(&copies, r->pool, 16, sizeof(void *)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_http_llmproxy_metrics_copy(r, zctx, &copies);
+
+    if (ngx_http_llmproxy_cooldown_list(zctx, r->pool, &cooldowns)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llmproxy_health_metrics(r, zctx, &health) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * every series appears in at most 48 lines (40 today) of at most 128
+     * bytes and its labels
+     */
+
+    size = 4096 + copies.nelts * 48 * 128 + 48 * len
+           + cooldowns.nelts * 256 + health.len;
+
+    start = ngx_pnalloc(r->pool, size);
+    if (start == NULL) {
+        return NGX_ERROR;
+    }
+
+    sp = copies.elts;
+    n = copies.nelts;
+
+    p = ngx_http_llmproxy_metrics_series(start, sp, n);
+    p = ngx_http_llmproxy_metrics_gauges(p, zctx, cooldowns.nelts, &health,
+                                         n);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy metrics: %ui series, %uz bytes",
+                   n, (size_t) (p - start));
+
+    text->data = start;
+    text->len = p - start;
+
+    return NGX_OK;
 }
 
 
