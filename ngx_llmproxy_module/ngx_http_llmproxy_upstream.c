@@ -59,6 +59,8 @@ static ngx_int_t ngx_http_llmproxy_upstream_ssl_create(ngx_conf_t *cf,
 #endif
 static ngx_int_t ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc,
     void *data);
+static void ngx_http_llmproxy_peer_failed(ngx_peer_connection_t *pc,
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx);
 static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
@@ -102,6 +104,8 @@ static ngx_int_t ngx_http_llmproxy_read_whole(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llmproxy_process_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_body_done(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, size_t len);
+static ngx_int_t ngx_http_llmproxy_body_chunked_full(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_body_room(ngx_http_request_t *r,
     size_t size);
 static ngx_int_t ngx_http_llmproxy_body_too_large(ngx_http_request_t *r,
@@ -437,49 +441,7 @@ ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc, void *data,
     c = pc->connection;
 
     if (state & NGX_PEER_FAILED) {
-
-        if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_NONE) {
-            ctx->fail = (c && (c->read->timedout || c->write->timedout))
-                        ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
-                        : ctx->body_wait
-                        ? NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
-                        : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
-        }
-
-        if (pc->cached && ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT) {
-            ctx->repeat = 1;
-            return;
-        }
-
-        /* "localhost" is ::1 and 127.0.0.1: try the provider's next one */
-
-        if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT && !u->request_sent
-            && ctx->current
-            && ++ctx->addr_tries < ctx->current->provider->naddrs)
-        {
-            ngx_log_error(NGX_LOG_INFO, pc->log, 0,
-                          "llmproxy: \"%V\" at %V failed, trying its "
-                          "next address", &ctx->current->id, pc->name);
-            ctx->repeat = 1;
-            return;
-        }
-
-        ngx_log_error(NGX_LOG_WARN, pc->log, 0,
-                      "llmproxy: attempt %ui on \"%V\" failed: %s",
-                      ctx->attempts,
-                      ctx->current ? &ctx->current->id : &ctx->model,
-                      ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
-                      ? "timed out"
-                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
-                      ? "connection failed"
-                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
-                      ? "retryable status"
-                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
-                      ? "answer cut short"
-                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE
-                      ? "answer not translatable" : "invalid response");
-
-        ngx_http_llmproxy_route_failed(r, ctx);
+        ngx_http_llmproxy_peer_failed(pc, r, ctx);
         return;
     }
 
@@ -507,6 +469,66 @@ ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc, void *data,
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
 
     ngx_http_llmproxy_keepalive_save(pc, lmcf->keepalive_timeout);
+}
+
+
+/*
+ * A failed attempt: why it failed, then the provider's next address, a
+ * cached connection's retry, or the route's next deployment.
+ */
+
+static void
+ngx_http_llmproxy_peer_failed(ngx_peer_connection_t *pc,
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_connection_t     *c;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+    c = pc->connection;
+
+    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_NONE) {
+        ctx->fail = (c && (c->read->timedout || c->write->timedout))
+                    ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+                    : ctx->body_wait
+                    ? NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
+                    : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
+    }
+
+    if (pc->cached && ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT) {
+        ctx->repeat = 1;
+        return;
+    }
+
+    /* "localhost" is ::1 and 127.0.0.1: try the provider's next one */
+
+    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT && !u->request_sent
+        && ctx->current
+        && ++ctx->addr_tries < ctx->current->provider->naddrs)
+    {
+        ngx_log_error(NGX_LOG_INFO, pc->log, 0,
+                      "llmproxy: \"%V\" at %V failed, trying its "
+                      "next address", &ctx->current->id, pc->name);
+        ctx->repeat = 1;
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+                  "llmproxy: attempt %ui on \"%V\" failed: %s",
+                  ctx->attempts,
+                  ctx->current ? &ctx->current->id : &ctx->model,
+                  ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+                  ? "timed out"
+                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
+                  ? "connection failed"
+                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
+                  ? "retryable status"
+                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
+                  ? "answer cut short"
+                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE
+                  ? "answer not translatable" : "invalid response");
+
+    ngx_http_llmproxy_route_failed(r, ctx);
 }
 
 
@@ -1352,7 +1374,6 @@ ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
 {
     u_char               *p;
     off_t                 n;
-    size_t                size;
     ngx_int_t             rc;
     ngx_buf_t             in;
     ngx_http_upstream_t  *u;
@@ -1417,6 +1438,24 @@ ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
     if (u->buffer.last < u->buffer.end) {
         return NGX_AGAIN;
     }
+
+    return ngx_http_llmproxy_body_chunked_full(r, ctx);
+}
+
+
+/*
+ * The buffer is full of decoded chunks: a larger one, or, past what may
+ * be held, the rest passed on as it comes.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_body_chunked_full(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    size_t                size;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
 
     if (ctx->body_read >= NGX_HTTP_LLMPROXY_HOLD_MAX) {
 
