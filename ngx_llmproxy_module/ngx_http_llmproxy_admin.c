@@ -38,6 +38,8 @@ typedef struct {
 
 
 static void ngx_http_llmproxy_admin_body(ngx_http_request_t *r);
+static u_char *ngx_http_llmproxy_admin_body_copy(ngx_http_request_t *r,
+    u_char *p);
 static void ngx_http_llmproxy_admin_prepare(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_admin_prepared(ngx_event_t *ev);
 static void ngx_http_llmproxy_admin_request_gone(void *data);
@@ -46,6 +48,8 @@ static ngx_int_t ngx_http_llmproxy_admin_status(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r,
     cJSON *root, ngx_http_llmproxy_runtime_t *rt, ngx_keyval_t *cooling,
     ngx_uint_t n);
+static void ngx_http_llmproxy_admin_status_cooldowns(cJSON *root,
+    ngx_keyval_t *kv, ngx_uint_t n);
 static ngx_int_t ngx_http_llmproxy_admin_status_models(
     ngx_http_request_t *r, cJSON *root, cJSON *models,
     ngx_http_llmproxy_runtime_t *rt);
@@ -149,7 +153,6 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
 {
     u_char                          *p;
     size_t                           len;
-    ngx_buf_t                       *b;
     ngx_chain_t                     *cl;
     ngx_uint_t                       generation;
     ngx_thread_task_t               *task;
@@ -198,28 +201,13 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
         return;
     }
 
-    p = t->blob;
+    p = ngx_http_llmproxy_admin_body_copy(r, t->blob);
 
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            if (ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos)
-                != b->file_last - b->file_pos)
-            {
-                ngx_free(t->blob);
-                ngx_free(task);
-                ngx_http_finalize_request(r,
-                                          NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return;
-            }
-
-            p += b->file_last - b->file_pos;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    if (p == NULL) {
+        ngx_free(t->blob);
+        ngx_free(task);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
     }
 
     t->len = p - t->blob;
@@ -245,6 +233,37 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+}
+
+
+/* the request body, in memory or in its temporary file, to p */
+
+static u_char *
+ngx_http_llmproxy_admin_body_copy(ngx_http_request_t *r, u_char *p)
+{
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                          b->file_pos);
+
+        if (n != b->file_last - b->file_pos) {
+            return NULL;
+        }
+
+        p += n;
+    }
+
+    return p;
 }
 
 
@@ -435,9 +454,7 @@ static ngx_int_t
 ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
 {
     u_char                          *s;
-    cJSON                           *root, *list, *item;
-    ngx_int_t                        ms;
-    ngx_uint_t                       i;
+    cJSON                           *root;
     ngx_array_t                      cooldowns;
     ngx_keyval_t                    *kv;
     ngx_http_llmproxy_runtime_t     *rt;
@@ -502,9 +519,25 @@ ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
         }
     }
 
+    ngx_http_llmproxy_admin_status_cooldowns(root, kv, cooldowns.nelts);
+
+    return ngx_http_llmproxy_admin_send_cjson(r, root);
+}
+
+
+/* the deployments cooling down, and for how long yet */
+
+static void
+ngx_http_llmproxy_admin_status_cooldowns(cJSON *root, ngx_keyval_t *kv,
+    ngx_uint_t n)
+{
+    cJSON       *list, *item;
+    ngx_int_t    ms;
+    ngx_uint_t   i;
+
     list = cJSON_AddArrayToObject(root, "cooldowns");
 
-    for (i = 0; list && i < cooldowns.nelts; i++) {
+    for (i = 0; list && i < n; i++) {
         item = cJSON_CreateObject();
         if (item == NULL) {
             break;
@@ -524,8 +557,6 @@ ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
         cJSON_AddNumberToObject(item, "until_ms_from_now",
                                 (double) (ms > 0 ? ms : 0));
     }
-
-    return ngx_http_llmproxy_admin_send_cjson(r, root);
 }
 
 
