@@ -156,6 +156,13 @@ static int ngx_http_llmproxy_keys_insert(ngx_http_llmproxy_keys_task_t *t,
     PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s);
 static void ngx_http_llmproxy_keys_stmt_free(
     ngx_http_llmproxy_keys_stmt_t *s);
+static int ngx_http_llmproxy_keys_list_arg(const cJSON *args,
+    const char *name, long dflt, long max, long *value);
+static cJSON *ngx_http_llmproxy_keys_list_rows(cJSON *rows, cJSON *keys,
+    ngx_uint_t full);
+static int ngx_http_llmproxy_keys_delete_check(
+    ngx_http_llmproxy_keys_task_t *t, const cJSON *keys, const cJSON *names,
+    cJSON **hp);
 static int ngx_http_llmproxy_keys_one_sql(ngx_http_llmproxy_keys_task_t *t,
     PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s, const cJSON *body);
 
@@ -1414,9 +1421,9 @@ ngx_http_llmproxy_keys_delete(ngx_http_llmproxy_keys_task_t *t,
     PGconn *conn, const cJSON *body)
 {
     int                             i;
-    char                            hex[65], *hashes, *aliases;
+    char                           *hashes, *aliases;
     cJSON                          *rows, *h, *out;
-    const cJSON                    *keys, *names, *v;
+    const cJSON                    *keys, *names;
     ngx_http_llmproxy_keys_stmt_t   s;
 
     keys = cJSON_GetObjectItemCaseSensitive(body, "keys");
@@ -1431,29 +1438,10 @@ ngx_http_llmproxy_keys_delete(ngx_http_llmproxy_keys_task_t *t,
         return NULL;
     }
 
-    h = cJSON_CreateArray();
+    h = NULL;
 
-    cJSON_ArrayForEach(v, keys) {
-        if (!cJSON_IsString(v)
-            || ngx_http_llmproxy_keys_hash(v->valuestring, hex) != 0)
-        {
-            cJSON_Delete(h);
-            ngx_http_llmproxy_keys_fail(t, 400, "invalid_keys",
-                                        "keys: expected a list of keys");
-            return NULL;
-        }
-
-        cJSON_AddItemToArray(h, cJSON_CreateString(hex));
-    }
-
-    cJSON_ArrayForEach(v, names) {
-        if (!cJSON_IsString(v)) {
-            cJSON_Delete(h);
-            ngx_http_llmproxy_keys_fail(t, 400, "invalid_keys",
-                                        "key_aliases: expected a list of "
-                                        "names");
-            return NULL;
-        }
+    if (ngx_http_llmproxy_keys_delete_check(t, keys, names, &h) != 0) {
+        return NULL;
     }
 
     hashes = cJSON_PrintUnformatted(h);
@@ -1500,29 +1488,65 @@ ngx_http_llmproxy_keys_delete(ngx_http_llmproxy_keys_task_t *t,
 }
 
 
+/* the keys (as their hashes, into *hp) and aliases, each a string */
+
+static int
+ngx_http_llmproxy_keys_delete_check(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *keys, const cJSON *names, cJSON **hp)
+{
+    char          hex[65];
+    cJSON        *h;
+    const cJSON  *v;
+
+    h = cJSON_CreateArray();
+
+    cJSON_ArrayForEach(v, keys) {
+        if (!cJSON_IsString(v)
+            || ngx_http_llmproxy_keys_hash(v->valuestring, hex) != 0)
+        {
+            cJSON_Delete(h);
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_keys",
+                                               "keys: expected a list of "
+                                               "keys");
+        }
+
+        cJSON_AddItemToArray(h, cJSON_CreateString(hex));
+    }
+
+    cJSON_ArrayForEach(v, names) {
+        if (!cJSON_IsString(v)) {
+            cJSON_Delete(h);
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_keys",
+                                               "key_aliases: expected a "
+                                               "list of names");
+        }
+    }
+
+    *hp = h;
+
+    return 0;
+}
+
+
 static cJSON *
 ngx_http_llmproxy_keys_list(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     const cJSON *args)
 {
     long                            page, size;
-    char                           *end, pbuf[32], sbuf[32];
-    cJSON                          *rows, *out, *keys, *row, *total;
-    const char                     *s, *alias, *full;
+    char                            pbuf[32], sbuf[32];
+    cJSON                          *rows, *out, *keys, *total;
+    const char                     *alias, *full;
     ngx_http_llmproxy_keys_stmt_t   st;
 
-    s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "page"));
-    page = s ? strtol(s, &end, 10) : 1;
-
-    if (s && (*end || page < 1 || page > 1000000)) {
+    if (ngx_http_llmproxy_keys_list_arg(args, "page", 1, 1000000, &page)
+        != 0)
+    {
         ngx_http_llmproxy_keys_fail(t, 400, "invalid_page",
                                     "page: expected 1 or more");
         return NULL;
     }
 
-    s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "size"));
-    size = s ? strtol(s, &end, 10) : 10;
-
-    if (s && (*end || size < 1 || size > 1000)) {
+    if (ngx_http_llmproxy_keys_list_arg(args, "size", 10, 1000, &size) != 0) {
         ngx_http_llmproxy_keys_fail(t, 400, "invalid_size",
                                     "size: expected 1 to 1000");
         return NULL;
@@ -1554,22 +1578,8 @@ ngx_http_llmproxy_keys_list(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
 
     out = cJSON_CreateObject();
     keys = cJSON_AddArrayToObject(out, "keys");
-    total = NULL;
-
-    cJSON_ArrayForEach(row, rows) {
-        total = cJSON_GetObjectItemCaseSensitive(row, "total");
-
-        if (full && ngx_strcmp(full, "true") == 0) {
-            cJSON_AddItemToArray(keys, cJSON_Duplicate(
-                cJSON_GetObjectItemCaseSensitive(row, "info"), 1));
-
-        } else {
-            cJSON_AddItemToArray(keys, cJSON_Duplicate(
-                cJSON_GetObjectItemCaseSensitive(
-                    cJSON_GetObjectItemCaseSensitive(row, "info"), "token"),
-                1));
-        }
-    }
+    total = ngx_http_llmproxy_keys_list_rows(rows, keys, full
+                                             && ngx_strcmp(full, "true") == 0);
 
     /* past the last page there is no row to carry the count: ask again */
 
@@ -1601,6 +1611,80 @@ ngx_http_llmproxy_keys_list(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     cJSON_Delete(rows);
 
     return out;
+}
+
+
+/* a page's number or size: a whole number from 1 to max, or the default */
+
+static int
+ngx_http_llmproxy_keys_list_arg(const cJSON *args, const char *name,
+    long dflt, long max, long *value)
+{
+    char        *end;
+    const char  *s;
+
+    s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, name));
+    *value = s ? strtol(s, &end, 10) : dflt;
+
+    if (s && (*end || *value < 1 || *value > max)) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The page's keys into the list, by hash or in full; returns the total
+ * count the rows carry, NULL without rows.
+ */
+
+static cJSON *
+ngx_http_llmproxy_keys_list_rows(cJSON *rows, cJSON *keys, ngx_uint_t full)
+{
+    cJSON  *row, *total;
+
+    total = NULL;
+
+    cJSON_ArrayForEach(row, rows) {
+        total = cJSON_GetObjectItemCaseSensitive(row, "total");
+
+        if (full) {
+            cJSON_AddItemToArray(keys, cJSON_Duplicate(
+                cJSON_GetObjectItemCaseSensitive(row, "info"), 1));
+
+        } else {
+            cJSON_AddItemToArray(keys, cJSON_Duplicate(
+                cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(row, "info"), "token"),
+                1));
+        }
+    }
+
+    return total;
+}
+
+
+/* the operation itself: its answer, or NULL and the task's error */
+
+static cJSON *
+ngx_http_llmproxy_keys_run(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
+    const cJSON *body)
+{
+    switch (t->op) {
+
+    case NGX_HTTP_LLMPROXY_KEYS_GENERATE:
+        return ngx_http_llmproxy_keys_generate(t, conn, body);
+
+    case NGX_HTTP_LLMPROXY_KEYS_DELETE:
+        return ngx_http_llmproxy_keys_delete(t, conn, body);
+
+    case NGX_HTTP_LLMPROXY_KEYS_LIST:
+        return ngx_http_llmproxy_keys_list(t, conn, body);
+
+    default:
+        return ngx_http_llmproxy_keys_one(t, conn, body);
+    }
 }
 
 
@@ -1639,24 +1723,7 @@ ngx_http_llmproxy_keys_thread(void *data, ngx_log_t *log)
         return;
     }
 
-    switch (t->op) {
-
-    case NGX_HTTP_LLMPROXY_KEYS_GENERATE:
-        out = ngx_http_llmproxy_keys_generate(t, conn, body);
-        break;
-
-    case NGX_HTTP_LLMPROXY_KEYS_DELETE:
-        out = ngx_http_llmproxy_keys_delete(t, conn, body);
-        break;
-
-    case NGX_HTTP_LLMPROXY_KEYS_LIST:
-        out = ngx_http_llmproxy_keys_list(t, conn, body);
-        break;
-
-    default:
-        out = ngx_http_llmproxy_keys_one(t, conn, body);
-        break;
-    }
+    out = ngx_http_llmproxy_keys_run(t, conn, body);
 
     PQfinish(conn);
     cJSON_Delete(body);
