@@ -119,6 +119,7 @@ static size_t ngx_http_llmproxy_health_write(char *data, size_t size,
     size_t n, void *user);
 static void ngx_http_llmproxy_health_free(ngx_http_llmproxy_health_t *h);
 static void ngx_http_llmproxy_health_publish(ngx_http_llmproxy_health_t *h);
+static u_char *ngx_http_llmproxy_health_metric(u_char *p, cJSON *item);
 
 
 static ngx_http_llmproxy_health_t  ngx_http_llmproxy_health;
@@ -1225,9 +1226,14 @@ ngx_int_t
 ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
     ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *out)
 {
-    u_char  *p, *s;
-    cJSON   *doc, *item, *v;
+    u_char  *p;
+    cJSON   *doc, *item, *v, *deps;
     size_t   len;
+
+    static ngx_str_t  head = ngx_string(
+        "# HELP llmproxy_deployment_healthy 1 if the last health "
+        "check of the deployment passed.\n"
+        "# TYPE llmproxy_deployment_healthy gauge\n");
 
     ngx_str_null(out);
 
@@ -1236,21 +1242,15 @@ ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    len = sizeof("# HELP llmproxy_deployment_healthy 1 if the last health "
-                 "check of the deployment passed.\n"
-                 "# TYPE llmproxy_deployment_healthy gauge\n");
+    deps = cJSON_GetObjectItemCaseSensitive(doc, "deployments");
+    len = head.len + 1;
 
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc,
-                                                              "deployments"))
-    {
+    cJSON_ArrayForEach(item, deps) {
         v = cJSON_GetObjectItemCaseSensitive(item, "deployment");
         len += cJSON_IsString(v) ? 2 * ngx_strlen(v->valuestring) + 64 : 0;
     }
 
-    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc,
-                                                            "deployments"))
-        == 0)
-    {
+    if (cJSON_GetArraySize(deps) == 0) {
         cJSON_Delete(doc);
         return NGX_OK;
     }
@@ -1263,45 +1263,10 @@ ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
 
     out->data = p;
 
-    p = ngx_cpymem(p, "# HELP llmproxy_deployment_healthy 1 if the last "
-                   "health check of the deployment passed.\n"
-                   "# TYPE llmproxy_deployment_healthy gauge\n",
-                   sizeof("# HELP llmproxy_deployment_healthy 1 if the last "
-                          "health check of the deployment passed.\n"
-                          "# TYPE llmproxy_deployment_healthy gauge\n") - 1);
+    p = ngx_cpymem(p, head.data, head.len);
 
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc,
-                                                              "deployments"))
-    {
-        v = cJSON_GetObjectItemCaseSensitive(item, "deployment");
-        if (!cJSON_IsString(v)) {
-            continue;
-        }
-
-        p = ngx_cpymem(p, "llmproxy_deployment_healthy{deployment=\"",
-                       sizeof("llmproxy_deployment_healthy{deployment=\"")
-                       - 1);
-
-        /* ids are config names: escape what Prometheus escapes */
-
-        for (s = (u_char *) v->valuestring; *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-                *p++ = *s;
-
-            } else if (*s == '\n') {
-                *p++ = '\\';
-                *p++ = 'n';
-
-            } else {
-                *p++ = *s;
-            }
-        }
-
-        p = ngx_sprintf(p, "\"} %d\n",
-                        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item,
-                                                                "healthy"))
-                        ? 1 : 0);
+    cJSON_ArrayForEach(item, deps) {
+        p = ngx_http_llmproxy_health_metric(p, item);
     }
 
     out->len = p - out->data;
@@ -1309,6 +1274,43 @@ ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
     cJSON_Delete(doc);
 
     return NGX_OK;
+}
+
+
+/* one deployment's line; ids are config names: escape what Prometheus does */
+
+static u_char *
+ngx_http_llmproxy_health_metric(u_char *p, cJSON *item)
+{
+    u_char  *s;
+    cJSON   *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(item, "deployment");
+    if (!cJSON_IsString(v)) {
+        return p;
+    }
+
+    p = ngx_cpymem(p, "llmproxy_deployment_healthy{deployment=\"",
+                   sizeof("llmproxy_deployment_healthy{deployment=\"") - 1);
+
+    for (s = (u_char *) v->valuestring; *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            *p++ = '\\';
+            *p++ = *s;
+
+        } else if (*s == '\n') {
+            *p++ = '\\';
+            *p++ = 'n';
+
+        } else {
+            *p++ = *s;
+        }
+    }
+
+    return ngx_sprintf(p, "\"} %d\n",
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item,
+                                                                 "healthy"))
+                       ? 1 : 0);
 }
 
 
