@@ -156,6 +156,12 @@ static int ngx_http_llmproxy_keys_insert(ngx_http_llmproxy_keys_task_t *t,
     PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s);
 static void ngx_http_llmproxy_keys_stmt_free(
     ngx_http_llmproxy_keys_stmt_t *s);
+static int ngx_http_llmproxy_keys_generate_sql(
+    ngx_http_llmproxy_keys_task_t *t, ngx_http_llmproxy_keys_stmt_t *s,
+    const cJSON *body, char *hex, char *prefix);
+static int ngx_http_llmproxy_keys_list_count(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *st, const char *alias,
+    cJSON **rows);
 static int ngx_http_llmproxy_keys_list_arg(const cJSON *args,
     const char *name, long dflt, long max, long *value);
 static cJSON *ngx_http_llmproxy_keys_list_rows(cJSON *rows, cJSON *keys,
@@ -1110,7 +1116,6 @@ static cJSON *
 ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
     PGconn *conn, const cJSON *body)
 {
-    int                             nset;
     char                            key[64], hex[65], prefix[8];
     cJSON                          *rows, *info;
     ngx_http_llmproxy_keys_stmt_t   s;
@@ -1124,21 +1129,9 @@ ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
     ngx_http_llmproxy_keys_hash(key, hex);
     ngx_cpystrn((u_char *) prefix, (u_char *) key, sizeof(prefix));
 
-    /* insert the key, then apply the fields as an update of it */
-
-    ngx_http_llmproxy_keys_param(&s, hex);
-    ngx_http_llmproxy_keys_param(&s, prefix);
-    ngx_http_llmproxy_keys_sql(&s, "UPDATE llmproxy_keys SET ");
-
-    nset = ngx_http_llmproxy_keys_fields_sql(t, &s, body, 0);
-    if (nset < 0) {
+    if (ngx_http_llmproxy_keys_generate_sql(t, &s, body, hex, prefix) != 0) {
         goto failed;
     }
-
-    ngx_http_llmproxy_keys_sql(&s, nset ? ", " : "");
-    ngx_http_llmproxy_keys_sql(&s, "key_prefix = $2 WHERE key_hash = $1"
-                               " RETURNING "
-                               NGX_HTTP_LLMPROXY_KEYS_INFO_SQL);
 
     /* one transaction: the key appears with all its limits at once */
 
@@ -1189,6 +1182,36 @@ failed:
     ngx_http_llmproxy_keys_stmt_free(&s);
 
     return NULL;
+}
+
+
+/*
+ * The key is inserted by its hash and prefix ($1, $2), then the body's
+ * fields are applied as an update of it: this is that update.
+ */
+
+static int
+ngx_http_llmproxy_keys_generate_sql(ngx_http_llmproxy_keys_task_t *t,
+    ngx_http_llmproxy_keys_stmt_t *s, const cJSON *body, char *hex,
+    char *prefix)
+{
+    int  nset;
+
+    ngx_http_llmproxy_keys_param(s, hex);
+    ngx_http_llmproxy_keys_param(s, prefix);
+    ngx_http_llmproxy_keys_sql(s, "UPDATE llmproxy_keys SET ");
+
+    nset = ngx_http_llmproxy_keys_fields_sql(t, s, body, 0);
+    if (nset < 0) {
+        return -1;
+    }
+
+    ngx_http_llmproxy_keys_sql(s, nset ? ", " : "");
+    ngx_http_llmproxy_keys_sql(s, "key_prefix = $2 WHERE key_hash = $1"
+                               " RETURNING "
+                               NGX_HTTP_LLMPROXY_KEYS_INFO_SQL);
+
+    return 0;
 }
 
 
@@ -1585,15 +1608,10 @@ ngx_http_llmproxy_keys_list(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
 
     if (total == NULL && page > 1) {
         cJSON_Delete(rows);
-        st.n = 1;
-        st.params[0] = alias;
-        st.len = 0;
-        ngx_http_llmproxy_keys_sql(&st,
-            "SELECT json_build_object('total', count(*))::text"
-            " FROM llmproxy_keys WHERE revoked_at IS NULL"
-            " AND ($1::text IS NULL OR alias = $1)");
 
-        if (ngx_http_llmproxy_keys_exec(t, conn, &st, &rows) != 0) {
+        if (ngx_http_llmproxy_keys_list_count(t, conn, &st, alias, &rows)
+            != 0)
+        {
             cJSON_Delete(out);
             return NULL;
         }
@@ -1611,6 +1629,26 @@ ngx_http_llmproxy_keys_list(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     cJSON_Delete(rows);
 
     return out;
+}
+
+
+/* the count of keys (of an alias) alone, in a row of its own */
+
+static int
+ngx_http_llmproxy_keys_list_count(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *st, const char *alias,
+    cJSON **rows)
+{
+    st->n = 1;
+    st->params[0] = alias;
+    st->len = 0;
+
+    ngx_http_llmproxy_keys_sql(st,
+        "SELECT json_build_object('total', count(*))::text"
+        " FROM llmproxy_keys WHERE revoked_at IS NULL"
+        " AND ($1::text IS NULL OR alias = $1)");
+
+    return ngx_http_llmproxy_keys_exec(t, conn, st, rows);
 }
 
 
