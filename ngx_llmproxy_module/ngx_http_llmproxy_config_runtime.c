@@ -90,6 +90,8 @@ static ngx_uint_t ngx_http_llmproxy_shadows(ngx_http_llmproxy_runtime_t *rt,
 static ngx_int_t ngx_http_llmproxy_parse_base(ngx_str_t *base,
     ngx_str_t *host, ngx_str_t *hostport, ngx_str_t *path, in_port_t *port,
     ngx_uint_t *ssl);
+static ngx_int_t ngx_http_llmproxy_parse_host(u_char **pp, u_char *last,
+    ngx_str_t *host, in_port_t *port);
 static ngx_int_t ngx_http_llmproxy_str(ngx_http_llmproxy_build_t *b,
     cJSON *obj, const char *key, ngx_str_t *out);
 static void ngx_http_llmproxy_runtime_release(void *data);
@@ -1803,8 +1805,7 @@ static ngx_int_t
 ngx_http_llmproxy_parse_base(ngx_str_t *base, ngx_str_t *host,
     ngx_str_t *hostport, ngx_str_t *path, in_port_t *port, ngx_uint_t *ssl)
 {
-    u_char     *p, *last, *h, *colon;
-    ngx_int_t   n;
+    u_char  *p, *last, *h;
 
     p = base->data;
     last = base->data + base->len;
@@ -1825,6 +1826,45 @@ ngx_http_llmproxy_parse_base(ngx_str_t *base, ngx_str_t *host,
         return NGX_ERROR;
     }
 
+    h = p;
+
+    if (ngx_http_llmproxy_parse_host(&p, last, host, port) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    hostport->data = h;
+    hostport->len = p - h;
+
+    path->data = p;
+    path->len = last - p;
+
+    while (path->len && path->data[path->len - 1] == '/') {
+        path->len--;
+    }
+
+    for (p = base->data; p < last; p++) {
+        if (*p <= ' ' || *p == 0x7f) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The host, a name or an [IPv6] address, and an optional port, from *pp
+ * to the path; *pp is left at the path.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_parse_host(u_char **pp, u_char *last, ngx_str_t *host,
+    in_port_t *port)
+{
+    u_char     *p, *h, *colon;
+    ngx_int_t   n;
+
+    p = *pp;
     h = p;
 
     if (*p == '[') {
@@ -1866,21 +1906,7 @@ ngx_http_llmproxy_parse_base(ngx_str_t *base, ngx_str_t *host,
         *port = (in_port_t) n;
     }
 
-    hostport->data = h;
-    hostport->len = p - h;
-
-    path->data = p;
-    path->len = last - p;
-
-    while (path->len && path->data[path->len - 1] == '/') {
-        path->len--;
-    }
-
-    for (p = base->data; p < last; p++) {
-        if (*p <= ' ' || *p == 0x7f) {
-            return NGX_ERROR;
-        }
-    }
+    *pp = p;
 
     return NGX_OK;
 }
