@@ -50,6 +50,8 @@ typedef struct {
 
 
 static void ngx_http_llmproxy_admin_body(ngx_http_request_t *r);
+static u_char *ngx_http_llmproxy_admin_body_copy(ngx_http_request_t *r,
+    u_char *p);
 static void ngx_http_llmproxy_admin_prepare(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_admin_prepared(ngx_event_t *ev);
 static void ngx_http_llmproxy_admin_request_gone(void *data);
@@ -58,6 +60,14 @@ static ngx_int_t ngx_http_llmproxy_admin_status(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r,
     cJSON *root, ngx_http_llmproxy_runtime_t *rt, ngx_keyval_t *cooling,
     ngx_uint_t n);
+static void ngx_http_llmproxy_admin_status_cooldowns(cJSON *root,
+    ngx_keyval_t *kv, ngx_uint_t n);
+static ngx_int_t ngx_http_llmproxy_admin_status_models(
+    ngx_http_request_t *r, cJSON *root, cJSON *models,
+    ngx_http_llmproxy_runtime_t *rt);
+static ngx_int_t ngx_http_llmproxy_admin_status_deployment(
+    ngx_http_request_t *r, cJSON *deps, ngx_http_llmproxy_deployment_t *dp,
+    cJSON *hdoc, ngx_keyval_t *cooling, ngx_uint_t n);
 static ngx_int_t ngx_http_llmproxy_admin_send_cjson(ngx_http_request_t *r,
     cJSON *json);
 
@@ -155,7 +165,6 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
 {
     u_char                          *p;
     size_t                           len;
-    ngx_buf_t                       *b;
     ngx_chain_t                     *cl;
     ngx_uint_t                       generation;
     ngx_thread_task_t               *task;
@@ -204,28 +213,13 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
         return;
     }
 
-    p = t->blob;
+    p = ngx_http_llmproxy_admin_body_copy(r, t->blob);
 
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            if (ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                              b->file_pos)
-                != b->file_last - b->file_pos)
-            {
-                ngx_free(t->blob);
-                ngx_free(task);
-                ngx_http_finalize_request(r,
-                                          NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return;
-            }
-
-            p += b->file_last - b->file_pos;
-            continue;
-        }
-
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    if (p == NULL) {
+        ngx_free(t->blob);
+        ngx_free(task);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
     }
 
     t->len = p - t->blob;
@@ -251,6 +245,37 @@ ngx_http_llmproxy_admin_body(ngx_http_request_t *r)
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+}
+
+
+/* the request body, in memory or in its temporary file, to p */
+
+static u_char *
+ngx_http_llmproxy_admin_body_copy(ngx_http_request_t *r, u_char *p)
+{
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                          b->file_pos);
+
+        if (n != b->file_last - b->file_pos) {
+            return NULL;
+        }
+
+        p += n;
+    }
+
+    return p;
 }
 
 
@@ -441,9 +466,7 @@ static ngx_int_t
 ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
 {
     u_char                          *s;
-    cJSON                           *root, *list, *item;
-    ngx_int_t                        ms;
-    ngx_uint_t                       i;
+    cJSON                           *root;
     ngx_array_t                      cooldowns;
     ngx_keyval_t                    *kv;
     ngx_http_llmproxy_runtime_t     *rt;
@@ -508,9 +531,25 @@ ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
         }
     }
 
+    ngx_http_llmproxy_admin_status_cooldowns(root, kv, cooldowns.nelts);
+
+    return ngx_http_llmproxy_admin_send_cjson(r, root);
+}
+
+
+/* the deployments cooling down, and for how long yet */
+
+static void
+ngx_http_llmproxy_admin_status_cooldowns(cJSON *root, ngx_keyval_t *kv,
+    ngx_uint_t n)
+{
+    cJSON       *list, *item;
+    ngx_int_t    ms;
+    ngx_uint_t   i;
+
     list = cJSON_AddArrayToObject(root, "cooldowns");
 
-    for (i = 0; list && i < cooldowns.nelts; i++) {
+    for (i = 0; list && i < n; i++) {
         item = cJSON_CreateObject();
         if (item == NULL) {
             break;
@@ -530,8 +569,6 @@ ngx_http_llmproxy_admin_status(ngx_http_request_t *r)
         cJSON_AddNumberToObject(item, "until_ms_from_now",
                                 (double) (ms > 0 ? ms : 0));
     }
-
-    return ngx_http_llmproxy_admin_send_cjson(r, root);
 }
 
 
@@ -557,15 +594,10 @@ static ngx_int_t
 ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r, cJSON *root,
     ngx_http_llmproxy_runtime_t *rt, ngx_keyval_t *cooling, ngx_uint_t n)
 {
-    cJSON                           *models, *deps, *aliases, *m, *d, *a;
-    cJSON                           *names, *fbs, *hdoc;
-    const char                      *health;
-    ngx_int_t                        ms;
-    ngx_uint_t                       i, j, nfallbacks;
+    cJSON                           *models, *deps, *aliases, *a, *hdoc;
+    ngx_uint_t                       i;
     ngx_keyval_t                    *kv;
-    ngx_http_llmproxy_group_t       *g;
-    ngx_http_llmproxy_target_t     **fb;
-    ngx_http_llmproxy_deployment_t  *dp, **gd;
+    ngx_http_llmproxy_deployment_t  *dp;
     ngx_http_llmproxy_zone_ctx_t    *zctx;
     ngx_http_llmproxy_main_conf_t   *lmcf;
 
@@ -579,6 +611,58 @@ ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r, cJSON *root,
     if (models == NULL || deps == NULL || aliases == NULL) {
         return NGX_ERROR;
     }
+
+    if (ngx_http_llmproxy_admin_status_models(r, root, models, rt)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    dp = rt->deployments.elts;
+    hdoc = ngx_http_llmproxy_health_get(zctx);
+
+    for (i = 0; i < rt->deployments.nelts; i++) {
+        if (ngx_http_llmproxy_admin_status_deployment(r, deps, &dp[i], hdoc,
+                                                      cooling, n)
+            != NGX_OK)
+        {
+            cJSON_Delete(hdoc);
+            return NGX_ERROR;
+        }
+    }
+
+    cJSON_Delete(hdoc);
+
+    kv = rt->aliases.elts;
+
+    for (i = 0; i < rt->aliases.nelts; i++) {
+        a = cJSON_CreateObject();
+        if (a == NULL) {
+            return NGX_ERROR;
+        }
+
+        cJSON_AddItemToArray(aliases, a);
+        cJSON_AddItemToObject(a, "name",
+                              ngx_http_llmproxy_admin_str(r, &kv[i].key));
+        cJSON_AddItemToObject(a, "model",
+                              ngx_http_llmproxy_admin_str(r, &kv[i].value));
+    }
+
+    return NGX_OK;
+}
+
+
+/* each model group: its deployments and fallbacks, by name */
+
+static ngx_int_t
+ngx_http_llmproxy_admin_status_models(ngx_http_request_t *r, cJSON *root,
+    cJSON *models, ngx_http_llmproxy_runtime_t *rt)
+{
+    cJSON                            *m, *names, *fbs;
+    ngx_uint_t                        i, j, nfallbacks;
+    ngx_http_llmproxy_group_t        *g;
+    ngx_http_llmproxy_target_t      **fb;
+    ngx_http_llmproxy_deployment_t  **gd;
 
     nfallbacks = 0;
     g = rt->groups.elts;
@@ -619,68 +703,61 @@ ngx_http_llmproxy_admin_status_lists(ngx_http_request_t *r, cJSON *root,
 
     cJSON_AddNumberToObject(root, "fallbacks", (double) nfallbacks);
 
-    dp = rt->deployments.elts;
-    hdoc = ngx_http_llmproxy_health_get(zctx);
+    return NGX_OK;
+}
 
-    for (i = 0; i < rt->deployments.nelts; i++) {
-        d = cJSON_CreateObject();
-        if (d == NULL) {
-            cJSON_Delete(hdoc);
-            return NGX_ERROR;
-        }
 
-        cJSON_AddItemToArray(deps, d);
-        cJSON_AddItemToObject(d, "id", ngx_http_llmproxy_admin_str(r,
-                                                                 &dp[i].id));
-        cJSON_AddItemToObject(d, "model",
-                              ngx_http_llmproxy_admin_str(r, &dp[i].model));
-        cJSON_AddItemToObject(d, "provider",
-                              ngx_http_llmproxy_admin_str(r,
-                                  &dp[i].provider->name));
-        cJSON_AddItemToObject(d, "upstream_model",
-                              ngx_http_llmproxy_admin_str(r,
-                                  &dp[i].upstream_model));
-        cJSON_AddNumberToObject(d, "weight", (double) dp[i].weight);
+/* a deployment: what it is, its cooldown left and its health verdict */
 
-        ms = 0;
+static ngx_int_t
+ngx_http_llmproxy_admin_status_deployment(ngx_http_request_t *r,
+    cJSON *deps, ngx_http_llmproxy_deployment_t *dp, cJSON *hdoc,
+    ngx_keyval_t *cooling, ngx_uint_t n)
+{
+    cJSON         *d;
+    ngx_int_t      ms;
+    ngx_uint_t     j;
+    const char    *health;
+    ngx_keyval_t  *kv;
 
-        for (j = 0; j < n; j++) {
-            kv = &cooling[j];
+    d = cJSON_CreateObject();
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
 
-            if (kv->key.len == dp[i].id.len
-                && ngx_memcmp(kv->key.data, dp[i].id.data, kv->key.len) == 0)
-            {
-                ms = ngx_atoi(kv->value.data, kv->value.len);
-                break;
-            }
-        }
+    cJSON_AddItemToArray(deps, d);
+    cJSON_AddItemToObject(d, "id", ngx_http_llmproxy_admin_str(r, &dp->id));
+    cJSON_AddItemToObject(d, "model",
+                          ngx_http_llmproxy_admin_str(r, &dp->model));
+    cJSON_AddItemToObject(d, "provider",
+                          ngx_http_llmproxy_admin_str(r,
+                                                      &dp->provider->name));
+    cJSON_AddItemToObject(d, "upstream_model",
+                          ngx_http_llmproxy_admin_str(r,
+                                                      &dp->upstream_model));
+    cJSON_AddNumberToObject(d, "weight", (double) dp->weight);
 
-        cJSON_AddNumberToObject(d, "cooldown_ms", (double) (ms > 0 ? ms : 0));
+    ms = 0;
 
-        /* with health checks on, the last one's verdict */
+    for (j = 0; j < n; j++) {
+        kv = &cooling[j];
 
-        health = ngx_http_llmproxy_health_of(hdoc, &dp[i].id);
-
-        if (health) {
-            cJSON_AddStringToObject(d, "health", health);
+        if (kv->key.len == dp->id.len
+            && ngx_memcmp(kv->key.data, dp->id.data, kv->key.len) == 0)
+        {
+            ms = ngx_atoi(kv->value.data, kv->value.len);
+            break;
         }
     }
 
-    cJSON_Delete(hdoc);
+    cJSON_AddNumberToObject(d, "cooldown_ms", (double) (ms > 0 ? ms : 0));
 
-    kv = rt->aliases.elts;
+    /* with health checks on, the last one's verdict */
 
-    for (i = 0; i < rt->aliases.nelts; i++) {
-        a = cJSON_CreateObject();
-        if (a == NULL) {
-            return NGX_ERROR;
-        }
+    health = ngx_http_llmproxy_health_of(hdoc, &dp->id);
 
-        cJSON_AddItemToArray(aliases, a);
-        cJSON_AddItemToObject(a, "name",
-                              ngx_http_llmproxy_admin_str(r, &kv[i].key));
-        cJSON_AddItemToObject(a, "model",
-                              ngx_http_llmproxy_admin_str(r, &kv[i].value));
+    if (health) {
+        cJSON_AddStringToObject(d, "health", health);
     }
 
     return NGX_OK;

@@ -142,10 +142,44 @@ static const char *const  ngx_http_llmproxy_keys_ignored[] = {
 
 static ngx_int_t ngx_http_llmproxy_keys_post(ngx_http_request_t *r,
     ngx_uint_t op, u_char *in, size_t len);
+static ngx_int_t ngx_http_llmproxy_keys_read_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llmproxy_keys_own_subject(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *subject, u_char *hex);
+static ngx_int_t ngx_http_llmproxy_keys_query(ngx_http_request_t *r,
+    ngx_int_t op, ngx_str_t *subject);
 static void ngx_http_llmproxy_keys_body(ngx_http_request_t *r);
 static void ngx_http_llmproxy_keys_thread(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_keys_done(ngx_event_t *ev);
 static void ngx_http_llmproxy_keys_gone(void *data);
+static int ngx_http_llmproxy_keys_value_alias(
+    ngx_http_llmproxy_keys_task_t *t, const cJSON *v, const char **out);
+static int ngx_http_llmproxy_keys_value_models(
+    ngx_http_llmproxy_keys_task_t *t, ngx_http_llmproxy_keys_stmt_t *s,
+    const cJSON *v, const char **out);
+static int ngx_http_llmproxy_keys_value_number(
+    ngx_http_llmproxy_keys_task_t *t, const cJSON *v, const char *name,
+    char *buf, const char **out);
+static int ngx_http_llmproxy_keys_new_key(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *body, char key[64]);
+static int ngx_http_llmproxy_keys_insert(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s);
+static void ngx_http_llmproxy_keys_stmt_free(
+    ngx_http_llmproxy_keys_stmt_t *s);
+static int ngx_http_llmproxy_keys_generate_sql(
+    ngx_http_llmproxy_keys_task_t *t, ngx_http_llmproxy_keys_stmt_t *s,
+    const cJSON *body, char *hex, char *prefix);
+static int ngx_http_llmproxy_keys_list_count(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *st, const char *alias,
+    cJSON **rows);
+static int ngx_http_llmproxy_keys_list_arg(const cJSON *args,
+    const char *name, long dflt, long max, long *value);
+static cJSON *ngx_http_llmproxy_keys_list_rows(cJSON *rows, cJSON *keys,
+    ngx_uint_t full);
+static int ngx_http_llmproxy_keys_delete_check(
+    ngx_http_llmproxy_keys_task_t *t, const cJSON *keys, const cJSON *names,
+    cJSON **hp);
+static int ngx_http_llmproxy_keys_one_sql(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s, const cJSON *body);
 
 
 static ngx_uint_t  ngx_http_llmproxy_keys_inflight;    /* this worker's */
@@ -206,18 +240,11 @@ ngx_http_llmproxy_admin_keys_self(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
 {
-    u_char                         *p, *in, hex[65];
-    size_t                          len;
+    u_char                          hex[65];
     ngx_int_t                       rc;
-    ngx_str_t                       subject, v, dec;
-    ngx_uint_t                      i;
-    unsigned char                   digest[32];
+    ngx_str_t                       subject, v;
     ngx_http_llmproxy_ctx_t        *ctx;
     ngx_http_llmproxy_main_conf_t  *lmcf;
-
-    static const char  *args[] = {
-        "key", "page", "size", "key_alias", "return_full_object", NULL
-    };
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
 
@@ -266,25 +293,7 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
     }
 
     if (r->method == NGX_HTTP_POST) {
-        if (r->headers_in.content_length_n
-            > NGX_HTTP_LLMPROXY_KEYS_MAX_BODY)
-        {
-            return ngx_http_llmproxy_fail(r,
-                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                          "invalid_request_error",
-                                          "request_too_large",
-                                          "body larger than 64k");
-        }
-
-        r->request_body_in_single_buf = 1;
-
-        rc = ngx_http_read_client_request_body(r,
-                                               ngx_http_llmproxy_keys_body);
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        return NGX_DONE;
+        return ngx_http_llmproxy_keys_read_body(r);
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -292,36 +301,101 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
         return rc;
     }
 
-    /*
-     * A virtual key reads itself only: the subject, when given, must be
-     * the very key that authenticated (or its hash).
-     */
-
     if (!ctx->key.master) {
-        llmp_sha256_hex(ctx->key.digest, (char *) hex);
-
-        if (subject.len) {
-            if (subject.len == 64) {
-                ngx_strlow(subject.data, subject.data, 64);
-
-            } else {
-                llmp_sha256(subject.data, subject.len, digest);
-                llmp_sha256_hex(digest, (char *) subject.data);
-                subject.len = 64;
-            }
-
-            if (ngx_strncmp(subject.data, hex, 64) != 0) {
-                return ngx_http_llmproxy_fail(r, NGX_HTTP_FORBIDDEN,
-                           "permission_error", "not_allowed",
-                           "a virtual key may read its own /key/info only");
-            }
+        rc = ngx_http_llmproxy_keys_own_subject(r, ctx, &subject, hex);
+        if (rc != NGX_OK) {
+            return rc;
         }
-
-        subject.data = hex;
-        subject.len = 64;
     }
 
-    /* the arguments as a JSON object for the thread: {"key": "...", ...} */
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy keys: op %i, %s", op,
+                   subject.len ? "of a key" : "no key given");
+
+    return ngx_http_llmproxy_keys_query(r, op, &subject);
+}
+
+
+/* a POST's body is read whole (at most 64k), then goes to the thread */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_read_body(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->headers_in.content_length_n > NGX_HTTP_LLMPROXY_KEYS_MAX_BODY) {
+        return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      "invalid_request_error",
+                                      "request_too_large",
+                                      "body larger than 64k");
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_llmproxy_keys_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A virtual key reads itself only: the subject, when given, must be the
+ * very key that authenticated (or its hash); not given, it is that key.
+ * The subject is left as the key's hash, in hex (held in hex[65]).
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_own_subject(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *subject, u_char *hex)
+{
+    unsigned char  digest[32];
+
+    llmp_sha256_hex(ctx->key.digest, (char *) hex);
+
+    if (subject->len) {
+        if (subject->len == 64) {
+            ngx_strlow(subject->data, subject->data, 64);
+
+        } else {
+            llmp_sha256(subject->data, subject->len, digest);
+            llmp_sha256_hex(digest, (char *) subject->data);
+            subject->len = 64;
+        }
+
+        if (ngx_strncmp(subject->data, hex, 64) != 0) {
+            return ngx_http_llmproxy_fail(r, NGX_HTTP_FORBIDDEN,
+                       "permission_error", "not_allowed",
+                       "a virtual key may read its own /key/info only");
+        }
+    }
+
+    subject->data = hex;
+    subject->len = 64;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A GET's arguments as a JSON object for the thread: {"key": "...", ...};
+ * the key is the subject, not the argument.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_keys_query(ngx_http_request_t *r, ngx_int_t op,
+    ngx_str_t *subject)
+{
+    u_char      *p, *in;
+    size_t       len;
+    ngx_str_t    v, dec;
+    ngx_uint_t   i;
+
+    static const char  *args[] = {
+        "key", "page", "size", "key_alias", "return_full_object", NULL
+    };
 
     len = 2;
 
@@ -333,7 +407,7 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
         }
     }
 
-    len += 16 + 6 * subject.len;
+    len += 16 + 6 * subject->len;
 
     in = ngx_pnalloc(r->pool, len);
     if (in == NULL) {
@@ -361,9 +435,9 @@ ngx_http_llmproxy_admin_keys_handler(ngx_http_request_t *r, ngx_int_t op)
         p = ngx_cpymem(p, "\",", 2);
     }
 
-    if (subject.len) {
+    if (subject->len) {
         p = ngx_cpymem(p, "\"key\":\"", 7);
-        p = (u_char *) ngx_escape_json(p, subject.data, subject.len);
+        p = (u_char *) ngx_escape_json(p, subject->data, subject->len);
         p = ngx_cpymem(p, "\",", 2);
     }
 
@@ -637,11 +711,9 @@ ngx_http_llmproxy_keys_value(ngx_http_llmproxy_keys_task_t *t,
     ngx_http_llmproxy_keys_stmt_t *s, const cJSON *v, const char *name,
     const char **out)
 {
-    int           month;
-    char         *buf;
-    double        d;
-    long long     secs;
-    const cJSON  *m;
+    int         month;
+    char       *buf;
+    long long   secs;
 
     buf = s->bufs[s->n < NGX_HTTP_LLMPROXY_KEYS_PARAMS ? s->n : 0];
     *out = NULL;
@@ -651,44 +723,11 @@ ngx_http_llmproxy_keys_value(ngx_http_llmproxy_keys_task_t *t,
     }
 
     if (ngx_strcmp(name, "key_alias") == 0) {
-        if (!cJSON_IsString(v) || v->valuestring[0] == '\0'
-            || ngx_strlen(v->valuestring) > 256)
-        {
-            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key_alias",
-                       "key_alias: expected a name of 1 to 256 characters");
-        }
-
-        for (buf = v->valuestring; *buf; buf++) {
-            if ((u_char) *buf < ' ' || *buf == 0x7f) {
-                return ngx_http_llmproxy_keys_fail(t, 400,
-                           "invalid_key_alias",
-                           "key_alias: control characters");
-            }
-        }
-
-        *out = v->valuestring;
-        return 0;
+        return ngx_http_llmproxy_keys_value_alias(t, v, out);
     }
 
     if (ngx_strcmp(name, "models") == 0) {
-        if (!cJSON_IsArray(v)) {
-            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_models",
-                       "models: expected a list of model names");
-        }
-
-        cJSON_ArrayForEach(m, v) {
-            if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
-                return ngx_http_llmproxy_keys_fail(t, 400, "invalid_models",
-                           "models: expected a list of model names");
-            }
-        }
-
-        s->owned[s->n] = cJSON_PrintUnformatted(v);
-        *out = s->owned[s->n];
-
-        return *out ? 0 : ngx_http_llmproxy_keys_fail(t, 500,
-                                                      "internal_error",
-                                                      "out of memory");
+        return ngx_http_llmproxy_keys_value_models(t, s, v, out);
     }
 
     if (ngx_strcmp(name, "blocked") == 0) {
@@ -717,7 +756,74 @@ ngx_http_llmproxy_keys_value(ngx_http_llmproxy_keys_task_t *t,
         return 0;
     }
 
-    /* numbers: max_budget, spend (USD); rpm_limit, tpm_limit (whole) */
+    return ngx_http_llmproxy_keys_value_number(t, v, name, buf, out);
+}
+
+
+/* an alias: 1 to 256 characters, none of them a control character */
+
+static int
+ngx_http_llmproxy_keys_value_alias(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *v, const char **out)
+{
+    char  *p;
+
+    if (!cJSON_IsString(v) || v->valuestring[0] == '\0'
+        || ngx_strlen(v->valuestring) > 256)
+    {
+        return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key_alias",
+                   "key_alias: expected a name of 1 to 256 characters");
+    }
+
+    for (p = v->valuestring; *p; p++) {
+        if ((u_char) *p < ' ' || *p == 0x7f) {
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key_alias",
+                                               "key_alias: control "
+                                               "characters");
+        }
+    }
+
+    *out = v->valuestring;
+
+    return 0;
+}
+
+
+/* a list of model names, passed to PostgreSQL as JSON text */
+
+static int
+ngx_http_llmproxy_keys_value_models(ngx_http_llmproxy_keys_task_t *t,
+    ngx_http_llmproxy_keys_stmt_t *s, const cJSON *v, const char **out)
+{
+    const cJSON  *m;
+
+    if (!cJSON_IsArray(v)) {
+        return ngx_http_llmproxy_keys_fail(t, 400, "invalid_models",
+                   "models: expected a list of model names");
+    }
+
+    cJSON_ArrayForEach(m, v) {
+        if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_models",
+                       "models: expected a list of model names");
+        }
+    }
+
+    s->owned[s->n] = cJSON_PrintUnformatted(v);
+    *out = s->owned[s->n];
+
+    return *out ? 0 : ngx_http_llmproxy_keys_fail(t, 500, "internal_error",
+                                                  "out of memory");
+}
+
+
+/* numbers: max_budget, spend (USD); rpm_limit, tpm_limit (whole) */
+
+static int
+ngx_http_llmproxy_keys_value_number(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *v, const char *name, char *buf, const char **out)
+{
+    double  d;
 
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)
         || v->valuedouble < 0)
@@ -1028,62 +1134,22 @@ static cJSON *
 ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
     PGconn *conn, const cJSON *body)
 {
-    int                             nset, n;
     char                            key[64], hex[65], prefix[8];
     cJSON                          *rows, *info;
-    const cJSON                    *v;
     ngx_http_llmproxy_keys_stmt_t   s;
 
     ngx_memzero(&s, sizeof(s));
 
-    v = cJSON_GetObjectItemCaseSensitive(body, "key");
-
-    if (v) {
-        /* LiteLLM lets a script choose the key: it must be hard to guess */
-        if (!cJSON_IsString(v) || ngx_strncmp(v->valuestring, "sk-", 3) != 0
-            || ngx_strlen(v->valuestring) < 35
-            || ngx_strlen(v->valuestring) > 63)
-        {
-            ngx_http_llmproxy_keys_fail(t, 400, "invalid_key",
-                "key: a chosen key must be \"sk-\" and 32 to 60 "
-                "characters");
-            return NULL;
-        }
-
-        ngx_cpystrn((u_char *) key, (u_char *) v->valuestring, sizeof(key));
-
-        for (n = 3; key[n]; n++) {
-            if ((u_char) key[n] <= ' ' || key[n] == 0x7f) {
-                ngx_http_llmproxy_keys_fail(t, 400, "invalid_key",
-                    "key: no spaces or control characters");
-                return NULL;
-            }
-        }
-
-    } else if (ngx_http_llmproxy_keys_random(key) != 0) {
-        ngx_http_llmproxy_keys_fail(t, 500, "internal_error",
-                                    "no random bytes");
+    if (ngx_http_llmproxy_keys_new_key(t, body, key) != 0) {
         return NULL;
     }
 
     ngx_http_llmproxy_keys_hash(key, hex);
     ngx_cpystrn((u_char *) prefix, (u_char *) key, sizeof(prefix));
 
-    /* insert the key, then apply the fields as an update of it */
-
-    ngx_http_llmproxy_keys_param(&s, hex);
-    ngx_http_llmproxy_keys_param(&s, prefix);
-    ngx_http_llmproxy_keys_sql(&s, "UPDATE llmproxy_keys SET ");
-
-    nset = ngx_http_llmproxy_keys_fields_sql(t, &s, body, 0);
-    if (nset < 0) {
+    if (ngx_http_llmproxy_keys_generate_sql(t, &s, body, hex, prefix) != 0) {
         goto failed;
     }
-
-    ngx_http_llmproxy_keys_sql(&s, nset ? ", " : "");
-    ngx_http_llmproxy_keys_sql(&s, "key_prefix = $2 WHERE key_hash = $1"
-                               " RETURNING "
-                               NGX_HTTP_LLMPROXY_KEYS_INFO_SQL);
 
     /* one transaction: the key appears with all its limits at once */
 
@@ -1096,36 +1162,9 @@ ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
         goto failed;
     }
 
+    if (ngx_http_llmproxy_keys_insert(t, conn, &s) != 0
+        || ngx_http_llmproxy_keys_exec(t, conn, &s, &rows) != 0)
     {
-        PGresult    *res;
-        const char  *state;
-
-        res = PQexecParams(conn, "INSERT INTO llmproxy_keys"
-                           " (key_hash, key_prefix) VALUES ($1, $2)", 2,
-                           NULL, s.params, NULL, NULL, 0);
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-            if (state && ngx_strcmp(state, "23505") == 0) {
-                ngx_http_llmproxy_keys_fail(t, 400, "duplicate_key",
-                                            "that key exists already");
-
-            } else {
-                ngx_http_llmproxy_keys_fail(t, 500, "database_error",
-                                            "database: %s",
-                                            PQerrorMessage(conn));
-            }
-
-            PQclear(res);
-            ngx_http_llmproxy_keys_command(conn, "ROLLBACK");
-            goto failed;
-        }
-
-        PQclear(res);
-    }
-
-    if (ngx_http_llmproxy_keys_exec(t, conn, &s, &rows) != 0) {
         ngx_http_llmproxy_keys_command(conn, "ROLLBACK");
         goto failed;
     }
@@ -1151,22 +1190,140 @@ ngx_http_llmproxy_keys_generate(ngx_http_llmproxy_keys_task_t *t,
     cJSON_AddStringToObject(info, "token_id", hex);
 
     ngx_explicit_memzero(key, sizeof(key));
-
-    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
-        cJSON_free(s.owned[n]);
-    }
+    ngx_http_llmproxy_keys_stmt_free(&s);
 
     return info;
 
 failed:
 
     ngx_explicit_memzero(key, sizeof(key));
-
-    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
-        cJSON_free(s.owned[n]);
-    }
+    ngx_http_llmproxy_keys_stmt_free(&s);
 
     return NULL;
+}
+
+
+/*
+ * The key is inserted by its hash and prefix ($1, $2), then the body's
+ * fields are applied as an update of it: this is that update.
+ */
+
+static int
+ngx_http_llmproxy_keys_generate_sql(ngx_http_llmproxy_keys_task_t *t,
+    ngx_http_llmproxy_keys_stmt_t *s, const cJSON *body, char *hex,
+    char *prefix)
+{
+    int  nset;
+
+    ngx_http_llmproxy_keys_param(s, hex);
+    ngx_http_llmproxy_keys_param(s, prefix);
+    ngx_http_llmproxy_keys_sql(s, "UPDATE llmproxy_keys SET ");
+
+    nset = ngx_http_llmproxy_keys_fields_sql(t, s, body, 0);
+    if (nset < 0) {
+        return -1;
+    }
+
+    ngx_http_llmproxy_keys_sql(s, nset ? ", " : "");
+    ngx_http_llmproxy_keys_sql(s, "key_prefix = $2 WHERE key_hash = $1"
+                               " RETURNING "
+                               NGX_HTTP_LLMPROXY_KEYS_INFO_SQL);
+
+    return 0;
+}
+
+
+/*
+ * The new key: the one the body chose, which must be hard to guess (as
+ * LiteLLM lets a script choose it), or a random one.
+ */
+
+static int
+ngx_http_llmproxy_keys_new_key(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *body, char key[64])
+{
+    int           n;
+    const cJSON  *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(body, "key");
+
+    if (v == NULL) {
+        if (ngx_http_llmproxy_keys_random(key) != 0) {
+            return ngx_http_llmproxy_keys_fail(t, 500, "internal_error",
+                                               "no random bytes");
+        }
+
+        return 0;
+    }
+
+    if (!cJSON_IsString(v) || ngx_strncmp(v->valuestring, "sk-", 3) != 0
+        || ngx_strlen(v->valuestring) < 35
+        || ngx_strlen(v->valuestring) > 63)
+    {
+        return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key",
+                   "key: a chosen key must be \"sk-\" and 32 to 60 "
+                   "characters");
+    }
+
+    ngx_cpystrn((u_char *) key, (u_char *) v->valuestring, 64);
+
+    for (n = 3; key[n]; n++) {
+        if ((u_char) key[n] <= ' ' || key[n] == 0x7f) {
+            ngx_explicit_memzero(key, 64);
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_key",
+                       "key: no spaces or control characters");
+        }
+    }
+
+    return 0;
+}
+
+
+/* the key's row, by its hash and prefix ($1, $2); a key twice is a 400 */
+
+static int
+ngx_http_llmproxy_keys_insert(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s)
+{
+    PGresult    *res;
+    const char  *state;
+
+    res = PQexecParams(conn, "INSERT INTO llmproxy_keys"
+                       " (key_hash, key_prefix) VALUES ($1, $2)", 2,
+                       NULL, s->params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return 0;
+    }
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state && ngx_strcmp(state, "23505") == 0) {
+        ngx_http_llmproxy_keys_fail(t, 400, "duplicate_key",
+                                    "that key exists already");
+
+    } else {
+        ngx_http_llmproxy_keys_fail(t, 500, "database_error",
+                                    "database: %s", PQerrorMessage(conn));
+    }
+
+    PQclear(res);
+
+    return -1;
+}
+
+
+/* the JSON texts a statement's parameters owned */
+
+static void
+ngx_http_llmproxy_keys_stmt_free(ngx_http_llmproxy_keys_stmt_t *s)
+{
+    int  n;
+
+    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
+        cJSON_free(s->owned[n]);
+    }
 }
 
 
@@ -1176,8 +1333,7 @@ static cJSON *
 ngx_http_llmproxy_keys_one(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     const cJSON *body)
 {
-    int                             nset, n;
-    char                            hex[65], piece[256];
+    char                            hex[65];
     cJSON                          *rows, *info, *out;
     const cJSON                    *v;
     ngx_http_llmproxy_keys_stmt_t   s;
@@ -1195,55 +1351,10 @@ ngx_http_llmproxy_keys_one(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     }
 
     ngx_http_llmproxy_keys_param(&s, hex);
-    nset = 0;
 
-    switch (t->op) {
-
-    case NGX_HTTP_LLMPROXY_KEYS_UPDATE:
-        if (ngx_http_llmproxy_keys_free_alias(conn, body) != 0) {
-            ngx_http_llmproxy_keys_fail(t, 500, "database_error",
-                                        "database: %s", PQerrorMessage(conn));
-            goto failed;
-        }
-
-        ngx_http_llmproxy_keys_sql(&s, "UPDATE llmproxy_keys SET ");
-        nset = ngx_http_llmproxy_keys_fields_sql(t, &s, body, 1);
-        if (nset < 0) {
-            goto failed;
-        }
-
-        if (nset) {
-            break;
-        }
-
-        /* nothing to change: answer with the key as it is */
-        s.len = 0;
-        /* fall through */
-
-    case NGX_HTTP_LLMPROXY_KEYS_INFO:
-        ngx_http_llmproxy_keys_sql(&s, "SELECT "
-                                   NGX_HTTP_LLMPROXY_KEYS_INFO_SQL
-                                   " FROM llmproxy_keys WHERE key_hash = $1"
-                                   " AND revoked_at IS NULL");
-        break;
-
-    default:  /* block, unblock */
-        ngx_http_llmproxy_keys_sql(&s, t->op == NGX_HTTP_LLMPROXY_KEYS_BLOCK
-                                   ? "UPDATE llmproxy_keys SET blocked = true"
-                                   : "UPDATE llmproxy_keys SET"
-                                     " blocked = false");
-        nset = 1;
-        break;
-    }
-
-    if (nset) {
-        snprintf(piece, sizeof(piece), " WHERE key_hash = $1"
-                 " AND revoked_at IS NULL RETURNING ");
-        ngx_http_llmproxy_keys_sql(&s, piece);
-        ngx_http_llmproxy_keys_sql(&s, NGX_HTTP_LLMPROXY_KEYS_INFO_SQL);
-    }
-
-    if (ngx_http_llmproxy_keys_exec(t, conn, &s, &rows) != 0) {
+    if (ngx_http_llmproxy_keys_one_sql(t, conn, &s, body) != 0
+        || ngx_http_llmproxy_keys_exec(t, conn, &s, &rows) != 0)
+    {
         goto failed;
     }
 
@@ -1270,19 +1381,79 @@ ngx_http_llmproxy_keys_one(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
         cJSON_AddStringToObject(info, "key", v->valuestring);
     }
 
-    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
-        cJSON_free(s.owned[n]);
-    }
+    ngx_http_llmproxy_keys_stmt_free(&s);
 
     return info;
 
 failed:
 
-    for (n = 0; n < NGX_HTTP_LLMPROXY_KEYS_PARAMS; n++) {
-        cJSON_free(s.owned[n]);
-    }
+    ngx_http_llmproxy_keys_stmt_free(&s);
 
     return NULL;
+}
+
+
+/*
+ * The statement of an update, info, block or unblock of the key $1: each
+ * answers with the key's info, and none touches a revoked key.
+ */
+
+static int
+ngx_http_llmproxy_keys_one_sql(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *s, const cJSON *body)
+{
+    int   nset;
+    char  piece[256];
+
+    nset = 0;
+
+    switch (t->op) {
+
+    case NGX_HTTP_LLMPROXY_KEYS_UPDATE:
+        if (ngx_http_llmproxy_keys_free_alias(conn, body) != 0) {
+            return ngx_http_llmproxy_keys_fail(t, 500, "database_error",
+                                               "database: %s",
+                                               PQerrorMessage(conn));
+        }
+
+        ngx_http_llmproxy_keys_sql(s, "UPDATE llmproxy_keys SET ");
+        nset = ngx_http_llmproxy_keys_fields_sql(t, s, body, 1);
+        if (nset < 0) {
+            return -1;
+        }
+
+        if (nset) {
+            break;
+        }
+
+        /* nothing to change: answer with the key as it is */
+        s->len = 0;
+        /* fall through */
+
+    case NGX_HTTP_LLMPROXY_KEYS_INFO:
+        ngx_http_llmproxy_keys_sql(s, "SELECT "
+                                   NGX_HTTP_LLMPROXY_KEYS_INFO_SQL
+                                   " FROM llmproxy_keys WHERE key_hash = $1"
+                                   " AND revoked_at IS NULL");
+        break;
+
+    default:  /* block, unblock */
+        ngx_http_llmproxy_keys_sql(s, t->op == NGX_HTTP_LLMPROXY_KEYS_BLOCK
+                                   ? "UPDATE llmproxy_keys SET blocked = true"
+                                   : "UPDATE llmproxy_keys SET"
+                                     " blocked = false");
+        nset = 1;
+        break;
+    }
+
+    if (nset) {
+        snprintf(piece, sizeof(piece), " WHERE key_hash = $1"
+                 " AND revoked_at IS NULL RETURNING ");
+        ngx_http_llmproxy_keys_sql(s, piece);
+        ngx_http_llmproxy_keys_sql(s, NGX_HTTP_LLMPROXY_KEYS_INFO_SQL);
+    }
+
+    return 0;
 }
 
 
@@ -1291,9 +1462,9 @@ ngx_http_llmproxy_keys_delete(ngx_http_llmproxy_keys_task_t *t,
     PGconn *conn, const cJSON *body)
 {
     int                             i;
-    char                            hex[65], *hashes, *aliases;
+    char                           *hashes, *aliases;
     cJSON                          *rows, *h, *out;
-    const cJSON                    *keys, *names, *v;
+    const cJSON                    *keys, *names;
     ngx_http_llmproxy_keys_stmt_t   s;
 
     keys = cJSON_GetObjectItemCaseSensitive(body, "keys");
@@ -1308,29 +1479,10 @@ ngx_http_llmproxy_keys_delete(ngx_http_llmproxy_keys_task_t *t,
         return NULL;
     }
 
-    h = cJSON_CreateArray();
+    h = NULL;
 
-    cJSON_ArrayForEach(v, keys) {
-        if (!cJSON_IsString(v)
-            || ngx_http_llmproxy_keys_hash(v->valuestring, hex) != 0)
-        {
-            cJSON_Delete(h);
-            ngx_http_llmproxy_keys_fail(t, 400, "invalid_keys",
-                                        "keys: expected a list of keys");
-            return NULL;
-        }
-
-        cJSON_AddItemToArray(h, cJSON_CreateString(hex));
-    }
-
-    cJSON_ArrayForEach(v, names) {
-        if (!cJSON_IsString(v)) {
-            cJSON_Delete(h);
-            ngx_http_llmproxy_keys_fail(t, 400, "invalid_keys",
-                                        "key_aliases: expected a list of "
-                                        "names");
-            return NULL;
-        }
+    if (ngx_http_llmproxy_keys_delete_check(t, keys, names, &h) != 0) {
+        return NULL;
     }
 
     hashes = cJSON_PrintUnformatted(h);
@@ -1377,29 +1529,65 @@ ngx_http_llmproxy_keys_delete(ngx_http_llmproxy_keys_task_t *t,
 }
 
 
+/* the keys (as their hashes, into *hp) and aliases, each a string */
+
+static int
+ngx_http_llmproxy_keys_delete_check(ngx_http_llmproxy_keys_task_t *t,
+    const cJSON *keys, const cJSON *names, cJSON **hp)
+{
+    char          hex[65];
+    cJSON        *h;
+    const cJSON  *v;
+
+    h = cJSON_CreateArray();
+
+    cJSON_ArrayForEach(v, keys) {
+        if (!cJSON_IsString(v)
+            || ngx_http_llmproxy_keys_hash(v->valuestring, hex) != 0)
+        {
+            cJSON_Delete(h);
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_keys",
+                                               "keys: expected a list of "
+                                               "keys");
+        }
+
+        cJSON_AddItemToArray(h, cJSON_CreateString(hex));
+    }
+
+    cJSON_ArrayForEach(v, names) {
+        if (!cJSON_IsString(v)) {
+            cJSON_Delete(h);
+            return ngx_http_llmproxy_keys_fail(t, 400, "invalid_keys",
+                                               "key_aliases: expected a "
+                                               "list of names");
+        }
+    }
+
+    *hp = h;
+
+    return 0;
+}
+
+
 static cJSON *
 ngx_http_llmproxy_keys_list(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     const cJSON *args)
 {
     long                            page, size;
-    char                           *end, pbuf[32], sbuf[32];
-    cJSON                          *rows, *out, *keys, *row, *total;
-    const char                     *s, *alias, *full;
+    char                            pbuf[32], sbuf[32];
+    cJSON                          *rows, *out, *keys, *total;
+    const char                     *alias, *full;
     ngx_http_llmproxy_keys_stmt_t   st;
 
-    s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "page"));
-    page = s ? strtol(s, &end, 10) : 1;
-
-    if (s && (*end || page < 1 || page > 1000000)) {
+    if (ngx_http_llmproxy_keys_list_arg(args, "page", 1, 1000000, &page)
+        != 0)
+    {
         ngx_http_llmproxy_keys_fail(t, 400, "invalid_page",
                                     "page: expected 1 or more");
         return NULL;
     }
 
-    s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, "size"));
-    size = s ? strtol(s, &end, 10) : 10;
-
-    if (s && (*end || size < 1 || size > 1000)) {
+    if (ngx_http_llmproxy_keys_list_arg(args, "size", 10, 1000, &size) != 0) {
         ngx_http_llmproxy_keys_fail(t, 400, "invalid_size",
                                     "size: expected 1 to 1000");
         return NULL;
@@ -1431,36 +1619,17 @@ ngx_http_llmproxy_keys_list(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
 
     out = cJSON_CreateObject();
     keys = cJSON_AddArrayToObject(out, "keys");
-    total = NULL;
-
-    cJSON_ArrayForEach(row, rows) {
-        total = cJSON_GetObjectItemCaseSensitive(row, "total");
-
-        if (full && ngx_strcmp(full, "true") == 0) {
-            cJSON_AddItemToArray(keys, cJSON_Duplicate(
-                cJSON_GetObjectItemCaseSensitive(row, "info"), 1));
-
-        } else {
-            cJSON_AddItemToArray(keys, cJSON_Duplicate(
-                cJSON_GetObjectItemCaseSensitive(
-                    cJSON_GetObjectItemCaseSensitive(row, "info"), "token"),
-                1));
-        }
-    }
+    total = ngx_http_llmproxy_keys_list_rows(rows, keys, full
+                                             && ngx_strcmp(full, "true") == 0);
 
     /* past the last page there is no row to carry the count: ask again */
 
     if (total == NULL && page > 1) {
         cJSON_Delete(rows);
-        st.n = 1;
-        st.params[0] = alias;
-        st.len = 0;
-        ngx_http_llmproxy_keys_sql(&st,
-            "SELECT json_build_object('total', count(*))::text"
-            " FROM llmproxy_keys WHERE revoked_at IS NULL"
-            " AND ($1::text IS NULL OR alias = $1)");
 
-        if (ngx_http_llmproxy_keys_exec(t, conn, &st, &rows) != 0) {
+        if (ngx_http_llmproxy_keys_list_count(t, conn, &st, alias, &rows)
+            != 0)
+        {
             cJSON_Delete(out);
             return NULL;
         }
@@ -1478,6 +1647,100 @@ ngx_http_llmproxy_keys_list(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
     cJSON_Delete(rows);
 
     return out;
+}
+
+
+/* the count of keys (of an alias) alone, in a row of its own */
+
+static int
+ngx_http_llmproxy_keys_list_count(ngx_http_llmproxy_keys_task_t *t,
+    PGconn *conn, ngx_http_llmproxy_keys_stmt_t *st, const char *alias,
+    cJSON **rows)
+{
+    st->n = 1;
+    st->params[0] = alias;
+    st->len = 0;
+
+    ngx_http_llmproxy_keys_sql(st,
+        "SELECT json_build_object('total', count(*))::text"
+        " FROM llmproxy_keys WHERE revoked_at IS NULL"
+        " AND ($1::text IS NULL OR alias = $1)");
+
+    return ngx_http_llmproxy_keys_exec(t, conn, st, rows);
+}
+
+
+/* a page's number or size: a whole number from 1 to max, or the default */
+
+static int
+ngx_http_llmproxy_keys_list_arg(const cJSON *args, const char *name,
+    long dflt, long max, long *value)
+{
+    char        *end;
+    const char  *s;
+
+    s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(args, name));
+    *value = s ? strtol(s, &end, 10) : dflt;
+
+    if (s && (*end || *value < 1 || *value > max)) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * The page's keys into the list, by hash or in full; returns the total
+ * count the rows carry, NULL without rows.
+ */
+
+static cJSON *
+ngx_http_llmproxy_keys_list_rows(cJSON *rows, cJSON *keys, ngx_uint_t full)
+{
+    cJSON  *row, *total;
+
+    total = NULL;
+
+    cJSON_ArrayForEach(row, rows) {
+        total = cJSON_GetObjectItemCaseSensitive(row, "total");
+
+        if (full) {
+            cJSON_AddItemToArray(keys, cJSON_Duplicate(
+                cJSON_GetObjectItemCaseSensitive(row, "info"), 1));
+
+        } else {
+            cJSON_AddItemToArray(keys, cJSON_Duplicate(
+                cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(row, "info"), "token"),
+                1));
+        }
+    }
+
+    return total;
+}
+
+
+/* the operation itself: its answer, or NULL and the task's error */
+
+static cJSON *
+ngx_http_llmproxy_keys_run(ngx_http_llmproxy_keys_task_t *t, PGconn *conn,
+    const cJSON *body)
+{
+    switch (t->op) {
+
+    case NGX_HTTP_LLMPROXY_KEYS_GENERATE:
+        return ngx_http_llmproxy_keys_generate(t, conn, body);
+
+    case NGX_HTTP_LLMPROXY_KEYS_DELETE:
+        return ngx_http_llmproxy_keys_delete(t, conn, body);
+
+    case NGX_HTTP_LLMPROXY_KEYS_LIST:
+        return ngx_http_llmproxy_keys_list(t, conn, body);
+
+    default:
+        return ngx_http_llmproxy_keys_one(t, conn, body);
+    }
 }
 
 
@@ -1516,24 +1779,7 @@ ngx_http_llmproxy_keys_thread(void *data, ngx_log_t *log)
         return;
     }
 
-    switch (t->op) {
-
-    case NGX_HTTP_LLMPROXY_KEYS_GENERATE:
-        out = ngx_http_llmproxy_keys_generate(t, conn, body);
-        break;
-
-    case NGX_HTTP_LLMPROXY_KEYS_DELETE:
-        out = ngx_http_llmproxy_keys_delete(t, conn, body);
-        break;
-
-    case NGX_HTTP_LLMPROXY_KEYS_LIST:
-        out = ngx_http_llmproxy_keys_list(t, conn, body);
-        break;
-
-    default:
-        out = ngx_http_llmproxy_keys_one(t, conn, body);
-        break;
-    }
+    out = ngx_http_llmproxy_keys_run(t, conn, body);
 
     PQfinish(conn);
     cJSON_Delete(body);

@@ -22,6 +22,10 @@
 #include <cjson/cJSON.h>
 
 
+static ngx_int_t ngx_http_llmproxy_db_config_prepare(
+    ngx_http_llmproxy_db_config_t *dc, cJSON *root, const char *salt_key);
+
+
 static const char  ngx_http_llmproxy_db_config_sql[] =
     "SELECT s.version::text, json_build_object("
     " 'format', 1,"
@@ -53,8 +57,7 @@ ngx_http_llmproxy_db_config_fetch(void *conn,
     ngx_http_llmproxy_db_config_t *dc, const char *salt_key,
     ngx_str_t *state_file, ngx_log_t *log)
 {
-    char        since[32], *text, *sqlstate;
-    u_char      err[256];
+    char        since[32], *sqlstate;
     cJSON      *root;
     PGresult   *res;
     const char *values[1];
@@ -102,6 +105,33 @@ ngx_http_llmproxy_db_config_fetch(void *conn,
         return NGX_DECLINED;
     }
 
+    if (ngx_http_llmproxy_db_config_prepare(dc, root, salt_key) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dc->saved = NGX_DECLINED;
+
+    if (state_file->len) {
+        dc->saved = ngx_http_llmproxy_state_save(state_file, dc->prepared,
+                                                 dc->len, salt_key, log);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The stored config with its provider secrets decrypted, prepared as a
+ * posted one is; the plaintext is wiped.  Frees root.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_db_config_prepare(ngx_http_llmproxy_db_config_t *dc,
+    cJSON *root, const char *salt_key)
+{
+    char    *text;
+    u_char   err[256];
+
     if (ngx_http_llmproxy_decrypt_keys(root, salt_key, dc->err,
                                        sizeof(dc->err))
         != NGX_OK)
@@ -129,13 +159,6 @@ ngx_http_llmproxy_db_config_fetch(void *conn,
     if (dc->prepared == NULL) {
         ngx_cpystrn((u_char *) dc->err, err, sizeof(dc->err));
         return NGX_DECLINED;
-    }
-
-    dc->saved = NGX_DECLINED;
-
-    if (state_file->len) {
-        dc->saved = ngx_http_llmproxy_state_save(state_file, dc->prepared,
-                                                 dc->len, salt_key, log);
     }
 
     return NGX_OK;

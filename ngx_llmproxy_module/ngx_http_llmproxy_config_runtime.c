@@ -37,18 +37,56 @@ static ngx_http_llmproxy_runtime_t *ngx_http_llmproxy_runtime_build(
     cJSON *root, ngx_uint_t generation, u_char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_keep_secrets(cJSON *root,
     u_char *current, size_t current_len, u_char *err, size_t errlen);
+static ngx_int_t ngx_http_llmproxy_keep_key(cJSON *p, cJSON *cur);
+static ngx_int_t ngx_http_llmproxy_keep_headers(cJSON *p, cJSON *cur);
+static ngx_int_t ngx_http_llmproxy_keep_digests(cJSON *root, u_char *err,
+    size_t errlen);
 static ngx_int_t ngx_http_llmproxy_build_settings(
     ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
     cJSON *settings);
+static ngx_int_t ngx_http_llmproxy_build_providers(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    cJSON *list);
+static ngx_int_t ngx_http_llmproxy_build_deployments(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    cJSON *list);
 static ngx_int_t ngx_http_llmproxy_build_provider(
     ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_provider_t *p,
     cJSON *obj, ngx_uint_t n);
+static ngx_int_t ngx_http_llmproxy_build_base(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_provider_t *p);
+static ngx_int_t ngx_http_llmproxy_build_headers(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_provider_t *p,
+    cJSON *headers);
+static ngx_int_t ngx_http_llmproxy_build_addrs(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_provider_t *p, cJSON *resolved);
 static ngx_int_t ngx_http_llmproxy_build_deployment(
     ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
     ngx_http_llmproxy_deployment_t *d, cJSON *obj, ngx_uint_t n);
+static ngx_http_llmproxy_provider_t *ngx_http_llmproxy_build_find_provider(
+    ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name);
+static ngx_int_t ngx_http_llmproxy_build_access_groups(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj);
+static void ngx_http_llmproxy_build_numbers(ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj);
+static ngx_int_t ngx_http_llmproxy_build_model_prices(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj);
+static ngx_int_t ngx_http_llmproxy_build_link(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, ngx_http_llmproxy_deployment_t *d);
+static ngx_http_llmproxy_group_t *ngx_http_llmproxy_build_group(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    ngx_str_t *name, ngx_uint_t pattern);
 static ngx_int_t ngx_http_llmproxy_build_names(
     ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
     cJSON *aliases, cJSON *fallbacks);
+static ngx_int_t ngx_http_llmproxy_build_aliases(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    cJSON *aliases);
+static ngx_int_t ngx_http_llmproxy_build_fallbacks(
+    ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
+    cJSON *fallbacks);
 static ngx_int_t ngx_http_llmproxy_names_add(ngx_http_llmproxy_runtime_t *rt,
     ngx_http_llmproxy_target_t *t);
 static ngx_int_t ngx_http_llmproxy_build_patterns(
@@ -61,11 +99,14 @@ static ngx_uint_t ngx_http_llmproxy_shadows(ngx_http_llmproxy_runtime_t *rt,
 static ngx_int_t ngx_http_llmproxy_parse_base(ngx_str_t *base,
     ngx_str_t *host, ngx_str_t *hostport, ngx_str_t *path, in_port_t *port,
     ngx_uint_t *ssl);
+static ngx_int_t ngx_http_llmproxy_parse_host(u_char **pp, u_char *last,
+    ngx_str_t *host, in_port_t *port);
 static ngx_int_t ngx_http_llmproxy_str(ngx_http_llmproxy_build_t *b,
     cJSON *obj, const char *key, ngx_str_t *out);
 static void ngx_http_llmproxy_runtime_release(void *data);
 static ngx_int_t ngx_http_llmproxy_runtime_validate(cJSON *root, u_char *err,
     size_t errlen);
+static ngx_int_t ngx_http_llmproxy_prepare_resolve(cJSON *p);
 
 
 static ngx_http_llmproxy_runtime_t  *ngx_http_llmproxy_current;
@@ -208,15 +249,8 @@ u_char *
 ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len, u_char *current,
     size_t current_len, size_t *out_len, u_char *err, size_t errlen)
 {
-    int                           rc;
-    char                          port[8], addr[NGX_SOCKADDR_STRLEN + 8];
-    u_char                       *out, host[256];
-    cJSON                        *root, *providers, *p, *base, *resolved;
-    cJSON                        *item;
-    in_port_t                     nport;
-    ngx_str_t                     b, h, hp, path;
-    ngx_uint_t                    ssl;
-    struct addrinfo               hints, *res, *ai;
+    u_char                       *out;
+    cJSON                        *root, *providers, *p;
     ngx_http_llmproxy_runtime_t  *rt;
 
     root = cJSON_ParseWithLength((char *) blob, len);
@@ -256,68 +290,9 @@ ngx_http_llmproxy_runtime_prepare(u_char *blob, size_t len, u_char *current,
     providers = cJSON_GetObjectItemCaseSensitive(root, "providers");
 
     cJSON_ArrayForEach(p, providers) {
-        base = cJSON_GetObjectItemCaseSensitive(p, "api_base");
-
-        b.data = (u_char *) base->valuestring;
-        b.len = ngx_strlen(b.data);
-
-        if (ngx_http_llmproxy_parse_base(&b, &h, &hp, &path, &nport, &ssl)
-            != NGX_OK || h.len >= sizeof(host))
-        {
-            continue;   /* cannot happen: build checked it */
-        }
-
-        ngx_memcpy(host, h.data, h.len);
-        host[h.len] = '\0';
-
-        if (host[0] == '[') {
-            ngx_memmove(host, host + 1, h.len - 2);
-            host[h.len - 2] = '\0';
-        }
-
-        ngx_sprintf((u_char *) port, "%d%Z", (int) nport);
-
-        ngx_memzero(&hints, sizeof(struct addrinfo));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-
-        cJSON_DeleteItemFromObjectCaseSensitive(p, "resolved");
-        cJSON_DeleteItemFromObjectCaseSensitive(p, "resolve_error");
-
-        resolved = cJSON_AddArrayToObject(p, "resolved");
-        if (resolved == NULL) {
+        if (ngx_http_llmproxy_prepare_resolve(p) != NGX_OK) {
             goto nomem;
         }
-
-        rc = getaddrinfo((char *) host, port, &hints, &res);
-
-        if (rc != 0) {
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "llmproxy: provider host \"%s\" not resolved: %s",
-                          host, gai_strerror(rc));
-
-            if (cJSON_AddStringToObject(p, "resolve_error", gai_strerror(rc))
-                == NULL)
-            {
-                goto nomem;
-            }
-
-            continue;
-        }
-
-        for (ai = res; ai; ai = ai->ai_next) {
-            len = ngx_sock_ntop(ai->ai_addr, ai->ai_addrlen, (u_char *) addr,
-                                NGX_SOCKADDR_STRLEN, 1);
-            addr[len] = '\0';
-
-            item = cJSON_CreateString(addr);
-            if (item == NULL || !cJSON_AddItemToArray(resolved, item)) {
-                freeaddrinfo(res);
-                goto nomem;
-            }
-        }
-
-        freeaddrinfo(res);
     }
 
     out = (u_char *) cJSON_PrintUnformatted(root);
@@ -338,6 +313,92 @@ nomem:
     ngx_cpystrn(err, (u_char *) "no memory", errlen);
 
     return NULL;
+}
+
+
+/*
+ * A provider's host resolved, into its "resolved" array of addresses; a
+ * host that does not resolve gets a "resolve_error" instead (the config
+ * is still installed).  NGX_ERROR: no memory.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_prepare_resolve(cJSON *p)
+{
+    int               rc;
+    char              port[8], addr[NGX_SOCKADDR_STRLEN + 8];
+    u_char            host[256];
+    size_t            len;
+    cJSON            *base, *resolved, *item;
+    in_port_t         nport;
+    ngx_str_t         b, h, hp, path;
+    ngx_uint_t        ssl;
+    struct addrinfo   hints, *res, *ai;
+
+    base = cJSON_GetObjectItemCaseSensitive(p, "api_base");
+
+    b.data = (u_char *) base->valuestring;
+    b.len = ngx_strlen(b.data);
+
+    if (ngx_http_llmproxy_parse_base(&b, &h, &hp, &path, &nport, &ssl)
+        != NGX_OK || h.len >= sizeof(host))
+    {
+        return NGX_OK;   /* cannot happen: build checked it */
+    }
+
+    ngx_memcpy(host, h.data, h.len);
+    host[h.len] = '\0';
+
+    if (host[0] == '[') {
+        ngx_memmove(host, host + 1, h.len - 2);
+        host[h.len - 2] = '\0';
+    }
+
+    ngx_sprintf((u_char *) port, "%d%Z", (int) nport);
+
+    ngx_memzero(&hints, sizeof(struct addrinfo));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+
+    cJSON_DeleteItemFromObjectCaseSensitive(p, "resolved");
+    cJSON_DeleteItemFromObjectCaseSensitive(p, "resolve_error");
+
+    resolved = cJSON_AddArrayToObject(p, "resolved");
+    if (resolved == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = getaddrinfo((char *) host, port, &hints, &res);
+
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "llmproxy: provider host \"%s\" not resolved: %s",
+                      host, gai_strerror(rc));
+
+        if (cJSON_AddStringToObject(p, "resolve_error", gai_strerror(rc))
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    for (ai = res; ai; ai = ai->ai_next) {
+        len = ngx_sock_ntop(ai->ai_addr, ai->ai_addrlen, (u_char *) addr,
+                            NGX_SOCKADDR_STRLEN, 1);
+        addr[len] = '\0';
+
+        item = cJSON_CreateString(addr);
+        if (item == NULL || !cJSON_AddItemToArray(resolved, item)) {
+            freeaddrinfo(res);
+            return NGX_ERROR;
+        }
+    }
+
+    freeaddrinfo(res);
+
+    return NGX_OK;
 }
 
 
@@ -413,9 +474,8 @@ static ngx_int_t
 ngx_http_llmproxy_keep_secrets(cJSON *root, u_char *current,
     size_t current_len, u_char *err, size_t errlen)
 {
-    int     rc;
-    char    hex[65];
-    cJSON  *cur, *p, *c, *sha, *csha, *ckey, *hsha, *ch;
+    cJSON       *cur, *p;
+    const char  *what;
 
     cur = current ? cJSON_ParseWithLength((char *) current, current_len)
                   : NULL;
@@ -423,74 +483,19 @@ ngx_http_llmproxy_keep_secrets(cJSON *root, u_char *current,
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
                                                            "providers"))
     {
-        sha = cJSON_GetObjectItemCaseSensitive(p, "api_key_sha256");
+        what = NULL;
 
-        if (!cJSON_IsString(sha)
-            || cJSON_GetObjectItemCaseSensitive(p, "api_key"))
-        {
-            goto headers;
+        if (ngx_http_llmproxy_keep_key(p, cur) != NGX_OK) {
+            what = "api_key";
+
+        } else if (ngx_http_llmproxy_keep_headers(p, cur) != NGX_OK) {
+            what = "headers";
         }
 
-        ckey = NULL;
-
-        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cur,
-                                                               "providers"))
-        {
-            csha = cJSON_GetObjectItemCaseSensitive(c, "api_key_sha256");
-
-            if (cJSON_IsString(csha)
-                && ngx_strcmp(csha->valuestring, sha->valuestring) == 0)
-            {
-                ckey = cJSON_GetObjectItemCaseSensitive(c, "api_key");
-                break;
-            }
-        }
-
-        if (!cJSON_IsString(ckey)
-            || cJSON_AddStringToObject(p, "api_key", ckey->valuestring)
-               == NULL)
-        {
-            ngx_snprintf(err, errlen, "providers.%s.api_key: not sent and "
+        if (what) {
+            ngx_snprintf(err, errlen, "providers.%s.%s: not sent and "
                          "not known to the gateway: sync with --force%Z",
-                         ngx_http_llmproxy_provider_name(p));
-            cJSON_Delete(cur);
-            return NGX_ERROR;
-        }
-
-    headers:
-
-        /* the same for headers, by the digest of the ones the gateway has */
-
-        hsha = cJSON_GetObjectItemCaseSensitive(p, "headers_sha256");
-
-        if (!cJSON_IsString(hsha)
-            || cJSON_GetObjectItemCaseSensitive(p, "headers"))
-        {
-            continue;
-        }
-
-        ch = NULL;
-
-        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cur,
-                                                               "providers"))
-        {
-            ch = cJSON_GetObjectItemCaseSensitive(c, "headers");
-            rc = llmp_headers_sha256(ch, hex);
-
-            if (rc == 1 && ngx_strcmp(hex, hsha->valuestring) == 0) {
-                break;
-            }
-
-            ch = NULL;
-        }
-
-        if (ch == NULL || (ch = cJSON_Duplicate(ch, 1)) == NULL
-            || !cJSON_AddItemToObject(p, "headers", ch))
-        {
-            cJSON_Delete(ch);
-            ngx_snprintf(err, errlen, "providers.%s.headers: not sent and "
-                         "not known to the gateway: sync with --force%Z",
-                         ngx_http_llmproxy_provider_name(p));
+                         ngx_http_llmproxy_provider_name(p), what);
             cJSON_Delete(cur);
             return NGX_ERROR;
         }
@@ -498,11 +503,108 @@ ngx_http_llmproxy_keep_secrets(cJSON *root, u_char *current,
 
     cJSON_Delete(cur);
 
-    /*
-     * the digest the admin output and the state report is the one of the
-     * headers the gateway sends, whatever a posted config claimed; the
-     * encrypted forms belong to the database and the state file only
-     */
+    return ngx_http_llmproxy_keep_digests(root, err, errlen);
+}
+
+
+/*
+ * A provider sent with "api_key_sha256" and no key gets the key of the
+ * current config's provider with that digest; NGX_ERROR: none has it.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_keep_key(cJSON *p, cJSON *cur)
+{
+    cJSON  *c, *sha, *csha, *ckey;
+
+    sha = cJSON_GetObjectItemCaseSensitive(p, "api_key_sha256");
+
+    if (!cJSON_IsString(sha)
+        || cJSON_GetObjectItemCaseSensitive(p, "api_key"))
+    {
+        return NGX_OK;
+    }
+
+    ckey = NULL;
+
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cur,
+                                                           "providers"))
+    {
+        csha = cJSON_GetObjectItemCaseSensitive(c, "api_key_sha256");
+
+        if (cJSON_IsString(csha)
+            && ngx_strcmp(csha->valuestring, sha->valuestring) == 0)
+        {
+            ckey = cJSON_GetObjectItemCaseSensitive(c, "api_key");
+            break;
+        }
+    }
+
+    if (!cJSON_IsString(ckey)
+        || cJSON_AddStringToObject(p, "api_key", ckey->valuestring) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the same for headers, by the digest of the ones the gateway has */
+
+static ngx_int_t
+ngx_http_llmproxy_keep_headers(cJSON *p, cJSON *cur)
+{
+    int     rc;
+    char    hex[65];
+    cJSON  *c, *hsha, *ch;
+
+    hsha = cJSON_GetObjectItemCaseSensitive(p, "headers_sha256");
+
+    if (!cJSON_IsString(hsha)
+        || cJSON_GetObjectItemCaseSensitive(p, "headers"))
+    {
+        return NGX_OK;
+    }
+
+    ch = NULL;
+
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cur,
+                                                           "providers"))
+    {
+        ch = cJSON_GetObjectItemCaseSensitive(c, "headers");
+        rc = llmp_headers_sha256(ch, hex);
+
+        if (rc == 1 && ngx_strcmp(hex, hsha->valuestring) == 0) {
+            break;
+        }
+
+        ch = NULL;
+    }
+
+    if (ch == NULL || (ch = cJSON_Duplicate(ch, 1)) == NULL
+        || !cJSON_AddItemToObject(p, "headers", ch))
+    {
+        cJSON_Delete(ch);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The digest the admin output and the state report is the one of the
+ * headers the gateway sends, whatever a posted config claimed; the
+ * encrypted forms belong to the database and the state file only.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_keep_digests(cJSON *root, u_char *err, size_t errlen)
+{
+    int     rc;
+    char    hex[65];
+    cJSON  *p;
 
     cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root,
                                                            "providers"))
@@ -532,13 +634,9 @@ static ngx_http_llmproxy_runtime_t *
 ngx_http_llmproxy_runtime_build(cJSON *root, ngx_uint_t generation,
     u_char *err, size_t errlen)
 {
-    cJSON                           *item, *list;
-    ngx_uint_t                       n, i;
-    ngx_pool_t                      *pool;
-    ngx_http_llmproxy_build_t        b;
-    ngx_http_llmproxy_runtime_t     *rt;
-    ngx_http_llmproxy_provider_t    *p;
-    ngx_http_llmproxy_deployment_t  *d;
+    ngx_pool_t                   *pool;
+    ngx_http_llmproxy_build_t     b;
+    ngx_http_llmproxy_runtime_t  *rt;
 
     pool = ngx_create_pool(16384, ngx_cycle->log);
     if (pool == NULL) {
@@ -574,64 +672,14 @@ ngx_http_llmproxy_runtime_build(cJSON *root, ngx_uint_t generation,
         goto failed;
     }
 
-    /* providers */
-
-    list = cJSON_GetObjectItemCaseSensitive(root, "providers");
-
-    n = cJSON_GetArraySize(list);
-
-    if (ngx_array_init(&rt->providers, pool, n ? n : 1,
-                       sizeof(ngx_http_llmproxy_provider_t))
-        != NGX_OK)
-    {
-        goto failed;
-    }
-
-    i = 0;
-
-    cJSON_ArrayForEach(item, list) {
-        p = ngx_array_push(&rt->providers);
-        if (p == NULL) {
-            goto failed;
-        }
-
-        if (ngx_http_llmproxy_build_provider(&b, p, item, i++) != NGX_OK) {
-            goto failed;
-        }
-    }
-
-    /* deployments, grouped by public model name */
-
-    list = cJSON_GetObjectItemCaseSensitive(root, "deployments");
-
-    n = cJSON_GetArraySize(list);
-
-    if (ngx_array_init(&rt->deployments, pool, n ? n : 1,
-                       sizeof(ngx_http_llmproxy_deployment_t))
+    if (ngx_http_llmproxy_build_providers(&b, rt,
+            cJSON_GetObjectItemCaseSensitive(root, "providers"))
         != NGX_OK
-        || ngx_array_init(&rt->groups, pool, n ? n : 1,
-                          sizeof(ngx_http_llmproxy_group_t))
-           != NGX_OK
-        || ngx_array_init(&rt->targets, pool, 2 * n + 4,
-                          sizeof(ngx_http_llmproxy_target_t *))
+        || ngx_http_llmproxy_build_deployments(&b, rt,
+               cJSON_GetObjectItemCaseSensitive(root, "deployments"))
            != NGX_OK)
     {
         goto failed;
-    }
-
-    i = 0;
-
-    cJSON_ArrayForEach(item, list) {
-        d = ngx_array_push(&rt->deployments);
-        if (d == NULL) {
-            goto failed;
-        }
-
-        if (ngx_http_llmproxy_build_deployment(&b, rt, d, item, i++)
-            != NGX_OK)
-        {
-            goto failed;
-        }
     }
 
     if (ngx_http_llmproxy_build_names(&b, rt,
@@ -641,6 +689,12 @@ ngx_http_llmproxy_runtime_build(cJSON *root, ngx_uint_t generation,
     {
         goto failed;
     }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "llmproxy: runtime %ui built: %ui providers, "
+                   "%ui deployments, %ui groups", generation,
+                   rt->providers.nelts, rt->deployments.nelts,
+                   rt->groups.nelts);
 
     return rt;
 
@@ -653,6 +707,84 @@ failed:
     ngx_destroy_pool(pool);
 
     return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_build_providers(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, cJSON *list)
+{
+    cJSON                         *item;
+    ngx_uint_t                     n, i;
+    ngx_http_llmproxy_provider_t  *p;
+
+    n = cJSON_GetArraySize(list);
+
+    if (ngx_array_init(&rt->providers, b->pool, n ? n : 1,
+                       sizeof(ngx_http_llmproxy_provider_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(item, list) {
+        p = ngx_array_push(&rt->providers);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_llmproxy_build_provider(b, p, item, i++) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* deployments, grouped by public model name */
+
+static ngx_int_t
+ngx_http_llmproxy_build_deployments(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, cJSON *list)
+{
+    cJSON                           *item;
+    ngx_uint_t                       n, i;
+    ngx_http_llmproxy_deployment_t  *d;
+
+    n = cJSON_GetArraySize(list);
+
+    if (ngx_array_init(&rt->deployments, b->pool, n ? n : 1,
+                       sizeof(ngx_http_llmproxy_deployment_t))
+        != NGX_OK
+        || ngx_array_init(&rt->groups, b->pool, n ? n : 1,
+                          sizeof(ngx_http_llmproxy_group_t))
+           != NGX_OK
+        || ngx_array_init(&rt->targets, b->pool, 2 * n + 4,
+                          sizeof(ngx_http_llmproxy_target_t *))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    i = 0;
+
+    cJSON_ArrayForEach(item, list) {
+        d = ngx_array_push(&rt->deployments);
+        if (d == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_llmproxy_build_deployment(b, rt, d, item, i++)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -722,12 +854,7 @@ static ngx_int_t
 ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_provider_t *p, cJSON *obj, ngx_uint_t n)
 {
-    u_char      *q;
-    size_t       len;
-    cJSON       *item, *v;
-    in_port_t    port;
-    ngx_str_t    hostport, s;
-    ngx_uint_t   ssl;
+    cJSON  *item, *v;
 
     ngx_memzero(p, sizeof(ngx_http_llmproxy_provider_t));
 
@@ -737,6 +864,43 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
     {
         return NGX_ERROR;
     }
+
+    if (ngx_http_llmproxy_build_base(b, p) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(obj, "interfaces");
+
+    cJSON_ArrayForEach(v, item) {
+        if (!cJSON_IsString(v)) {
+            continue;
+        }
+
+        p->interfaces |= llmp_iface_by_name(v->valuestring,
+                                            ngx_strlen(v->valuestring));
+    }
+
+    if (ngx_http_llmproxy_build_headers(b, p,
+            cJSON_GetObjectItemCaseSensitive(obj, "headers"))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llmproxy_build_addrs(b, p,
+               cJSON_GetObjectItemCaseSensitive(obj, "resolved"));
+}
+
+
+/* the api_base into host, port, TLS and the path before the version */
+
+static ngx_int_t
+ngx_http_llmproxy_build_base(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_provider_t *p)
+{
+    in_port_t   port;
+    ngx_str_t   hostport;
+    ngx_uint_t  ssl;
 
     if (ngx_http_llmproxy_parse_base(&p->api_base, &p->ssl_name, &hostport,
                                      &p->path, &port, &ssl)
@@ -775,51 +939,62 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
         p->has_v1 = 1;
     }
 
-    /* interfaces */
+    return NGX_OK;
+}
 
-    item = cJSON_GetObjectItemCaseSensitive(obj, "interfaces");
 
-    cJSON_ArrayForEach(v, item) {
-        if (!cJSON_IsString(v)) {
-            continue;
-        }
+/* the provider's extra headers, rendered once for every request */
 
-        p->interfaces |= llmp_iface_by_name(v->valuestring,
-                                            ngx_strlen(v->valuestring));
-    }
+static ngx_int_t
+ngx_http_llmproxy_build_headers(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_provider_t *p, cJSON *headers)
+{
+    u_char  *q;
+    size_t   len;
+    cJSON   *v;
 
-    /* extra headers, pre-rendered */
-
-    item = cJSON_GetObjectItemCaseSensitive(obj, "headers");
     len = 0;
 
-    cJSON_ArrayForEach(v, item) {
+    cJSON_ArrayForEach(v, headers) {
         if (cJSON_IsString(v)) {
             len += ngx_strlen(v->string) + ngx_strlen(v->valuestring) + 4;
         }
     }
 
-    if (len) {
-        q = ngx_pnalloc(b->pool, len);
-        if (q == NULL) {
-            return NGX_ERROR;
-        }
-
-        p->extra_headers.data = q;
-
-        cJSON_ArrayForEach(v, item) {
-            if (cJSON_IsString(v)) {
-                q = ngx_sprintf(q, "%s: %s\r\n", v->string, v->valuestring);
-            }
-        }
-
-        p->extra_headers.len = q - p->extra_headers.data;
+    if (len == 0) {
+        return NGX_OK;
     }
 
-    /* addresses, when the config was prepared */
+    q = ngx_pnalloc(b->pool, len);
+    if (q == NULL) {
+        return NGX_ERROR;
+    }
 
-    item = cJSON_GetObjectItemCaseSensitive(obj, "resolved");
-    len = cJSON_GetArraySize(item);
+    p->extra_headers.data = q;
+
+    cJSON_ArrayForEach(v, headers) {
+        if (cJSON_IsString(v)) {
+            q = ngx_sprintf(q, "%s: %s\r\n", v->string, v->valuestring);
+        }
+    }
+
+    p->extra_headers.len = q - p->extra_headers.data;
+
+    return NGX_OK;
+}
+
+
+/* the addresses the preparation resolved, if the config was prepared */
+
+static ngx_int_t
+ngx_http_llmproxy_build_addrs(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_provider_t *p, cJSON *resolved)
+{
+    size_t      len;
+    cJSON      *v;
+    ngx_str_t   s;
+
+    len = cJSON_GetArraySize(resolved);
 
     if (len == 0) {
         return NGX_OK;
@@ -830,7 +1005,7 @@ ngx_http_llmproxy_build_provider(ngx_http_llmproxy_build_t *b,
         return NGX_ERROR;
     }
 
-    cJSON_ArrayForEach(v, item) {
+    cJSON_ArrayForEach(v, resolved) {
         if (!cJSON_IsString(v)) {
             continue;
         }
@@ -864,15 +1039,8 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_runtime_t *rt, ngx_http_llmproxy_deployment_t *d,
     cJSON *obj, ngx_uint_t n)
 {
-    u_char                          *q;
-    cJSON                           *item, *v;
-    ngx_str_t                        provider, *s;
-    ngx_uint_t                       i;
-    ngx_http_llmproxy_group_t       *g, *groups;
-    ngx_http_llmproxy_target_t      *t, **tp;
-    ngx_http_llmproxy_provider_t    *p;
-    ngx_http_llmproxy_deployment_t **dp;
-    ngx_http_llmproxy_model_price_t *mp;
+    u_char     *q;
+    ngx_str_t   provider;
 
     ngx_memzero(d, sizeof(ngx_http_llmproxy_deployment_t));
 
@@ -902,22 +1070,57 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     d->upstream_model_json.len = llmp_json_escape(d->upstream_model.data,
                                                   d->upstream_model.len, q);
 
-    p = rt->providers.elts;
-
-    for (i = 0; i < rt->providers.nelts; i++) {
-        if (p[i].name.len == provider.len
-            && ngx_strncmp(p[i].name.data, provider.data, provider.len) == 0)
-        {
-            d->provider = &p[i];
-            break;
-        }
-    }
+    d->provider = ngx_http_llmproxy_build_find_provider(rt, &provider);
 
     if (d->provider == NULL) {
         ngx_http_llmproxy_build_error(b, "deployments.%V.provider: unknown "
                                       "provider \"%V\"", &d->id, &provider);
         return NGX_ERROR;
     }
+
+    if (ngx_http_llmproxy_build_access_groups(b, d, obj) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_llmproxy_build_numbers(d, obj);
+
+    if (ngx_http_llmproxy_build_model_prices(b, d, obj) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    d->hash = ngx_crc32_short(d->id.data, d->id.len);
+
+    return ngx_http_llmproxy_build_link(b, rt, d);
+}
+
+
+static ngx_http_llmproxy_provider_t *
+ngx_http_llmproxy_build_find_provider(ngx_http_llmproxy_runtime_t *rt,
+    ngx_str_t *name)
+{
+    ngx_uint_t                     i;
+    ngx_http_llmproxy_provider_t  *p;
+
+    p = rt->providers.elts;
+
+    for (i = 0; i < rt->providers.nelts; i++) {
+        if (p[i].name.len == name->len
+            && ngx_strncmp(p[i].name.data, name->data, name->len) == 0)
+        {
+            return &p[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_build_access_groups(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_deployment_t *d, cJSON *obj)
+{
+    cJSON      *item, *v;
+    ngx_str_t  *s;
 
     item = cJSON_GetObjectItemCaseSensitive(obj, "access_groups");
 
@@ -944,6 +1147,18 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
             return NGX_ERROR;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/* prices, limits, weight and timeouts: none of them can fail */
+
+static void
+ngx_http_llmproxy_build_numbers(ngx_http_llmproxy_deployment_t *d,
+    cJSON *obj)
+{
+    cJSON  *item;
 
     /* numbers within the compiler's bounds (0 to 1e15, integers) */
 
@@ -978,50 +1193,6 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_num("cache_creation_1h_input_cost_per_million",
                           cache_1h_cost, double);
     ngx_http_llmproxy_num("rpm", rpm, ngx_uint_t);
-
-    /* a pattern priced by the list, model by model (see _route.c) */
-
-    item = cJSON_GetObjectItemCaseSensitive(obj, "model_prices");
-
-    if (d->pattern && !d->priced && cJSON_GetArraySize(item) > 0) {
-        d->model_prices = ngx_array_create(b->pool, cJSON_GetArraySize(item),
-                              sizeof(ngx_http_llmproxy_model_price_t));
-        if (d->model_prices == NULL) {
-            return NGX_ERROR;
-        }
-
-        cJSON_ArrayForEach(v, item) {
-            mp = ngx_array_push(d->model_prices);
-            if (mp == NULL) {
-                return NGX_ERROR;
-            }
-
-            mp->name.len = ngx_strlen(v->string);
-            mp->name.data = ngx_pstrdup(b->pool, &(ngx_str_t) {
-                                            mp->name.len,
-                                            (u_char *) v->string });
-            if (mp->name.data == NULL) {
-                return NGX_ERROR;
-            }
-
-#define ngx_http_llmproxy_mp(key, field, dflt)                               \
-            mp->field = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v,   \
-                                                                   key))     \
-                ? cJSON_GetObjectItemCaseSensitive(v, key)->valuedouble      \
-                : (dflt)
-
-            ngx_http_llmproxy_mp("input_cost_per_million", input, 0);
-            ngx_http_llmproxy_mp("output_cost_per_million", output, 0);
-            ngx_http_llmproxy_mp("cache_read_input_cost_per_million",
-                                 cache_read, mp->input);
-            ngx_http_llmproxy_mp("cache_creation_input_cost_per_million",
-                                 cache_5m, mp->input);
-            ngx_http_llmproxy_mp("cache_creation_1h_input_cost_per_million",
-                                 cache_1h, mp->input);
-
-#undef ngx_http_llmproxy_mp
-        }
-    }
     ngx_http_llmproxy_num("tpm", tpm, ngx_uint_t);
 
     d->weight = 1;
@@ -1044,52 +1215,81 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
                               stream_idle_timeout);
 
 #undef ngx_http_llmproxy_timeout
+}
 
-    d->hash = ngx_crc32_short(d->id.data, d->id.len);
 
-    /* the deployment's model group */
+/* a pattern priced by the list, model by model (see _route.c) */
 
-    groups = rt->groups.elts;
-    g = NULL;
+static ngx_int_t
+ngx_http_llmproxy_build_model_prices(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_deployment_t *d, cJSON *obj)
+{
+    cJSON                            *item, *v;
+    ngx_http_llmproxy_model_price_t  *mp;
 
-    for (i = 0; i < rt->groups.nelts; i++) {
-        if (groups[i].name.len == d->model.len
-            && ngx_strncmp(groups[i].name.data, d->model.data, d->model.len)
-               == 0)
-        {
-            g = &groups[i];
-            break;
-        }
+    item = cJSON_GetObjectItemCaseSensitive(obj, "model_prices");
+
+    if (!d->pattern || d->priced || cJSON_GetArraySize(item) <= 0) {
+        return NGX_OK;
     }
 
+    d->model_prices = ngx_array_create(b->pool, cJSON_GetArraySize(item),
+                          sizeof(ngx_http_llmproxy_model_price_t));
+    if (d->model_prices == NULL) {
+        return NGX_ERROR;
+    }
+
+    cJSON_ArrayForEach(v, item) {
+        mp = ngx_array_push(d->model_prices);
+        if (mp == NULL) {
+            return NGX_ERROR;
+        }
+
+        mp->name.len = ngx_strlen(v->string);
+        mp->name.data = ngx_pstrdup(b->pool, &(ngx_str_t) {
+                                        mp->name.len,
+                                        (u_char *) v->string });
+        if (mp->name.data == NULL) {
+            return NGX_ERROR;
+        }
+
+#define ngx_http_llmproxy_mp(key, field, dflt)                               \
+        mp->field = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v, key)) \
+            ? cJSON_GetObjectItemCaseSensitive(v, key)->valuedouble          \
+            : (dflt)
+
+        ngx_http_llmproxy_mp("input_cost_per_million", input, 0);
+        ngx_http_llmproxy_mp("output_cost_per_million", output, 0);
+        ngx_http_llmproxy_mp("cache_read_input_cost_per_million",
+                             cache_read, mp->input);
+        ngx_http_llmproxy_mp("cache_creation_input_cost_per_million",
+                             cache_5m, mp->input);
+        ngx_http_llmproxy_mp("cache_creation_1h_input_cost_per_million",
+                             cache_1h, mp->input);
+
+#undef ngx_http_llmproxy_mp
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The deployment into its model group (made on its first deployment) and
+ * as a target of its own: PROVIDER/MODEL addresses the deployment itself.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_build_link(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, ngx_http_llmproxy_deployment_t *d)
+{
+    ngx_http_llmproxy_group_t        *g;
+    ngx_http_llmproxy_target_t       *t, **tp;
+    ngx_http_llmproxy_deployment_t  **dp;
+
+    g = ngx_http_llmproxy_build_group(b, rt, &d->model, d->pattern);
     if (g == NULL) {
-        g = ngx_array_push(&rt->groups);
-        if (g == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memzero(g, sizeof(ngx_http_llmproxy_group_t));
-        g->name = d->model;
-        g->target.name = d->model;
-        g->target.group = g;
-        g->pattern = d->pattern;
-
-        if (ngx_array_init(&g->deployments, b->pool, 2,
-                           sizeof(ngx_http_llmproxy_deployment_t *))
-            != NGX_OK
-            || ngx_array_init(&g->fallbacks, b->pool, 1,
-                              sizeof(ngx_http_llmproxy_target_t *))
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        tp = ngx_array_push(&rt->targets);
-        if (tp == NULL) {
-            return NGX_ERROR;
-        }
-
-        *tp = &g->target;
+        return NGX_ERROR;
     }
 
     dp = ngx_array_push(&g->deployments);
@@ -1099,8 +1299,6 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
 
     *dp = d;
     d->group = g;
-
-    /* PROVIDER/MODEL addresses the deployment itself */
 
     t = ngx_pcalloc(b->pool, sizeof(ngx_http_llmproxy_target_t));
     tp = ngx_array_push(&rt->targets);
@@ -1116,16 +1314,64 @@ ngx_http_llmproxy_build_deployment(ngx_http_llmproxy_build_t *b,
 }
 
 
+/* the model group of a name, a new one (and target) for a new name */
+
+static ngx_http_llmproxy_group_t *
+ngx_http_llmproxy_build_group(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, ngx_str_t *name, ngx_uint_t pattern)
+{
+    ngx_uint_t                   i;
+    ngx_http_llmproxy_group_t   *g, *groups;
+    ngx_http_llmproxy_target_t **tp;
+
+    groups = rt->groups.elts;
+
+    for (i = 0; i < rt->groups.nelts; i++) {
+        if (groups[i].name.len == name->len
+            && ngx_strncmp(groups[i].name.data, name->data, name->len) == 0)
+        {
+            return &groups[i];
+        }
+    }
+
+    g = ngx_array_push(&rt->groups);
+    if (g == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(g, sizeof(ngx_http_llmproxy_group_t));
+    g->name = *name;
+    g->target.name = *name;
+    g->target.group = g;
+    g->pattern = pattern;
+
+    if (ngx_array_init(&g->deployments, b->pool, 2,
+                       sizeof(ngx_http_llmproxy_deployment_t *))
+        != NGX_OK
+        || ngx_array_init(&g->fallbacks, b->pool, 1,
+                          sizeof(ngx_http_llmproxy_target_t *))
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    tp = ngx_array_push(&rt->targets);
+    if (tp == NULL) {
+        return NULL;
+    }
+
+    *tp = &g->target;
+
+    return g;
+}
+
+
 static ngx_int_t
 ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
     ngx_http_llmproxy_runtime_t *rt, cJSON *aliases, cJSON *fallbacks)
 {
-    cJSON                        *item, *v;
-    ngx_str_t                     name;
     ngx_uint_t                    i, size;
-    ngx_keyval_t                 *kv;
-    ngx_http_llmproxy_group_t    *g;
-    ngx_http_llmproxy_target_t   *t, *a, **tp, **targets;
+    ngx_http_llmproxy_target_t  **targets;
 
     /*
      * The groups array must not move any more: targets point into it.
@@ -1165,6 +1411,25 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
     if (ngx_http_llmproxy_build_patterns(b, rt, fallbacks) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    if (ngx_http_llmproxy_build_aliases(b, rt, aliases) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llmproxy_build_fallbacks(b, rt, fallbacks);
+}
+
+
+/* an alias is a name of its own for a target, not a model's name */
+
+static ngx_int_t
+ngx_http_llmproxy_build_aliases(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, cJSON *aliases)
+{
+    cJSON                       *item;
+    ngx_str_t                    name;
+    ngx_keyval_t                *kv;
+    ngx_http_llmproxy_target_t  *t, *a;
 
     if (ngx_array_init(&rt->aliases, b->pool, 4, sizeof(ngx_keyval_t))
         != NGX_OK)
@@ -1218,6 +1483,21 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
             return NGX_ERROR;
         }
     }
+
+    return NGX_OK;
+}
+
+
+/* each model's fallbacks, in order, into its group */
+
+static ngx_int_t
+ngx_http_llmproxy_build_fallbacks(ngx_http_llmproxy_build_t *b,
+    ngx_http_llmproxy_runtime_t *rt, cJSON *fallbacks)
+{
+    cJSON                        *item, *v;
+    ngx_str_t                     name;
+    ngx_http_llmproxy_group_t    *g;
+    ngx_http_llmproxy_target_t   *t, *a, **tp;
 
     cJSON_ArrayForEach(item, fallbacks) {
         name.data = (u_char *) item->string;
@@ -1534,8 +1814,7 @@ static ngx_int_t
 ngx_http_llmproxy_parse_base(ngx_str_t *base, ngx_str_t *host,
     ngx_str_t *hostport, ngx_str_t *path, in_port_t *port, ngx_uint_t *ssl)
 {
-    u_char     *p, *last, *h, *colon;
-    ngx_int_t   n;
+    u_char  *p, *last, *h;
 
     p = base->data;
     last = base->data + base->len;
@@ -1556,6 +1835,45 @@ ngx_http_llmproxy_parse_base(ngx_str_t *base, ngx_str_t *host,
         return NGX_ERROR;
     }
 
+    h = p;
+
+    if (ngx_http_llmproxy_parse_host(&p, last, host, port) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    hostport->data = h;
+    hostport->len = p - h;
+
+    path->data = p;
+    path->len = last - p;
+
+    while (path->len && path->data[path->len - 1] == '/') {
+        path->len--;
+    }
+
+    for (p = base->data; p < last; p++) {
+        if (*p <= ' ' || *p == 0x7f) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The host, a name or an [IPv6] address, and an optional port, from *pp
+ * to the path; *pp is left at the path.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_parse_host(u_char **pp, u_char *last, ngx_str_t *host,
+    in_port_t *port)
+{
+    u_char     *p, *h, *colon;
+    ngx_int_t   n;
+
+    p = *pp;
     h = p;
 
     if (*p == '[') {
@@ -1597,21 +1915,7 @@ ngx_http_llmproxy_parse_base(ngx_str_t *base, ngx_str_t *host,
         *port = (in_port_t) n;
     }
 
-    hostport->data = h;
-    hostport->len = p - h;
-
-    path->data = p;
-    path->len = last - p;
-
-    while (path->len && path->data[path->len - 1] == '/') {
-        path->len--;
-    }
-
-    for (p = base->data; p < last; p++) {
-        if (*p <= ' ' || *p == 0x7f) {
-            return NGX_ERROR;
-        }
-    }
+    *pp = p;
 
     return NGX_OK;
 }

@@ -33,6 +33,8 @@ static ngx_int_t ngx_http_llmproxy_header_hold(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llmproxy_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_llmproxy_body_error(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in);
 static ngx_int_t ngx_http_llmproxy_hold_room(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, size_t n);
 static ngx_int_t ngx_http_llmproxy_held_send(ngx_http_request_t *r,
@@ -503,8 +505,6 @@ static ngx_int_t
 ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     ngx_int_t                 rc;
-    ngx_buf_t                *b;
-    ngx_chain_t               out;
     ngx_http_llmproxy_ctx_t  *ctx;
 
     if (r != r->main) {
@@ -541,7 +541,34 @@ ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    /* the HTML error page nginx renders is replaced by our JSON */
+    return ngx_http_llmproxy_body_error(r, ctx, in);
+
+sent:
+
+    /*
+     * the client of a stream left (the write failed): the provider's
+     * answer is read on for its usage, for llmproxy_stream_drain_timeout
+     */
+
+    if (rc == NGX_ERROR && r->connection->error && ctx && ctx->stream
+        && r->upstream && r->upstream->header_sent
+        && r->upstream->conf->ignore_client_abort)
+    {
+        return ngx_http_llmproxy_drain_start(r, ctx, in);
+    }
+
+    return rc;
+}
+
+
+/* the HTML error page nginx renders is replaced by our JSON, once */
+
+static ngx_int_t
+ngx_http_llmproxy_body_error(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_chain_t *in)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
 
     for ( /* void */ ; in; in = in->next) {
         in->buf->pos = in->buf->last;
@@ -568,22 +595,6 @@ ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     out.next = NULL;
 
     return ngx_http_next_body_filter(r, &out);
-
-sent:
-
-    /*
-     * the client of a stream left (the write failed): the provider's
-     * answer is read on for its usage, for llmproxy_stream_drain_timeout
-     */
-
-    if (rc == NGX_ERROR && r->connection->error && ctx && ctx->stream
-        && r->upstream && r->upstream->header_sent
-        && r->upstream->conf->ignore_client_abort)
-    {
-        return ngx_http_llmproxy_drain_start(r, ctx, in);
-    }
-
-    return rc;
 }
 
 

@@ -96,16 +96,40 @@ typedef struct {
 static void ngx_http_llmproxy_health_tick(ngx_event_t *ev);
 static void ngx_http_llmproxy_health_thread(void *data, ngx_log_t *log);
 static void ngx_http_llmproxy_health_done(ngx_event_t *ev);
+static void ngx_http_llmproxy_health_verdicts(ngx_http_llmproxy_health_t *h,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_llmproxy_health_verdict(
+    ngx_http_llmproxy_health_t *h, ngx_http_llmproxy_check_t *c, cJSON *deps,
+    cJSON *prev, time_t now, ngx_log_t *log);
+static void ngx_http_llmproxy_health_lists(ngx_http_llmproxy_health_t *h,
+    ngx_log_t *log);
+static void ngx_http_llmproxy_health_list(ngx_http_llmproxy_check_t *c,
+    cJSON *lists, ngx_log_t *log);
 static ngx_int_t ngx_http_llmproxy_health_plan(
     ngx_http_llmproxy_health_t *h, cJSON *root);
 static ngx_int_t ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h,
     cJSON *provider, const char *id, const char *upstream,
     ngx_uint_t models);
+static ngx_int_t ngx_http_llmproxy_health_plan_deployments(
+    ngx_http_llmproxy_health_t *h, cJSON *root, cJSON *providers);
+static ngx_int_t ngx_http_llmproxy_health_plan_models(
+    ngx_http_llmproxy_health_t *h, cJSON *providers);
+static ngx_uint_t ngx_http_llmproxy_health_iface(cJSON *p);
+static ngx_int_t ngx_http_llmproxy_health_url(ngx_http_llmproxy_check_t *c,
+    char *base, ngx_uint_t iface, const char *upstream);
+static ngx_int_t ngx_http_llmproxy_health_body(ngx_http_llmproxy_check_t *c,
+    ngx_uint_t iface, const char *upstream);
+static ngx_int_t ngx_http_llmproxy_health_headers(
+    ngx_http_llmproxy_check_t *c, cJSON *p, ngx_uint_t iface);
 static void ngx_http_llmproxy_health_run(ngx_http_llmproxy_health_t *h);
+static void ngx_http_llmproxy_health_easy(ngx_http_llmproxy_health_t *h,
+    ngx_http_llmproxy_check_t *c, CURLM *multi, long timeout);
+static void ngx_http_llmproxy_health_collect(CURLM *multi);
 static size_t ngx_http_llmproxy_health_write(char *data, size_t size,
     size_t n, void *user);
 static void ngx_http_llmproxy_health_free(ngx_http_llmproxy_health_t *h);
 static void ngx_http_llmproxy_health_publish(ngx_http_llmproxy_health_t *h);
+static u_char *ngx_http_llmproxy_health_metric(u_char *p, cJSON *item);
 
 
 static ngx_http_llmproxy_health_t  ngx_http_llmproxy_health;
@@ -249,10 +273,8 @@ ngx_http_llmproxy_health_thread(void *data, ngx_log_t *log)
 static ngx_int_t
 ngx_http_llmproxy_health_plan(ngx_http_llmproxy_health_t *h, cJSON *root)
 {
-    int          n;
-    cJSON       *settings, *v, *d, *p, *providers, *model, *prov, *up, *id;
-    const char  *name;
-    ngx_uint_t   patterns;
+    int     n;
+    cJSON  *settings, *v, *providers;
 
     settings = cJSON_GetObjectItemCaseSensitive(root, "settings");
 
@@ -279,6 +301,39 @@ ngx_http_llmproxy_health_plan(ngx_http_llmproxy_health_t *h, cJSON *root)
     if (h->do_health == 2) {
         h->do_health = (h->interval != 0);
     }
+
+    if (ngx_http_llmproxy_health_plan_deployments(h, root, providers)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    h->ndeployments = h->nchecks;
+
+    if (h->do_models == 2) {
+        h->do_models = h->has_patterns;
+    }
+
+    if (!h->do_models) {
+        return NGX_OK;
+    }
+
+    return ngx_http_llmproxy_health_plan_models(h, providers);
+}
+
+
+/*
+ * A health check per deployment, if health checks are due; the providers
+ * of pattern deployments are marked "_has_pattern" for the model lists.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_health_plan_deployments(ngx_http_llmproxy_health_t *h,
+    cJSON *root, cJSON *providers)
+{
+    cJSON       *v, *d, *p, *model, *prov, *up, *id;
+    const char  *name;
+    ngx_uint_t   patterns, pattern;
 
     patterns = 0;
 
@@ -311,32 +366,38 @@ ngx_http_llmproxy_health_plan(ngx_http_llmproxy_health_t *h, cJSON *root)
             continue;
         }
 
-        if (llmp_pattern_is(model->valuestring, strlen(model->valuestring))) {
+        pattern = llmp_pattern_is(model->valuestring,
+                                  strlen(model->valuestring));
+
+        if (pattern) {
             patterns = 1;
             cJSON_AddTrueToObject(p, "_has_pattern");
         }
 
         if (h->do_health
             && ngx_http_llmproxy_health_add(h, p, id->valuestring,
-                   llmp_pattern_is(model->valuestring,
-                                   strlen(model->valuestring))
-                   ? NULL : up->valuestring, 0)
+                                            pattern ? NULL : up->valuestring,
+                                            0)
                != NGX_OK)
         {
             return NGX_ERROR;
         }
     }
 
-    h->ndeployments = h->nchecks;
     h->has_patterns = patterns;
 
-    if (h->do_models == 2) {
-        h->do_models = patterns;
-    }
+    return NGX_OK;
+}
 
-    if (!h->do_models) {
-        return NGX_OK;
-    }
+
+/* a model list of each provider with a pattern deployment */
+
+static ngx_int_t
+ngx_http_llmproxy_health_plan_models(ngx_http_llmproxy_health_t *h,
+    cJSON *providers)
+{
+    cJSON       *p;
+    const char  *name;
 
     cJSON_ArrayForEach(p, providers) {
         name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p,
@@ -368,38 +429,17 @@ static ngx_int_t
 ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
     const char *id, const char *upstream, ngx_uint_t models)
 {
-    char                       *base, *key, *esc, *line, *q;
-    size_t                      len, n;
-    cJSON                      *v, *ifaces, *body;
+    char                       *base;
     ngx_uint_t                  iface;
     ngx_http_llmproxy_check_t  *c;
 
     base = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p,
                                                                  "api_base"));
-    key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p,
-                                                                "api_key"));
     if (base == NULL) {
         return NGX_OK;
     }
 
-    iface = 0;
-    ifaces = cJSON_GetObjectItemCaseSensitive(p, "interfaces");
-
-    cJSON_ArrayForEach(v, ifaces) {
-        if (!cJSON_IsString(v)) {
-            continue;
-        }
-
-        iface |= llmp_iface_by_name(v->valuestring,
-                                    strlen(v->valuestring));
-    }
-
-    iface = (iface & LLMP_IFACE_OPENAI)
-            ? LLMP_IFACE_OPENAI
-            : (iface & LLMP_IFACE_ANTHROPIC)
-            ? LLMP_IFACE_ANTHROPIC
-            : (iface & LLMP_IFACE_GEMINI)
-            ? LLMP_IFACE_GEMINI : 0;
+    iface = ngx_http_llmproxy_health_iface(p);
 
     /* model lists in OpenAI's shape only: what bridges answer */
 
@@ -417,7 +457,56 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
         return NGX_ERROR;
     }
 
-    /* the base without a trailing "/" or version, as the gateway uses it */
+    if (ngx_http_llmproxy_health_url(c, base, iface, upstream) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (upstream
+        && ngx_http_llmproxy_health_body(c, iface, upstream) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llmproxy_health_headers(c, p, iface);
+}
+
+
+/* the first interface of OpenAI, Anthropic, Gemini the provider speaks */
+
+static ngx_uint_t
+ngx_http_llmproxy_health_iface(cJSON *p)
+{
+    cJSON       *v;
+    ngx_uint_t   iface;
+
+    iface = 0;
+
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(p, "interfaces")) {
+        if (!cJSON_IsString(v)) {
+            continue;
+        }
+
+        iface |= llmp_iface_by_name(v->valuestring,
+                                    strlen(v->valuestring));
+    }
+
+    return (iface & LLMP_IFACE_OPENAI)
+           ? LLMP_IFACE_OPENAI
+           : (iface & LLMP_IFACE_ANTHROPIC)
+           ? LLMP_IFACE_ANTHROPIC
+           : (iface & LLMP_IFACE_GEMINI)
+           ? LLMP_IFACE_GEMINI : 0;
+}
+
+
+/* the base without a trailing "/" or version, as the gateway uses it */
+
+static ngx_int_t
+ngx_http_llmproxy_health_url(ngx_http_llmproxy_check_t *c, char *base,
+    ngx_uint_t iface, const char *upstream)
+{
+    char    *esc, *q;
+    size_t   len, n;
 
     len = strlen(base);
 
@@ -469,41 +558,70 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
 
     curl_free(esc);
 
-    if (upstream) {
-        body = cJSON_CreateObject();
-        if (body == NULL) {
-            return NGX_ERROR;
-        }
+    return NGX_OK;
+}
 
-        if (iface == LLMP_IFACE_GEMINI) {
-            v = cJSON_Parse("{\"contents\":[{\"role\":\"user\",\"parts\":"
-                            "[{\"text\":\"ping\"}]}],\"generationConfig\":"
-                            "{\"maxOutputTokens\":1}}");
-            cJSON_Delete(body);
-            body = v;
 
-        } else {
-            cJSON_AddStringToObject(body, "model", upstream);
-            cJSON_AddNumberToObject(body, "max_tokens", 1);
-            v = cJSON_AddArrayToObject(body, "messages");
-            v = cJSON_CreateObject();
-            cJSON_AddStringToObject(v, "role", "user");
-            cJSON_AddStringToObject(v, "content", "ping");
-            cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(body,
-                                                                  "messages"),
-                                 v);
-        }
+/* a chat of one token, "ping", in the interface's shape */
 
-        c->body = body ? cJSON_PrintUnformatted(body) : NULL;
-        cJSON_Delete(body);
+static ngx_int_t
+ngx_http_llmproxy_health_body(ngx_http_llmproxy_check_t *c,
+    ngx_uint_t iface, const char *upstream)
+{
+    cJSON  *v, *body;
 
-        if (c->body == NULL) {
-            return NGX_ERROR;
-        }
-
-        c->headers = curl_slist_append(c->headers,
-                                       "Content-Type: application/json");
+    body = cJSON_CreateObject();
+    if (body == NULL) {
+        return NGX_ERROR;
     }
+
+    if (iface == LLMP_IFACE_GEMINI) {
+        v = cJSON_Parse("{\"contents\":[{\"role\":\"user\",\"parts\":"
+                        "[{\"text\":\"ping\"}]}],\"generationConfig\":"
+                        "{\"maxOutputTokens\":1}}");
+        cJSON_Delete(body);
+        body = v;
+
+    } else {
+        cJSON_AddStringToObject(body, "model", upstream);
+        cJSON_AddNumberToObject(body, "max_tokens", 1);
+        v = cJSON_AddArrayToObject(body, "messages");
+        v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "role", "user");
+        cJSON_AddStringToObject(v, "content", "ping");
+        cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(body,
+                                                              "messages"),
+                             v);
+    }
+
+    c->body = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+
+    if (c->body == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->headers = curl_slist_append(c->headers,
+                                   "Content-Type: application/json");
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request's headers: the key and the provider's headers are secrets,
+ * never in the results.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_health_headers(ngx_http_llmproxy_check_t *c, cJSON *p,
+    ngx_uint_t iface)
+{
+    char   *key, *line;
+    cJSON  *v;
+
+    key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p,
+                                                                "api_key"));
 
     c->headers = curl_slist_append(c->headers, "User-Agent: llmproxy-health");
 
@@ -511,8 +629,6 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
         c->headers = curl_slist_append(c->headers,
                                        "anthropic-version: 2023-06-01");
     }
-
-    /* the key and the provider's headers: secrets, never in the results */
 
     line = malloc(64 + (key ? strlen(key) : 0));
     if (line == NULL) {
@@ -554,11 +670,9 @@ ngx_http_llmproxy_health_add(ngx_http_llmproxy_health_t *h, cJSON *p,
 static void
 ngx_http_llmproxy_health_run(ngx_http_llmproxy_health_t *h)
 {
-    int                         running, left;
+    int                         running;
     long                        timeout;
-    CURL                       *e;
     CURLM                      *multi;
-    CURLMsg                    *msg;
     ngx_uint_t                  i;
     ngx_http_llmproxy_check_t  *c;
 
@@ -574,39 +688,7 @@ ngx_http_llmproxy_health_run(ngx_http_llmproxy_health_t *h)
     }
 
     for (i = 0; i < h->nchecks; i++) {
-        c = &h->checks[i];
-
-        c->curl = curl_easy_init();
-        if (c->curl == NULL) {
-            ngx_cpystrn((u_char *) c->error, (u_char *) "no memory",
-                        sizeof(c->error));
-            continue;
-        }
-
-        e = c->curl;
-
-        curl_easy_setopt(e, CURLOPT_URL, c->url);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION,
-                         ngx_http_llmproxy_health_write);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->verify ? 1L : 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
-
-        if (h->ca) {
-            curl_easy_setopt(e, CURLOPT_CAINFO, h->ca);
-        }
-
-        if (c->body) {
-            curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-        }
-
-        curl_multi_add_handle(multi, e);
+        ngx_http_llmproxy_health_easy(h, &h->checks[i], multi, timeout);
     }
 
     do {
@@ -619,6 +701,78 @@ ngx_http_llmproxy_health_run(ngx_http_llmproxy_health_t *h)
         }
 
     } while (running && !ngx_terminate && !ngx_exiting);
+
+    ngx_http_llmproxy_health_collect(multi);
+
+    for (i = 0; i < h->nchecks; i++) {
+        c = &h->checks[i];
+
+        if (c->curl) {
+            curl_multi_remove_handle(multi, c->curl);
+            curl_easy_cleanup(c->curl);
+            c->curl = NULL;
+        }
+
+        if (c->status == 0 && c->error[0] == '\0') {
+            ngx_cpystrn((u_char *) c->error, (u_char *) "no answer",
+                        sizeof(c->error));
+        }
+    }
+
+    curl_multi_cleanup(multi);
+}
+
+
+/* a check's curl handle, into the round's multi handle */
+
+static void
+ngx_http_llmproxy_health_easy(ngx_http_llmproxy_health_t *h,
+    ngx_http_llmproxy_check_t *c, CURLM *multi, long timeout)
+{
+    CURL  *e;
+
+    c->curl = curl_easy_init();
+    if (c->curl == NULL) {
+        ngx_cpystrn((u_char *) c->error, (u_char *) "no memory",
+                    sizeof(c->error));
+        return;
+    }
+
+    e = c->curl;
+
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION,
+                     ngx_http_llmproxy_health_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
+
+    if (h->ca) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca);
+    }
+
+    if (c->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    }
+
+    curl_multi_add_handle(multi, e);
+}
+
+
+/* each finished transfer's status, time or error into its check */
+
+static void
+ngx_http_llmproxy_health_collect(CURLM *multi)
+{
+    int                         left;
+    CURLMsg                    *msg;
+    ngx_http_llmproxy_check_t  *c;
 
     while ((msg = curl_multi_info_read(multi, &left))) {
         if (msg->msg != CURLMSG_DONE) {
@@ -644,23 +798,6 @@ ngx_http_llmproxy_health_run(ngx_http_llmproxy_health_t *h)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
                           &c->status);
     }
-
-    for (i = 0; i < h->nchecks; i++) {
-        c = &h->checks[i];
-
-        if (c->curl) {
-            curl_multi_remove_handle(multi, c->curl);
-            curl_easy_cleanup(c->curl);
-            c->curl = NULL;
-        }
-
-        if (c->status == 0 && c->error[0] == '\0') {
-            ngx_cpystrn((u_char *) c->error, (u_char *) "no answer",
-                        sizeof(c->error));
-        }
-    }
-
-    curl_multi_cleanup(multi);
 }
 
 
@@ -712,16 +849,6 @@ ngx_http_llmproxy_health_done(ngx_event_t *ev)
 {
     ngx_http_llmproxy_health_t *h = ev->data;
 
-    time_t                           now;
-    cJSON                           *deps, *lists, *item, *list, *answer;
-    cJSON                           *v, *name, *prev;
-    ngx_str_t                        id;
-    ngx_uint_t                       i, healthy, n;
-    const char                      *was;
-    ngx_http_llmproxy_check_t       *c;
-    ngx_http_llmproxy_settings_t     s;
-    ngx_http_llmproxy_deployment_t   d;
-
     h->busy = 0;
     h->generation = h->blob_generation;
 
@@ -733,168 +860,19 @@ ngx_http_llmproxy_health_done(ngx_event_t *ev)
         goto next;
     }
 
-    now = ngx_time();
+    ngx_log_debug3(NGX_LOG_DEBUG_CORE, ev->log, 0,
+                   "llmproxy health: round done, %ui checks, %ui of "
+                   "deployments, generation %ui", h->nchecks,
+                   h->ndeployments, h->generation);
 
     if (h->do_health || h->interval == 0) {
         h->last_health = ngx_current_msec;
-
-        /* the last verdicts: a change is logged, not every failure */
-
-        prev = cJSON_CreateObject();
-        v = cJSON_DetachItemFromObjectCaseSensitive(h->state, "deployments");
-
-        if (prev == NULL || v == NULL
-            || !cJSON_AddItemToObject(prev, "deployments", v))
-        {
-            cJSON_Delete(v);
-        }
-
-        cJSON_DeleteItemFromObjectCaseSensitive(h->state,
-                                                "interval_seconds");
-
-        deps = cJSON_AddArrayToObject(h->state, "deployments");
-        cJSON_AddNumberToObject(h->state, "interval_seconds",
-                                (double) h->interval / 1000);
-
-        ngx_memzero(&s, sizeof(ngx_http_llmproxy_settings_t));
-        s.allowed_fails = 1;
-
-        for (i = 0; deps && i < h->ndeployments; i++) {
-            c = &h->checks[i];
-
-            healthy = (c->status >= 200 && c->status < 300);
-
-            id.data = (u_char *) c->id;
-            id.len = ngx_strlen(c->id);
-            was = ngx_http_llmproxy_health_of(prev, &id);
-
-            if (healthy && was && was[0] == 'u') {
-                ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
-                              "llmproxy: deployment \"%s\" is healthy "
-                              "again", c->id);
-            }
-
-            item = cJSON_CreateObject();
-            if (item == NULL) {
-                break;
-            }
-
-            cJSON_AddItemToArray(deps, item);
-            cJSON_AddStringToObject(item, "deployment", c->id);
-            cJSON_AddBoolToObject(item, "healthy", healthy);
-            cJSON_AddNumberToObject(item, "status", (double) c->status);
-            cJSON_AddNumberToObject(item, "latency_ms",
-                                    (double) (ngx_msec_t) (c->secs * 1000));
-            cJSON_AddNumberToObject(item, "checked_at", (double) now);
-
-            if (!healthy) {
-                if (c->error[0] == '\0') {
-                    ngx_snprintf((u_char *) c->error, sizeof(c->error),
-                                 "status %l%Z", c->status);
-                }
-
-                cJSON_AddStringToObject(item, "error", c->error);
-
-                /*
-                 * until the next check has spoken: no user request goes
-                 * there meanwhile (unless nothing else is left)
-                 */
-
-                d.id.data = (u_char *) c->id;
-                d.id.len = ngx_strlen(c->id);
-                d.hash = ngx_crc32_short(d.id.data, d.id.len);
-
-                ngx_http_llmproxy_cooldown_fail(h->zctx, &d, &s,
-                    ngx_max(h->cooldown, h->interval + 2000));
-
-                if (was == NULL || was[0] == 'h') {
-                    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                                  "llmproxy: health check of \"%s\" "
-                                  "failed: %s", c->id, c->error);
-                }
-            }
-        }
-
-        cJSON_Delete(prev);
+        ngx_http_llmproxy_health_verdicts(h, ev->log);
     }
 
     if (h->do_models || !h->has_patterns) {
         h->last_models = ngx_current_msec;
-
-        lists = cJSON_GetObjectItemCaseSensitive(h->state, "models");
-
-        if (!h->has_patterns) {
-            cJSON_DeleteItemFromObjectCaseSensitive(h->state, "models");
-            lists = NULL;
-
-        } else if (lists == NULL) {
-            lists = cJSON_AddObjectToObject(h->state, "models");
-        }
-
-        for (i = h->ndeployments; lists && i < h->nchecks; i++) {
-            c = &h->checks[i];
-
-            answer = (c->status >= 200 && c->status < 300 && c->answer
-                      && !c->failed)
-                     ? cJSON_Parse(c->answer) : NULL;
-
-            if (answer == NULL) {
-                /* the last list stays until the provider answers again */
-                if (c->status || c->error[0]) {
-                    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                                  "llmproxy: model list of provider \"%s\" "
-                                  "not read: %s%l", c->id,
-                                  c->error[0] ? c->error : "status ",
-                                  c->error[0] ? 0L : c->status);
-                }
-
-                continue;
-            }
-
-            list = cJSON_CreateArray();
-            n = 0;
-
-            cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(answer,
-                                                                   "data"))
-            {
-                name = cJSON_GetObjectItemCaseSensitive(v, "id");
-
-                if (list == NULL || n >= NGX_HTTP_LLMPROXY_LISTED_MAX
-                    || !cJSON_IsString(name)
-                    || !llmp_pattern_name_ok(name->valuestring,
-                                             strlen(name->valuestring)))
-                {
-                    continue;
-                }
-
-                cJSON_AddItemToArray(list,
-                                     cJSON_CreateString(name->valuestring));
-                n++;
-            }
-
-            cJSON_Delete(answer);
-
-            if (list) {
-                cJSON_DeleteItemFromObjectCaseSensitive(lists, c->id);
-                cJSON_AddItemToObject(lists, c->id, list);
-            }
-        }
-
-        /* providers gone from the config */
-
-        for (v = lists ? lists->child : NULL; v; v = item) {
-            item = v->next;
-
-            for (i = h->ndeployments; i < h->nchecks; i++) {
-                if (strcmp(h->checks[i].id, v->string) == 0) {
-                    break;
-                }
-            }
-
-            if (i == h->nchecks) {
-                cJSON_DeleteItemFromObjectCaseSensitive(lists, v->string);
-            }
-        }
+        ngx_http_llmproxy_health_lists(h, ev->log);
     }
 
     ngx_http_llmproxy_health_publish(h);
@@ -905,6 +883,226 @@ next:
 
     if (!ngx_exiting && !ngx_terminate) {
         ngx_add_timer(&h->timer, NGX_HTTP_LLMPROXY_HEALTH_TICK);
+    }
+}
+
+
+/* the deployments' checks into the state, replacing the last verdicts */
+
+static void
+ngx_http_llmproxy_health_verdicts(ngx_http_llmproxy_health_t *h,
+    ngx_log_t *log)
+{
+    time_t       now;
+    cJSON       *deps, *v, *prev;
+    ngx_uint_t   i;
+
+    now = ngx_time();
+
+    /* the last verdicts: a change is logged, not every failure */
+
+    prev = cJSON_CreateObject();
+    v = cJSON_DetachItemFromObjectCaseSensitive(h->state, "deployments");
+
+    if (prev == NULL || v == NULL
+        || !cJSON_AddItemToObject(prev, "deployments", v))
+    {
+        cJSON_Delete(v);
+    }
+
+    cJSON_DeleteItemFromObjectCaseSensitive(h->state, "interval_seconds");
+
+    deps = cJSON_AddArrayToObject(h->state, "deployments");
+    cJSON_AddNumberToObject(h->state, "interval_seconds",
+                            (double) h->interval / 1000);
+
+    for (i = 0; deps && i < h->ndeployments; i++) {
+        if (ngx_http_llmproxy_health_verdict(h, &h->checks[i], deps, prev,
+                                             now, log)
+            != NGX_OK)
+        {
+            break;
+        }
+    }
+
+    cJSON_Delete(prev);
+}
+
+
+/*
+ * One deployment's verdict into the state; a failed one is cooled down
+ * until the next check has spoken.  NGX_ERROR: no memory.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_health_verdict(ngx_http_llmproxy_health_t *h,
+    ngx_http_llmproxy_check_t *c, cJSON *deps, cJSON *prev, time_t now,
+    ngx_log_t *log)
+{
+    cJSON                           *item;
+    ngx_str_t                        id;
+    ngx_uint_t                       healthy;
+    const char                      *was;
+    ngx_http_llmproxy_settings_t     s;
+    ngx_http_llmproxy_deployment_t   d;
+
+    healthy = (c->status >= 200 && c->status < 300);
+
+    id.data = (u_char *) c->id;
+    id.len = ngx_strlen(c->id);
+    was = ngx_http_llmproxy_health_of(prev, &id);
+
+    if (healthy && was && was[0] == 'u') {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "llmproxy: deployment \"%s\" is healthy again", c->id);
+    }
+
+    item = cJSON_CreateObject();
+    if (item == NULL) {
+        return NGX_ERROR;
+    }
+
+    cJSON_AddItemToArray(deps, item);
+    cJSON_AddStringToObject(item, "deployment", c->id);
+    cJSON_AddBoolToObject(item, "healthy", healthy);
+    cJSON_AddNumberToObject(item, "status", (double) c->status);
+    cJSON_AddNumberToObject(item, "latency_ms",
+                            (double) (ngx_msec_t) (c->secs * 1000));
+    cJSON_AddNumberToObject(item, "checked_at", (double) now);
+
+    if (healthy) {
+        return NGX_OK;
+    }
+
+    if (c->error[0] == '\0') {
+        ngx_snprintf((u_char *) c->error, sizeof(c->error), "status %l%Z",
+                     c->status);
+    }
+
+    cJSON_AddStringToObject(item, "error", c->error);
+
+    /*
+     * until the next check has spoken: no user request goes there
+     * meanwhile (unless nothing else is left)
+     */
+
+    ngx_memzero(&s, sizeof(ngx_http_llmproxy_settings_t));
+    s.allowed_fails = 1;
+
+    d.id = id;
+    d.hash = ngx_crc32_short(d.id.data, d.id.len);
+
+    ngx_http_llmproxy_cooldown_fail(h->zctx, &d, &s,
+                                    ngx_max(h->cooldown, h->interval + 2000));
+
+    if (was == NULL || was[0] == 'h') {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "llmproxy: health check of \"%s\" failed: %s",
+                      c->id, c->error);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the providers' model lists into the state; none without patterns */
+
+static void
+ngx_http_llmproxy_health_lists(ngx_http_llmproxy_health_t *h,
+    ngx_log_t *log)
+{
+    cJSON       *lists, *v, *next;
+    ngx_uint_t   i;
+
+    lists = cJSON_GetObjectItemCaseSensitive(h->state, "models");
+
+    if (!h->has_patterns) {
+        cJSON_DeleteItemFromObjectCaseSensitive(h->state, "models");
+        return;
+    }
+
+    if (lists == NULL) {
+        lists = cJSON_AddObjectToObject(h->state, "models");
+
+        if (lists == NULL) {
+            return;
+        }
+    }
+
+    for (i = h->ndeployments; i < h->nchecks; i++) {
+        ngx_http_llmproxy_health_list(&h->checks[i], lists, log);
+    }
+
+    /* providers gone from the config */
+
+    for (v = lists->child; v; v = next) {
+        next = v->next;
+
+        for (i = h->ndeployments; i < h->nchecks; i++) {
+            if (strcmp(h->checks[i].id, v->string) == 0) {
+                break;
+            }
+        }
+
+        if (i == h->nchecks) {
+            cJSON_DeleteItemFromObjectCaseSensitive(lists, v->string);
+        }
+    }
+}
+
+
+/*
+ * A provider's answer to GET /v1/models: the ids that are valid model
+ * names, at most NGX_HTTP_LLMPROXY_LISTED_MAX of them.  The last list
+ * stays until the provider answers again.
+ */
+
+static void
+ngx_http_llmproxy_health_list(ngx_http_llmproxy_check_t *c, cJSON *lists,
+    ngx_log_t *log)
+{
+    cJSON       *answer, *list, *v, *name;
+    ngx_uint_t   n;
+
+    answer = (c->status >= 200 && c->status < 300 && c->answer
+              && !c->failed)
+             ? cJSON_Parse(c->answer) : NULL;
+
+    if (answer == NULL) {
+        if (c->status || c->error[0]) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "llmproxy: model list of provider \"%s\" "
+                          "not read: %s%l", c->id,
+                          c->error[0] ? c->error : "status ",
+                          c->error[0] ? 0L : c->status);
+        }
+
+        return;
+    }
+
+    list = cJSON_CreateArray();
+    n = 0;
+
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(answer, "data")) {
+        name = cJSON_GetObjectItemCaseSensitive(v, "id");
+
+        if (list == NULL || n >= NGX_HTTP_LLMPROXY_LISTED_MAX
+            || !cJSON_IsString(name)
+            || !llmp_pattern_name_ok(name->valuestring,
+                                     strlen(name->valuestring)))
+        {
+            continue;
+        }
+
+        cJSON_AddItemToArray(list, cJSON_CreateString(name->valuestring));
+        n++;
+    }
+
+    cJSON_Delete(answer);
+
+    if (list) {
+        cJSON_DeleteItemFromObjectCaseSensitive(lists, c->id);
+        cJSON_AddItemToObject(lists, c->id, list);
     }
 }
 
@@ -1038,9 +1236,14 @@ ngx_int_t
 ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
     ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *out)
 {
-    u_char  *p, *s;
-    cJSON   *doc, *item, *v;
+    u_char  *p;
+    cJSON   *doc, *item, *v, *deps;
     size_t   len;
+
+    static ngx_str_t  head = ngx_string(
+        "# HELP llmproxy_deployment_healthy 1 if the last health "
+        "check of the deployment passed.\n"
+        "# TYPE llmproxy_deployment_healthy gauge\n");
 
     ngx_str_null(out);
 
@@ -1049,21 +1252,15 @@ ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    len = sizeof("# HELP llmproxy_deployment_healthy 1 if the last health "
-                 "check of the deployment passed.\n"
-                 "# TYPE llmproxy_deployment_healthy gauge\n");
+    deps = cJSON_GetObjectItemCaseSensitive(doc, "deployments");
+    len = head.len + 1;
 
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc,
-                                                              "deployments"))
-    {
+    cJSON_ArrayForEach(item, deps) {
         v = cJSON_GetObjectItemCaseSensitive(item, "deployment");
         len += cJSON_IsString(v) ? 2 * ngx_strlen(v->valuestring) + 64 : 0;
     }
 
-    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc,
-                                                            "deployments"))
-        == 0)
-    {
+    if (cJSON_GetArraySize(deps) == 0) {
         cJSON_Delete(doc);
         return NGX_OK;
     }
@@ -1076,45 +1273,10 @@ ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
 
     out->data = p;
 
-    p = ngx_cpymem(p, "# HELP llmproxy_deployment_healthy 1 if the last "
-                   "health check of the deployment passed.\n"
-                   "# TYPE llmproxy_deployment_healthy gauge\n",
-                   sizeof("# HELP llmproxy_deployment_healthy 1 if the last "
-                          "health check of the deployment passed.\n"
-                          "# TYPE llmproxy_deployment_healthy gauge\n") - 1);
+    p = ngx_cpymem(p, head.data, head.len);
 
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(doc,
-                                                              "deployments"))
-    {
-        v = cJSON_GetObjectItemCaseSensitive(item, "deployment");
-        if (!cJSON_IsString(v)) {
-            continue;
-        }
-
-        p = ngx_cpymem(p, "llmproxy_deployment_healthy{deployment=\"",
-                       sizeof("llmproxy_deployment_healthy{deployment=\"")
-                       - 1);
-
-        /* ids are config names: escape what Prometheus escapes */
-
-        for (s = (u_char *) v->valuestring; *s; s++) {
-            if (*s == '"' || *s == '\\') {
-                *p++ = '\\';
-                *p++ = *s;
-
-            } else if (*s == '\n') {
-                *p++ = '\\';
-                *p++ = 'n';
-
-            } else {
-                *p++ = *s;
-            }
-        }
-
-        p = ngx_sprintf(p, "\"} %d\n",
-                        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item,
-                                                                "healthy"))
-                        ? 1 : 0);
+    cJSON_ArrayForEach(item, deps) {
+        p = ngx_http_llmproxy_health_metric(p, item);
     }
 
     out->len = p - out->data;
@@ -1122,6 +1284,43 @@ ngx_http_llmproxy_health_metrics(ngx_http_request_t *r,
     cJSON_Delete(doc);
 
     return NGX_OK;
+}
+
+
+/* one deployment's line; ids are config names: escape what Prometheus does */
+
+static u_char *
+ngx_http_llmproxy_health_metric(u_char *p, cJSON *item)
+{
+    u_char  *s;
+    cJSON   *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(item, "deployment");
+    if (!cJSON_IsString(v)) {
+        return p;
+    }
+
+    p = ngx_cpymem(p, "llmproxy_deployment_healthy{deployment=\"",
+                   sizeof("llmproxy_deployment_healthy{deployment=\"") - 1);
+
+    for (s = (u_char *) v->valuestring; *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            *p++ = '\\';
+            *p++ = *s;
+
+        } else if (*s == '\n') {
+            *p++ = '\\';
+            *p++ = 'n';
+
+        } else {
+            *p++ = *s;
+        }
+    }
+
+    return ngx_sprintf(p, "\"} %d\n",
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item,
+                                                                 "healthy"))
+                       ? 1 : 0);
 }
 
 

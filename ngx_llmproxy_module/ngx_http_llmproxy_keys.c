@@ -42,6 +42,13 @@ typedef struct {
 static void ngx_http_llmproxy_keys_digest(ngx_str_t *key, u_char *digest);
 static ngx_uint_t ngx_http_llmproxy_keys_slot(u_char *p, size_t len);
 static size_t ngx_http_llmproxy_keys_chunk(size_t size);
+static size_t ngx_http_llmproxy_keys_data_len(
+    ngx_http_llmproxy_key_row_t *row);
+static ngx_http_llmproxy_key_node_t *ngx_http_llmproxy_keys_renew(
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_http_llmproxy_key_node_t **pn,
+    ngx_http_llmproxy_key_node_t *old, size_t size, u_char *digest);
+static void ngx_http_llmproxy_keys_fill(ngx_http_llmproxy_key_node_t *node,
+    ngx_http_llmproxy_key_row_t *row, size_t data_len);
 static ngx_uint_t ngx_http_llmproxy_keys_bucket(ngx_http_llmproxy_shctx_t *sh,
     u_char *digest);
 static ngx_http_llmproxy_key_node_t **ngx_http_llmproxy_keys_find(
@@ -54,6 +61,8 @@ static void ngx_http_llmproxy_keys_hide_limits(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t retry);
 static u_char *ngx_http_llmproxy_keys_retry_after(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, u_char *p);
+static u_char *ngx_http_llmproxy_keys_limit_value(
+    ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t which, time_t left, u_char *p);
 static const char *ngx_http_llmproxy_keys_unusable(
     ngx_http_llmproxy_key_node_t *node, time_t now);
 static ngx_int_t ngx_http_llmproxy_keys_limits(ngx_http_llmproxy_ctx_t *ctx,
@@ -551,23 +560,69 @@ ngx_http_llmproxy_keys_allow(ngx_http_llmproxy_key_t *key, ngx_str_t *name,
 }
 
 
+/*
+ * A key's row into the zone, in the poller's thread: changed in place
+ * when it fits the node's chunk, else in a new node.
+ */
+
 ngx_int_t
 ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_http_llmproxy_key_row_t *row)
 {
-    u_char                        *p;
-    double                         pending;
     size_t                         size, data_len;
-    u_short                        len;
-    uint32_t                       window, requests, tokens;
-    uint32_t                       others_requests, others_tokens;
-    ngx_str_t                     *s;
-    ngx_uint_t                     i, n;
-    ngx_array_t                   *lists[2];
-    ngx_http_llmproxy_shctx_t     *sh;
     ngx_http_llmproxy_key_node_t  *node, *old, **pn;
 
-    sh = zctx->sh;
+    data_len = ngx_http_llmproxy_keys_data_len(row);
+
+    if (data_len > 65535 || row->alias.len > 65535) {
+        return NGX_DECLINED;
+    }
+
+    size = offsetof(ngx_http_llmproxy_key_node_t, data) + data_len;
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    pn = ngx_http_llmproxy_keys_find(zctx->sh, row->digest);
+    old = pn ? *pn : NULL;
+
+    if (old
+        && size <= ngx_http_llmproxy_keys_chunk(
+                       offsetof(ngx_http_llmproxy_key_node_t, data)
+                       + old->data_len))
+    {
+        /*
+         * in place: a change that fits the node's chunk (a revocation, a
+         * new spend) needs no memory, so a full zone cannot delay it
+         */
+        node = old;
+
+    } else {
+        node = ngx_http_llmproxy_keys_renew(zctx, pn, old, size,
+                                            row->digest);
+        if (node == NULL) {
+            /* the poller logs it once, and reports the zone full */
+            ngx_shmtx_unlock(&zctx->shpool->mutex);
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_http_llmproxy_keys_fill(node, row, data_len);
+
+    ngx_shmtx_unlock(&zctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* the bytes of a node's strings: the alias, each model and group name */
+
+static size_t
+ngx_http_llmproxy_keys_data_len(ngx_http_llmproxy_key_row_t *row)
+{
+    size_t        data_len;
+    ngx_str_t    *s;
+    ngx_uint_t    i, n;
+    ngx_array_t  *lists[2];
 
     lists[0] = row->models;
     lists[1] = row->groups;
@@ -582,29 +637,30 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
         }
     }
 
-    if (data_len > 65535 || row->alias.len > 65535) {
-        return NGX_DECLINED;
-    }
+    return data_len;
+}
 
-    size = offsetof(ngx_http_llmproxy_key_node_t, data) + data_len;
 
-    ngx_shmtx_lock(&zctx->shpool->mutex);
+/*
+ * A new node for a key, in its bucket, with this minute's counts and the
+ * pending spend of the old node it replaces, if any; the lock is held.
+ * The old node goes first, so its chunk counts for the new one; until
+ * the new one fits the key is unknown (refused), and the poller reads its
+ * row again.
+ */
 
-    pn = ngx_http_llmproxy_keys_find(sh, row->digest);
-    old = pn ? *pn : NULL;
+static ngx_http_llmproxy_key_node_t *
+ngx_http_llmproxy_keys_renew(ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_http_llmproxy_key_node_t **pn, ngx_http_llmproxy_key_node_t *old,
+    size_t size, u_char *digest)
+{
+    double                         pending;
+    uint32_t                       window, requests, tokens;
+    uint32_t                       others_requests, others_tokens;
+    ngx_http_llmproxy_shctx_t     *sh;
+    ngx_http_llmproxy_key_node_t  *node;
 
-    if (old
-        && size <= ngx_http_llmproxy_keys_chunk(
-                       offsetof(ngx_http_llmproxy_key_node_t, data)
-                       + old->data_len))
-    {
-        /*
-         * in place: a change that fits the node's chunk (a revocation, a
-         * new spend) needs no memory, so a full zone cannot delay it
-         */
-        node = old;
-        goto fill;
-    }
+    sh = zctx->sh;
 
     pending = 0;
     window = 0;
@@ -614,11 +670,6 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     others_tokens = 0;
 
     if (old) {
-        /*
-         * the old node goes first, so its chunk counts for the new one;
-         * until the new one fits the key is unknown (refused), and the
-         * poller reads its row again
-         */
         pending = old->pending;
         window = old->window;
         requests = old->requests;
@@ -633,9 +684,7 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
 
     node = ngx_slab_alloc_locked(zctx->shpool, size);
     if (node == NULL) {
-        /* the poller logs it once, and reports the zone full */
-        ngx_shmtx_unlock(&zctx->shpool->mutex);
-        return NGX_ERROR;
+        return NULL;
     }
 
     node->pending = pending;
@@ -645,17 +694,30 @@ ngx_http_llmproxy_keys_upsert(ngx_http_llmproxy_zone_ctx_t *zctx,
     node->others_requests = others_requests;
     node->others_tokens = others_tokens;
 
-    pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, row->digest)];
+    pn = &sh->keys[ngx_http_llmproxy_keys_bucket(sh, digest)];
     node->next = *pn;
     *pn = node;
     (void) ngx_atomic_fetch_add(&sh->nkeys, 1);
 
-fill:
+    return node;
+}
 
-    /*
-     * this minute's counts and the spend not yet in the database (usage
-     * records carry it there) stay with a node changed in place
-     */
+
+/*
+ * The row's fields and strings into the node; this minute's counts and
+ * the spend not yet in the database (usage records carry it there) stay
+ * with a node changed in place.  The lock is held.
+ */
+
+static void
+ngx_http_llmproxy_keys_fill(ngx_http_llmproxy_key_node_t *node,
+    ngx_http_llmproxy_key_row_t *row, size_t data_len)
+{
+    u_char       *p;
+    u_short       len;
+    ngx_str_t    *s;
+    ngx_uint_t    i, n;
+    ngx_array_t  *lists[2];
 
     ngx_memcpy(node->digest, row->digest, 32);
     node->max_budget = row->max_budget;
@@ -671,6 +733,9 @@ fill:
     node->ngroups = (u_short) row->groups->nelts;
     node->data_len = (u_short) data_len;
 
+    lists[0] = row->models;
+    lists[1] = row->groups;
+
     p = ngx_cpymem(node->data, row->alias.data, row->alias.len);
 
     for (n = 0; n < 2; n++) {
@@ -682,10 +747,6 @@ fill:
             p = ngx_cpymem(p, s[i].data, len);
         }
     }
-
-    ngx_shmtx_unlock(&zctx->shpool->mutex);
-
-    return NGX_OK;
 }
 
 
@@ -877,36 +938,9 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
         }
 
         start = p;
-
-        switch (ngx_http_llmproxy_rl[i].which) {
-
-        case 0:
-            p = ngx_sprintf(p, "%uD", ctx->key.rpm);
-            break;
-
-        case 1:
-            p = ngx_sprintf(p, "%uD", ctx->key.requests_left);
-            break;
-
-        case 3:
-            p = ngx_sprintf(p, "%uD", ctx->key.tpm);
-            break;
-
-        case 4:
-            p = ngx_sprintf(p, "%uD", ctx->key.tokens_left);
-            break;
-
-        default:
-
-            /* as OpenAI writes it: "17s", "1m0s" */
-
-            if (left >= 60) {
-                p = ngx_sprintf(p, "%Tm%Ts", left / 60, left % 60);
-
-            } else {
-                p = ngx_sprintf(p, "%Ts", left);
-            }
-        }
+        p = ngx_http_llmproxy_keys_limit_value(ctx,
+                                               ngx_http_llmproxy_rl[i].which,
+                                               left, p);
 
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
@@ -921,6 +955,39 @@ ngx_http_llmproxy_keys_headers(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* a rate limit header's value: a limit, what is left of it, or the reset */
+
+static u_char *
+ngx_http_llmproxy_keys_limit_value(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_uint_t which, time_t left, u_char *p)
+{
+    switch (which) {
+
+    case 0:
+        return ngx_sprintf(p, "%uD", ctx->key.rpm);
+
+    case 1:
+        return ngx_sprintf(p, "%uD", ctx->key.requests_left);
+
+    case 3:
+        return ngx_sprintf(p, "%uD", ctx->key.tpm);
+
+    case 4:
+        return ngx_sprintf(p, "%uD", ctx->key.tokens_left);
+
+    default:
+
+        /* as OpenAI writes it: "17s", "1m0s" */
+
+        if (left >= 60) {
+            return ngx_sprintf(p, "%Tm%Ts", left / 60, left % 60);
+        }
+
+        return ngx_sprintf(p, "%Ts", left);
+    }
 }
 
 

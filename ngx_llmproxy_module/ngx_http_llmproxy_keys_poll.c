@@ -93,6 +93,10 @@ static void ngx_http_llmproxy_db_windows_done(ngx_http_llmproxy_db_t *db,
     ngx_log_t *log);
 static ngx_int_t ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db,
     uint32_t minute, const char *start);
+static void ngx_http_llmproxy_db_windows_arrays(ngx_http_llmproxy_db_t *db,
+    ngx_uint_t n, ngx_uint_t deployments);
+static ngx_int_t ngx_http_llmproxy_db_windows_insert(
+    ngx_http_llmproxy_db_t *db, const char *start);
 static ngx_int_t ngx_http_llmproxy_db_windows_in(ngx_http_llmproxy_db_t *db,
     uint32_t minute, const char *start);
 
@@ -429,13 +433,7 @@ static ngx_int_t
 ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db, uint32_t minute,
     const char *start)
 {
-    u_char      *k, *r, *t;
-    ngx_uint_t   i, j, n, from, keys;
-    PGresult    *res;
-
-    const char  *values[5];
-
-    static u_char  hex[] = "0123456789abcdef";
+    ngx_uint_t  n, from, keys;
 
     from = 0;
     keys = 0;
@@ -468,69 +466,104 @@ ngx_http_llmproxy_db_windows_out(ngx_http_llmproxy_db_t *db, uint32_t minute,
             continue;
         }
 
-        k = (u_char *) db->arrays[0];
-        r = (u_char *) db->arrays[1];
-        t = (u_char *) db->arrays[2];
+        ngx_http_llmproxy_db_windows_arrays(db, n, keys == 1);
 
-        *k++ = '{';
-        *r++ = '{';
-        *t++ = '{';
-
-        for (i = 0; i < n; i++) {
-            if (i) {
-                *k++ = ',';
-                *r++ = ',';
-                *t++ = ',';
-            }
-
-            if (keys == 1) {
-                k = ngx_sprintf(k, "deployment:%016xL",
-                                ((uint64_t *) db->digests)[i]);
-
-            } else {
-                for (j = 0; j < 32; j++) {
-                    *k++ = hex[db->digests[32 * i + j] >> 4];
-                    *k++ = hex[db->digests[32 * i + j] & 0xf];
-                }
-            }
-
-            r = ngx_sprintf(r, "%uD", db->counts[2 * i]);
-            t = ngx_sprintf(t, "%uD", db->counts[2 * i + 1]);
-        }
-
-        *k++ = '}';
-        *r++ = '}';
-        *t++ = '}';
-        *k = '\0';
-        *r = '\0';
-        *t = '\0';
-
-        values[0] = db->node;
-        values[1] = start;
-        values[2] = db->arrays[0];
-        values[3] = db->arrays[1];
-        values[4] = db->arrays[2];
-
-        res = PQexecParams(db->conn,
-            "INSERT INTO llmproxy_rate_windows"
-            " (node, key_hash, window_start, requests, tokens)"
-            " SELECT $1, k, to_timestamp($2::bigint), r, t"
-            " FROM unnest($3::text[], $4::bigint[], $5::bigint[])"
-            " AS u(k, r, t)"
-            " ON CONFLICT (window_start, key_hash, node) DO UPDATE"
-            " SET requests = excluded.requests, tokens = excluded.tokens",
-            5, NULL, values, NULL, NULL, 0);
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            ngx_cpystrn((u_char *) db->windows_err,
-                        (u_char *) PQerrorMessage(db->conn),
-                        sizeof(db->windows_err));
-            PQclear(res);
+        if (ngx_http_llmproxy_db_windows_insert(db, start) != NGX_OK) {
             return NGX_ERROR;
         }
-
-        PQclear(res);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The windows read as three PostgreSQL array literals: the key hashes (or
+ * "deployment:" and a deployment's hash), the requests and the tokens.
+ */
+
+static void
+ngx_http_llmproxy_db_windows_arrays(ngx_http_llmproxy_db_t *db,
+    ngx_uint_t n, ngx_uint_t deployments)
+{
+    u_char      *k, *r, *t;
+    ngx_uint_t   i, j;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    k = (u_char *) db->arrays[0];
+    r = (u_char *) db->arrays[1];
+    t = (u_char *) db->arrays[2];
+
+    *k++ = '{';
+    *r++ = '{';
+    *t++ = '{';
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *k++ = ',';
+            *r++ = ',';
+            *t++ = ',';
+        }
+
+        if (deployments) {
+            k = ngx_sprintf(k, "deployment:%016xL",
+                            ((uint64_t *) db->digests)[i]);
+
+        } else {
+            for (j = 0; j < 32; j++) {
+                *k++ = hex[db->digests[32 * i + j] >> 4];
+                *k++ = hex[db->digests[32 * i + j] & 0xf];
+            }
+        }
+
+        r = ngx_sprintf(r, "%uD", db->counts[2 * i]);
+        t = ngx_sprintf(t, "%uD", db->counts[2 * i + 1]);
+    }
+
+    *k++ = '}';
+    *r++ = '}';
+    *t++ = '}';
+    *k = '\0';
+    *r = '\0';
+    *t = '\0';
+}
+
+
+/* this node's counts of one minute, replacing what it wrote before */
+
+static ngx_int_t
+ngx_http_llmproxy_db_windows_insert(ngx_http_llmproxy_db_t *db,
+    const char *start)
+{
+    PGresult    *res;
+    const char  *values[5];
+
+    values[0] = db->node;
+    values[1] = start;
+    values[2] = db->arrays[0];
+    values[3] = db->arrays[1];
+    values[4] = db->arrays[2];
+
+    res = PQexecParams(db->conn,
+        "INSERT INTO llmproxy_rate_windows"
+        " (node, key_hash, window_start, requests, tokens)"
+        " SELECT $1, k, to_timestamp($2::bigint), r, t"
+        " FROM unnest($3::text[], $4::bigint[], $5::bigint[])"
+        " AS u(k, r, t)"
+        " ON CONFLICT (window_start, key_hash, node) DO UPDATE"
+        " SET requests = excluded.requests, tokens = excluded.tokens",
+        5, NULL, values, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        ngx_cpystrn((u_char *) db->windows_err,
+                    (u_char *) PQerrorMessage(db->conn),
+                    sizeof(db->windows_err));
+        PQclear(res);
+        return NGX_ERROR;
+    }
+
+    PQclear(res);
 
     return NGX_OK;
 }

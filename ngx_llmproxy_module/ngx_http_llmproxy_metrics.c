@@ -80,6 +80,10 @@ static uint64_t     ngx_http_llmproxy_series_stamp;
 
 
 static ngx_int_t ngx_http_llmproxy_metrics_log(ngx_http_request_t *r);
+static ngx_http_llmproxy_series_t *ngx_http_llmproxy_series_lock(
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *model,
+    ngx_str_t *deployment, ngx_str_t *alias);
 static void ngx_http_llmproxy_series_add(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_zone_ctx_t *zctx,
     ngx_http_llmproxy_series_t *s, ngx_str_t *model, ngx_str_t *deployment,
@@ -99,9 +103,21 @@ static void ngx_http_llmproxy_series_insert(ngx_rbtree_node_t *temp,
 static u_char *ngx_http_llmproxy_labels(u_char *p,
     ngx_http_llmproxy_series_t *s);
 static u_char *ngx_http_llmproxy_escape(u_char *p, u_char *s, size_t len);
+static ngx_int_t ngx_http_llmproxy_metrics_text(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *text);
 static size_t ngx_http_llmproxy_metrics_copy(ngx_http_request_t *r,
     ngx_http_llmproxy_zone_ctx_t *zctx, ngx_array_t *copies);
 static u_char *ngx_http_llmproxy_metrics_series(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n);
+static u_char *ngx_http_llmproxy_metrics_requests(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n);
+static u_char *ngx_http_llmproxy_metrics_tokens(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n);
+static u_char *ngx_http_llmproxy_metrics_cost(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n);
+static u_char *ngx_http_llmproxy_metrics_attempts(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n);
+static u_char *ngx_http_llmproxy_metrics_histograms(u_char *p,
     ngx_http_llmproxy_series_t **sp, ngx_uint_t n);
 static u_char *ngx_http_llmproxy_metrics_gauges(u_char *p,
     ngx_http_llmproxy_zone_ctx_t *zctx, ngx_uint_t cooling,
@@ -119,8 +135,6 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
     ngx_http_llmproxy_series_t    *s;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
     ngx_http_llmproxy_main_conf_t *lmcf;
-
-    static ngx_str_t  unknown = ngx_string("(unknown)");
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
 
@@ -155,52 +169,13 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
     alias = ctx->key.alias;
     alias.len = ngx_min(alias.len, NGX_HTTP_LLMPROXY_ALIAS_LABEL);
 
-    /*
-     * a remembered series was made for a name the config knows (or is
-     * the "(unknown)" one), so it is looked for before the name is
-     */
-
     model = ctx->model;
 
-    s = ngx_http_llmproxy_series_cached(zctx, &model, &deployment, &alias);
-
-    if (s == NULL
-        && (ctx->rt == NULL
-            || ngx_http_llmproxy_runtime_find(ctx->rt, &model) == NULL))
-    {
-        model = unknown;
-        s = ngx_http_llmproxy_series_cached(zctx, &model, &deployment,
-                                            &alias);
-    }
-
-    if (s) {
-        ngx_shmtx_lock(&zctx->shpool->mutex);
-
-        if (sh->metrics_stamp == ngx_http_llmproxy_series_stamp) {
-            goto update;
-        }
-
-        /* freed meanwhile, by a config change */
-
-        ngx_shmtx_unlock(&zctx->shpool->mutex);
-    }
-
-    ngx_shmtx_lock(&zctx->shpool->mutex);
-
-    s = ngx_http_llmproxy_series_locked(r, zctx, &model, &deployment, &alias);
-
+    s = ngx_http_llmproxy_series_lock(r, ctx, zctx, &model, &deployment,
+                                      &alias);
     if (s == NULL) {
-        ngx_shmtx_unlock(&zctx->shpool->mutex);
         return NGX_OK;
     }
-
-    if (ngx_http_llmproxy_series_stamp == sh->metrics_stamp) {
-        ngx_http_llmproxy_series_cache[ngx_http_llmproxy_series_next] = s;
-        ngx_http_llmproxy_series_next = (ngx_http_llmproxy_series_next + 1)
-                                        % NGX_HTTP_LLMPROXY_SERIES_CACHE;
-    }
-
-update:
 
     ngx_http_llmproxy_series_add(r, ctx, zctx, s, &model, &deployment,
                                  &alias);
@@ -212,6 +187,73 @@ update:
                    &model, r->headers_out.status);
 
     return NGX_OK;
+}
+
+
+/*
+ * The request's series, returned with the zone locked: a remembered one
+ * whose stamp still holds, else the tree's (made if new), remembered for
+ * the next request.  A model the config does not know is counted as
+ * "(unknown)", and *model is set so.  NULL, unlocked, when the series
+ * does not fit.
+ */
+
+static ngx_http_llmproxy_series_t *
+ngx_http_llmproxy_series_lock(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_zone_ctx_t *zctx,
+    ngx_str_t *model, ngx_str_t *deployment, ngx_str_t *alias)
+{
+    ngx_http_llmproxy_series_t  *s;
+
+    static ngx_str_t  unknown = ngx_string("(unknown)");
+
+    /*
+     * a remembered series was made for a name the config knows (or is
+     * the "(unknown)" one), so it is looked for before the name is
+     */
+
+    s = ngx_http_llmproxy_series_cached(zctx, model, deployment, alias);
+
+    if (s == NULL
+        && (ctx->rt == NULL
+            || ngx_http_llmproxy_runtime_find(ctx->rt, model) == NULL))
+    {
+        *model = unknown;
+        s = ngx_http_llmproxy_series_cached(zctx, model, deployment, alias);
+    }
+
+    if (s) {
+        ngx_shmtx_lock(&zctx->shpool->mutex);
+
+        if (zctx->sh->metrics_stamp == ngx_http_llmproxy_series_stamp) {
+            return s;
+        }
+
+        /* freed meanwhile, by a config change */
+
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy metrics: series of \"%V\" not remembered",
+                   model);
+
+    ngx_shmtx_lock(&zctx->shpool->mutex);
+
+    s = ngx_http_llmproxy_series_locked(r, zctx, model, deployment, alias);
+
+    if (s == NULL) {
+        ngx_shmtx_unlock(&zctx->shpool->mutex);
+        return NULL;
+    }
+
+    if (ngx_http_llmproxy_series_stamp == zctx->sh->metrics_stamp) {
+        ngx_http_llmproxy_series_cache[ngx_http_llmproxy_series_next] = s;
+        ngx_http_llmproxy_series_next = (ngx_http_llmproxy_series_next + 1)
+                                        % NGX_HTTP_LLMPROXY_SERIES_CACHE;
+    }
+
+    return s;
 }
 
 
@@ -523,13 +565,8 @@ ngx_http_llmproxy_series_cached(ngx_http_llmproxy_zone_ctx_t *zctx,
 ngx_int_t
 ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
 {
-    u_char                         *p, *start;
-    size_t                          len, size;
     ngx_int_t                       rc;
-    ngx_uint_t                      n, cooling;
-    ngx_str_t                       health;
-    ngx_array_t                     copies, cooldowns;
-    ngx_http_llmproxy_series_t    **sp;
+    ngx_str_t                       text;
     ngx_http_llmproxy_runtime_t    *rt;
     ngx_http_llmproxy_zone_ctx_t   *zctx;
     ngx_http_llmproxy_main_conf_t  *lmcf;
@@ -558,52 +595,12 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
         ngx_http_llmproxy_metrics_prune(zctx, rt);
     }
 
-    if (ngx_array_init(&copies, r->pool, 16, sizeof(void *)) != NGX_OK) {
+    if (ngx_http_llmproxy_metrics_text(r, zctx, &text) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    /* copy under the lock, format outside it */
-
-    len = ngx_http_llmproxy_metrics_copy(r, zctx, &copies);
-
-    if (ngx_http_llmproxy_cooldown_list(zctx, r->pool, &cooldowns)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cooling = cooldowns.nelts;
-
-    /*
-     * every series appears in at most 48 lines (40 today) of at most 128
-     * bytes and its labels
-     */
-
-    if (ngx_http_llmproxy_health_metrics(r, zctx, &health) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    size = 4096 + copies.nelts * 48 * 128 + 48 * len
-           + cooldowns.nelts * 256 + health.len;
-
-    start = ngx_pnalloc(r->pool, size);
-    if (start == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = start;
-    sp = copies.elts;
-    n = copies.nelts;
-
-    p = ngx_http_llmproxy_metrics_series(p, sp, n);
-    p = ngx_http_llmproxy_metrics_gauges(p, zctx, cooling, &health, n);
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "llmproxy metrics: %ui series, %uz bytes",
-                   n, (size_t) (p - start));
 
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = p - start;
+    r->headers_out.content_length_n = text.len;
     ngx_str_set(&r->headers_out.content_type,
                 "text/plain; version=0.0.4; charset=utf-8");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -614,7 +611,67 @@ ngx_http_llmproxy_metrics_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    return ngx_http_llmproxy_send_body(r, start, p - start);
+    return ngx_http_llmproxy_send_body(r, text.data, text.len);
+}
+
+
+/* the scrape's text: the series copied under the lock, formatted outside */
+
+static ngx_int_t
+ngx_http_llmproxy_metrics_text(ngx_http_request_t *r,
+    ngx_http_llmproxy_zone_ctx_t *zctx, ngx_str_t *text)
+{
+    u_char                        *p, *start;
+    size_t                         len, size;
+    ngx_uint_t                     n;
+    ngx_str_t                      health;
+    ngx_array_t                    copies, cooldowns;
+    ngx_http_llmproxy_series_t   **sp;
+
+    if (ngx_array_init(&copies, r->pool, 16, sizeof(void *)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_http_llmproxy_metrics_copy(r, zctx, &copies);
+
+    if (ngx_http_llmproxy_cooldown_list(zctx, r->pool, &cooldowns)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llmproxy_health_metrics(r, zctx, &health) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * every series appears in at most 48 lines (40 today) of at most 128
+     * bytes and its labels
+     */
+
+    size = 4096 + copies.nelts * 48 * 128 + 48 * len
+           + cooldowns.nelts * 256 + health.len;
+
+    start = ngx_pnalloc(r->pool, size);
+    if (start == NULL) {
+        return NGX_ERROR;
+    }
+
+    sp = copies.elts;
+    n = copies.nelts;
+
+    p = ngx_http_llmproxy_metrics_series(start, sp, n);
+    p = ngx_http_llmproxy_metrics_gauges(p, zctx, cooldowns.nelts, &health,
+                                         n);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy metrics: %ui series, %uz bytes",
+                   n, (size_t) (p - start));
+
+    text->data = start;
+    text->len = p - start;
+
+    return NGX_OK;
 }
 
 
@@ -677,6 +734,21 @@ static u_char *
 ngx_http_llmproxy_metrics_series(u_char *p, ngx_http_llmproxy_series_t **sp,
     ngx_uint_t n)
 {
+    p = ngx_http_llmproxy_metrics_requests(p, sp, n);
+    p = ngx_http_llmproxy_metrics_tokens(p, sp, n);
+    p = ngx_http_llmproxy_metrics_cost(p, sp, n);
+    p = ngx_http_llmproxy_metrics_attempts(p, sp, n);
+
+    return ngx_http_llmproxy_metrics_histograms(p, sp, n);
+}
+
+
+/* requests by answer class; a class without requests has no line */
+
+static u_char *
+ngx_http_llmproxy_metrics_requests(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n)
+{
     ngx_uint_t  i, j;
 
     LLMP_HEAD("llmproxy_requests_total", "counter",
@@ -695,6 +767,16 @@ ngx_http_llmproxy_metrics_series(u_char *p, ngx_http_llmproxy_series_t **sp,
                             sp[i]->requests[j]);
         }
     }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_llmproxy_metrics_tokens(u_char *p, ngx_http_llmproxy_series_t **sp,
+    ngx_uint_t n)
+{
+    ngx_uint_t  i;
 
     LLMP_HEAD("llmproxy_tokens_total", "counter",
               "Tokens the providers reported.");
@@ -721,6 +803,18 @@ ngx_http_llmproxy_metrics_series(u_char *p, ngx_http_llmproxy_series_t **sp,
                         sp[i]->reasoning_tokens);
     }
 
+    return p;
+}
+
+
+/* what the requests cost, and how many of them had no price */
+
+static u_char *
+ngx_http_llmproxy_metrics_cost(u_char *p, ngx_http_llmproxy_series_t **sp,
+    ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
     LLMP_HEAD("llmproxy_unpriced_requests_total", "counter",
               "Requests with tokens to a model priced neither in the config "
               "nor in the price list: not in llmproxy_cost_usd_total.");
@@ -740,6 +834,18 @@ ngx_http_llmproxy_metrics_series(u_char *p, ngx_http_llmproxy_series_t **sp,
         p = ngx_sprintf(p, "} %.8f\n", sp[i]->cost);
     }
 
+    return p;
+}
+
+
+/* the attempts beyond the first: retries after failures, fallbacks */
+
+static u_char *
+ngx_http_llmproxy_metrics_attempts(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
     LLMP_HEAD("llmproxy_upstream_failures_total", "counter",
               "Upstream attempts that failed and were retried or fell back.");
 
@@ -757,6 +863,18 @@ ngx_http_llmproxy_metrics_series(u_char *p, ngx_http_llmproxy_series_t **sp,
         p = ngx_http_llmproxy_labels(p, sp[i]);
         p = ngx_sprintf(p, "} %uL\n", sp[i]->fallbacks);
     }
+
+    return p;
+}
+
+
+/* the latency and time-to-first-byte histograms */
+
+static u_char *
+ngx_http_llmproxy_metrics_histograms(u_char *p,
+    ngx_http_llmproxy_series_t **sp, ngx_uint_t n)
+{
+    ngx_uint_t  i, j;
 
 #define LLMP_HISTOGRAM(name, field, sum, count)                              \
     for (i = 0; i < n; i++) {                                                \

@@ -41,6 +41,8 @@ static ngx_int_t ngx_http_llmproxy_read_secret(ngx_conf_t *cf,
 
 static void *ngx_http_llmproxy_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_llmproxy_init_state_path(ngx_conf_t *cf,
+    ngx_http_llmproxy_main_conf_t *lmcf);
 static void *ngx_http_llmproxy_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_llmproxy_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_llmproxy_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -539,9 +541,6 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_llmproxy_main_conf_t *lmcf = conf;
 
-    u_char                        *p;
-    size_t                         len;
-    ngx_path_t                    *path;
     ngx_http_llmproxy_zone_ctx_t  *zctx;
 
     ngx_conf_init_msec_value(lmcf->database_poll, 1000);
@@ -573,41 +572,10 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (lmcf->state_path.len) {
-        if (ngx_conf_full_name(cf->cycle, &lmcf->state_path, 1) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        /* nginx creates it at start, owned by the workers' user */
-
-        path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
-        if (path == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        path->name = lmcf->state_path;
-        path->conf_file = cf->conf_file->file.name.data;
-        path->line = cf->conf_file->line;
-
-        if (ngx_add_path(cf, &path) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (lmcf->shm_zone) {
-            zctx = lmcf->shm_zone->data;
-
-            len = lmcf->state_path.len + sizeof("/config.json") - 1;
-
-            p = ngx_pnalloc(cf->pool, len + 1);
-            if (p == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_sprintf(p, "%V/config.json%Z", &lmcf->state_path);
-
-            zctx->state_file.data = p;
-            zctx->state_file.len = len;
-        }
+    if (lmcf->state_path.len
+        && ngx_http_llmproxy_init_state_path(cf, lmcf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     if (ngx_http_llmproxy_read_salt_key(cf, lmcf) != NGX_OK) {
@@ -632,6 +600,59 @@ ngx_http_llmproxy_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * llmproxy_state_path: a directory nginx creates at start, and the state
+ * file in it the zone's config is saved to.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_init_state_path(ngx_conf_t *cf,
+    ngx_http_llmproxy_main_conf_t *lmcf)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_path_t                    *path;
+    ngx_http_llmproxy_zone_ctx_t  *zctx;
+
+    if (ngx_conf_full_name(cf->cycle, &lmcf->state_path, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* nginx creates it at start, owned by the workers' user */
+
+    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (path == NULL) {
+        return NGX_ERROR;
+    }
+
+    path->name = lmcf->state_path;
+    path->conf_file = cf->conf_file->file.name.data;
+    path->line = cf->conf_file->line;
+
+    if (ngx_add_path(cf, &path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (lmcf->shm_zone) {
+        zctx = lmcf->shm_zone->data;
+
+        len = lmcf->state_path.len + sizeof("/config.json") - 1;
+
+        p = ngx_pnalloc(cf->pool, len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(p, "%V/config.json%Z", &lmcf->state_path);
+
+        zctx->state_file.data = p;
+        zctx->state_file.len = len;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -26,6 +26,14 @@
 static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_pick(
     ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_uint_t last);
+static ngx_http_llmproxy_deployment_t *ngx_http_llmproxy_pick_round(
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t **list,
+    ngx_uint_t n, ngx_uint_t untried,
+    ngx_http_llmproxy_deployment_t **cooling);
+static ngx_int_t ngx_http_llmproxy_route_targets(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_group_t *g);
 static ngx_uint_t ngx_http_llmproxy_planned(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t);
 static ngx_uint_t ngx_http_llmproxy_untried(ngx_http_request_t *r,
@@ -58,9 +66,10 @@ ngx_int_t
 ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
-    ngx_uint_t                   i, usable;
-    ngx_http_llmproxy_group_t   *g;
-    ngx_http_llmproxy_target_t  *t, **fb, **tp, **plan;
+    ngx_int_t                     usable;
+    ngx_uint_t                    i;
+    ngx_http_llmproxy_group_t    *g;
+    ngx_http_llmproxy_target_t   *t, **plan;
 
     /* an exact name, else the most specific pattern that matches it */
 
@@ -85,41 +94,10 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
                    "llmproxy: \"%V\" is \"%V\", %ui fallbacks",
                    &ctx->model, &t->name, g->fallbacks.nelts);
 
-    if (ngx_array_init(&ctx->plan, r->pool, 1 + g->fallbacks.nelts,
-                       sizeof(ngx_http_llmproxy_target_t *))
-        != NGX_OK
-        || ngx_array_init(&ctx->tried, r->pool, 4,
-                          sizeof(ngx_http_llmproxy_deployment_t *))
-           != NGX_OK)
-    {
+    usable = ngx_http_llmproxy_route_targets(r, ctx, t, g);
+
+    if (usable == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    tp = ngx_array_push(&ctx->plan);
-    if (tp == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    *tp = t;
-    usable = ngx_http_llmproxy_usable(ctx, t);
-
-    fb = g->fallbacks.elts;
-
-    for (i = 0; i < g->fallbacks.nelts; i++) {
-
-        if (ngx_http_llmproxy_planned(ctx, fb[i])
-            || !ngx_http_llmproxy_keys_allow_target(&ctx->key, fb[i]))
-        {
-            continue;
-        }
-
-        tp = ngx_array_push(&ctx->plan);
-        if (tp == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        *tp = fb[i];
-        usable += ngx_http_llmproxy_usable(ctx, fb[i]);
     }
 
     if (usable == 0
@@ -148,6 +126,61 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     }
 
     return ngx_http_llmproxy_rate_limited(r, ctx);
+}
+
+
+/*
+ * The plan: the target, then its fallbacks the key may call (each once);
+ * returns how many of them have a deployment that speaks the request's
+ * API, or NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_route_targets(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_group_t *g)
+{
+    ngx_uint_t                    i, usable;
+    ngx_http_llmproxy_target_t  **fb, **tp;
+
+    if (ngx_array_init(&ctx->plan, r->pool, 1 + g->fallbacks.nelts,
+                       sizeof(ngx_http_llmproxy_target_t *))
+        != NGX_OK
+        || ngx_array_init(&ctx->tried, r->pool, 4,
+                          sizeof(ngx_http_llmproxy_deployment_t *))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    tp = ngx_array_push(&ctx->plan);
+    if (tp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *tp = t;
+    usable = ngx_http_llmproxy_usable(ctx, t);
+
+    fb = g->fallbacks.elts;
+
+    for (i = 0; i < g->fallbacks.nelts; i++) {
+
+        if (ngx_http_llmproxy_planned(ctx, fb[i])
+            || !ngx_http_llmproxy_keys_allow_target(&ctx->key, fb[i]))
+        {
+            continue;
+        }
+
+        tp = ngx_array_push(&ctx->plan);
+        if (tp == NULL) {
+            return NGX_ERROR;
+        }
+
+        *tp = fb[i];
+        usable += ngx_http_llmproxy_usable(ctx, fb[i]);
+    }
+
+    return usable;
 }
 
 
@@ -378,13 +411,8 @@ static ngx_http_llmproxy_deployment_t *
 ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_uint_t last)
 {
-    ngx_int_t                         total;
-    ngx_uint_t                        i, n, untried;
-    ngx_msec_t                        last_fail, oldest;
-    ngx_http_llmproxy_deployment_t  **list, *one, *d, *best, *cooling;
-    ngx_http_llmproxy_main_conf_t    *lmcf;
-
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+    ngx_uint_t                        n, untried;
+    ngx_http_llmproxy_deployment_t  **list, *one, *best, *cooling;
 
     if (t->deployment) {
         one = t->deployment;
@@ -400,8 +428,58 @@ ngx_http_llmproxy_pick(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
 
 again:
 
+    best = ngx_http_llmproxy_pick_round(r, ctx, t, list, n, untried,
+                                        &cooling);
+
+    if (best) {
+        if (ngx_http_llmproxy_rate(r, best, 1, 0) == NGX_BUSY) {
+            /* another worker took its last request meanwhile */
+            goto again;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy pick: \"%V\" of %ui untried",
+                       &best->id, untried);
+
+        return best;
+    }
+
+    /*
+     * every candidate is cooling down: go on to the fallbacks, or, when
+     * there are none left, try the one that failed least recently
+     */
+
+    if (!last) {
+        return NULL;
+    }
+
+    return cooling;
+}
+
+
+/*
+ * One round of smooth weighted round-robin over the candidates that are
+ * neither at their rate limit nor cooling down (nor tried, while some
+ * are untried); *cooling is the one of the others that failed least
+ * recently, the last resort.
+ */
+
+static ngx_http_llmproxy_deployment_t *
+ngx_http_llmproxy_pick_round(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_target_t *t,
+    ngx_http_llmproxy_deployment_t **list, ngx_uint_t n, ngx_uint_t untried,
+    ngx_http_llmproxy_deployment_t **cooling)
+{
+    ngx_int_t                        total;
+    ngx_uint_t                       i;
+    ngx_msec_t                       last_fail, oldest;
+    ngx_http_llmproxy_deployment_t  *d, *best;
+    ngx_http_llmproxy_main_conf_t   *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
+
     best = NULL;
-    cooling = NULL;
+    *cooling = NULL;
     oldest = 0;
     total = 0;
 
@@ -426,10 +504,10 @@ again:
                                              &last_fail)
             == NGX_BUSY)
         {
-            if (cooling == NULL
+            if (*cooling == NULL
                 || (ngx_msec_int_t) (last_fail - oldest) < 0)
             {
-                cooling = d;
+                *cooling = d;
                 oldest = last_fail;
             }
 
@@ -446,29 +524,9 @@ again:
 
     if (best) {
         best->current_weight -= total;
-
-        if (ngx_http_llmproxy_rate(r, best, 1, 0) == NGX_BUSY) {
-            /* another worker took its last request meanwhile */
-            goto again;
-        }
-
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "llmproxy pick: \"%V\" of %ui untried",
-                       &best->id, untried);
-
-        return best;
     }
 
-    /*
-     * every candidate is cooling down: go on to the fallbacks, or, when
-     * there are none left, try the one that failed least recently
-     */
-
-    if (!last) {
-        return NULL;
-    }
-
-    return cooling;
+    return best;
 }
 
 

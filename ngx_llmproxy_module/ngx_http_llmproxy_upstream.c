@@ -64,8 +64,17 @@ typedef struct {
 
 static ngx_int_t ngx_http_llmproxy_peer_init(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
+static void ngx_http_llmproxy_upstream_fixed(ngx_http_upstream_conf_t *u);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_http_llmproxy_upstream_ssl(ngx_conf_t *cf,
+    ngx_http_upstream_conf_t *u);
+static ngx_int_t ngx_http_llmproxy_upstream_ssl_create(ngx_conf_t *cf,
+    ngx_http_llmproxy_main_conf_t *lmcf);
+#endif
 static ngx_int_t ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc,
     void *data);
+static void ngx_http_llmproxy_peer_failed(ngx_peer_connection_t *pc,
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx);
 static void ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static ngx_int_t ngx_http_llmproxy_build_request(ngx_http_request_t *r,
@@ -109,6 +118,8 @@ static ngx_int_t ngx_http_llmproxy_read_whole(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llmproxy_process_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llmproxy_body_done(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, size_t len);
+static ngx_int_t ngx_http_llmproxy_body_chunked_full(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx);
 static ngx_int_t ngx_http_llmproxy_body_room(ngx_http_request_t *r,
     size_t size);
 static ngx_int_t ngx_http_llmproxy_body_too_large(ngx_http_request_t *r,
@@ -452,49 +463,7 @@ ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc, void *data,
     c = pc->connection;
 
     if (state & NGX_PEER_FAILED) {
-
-        if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_NONE) {
-            ctx->fail = (c && (c->read->timedout || c->write->timedout))
-                        ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
-                        : ctx->body_wait
-                        ? NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
-                        : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
-        }
-
-        if (pc->cached && ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT) {
-            ctx->repeat = 1;
-            return;
-        }
-
-        /* "localhost" is ::1 and 127.0.0.1: try the provider's next one */
-
-        if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT && !u->request_sent
-            && ctx->current
-            && ++ctx->addr_tries < ctx->current->provider->naddrs)
-        {
-            ngx_log_error(NGX_LOG_INFO, pc->log, 0,
-                          "llmproxy: \"%V\" at %V failed, trying its "
-                          "next address", &ctx->current->id, pc->name);
-            ctx->repeat = 1;
-            return;
-        }
-
-        ngx_log_error(NGX_LOG_WARN, pc->log, 0,
-                      "llmproxy: attempt %ui on \"%V\" failed: %s",
-                      ctx->attempts,
-                      ctx->current ? &ctx->current->id : &ctx->model,
-                      ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
-                      ? "timed out"
-                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
-                      ? "connection failed"
-                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
-                      ? "retryable status"
-                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
-                      ? "answer cut short"
-                      : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE
-                      ? "answer not translatable" : "invalid response");
-
-        ngx_http_llmproxy_route_failed(r, ctx);
+        ngx_http_llmproxy_peer_failed(pc, r, ctx);
         return;
     }
 
@@ -522,6 +491,66 @@ ngx_http_llmproxy_peer_free(ngx_peer_connection_t *pc, void *data,
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
 
     ngx_http_llmproxy_keepalive_save(pc, lmcf->keepalive_timeout);
+}
+
+
+/*
+ * A failed attempt: why it failed, then the provider's next address, a
+ * cached connection's retry, or the route's next deployment.
+ */
+
+static void
+ngx_http_llmproxy_peer_failed(ngx_peer_connection_t *pc,
+    ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx)
+{
+    ngx_connection_t     *c;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+    c = pc->connection;
+
+    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_NONE) {
+        ctx->fail = (c && (c->read->timedout || c->write->timedout))
+                    ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+                    : ctx->body_wait
+                    ? NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
+                    : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
+    }
+
+    if (pc->cached && ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT) {
+        ctx->repeat = 1;
+        return;
+    }
+
+    /* "localhost" is ::1 and 127.0.0.1: try the provider's next one */
+
+    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT && !u->request_sent
+        && ctx->current
+        && ++ctx->addr_tries < ctx->current->provider->naddrs)
+    {
+        ngx_log_error(NGX_LOG_INFO, pc->log, 0,
+                      "llmproxy: \"%V\" at %V failed, trying its "
+                      "next address", &ctx->current->id, pc->name);
+        ctx->repeat = 1;
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+                  "llmproxy: attempt %ui on \"%V\" failed: %s",
+                  ctx->attempts,
+                  ctx->current ? &ctx->current->id : &ctx->model,
+                  ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+                  ? "timed out"
+                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
+                  ? "connection failed"
+                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
+                  ? "retryable status"
+                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
+                  ? "answer cut short"
+                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE
+                  ? "answer not translatable" : "invalid response");
+
+    ngx_http_llmproxy_route_failed(r, ctx);
 }
 
 
@@ -1367,7 +1396,6 @@ ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
 {
     u_char               *p;
     off_t                 n;
-    size_t                size;
     ngx_int_t             rc;
     ngx_buf_t             in;
     ngx_http_upstream_t  *u;
@@ -1432,6 +1460,24 @@ ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
     if (u->buffer.last < u->buffer.end) {
         return NGX_AGAIN;
     }
+
+    return ngx_http_llmproxy_body_chunked_full(r, ctx);
+}
+
+
+/*
+ * The buffer is full of decoded chunks: a larger one, or, past what may
+ * be held, the rest passed on as it comes.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_body_chunked_full(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx)
+{
+    size_t                size;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
 
     if (ctx->body_read >= NGX_HTTP_LLMPROXY_HOLD_MAX) {
 
@@ -2260,11 +2306,6 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
     ngx_hash_init_t                 hash;
     ngx_http_upstream_srv_conf_t   *uscf;
     ngx_http_upstream_conf_t       *u;
-#if (NGX_HTTP_SSL)
-    ngx_str_t                       cafile;
-    ngx_pool_cleanup_t             *cln;
-    ngx_http_llmproxy_main_conf_t  *lmcf;
-#endif
 
     u = &conf->upstream;
 
@@ -2277,6 +2318,48 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
         return NGX_OK;
     }
 
+    ngx_http_llmproxy_upstream_fixed(u);
+
+    hash.max_size = 512;
+    hash.bucket_size = ngx_align(64, ngx_cacheline_size);
+    hash.name = "llmproxy_headers_hash";
+
+    if (ngx_http_upstream_hide_headers_hash(cf, u, &prev->upstream,
+                                            ngx_http_llmproxy_hide_headers,
+                                            &hash)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    uscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_srv_conf_t));
+    if (uscf == NULL) {
+        return NGX_ERROR;
+    }
+
+    uscf->peer.init = ngx_http_llmproxy_peer_init;
+    ngx_str_set(&uscf->host, "llmproxy");
+    uscf->file_name = cf->conf_file->file.name.data;
+    uscf->line = cf->conf_file->line;
+
+    u->upstream = uscf;
+
+#if (NGX_HTTP_SSL)
+    return ngx_http_llmproxy_upstream_ssl(cf, u);
+#else
+    return NGX_OK;
+#endif
+}
+
+
+/*
+ * What the gateway's upstream always is: unbuffered, the request built by
+ * the module, retries and fallbacks its own, no caching header obeyed.
+ */
+
+static void
+ngx_http_llmproxy_upstream_fixed(ngx_http_upstream_conf_t *u)
+{
     u->send_timeout = 600000;
     u->read_timeout = 600000;
     u->next_upstream_timeout = 0;
@@ -2310,75 +2393,24 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
                         |NGX_HTTP_UPSTREAM_IGN_VARY;
 
     ngx_str_set(&u->module, "llmproxy");
+}
 
-    hash.max_size = 512;
-    hash.bucket_size = ngx_align(64, ngx_cacheline_size);
-    hash.name = "llmproxy_headers_hash";
-
-    if (ngx_http_upstream_hide_headers_hash(cf, u, &prev->upstream,
-                                            ngx_http_llmproxy_hide_headers,
-                                            &hash)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    uscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_srv_conf_t));
-    if (uscf == NULL) {
-        return NGX_ERROR;
-    }
-
-    uscf->peer.init = ngx_http_llmproxy_peer_init;
-    ngx_str_set(&uscf->host, "llmproxy");
-    uscf->file_name = cf->conf_file->file.name.data;
-    uscf->line = cf->conf_file->line;
-
-    u->upstream = uscf;
 
 #if (NGX_HTTP_SSL)
 
+/* TLS to the providers: one context for all locations, made by the first */
+
+static ngx_int_t
+ngx_http_llmproxy_upstream_ssl(ngx_conf_t *cf, ngx_http_upstream_conf_t *u)
+{
+    ngx_http_llmproxy_main_conf_t  *lmcf;
+
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_llmproxy_module);
 
-    if (lmcf->ssl == NULL) {
-        lmcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
-        if (lmcf->ssl == NULL) {
-            return NGX_ERROR;
-        }
-
-        lmcf->ssl->log = cf->log;
-
-        if (ngx_ssl_create(lmcf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        cln = ngx_pool_cleanup_add(cf->pool, 0);
-        if (cln == NULL) {
-            ngx_ssl_cleanup_ctx(lmcf->ssl);
-            return NGX_ERROR;
-        }
-
-        cln->handler = ngx_ssl_cleanup_ctx;
-        cln->data = lmcf->ssl;
-
-        /*
-         * the main conf is complete: the location blocks that use it come
-         * after the http block's own directives
-         */
-
-        cafile = lmcf->ssl_trusted_certificate;
-
-        if (cafile.len == 0) {
-            ngx_str_set(&cafile, "/etc/ssl/certs/ca-certificates.crt");
-        }
-
-        if (lmcf->ssl_verify != 0
-            && ngx_ssl_trusted_certificate(cf, lmcf->ssl, &cafile, 100)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+    if (lmcf->ssl == NULL
+        && ngx_http_llmproxy_upstream_ssl_create(cf, lmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     u->ssl = lmcf->ssl;
@@ -2390,7 +2422,58 @@ ngx_http_llmproxy_upstream_init_conf(ngx_conf_t *cf,
     u->ssl_certificate_key = NULL;
     u->ssl_passwords = NULL;
 
-#endif
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llmproxy_upstream_ssl_create(ngx_conf_t *cf,
+    ngx_http_llmproxy_main_conf_t *lmcf)
+{
+    ngx_str_t            cafile;
+    ngx_pool_cleanup_t  *cln;
+
+    lmcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (lmcf->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    lmcf->ssl->log = cf->log;
+
+    if (ngx_ssl_create(lmcf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(lmcf->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = lmcf->ssl;
+
+    /*
+     * the main conf is complete: the location blocks that use it come
+     * after the http block's own directives
+     */
+
+    cafile = lmcf->ssl_trusted_certificate;
+
+    if (cafile.len == 0) {
+        ngx_str_set(&cafile, "/etc/ssl/certs/ca-certificates.crt");
+    }
+
+    if (lmcf->ssl_verify != 0
+        && ngx_ssl_trusted_certificate(cf, lmcf->ssl, &cafile, 100)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
+
+#endif

@@ -97,6 +97,13 @@ static void ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_counter_t *counters);
 static u_char *ngx_http_llmproxy_usage_next(u_char *p, u_char *last,
     ngx_str_t *suffix);
+static ngx_http_llmproxy_counter_t *ngx_http_llmproxy_usage_counter(
+    u_char *start, u_char *p, ngx_http_llmproxy_counter_t *counters);
+static ngx_int_t ngx_http_llmproxy_usage_number(u_char **pp, u_char *last,
+    int64_t *v);
+static void ngx_http_llmproxy_usage_set(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_uint_t which, int64_t v);
+static void ngx_http_llmproxy_usage_prompt(ngx_http_llmproxy_ctx_t *ctx);
 
 
 static ngx_str_t  ngx_http_llmproxy_tokens_suffix = ngx_string("_tokens\":");
@@ -173,11 +180,17 @@ ngx_http_llmproxy_usage_scan_all(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
 }
 
 
+/*
+ * The body is scanned for the suffix all counters of a style share; each
+ * hit is matched against the counter names ending there, and the number
+ * after it read into the context.
+ */
+
 static void
 ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
     u_char *last, ngx_str_t *suffix, ngx_http_llmproxy_counter_t *counters)
 {
-    u_char                       *q, *d, *start;
+    u_char                       *q, *start;
     int64_t                       v;
     ngx_http_llmproxy_counter_t  *c;
 
@@ -191,96 +204,142 @@ ngx_http_llmproxy_usage_find(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
 
         p = q + suffix->len;
 
-        for (c = counters; c->name.len; c++) {
-            d = p - c->name.len;
-
-            if (d >= start && ngx_strncmp(d, c->name.data, c->name.len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (c->name.len == 0) {
+        c = ngx_http_llmproxy_usage_counter(start, p, counters);
+        if (c == NULL) {
             continue;
         }
 
-        while (p < last && *p == ' ') {
-            p++;
-        }
-
-        v = 0;
-        d = p;
-
-        while (p < last && *p >= '0' && *p <= '9' && p - d < 15) {
-            v = v * 10 + (*p++ - '0');
-        }
-
-        if (p == d) {
+        if (ngx_http_llmproxy_usage_number(&p, last, &v) != NGX_OK) {
             continue;
         }
 
-        switch (c->which) {
-        case NGX_HTTP_LLMPROXY_PROMPT:
-            ctx->input_tokens = v;
-            break;
+        ngx_http_llmproxy_usage_set(ctx, c->which, v);
+        ngx_http_llmproxy_usage_prompt(ctx);
+    }
+}
 
-        case NGX_HTTP_LLMPROXY_COMPLETION:
-            ctx->completion_tokens = v;
-            break;
 
-        /* Gemini bills thinking as output, reported apart from the answer */
+/* the counter whose name ends at p, if the scanned text holds all of it */
 
-        case NGX_HTTP_LLMPROXY_CANDIDATES:
-            ctx->candidates_tokens = v;
-            ctx->completion_tokens = v + ngx_max(ctx->thoughts_tokens, 0);
-            break;
+static ngx_http_llmproxy_counter_t *
+ngx_http_llmproxy_usage_counter(u_char *start, u_char *p,
+    ngx_http_llmproxy_counter_t *counters)
+{
+    u_char                       *d;
+    ngx_http_llmproxy_counter_t  *c;
 
-        case NGX_HTTP_LLMPROXY_THOUGHTS:
-            ctx->thoughts_tokens = v;
-            ctx->reasoning_tokens = v;
-            ctx->completion_tokens = v + ngx_max(ctx->candidates_tokens, 0);
-            break;
+    for (c = counters; c->name.len; c++) {
+        d = p - c->name.len;
 
-        case NGX_HTTP_LLMPROXY_CACHED:
-            ctx->cache_read_tokens = v;
-            ctx->cache_in_prompt = 1;
-            break;
-
-        case NGX_HTTP_LLMPROXY_CACHE_READ:
-            ctx->cache_read_tokens = v;
-            ctx->cache_in_prompt = 0;
-            break;
-
-        case NGX_HTTP_LLMPROXY_CACHE_CREATION:
-            ctx->cache_creation_tokens = v;
-            break;
-
-        case NGX_HTTP_LLMPROXY_CACHE_1H:
-            ctx->cache_1h_tokens = v;
-            break;
-
-        case NGX_HTTP_LLMPROXY_REASONING:
-            ctx->reasoning_tokens = v;
-            break;
-
-        default:
-            ctx->total_tokens = v;
+        if (d >= start && ngx_strncmp(d, c->name.data, c->name.len) == 0) {
+            return c;
         }
+    }
 
-        /*
-         * the prompt tokens are all input tokens, as OpenAI counts them:
-         * Anthropic's cache reads and writes are added to its input
-         */
+    return NULL;
+}
 
-        if (ctx->input_tokens >= 0) {
-            ctx->prompt_tokens = ctx->input_tokens;
 
-            if (!ctx->cache_in_prompt) {
-                ctx->prompt_tokens += ngx_max(ctx->cache_read_tokens, 0)
-                                      + ngx_max(ctx->cache_creation_tokens,
-                                                0);
-            }
-        }
+/*
+ * The counter's value: at most 15 digits, which no token count reaches
+ * and int64_t holds; *pp is left after what was read.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_usage_number(u_char **pp, u_char *last, int64_t *v)
+{
+    u_char  *p, *d;
+
+    p = *pp;
+
+    while (p < last && *p == ' ') {
+        p++;
+    }
+
+    *v = 0;
+    d = p;
+
+    while (p < last && *p >= '0' && *p <= '9' && p - d < 15) {
+        *v = *v * 10 + (*p++ - '0');
+    }
+
+    *pp = p;
+
+    return (p == d) ? NGX_DECLINED : NGX_OK;
+}
+
+
+static void
+ngx_http_llmproxy_usage_set(ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t which,
+    int64_t v)
+{
+    switch (which) {
+    case NGX_HTTP_LLMPROXY_PROMPT:
+        ctx->input_tokens = v;
+        break;
+
+    case NGX_HTTP_LLMPROXY_COMPLETION:
+        ctx->completion_tokens = v;
+        break;
+
+    /* Gemini bills thinking as output, reported apart from the answer */
+
+    case NGX_HTTP_LLMPROXY_CANDIDATES:
+        ctx->candidates_tokens = v;
+        ctx->completion_tokens = v + ngx_max(ctx->thoughts_tokens, 0);
+        break;
+
+    case NGX_HTTP_LLMPROXY_THOUGHTS:
+        ctx->thoughts_tokens = v;
+        ctx->reasoning_tokens = v;
+        ctx->completion_tokens = v + ngx_max(ctx->candidates_tokens, 0);
+        break;
+
+    case NGX_HTTP_LLMPROXY_CACHED:
+        ctx->cache_read_tokens = v;
+        ctx->cache_in_prompt = 1;
+        break;
+
+    case NGX_HTTP_LLMPROXY_CACHE_READ:
+        ctx->cache_read_tokens = v;
+        ctx->cache_in_prompt = 0;
+        break;
+
+    case NGX_HTTP_LLMPROXY_CACHE_CREATION:
+        ctx->cache_creation_tokens = v;
+        break;
+
+    case NGX_HTTP_LLMPROXY_CACHE_1H:
+        ctx->cache_1h_tokens = v;
+        break;
+
+    case NGX_HTTP_LLMPROXY_REASONING:
+        ctx->reasoning_tokens = v;
+        break;
+
+    default:
+        ctx->total_tokens = v;
+    }
+}
+
+
+/*
+ * The prompt tokens are all input tokens, as OpenAI counts them:
+ * Anthropic's cache reads and writes are added to its input.
+ */
+
+static void
+ngx_http_llmproxy_usage_prompt(ngx_http_llmproxy_ctx_t *ctx)
+{
+    if (ctx->input_tokens < 0) {
+        return;
+    }
+
+    ctx->prompt_tokens = ctx->input_tokens;
+
+    if (!ctx->cache_in_prompt) {
+        ctx->prompt_tokens += ngx_max(ctx->cache_read_tokens, 0)
+                              + ngx_max(ctx->cache_creation_tokens, 0);
     }
 }
 

@@ -60,6 +60,12 @@ typedef struct {
 
 static void ngx_http_llmproxy_retention_start(ngx_event_t *ev);
 static void ngx_http_llmproxy_retention_thread(void *data, ngx_log_t *log);
+static ngx_int_t ngx_http_llmproxy_retention_connect(
+    ngx_http_llmproxy_retention_t *rt);
+static ngx_int_t ngx_http_llmproxy_retention_delete(
+    ngx_http_llmproxy_retention_t *rt);
+static void ngx_http_llmproxy_retention_failed(
+    ngx_http_llmproxy_retention_t *rt, PGresult *res);
 static void ngx_http_llmproxy_retention_done(ngx_event_t *ev);
 
 
@@ -224,31 +230,10 @@ ngx_http_llmproxy_retention_thread(void *data, ngx_log_t *log)
 {
     ngx_http_llmproxy_retention_t *rt = data;
 
-    char         secs[32];
-    ngx_uint_t   i;
-    PGresult    *res;
-    const char  *values[1];
+    PGresult  *res;
 
-    if (rt->conn && PQstatus(rt->conn) != CONNECTION_OK) {
-        PQfinish(rt->conn);
-        rt->conn = NULL;
-    }
-
-    if (rt->conn == NULL) {
-        rt->conn = ngx_http_llmproxy_db_connect(rt->uri,
-                                       "-c statement_timeout=60000",
-                                       "llmproxy-retention");
-
-        if (rt->conn == NULL || PQstatus(rt->conn) != CONNECTION_OK) {
-            ngx_cpystrn((u_char *) rt->err,
-                        (u_char *) (rt->conn ? PQerrorMessage(rt->conn)
-                                             : "out of memory"),
-                        sizeof(rt->err));
-            PQfinish(rt->conn);
-            rt->conn = NULL;
-            rt->rc = NGX_ERROR;
-            return;
-        }
+    if (ngx_http_llmproxy_retention_connect(rt) != NGX_OK) {
+        return;
     }
 
     /* one gateway at a time; the lock goes with the session if it dies */
@@ -257,7 +242,8 @@ ngx_http_llmproxy_retention_thread(void *data, ngx_log_t *log)
                            "hashtext('llmproxy_usage_retention'))");
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        goto failed;
+        ngx_http_llmproxy_retention_failed(rt, res);
+        return;
     }
 
     if (PQgetvalue(res, 0, 0)[0] != 't') {
@@ -267,6 +253,63 @@ ngx_http_llmproxy_retention_thread(void *data, ngx_log_t *log)
     }
 
     PQclear(res);
+
+    if (ngx_http_llmproxy_retention_delete(rt) != NGX_OK) {
+        return;
+    }
+
+    res = PQexec(rt->conn, "SELECT pg_advisory_unlock("
+                           "hashtext('llmproxy_usage_retention'))");
+    PQclear(res);
+}
+
+
+/* the session of the last run, or a new one */
+
+static ngx_int_t
+ngx_http_llmproxy_retention_connect(ngx_http_llmproxy_retention_t *rt)
+{
+    if (rt->conn && PQstatus(rt->conn) != CONNECTION_OK) {
+        PQfinish(rt->conn);
+        rt->conn = NULL;
+    }
+
+    if (rt->conn) {
+        return NGX_OK;
+    }
+
+    rt->conn = ngx_http_llmproxy_db_connect(rt->uri,
+                                            "-c statement_timeout=60000",
+                                            "llmproxy-retention");
+
+    if (rt->conn == NULL || PQstatus(rt->conn) != CONNECTION_OK) {
+        ngx_cpystrn((u_char *) rt->err,
+                    (u_char *) (rt->conn ? PQerrorMessage(rt->conn)
+                                         : "out of memory"),
+                    sizeof(rt->err));
+        PQfinish(rt->conn);
+        rt->conn = NULL;
+        rt->rc = NGX_ERROR;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * At most NGX_HTTP_LLMPROXY_RETENTION_RUN batches of old rows; rt->more
+ * when there may be more of them.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_retention_delete(ngx_http_llmproxy_retention_t *rt)
+{
+    char                 secs[32];
+    ngx_uint_t           i;
+    PGresult            *res;
+    const char          *values[1];
+    unsigned long long   n;
 
     ngx_sprintf((u_char *) secs, "%T%Z", rt->retention);
     values[0] = secs;
@@ -283,33 +326,30 @@ ngx_http_llmproxy_retention_thread(void *data, ngx_log_t *log)
             1, NULL, values, NULL, NULL, 0);
 
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            goto failed;
+            ngx_http_llmproxy_retention_failed(rt, res);
+            return NGX_ERROR;
         }
 
-        rt->deleted += strtoull(PQcmdTuples(res), NULL, 10);
-
-        if (strtoull(PQcmdTuples(res), NULL, 10)
-            < NGX_HTTP_LLMPROXY_RETENTION_NBATCH)
-        {
-            PQclear(res);
-            goto unlock;
-        }
+        n = strtoull(PQcmdTuples(res), NULL, 10);
+        rt->deleted += n;
 
         PQclear(res);
+
+        if (n < NGX_HTTP_LLMPROXY_RETENTION_NBATCH) {
+            return NGX_OK;
+        }
     }
 
     rt->more = 1;
 
-unlock:
+    return NGX_OK;
+}
 
-    res = PQexec(rt->conn, "SELECT pg_advisory_unlock("
-                           "hashtext('llmproxy_usage_retention'))");
-    PQclear(res);
 
-    return;
-
-failed:
-
+static void
+ngx_http_llmproxy_retention_failed(ngx_http_llmproxy_retention_t *rt,
+    PGresult *res)
+{
     ngx_cpystrn((u_char *) rt->err, (u_char *) PQerrorMessage(rt->conn),
                 sizeof(rt->err));
     PQclear(res);

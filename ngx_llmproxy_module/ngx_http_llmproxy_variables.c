@@ -44,6 +44,10 @@ static int64_t ngx_http_llmproxy_variable_num(ngx_http_llmproxy_ctx_t *ctx,
     uintptr_t data);
 static ngx_int_t ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, uintptr_t data, ngx_str_t *s);
+static ngx_int_t ngx_http_llmproxy_variable_key_hash(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *s);
+static ngx_int_t ngx_http_llmproxy_variable_cost(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *s);
 
 
 static ngx_http_variable_t  ngx_http_llmproxy_vars[] = {
@@ -215,8 +219,6 @@ static ngx_int_t
 ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, uintptr_t data, ngx_str_t *s)
 {
-    u_char  *p;
-
     switch (data) {
 
     case NGX_HTTP_LLMPROXY_VAR_REQUEST_ID:
@@ -228,21 +230,7 @@ ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_KEY_HASH:
-
-        /* the first 16 hex digits of the key's SHA-256: never the key */
-
-        if (ctx->key.master || ctx->key.alias.len == 0) {
-            break;
-        }
-
-        p = ngx_pnalloc(r->pool, 16);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        s->data = p;
-        s->len = ngx_hex_dump(p, ctx->key.digest, 8) - p;
-        break;
+        return ngx_http_llmproxy_variable_key_hash(r, ctx, s);
 
     case NGX_HTTP_LLMPROXY_VAR_MODEL:
         *s = ctx->model;
@@ -275,21 +263,7 @@ ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_COST:
-
-        /* a model priced nowhere has no cost, rather than $0 */
-
-        if (!ctx->upstream_started || ctx->unpriced) {
-            break;
-        }
-
-        p = ngx_pnalloc(r->pool, 32);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        s->data = p;
-        s->len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
-        break;
+        return ngx_http_llmproxy_variable_cost(r, ctx, s);
 
     case NGX_HTTP_LLMPROXY_VAR_UNPRICED:
         if (ctx->upstream_started) {
@@ -310,6 +284,54 @@ ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
 
         break;
     }
+
+    return NGX_OK;
+}
+
+
+/* the first 16 hex digits of the key's SHA-256: never the key */
+
+static ngx_int_t
+ngx_http_llmproxy_variable_key_hash(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *s)
+{
+    u_char  *p;
+
+    if (ctx->key.master || ctx->key.alias.len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, 16);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    s->data = p;
+    s->len = ngx_hex_dump(p, ctx->key.digest, 8) - p;
+
+    return NGX_OK;
+}
+
+
+/* a model priced nowhere has no cost, rather than $0 */
+
+static ngx_int_t
+ngx_http_llmproxy_variable_cost(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *s)
+{
+    u_char  *p;
+
+    if (!ctx->upstream_started || ctx->unpriced) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, 32);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    s->data = p;
+    s->len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
 
     return NGX_OK;
 }
