@@ -24,6 +24,7 @@
 # psql's own short-lived backends (the polls for the record count) have
 # exited when the pass ends, so they are not counted.
 #
+# BENCH_SQL="..." runs after the migrations, for experiments.
 # BENCH_DB_DETAIL=1 prints each process's run time (ns) at each sample.
 # BENCH_PASSES="drain live" runs only those passes (default: all three).
 set -euo pipefail
@@ -53,6 +54,8 @@ mock_port=$(free_port); gw_port=$(free_port); pg_port=$(free_port)
 db=$(bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port")
 export LLMPROXY_DATABASE_URL=$db
 "$top/build/llmproxyctl" migrate >/dev/null
+# an experiment's schema change (an index dropped, a setting), after migrate
+[ -z "${BENCH_SQL:-}" ] || psql -Atq "$db" -c "$BENCH_SQL" >/dev/null
 
 q() { psql -Atq "$db" -c "$1"; }
 

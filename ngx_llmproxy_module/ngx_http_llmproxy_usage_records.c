@@ -63,6 +63,8 @@ typedef struct {
     ngx_uint_t                      more_spill;  /* files left to replay */
     ngx_uint_t                      db_failed;
     ngx_uint_t                      spill_open_logged;
+    ngx_uint_t                      daily;       /* totals ours (schema 9) */
+    time_t                          daily_asked;
     ngx_http_llmproxy_costs_t       costs[2];    /* batches, spill file */
     char                            err[256];
     PGconn                         *conn;        /* the thread's only */
@@ -612,6 +614,11 @@ static ngx_int_t
 ngx_http_llmproxy_records_connect(ngx_http_llmproxy_records_t *rs)
 {
     if (rs->conn && PQstatus(rs->conn) == CONNECTION_OK) {
+        if (!rs->daily && ngx_time() - rs->daily_asked >= 10) {
+            /* the database may have been migrated since: ask again */
+            goto daily;
+        }
+
         return NGX_OK;
     }
 
@@ -626,6 +633,19 @@ ngx_http_llmproxy_records_connect(ngx_http_llmproxy_records_t *rs)
     if (rs->conn == NULL || PQstatus(rs->conn) != CONNECTION_OK) {
         goto failed;
     }
+
+daily:
+
+    /*
+     * asked at each connection, and every 10 s until the answer is yes
+     * (a migration leaves the totals to us, never takes them back)
+     */
+    rs->daily = ngx_http_llmproxy_records_db_daily_ours(rs->conn);
+    rs->daily_asked = ngx_time();
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "llmproxy: usage writer connected, daily totals by %s",
+                   rs->daily ? "the writer" : "the trigger");
 
     return NGX_OK;
 
@@ -650,8 +670,19 @@ ngx_http_llmproxy_db_write(ngx_http_llmproxy_records_t *rs,
 {
     ngx_int_t  rc;
 
-    rc = ngx_http_llmproxy_records_db_write(rs->conn, b, costs, rs->err,
-                                            sizeof(rs->err));
+    rc = ngx_http_llmproxy_records_db_write(rs->conn, b, costs, rs->daily,
+                                            rs->err, sizeof(rs->err));
+
+    if (rc == NGX_DECLINED && rs->daily
+        && !ngx_http_llmproxy_records_db_daily_ours(rs->conn))
+    {
+        /* the database went back before schema 9 (a restore): its trigger */
+        rs->daily = 0;
+        rs->daily_asked = ngx_time();
+
+        rc = ngx_http_llmproxy_records_db_write(rs->conn, b, costs, 0,
+                                                rs->err, sizeof(rs->err));
+    }
 
     if (rc == NGX_ERROR) {
         PQfinish(rs->conn);

@@ -562,3 +562,62 @@ ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last, ngx_uint_t *count,
 
     return NGX_OK;
 }
+
+
+/*
+ * Each tuple's fields to a handler: f[i].data NULL for an SQL NULL.  The
+ * tuples are whole (ngx_http_llmproxy_copy_tuples found them so, or the
+ * COPY took them); NGX_ERROR: they are not, or the handler failed.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_copy_fields(u_char *p, u_char *last,
+    ngx_int_t (*handler)(void *data, ngx_http_llmproxy_field_t *f,
+    ngx_uint_t n), void *data)
+{
+    uint32_t                   len;
+    ngx_uint_t                 col, nf;
+    ngx_http_llmproxy_field_t  f[NGX_HTTP_LLMPROXY_COPY_FIELDS];
+
+    while (p < last) {
+        if (last - p < 2) {
+            return NGX_ERROR;
+        }
+
+        nf = p[0] << 8 | p[1];
+        p += 2;
+
+        if (nf > NGX_HTTP_LLMPROXY_COPY_FIELDS) {
+            return NGX_ERROR;
+        }
+
+        for (col = 0; col < nf; col++) {
+            if (last - p < 4) {
+                return NGX_ERROR;
+            }
+
+            len = ngx_http_llmproxy_get32(p);
+            p += 4;
+
+            if (len == 0xffffffff) {
+                f[col].data = NULL;
+                f[col].len = 0;
+                continue;
+            }
+
+            if ((size_t) (last - p) < len) {
+                return NGX_ERROR;
+            }
+
+            f[col].data = p;
+            f[col].len = len;
+            p += len;
+        }
+
+        if (handler(data, f, nf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}

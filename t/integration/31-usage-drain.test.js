@@ -179,3 +179,59 @@ test('a spill file the database refuses, among others: set aside alone, '
   assert.match(gw.errorLog(),
                /database refused spill file, kept as .*\.bad": .*integer/);
 });
+
+// the daily totals of one model, and what its records say they must be
+function totals(model) {
+  const q = (sql) => pg.psql(sql);
+  const records = q(`SELECT count(*), sum(prompt_tokens),
+    sum(completion_tokens), round(sum(cost)::numeric, 9), sum(latency_ms),
+    max(latency_ms), count(*) FILTER (WHERE latency_ms < 50),
+    count(*) FILTER (WHERE status >= 400)
+    FROM llmproxy_usage WHERE model = '${model}'`);
+  const daily = q(`SELECT sum(requests), sum(prompt_tokens),
+    sum(completion_tokens), round(sum(cost)::numeric, 9),
+    sum(latency_ms_sum), max(latency_ms_max), sum(lat_lt_50), sum(errors)
+    FROM llmproxy_usage_daily WHERE model = '${model}'`);
+  return { records, daily };
+}
+
+function records(model, n) {
+  return Array.from({ length: n }, (_, i) => ({ id: crypto.randomUUID(),
+    hash: hashes[i % KEYS], alias: `drain-${i % KEYS + 1}`, model,
+    deployment: 'p/' + model, prompt: 3, completion: 4 + i, total: 7 + i,
+    cost: 0.0001 * (i % 3), latency: i * 7, ttfb: 1, attempts: 1,
+    status: i % 10 ? 200 : 429 }));
+}
+
+test('an old spill file in COPY\'s text format: its daily totals are the '
+     + 'trigger\'s, next to the writer\'s', async () => {
+  const ts = new Date().toISOString().replace('T', ' ').replace('Z', '+00');
+  const text = Buffer.from(records('text-model', 30).map((r) => [r.id, ts,
+    r.hash, r.alias, r.model, r.deployment, 'openai', 'chat/completions',
+    'f', r.status, r.prompt, r.completion, r.total, String(r.cost),
+    r.latency, 1, 1, 0, '\\N'].join('\t') + '\n').join(''));
+  putFiles([text, spillFile(records('binary-model', 30))]);
+  await until(() => spillsLeft().length === 0);
+  for (const model of ['text-model', 'binary-model']) {
+    const { records: r, daily } = totals(model);
+    assert.match(r, /^30\|/);
+    assert.strictEqual(daily, r, model);
+  }
+});
+
+test('the writer adds the daily totals itself: exact with the trigger '
+     + 'off', async () => {
+  pg.psql('ALTER TABLE llmproxy_usage DISABLE TRIGGER'
+          + ' llmproxy_usage_daily_add');
+  try {
+    putFiles([spillFile(records('writer-model', 40)),
+              spillFile(records('writer-model', 25))]);
+    await until(() => spillsLeft().length === 0);
+    const { records: r, daily } = totals('writer-model');
+    assert.match(r, /^65\|/);
+    assert.strictEqual(daily, r);
+  } finally {
+    pg.psql('ALTER TABLE llmproxy_usage ENABLE TRIGGER'
+            + ' llmproxy_usage_daily_add');
+  }
+});
