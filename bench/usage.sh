@@ -24,6 +24,7 @@
 # psql's own short-lived backends (the polls for the record count) have
 # exited when the pass ends, so they are not counted.
 #
+# BENCH_FLUSH=1s sets llmproxy_usage_flush (default 200ms, as shipped).
 # BENCH_SQL="..." runs after the migrations, for experiments.
 # BENCH_DB_DETAIL=1 prints each process's run time (ns) at each sample.
 # BENCH_PASSES="drain live" runs only those passes (default: all three).
@@ -113,6 +114,7 @@ http {
     llmproxy_thread_pool llmproxy;
     llmproxy_database $db;
     llmproxy_database_poll 500ms;
+    llmproxy_usage_flush ${BENCH_FLUSH:-200ms};
     server {
         listen 127.0.0.1:$gw_port;
         location / { llmproxy; }

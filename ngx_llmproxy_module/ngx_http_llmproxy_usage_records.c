@@ -614,7 +614,7 @@ static ngx_int_t
 ngx_http_llmproxy_records_connect(ngx_http_llmproxy_records_t *rs)
 {
     if (rs->conn && PQstatus(rs->conn) == CONNECTION_OK) {
-        if (!rs->daily && ngx_time() - rs->daily_asked >= 10) {
+        if (!rs->daily && ngx_time() - rs->daily_asked >= 1) {
             /* the database may have been migrated since: ask again */
             goto daily;
         }
@@ -637,7 +637,7 @@ ngx_http_llmproxy_records_connect(ngx_http_llmproxy_records_t *rs)
 daily:
 
     /*
-     * asked at each connection, and every 10 s until the answer is yes
+     * asked at each connection, and every second until the answer is yes
      * (a migration leaves the totals to us, never takes them back)
      */
     rs->daily = ngx_http_llmproxy_records_db_daily_ours(rs->conn);
