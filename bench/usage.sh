@@ -247,6 +247,13 @@ if [[ " $passes " == *" outage "* ]]; then
     wait
 fi
 
+# the dashboard's daily totals against the records they add up
+totals_ok=$(q "SELECT (SELECT sum(requests) FROM llmproxy_usage_daily)
+                      = (SELECT count(*) FROM llmproxy_usage)
+                  AND abs((SELECT sum(cost) FROM llmproxy_usage_daily)
+                          - (SELECT coalesce(sum(cost), 0)
+                             FROM llmproxy_usage)) < 1e-6")
+
 spilled=$(grep -c 'usage records left in spill\|cannot be written' \
           "$dir/gw/error.log" || true)
 
@@ -260,6 +267,9 @@ cat <<MD
 | live | wrk 50 conns, virtual key | ${R[live,rps]} req/s, p50 ${R[live,p50]} µs, p99 ${R[live,p99]} µs; last record in ${R[live,behind]} ms after the load; lost ${R[live,lost]} of ${R[live,reqs]} | **${R[live,cpu]}** |
 | outage | the same, PostgreSQL stopped ${third}s into a $((secs * 3))s pass for ${third}s | ${R[outage,rps]} req/s, p50 ${R[outage,p50]} µs, p99 ${R[outage,p99]} µs; lost ${R[outage,lost]} of ${R[outage,reqs]}; errors: ${R[outage,errors]:-none} | - |
 
+Daily totals (llmproxy_usage_daily) equal to the records' sums after all
+passes: ${totals_ok}.
+
 p99 with PostgreSQL stopped and started under load against without:
 $(awk -v a="${R[outage,p99]}" -v b="${R[live,p99]}" 'BEGIN {
     if (b > 0) printf "%.2f", a / b; else print "-" }')x.
@@ -270,4 +280,5 @@ if grep -q "\[alert\]\|\[emerg\]" "$dir/gw/error.log"; then
     grep "\[alert\]\|\[emerg\]" "$dir/gw/error.log" | head >&2
     exit 1
 fi
-[[ "${R[live,lost]}" =~ ^(0|-)$ ]] && [[ "${R[outage,lost]}" =~ ^(0|-)$ ]]
+[[ "${R[live,lost]}" =~ ^(0|-)$ ]] && [[ "${R[outage,lost]}" =~ ^(0|-)$ ]] \
+    && [ "$totals_ok" = t ]
