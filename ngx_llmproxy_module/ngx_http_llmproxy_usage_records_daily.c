@@ -11,6 +11,8 @@
 
 #include "ngx_http_llmproxy_usage_records.h"
 
+#include <math.h>
+
 
 #define NGX_HTTP_LLMPROXY_DAILY_BOUNDS  19
 
@@ -425,8 +427,18 @@ ngx_http_llmproxy_daily_json(ngx_http_llmproxy_days_t *days)
                         "\"cost\":",
                         d->requests, d->errors, d->prompt, d->completion);
 
-        /* every digit of the double: ngx_sprintf() has no %g */
-        p += snprintf((char *) p, 32, "%.17g", d->cost);
+        /*
+         * every digit of the double (ngx_sprintf() has no %g); JSON has
+         * no Infinity or NaN, float8's input takes them as strings
+         */
+        if (isfinite(d->cost)) {
+            p += snprintf((char *) p, 32, "%.17g", d->cost);
+
+        } else {
+            p += snprintf((char *) p, 32, "\"%s\"",
+                          isnan(d->cost) ? "NaN"
+                          : d->cost > 0 ? "Infinity" : "-Infinity");
+        }
 
         p = ngx_sprintf(p, ",\"latency_ms_sum\":%L,"
                         "\"latency_ms_max\":%L,\"lt\":[",
