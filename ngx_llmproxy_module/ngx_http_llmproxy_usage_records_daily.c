@@ -63,6 +63,8 @@ static ngx_http_llmproxy_day_t *ngx_http_llmproxy_daily_get(
 static ngx_int_t ngx_http_llmproxy_daily_grow(
     ngx_http_llmproxy_days_t *days);
 static u_char *ngx_http_llmproxy_daily_json(ngx_http_llmproxy_days_t *days);
+static u_char *ngx_http_llmproxy_daily_row(u_char *p,
+    ngx_http_llmproxy_day_t *d);
 static u_char *ngx_http_llmproxy_json_str(u_char *p,
     ngx_http_llmproxy_field_t *s);
 
@@ -368,9 +370,7 @@ ngx_http_llmproxy_daily_json(ngx_http_llmproxy_days_t *days)
 {
     u_char                   *json, *p;
     size_t                    len;
-    int64_t                   below;
-    ngx_tm_t                  tm;
-    ngx_uint_t                i, k;
+    ngx_uint_t                i;
     ngx_http_llmproxy_day_t  *d;
 
     /* a string's byte may become \u00XX; the rest fits in 1536 */
@@ -405,64 +405,79 @@ ngx_http_llmproxy_daily_json(ngx_http_llmproxy_days_t *days)
             *p++ = ',';
         }
 
-        ngx_gmtime((time_t) (d->day * 86400), &tm);
-
-        p = ngx_sprintf(p, "{\"day\":\"%04d-%02d-%02d\",\"key_hash\":",
-                        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday);
-        p = ngx_http_llmproxy_json_str(p, &d->key);
-        p = ngx_cpymem(p, ",\"model\":", sizeof(",\"model\":") - 1);
-        p = ngx_http_llmproxy_json_str(p, &d->model);
-        p = ngx_cpymem(p, ",\"deployment\":",
-                       sizeof(",\"deployment\":") - 1);
-        p = ngx_http_llmproxy_json_str(p, &d->deployment);
-
-        if (d->alias.data) {
-            p = ngx_cpymem(p, ",\"key_alias\":",
-                           sizeof(",\"key_alias\":") - 1);
-            p = ngx_http_llmproxy_json_str(p, &d->alias);
-        }
-
-        p = ngx_sprintf(p, ",\"requests\":%L,\"errors\":%L,"
-                        "\"prompt_tokens\":%L,\"completion_tokens\":%L,"
-                        "\"cost\":",
-                        d->requests, d->errors, d->prompt, d->completion);
-
-        /*
-         * every digit of the double (ngx_sprintf() has no %g); JSON has
-         * no Infinity or NaN, float8's input takes them as strings
-         */
-        if (isfinite(d->cost)) {
-            p += snprintf((char *) p, 32, "%.17g", d->cost);
-
-        } else {
-            p += snprintf((char *) p, 32, "\"%s\"",
-                          isnan(d->cost) ? "NaN"
-                          : d->cost > 0 ? "Infinity" : "-Infinity");
-        }
-
-        p = ngx_sprintf(p, ",\"latency_ms_sum\":%L,"
-                        "\"latency_ms_max\":%L,\"lt\":[",
-                        d->latency_sum, d->latency_max);
-
-        /* cumulative: lt[k] counts the requests below the k-th bound */
-
-        below = 0;
-
-        for (k = 0; k < NGX_HTTP_LLMPROXY_DAILY_BOUNDS; k++) {
-            below += d->below[k];
-            p = ngx_sprintf(p, "%s%L", k ? "," : "", below);
-        }
-
-        p = ngx_sprintf(p, "],\"cache_read_tokens\":%L,"
-                        "\"cache_creation_tokens\":%L,"
-                        "\"reasoning_tokens\":%L,\"unpriced\":%L}",
-                        d->read, d->creation, d->reasoning, d->unpriced);
+        p = ngx_http_llmproxy_daily_row(p, d);
     }
 
     *p++ = ']';
     *p = '\0';
 
     return json;
+}
+
+
+/* one group as a JSON object */
+
+static u_char *
+ngx_http_llmproxy_daily_row(u_char *p, ngx_http_llmproxy_day_t *d)
+{
+    int64_t     below;
+    ngx_tm_t    tm;
+    ngx_uint_t  k;
+
+    ngx_gmtime((time_t) (d->day * 86400), &tm);
+
+    p = ngx_sprintf(p, "{\"day\":\"%04d-%02d-%02d\",\"key_hash\":",
+                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday);
+    p = ngx_http_llmproxy_json_str(p, &d->key);
+    p = ngx_cpymem(p, ",\"model\":", sizeof(",\"model\":") - 1);
+    p = ngx_http_llmproxy_json_str(p, &d->model);
+    p = ngx_cpymem(p, ",\"deployment\":",
+                   sizeof(",\"deployment\":") - 1);
+    p = ngx_http_llmproxy_json_str(p, &d->deployment);
+
+    if (d->alias.data) {
+        p = ngx_cpymem(p, ",\"key_alias\":",
+                       sizeof(",\"key_alias\":") - 1);
+        p = ngx_http_llmproxy_json_str(p, &d->alias);
+    }
+
+    p = ngx_sprintf(p, ",\"requests\":%L,\"errors\":%L,"
+                    "\"prompt_tokens\":%L,\"completion_tokens\":%L,"
+                    "\"cost\":",
+                    d->requests, d->errors, d->prompt, d->completion);
+
+    /*
+     * every digit of the double (ngx_sprintf() has no %g); JSON has
+     * no Infinity or NaN, float8's input takes them as strings
+     */
+    if (isfinite(d->cost)) {
+        p += snprintf((char *) p, 32, "%.17g", d->cost);
+
+    } else {
+        p += snprintf((char *) p, 32, "\"%s\"",
+                      isnan(d->cost) ? "NaN"
+                      : d->cost > 0 ? "Infinity" : "-Infinity");
+    }
+
+    p = ngx_sprintf(p, ",\"latency_ms_sum\":%L,"
+                    "\"latency_ms_max\":%L,\"lt\":[",
+                    d->latency_sum, d->latency_max);
+
+    /* cumulative: lt[k] counts the requests below the k-th bound */
+
+    below = 0;
+
+    for (k = 0; k < NGX_HTTP_LLMPROXY_DAILY_BOUNDS; k++) {
+        below += d->below[k];
+        p = ngx_sprintf(p, "%s%L", k ? "," : "", below);
+    }
+
+    p = ngx_sprintf(p, "],\"cache_read_tokens\":%L,"
+                    "\"cache_creation_tokens\":%L,"
+                    "\"reasoning_tokens\":%L,\"unpriced\":%L}",
+                    d->read, d->creation, d->reasoning, d->unpriced);
+
+    return p;
 }
 
 
