@@ -114,7 +114,7 @@ static ngx_int_t ngx_http_llmproxy_spill_replay(
     ngx_http_llmproxy_records_t *rs, ngx_log_t *log);
 static ngx_uint_t ngx_http_llmproxy_spill_open(
     ngx_http_llmproxy_records_t *rs, ngx_log_t *log,
-    ngx_http_llmproxy_spill_file_t *files);
+    ngx_http_llmproxy_spill_file_t **files);
 static void ngx_http_llmproxy_spill_read(ngx_http_llmproxy_records_t *rs,
     ngx_http_llmproxy_spill_file_t *f, ngx_log_t *log);
 static ngx_int_t ngx_http_llmproxy_spill_group(
@@ -783,13 +783,13 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
     ngx_uint_t                       i, n;
     ngx_http_llmproxy_spill_file_t  *files;
 
-    files = ngx_calloc(NGX_HTTP_LLMPROXY_REPLAY_FILES
-                       * sizeof(ngx_http_llmproxy_spill_file_t), log);
-    if (files == NULL) {
+    files = NULL;
+
+    n = ngx_http_llmproxy_spill_open(rs, log, &files);
+    if (n == 0) {
+        ngx_free(files);
         return NGX_OK;
     }
-
-    n = ngx_http_llmproxy_spill_open(rs, log, files);
 
     for (i = 0; i < n; i++) {
         ngx_http_llmproxy_spill_read(rs, &files[i], log);
@@ -838,12 +838,14 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
 
 /*
  * Opens and locks the first spill files no other worker holds, counts the
- * others (more_spill).  Returns how many are open.
+ * others (more_spill).  Returns how many are open, in *files, allocated
+ * once a spill file is seen (the directory is looked at after every
+ * write, and is empty most of the time).
  */
 
 static ngx_uint_t
 ngx_http_llmproxy_spill_open(ngx_http_llmproxy_records_t *rs,
-    ngx_log_t *log, ngx_http_llmproxy_spill_file_t *files)
+    ngx_log_t *log, ngx_http_llmproxy_spill_file_t **files)
 {
     DIR                             *d;
     size_t                           len, bytes;
@@ -879,7 +881,16 @@ ngx_http_llmproxy_spill_open(ngx_http_llmproxy_records_t *rs,
             continue;              /* enough for now; count the rest */
         }
 
-        f = &files[n];
+        if (*files == NULL) {
+            *files = ngx_calloc(NGX_HTTP_LLMPROXY_REPLAY_FILES
+                                * sizeof(ngx_http_llmproxy_spill_file_t),
+                                log);
+            if (*files == NULL) {
+                break;
+            }
+        }
+
+        f = &(*files)[n];
 
         ngx_snprintf(f->path, sizeof(f->path), "%V/%s%Z", &rs->spill_dir,
                      de->d_name);
