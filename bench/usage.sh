@@ -17,6 +17,17 @@
 #   outage   the same load while PostgreSQL is stopped for a third of the
 #            pass and started again: p99 against the live pass, records
 #            lost (must be 0)
+#
+# PostgreSQL's CPU per record (drain and live): the run time (ns, from
+# /proc/PID/schedstat) of the postmaster and its live children (backends,
+# walwriter, checkpointer, ...) over the pass, divided by the records.
+# psql's own short-lived backends (the polls for the record count) have
+# exited when the pass ends, so they are not counted.
+#
+# BENCH_FLUSH=1s sets llmproxy_usage_flush (default 200ms, as shipped).
+# BENCH_SQL="..." runs after the migrations, for experiments.
+# BENCH_DB_DETAIL=1 prints each process's run time (ns) at each sample.
+# BENCH_PASSES="drain live" runs only those passes (default: all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -44,8 +55,25 @@ mock_port=$(free_port); gw_port=$(free_port); pg_port=$(free_port)
 db=$(bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port")
 export LLMPROXY_DATABASE_URL=$db
 "$top/build/llmproxyctl" migrate >/dev/null
+# an experiment's schema change (an index dropped, a setting), after migrate
+[ -z "${BENCH_SQL:-}" ] || psql -Atq "$db" -c "$BENCH_SQL" >/dev/null
 
 q() { psql -Atq "$db" -c "$1"; }
+
+passes=${BENCH_PASSES:-drain live outage}
+pg_ns() {       # run time (ns) of PostgreSQL's live processes
+    local pm p
+    pm=$(head -1 "$dir/pg/postmaster.pid")
+    for p in $pm $(pgrep -P "$pm"); do
+        awk '{print $1}' "/proc/$p/schedstat" 2>/dev/null || true
+        [ -z "${BENCH_DB_DETAIL:-}" ] || echo "db $p $(awk '{print $1}' \
+            "/proc/$p/schedstat") $(tr '\0' ' ' < "/proc/$p/cmdline")" >&2
+    done | awk '{s += $1} END {printf "%.0f", s}'
+}
+per_record() {  # ns0 ns1 records: µs per record
+    awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {
+        if (n > 0) printf "%.2f", (b - a) / 1000 / n; else print "-" }'
+}
 
 mkdir -p "$dir/mock" "$dir/gw/state"
 
@@ -86,6 +114,7 @@ http {
     llmproxy_thread_pool llmproxy;
     llmproxy_database $db;
     llmproxy_database_poll 500ms;
+    llmproxy_usage_flush ${BENCH_FLUSH:-200ms};
     server {
         listen 127.0.0.1:$gw_port;
         location / { llmproxy; }
@@ -134,6 +163,7 @@ for (let i = 0; i < n; i++) {
 if (records.length) flush();' "$n" "$dir/gw/state" "$top"
 chown nobody "$dir/gw/state"/usage-*.copy 2>/dev/null || true
 
+d0=$(pg_ns)
 t0=$(ms_now)
 "$nginx" -p "$dir/mock" -c "$dir/mock/nginx.conf" -e "$dir/mock/error.log"
 "$nginx" -p "$dir/gw" -c "$dir/gw/nginx.conf" -e "$dir/gw/error.log"
@@ -145,6 +175,8 @@ for i in $(seq $((secs * 100 + 600))); do
     fi
     sleep 0.1
 done
+d1=$(pg_ns)
+drain_cpu=$(per_record "$d0" "$d1" "$n")
 drain_rate=$(awk -v n="$n" -v ms="$drained" 'BEGIN {
     if (ms + 0 > 0) printf "%.0f", n / ms * 1000; else print "-" }')
 spend_ok=$(q "SELECT abs(sum(spend) - $n * 0.000372) < 1e-6
@@ -176,6 +208,7 @@ declare -A R
 load() {    # name seconds: wrk, then wait for every record
     local name=$1 d=$2 before o reqs t0 last
     before=$(q "SELECT count(*) FROM llmproxy_usage WHERE key_alias = 'bench-usage'")
+    R[$name,ns0]=$(pg_ns)
     o=$(wrk -t1 -c50 -d"${d}s" --latency -s "$dir/vkey.lua" \
         "http://127.0.0.1:$gw_port/v1/chat/completions" 2>&1)
     t0=$(ms_now)
@@ -190,6 +223,7 @@ load() {    # name seconds: wrk, then wait for every record
         last=$(q "SELECT count(*) FROM llmproxy_usage WHERE key_alias = 'bench-usage'")
         if [ $((last - before)) -ge "$reqs" ]; then
             R[$name,behind]=$(( $(ms_now) - t0 ))
+            R[$name,cpu]=$(per_record "${R[$name,ns0]}" "$(pg_ns)" "$reqs")
             break
         fi
         sleep 0.1
@@ -198,17 +232,27 @@ load() {    # name seconds: wrk, then wait for every record
     [ "${R[$name,lost]}" -ge 0 ] || R[$name,lost]=0
 }
 
-load live "$secs"
+for k in rps p50 p99 reqs lost behind cpu; do R[live,$k]=-; R[outage,$k]=-; done
+case " $passes " in *" live "*) load live "$secs" ;; esac
 
 third=$(awk -v s="$secs" 'BEGIN {printf "%.1f", s}')
-(
-    sleep "$third"
-    bash "$top/scripts/pg.sh" stop "$dir/pg" >/dev/null 2>&1
-    sleep "$third"
-    bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port" >/dev/null 2>&1
-) &
-load outage $((secs * 3))
-wait
+if [[ " $passes " == *" outage "* ]]; then
+    (
+        sleep "$third"
+        bash "$top/scripts/pg.sh" stop "$dir/pg" >/dev/null 2>&1
+        sleep "$third"
+        bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port" >/dev/null 2>&1
+    ) &
+    load outage $((secs * 3))
+    wait
+fi
+
+# the dashboard's daily totals against the records they add up
+totals_ok=$(q "SELECT (SELECT sum(requests) FROM llmproxy_usage_daily)
+                      = (SELECT count(*) FROM llmproxy_usage)
+                  AND abs((SELECT sum(cost) FROM llmproxy_usage_daily)
+                          - (SELECT coalesce(sum(cost), 0)
+                             FROM llmproxy_usage)) < 1e-6")
 
 spilled=$(grep -c 'usage records left in spill\|cannot be written' \
           "$dir/gw/error.log" || true)
@@ -217,11 +261,14 @@ cat <<MD
 
 ## Usage records (bench/usage.sh, ${secs}s passes)
 
-| pass | what | result |
-|---|---|---|
-| drain | $n records from spill files into PostgreSQL (1,000 keys' spend) | ${drained} ms: **${drain_rate} records/s**; spend exact: ${spend_ok} |
-| live | wrk 50 conns, virtual key | ${R[live,rps]} req/s, p50 ${R[live,p50]} µs, p99 ${R[live,p99]} µs; last record in ${R[live,behind]} ms after the load; lost ${R[live,lost]} of ${R[live,reqs]} |
-| outage | the same, PostgreSQL stopped ${third}s into a $((secs * 3))s pass for ${third}s | ${R[outage,rps]} req/s, p50 ${R[outage,p50]} µs, p99 ${R[outage,p99]} µs; lost ${R[outage,lost]} of ${R[outage,reqs]}; errors: ${R[outage,errors]:-none} |
+| pass | what | result | PostgreSQL CPU µs/record |
+|---|---|---|---|
+| drain | $n records from spill files into PostgreSQL (1,000 keys' spend) | ${drained} ms: **${drain_rate} records/s**; spend exact: ${spend_ok} | ${drain_cpu} |
+| live | wrk 50 conns, virtual key | ${R[live,rps]} req/s, p50 ${R[live,p50]} µs, p99 ${R[live,p99]} µs; last record in ${R[live,behind]} ms after the load; lost ${R[live,lost]} of ${R[live,reqs]} | **${R[live,cpu]}** |
+| outage | the same, PostgreSQL stopped ${third}s into a $((secs * 3))s pass for ${third}s | ${R[outage,rps]} req/s, p50 ${R[outage,p50]} µs, p99 ${R[outage,p99]} µs; lost ${R[outage,lost]} of ${R[outage,reqs]}; errors: ${R[outage,errors]:-none} | - |
+
+Daily totals (llmproxy_usage_daily) equal to the records' sums after all
+passes: ${totals_ok}.
 
 p99 with PostgreSQL stopped and started under load against without:
 $(awk -v a="${R[outage,p99]}" -v b="${R[live,p99]}" 'BEGIN {
@@ -233,4 +280,5 @@ if grep -q "\[alert\]\|\[emerg\]" "$dir/gw/error.log"; then
     grep "\[alert\]\|\[emerg\]" "$dir/gw/error.log" | head >&2
     exit 1
 fi
-[ "${R[live,lost]}" = 0 ] && [ "${R[outage,lost]}" = 0 ]
+[[ "${R[live,lost]}" =~ ^(0|-)$ ]] && [[ "${R[outage,lost]}" =~ ^(0|-)$ ]] \
+    && [ "$totals_ok" = t ]

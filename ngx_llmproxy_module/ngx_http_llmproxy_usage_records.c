@@ -41,6 +41,8 @@
 #define NGX_HTTP_LLMPROXY_WRITE_MAX     16        /* batches a transaction */
 #define NGX_HTTP_LLMPROXY_RETRY         1000
 #define NGX_HTTP_LLMPROXY_SPILL_LOOK    2000
+#define NGX_HTTP_LLMPROXY_REPLAY_FILES  64        /* a transaction */
+#define NGX_HTTP_LLMPROXY_REPLAY_BYTES  (16 * 1024 * 1024)
 
 
 typedef struct {
@@ -72,6 +74,8 @@ typedef struct {
     ngx_uint_t                      more_spill;  /* files left to replay */
     ngx_uint_t                      db_failed;
     ngx_uint_t                      spill_open_logged;
+    ngx_uint_t                      daily;       /* totals ours (schema 9) */
+    time_t                          daily_asked;
     ngx_http_llmproxy_costs_t       costs[2];    /* batches, spill file */
     char                            err[256];
     PGconn                         *conn;        /* the thread's only */
@@ -83,6 +87,19 @@ typedef struct {
     ngx_uint_t                      spiller_busy;
     ngx_uint_t                      spill_failed;
 } ngx_http_llmproxy_records_t;
+
+
+/* a spill file being replayed */
+
+typedef struct {
+    u_char                          path[NGX_MAX_PATH];
+    ngx_fd_t                        fd;
+    size_t                          size;
+    ngx_uint_t                      records;
+    ngx_http_llmproxy_batch_t      *batch;
+    ngx_int_t                       rc;          /* NGX_AGAIN: to write */
+    char                            err[256];    /* why it was refused */
+} ngx_http_llmproxy_spill_file_t;
 
 
 static ngx_int_t ngx_http_llmproxy_records_log(ngx_http_request_t *r);
@@ -106,6 +123,17 @@ static ngx_int_t ngx_http_llmproxy_spill_write(
     ngx_log_t *log);
 static ngx_int_t ngx_http_llmproxy_spill_replay(
     ngx_http_llmproxy_records_t *rs, ngx_log_t *log);
+static ngx_uint_t ngx_http_llmproxy_spill_open(
+    ngx_http_llmproxy_records_t *rs, ngx_log_t *log,
+    ngx_http_llmproxy_spill_file_t **files);
+static void ngx_http_llmproxy_spill_read(ngx_http_llmproxy_records_t *rs,
+    ngx_http_llmproxy_spill_file_t *f, ngx_log_t *log);
+static ngx_int_t ngx_http_llmproxy_spill_group(
+    ngx_http_llmproxy_records_t *rs, ngx_http_llmproxy_spill_file_t *files,
+    ngx_uint_t n, ngx_log_t *log);
+static ngx_int_t ngx_http_llmproxy_spill_done(
+    ngx_http_llmproxy_records_t *rs, ngx_http_llmproxy_spill_file_t *f,
+    ngx_log_t *log);
 static void ngx_http_llmproxy_records_settle(ngx_http_llmproxy_records_t *rs,
     ngx_http_llmproxy_costs_t *costs);
 
@@ -597,6 +625,11 @@ static ngx_int_t
 ngx_http_llmproxy_records_connect(ngx_http_llmproxy_records_t *rs)
 {
     if (rs->conn && PQstatus(rs->conn) == CONNECTION_OK) {
+        if (!rs->daily && ngx_time() - rs->daily_asked >= 1) {
+            /* the database may have been migrated since: ask again */
+            goto daily;
+        }
+
         return NGX_OK;
     }
 
@@ -611,6 +644,19 @@ ngx_http_llmproxy_records_connect(ngx_http_llmproxy_records_t *rs)
     if (rs->conn == NULL || PQstatus(rs->conn) != CONNECTION_OK) {
         goto failed;
     }
+
+daily:
+
+    /*
+     * asked at each connection, and every second until the answer is yes
+     * (a migration leaves the totals to us, never takes them back)
+     */
+    rs->daily = ngx_http_llmproxy_records_db_daily_ours(rs->conn);
+    rs->daily_asked = ngx_time();
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "llmproxy: usage writer connected, daily totals by %s",
+                   rs->daily ? "the writer" : "the trigger");
 
     return NGX_OK;
 
@@ -635,8 +681,19 @@ ngx_http_llmproxy_db_write(ngx_http_llmproxy_records_t *rs,
 {
     ngx_int_t  rc;
 
-    rc = ngx_http_llmproxy_records_db_write(rs->conn, b, costs, rs->err,
-                                            sizeof(rs->err));
+    rc = ngx_http_llmproxy_records_db_write(rs->conn, b, costs, rs->daily,
+                                            rs->err, sizeof(rs->err));
+
+    if (rc == NGX_DECLINED && rs->daily
+        && !ngx_http_llmproxy_records_db_daily_ours(rs->conn))
+    {
+        /* the database went back before schema 9 (a restore): its trigger */
+        rs->daily = 0;
+        rs->daily_asked = ngx_time();
+
+        rc = ngx_http_llmproxy_records_db_write(rs->conn, b, costs, 0,
+                                                rs->err, sizeof(rs->err));
+    }
 
     if (rc == NGX_ERROR) {
         PQfinish(rs->conn);
@@ -718,33 +775,104 @@ ngx_http_llmproxy_spill_write(ngx_http_llmproxy_records_t *rs,
 
 
 /*
- * One spill file back into the database: the first one no other worker
- * holds.  NGX_ERROR: the database failed; the file stays for later.
+ * Spill files back into the database, up to NGX_HTTP_LLMPROXY_REPLAY_FILES
+ * of them (NGX_HTTP_LLMPROXY_REPLAY_BYTES) in one transaction, the first
+ * ones no other worker holds.  One transaction for many files is what
+ * makes a drain fast: the keys' spend updates and the daily totals' upserts
+ * are per key and per transaction, and a file holds ~1,000 records that
+ * may each be of another key.  When the database refuses the group, the
+ * files are tried one at a time, up to the first that goes in, so the one
+ * refused is found and set aside.  NGX_ERROR: the database failed; the
+ * files stay for later.
  */
 
 static ngx_int_t
 ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
     ngx_log_t *log)
 {
-    DIR                        *d;
-    u_char                     *p, *name, path[NGX_MAX_PATH];
-    u_char                      bad[NGX_MAX_PATH];
-    size_t                      len;
-    ssize_t                     n;
-    ngx_fd_t                    fd;
-    ngx_int_t                   rc, hi, lo;
-    ngx_uint_t                  i, records, files, fields;
-    ngx_http_llmproxy_batch_t  *b;
-    struct stat     st;
-    struct dirent  *de;
+    ngx_int_t                        rc;
+    ngx_uint_t                       i, n;
+    ngx_http_llmproxy_spill_file_t  *files;
 
-    d = opendir((char *) rs->spill_dir.data);
-    if (d == NULL) {
+    files = NULL;
+
+    n = ngx_http_llmproxy_spill_open(rs, log, &files);
+    if (n == 0) {
+        ngx_free(files);
         return NGX_OK;
     }
 
-    fd = NGX_INVALID_FILE;
-    files = 0;
+    for (i = 0; i < n; i++) {
+        ngx_http_llmproxy_spill_read(rs, &files[i], log);
+    }
+
+    rc = ngx_http_llmproxy_spill_group(rs, files, n, log);
+
+    if (rc == NGX_DECLINED) {
+        for (i = 0; i < n; i++) {
+            if (files[i].rc != NGX_AGAIN) {
+                continue;
+            }
+
+            files[i].batch->next = NULL;
+            files[i].rc = ngx_http_llmproxy_db_write(rs, files[i].batch,
+                                                     &rs->costs[1]);
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                           "llmproxy: spill file \"%s\" alone: %i",
+                           files[i].path, files[i].rc);
+
+            if (files[i].rc == NGX_DECLINED) {
+                ngx_memcpy(files[i].err, rs->err, sizeof(files[i].err));
+                continue;
+            }
+
+            /* in, or the database failed: the rest wait */
+            rs->more_spill = 1;
+            break;
+        }
+
+        rc = NGX_OK;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_llmproxy_spill_done(rs, &files[i], log) == NGX_ERROR) {
+            rc = NGX_ERROR;
+        }
+    }
+
+    ngx_free(files);
+
+    return rc;
+}
+
+
+/*
+ * Opens and locks the first spill files no other worker holds, counts the
+ * others (more_spill).  Returns how many are open, in *files, allocated
+ * once a spill file is seen (the directory is looked at after every
+ * write, and is empty most of the time).
+ */
+
+static ngx_uint_t
+ngx_http_llmproxy_spill_open(ngx_http_llmproxy_records_t *rs,
+    ngx_log_t *log, ngx_http_llmproxy_spill_file_t **files)
+{
+    DIR                             *d;
+    size_t                           len, bytes;
+    ngx_uint_t                       n, found;
+    struct stat                      st;
+    struct dirent                   *de;
+    ngx_http_llmproxy_spill_file_t  *f;
+
+    d = opendir((char *) rs->spill_dir.data);
+    if (d == NULL) {
+        return 0;
+    }
+
+    n = 0;
+    found = 0;
+    bytes = 0;
 
     while ((de = readdir(d)) != NULL) {
         len = ngx_strlen(de->d_name);
@@ -756,59 +884,98 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
             continue;
         }
 
-        files++;
+        found++;
 
-        if (fd != NGX_INVALID_FILE) {
-            continue;              /* one now; count the rest */
+        if (n == NGX_HTTP_LLMPROXY_REPLAY_FILES
+            || bytes >= NGX_HTTP_LLMPROXY_REPLAY_BYTES)
+        {
+            continue;              /* enough for now; count the rest */
         }
 
-        ngx_snprintf(path, sizeof(path), "%V/%s%Z", &rs->spill_dir,
+        if (*files == NULL) {
+            *files = ngx_calloc(NGX_HTTP_LLMPROXY_REPLAY_FILES
+                                * sizeof(ngx_http_llmproxy_spill_file_t),
+                                log);
+            if (*files == NULL) {
+                break;
+            }
+        }
+
+        f = &(*files)[n];
+
+        ngx_snprintf(f->path, sizeof(f->path), "%V/%s%Z", &rs->spill_dir,
                      de->d_name);
 
-        fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-        if (fd == NGX_INVALID_FILE) {
+        f->fd = ngx_open_file(f->path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+        if (f->fd == NGX_INVALID_FILE) {
             if (ngx_errno != NGX_ENOENT && !rs->spill_open_logged) {
                 ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
-                              ngx_open_file_n " \"%s\" failed", path);
+                              ngx_open_file_n " \"%s\" failed", f->path);
                 rs->spill_open_logged = 1;
             }
 
             continue;
         }
 
-        if (flock(fd, LOCK_EX | LOCK_NB) == -1
-            || fstat(fd, &st) == -1 || st.st_nlink == 0)
+        if (flock(f->fd, LOCK_EX | LOCK_NB) == -1
+            || fstat(f->fd, &st) == -1 || st.st_nlink == 0)
         {
             /* another worker has it, or has just finished with it */
-            ngx_close_file(fd);
-            fd = NGX_INVALID_FILE;
+            ngx_close_file(f->fd);
+            continue;
         }
+
+        f->size = (size_t) st.st_size;
+        bytes += f->size;
+        n++;
     }
 
     closedir(d);
 
-    if (fd == NGX_INVALID_FILE) {
-        return NGX_OK;
-    }
+    rs->more_spill = (found > n);
 
-    rs->more_spill = (files > 1);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "llmproxy: spill files: %ui found, %ui taken", found, n);
 
-    b = ngx_http_llmproxy_batch_new((size_t) st.st_size + 1);
+    return n;
+}
+
+
+/*
+ * A spill file into a batch: our binary COPY stream (COPY's text from an
+ * earlier version), the batch's id from the file's name (usage-UUID.copy).
+ * Sets the file's rc: NGX_AGAIN, to be written; NGX_DECLINED, refused
+ * already (not whole tuples); NGX_ERROR, out of memory (the file stays).
+ */
+
+static void
+ngx_http_llmproxy_spill_read(ngx_http_llmproxy_records_t *rs,
+    ngx_http_llmproxy_spill_file_t *f, ngx_log_t *log)
+{
+    u_char                     *p, *name;
+    size_t                      len;
+    ssize_t                     n;
+    ngx_int_t                   hi, lo;
+    ngx_uint_t                  i, fields;
+    ngx_http_llmproxy_batch_t  *b;
+
+    f->rc = NGX_ERROR;
+
+    b = ngx_http_llmproxy_batch_new(f->size + 1);
     if (b == NULL) {
-        ngx_close_file(fd);
-        return NGX_OK;
+        return;
     }
 
-    for (len = 0; len < (size_t) st.st_size; len += n) {
-        n = read(fd, b->data + len, (size_t) st.st_size - len);
+    f->batch = b;
+
+    for (len = 0; len < f->size; len += n) {
+        n = read(f->fd, b->data + len, f->size - len);
         if (n <= 0) {
             break;
         }
     }
 
     b->last = b->data + len;
-
-    /* ours: a binary COPY stream; an earlier version's: COPY's text */
 
     if (len >= NGX_HTTP_LLMPROXY_COPY_HEADER
         && ngx_memcmp(b->data, ngx_http_llmproxy_copy_header,
@@ -822,9 +989,7 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
         b->text = 1;
     }
 
-    /* the batch's id is in the file's name: usage-UUID.copy */
-
-    name = path + rs->spill_dir.len + sizeof("/usage-") - 1;
+    name = f->path + rs->spill_dir.len + sizeof("/usage-") - 1;
 
     if (ngx_strlen(name) == 36 + sizeof(".copy") - 1) {
         for (i = 0, p = name; i < 16 && p < name + 36; p++) {
@@ -844,46 +1009,136 @@ ngx_http_llmproxy_spill_replay(ngx_http_llmproxy_records_t *rs,
         }
     }
 
-    records = 0;
+    f->rc = NGX_AGAIN;
 
     if (b->text) {
         for (p = b->data; p < b->last; p++) {
-            records += (*p == '\n');
+            f->records += (*p == '\n');
         }
 
-        rc = ngx_http_llmproxy_db_write(rs, b, &rs->costs[1]);
-
-    } else if (ngx_http_llmproxy_copy_tuples(b->data, b->last, &records,
+    } else if (ngx_http_llmproxy_copy_tuples(b->data, b->last, &f->records,
                                              &fields, NULL, NULL)
                != NGX_OK)
     {
-        ngx_cpystrn((u_char *) rs->err, (u_char *) "not whole tuples",
-                    sizeof(rs->err));
-        rc = NGX_DECLINED;
+        ngx_cpystrn((u_char *) f->err, (u_char *) "not whole tuples",
+                    sizeof(f->err));
+        f->rc = NGX_DECLINED;
 
     } else {
         /* an earlier version's, without the token kinds */
         b->fields1 = (fields == NGX_HTTP_LLMPROXY_COPY_FIELDS1);
-        rc = ngx_http_llmproxy_db_write(rs, b, &rs->costs[1]);
     }
 
-    ngx_http_llmproxy_batch_free(b);
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "llmproxy: spill file \"%s\": %uz bytes, %ui records, "
+                   "format %ui", f->path, f->size, f->records,
+                   ngx_http_llmproxy_batch_format(b));
+}
 
-    if (rc == NGX_OK) {
-        rs->replayed += records;
-        (void) ngx_delete_file(path);
 
-    } else if (rc == NGX_DECLINED) {
+/*
+ * The files read in one transaction.  NGX_OK (or none to write),
+ * NGX_DECLINED: refused (the files' rc stays NGX_AGAIN), NGX_ERROR: the
+ * database failed.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_spill_group(ngx_http_llmproxy_records_t *rs,
+    ngx_http_llmproxy_spill_file_t *files, ngx_uint_t n, ngx_log_t *log)
+{
+    ngx_int_t                    rc;
+    ngx_uint_t                   i, count;
+    ngx_http_llmproxy_batch_t   *batches, **ll;
+
+    batches = NULL;
+    ll = &batches;
+    count = 0;
+
+    for (i = 0; i < n; i++) {
+        if (files[i].rc == NGX_AGAIN) {
+            *ll = files[i].batch;
+            ll = &files[i].batch->next;
+            count++;
+        }
+    }
+
+    *ll = NULL;
+
+    if (count == 0) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_llmproxy_db_write(rs, batches, &rs->costs[1]);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "llmproxy: spill files: %ui in one transaction: %i",
+                   count, rc);
+
+    if (rc == NGX_DECLINED && count == 1) {
+        /* the one refused is known */
+        for (i = 0; files[i].rc != NGX_AGAIN; i++) { /* void */ }
+        files[i].rc = NGX_DECLINED;
+        ngx_memcpy(files[i].err, rs->err, sizeof(files[i].err));
+        return NGX_OK;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (files[i].rc == NGX_AGAIN) {
+            files[i].rc = rc;
+        }
+    }
+
+    return rc;
+}
+
+
+/*
+ * A file after its write: deleted when in the database, kept aside when
+ * refused, kept for later otherwise; unlocked.  NGX_ERROR: the database
+ * failed while the file waited to be written.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_spill_done(ngx_http_llmproxy_records_t *rs,
+    ngx_http_llmproxy_spill_file_t *f, ngx_log_t *log)
+{
+    u_char     bad[NGX_MAX_PATH];
+    ngx_int_t  rc;
+
+    rc = NGX_OK;
+
+    if (f->batch) {
+        ngx_http_llmproxy_batch_free(f->batch);
+        f->batch = NULL;
+    }
+
+    if (f->rc == NGX_OK) {
+        rs->replayed += f->records;
+        (void) ngx_delete_file(f->path);
+
+    } else if (f->rc == NGX_DECLINED) {
         /* kept aside for a person to look at, never retried forever */
-        ngx_snprintf(bad, sizeof(bad), "%s.bad%Z", path);
-        (void) ngx_rename_file(path, bad);
+        ngx_snprintf(bad, sizeof(bad), "%s.bad%Z", f->path);
+        (void) ngx_rename_file(f->path, bad);
         ngx_log_error(NGX_LOG_ALERT, log, 0,
                       "llmproxy: database refused spill file, kept as "
-                      "\"%s\": %s", bad, rs->err);
-        rc = NGX_OK;
+                      "\"%s\": %s", bad, f->err[0] ? f->err : rs->err);
+
+    } else if (f->rc == NGX_ERROR && rs->conn == NULL) {
+        rc = NGX_ERROR;
+
+    } else {
+        rs->more_spill = 1;         /* out of memory, or not tried yet */
     }
 
-    ngx_close_file(fd);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "llmproxy: spill file \"%s\" done: %i", f->path, f->rc);
+
+    ngx_close_file(f->fd);
 
     return rc;
 }

@@ -73,6 +73,14 @@ typedef struct {
 } ngx_http_llmproxy_costs_t;
 
 
+/* a field of a tuple: data NULL for an SQL NULL */
+
+typedef struct {
+    u_char                         *data;
+    uint32_t                        len;
+} ngx_http_llmproxy_field_t;
+
+
 /* 0: tuples of this version, 1: of 19 columns, 2: COPY's text */
 #define ngx_http_llmproxy_batch_format(b)                                    \
     ((ngx_uint_t) ((b)->text ? 2 : (b)->fields1 ? 1 : 0))
@@ -86,9 +94,15 @@ u_char *ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
 ngx_int_t ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last,
     ngx_uint_t *count, ngx_uint_t *fields, ngx_int_t (*handler)(void *data,
     u_char *key, double cost), void *data);
+ngx_int_t ngx_http_llmproxy_copy_fields(u_char *p, u_char *last,
+    ngx_int_t (*handler)(void *data, ngx_http_llmproxy_field_t *f,
+    ngx_uint_t n), void *data);
 ngx_int_t ngx_http_llmproxy_records_db_write(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_costs_t *costs,
-    char *err, size_t errlen);
+    ngx_uint_t daily, char *err, size_t errlen);
+ngx_uint_t ngx_http_llmproxy_records_db_daily_ours(PGconn *conn);
+ngx_int_t ngx_http_llmproxy_records_db_daily(PGconn *conn,
+    ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen);
 void ngx_http_llmproxy_costs_free(ngx_http_llmproxy_costs_t *costs);
 u_char *ngx_http_llmproxy_batch_uuid(u_char *p, u_char *id);
 

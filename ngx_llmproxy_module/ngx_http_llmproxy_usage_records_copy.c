@@ -31,6 +31,28 @@ const u_char  ngx_http_llmproxy_copy_header[NGX_HTTP_LLMPROXY_COPY_HEADER] =
     "PGCOPY\n\377\r\n\0" "\0\0\0\0" "\0\0\0\0";
 
 
+/* a record's tokens, as written */
+
+typedef struct {
+    int64_t                         prompt;
+    int64_t                         completion;
+    int64_t                         total;
+    int64_t                         read;        /* from the cache */
+    int64_t                         written;     /* to the cache */
+    int64_t                         hour;        /* of those, for 1 hour */
+    int64_t                         reasoning;
+} ngx_http_llmproxy_tuple_tokens_t;
+
+
+static void ngx_http_llmproxy_tuple_count(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_tuple_tokens_t *t);
+static u_char *ngx_http_llmproxy_tuple_request(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *id, u_char *p, u_char *last);
+static u_char *ngx_http_llmproxy_tuple_outcome(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_tuple_tokens_t *t,
+    u_char *p, u_char *last);
+static u_char *ngx_http_llmproxy_tuple_kinds(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_tuple_tokens_t *t, u_char *p);
 static u_char *ngx_http_llmproxy_copy_text(u_char *p, u_char *last,
     u_char *s, size_t len, size_t max);
 static ngx_uint_t ngx_http_llmproxy_utf8_char(u_char *s, u_char *end);
@@ -128,44 +150,71 @@ u_char *
 ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, u_char *p, u_char *last)
 {
-    u_char      id[16];
-    int64_t     prompt, completion, total, created, read, written, hour,
-                reasoning;
-    const char *iface;
-    ngx_uint_t  status;
+    u_char                             id[16];
+    ngx_http_llmproxy_tuple_tokens_t   t;
 
     if (last - p < NGX_HTTP_LLMPROXY_RECORD_MAX
         || ngx_http_llmproxy_uuid_bytes(id, &ctx->request_id) != NGX_OK)
     {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llmproxy: usage record: no room or no request id");
         return NULL;
     }
 
-    prompt = ngx_max(ctx->prompt_tokens, 0);
-    completion = ngx_max(ctx->completion_tokens, 0);
-    total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
+    ngx_http_llmproxy_tuple_count(ctx, &t);
 
-    read = ngx_max(ctx->cache_read_tokens, 0);
-    written = ctx->cache_in_prompt ? 0 : ngx_max(ctx->cache_creation_tokens,
-                                                 0);
-    hour = ngx_min(ngx_max(ctx->cache_1h_tokens, 0), written);
-    reasoning = ngx_max(ctx->reasoning_tokens, 0);
+    p = ngx_http_llmproxy_put16(p, NGX_HTTP_LLMPROXY_COPY_FIELDS);
+    p = ngx_http_llmproxy_tuple_request(r, ctx, id, p, last);
+    p = ngx_http_llmproxy_tuple_outcome(r, ctx, &t, p, last);
+    p = ngx_http_llmproxy_tuple_kinds(ctx, &t, p);
 
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llmproxy: usage record: %L prompt, %L completion "
+                   "tokens, estimated:%ui", t.prompt, t.completion,
+                   (ngx_uint_t) ctx->usage_estimated);
+
+    return p;
+}
+
+
+/* the tokens as recorded: none when no provider was reached */
+
+static void
+ngx_http_llmproxy_tuple_count(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_tuple_tokens_t *t)
+{
     if (!ctx->upstream_started) {
-        prompt = 0;
-        completion = 0;
-        total = 0;
-        read = 0;
-        written = 0;
-        hour = 0;
-        reasoning = 0;
+        ngx_memzero(t, sizeof(ngx_http_llmproxy_tuple_tokens_t));
+        return;
     }
 
-    status = r->err_status ? r->err_status : r->headers_out.status;
+    t->prompt = ngx_max(ctx->prompt_tokens, 0);
+    t->completion = ngx_max(ctx->completion_tokens, 0);
+    t->total = ctx->total_tokens >= 0 ? ctx->total_tokens
+                                      : t->prompt + t->completion;
+
+    t->read = ngx_max(ctx->cache_read_tokens, 0);
+    t->written = ctx->cache_in_prompt
+                 ? 0 : ngx_max(ctx->cache_creation_tokens, 0);
+    t->hour = ngx_min(ngx_max(ctx->cache_1h_tokens, 0), t->written);
+    t->reasoning = ngx_max(ctx->reasoning_tokens, 0);
+}
+
+
+/*
+ * What was asked, by whom: request_id, created_at, key_hash, key_alias,
+ * model, deployment, interface, endpoint, stream
+ */
+
+static u_char *
+ngx_http_llmproxy_tuple_request(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, u_char *id, u_char *p, u_char *last)
+{
+    int64_t      created;
+    const char  *iface;
 
     created = ((int64_t) r->start_sec - NGX_HTTP_LLMPROXY_PG_EPOCH) * 1000000
               + (int64_t) r->start_msec * 1000;
-
-    p = ngx_http_llmproxy_put16(p, NGX_HTTP_LLMPROXY_COPY_FIELDS);
 
     p = ngx_http_llmproxy_put32(p, 16);
     p = ngx_cpymem(p, id, 16);
@@ -209,10 +258,29 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     p = ngx_http_llmproxy_put32(p, 1);
     *p++ = ctx->stream ? 1 : 0;
 
+    return p;
+}
+
+
+/*
+ * How it went: status, prompt_tokens, completion_tokens, total_tokens,
+ * cost (NULL: unpriced), latency_ms, ttfb_ms, attempts, fallbacks, error
+ */
+
+static u_char *
+ngx_http_llmproxy_tuple_outcome(ngx_http_request_t *r,
+    ngx_http_llmproxy_ctx_t *ctx, ngx_http_llmproxy_tuple_tokens_t *t,
+    u_char *p, u_char *last)
+{
+    ngx_uint_t  status;
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
     p = ngx_http_llmproxy_field_int4(p, status);
-    p = ngx_http_llmproxy_field_int8(p, prompt);
-    p = ngx_http_llmproxy_field_int8(p, completion);
-    p = ngx_http_llmproxy_field_int8(p, total);
+    p = ngx_http_llmproxy_field_int8(p, t->prompt);
+    p = ngx_http_llmproxy_field_int8(p, t->completion);
+    p = ngx_http_llmproxy_field_int8(p, t->total);
+
     if (ctx->unpriced) {
         p = ngx_http_llmproxy_field_null(p);
 
@@ -240,10 +308,24 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
         p = ngx_http_llmproxy_field_null(p);
     }
 
-    p = ngx_http_llmproxy_field_int8(p, read);
-    p = ngx_http_llmproxy_field_int8(p, written);
-    p = ngx_http_llmproxy_field_int8(p, hour);
-    p = ngx_http_llmproxy_field_int8(p, reasoning);
+    return p;
+}
+
+
+/*
+ * The token kinds (schema 6) and usage_estimated (schema 8):
+ * cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens,
+ * reasoning_tokens, unpriced, usage_estimated
+ */
+
+static u_char *
+ngx_http_llmproxy_tuple_kinds(ngx_http_llmproxy_ctx_t *ctx,
+    ngx_http_llmproxy_tuple_tokens_t *t, u_char *p)
+{
+    p = ngx_http_llmproxy_field_int8(p, t->read);
+    p = ngx_http_llmproxy_field_int8(p, t->written);
+    p = ngx_http_llmproxy_field_int8(p, t->hour);
+    p = ngx_http_llmproxy_field_int8(p, t->reasoning);
 
     p = ngx_http_llmproxy_put32(p, 1);
     *p++ = ctx->unpriced ? 1 : 0;
@@ -484,6 +566,65 @@ ngx_http_llmproxy_copy_tuples(u_char *p, u_char *last, ngx_uint_t *count,
 
     if (fields) {
         *fields = nf ? nf : NGX_HTTP_LLMPROXY_COPY_FIELDS;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Each tuple's fields to a handler: f[i].data NULL for an SQL NULL.  The
+ * tuples are whole (ngx_http_llmproxy_copy_tuples found them so, or the
+ * COPY took them); NGX_ERROR: they are not, or the handler failed.
+ */
+
+ngx_int_t
+ngx_http_llmproxy_copy_fields(u_char *p, u_char *last,
+    ngx_int_t (*handler)(void *data, ngx_http_llmproxy_field_t *f,
+    ngx_uint_t n), void *data)
+{
+    uint32_t                   len;
+    ngx_uint_t                 col, nf;
+    ngx_http_llmproxy_field_t  f[NGX_HTTP_LLMPROXY_COPY_FIELDS];
+
+    while (p < last) {
+        if (last - p < 2) {
+            return NGX_ERROR;
+        }
+
+        nf = p[0] << 8 | p[1];
+        p += 2;
+
+        if (nf > NGX_HTTP_LLMPROXY_COPY_FIELDS) {
+            return NGX_ERROR;
+        }
+
+        for (col = 0; col < nf; col++) {
+            if (last - p < 4) {
+                return NGX_ERROR;
+            }
+
+            len = ngx_http_llmproxy_get32(p);
+            p += 4;
+
+            if (len == 0xffffffff) {
+                f[col].data = NULL;
+                f[col].len = 0;
+                continue;
+            }
+
+            if ((size_t) (last - p) < len) {
+                return NGX_ERROR;
+            }
+
+            f[col].data = p;
+            f[col].len = len;
+            p += len;
+        }
+
+        if (handler(data, f, nf) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

@@ -8,9 +8,11 @@
  * records is added to their keys' spend by llmproxy_usage_spend(), which
  * returns the keys' spend; the cost of every record of the transaction,
  * new or not, is what the zone no longer needs to count as pending.  The
- * dashboard's daily totals follow in the same transaction, by a statement
- * trigger on llmproxy_usage (configs/schema/005_usage_daily.sql): one
- * aggregate upsert per COPY, nothing to do here.
+ * dashboard's daily totals follow in the same transaction: added up here
+ * (_usage_records_daily.c) when the database has schema 9, whose trigger
+ * then leaves our binary COPYs alone (SET LOCAL llmproxy.usage_daily); by
+ * the statement trigger of schema 5 otherwise, and for an old spill file
+ * in COPY's text format.
  */
 
 #include <ngx_config.h>
@@ -55,14 +57,17 @@ static ngx_int_t ngx_http_llmproxy_records_db_exec(PGconn *conn,
 ngx_int_t
 ngx_http_llmproxy_records_db_write(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_costs_t *costs,
-    char *err, size_t errlen)
+    ngx_uint_t daily, char *err, size_t errlen)
 {
     PGresult                   *res;
     ngx_int_t                   rc;
     ngx_uint_t                  fresh, fmt;
     ngx_http_llmproxy_batch_t  *b;
 
-    rc = ngx_http_llmproxy_records_db_exec(conn, "BEGIN", err, errlen);
+    rc = ngx_http_llmproxy_records_db_exec(conn,
+             daily ? "BEGIN; SET LOCAL llmproxy.usage_daily = 'writer'"
+                   : "BEGIN",
+             err, errlen);
     if (rc != NGX_OK) {
         return NGX_ERROR;
     }
@@ -89,6 +94,15 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
             continue;
         }
 
+        if (fmt == 2 && daily) {
+            /* COPY's text is not read back here: the trigger adds it */
+            rc = ngx_http_llmproxy_records_db_exec(conn,
+                     "SET LOCAL llmproxy.usage_daily = ''", err, errlen);
+            if (rc != NGX_OK) {
+                goto failed;
+            }
+        }
+
         rc = ngx_http_llmproxy_records_db_copy(conn, batches, fmt, err,
                                                errlen);
         if (rc == NGX_ERROR) {
@@ -104,6 +118,13 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
         if (ngx_http_llmproxy_costs_batch(costs, b) != NGX_OK) {
             ngx_cpystrn((u_char *) err, (u_char *) "out of memory", errlen);
             rc = NGX_DECLINED;
+            goto failed;
+        }
+    }
+
+    if (daily) {
+        rc = ngx_http_llmproxy_records_db_daily(conn, batches, err, errlen);
+        if (rc != NGX_OK) {
             goto failed;
         }
     }
