@@ -23,12 +23,12 @@ ngx_http_llmproxy_anthropic_handler(ngx_http_request_t *r,
     }
 
     if (path.len == 9) {
-        ctx->endpoint = NGX_HTTP_LLMPROXY_EP_MESSAGES;
+        ctx->req.endpoint = NGX_HTTP_LLMPROXY_EP_MESSAGES;
 
     } else if (path.len == 22
                && ngx_strncmp(path.data, "/messages/count_tokens", 22) == 0)
     {
-        ctx->endpoint = NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS;
+        ctx->req.endpoint = NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS;
 
     } else {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
@@ -37,7 +37,7 @@ ngx_http_llmproxy_anthropic_handler(ngx_http_request_t *r,
                                       &r->method_name, &r->uri);
     }
 
-    ctx->endpoint_path = path;
+    ctx->req.endpoint_path = path;
 
     rc = ngx_http_llmproxy_request_prepare(r, ctx);
     if (rc != NGX_OK) {
@@ -66,9 +66,9 @@ ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
     const char  *type;
 
     type = llmp_iface_error_type(LLMP_IFACE_ANTHROPIC,
-                                 (int) ctx->err_status);
+                                 (int) ctx->err.status);
 
-    p = ngx_pnalloc(r->pool, 6 * ctx->err_message.len + 128);
+    p = ngx_pnalloc(r->pool, 6 * ctx->err.message.len + 128);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -77,7 +77,7 @@ ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
 
     p = ngx_sprintf(p, "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
                     "\"message\":", type);
-    p += llmp_json_escape(ctx->err_message.data, ctx->err_message.len, p);
+    p += llmp_json_escape(ctx->err.message.data, ctx->err.message.len, p);
     *p++ = '}';
     *p++ = '}';
 

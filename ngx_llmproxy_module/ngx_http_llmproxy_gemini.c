@@ -83,13 +83,14 @@ ngx_http_llmproxy_gemini_handler(ngx_http_request_t *r,
                                         &name);
     }
 
-    ctx->action.data = colon + 1;
-    ctx->action.len = last - colon - 1;
+    ctx->req.action.data = colon + 1;
+    ctx->req.action.len = last - colon - 1;
     name.len = colon - name.data;
 
     for (m = ngx_http_llmproxy_gemini_methods; m->name.len; m++) {
-        if (m->name.len == ctx->action.len
-            && ngx_strncmp(m->name.data, ctx->action.data, m->name.len) == 0)
+        if (m->name.len == ctx->req.action.len
+            && ngx_strncmp(m->name.data, ctx->req.action.data, m->name.len)
+               == 0)
         {
             break;
         }
@@ -99,13 +100,13 @@ ngx_http_llmproxy_gemini_handler(ngx_http_request_t *r,
         goto unknown;
     }
 
-    ctx->endpoint = m->endpoint;
-    ctx->stream = m->stream;
-    ctx->model = name;
+    ctx->req.endpoint = m->endpoint;
+    ctx->req.stream = m->stream;
+    ctx->req.model = name;
 
     /* for the records: "/generateContent" */
-    ctx->endpoint_path.data = colon;
-    ctx->endpoint_path.len = last - colon;
+    ctx->req.endpoint_path.data = colon;
+    ctx->req.endpoint_path.len = last - colon;
 
     rc = ngx_http_llmproxy_request_prepare(r, ctx);
     if (rc != NGX_OK) {
@@ -141,11 +142,11 @@ ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
     ngx_int_t       rc;
     llmp_json_rc_e  jrc;
 
-    jrc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
+    jrc = llmp_json_scan_top(ctx->req.body, ctx->req.body_len, &ctx->req.top);
 
     if (jrc != LLMP_JSON_OK) {
-        return ngx_http_llmproxy_request_json_fail(r, jrc, ctx->top.name,
-                                                   ctx->top.error_offset);
+        return ngx_http_llmproxy_request_json_fail(r, jrc, ctx->req.top.name,
+                                                   ctx->req.top.error_offset);
     }
 
     rc = ngx_http_llmproxy_gemini_embed_models(r, ctx);
@@ -154,7 +155,7 @@ ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
     }
 
     /* the body's "model" is spliced as "models/NAME", not as OpenAI's */
-    ctx->top.model.type = LLMP_JSON_NONE;
+    ctx->req.top.model.type = LLMP_JSON_NONE;
 
     return NGX_OK;
 }
@@ -167,17 +168,18 @@ ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
     size_t     pos, start, end;
     ngx_int_t  rc;
 
-    if (ctx->top.model.type == LLMP_JSON_STRING
-        && ngx_http_llmproxy_gemini_embed_model(r, ctx, ctx->top.model.start,
-                                                ctx->top.model.end)
+    if (ctx->req.top.model.type == LLMP_JSON_STRING
+        && ngx_http_llmproxy_gemini_embed_model(r, ctx,
+                                                ctx->req.top.model.start,
+                                                ctx->req.top.model.end)
            != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->top.gen_request.type == LLMP_JSON_OBJECT) {
-        start = ctx->top.gen_request.start;
-        end = ctx->top.gen_request.end;
+    if (ctx->req.top.gen_request.type == LLMP_JSON_OBJECT) {
+        start = ctx->req.top.gen_request.start;
+        end = ctx->req.top.gen_request.end;
 
         rc = ngx_http_llmproxy_gemini_inner_model(r, ctx, start, end);
         if (rc != NGX_OK) {
@@ -185,20 +187,20 @@ ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
         }
     }
 
-    if (ctx->action.len != sizeof("batchEmbedContents") - 1
-        || ngx_strncmp(ctx->action.data, "batchEmbedContents",
-                       ctx->action.len) != 0
-        || ctx->top.requests.type != LLMP_JSON_ARRAY)
+    if (ctx->req.action.len != sizeof("batchEmbedContents") - 1
+        || ngx_strncmp(ctx->req.action.data, "batchEmbedContents",
+                       ctx->req.action.len) != 0
+        || ctx->req.top.requests.type != LLMP_JSON_ARRAY)
     {
         goto done;
     }
 
-    pos = ctx->top.requests.start;
+    pos = ctx->req.top.requests.start;
 
-    while (llmp_json_array_next(ctx->body, ctx->body_len, &pos, &start,
+    while (llmp_json_array_next(ctx->req.body, ctx->req.body_len, &pos, &start,
                                 &end))
     {
-        if (ctx->body[start] != '{') {
+        if (ctx->req.body[start] != '{') {
             continue;
         }
 
@@ -212,8 +214,8 @@ done:
 
     /* in the body's order, as ngx_http_llmproxy_gemini_embed_body() wants */
 
-    if (ctx->embed_models && ctx->embed_models->nelts > 1) {
-        ngx_sort(ctx->embed_models->elts, ctx->embed_models->nelts,
+    if (ctx->req.embed_models && ctx->req.embed_models->nelts > 1) {
+        ngx_sort(ctx->req.embed_models->elts, ctx->req.embed_models->nelts,
                  sizeof(ngx_http_llmproxy_span_t),
                  ngx_http_llmproxy_gemini_span_cmp);
     }
@@ -231,7 +233,7 @@ ngx_http_llmproxy_gemini_inner_model(ngx_http_request_t *r,
     llmp_json_rc_e   rc;
     llmp_json_top_t  el;
 
-    rc = llmp_json_scan_top(ctx->body + start, end - start, &el);
+    rc = llmp_json_scan_top(ctx->req.body + start, end - start, &el);
 
     if (rc != LLMP_JSON_OK) {
         /* a duplicate or ambiguous "model": valid JSON was checked */
@@ -269,15 +271,15 @@ ngx_http_llmproxy_gemini_embed_model(ngx_http_request_t *r,
 {
     ngx_http_llmproxy_span_t  *sp;
 
-    if (ctx->embed_models == NULL) {
-        ctx->embed_models = ngx_array_create(r->pool, 4,
-                                             sizeof(ngx_http_llmproxy_span_t));
-        if (ctx->embed_models == NULL) {
+    if (ctx->req.embed_models == NULL) {
+        ctx->req.embed_models =
+            ngx_array_create(r->pool, 4, sizeof(ngx_http_llmproxy_span_t));
+        if (ctx->req.embed_models == NULL) {
             return NGX_ERROR;
         }
     }
 
-    sp = ngx_array_push(ctx->embed_models);
+    sp = ngx_array_push(ctx->req.embed_models);
     if (sp == NULL) {
         return NGX_ERROR;
     }
@@ -310,10 +312,10 @@ ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
     name.data = d->upstream_model_json.data + 1;
     name.len = d->upstream_model_json.len - 1;
 
-    sp = ctx->embed_models->elts;
-    n = ctx->embed_models->nelts;
+    sp = ctx->req.embed_models->elts;
+    n = ctx->req.embed_models->nelts;
 
-    len = ctx->body_len;
+    len = ctx->req.body_len;
 
     for (i = 0; i < n; i++) {
         len += sizeof("\"models/") - 1 + name.len - (sp[i].end - sp[i].start);
@@ -328,13 +330,13 @@ ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
     pos = 0;
 
     for (i = 0; i < n; i++) {
-        p = ngx_cpymem(p, ctx->body + pos, sp[i].start - pos);
+        p = ngx_cpymem(p, ctx->req.body + pos, sp[i].start - pos);
         p = ngx_cpymem(p, "\"models/", sizeof("\"models/") - 1);
         p = ngx_cpymem(p, name.data, name.len);
         pos = sp[i].end;
     }
 
-    p = ngx_cpymem(p, ctx->body + pos, ctx->body_len - pos);
+    p = ngx_cpymem(p, ctx->req.body + pos, ctx->req.body_len - pos);
 
     out->len = p - out->data;
 
@@ -354,9 +356,9 @@ ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
     const char  *status;
 
     status = llmp_iface_error_type(LLMP_IFACE_GEMINI,
-                                   (int) ctx->err_status);
+                                   (int) ctx->err.status);
 
-    p = ngx_pnalloc(r->pool, 6 * ctx->err_message.len + 128);
+    p = ngx_pnalloc(r->pool, 6 * ctx->err.message.len + 128);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -364,8 +366,8 @@ ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
     out->data = p;
 
     p = ngx_sprintf(p, "{\"error\":{\"code\":%ui,\"message\":",
-                    ctx->err_status);
-    p += llmp_json_escape(ctx->err_message.data, ctx->err_message.len, p);
+                    ctx->err.status);
+    p += llmp_json_escape(ctx->err.message.data, ctx->err.message.len, p);
     p = ngx_sprintf(p, ",\"status\":\"%s\"}}", status);
 
     out->len = p - out->data;

@@ -137,5 +137,5 @@ ngx_int_t
 ngx_http_llmproxy_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out)
 {
-    return ngx_http_llmproxy_iface(ctx->iface)->error_body(r, ctx, out);
+    return ngx_http_llmproxy_iface(ctx->req.iface)->error_body(r, ctx, out);
 }
