@@ -263,8 +263,10 @@ sub rewrite {
         my $s = substr $text, $from, $to - $from;
         my %names;
 
-        while ($s =~ /\b\Q$ctx_type\E\s*\*\s*(?:const\s+)?(\w+)/g) {
-            $names{$1} = 1;
+        # "TYPE *a" or "TYPE *a, *b" (a parameter, locals)
+        while ($s =~ /\b\Q$ctx_type\E((?:\s*\*\s*(?:const\s+)?\w+\s*,?)+)/g) {
+            my $list = $1;
+            $names{$1} = 1 while $list =~ /\*\s*(?:const\s+)?(\w+)/g;
         }
 
         for my $name (sort keys %names) {
@@ -272,11 +274,12 @@ sub rewrite {
             # function (a nested block): too ambiguous to rewrite
             my $other = 0;
             while ($s =~ /\b(\w+)\s*\*\s*\Q$name\E\b\s*[;,)=\[]/g) {
-                next if $1 eq $ctx_type || $1 eq 'const' || $1 eq 'return';
-                next unless $1 =~ /_t$|^(?:struct|void|char|u_char)$/;
+                my $type = $1;
+                next if $type eq $ctx_type;
+                next unless $type =~ /_t$|^(?:struct|void|char|u_char)$/;
                 $other = 1;
                 warn "$file:" . line_of($text, $from + pos($s))
-                     . ": '$name' is also a '$1 *' here: not rewritten\n";
+                     . ": '$name' is also a '$type *' here: not rewritten\n";
             }
             next if $other;
 
