@@ -135,7 +135,9 @@ ngx_http_llmproxy_access_need(ngx_http_request_t *r,
                ? NGX_HTTP_LLMPROXY_KEY_ANY : NGX_HTTP_LLMPROXY_KEY_NONE;
     }
 
-    if (ctx->url.endpoint == NGX_HTTP_LLMPROXY_EP_NONE && !ctx->url.list) {
+    if (ctx->req.url.endpoint == NGX_HTTP_LLMPROXY_EP_NONE
+        && !ctx->req.url.list)
+    {
         return NGX_HTTP_LLMPROXY_KEY_NONE;     /* /metrics, /health/... */
     }
 
@@ -169,7 +171,7 @@ ngx_http_llmproxy_check_master_key(ngx_http_request_t *r)
 
 /*
  * The content phase: any key, authenticated if it was not yet; then a
- * virtual key's budget and, for a model call (ctx->endpoint), its
+ * virtual key's budget and, for a model call (ctx->req.endpoint), its
  * per-minute limits
  */
 

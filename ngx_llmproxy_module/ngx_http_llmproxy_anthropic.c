@@ -59,9 +59,9 @@ ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
     const char  *type;
 
     type = llmp_iface_error_type(LLMP_IFACE_ANTHROPIC,
-                                 (int) ctx->err_status);
+                                 (int) ctx->err.status);
 
-    p = ngx_pnalloc(r->pool, 6 * ctx->err_message.len + 128);
+    p = ngx_pnalloc(r->pool, 6 * ctx->err.message.len + 128);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -70,7 +70,7 @@ ngx_http_llmproxy_anthropic_error_body(ngx_http_request_t *r,
 
     p = ngx_sprintf(p, "{\"type\":\"error\",\"error\":{\"type\":\"%s\","
                     "\"message\":", type);
-    p += llmp_json_escape(ctx->err_message.data, ctx->err_message.len, p);
+    p += llmp_json_escape(ctx->err.message.data, ctx->err.message.len, p);
     *p++ = '}';
     *p++ = '}';
 

@@ -95,15 +95,15 @@ typedef struct {
     size_t                          end;
 } ngx_http_llmproxy_span_t;
 
+/*
+ * The request context, grouped by concern.  Each group is embedded by
+ * value (no allocation of its own); scripts/refactor/ctx-groups.pl moved
+ * the code from the old flat fields to these and can be run again.
+ */
+
+/* what the client asked for: its interface, endpoint and request body */
 typedef struct {
-    ngx_http_llmproxy_runtime_t    *rt;
-    ngx_http_llmproxy_key_t         key;
-    ngx_str_t                       request_id;
-    ngx_msec_t                      start;
-    ngx_msec_t                      upstream_start;
-    ngx_msec_t                      ttfb;           /* +1, 0: none yet */
     ngx_uint_t                      iface;          /* client's interface */
-    ngx_uint_t                      up_iface;       /* this attempt's */
     ngx_http_llmproxy_url_t         url;            /* the URL, parsed */
     ngx_uint_t                      endpoint;       /* url's, once taken */
     ngx_str_t                       endpoint_path;  /* "/chat/completions" */
@@ -124,7 +124,26 @@ typedef struct {
     size_t                          edit_end;
     ngx_str_t                       edit;           /* len 0: none */
 
-    /* the attempt plan: groups[0] is the requested one, then fallbacks */
+    unsigned                        stream:1;
+    /* the edit asked for usage the client did not: kept from it */
+    unsigned                        hide_usage:1;
+} ngx_http_llmproxy_req_state_t;
+
+
+/* when things happened, in ngx_current_msec */
+typedef struct {
+    ngx_msec_t                      start;          /* the request's */
+    ngx_msec_t                      upstream_start; /* the first attempt's */
+    ngx_msec_t                      attempt_start;  /* this attempt's */
+    ngx_msec_t                      ttfb;           /* +1, 0: none yet */
+} ngx_http_llmproxy_times_t;
+
+
+/*
+ * the attempt plan and where it stands: groups[0] is the requested one,
+ * then fallbacks; and why the last attempt failed
+ */
+typedef struct {
     ngx_array_t                     plan;           /* of target_t * */
     ngx_uint_t                      plan_index;
     ngx_uint_t                      attempts_in_target;
@@ -136,21 +155,40 @@ typedef struct {
     ngx_uint_t                      fallbacks;
     ngx_array_t                    *failed;         /* ids, of ngx_str_t */
 
-    /* why the last attempt failed */
-    ngx_uint_t                      fail;
+    ngx_uint_t                      fail;           /* fail_e */
     ngx_uint_t                      fail_status;
     ngx_msec_t                      retry_after;
 
-    /* an error of ours, rendered by the filter in the client's shape */
-    ngx_uint_t                      err_status;
-    ngx_str_t                       err_message;
-    const char                     *err_type;
-    const char                     *err_code;
+    unsigned                        repeat:1;       /* current once more */
+} ngx_http_llmproxy_route_state_t;
 
+
+/* the attempt in flight: the interface it speaks, its answer's parser */
+typedef struct {
+    ngx_uint_t                      iface;
     ngx_http_status_t               status;
     ngx_http_chunked_t              chunked;
 
-    /* usage the provider reported, as the response passes through */
+    unsigned                        started:1;      /* once, for good */
+    unsigned                        first_byte_wait:1;
+} ngx_http_llmproxy_up_state_t;
+
+
+/* an error of ours, rendered by the filter in the client's shape */
+typedef struct {
+    ngx_uint_t                      status;
+    ngx_str_t                       message;        /* then the body */
+    const char                     *type;
+    const char                     *code;
+
+    unsigned                        keep:1;         /* status stands */
+    unsigned                        rendered:1;     /* message is the body */
+    unsigned                        sent:1;
+} ngx_http_llmproxy_err_state_t;
+
+
+/* usage the provider reported, as the response passes through; its cost */
+typedef struct {
     int64_t                         prompt_tokens;      /* -1: unknown */
     int64_t                         input_tokens;       /* as reported */
     int64_t                         completion_tokens;
@@ -164,55 +202,73 @@ typedef struct {
     double                          cost;               /* USD */
     double                          key_spend;          /* after it */
 
-    /* a non-streamed answer, held to send its cost in its headers */
+    /* the end of the last buffer scanned, for a member cut across two */
+    u_char                          tail[64];
+    size_t                          tail_len;
+
+    unsigned                        cache_in_prompt:1;  /* OpenAI, Gemini */
+    unsigned                        unpriced:1;
+    unsigned                        estimated:1;
+    unsigned                        accounted:1;        /* in the key */
+    unsigned                        recorded:1;         /* a usage record */
+} ngx_http_llmproxy_usage_state_t;
+
+
+/*
+ * a non-streamed answer: held to send its cost in its headers, or read
+ * whole before it is passed on (a cut one is a failed attempt): its bytes
+ * so far, chunks decoded in place
+ */
+typedef struct {
     u_char                         *held;
     size_t                          held_len;
     size_t                          held_size;
-    u_char                          usage_tail[64];
-    size_t                          usage_tail_len;
 
-    /*
-     * a non-streamed answer read whole before it is passed on (a cut one
-     * is a failed attempt): its bytes so far, chunks decoded in place
-     */
     size_t                          body_read;
     ngx_http_chunked_t              body_chunked;
     ngx_str_t                       xlated;         /* it, translated */
 
+    unsigned                        hold:1;
+    unsigned                        body_wait:1;    /* reading it whole */
+    unsigned                        body_plain:1;   /* its start decoded */
+} ngx_http_llmproxy_answer_state_t;
+
+
+/*
+ * a streamed answer: rewritten or translated event by event; the bytes
+ * of its text content so far (for an estimate of its output when its
+ * usage never comes), the idle timeout it runs with, and when a drain
+ * after the client left ends
+ */
+typedef struct {
     ngx_http_llmproxy_sse_t        *sse;            /* a rewritten stream */
     void                           *xlate;          /* llmp_stream_t */
 
-    /*
-     * a stream: the bytes of its text content so far (for an estimate of
-     * its output when its usage never comes), the idle timeout it runs
-     * with, and when a drain after the client left ends
-     */
     size_t                          text_bytes;
     ngx_msec_t                      idle_timeout;
     ngx_msec_t                      drain_end;
-    ngx_msec_t                      attempt_start;
 
-    unsigned                        stream:1;
-    unsigned                        repeat:1;
-    unsigned                        accounted:1;
-    unsigned                        cache_in_prompt:1;  /* OpenAI, Gemini */
-    unsigned                        unpriced:1;
-    unsigned                        hold:1;
-    unsigned                        upstream_started:1;
-    unsigned                        error_body:1;
-    unsigned                        error_sent:1;
-    unsigned                        recorded:1;
-    unsigned                        hide_usage:1;
     unsigned                        xlate_broken:1;
-    unsigned                        err_keep:1;     /* err_status stands */
-    unsigned                        body_wait:1;    /* reading it whole */
-    unsigned                        body_plain:1;   /* its start decoded */
     unsigned                        text_string:2;  /* in a text value */
     unsigned                        client_left:1;
     unsigned                        draining:1;     /* read for its usage */
     unsigned                        stream_end:1;   /* its last event sent */
-    unsigned                        usage_estimated:1;
-    unsigned                        first_byte_wait:1;
+} ngx_http_llmproxy_stream_state_t;
+
+
+typedef struct {
+    ngx_http_llmproxy_runtime_t      *rt;
+    ngx_http_llmproxy_key_t           key;
+    ngx_str_t                         request_id;
+
+    ngx_http_llmproxy_req_state_t     req;
+    ngx_http_llmproxy_times_t         time;
+    ngx_http_llmproxy_route_state_t   route;
+    ngx_http_llmproxy_up_state_t      up;
+    ngx_http_llmproxy_err_state_t     err;
+    ngx_http_llmproxy_usage_state_t   usage;
+    ngx_http_llmproxy_answer_state_t  answer;
+    ngx_http_llmproxy_stream_state_t  streaming;
 } ngx_http_llmproxy_ctx_t;
 
 

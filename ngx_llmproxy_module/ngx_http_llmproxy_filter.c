@@ -118,12 +118,12 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (!ctx->upstream_started) {
+    if (!ctx->up.started) {
         return ngx_http_next_header_filter(r);
     }
 
-    if (ctx->ttfb == 0 && !r->err_status) {
-        ctx->ttfb = ngx_current_msec - ctx->start + 1;
+    if (ctx->time.ttfb == 0 && !r->err_status) {
+        ctx->time.ttfb = ngx_current_msec - ctx->time.start + 1;
     }
 
     if (ngx_http_llmproxy_attempt_headers(r, ctx) != NGX_OK) {
@@ -131,7 +131,7 @@ ngx_http_llmproxy_header_filter(ngx_http_request_t *r)
     }
 
     if (r->headers_out.status != NGX_HTTP_OK) {
-        ctx->hide_usage = 0;
+        ctx->req.hide_usage = 0;
     }
 
     return ngx_http_llmproxy_header_hold(r, ctx);
@@ -153,9 +153,9 @@ ngx_http_llmproxy_attempt_headers(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ctx->current) {
+    if (ctx->route.current) {
         if (ngx_http_llmproxy_add_header(r, "x-llmproxy-model",
-                                         &ctx->current->id)
+                                         &ctx->route.current->id)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -163,7 +163,7 @@ ngx_http_llmproxy_attempt_headers(ngx_http_request_t *r,
     }
 
     v.data = p;
-    v.len = ngx_http_llmproxy_format_uint(p, ctx->fallbacks) - p;
+    v.len = ngx_http_llmproxy_format_uint(p, ctx->route.fallbacks) - p;
     p += v.len;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-attempted-fallbacks", &v)
@@ -173,7 +173,7 @@ ngx_http_llmproxy_attempt_headers(ngx_http_request_t *r,
     }
 
     v.data = p;
-    v.len = ngx_http_llmproxy_format_uint(p, ctx->retries) - p;
+    v.len = ngx_http_llmproxy_format_uint(p, ctx->route.retries) - p;
     p += v.len;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-attempted-retries", &v)
@@ -184,7 +184,7 @@ ngx_http_llmproxy_attempt_headers(ngx_http_request_t *r,
 
     /* time spent in the gateway itself: before the first upstream attempt */
 
-    overhead = (ngx_msec_int_t) (ctx->upstream_start - ctx->start);
+    overhead = (ngx_msec_int_t) (ctx->time.upstream_start - ctx->time.start);
     if (overhead < 0) {
         overhead = 0;
     }
@@ -213,12 +213,12 @@ ngx_http_llmproxy_header_hold(ngx_http_request_t *r,
 {
     ngx_uint_t  translated;
 
-    translated = (ctx->up_iface && ctx->up_iface != ctx->iface
-                  && !ctx->error_body && !r->header_only);
+    translated = (ctx->up.iface && ctx->up.iface != ctx->req.iface
+                  && !ctx->err.rendered && !r->header_only);
 
     /* a stream from a provider of another interface: translated as it goes */
 
-    if (translated && ctx->stream && r->headers_out.status == NGX_HTTP_OK) {
+    if (translated && ctx->req.stream && r->headers_out.status == NGX_HTTP_OK) {
         if (ngx_http_llmproxy_translate_stream_start(r, ctx) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -237,14 +237,14 @@ ngx_http_llmproxy_header_hold(ngx_http_request_t *r,
      * provider of another interface, to be translated
      */
 
-    if (!ctx->stream && !ctx->error_body && !r->header_only
+    if (!ctx->req.stream && !ctx->err.rendered && !r->header_only
         && r->headers_out.status >= NGX_HTTP_OK
         && r->headers_out.status < NGX_HTTP_SPECIAL_RESPONSE
         && (r->headers_out.content_length_n < 0
             || r->headers_out.content_length_n
                <= NGX_HTTP_LLMPROXY_HOLD_MAX))
     {
-        ctx->hold = 1;
+        ctx->answer.hold = 1;
         return NGX_OK;
     }
 
@@ -253,7 +253,7 @@ ngx_http_llmproxy_header_hold(ngx_http_request_t *r,
             || r->headers_out.content_length_n
                <= NGX_HTTP_LLMPROXY_HOLD_MAX))
     {
-        ctx->hold = 1;
+        ctx->answer.hold = 1;
         return NGX_OK;
     }
 
@@ -297,7 +297,7 @@ ngx_http_llmproxy_early_iface(ngx_http_request_t *r,
     r->uri.data = r->uri_start;
     r->uri.len = p - r->uri_start;
 
-    ctx->iface = ngx_http_llmproxy_iface_of(r);
+    ctx->req.iface = ngx_http_llmproxy_iface_of(r);
 
     r->uri = uri;
 }
@@ -342,10 +342,10 @@ ngx_http_llmproxy_error_chosen(ngx_http_request_t *r,
 {
     ngx_http_llmproxy_nginx_error_t  *e;
 
-    ctx->err_status = status;
-    ctx->err_type = "api_error";
-    ctx->err_code = NULL;
-    ngx_str_null(&ctx->err_message);
+    ctx->err.status = status;
+    ctx->err.type = "api_error";
+    ctx->err.code = NULL;
+    ngx_str_null(&ctx->err.message);
 
     switch (status) {
 
@@ -354,25 +354,25 @@ ngx_http_llmproxy_error_chosen(ngx_http_request_t *r,
     case NGX_HTTP_SERVICE_UNAVAILABLE:
     case NGX_HTTP_INTERNAL_SERVER_ERROR:
 
-        if (ctx->upstream_started) {
+        if (ctx->up.started) {
             return ngx_http_llmproxy_upstream_error(r, ctx);
         }
 
-        ngx_str_set(&ctx->err_message, "internal gateway error");
+        ngx_str_set(&ctx->err.message, "internal gateway error");
         return NGX_OK;
     }
 
     for (e = ngx_http_llmproxy_nginx_errors; e->status; e++) {
         if (e->status == status) {
-            ctx->err_type = "invalid_request_error";
-            ctx->err_code = e->code;
-            ctx->err_message = e->message;
+            ctx->err.type = "invalid_request_error";
+            ctx->err.code = e->code;
+            ctx->err.message = e->message;
             return NGX_OK;
         }
     }
 
-    ctx->err_type = status < 500 ? "invalid_request_error" : "api_error";
-    ngx_str_set(&ctx->err_message, "request failed");
+    ctx->err.type = status < 500 ? "invalid_request_error" : "api_error";
+    ngx_str_set(&ctx->err.message, "request failed");
 
     return NGX_OK;
 }
@@ -387,14 +387,14 @@ ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
 
     status = r->headers_out.status;
 
-    if (ctx->err_keep && ctx->err_status != status) {
+    if (ctx->err.keep && ctx->err.status != status) {
         /* found inside the upstream machinery, which can only say 500 */
-        status = ctx->err_status;
+        status = ctx->err.status;
         r->headers_out.status = status;
         r->err_status = status;
     }
 
-    if ((ctx->err_status == 0 || ctx->err_status != status)
+    if ((ctx->err.status == 0 || ctx->err.status != status)
         && ngx_http_llmproxy_error_chosen(r, ctx, status) != NGX_OK)
     {
         return NGX_ERROR;
@@ -404,8 +404,8 @@ ngx_http_llmproxy_error_prepare(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ctx->err_message = body;   /* from here on: the rendered body */
-    ctx->error_body = 1;
+    ctx->err.message = body;   /* from here on: the rendered body */
+    ctx->err.rendered = 1;
 
     r->headers_out.content_length_n = body.len;
 
@@ -436,17 +436,17 @@ ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
     u_char      *p, *last;
     ngx_uint_t   status;
 
-    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT) {
+    if (ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT) {
         status = NGX_HTTP_GATEWAY_TIME_OUT;
-        ctx->err_type = "timeout";
-        ctx->err_code = "upstream_timeout";
+        ctx->err.type = "timeout";
+        ctx->err.code = "upstream_timeout";
 
     } else {
         status = NGX_HTTP_BAD_GATEWAY;
-        ctx->err_type = "api_error";
-        ctx->err_code = (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED)
+        ctx->err.type = "api_error";
+        ctx->err.code = (ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED)
                         ? "upstream_truncated"
-                        : (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE)
+                        : (ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE)
                         ? "translation_failed" : "all_deployments_failed";
     }
 
@@ -457,14 +457,14 @@ ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
 
     last = p + 512;
 
-    ctx->err_message.data = p;
+    ctx->err.message.data = p;
 
     p = ngx_slprintf(p, last, "model \"%V\": every deployment and fallback "
                      "failed after %ui attempt%s; last error: ",
-                     &ctx->model, ctx->attempts,
-                     ctx->attempts == 1 ? "" : "s");
+                     &ctx->req.model, ctx->route.attempts,
+                     ctx->route.attempts == 1 ? "" : "s");
 
-    switch (ctx->fail) {
+    switch (ctx->route.fail) {
 
     case NGX_HTTP_LLMPROXY_FAIL_TIMEOUT:
         p = ngx_slprintf(p, last, "upstream timed out");
@@ -476,7 +476,7 @@ ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
 
     case NGX_HTTP_LLMPROXY_FAIL_STATUS:
         p = ngx_slprintf(p, last, "upstream returned status %ui",
-                         ctx->fail_status);
+                         ctx->route.fail_status);
         break;
 
     case NGX_HTTP_LLMPROXY_FAIL_TRUNCATED:
@@ -491,8 +491,8 @@ ngx_http_llmproxy_upstream_error(ngx_http_request_t *r,
         p = ngx_slprintf(p, last, "upstream sent an invalid response");
     }
 
-    ctx->err_message.len = p - ctx->err_message.data;
-    ctx->err_status = status;
+    ctx->err.message.len = p - ctx->err.message.data;
+    ctx->err.status = status;
 
     r->headers_out.status = status;
     r->err_status = status;
@@ -513,31 +513,33 @@ ngx_http_llmproxy_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
 
-    if (ctx && ctx->draining) {
+    if (ctx && ctx->streaming.draining) {
         return ngx_http_llmproxy_drain(r, ctx, in);
     }
 
-    if (in == NULL || (ctx && ctx->stream_end)) {
+    if (in == NULL || (ctx && ctx->streaming.stream_end)) {
         rc = ngx_http_next_body_filter(r, in);
         goto sent;
     }
 
-    if (ctx && ctx->hold) {
+    if (ctx && ctx->answer.hold) {
         return ngx_http_llmproxy_hold(r, ctx, in);
     }
 
-    if (ctx && (ctx->hide_usage || ctx->xlate) && !ctx->error_body) {
+    if (ctx && (ctx->req.hide_usage || ctx->streaming.xlate)
+        && !ctx->err.rendered)
+    {
         rc = ngx_http_llmproxy_sse_filter(r, ctx, in,
                                           ngx_http_next_body_filter);
         goto sent;
     }
 
-    if (ctx && ctx->stream && !ctx->error_body) {
+    if (ctx && ctx->req.stream && !ctx->err.rendered) {
         rc = ngx_http_next_body_filter(r, in);
         goto sent;
     }
 
-    if (ctx == NULL || !ctx->error_body) {
+    if (ctx == NULL || !ctx->err.rendered) {
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -550,7 +552,7 @@ sent:
      * answer is read on for its usage, for llmproxy_stream_drain_timeout
      */
 
-    if (rc == NGX_ERROR && r->connection->error && ctx && ctx->stream
+    if (rc == NGX_ERROR && r->connection->error && ctx && ctx->req.stream
         && r->upstream && r->upstream->header_sent
         && r->upstream->conf->ignore_client_abort)
     {
@@ -575,19 +577,19 @@ ngx_http_llmproxy_body_error(ngx_http_request_t *r,
         in->buf->file_pos = in->buf->file_last;
     }
 
-    if (ctx->error_sent) {
+    if (ctx->err.sent) {
         return NGX_OK;
     }
 
-    ctx->error_sent = 1;
+    ctx->err.sent = 1;
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->pos = ctx->err_message.data;
-    b->last = ctx->err_message.data + ctx->err_message.len;
+    b->pos = ctx->err.message.data;
+    b->last = ctx->err.message.data + ctx->err.message.len;
     b->memory = 1;
     b->last_buf = 1;
 
@@ -610,9 +612,9 @@ ngx_http_llmproxy_drain_start(ngx_http_request_t *r,
                   "llmproxy: client left the stream, reading the "
                   "provider's answer on for its usage");
 
-    ctx->client_left = 1;
-    ctx->draining = 1;
-    ctx->drain_end = ngx_current_msec + lmcf->stream_drain;
+    ctx->streaming.client_left = 1;
+    ctx->streaming.draining = 1;
+    ctx->streaming.drain_end = ngx_current_msec + lmcf->stream_drain;
 
     return ngx_http_llmproxy_drain(r, ctx, in);
 }
@@ -649,14 +651,16 @@ ngx_http_llmproxy_drain(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         cl->buf->pos = cl->buf->last;
     }
 
-    left = (ngx_msec_int_t) (ctx->drain_end - ngx_current_msec);
+    left = (ngx_msec_int_t) (ctx->streaming.drain_end - ngx_current_msec);
 
     if (left < 1) {
         left = 1;
     }
 
-    if (ctx->idle_timeout && (ngx_msec_t) left > ctx->idle_timeout) {
-        left = ctx->idle_timeout;
+    if (ctx->streaming.idle_timeout
+        && (ngx_msec_t) left > ctx->streaming.idle_timeout)
+    {
+        left = ctx->streaming.idle_timeout;
     }
 
     u->conf->read_timeout = (ngx_msec_t) left;
@@ -683,7 +687,7 @@ ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
     ngx_chain_t                       out;
     const ngx_http_llmproxy_iface_t  *ifc;
 
-    if (ctx->stream_end || r->connection->error) {
+    if (ctx->streaming.stream_end || r->connection->error) {
         return NGX_OK;
     }
 
@@ -691,7 +695,7 @@ ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ifc = ngx_http_llmproxy_iface(ctx->iface);
+    ifc = ngx_http_llmproxy_iface(ctx->req.iface);
 
     /* a blank line first ends an event the provider left half sent */
 
@@ -722,7 +726,7 @@ ngx_http_llmproxy_stream_error(ngx_http_request_t *r,
     out.buf = b;
     out.next = NULL;
 
-    ctx->stream_end = 1;
+    ctx->streaming.stream_end = 1;
     r->keepalive = 0;
 
     return ngx_http_output_filter(r, &out);
@@ -768,8 +772,8 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
             return NGX_ERROR;
         }
 
-        ngx_memcpy(ctx->held + ctx->held_len, b->pos, n);
-        ctx->held_len += n;
+        ngx_memcpy(ctx->answer.held + ctx->answer.held_len, b->pos, n);
+        ctx->answer.held_len += n;
         b->pos = b->last;
     }
 
@@ -777,7 +781,7 @@ ngx_http_llmproxy_hold(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
         return NGX_OK;
     }
 
-    ctx->hold = 0;
+    ctx->answer.hold = 0;
 
     return ngx_http_llmproxy_held_send(r, ctx);
 }
@@ -791,7 +795,7 @@ ngx_http_llmproxy_hold_room(ngx_http_request_t *r,
 {
     u_char  *p;
 
-    if (ctx->held_len + n <= ctx->held_size) {
+    if (ctx->answer.held_len + n <= ctx->answer.held_size) {
         return NGX_OK;
     }
 
@@ -802,28 +806,29 @@ ngx_http_llmproxy_hold_room(ngx_http_request_t *r,
      * bytes or more
      */
 
-    if (ctx->held_size == 0
+    if (ctx->answer.held_size == 0
         && r->headers_out.content_length_n >= (off_t) n
         && r->headers_out.content_length_n <= NGX_HTTP_LLMPROXY_HOLD_HINT)
     {
-        ctx->held_size = (size_t) r->headers_out.content_length_n;
+        ctx->answer.held_size = (size_t) r->headers_out.content_length_n;
 
     } else {
-        ctx->held_size = ngx_max(2 * ctx->held_size, ctx->held_len + n);
-        ctx->held_size = ngx_max(ctx->held_size, 4096);
+        ctx->answer.held_size = ngx_max(2 * ctx->answer.held_size,
+                                        ctx->answer.held_len + n);
+        ctx->answer.held_size = ngx_max(ctx->answer.held_size, 4096);
     }
 
-    if (ctx->held_size > NGX_HTTP_LLMPROXY_HOLD_MAX) {
+    if (ctx->answer.held_size > NGX_HTTP_LLMPROXY_HOLD_MAX) {
         return NGX_DECLINED;
     }
 
-    p = ngx_pnalloc(r->pool, ctx->held_size);
+    p = ngx_pnalloc(r->pool, ctx->answer.held_size);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(p, ctx->held, ctx->held_len);
-    ctx->held = p;
+    ngx_memcpy(p, ctx->answer.held, ctx->answer.held_len);
+    ctx->answer.held = p;
 
     return NGX_OK;
 }
@@ -849,12 +854,12 @@ ngx_http_llmproxy_held_send(ngx_http_request_t *r,
     }
 
     v.data = p;
-    v.len = ngx_http_llmproxy_format_fixed8(p, ctx->cost) - p;
+    v.len = ngx_http_llmproxy_format_fixed8(p, ctx->usage.cost) - p;
     p += v.len;
 
     /* an unpriced model's answer has no cost to tell, rather than $0 */
 
-    if (!ctx->unpriced
+    if (!ctx->usage.unpriced
         && ngx_http_llmproxy_add_header(r, "x-llmproxy-response-cost", &v)
            != NGX_OK)
     {
@@ -862,7 +867,7 @@ ngx_http_llmproxy_held_send(ngx_http_request_t *r,
     }
 
     v.data = p;
-    v.len = ngx_http_llmproxy_format_fixed8(p, ctx->key_spend) - p;
+    v.len = ngx_http_llmproxy_format_fixed8(p, ctx->usage.key_spend) - p;
 
     if (ngx_http_llmproxy_add_header(r, "x-llmproxy-key-spend", &v)
         != NGX_OK)
@@ -870,13 +875,13 @@ ngx_http_llmproxy_held_send(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ctx->up_iface && ctx->up_iface != ctx->iface) {
-        v.data = ctx->held;
-        v.len = ctx->held_len;
+    if (ctx->up.iface && ctx->up.iface != ctx->req.iface) {
+        v.data = ctx->answer.held;
+        v.len = ctx->answer.held_len;
 
         if (ngx_http_llmproxy_translate_response(r, ctx, &v) == NGX_OK) {
-            ctx->held = v.data;
-            ctx->held_len = v.len;
+            ctx->answer.held = v.data;
+            ctx->answer.held_len = v.len;
 
             ngx_str_set(&r->headers_out.content_type, "application/json");
             r->headers_out.content_type_len =
@@ -886,7 +891,7 @@ ngx_http_llmproxy_held_send(ngx_http_request_t *r,
     }
 
     ngx_http_llmproxy_clear_length(r);
-    r->headers_out.content_length_n = ctx->held_len;
+    r->headers_out.content_length_n = ctx->answer.held_len;
 
     return ngx_http_llmproxy_send_held(r, ctx, NULL);
 }
@@ -902,7 +907,7 @@ ngx_http_llmproxy_release(ngx_http_request_t *r, ngx_http_llmproxy_ctx_t *ctx,
                   "llmproxy: response over %uz bytes, sent without its cost",
                   (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX);
 
-    ctx->hold = 0;
+    ctx->answer.hold = 0;
 
     return ngx_http_llmproxy_send_held(r, ctx, in);
 }
@@ -927,7 +932,7 @@ ngx_http_llmproxy_send_held(ngx_http_request_t *r,
         return rc;
     }
 
-    if (rest && ctx->held_len == 0) {
+    if (rest && ctx->answer.held_len == 0) {
         return ngx_http_next_body_filter(r, rest);
     }
 
@@ -936,9 +941,9 @@ ngx_http_llmproxy_send_held(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    b->pos = ctx->held;
-    b->last = ctx->held + ctx->held_len;
-    b->memory = ctx->held_len ? 1 : 0;
+    b->pos = ctx->answer.held;
+    b->last = ctx->answer.held + ctx->answer.held_len;
+    b->memory = ctx->answer.held_len ? 1 : 0;
     b->last_buf = (rest == NULL);
 
     out.buf = b;

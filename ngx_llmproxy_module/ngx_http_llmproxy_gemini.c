@@ -124,11 +124,11 @@ ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
     ngx_int_t       rc;
     llmp_json_rc_e  jrc;
 
-    jrc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
+    jrc = llmp_json_scan_top(ctx->req.body, ctx->req.body_len, &ctx->req.top);
 
     if (jrc != LLMP_JSON_OK) {
-        return ngx_http_llmproxy_request_json_fail(r, jrc, ctx->top.name,
-                                                   ctx->top.error_offset);
+        return ngx_http_llmproxy_request_json_fail(r, jrc, ctx->req.top.name,
+                                                   ctx->req.top.error_offset);
     }
 
     rc = ngx_http_llmproxy_gemini_embed_models(r, ctx);
@@ -137,7 +137,7 @@ ngx_http_llmproxy_gemini_check(ngx_http_request_t *r,
     }
 
     /* the body's "model" is spliced as "models/NAME", not as OpenAI's */
-    ctx->top.model.type = LLMP_JSON_NONE;
+    ctx->req.top.model.type = LLMP_JSON_NONE;
 
     return NGX_OK;
 }
@@ -150,17 +150,18 @@ ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
     size_t     pos, start, end;
     ngx_int_t  rc;
 
-    if (ctx->top.model.type == LLMP_JSON_STRING
-        && ngx_http_llmproxy_gemini_embed_model(r, ctx, ctx->top.model.start,
-                                                ctx->top.model.end)
+    if (ctx->req.top.model.type == LLMP_JSON_STRING
+        && ngx_http_llmproxy_gemini_embed_model(r, ctx,
+                                                ctx->req.top.model.start,
+                                                ctx->req.top.model.end)
            != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->top.gen_request.type == LLMP_JSON_OBJECT) {
-        start = ctx->top.gen_request.start;
-        end = ctx->top.gen_request.end;
+    if (ctx->req.top.gen_request.type == LLMP_JSON_OBJECT) {
+        start = ctx->req.top.gen_request.start;
+        end = ctx->req.top.gen_request.end;
 
         rc = ngx_http_llmproxy_gemini_inner_model(r, ctx, start, end);
         if (rc != NGX_OK) {
@@ -168,20 +169,20 @@ ngx_http_llmproxy_gemini_embed_models(ngx_http_request_t *r,
         }
     }
 
-    if (ctx->action.len != sizeof("batchEmbedContents") - 1
-        || ngx_strncmp(ctx->action.data, "batchEmbedContents",
-                       ctx->action.len) != 0
-        || ctx->top.requests.type != LLMP_JSON_ARRAY)
+    if (ctx->req.action.len != sizeof("batchEmbedContents") - 1
+        || ngx_strncmp(ctx->req.action.data, "batchEmbedContents",
+                       ctx->req.action.len) != 0
+        || ctx->req.top.requests.type != LLMP_JSON_ARRAY)
     {
         goto done;
     }
 
-    pos = ctx->top.requests.start;
+    pos = ctx->req.top.requests.start;
 
-    while (llmp_json_array_next(ctx->body, ctx->body_len, &pos, &start,
+    while (llmp_json_array_next(ctx->req.body, ctx->req.body_len, &pos, &start,
                                 &end))
     {
-        if (ctx->body[start] != '{') {
+        if (ctx->req.body[start] != '{') {
             continue;
         }
 
@@ -195,8 +196,8 @@ done:
 
     /* in the body's order, as ngx_http_llmproxy_gemini_embed_body() wants */
 
-    if (ctx->embed_models && ctx->embed_models->nelts > 1) {
-        ngx_sort(ctx->embed_models->elts, ctx->embed_models->nelts,
+    if (ctx->req.embed_models && ctx->req.embed_models->nelts > 1) {
+        ngx_sort(ctx->req.embed_models->elts, ctx->req.embed_models->nelts,
                  sizeof(ngx_http_llmproxy_span_t),
                  ngx_http_llmproxy_gemini_span_cmp);
     }
@@ -214,7 +215,7 @@ ngx_http_llmproxy_gemini_inner_model(ngx_http_request_t *r,
     llmp_json_rc_e   rc;
     llmp_json_top_t  el;
 
-    rc = llmp_json_scan_top(ctx->body + start, end - start, &el);
+    rc = llmp_json_scan_top(ctx->req.body + start, end - start, &el);
 
     if (rc != LLMP_JSON_OK) {
         /* a duplicate or ambiguous "model": valid JSON was checked */
@@ -252,15 +253,15 @@ ngx_http_llmproxy_gemini_embed_model(ngx_http_request_t *r,
 {
     ngx_http_llmproxy_span_t  *sp;
 
-    if (ctx->embed_models == NULL) {
-        ctx->embed_models = ngx_array_create(r->pool, 4,
+    if (ctx->req.embed_models == NULL) {
+        ctx->req.embed_models = ngx_array_create(r->pool, 4,
                                              sizeof(ngx_http_llmproxy_span_t));
-        if (ctx->embed_models == NULL) {
+        if (ctx->req.embed_models == NULL) {
             return NGX_ERROR;
         }
     }
 
-    sp = ngx_array_push(ctx->embed_models);
+    sp = ngx_array_push(ctx->req.embed_models);
     if (sp == NULL) {
         return NGX_ERROR;
     }
@@ -280,9 +281,9 @@ ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
     const char  *status;
 
     status = llmp_iface_error_type(LLMP_IFACE_GEMINI,
-                                   (int) ctx->err_status);
+                                   (int) ctx->err.status);
 
-    p = ngx_pnalloc(r->pool, 6 * ctx->err_message.len + 128);
+    p = ngx_pnalloc(r->pool, 6 * ctx->err.message.len + 128);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -290,8 +291,8 @@ ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
     out->data = p;
 
     p = ngx_sprintf(p, "{\"error\":{\"code\":%ui,\"message\":",
-                    ctx->err_status);
-    p += llmp_json_escape(ctx->err_message.data, ctx->err_message.len, p);
+                    ctx->err.status);
+    p += llmp_json_escape(ctx->err.message.data, ctx->err.message.len, p);
     p = ngx_sprintf(p, ",\"status\":\"%s\"}}", status);
 
     out->len = p - out->data;

@@ -146,18 +146,20 @@ ngx_http_llmproxy_iface_of(ngx_http_request_t *r)
 void
 ngx_http_llmproxy_iface_take(ngx_http_llmproxy_ctx_t *ctx)
 {
-    if (ctx->endpoint || ctx->url.endpoint == NGX_HTTP_LLMPROXY_EP_NONE) {
+    if (ctx->req.endpoint
+        || ctx->req.url.endpoint == NGX_HTTP_LLMPROXY_EP_NONE)
+    {
         return;
     }
 
-    ctx->endpoint = ctx->url.endpoint;
-    ctx->endpoint_path = ctx->url.path;
-    ctx->action = ctx->url.action;
+    ctx->req.endpoint = ctx->req.url.endpoint;
+    ctx->req.endpoint_path = ctx->req.url.path;
+    ctx->req.action = ctx->req.url.action;
 
-    if (ctx->url.model.len) {
+    if (ctx->req.url.model.len) {
         /* Gemini's: the model is in the URL, not in the body */
-        ctx->model = ctx->url.model;
-        ctx->stream = ctx->url.stream;
+        ctx->req.model = ctx->req.url.model;
+        ctx->req.stream = ctx->req.url.stream;
     }
 }
 
@@ -167,5 +169,5 @@ ngx_int_t
 ngx_http_llmproxy_error_body(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_str_t *out)
 {
-    return ngx_http_llmproxy_iface(ctx->iface)->error_body(r, ctx, out);
+    return ngx_http_llmproxy_iface(ctx->req.iface)->error_body(r, ctx, out);
 }

@@ -40,7 +40,7 @@ ngx_int_t ngx_http_llmproxy_gemini_error_body(ngx_http_request_t *r,
 
 /*
  * _iface.c: what differs between the three interfaces, one row each,
- * looked up by ctx->iface (client side) or ctx->up_iface (provider side)
+ * looked up by ctx->req.iface (client side) or ctx->up.iface (provider side)
  */
 
 typedef ngx_int_t (*ngx_http_llmproxy_iface_pt)(ngx_http_request_t *r,

@@ -326,19 +326,19 @@ ngx_http_llmproxy_keys_limits(ngx_http_llmproxy_ctx_t *ctx,
         }
     }
 
-    if (ctx->endpoint && node->rpm && requests >= node->rpm) {
+    if (ctx->req.endpoint && node->rpm && requests >= node->rpm) {
         *whyp = "rate limit exceeded: requests per minute";
         ctx->key.retry_after = ctx->key.reset - now;
         return NGX_HTTP_TOO_MANY_REQUESTS;
     }
 
-    if (ctx->endpoint && node->tpm && tokens >= node->tpm) {
+    if (ctx->req.endpoint && node->tpm && tokens >= node->tpm) {
         *whyp = "rate limit exceeded: tokens per minute";
         ctx->key.retry_after = ctx->key.reset - now;
         return NGX_HTTP_TOO_MANY_REQUESTS;
     }
 
-    if (ctx->endpoint) {
+    if (ctx->req.endpoint) {
         node->requests++;     /* model calls count, listings do not */
 
         if (node->rpm || node->tpm) {

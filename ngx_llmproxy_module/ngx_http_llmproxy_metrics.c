@@ -138,8 +138,8 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
 
-    if (ctx == NULL || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_NONE
-        || ctx->model.len == 0 || r != r->main)
+    if (ctx == NULL || ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_NONE
+        || ctx->req.model.len == 0 || r != r->main)
     {
         return NGX_OK;
     }
@@ -162,14 +162,14 @@ ngx_http_llmproxy_metrics_log(ngx_http_request_t *r)
 
     ngx_str_null(&deployment);
 
-    if (ctx->current) {
-        deployment = ctx->current->id;
+    if (ctx->route.current) {
+        deployment = ctx->route.current->id;
     }
 
     alias = ctx->key.alias;
     alias.len = ngx_min(alias.len, NGX_HTTP_LLMPROXY_ALIAS_LABEL);
 
-    model = ctx->model;
+    model = ctx->req.model;
 
     s = ngx_http_llmproxy_series_lock(r, ctx, zctx, &model, &deployment,
                                       &alias);
@@ -273,23 +273,24 @@ ngx_http_llmproxy_series_add(ngx_http_request_t *r,
     status = r->headers_out.status;
 
     s->requests[status >= 500 ? 2 : status >= 400 ? 1 : 0]++;
-    s->prompt_tokens += ngx_max(ctx->prompt_tokens, 0);
-    s->completion_tokens += ngx_max(ctx->completion_tokens, 0);
-    s->cache_read_tokens += ngx_max(ctx->cache_read_tokens, 0);
-    s->cache_creation_tokens += ctx->cache_in_prompt
-                                ? 0 : ngx_max(ctx->cache_creation_tokens, 0);
-    s->reasoning_tokens += ngx_max(ctx->reasoning_tokens, 0);
-    s->unpriced += ctx->unpriced;
-    s->cost += ctx->cost;
+    s->prompt_tokens += ngx_max(ctx->usage.prompt_tokens, 0);
+    s->completion_tokens += ngx_max(ctx->usage.completion_tokens, 0);
+    s->cache_read_tokens += ngx_max(ctx->usage.cache_read_tokens, 0);
+    s->cache_creation_tokens +=
+        ctx->usage.cache_in_prompt
+        ? 0 : ngx_max(ctx->usage.cache_creation_tokens, 0);
+    s->reasoning_tokens += ngx_max(ctx->usage.reasoning_tokens, 0);
+    s->unpriced += ctx->usage.unpriced;
+    s->cost += ctx->usage.cost;
 
     /*
      * each failed attempt counts for the deployment that failed, not for
      * the one that answered
      */
 
-    ids = ctx->failed ? ctx->failed->elts : NULL;
+    ids = ctx->route.failed ? ctx->route.failed->elts : NULL;
 
-    for (i = 0; ctx->failed && i < ctx->failed->nelts; i++) {
+    for (i = 0; ctx->route.failed && i < ctx->route.failed->nelts; i++) {
         fs = (ids[i].len == deployment->len
               && ngx_strncmp(ids[i].data, deployment->data, deployment->len)
                  == 0)
@@ -301,9 +302,9 @@ ngx_http_llmproxy_series_add(ngx_http_request_t *r,
         }
     }
 
-    s->fallbacks += ctx->fallbacks;
+    s->fallbacks += ctx->route.fallbacks;
 
-    secs = (double) (ngx_current_msec - ctx->start) / 1000;
+    secs = (double) (ngx_current_msec - ctx->time.start) / 1000;
     s->latency_sum += secs;
 
     for (i = 0; i < NGX_HTTP_LLMPROXY_BUCKETS; i++) {
@@ -312,8 +313,8 @@ ngx_http_llmproxy_series_add(ngx_http_request_t *r,
         }
     }
 
-    if (ctx->ttfb) {
-        secs = (double) (ctx->ttfb - 1) / 1000;
+    if (ctx->time.ttfb) {
+        secs = (double) (ctx->time.ttfb - 1) / 1000;
         s->ttfb_sum += secs;
         s->ttfb_count++;
 

@@ -408,7 +408,8 @@ ngx_http_llmproxy_handler(ngx_http_request_t *r)
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "llmproxy: %V as %s", &r->uri, llmp_iface_name(ctx->iface));
+                   "llmproxy: %V as %s", &r->uri,
+                   llmp_iface_name(ctx->req.iface));
 
     return ngx_http_llmproxy_request_handler(r, ctx);
 }

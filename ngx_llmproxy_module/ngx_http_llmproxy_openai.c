@@ -77,11 +77,11 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
     ngx_int_t        rc;
     llmp_json_rc_e   jrc;
 
-    jrc = llmp_json_scan_top(ctx->body, ctx->body_len, &ctx->top);
+    jrc = llmp_json_scan_top(ctx->req.body, ctx->req.body_len, &ctx->req.top);
 
     if (jrc != LLMP_JSON_OK) {
-        return ngx_http_llmproxy_request_json_fail(r, jrc, ctx->top.name,
-                                                   ctx->top.error_offset);
+        return ngx_http_llmproxy_request_json_fail(r, jrc, ctx->req.top.name,
+                                                   ctx->req.top.error_offset);
     }
 
     rc = ngx_http_llmproxy_openai_model(r, ctx);
@@ -94,16 +94,16 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
      * stream the gateway would not see as one, its usage never counted
      */
 
-    switch (ctx->top.stream.type) {
+    switch (ctx->req.top.stream.type) {
 
     case LLMP_JSON_NONE:
     case LLMP_JSON_NULL:
     case LLMP_JSON_FALSE:
-        ctx->stream = 0;
+        ctx->req.stream = 0;
         break;
 
     case LLMP_JSON_TRUE:
-        ctx->stream = 1;
+        ctx->req.stream = 1;
         break;
 
     default:
@@ -119,10 +119,10 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
      * never reach the key's record, budget or tpm
      */
 
-    if (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES
-        && ctx->top.background.type != LLMP_JSON_NONE
-        && ctx->top.background.type != LLMP_JSON_NULL
-        && ctx->top.background.type != LLMP_JSON_FALSE)
+    if (ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES
+        && ctx->req.top.background.type != LLMP_JSON_NONE
+        && ctx->req.top.background.type != LLMP_JSON_NULL
+        && ctx->req.top.background.type != LLMP_JSON_FALSE)
     {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
                    "invalid_request_error", "unsupported_parameter",
@@ -130,9 +130,9 @@ ngx_http_llmproxy_openai_check(ngx_http_request_t *r,
                    "usage of a background response cannot be recorded)");
     }
 
-    if (ctx->stream
-        && (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_CHAT
-            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COMPLETIONS))
+    if (ctx->req.stream
+        && (ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_CHAT
+            || ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_COMPLETIONS))
     {
         ngx_http_llmproxy_openai_include_usage(ctx);
     }
@@ -150,28 +150,29 @@ ngx_http_llmproxy_openai_model(ngx_http_request_t *r,
     long     n;
     u_char  *p;
 
-    if (ctx->top.model.type == LLMP_JSON_NONE) {
+    if (ctx->req.top.model.type == LLMP_JSON_NONE) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
                                       "invalid_request_error",
                                       "missing_model",
                                       "you must provide a model parameter");
     }
 
-    if (ctx->top.model.type != LLMP_JSON_STRING) {
+    if (ctx->req.top.model.type != LLMP_JSON_STRING) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
                                       "invalid_request_error",
                                       "invalid_model",
                                       "model: expected a string");
     }
 
-    if (ctx->top.model.escaped) {
-        p = ngx_pnalloc(r->pool, ctx->top.model.end - ctx->top.model.start);
+    if (ctx->req.top.model.escaped) {
+        p = ngx_pnalloc(r->pool,
+                        ctx->req.top.model.end - ctx->req.top.model.start);
         if (p == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        n = llmp_json_unescape(ctx->body, ctx->top.model.start,
-                               ctx->top.model.end, p);
+        n = llmp_json_unescape(ctx->req.body, ctx->req.top.model.start,
+                               ctx->req.top.model.end, p);
         if (n < 0) {
             return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
                                           "invalid_request_error",
@@ -179,15 +180,16 @@ ngx_http_llmproxy_openai_model(ngx_http_request_t *r,
                                           "model: invalid escape");
         }
 
-        ctx->model.data = p;
-        ctx->model.len = n;
+        ctx->req.model.data = p;
+        ctx->req.model.len = n;
 
     } else {
-        ctx->model.data = ctx->body + ctx->top.model.start + 1;
-        ctx->model.len = ctx->top.model.end - ctx->top.model.start - 2;
+        ctx->req.model.data = ctx->req.body + ctx->req.top.model.start + 1;
+        ctx->req.model.len = ctx->req.top.model.end
+                             - ctx->req.top.model.start - 2;
     }
 
-    if (ctx->model.len == 0) {
+    if (ctx->req.model.len == 0) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
                                       "invalid_request_error",
                                       "missing_model",
@@ -200,7 +202,7 @@ ngx_http_llmproxy_openai_model(ngx_http_request_t *r,
      * one name here and another further on
      */
 
-    if (!llmp_json_name_ok(ctx->model.data, ctx->model.len)) {
+    if (!llmp_json_name_ok(ctx->req.model.data, ctx->req.model.len)) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_BAD_REQUEST,
                                       "invalid_request_error",
                                       "invalid_model",
@@ -216,7 +218,7 @@ ngx_http_llmproxy_openai_model(ngx_http_request_t *r,
  * A stream's tokens are known only if the provider sends its usage chunk,
  * which it does when asked: stream_options.include_usage is made true in
  * the request when the client did not set it so, and that chunk is then
- * kept from the client (ctx->hide_usage).  The scanner refused any second
+ * kept from the client (ctx->req.hide_usage).  The scanner refused any second
  * reading of stream_options or include_usage, so the member edited is the
  * one the provider reads.
  */
@@ -226,15 +228,15 @@ ngx_http_llmproxy_openai_include_usage(ngx_http_llmproxy_ctx_t *ctx)
 {
     llmp_json_edit_t  e;
 
-    if (llmp_json_usage_edit(ctx->body, &ctx->top, &e) == 0) {
+    if (llmp_json_usage_edit(ctx->req.body, &ctx->req.top, &e) == 0) {
         return;                           /* the client asked */
     }
 
-    ctx->edit_start = e.start;
-    ctx->edit_end = e.end;
-    ctx->edit.data = (u_char *) e.value;
-    ctx->edit.len = e.len;
-    ctx->hide_usage = 1;
+    ctx->req.edit_start = e.start;
+    ctx->req.edit_end = e.end;
+    ctx->req.edit.data = (u_char *) e.value;
+    ctx->req.edit.len = e.len;
+    ctx->req.hide_usage = 1;
 }
 
 
@@ -247,7 +249,7 @@ ngx_http_llmproxy_openai_error_body(ngx_http_request_t *r,
 
     len = sizeof("{\"error\":{\"message\":,\"type\":\"\",\"param\":null,"
                  "\"code\":}}")
-          + 6 * ctx->err_message.len + 2 + 64 + 64 + 2;
+          + 6 * ctx->err.message.len + 2 + 64 + 64 + 2;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -258,15 +260,15 @@ ngx_http_llmproxy_openai_error_body(ngx_http_request_t *r,
 
     p = ngx_cpymem(p, "{\"error\":{\"message\":",
                    sizeof("{\"error\":{\"message\":") - 1);
-    p += llmp_json_escape(ctx->err_message.data, ctx->err_message.len, p);
+    p += llmp_json_escape(ctx->err.message.data, ctx->err.message.len, p);
     p = ngx_sprintf(p, ",\"type\":\"%s\",\"param\":null,\"code\":",
-                    ctx->err_type ? ctx->err_type : "api_error");
+                    ctx->err.type ? ctx->err.type : "api_error");
 
-    if (ctx->err_code) {
-        p = ngx_sprintf(p, "\"%s\"", ctx->err_code);
+    if (ctx->err.code) {
+        p = ngx_sprintf(p, "\"%s\"", ctx->err.code);
 
     } else {
-        p = ngx_sprintf(p, "\"%ui\"", ctx->err_status);
+        p = ngx_sprintf(p, "\"%ui\"", ctx->err.status);
     }
 
     *p++ = '}';

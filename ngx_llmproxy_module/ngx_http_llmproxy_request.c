@@ -47,7 +47,9 @@ ngx_http_llmproxy_request_handler(ngx_http_request_t *r,
     ngx_int_t   rc;
     ngx_uint_t  shape;
 
-    if (ctx->url.endpoint == NGX_HTTP_LLMPROXY_EP_NONE && !ctx->url.list) {
+    if (ctx->req.url.endpoint == NGX_HTTP_LLMPROXY_EP_NONE
+        && !ctx->req.url.list)
+    {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
                                       "invalid_request_error", "unknown_url",
                                       "Unknown request URL: %V %V",
@@ -61,7 +63,7 @@ ngx_http_llmproxy_request_handler(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ctx->url.endpoint) {
+    if (ctx->req.url.endpoint) {
         return ngx_http_llmproxy_request_start(r, ctx);
     }
 
@@ -77,7 +79,7 @@ ngx_http_llmproxy_request_handler(ngx_http_request_t *r,
      * in its own shape, and say who they are with their headers
      */
 
-    shape = ctx->iface;
+    shape = ctx->req.iface;
 
     if (shape == LLMP_IFACE_OPENAI) {
         if (ngx_http_llmproxy_has_header(r, "anthropic-version")) {
@@ -88,7 +90,7 @@ ngx_http_llmproxy_request_handler(ngx_http_request_t *r,
         }
     }
 
-    return ngx_http_llmproxy_models(r, ctx, shape, &ctx->url.model);
+    return ngx_http_llmproxy_models(r, ctx, shape, &ctx->req.url.model);
 }
 
 
@@ -171,14 +173,15 @@ ngx_http_llmproxy_request_body(ngx_http_request_t *r)
     rc = ngx_http_llmproxy_request_read_body(r, ctx);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "llmproxy: body of %uz bytes read: %i", ctx->body_len, rc);
+                   "llmproxy: body of %uz bytes read: %i",
+                   ctx->req.body_len, rc);
 
     if (rc == NGX_OK) {
-        rc = ngx_http_llmproxy_iface(ctx->iface)->check(r, ctx);
+        rc = ngx_http_llmproxy_iface(ctx->req.iface)->check(r, ctx);
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "llmproxy: body checked: %i, model \"%V\"%s", rc,
-                       &ctx->model, ctx->stream ? ", stream" : "");
+                       &ctx->req.model, ctx->req.stream ? ", stream" : "");
     }
 
     if (rc == NGX_OK) {
@@ -186,7 +189,7 @@ ngx_http_llmproxy_request_body(ngx_http_request_t *r)
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "llmproxy: plan of %ui targets: %i",
-                       ctx->plan.nelts, rc);
+                       ctx->route.plan.nelts, rc);
 
         if (rc == NGX_DECLINED) {
             rc = ngx_http_llmproxy_request_count_tokens(r, ctx);
@@ -215,16 +218,16 @@ ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
     ngx_http_llmproxy_loc_conf_t  *llcf;
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        ctx->body = (u_char *) "";
-        ctx->body_len = 0;
+        ctx->req.body = (u_char *) "";
+        ctx->req.body_len = 0;
         return NGX_OK;
     }
 
     cl = r->request_body->bufs;
 
     if (cl->next == NULL && !cl->buf->in_file) {
-        ctx->body = cl->buf->pos;
-        ctx->body_len = cl->buf->last - cl->buf->pos;
+        ctx->req.body = cl->buf->pos;
+        ctx->req.body_len = cl->buf->last - cl->buf->pos;
 
     } else if (ngx_http_llmproxy_request_join(r, ctx) != NGX_OK) {
         rc = ngx_http_llmproxy_request_copy(r, ctx);
@@ -235,7 +238,7 @@ ngx_http_llmproxy_request_read_body(ngx_http_request_t *r,
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llmproxy_module);
 
-    if (ctx->body_len > llcf->max_body_size) {
+    if (ctx->req.body_len > llcf->max_body_size) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                       "invalid_request_error",
                                       "request_too_large",
@@ -283,8 +286,8 @@ ngx_http_llmproxy_request_join(ngx_http_request_t *r,
     b->last += len;
     cl->buf->pos = cl->buf->last;
 
-    ctx->body = b->start;
-    ctx->body_len = b->last - b->start;
+    ctx->req.body = b->start;
+    ctx->req.body_len = b->last - b->start;
 
     return NGX_OK;
 }
@@ -325,7 +328,7 @@ ngx_http_llmproxy_request_copy(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->body = p;
+    ctx->req.body = p;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         b = cl->buf;
@@ -347,7 +350,7 @@ ngx_http_llmproxy_request_copy(ngx_http_request_t *r,
         p += n;
     }
 
-    ctx->body_len = p - ctx->body;
+    ctx->req.body_len = p - ctx->req.body;
 
     return NGX_OK;
 }
@@ -373,7 +376,7 @@ ngx_http_llmproxy_request_count_tokens(ngx_http_request_t *r,
 
     /* the bytes inside JSON strings, names of members included */
 
-    for (p = ctx->body; p < ctx->body + ctx->body_len; p++) {
+    for (p = ctx->req.body; p < ctx->req.body + ctx->req.body_len; p++) {
         if (*p == '"') {
             in_string = !in_string;
             continue;
@@ -391,7 +394,8 @@ ngx_http_llmproxy_request_count_tokens(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(start, ngx_http_llmproxy_iface(ctx->iface)->count_tokens,
+    p = ngx_sprintf(start,
+                    ngx_http_llmproxy_iface(ctx->req.iface)->count_tokens,
                     (text + 3) / 4);
 
     return ngx_http_llmproxy_send_json(r, NGX_HTTP_OK, start, p - start);

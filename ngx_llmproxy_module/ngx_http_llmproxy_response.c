@@ -36,8 +36,8 @@ ngx_http_llmproxy_get_ctx(ngx_http_request_t *r)
         return NULL;
     }
 
-    ctx->start = ngx_current_msec;
-    ctx->iface = ngx_http_llmproxy_iface_parse(&r->uri, &ctx->url);
+    ctx->time.start = ngx_current_msec;
+    ctx->req.iface = ngx_http_llmproxy_iface_parse(&r->uri, &ctx->req.url);
 
     ngx_http_llmproxy_request_id(r, ctx);
 
@@ -176,22 +176,22 @@ ngx_http_llmproxy_fail(ngx_http_request_t *r, ngx_uint_t status,
     p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
     va_end(args);
 
-    ctx->err_status = status;
-    ctx->err_type = type;
-    ctx->err_code = code;
-    ctx->err_message.len = p - buf;
-    ctx->err_message.data = buf;
-    ctx->err_message.data = ngx_pstrdup(r->pool, &ctx->err_message);
+    ctx->err.status = status;
+    ctx->err.type = type;
+    ctx->err.code = code;
+    ctx->err.message.len = p - buf;
+    ctx->err.message.data = buf;
+    ctx->err.message.data = ngx_pstrdup(r->pool, &ctx->err.message);
 
-    if (ctx->err_message.data == NULL) {
-        ctx->err_message.len = 0;
+    if (ctx->err.message.data == NULL) {
+        ctx->err.message.len = 0;
     }
 
     level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
                                                        : NGX_LOG_INFO;
 
     ngx_log_error(level, r->connection->log, 0, "llmproxy: %ui %V", status,
-                  &ctx->err_message);
+                  &ctx->err.message);
 
     return status;
 }

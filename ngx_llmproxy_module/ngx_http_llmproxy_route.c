@@ -73,26 +73,26 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
 
     /* an exact name, else the most specific pattern that matches it */
 
-    t = ngx_http_llmproxy_runtime_resolve(ctx->rt, r->pool, &ctx->model);
+    t = ngx_http_llmproxy_runtime_resolve(ctx->rt, r->pool, &ctx->req.model);
 
     if (t == NULL) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_NOT_FOUND,
                    "invalid_request_error", "model_not_found",
                    "The model `%V` does not exist or you do not have access "
-                   "to it.", &ctx->model);
+                   "to it.", &ctx->req.model);
     }
 
     if (!ngx_http_llmproxy_keys_allow_target(&ctx->key, t)) {
         return ngx_http_llmproxy_fail(r, NGX_HTTP_FORBIDDEN,
                    "permission_error", "model_not_allowed",
-                   "this key may not call model `%V`", &ctx->model);
+                   "this key may not call model `%V`", &ctx->req.model);
     }
 
     g = t->group ? t->group : t->deployment->group;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: \"%V\" is \"%V\", %ui fallbacks",
-                   &ctx->model, &t->name, g->fallbacks.nelts);
+                   &ctx->req.model, &t->name, g->fallbacks.nelts);
 
     usable = ngx_http_llmproxy_route_targets(r, ctx, t, g);
 
@@ -101,8 +101,8 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
     }
 
     if (usable == 0
-        && (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS
-            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT))
+        && (ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS
+            || ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT))
     {
         return NGX_DECLINED;      /* counted here, roughly */
     }
@@ -112,14 +112,14 @@ ngx_http_llmproxy_route_plan(ngx_http_request_t *r,
                    "invalid_request_error", "interface_not_supported",
                    "no deployment of model `%V` speaks this API, and "
                    "this endpoint is not translated to another",
-                   &ctx->model);
+                   &ctx->req.model);
     }
 
     /* every deployment at its rpm/tpm: 429 before any attempt */
 
-    plan = ctx->plan.elts;
+    plan = ctx->route.plan.elts;
 
-    for (i = 0; i < ctx->plan.nelts; i++) {
+    for (i = 0; i < ctx->route.plan.nelts; i++) {
         if (ngx_http_llmproxy_open(r, ctx, plan[i])) {
             return NGX_OK;
         }
@@ -143,17 +143,17 @@ ngx_http_llmproxy_route_targets(ngx_http_request_t *r,
     ngx_uint_t                    i, usable;
     ngx_http_llmproxy_target_t  **fb, **tp;
 
-    if (ngx_array_init(&ctx->plan, r->pool, 1 + g->fallbacks.nelts,
+    if (ngx_array_init(&ctx->route.plan, r->pool, 1 + g->fallbacks.nelts,
                        sizeof(ngx_http_llmproxy_target_t *))
         != NGX_OK
-        || ngx_array_init(&ctx->tried, r->pool, 4,
+        || ngx_array_init(&ctx->route.tried, r->pool, 4,
                           sizeof(ngx_http_llmproxy_deployment_t *))
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    tp = ngx_array_push(&ctx->plan);
+    tp = ngx_array_push(&ctx->route.plan);
     if (tp == NULL) {
         return NGX_ERROR;
     }
@@ -171,7 +171,7 @@ ngx_http_llmproxy_route_targets(ngx_http_request_t *r,
             continue;
         }
 
-        tp = ngx_array_push(&ctx->plan);
+        tp = ngx_array_push(&ctx->route.plan);
         if (tp == NULL) {
             return NGX_ERROR;
         }
@@ -193,9 +193,9 @@ ngx_http_llmproxy_planned(ngx_http_llmproxy_ctx_t *ctx,
     ngx_uint_t                    j;
     ngx_http_llmproxy_target_t  **plan;
 
-    plan = ctx->plan.elts;
+    plan = ctx->route.plan.elts;
 
-    for (j = 0; j < ctx->plan.nelts; j++) {
+    for (j = 0; j < ctx->route.plan.nelts; j++) {
         if (plan[j]->group == t->group
             && plan[j]->deployment == t->deployment
             && plan[j]->upstream.len == t->upstream.len
@@ -220,7 +220,7 @@ ngx_http_llmproxy_rate_limited(ngx_http_request_t *r,
     return ngx_http_llmproxy_fail(r, NGX_HTTP_TOO_MANY_REQUESTS,
                "rate_limit_error", "deployment_rate_limited",
                "every deployment of model `%V` and of its fallbacks is at "
-               "its rpm/tpm limit", &ctx->model);
+               "its rpm/tpm limit", &ctx->req.model);
 }
 
 
@@ -232,31 +232,32 @@ ngx_http_llmproxy_route_next(ngx_http_request_t *r,
     ngx_http_llmproxy_target_t     **plan;
     ngx_http_llmproxy_deployment_t  *d, **tried;
 
-    plan = ctx->plan.elts;
+    plan = ctx->route.plan.elts;
     max = 1 + ctx->rt->settings.num_retries;
 
-    while (ctx->plan_index < ctx->plan.nelts) {
+    while (ctx->route.plan_index < ctx->route.plan.nelts) {
 
-        last = (ctx->plan_index + 1 == ctx->plan.nelts);
+        last = (ctx->route.plan_index + 1 == ctx->route.plan.nelts);
 
         d = NULL;
 
-        if (ctx->attempts_in_target < max) {
-            d = ngx_http_llmproxy_pick(r, ctx, plan[ctx->plan_index], last);
+        if (ctx->route.attempts_in_target < max) {
+            d = ngx_http_llmproxy_pick(r, ctx, plan[ctx->route.plan_index],
+                                       last);
         }
 
         if (d) {
-            if (ctx->attempts_in_target > 0) {
-                ctx->retries++;
+            if (ctx->route.attempts_in_target > 0) {
+                ctx->route.retries++;
 
-            } else if (ctx->plan_index > 0) {
-                ctx->fallbacks++;
+            } else if (ctx->route.plan_index > 0) {
+                ctx->route.fallbacks++;
             }
 
-            ctx->attempts_in_target++;
-            ctx->attempts++;
+            ctx->route.attempts_in_target++;
+            ctx->route.attempts++;
 
-            tried = ngx_array_push(&ctx->tried);
+            tried = ngx_array_push(&ctx->route.tried);
             if (tried == NULL) {
                 return NULL;
             }
@@ -264,33 +265,33 @@ ngx_http_llmproxy_route_next(ngx_http_request_t *r,
             *tried = d;
 
             if (d->pattern) {
-                d = ngx_http_llmproxy_passed(r, plan[ctx->plan_index], d);
+                d = ngx_http_llmproxy_passed(r, plan[ctx->route.plan_index], d);
                 if (d == NULL) {
                     return NULL;
                 }
             }
 
-            ctx->current = d;
+            ctx->route.current = d;
 
             ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "llmproxy: attempt %ui of \"%V\": \"%V\"",
-                           ctx->attempts, &ctx->model, &d->id);
+                           ctx->route.attempts, &ctx->req.model, &d->id);
 
             return d;
         }
 
-        ctx->plan_index++;
-        ctx->attempts_in_target = 0;
-        ctx->tried.nelts = 0;
+        ctx->route.plan_index++;
+        ctx->route.attempts_in_target = 0;
+        ctx->route.tried.nelts = 0;
     }
 
-    if (ctx->attempts == 0 && ctx->key.retry_after) {
+    if (ctx->route.attempts == 0 && ctx->key.retry_after) {
         /*
          * the deployments reached their limits since the plan was made;
          * the upstream machinery can only say 502, the filter says this
          */
         (void) ngx_http_llmproxy_rate_limited(r, ctx);
-        ctx->err_keep = 1;
+        ctx->err.keep = 1;
     }
 
     return NULL;
@@ -305,7 +306,7 @@ ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
     ngx_msec_t                      cooldown;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
-    if (ctx->current == NULL) {
+    if (ctx->route.current == NULL) {
         return;
     }
 
@@ -313,27 +314,27 @@ ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
 
     /* the metrics count each failure for the deployment that failed */
 
-    if (ctx->failed == NULL) {
-        ctx->failed = ngx_array_create(r->pool, 2, sizeof(ngx_str_t));
+    if (ctx->route.failed == NULL) {
+        ctx->route.failed = ngx_array_create(r->pool, 2, sizeof(ngx_str_t));
     }
 
-    if (ctx->failed) {
-        id = ngx_array_push(ctx->failed);
+    if (ctx->route.failed) {
+        id = ngx_array_push(ctx->route.failed);
         if (id) {
-            *id = ctx->current->id;
+            *id = ctx->route.current->id;
         }
     }
 
     cooldown = 0;
 
-    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
-        && ctx->fail_status == NGX_HTTP_TOO_MANY_REQUESTS)
+    if (ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
+        && ctx->route.fail_status == NGX_HTTP_TOO_MANY_REQUESTS)
     {
-        cooldown = ctx->retry_after ? ctx->retry_after
+        cooldown = ctx->route.retry_after ? ctx->route.retry_after
                                     : ctx->rt->settings.cooldown;
     }
 
-    ngx_http_llmproxy_cooldown_fail(lmcf->shm_zone->data, ctx->current,
+    ngx_http_llmproxy_cooldown_fail(lmcf->shm_zone->data, ctx->route.current,
                                     &ctx->rt->settings, cooldown);
 }
 
@@ -400,9 +401,9 @@ static ngx_uint_t
 ngx_http_llmproxy_candidate(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_target_t *t, ngx_http_llmproxy_deployment_t *d)
 {
-    return ((d->provider->interfaces & ctx->iface)
-            || ngx_http_llmproxy_ep_chat(ctx->endpoint)
-            || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES)
+    return ((d->provider->interfaces & ctx->req.iface)
+            || ngx_http_llmproxy_ep_chat(ctx->req.endpoint)
+            || ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES)
            && ngx_http_llmproxy_keys_allow(&ctx->key, &t->name, d);
 }
 
@@ -563,9 +564,9 @@ ngx_http_llmproxy_tried(ngx_http_llmproxy_ctx_t *ctx,
     ngx_uint_t                        i;
     ngx_http_llmproxy_deployment_t  **tried;
 
-    tried = ctx->tried.elts;
+    tried = ctx->route.tried.elts;
 
-    for (i = 0; i < ctx->tried.nelts; i++) {
+    for (i = 0; i < ctx->route.tried.nelts; i++) {
         if (tried[i] == d) {
             return 1;
         }
@@ -666,8 +667,8 @@ void
 ngx_http_llmproxy_route_account(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t tokens)
 {
-    if (ctx->current && ctx->current->tpm && tokens) {
-        (void) ngx_http_llmproxy_rate(r, ctx->current, 0, tokens);
+    if (ctx->route.current && ctx->route.current->tpm && tokens) {
+        (void) ngx_http_llmproxy_rate(r, ctx->route.current, 0, tokens);
     }
 }
 

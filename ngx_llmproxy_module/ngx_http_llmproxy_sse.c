@@ -65,7 +65,7 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
     ngx_chain_t               *cl, *out;
     ngx_http_llmproxy_sse_t   *sse;
 
-    sse = ctx->sse;
+    sse = ctx->streaming.sse;
 
     if (sse == NULL) {
         sse = ngx_pcalloc(r->pool, sizeof(ngx_http_llmproxy_sse_t));
@@ -73,7 +73,7 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        ctx->sse = sse;
+        ctx->streaming.sse = sse;
     }
 
     /*
@@ -81,13 +81,13 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
      * waiting from before: passed on as they are
      */
 
-    if (!ctx->xlate && sse->len == 0
+    if (!ctx->streaming.xlate && sse->len == 0
         && ngx_http_llmproxy_sse_clean(r, in))
     {
         return next(r, in);
     }
 
-    if (ctx->xlate && sse->xbuf == NULL) {
+    if (ctx->streaming.xlate && sse->xbuf == NULL) {
         sse->xbuf = ngx_http_llmproxy_translate_buf(r);
         if (sse->xbuf == NULL) {
             return NGX_ERROR;
@@ -102,15 +102,15 @@ ngx_http_llmproxy_sse_filter(ngx_http_request_t *r,
 
     /* complete events, minus those the client must not see */
 
-    cl = ngx_http_llmproxy_sse_out(r, sse,
-                                   ctx->xlate ? sse->xbuf->len : sse->len);
+    cl = ngx_http_llmproxy_sse_out(r, sse, ctx->streaming.xlate
+                                           ? sse->xbuf->len : sse->len);
     if (cl == NULL) {
         return NGX_ERROR;
     }
 
     b = cl->buf;
 
-    if (ctx->xlate) {
+    if (ctx->streaming.xlate) {
         b->last = ngx_cpymem(b->last, sse->xbuf->data, sse->xbuf->len);
         sse->xbuf->len = 0;
 
@@ -183,7 +183,7 @@ ngx_http_llmproxy_sse_take(ngx_http_request_t *r,
 
         n = b->last - b->pos;
 
-        if (ctx->xlate) {
+        if (ctx->streaming.xlate) {
             if (ngx_http_llmproxy_translate_stream(r, ctx, b->pos, n, 0,
                                                    sse->xbuf)
                 != NGX_OK)
@@ -217,7 +217,7 @@ ngx_http_llmproxy_sse_take(ngx_http_request_t *r,
         b->pos = b->last;
     }
 
-    if (ctx->xlate && *last_buf) {
+    if (ctx->streaming.xlate && *last_buf) {
         /* the provider's stream ended: the client's closing events */
         if (ngx_http_llmproxy_translate_stream(r, ctx, NULL, 0, 1, sse->xbuf)
             != NGX_OK)
@@ -290,7 +290,7 @@ ngx_http_llmproxy_sse_events(ngx_http_llmproxy_ctx_t *ctx,
             break;
         }
 
-        if (!(ctx->hide_usage
+        if (!(ctx->req.hide_usage
               && ngx_http_llmproxy_sse_is_usage_only(start, start + end)))
         {
             b->last = ngx_cpymem(b->last, start, end);
@@ -585,8 +585,8 @@ ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
      */
 
     start = p;
-    state = ctx->text_string;
-    bytes = ctx->text_bytes;
+    state = ctx->streaming.text_string;
+    bytes = ctx->streaming.text_bytes;
 
     for ( ;; ) {
 
@@ -651,8 +651,8 @@ ngx_http_llmproxy_sse_count(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
         }
     }
 
-    ctx->text_string = state;
-    ctx->text_bytes = bytes;
+    ctx->streaming.text_string = state;
+    ctx->streaming.text_bytes = bytes;
 }
 
 
@@ -668,20 +668,20 @@ ngx_http_llmproxy_sse_estimate(ngx_http_llmproxy_ctx_t *ctx)
 {
     int64_t  n;
 
-    n = (int64_t) (ctx->text_bytes + 3) / 4;
+    n = (int64_t) (ctx->streaming.text_bytes + 3) / 4;
 
-    if (ctx->completion_tokens < n) {
-        ctx->completion_tokens = n;
-        ctx->usage_estimated = 1;
+    if (ctx->usage.completion_tokens < n) {
+        ctx->usage.completion_tokens = n;
+        ctx->usage.estimated = 1;
     }
 
-    if (ctx->prompt_tokens < 0) {
-        ctx->prompt_tokens = (int64_t) (ctx->body_len + 3) / 4;
-        ctx->usage_estimated = 1;
+    if (ctx->usage.prompt_tokens < 0) {
+        ctx->usage.prompt_tokens = (int64_t) (ctx->req.body_len + 3) / 4;
+        ctx->usage.estimated = 1;
     }
 
-    if (ctx->usage_estimated) {
+    if (ctx->usage.estimated) {
         /* the provider's total, if any, was of a partial count */
-        ctx->total_tokens = -1;
+        ctx->usage.total_tokens = -1;
     }
 }

@@ -28,7 +28,7 @@
  * library reads and writes apart from chat.completions
  */
 #define ngx_http_llmproxy_xlate_responses(ctx)                               \
-    ((ctx)->endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES)
+    ((ctx)->req.endpoint == NGX_HTTP_LLMPROXY_EP_RESPONSES)
 
 
 static ngx_int_t ngx_http_llmproxy_translate_copy(ngx_http_request_t *r,
@@ -81,14 +81,14 @@ ngx_http_llmproxy_translate_request(ngx_http_request_t *r,
     err[0] = '\0';
 
     if (ngx_http_llmproxy_xlate_responses(ctx)) {
-        rc = llmp_responses_request((int) ctx->up_iface, (char *) ctx->body,
-                                    ctx->body_len, (char *) model,
-                                    ctx->stream, &buf, err, sizeof(err));
+        rc = llmp_responses_request((int) ctx->up.iface, (char *) ctx->req.body,
+                                    ctx->req.body_len, (char *) model,
+                                    ctx->req.stream, &buf, err, sizeof(err));
 
     } else {
-        rc = llmp_translate_request((int) ctx->iface, (int) ctx->up_iface,
-                                    (char *) ctx->body, ctx->body_len,
-                                    (char *) model, ctx->stream, &buf, err,
+        rc = llmp_translate_request((int) ctx->req.iface, (int) ctx->up.iface,
+                                    (char *) ctx->req.body, ctx->req.body_len,
+                                    (char *) model, ctx->req.stream, &buf, err,
                                     sizeof(err));
     }
 
@@ -99,15 +99,15 @@ ngx_http_llmproxy_translate_request(ngx_http_request_t *r,
                                       "invalid_request_error",
                                       "untranslatable_request", "%s",
                                       err[0] ? err : "out of memory");
-        ctx->err_keep = 1;
+        ctx->err.keep = 1;
 
         return NGX_ERROR;
     }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: request translated from %s to %s, %uz bytes",
-                   llmp_iface_name(ctx->iface),
-                   llmp_iface_name(ctx->up_iface), buf.len);
+                   llmp_iface_name(ctx->req.iface),
+                   llmp_iface_name(ctx->up.iface), buf.len);
 
     return ngx_http_llmproxy_translate_copy(r, &buf, out);
 }
@@ -127,7 +127,7 @@ ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
-    if (ctx->xlated.data == NULL) {
+    if (ctx->answer.xlated.data == NULL) {
         rc = ngx_http_llmproxy_translate_answer(r, ctx,
                                                 r->headers_out.status,
                                                 body->data, body->len);
@@ -137,9 +137,8 @@ ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
                                           "api_error", "translation_failed",
                                           "the answer of \"%V\" could not "
                                           "be translated from %s",
-                                          &ctx->current->id,
-                                          llmp_iface_name(
-                                                             ctx->up_iface));
+                                          &ctx->route.current->id,
+                                          llmp_iface_name(ctx->up.iface));
 
             if (ngx_http_llmproxy_error_body(r, ctx, body) != NGX_OK) {
                 return NGX_ERROR;
@@ -157,7 +156,7 @@ ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
         }
     }
 
-    *body = ctx->xlated;
+    *body = ctx->answer.xlated;
 
     return NGX_OK;
 }
@@ -165,7 +164,7 @@ ngx_http_llmproxy_translate_response(ngx_http_request_t *r,
 
 /*
  * An answer of the provider's, whole, in the client's interface (kept in
- * ctx->xlated); NGX_DECLINED: it cannot be translated.  An error always
+ * ctx->answer.xlated); NGX_DECLINED: it cannot be translated.  An error always
  * can: the library keeps its message whatever its shape.
  */
 
@@ -183,7 +182,7 @@ ngx_http_llmproxy_translate_answer(ngx_http_request_t *r,
     ngx_memzero(&buf, sizeof(llmp_buf_t));
 
     if (status >= NGX_HTTP_BAD_REQUEST) {
-        rc = llmp_translate_error((int) ctx->up_iface, (int) ctx->iface,
+        rc = llmp_translate_error((int) ctx->up.iface, (int) ctx->req.iface,
                                   (int) status, (char *) data, len, &buf);
 
         if (rc != 0) {
@@ -191,26 +190,26 @@ ngx_http_llmproxy_translate_answer(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        return ngx_http_llmproxy_translate_copy(r, &buf, &ctx->xlated);
+        return ngx_http_llmproxy_translate_copy(r, &buf, &ctx->answer.xlated);
     }
 
-    model = ngx_pnalloc(r->pool, ctx->model.len + 1);
+    model = ngx_pnalloc(r->pool, ctx->req.model.len + 1);
     if (model == NULL) {
         return NGX_ERROR;
     }
 
-    (void) ngx_cpystrn(model, ctx->model.data, ctx->model.len + 1);
+    (void) ngx_cpystrn(model, ctx->req.model.data, ctx->req.model.len + 1);
 
     err[0] = '\0';
 
     if (ngx_http_llmproxy_xlate_responses(ctx)) {
-        rc = llmp_responses_response((int) ctx->up_iface,
-                                     (char *) ctx->body, ctx->body_len,
+        rc = llmp_responses_response((int) ctx->up.iface,
+                                     (char *) ctx->req.body, ctx->req.body_len,
                                      (char *) data, len, (char *) model,
                                      &buf, &usage, err, sizeof(err));
 
     } else {
-        rc = llmp_translate_response((int) ctx->up_iface, (int) ctx->iface,
+        rc = llmp_translate_response((int) ctx->up.iface, (int) ctx->req.iface,
                                      (char *) data, len, (char *) model,
                                      &buf, &usage, err, sizeof(err));
     }
@@ -220,14 +219,14 @@ ngx_http_llmproxy_translate_answer(ngx_http_request_t *r,
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: answer of \"%V\" not translated from "
-                      "%s: %s", &ctx->current->id,
-                      llmp_iface_name(ctx->up_iface),
+                      "%s: %s", &ctx->route.current->id,
+                      llmp_iface_name(ctx->up.iface),
                       err[0] ? err : "out of memory");
 
         return NGX_DECLINED;
     }
 
-    return ngx_http_llmproxy_translate_copy(r, &buf, &ctx->xlated);
+    return ngx_http_llmproxy_translate_copy(r, &buf, &ctx->answer.xlated);
 }
 
 
@@ -240,12 +239,12 @@ ngx_http_llmproxy_translate_stream_start(ngx_http_request_t *r,
     u_char              *model;
     ngx_pool_cleanup_t  *cln;
 
-    model = ngx_pnalloc(r->pool, ctx->model.len + 1);
+    model = ngx_pnalloc(r->pool, ctx->req.model.len + 1);
     if (model == NULL) {
         return NGX_ERROR;
     }
 
-    (void) ngx_cpystrn(model, ctx->model.data, ctx->model.len + 1);
+    (void) ngx_cpystrn(model, ctx->req.model.data, ctx->req.model.len + 1);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -253,28 +252,30 @@ ngx_http_llmproxy_translate_stream_start(ngx_http_request_t *r,
     }
 
     if (ngx_http_llmproxy_xlate_responses(ctx)) {
-        ctx->xlate = llmp_responses_stream_new((int) ctx->up_iface,
-                                               (char *) model,
-                                               (char *) ctx->body,
-                                               ctx->body_len);
-        if (ctx->xlate == NULL) {
+        ctx->streaming.xlate =
+            llmp_responses_stream_new((int) ctx->up.iface, (char *) model,
+                                      (char *) ctx->req.body,
+                                      ctx->req.body_len);
+        if (ctx->streaming.xlate == NULL) {
             return NGX_ERROR;
         }
 
         cln->handler = ngx_http_llmproxy_translate_responses_cleanup;
-        cln->data = ctx->xlate;
+        cln->data = ctx->streaming.xlate;
 
         return NGX_OK;
     }
 
-    ctx->xlate = llmp_stream_new((int) ctx->up_iface, (int) ctx->iface,
-                                 (char *) model, !ctx->hide_usage);
-    if (ctx->xlate == NULL) {
+    ctx->streaming.xlate = llmp_stream_new((int) ctx->up.iface,
+                                           (int) ctx->req.iface,
+                                           (char *) model,
+                                           !ctx->req.hide_usage);
+    if (ctx->streaming.xlate == NULL) {
         return NGX_ERROR;
     }
 
     cln->handler = ngx_http_llmproxy_translate_cleanup;
-    cln->data = ctx->xlate;
+    cln->data = ctx->streaming.xlate;
 
     return NGX_OK;
 }
@@ -297,36 +298,37 @@ ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,
 
     if (ngx_http_llmproxy_xlate_responses(ctx)) {
         if (len) {
-            rc = llmp_responses_stream_feed(ctx->xlate, (char *) data, len,
-                                            out);
+            rc = llmp_responses_stream_feed(ctx->streaming.xlate,
+                                            (char *) data, len, out);
         }
 
         if (rc == 0 && last) {
-            rc = llmp_responses_stream_finish(ctx->xlate, out);
+            rc = llmp_responses_stream_finish(ctx->streaming.xlate, out);
         }
 
     } else {
         if (len) {
-            rc = llmp_stream_feed(ctx->xlate, (char *) data, len, out);
+            rc = llmp_stream_feed(ctx->streaming.xlate, (char *) data, len,
+                                  out);
         }
 
         if (rc == 0 && last) {
-            rc = llmp_stream_finish(ctx->xlate, out);
+            rc = llmp_stream_finish(ctx->streaming.xlate, out);
         }
     }
 
-    if (rc != 0 && !ctx->xlate_broken) {
-        ctx->xlate_broken = 1;
+    if (rc != 0 && !ctx->streaming.xlate_broken) {
+        ctx->streaming.xlate_broken = 1;
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: stream of \"%V\" could not be translated "
-                      "from %s", &ctx->current->id,
-                      llmp_iface_name(ctx->up_iface));
+                      "from %s", &ctx->route.current->id,
+                      llmp_iface_name(ctx->up.iface));
 
         /* its status is sent: the error goes into its record only */
 
-        ctx->err_status = NGX_HTTP_BAD_GATEWAY;
-        ctx->err_type = "api_error";
-        ctx->err_code = "translation_failed";
+        ctx->err.status = NGX_HTTP_BAD_GATEWAY;
+        ctx->err.type = "api_error";
+        ctx->err.code = "translation_failed";
     }
 
     /*
@@ -334,7 +336,7 @@ ngx_http_llmproxy_translate_stream(ngx_http_request_t *r,
      * properly, it would look like a whole answer
      */
 
-    return ctx->xlate_broken ? NGX_ERROR : NGX_OK;
+    return ctx->streaming.xlate_broken ? NGX_ERROR : NGX_OK;
 }
 
 
@@ -414,10 +416,10 @@ ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
     name.data = d->upstream_model_json.data + 1;
     name.len = d->upstream_model_json.len - 1;
 
-    sp = ctx->embed_models->elts;
-    n = ctx->embed_models->nelts;
+    sp = ctx->req.embed_models->elts;
+    n = ctx->req.embed_models->nelts;
 
-    len = ctx->body_len;
+    len = ctx->req.body_len;
 
     for (i = 0; i < n; i++) {
         len += sizeof("\"models/") - 1 + name.len - (sp[i].end - sp[i].start);
@@ -432,13 +434,13 @@ ngx_http_llmproxy_gemini_embed_body(ngx_http_request_t *r,
     pos = 0;
 
     for (i = 0; i < n; i++) {
-        p = ngx_cpymem(p, ctx->body + pos, sp[i].start - pos);
+        p = ngx_cpymem(p, ctx->req.body + pos, sp[i].start - pos);
         p = ngx_cpymem(p, "\"models/", sizeof("\"models/") - 1);
         p = ngx_cpymem(p, name.data, name.len);
         pos = sp[i].end;
     }
 
-    p = ngx_cpymem(p, ctx->body + pos, ctx->body_len - pos);
+    p = ngx_cpymem(p, ctx->req.body + pos, ctx->req.body_len - pos);
 
     out->len = p - out->data;
 

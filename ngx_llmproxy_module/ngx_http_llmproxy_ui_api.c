@@ -244,14 +244,14 @@ ngx_http_llmproxy_ui_api_handler(ngx_http_request_t *r,
 
     rc = ngx_http_llmproxy_check_key(r, ctx);
 
-    if (rc == NGX_HTTP_TOO_MANY_REQUESTS && ctx->err_code
-        && ngx_strcmp(ctx->err_code, "budget_exceeded") == 0)
+    if (rc == NGX_HTTP_TOO_MANY_REQUESTS && ctx->err.code
+        && ngx_strcmp(ctx->err.code, "budget_exceeded") == 0)
     {
         /* a valid key at the end of its budget: it may see why */
-        ctx->err_status = 0;
-        ctx->err_code = NULL;
-        ctx->err_type = NULL;
-        ngx_str_null(&ctx->err_message);
+        ctx->err.status = 0;
+        ctx->err.code = NULL;
+        ctx->err.type = NULL;
+        ngx_str_null(&ctx->err.message);
         rc = NGX_OK;
     }
 

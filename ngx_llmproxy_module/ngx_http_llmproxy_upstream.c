@@ -256,7 +256,7 @@ ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llmproxy_module);
 
-    ucf->ignore_client_abort = (ctx->stream && lmcf->stream_drain) ? 1 : 0;
+    ucf->ignore_client_abort = (ctx->req.stream && lmcf->stream_drain) ? 1 : 0;
 
     u->conf = ucf;
     u->output.tag = (ngx_buf_tag_t) &ngx_http_llmproxy_module;
@@ -273,8 +273,8 @@ ngx_http_llmproxy_upstream_start(ngx_http_request_t *r,
 
     u->buffering = 0;
 
-    ctx->upstream_started = 1;
-    ctx->upstream_start = ngx_current_msec;
+    ctx->up.started = 1;
+    ctx->time.upstream_start = ngx_current_msec;
 
     ngx_http_llmproxy_usage_reset(ctx);
 
@@ -316,7 +316,7 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
     u = r->upstream;
 
     /* a failed attempt's answer never reached the client */
-    ctx->ttfb = 0;
+    ctx->time.ttfb = 0;
 
     d = ngx_http_llmproxy_peer_next(r, ctx, pc->log);
 
@@ -340,16 +340,16 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
 
     u->conf->read_timeout = ngx_http_llmproxy_timeout(ctx, d, 0);
 
-    ctx->attempt_start = ngx_current_msec;
-    ctx->first_byte_wait = (u->conf->read_timeout
+    ctx->time.attempt_start = ngx_current_msec;
+    ctx->up.first_byte_wait = (u->conf->read_timeout
                             != ctx->rt->settings.request_timeout);
 
-    ctx->fail = NGX_HTTP_LLMPROXY_FAIL_NONE;
-    ctx->fail_status = 0;
-    ctx->retry_after = 0;
-    ctx->body_wait = 0;
-    ctx->body_plain = 0;
-    ngx_str_null(&ctx->xlated);
+    ctx->route.fail = NGX_HTTP_LLMPROXY_FAIL_NONE;
+    ctx->route.fail_status = 0;
+    ctx->route.retry_after = 0;
+    ctx->answer.body_wait = 0;
+    ctx->answer.body_plain = 0;
+    ngx_str_null(&ctx->answer.xlated);
 
 #if (NGX_HTTP_SSL)
     u->ssl = p->ssl;
@@ -378,19 +378,19 @@ ngx_http_llmproxy_peer_next(ngx_http_request_t *r,
 
     for ( ;; ) {
 
-        if (ctx->repeat && ctx->current) {
-            ctx->repeat = 0;
-            d = ctx->current;
+        if (ctx->route.repeat && ctx->route.current) {
+            ctx->route.repeat = 0;
+            d = ctx->route.current;
 
         } else {
-            ctx->addr_tries = 0;
+            ctx->route.addr_tries = 0;
             d = ngx_http_llmproxy_route_next(r, ctx);
 
             if (d == NULL) {
                 ngx_log_error(NGX_LOG_ERR, log, 0,
                               "llmproxy: model \"%V\": no deployment left "
-                              "after %ui attempts", &ctx->model,
-                              ctx->attempts);
+                              "after %ui attempts", &ctx->req.model,
+                              ctx->route.attempts);
                 return NULL;
             }
         }
@@ -403,7 +403,7 @@ ngx_http_llmproxy_peer_next(ngx_http_request_t *r,
                       "llmproxy: provider \"%V\" has no address (its host "
                       "did not resolve)", &d->provider->name);
 
-        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_CONNECT;
+        ctx->route.fail = NGX_HTTP_LLMPROXY_FAIL_CONNECT;
         ngx_http_llmproxy_route_failed(r, ctx);
     }
 }
@@ -509,45 +509,46 @@ ngx_http_llmproxy_peer_failed(ngx_peer_connection_t *pc,
     u = r->upstream;
     c = pc->connection;
 
-    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_NONE) {
-        ctx->fail = (c && (c->read->timedout || c->write->timedout))
+    if (ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_NONE) {
+        ctx->route.fail = (c && (c->read->timedout || c->write->timedout))
                     ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
-                    : ctx->body_wait
+                    : ctx->answer.body_wait
                     ? NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
                     : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
     }
 
-    if (pc->cached && ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT) {
-        ctx->repeat = 1;
+    if (pc->cached && ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT) {
+        ctx->route.repeat = 1;
         return;
     }
 
     /* "localhost" is ::1 and 127.0.0.1: try the provider's next one */
 
-    if (ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT && !u->request_sent
-        && ctx->current
-        && ++ctx->addr_tries < ctx->current->provider->naddrs)
+    if (ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT && !u->request_sent
+        && ctx->route.current
+        && ++ctx->route.addr_tries < ctx->route.current->provider->naddrs)
     {
         ngx_log_error(NGX_LOG_INFO, pc->log, 0,
                       "llmproxy: \"%V\" at %V failed, trying its "
-                      "next address", &ctx->current->id, pc->name);
-        ctx->repeat = 1;
+                      "next address", &ctx->route.current->id, pc->name);
+        ctx->route.repeat = 1;
         return;
     }
 
     ngx_log_error(NGX_LOG_WARN, pc->log, 0,
                   "llmproxy: attempt %ui on \"%V\" failed: %s",
-                  ctx->attempts,
-                  ctx->current ? &ctx->current->id : &ctx->model,
-                  ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+                  ctx->route.attempts,
+                  ctx->route.current ? &ctx->route.current->id
+                                     : &ctx->req.model,
+                  ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
                   ? "timed out"
-                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
+                  : ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
                   ? "connection failed"
-                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
+                  : ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_STATUS
                   ? "retryable status"
-                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
+                  : ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
                   ? "answer cut short"
-                  : ctx->fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE
+                  : ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_TRANSLATE
                   ? "answer not translatable" : "invalid response");
 
     ngx_http_llmproxy_route_failed(r, ctx);
@@ -567,8 +568,8 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
 
     /* the provider's own interface, or the one the request is turned into */
 
-    ctx->up_iface = (pv->interfaces & ctx->iface)
-                    ? ctx->iface
+    ctx->up.iface = (pv->interfaces & ctx->req.iface)
+                    ? ctx->req.iface
                     : ngx_http_llmproxy_translate_target(pv->interfaces);
 
     if (ngx_http_llmproxy_body_plan(r, ctx, d, &bp) != NGX_OK) {
@@ -581,7 +582,7 @@ ngx_http_llmproxy_build_request(ngx_http_request_t *r,
 
     ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: attempt \"%V\" as %s: POST %V, body %uz "
-                   "(%s, %ui edits)", &d->id, llmp_iface_name(ctx->up_iface),
+                   "(%s, %ui edits)", &d->id, llmp_iface_name(ctx->up.iface),
                    &uri, bp.len, bp.whole ? "made" : "client's", bp.n);
 
     head = ngx_http_llmproxy_request_head(r, ctx, d, &uri, bp.len);
@@ -612,7 +613,7 @@ ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
     bp->whole = 1;
     bp->n = 0;
 
-    if (ctx->up_iface != ctx->iface) {
+    if (ctx->up.iface != ctx->req.iface) {
         if (ngx_http_llmproxy_translate_request(r, ctx, d, &edits[0].value)
             != NGX_OK)
         {
@@ -625,7 +626,7 @@ ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
 
     /* Gemini's embeddings name the model in the body too */
 
-    if (ctx->embed_models) {
+    if (ctx->req.embed_models) {
         if (ngx_http_llmproxy_gemini_embed_body(r, ctx, d, &edits[0].value)
             != NGX_OK)
         {
@@ -639,17 +640,17 @@ ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
     bp->whole = 0;
     n = 0;
 
-    if (ctx->top.model.type == LLMP_JSON_STRING) {
-        edits[n].start = ctx->top.model.start;
-        edits[n].end = ctx->top.model.end;
+    if (ctx->req.top.model.type == LLMP_JSON_STRING) {
+        edits[n].start = ctx->req.top.model.start;
+        edits[n].end = ctx->req.top.model.end;
         edits[n].value = d->upstream_model_json;
         n++;
     }
 
-    if (ctx->edit.len) {
-        edits[n].start = ctx->edit_start;
-        edits[n].end = ctx->edit_end;
-        edits[n].value = ctx->edit;
+    if (ctx->req.edit.len) {
+        edits[n].start = ctx->req.edit_start;
+        edits[n].end = ctx->req.edit_end;
+        edits[n].value = ctx->req.edit;
 
         if (n && edits[n].start < edits[0].start) {
             edits[2] = edits[0];
@@ -660,7 +661,7 @@ ngx_http_llmproxy_body_plan(ngx_http_request_t *r,
         n++;
     }
 
-    bp->len = ctx->body_len;
+    bp->len = ctx->req.body_len;
 
     for (k = 0; k < n; k++) {
         bp->len += edits[k].value.len - (edits[k].end - edits[k].start);
@@ -721,7 +722,7 @@ ngx_http_llmproxy_request_head(ngx_http_request_t *r,
 
     /* the provider's credentials, where its interface expects them */
 
-    ifc = ngx_http_llmproxy_iface(ctx->up_iface);
+    ifc = ngx_http_llmproxy_iface(ctx->up.iface);
 
     if (pv->api_key.len) {
         p = ngx_cpymem(p, ifc->key_header.data, ifc->key_header.len);
@@ -730,7 +731,7 @@ ngx_http_llmproxy_request_head(ngx_http_request_t *r,
     }
 
     if (ifc->version_header.len
-        && (ctx->iface != ctx->up_iface
+        && (ctx->req.iface != ctx->up.iface
             || !ngx_http_llmproxy_has_header(r,
                                    (char *) ifc->version_name.data)))
     {
@@ -857,12 +858,12 @@ ngx_http_llmproxy_request_chain(ngx_http_request_t *r,
     pos = 0;
 
     for (k = 0; k < bp->n; k++) {
-        ngx_http_llmproxy_body_buf(ctx->body + pos, edits[k].start - pos);
+        ngx_http_llmproxy_body_buf(ctx->req.body + pos, edits[k].start - pos);
         ngx_http_llmproxy_body_buf(edits[k].value.data, edits[k].value.len);
         pos = edits[k].end;
     }
 
-    ngx_http_llmproxy_body_buf(ctx->body + pos, ctx->body_len - pos);
+    ngx_http_llmproxy_body_buf(ctx->req.body + pos, ctx->req.body_len - pos);
 
 #undef ngx_http_llmproxy_body_buf
 
@@ -887,11 +888,11 @@ ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
     ngx_str_t                         endpoint, action;
     const ngx_http_llmproxy_iface_t  *ifc;
 
-    endpoint = ctx->endpoint_path;
+    endpoint = ctx->req.endpoint_path;
 
-    ifc = ngx_http_llmproxy_iface(ctx->up_iface);
+    ifc = ngx_http_llmproxy_iface(ctx->up.iface);
 
-    if (ctx->up_iface != ctx->iface && ifc->chat_path.len) {
+    if (ctx->up.iface != ctx->req.iface && ifc->chat_path.len) {
         endpoint = ifc->chat_path;
     }
 
@@ -915,10 +916,10 @@ ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
 
     /* /v1beta/models/MODEL:method, ?alt=sse for a stream */
 
-    if (ctx->iface == LLMP_IFACE_GEMINI) {
-        action = ctx->action;
+    if (ctx->req.iface == LLMP_IFACE_GEMINI) {
+        action = ctx->req.action;
 
-    } else if (ctx->stream) {
+    } else if (ctx->req.stream) {
         ngx_str_set(&action, "streamGenerateContent");
 
     } else {
@@ -945,7 +946,7 @@ ngx_http_llmproxy_upstream_uri(ngx_http_request_t *r,
                                   NGX_ESCAPE_URI_COMPONENT);
     p = ngx_sprintf(p, ":%V", &action);
 
-    if (ctx->stream) {
+    if (ctx->req.stream) {
         p = ngx_cpymem(p, "?alt=sse", sizeof("?alt=sse") - 1);
     }
 
@@ -974,11 +975,11 @@ ngx_http_llmproxy_reinit_request(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    ctx->status.code = 0;
-    ctx->status.count = 0;
-    ctx->status.start = NULL;
-    ctx->status.end = NULL;
-    ctx->chunked.state = 0;
+    ctx->up.status.code = 0;
+    ctx->up.status.count = 0;
+    ctx->up.status.start = NULL;
+    ctx->up.status.end = NULL;
+    ctx->up.chunked.state = 0;
 
     ngx_http_llmproxy_usage_reset(ctx);
 
@@ -1006,11 +1007,11 @@ ngx_http_llmproxy_process_status_line(ngx_http_request_t *r)
      * the first-byte timeout
      */
 
-    if (ctx->first_byte_wait) {
+    if (ctx->up.first_byte_wait) {
         ngx_http_llmproxy_first_byte(r, ctx);
     }
 
-    rc = ngx_http_parse_status_line(r, &u->buffer, &ctx->status);
+    rc = ngx_http_parse_status_line(r, &u->buffer, &ctx->up.status);
 
     if (rc == NGX_AGAIN) {
         return rc;
@@ -1019,18 +1020,18 @@ ngx_http_llmproxy_process_status_line(ngx_http_request_t *r)
     if (rc == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: upstream \"%V\" sent no valid HTTP/1.x "
-                      "status line", &ctx->current->id);
-        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
+                      "status line", &ctx->route.current->id);
+        ctx->route.fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
         return NGX_HTTP_UPSTREAM_INVALID_HEADER;
     }
 
     if (u->state && u->state->status == 0) {
-        u->state->status = ctx->status.code;
+        u->state->status = ctx->up.status.code;
     }
 
-    u->headers_in.status_n = ctx->status.code;
+    u->headers_in.status_n = ctx->up.status.code;
 
-    len = ctx->status.end - ctx->status.start;
+    len = ctx->up.status.end - ctx->up.status.start;
     u->headers_in.status_line.len = len;
 
     u->headers_in.status_line.data = ngx_pnalloc(r->pool, len);
@@ -1038,9 +1039,9 @@ ngx_http_llmproxy_process_status_line(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    ngx_memcpy(u->headers_in.status_line.data, ctx->status.start, len);
+    ngx_memcpy(u->headers_in.status_line.data, ctx->up.status.start, len);
 
-    if (ctx->status.http_version < NGX_HTTP_VERSION_11) {
+    if (ctx->up.status.http_version < NGX_HTTP_VERSION_11) {
         u->headers_in.connection_close = 1;
     }
 
@@ -1084,9 +1085,9 @@ ngx_http_llmproxy_process_header(ngx_http_request_t *r)
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: upstream \"%V\" sent an invalid header",
-                      &ctx->current->id);
+                      &ctx->route.current->id);
 
-        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
+        ctx->route.fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
 
         return NGX_HTTP_UPSTREAM_INVALID_HEADER;
     }
@@ -1166,7 +1167,7 @@ ngx_http_llmproxy_headers_done(ngx_http_request_t *r,
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: \"%V\" answered %ui%s",
-                   &ctx->current->id, u->headers_in.status_n,
+                   &ctx->route.current->id, u->headers_in.status_n,
                    u->headers_in.chunked ? ", chunked" : "");
 
     if (ngx_http_llmproxy_retryable(r, ctx) != NGX_OK) {
@@ -1197,11 +1198,11 @@ ngx_http_llmproxy_headers_done(ngx_http_request_t *r,
      * filter keeps it)
      */
 
-    ctx->ttfb = ngx_current_msec - ctx->start + 1;
+    ctx->time.ttfb = ngx_current_msec - ctx->time.start + 1;
 
-    ctx->body_wait = 1;
-    ctx->body_read = 0;
-    ngx_memzero(&ctx->body_chunked, sizeof(ngx_http_chunked_t));
+    ctx->answer.body_wait = 1;
+    ctx->answer.body_read = 0;
+    ngx_memzero(&ctx->answer.body_chunked, sizeof(ngx_http_chunked_t));
 
     u->process_header = ngx_http_llmproxy_process_body;
 
@@ -1231,12 +1232,12 @@ ngx_http_llmproxy_retryable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ctx->fail = NGX_HTTP_LLMPROXY_FAIL_STATUS;
-    ctx->fail_status = status;
+    ctx->route.fail = NGX_HTTP_LLMPROXY_FAIL_STATUS;
+    ctx->route.fail_status = status;
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "llmproxy: upstream \"%V\" answered %ui",
-                  &ctx->current->id, status);
+                  &ctx->route.current->id, status);
 
     if (status != NGX_HTTP_TOO_MANY_REQUESTS) {
         return NGX_DECLINED;
@@ -1262,7 +1263,7 @@ ngx_http_llmproxy_retryable(ngx_http_request_t *r,
         {
             n = ngx_atoi(h[i].value.data, h[i].value.len);
             if (n > 0) {
-                ctx->retry_after = (ngx_msec_t) ngx_min(n, 3600000);
+                ctx->route.retry_after = (ngx_msec_t) ngx_min(n, 3600000);
                 break;
             }
 
@@ -1271,7 +1272,7 @@ ngx_http_llmproxy_retryable(ngx_http_request_t *r,
         {
             n = ngx_atoi(h[i].value.data, h[i].value.len);
             if (n > 0) {
-                ctx->retry_after = (ngx_msec_t) ngx_min(n, 3600) * 1000;
+                ctx->route.retry_after = (ngx_msec_t) ngx_min(n, 3600) * 1000;
             }
         }
     }
@@ -1301,7 +1302,7 @@ ngx_http_llmproxy_read_whole(ngx_http_request_t *r,
 
     /* a stream goes out as it comes; its errors do not stream */
 
-    if (ctx->stream && u->headers_in.status_n < NGX_HTTP_BAD_REQUEST) {
+    if (ctx->req.stream && u->headers_in.status_n < NGX_HTTP_BAD_REQUEST) {
         return NGX_DECLINED;
     }
 
@@ -1317,7 +1318,7 @@ ngx_http_llmproxy_read_whole(ngx_http_request_t *r,
 
     if (u->headers_in.content_length_n > NGX_HTTP_LLMPROXY_HOLD_MAX) {
 
-        if (ctx->up_iface && ctx->up_iface != ctx->iface) {
+        if (ctx->up.iface && ctx->up.iface != ctx->req.iface) {
             return ngx_http_llmproxy_body_too_large(r, ctx);
         }
 
@@ -1404,21 +1405,21 @@ ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
 
     ngx_memzero(&in, sizeof(ngx_buf_t));
 
-    in.pos = u->buffer.pos + ctx->body_read;
+    in.pos = u->buffer.pos + ctx->answer.body_read;
     in.last = u->buffer.last;
 
     p = in.pos;
 
     for ( ;; ) {
 
-        rc = ngx_http_parse_chunked(r, &in, &ctx->body_chunked);
+        rc = ngx_http_parse_chunked(r, &in, &ctx->answer.body_chunked);
 
         if (rc == NGX_OK) {
-            n = ngx_min(in.last - in.pos, ctx->body_chunked.size);
+            n = ngx_min(in.last - in.pos, ctx->answer.body_chunked.size);
 
             p = ngx_movemem(p, in.pos, (size_t) n);
             in.pos += n;
-            ctx->body_chunked.size -= n;
+            ctx->answer.body_chunked.size -= n;
 
             continue;
         }
@@ -1447,15 +1448,15 @@ ngx_http_llmproxy_body_chunked(ngx_http_request_t *r,
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "llmproxy: upstream \"%V\" sent invalid chunked "
-                      "response", &ctx->current->id);
+                      "response", &ctx->route.current->id);
 
-        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
+        ctx->route.fail = NGX_HTTP_LLMPROXY_FAIL_INVALID;
 
         return NGX_HTTP_UPSTREAM_INVALID_HEADER;
     }
 
     u->buffer.last = p;
-    ctx->body_read = p - u->buffer.pos;
+    ctx->answer.body_read = p - u->buffer.pos;
 
     if (u->buffer.last < u->buffer.end) {
         return NGX_AGAIN;
@@ -1479,9 +1480,9 @@ ngx_http_llmproxy_body_chunked_full(ngx_http_request_t *r,
 
     u = r->upstream;
 
-    if (ctx->body_read >= NGX_HTTP_LLMPROXY_HOLD_MAX) {
+    if (ctx->answer.body_read >= NGX_HTTP_LLMPROXY_HOLD_MAX) {
 
-        if (ctx->up_iface && ctx->up_iface != ctx->iface) {
+        if (ctx->up.iface && ctx->up.iface != ctx->req.iface) {
             return ngx_http_llmproxy_body_too_large(r, ctx);
         }
 
@@ -1490,9 +1491,9 @@ ngx_http_llmproxy_body_chunked_full(ngx_http_request_t *r,
          * chunked filter goes on from where the chunks were left
          */
 
-        ctx->body_wait = 0;
-        ctx->body_plain = 1;
-        ctx->chunked = ctx->body_chunked;
+        ctx->answer.body_wait = 0;
+        ctx->answer.body_plain = 1;
+        ctx->up.chunked = ctx->answer.body_chunked;
 
         return NGX_OK;
     }
@@ -1520,11 +1521,11 @@ ngx_http_llmproxy_body_done(ngx_http_request_t *r,
     ngx_int_t   rc;
     ngx_uint_t  status;
 
-    ctx->body_wait = 0;
+    ctx->answer.body_wait = 0;
 
     status = r->upstream->headers_in.status_n;
 
-    if (ctx->up_iface == 0 || ctx->up_iface == ctx->iface
+    if (ctx->up.iface == 0 || ctx->up.iface == ctx->req.iface
         || status < NGX_HTTP_OK
         || (status >= NGX_HTTP_SPECIAL_RESPONSE
             && status < NGX_HTTP_BAD_REQUEST))
@@ -1536,7 +1537,7 @@ ngx_http_llmproxy_body_done(ngx_http_request_t *r,
                                             r->upstream->buffer.pos, len);
 
     if (rc == NGX_DECLINED) {
-        ctx->fail = NGX_HTTP_LLMPROXY_FAIL_TRANSLATE;
+        ctx->route.fail = NGX_HTTP_LLMPROXY_FAIL_TRANSLATE;
         return NGX_HTTP_UPSTREAM_INVALID_HEADER;
     }
 
@@ -1590,11 +1591,11 @@ ngx_http_llmproxy_body_too_large(ngx_http_request_t *r,
                                   "translation_failed",
                                   "the answer of \"%V\" is over %uz bytes, "
                                   "too large to translate from %s",
-                                  &ctx->current->id,
+                                  &ctx->route.current->id,
                                   (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX,
                                   llmp_iface_name(
-                                                             ctx->up_iface));
-    ctx->err_keep = 1;
+                                                             ctx->up.iface));
+    ctx->err.keep = 1;
 
     return NGX_ERROR;
 }
@@ -1617,11 +1618,12 @@ ngx_http_llmproxy_input_filter_init(void *data)
      * two chunks; a stalled stream then ends (finalize_request)
      */
 
-    if (ctx->stream && ctx->current) {
-        ctx->idle_timeout = ngx_http_llmproxy_timeout(ctx, ctx->current, 1);
+    if (ctx->req.stream && ctx->route.current) {
+        ctx->streaming.idle_timeout =
+                    ngx_http_llmproxy_timeout(ctx, ctx->route.current, 1);
 
-        if (ctx->idle_timeout) {
-            u->conf->read_timeout = ctx->idle_timeout;
+        if (ctx->streaming.idle_timeout) {
+            u->conf->read_timeout = ctx->streaming.idle_timeout;
         }
     }
 
@@ -1778,13 +1780,13 @@ ngx_http_llmproxy_chunked_filter(void *data, ssize_t bytes)
         ll = &cl->next;
     }
 
-    if (ctx->body_plain) {
+    if (ctx->answer.body_plain) {
         return ngx_http_llmproxy_chunked_plain(r, ctx, buf, ll);
     }
 
     for ( ;; ) {
 
-        rc = ngx_http_parse_chunked(r, buf, &ctx->chunked);
+        rc = ngx_http_parse_chunked(r, buf, &ctx->up.chunked);
 
         if (rc == NGX_OK) {
             if (ngx_http_llmproxy_chunked_data(r, ctx, buf, &ll) != NGX_OK) {
@@ -1829,7 +1831,7 @@ ngx_http_llmproxy_chunked_plain(ngx_http_request_t *r,
 {
     ngx_buf_t  *b;
 
-    ctx->body_plain = 0;
+    ctx->answer.body_plain = 0;
 
     b = ngx_http_llmproxy_relay_buf(r, &ll);
     if (b == NULL) {
@@ -1866,13 +1868,13 @@ ngx_http_llmproxy_chunked_data(ngx_http_request_t *r,
 
     b->pos = buf->pos;
 
-    if (buf->last - buf->pos >= ctx->chunked.size) {
-        buf->pos += (size_t) ctx->chunked.size;
+    if (buf->last - buf->pos >= ctx->up.chunked.size) {
+        buf->pos += (size_t) ctx->up.chunked.size;
         b->last = buf->pos;
-        ctx->chunked.size = 0;
+        ctx->up.chunked.size = 0;
 
     } else {
-        ctx->chunked.size -= buf->last - buf->pos;
+        ctx->up.chunked.size -= buf->last - buf->pos;
         buf->pos = buf->last;
         b->last = buf->last;
     }
@@ -1880,7 +1882,7 @@ ngx_http_llmproxy_chunked_data(ngx_http_request_t *r,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: chunked filter, %uz bytes of chunk data, "
                    "%O to come", (size_t) (b->last - b->pos),
-                   ctx->chunked.size);
+                   ctx->up.chunked.size);
 
     ngx_http_llmproxy_relay_scan(ctx, b);
 
@@ -1919,7 +1921,7 @@ ngx_http_llmproxy_relay_scan(ngx_http_llmproxy_ctx_t *ctx, ngx_buf_t *b)
 {
     ngx_http_llmproxy_usage_scan(ctx, b->pos, b->last);
 
-    if (ctx->stream) {
+    if (ctx->req.stream) {
         ngx_http_llmproxy_sse_count(ctx, b->pos, b->last);
     }
 }
@@ -1953,11 +1955,11 @@ ngx_http_llmproxy_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
      * failed for any error)
      */
 
-    if (ctx->stream
-        && (ctx->client_left || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST
+    if (ctx->req.stream
+        && (ctx->streaming.client_left || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST
             || rc == NGX_HTTP_REQUEST_TIME_OUT
             || (rc == NGX_ERROR && r->connection->error
-                && ctx->err_status == 0)))
+                && ctx->err.status == 0)))
     {
         ngx_http_llmproxy_client_left(r, ctx, rc);
         ngx_http_llmproxy_usage_account(r, ctx);
@@ -1973,27 +1975,27 @@ ngx_http_llmproxy_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
 
     if (rc == NGX_HTTP_BAD_GATEWAY) {
         ngx_http_llmproxy_late_error(ctx, rc, "upstream_truncated");
-        ngx_str_set(&ctx->err_message, "the provider's stream was cut "
+        ngx_str_set(&ctx->err.message, "the provider's stream was cut "
                     "short");
 
     } else if (rc == NGX_HTTP_GATEWAY_TIME_OUT) {
 
-        if (ctx->stream && ctx->idle_timeout) {
+        if (ctx->req.stream && ctx->streaming.idle_timeout) {
             ngx_http_llmproxy_late_error(ctx, rc, "stream_idle_timeout");
-            ctx->err_type = "timeout";
-            ngx_str_set(&ctx->err_message, "the provider's stream stalled "
+            ctx->err.type = "timeout";
+            ngx_str_set(&ctx->err.message, "the provider's stream stalled "
                         "(stream_idle_timeout_seconds)");
 
         } else {
             ngx_http_llmproxy_late_error(ctx, rc, "upstream_timeout");
-            ngx_str_set(&ctx->err_message, "the provider timed out");
+            ngx_str_set(&ctx->err.message, "the provider timed out");
         }
 
     } else if (rc != 0) {
         goto done;
     }
 
-    if (ctx->stream) {
+    if (ctx->req.stream) {
 
         if (rc != 0) {
             ngx_http_llmproxy_sse_estimate(ctx);
@@ -2021,21 +2023,21 @@ ngx_http_llmproxy_client_left(ngx_http_request_t *r,
 {
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "llmproxy: client left the stream of \"%V\"%s",
-                  &ctx->model,
+                  &ctx->req.model,
                   rc == 0 ? ", its usage read to the end"
-                  : ctx->draining ? ", its usage not come in time"
+                  : ctx->streaming.draining ? ", its usage not come in time"
                   : "");
 
-    ctx->client_left = 1;
-    ctx->draining = 0;
+    ctx->streaming.client_left = 1;
+    ctx->streaming.draining = 0;
 
-    if (rc != 0 || ctx->completion_tokens < 0) {
+    if (rc != 0 || ctx->usage.completion_tokens < 0) {
         ngx_http_llmproxy_sse_estimate(ctx);
     }
 
-    ctx->err_status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
-    ctx->err_type = "invalid_request_error";
-    ctx->err_code = "client_closed";
+    ctx->err.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    ctx->err.type = "invalid_request_error";
+    ctx->err.code = "client_closed";
 
     r->headers_out.status = NGX_HTTP_CLIENT_CLOSED_REQUEST;
 }
@@ -2084,12 +2086,13 @@ ngx_http_llmproxy_first_byte(ngx_http_request_t *r,
     u = r->upstream;
     c = u->peer.connection;
 
-    ctx->first_byte_wait = 0;
+    ctx->up.first_byte_wait = 0;
 
     timeout = ctx->rt->settings.request_timeout;
     u->conf->read_timeout = timeout;
 
-    left = (ngx_msec_int_t) (timeout - (ngx_current_msec - ctx->attempt_start));
+    left = (ngx_msec_int_t)
+               (timeout - (ngx_current_msec - ctx->time.attempt_start));
 
     if (c && c->read->timer_set) {
         ngx_add_timer(c->read, (ngx_msec_t) ngx_max(left, 1));
@@ -2103,13 +2106,13 @@ static void
 ngx_http_llmproxy_late_error(ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t status,
     const char *code)
 {
-    if (ctx->err_status) {
+    if (ctx->err.status) {
         return;
     }
 
-    ctx->err_status = status;
-    ctx->err_type = "api_error";
-    ctx->err_code = code;
+    ctx->err.status = status;
+    ctx->err.type = "api_error";
+    ctx->err.code = code;
 }
 
 

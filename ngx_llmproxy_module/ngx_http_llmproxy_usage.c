@@ -117,19 +117,19 @@ static void ngx_http_llmproxy_usage_scan_all(ngx_http_llmproxy_ctx_t *ctx,
 void
 ngx_http_llmproxy_usage_reset(ngx_http_llmproxy_ctx_t *ctx)
 {
-    ctx->prompt_tokens = -1;
-    ctx->input_tokens = -1;
-    ctx->completion_tokens = -1;
-    ctx->total_tokens = -1;
-    ctx->candidates_tokens = -1;
-    ctx->thoughts_tokens = -1;
-    ctx->cache_read_tokens = -1;
-    ctx->cache_creation_tokens = -1;
-    ctx->cache_1h_tokens = -1;
-    ctx->reasoning_tokens = -1;
-    ctx->cache_in_prompt = 0;
-    ctx->unpriced = 0;
-    ctx->usage_tail_len = 0;
+    ctx->usage.prompt_tokens = -1;
+    ctx->usage.input_tokens = -1;
+    ctx->usage.completion_tokens = -1;
+    ctx->usage.total_tokens = -1;
+    ctx->usage.candidates_tokens = -1;
+    ctx->usage.thoughts_tokens = -1;
+    ctx->usage.cache_read_tokens = -1;
+    ctx->usage.cache_creation_tokens = -1;
+    ctx->usage.cache_1h_tokens = -1;
+    ctx->usage.reasoning_tokens = -1;
+    ctx->usage.cache_in_prompt = 0;
+    ctx->usage.unpriced = 0;
+    ctx->usage.tail_len = 0;
 }
 
 
@@ -146,20 +146,20 @@ ngx_http_llmproxy_usage_scan(ngx_http_llmproxy_ctx_t *ctx, u_char *pos,
 
     /* the junction with the previous buffer first, then this buffer */
 
-    if (ctx->usage_tail_len) {
+    if (ctx->usage.tail_len) {
         head = ngx_min((size_t) (last - pos), sizeof(window)
-                                              - ctx->usage_tail_len);
-        ngx_memcpy(window, ctx->usage_tail, ctx->usage_tail_len);
-        ngx_memcpy(window + ctx->usage_tail_len, pos, head);
+                                              - ctx->usage.tail_len);
+        ngx_memcpy(window, ctx->usage.tail, ctx->usage.tail_len);
+        ngx_memcpy(window + ctx->usage.tail_len, pos, head);
         ngx_http_llmproxy_usage_scan_all(ctx, window,
-                                         window + ctx->usage_tail_len + head);
+                                         window + ctx->usage.tail_len + head);
     }
 
     ngx_http_llmproxy_usage_scan_all(ctx, pos, last);
 
-    n = ngx_min((size_t) (last - pos), sizeof(ctx->usage_tail));
-    ngx_memcpy(ctx->usage_tail, last - n, n);
-    ctx->usage_tail_len = n;
+    n = ngx_min((size_t) (last - pos), sizeof(ctx->usage.tail));
+    ngx_memcpy(ctx->usage.tail, last - n, n);
+    ctx->usage.tail_len = n;
 }
 
 
@@ -167,7 +167,7 @@ static void
 ngx_http_llmproxy_usage_scan_all(ngx_http_llmproxy_ctx_t *ctx, u_char *p,
     u_char *last)
 {
-    if (ctx->up_iface == LLMP_IFACE_GEMINI) {
+    if (ctx->up.iface == LLMP_IFACE_GEMINI) {
         ngx_http_llmproxy_usage_find(ctx, p, last,
                                      &ngx_http_llmproxy_count_suffix,
                                      ngx_http_llmproxy_gemini_counters);
@@ -275,50 +275,52 @@ ngx_http_llmproxy_usage_set(ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t which,
 {
     switch (which) {
     case NGX_HTTP_LLMPROXY_PROMPT:
-        ctx->input_tokens = v;
+        ctx->usage.input_tokens = v;
         break;
 
     case NGX_HTTP_LLMPROXY_COMPLETION:
-        ctx->completion_tokens = v;
+        ctx->usage.completion_tokens = v;
         break;
 
     /* Gemini bills thinking as output, reported apart from the answer */
 
     case NGX_HTTP_LLMPROXY_CANDIDATES:
-        ctx->candidates_tokens = v;
-        ctx->completion_tokens = v + ngx_max(ctx->thoughts_tokens, 0);
+        ctx->usage.candidates_tokens = v;
+        ctx->usage.completion_tokens =
+                                v + ngx_max(ctx->usage.thoughts_tokens, 0);
         break;
 
     case NGX_HTTP_LLMPROXY_THOUGHTS:
-        ctx->thoughts_tokens = v;
-        ctx->reasoning_tokens = v;
-        ctx->completion_tokens = v + ngx_max(ctx->candidates_tokens, 0);
+        ctx->usage.thoughts_tokens = v;
+        ctx->usage.reasoning_tokens = v;
+        ctx->usage.completion_tokens =
+                              v + ngx_max(ctx->usage.candidates_tokens, 0);
         break;
 
     case NGX_HTTP_LLMPROXY_CACHED:
-        ctx->cache_read_tokens = v;
-        ctx->cache_in_prompt = 1;
+        ctx->usage.cache_read_tokens = v;
+        ctx->usage.cache_in_prompt = 1;
         break;
 
     case NGX_HTTP_LLMPROXY_CACHE_READ:
-        ctx->cache_read_tokens = v;
-        ctx->cache_in_prompt = 0;
+        ctx->usage.cache_read_tokens = v;
+        ctx->usage.cache_in_prompt = 0;
         break;
 
     case NGX_HTTP_LLMPROXY_CACHE_CREATION:
-        ctx->cache_creation_tokens = v;
+        ctx->usage.cache_creation_tokens = v;
         break;
 
     case NGX_HTTP_LLMPROXY_CACHE_1H:
-        ctx->cache_1h_tokens = v;
+        ctx->usage.cache_1h_tokens = v;
         break;
 
     case NGX_HTTP_LLMPROXY_REASONING:
-        ctx->reasoning_tokens = v;
+        ctx->usage.reasoning_tokens = v;
         break;
 
     default:
-        ctx->total_tokens = v;
+        ctx->usage.total_tokens = v;
     }
 }
 
@@ -331,15 +333,15 @@ ngx_http_llmproxy_usage_set(ngx_http_llmproxy_ctx_t *ctx, ngx_uint_t which,
 static void
 ngx_http_llmproxy_usage_prompt(ngx_http_llmproxy_ctx_t *ctx)
 {
-    if (ctx->input_tokens < 0) {
+    if (ctx->usage.input_tokens < 0) {
         return;
     }
 
-    ctx->prompt_tokens = ctx->input_tokens;
+    ctx->usage.prompt_tokens = ctx->usage.input_tokens;
 
-    if (!ctx->cache_in_prompt) {
-        ctx->prompt_tokens += ngx_max(ctx->cache_read_tokens, 0)
-                              + ngx_max(ctx->cache_creation_tokens, 0);
+    if (!ctx->usage.cache_in_prompt) {
+        ctx->usage.prompt_tokens += ngx_max(ctx->usage.cache_read_tokens, 0)
+                              + ngx_max(ctx->usage.cache_creation_tokens, 0);
     }
 }
 
@@ -394,30 +396,30 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
     ngx_http_llmproxy_deployment_t *d;
     ngx_http_llmproxy_main_conf_t  *lmcf;
 
-    if (ctx->accounted) {
+    if (ctx->usage.accounted) {
         return;
     }
 
-    ctx->accounted = 1;
+    ctx->usage.accounted = 1;
 
     /*
      * a token count (Anthropic's count_tokens, Gemini's countTokens) is
      * free at the provider: its number is an answer, not usage
      */
 
-    if (ctx->endpoint == NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS
-        || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT)
+    if (ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_COUNT_TOKENS
+        || ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_GEMINI_COUNT)
     {
         ngx_http_llmproxy_usage_reset(ctx);
     }
 
-    prompt = ngx_max(ctx->prompt_tokens, 0);
-    completion = ngx_max(ctx->completion_tokens, 0);
-    read = ngx_max(ctx->cache_read_tokens, 0);
-    created = ngx_max(ctx->cache_creation_tokens, 0);
-    hour = ngx_min(ngx_max(ctx->cache_1h_tokens, 0), created);
+    prompt = ngx_max(ctx->usage.prompt_tokens, 0);
+    completion = ngx_max(ctx->usage.completion_tokens, 0);
+    read = ngx_max(ctx->usage.cache_read_tokens, 0);
+    created = ngx_max(ctx->usage.cache_creation_tokens, 0);
+    hour = ngx_min(ngx_max(ctx->usage.cache_1h_tokens, 0), created);
 
-    if (ctx->cache_in_prompt) {
+    if (ctx->usage.cache_in_prompt) {
         created = 0;
         hour = 0;
     }
@@ -426,9 +428,10 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
 
     input = ngx_max(prompt - read - created, 0);
 
-    total = ctx->total_tokens >= 0 ? ctx->total_tokens : prompt + completion;
+    total = ctx->usage.total_tokens >= 0 ? ctx->usage.total_tokens
+                                         : prompt + completion;
 
-    d = ctx->current;
+    d = ctx->route.current;
     cost = 0;
 
     if (d && d->priced) {
@@ -439,10 +442,10 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
                 + (double) completion * d->output_cost) / 1e6;
 
     } else if (d && (prompt || completion)) {
-        ctx->unpriced = 1;
+        ctx->usage.unpriced = 1;
     }
 
-    ctx->cost = cost;
+    ctx->usage.cost = cost;
 
     ngx_http_llmproxy_route_account(r, ctx, (ngx_uint_t) total);
 
@@ -460,5 +463,5 @@ ngx_http_llmproxy_usage_account(ngx_http_request_t *r,
     (void) ngx_http_llmproxy_keys_account(lmcf->shm_zone->data,
                                           ctx->key.digest,
                                           (ngx_uint_t) total, cost,
-                                          &ctx->key_spend);
+                                          &ctx->usage.key_spend);
 }

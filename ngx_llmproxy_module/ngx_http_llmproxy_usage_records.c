@@ -325,13 +325,13 @@ ngx_http_llmproxy_records_log(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_llmproxy_module);
 
-    if (ctx == NULL || ctx->endpoint == NGX_HTTP_LLMPROXY_EP_NONE
-        || ctx->model.len == 0 || ctx->recorded)
+    if (ctx == NULL || ctx->req.endpoint == NGX_HTTP_LLMPROXY_EP_NONE
+        || ctx->req.model.len == 0 || ctx->usage.recorded)
     {
         return NGX_OK;
     }
 
-    ctx->recorded = 1;
+    ctx->usage.recorded = 1;
 
     /* a batch always has room for one more record: it is sealed before */
 

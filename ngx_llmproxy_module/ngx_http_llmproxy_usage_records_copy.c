@@ -171,7 +171,7 @@ ngx_http_llmproxy_records_tuple(ngx_http_request_t *r,
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "llmproxy: usage record: %L prompt, %L completion "
                    "tokens, estimated:%ui", t.prompt, t.completion,
-                   (ngx_uint_t) ctx->usage_estimated);
+                   (ngx_uint_t) ctx->usage.estimated);
 
     return p;
 }
@@ -183,21 +183,21 @@ static void
 ngx_http_llmproxy_tuple_count(ngx_http_llmproxy_ctx_t *ctx,
     ngx_http_llmproxy_tuple_tokens_t *t)
 {
-    if (!ctx->upstream_started) {
+    if (!ctx->up.started) {
         ngx_memzero(t, sizeof(ngx_http_llmproxy_tuple_tokens_t));
         return;
     }
 
-    t->prompt = ngx_max(ctx->prompt_tokens, 0);
-    t->completion = ngx_max(ctx->completion_tokens, 0);
-    t->total = ctx->total_tokens >= 0 ? ctx->total_tokens
+    t->prompt = ngx_max(ctx->usage.prompt_tokens, 0);
+    t->completion = ngx_max(ctx->usage.completion_tokens, 0);
+    t->total = ctx->usage.total_tokens >= 0 ? ctx->usage.total_tokens
                                       : t->prompt + t->completion;
 
-    t->read = ngx_max(ctx->cache_read_tokens, 0);
-    t->written = ctx->cache_in_prompt
-                 ? 0 : ngx_max(ctx->cache_creation_tokens, 0);
-    t->hour = ngx_min(ngx_max(ctx->cache_1h_tokens, 0), t->written);
-    t->reasoning = ngx_max(ctx->reasoning_tokens, 0);
+    t->read = ngx_max(ctx->usage.cache_read_tokens, 0);
+    t->written = ctx->usage.cache_in_prompt
+                 ? 0 : ngx_max(ctx->usage.cache_creation_tokens, 0);
+    t->hour = ngx_min(ngx_max(ctx->usage.cache_1h_tokens, 0), t->written);
+    t->reasoning = ngx_max(ctx->usage.reasoning_tokens, 0);
 }
 
 
@@ -232,31 +232,32 @@ ngx_http_llmproxy_tuple_request(ngx_http_request_t *r,
                                         ctx->key.alias.len, 256);
     }
 
-    p = ngx_http_llmproxy_copy_text(p, last, ctx->model.data, ctx->model.len,
-                                    1024);
+    p = ngx_http_llmproxy_copy_text(p, last, ctx->req.model.data,
+                                    ctx->req.model.len, 1024);
 
-    if (ctx->current) {
-        p = ngx_http_llmproxy_copy_text(p, last, ctx->current->id.data,
-                                        ctx->current->id.len, 1024);
+    if (ctx->route.current) {
+        p = ngx_http_llmproxy_copy_text(p, last, ctx->route.current->id.data,
+                                        ctx->route.current->id.len, 1024);
 
     } else {
         p = ngx_http_llmproxy_field_null(p);
     }
 
-    iface = llmp_iface_name(ctx->iface);
+    iface = llmp_iface_name(ctx->req.iface);
     p = ngx_http_llmproxy_copy_text(p, last, (u_char *) iface,
                                     ngx_strlen(iface), 64);
 
-    if (ctx->endpoint_path.len > 1) {
-        p = ngx_http_llmproxy_copy_text(p, last, ctx->endpoint_path.data + 1,
-                                        ctx->endpoint_path.len - 1, 256);
+    if (ctx->req.endpoint_path.len > 1) {
+        p = ngx_http_llmproxy_copy_text(p, last,
+                                        ctx->req.endpoint_path.data + 1,
+                                        ctx->req.endpoint_path.len - 1, 256);
 
     } else {
         p = ngx_http_llmproxy_copy_text(p, last, (u_char *) "", 0, 0);
     }
 
     p = ngx_http_llmproxy_put32(p, 1);
-    *p++ = ctx->stream ? 1 : 0;
+    *p++ = ctx->req.stream ? 1 : 0;
 
     return p;
 }
@@ -281,28 +282,28 @@ ngx_http_llmproxy_tuple_outcome(ngx_http_request_t *r,
     p = ngx_http_llmproxy_field_int8(p, t->completion);
     p = ngx_http_llmproxy_field_int8(p, t->total);
 
-    if (ctx->unpriced) {
+    if (ctx->usage.unpriced) {
         p = ngx_http_llmproxy_field_null(p);
 
     } else {
-        p = ngx_http_llmproxy_field_float8(p, ctx->cost);
+        p = ngx_http_llmproxy_field_float8(p, ctx->usage.cost);
     }
 
-    p = ngx_http_llmproxy_field_int4(p, ngx_current_msec - ctx->start);
+    p = ngx_http_llmproxy_field_int4(p, ngx_current_msec - ctx->time.start);
 
-    if (ctx->ttfb) {
-        p = ngx_http_llmproxy_field_int4(p, ctx->ttfb - 1);
+    if (ctx->time.ttfb) {
+        p = ngx_http_llmproxy_field_int4(p, ctx->time.ttfb - 1);
 
     } else {
         p = ngx_http_llmproxy_field_null(p);
     }
 
-    p = ngx_http_llmproxy_field_int4(p, ctx->attempts);
-    p = ngx_http_llmproxy_field_int4(p, ctx->fallbacks);
+    p = ngx_http_llmproxy_field_int4(p, ctx->route.attempts);
+    p = ngx_http_llmproxy_field_int4(p, ctx->route.fallbacks);
 
-    if (ctx->err_status && ctx->err_code) {
-        p = ngx_http_llmproxy_copy_text(p, last, (u_char *) ctx->err_code,
-                                        ngx_strlen(ctx->err_code), 128);
+    if (ctx->err.status && ctx->err.code) {
+        p = ngx_http_llmproxy_copy_text(p, last, (u_char *) ctx->err.code,
+                                        ngx_strlen(ctx->err.code), 128);
 
     } else {
         p = ngx_http_llmproxy_field_null(p);
@@ -328,10 +329,10 @@ ngx_http_llmproxy_tuple_kinds(ngx_http_llmproxy_ctx_t *ctx,
     p = ngx_http_llmproxy_field_int8(p, t->reasoning);
 
     p = ngx_http_llmproxy_put32(p, 1);
-    *p++ = ctx->unpriced ? 1 : 0;
+    *p++ = ctx->usage.unpriced ? 1 : 0;
 
     p = ngx_http_llmproxy_put32(p, 1);
-    *p++ = ctx->usage_estimated ? 1 : 0;
+    *p++ = ctx->usage.estimated ? 1 : 0;
 
     return p;
 }

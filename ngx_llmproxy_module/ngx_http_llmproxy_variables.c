@@ -171,42 +171,42 @@ ngx_http_llmproxy_variable(ngx_http_request_t *r,
 static int64_t
 ngx_http_llmproxy_variable_num(ngx_http_llmproxy_ctx_t *ctx, uintptr_t data)
 {
-    if (!ctx->upstream_started) {
+    if (!ctx->up.started) {
         return -1;
     }
 
     switch (data) {
 
     case NGX_HTTP_LLMPROXY_VAR_PROMPT_TOKENS:
-        return ngx_max(ctx->prompt_tokens, 0);
+        return ngx_max(ctx->usage.prompt_tokens, 0);
 
     case NGX_HTTP_LLMPROXY_VAR_COMPLETION_TOKENS:
-        return ngx_max(ctx->completion_tokens, 0);
+        return ngx_max(ctx->usage.completion_tokens, 0);
 
     case NGX_HTTP_LLMPROXY_VAR_TOTAL_TOKENS:
-        return ctx->total_tokens >= 0
-               ? ctx->total_tokens
-               : ngx_max(ctx->prompt_tokens, 0)
-                 + ngx_max(ctx->completion_tokens, 0);
+        return ctx->usage.total_tokens >= 0
+               ? ctx->usage.total_tokens
+               : ngx_max(ctx->usage.prompt_tokens, 0)
+                 + ngx_max(ctx->usage.completion_tokens, 0);
 
     case NGX_HTTP_LLMPROXY_VAR_CACHE_READ_TOKENS:
-        return ngx_max(ctx->cache_read_tokens, 0);
+        return ngx_max(ctx->usage.cache_read_tokens, 0);
 
     case NGX_HTTP_LLMPROXY_VAR_CACHE_CREATION_TOKENS:
-        return ctx->cache_in_prompt ? 0
-                                    : ngx_max(ctx->cache_creation_tokens, 0);
+        return ctx->usage.cache_in_prompt
+               ? 0 : ngx_max(ctx->usage.cache_creation_tokens, 0);
 
     case NGX_HTTP_LLMPROXY_VAR_REASONING_TOKENS:
-        return ngx_max(ctx->reasoning_tokens, 0);
+        return ngx_max(ctx->usage.reasoning_tokens, 0);
 
     case NGX_HTTP_LLMPROXY_VAR_ATTEMPTS:
-        return (int64_t) ctx->attempts;
+        return (int64_t) ctx->route.attempts;
 
     case NGX_HTTP_LLMPROXY_VAR_RETRIES:
-        return (int64_t) ctx->retries;
+        return (int64_t) ctx->route.retries;
 
     case NGX_HTTP_LLMPROXY_VAR_FALLBACKS:
-        return (int64_t) ctx->fallbacks;
+        return (int64_t) ctx->route.fallbacks;
     }
 
     return -1;
@@ -233,29 +233,29 @@ ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
         return ngx_http_llmproxy_variable_key_hash(r, ctx, s);
 
     case NGX_HTTP_LLMPROXY_VAR_MODEL:
-        *s = ctx->model;
+        *s = ctx->req.model;
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_DEPLOYMENT:
-        if (ctx->current) {
-            *s = ctx->current->id;
+        if (ctx->route.current) {
+            *s = ctx->route.current->id;
         }
 
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_INTERFACE:
-        if (ctx->endpoint) {
-            s->data = (u_char *) llmp_iface_name(ctx->iface);
+        if (ctx->req.endpoint) {
+            s->data = (u_char *) llmp_iface_name(ctx->req.iface);
             s->len = ngx_strlen(s->data);
         }
 
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_STREAM:
-        if (ctx->endpoint) {
+        if (ctx->req.endpoint) {
             ngx_str_set(s, "false");
 
-            if (ctx->stream) {
+            if (ctx->req.stream) {
                 ngx_str_set(s, "true");
             }
         }
@@ -266,10 +266,10 @@ ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
         return ngx_http_llmproxy_variable_cost(r, ctx, s);
 
     case NGX_HTTP_LLMPROXY_VAR_UNPRICED:
-        if (ctx->upstream_started) {
+        if (ctx->up.started) {
             ngx_str_set(s, "false");
 
-            if (ctx->unpriced) {
+            if (ctx->usage.unpriced) {
                 ngx_str_set(s, "true");
             }
         }
@@ -277,9 +277,9 @@ ngx_http_llmproxy_variable_str(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_LLMPROXY_VAR_ERROR:
-        if (ctx->err_status && ctx->err_code) {
-            s->data = (u_char *) ctx->err_code;
-            s->len = ngx_strlen(ctx->err_code);
+        if (ctx->err.status && ctx->err.code) {
+            s->data = (u_char *) ctx->err.code;
+            s->len = ngx_strlen(ctx->err.code);
         }
 
         break;
@@ -321,7 +321,7 @@ ngx_http_llmproxy_variable_cost(ngx_http_request_t *r,
 {
     u_char  *p;
 
-    if (!ctx->upstream_started || ctx->unpriced) {
+    if (!ctx->up.started || ctx->usage.unpriced) {
         return NGX_OK;
     }
 
@@ -331,7 +331,7 @@ ngx_http_llmproxy_variable_cost(ngx_http_request_t *r,
     }
 
     s->data = p;
-    s->len = ngx_sprintf(p, "%.8f", ctx->cost) - p;
+    s->len = ngx_sprintf(p, "%.8f", ctx->usage.cost) - p;
 
     return NGX_OK;
 }
