@@ -18,7 +18,8 @@
 # field of another struct that shares a name (cf->ctx->loc_conf,
 # zctx->sh, a task's ->status) is left alone, and so is a variable called
 # ctx that has another type.  Comments inside a function are rewritten as
-# its code is.
+# its code is, and so is a function-like macro with a parameter named ctx
+# ((ctx)->FIELD, ctx->FIELD).
 #
 # It is idempotent: every new path starts with a group name, and no group
 # is named as an old field (checked below), so a second run finds nothing.
