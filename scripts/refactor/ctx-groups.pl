@@ -18,14 +18,23 @@
 # field of another struct that shares a name (cf->ctx->loc_conf,
 # zctx->sh, a task's ->status) is left alone, and so is a variable called
 # ctx that has another type.  Comments inside a function are rewritten as
-# its code is.
+# its code is, and so is a function-like macro with a parameter named ctx
+# ((ctx)->FIELD, ctx->FIELD).
 #
 # It is idempotent: every new path starts with a group name, and no group
 # is named as an old field (checked below), so a second run finds nothing.
 #
-# It reports on stderr, and leaves for a person to fix: lines now longer
-# than 80 columns, and any ctx->OLD_FIELD it did not rewrite (a context
-# reached through a name it cannot see declared, e.g. a macro).
+# Lines the rewrite pushed over 80 columns on main were rewrapped by hand;
+# those rewraps are kept after __DATA__ below and applied again where the
+# same lines are found.  It reports on stderr, and leaves for a person to
+# fix: lines still longer than 80 columns, and any ctx->OLD_FIELD it did
+# not rewrite (a context reached through a name it cannot see declared).
+#
+# Over a tree with other branches merged: put the grouped struct (one block
+# in the header that defines ngx_http_llmproxy_ctx_t) in place of the flat
+# one, with any field a branch added put in its group (and in the table
+# below, if code uses it under its old name), run this, then make lint and
+# build.
 
 use strict;
 use warnings;
@@ -45,6 +54,7 @@ my %map = (
     model               => 'req.model',
     action              => 'req.action',
     embed_models        => 'req.embed_models',
+    url                 => 'req.url',         # h-access: the URL, parsed
     edit_start          => 'req.edit_start',
     edit_end            => 'req.edit_end',
     edit                => 'req.edit',
@@ -158,7 +168,8 @@ if (!@files) {
     @files = sort glob "$dir/*.c $dir/*.h";
 }
 
-my ($changed, $total) = (0, 0);
+my ($changed, $total, $wrapped) = (0, 0, 0);
+my @rewraps = load_rewraps();
 
 for my $file (@files) {
     open my $in, '<', $file or die "$file: $!\n";
@@ -166,6 +177,8 @@ for my $file (@files) {
     close $in;
 
     my ($new, $n) = rewrite($file, $text);
+    ($new, my $w) = rewrap($file, $new);
+    $wrapped += $w;
     report($file, $new);
 
     next if $new eq $text;
@@ -185,8 +198,10 @@ for my $file (@files) {
     print "$file: $n rewritten\n";
 }
 
-print $check ? "$changed files would change ($total accesses)\n"
-             : "$changed files changed ($total accesses)\n";
+print $check ? "$changed files would change ($total accesses, "
+               . "$wrapped lines rewrapped)\n"
+             : "$changed files changed ($total accesses, $wrapped lines "
+               . "rewrapped)\n";
 exit($check && $changed ? 1 : 0);
 
 
@@ -308,3 +323,229 @@ sub report {
         }
     }
 }
+
+# The lines the rewrite pushed over 80 columns, as they were rewrapped by
+# hand on main at c7d9c8b: each block below, where it is found whole (at
+# the start of a line) in its file after the rewrite, becomes its rewrapped
+# form.  Only whitespace differs between the two, so a block that is not
+# found (the code changed since) is simply left to the report.
+sub load_rewraps {
+    my (@out, $cur);
+
+    while (my $line = <DATA>) {
+        if ($line =~ /^@@ (\S+)/) {
+            $cur = { file => $1, old => '', new => '' };
+            push @out, $cur;
+        } elsif ($line =~ s/^-//) {
+            $cur->{old} .= $line;
+        } elsif ($line =~ s/^\+//) {
+            $cur->{new} .= $line;
+        }
+    }
+
+    for my $r (@out) {
+        (my $a = $r->{old}) =~ s/\s+//g;
+        (my $b = $r->{new}) =~ s/\s+//g;
+        die "rewrap of $r->{file} changes more than whitespace\n" if $a ne $b;
+    }
+
+    return @out;
+}
+
+sub rewrap {
+    my ($file, $text) = @_;
+    my $n = 0;
+    (my $base = $file) =~ s{.*/}{};
+
+    for my $r (@rewraps) {
+        next if $r->{file} ne $base;
+
+        my $t = "\n" . $text;
+        my $at = index $t, "\n" . $r->{old};
+        next if $at < 0;
+
+        substr($t, $at + 1, length $r->{old}) = $r->{new};
+        $text = substr $t, 1;
+        $n += ($r->{old} =~ tr/\n//);
+    }
+
+    return ($text, $n);
+}
+
+__DATA__
+@@ ngx_http_llmproxy_filter.c
+-    if (ctx && (ctx->req.hide_usage || ctx->streaming.xlate) && !ctx->err.rendered) {
++    if (ctx && (ctx->req.hide_usage || ctx->streaming.xlate)
++        && !ctx->err.rendered)
++    {
+@@ ngx_http_llmproxy_filter.c
+-    if (ctx->streaming.idle_timeout && (ngx_msec_t) left > ctx->streaming.idle_timeout) {
++    if (ctx->streaming.idle_timeout
++        && (ngx_msec_t) left > ctx->streaming.idle_timeout)
++    {
+@@ ngx_http_llmproxy_filter.c
+-        ctx->answer.held_size = ngx_max(2 * ctx->answer.held_size, ctx->answer.held_len + n);
++        ctx->answer.held_size = ngx_max(2 * ctx->answer.held_size,
++                                        ctx->answer.held_len + n);
+@@ ngx_http_llmproxy_gemini.c
+-            && ngx_strncmp(m->name.data, ctx->req.action.data, m->name.len) == 0)
++            && ngx_strncmp(m->name.data, ctx->req.action.data, m->name.len)
++               == 0)
+@@ ngx_http_llmproxy_gemini.c
+-        && ngx_http_llmproxy_gemini_embed_model(r, ctx, ctx->req.top.model.start,
++        && ngx_http_llmproxy_gemini_embed_model(r, ctx,
++                                                ctx->req.top.model.start,
+@@ ngx_http_llmproxy_gemini.c
+-        ctx->req.embed_models = ngx_array_create(r->pool, 4,
+-                                             sizeof(ngx_http_llmproxy_span_t));
++        ctx->req.embed_models =
++            ngx_array_create(r->pool, 4, sizeof(ngx_http_llmproxy_span_t));
+@@ ngx_http_llmproxy_metrics.c
+-    s->cache_creation_tokens += ctx->usage.cache_in_prompt
+-                                ? 0 : ngx_max(ctx->usage.cache_creation_tokens, 0);
++    s->cache_creation_tokens +=
++        ctx->usage.cache_in_prompt
++        ? 0 : ngx_max(ctx->usage.cache_creation_tokens, 0);
+@@ ngx_http_llmproxy_module.c
+-                   "llmproxy: %V as %s", &r->uri, llmp_iface_name(ctx->req.iface));
++                   "llmproxy: %V as %s", &r->uri,
++                   llmp_iface_name(ctx->req.iface));
+@@ ngx_http_llmproxy_openai.c
+-        p = ngx_pnalloc(r->pool, ctx->req.top.model.end - ctx->req.top.model.start);
++        p = ngx_pnalloc(r->pool,
++                        ctx->req.top.model.end - ctx->req.top.model.start);
+@@ ngx_http_llmproxy_openai.c
+-        ctx->req.model.len = ctx->req.top.model.end - ctx->req.top.model.start - 2;
++        ctx->req.model.len = ctx->req.top.model.end
++                             - ctx->req.top.model.start - 2;
+@@ ngx_http_llmproxy_request.c
+-                   "llmproxy: body of %uz bytes read: %i", ctx->req.body_len, rc);
++                   "llmproxy: body of %uz bytes read: %i",
++                   ctx->req.body_len, rc);
+@@ ngx_http_llmproxy_request.c
+-    p = ngx_sprintf(start, ngx_http_llmproxy_iface(ctx->req.iface)->count_tokens,
++    p = ngx_sprintf(start,
++                    ngx_http_llmproxy_iface(ctx->req.iface)->count_tokens,
+@@ ngx_http_llmproxy_route.c
+-            d = ngx_http_llmproxy_pick(r, ctx, plan[ctx->route.plan_index], last);
++            d = ngx_http_llmproxy_pick(r, ctx, plan[ctx->route.plan_index],
++                                       last);
+@@ ngx_http_llmproxy_route.c
+-                                    : ctx->rt->settings.cooldown;
++                                          : ctx->rt->settings.cooldown;
+@@ ngx_http_llmproxy_sse.c
+-    cl = ngx_http_llmproxy_sse_out(r, sse,
+-                                   ctx->streaming.xlate ? sse->xbuf->len : sse->len);
++    cl = ngx_http_llmproxy_sse_out(r, sse, ctx->streaming.xlate
++                                           ? sse->xbuf->len : sse->len);
+@@ ngx_http_llmproxy_translate.c
+-                                          llmp_iface_name(
+-                                                             ctx->up.iface));
++                                          llmp_iface_name(ctx->up.iface));
+@@ ngx_http_llmproxy_translate.c
+-        ctx->streaming.xlate = llmp_responses_stream_new((int) ctx->up.iface,
+-                                               (char *) model,
+-                                               (char *) ctx->req.body,
+-                                               ctx->req.body_len);
++        ctx->streaming.xlate =
++            llmp_responses_stream_new((int) ctx->up.iface, (char *) model,
++                                      (char *) ctx->req.body,
++                                      ctx->req.body_len);
+@@ ngx_http_llmproxy_translate.c
+-    ctx->streaming.xlate = llmp_stream_new((int) ctx->up.iface, (int) ctx->req.iface,
+-                                 (char *) model, !ctx->req.hide_usage);
++    ctx->streaming.xlate = llmp_stream_new((int) ctx->up.iface,
++                                           (int) ctx->req.iface,
++                                           (char *) model,
++                                           !ctx->req.hide_usage);
+@@ ngx_http_llmproxy_translate.c
+-            rc = llmp_responses_stream_feed(ctx->streaming.xlate, (char *) data, len,
+-                                            out);
++            rc = llmp_responses_stream_feed(ctx->streaming.xlate,
++                                            (char *) data, len, out);
+@@ ngx_http_llmproxy_translate.c
+-            rc = llmp_stream_feed(ctx->streaming.xlate, (char *) data, len, out);
++            rc = llmp_stream_feed(ctx->streaming.xlate, (char *) data, len,
++                                  out);
+@@ ngx_http_llmproxy_upstream.c
+-                            != ctx->rt->settings.request_timeout);
++                               != ctx->rt->settings.request_timeout);
+@@ ngx_http_llmproxy_upstream.c
+-            ctx->route.fail = (c && (c->read->timedout || c->write->timedout))
+-                        ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
+-                        : ctx->answer.body_wait
+-                        ? NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
+-                        : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
++            ctx->route.fail =
++                (c && (c->read->timedout || c->write->timedout))
++                ? NGX_HTTP_LLMPROXY_FAIL_TIMEOUT
++                : ctx->answer.body_wait
++                ? NGX_HTTP_LLMPROXY_FAIL_TRUNCATED
++                : NGX_HTTP_LLMPROXY_FAIL_CONNECT;
+@@ ngx_http_llmproxy_upstream.c
+-        if (ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT && !u->request_sent
++        if (ctx->route.fail == NGX_HTTP_LLMPROXY_FAIL_CONNECT
++            && !u->request_sent
+@@ ngx_http_llmproxy_upstream.c
+-                      ctx->route.current ? &ctx->route.current->id : &ctx->req.model,
++                      ctx->route.current ? &ctx->route.current->id
++                                         : &ctx->req.model,
+@@ ngx_http_llmproxy_upstream.c
+-                                  llmp_iface_name(
+-                                                             ctx->up.iface));
++                                  llmp_iface_name(ctx->up.iface));
+@@ ngx_http_llmproxy_upstream.c
+-        ctx->streaming.idle_timeout = ngx_http_llmproxy_timeout(ctx, ctx->route.current, 1);
++        ctx->streaming.idle_timeout =
++            ngx_http_llmproxy_timeout(ctx, ctx->route.current, 1);
+@@ ngx_http_llmproxy_upstream.c
+-    left = (ngx_msec_int_t) (timeout - (ngx_current_msec - ctx->time.attempt_start));
++    left = (ngx_msec_int_t) (timeout
++                             - (ngx_current_msec - ctx->time.attempt_start));
+@@ ngx_http_llmproxy_usage.c
+-        head = ngx_min((size_t) (last - pos), sizeof(window)
+-                                              - ctx->usage.tail_len);
++        head = ngx_min((size_t) (last - pos),
++                       sizeof(window) - ctx->usage.tail_len);
+@@ ngx_http_llmproxy_usage.c
+-    total = ctx->usage.total_tokens >= 0 ? ctx->usage.total_tokens : prompt + completion;
++    total = ctx->usage.total_tokens >= 0 ? ctx->usage.total_tokens
++                                         : prompt + completion;
+@@ ngx_http_llmproxy_usage_records_copy.c
+-    total = ctx->usage.total_tokens >= 0 ? ctx->usage.total_tokens : prompt + completion;
++    total = ctx->usage.total_tokens >= 0 ? ctx->usage.total_tokens
++                                         : prompt + completion;
+@@ ngx_http_llmproxy_usage_records_copy.c
+-    written = ctx->usage.cache_in_prompt ? 0 : ngx_max(ctx->usage.cache_creation_tokens,
+-                                                 0);
++    written = ctx->usage.cache_in_prompt
++              ? 0 : ngx_max(ctx->usage.cache_creation_tokens, 0);
+@@ ngx_http_llmproxy_usage_records_copy.c
+-    p = ngx_http_llmproxy_copy_text(p, last, ctx->req.model.data, ctx->req.model.len,
+-                                    1024);
++    p = ngx_http_llmproxy_copy_text(p, last, ctx->req.model.data,
++                                    ctx->req.model.len, 1024);
+@@ ngx_http_llmproxy_usage_records_copy.c
+-        p = ngx_http_llmproxy_copy_text(p, last, ctx->req.endpoint_path.data + 1,
++        p = ngx_http_llmproxy_copy_text(p, last,
++                                        ctx->req.endpoint_path.data + 1,
+@@ ngx_http_llmproxy_variables.c
+-        return ctx->usage.cache_in_prompt ? 0
+-                                    : ngx_max(ctx->usage.cache_creation_tokens, 0);
++        return ctx->usage.cache_in_prompt
++               ? 0 : ngx_max(ctx->usage.cache_creation_tokens, 0);
+@@ ngx_http_llmproxy_usage.c
+-            ctx->usage.completion_tokens = v + ngx_max(ctx->usage.thoughts_tokens, 0);
++            ctx->usage.completion_tokens = v
++                                   + ngx_max(ctx->usage.thoughts_tokens, 0);
+@@ ngx_http_llmproxy_usage.c
+-            ctx->usage.completion_tokens = v + ngx_max(ctx->usage.candidates_tokens, 0);
++            ctx->usage.completion_tokens = v
++                                   + ngx_max(ctx->usage.candidates_tokens, 0);
+@@ ngx_http_llmproxy_usage.c
+-                ctx->usage.prompt_tokens += ngx_max(ctx->usage.cache_read_tokens, 0)
+-                                      + ngx_max(ctx->usage.cache_creation_tokens,
+-                                                0);
++                ctx->usage.prompt_tokens +=
++                                 ngx_max(ctx->usage.cache_read_tokens, 0)
++                                 + ngx_max(ctx->usage.cache_creation_tokens, 0);
