@@ -254,8 +254,8 @@ ngx_http_llmproxy_gemini_embed_model(ngx_http_request_t *r,
     ngx_http_llmproxy_span_t  *sp;
 
     if (ctx->req.embed_models == NULL) {
-        ctx->req.embed_models = ngx_array_create(r->pool, 4,
-                                             sizeof(ngx_http_llmproxy_span_t));
+        ctx->req.embed_models =
+            ngx_array_create(r->pool, 4, sizeof(ngx_http_llmproxy_span_t));
         if (ctx->req.embed_models == NULL) {
             return NGX_ERROR;
         }

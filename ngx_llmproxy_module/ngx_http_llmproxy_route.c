@@ -331,7 +331,7 @@ ngx_http_llmproxy_route_failed(ngx_http_request_t *r,
         && ctx->route.fail_status == NGX_HTTP_TOO_MANY_REQUESTS)
     {
         cooldown = ctx->route.retry_after ? ctx->route.retry_after
-                                    : ctx->rt->settings.cooldown;
+                                          : ctx->rt->settings.cooldown;
     }
 
     ngx_http_llmproxy_cooldown_fail(lmcf->shm_zone->data, ctx->route.current,

@@ -342,7 +342,7 @@ ngx_http_llmproxy_peer_get(ngx_peer_connection_t *pc, void *data)
 
     ctx->time.attempt_start = ngx_current_msec;
     ctx->up.first_byte_wait = (u->conf->read_timeout
-                            != ctx->rt->settings.request_timeout);
+                               != ctx->rt->settings.request_timeout);
 
     ctx->route.fail = NGX_HTTP_LLMPROXY_FAIL_NONE;
     ctx->route.fail_status = 0;
@@ -1593,8 +1593,7 @@ ngx_http_llmproxy_body_too_large(ngx_http_request_t *r,
                                   "too large to translate from %s",
                                   &ctx->route.current->id,
                                   (size_t) NGX_HTTP_LLMPROXY_HOLD_MAX,
-                                  llmp_iface_name(
-                                                             ctx->up.iface));
+                                  llmp_iface_name(ctx->up.iface));
     ctx->err.keep = 1;
 
     return NGX_ERROR;

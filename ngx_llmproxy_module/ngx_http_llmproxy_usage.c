@@ -147,8 +147,8 @@ ngx_http_llmproxy_usage_scan(ngx_http_llmproxy_ctx_t *ctx, u_char *pos,
     /* the junction with the previous buffer first, then this buffer */
 
     if (ctx->usage.tail_len) {
-        head = ngx_min((size_t) (last - pos), sizeof(window)
-                                              - ctx->usage.tail_len);
+        head = ngx_min((size_t) (last - pos),
+                       sizeof(window) - ctx->usage.tail_len);
         ngx_memcpy(window, ctx->usage.tail, ctx->usage.tail_len);
         ngx_memcpy(window + ctx->usage.tail_len, pos, head);
         ngx_http_llmproxy_usage_scan_all(ctx, window,

@@ -45,7 +45,6 @@ my $ctx_type = 'ngx_http_llmproxy_ctx_t';
 my %map = (
     # what the client asked for
     iface               => 'req.iface',
-    url                 => 'req.url',
     endpoint            => 'req.endpoint',
     endpoint_path       => 'req.endpoint_path',
     body                => 'req.body',
