@@ -10,6 +10,8 @@
 #            callgrind_annotate); default: a temporary one, removed
 # CG_CONNS   concurrent connections of the client (default 8)
 # CG_RECORDS on (default) or off: usage records to PostgreSQL
+# CG_KEY     master (default) or virtual: the key the client sends (a
+#            virtual key made with llmproxyctl, as make bench's vkey50)
 # CG_VALGRIND_ARGS  more options for valgrind (e.g. --dump-instr=yes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -148,7 +150,7 @@ const one = () => {
   req.end(body);
 };
 for (let i = 0; i < +conns; i++) one();
-' "$1" "$2" "$conns" "$master_key" "$body" "$accept"
+' "$1" "$2" "$conns" "$client_key" "$body" "$accept"
 }
 
 ir() {          # total instructions of a callgrind output file
@@ -167,6 +169,10 @@ for i in $(seq 100); do
 done
 LLMPROXY_GATEWAY_URL=http://127.0.0.1:$gw_port LLMPROXY_MASTER_KEY=$master_key \
     "$top/build/llmproxyctl" sync -c "$dir/config.json" --force >/dev/null
+client_key=$master_key
+if [ "${CG_KEY:-master}" = virtual ]; then
+    client_key=$("$top/build/llmproxyctl" key create --alias cg)
+fi
 kill "$(cat "$dir/gw.pid")"; wait "$(cat "$dir/gw.pid")" 2>/dev/null || true
 rm -f "$dir/gw.pid"
 gw_conf 30s > "$dir/gw/nginx.conf"
