@@ -289,13 +289,18 @@ ngx_http_llmproxy_daily_get(ngx_http_llmproxy_days_t *days, int64_t day,
         return NULL;
     }
 
-    hash = ngx_crc32_short((u_char *) &day, sizeof(int64_t));
-    hash ^= ngx_crc32_short(f[2].data ? f[2].data : (u_char *) "",
-                            f[2].len);
-    hash ^= ngx_crc32_short(f[4].data ? f[4].data : (u_char *) "",
-                            f[4].len) * 31;
-    hash ^= ngx_crc32_short(f[5].data ? f[5].data : (u_char *) "",
-                            f[5].len) * 17;
+    /*
+     * murmur reads 4 bytes a step: a key's 64 hex digits cost a tenth of
+     * what crc32_short's nibble table did, once a record
+     */
+
+    hash = (uint32_t) day * 2654435761u;
+    hash ^= ngx_murmur_hash2(f[2].data ? f[2].data : (u_char *) "",
+                             f[2].len);
+    hash ^= ngx_murmur_hash2(f[4].data ? f[4].data : (u_char *) "",
+                             f[4].len) * 31;
+    hash ^= ngx_murmur_hash2(f[5].data ? f[5].data : (u_char *) "",
+                             f[5].len) * 17;
 
     for (j = hash & (days->size - 1); /* void */;
          j = (j + 1) & (days->size - 1))
