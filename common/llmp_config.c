@@ -822,7 +822,13 @@ llmp_resolve(llmp_compile_t *c, const char *name, int depth)
     ext = cJSON_GetObjectItemCaseSensitive(p, "$extend");
     merged = NULL;
 
-    if (depth >= LLMP_MAX_EXTEND) {
+    if (!cJSON_IsObject(p)) {
+        /*
+         * a name given twice, first to a non-object: the lookup finds
+         * that one, and both problems are reported already
+         */
+
+    } else if (depth >= LLMP_MAX_EXTEND) {
         llmp_errors_add(c->errs, "providers.%s.$extend: chain too long",
                         name);
 

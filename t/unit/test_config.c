@@ -1349,6 +1349,19 @@ test_compiled_shapes(void)
 }
 
 
+/* inputs t/fuzz/ found crashing the compiler or the validator */
+
+static void
+test_fuzz_found(void)
+{
+    /* a provider name given twice, the first time not to an object */
+    TAP_OK(fails_with("{'providers':{'p':['x'],'p':{" P ",'models':"
+                      "{'m':{}}}}}", NULL, "providers.p: duplicate name")
+           && llmp_errors_has(&errs, "providers.p: expected object"),
+           "a provider named twice, first as an array: refused, no crash");
+}
+
+
 int
 main(void)
 {
@@ -1368,6 +1381,7 @@ main(void)
     test_timeouts();
     test_compiled_gateway_rules();
     test_load_files();
+    test_fuzz_found();
 
     llmp_errors_free(&errs);
 
