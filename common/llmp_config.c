@@ -129,6 +129,7 @@ static void llmp_check_fields(const cJSON *obj, const char *path,
 static void llmp_check_duplicates(const cJSON *obj, const char *path,
     llmp_errors_t *errs);
 static int llmp_is_string_array(const cJSON *v);
+static int llmp_has_control(const char *s);
 static int llmp_check_number(const cJSON *v, const char *path, int kind,
     llmp_errors_t *errs);
 static int llmp_check_interval(const cJSON *v, const char *path,
@@ -643,6 +644,13 @@ llmp_compile_providers(llmp_compile_t *c, cJSON *providers,
         if (v->string[0] == '\0' || strchr(v->string, '/')) {
             llmp_errors_add(c->errs, "providers.%s: a provider name may not "
                             "be empty or contain \"/\"", v->string);
+            continue;
+        }
+
+        /* the gateway's validator refuses them in names (headers, logs) */
+        if (llmp_has_control(v->string)) {
+            llmp_errors_add(c->errs, "providers.%s: control characters are "
+                            "not allowed in a name", v->string);
             continue;
         }
 
@@ -1285,6 +1293,12 @@ llmp_deployment_upstream(llmp_compile_t *c, const cJSON *m, const char *path)
         return NULL;
     }
 
+    if (up && llmp_has_control(up->valuestring)) {
+        llmp_errors_add(c->errs, "%s.model: control characters are not "
+                        "allowed", path);
+        return NULL;
+    }
+
     /* a pattern passes the requested name through: it has no other */
 
     if (up && llmp_pattern_is(m->string, strlen(m->string))) {
@@ -1314,6 +1328,12 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
 
     if (m->string[0] == '\0') {
         llmp_errors_add(c->errs, "%s: empty model name", path);
+        return NULL;
+    }
+
+    if (llmp_has_control(m->string)) {
+        llmp_errors_add(c->errs, "%s: control characters are not allowed "
+                        "in a name", path);
         return NULL;
     }
 
@@ -1783,27 +1803,31 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
  * control character there could start a header of its own
  */
 
+static int
+llmp_has_control(const char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        if ((unsigned char) *s < 0x20 || *s == 0x7f) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static void
 llmp_check_plain(const cJSON *obj, const char *path,
     const char *const *keys, llmp_errors_t *errs)
 {
-    const char   *s;
     const cJSON  *v;
 
     for ( /* void */ ; *keys; keys++) {
         v = cJSON_GetObjectItemCaseSensitive(obj, *keys);
 
-        if (!cJSON_IsString(v)) {
-            continue;
-        }
-
-        for (s = v->valuestring; *s; s++) {
-            if ((unsigned char) *s < 0x20 || *s == 0x7f) {
-                llmp_errors_add(errs, "%s%s%s: control characters are "
-                                "not allowed", path, path[0] ? "." : "",
-                                *keys);
-                break;
-            }
+        if (cJSON_IsString(v) && llmp_has_control(v->valuestring)) {
+            llmp_errors_add(errs, "%s%s%s: control characters are not "
+                            "allowed", path, path[0] ? "." : "", *keys);
         }
     }
 }

@@ -1359,6 +1359,26 @@ test_fuzz_found(void)
                       "{'m':{}}}}}", NULL, "providers.p: duplicate name")
            && llmp_errors_has(&errs, "providers.p: expected object"),
            "a provider named twice, first as an array: refused, no crash");
+
+    /*
+     * what llmproxyctl compiles, the gateway's validator must accept: it
+     * refuses control characters in names and upstream models
+     */
+    TAP_OK(fails_only_with("{'providers':{'p':{" P ",'models':"
+                           "{'m':{'model':'o\\u001d3'}}}}}",
+                           "providers.p.models.m.model: control characters "
+                           "are not allowed"),
+           "an upstream model with a control character is refused");
+    TAP_OK(fails_only_with("{'providers':{'p':{" P ",'models':"
+                           "{'m\\u0001':{}}}}}",
+                           "providers.p.models.m\001: control characters "
+                           "are not allowed in a name"),
+           "a model name with a control character is refused");
+    TAP_OK(fails_only_with("{'providers':{'p\\u007f':{" P ",'models':"
+                           "{'m':{}}}}}",
+                           "providers.p\177: control characters are not "
+                           "allowed in a name"),
+           "a provider name with a control character is refused");
 }
 
 
