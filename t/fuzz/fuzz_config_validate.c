@@ -2,7 +2,9 @@
  * libFuzzer target: any bytes through cJSON_Parse, then the compiled-config
  * validator the gateway runs on every document posted to its admin API or
  * read from PostgreSQL.  It must never crash, leak or hit UB on any
- * document, however shaped.  A document it accepts must also pass the
+ * document, however shaped.  Before validating, the gateway digests each
+ * posted provider's "headers" (ngx_http_llmproxy_keep_digests): that runs
+ * on the unchecked document too.  A document it accepts must also pass the
  * cross-reference check alone and survive sorting and sealing, as
  * llmproxyctl sync does with it.
  */
@@ -13,17 +15,26 @@
 #include <cjson/cJSON.h>
 
 #include "llmp_config.h"
+#include "llmp_crypt.h"
 
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    cJSON          *doc;
+    char            hex[65];
+    cJSON          *doc, *p;
     llmp_errors_t   errs;
 
     doc = cJSON_ParseWithLength((const char *) data, size);
     if (doc == NULL) {
         return 0;
+    }
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(doc, "providers"))
+    {
+        (void) llmp_headers_sha256(cJSON_GetObjectItemCaseSensitive(p,
+                                                                "headers"),
+                                   hex);
     }
 
     llmp_errors_init(&errs);
