@@ -130,6 +130,8 @@ static void llmp_check_duplicates(const cJSON *obj, const char *path,
     llmp_errors_t *errs);
 static int llmp_is_string_array(const cJSON *v);
 static int llmp_has_control(const char *s);
+static void llmp_check_unique(const cJSON *v, const char *path,
+    llmp_errors_t *errs);
 static int llmp_check_number(const cJSON *v, const char *path, int kind,
     llmp_errors_t *errs);
 static int llmp_check_interval(const cJSON *v, const char *path,
@@ -1804,6 +1806,90 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
  */
 
 static int
+llmp_name_cmp(const void *one, const void *two)
+{
+    return strcmp(*(const char *const *) one, *(const char *const *) two);
+}
+
+
+/*
+ * No object anywhere in a compiled document repeats a member's name.  The
+ * checks here look up the first of a name, but the gateway walks some
+ * objects whole ("settings", "model_prices", "headers") and so takes the
+ * last, which nothing checked; PostgreSQL's jsonb keeps the last too.
+ * Sorted, so that a large posted object costs n log n.
+ */
+
+static void
+llmp_check_unique(const cJSON *v, const char *path, llmp_errors_t *errs)
+{
+    int            i;
+    char           sub[LLMP_PATH_LEN];
+    size_t         n, k;
+    const char   **names;
+    const cJSON   *item;
+
+    if (cJSON_IsArray(v)) {
+        i = 0;
+
+        cJSON_ArrayForEach(item, v) {
+            snprintf(sub, sizeof(sub), "%s[%d]", path, i++);
+            llmp_check_unique(item, sub, errs);
+        }
+
+        return;
+    }
+
+    if (!cJSON_IsObject(v)) {
+        return;
+    }
+
+    n = 0;
+
+    cJSON_ArrayForEach(item, v) {
+        n++;
+    }
+
+    if (n > 1) {
+        names = malloc(n * sizeof(const char *));
+
+        if (names == NULL) {
+            llmp_errors_add(errs, "%s: out of memory",
+                            path[0] ? path : "config");
+            return;
+        }
+
+        k = 0;
+
+        cJSON_ArrayForEach(item, v) {
+            names[k++] = item->string;
+        }
+
+        qsort(names, n, sizeof(const char *), llmp_name_cmp);
+
+        for (k = 1; k < n; k++) {
+            if (strcmp(names[k - 1], names[k]) == 0) {
+                llmp_errors_add(errs, "%s%s%s: duplicate name", path,
+                                path[0] ? "." : "", names[k]);
+
+                while (k + 1 < n && strcmp(names[k], names[k + 1]) == 0) {
+                    k++;
+                }
+            }
+        }
+
+        free(names);
+    }
+
+    cJSON_ArrayForEach(item, v) {
+        snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "",
+                 item->string);
+        llmp_check_unique(item, sub, errs);
+    }
+}
+
+
+static int
 llmp_has_control(const char *s)
 {
     for ( /* void */ ; *s; s++) {
@@ -2226,7 +2312,7 @@ llmp_validate_routes(const cJSON *compiled, llmp_errors_t *errs)
         llmp_errors_add(errs, "aliases: expected object");
 
     } else {
-        llmp_check_duplicates(v, "aliases", errs);
+        /* a repeated name is llmp_check_unique's */
 
         cJSON_ArrayForEach(item, v) {
             if (!cJSON_IsString(item) || item->valuestring[0] == '\0') {
@@ -2242,8 +2328,6 @@ llmp_validate_routes(const cJSON *compiled, llmp_errors_t *errs)
         llmp_errors_add(errs, "fallbacks: expected object");
 
     } else {
-        llmp_check_duplicates(v, "fallbacks", errs);
-
         cJSON_ArrayForEach(item, v) {
             if (!llmp_is_string_array(item)) {
                 llmp_errors_add(errs, "fallbacks.%s: expected array of "
@@ -2275,6 +2359,7 @@ llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
     }
 
     llmp_check_fields(compiled, "", fields, errs);
+    llmp_check_unique(compiled, "", errs);
 
     v = cJSON_GetObjectItemCaseSensitive(compiled, "format");
     if (!cJSON_IsNumber(v) || v->valuedouble != LLMP_CONFIG_FORMAT) {

@@ -94,6 +94,21 @@ test('the admin API refuses what llmproxyctl would not compile',
     assert.match(r.text, message, what);
   }
 
+  // a member given twice: the validator checked the first, the runtime
+  // walked "settings" whole and took the last, a num_retries of -1 cast
+  // to an unsigned count (fuzz_config_validate found the repeat)
+  const twice = JSON.stringify(base()).replace('"settings":{',
+                                               '"settings":{"num_retries":1,')
+    .replace(/("settings":\{"num_retries":1,.*?"num_retries":)\d+/, '$1-1');
+  assert.match(twice, /"num_retries":1,.*"num_retries":-1/);
+  const res = await fetch(gw.url + '/llmproxy/admin/config', {
+    method: 'POST', body: twice,
+    headers: { authorization: 'Bearer ' + gw.masterKey,
+               'content-type': 'application/json' } });
+  const text = await res.text();
+  assert.strictEqual(res.status, 400, text);
+  assert.match(text, /settings\.num_retries: duplicate name/);
+
   // nothing refused replaced the config
   const after = await admin('GET');
   const now = JSON.parse(after.text);

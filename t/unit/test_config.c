@@ -1349,6 +1349,84 @@ test_compiled_shapes(void)
 }
 
 
+/*
+ * A member given twice in a compiled document: the validator checked the
+ * first, the gateway's runtime walks "settings" whole and took the last,
+ * so {"num_retries": 1, "num_retries": -1} passed and was cast from -1.
+ */
+
+static void
+test_duplicate_members(void)
+{
+    int          i;
+    char        *j, *text;
+    cJSON       *doc;
+    const char  *at;
+
+    static const struct {
+        const char  *after;
+        const char  *insert;
+        const char  *error;
+    } cases[] = {
+        { "'settings':{", "'num_retries':-1,'num_retries':1,",
+          "settings.num_retries: duplicate name" },
+        { "'format':1,", "'settings':{},", "settings: duplicate name" },
+        { "'id':'p/gpt-5',", "'upstream_model':'x','weight':1,",
+          "deployments[0].upstream_model: duplicate name" },
+        { "'aliases':{", "'best':'o3',", "aliases.best: duplicate name" },
+        { "'fallbacks':{", "'gpt-5':[],", "fallbacks.gpt-5: duplicate name" },
+    };
+
+    doc = compile(TWO "'aliases':{'best':'gpt-5'},"
+                  "'fallbacks':{'gpt-5':['o3']}}", NULL);
+    text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    cJSON_Delete(doc);
+
+    if (text == NULL) {
+        TAP_OK(0, "compiled document for the duplicates");
+        dump_errors();
+        return;
+    }
+
+    for (i = 0; i < (int) (sizeof(cases) / sizeof(cases[0])); i++) {
+        char  buf[8192], what[200];
+
+        j = J(cases[i].after);
+        at = strstr(text, j);
+
+        if (at == NULL) {
+            TAP_OK(0, "the compiled document has the member to repeat");
+            free(j);
+            continue;
+        }
+
+        at += strlen(j);
+        free(j);
+        j = J(cases[i].insert);
+        snprintf(buf, sizeof(buf), "%.*s%s%s", (int) (at - text), text, j,
+                 at);
+        free(j);
+
+        llmp_errors_free(&errs);
+        doc = cJSON_Parse(buf);
+
+        snprintf(what, sizeof(what), "a repeated member is refused: %s",
+                 cases[i].error);
+        TAP_OK(doc && llmp_compiled_validate(doc, &errs) > 0
+               && llmp_errors_has(&errs, cases[i].error), what);
+
+        if (!llmp_errors_has(&errs, cases[i].error)) {
+            dump_errors();
+        }
+
+        cJSON_Delete(doc);
+    }
+
+    free(text);
+    llmp_errors_free(&errs);
+}
+
+
 /* inputs t/fuzz/ found crashing the compiler or the validator */
 
 static void
@@ -1402,6 +1480,7 @@ main(void)
     test_compiled_gateway_rules();
     test_load_files();
     test_fuzz_found();
+    test_duplicate_members();
 
     llmp_errors_free(&errs);
 
