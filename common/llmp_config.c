@@ -129,6 +129,9 @@ static void llmp_check_fields(const cJSON *obj, const char *path,
 static void llmp_check_duplicates(const cJSON *obj, const char *path,
     llmp_errors_t *errs);
 static int llmp_is_string_array(const cJSON *v);
+static int llmp_has_control(const char *s);
+static void llmp_check_unique(const cJSON *v, const char *path,
+    llmp_errors_t *errs);
 static int llmp_check_number(const cJSON *v, const char *path, int kind,
     llmp_errors_t *errs);
 static int llmp_check_interval(const cJSON *v, const char *path,
@@ -646,6 +649,13 @@ llmp_compile_providers(llmp_compile_t *c, cJSON *providers,
             continue;
         }
 
+        /* the gateway's validator refuses them in names (headers, logs) */
+        if (llmp_has_control(v->string)) {
+            llmp_errors_add(c->errs, "providers.%s: control characters are "
+                            "not allowed in a name", v->string);
+            continue;
+        }
+
         if (!cJSON_IsObject(v)) {
             llmp_errors_add(c->errs, "providers.%s: expected object",
                             v->string);
@@ -822,7 +832,13 @@ llmp_resolve(llmp_compile_t *c, const char *name, int depth)
     ext = cJSON_GetObjectItemCaseSensitive(p, "$extend");
     merged = NULL;
 
-    if (depth >= LLMP_MAX_EXTEND) {
+    if (!cJSON_IsObject(p)) {
+        /*
+         * a name given twice, first to a non-object: the lookup finds
+         * that one, and both problems are reported already
+         */
+
+    } else if (depth >= LLMP_MAX_EXTEND) {
         llmp_errors_add(c->errs, "providers.%s.$extend: chain too long",
                         name);
 
@@ -1279,6 +1295,12 @@ llmp_deployment_upstream(llmp_compile_t *c, const cJSON *m, const char *path)
         return NULL;
     }
 
+    if (up && llmp_has_control(up->valuestring)) {
+        llmp_errors_add(c->errs, "%s.model: control characters are not "
+                        "allowed", path);
+        return NULL;
+    }
+
     /* a pattern passes the requested name through: it has no other */
 
     if (up && llmp_pattern_is(m->string, strlen(m->string))) {
@@ -1308,6 +1330,12 @@ llmp_compile_deployment(llmp_compile_t *c, const char *prov, const cJSON *m,
 
     if (m->string[0] == '\0') {
         llmp_errors_add(c->errs, "%s: empty model name", path);
+        return NULL;
+    }
+
+    if (llmp_has_control(m->string)) {
+        llmp_errors_add(c->errs, "%s: control characters are not allowed "
+                        "in a name", path);
         return NULL;
     }
 
@@ -1777,27 +1805,115 @@ llmp_check_refs(const cJSON *compiled, int providers_too, llmp_errors_t *errs)
  * control character there could start a header of its own
  */
 
+static int
+llmp_name_cmp(const void *one, const void *two)
+{
+    return strcmp(*(const char *const *) one, *(const char *const *) two);
+}
+
+
+/*
+ * No object anywhere in a compiled document repeats a member's name.  The
+ * checks here look up the first of a name, but the gateway walks some
+ * objects whole ("settings", "model_prices", "headers") and so takes the
+ * last, which nothing checked; PostgreSQL's jsonb keeps the last too.
+ * Sorted, so that a large posted object costs n log n.
+ */
+
+static void
+llmp_check_unique(const cJSON *v, const char *path, llmp_errors_t *errs)
+{
+    int            i;
+    char           sub[LLMP_PATH_LEN];
+    size_t         n, k;
+    const char   **names;
+    const cJSON   *item;
+
+    if (cJSON_IsArray(v)) {
+        i = 0;
+
+        cJSON_ArrayForEach(item, v) {
+            snprintf(sub, sizeof(sub), "%s[%d]", path, i++);
+            llmp_check_unique(item, sub, errs);
+        }
+
+        return;
+    }
+
+    if (!cJSON_IsObject(v)) {
+        return;
+    }
+
+    n = 0;
+
+    cJSON_ArrayForEach(item, v) {
+        n++;
+    }
+
+    if (n > 1) {
+        names = malloc(n * sizeof(const char *));
+
+        if (names == NULL) {
+            llmp_errors_add(errs, "%s: out of memory",
+                            path[0] ? path : "config");
+            return;
+        }
+
+        k = 0;
+
+        cJSON_ArrayForEach(item, v) {
+            names[k++] = item->string;
+        }
+
+        qsort(names, n, sizeof(const char *), llmp_name_cmp);
+
+        for (k = 1; k < n; k++) {
+            if (strcmp(names[k - 1], names[k]) == 0) {
+                llmp_errors_add(errs, "%s%s%s: duplicate name", path,
+                                path[0] ? "." : "", names[k]);
+
+                while (k + 1 < n && strcmp(names[k], names[k + 1]) == 0) {
+                    k++;
+                }
+            }
+        }
+
+        free(names);
+    }
+
+    cJSON_ArrayForEach(item, v) {
+        snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "",
+                 item->string);
+        llmp_check_unique(item, sub, errs);
+    }
+}
+
+
+static int
+llmp_has_control(const char *s)
+{
+    for ( /* void */ ; *s; s++) {
+        if ((unsigned char) *s < 0x20 || *s == 0x7f) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static void
 llmp_check_plain(const cJSON *obj, const char *path,
     const char *const *keys, llmp_errors_t *errs)
 {
-    const char   *s;
     const cJSON  *v;
 
     for ( /* void */ ; *keys; keys++) {
         v = cJSON_GetObjectItemCaseSensitive(obj, *keys);
 
-        if (!cJSON_IsString(v)) {
-            continue;
-        }
-
-        for (s = v->valuestring; *s; s++) {
-            if ((unsigned char) *s < 0x20 || *s == 0x7f) {
-                llmp_errors_add(errs, "%s%s%s: control characters are "
-                                "not allowed", path, path[0] ? "." : "",
-                                *keys);
-                break;
-            }
+        if (cJSON_IsString(v) && llmp_has_control(v->valuestring)) {
+            llmp_errors_add(errs, "%s%s%s: control characters are not "
+                            "allowed", path, path[0] ? "." : "", *keys);
         }
     }
 }
@@ -2196,7 +2312,7 @@ llmp_validate_routes(const cJSON *compiled, llmp_errors_t *errs)
         llmp_errors_add(errs, "aliases: expected object");
 
     } else {
-        llmp_check_duplicates(v, "aliases", errs);
+        /* a repeated name is llmp_check_unique's */
 
         cJSON_ArrayForEach(item, v) {
             if (!cJSON_IsString(item) || item->valuestring[0] == '\0') {
@@ -2212,8 +2328,6 @@ llmp_validate_routes(const cJSON *compiled, llmp_errors_t *errs)
         llmp_errors_add(errs, "fallbacks: expected object");
 
     } else {
-        llmp_check_duplicates(v, "fallbacks", errs);
-
         cJSON_ArrayForEach(item, v) {
             if (!llmp_is_string_array(item)) {
                 llmp_errors_add(errs, "fallbacks.%s: expected array of "
@@ -2245,6 +2359,7 @@ llmp_compiled_validate(const cJSON *compiled, llmp_errors_t *errs)
     }
 
     llmp_check_fields(compiled, "", fields, errs);
+    llmp_check_unique(compiled, "", errs);
 
     v = cJSON_GetObjectItemCaseSensitive(compiled, "format");
     if (!cJSON_IsNumber(v) || v->valuedouble != LLMP_CONFIG_FORMAT) {

@@ -91,7 +91,7 @@ static ngx_int_t ngx_http_llmproxy_names_add(ngx_http_llmproxy_runtime_t *rt,
     ngx_http_llmproxy_target_t *t);
 static ngx_int_t ngx_http_llmproxy_build_patterns(
     ngx_http_llmproxy_build_t *b, ngx_http_llmproxy_runtime_t *rt,
-    cJSON *fallbacks);
+    cJSON *aliases, cJSON *fallbacks);
 static ngx_int_t ngx_http_llmproxy_pattern_cmp(const void *one,
     const void *two);
 static ngx_uint_t ngx_http_llmproxy_shadows(ngx_http_llmproxy_runtime_t *rt,
@@ -1408,7 +1408,9 @@ ngx_http_llmproxy_build_names(ngx_http_llmproxy_build_t *b,
         }
     }
 
-    if (ngx_http_llmproxy_build_patterns(b, rt, fallbacks) != NGX_OK) {
+    if (ngx_http_llmproxy_build_patterns(b, rt, aliases, fallbacks)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -1556,7 +1558,7 @@ ngx_http_llmproxy_build_fallbacks(ngx_http_llmproxy_build_t *b,
 
 static ngx_int_t
 ngx_http_llmproxy_build_patterns(ngx_http_llmproxy_build_t *b,
-    ngx_http_llmproxy_runtime_t *rt, cJSON *fallbacks)
+    ngx_http_llmproxy_runtime_t *rt, cJSON *aliases, cJSON *fallbacks)
 {
     cJSON                        *item;
     ngx_str_t                     name;
@@ -1602,7 +1604,14 @@ ngx_http_llmproxy_build_patterns(ngx_http_llmproxy_build_t *b,
         name.data = (u_char *) item->string;
         name.len = ngx_strlen(name.data);
 
-        if (ngx_http_llmproxy_runtime_find(rt, &name)) {
+        /*
+         * an alias is added after this and falls back as its target
+         * does; a group of the pattern's here would take its name first
+         */
+
+        if (ngx_http_llmproxy_runtime_find(rt, &name)
+            || cJSON_GetObjectItemCaseSensitive(aliases, item->string))
+        {
             continue;
         }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make test: the module's call graph against its floors (scripts/
-# callgraph.sh), unit tests (plain and under ASan/UBSan), the translation
-# library's fuzzers (10 s each), the bench script for a second per pass (so
-# it cannot rot; it asserts no timing), integration tests.  Ends with
+# callgraph.sh), unit tests (plain and under ASan/UBSan), the fuzzers of
+# the translation library, body scanner and config (10 s each), the bench
+# script for a second per pass (so it cannot rot; it asserts no timing),
+# integration tests.  Ends with
 # `N passed, N failed` alone on its last line; exit 0 only if all passed and
 # at least one test ran.
 set -u
@@ -42,7 +43,7 @@ echo "== unit tests under AddressSanitizer/UBSan"
 ASAN_OPTIONS=detect_leaks=1 bash t/run-unit.sh build/unit-asan/test_* 2>&1 \
     | tee "$log"; count "$log" unit
 
-echo "== fuzzing the translation library (${FUZZ_SECONDS:-10} s per target)"
+echo "== fuzzing (${FUZZ_SECONDS:-10} s per target)"
 bash t/run-fuzz.sh 2>&1 | tee "$log"; count "$log" fuzz
 
 echo "== bench smoke (1 s per pass, no timing asserted)"

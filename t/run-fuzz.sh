@@ -8,12 +8,20 @@
 # cJSON), is seeded from t/fuzz/json_scan_seeds/ and the request payloads,
 # with t/fuzz/json_scan.dict.  FUZZ_TARGETS="a b" runs only those targets
 # (`make fuzz FUZZ_TARGETS=fuzz_json_scan FUZZ_SECONDS=600`).
+#
+# fuzz_config_compile (user configs through the compiler; the bytes after
+# a NUL are config.local.json) is seeded from t/fuzz/config_seeds/ and
+# configs/config.json; fuzz_config_validate (any document through the
+# compiled-config validator the gateway runs) from those seeds compiled,
+# with and without provider keys (t/fuzz/config_seed.c).  Both use
+# t/fuzz/config.dict.
 set -u
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-10}
 targets=${FUZZ_TARGETS:-"fuzz_translate_request fuzz_translate_response
                          fuzz_translate_stream fuzz_translate_responses
-                         fuzz_json_scan"}
+                         fuzz_json_scan fuzz_config_validate
+                         fuzz_config_compile"}
 out=build/fuzz
 data=t/unit/data/translate
 mkdir -p "$out"
@@ -30,6 +38,15 @@ srcs="common/llmp_translate_req.c common/llmp_translate_resp.c
       common/llmp_translate_stream.c common/llmp_translate_util.c
       common/llmp_translate_think.c common/llmp_translate_responses.c
       common/llmp_sse.c common/llmp_iface.c"
+
+# the config compiler and its validator, with the shipped price list
+csrcs="common/llmp_config.c common/llmp_prices.c common/llmp_pattern.c
+       common/llmp_sha256.c common/llmp_crypt.c common/llmp_iface.c"
+case " $(echo $targets) " in
+    *" fuzz_config_"*)
+        make -s build/llmp_prices_json.h || exit 1 ;;
+esac
+config_seeds="configs/config.json t/fuzz/config_seeds/*.json"
 
 # seed: header byte(s) + file, for each pair the file's interface can start
 seed() {    # seed DIR NAME HEADER_BYTES... -- FILE...
@@ -51,6 +68,7 @@ for target in $targets; do
     bin=$out/$target
     case $target in
         fuzz_json_scan) tsrcs=common/llmp_json_scan.c; dict=json_scan.dict ;;
+        fuzz_config_*) tsrcs="$csrcs -Ibuild -lm"; dict=config.dict ;;
         *) tsrcs=$srcs; dict=translate.dict ;;
     esac
     if ! $cc -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -68,6 +86,20 @@ for target in $targets; do
     if [ "$target" = fuzz_json_scan ]; then
         cp t/fuzz/json_scan_seeds/* "$data"/req_*.json "$corpus"/
     fi
+    if [ "$target" = fuzz_config_compile ]; then
+        cp $config_seeds "$corpus"/
+    fi
+    if [ "$target" = fuzz_config_validate ]; then
+        if ! $cc -g -O1 -Icommon -Ibuild -Wall -o "$out/config_seed" \
+                t/fuzz/config_seed.c $csrcs -lcjson -lcrypto -lm \
+                > "$out/config_seed.build.log" 2>&1 \
+            || ! "$out/config_seed" "$corpus" $config_seeds; then
+            cat "$out/config_seed.build.log"
+            echo "not ok - $target: its seeds do not compile"
+            fail=$((fail + 1))
+            continue
+        fi
+    fi
     if [ "$target" = fuzz_translate_responses ]; then
         # the request (0x01 anthropic, 0x02 gemini, 0x21 streamed), the
         # answers and streams of both providers (0x11, 0x12)
@@ -79,6 +111,7 @@ for target in $targets; do
     fi
     for from in 0 1 2; do
         [ "$target" = fuzz_json_scan ] && break
+        case $target in fuzz_config_*) break ;; esac
         [ "$target" = fuzz_translate_responses ] && break
         case $from in
             0) name=openai ;; 1) name=anthropic ;; 2) name=gemini ;;

@@ -94,8 +94,55 @@ test('the admin API refuses what llmproxyctl would not compile',
     assert.match(r.text, message, what);
   }
 
+  // a member given twice: the validator checked the first, the runtime
+  // walked "settings" whole and took the last, a num_retries of -1 cast
+  // to an unsigned count (fuzz_config_validate found the repeat)
+  const twice = JSON.stringify(base()).replace('"settings":{',
+                                               '"settings":{"num_retries":1,')
+    .replace(/("settings":\{"num_retries":1,.*?"num_retries":)\d+/, '$1-1');
+  assert.match(twice, /"num_retries":1,.*"num_retries":-1/);
+  const res = await fetch(gw.url + '/llmproxy/admin/config', {
+    method: 'POST', body: twice,
+    headers: { authorization: 'Bearer ' + gw.masterKey,
+               'content-type': 'application/json' } });
+  const text = await res.text();
+  assert.strictEqual(res.status, 400, text);
+  assert.match(text, /settings\.num_retries: duplicate name/);
+
   // nothing refused replaced the config
   const after = await admin('GET');
   const now = JSON.parse(after.text);
   assert.deepStrictEqual(now.providers.map((p) => p.name), ['a', 'b']);
+});
+
+// Found by replaying fuzz_config_validate's corpus through the admin API:
+// an alias whose name a pattern also matches ("claude-1" beside
+// "claude-*"), with fallbacks of its own.  llmproxyctl compiled it, and
+// the gateway refused it ("aliases.claude-1: the name of a model"): the
+// fallbacks' pattern groups were built before the aliases and took the
+// alias's name.
+test('an alias a pattern also matches can have fallbacks', async () => {
+  const r = gw.sync({
+    providers: {
+      a: { api_base: mock.url, interfaces: ['openai'], api_key: 'sk-a',
+           models: { 'claude-*': {}, m1: {} } },
+      b: { api_base: mock.url, interfaces: ['openai'], api_key: 'sk-b',
+           models: { m2: {} } },
+    },
+    aliases: { 'claude-1': 'm1' },
+    fallbacks: { 'claude-1': ['m2'] },
+  });
+  assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+
+  mock.reset();
+  const res = await fetch(gw.baseURL + '/chat/completions', {
+    method: 'POST',
+    headers: { authorization: 'Bearer ' + gw.masterKey,
+               'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'claude-1',
+                           messages: [{ role: 'user', content: 'hi' }] }) });
+  const text = await res.text();
+  assert.strictEqual(res.status, 200, text);
+  // the alias's target, not the name passed through by the pattern
+  assert.deepStrictEqual(mock.requests.map((q) => q.body.model), ['m1']);
 });

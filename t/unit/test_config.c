@@ -1349,6 +1349,117 @@ test_compiled_shapes(void)
 }
 
 
+/*
+ * A member given twice in a compiled document: the validator checked the
+ * first, the gateway's runtime walks "settings" whole and took the last,
+ * so {"num_retries": 1, "num_retries": -1} passed and was cast from -1.
+ */
+
+static void
+test_duplicate_members(void)
+{
+    int          i;
+    char        *j, *text;
+    cJSON       *doc;
+    const char  *at;
+
+    static const struct {
+        const char  *after;
+        const char  *insert;
+        const char  *error;
+    } cases[] = {
+        { "'settings':{", "'num_retries':-1,'num_retries':1,",
+          "settings.num_retries: duplicate name" },
+        { "'format':1,", "'settings':{},", "settings: duplicate name" },
+        { "'id':'p/gpt-5',", "'upstream_model':'x','weight':1,",
+          "deployments[0].upstream_model: duplicate name" },
+        { "'aliases':{", "'best':'o3',", "aliases.best: duplicate name" },
+        { "'fallbacks':{", "'gpt-5':[],", "fallbacks.gpt-5: duplicate name" },
+    };
+
+    doc = compile(TWO "'aliases':{'best':'gpt-5'},"
+                  "'fallbacks':{'gpt-5':['o3']}}", NULL);
+    text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    cJSON_Delete(doc);
+
+    if (text == NULL) {
+        TAP_OK(0, "compiled document for the duplicates");
+        dump_errors();
+        return;
+    }
+
+    for (i = 0; i < (int) (sizeof(cases) / sizeof(cases[0])); i++) {
+        char  buf[8192], what[200];
+
+        j = J(cases[i].after);
+        at = strstr(text, j);
+
+        if (at == NULL) {
+            TAP_OK(0, "the compiled document has the member to repeat");
+            free(j);
+            continue;
+        }
+
+        at += strlen(j);
+        free(j);
+        j = J(cases[i].insert);
+        snprintf(buf, sizeof(buf), "%.*s%s%s", (int) (at - text), text, j,
+                 at);
+        free(j);
+
+        llmp_errors_free(&errs);
+        doc = cJSON_Parse(buf);
+
+        snprintf(what, sizeof(what), "a repeated member is refused: %s",
+                 cases[i].error);
+        TAP_OK(doc && llmp_compiled_validate(doc, &errs) > 0
+               && llmp_errors_has(&errs, cases[i].error), what);
+
+        if (!llmp_errors_has(&errs, cases[i].error)) {
+            dump_errors();
+        }
+
+        cJSON_Delete(doc);
+    }
+
+    free(text);
+    llmp_errors_free(&errs);
+}
+
+
+/* inputs t/fuzz/ found crashing the compiler or the validator */
+
+static void
+test_fuzz_found(void)
+{
+    /* a provider name given twice, the first time not to an object */
+    TAP_OK(fails_with("{'providers':{'p':['x'],'p':{" P ",'models':"
+                      "{'m':{}}}}}", NULL, "providers.p: duplicate name")
+           && llmp_errors_has(&errs, "providers.p: expected object"),
+           "a provider named twice, first as an array: refused, no crash");
+
+    /*
+     * what llmproxyctl compiles, the gateway's validator must accept: it
+     * refuses control characters in names and upstream models
+     */
+    TAP_OK(fails_only_with("{'providers':{'p':{" P ",'models':"
+                           "{'m':{'model':'o\\u001d3'}}}}}",
+                           "providers.p.models.m.model: control characters "
+                           "are not allowed"),
+           "an upstream model with a control character is refused");
+    TAP_OK(fails_only_with("{'providers':{'p':{" P ",'models':"
+                           "{'m\\u0001':{}}}}}",
+                           "providers.p.models.m\001: control characters "
+                           "are not allowed in a name"),
+           "a model name with a control character is refused");
+    TAP_OK(fails_only_with("{'providers':{'p\\u007f':{" P ",'models':"
+                           "{'m':{}}}}}",
+                           "providers.p\177: control characters are not "
+                           "allowed in a name"),
+           "a provider name with a control character is refused");
+}
+
+
 int
 main(void)
 {
@@ -1368,6 +1479,8 @@ main(void)
     test_timeouts();
     test_compiled_gateway_rules();
     test_load_files();
+    test_fuzz_found();
+    test_duplicate_members();
 
     llmp_errors_free(&errs);
 
