@@ -126,8 +126,6 @@ static cJSON *llmp_compile_fallbacks(const cJSON *user,
 static cJSON *llmp_compile_settings(const cJSON *user, llmp_errors_t *errs);
 static void llmp_check_fields(const cJSON *obj, const char *path,
     const char *const *allowed, llmp_errors_t *errs);
-static void llmp_check_duplicates(const cJSON *obj, const char *path,
-    llmp_errors_t *errs);
 static int llmp_is_string_array(const cJSON *v);
 static int llmp_has_control(const char *s);
 static void llmp_check_unique(const cJSON *v, const char *path,
@@ -558,6 +556,13 @@ llmp_config_compile(const cJSON *config, llmp_errors_t *errs,
 
     llmp_check_fields(config, "", llmp_top_fields, errs);
 
+    /*
+     * a name given twice, anywhere: the compiler would take the first
+     * copy, a reader of the file (or another parser) the last
+     */
+
+    llmp_check_unique(config, "", errs);
+
     out = cJSON_CreateObject();
     c.resolved = cJSON_CreateObject();
 
@@ -639,8 +644,6 @@ llmp_compile_providers(llmp_compile_t *c, cJSON *providers,
         llmp_errors_add(c->errs, "providers: expected object");
         return;
     }
-
-    llmp_check_duplicates(c->providers, "providers", c->errs);
 
     cJSON_ArrayForEach(v, c->providers) {
         if (v->string[0] == '\0' || strchr(v->string, '/')) {
@@ -1135,7 +1138,6 @@ llmp_check_headers(llmp_compile_t *c, const char *name, const cJSON *h)
     }
 
     snprintf(path, sizeof(path), "providers.%s.headers", name);
-    llmp_check_duplicates(h, path, c->errs);
 
     cJSON_ArrayForEach(v, h) {
         if (!cJSON_IsString(v)) {
@@ -1177,7 +1179,6 @@ llmp_compile_models(llmp_compile_t *c, const char *name, const cJSON *p,
     }
 
     snprintf(path, sizeof(path), "providers.%s.models", name);
-    llmp_check_duplicates(models, path, c->errs);
 
     groups = cJSON_GetObjectItemCaseSensitive(p, "access_groups");
     groups = llmp_is_string_array(groups) ? groups : NULL;
@@ -1488,8 +1489,6 @@ llmp_compile_aliases(const cJSON *user, llmp_errors_t *errs)
         return out;
     }
 
-    llmp_check_duplicates(user, "aliases", errs);
-
     cJSON_ArrayForEach(v, user) {
         if (v->string[0] == '\0') {
             llmp_errors_add(errs, "aliases.: empty alias name");
@@ -1525,8 +1524,6 @@ llmp_compile_fallbacks(const cJSON *user, llmp_errors_t *errs)
         llmp_errors_add(errs, "fallbacks: expected object");
         return out;
     }
-
-    llmp_check_duplicates(user, "fallbacks", errs);
 
     cJSON_ArrayForEach(v, user) {
         if (!llmp_is_string_array(v)) {
@@ -1567,7 +1564,6 @@ llmp_compile_settings(const cJSON *user, llmp_errors_t *errs)
 
     if (user) {
         llmp_check_fields(user, "settings", llmp_settings_fields, errs);
-        llmp_check_duplicates(user, "settings", errs);
     }
 
     for (i = 0; llmp_settings[i].name; i++) {
@@ -2464,34 +2460,6 @@ llmp_check_fields(const cJSON *obj, const char *path,
         if (allowed[i] == NULL) {
             llmp_errors_add(errs, "%s%s%s: unknown field", path,
                             path[0] ? "." : "", v->string);
-        }
-    }
-}
-
-
-static void
-llmp_check_duplicates(const cJSON *obj, const char *path,
-    llmp_errors_t *errs)
-{
-    const cJSON  *a, *b;
-
-    for (a = obj->child; a; a = a->next) {
-        for (b = obj->child; b != a; b = b->next) {
-            if (strcmp(a->string, b->string) == 0) {
-                break;
-            }
-        }
-
-        if (b != a) {
-            continue;       /* reported at its first repetition */
-        }
-
-        for (b = a->next; b; b = b->next) {
-            if (strcmp(a->string, b->string) == 0) {
-                llmp_errors_add(errs, "%s.%s: duplicate name", path,
-                                a->string);
-                break;
-            }
         }
     }
 }

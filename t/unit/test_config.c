@@ -735,6 +735,20 @@ test_validation(void)
                            "providers.p.models.m: duplicate name"),
            "duplicate keys are errors");
 
+    /* anywhere in the file: the compiler would silently take the first */
+    TAP_OK(fails_only_with("{'providers':{'p':{" P ",'api_base':"
+                           "'http://b:1','models':{'m':{}}}}}",
+                           "providers.p.api_base: duplicate name")
+           && fails_only_with("{'providers':{'p':{" P ",'models':{'m':"
+                              "{'input_cost_per_million':1,"
+                              "'input_cost_per_million':9}}}}}",
+                              "providers.p.models.m.input_cost_per_million: "
+                              "duplicate name")
+           && fails_only_with("{'providers':{'p':{" P ",'models':{'m':{}}}},"
+                              "'aliases':{},'aliases':{}}",
+                              "aliases: duplicate name"),
+           "a repeated member anywhere in config.json is an error");
+
     TAP_OK(fails_only_with("{'providers':\n{'p\xff':{" P "}}}",
                            "config.json: not valid UTF-8 on line 2")
            && fails_only_with("{'providers':{'p':{" P ",'headers':"
