@@ -111,7 +111,9 @@ ctl_sync_help(FILE *f)
         "http://127.0.0.1:4000)\n"
         "  --master-key-file FILE  master key (else $LLMPROXY_MASTER_KEY,\n"
         "                          else var/master_key)\n\n"
-        "Plan: + create, ~ change, - remove, = unchanged.\n"
+        "Plan: + create, ~ change, - remove, = unchanged.  Provider keys\n"
+        "and headers another salt key encrypted are encrypted again with\n"
+        "$LLMPROXY_SALT_KEY, without --force (\"re-encrypted\").\n"
         "Exit codes: 0 applied (or dry run), 1 invalid config or plan, "
         "2 gateway\nor I/O failure, or a gateway that answered but did not "
         "load the config.\n");

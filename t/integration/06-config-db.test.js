@@ -448,7 +448,14 @@ test('a new salt key: sync encrypts the stored secrets again, no --force',
     assert.match(henc, /^v1:/);
 
     const v = version();
-    let r = ok(sync(cfg, [], { LLMPROXY_SALT_KEY: SALT_B }));
+    let r = ok(sync(cfg, ['--dry-run'], { LLMPROXY_SALT_KEY: SALT_B }));
+    assert.match(r.stdout,
+                 /^~ credential p \(re-encrypted: salt key changed\)$/m);
+    assert.match(r.stdout, /^dry run: nothing applied$/m);
+    assert.strictEqual(keyEnc('p'), enc);
+    assert.strictEqual(version(), v);
+
+    r = ok(sync(cfg, [], { LLMPROXY_SALT_KEY: SALT_B }));
     assert.match(r.stdout,
                  /^~ credential p \(re-encrypted: salt key changed\)$/m);
     assert.match(r.stdout, /^0 to create, 0 to change, 0 to remove, /m);
