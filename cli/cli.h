@@ -101,17 +101,25 @@ int ctl_store_load(PGconn *conn, cJSON **stored);
  */
 int ctl_store_seal_headers(PGconn *conn, int dry_run);
 /*
- * Prints "providers.NAME.api_key: reason" for every provider key that
- * cannot be stored (no LLMPROXY_SALT_KEY); returns how many.
+ * The stored providers whose secrets LLMPROXY_SALT_KEY did not encrypt
+ * (another salt key's id, or no id and they do not decrypt): *stale is
+ * {NAME: true, ...}, empty without a salt key.  -1 reported.
  */
-int ctl_store_check_keys(const cJSON *stored, const cJSON *result);
+int ctl_store_stale(PGconn *conn, cJSON **stale);
 /*
- * Writes the sealed result over stored (changed entries only), sets the
- * config digest and commits; *version is the new config version.
- * -1 reported (rolled back).
+ * Prints "providers.NAME.api_key: reason" for every provider key that
+ * cannot be stored (no LLMPROXY_SALT_KEY, or a stale one the result has
+ * no plain text for); returns how many.
+ */
+int ctl_store_check_keys(const cJSON *stored, const cJSON *result,
+    const cJSON *stale);
+/*
+ * Writes the sealed result over stored (changed entries only, and stale
+ * providers encrypted again), sets the config digest and commits;
+ * *version is the new config version.  -1 reported (rolled back).
  */
 int ctl_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
-    long long *version);
+    const cJSON *stale, long long *version);
 
 
 /* commands */

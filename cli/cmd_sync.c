@@ -39,7 +39,9 @@ typedef struct {
     int           removed;
     int           unchanged;
     int           kept;            /* differ, kept as stored */
+    int           resealed;        /* encrypted again, same config */
     const cJSON  *local;           /* the compiled config.json */
+    const cJSON  *stale;           /* providers another salt key encrypted */
 } ctl_plan_t;
 
 
@@ -109,7 +111,9 @@ ctl_sync_help(FILE *f)
         "http://127.0.0.1:4000)\n"
         "  --master-key-file FILE  master key (else $LLMPROXY_MASTER_KEY,\n"
         "                          else var/master_key)\n\n"
-        "Plan: + create, ~ change, - remove, = unchanged.\n"
+        "Plan: + create, ~ change, - remove, = unchanged.  Provider keys\n"
+        "and headers another salt key encrypted are encrypted again with\n"
+        "$LLMPROXY_SALT_KEY, without --force (\"re-encrypted\").\n"
         "Exit codes: 0 applied (or dry run), 1 invalid config or plan, "
         "2 gateway\nor I/O failure, or a gateway that answered but did not "
         "load the config.\n");
@@ -343,6 +347,27 @@ ctl_put(ctl_plan_t *plan, cJSON *result, const cJSON *item,
 }
 
 
+/*
+ * A stored provider whose secrets another salt key encrypted is stored
+ * again with the current one: not a config difference, so neither
+ * --force nor --only is needed.
+ */
+
+static int
+ctl_plan_stale(ctl_plan_t *plan, const ctl_kind_t *k, const char *name)
+{
+    if (k->kind != LLMP_KIND_CREDENTIALS || plan->stale == NULL
+        || cJSON_GetObjectItemCaseSensitive(plan->stale, name) == NULL)
+    {
+        return 0;
+    }
+
+    plan->resealed++;
+
+    return 1;
+}
+
+
 /* the entries of one kind that are in the config */
 
 static int
@@ -375,7 +400,11 @@ ctl_plan_local(ctl_plan_t *plan, const ctl_kind_t *k, cJSON *result,
         }
 
         if (ctl_same(l, s)) {
-            if (selected) {
+            if (ctl_plan_stale(plan, k, name)) {
+                printf("~ %s %s (re-encrypted: salt key changed)\n",
+                       k->label, name);
+
+            } else if (selected) {
                 printf("= %s %s\n", k->label, name);
                 plan->unchanged++;
             }
@@ -398,7 +427,13 @@ ctl_plan_local(ctl_plan_t *plan, const ctl_kind_t *k, cJSON *result,
             continue;
         }
 
-        if (selected) {
+        if (ctl_plan_stale(plan, k, name)) {
+            printf("~ %s %s (%sre-encrypted: salt key changed)\n",
+                   k->label, name,
+                   selected ? "changed; use --force to update; " : "");
+            plan->kept += selected;
+
+        } else if (selected) {
             printf("~ %s %s (changed; use --force to update)\n", k->label,
                    name);
             plan->kept++;
@@ -791,6 +826,12 @@ ctl_sync_plan(ctl_plan_t *plan, const cJSON *stored, const char *where,
     printf("%d to create, %d to change, %d to remove, %d unchanged\n",
            plan->created, plan->changed, plan->removed, plan->unchanged);
 
+    if (plan->resealed) {
+        printf("%d provider%s re-encrypted with the current salt key "
+               "(no config change)\n", plan->resealed,
+               plan->resealed == 1 ? "" : "s");
+    }
+
     if (plan->kept) {
         printf("%d changed entr%s kept as stored (use --force to update)\n",
                plan->kept, plan->kept == 1 ? "y" : "ies");
@@ -995,7 +1036,7 @@ ctl_sync_database(ctl_plan_t *plan, const ctl_sync_opts_t *o)
 {
     int         rc, pending, sealed;
     char       *sha;
-    cJSON      *stored, *result;
+    cJSON      *stored, *result, *stale;
     PGconn     *conn;
     long long   version;
 
@@ -1024,6 +1065,15 @@ ctl_sync_database(ctl_plan_t *plan, const ctl_sync_opts_t *o)
         return LLMP_EXIT_FAILED;
     }
 
+    if (ctl_store_stale(conn, &stale) != 0) {
+        cJSON_Delete(stored);
+        ctl_store_rollback(conn);
+        PQfinish(conn);
+        return LLMP_EXIT_FAILED;
+    }
+
+    plan->stale = stale;
+
     sha = NULL;
     pending = 1;
     result = ctl_sync_plan(plan, stored, "the database has", &rc);
@@ -1032,7 +1082,7 @@ ctl_sync_database(ctl_plan_t *plan, const ctl_sync_opts_t *o)
         goto done;
     }
 
-    if (ctl_store_check_keys(stored, result) != 0) {
+    if (ctl_store_check_keys(stored, result, stale) != 0) {
         fprintf(stderr, "llmproxyctl: sync: nothing applied\n");
         rc = LLMP_EXIT_INVALID;
         goto done;
@@ -1043,7 +1093,9 @@ ctl_sync_database(ctl_plan_t *plan, const ctl_sync_opts_t *o)
         goto done;
     }
 
-    if (plan->created + plan->changed + plan->removed + sealed == 0) {
+    if (plan->created + plan->changed + plan->removed + plan->resealed
+        + sealed == 0)
+    {
         printf("nothing to apply\n");
         goto done;
     }
@@ -1060,7 +1112,7 @@ ctl_sync_database(ctl_plan_t *plan, const ctl_sync_opts_t *o)
 
     pending = 0;
 
-    if (ctl_store_apply(conn, stored, result, &version) != 0) {
+    if (ctl_store_apply(conn, stored, result, stale, &version) != 0) {
         fprintf(stderr, "llmproxyctl: sync: nothing applied\n");
         rc = LLMP_EXIT_FAILED;
         free(sha);
@@ -1079,6 +1131,8 @@ done:
     PQfinish(conn);
     cJSON_Delete(stored);
     cJSON_Delete(result);
+    cJSON_Delete(stale);
+    plan->stale = NULL;
 
     if (sha) {
         rc = ctl_sync_wait_gateway(o, sha, version);

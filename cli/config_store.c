@@ -1,10 +1,11 @@
 /*
  * The config in PostgreSQL: one row of llmproxy_config_entries per entry
  * of the compiled config, provider keys and headers encrypted with
- * LLMPROXY_SALT_KEY (configs/schema/002_config.sql, 004_headers_enc.sql).
- * Gateways sharing the database poll llmproxy_config_state.version,
- * which every statement on the entries bumps: only entries that change
- * are written.
+ * LLMPROXY_SALT_KEY (configs/schema/002_config.sql, 004_headers_enc.sql),
+ * with the id of that key (011_config_salt_key_id.sql): after the salt
+ * key is rotated, sync encrypts them again.  Gateways sharing the
+ * database poll llmproxy_config_state.version, which every statement on
+ * the entries bumps: only entries that change are written.
  */
 
 #include <stdio.h>
@@ -338,20 +339,21 @@ ctl_store_sha(const cJSON *provider, const char *digest)
 
 /*
  * A stored provider whose secret's digest (api_key_sha256 or
- * headers_sha256) is unchanged keeps its encrypted column; otherwise the
- * new secret is encrypted, or the column cleared.
+ * headers_sha256) is unchanged keeps its encrypted column, unless
+ * another salt key encrypted it (stale); otherwise the secret is
+ * encrypted, or the column cleared.
  */
 
 static int
 ctl_store_key_action(const cJSON *result, const cJSON *stored,
-    const char *digest)
+    const char *digest, int stale)
 {
     const char  *rsha, *ssha;
 
     rsha = ctl_store_sha(result, digest);
     ssha = stored ? ctl_store_sha(stored, digest) : NULL;
 
-    if (stored
+    if (stored && !stale
         && ((rsha == NULL && ssha == NULL)
             || (rsha && ssha && strcmp(rsha, ssha) == 0)))
     {
@@ -373,10 +375,144 @@ ctl_store_salt(void)
 }
 
 
-int
-ctl_store_check_keys(const cJSON *stored, const cJSON *result)
+static int
+ctl_store_is_stale(const cJSON *stale, const char *name)
 {
-    int           n;
+    return stale && name
+           && cJSON_GetObjectItemCaseSensitive(stale, name) != NULL;
+}
+
+
+/* 1 when the salt key decrypts every secret of row i */
+
+static int
+ctl_store_opens(PGresult *res, int i, const char *salt)
+{
+    int    col;
+    char  *plain;
+
+    for (col = 2; col <= 3; col++) {
+        if (PQgetisnull(res, i, col)) {
+            continue;
+        }
+
+        plain = llmp_decrypt(salt, PQgetvalue(res, i, col));
+
+        if (plain == NULL) {
+            return 0;
+        }
+
+        ctl_secret_free(plain);
+    }
+
+    return 1;
+}
+
+
+int
+ctl_store_stale(PGconn *conn, cJSON **stale)
+{
+    int          i, n;
+    char         id[LLMP_SALT_KEY_ID_LEN + 1];
+    PGresult    *res;
+    const char  *salt, *name;
+
+    *stale = cJSON_CreateObject();
+
+    if (*stale == NULL) {
+        fprintf(stderr, "llmproxyctl: out of memory\n");
+        return -1;
+    }
+
+    /* without a salt key sync stores no secret: ctl_store_check_keys() */
+
+    salt = ctl_store_salt();
+
+    if (salt == NULL) {
+        return 0;
+    }
+
+    llmp_salt_key_id(salt, id);
+
+    res = PQexecParams(conn, "SELECT name, salt_key_id, api_key_enc,"
+                       " headers_enc FROM llmproxy_config_entries"
+                       " WHERE kind = 'credentials'"
+                       " AND (api_key_enc IS NOT NULL"
+                       " OR headers_enc IS NOT NULL) ORDER BY name",
+                       0, NULL, NULL, NULL, NULL, 0);
+
+    if (!ctl_store_ok(conn, res, PGRES_TUPLES_OK)) {
+        PQclear(res);
+        cJSON_Delete(*stale);
+        *stale = NULL;
+        return -1;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        name = PQgetvalue(res, i, 0);
+
+        /*
+         * no id: stored before ids were recorded; the ciphertext itself
+         * tells (a wrong key fails its GCM tag)
+         */
+
+        if (PQgetisnull(res, i, 1) ? ctl_store_opens(res, i, salt)
+                                   : strcmp(PQgetvalue(res, i, 1), id) == 0)
+        {
+            continue;
+        }
+
+        if (cJSON_AddTrueToObject(*stale, name) == NULL) {
+            fprintf(stderr, "llmproxyctl: out of memory\n");
+            PQclear(res);
+            cJSON_Delete(*stale);
+            *stale = NULL;
+            return -1;
+        }
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
+/*
+ * A stale provider's secrets are encrypted again from the result, which
+ * has them when the config has the same ones; a provider kept as stored
+ * with other secrets, or not in the config, has only their digests.
+ */
+
+static int
+ctl_store_check_stale(const cJSON *r, const char *name, const char *member)
+{
+    const cJSON  *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(r, member);
+
+    if (strcmp(member, "api_key") == 0 ? cJSON_GetStringValue(v) != NULL
+                                       : cJSON_IsObject(v))
+    {
+        return 0;
+    }
+
+    fprintf(stderr, "providers.%s.%s: stored encrypted with another salt "
+            "key, and the config does not have the same %s: gateways with "
+            "this salt key cannot decrypt it (--force stores the config's, "
+            "--prune removes a provider the config lacks)\n", name, member,
+            strcmp(member, "api_key") == 0 ? "key" : "headers");
+
+    return 1;
+}
+
+
+int
+ctl_store_check_keys(const cJSON *stored, const cJSON *result,
+    const cJSON *stale)
+{
+    int           n, st;
     cJSON        *smap;
     const char   *name;
     const cJSON  *r, *s;
@@ -395,11 +531,17 @@ ctl_store_check_keys(const cJSON *stored, const cJSON *result)
         name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r,
                                         "name"));
         s = name ? cJSON_GetObjectItemCaseSensitive(smap, name) : NULL;
+        st = s && ctl_store_is_stale(stale, name);
 
-        if (ctl_store_key_action(r, s, "api_key_sha256")
+        if (ctl_store_key_action(r, s, "api_key_sha256", st)
             == LLMP_STORE_KEY_SET)
         {
-            if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r,
+            if (st && ctl_store_key_action(r, s, "api_key_sha256", 0)
+                      == LLMP_STORE_KEY_KEEP)
+            {
+                n += ctl_store_check_stale(r, name, "api_key");
+
+            } else if (cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r,
                                          "api_key")) == NULL)
             {
                 fprintf(stderr, "providers.%s.api_key: the key is not in "
@@ -415,10 +557,15 @@ ctl_store_check_keys(const cJSON *stored, const cJSON *result)
             }
         }
 
-        if (ctl_store_key_action(r, s, "headers_sha256")
+        if (ctl_store_key_action(r, s, "headers_sha256", st)
             == LLMP_STORE_KEY_SET)
         {
-            if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r,
+            if (st && ctl_store_key_action(r, s, "headers_sha256", 0)
+                      == LLMP_STORE_KEY_KEEP)
+            {
+                n += ctl_store_check_stale(r, name, "headers");
+
+            } else if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r,
                                                                  "headers")))
             {
                 fprintf(stderr, "providers.%s.headers: not in the config "
@@ -445,12 +592,12 @@ ctl_store_check_keys(const cJSON *stored, const cJSON *result)
 
 static int
 ctl_store_put(PGconn *conn, const ctl_store_kind_t *k, const char *name,
-    const cJSON *r, const cJSON *s)
+    const cJSON *r, const cJSON *s, int stale)
 {
     int          rc, action, haction;
-    char        *text, *enc, *henc;
+    char        *text, *enc, *henc, id[LLMP_SALT_KEY_ID_LEN + 1];
     cJSON       *data;
-    const char  *params[7], *sql;
+    const char  *params[8], *sql;
 
     action = LLMP_STORE_KEY_CLEAR;
     haction = LLMP_STORE_KEY_CLEAR;
@@ -464,8 +611,8 @@ ctl_store_put(PGconn *conn, const ctl_store_kind_t *k, const char *name,
     }
 
     if (strcmp(k->kind, "credentials") == 0) {
-        action = ctl_store_key_action(r, s, "api_key_sha256");
-        haction = ctl_store_key_action(r, s, "headers_sha256");
+        action = ctl_store_key_action(r, s, "api_key_sha256", stale);
+        haction = ctl_store_key_action(r, s, "headers_sha256", stale);
         cJSON_DeleteItemFromObjectCaseSensitive(data, "api_key");
 
         /* an empty object stays: it has no secret and no digest */
@@ -516,33 +663,45 @@ ctl_store_put(PGconn *conn, const ctl_store_kind_t *k, const char *name,
         goto nomem;
     }
 
+    /*
+     * the salt key's id goes with what it encrypts; a secret kept
+     * (not stale) was encrypted with this key too
+     */
+
+    if (enc || henc) {
+        llmp_salt_key_id(ctl_store_salt(), id);
+    }
+
     params[0] = k->kind;
     params[1] = name;
     params[2] = text;
     params[3] = enc;
     params[4] = henc;
-    params[5] = action == LLMP_STORE_KEY_KEEP ? "false" : "true";
-    params[6] = haction == LLMP_STORE_KEY_KEEP ? "false" : "true";
+    params[5] = (enc || henc) ? id : NULL;
 
     if (s == NULL) {
         sql = "INSERT INTO llmproxy_config_entries"
-              " (kind, name, data, api_key_enc, headers_enc)"
-              " VALUES ($1, $2, $3::jsonb, $4, $5)";
+              " (kind, name, data, api_key_enc, headers_enc, salt_key_id)"
+              " VALUES ($1, $2, $3::jsonb, $4, $5, $6)";
 
     } else {
+        params[6] = action == LLMP_STORE_KEY_KEEP ? "false" : "true";
+        params[7] = haction == LLMP_STORE_KEY_KEEP ? "false" : "true";
+
         sql = "UPDATE llmproxy_config_entries"
               " SET data = $3::jsonb,"
-              " api_key_enc = CASE WHEN $6::boolean THEN $4"
+              " api_key_enc = CASE WHEN $7::boolean THEN $4"
               " ELSE api_key_enc END,"
-              " headers_enc = CASE WHEN $7::boolean THEN $5"
+              " headers_enc = CASE WHEN $8::boolean THEN $5"
               " ELSE headers_enc END,"
+              " salt_key_id = coalesce($6, salt_key_id),"
               " updated_at = now()"
               " WHERE kind = $1 AND name = $2"
-              " AND (data IS DISTINCT FROM $3::jsonb OR $6::boolean"
-              " OR $7::boolean)";
+              " AND (data IS DISTINCT FROM $3::jsonb OR $7::boolean"
+              " OR $8::boolean)";
     }
 
-    rc = ctl_store_exec(conn, sql, s ? 7 : 5, params);
+    rc = ctl_store_exec(conn, sql, s ? 8 : 6, params);
 
     free(text);
     free(enc);
@@ -651,7 +810,7 @@ ctl_store_seal_headers(PGconn *conn, int dry_run)
 
 static int
 ctl_store_apply_kind(PGconn *conn, const ctl_store_kind_t *k,
-    const cJSON *stored, const cJSON *result)
+    const cJSON *stored, const cJSON *result, const cJSON *stale)
 {
     int           rc;
     cJSON        *rmap, *smap;
@@ -684,8 +843,11 @@ ctl_store_apply_kind(PGconn *conn, const ctl_store_kind_t *k,
     }
 
     cJSON_ArrayForEach(r, rmap) {
-        if (ctl_store_put(conn, k, r->string, r,
-                           cJSON_GetObjectItemCaseSensitive(smap, r->string))
+        s = cJSON_GetObjectItemCaseSensitive(smap, r->string);
+
+        if (ctl_store_put(conn, k, r->string, r, s,
+                           s && k == &ctl_store_kinds[0]
+                           && ctl_store_is_stale(stale, r->string))
             != 0)
         {
             goto done;
@@ -705,14 +867,14 @@ done:
 
 int
 ctl_store_apply(PGconn *conn, const cJSON *stored, const cJSON *result,
-    long long *version)
+    const cJSON *stale, long long *version)
 {
     PGresult                 *res;
     const char               *params[1];
     const ctl_store_kind_t  *k;
 
     for (k = ctl_store_kinds; k->kind; k++) {
-        if (ctl_store_apply_kind(conn, k, stored, result) != 0) {
+        if (ctl_store_apply_kind(conn, k, stored, result, stale) != 0) {
             goto failed;
         }
     }

@@ -156,6 +156,31 @@ llmp_decrypt(const char *salt_key, const char *text)
 }
 
 
+void
+llmp_salt_key_id(const char *salt_key, char out[LLMP_SALT_KEY_ID_LEN + 1])
+{
+    char                hex[65];
+    unsigned char       digest[32];
+    llmp_sha256_ctx_t   ctx;
+
+    /* the label's NUL keeps it apart from any key */
+
+    static const char   label[] = "llmproxy salt key id v1";
+
+    llmp_sha256_init(&ctx);
+    llmp_sha256_update(&ctx, label, sizeof(label));
+    llmp_sha256_update(&ctx, salt_key, strlen(salt_key));
+    llmp_sha256_final(&ctx, digest);
+    llmp_sha256_hex(digest, hex);
+
+    memcpy(out, hex, LLMP_SALT_KEY_ID_LEN);
+    out[LLMP_SALT_KEY_ID_LEN] = '\0';
+
+    memset(&ctx, 0, sizeof(ctx));
+    memset(digest, 0, sizeof(digest));
+}
+
+
 static int
 llmp_headers_cmp(const void *a, const void *b)
 {

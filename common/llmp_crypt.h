@@ -20,6 +20,20 @@ char *llmp_decrypt(const char *salt_key, const char *text);
 
 
 /*
+ * Which salt key encrypted a stored secret, so that sync knows what to
+ * encrypt again after a rotation: 16 hex digits of SHA-256 over a fixed
+ * label and the key.  Not the AES key (SHA-256 of the salt key alone),
+ * and no help guessing the salt key: checking a guess against a
+ * ciphertext's GCM tag costs the same.
+ */
+
+#define LLMP_SALT_KEY_ID_LEN  16
+
+void llmp_salt_key_id(const char *salt_key,
+    char out[LLMP_SALT_KEY_ID_LEN + 1]);
+
+
+/*
  * Provider "headers" at rest.  Their values are secrets like api_key
  * (often an Authorization): the object, names in byte order, is printed
  * unformatted and encrypted whole ("headers_enc"); "headers_sha256", the

@@ -927,9 +927,15 @@ rs_text_part(const char *text)
 }
 
 
+/*
+ * A tool call output item: a function tool's ("function_call", its JSON
+ * "arguments") or a custom tool's ("custom_tool_call", its free-form
+ * "input"); the members are the same up to that last one.
+ */
+
 static cJSON *
-rs_call_item(const char *id, const char *status, const char *call_id,
-    const char *name, const char *args)
+rs_tool_item(int custom, const char *id, const char *status,
+    const char *call_id, const char *name, const char *value)
 {
     cJSON  *it;
 
@@ -938,11 +944,12 @@ rs_call_item(const char *id, const char *status, const char *call_id,
         return NULL;
     }
     llmp_tr_add_str(it, "id", id);
-    llmp_tr_add_str(it, "type", "function_call");
+    llmp_tr_add_str(it, "type", custom ? "custom_tool_call"
+                                       : "function_call");
     llmp_tr_add_str(it, "status", status);
     llmp_tr_add_str(it, "call_id", call_id ? call_id : id);
     llmp_tr_add_str(it, "name", name ? name : "");
-    llmp_tr_add_str(it, "arguments", args ? args : "");
+    llmp_tr_add_str(it, custom ? "input" : "arguments", value ? value : "");
     return it;
 }
 
@@ -1076,26 +1083,6 @@ rs_custom_input(const char *args)
 }
 
 
-static cJSON *
-rs_custom_item(const char *id, const char *status, const char *call_id,
-    const char *name, const char *input)
-{
-    cJSON  *it;
-
-    it = cJSON_CreateObject();
-    if (it == NULL) {
-        return NULL;
-    }
-    llmp_tr_add_str(it, "id", id);
-    llmp_tr_add_str(it, "type", "custom_tool_call");
-    llmp_tr_add_str(it, "status", status);
-    llmp_tr_add_str(it, "call_id", call_id ? call_id : id);
-    llmp_tr_add_str(it, "name", name ? name : "");
-    llmp_tr_add_str(it, "input", input ? input : "");
-    return it;
-}
-
-
 static void
 rs_chat_usage(const cJSON *u, long long *in, long long *outp,
     long long *cached, long long *reasoning)
@@ -1161,13 +1148,14 @@ rs_out_calls(cJSON *output, const cJSON *msg, const char *nonce,
         if (rs_is_custom(&custom, llmp_tr_str(f, "name"))) {
             snprintf(id, sizeof(id), "ctc_%s_%d", nonce, n++);
             input = rs_custom_input(llmp_tr_str(f, "arguments"));
-            it = input ? rs_custom_item(id, "completed", llmp_tr_str(tc, "id"),
-                                        llmp_tr_str(f, "name"), input)
+            it = input ? rs_tool_item(1, id, "completed",
+                                      llmp_tr_str(tc, "id"),
+                                      llmp_tr_str(f, "name"), input)
                        : NULL;
             free(input);
         } else {
             snprintf(id, sizeof(id), "fc_%s_%d", nonce, n++);
-            it = rs_call_item(id, "completed", llmp_tr_str(tc, "id"),
+            it = rs_tool_item(0, id, "completed", llmp_tr_str(tc, "id"),
                               llmp_tr_str(f, "name"),
                               llmp_tr_str(f, "arguments"));
         }
@@ -1640,7 +1628,8 @@ rs_close_call(llmp_rstream_t *s, rs_call_t *c)
             free(input);
             return -1;
         }
-        e = rs_custom_item(c->id, "completed", c->call_id, c->name, input);
+        e = rs_tool_item(1, c->id, "completed", c->call_id, c->name,
+                         input);
         free(input);
         return rs_item_done(s, c->oi, e);
     }
@@ -1657,7 +1646,7 @@ rs_close_call(llmp_rstream_t *s, rs_call_t *c)
         return -1;
     }
 
-    return rs_item_done(s, c->oi, rs_call_item(c->id, "completed",
+    return rs_item_done(s, c->oi, rs_tool_item(0, c->id, "completed",
                                                c->call_id, c->name, args));
 }
 
@@ -1721,10 +1710,8 @@ rs_tool_delta(llmp_rstream_t *s, const cJSON *tc)
         if (c->call_id == NULL || c->name == NULL) {
             return -1;
         }
-        e = c->custom ? rs_custom_item(c->id, "in_progress", c->call_id,
-                                       c->name, "")
-                      : rs_call_item(c->id, "in_progress", c->call_id,
-                                     c->name, "");
+        e = rs_tool_item(c->custom, c->id, "in_progress", c->call_id,
+                         c->name, "");
         if (rs_item_added(s, c->oi, e) != 0) {
             return -1;
         }

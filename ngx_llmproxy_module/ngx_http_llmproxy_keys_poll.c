@@ -248,30 +248,6 @@ ngx_http_llmproxy_db_poll(ngx_event_t *ev)
 
 /* in a thread of the pool */
 
-/*
- * A connection for a thread of the pool (the poller's, the usage writer's).
- * libpq's GSSAPI probe is off unless the URI asks for it: it costs a round
- * trip at every connect and brings Kerberos' pages into every worker.
- * Parameters before "dbname" are the URI's to override.
- */
-
-PGconn *
-ngx_http_llmproxy_db_connect(const char *uri, const char *options,
-    const char *application)
-{
-    const char *keywords[] = {
-        "gssencmode", "dbname", "connect_timeout", "options",
-        "application_name", NULL
-    };
-
-    const char *values[] = {
-        "disable", uri, "5", options, application, NULL
-    };
-
-    return PQconnectdbParams(keywords, values, 1);
-}
-
-
 static void
 ngx_http_llmproxy_db_thread(void *data, ngx_log_t *log)
 {

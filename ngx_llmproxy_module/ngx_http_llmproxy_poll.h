@@ -1,6 +1,6 @@
 /*
- * State from outside a worker: keys and config from PostgreSQL
- * (_keys_poll.c, _config_poll.c), the config on disk
+ * State from outside a worker: connections to PostgreSQL (_db.c), keys
+ * and config from it (_keys_poll.c, _config_poll.c), the config on disk
  * (_config_disk.c), hosts resolved again (_config_resolve.c).
  */
 
@@ -15,10 +15,12 @@
 #include "ngx_http_llmproxy_zone.h"
 
 
-/* _keys_poll.c: virtual keys from PostgreSQL into the zone */
-ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
+/* _db.c: a PostgreSQL connection, for a thread of the pool only */
 struct pg_conn *ngx_http_llmproxy_db_connect(const char *uri,
     const char *options, const char *application);
+
+/* _keys_poll.c: virtual keys from PostgreSQL into the zone */
+ngx_int_t ngx_http_llmproxy_db_init_process(ngx_cycle_t *cycle);
 
 /* _config_disk.c: the last good config on disk */
 ngx_int_t ngx_http_llmproxy_state_save(ngx_str_t *file, u_char *blob,

@@ -3,7 +3,9 @@
 // stores the compiled config in llmproxy_config_entries, provider keys
 // encrypted with LLMPROXY_SALT_KEY, with the same plan semantics as
 // against a gateway; gateways sharing the database load it themselves,
-// also after a restart with an empty state directory.
+// also after a restart with an empty state directory.  Rotating the salt
+// key needs no manual step: sync encrypts again what another key
+// encrypted.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
@@ -17,6 +19,8 @@ const { createMock, freePort } = require('../mocks/openai-mock');
 const SALT = 'salt-' + crypto.randomBytes(12).toString('hex');
 const SECRET = 'sk-upstream-SECRET-' + crypto.randomBytes(8).toString('hex');
 const SECRET2 = 'sk-upstream-OTHER-' + crypto.randomBytes(8).toString('hex');
+const SALT_B = 'salt-b-' + crypto.randomBytes(12).toString('hex');
+const HSECRET = 'hdr-SECRET-' + crypto.randomBytes(8).toString('hex');
 
 let pg, gw, mock, offline;
 
@@ -57,7 +61,7 @@ function config(over = {}) {
 function sync(cfg, args = [], env = {}) {
   const r = gw.sync(cfg, args, { LLMPROXY_SALT_KEY: SALT,
                                  LLMPROXY_GATEWAY_URL: offline, ...env });
-  for (const s of [SECRET, SECRET2, SALT]) {
+  for (const s of [SECRET, SECRET2, SALT, SALT_B, HSECRET]) {
     assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s),
               'llmproxyctl printed a secret');
   }
@@ -395,4 +399,162 @@ test('the saved config keeps provider keys encrypted, and loads alone',
     } finally {
       pg.start();
     }
+  });
+
+// rotating LLMPROXY_SALT_KEY: each stored provider records its salt key's
+// id (salt_key_id); a sync with another salt key encrypts the secrets
+// again without --force, and a gateway with the new key serves
+
+const saltId = (name) => pg.psql(
+  "SELECT coalesce(salt_key_id, 'NULL') FROM llmproxy_config_entries"
+  + ` WHERE kind = 'credentials' AND name = '${name}'`);
+
+const headersEnc = (name) => pg.psql(
+  "SELECT coalesce(headers_enc, 'NULL') FROM llmproxy_config_entries"
+  + ` WHERE kind = 'credentials' AND name = '${name}'`);
+
+function rotationConfig() {
+  const cfg = config({ aliases: { a: 'm2' }, fallbacks: {},
+                       settings: { num_retries: 2 } });
+  cfg.providers.p.models['db-only'] = {};
+  cfg.providers.p.headers = { 'X-Upstream-Token': HSECRET };
+  return cfg;
+}
+
+async function restartWithSalt(salt) {
+  await gw.stop({ keep: true });
+  const state = path.join(gw.dir, 'state');
+  fs.rmSync(state, { recursive: true, force: true });
+  fs.mkdirSync(state);
+  gw.nginxEnv = { LLMPROXY_SALT_KEY: salt };
+  await gw.start();
+}
+
+function noSecretIn(text, what) {
+  for (const s of [SECRET, SECRET2, SALT, SALT_B, HSECRET]) {
+    assert.ok(!text.includes(s), 'a secret in ' + what);
+  }
+}
+
+test('a new salt key: sync encrypts the stored secrets again, no --force',
+  async () => {
+    const cfg = rotationConfig();
+    ok(sync(cfg, ['--force', '--prune']));
+    const idA = saltId('p');
+    assert.match(idA, /^[0-9a-f]{16}$/);
+    assert.ok(!sha256(SALT).includes(idA), 'the id is not the AES key');
+    const enc = keyEnc('p');
+    const henc = headersEnc('p');
+    assert.match(henc, /^v1:/);
+
+    const v = version();
+    let r = ok(sync(cfg, ['--dry-run'], { LLMPROXY_SALT_KEY: SALT_B }));
+    assert.match(r.stdout,
+                 /^~ credential p \(re-encrypted: salt key changed\)$/m);
+    assert.match(r.stdout, /^dry run: nothing applied$/m);
+    assert.strictEqual(keyEnc('p'), enc);
+    assert.strictEqual(version(), v);
+
+    r = ok(sync(cfg, [], { LLMPROXY_SALT_KEY: SALT_B }));
+    assert.match(r.stdout,
+                 /^~ credential p \(re-encrypted: salt key changed\)$/m);
+    assert.match(r.stdout, /^0 to create, 0 to change, 0 to remove, /m);
+    assert.match(r.stdout, /^1 provider re-encrypted with the current salt key/m);
+    assert.match(r.stdout, /^applied \(config version \d+\)$/m);
+    assert.ok(version() > v);
+    assert.notStrictEqual(keyEnc('p'), enc, 'api_key_enc unchanged');
+    assert.notStrictEqual(headersEnc('p'), henc, 'headers_enc unchanged');
+    assert.match(keyEnc('p'), /^v1:/);
+    assert.match(saltId('p'), /^[0-9a-f]{16}$/);
+    assert.notStrictEqual(saltId('p'), idA);
+    assert.strictEqual(data('credentials', 'p').api_key_sha256,
+                       sha256(SECRET));
+    noSecretIn(pg.psql('SELECT string_agg(t::text, \' \') FROM'
+                       + ' llmproxy_config_entries t'), 'the database');
+
+    // done once: the next sync with the same key has nothing to apply
+    const v2 = version();
+    r = ok(sync(cfg, [], { LLMPROXY_SALT_KEY: SALT_B }));
+    assert.match(r.stdout, /^nothing to apply$/m);
+    assert.doesNotMatch(r.stdout, /re-encrypted/);
+    assert.strictEqual(version(), v2);
+
+    // a gateway started with the new salt key decrypts both secrets
+    await restartWithSalt(SALT_B);
+    mock.reset();
+    await serves('db-only');
+    const req = mock.requests.find((q) => q.body
+                                   && q.body.model === 'db-only');
+    assert.ok(req, 'the mock got the request');
+    assert.strictEqual(req.headers.authorization, 'Bearer ' + SECRET);
+    assert.strictEqual(req.headers['x-upstream-token'], HSECRET);
+    noSecretIn(gw.errorLog(), 'the error log');
+  });
+
+test('rows stored before salt key ids: encrypted again only if needed',
+  () => {
+    const cfg = rotationConfig();
+    pg.psql("UPDATE llmproxy_config_entries SET salt_key_id = NULL"
+            + " WHERE kind = 'credentials'");
+    const enc = keyEnc('p');
+
+    // the current key decrypts them: nothing to do
+    let r = ok(sync(cfg, [], { LLMPROXY_SALT_KEY: SALT_B }));
+    assert.match(r.stdout, /^nothing to apply$/m);
+    assert.strictEqual(keyEnc('p'), enc);
+
+    // another key does not: encrypted again, its id recorded
+    r = ok(sync(cfg, [], { LLMPROXY_SALT_KEY: SALT }));
+    assert.match(r.stdout,
+                 /^~ credential p \(re-encrypted: salt key changed\)$/m);
+    assert.notStrictEqual(keyEnc('p'), enc);
+    assert.match(saltId('p'), /^[0-9a-f]{16}$/);
+
+    r = ok(sync(cfg, [], { LLMPROXY_SALT_KEY: SALT_B }));
+    assert.match(r.stdout, /^~ credential p \(re-encrypted/m);
+  });
+
+test('a stale provider sync has no key for: refused until --force/--prune',
+  async () => {
+    const cfg = rotationConfig();
+    const withQ = rotationConfig();
+    withQ.providers.q = { api_base: mock.url, interfaces: ['openai'],
+                          api_key: SECRET2, models: { mq: {} } };
+    ok(sync(withQ, ['--force', '--prune'], { LLMPROXY_SALT_KEY: SALT }));
+
+    // q is not in the config: its key cannot be encrypted again
+    const v = version();
+    let r = sync(cfg, [], { LLMPROXY_SALT_KEY: SALT_B });
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^providers\.q\.api_key: stored encrypted with another salt key/m);
+    assert.match(r.stderr, /nothing applied/);
+    assert.strictEqual(version(), v);
+
+    // nor when the config has another key for it, without --force
+    const otherQ = JSON.parse(JSON.stringify(withQ));
+    otherQ.providers.q.api_key = SECRET2 + 'x';
+    r = sync(otherQ, [], { LLMPROXY_SALT_KEY: SALT_B });
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^providers\.q\.api_key: stored encrypted with another salt key/m);
+    assert.strictEqual(version(), v);
+
+    r = ok(sync(cfg, ['--prune'], { LLMPROXY_SALT_KEY: SALT_B }));
+    assert.match(r.stdout, /^- credential q$/m);
+    assert.match(r.stdout, /^~ credential p \(re-encrypted/m);
+
+    // the gateway (salt key B) refused the versions salt key A wrote and
+    // loads this one
+    const want = pg.psql('SELECT config_sha256 FROM llmproxy_config_state');
+    let st = {};
+    for (let i = 0; i < 50 && st.config_sha256 !== want; i++) {
+      await sleep(100);
+      st = await (await fetch(gw.url + '/llmproxy/admin/status', {
+        headers: { authorization: 'Bearer ' + gw.masterKey } })).json();
+    }
+    assert.strictEqual(st.config_sha256, want);
+    mock.reset();
+    await serves('db-only');
+    const req = mock.requests.find((q) => q.body
+                                   && q.body.model === 'db-only');
+    assert.strictEqual(req.headers.authorization, 'Bearer ' + SECRET);
   });

@@ -7,7 +7,35 @@
 #include <string.h>
 
 #include "llmp_crypt.h"
+#include "llmp_sha256.h"
 #include "unit_tap.h"
+
+
+/* the salt key's id: stable, 16 hex digits, telling nothing of the key */
+
+static void
+test_salt_key_id(void)
+{
+    char           a[LLMP_SALT_KEY_ID_LEN + 1], b[LLMP_SALT_KEY_ID_LEN + 1];
+    char           c[LLMP_SALT_KEY_ID_LEN + 1], hex[65];
+    unsigned char  digest[32];
+
+    llmp_salt_key_id("salt-one", a);
+    llmp_salt_key_id("salt-one", b);
+    llmp_salt_key_id("salt-two", c);
+
+    TAP_OK(strlen(a) == 16 && strspn(a, "0123456789abcdef") == 16,
+           "salt key id: 16 hex digits");
+    TAP_OK(strcmp(a, b) == 0, "salt key id: the same for the same key");
+    TAP_OK(strcmp(a, c) != 0, "salt key id: another for another key");
+
+    /* SHA-256 of the key is the AES key: no part of it may show */
+
+    llmp_sha256("salt-one", 8, digest);
+    llmp_sha256_hex(digest, hex);
+    TAP_OK(strstr(hex, a) == NULL && strstr(a, "salt") == NULL,
+           "salt key id: not the AES key, not the salt key");
+}
 
 
 static void
@@ -127,6 +155,7 @@ main(void)
     free(bad);
 
     test_headers();
+    test_salt_key_id();
 
     return tap_done();
 }
