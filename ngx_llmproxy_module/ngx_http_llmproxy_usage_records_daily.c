@@ -69,56 +69,6 @@ static u_char *ngx_http_llmproxy_json_str(u_char *p,
     ngx_http_llmproxy_field_t *s);
 
 
-static ngx_inline int64_t
-ngx_http_llmproxy_daily_int(ngx_http_llmproxy_field_t *f)
-{
-    u_char    *p;
-    uint64_t   v;
-
-    p = f->data;
-
-    if (p == NULL) {
-        return 0;
-    }
-
-    if (f->len == 4) {
-        return (int32_t) ((uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
-                          | (uint32_t) p[2] << 8 | p[3]);
-    }
-
-    if (f->len != 8) {
-        return 0;
-    }
-
-    v = (uint64_t) p[0] << 56 | (uint64_t) p[1] << 48
-        | (uint64_t) p[2] << 40 | (uint64_t) p[3] << 32
-        | (uint64_t) p[4] << 24 | (uint64_t) p[5] << 16
-        | (uint64_t) p[6] << 8 | p[7];
-
-    return (int64_t) v;
-}
-
-
-/* is this database's trigger told to leave the totals to us (schema 9)? */
-
-ngx_uint_t
-ngx_http_llmproxy_records_db_daily_ours(PGconn *conn)
-{
-    PGresult    *res;
-    ngx_uint_t   ours;
-
-    res = PQexec(conn, "SELECT to_regprocedure("
-                       "'llmproxy_usage_daily_merge(json)') IS NOT NULL");
-
-    ours = (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
-            && PQgetvalue(res, 0, 0)[0] == 't');
-
-    PQclear(res);
-
-    return ours;
-}
-
-
 /*
  * The totals of the new batches of our binary formats (COPY's text of an
  * old spill file is left to the trigger), into the database.
@@ -212,7 +162,7 @@ ngx_http_llmproxy_daily_add(void *data, ngx_http_llmproxy_field_t *f,
 
     /* microseconds since 2000-01-01 UTC to days since 1970-01-01 */
 
-    created = ngx_http_llmproxy_daily_int(&f[1]);
+    created = ngx_http_llmproxy_field_int(&f[1]);
     day = created / 86400000000LL;
 
     if (created < 0 && created % 86400000000LL) {
@@ -231,17 +181,17 @@ ngx_http_llmproxy_daily_add(void *data, ngx_http_llmproxy_field_t *f,
     }
 
     d->requests++;
-    d->errors += (ngx_http_llmproxy_daily_int(&f[9]) >= 400);
-    d->prompt += ngx_http_llmproxy_daily_int(&f[10]);
-    d->completion += ngx_http_llmproxy_daily_int(&f[11]);
+    d->errors += (ngx_http_llmproxy_field_int(&f[9]) >= 400);
+    d->prompt += ngx_http_llmproxy_field_int(&f[10]);
+    d->completion += ngx_http_llmproxy_field_int(&f[11]);
 
     if (f[13].data && f[13].len == 8) {
-        bits = (uint64_t) ngx_http_llmproxy_daily_int(&f[13]);
+        bits = (uint64_t) ngx_http_llmproxy_field_int(&f[13]);
         ngx_memcpy(&cost, &bits, sizeof(double));
         d->cost += cost;
     }
 
-    latency = ngx_http_llmproxy_daily_int(&f[14]);
+    latency = ngx_http_llmproxy_field_int(&f[14]);
     d->latency_sum += latency;
     d->latency_max = ngx_max(d->latency_max, latency);
 
@@ -254,9 +204,9 @@ ngx_http_llmproxy_daily_add(void *data, ngx_http_llmproxy_field_t *f,
     d->below[i]++;                  /* its bucket; cumulated when sent */
 
     if (n >= NGX_HTTP_LLMPROXY_COPY_FIELDS1 + 5) {
-        d->read += ngx_http_llmproxy_daily_int(&f[19]);
-        d->creation += ngx_http_llmproxy_daily_int(&f[20]);
-        d->reasoning += ngx_http_llmproxy_daily_int(&f[22]);
+        d->read += ngx_http_llmproxy_field_int(&f[19]);
+        d->creation += ngx_http_llmproxy_field_int(&f[20]);
+        d->reasoning += ngx_http_llmproxy_field_int(&f[22]);
         d->unpriced += (f[23].data && f[23].len == 1 && f[23].data[0]);
     }
 
