@@ -55,6 +55,11 @@ struct ngx_http_llmproxy_batch_s {
 };
 
 
+/* a transaction's daily totals, by day, key, model, deployment */
+
+typedef struct ngx_http_llmproxy_days_s  ngx_http_llmproxy_days_t;
+
+
 /* per key: the cost of the records a transaction wrote, and the spend */
 
 typedef struct {
@@ -174,9 +179,14 @@ ngx_int_t ngx_http_llmproxy_records_db_write(PGconn *conn,
     ngx_uint_t schema, char *err, size_t errlen);
 ngx_uint_t ngx_http_llmproxy_records_db_schema(PGconn *conn);
 ngx_int_t ngx_http_llmproxy_packs_build(ngx_http_llmproxy_batch_t *batches,
-    u_char **out, size_t *len);
+    ngx_http_llmproxy_days_t *days, u_char **out, size_t *len);
+ngx_http_llmproxy_days_t *ngx_http_llmproxy_daily_create(void);
+void ngx_http_llmproxy_daily_free(ngx_http_llmproxy_days_t *days);
+ngx_int_t ngx_http_llmproxy_daily_add(void *days,
+    ngx_http_llmproxy_field_t *f, ngx_uint_t n);
 ngx_int_t ngx_http_llmproxy_records_db_daily(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen);
+    ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_days_t *days,
+    ngx_uint_t packed, char *err, size_t errlen);
 void ngx_http_llmproxy_costs_free(ngx_http_llmproxy_costs_t *costs);
 u_char *ngx_http_llmproxy_batch_uuid(u_char *p, u_char *id);
 

@@ -48,15 +48,14 @@ typedef struct {
 } ngx_http_llmproxy_day_t;
 
 
-typedef struct {
+struct ngx_http_llmproxy_days_s {
     ngx_http_llmproxy_day_t        *slots;
     ngx_uint_t                      size;        /* a power of 2 */
     ngx_uint_t                      n;
-} ngx_http_llmproxy_days_t;
+    ngx_http_llmproxy_day_t        *last;        /* the last record's */
+};
 
 
-static ngx_int_t ngx_http_llmproxy_daily_add(void *data,
-    ngx_http_llmproxy_field_t *f, ngx_uint_t n);
 static ngx_http_llmproxy_day_t *ngx_http_llmproxy_daily_get(
     ngx_http_llmproxy_days_t *days, int64_t day,
     ngx_http_llmproxy_field_t *f);
@@ -69,51 +68,65 @@ static u_char *ngx_http_llmproxy_json_str(u_char *p,
     ngx_http_llmproxy_field_t *s);
 
 
+ngx_http_llmproxy_days_t *
+ngx_http_llmproxy_daily_create(void)
+{
+    return calloc(1, sizeof(ngx_http_llmproxy_days_t));
+}
+
+
+void
+ngx_http_llmproxy_daily_free(ngx_http_llmproxy_days_t *days)
+{
+    if (days) {
+        free(days->slots);
+        free(days);
+    }
+}
+
+
 /*
  * The totals of the new batches of our binary formats (COPY's text of an
- * old spill file is left to the trigger), into the database.
+ * old spill file is left to the trigger), into the database.  The
+ * batches of this version's tuples are in days already when "packed" (the
+ * writer added them as it made the packs): only the others are read.
  * NGX_DECLINED: refused or out of memory.
  */
 
 ngx_int_t
 ngx_http_llmproxy_records_db_daily(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen)
+    ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_days_t *days,
+    ngx_uint_t packed, char *err, size_t errlen)
 {
     u_char                     *json;
     PGresult                   *res;
     ngx_int_t                   rc;
     const char                 *values[1];
-    ngx_http_llmproxy_days_t    days;
     ngx_http_llmproxy_batch_t  *b;
-
-    ngx_memzero(&days, sizeof(ngx_http_llmproxy_days_t));
 
     rc = NGX_OK;
 
     for (b = batches; b && rc == NGX_OK; b = b->next) {
-        if (b->known || b->text) {
+        if (b->known || b->text || (packed && !b->fields1)) {
             continue;
         }
 
         rc = ngx_http_llmproxy_copy_fields(b->data, b->last,
                                            ngx_http_llmproxy_daily_add,
-                                           &days);
+                                           days);
     }
 
     if (rc != NGX_OK) {
-        free(days.slots);
         ngx_cpystrn((u_char *) err, (u_char *) "daily totals: out of memory",
                     errlen);
         return NGX_DECLINED;
     }
 
-    if (days.n == 0) {
-        free(days.slots);
+    if (days->n == 0) {
         return NGX_OK;
     }
 
-    json = ngx_http_llmproxy_daily_json(&days);
-    free(days.slots);
+    json = ngx_http_llmproxy_daily_json(days);
 
     if (json == NULL) {
         ngx_cpystrn((u_char *) err, (u_char *) "daily totals: out of memory",
@@ -142,9 +155,9 @@ ngx_http_llmproxy_records_db_daily(PGconn *conn,
 }
 
 
-/* one record into its day's totals */
+/* one record into its day's totals (a handler of copy_fields) */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_llmproxy_daily_add(void *data, ngx_http_llmproxy_field_t *f,
     ngx_uint_t n)
 {
@@ -233,6 +246,18 @@ ngx_http_llmproxy_daily_get(ngx_http_llmproxy_days_t *days, int64_t day,
     ngx_uint_t                j;
     ngx_http_llmproxy_day_t  *d;
 
+    /* records in a row mostly share a key, model and deployment */
+
+    d = days->last;
+
+    if (d && d->day == day
+        && ngx_http_llmproxy_field_eq(&d->key, &f[2])
+        && ngx_http_llmproxy_field_eq(&d->model, &f[4])
+        && ngx_http_llmproxy_field_eq(&d->deployment, &f[5]))
+    {
+        return d;
+    }
+
     if (days->n * 2 >= days->size
         && ngx_http_llmproxy_daily_grow(days) != NGX_OK)
     {
@@ -265,6 +290,7 @@ ngx_http_llmproxy_daily_get(ngx_http_llmproxy_days_t *days, int64_t day,
             d->model = f[4];
             d->deployment = f[5];
             days->n++;
+            days->last = d;
             return d;
         }
 
@@ -273,6 +299,7 @@ ngx_http_llmproxy_daily_get(ngx_http_llmproxy_days_t *days, int64_t day,
             && ngx_http_llmproxy_field_eq(&d->model, &f[4])
             && ngx_http_llmproxy_field_eq(&d->deployment, &f[5]))
         {
+            days->last = d;
             return d;
         }
     }
@@ -309,6 +336,7 @@ ngx_http_llmproxy_daily_grow(ngx_http_llmproxy_days_t *days)
     free(days->slots);
     days->slots = slots;
     days->size = size;
+    days->last = NULL;
 
     return NGX_OK;
 }

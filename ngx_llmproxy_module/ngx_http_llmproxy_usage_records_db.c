@@ -37,7 +37,8 @@ static ngx_int_t ngx_http_llmproxy_records_db_copy(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, ngx_uint_t fmt, ngx_uint_t rows,
     char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_records_db_packs(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen);
+    ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_days_t *days,
+    char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_records_db_send(PGconn *conn,
     const char *sql, u_char *data, size_t len, char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_records_db_ids(PGconn *conn,
@@ -102,17 +103,29 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
 {
     PGresult                   *res;
     ngx_int_t                   rc;
-    ngx_uint_t                  fresh, fmt, daily, packs;
+    ngx_uint_t                  fresh, fmt, daily, packs, packed;
+    ngx_http_llmproxy_days_t   *days;
     ngx_http_llmproxy_batch_t  *b;
 
     daily = schema & NGX_HTTP_LLMPROXY_DB_DAILY;
     packs = schema & NGX_HTTP_LLMPROXY_DB_PACKS;
+    packed = 0;
+    days = NULL;
+
+    if (daily) {
+        days = ngx_http_llmproxy_daily_create();
+        if (days == NULL) {
+            ngx_cpystrn((u_char *) err, (u_char *) "out of memory", errlen);
+            return NGX_DECLINED;
+        }
+    }
 
     rc = ngx_http_llmproxy_records_db_exec(conn,
              daily ? "BEGIN; SET LOCAL llmproxy.usage_daily = 'writer'"
                    : "BEGIN",
              err, errlen);
     if (rc != NGX_OK) {
+        ngx_http_llmproxy_daily_free(days);
         return NGX_ERROR;
     }
 
@@ -148,8 +161,10 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
         }
 
         if (fmt == 0 && packs) {
-            rc = ngx_http_llmproxy_records_db_packs(conn, batches, err,
+            /* the packs' pass over the tuples adds their daily totals */
+            rc = ngx_http_llmproxy_records_db_packs(conn, batches, days, err,
                                                     errlen);
+            packed = 1;
 
         } else {
             rc = ngx_http_llmproxy_records_db_copy(conn, batches, fmt, packs,
@@ -157,6 +172,7 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
         }
 
         if (rc == NGX_ERROR) {
+            ngx_http_llmproxy_daily_free(days);
             return NGX_ERROR;
         }
 
@@ -174,7 +190,8 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
     }
 
     if (daily) {
-        rc = ngx_http_llmproxy_records_db_daily(conn, batches, err, errlen);
+        rc = ngx_http_llmproxy_records_db_daily(conn, batches, days, packed,
+                                                err, errlen);
         if (rc != NGX_OK) {
             goto failed;
         }
@@ -184,6 +201,9 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
     if (rc != NGX_OK) {
         goto failed;
     }
+
+    ngx_http_llmproxy_daily_free(days);
+    days = NULL;
 
     if (ngx_http_llmproxy_records_db_exec(conn, "COMMIT", err, errlen)
         != NGX_OK)
@@ -195,6 +215,7 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
 
 failed:
 
+    ngx_http_llmproxy_daily_free(days);
     ngx_http_llmproxy_costs_free(costs);
 
     res = PQexec(conn, "ROLLBACK");
@@ -288,13 +309,14 @@ ngx_http_llmproxy_records_db_copy(PGconn *conn,
 
 static ngx_int_t
 ngx_http_llmproxy_records_db_packs(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen)
+    ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_days_t *days,
+    char *err, size_t errlen)
 {
     u_char     *data;
     size_t      len;
     ngx_int_t   rc;
 
-    if (ngx_http_llmproxy_packs_build(batches, &data, &len) != NGX_OK) {
+    if (ngx_http_llmproxy_packs_build(batches, days, &data, &len) != NGX_OK) {
         ngx_cpystrn((u_char *) err,
                     (u_char *) "out of memory, or a batch not whole", errlen);
         return NGX_DECLINED;

@@ -18,8 +18,6 @@
 
 #include "ngx_http_llmproxy_usage_records.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 
@@ -52,6 +50,8 @@ typedef struct {
     u_char                         *last;
     u_char                         *end;
 
+    ngx_http_llmproxy_days_t       *days;        /* their daily totals */
+
     /* the pack being filled */
     ngx_uint_t                      n;
     int64_t                         at[NGX_HTTP_LLMPROXY_PACK_RECORDS];
@@ -60,6 +60,7 @@ typedef struct {
     ngx_str_t                       strings[NGX_HTTP_LLMPROXY_PACK_STRINGS];
     ngx_uint_t                      nstrings;
     size_t                          size;        /* lines and texts */
+    ngx_uint_t                      hit[NGX_HTTP_LLMPROXY_PACK_TEXTS];
 
     /* each line: request id, then its fields from the third on */
     u_char                         *line[NGX_HTTP_LLMPROXY_PACK_RECORDS];
@@ -74,7 +75,7 @@ static ngx_int_t ngx_http_llmproxy_pack_record(void *data,
 static u_char *ngx_http_llmproxy_pack_line(ngx_http_llmproxy_pack_t *pk,
     ngx_http_llmproxy_field_t *f, u_char *p, ngx_uint_t *added);
 static ngx_uint_t ngx_http_llmproxy_pack_string(ngx_http_llmproxy_pack_t *pk,
-    ngx_http_llmproxy_field_t *f);
+    ngx_http_llmproxy_field_t *f, ngx_uint_t k);
 static ngx_int_t ngx_http_llmproxy_pack_close(ngx_http_llmproxy_pack_t *pk);
 static u_char *ngx_http_llmproxy_pack_strings(ngx_http_llmproxy_pack_t *pk,
     u_char *p);
@@ -93,22 +94,34 @@ static u_char *ngx_http_llmproxy_pack_float(u_char *p, double v);
 
 ngx_int_t
 ngx_http_llmproxy_packs_build(ngx_http_llmproxy_batch_t *batches,
-    u_char **out, size_t *len)
+    ngx_http_llmproxy_days_t *days, u_char **out, size_t *len)
 {
+    size_t                      size;
     ngx_http_llmproxy_pack_t   *pk;
     ngx_http_llmproxy_batch_t  *b;
 
     *out = NULL;
     *len = 0;
 
-    pk = calloc(1, sizeof(ngx_http_llmproxy_pack_t));
+    /* the lines need no zeroing: all before them does */
+
+    pk = malloc(sizeof(ngx_http_llmproxy_pack_t));
     if (pk == NULL) {
         return NGX_ERROR;
     }
 
-    if (ngx_http_llmproxy_pack_room(pk, NGX_HTTP_LLMPROXY_COPY_HEADER)
-        != NGX_OK)
-    {
+    ngx_memzero(pk, offsetof(ngx_http_llmproxy_pack_t, lines));
+    pk->days = days;
+
+    /* packs take less room than the tuples they hold, mostly */
+
+    size = NGX_HTTP_LLMPROXY_COPY_HEADER + 2;
+
+    for (b = batches; b; b = b->next) {
+        size += b->last - b->data;
+    }
+
+    if (ngx_http_llmproxy_pack_room(pk, size) != NGX_OK) {
         goto failed;
     }
 
@@ -229,6 +242,10 @@ ngx_http_llmproxy_pack_record(void *data, ngx_http_llmproxy_field_t *f,
     pk->line[i] = f[0].data;
     pk->n++;
 
+    if (pk->days) {
+        return ngx_http_llmproxy_daily_add(pk->days, f, n);
+    }
+
     return NGX_OK;
 }
 
@@ -266,10 +283,9 @@ ngx_http_llmproxy_pack_line(ngx_http_llmproxy_pack_t *pk,
         if (k < NGX_HTTP_LLMPROXY_PACK_TEXTS
             && ngx_http_llmproxy_pack_texts[k] == col)
         {
-            k++;
             before = pk->nstrings;
 
-            s = ngx_http_llmproxy_pack_string(pk, &f[col]);
+            s = ngx_http_llmproxy_pack_string(pk, &f[col], k++);
             if (s == 0) {
                 return NULL;
             }
@@ -301,19 +317,34 @@ ngx_http_llmproxy_pack_line(ngx_http_llmproxy_pack_t *pk,
 }
 
 
-/* the number (1-based) of a text in the pack, added if new; 0: no room */
+/*
+ * The number (1-based) of a text of column k in the pack, added if new;
+ * 0: no room.  The column's last one is tried first: consecutive records
+ * mostly share their key, model and deployment.
+ */
 
 static ngx_uint_t
 ngx_http_llmproxy_pack_string(ngx_http_llmproxy_pack_t *pk,
-    ngx_http_llmproxy_field_t *f)
+    ngx_http_llmproxy_field_t *f, ngx_uint_t k)
 {
     ngx_uint_t   i;
     ngx_str_t   *s;
+
+    i = pk->hit[k];
+
+    if (i && i <= pk->nstrings) {
+        s = &pk->strings[i - 1];
+
+        if (s->len == f->len && ngx_memcmp(s->data, f->data, f->len) == 0) {
+            return i;
+        }
+    }
 
     for (i = 0; i < pk->nstrings; i++) {
         s = &pk->strings[i];
 
         if (s->len == f->len && ngx_memcmp(s->data, f->data, f->len) == 0) {
+            pk->hit[k] = i + 1;
             return i + 1;
         }
     }
@@ -325,6 +356,8 @@ ngx_http_llmproxy_pack_string(ngx_http_llmproxy_pack_t *pk,
     s = &pk->strings[pk->nstrings++];
     s->data = f->data;
     s->len = f->len;
+
+    pk->hit[k] = pk->nstrings;
 
     return pk->nstrings;
 }
@@ -464,8 +497,19 @@ ngx_http_llmproxy_pack_room(ngx_http_llmproxy_pack_t *pk, size_t size)
 static u_char *
 ngx_http_llmproxy_pack_int(u_char *p, int64_t v)
 {
-    u_char     digits[NGX_INT64_LEN], *d;
-    uint64_t   u;
+    u_char     *end;
+    uint64_t    u, t;
+    ngx_uint_t  n;
+
+    static const u_char  pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+
+    if (v >= 0 && v < 10) {                   /* most of them */
+        *p++ = (u_char) ('0' + v);
+        return p;
+    }
 
     if (v < 0) {
         *p++ = '-';
@@ -475,43 +519,86 @@ ngx_http_llmproxy_pack_int(u_char *p, int64_t v)
         u = (uint64_t) v;
     }
 
-    d = digits + NGX_INT64_LEN;
+    for (n = 1, t = u; t >= 10; t /= 10) {
+        n++;
+    }
 
-    do {
-        *--d = (u_char) ('0' + u % 10);
-        u /= 10;
-    } while (u);
+    end = p + n;
+    p = end;
 
-    return ngx_cpymem(p, d, digits + NGX_INT64_LEN - d);
+    while (u >= 100) {
+        t = (u % 100) * 2;
+        u /= 100;
+        *--p = pairs[t + 1];
+        *--p = pairs[t];
+    }
+
+    if (u >= 10) {
+        *--p = pairs[u * 2 + 1];
+        *--p = pairs[u * 2];
+
+    } else {
+        *--p = (u_char) ('0' + u);
+    }
+
+    return end;
 }
 
 
-/* the shortest of 15 or 17 digits PostgreSQL reads back as the same */
+/*
+ * A float8 as a C99 hexadecimal constant ("0x1.8p-3"): exact, and made
+ * without printf (a decimal that reads back exactly took snprintf() and
+ * strtod(), 3,000 instructions a record).  PostgreSQL's float8in reads
+ * it with the C library's strtod(), which C99 requires to take this
+ * form; "NaN" and "Infinity" are its own words.
+ */
 
 static u_char *
 ngx_http_llmproxy_pack_float(u_char *p, double v)
 {
-    int  n;
+    int        shift;
+    int64_t    exp;
+    uint64_t   bits, mant;
 
-    if (isnan(v)) {
-        return ngx_cpymem(p, "NaN", 3);
+    static u_char  hex[] = "0123456789abcdef";
+
+    ngx_memcpy(&bits, &v, sizeof(double));
+
+    exp = (int64_t) ((bits >> 52) & 0x7ff);
+    mant = bits & 0xfffffffffffffULL;
+
+    if (exp == 0x7ff) {
+        if (mant) {
+            return ngx_cpymem(p, "NaN", 3);
+        }
+
+        return (bits >> 63) ? ngx_cpymem(p, "-Infinity", 9)
+                            : ngx_cpymem(p, "Infinity", 8);
     }
 
-    if (isinf(v)) {
-        return v > 0 ? ngx_cpymem(p, "Infinity", 8)
-                     : ngx_cpymem(p, "-Infinity", 9);
+    if (bits >> 63) {
+        *p++ = '-';
     }
 
-    if (v == 0) {
+    if (exp == 0 && mant == 0) {
         *p++ = '0';
         return p;
     }
 
-    n = snprintf((char *) p, 32, "%.15g", v);
+    *p++ = '0';
+    *p++ = 'x';
+    *p++ = (exp == 0) ? '0' : '1';            /* subnormal or normal */
 
-    if (strtod((char *) p, NULL) != v) {
-        n = snprintf((char *) p, 32, "%.17g", v);
+    if (mant) {
+        *p++ = '.';
+
+        for (shift = 48; mant; shift -= 4) {
+            *p++ = hex[(mant >> shift) & 0xf];
+            mant &= ((uint64_t) 1 << shift) - 1;
+        }
     }
 
-    return p + n;
+    *p++ = 'p';
+
+    return ngx_http_llmproxy_pack_int(p, exp ? exp - 1023 : -1022);
 }

@@ -33,14 +33,18 @@
 --    8 endpoint          number of a text
 --    9 stream            0 or 1
 --   10 status, 11 prompt_tokens, 12 completion_tokens, 13 total_tokens
---   14 cost              a float8 as PostgreSQL reads it back exactly
+--   14 cost              a float8 that reads back exactly: the gateways
+--                        write C99 hexadecimal (0x1.8p-3, as float8in's
+--                        strtod() reads it), llmproxy_usage_pack_rows()
+--                        decimal
 --   15 latency_ms, 16 ttfb_ms, 17 attempts, 18 fallbacks
 --   19 error             number of a text
 --   20 cache_read_tokens, 21 cache_creation_tokens,
 --   22 cache_creation_1h_tokens, 23 reasoning_tokens
 --   24 unpriced, 25 usage_estimated   0 or 1
--- Lines and fields hold only digits, hex, '.', '-', '+', 'e' and 'n'
--- ("nan", "inf"): the texts, which may hold anything, are array elements.
+-- Lines hold only digits, hex digits, '.', '-', '+', 'e', 'p', 'x', tabs
+-- and "NaN"/"Infinity": the texts, which may hold anything, are array
+-- elements.
 
 ALTER TABLE llmproxy_usage RENAME TO llmproxy_usage_rows;
 ALTER INDEX llmproxy_usage_created_at RENAME TO llmproxy_usage_rows_created_at;
