@@ -59,42 +59,6 @@ static ngx_uint_t ngx_http_llmproxy_utf8_char(u_char *s, u_char *end);
 static ngx_int_t ngx_http_llmproxy_uuid_bytes(u_char *id, ngx_str_t *s);
 
 
-static ngx_inline u_char *
-ngx_http_llmproxy_put16(u_char *p, uint16_t v)
-{
-    *p++ = (u_char) (v >> 8);
-    *p++ = (u_char) v;
-    return p;
-}
-
-
-static ngx_inline u_char *
-ngx_http_llmproxy_put32(u_char *p, uint32_t v)
-{
-    *p++ = (u_char) (v >> 24);
-    *p++ = (u_char) (v >> 16);
-    *p++ = (u_char) (v >> 8);
-    *p++ = (u_char) v;
-    return p;
-}
-
-
-static ngx_inline u_char *
-ngx_http_llmproxy_put64(u_char *p, uint64_t v)
-{
-    p = ngx_http_llmproxy_put32(p, (uint32_t) (v >> 32));
-    return ngx_http_llmproxy_put32(p, (uint32_t) v);
-}
-
-
-static ngx_inline uint32_t
-ngx_http_llmproxy_get32(u_char *p)
-{
-    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
-           | (uint32_t) p[2] << 8 | p[3];
-}
-
-
 /* fields of fixed size: the length, then the value */
 
 static ngx_inline u_char *

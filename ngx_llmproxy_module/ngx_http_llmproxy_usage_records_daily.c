@@ -48,15 +48,14 @@ typedef struct {
 } ngx_http_llmproxy_day_t;
 
 
-typedef struct {
+struct ngx_http_llmproxy_days_s {
     ngx_http_llmproxy_day_t        *slots;
     ngx_uint_t                      size;        /* a power of 2 */
     ngx_uint_t                      n;
-} ngx_http_llmproxy_days_t;
+    ngx_http_llmproxy_day_t        *last;        /* the last record's */
+};
 
 
-static ngx_int_t ngx_http_llmproxy_daily_add(void *data,
-    ngx_http_llmproxy_field_t *f, ngx_uint_t n);
 static ngx_http_llmproxy_day_t *ngx_http_llmproxy_daily_get(
     ngx_http_llmproxy_days_t *days, int64_t day,
     ngx_http_llmproxy_field_t *f);
@@ -69,101 +68,65 @@ static u_char *ngx_http_llmproxy_json_str(u_char *p,
     ngx_http_llmproxy_field_t *s);
 
 
-static ngx_inline int64_t
-ngx_http_llmproxy_daily_int(ngx_http_llmproxy_field_t *f)
+ngx_http_llmproxy_days_t *
+ngx_http_llmproxy_daily_create(void)
 {
-    u_char    *p;
-    uint64_t   v;
-
-    p = f->data;
-
-    if (p == NULL) {
-        return 0;
-    }
-
-    if (f->len == 4) {
-        return (int32_t) ((uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
-                          | (uint32_t) p[2] << 8 | p[3]);
-    }
-
-    if (f->len != 8) {
-        return 0;
-    }
-
-    v = (uint64_t) p[0] << 56 | (uint64_t) p[1] << 48
-        | (uint64_t) p[2] << 40 | (uint64_t) p[3] << 32
-        | (uint64_t) p[4] << 24 | (uint64_t) p[5] << 16
-        | (uint64_t) p[6] << 8 | p[7];
-
-    return (int64_t) v;
+    return calloc(1, sizeof(ngx_http_llmproxy_days_t));
 }
 
 
-/* is this database's trigger told to leave the totals to us (schema 9)? */
-
-ngx_uint_t
-ngx_http_llmproxy_records_db_daily_ours(PGconn *conn)
+void
+ngx_http_llmproxy_daily_free(ngx_http_llmproxy_days_t *days)
 {
-    PGresult    *res;
-    ngx_uint_t   ours;
-
-    res = PQexec(conn, "SELECT to_regprocedure("
-                       "'llmproxy_usage_daily_merge(json)') IS NOT NULL");
-
-    ours = (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
-            && PQgetvalue(res, 0, 0)[0] == 't');
-
-    PQclear(res);
-
-    return ours;
+    if (days) {
+        free(days->slots);
+        free(days);
+    }
 }
 
 
 /*
  * The totals of the new batches of our binary formats (COPY's text of an
- * old spill file is left to the trigger), into the database.
+ * old spill file is left to the trigger), into the database.  The
+ * batches of this version's tuples are in days already when "packed" (the
+ * writer added them as it made the packs): only the others are read.
  * NGX_DECLINED: refused or out of memory.
  */
 
 ngx_int_t
 ngx_http_llmproxy_records_db_daily(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen)
+    ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_days_t *days,
+    ngx_uint_t packed, char *err, size_t errlen)
 {
     u_char                     *json;
     PGresult                   *res;
     ngx_int_t                   rc;
     const char                 *values[1];
-    ngx_http_llmproxy_days_t    days;
     ngx_http_llmproxy_batch_t  *b;
-
-    ngx_memzero(&days, sizeof(ngx_http_llmproxy_days_t));
 
     rc = NGX_OK;
 
     for (b = batches; b && rc == NGX_OK; b = b->next) {
-        if (b->known || b->text) {
+        if (b->known || b->text || (packed && !b->fields1)) {
             continue;
         }
 
         rc = ngx_http_llmproxy_copy_fields(b->data, b->last,
                                            ngx_http_llmproxy_daily_add,
-                                           &days);
+                                           days);
     }
 
     if (rc != NGX_OK) {
-        free(days.slots);
         ngx_cpystrn((u_char *) err, (u_char *) "daily totals: out of memory",
                     errlen);
         return NGX_DECLINED;
     }
 
-    if (days.n == 0) {
-        free(days.slots);
+    if (days->n == 0) {
         return NGX_OK;
     }
 
-    json = ngx_http_llmproxy_daily_json(&days);
-    free(days.slots);
+    json = ngx_http_llmproxy_daily_json(days);
 
     if (json == NULL) {
         ngx_cpystrn((u_char *) err, (u_char *) "daily totals: out of memory",
@@ -192,9 +155,9 @@ ngx_http_llmproxy_records_db_daily(PGconn *conn,
 }
 
 
-/* one record into its day's totals */
+/* one record into its day's totals (a handler of copy_fields) */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_llmproxy_daily_add(void *data, ngx_http_llmproxy_field_t *f,
     ngx_uint_t n)
 {
@@ -212,7 +175,7 @@ ngx_http_llmproxy_daily_add(void *data, ngx_http_llmproxy_field_t *f,
 
     /* microseconds since 2000-01-01 UTC to days since 1970-01-01 */
 
-    created = ngx_http_llmproxy_daily_int(&f[1]);
+    created = ngx_http_llmproxy_field_int(&f[1]);
     day = created / 86400000000LL;
 
     if (created < 0 && created % 86400000000LL) {
@@ -231,17 +194,17 @@ ngx_http_llmproxy_daily_add(void *data, ngx_http_llmproxy_field_t *f,
     }
 
     d->requests++;
-    d->errors += (ngx_http_llmproxy_daily_int(&f[9]) >= 400);
-    d->prompt += ngx_http_llmproxy_daily_int(&f[10]);
-    d->completion += ngx_http_llmproxy_daily_int(&f[11]);
+    d->errors += (ngx_http_llmproxy_field_int(&f[9]) >= 400);
+    d->prompt += ngx_http_llmproxy_field_int(&f[10]);
+    d->completion += ngx_http_llmproxy_field_int(&f[11]);
 
     if (f[13].data && f[13].len == 8) {
-        bits = (uint64_t) ngx_http_llmproxy_daily_int(&f[13]);
+        bits = (uint64_t) ngx_http_llmproxy_field_int(&f[13]);
         ngx_memcpy(&cost, &bits, sizeof(double));
         d->cost += cost;
     }
 
-    latency = ngx_http_llmproxy_daily_int(&f[14]);
+    latency = ngx_http_llmproxy_field_int(&f[14]);
     d->latency_sum += latency;
     d->latency_max = ngx_max(d->latency_max, latency);
 
@@ -254,9 +217,9 @@ ngx_http_llmproxy_daily_add(void *data, ngx_http_llmproxy_field_t *f,
     d->below[i]++;                  /* its bucket; cumulated when sent */
 
     if (n >= NGX_HTTP_LLMPROXY_COPY_FIELDS1 + 5) {
-        d->read += ngx_http_llmproxy_daily_int(&f[19]);
-        d->creation += ngx_http_llmproxy_daily_int(&f[20]);
-        d->reasoning += ngx_http_llmproxy_daily_int(&f[22]);
+        d->read += ngx_http_llmproxy_field_int(&f[19]);
+        d->creation += ngx_http_llmproxy_field_int(&f[20]);
+        d->reasoning += ngx_http_llmproxy_field_int(&f[22]);
         d->unpriced += (f[23].data && f[23].len == 1 && f[23].data[0]);
     }
 
@@ -282,6 +245,18 @@ ngx_http_llmproxy_daily_get(ngx_http_llmproxy_days_t *days, int64_t day,
     uint32_t                  hash;
     ngx_uint_t                j;
     ngx_http_llmproxy_day_t  *d;
+
+    /* records in a row mostly share a key, model and deployment */
+
+    d = days->last;
+
+    if (d && d->day == day
+        && ngx_http_llmproxy_field_eq(&d->key, &f[2])
+        && ngx_http_llmproxy_field_eq(&d->model, &f[4])
+        && ngx_http_llmproxy_field_eq(&d->deployment, &f[5]))
+    {
+        return d;
+    }
 
     if (days->n * 2 >= days->size
         && ngx_http_llmproxy_daily_grow(days) != NGX_OK)
@@ -315,6 +290,7 @@ ngx_http_llmproxy_daily_get(ngx_http_llmproxy_days_t *days, int64_t day,
             d->model = f[4];
             d->deployment = f[5];
             days->n++;
+            days->last = d;
             return d;
         }
 
@@ -323,6 +299,7 @@ ngx_http_llmproxy_daily_get(ngx_http_llmproxy_days_t *days, int64_t day,
             && ngx_http_llmproxy_field_eq(&d->model, &f[4])
             && ngx_http_llmproxy_field_eq(&d->deployment, &f[5]))
         {
+            days->last = d;
             return d;
         }
     }
@@ -359,6 +336,7 @@ ngx_http_llmproxy_daily_grow(ngx_http_llmproxy_days_t *days)
     free(days->slots);
     days->slots = slots;
     days->size = size;
+    days->last = NULL;
 
     return NGX_OK;
 }

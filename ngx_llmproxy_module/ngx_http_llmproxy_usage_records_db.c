@@ -2,7 +2,7 @@
  * Usage records into PostgreSQL, in a thread of the pool: one transaction
  * for a group of batches.  Each batch carries an id; the ids are inserted
  * into llmproxy_usage_batches first, and only the batches whose id is new
- * are copied into llmproxy_usage, so a batch written twice (its commit was
+ * are copied, so a batch written twice (its commit was
  * lost on the way back, or a spill file was replayed twice) counts once,
  * without a unique index on the records themselves.  The cost of the new
  * records is added to their keys' spend by llmproxy_usage_spend(), which
@@ -12,7 +12,10 @@
  * (_usage_records_daily.c) when the database has schema 9, whose trigger
  * then leaves our binary COPYs alone (SET LOCAL llmproxy.usage_daily); by
  * the statement trigger of schema 5 otherwise, and for an old spill file
- * in COPY's text format.
+ * in COPY's text format.  Since schema 10 the records of this version go
+ * in packs (_usage_records_pack.c) into llmproxy_usage_packs, an old
+ * spill file's into llmproxy_usage_rows; before, all into the table
+ * llmproxy_usage.
  */
 
 #include <ngx_config.h>
@@ -31,8 +34,13 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_llmproxy_records_db_copy(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, ngx_uint_t fmt, char *err,
-    size_t errlen);
+    ngx_http_llmproxy_batch_t *batches, ngx_uint_t fmt, ngx_uint_t rows,
+    char *err, size_t errlen);
+static ngx_int_t ngx_http_llmproxy_records_db_packs(PGconn *conn,
+    ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_days_t *days,
+    char *err, size_t errlen);
+static ngx_int_t ngx_http_llmproxy_records_db_send(PGconn *conn,
+    const char *sql, u_char *data, size_t len, char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_records_db_ids(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, char *err, size_t errlen);
 static ngx_int_t ngx_http_llmproxy_records_db_spend(PGconn *conn,
@@ -50,6 +58,40 @@ static ngx_int_t ngx_http_llmproxy_records_db_exec(PGconn *conn,
 
 
 /*
+ * What this database's schema leaves to the writer: the daily totals
+ * (schema 9: its trigger leaves our COPYs alone), packs (schema 10)
+ */
+
+ngx_uint_t
+ngx_http_llmproxy_records_db_schema(PGconn *conn)
+{
+    char        *v;
+    PGresult    *res;
+    ngx_uint_t   schema;
+
+    res = PQexec(conn, "SELECT to_regprocedure("
+                       "'llmproxy_usage_daily_merge(json)') IS NOT NULL,"
+                       " to_regclass('llmproxy_usage_packs') IS NOT NULL");
+
+    schema = 0;
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+        && PQnfields(res) == 2)
+    {
+        v = PQgetvalue(res, 0, 0);
+        schema |= (v[0] == 't') ? NGX_HTTP_LLMPROXY_DB_DAILY : 0;
+
+        v = PQgetvalue(res, 0, 1);
+        schema |= (v[0] == 't') ? NGX_HTTP_LLMPROXY_DB_PACKS : 0;
+    }
+
+    PQclear(res);
+
+    return schema;
+}
+
+
+/*
  * NGX_OK; NGX_DECLINED: the database refused the data itself (and will
  * again); NGX_ERROR: the connection failed (the caller closes it)
  */
@@ -57,18 +99,33 @@ static ngx_int_t ngx_http_llmproxy_records_db_exec(PGconn *conn,
 ngx_int_t
 ngx_http_llmproxy_records_db_write(PGconn *conn,
     ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_costs_t *costs,
-    ngx_uint_t daily, char *err, size_t errlen)
+    ngx_uint_t schema, char *err, size_t errlen)
 {
     PGresult                   *res;
     ngx_int_t                   rc;
-    ngx_uint_t                  fresh, fmt;
+    ngx_uint_t                  fresh, fmt, daily, packs, packed;
+    ngx_http_llmproxy_days_t   *days;
     ngx_http_llmproxy_batch_t  *b;
+
+    daily = schema & NGX_HTTP_LLMPROXY_DB_DAILY;
+    packs = schema & NGX_HTTP_LLMPROXY_DB_PACKS;
+    packed = 0;
+    days = NULL;
+
+    if (daily) {
+        days = ngx_http_llmproxy_daily_create();
+        if (days == NULL) {
+            ngx_cpystrn((u_char *) err, (u_char *) "out of memory", errlen);
+            return NGX_DECLINED;
+        }
+    }
 
     rc = ngx_http_llmproxy_records_db_exec(conn,
              daily ? "BEGIN; SET LOCAL llmproxy.usage_daily = 'writer'"
                    : "BEGIN",
              err, errlen);
     if (rc != NGX_OK) {
+        ngx_http_llmproxy_daily_free(days);
         return NGX_ERROR;
     }
 
@@ -78,8 +135,8 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
     }
 
     /*
-     * our batches in one binary COPY; an old spill file (binary of fewer
-     * columns, or text) in another
+     * our batches in one binary COPY, of packs since schema 10; an old
+     * spill file (binary of fewer columns, or text) in another, of rows
      */
 
     for (fmt = 0; fmt < 3; fmt++) {
@@ -103,9 +160,19 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
             }
         }
 
-        rc = ngx_http_llmproxy_records_db_copy(conn, batches, fmt, err,
-                                               errlen);
+        if (fmt == 0 && packs) {
+            /* the packs' pass over the tuples adds their daily totals */
+            rc = ngx_http_llmproxy_records_db_packs(conn, batches, days, err,
+                                                    errlen);
+            packed = 1;
+
+        } else {
+            rc = ngx_http_llmproxy_records_db_copy(conn, batches, fmt, packs,
+                                                   err, errlen);
+        }
+
         if (rc == NGX_ERROR) {
+            ngx_http_llmproxy_daily_free(days);
             return NGX_ERROR;
         }
 
@@ -123,7 +190,8 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
     }
 
     if (daily) {
-        rc = ngx_http_llmproxy_records_db_daily(conn, batches, err, errlen);
+        rc = ngx_http_llmproxy_records_db_daily(conn, batches, days, packed,
+                                                err, errlen);
         if (rc != NGX_OK) {
             goto failed;
         }
@@ -133,6 +201,9 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
     if (rc != NGX_OK) {
         goto failed;
     }
+
+    ngx_http_llmproxy_daily_free(days);
+    days = NULL;
 
     if (ngx_http_llmproxy_records_db_exec(conn, "COMMIT", err, errlen)
         != NGX_OK)
@@ -144,6 +215,7 @@ ngx_http_llmproxy_records_db_write(PGconn *conn,
 
 failed:
 
+    ngx_http_llmproxy_daily_free(days);
     ngx_http_llmproxy_costs_free(costs);
 
     res = PQexec(conn, "ROLLBACK");
@@ -154,33 +226,129 @@ failed:
 
 
 /*
- * The new batches of one format into llmproxy_usage.  NGX_DECLINED: the
- * data refused; NGX_ERROR: the connection failed.
+ * The new batches of one format as rows: into llmproxy_usage_rows since
+ * schema 10 (rows), into the table llmproxy_usage before.  NGX_DECLINED:
+ * the data refused; NGX_ERROR: the connection failed.
  */
 
 static ngx_int_t
 ngx_http_llmproxy_records_db_copy(PGconn *conn,
-    ngx_http_llmproxy_batch_t *batches, ngx_uint_t fmt, char *err,
-    size_t errlen)
+    ngx_http_llmproxy_batch_t *batches, ngx_uint_t fmt, ngx_uint_t rows,
+    char *err, size_t errlen)
 {
-    PGresult                   *res;
+    u_char                     *data, *p;
+    size_t                      len;
     ngx_int_t                   rc;
     ngx_uint_t                  text;
     ngx_http_llmproxy_batch_t  *b;
 
     /* by column names: the table may have more than a format writes */
 
-    static const char  *copy[] = {
-        "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS ")"
-        " FROM STDIN (FORMAT binary)",
-        "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS1 ")"
-        " FROM STDIN (FORMAT binary)",
-        "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS1 ") FROM STDIN"
+    static const char  *copy[2][3] = {
+        {
+            "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS ")"
+            " FROM STDIN (FORMAT binary)",
+            "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS1 ")"
+            " FROM STDIN (FORMAT binary)",
+            "COPY llmproxy_usage (" NGX_HTTP_LLMPROXY_COLUMNS1 ") FROM STDIN"
+        },
+        {
+            "COPY llmproxy_usage_rows (" NGX_HTTP_LLMPROXY_COLUMNS ")"
+            " FROM STDIN (FORMAT binary)",
+            "COPY llmproxy_usage_rows (" NGX_HTTP_LLMPROXY_COLUMNS1 ")"
+            " FROM STDIN (FORMAT binary)",
+            "COPY llmproxy_usage_rows (" NGX_HTTP_LLMPROXY_COLUMNS1 ")"
+            " FROM STDIN"
+        }
     };
 
     text = (fmt == 2);
 
-    res = PQexec(conn, copy[fmt]);
+    /* one stream: the binary header, the batches' tuples, the trailer */
+
+    len = text ? 0 : NGX_HTTP_LLMPROXY_COPY_HEADER + 2;
+
+    for (b = batches; b; b = b->next) {
+        if (!b->known && ngx_http_llmproxy_batch_format(b) == fmt) {
+            len += b->last - b->data;
+        }
+    }
+
+    data = malloc(len ? len : 1);
+    if (data == NULL) {
+        ngx_cpystrn((u_char *) err, (u_char *) "out of memory", errlen);
+        return NGX_DECLINED;
+    }
+
+    p = data;
+
+    if (!text) {
+        p = ngx_cpymem(p, ngx_http_llmproxy_copy_header,
+                       NGX_HTTP_LLMPROXY_COPY_HEADER);
+    }
+
+    for (b = batches; b; b = b->next) {
+        if (!b->known && ngx_http_llmproxy_batch_format(b) == fmt) {
+            p = ngx_cpymem(p, b->data, b->last - b->data);
+        }
+    }
+
+    if (!text) {
+        p = ngx_http_llmproxy_put16(p, 0xffff);
+    }
+
+    rc = ngx_http_llmproxy_records_db_send(conn, copy[rows ? 1 : 0][fmt],
+                                           data, p - data, err, errlen);
+    free(data);
+
+    return rc;
+}
+
+
+/* the new batches of this version's tuples as packs (schema 10) */
+
+static ngx_int_t
+ngx_http_llmproxy_records_db_packs(PGconn *conn,
+    ngx_http_llmproxy_batch_t *batches, ngx_http_llmproxy_days_t *days,
+    char *err, size_t errlen)
+{
+    u_char     *data;
+    size_t      len;
+    ngx_int_t   rc;
+
+    if (ngx_http_llmproxy_packs_build(batches, days, &data, &len) != NGX_OK) {
+        ngx_cpystrn((u_char *) err,
+                    (u_char *) "out of memory, or a batch not whole", errlen);
+        return NGX_DECLINED;
+    }
+
+    if (data == NULL) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_llmproxy_records_db_send(conn,
+             "COPY llmproxy_usage_packs (first_at, last_at, n, strings,"
+             " records) FROM STDIN (FORMAT binary)",
+             data, len, err, errlen);
+    free(data);
+
+    return rc;
+}
+
+
+/*
+ * A whole COPY stream to a COPY statement.  NGX_DECLINED: the statement
+ * or the data refused; NGX_ERROR: the connection failed.
+ */
+
+static ngx_int_t
+ngx_http_llmproxy_records_db_send(PGconn *conn, const char *sql,
+    u_char *data, size_t len, char *err, size_t errlen)
+{
+    PGresult   *res;
+    ngx_int_t   rc;
+
+    res = PQexec(conn, sql);
     rc = (PQresultStatus(res) == PGRES_COPY_IN) ? NGX_OK : NGX_DECLINED;
 
     if (rc != NGX_OK) {
@@ -194,29 +362,11 @@ ngx_http_llmproxy_records_db_copy(PGconn *conn,
         return (PQstatus(conn) == CONNECTION_OK) ? NGX_DECLINED : NGX_ERROR;
     }
 
-    if (!text
-        && PQputCopyData(conn, (char *) ngx_http_llmproxy_copy_header,
-                         NGX_HTTP_LLMPROXY_COPY_HEADER) != 1)
-    {
-        goto failed;
-    }
-
-    for (b = batches; b; b = b->next) {
-        if (!b->known && ngx_http_llmproxy_batch_format(b) == fmt
-            && b->last > b->data
-            && PQputCopyData(conn, (char *) b->data,
-                             (int) (b->last - b->data)) != 1)
-        {
-            goto failed;
-        }
-    }
-
-    /* the binary stream's trailer: a field count of -1 */
-
-    if ((!text && PQputCopyData(conn, "\377\377", 2) != 1)
+    if ((len && PQputCopyData(conn, (char *) data, (int) len) != 1)
         || PQputCopyEnd(conn, NULL) != 1)
     {
-        goto failed;
+        ngx_cpystrn((u_char *) err, (u_char *) PQerrorMessage(conn), errlen);
+        return NGX_ERROR;
     }
 
     while ((res = PQgetResult(conn)) != NULL) {
@@ -230,12 +380,6 @@ ngx_http_llmproxy_records_db_copy(PGconn *conn,
     }
 
     return rc;
-
-failed:
-
-    ngx_cpystrn((u_char *) err, (u_char *) PQerrorMessage(conn), errlen);
-
-    return NGX_ERROR;
 }
 
 

@@ -8,7 +8,7 @@
  * spend, and reports over old days still answer from them.
  *
  * Rows go in batches of NGX_HTTP_LLMPROXY_RETENTION_BATCH, each its own
- * transaction found through the BRIN index on created_at and deleted by
+ * transaction found through the BRIN index on their time and deleted by
  * ctid, so that no lock is held for long and the usage writers' COPYs go
  * on between them.  A task deletes at most NGX_HTTP_LLMPROXY_RETENTION_RUN
  * batches, then gives its thread back; the next task follows a pause.
@@ -299,44 +299,84 @@ ngx_http_llmproxy_retention_connect(ngx_http_llmproxy_retention_t *rt)
 
 /*
  * At most NGX_HTTP_LLMPROXY_RETENTION_RUN batches of old rows; rt->more
- * when there may be more of them.
+ * when there may be more of them.  Since schema 10 the records are in
+ * llmproxy_usage_packs (the gateways') and llmproxy_usage_rows (the
+ * others), llmproxy_usage being a view over both: a pack goes once its
+ * latest record is old, which keeps its others a flush interval longer.
  */
 
 static ngx_int_t
 ngx_http_llmproxy_retention_delete(ngx_http_llmproxy_retention_t *rt)
 {
     char                 secs[32];
-    ngx_uint_t           i;
+    ngx_uint_t           i, s, packs;
     PGresult            *res;
     const char          *values[1];
     unsigned long long   n;
 
+    /* the BRIN indexes find the old rows; ctids delete them; n: records */
+
+    static const char  *sql[] = {
+        "WITH d AS (DELETE FROM llmproxy_usage WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM llmproxy_usage"
+        " WHERE created_at < now() - make_interval(secs => $1::bigint)"
+        " LIMIT " NGX_HTTP_LLMPROXY_RETENTION_BATCH ")) RETURNING 1 AS n)"
+        " SELECT count(*), count(*) FROM d",
+
+        "WITH d AS (DELETE FROM llmproxy_usage_rows WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM llmproxy_usage_rows"
+        " WHERE created_at < now() - make_interval(secs => $1::bigint)"
+        " LIMIT " NGX_HTTP_LLMPROXY_RETENTION_BATCH ")) RETURNING 1 AS n)"
+        " SELECT count(*), count(*) FROM d",
+
+        "WITH d AS (DELETE FROM llmproxy_usage_packs WHERE ctid = ANY(ARRAY("
+        "SELECT ctid FROM llmproxy_usage_packs"
+        " WHERE last_at < now() - make_interval(secs => $1::bigint)"
+        " LIMIT " NGX_HTTP_LLMPROXY_RETENTION_BATCH ")) RETURNING n)"
+        " SELECT count(*), coalesce(sum(n), 0) FROM d"
+    };
+
+    res = PQexec(rt->conn,
+                 "SELECT to_regclass('llmproxy_usage_packs') IS NOT NULL");
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        ngx_http_llmproxy_retention_failed(rt, res);
+        return NGX_ERROR;
+    }
+
+    packs = (PQgetvalue(res, 0, 0)[0] == 't');
+    PQclear(res);
+
     ngx_sprintf((u_char *) secs, "%T%Z", rt->retention);
     values[0] = secs;
 
-    for (i = 0; i < NGX_HTTP_LLMPROXY_RETENTION_RUN; i++) {
+    s = packs ? 1 : 0;
+    i = 0;
 
-        /* the BRIN index finds the old rows; ctids delete them */
+    while (i < NGX_HTTP_LLMPROXY_RETENTION_RUN) {
 
-        res = PQexecParams(rt->conn,
-            "DELETE FROM llmproxy_usage WHERE ctid = ANY(ARRAY("
-            "SELECT ctid FROM llmproxy_usage"
-            " WHERE created_at < now() - make_interval(secs => $1::bigint)"
-            " LIMIT " NGX_HTTP_LLMPROXY_RETENTION_BATCH "))",
-            1, NULL, values, NULL, NULL, 0);
+        res = PQexecParams(rt->conn, sql[s], 1, NULL, values, NULL, NULL, 0);
 
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
             ngx_http_llmproxy_retention_failed(rt, res);
             return NGX_ERROR;
         }
 
-        n = strtoull(PQcmdTuples(res), NULL, 10);
-        rt->deleted += n;
+        n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        rt->deleted += strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 
         PQclear(res);
 
+        i++;
+
         if (n < NGX_HTTP_LLMPROXY_RETENTION_NBATCH) {
-            return NGX_OK;
+            /* this table is done: the packs after the rows */
+
+            if (s != 1) {
+                return NGX_OK;
+            }
+
+            s = 2;
         }
     }
 

@@ -61,6 +61,11 @@ before(async () => {
           + records('400 days', 5, 'ancient', '100')
           + records('1 minute', RECENT, 'new-a', '(i * 13) % 400')
           + "UPDATE llmproxy_keys SET spend = 1.5 WHERE alias = 'ret-team'");
+  // the records older than 20 days in packs, as a gateway writes them
+  // (schema 10); the others stay rows
+  pg.psql("SELECT llmproxy_usage_pack_rows(now() - interval '20 days')");
+  assert.strictEqual(pg.psql('SELECT sum(n) FROM llmproxy_usage_packs'),
+                     String(30 + 5));
 });
 
 after(async () => {

@@ -221,7 +221,7 @@ test('an old spill file in COPY\'s text format: its daily totals are the '
 
 test('the writer adds the daily totals itself: exact with the trigger '
      + 'off', async () => {
-  pg.psql('ALTER TABLE llmproxy_usage DISABLE TRIGGER'
+  pg.psql('ALTER TABLE llmproxy_usage_rows DISABLE TRIGGER'
           + ' llmproxy_usage_daily_add');
   try {
     putFiles([spillFile(records('writer-model', 40)),
@@ -231,7 +231,7 @@ test('the writer adds the daily totals itself: exact with the trigger '
     assert.match(r, /^65\|/);
     assert.strictEqual(daily, r);
   } finally {
-    pg.psql('ALTER TABLE llmproxy_usage ENABLE TRIGGER'
+    pg.psql('ALTER TABLE llmproxy_usage_rows ENABLE TRIGGER'
             + ' llmproxy_usage_daily_add');
   }
 });

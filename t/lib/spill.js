@@ -45,7 +45,8 @@ const DEFAULTS = { iface: 'openai', endpoint: 'chat/completions',
   cacheRead: 0, cacheCreation: 0, cache1h: 0, reasoning: 0, unpriced: false,
   estimated: false };
 
-// records: objects with the fields of COLUMNS (time in ms since 1970)
+// records: objects with the fields of COLUMNS (time in ms since 1970, or
+// micros: microseconds since 2000-01-01 as PostgreSQL counts them, a BigInt)
 function spillFile(records, { old = false } = {}) {
   const parts = [HEADER];
   const now = Date.now();
@@ -56,8 +57,9 @@ function spillFile(records, { old = false } = {}) {
     count.writeInt16BE(columns.length);
     parts.push(count);
     for (const [name, type] of columns) {
-      parts.push(...field(name === 'time' ? micros(rec.time) : rec[name],
-                          type));
+      const v = name !== 'time' ? rec[name]
+        : rec.micros !== undefined ? rec.micros : micros(rec.time);
+      parts.push(...field(v, type));
     }
   }
   return Buffer.concat(parts);
