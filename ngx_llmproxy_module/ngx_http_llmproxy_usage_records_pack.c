@@ -82,6 +82,7 @@ static u_char *ngx_http_llmproxy_pack_strings(ngx_http_llmproxy_pack_t *pk,
 static ngx_int_t ngx_http_llmproxy_pack_room(ngx_http_llmproxy_pack_t *pk,
     size_t size);
 static u_char *ngx_http_llmproxy_pack_int(u_char *p, int64_t v);
+static ngx_uint_t ngx_http_llmproxy_pack_digits(uint64_t v);
 static u_char *ngx_http_llmproxy_pack_float(u_char *p, double v);
 
 
@@ -188,7 +189,7 @@ ngx_http_llmproxy_pack_record(void *data, ngx_http_llmproxy_field_t *f,
 
     u_char      *p;
     size_t       size;
-    int64_t      at;
+    int64_t      at, span;
     ngx_uint_t   i, added, nstrings;
 
     if (n != NGX_HTTP_LLMPROXY_COPY_FIELDS || f[0].len != 16
@@ -200,6 +201,12 @@ ngx_http_llmproxy_pack_record(void *data, ngx_http_llmproxy_field_t *f,
     at = ngx_http_llmproxy_field_int(&f[1]);
 
     for ( ;; ) {
+        if (pk->n == NGX_HTTP_LLMPROXY_PACK_RECORDS
+            && ngx_http_llmproxy_pack_close(pk) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         nstrings = pk->nstrings;
         i = pk->n;
 
@@ -208,12 +215,21 @@ ngx_http_llmproxy_pack_record(void *data, ngx_http_llmproxy_field_t *f,
             return NGX_ERROR;
         }
 
-        /* the line, its created_at offset (at most 20 digits), '\n' */
-        size = (p - pk->lines[i]) + 33 + 21;
+        /*
+         * the line, its request id and tab, '\n'; then every line's
+         * created_at offset, at most as long as the pack's span
+         */
+        size = (p - pk->lines[i]) + 33 + 1;
 
-        if (pk->n == 0
-            || (pk->n < NGX_HTTP_LLMPROXY_PACK_RECORDS
-                && pk->size + size + added <= NGX_HTTP_LLMPROXY_PACK_SIZE))
+        if (pk->n == 0) {
+            break;
+        }
+
+        span = ngx_max(pk->latest, at) - ngx_min(pk->first, at);
+
+        if (pk->size + size + added
+            + (pk->n + 1) * ngx_http_llmproxy_pack_digits(span)
+            <= NGX_HTTP_LLMPROXY_PACK_SIZE)
         {
             break;
         }
@@ -379,7 +395,7 @@ ngx_http_llmproxy_pack_close(ngx_http_llmproxy_pack_t *pk)
     }
 
     size = 2 + 3 * 12 + 4 + 20 + pk->nstrings * 4 + 4 + pk->size
-           + pk->n * (33 + 21);
+           + pk->n * NGX_INT64_LEN;
 
     for (i = 0; i < pk->nstrings; i++) {
         size += pk->strings[i].len;
@@ -542,6 +558,19 @@ ngx_http_llmproxy_pack_int(u_char *p, int64_t v)
     }
 
     return end;
+}
+
+
+static ngx_uint_t
+ngx_http_llmproxy_pack_digits(uint64_t v)
+{
+    ngx_uint_t  n;
+
+    for (n = 1; v >= 10; v /= 10) {
+        n++;
+    }
+
+    return n;
 }
 
 

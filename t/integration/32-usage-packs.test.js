@@ -170,6 +170,22 @@ test('spilled tuples replayed into packs read back exactly as PostgreSQL '
        AND created_at >= now() - interval '30 minutes'`));
 });
 
+test('small records: 16 a pack, and the 17th in the next', async () => {
+  // the master key's records (no key hash or alias), the shortest lines
+  const records = Array.from({ length: 100 }, (_, i) => ({
+    id: crypto.randomUUID(), hash: null, alias: null, model: 'small',
+    deployment: 'p/small', prompt: i, completion: 1, total: i + 1,
+    cost: i / 1e6, time: Date.now() - i }));
+  putFile(spillFile(records));
+  await until(() => spillsLeft().length === 0);
+  assert.strictEqual(q(`SELECT string_agg(n::text, ',' ORDER BY n DESC)
+    FROM llmproxy_usage_packs WHERE 'small' = ANY(strings)`),
+  '16,16,16,16,16,16,4');
+  assert.strictEqual(q(`SELECT count(*), sum(prompt_tokens),
+    sum(total_tokens), round(sum(cost)::numeric, 9)
+    FROM llmproxy_usage WHERE model = 'small'`), '100|4950|5050|0.004950000');
+});
+
 test('the SQL packer makes the same records of rows', async () => {
   q('ALTER TABLE llmproxy_usage_rows DISABLE TRIGGER USER');
   q(`INSERT INTO llmproxy_usage_rows SELECT gen_random_uuid(), created_at,
