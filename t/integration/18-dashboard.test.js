@@ -68,6 +68,8 @@ function seed() {
     + ` ${r.prompt + r.completion}, ${r.cost}, ${r.latency}, NULL, 1, 0,`
     + ` ${q(r.error)})`);
   psqlStdin(`INSERT INTO llmproxy_usage VALUES ${rows.join(',\n')};`);
+  // in packs, as the gateways store their records (schema 10)
+  psqlStdin("SELECT llmproxy_usage_pack_rows('infinity');");
 }
 
 function psqlStdin(sql) {
@@ -512,5 +514,40 @@ async () => {
   } finally {
     await gw2.stop();
     await ok.close();
+  }
+});
+
+test('reports read only the records of their period: a pack of three '
+     + 'days ago is not decoded', async () => {
+  // a pack no reader can decode, of three days ago: whole days of a
+  // report come from the daily totals, the recent errors from the last
+  // day's records; a query on the view llmproxy_usage would decode it and
+  // fail
+  psqlStdin(`INSERT INTO llmproxy_usage_packs VALUES (now() - interval
+    '3 days', now() - interval '3 days', 1, '{}', E'x\\tnot-a-number');`);
+  try {
+    assert.throws(() => pg.psql('SELECT count(*) FROM llmproxy_usage'),
+                  /invalid input syntax/);
+    const since = Date.now() - 7 * DAY;
+    const rs = records.filter((r) => r.time >= since);
+    const u = gw.ctl(['usage', '--since', '7d', '--by', 'model',
+                      '--json']);
+    assert.strictEqual(u.status, 0, u.stderr);
+    // the seeded records, by model (the test before added priced-model)
+    const got = JSON.parse(u.stdout).rows
+      .filter((x) => x.model !== 'priced-model');
+    const want = new Map();
+    for (const r of rs) {
+      want.set(r.model, [...(want.get(r.model) || []), r]);
+    }
+    assert.deepStrictEqual(got.map((x) => x.model).sort(),
+                           [...want.keys()].sort());
+    for (const x of got) {
+      const list = want.get(x.model);
+      assert.strictEqual(x.requests, list.length, x.model);
+      close(x.cost, list.reduce((a, r) => a + r.cost, 0), x.model);
+    }
+  } finally {
+    psqlStdin("DELETE FROM llmproxy_usage_packs WHERE strings = '{}';");
   }
 });
