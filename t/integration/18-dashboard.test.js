@@ -523,8 +523,13 @@ test('reports read only the records of their period: a pack of three '
   // report come from the daily totals, the recent errors from the last
   // day's records; a query on the view llmproxy_usage would decode it and
   // fail
+  // (an error record, every field right but its time: a reader that
+  // decodes it fails whichever field it tests first)
+  const line = ['0'.repeat(32), 'not-a-number', '', '', '1', '', '1', '1',
+                '0', '502', '0', '0', '0', '0', '1', '', '1', '0', '', '0',
+                '0', '0', '0', '0', '0'].join('\t');
   psqlStdin(`INSERT INTO llmproxy_usage_packs VALUES (now() - interval
-    '3 days', now() - interval '3 days', 1, '{}', E'x\\tnot-a-number');`);
+    '3 days', now() - interval '3 days', 1, '{broken}', '${line}');`);
   try {
     assert.throws(() => pg.psql('SELECT count(*) FROM llmproxy_usage'),
                   /invalid input syntax/);
@@ -547,7 +552,58 @@ test('reports read only the records of their period: a pack of three '
       assert.strictEqual(x.requests, list.length, x.model);
       close(x.cost, list.reduce((a, r) => a + r.cost, 0), x.model);
     }
+    // the dashboard's recent errors, for the master key and a virtual one
+    const all = await api('summary?days=7', gw.masterKey);
+    assert.strictEqual(all.status, 200, all.text);
+    assert.deepStrictEqual(all.body.errors.map((x) => x.error).sort(),
+                           ['rate_limit_exceeded', 'upstream_failed']);
+    const mine = await api('summary?days=30', keys['team-a'].key);
+    assert.strictEqual(mine.status, 200, mine.text);
+    assert.deepStrictEqual(mine.body.errors.map((x) => x.error),
+                           ['upstream_failed']);
   } finally {
-    psqlStdin("DELETE FROM llmproxy_usage_packs WHERE strings = '{}';");
+    psqlStdin("DELETE FROM llmproxy_usage_packs WHERE strings = '{broken}';");
+  }
+});
+
+test('a gateway on a database of schema 9 (no packs yet): the recent '
+     + 'errors from its table llmproxy_usage', async () => {
+  // migrations 1 to 9 as llmproxyctl applied them before schema 10;
+  // llmproxyctl itself would migrate the database to 10
+  const pg9 = await startPostgres();
+  let gw9;
+  try {
+    const dir = path.join(ROOT, 'configs', 'schema');
+    const files = fs.readdirSync(dir).filter((f) => /^00\d_.*\.sql$/.test(f))
+      .sort();
+    assert.strictEqual(files.length, 9);
+    for (const f of files) {
+      const r = spawnSync('psql', [pg9.url, '-Atq', '-v', 'ON_ERROR_STOP=1',
+                                   '-f', path.join(dir, f)],
+                          { encoding: 'utf8' });
+      assert.strictEqual(r.status, 0, f + ': ' + r.stderr);
+    }
+    assert.strictEqual(pg9.psql("SELECT relkind FROM pg_class WHERE relname"
+                                + " = 'llmproxy_usage'"), 'r');
+    pg9.psql(`INSERT INTO llmproxy_usage (request_id, created_at, model,
+        interface, endpoint, stream, status, prompt_tokens,
+        completion_tokens, total_tokens, cost, latency_ms, attempts,
+        fallbacks, error)
+      VALUES (gen_random_uuid(), now() - interval '1 hour', 'm9', 'openai',
+        'chat/completions', false, 502, 0, 0, 0, 0, 5, 1, 0, 'from_nine'),
+       (gen_random_uuid(), now() - interval '2 days', 'm9', 'openai',
+        'chat/completions', false, 502, 0, 0, 0, 0, 5, 1, 0, 'too_old')`);
+    gw9 = await startGateway({ database: pg9.url,
+                               httpExtra: 'llmproxy_usage_records off;' });
+    const r = await raw(gw9.url + '/llmproxy/ui/api/summary?days=7', {
+      headers: { authorization: 'Bearer ' + gw9.masterKey } });
+    assert.strictEqual(r.status, 200, r.text);
+    assert.deepStrictEqual(r.body.errors.map((x) => x.error),
+                           ['from_nine']);
+    assert.strictEqual(r.body.totals.requests, 2);
+    assert.deepStrictEqual(gw9.problems(), []);
+  } finally {
+    if (gw9) await gw9.stop();
+    pg9.destroy();
   }
 });
