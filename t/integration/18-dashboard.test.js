@@ -2,7 +2,8 @@
 // The usage dashboard (SPEC section 13, issue 18), in a real browser:
 // Debian's chromium, headless, driven by puppeteer-core, against a real
 // nginx serving /llmproxy/ui/ and a real PostgreSQL holding a known set of
-// usage records (inserted directly; the daily totals follow by trigger).
+// usage records (inserted directly; the daily totals follow by trigger;
+// then packed as the gateways store them).
 // The master key sees every key; a virtual key sees only itself, in the
 // page and in the endpoints; the numbers shown are the records'; the
 // charts are drawn with the expected series; every endpoint refuses a
