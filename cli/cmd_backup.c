@@ -1966,7 +1966,7 @@ static int
 ctl_restore_apply(PGconn *conn, cJSON *manifest, char **files,
     int force, long long *total)
 {
-    int           i, n, schema;
+    int           i, n, schema, daily;
     char         *q, *sql, *list, num[32];
     size_t        len;
     cJSON        *tables, *t;
@@ -1996,8 +1996,18 @@ ctl_restore_apply(PGconn *conn, cJSON *manifest, char **files,
 
     /*
      * The tables to empty: the backup's and the records tables, each
-     * once, those of ctl_restore_lock_order[] first and in its order
+     * once, those of ctl_restore_lock_order[] first and in its order.  A
+     * backup from before schema 5 has no daily totals: they are emptied
+     * too, and the trigger of llmproxy_usage_rows, left on, adds up the
+     * restored records into them, as migration 5 did.
      */
+
+    daily = 0;
+
+    cJSON_ArrayForEach(t, tables) {
+        daily |= strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t, "table")),
+                        "llmproxy_usage_daily") == 0;
+    }
 
     n = 0;
     names = calloc(cJSON_GetArraySize(tables)
@@ -2012,7 +2022,8 @@ ctl_restore_apply(PGconn *conn, cJSON *manifest, char **files,
         table = ctl_restore_lock_order[i];
 
         if (ctl_name_in(ctl_restore_records, CTL_NELTS(ctl_restore_records),
-                        table))
+                        table)
+            || (!daily && strcmp(table, "llmproxy_usage_daily") == 0))
         {
             names[n++] = table;
             continue;
@@ -2101,6 +2112,10 @@ ctl_restore_apply(PGconn *conn, cJSON *manifest, char **files,
      * go in (the change numbers are set afterwards) */
 
     for (i = 0; i < n; i++) {
+        if (!daily && strcmp(names[i], "llmproxy_usage_rows") == 0) {
+            continue;
+        }
+
         q = PQescapeIdentifier(conn, names[i], strlen(names[i]));
         sprintf(sql, "ALTER TABLE %s DISABLE TRIGGER USER", q);
         PQfreemem(q);

@@ -379,7 +379,8 @@ test('a corrupted or truncated part is refused before the database is '
   let r = await ctl(['restore', b.name, '--from', TO, '--force'],
                     { LLMPROXY_DATABASE_URL: pg2.url });
   assert.strictEqual(r.status, 2, r.stdout + r.stderr);
-  assert.match(r.stderr, /llmproxy_usage_rows\.copy\.gz does not match its SHA-256/);
+  assert.match(r.stderr,
+               /llmproxy_usage_rows\.copy\.gz does not match its SHA-256/);
   assert.match(r.stderr, /refused; the database was not touched/);
 
   // the upload cut short
@@ -710,4 +711,29 @@ test('a backup from before schema 10 (records in the table llmproxy_usage) '
   assert.ok(t1.total.requests >= records, u1.stdout);
   assert.deepStrictEqual(t2.rows, t1.rows);
   assert.deepStrictEqual(t2.total, t1.total);
+
+  // one from before schema 5 has no daily totals either: the restore
+  // empties them and adds up the restored records into them
+  const older = 'llmproxy-20000101T000000.005Z';
+  fs.cpSync(where, path.join(dir, older), { recursive: true });
+  const daily = man.tables.find((t) => t.table === 'llmproxy_usage_daily');
+  fs.rmSync(path.join(dir, older, daily.file));
+  man.schema_version = 4;
+  man.tables = man.tables.filter((t) => t !== daily);
+  fs.writeFileSync(path.join(dir, older, 'manifest.json'),
+                   JSON.stringify(man));
+  pg2.psql("UPDATE llmproxy_usage_daily SET requests = requests + 1000");
+  ok(await ctl(['restore', older, '--dir', dir, '--force'],
+               { LLMPROXY_DATABASE_URL: pg2.url }));
+  const totals = 'SELECT sum(requests), sum(errors), sum(prompt_tokens),'
+    + ' sum(completion_tokens), sum(lat_lt_500), count(*)'
+    + ' FROM llmproxy_usage_daily';
+  assert.strictEqual(pg2.psql(totals), pg.psql(totals));
+  const u3 = ok(await usageJSON(pg2.url));
+  const t3 = JSON.parse(u3.stdout);
+  for (const [a, b] of [[t3.total, t1.total],
+                        ...t1.rows.map((r, i) => [t3.rows[i], r])]) {
+    assert.deepStrictEqual({ ...a, cost: 0 }, { ...b, cost: 0 });
+    assert.ok(Math.abs(a.cost - b.cost) < 1e-9, `${a.cost} != ${b.cost}`);
+  }
 });
