@@ -37,8 +37,8 @@
 /* a connection and what its database has */
 typedef struct {
     PGconn                         *conn;
-    ngx_uint_t                      between;   /* 0: not asked yet, */
-} ngx_http_llmproxy_ui_conn_t;                 /* 1: schema 10, 2: older */
+    ngx_uint_t                      between;   /* llmproxy_usage_between() */
+} ngx_http_llmproxy_ui_conn_t;
 
 
 typedef struct {
@@ -419,15 +419,19 @@ ngx_http_llmproxy_ui_query(void *data, ngx_log_t *log)
         }
     }
 
-    if (t->db.between == 0) {
-        /* once a connection: the schema only grows while it is open */
+    if (!t->db.between) {
+        /*
+         * once a connection when it is there (the schema only grows);
+         * until then each time, as llmproxyctl migrate may add it while
+         * the gateway runs
+         */
 
         res = PQexec(t->db.conn, "SELECT to_regprocedure('llmproxy_usage_"
                      "between(timestamptz,timestamptz)') IS NOT NULL");
 
-        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-            t->db.between = (PQgetvalue(res, 0, 0)[0] == 't') ? 1 : 2;
-        }
+        t->db.between = PQresultStatus(res) == PGRES_TUPLES_OK
+                        && PQntuples(res) == 1
+                        && PQgetvalue(res, 0, 0)[0] == 't';
 
         PQclear(res);
     }
@@ -436,9 +440,8 @@ ngx_http_llmproxy_ui_query(void *data, ngx_log_t *log)
     values[1] = t->key;
 
     res = PQexecParams(t->db.conn,
-                       (t->db.between == 1)
-                       ? ngx_http_llmproxy_ui_summary_sql
-                       : ngx_http_llmproxy_ui_summary_sql9,
+                       t->db.between ? ngx_http_llmproxy_ui_summary_sql
+                                     : ngx_http_llmproxy_ui_summary_sql9,
                        2, NULL, values, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {

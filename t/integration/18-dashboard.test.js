@@ -518,19 +518,24 @@ async () => {
   }
 });
 
+// a pack of three days ago no reader can decode: an error record, every
+// field right but its time, so that a reader that decodes it fails
+// whichever field it tests first
+function brokenPack() {
+  const line = ['0'.repeat(32), 'not-a-number', '', '', '1', '', '1', '1',
+                '0', '502', '0', '0', '0', '0', '1', '', '1', '0', '', '0',
+                '0', '0', '0', '0', '0'].join('\t');
+  return `INSERT INTO llmproxy_usage_packs VALUES (now() - interval
+    '3 days', now() - interval '3 days', 1, '{broken}', '${line}');`;
+}
+
 test('reports read only the records of their period: a pack of three '
      + 'days ago is not decoded', async () => {
   // a pack no reader can decode, of three days ago: whole days of a
   // report come from the daily totals, the recent errors from the last
   // day's records; a query on the view llmproxy_usage would decode it and
   // fail
-  // (an error record, every field right but its time: a reader that
-  // decodes it fails whichever field it tests first)
-  const line = ['0'.repeat(32), 'not-a-number', '', '', '1', '', '1', '1',
-                '0', '502', '0', '0', '0', '0', '1', '', '1', '0', '', '0',
-                '0', '0', '0', '0', '0'].join('\t');
-  psqlStdin(`INSERT INTO llmproxy_usage_packs VALUES (now() - interval
-    '3 days', now() - interval '3 days', 1, '{broken}', '${line}');`);
+  psqlStdin(brokenPack());
   try {
     assert.throws(() => pg.psql('SELECT count(*) FROM llmproxy_usage'),
                   /invalid input syntax/);
@@ -568,7 +573,8 @@ test('reports read only the records of their period: a pack of three '
 });
 
 test('a gateway on a database of schema 9 (no packs yet): the recent '
-     + 'errors from its table llmproxy_usage', async () => {
+     + 'errors from its table llmproxy_usage; migrated to 10 while it runs, '
+     + 'through llmproxy_usage_between()', async () => {
   // migrations 1 to 9 as llmproxyctl applied them before schema 10;
   // llmproxyctl itself would migrate the database to 10
   const pg9 = await startPostgres();
@@ -584,6 +590,12 @@ test('a gateway on a database of schema 9 (no packs yet): the recent '
                           { encoding: 'utf8' });
       assert.strictEqual(r.status, 0, f + ': ' + r.stderr);
     }
+    pg9.psql(`CREATE TABLE llmproxy_schema_migrations (
+        version integer PRIMARY KEY, name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now());
+      INSERT INTO llmproxy_schema_migrations (version, name)
+      VALUES ${files.map((f) => `(${parseInt(f, 10)}, `
+                          + `'${f.replace(/\.sql$/, '')}')`).join(', ')}`);
     assert.strictEqual(pg9.psql("SELECT relkind FROM pg_class WHERE relname"
                                 + " = 'llmproxy_usage'"), 'r');
     pg9.psql(`INSERT INTO llmproxy_usage (request_id, created_at, model,
@@ -594,7 +606,7 @@ test('a gateway on a database of schema 9 (no packs yet): the recent '
         'chat/completions', false, 502, 0, 0, 0, 0, 5, 1, 0, 'from_nine'),
        (gen_random_uuid(), now() - interval '2 days', 'm9', 'openai',
         'chat/completions', false, 502, 0, 0, 0, 0, 5, 1, 0, 'too_old')`);
-    gw9 = await startGateway({ database: pg9.url,
+    gw9 = await startGateway({ database: pg9.url, workers: 1,
                                httpExtra: 'llmproxy_usage_records off;' });
     const r = await raw(gw9.url + '/llmproxy/ui/api/summary?days=7', {
       headers: { authorization: 'Bearer ' + gw9.masterKey } });
@@ -602,6 +614,20 @@ test('a gateway on a database of schema 9 (no packs yet): the recent '
     assert.deepStrictEqual(r.body.errors.map((x) => x.error),
                            ['from_nine']);
     assert.strictEqual(r.body.totals.requests, 2);
+    // migrated to schema 10 while the gateway runs: its connections find
+    // llmproxy_usage_between() and no longer decode every pack (an old
+    // one that cannot be decoded would fail the summary)
+    const m = spawnSync(path.join(ROOT, 'build', 'llmproxyctl'),
+                        ['migrate'], { encoding: 'utf8',
+                        env: { ...process.env,
+                               LLMPROXY_DATABASE_URL: pg9.url } });
+    assert.strictEqual(m.status, 0, m.stderr);
+    pg9.psql(brokenPack());
+    const r10 = await raw(gw9.url + '/llmproxy/ui/api/summary?days=7', {
+      headers: { authorization: 'Bearer ' + gw9.masterKey } });
+    assert.strictEqual(r10.status, 200, r10.text);
+    assert.deepStrictEqual(r10.body.errors.map((x) => x.error),
+                           ['from_nine']);
     assert.deepStrictEqual(gw9.problems(), []);
   } finally {
     if (gw9) await gw9.stop();
