@@ -13,9 +13,11 @@
 #            1,000 keys (the worst case: one daily row per record and
 #            batch) and of 10
 #   year     BENCH_RECORDS records over 365 days (50 keys, 8 models, 24
-#            deployments); the endpoints' latency (curl, 20 calls each)
-#            for the master key and a virtual key, against the same
-#            aggregate over the raw records
+#            deployments), stored as the gateways store them (schema 10:
+#            in packs, by llmproxy_usage_pack_rows()); the endpoints'
+#            latency (curl, 20 calls each) for the master key and a
+#            virtual key, against the same aggregate over the raw
+#            records; `llmproxyctl usage` over 7, 30 and 365 days
 #   page     headless chromium (puppeteer-core): sign-in to charts drawn,
 #            7 days and then 365, 5 times
 set -euo pipefail
@@ -26,6 +28,8 @@ passes=" ${BENCH_PASSES:-writer year} "
 records=${BENCH_RECORDS:-1000000}
 writes=${BENCH_WRITES:-200000}
 nginx=${NGINX_BIN:-/usr/sbin/nginx}
+# another build (its module, llmproxyctl and schema) to compare with
+build=${BENCH_BUILD:-$top/build}
 
 dir=$(mktemp -d /tmp/llmproxy-bench-dash.XXXXXX)
 chmod 755 "$dir"
@@ -43,9 +47,18 @@ trap cleanup EXIT
 pg_port=$(free_port); gw_port=$(free_port)
 db=$(bash "$top/scripts/pg.sh" start "$dir/pg" "$pg_port")
 export LLMPROXY_DATABASE_URL=$db
-"$top/build/llmproxyctl" migrate >/dev/null
+"$build/llmproxyctl" migrate >/dev/null
 
 q() { psql -Atq "$db" -c "$1"; }
+
+# the table of one row per record: llmproxy_usage before schema 10, then
+# llmproxy_usage_rows (llmproxy_usage is a view over it and the packs)
+if [ "$(q "SELECT to_regclass('llmproxy_usage_packs') IS NOT NULL")" = t ]
+then
+    packs=1; rows=llmproxy_usage_rows
+else
+    packs=0; rows=llmproxy_usage
+fi
 
 # -- writer: the trigger's cost per record ------------------------------------
 
@@ -81,7 +94,7 @@ chmod -R a+r "$dir/copy"
 {
     echo "SELECT pg_backend_pid() AS pid \\gset"
     for f in "$dir"/copy/*.copy; do
-        printf 'BEGIN;\n\\copy llmproxy_usage FROM %s (FORMAT binary)\n' "$f"
+        printf 'BEGIN;\n\\copy %s FROM %s (FORMAT binary)\n' "$rows" "$f"
         printf 'COMMIT;\n'
     done
     echo "\\setenv PGPID :pid"
@@ -90,9 +103,9 @@ chmod -R a+r "$dir/copy"
 
 for mode in off on; do
     if [ $mode = off ]; then
-        q "ALTER TABLE llmproxy_usage DISABLE TRIGGER llmproxy_usage_daily_add"
+        q "ALTER TABLE $rows DISABLE TRIGGER llmproxy_usage_daily_add"
     else
-        q "ALTER TABLE llmproxy_usage ENABLE TRIGGER llmproxy_usage_daily_add"
+        q "ALTER TABLE $rows ENABLE TRIGGER llmproxy_usage_daily_add"
     fi
     q "CHECKPOINT"
     t0=$(ms_now)
@@ -107,7 +120,7 @@ done
 daily_rows=$(q "SELECT count(*) FROM llmproxy_usage_daily")
 daily_ok=$(q "SELECT (SELECT sum(requests) FROM llmproxy_usage_daily)
                      = 2 * $writes")
-q "TRUNCATE llmproxy_usage, llmproxy_usage_daily"
+q "TRUNCATE $rows, llmproxy_usage_daily"
 
 declare -A E
 if [[ $passes == *" year "* ]]; then   # to the page pass
@@ -118,8 +131,9 @@ q "INSERT INTO llmproxy_keys (key_hash, key_prefix, alias)
    SELECT encode(sha256(('sk-dash-' || i)::bytea), 'hex'), 'sk-dash',
           'team-' || i FROM generate_series(1, 49) i"
 
+# one statement: the daily totals' statement trigger adds them up once
 t0=$(ms_now)
-q "INSERT INTO llmproxy_usage
+q "INSERT INTO $rows
    SELECT gen_random_uuid(),
           now() - interval '365 days' * (1 - i::float8 / $records),
           CASE WHEN i % 50 = 0 THEN NULL
@@ -133,8 +147,19 @@ q "INSERT INTO llmproxy_usage
           CASE WHEN i % 97 = 0 THEN 'upstream_failed' END
    FROM generate_series(1, $records) i"
 load_ms=$(( $(ms_now) - t0 ))
-q "VACUUM ANALYZE llmproxy_usage"
+pack_ms=-
+if [ $packs = 1 ]; then
+    # then into packs of 16, as the gateways write them
+    t0=$(ms_now)
+    q "SELECT llmproxy_usage_pack_rows('infinity')" >/dev/null
+    pack_ms=$(( $(ms_now) - t0 ))
+    q "VACUUM ANALYZE llmproxy_usage_packs"
+fi
+q "VACUUM ANALYZE $rows"
 q "VACUUM ANALYZE llmproxy_usage_daily"
+stored=$(q "SELECT pg_size_pretty(coalesce(pg_total_relation_size(
+                to_regclass('llmproxy_usage_packs')),
+                pg_total_relation_size('$rows')))")
 year_rows=$(q "SELECT count(*) FROM llmproxy_usage_daily")
 
 mkdir -p "$dir/gw/state"
@@ -143,7 +168,7 @@ printf '%s\n' "$master_key" > "$dir/gw/master_key"
 vkey=sk-dash-7
 
 cat > "$dir/gw/nginx.conf" <<CONF
-load_module $top/build/ngx_http_llmproxy_module.so;
+load_module $build/ngx_http_llmproxy_module.so;
 worker_processes 2;
 pid $dir/gw/nginx.pid;
 error_log $dir/gw/error.log notice;
@@ -202,6 +227,21 @@ WHERE created_at > now() - interval '365 days'
 GROUP BY 1, 2;
 SQL
 )
+
+# llmproxyctl usage: whole days from the daily totals, the partial first
+# day and today from the records; median and max of 5 runs, ms
+ctl_timed() {
+    for i in $(seq 5); do
+        t0=$(date +%s%N)
+        "$build/llmproxyctl" usage --since "$1" --by model >/dev/null
+        echo $(( ($(date +%s%N) - t0) / 1000 ))
+    done | sort -n | awk '{a[NR] = $1 / 1000} END {
+        printf "%.1f ms (max %.1f)", a[3], a[5] }'
+}
+declare -A U
+for days in 7 30 365; do
+    U[$days]=$(ctl_timed "${days}d")
+done
 
 # -- page: headless chromium ---------------------------------------------------
 
@@ -262,7 +302,8 @@ case; of 10 keys):
 ($daily_rows daily rows; totals match the records: $daily_ok)
 
 A year of records: $records rows loaded in $load_ms ms (trigger included),
-$year_rows daily rows.  Median of 20 calls through nginx:
+packed in $pack_ms ms, $year_rows daily rows, $stored of records (the
+packs', with indexes; \`$build\`).  Median of 20 calls through nginx:
 
 | endpoint | master key | virtual key |
 |---|---|---|
@@ -273,6 +314,9 @@ $year_rows daily rows.  Median of 20 calls through nginx:
 
 The 365-day answer is $size365 bytes.  The same aggregate over the raw
 records (model and deployment, cost, p95) takes $raw_ms ms in psql.
+
+\`llmproxyctl usage --by model\`, median of 5 runs: --since 7d
+${U[7]}, 30d ${U[30]}, 365d ${U[365]}.
 
 Page in headless chromium, median of 5: sign-in to charts drawn (7 days)
 and switching to 365 days: $page.

@@ -1835,6 +1835,10 @@ result:
 
 /* the statements around the COPYs, in the restore's transaction */
 
+/* the entries of a NULL-terminated array */
+#define CTL_NELTS(a)  ((int) (sizeof(a) / sizeof((a)[0])) - 1)
+
+
 static const char  *ctl_restore_newer_sql =
     "SELECT"
     " EXISTS (SELECT 1 FROM llmproxy_keys WHERE updated_at > $1::timestamptz)"
@@ -1842,8 +1846,10 @@ static const char  *ctl_restore_newer_sql =
     "   WHERE updated_at > $1::timestamptz)"
     " OR EXISTS (SELECT 1 FROM llmproxy_config_state"
     "   WHERE config_sha256 <> '' AND updated_at > $1::timestamptz)"
-    " OR EXISTS (SELECT 1 FROM llmproxy_usage"
-    "   WHERE created_at > $1::timestamptz)";
+    " OR EXISTS (SELECT 1 FROM llmproxy_usage_rows"
+    "   WHERE created_at > $1::timestamptz)"
+    " OR EXISTS (SELECT 1 FROM llmproxy_usage_packs"
+    "   WHERE last_at > $1::timestamptz)";
 
 
 static const char  *ctl_restore_serials_sql =
@@ -1866,9 +1872,41 @@ static const char  *ctl_restore_serials_sql =
     " END $$";
 
 
+/*
+ * The order the gateways take the tables in (a usage write: batches,
+ * packs, rows, daily totals, keys; a sync: config state, entries), so
+ * that a restore and a gateway never wait for each other in a circle.
+ */
 static const char  *ctl_restore_lock_order[] = {
-    "llmproxy_usage_batches", "llmproxy_usage", "llmproxy_keys",
-    "llmproxy_config_state", "llmproxy_config_entries", NULL
+    "llmproxy_usage_batches", "llmproxy_usage_packs", "llmproxy_usage_rows",
+    "llmproxy_usage_daily", "llmproxy_keys", "llmproxy_config_state",
+    "llmproxy_config_entries", NULL
+};
+
+
+/*
+ * The records tables: a restore empties each of them, whether the backup
+ * has it or not (an older one has neither: its records were the table
+ * llmproxy_usage), so that no record from before the restore survives.
+ * The migrations made them, so they are there.
+ */
+static const char  *ctl_restore_records[] = {
+    "llmproxy_usage_packs", "llmproxy_usage_rows", NULL
+};
+
+
+/*
+ * Tables of a backup of an older schema that a later migration renamed:
+ * their rows go into the new name.
+ */
+static const struct {
+    const char  *table;
+    int          until;     /* the schema that renamed it */
+    const char  *now;
+} ctl_restore_renamed[] = {
+    /* schema 10: llmproxy_usage became a view over the rows and packs */
+    { "llmproxy_usage", 10, "llmproxy_usage_rows" },
+    { NULL, 0, NULL }
 };
 
 
@@ -1908,39 +1946,95 @@ ctl_list_add(PGconn *conn, char *list, size_t *len, const char *table)
 }
 
 
+/* 1 when table is one of names[0 .. n - 1] */
 static int
-ctl_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
+ctl_name_in(const char **names, int n, const char *table)
+{
+    int  i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(names[i], table) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+ctl_restore_apply(PGconn *conn, cJSON *manifest, char **files,
     int force, long long *total)
 {
-    int           i;
+    int           i, n, schema, daily;
     char         *q, *sql, *list, num[32];
     size_t        len;
+    cJSON        *tables, *t;
     PGresult     *res;
     long long     rows;
-    const char   *params[1], *table;
-    const cJSON  *tables, *t, *jr;
+    const char   *params[1], *table, **names;
+    const cJSON  *jr;
 
     tables = cJSON_GetObjectItem(manifest, "tables");
+    schema = cJSON_GetObjectItem(manifest, "schema_version")->valueint;
 
-    if (ctl_sql_ok(conn, "BEGIN") != 0) {
-        return -1;
+    /* an older backup's table that a migration renamed: into its new name */
+
+    cJSON_ArrayForEach(t, tables) {
+        table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
+
+        for (i = 0; ctl_restore_renamed[i].table; i++) {
+            if (schema < ctl_restore_renamed[i].until
+                && strcmp(table, ctl_restore_renamed[i].table) == 0)
+            {
+                cJSON_ReplaceItemInObject(t, "table",
+                    cJSON_CreateString(ctl_restore_renamed[i].now));
+                break;
+            }
+        }
     }
 
     /*
-     * The tables, quoted, "a, b, c", locked against the gateways' writes
-     * in the order the gateways take them (a usage write: batches, usage,
-     * keys; a sync: config state, entries), so that a restore and a
-     * gateway never wait for each other in a circle.
+     * The tables to empty: the backup's and the records tables, each
+     * once, those of ctl_restore_lock_order[] first and in its order.  A
+     * backup from before schema 5 has no daily totals: they are emptied
+     * too, and the trigger of llmproxy_usage_rows, left on, adds up the
+     * restored records into them, as migration 5 did.
      */
 
-    len = 1;
-    list = calloc(1, 1);
+    daily = 0;
+
+    cJSON_ArrayForEach(t, tables) {
+        daily |= strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t, "table")),
+                        "llmproxy_usage_daily") == 0;
+    }
+
+    n = 0;
+    names = calloc(cJSON_GetArraySize(tables)
+                   + CTL_NELTS(ctl_restore_lock_order), sizeof(char *));
+
+    if (names == NULL) {
+        fprintf(stderr, "llmproxyctl: out of memory\n");
+        return -1;
+    }
 
     for (i = 0; ctl_restore_lock_order[i]; i++) {
+        table = ctl_restore_lock_order[i];
+
+        if (ctl_name_in(ctl_restore_records, CTL_NELTS(ctl_restore_records),
+                        table)
+            || (!daily && strcmp(table, "llmproxy_usage_daily") == 0))
+        {
+            names[n++] = table;
+            continue;
+        }
+
         cJSON_ArrayForEach(t, tables) {
-            table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
-            if (strcmp(table, ctl_restore_lock_order[i]) == 0) {
-                list = ctl_list_add(conn, list, &len, table);
+            if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t, "table")),
+                       table) == 0)
+            {
+                names[n++] = table;
+                break;
             }
         }
     }
@@ -1948,20 +2042,32 @@ ctl_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
     cJSON_ArrayForEach(t, tables) {
         table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
 
-        for (i = 0; ctl_restore_lock_order[i]; i++) {
-            if (strcmp(table, ctl_restore_lock_order[i]) == 0) {
-                break;
-            }
+        if (!ctl_name_in(ctl_restore_lock_order,
+                         CTL_NELTS(ctl_restore_lock_order), table)
+            && !ctl_name_in(names, n, table))
+        {
+            names[n++] = table;
         }
+    }
 
-        if (ctl_restore_lock_order[i] == NULL) {
-            list = ctl_list_add(conn, list, &len, table);
-        }
+    /* "a, b, c", quoted */
+
+    len = 1;
+    list = calloc(1, 1);
+
+    for (i = 0; i < n; i++) {
+        list = ctl_list_add(conn, list, &len, names[i]);
     }
 
     if (list == NULL) {
         fprintf(stderr, "llmproxyctl: out of memory\n");
-        ctl_sql_ok(conn, "ROLLBACK");
+        free(names);
+        return -1;
+    }
+
+    if (ctl_sql_ok(conn, "BEGIN") != 0) {
+        free(names);
+        free(list);
         return -1;
     }
 
@@ -1988,6 +2094,7 @@ ctl_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
                 "--force restores anyway\n", params[0]);
         free(sql);
         free(list);
+        free(names);
         ctl_sql_ok(conn, "ROLLBACK");
         return 1;
     }
@@ -2004,9 +2111,12 @@ ctl_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
     /* the rows exactly as stored: no touch or bump triggers while they
      * go in (the change numbers are set afterwards) */
 
-    cJSON_ArrayForEach(t, tables) {
-        table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
-        q = PQescapeIdentifier(conn, table, strlen(table));
+    for (i = 0; i < n; i++) {
+        if (!daily && strcmp(names[i], "llmproxy_usage_rows") == 0) {
+            continue;
+        }
+
+        q = PQescapeIdentifier(conn, names[i], strlen(names[i]));
         sprintf(sql, "ALTER TABLE %s DISABLE TRIGGER USER", q);
         PQfreemem(q);
 
@@ -2087,9 +2197,8 @@ ctl_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
         goto failed;
     }
 
-    cJSON_ArrayForEach(t, tables) {
-        table = cJSON_GetStringValue(cJSON_GetObjectItem(t, "table"));
-        q = PQescapeIdentifier(conn, table, strlen(table));
+    for (i = 0; i < n; i++) {
+        q = PQescapeIdentifier(conn, names[i], strlen(names[i]));
         sprintf(sql, "ALTER TABLE %s ENABLE TRIGGER USER", q);
         PQfreemem(q);
 
@@ -2108,6 +2217,7 @@ ctl_restore_apply(PGconn *conn, const cJSON *manifest, char **files,
 
     free(sql);
     free(list);
+    free(names);
 
     return 0;
 
@@ -2115,6 +2225,7 @@ failed:
 
     free(sql);
     free(list);
+    free(names);
     ctl_sql_ok(conn, "ROLLBACK");
 
     return -1;

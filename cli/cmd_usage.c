@@ -1,6 +1,7 @@
 /*
  * llmproxyctl usage: requests, tokens and cost from the usage records the
- * gateways write to PostgreSQL (llmproxy_usage), grouped by key, model,
+ * gateways write to PostgreSQL (llmproxy_usage_between() of the records
+ * and the daily totals llmproxy_usage_daily), grouped by key, model,
  * deployment or day, as a table or as JSON.
  */
 
@@ -104,11 +105,12 @@ ctl_cmd_usage(int argc, char **argv)
 {
     int                     c, i, n, json;
     char                    sql[8192], secs[32], *out, seen[128];
+    char                    bounds[3][64];
     cJSON                  *root, *rows, *row;
     PGconn                 *conn;
     PGresult               *res;
     long long               since;
-    const char             *database, *params[1];
+    const char             *database, *params[3];
     const ctl_usage_by_t  *by;
 
     static const struct option  opts[] = {
@@ -196,19 +198,49 @@ ctl_cmd_usage(int argc, char **argv)
     }
 
     /*
+     * The period's bounds: since, d0 (the first whole UTC day) and d1
+     * (today), computed once, so that the query below gets them as
+     * constants and reads only the records' packs and rows of the two
+     * partial days
+     */
+
+    snprintf(secs, sizeof(secs), "%lld", since);
+    params[0] = secs;
+
+    res = PQexecParams(conn,
+        "SELECT since, ((since - interval '1 microsecond')"
+        " AT TIME ZONE 'UTC')::date + 1, d1"
+        " FROM (SELECT now() - make_interval(secs => $1::bigint) AS since,"
+        " (now() AT TIME ZONE 'UTC')::date AS d1) w",
+        1, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        fprintf(stderr, "llmproxyctl: database: %s", PQerrorMessage(conn));
+        PQclear(res);
+        PQfinish(conn);
+        return LLMP_EXIT_FAILED;
+    }
+
+    snprintf(bounds[0], sizeof(bounds[0]), "%s", PQgetvalue(res, 0, 0));
+    snprintf(bounds[1], sizeof(bounds[1]), "%s", PQgetvalue(res, 0, 1));
+    snprintf(bounds[2], sizeof(bounds[2]), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+
+    /*
      * The whole UTC days of the period come from the daily totals (one row
      * per day, key, model and deployment, kept even after the records are
-     * deleted), the partial first day and today from the records; the
-     * groups, then the total as the last row (GROUPING SETS).  The P95 is
+     * deleted), the partial first day [since, d0) and today [d1, ...) from
+     * the records, through llmproxy_usage_between() (schema 10, which
+     * ctl_db_connect() applied), which reads only a period's packs: the
+     * view llmproxy_usage decodes every pack.  When since is today, the
+     * first part is empty and the second starts at since.  The groups,
+     * then the total as the last row (GROUPING SETS).  The P95 is
      * interpolated in the latency histogram, as in the dashboard.
      */
 
     snprintf(sql, sizeof(sql),
-        "WITH w AS (SELECT now() - make_interval(secs => $1::bigint) AS since,"
-        " (now() AT TIME ZONE 'UTC')::date AS d1),"
-        " b AS (SELECT since, d1,"
-        " ((since - interval '1 microsecond') AT TIME ZONE 'UTC')::date + 1"
-        " AS d0 FROM w),"
+        "WITH b AS (SELECT $1::timestamptz AS since, $2::date AS d0,"
+        " $3::date AS d1),"
         " parts AS ("
         "SELECT %s, count(*) AS requests,"
         " count(*) FILTER (WHERE u.status >= 400) AS errors,"
@@ -220,9 +252,11 @@ ctl_cmd_usage(int argc, char **argv)
         " sum(u.cache_creation_tokens) AS cwrite,"
         " sum(u.reasoning_tokens) AS reasoning,"
         " count(*) FILTER (WHERE u.unpriced) AS unpriced"
-        " FROM llmproxy_usage u, b WHERE u.created_at >= b.since"
-        " AND (u.created_at < b.d0::timestamp AT TIME ZONE 'UTC'"
-        " OR u.created_at >= b.d1::timestamp AT TIME ZONE 'UTC')"
+        " FROM (SELECT * FROM llmproxy_usage_between($1::timestamptz,"
+        "   least($2::date, $3::date)::timestamp AT TIME ZONE 'UTC')"
+        " UNION ALL"
+        " SELECT * FROM llmproxy_usage_between(greatest($3::date::timestamp"
+        "   AT TIME ZONE 'UTC', $1::timestamptz), 'infinity')) u"
         " GROUP BY 1, 2"
         " UNION ALL "
         "SELECT %s, sum(d.requests), sum(d.errors), sum(d.prompt_tokens),"
@@ -251,10 +285,11 @@ ctl_cmd_usage(int argc, char **argv)
         by->raw, by->daily, by->expr,
         strcmp(by->name, "day") == 0 ? "g" : "sum(cost) DESC NULLS LAST, g");
 
-    snprintf(secs, sizeof(secs), "%lld", since);
-    params[0] = secs;
+    params[0] = bounds[0];
+    params[1] = bounds[1];
+    params[2] = bounds[2];
 
-    res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(conn, sql, 3, NULL, params, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "llmproxyctl: database: %s", PQerrorMessage(conn));

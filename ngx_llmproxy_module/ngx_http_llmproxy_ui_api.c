@@ -34,9 +34,16 @@
 #define NGX_HTTP_LLMPROXY_UI_MAX_DAYS  400
 
 
+/* a connection and what its database has */
+typedef struct {
+    PGconn                         *conn;
+    ngx_uint_t                      between;   /* llmproxy_usage_between() */
+} ngx_http_llmproxy_ui_conn_t;
+
+
 typedef struct {
     ngx_http_request_t             *request;   /* NULL once it is gone */
-    PGconn                         *conn;
+    ngx_http_llmproxy_ui_conn_t     db;
     const char                     *uri;
     char                            days[8];
     char                            key[65];   /* "": the master key */
@@ -60,167 +67,181 @@ static ngx_int_t ngx_http_llmproxy_ui_send(ngx_http_request_t *r,
 
 
 /* idle connections of this worker, handed to one task at a time */
-static PGconn      *ngx_http_llmproxy_ui_free[NGX_HTTP_LLMPROXY_UI_CONNS];
-static ngx_uint_t   ngx_http_llmproxy_ui_nfree;
+static ngx_http_llmproxy_ui_conn_t
+    ngx_http_llmproxy_ui_free[NGX_HTTP_LLMPROXY_UI_CONNS];
+static ngx_uint_t  ngx_http_llmproxy_ui_nfree;
 
 
 /*
  * $1: days, $2: the key's hash ('' for everyone).  Whole days and today
  * alike come from the daily totals, which the records' trigger keeps up to
  * date in the transaction that writes them; only the recent errors read
- * the records (the last 24 hours: the BRIN index of created_at finds them
- * in a year of records).  Keys and models beyond the 8 costliest are
+ * the records (the last 24 hours: llmproxy_usage_between() reads only
+ * those packs and rows, through their BRIN indexes, where the view
+ * llmproxy_usage would decode every pack of a year; a database of schema
+ * 9, which the gateway still writes to, has the table llmproxy_usage and
+ * its BRIN index instead).  Keys and models beyond the 8 costliest are
  * "(other)" in the charts' series.  The totals are read three times (by
  * day and model, by day and key, by deployment for the latency); the rest
  * derives from those few rows.
  */
 
+#define NGX_HTTP_LLMPROXY_UI_SUMMARY_SQL(records)                              \
+    "WITH p AS ( "                                                             \
+    "  SELECT (now() AT TIME ZONE 'UTC')::date - ($1::int - 1) AS since, "     \
+    "         (now() AT TIME ZONE 'UTC')::date AS today, "                     \
+    "         nullif($2::text, '') AS me "                                     \
+    "), d AS NOT MATERIALIZED ( "                                              \
+    "  SELECT u.* FROM llmproxy_usage_daily u "                                \
+    "  WHERE u.day >= (now() AT TIME ZONE 'UTC')::date - ($1::int - 1) "       \
+    "    AND ($2::text = '' OR u.key_hash = $2::text) "                        \
+    "), days AS ( "                                                            \
+    "  SELECT day::date FROM p, "                                              \
+    "         generate_series(p.since, p.today, interval '1 day') AS day "     \
+    "), dm AS ( "                                                              \
+    "  SELECT day, model, sum(requests) AS requests, sum(errors) AS errors, "  \
+    "         sum(prompt_tokens) AS prompt_tokens, "                           \
+    "         sum(completion_tokens) AS completion_tokens, sum(cost) AS cost " \
+    "  FROM d GROUP BY day, model "                                            \
+    "), dk AS ( "                                                              \
+    "  SELECT day, key_hash, max(key_alias) AS alias, "                        \
+    "         sum(requests) AS requests, sum(errors) AS errors, "              \
+    "         sum(prompt_tokens) AS prompt_tokens, "                           \
+    "         sum(completion_tokens) AS completion_tokens, sum(cost) AS cost " \
+    "  FROM d GROUP BY day, key_hash "                                         \
+    "), keys AS ( "                                                            \
+    "  SELECT key_hash, "                                                      \
+    "         coalesce(max(alias), CASE WHEN key_hash = '' THEN "              \
+    "                  '(master key)' ELSE left(key_hash, 16) END) AS name, "  \
+    "         sum(requests) AS requests, sum(errors) AS errors, "              \
+    "         sum(prompt_tokens) AS prompt_tokens, "                           \
+    "         sum(completion_tokens) AS completion_tokens, "                   \
+    "         sum(cost) AS cost, "                                             \
+    "         row_number() OVER (ORDER BY sum(cost) DESC, "                    \
+    "                            sum(requests) DESC, key_hash) AS rank "       \
+    "  FROM dk GROUP BY key_hash "                                             \
+    "), models AS ( "                                                          \
+    "  SELECT model AS name, sum(requests) AS requests, "                      \
+    "         sum(errors) AS errors, sum(prompt_tokens) AS prompt_tokens, "    \
+    "         sum(completion_tokens) AS completion_tokens, "                   \
+    "         sum(cost) AS cost, "                                             \
+    "         row_number() OVER (ORDER BY sum(cost) DESC, "                    \
+    "                            sum(requests) DESC, model) AS rank "          \
+    "  FROM dm GROUP BY model "                                                \
+    "), per_day AS ( "                                                         \
+    "  SELECT 'model' AS by, x.day, "                                          \
+    "         CASE WHEN m.rank <= 8 THEN m.name ELSE '(other)' END AS name, "  \
+    "         sum(x.requests) AS requests, sum(x.cost) AS cost "               \
+    "  FROM dm x JOIN models m ON m.name = x.model "                           \
+    "  GROUP BY 1, 2, 3 "                                                      \
+    "  UNION ALL "                                                             \
+    "  SELECT 'key', x.day, "                                                  \
+    "         CASE WHEN k.rank <= 8 THEN k.name ELSE '(other)' END, "          \
+    "         sum(x.requests), sum(x.cost) "                                   \
+    "  FROM dk x JOIN keys k ON k.key_hash = x.key_hash "                      \
+    "  GROUP BY 1, 2, 3 "                                                      \
+    "), series AS ( "                                                          \
+    "  SELECT s.by, s.name, "                                                  \
+    "         json_agg(json_build_array(s.day - p.since, s.requests, "         \
+    "                                   round(s.cost::numeric, 6)) "           \
+    "                  ORDER BY s.day) AS points "                             \
+    "  FROM per_day s, p "                                                     \
+    "  GROUP BY s.by, s.name "                                                 \
+    "), hist AS ( "                                                            \
+    "  SELECT model, deployment, max(latency_ms_max) AS lat_max, "             \
+    "         sum(latency_ms_sum) AS lat_sum, sum(requests) AS requests, "     \
+    "         sum(errors) AS errors, "                                         \
+    "         ARRAY[ "                                                         \
+    "                 sum(lat_lt_25), "                                        \
+    "                 sum(lat_lt_50), "                                        \
+    "                 sum(lat_lt_100), "                                       \
+    "                 sum(lat_lt_200), "                                       \
+    "                 sum(lat_lt_300), "                                       \
+    "                 sum(lat_lt_500), "                                       \
+    "                 sum(lat_lt_750), "                                       \
+    "                 sum(lat_lt_1000), "                                      \
+    "                 sum(lat_lt_1500), "                                      \
+    "                 sum(lat_lt_2000), "                                      \
+    "                 sum(lat_lt_3000), "                                      \
+    "                 sum(lat_lt_5000), "                                      \
+    "                 sum(lat_lt_7500), "                                      \
+    "                 sum(lat_lt_10000), "                                     \
+    "                 sum(lat_lt_15000), "                                     \
+    "                 sum(lat_lt_20000), "                                     \
+    "                 sum(lat_lt_30000), "                                     \
+    "                 sum(lat_lt_60000), "                                     \
+    "                 sum(lat_lt_120000), "                                    \
+    "                 sum(requests)]::bigint[] AS lt "                         \
+    "  FROM d GROUP BY model, deployment "                                     \
+    ") "                                                                       \
+    "SELECT json_build_object( "                                               \
+    "  'since', (SELECT since FROM p), "                                       \
+    "  'today', (SELECT today FROM p), "                                       \
+    "  'days', (SELECT json_agg(day ORDER BY day) FROM days), "                \
+    "  'totals', (SELECT json_build_object( "                                  \
+    "      'requests', coalesce(sum(requests), 0), "                           \
+    "      'errors', coalesce(sum(errors), 0), "                               \
+    "      'prompt_tokens', coalesce(sum(prompt_tokens), 0), "                 \
+    "      'completion_tokens', coalesce(sum(completion_tokens), 0), "         \
+    "      'cost', coalesce(sum(cost), 0)) FROM dm), "                         \
+    "  'keys', (SELECT coalesce(json_agg(json_build_object( "                  \
+    "      'name', name, 'hash', left(key_hash, 16), "                         \
+    "      'requests', requests, 'errors', errors, "                           \
+    "      'prompt_tokens', prompt_tokens, "                                   \
+    "      'completion_tokens', completion_tokens, 'cost', cost) "             \
+    "      ORDER BY rank), '[]') FROM keys WHERE rank <= 50), "                \
+    "  'models', (SELECT coalesce(json_agg(json_build_object( "                \
+    "      'name', name, 'requests', requests, 'errors', errors, "             \
+    "      'prompt_tokens', prompt_tokens, "                                   \
+    "      'completion_tokens', completion_tokens, 'cost', cost) "             \
+    "      ORDER BY rank), '[]') FROM models WHERE rank <= 50), "              \
+    "  'by_model', (SELECT coalesce(json_agg(json_build_object( "              \
+    "      'name', name, 'points', points) "                                   \
+    "      ORDER BY name), '[]') FROM series WHERE by = 'model'), "            \
+    "  'by_key', (SELECT coalesce(json_agg(json_build_object( "                \
+    "      'name', name, 'points', points) "                                   \
+    "      ORDER BY name), '[]') FROM series WHERE by = 'key'), "              \
+    "  'latency', (SELECT coalesce(json_agg(json_build_object( "               \
+    "      'model', model, 'deployment', deployment, "                         \
+    "      'requests', requests, 'errors', errors, "                           \
+    "      'avg_ms', round(lat_sum::numeric / greatest(requests, 1), 1), "     \
+    "      'p50_ms', llmproxy_usage_percentile(lt, lat_max, 0.5), "            \
+    "      'p95_ms', llmproxy_usage_percentile(lt, lat_max, 0.95)) "           \
+    "      ORDER BY requests DESC, model, deployment), '[]') FROM hist), "     \
+    "  'budgets', (SELECT coalesce(json_agg(json_build_object( "               \
+    "      'name', coalesce(k.alias, k.key_prefix), "                          \
+    "      'hash', left(k.key_hash, 16), 'spend', k.spend, "                   \
+    "      'max_budget', k.max_budget, "                                       \
+    "      'budget_reset_at', k.budget_reset_at, "                             \
+    "      'rpm', k.rpm, 'tpm', k.tpm, 'blocked', k.blocked, "                 \
+    "      'expires_at', k.expires_at) "                                       \
+    "      ORDER BY k.spend DESC, k.alias), '[]') "                            \
+    "    FROM llmproxy_keys k, p "                                             \
+    "    WHERE k.revoked_at IS NULL "                                          \
+    "      AND (p.me IS NULL OR k.key_hash = p.me)), "                         \
+    "  'errors', (SELECT coalesce(json_agg(json_build_object( "                \
+    "      'time', created_at, "                                               \
+    "      'key', coalesce(key_alias, CASE WHEN key_hash IS NULL "             \
+    "             THEN '(master key)' ELSE left(key_hash, 16) END), "          \
+    "      'model', model, 'deployment', deployment, 'status', status, "       \
+    "      'error', error, 'latency_ms', latency_ms) "                         \
+    "      ORDER BY created_at DESC), '[]') "                                  \
+    "    FROM (SELECT u.* FROM " records " u "                                 \
+    "          WHERE u.created_at > now() - interval '1 day' "                 \
+    "            AND u.status >= 400 "                                         \
+    "            AND ($2::text = '' OR u.key_hash = $2::text) "                \
+    "          ORDER BY u.created_at DESC LIMIT 50) e) "                       \
+    ")::text"
+
+
+/* schema 10: the last day's packs and rows only */
 static const char  ngx_http_llmproxy_ui_summary_sql[] =
-    "WITH p AS ( "
-    "  SELECT (now() AT TIME ZONE 'UTC')::date - ($1::int - 1) AS since, "
-    "         (now() AT TIME ZONE 'UTC')::date AS today, "
-    "         nullif($2::text, '') AS me "
-    "), d AS NOT MATERIALIZED ( "
-    "  SELECT u.* FROM llmproxy_usage_daily u "
-    "  WHERE u.day >= (now() AT TIME ZONE 'UTC')::date - ($1::int - 1) "
-    "    AND ($2::text = '' OR u.key_hash = $2::text) "
-    "), days AS ( "
-    "  SELECT day::date FROM p, "
-    "         generate_series(p.since, p.today, interval '1 day') AS day "
-    "), dm AS ( "
-    "  SELECT day, model, sum(requests) AS requests, sum(errors) AS errors, "
-    "         sum(prompt_tokens) AS prompt_tokens, "
-    "         sum(completion_tokens) AS completion_tokens, sum(cost) AS cost "
-    "  FROM d GROUP BY day, model "
-    "), dk AS ( "
-    "  SELECT day, key_hash, max(key_alias) AS alias, "
-    "         sum(requests) AS requests, sum(errors) AS errors, "
-    "         sum(prompt_tokens) AS prompt_tokens, "
-    "         sum(completion_tokens) AS completion_tokens, sum(cost) AS cost "
-    "  FROM d GROUP BY day, key_hash "
-    "), keys AS ( "
-    "  SELECT key_hash, "
-    "         coalesce(max(alias), CASE WHEN key_hash = '' THEN "
-    "                  '(master key)' ELSE left(key_hash, 16) END) AS name, "
-    "         sum(requests) AS requests, sum(errors) AS errors, "
-    "         sum(prompt_tokens) AS prompt_tokens, "
-    "         sum(completion_tokens) AS completion_tokens, "
-    "         sum(cost) AS cost, "
-    "         row_number() OVER (ORDER BY sum(cost) DESC, "
-    "                            sum(requests) DESC, key_hash) AS rank "
-    "  FROM dk GROUP BY key_hash "
-    "), models AS ( "
-    "  SELECT model AS name, sum(requests) AS requests, "
-    "         sum(errors) AS errors, sum(prompt_tokens) AS prompt_tokens, "
-    "         sum(completion_tokens) AS completion_tokens, "
-    "         sum(cost) AS cost, "
-    "         row_number() OVER (ORDER BY sum(cost) DESC, "
-    "                            sum(requests) DESC, model) AS rank "
-    "  FROM dm GROUP BY model "
-    "), per_day AS ( "
-    "  SELECT 'model' AS by, x.day, "
-    "         CASE WHEN m.rank <= 8 THEN m.name ELSE '(other)' END AS name, "
-    "         sum(x.requests) AS requests, sum(x.cost) AS cost "
-    "  FROM dm x JOIN models m ON m.name = x.model "
-    "  GROUP BY 1, 2, 3 "
-    "  UNION ALL "
-    "  SELECT 'key', x.day, "
-    "         CASE WHEN k.rank <= 8 THEN k.name ELSE '(other)' END, "
-    "         sum(x.requests), sum(x.cost) "
-    "  FROM dk x JOIN keys k ON k.key_hash = x.key_hash "
-    "  GROUP BY 1, 2, 3 "
-    "), series AS ( "
-    "  SELECT s.by, s.name, "
-    "         json_agg(json_build_array(s.day - p.since, s.requests, "
-    "                                   round(s.cost::numeric, 6)) "
-    "                  ORDER BY s.day) AS points "
-    "  FROM per_day s, p "
-    "  GROUP BY s.by, s.name "
-    "), hist AS ( "
-    "  SELECT model, deployment, max(latency_ms_max) AS lat_max, "
-    "         sum(latency_ms_sum) AS lat_sum, sum(requests) AS requests, "
-    "         sum(errors) AS errors, "
-    "         ARRAY[ "
-    "                 sum(lat_lt_25), "
-    "                 sum(lat_lt_50), "
-    "                 sum(lat_lt_100), "
-    "                 sum(lat_lt_200), "
-    "                 sum(lat_lt_300), "
-    "                 sum(lat_lt_500), "
-    "                 sum(lat_lt_750), "
-    "                 sum(lat_lt_1000), "
-    "                 sum(lat_lt_1500), "
-    "                 sum(lat_lt_2000), "
-    "                 sum(lat_lt_3000), "
-    "                 sum(lat_lt_5000), "
-    "                 sum(lat_lt_7500), "
-    "                 sum(lat_lt_10000), "
-    "                 sum(lat_lt_15000), "
-    "                 sum(lat_lt_20000), "
-    "                 sum(lat_lt_30000), "
-    "                 sum(lat_lt_60000), "
-    "                 sum(lat_lt_120000), "
-    "                 sum(requests)]::bigint[] AS lt "
-    "  FROM d GROUP BY model, deployment "
-    ") "
-    "SELECT json_build_object( "
-    "  'since', (SELECT since FROM p), "
-    "  'today', (SELECT today FROM p), "
-    "  'days', (SELECT json_agg(day ORDER BY day) FROM days), "
-    "  'totals', (SELECT json_build_object( "
-    "      'requests', coalesce(sum(requests), 0), "
-    "      'errors', coalesce(sum(errors), 0), "
-    "      'prompt_tokens', coalesce(sum(prompt_tokens), 0), "
-    "      'completion_tokens', coalesce(sum(completion_tokens), 0), "
-    "      'cost', coalesce(sum(cost), 0)) FROM dm), "
-    "  'keys', (SELECT coalesce(json_agg(json_build_object( "
-    "      'name', name, 'hash', left(key_hash, 16), "
-    "      'requests', requests, 'errors', errors, "
-    "      'prompt_tokens', prompt_tokens, "
-    "      'completion_tokens', completion_tokens, 'cost', cost) "
-    "      ORDER BY rank), '[]') FROM keys WHERE rank <= 50), "
-    "  'models', (SELECT coalesce(json_agg(json_build_object( "
-    "      'name', name, 'requests', requests, 'errors', errors, "
-    "      'prompt_tokens', prompt_tokens, "
-    "      'completion_tokens', completion_tokens, 'cost', cost) "
-    "      ORDER BY rank), '[]') FROM models WHERE rank <= 50), "
-    "  'by_model', (SELECT coalesce(json_agg(json_build_object( "
-    "      'name', name, 'points', points) "
-    "      ORDER BY name), '[]') FROM series WHERE by = 'model'), "
-    "  'by_key', (SELECT coalesce(json_agg(json_build_object( "
-    "      'name', name, 'points', points) "
-    "      ORDER BY name), '[]') FROM series WHERE by = 'key'), "
-    "  'latency', (SELECT coalesce(json_agg(json_build_object( "
-    "      'model', model, 'deployment', deployment, "
-    "      'requests', requests, 'errors', errors, "
-    "      'avg_ms', round(lat_sum::numeric / greatest(requests, 1), 1), "
-    "      'p50_ms', llmproxy_usage_percentile(lt, lat_max, 0.5), "
-    "      'p95_ms', llmproxy_usage_percentile(lt, lat_max, 0.95)) "
-    "      ORDER BY requests DESC, model, deployment), '[]') FROM hist), "
-    "  'budgets', (SELECT coalesce(json_agg(json_build_object( "
-    "      'name', coalesce(k.alias, k.key_prefix), "
-    "      'hash', left(k.key_hash, 16), 'spend', k.spend, "
-    "      'max_budget', k.max_budget, "
-    "      'budget_reset_at', k.budget_reset_at, "
-    "      'rpm', k.rpm, 'tpm', k.tpm, 'blocked', k.blocked, "
-    "      'expires_at', k.expires_at) "
-    "      ORDER BY k.spend DESC, k.alias), '[]') "
-    "    FROM llmproxy_keys k, p "
-    "    WHERE k.revoked_at IS NULL "
-    "      AND (p.me IS NULL OR k.key_hash = p.me)), "
-    "  'errors', (SELECT coalesce(json_agg(json_build_object( "
-    "      'time', created_at, "
-    "      'key', coalesce(key_alias, CASE WHEN key_hash IS NULL "
-    "             THEN '(master key)' ELSE left(key_hash, 16) END), "
-    "      'model', model, 'deployment', deployment, 'status', status, "
-    "      'error', error, 'latency_ms', latency_ms) "
-    "      ORDER BY created_at DESC), '[]') "
-    "    FROM (SELECT u.* FROM llmproxy_usage u "
-    "          WHERE u.created_at > now() - interval '1 day' "
-    "            AND u.status >= 400 "
-    "            AND ($2::text = '' OR u.key_hash = $2::text) "
-    "          ORDER BY u.created_at DESC LIMIT 50) e) "
-    ")::text";
+    NGX_HTTP_LLMPROXY_UI_SUMMARY_SQL(
+        "llmproxy_usage_between(now() - interval '1 day', 'infinity')");
+
+/* before: the table llmproxy_usage, through its BRIN index */
+static const char  ngx_http_llmproxy_ui_summary_sql9[] =
+    NGX_HTTP_LLMPROXY_UI_SUMMARY_SQL("llmproxy_usage");
 
 
 ngx_int_t
@@ -334,7 +355,7 @@ ngx_http_llmproxy_ui_summary(ngx_http_request_t *r,
     }
 
     if (ngx_http_llmproxy_ui_nfree) {
-        t->conn = ngx_http_llmproxy_ui_free[--ngx_http_llmproxy_ui_nfree];
+        t->db = ngx_http_llmproxy_ui_free[--ngx_http_llmproxy_ui_nfree];
     }
 
     cln->handler = ngx_http_llmproxy_ui_request_gone;
@@ -348,8 +369,8 @@ ngx_http_llmproxy_ui_summary(ngx_http_request_t *r,
     if (ngx_thread_task_post(lmcf->thread_pool, task) != NGX_OK) {
         cln->handler = NULL;
 
-        if (t->conn) {
-            ngx_http_llmproxy_ui_free[ngx_http_llmproxy_ui_nfree++] = t->conn;
+        if (t->db.conn) {
+            ngx_http_llmproxy_ui_free[ngx_http_llmproxy_ui_nfree++] = t->db;
         }
 
         ngx_free(task);
@@ -376,32 +397,52 @@ ngx_http_llmproxy_ui_query(void *data, ngx_log_t *log)
 
     t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
 
-    if (t->conn && PQstatus(t->conn) != CONNECTION_OK) {
-        PQfinish(t->conn);
-        t->conn = NULL;
+    if (t->db.conn && PQstatus(t->db.conn) != CONNECTION_OK) {
+        PQfinish(t->db.conn);
+        t->db.conn = NULL;
     }
 
-    if (t->conn == NULL) {
-        t->conn = ngx_http_llmproxy_db_connect(t->uri,
+    if (t->db.conn == NULL) {
+        t->db.between = 0;
+        t->db.conn = ngx_http_llmproxy_db_connect(t->uri,
                                          "-c statement_timeout=30000",
                                          "llmproxy-dashboard");
 
-        if (t->conn == NULL || PQstatus(t->conn) != CONNECTION_OK) {
+        if (t->db.conn == NULL || PQstatus(t->db.conn) != CONNECTION_OK) {
             ngx_cpystrn((u_char *) t->err,
-                        (u_char *) (t->conn ? PQerrorMessage(t->conn)
-                                            : "out of memory"),
+                        (u_char *) (t->db.conn ? PQerrorMessage(t->db.conn)
+                                               : "out of memory"),
                         sizeof(t->err));
-            PQfinish(t->conn);
-            t->conn = NULL;
+            PQfinish(t->db.conn);
+            t->db.conn = NULL;
             return;
         }
+    }
+
+    if (!t->db.between) {
+        /*
+         * once a connection when it is there (the schema only grows);
+         * until then each time, as llmproxyctl migrate may add it while
+         * the gateway runs
+         */
+
+        res = PQexec(t->db.conn, "SELECT to_regprocedure('llmproxy_usage_"
+                     "between(timestamptz,timestamptz)') IS NOT NULL");
+
+        t->db.between = PQresultStatus(res) == PGRES_TUPLES_OK
+                        && PQntuples(res) == 1
+                        && PQgetvalue(res, 0, 0)[0] == 't';
+
+        PQclear(res);
     }
 
     values[0] = t->days;
     values[1] = t->key;
 
-    res = PQexecParams(t->conn, ngx_http_llmproxy_ui_summary_sql, 2, NULL,
-                       values, NULL, NULL, 0);
+    res = PQexecParams(t->db.conn,
+                       t->db.between ? ngx_http_llmproxy_ui_summary_sql
+                                     : ngx_http_llmproxy_ui_summary_sql9,
+                       2, NULL, values, NULL, NULL, 0);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         ngx_cpystrn((u_char *) t->err, (u_char *) PQresultErrorMessage(res),
@@ -444,15 +485,15 @@ ngx_http_llmproxy_ui_done(ngx_event_t *ev)
     t = task->ctx;
     r = t->request;
 
-    if (t->conn) {
-        if (PQstatus(t->conn) == CONNECTION_OK
+    if (t->db.conn) {
+        if (PQstatus(t->db.conn) == CONNECTION_OK
             && ngx_http_llmproxy_ui_nfree < NGX_HTTP_LLMPROXY_UI_CONNS)
         {
-            ngx_http_llmproxy_ui_free[ngx_http_llmproxy_ui_nfree++] = t->conn;
+            ngx_http_llmproxy_ui_free[ngx_http_llmproxy_ui_nfree++] = t->db;
 
         } else {
             /* one Terminate message into the socket's buffer, no wait */
-            PQfinish(t->conn);
+            PQfinish(t->db.conn);
         }
     }
 

@@ -2,7 +2,8 @@
 // The usage dashboard (SPEC section 13, issue 18), in a real browser:
 // Debian's chromium, headless, driven by puppeteer-core, against a real
 // nginx serving /llmproxy/ui/ and a real PostgreSQL holding a known set of
-// usage records (inserted directly; the daily totals follow by trigger).
+// usage records (inserted directly; the daily totals follow by trigger;
+// then packed as the gateways store them).
 // The master key sees every key; a virtual key sees only itself, in the
 // page and in the endpoints; the numbers shown are the records'; the
 // charts are drawn with the expected series; every endpoint refuses a
@@ -68,6 +69,8 @@ function seed() {
     + ` ${r.prompt + r.completion}, ${r.cost}, ${r.latency}, NULL, 1, 0,`
     + ` ${q(r.error)})`);
   psqlStdin(`INSERT INTO llmproxy_usage VALUES ${rows.join(',\n')};`);
+  // in packs, as the gateways store their records (schema 10)
+  psqlStdin("SELECT llmproxy_usage_pack_rows('infinity');");
 }
 
 function psqlStdin(sql) {
@@ -512,5 +515,122 @@ async () => {
   } finally {
     await gw2.stop();
     await ok.close();
+  }
+});
+
+// a pack of three days ago no reader can decode: an error record, every
+// field right but its time, so that a reader that decodes it fails
+// whichever field it tests first
+function brokenPack() {
+  const line = ['0'.repeat(32), 'not-a-number', '', '', '1', '', '1', '1',
+                '0', '502', '0', '0', '0', '0', '1', '', '1', '0', '', '0',
+                '0', '0', '0', '0', '0'].join('\t');
+  return `INSERT INTO llmproxy_usage_packs VALUES (now() - interval
+    '3 days', now() - interval '3 days', 1, '{broken}', '${line}');`;
+}
+
+test('reports read only the records of their period: a pack of three '
+     + 'days ago is not decoded', async () => {
+  // a pack no reader can decode, of three days ago: whole days of a
+  // report come from the daily totals, the recent errors from the last
+  // day's records; a query on the view llmproxy_usage would decode it and
+  // fail
+  psqlStdin(brokenPack());
+  try {
+    assert.throws(() => pg.psql('SELECT count(*) FROM llmproxy_usage'),
+                  /invalid input syntax/);
+    const since = Date.now() - 7 * DAY;
+    const rs = records.filter((r) => r.time >= since);
+    const u = gw.ctl(['usage', '--since', '7d', '--by', 'model',
+                      '--json']);
+    assert.strictEqual(u.status, 0, u.stderr);
+    // the seeded records, by model (the test before added priced-model)
+    const got = JSON.parse(u.stdout).rows
+      .filter((x) => x.model !== 'priced-model');
+    const want = new Map();
+    for (const r of rs) {
+      want.set(r.model, [...(want.get(r.model) || []), r]);
+    }
+    assert.deepStrictEqual(got.map((x) => x.model).sort(),
+                           [...want.keys()].sort());
+    for (const x of got) {
+      const list = want.get(x.model);
+      assert.strictEqual(x.requests, list.length, x.model);
+      close(x.cost, list.reduce((a, r) => a + r.cost, 0), x.model);
+    }
+    // the dashboard's recent errors, for the master key and a virtual one
+    const all = await api('summary?days=7', gw.masterKey);
+    assert.strictEqual(all.status, 200, all.text);
+    assert.deepStrictEqual(all.body.errors.map((x) => x.error).sort(),
+                           ['rate_limit_exceeded', 'upstream_failed']);
+    const mine = await api('summary?days=30', keys['team-a'].key);
+    assert.strictEqual(mine.status, 200, mine.text);
+    assert.deepStrictEqual(mine.body.errors.map((x) => x.error),
+                           ['upstream_failed']);
+  } finally {
+    psqlStdin("DELETE FROM llmproxy_usage_packs WHERE strings = '{broken}';");
+  }
+});
+
+test('a gateway on a database of schema 9 (no packs yet): the recent '
+     + 'errors from its table llmproxy_usage; migrated to 10 while it runs, '
+     + 'through llmproxy_usage_between()', async () => {
+  // migrations 1 to 9 as llmproxyctl applied them before schema 10;
+  // llmproxyctl itself would migrate the database to 10
+  const pg9 = await startPostgres();
+  let gw9;
+  try {
+    const dir = path.join(ROOT, 'configs', 'schema');
+    const files = fs.readdirSync(dir).filter((f) => /^00\d_.*\.sql$/.test(f))
+      .sort();
+    assert.strictEqual(files.length, 9);
+    for (const f of files) {
+      const r = spawnSync('psql', [pg9.url, '-Atq', '-v', 'ON_ERROR_STOP=1',
+                                   '-f', path.join(dir, f)],
+                          { encoding: 'utf8' });
+      assert.strictEqual(r.status, 0, f + ': ' + r.stderr);
+    }
+    pg9.psql(`CREATE TABLE llmproxy_schema_migrations (
+        version integer PRIMARY KEY, name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now());
+      INSERT INTO llmproxy_schema_migrations (version, name)
+      VALUES ${files.map((f) => `(${parseInt(f, 10)}, `
+                          + `'${f.replace(/\.sql$/, '')}')`).join(', ')}`);
+    assert.strictEqual(pg9.psql("SELECT relkind FROM pg_class WHERE relname"
+                                + " = 'llmproxy_usage'"), 'r');
+    pg9.psql(`INSERT INTO llmproxy_usage (request_id, created_at, model,
+        interface, endpoint, stream, status, prompt_tokens,
+        completion_tokens, total_tokens, cost, latency_ms, attempts,
+        fallbacks, error)
+      VALUES (gen_random_uuid(), now() - interval '1 hour', 'm9', 'openai',
+        'chat/completions', false, 502, 0, 0, 0, 0, 5, 1, 0, 'from_nine'),
+       (gen_random_uuid(), now() - interval '2 days', 'm9', 'openai',
+        'chat/completions', false, 502, 0, 0, 0, 0, 5, 1, 0, 'too_old')`);
+    gw9 = await startGateway({ database: pg9.url, workers: 1,
+                               httpExtra: 'llmproxy_usage_records off;' });
+    const r = await raw(gw9.url + '/llmproxy/ui/api/summary?days=7', {
+      headers: { authorization: 'Bearer ' + gw9.masterKey } });
+    assert.strictEqual(r.status, 200, r.text);
+    assert.deepStrictEqual(r.body.errors.map((x) => x.error),
+                           ['from_nine']);
+    assert.strictEqual(r.body.totals.requests, 2);
+    // migrated to schema 10 while the gateway runs: its connections find
+    // llmproxy_usage_between() and no longer decode every pack (an old
+    // one that cannot be decoded would fail the summary)
+    const m = spawnSync(path.join(ROOT, 'build', 'llmproxyctl'),
+                        ['migrate'], { encoding: 'utf8',
+                        env: { ...process.env,
+                               LLMPROXY_DATABASE_URL: pg9.url } });
+    assert.strictEqual(m.status, 0, m.stderr);
+    pg9.psql(brokenPack());
+    const r10 = await raw(gw9.url + '/llmproxy/ui/api/summary?days=7', {
+      headers: { authorization: 'Bearer ' + gw9.masterKey } });
+    assert.strictEqual(r10.status, 200, r10.text);
+    assert.deepStrictEqual(r10.body.errors.map((x) => x.error),
+                           ['from_nine']);
+    assert.deepStrictEqual(gw9.problems(), []);
+  } finally {
+    if (gw9) await gw9.stop();
+    pg9.destroy();
   }
 });

@@ -59,7 +59,10 @@ before(async () => {
   for (let i = 0; i < 5; i++) assert.strictEqual(await status(gw, keyA), 200);
   await until(() => Number(pg.psql('SELECT count(*) FROM llmproxy_usage'))
               >= 7);
-  pg.psql(`INSERT INTO llmproxy_usage SELECT gen_random_uuid(),
+  // into the table of rows: through the view llmproxy_usage, its INSTEAD
+  // OF trigger inserts row by row, and the daily totals' statement
+  // trigger runs once a row (about 2 minutes for these)
+  pg.psql(`INSERT INTO llmproxy_usage_rows SELECT gen_random_uuid(),
       now() - make_interval(secs => i), k.key_hash, k.alias,
       CASE WHEN i % 3 = 0 THEN 'm1' ELSE 'm2' END, 'p/m1', 'openai',
       'chat/completions', i % 2 = 0, CASE WHEN i % 50 = 0 THEN 502
@@ -360,7 +363,7 @@ test('restore over a live database: refused while it holds newer data; '
 test('a corrupted or truncated part is refused before the database is '
      + 'touched', async () => {
   const b = await backup();
-  const key = `${b.name}/llmproxy_usage.copy.gz`;
+  const key = `${b.name}/llmproxy_usage_rows.copy.gz`;
   const got = await s3req('GET', key);
   assert.strictEqual(got.status, 200);
   const good = got.body;
@@ -376,7 +379,8 @@ test('a corrupted or truncated part is refused before the database is '
   let r = await ctl(['restore', b.name, '--from', TO, '--force'],
                     { LLMPROXY_DATABASE_URL: pg2.url });
   assert.strictEqual(r.status, 2, r.stdout + r.stderr);
-  assert.match(r.stderr, /llmproxy_usage\.copy\.gz does not match its SHA-256/);
+  assert.match(r.stderr,
+               /llmproxy_usage_rows\.copy\.gz does not match its SHA-256/);
   assert.match(r.stderr, /refused; the database was not touched/);
 
   // the upload cut short
@@ -433,7 +437,7 @@ test('multipart with a small part size; a part that keeps failing is '
                              && q.status === 200));
   // the object is whole: its restore checks out
   const r = ok(await ctl(['restore', b.name, '--from', TO, '--dry-run']));
-  assert.match(r.stdout, /llmproxy_usage\s+100\d{3} rows/);
+  assert.match(r.stdout, /llmproxy_usage_rows\s+100\d{3} rows/);
 
   // the same through the environment variable
   s3.requests.length = 0;
@@ -518,8 +522,9 @@ test('a local-directory backup with a directory archive', async () => {
   const files = fs.readdirSync(path.join(dir, name)).sort();
   for (const t of ['llmproxy_config_entries.copy.gz',
     'llmproxy_config_state.copy.gz', 'llmproxy_keys.copy.gz',
-    'llmproxy_t_serial.copy.gz', 'llmproxy_usage.copy.gz',
-    'llmproxy_usage_batches.copy.gz']) {
+    'llmproxy_t_serial.copy.gz', 'llmproxy_usage_batches.copy.gz',
+    'llmproxy_usage_daily.copy.gz', 'llmproxy_usage_packs.copy.gz',
+    'llmproxy_usage_rows.copy.gz']) {
     assert.ok(tables.includes(t), t);
   }
   assert.deepStrictEqual(files, [...tables, 'manifest.json',
@@ -638,4 +643,97 @@ test('a restore and a gateway writing usage records at the same time do '
                               + "alias = 'team-a'"),
                      pg.psql("SELECT spend FROM llmproxy_keys WHERE "
                              + "alias = 'team-a'"));
+});
+
+test('a backup from before schema 10 (records in the table llmproxy_usage) '
+     + 'restores into llmproxy_usage_rows, and no pack from before the '
+     + 'restore survives', async () => {
+  // a backup as an llmproxyctl of schema 9 made it: every record in one
+  // table, llmproxy_usage (its columns are those of llmproxy_usage_rows,
+  // the table renamed), no packs
+  const dir = path.join(tmp, 'old-schema');
+  const b = ok(await ctl(['backup'], { LLMPROXY_BACKUP_DIR: dir }));
+  const name = /^backup (\S+):/.exec(b.stdout)[1];
+  const where = path.join(dir, name);
+  const man = JSON.parse(fs.readFileSync(path.join(where, 'manifest.json')));
+  const rowsEntry = man.tables.find((t) => t.table === 'llmproxy_usage_rows');
+  assert.ok(man.tables.some((t) => t.table === 'llmproxy_usage_packs'
+                            && t.rows > 0), 'the gateway wrote packs');
+  const text = path.join(tmp, 'old-usage.copy');
+  pg.psql(`\\copy (SELECT ${rowsEntry.columns.join(', ')} FROM `
+          + `llmproxy_usage) TO '${text}'`);
+  const gz = require('node:zlib').gzipSync(fs.readFileSync(text));
+  const records = Number(pg.psql('SELECT count(*) FROM llmproxy_usage'));
+  assert.ok(records > RECORDS);
+  for (const t of man.tables.filter((t) => /^llmproxy_usage_(rows|packs)$/
+                                    .test(t.table))) {
+    fs.rmSync(path.join(where, t.file));
+  }
+  fs.writeFileSync(path.join(where, 'llmproxy_usage.copy.gz'), gz);
+  man.schema_version = 9;
+  man.tables = man.tables.filter((t) => !/^llmproxy_usage_(rows|packs)$/
+                                 .test(t.table));
+  man.tables.push({ table: 'llmproxy_usage', columns: rowsEntry.columns,
+                    rows: records, file: 'llmproxy_usage.copy.gz',
+                    bytes: gz.length, sha256: sha256(gz) });
+  fs.writeFileSync(path.join(where, 'manifest.json'), JSON.stringify(man));
+
+  // the database restored into holds records of its own, all in packs,
+  // one of them written after the backup's snapshot
+  pg2.psql(`INSERT INTO llmproxy_usage_rows SELECT gen_random_uuid(),
+      now() + interval '1 hour', NULL, NULL, 'm9', 'p/m9', 'openai',
+      'chat/completions', false, 200, 5, 5, 10, 1, 1, 1, 1, 0, NULL`);
+  pg2.psql("SELECT llmproxy_usage_pack_rows('infinity')");
+  assert.strictEqual(pg2.psql('SELECT count(*) FROM llmproxy_usage_rows'),
+                     '0');
+  assert.ok(Number(pg2.psql('SELECT count(*) FROM llmproxy_usage_packs'))
+            > 0);
+
+  const refused = await ctl(['restore', name, '--dir', dir],
+                            { LLMPROXY_DATABASE_URL: pg2.url });
+  assert.strictEqual(refused.status, 1, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /newer than the backup/);
+
+  ok(await ctl(['restore', name, '--dir', dir, '--force'],
+               { LLMPROXY_DATABASE_URL: pg2.url }));
+  assert.strictEqual(pg2.psql('SELECT count(*) FROM llmproxy_usage_packs'),
+                     '0');
+  assert.strictEqual(pg2.psql('SELECT count(*) FROM llmproxy_usage_rows'),
+                     String(records));
+  // the records exactly, and the same report
+  const digest = "SELECT md5(string_agg(u::text, ',' ORDER BY request_id))"
+    + ' FROM llmproxy_usage u';
+  assert.strictEqual(pg2.psql(digest), pg.psql(digest));
+  const [u1, u2] = await Promise.all([usageJSON(pg.url), usageJSON(pg2.url)]);
+  ok(u1);
+  ok(u2);
+  const t1 = JSON.parse(u1.stdout), t2 = JSON.parse(u2.stdout);
+  assert.ok(t1.total.requests >= records, u1.stdout);
+  assert.deepStrictEqual(t2.rows, t1.rows);
+  assert.deepStrictEqual(t2.total, t1.total);
+
+  // one from before schema 5 has no daily totals either: the restore
+  // empties them and adds up the restored records into them
+  const older = 'llmproxy-20000101T000000.005Z';
+  fs.cpSync(where, path.join(dir, older), { recursive: true });
+  const daily = man.tables.find((t) => t.table === 'llmproxy_usage_daily');
+  fs.rmSync(path.join(dir, older, daily.file));
+  man.schema_version = 4;
+  man.tables = man.tables.filter((t) => t !== daily);
+  fs.writeFileSync(path.join(dir, older, 'manifest.json'),
+                   JSON.stringify(man));
+  pg2.psql("UPDATE llmproxy_usage_daily SET requests = requests + 1000");
+  ok(await ctl(['restore', older, '--dir', dir, '--force'],
+               { LLMPROXY_DATABASE_URL: pg2.url }));
+  const totals = 'SELECT sum(requests), sum(errors), sum(prompt_tokens),'
+    + ' sum(completion_tokens), sum(lat_lt_500), count(*)'
+    + ' FROM llmproxy_usage_daily';
+  assert.strictEqual(pg2.psql(totals), pg.psql(totals));
+  const u3 = ok(await usageJSON(pg2.url));
+  const t3 = JSON.parse(u3.stdout);
+  for (const [a, b] of [[t3.total, t1.total],
+                        ...t1.rows.map((r, i) => [t3.rows[i], r])]) {
+    assert.deepStrictEqual({ ...a, cost: 0 }, { ...b, cost: 0 });
+    assert.ok(Math.abs(a.cost - b.cost) < 1e-9, `${a.cost} != ${b.cost}`);
+  }
 });
