@@ -13,7 +13,7 @@ const { execFile, spawnSync } = require('node:child_process');
 const OpenAI = require('openai');
 const Anthropic = require('@anthropic-ai/sdk');
 const { GoogleGenAI } = require('@google/genai');
-const { startGateway, sleep, ROOT } = require('../lib/gateway');
+const { startGateway, sleep, ROOT, until } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 const { spillFile } = require('../lib/spill');
@@ -65,21 +65,6 @@ async function status(k, model = 'priced') {
       messages: [{ role: 'user', content: 'hi' }] });
     return 200;
   } catch (e) { return e.status; }
-}
-
-async function until(fn, ms = 10000) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) { last = e; }
-    if (Date.now() - t0 > ms) {
-      throw new Error('not within ' + ms + ' ms: ' + last);
-    }
-    await sleep(100);
-  }
 }
 
 const record = (id) => pg.psql(

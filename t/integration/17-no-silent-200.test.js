@@ -15,7 +15,7 @@ const path = require('node:path');
 const OpenAI = require('openai');
 const Anthropic = require('@anthropic-ai/sdk');
 const { GoogleGenAI } = require('@google/genai');
-const { startGateway, sleep } = require('../lib/gateway');
+const { startGateway, until } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 const { postJSON, oneConnection } = require('../lib/http');
@@ -127,21 +127,6 @@ const ask = {
   gemini: (model) => sdks.gemini().models.generateContent({ model,
     contents: 'hi' }),
 };
-
-async function until(fn, ms = 10000) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) { last = e; }
-    if (Date.now() - t0 > ms) {
-      throw new Error('not within ' + ms + ' ms: ' + last);
-    }
-    await sleep(100);
-  }
-}
 
 // status|error|attempts|fallbacks of the records matching the condition
 const records = (where) => until(() => pg.psql(

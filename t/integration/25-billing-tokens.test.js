@@ -14,7 +14,7 @@ const path = require('node:path');
 const OpenAI = require('openai');
 const Anthropic = require('@anthropic-ai/sdk');
 const { GoogleGenAI } = require('@google/genai');
-const { startGateway, sleep } = require('../lib/gateway');
+const { startGateway, until } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 
@@ -102,21 +102,6 @@ const anthropic = () => new Anthropic({ baseURL: gw.url, apiKey: key,
                                         maxRetries: 0 });
 const gemini = () => new GoogleGenAI({ apiKey: key,
                                        httpOptions: { baseUrl: gw.url } });
-
-async function until(fn, ms = 10000) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) { last = e; }
-    if (Date.now() - t0 > ms) {
-      throw new Error('not within ' + ms + ' ms: ' + last);
-    }
-    await sleep(100);
-  }
-}
 
 function answerWith(style, { usage, details }) {
   mock.state.usage = usage;

@@ -9,7 +9,7 @@ const assert = require('node:assert');
 const path = require('node:path');
 const fs = require('node:fs');
 const crypto = require('node:crypto');
-const { startGateway, sleep } = require('../lib/gateway');
+const { startGateway, until } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 const { spillFile } = require('../lib/spill');
@@ -48,21 +48,6 @@ after(async () => {
   if (pg) pg.destroy();
   assert.deepStrictEqual(problems, []);
 });
-
-async function until(fn, ms = 20000) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) { last = e; }
-    if (Date.now() - t0 > ms) {
-      throw new Error('not within ' + ms + ' ms: ' + last);
-    }
-    await sleep(100);
-  }
-}
 
 const stateDir = () => path.join(gw.dir, 'state');
 

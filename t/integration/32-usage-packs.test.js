@@ -14,7 +14,7 @@ const fs = require('node:fs');
 const crypto = require('node:crypto');
 const { spawnSync } = require('node:child_process');
 const OpenAI = require('openai').default;
-const { startGateway, sleep } = require('../lib/gateway');
+const { startGateway, sleep, until } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 const { spillFile } = require('../lib/spill');
@@ -53,21 +53,6 @@ after(async () => {
   if (pg) pg.destroy();
   assert.deepStrictEqual(problems, []);
 });
-
-async function until(fn, ms = 20000) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) { last = e; }
-    if (Date.now() - t0 > ms) {
-      throw new Error('not within ' + ms + ' ms: ' + last);
-    }
-    await sleep(100);
-  }
-}
 
 const q = (sql) => pg.psql(sql);
 const stateDir = () => path.join(gw.dir, 'state');

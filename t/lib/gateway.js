@@ -28,6 +28,23 @@ const CTL = path.join(ROOT, 'build', 'llmproxyctl');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// fn() until it returns something true (which is returned), every 100 ms;
+// throws the last value or error after ms
+async function until(fn, ms = 20000) {
+  const t0 = Date.now();
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) { last = e; }
+    if (Date.now() - t0 > ms) {
+      throw new Error('not within ' + ms + ' ms: ' + last);
+    }
+    await sleep(100);
+  }
+}
+
 // The one place the nginx.conf of the tests is written.  The access log
 // carries the worker's pid so tests can tell which worker served what.
 function nginxConf(g) {
@@ -309,6 +326,6 @@ function assertOpenAIError(res, status, what = '') {
             `${what}: no x-llmproxy-request-id`);
 }
 
-module.exports = { startGateway, Gateway, nginxConf, withSettings, sleep,
+module.exports = { startGateway, Gateway, nginxConf, withSettings, sleep, until,
                    assertCleanErrorLog, raw, assertOpenAIError,
                    ROOT, NGINX, MODULE, CTL };
