@@ -47,37 +47,44 @@ ngx_http_llmproxy_get_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * A time-ordered UUID (version 7, RFC 9562): the request's start in Unix
+ * milliseconds, the time its usage record carries as created_at, then 74
+ * random bits.  A record is looked up by its id within that minute
+ * (llmproxy_usage_request(), schema 10), not by reading every record.
+ */
+
 static void
 ngx_http_llmproxy_request_id(ngx_http_request_t *r,
     ngx_http_llmproxy_ctx_t *ctx)
 {
     u_char    *p;
-    uint32_t   a, b, c, d;
-
-    /* a random UUID (version 4) */
+    uint32_t   b, c, d;
+    uint64_t   ms;
 
     p = ngx_pnalloc(r->pool, 36);
     if (p == NULL) {
         return;
     }
 
-    a = (uint32_t) ngx_random();
+    ms = (uint64_t) r->start_sec * 1000 + r->start_msec;
+
     b = (uint32_t) ngx_random() ^ (uint32_t) (r->connection->number << 16);
     c = (uint32_t) ngx_random() ^ (uint32_t) ngx_current_msec;
     d = (uint32_t) ngx_random() ^ (uint32_t) ngx_pid;
 
-    b = (b & 0xffff0fff) | 0x00004000;
-    c = (c & 0x3fffffff) | 0x80000000;
+    b = (b & 0x00000fff) | 0x00007000;          /* version 7, rand_a */
+    c = (c & 0x3fffffff) | 0x80000000;          /* the variant, rand_b */
 
     /* as "%08xD-%04xD-%04xD-%04xD-%04xD%08xD" */
 
     ctx->request_id.data = p;
 
-    p = ngx_http_llmproxy_hex(p, a, 8);
+    p = ngx_http_llmproxy_hex(p, (uint32_t) (ms >> 16), 8);
     *p++ = '-';
-    p = ngx_http_llmproxy_hex(p, b >> 16, 4);
+    p = ngx_http_llmproxy_hex(p, (uint32_t) ms & 0xffff, 4);
     *p++ = '-';
-    p = ngx_http_llmproxy_hex(p, b & 0xffff, 4);
+    p = ngx_http_llmproxy_hex(p, b, 4);
     *p++ = '-';
     p = ngx_http_llmproxy_hex(p, c >> 16, 4);
     *p++ = '-';

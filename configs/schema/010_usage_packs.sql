@@ -114,6 +114,25 @@ LANGUAGE sql STABLE AS $$
     WHERE u.created_at >= $1 AND u.created_at < $2
 $$;
 
+-- The record of a request id.  The gateways' ids are UUIDs of version 7,
+-- whose first 48 bits are the request's start in Unix milliseconds, its
+-- record's created_at: only that minute's packs and rows are read.  Other
+-- ids (of older gateways, version 4) are looked for everywhere.
+CREATE FUNCTION llmproxy_usage_request(id uuid)
+RETURNS SETOF llmproxy_usage_rows
+LANGUAGE sql STABLE AS $$
+    SELECT u.*
+    FROM (SELECT replace($1::text, '-', '') AS h) x,
+         LATERAL (SELECT CASE WHEN substr(x.h, 13, 1) = '7'
+                      THEN to_timestamp(('x' || substr(x.h, 1, 12))::bit(48)
+                                        ::bigint / 1000.0)
+                      END AS at) t,
+         LATERAL llmproxy_usage_between(
+             coalesce(t.at - interval '1 minute', '-infinity'),
+             coalesce(t.at + interval '1 minute', 'infinity')) u
+    WHERE u.request_id = $1
+$$;
+
 CREATE VIEW llmproxy_usage AS
     SELECT * FROM llmproxy_usage_between('-infinity', 'infinity');
 

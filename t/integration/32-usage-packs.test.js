@@ -226,6 +226,19 @@ test('live requests: their records are packs with what the client was '
     assert.ok(Math.abs(Number(row[9]) - a.cost) < 1e-12, row[9]);
     assert.deepStrictEqual(row.slice(10), ['f', 't', 't']);
   }
+  // ids are UUIDs of version 7, their time the record's: a lookup by id
+  // reads that minute only
+  for (const a of answers.slice(0, 3)) {
+    assert.match(a.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab]/, a.id);
+    const ms = parseInt(a.id.replace(/-/g, '').slice(0, 12), 16);
+    assert.strictEqual(q(`SELECT (extract(epoch FROM created_at) * 1000)
+      ::bigint, total_tokens FROM llmproxy_usage_request('${a.id}')`),
+    `${ms}|${a.usage.total_tokens}`);
+  }
+  const times = answers.map((a) => a.id.slice(0, 13));
+  assert.deepStrictEqual([...times].sort(), times, 'ids sort by time');
+  assert.strictEqual(q(`SELECT count(*) FROM llmproxy_usage_request(
+    '${crypto.randomUUID()}')`), '0', 'an unknown id of version 4');
   // the daily totals count them
   const daily = q(`SELECT sum(requests) FROM llmproxy_usage_daily
                    WHERE key_alias = 'packs-team' AND model = 'm'`);
@@ -254,6 +267,7 @@ test('a database of schema 9 (no packs): the gateway writes rows into the '
   // and the migration to schema 10 keeps those rows
   q('DROP FUNCTION llmproxy_usage_insert() CASCADE');
   q('DROP FUNCTION llmproxy_usage_pack_rows(timestamptz)');
+  q('DROP FUNCTION llmproxy_usage_request(uuid)');
   const m = gw.ctl(['migrate']);
   assert.strictEqual(m.status, 0, m.stderr);
   assert.match(m.stdout, /applied 010_usage_packs/);
