@@ -24,7 +24,7 @@ ASAN_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit-asan/%,$(UNIT_SRCS))
 SAN_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 
-.PHONY: all module cli ui deps run test unit unit-asan integration bench lint \
+.PHONY: all module module-asan cli ui deps run test unit unit-asan integration bench lint \
         fuzz callgraph clean
 
 all: module cli ui
@@ -51,6 +51,29 @@ $(BUILD)/ngx_http_llmproxy_module.so: $(NGX_BUILD)/objs/Makefile $(MOD_SRCS) \
 	@# mapped (cp over it would change the pages under its workers)
 	cp $(NGX_BUILD)/objs/ngx_http_llmproxy_module.so $@.tmp
 	mv -f $@.tmp $@
+
+# The same module under AddressSanitizer, for make test's run of the
+# records and streaming tests: nginx loads it with libasan preloaded
+# (scripts/nginx-asan.sh), since /usr/sbin/nginx is not built with it.
+NGX_ASAN    := $(BUILD)/nginx-asan
+
+$(NGX_ASAN)/objs/Makefile: $(NGX_BUILD)/objs/Makefile
+	rm -rf $(NGX_ASAN)
+	cp -r $(NGX_BUILD) $(NGX_ASAN)
+	find $(NGX_ASAN)/objs/addon -name '*.o' -delete
+	rm -f $(NGX_ASAN)/objs/*.so \
+	    $(NGX_ASAN)/objs/ngx_http_llmproxy_module_modules.o
+	sed -i -e 's/^CFLAGS = .*/& -fsanitize=address -fno-omit-frame-pointer/' \
+	    -e 's/^LINK =.*/& -fsanitize=address/' $(NGX_ASAN)/objs/Makefile
+
+$(BUILD)/asan/ngx_http_llmproxy_module.so: $(NGX_ASAN)/objs/Makefile \
+        $(MOD_SRCS) $(MOD_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
+	$(MAKE) -s -C $(NGX_ASAN) -f objs/Makefile modules
+	@mkdir -p $(BUILD)/asan
+	cp $(NGX_ASAN)/objs/ngx_http_llmproxy_module.so $@.tmp
+	mv -f $@.tmp $@
+
+module-asan: $(BUILD)/asan/ngx_http_llmproxy_module.so
 
 SCHEMA      := $(sort $(wildcard configs/schema/*.sql))
 
@@ -116,7 +139,7 @@ fuzz:
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-$(FUZZ_SECONDS)} \
 	    FUZZ_TARGETS="$${FUZZ_TARGETS:-$(FUZZ_TARGETS)}" bash t/run-fuzz.sh
 
-test: deps all $(UNIT_BINS) $(ASAN_BINS)
+test: deps all $(UNIT_BINS) $(ASAN_BINS) module-asan
 	@bash t/run-all.sh
 
 bench: deps all

@@ -3,7 +3,7 @@
 # callgraph.sh), unit tests (plain and under ASan/UBSan), the fuzzers of
 # the translation library, body scanner and config (10 s each), the bench
 # script for a second per pass (so it cannot rot; it asserts no timing),
-# integration tests.  Ends with
+# integration tests, and some of them again with the module under ASan.  Ends with
 # `N passed, N failed` alone on its last line; exit 0 only if all passed and
 # at least one test ran.
 set -u
@@ -58,6 +58,29 @@ count "$log" bench
 
 echo "== integration tests"
 bash t/run-integration.sh 2>&1 | tee "$log"; count "$log" integration
+
+# The records writer and the stream path run in the module under ASan:
+# the same tests, then one more that fails on any report it wrote.
+echo "== the module under AddressSanitizer (records, streams, bodies)"
+asan_log=$(mktemp -d /tmp/llmproxy-asan.XXXXXX)
+chmod 777 "$asan_log"                         # the workers' user writes
+NGINX_BIN=$PWD/scripts/nginx-asan.sh LLMPROXY_ASAN_LOG=$asan_log \
+LLMPROXY_MODULE=$PWD/build/asan/ngx_http_llmproxy_module.so \
+    bash t/run-integration.sh t/integration/11-usage.test.js \
+        t/integration/13-body-integrity.test.js \
+        t/integration/26-streams-timeouts.test.js \
+        t/integration/31-usage-drain.test.js \
+        t/integration/32-usage-packs.test.js 2>&1 | tee "$log"
+count "$log" integration
+if ls "$asan_log"/asan.* >/dev/null 2>&1; then
+    head -60 "$asan_log"/asan.*
+    echo "not ok - AddressSanitizer reported errors in the module"
+    total_fail=$((total_fail + 1))
+else
+    echo "ok - no AddressSanitizer report"
+    total_pass=$((total_pass + 1))
+fi
+rm -rf "$asan_log"
 
 rm -f "$log"
 echo

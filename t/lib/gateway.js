@@ -23,7 +23,9 @@ const { freePort } = require('../mocks/openai-mock');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
-const MODULE = path.join(ROOT, 'build', 'ngx_http_llmproxy_module.so');
+// LLMPROXY_MODULE: another build of the module (make test's ASan run)
+const MODULE = process.env.LLMPROXY_MODULE
+  || path.join(ROOT, 'build', 'ngx_http_llmproxy_module.so');
 const CTL = path.join(ROOT, 'build', 'llmproxyctl');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
