@@ -14,7 +14,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const OpenAI = require('openai');
-const { startGateway, sleep, CTL } = require('../lib/gateway');
+const { startGateway, sleep, CTL, until } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 const { verifySigV4, signV4, startS3, sha256 } =
@@ -108,20 +108,6 @@ async function status(g, key, model = 'm1') {
         messages: [{ role: 'user', content: 'hi' }] });
     return 200;
   } catch (e) { return e.status; }
-}
-
-async function until(fn, ms = 10000) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) { last = e; }
-    if (Date.now() - t0 > ms) throw new Error('not within ' + ms + ' ms: '
-                                              + last);
-    await sleep(100);
-  }
 }
 
 // llmproxyctl without blocking the event loop: s3rver and its front run

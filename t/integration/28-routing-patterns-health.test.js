@@ -8,7 +8,7 @@ const http = require('node:http');
 const { test, before, after } = require('node:test');
 const assert = require('node:assert');
 const OpenAI = require('openai');
-const { startGateway, sleep } = require('../lib/gateway');
+const { startGateway, sleep, until } = require('../lib/gateway');
 const { startPostgres } = require('../lib/pg');
 const { createMock } = require('../mocks/openai-mock');
 const { postJSON } = require('../lib/http');
@@ -117,22 +117,6 @@ function createKey(...args) {
   const r = gw.ctl(['key', 'create', ...args]);
   assert.strictEqual(r.status, 0, r.stderr);
   return r.stdout.trim();
-}
-
-async function until(fn, ms = 8000) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) { last = e; }
-    if (Date.now() - t0 > ms) {
-      throw new Error('not within ' + ms + ' ms: ' + (last && last.stack
-                                                        ? last.stack : last));
-    }
-    await sleep(100);
-  }
 }
 
 const lastBody = (m) => m.st.requests[m.st.requests.length - 1].body;

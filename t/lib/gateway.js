@@ -41,7 +41,8 @@ async function until(fn, ms = 20000) {
       if (last) return last;
     } catch (e) { last = e; }
     if (Date.now() - t0 > ms) {
-      throw new Error('not within ' + ms + ' ms: ' + last);
+      throw new Error('not within ' + ms + ' ms: ' + (last && last.stack
+                                                        ? last.stack : last));
     }
     await sleep(100);
   }
